@@ -1,0 +1,114 @@
+// Hart: one RISC-V RV64GC hardware thread (M, S and U modes, Sv39/48/57 MMU,
+// Sstc) executed by the interpreter engine from pre-decoded blocks keyed by
+// guest physical address. One host thread drives one Hart through run();
+// other threads talk to it only through the thread-safe calls marked below.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "cpu/physical_memory.h"
+
+namespace strata::cpu {
+
+// The platform timer ticks at this rate (the `virt` board's timebase-frequency).
+inline constexpr uint64_t kTimebaseHz = 10'000'000;
+
+enum class Privilege : uint8_t { User = 0, Supervisor = 1, Machine = 3 };
+
+// mip/mie bit numbers.
+enum InterruptBit : unsigned {
+  kSupervisorSoftware = 1,
+  kMachineSoftware = 3,
+  kSupervisorTimer = 5,
+  kMachineTimer = 7,
+  kSupervisorExternal = 9,
+  kMachineExternal = 11,
+};
+
+class Hart;
+
+// What the hart needs from the machine around it.
+class HartHost {
+ public:
+  virtual ~HartHost() = default;
+  // The platform timer (mtime / the `time` CSR), in kTimebaseHz ticks.
+  virtual uint64_t timeNow() = 0;
+  // An ECALL from S-mode. When the machine plays M-mode firmware itself (SBI
+  // as hypercalls) it handles the call, sets a0/a1 and returns true; the hart
+  // then resumes after the ecall. False: the ecall traps as architected.
+  virtual bool supervisorEcall(Hart& hart) = 0;
+};
+
+enum class ExitReason {
+  StopRequested,  // requestStop() was called
+  HartStopped,    // stopSelf() (SBI HSM hart_stop)
+};
+
+enum class RemoteFence { Tlb, InstructionCache };
+
+class Hart {
+ public:
+  Hart(unsigned hartId, PhysicalMemory memory, HartHost& host);
+  ~Hart();
+  Hart(const Hart&) = delete;
+  Hart& operator=(const Hart&) = delete;
+
+  unsigned id() const;
+
+  // ---- Architectural state. Owner thread only (or while the hart is not running).
+  uint64_t xreg(unsigned index) const;
+  void setXreg(unsigned index, uint64_t value);  // writes to x0 are ignored
+  uint64_t freg(unsigned index) const;           // raw 64-bit pattern
+  void setFreg(unsigned index, uint64_t bits);
+  uint64_t pc() const;
+  void setPc(uint64_t pc);
+  Privilege privilege() const;
+  void setPrivilege(Privilege privilege);
+  std::optional<uint64_t> readCsr(uint16_t csr) const;  // no privilege check
+  bool writeCsr(uint16_t csr, uint64_t value);          // no privilege check
+
+  // Resets to the power-on state in M-mode at `pc` (bare-metal and firmware boot).
+  void resetToMachineMode(uint64_t pc);
+  // Puts the hart where M-mode firmware leaves it before jumping to a kernel:
+  // S-mode at `entry`, a0 = hart id, a1 = `a1`, satp = 0, interrupts and
+  // exceptions delegated to S-mode as OpenSBI does, counters and Sstc enabled
+  // for S-mode, misaligned accesses handled transparently.
+  void resetToSupervisorBoot(uint64_t entry, uint64_t a1);
+
+  // ---- Execution (owner thread).
+  // Executes until requestStop() or stopSelf(). Sleeps in WFI without burning CPU.
+  ExitReason run();
+  // Executes at most `count` instructions (for tests and single-stepping); returns the number retired.
+  uint64_t step(uint64_t count);
+  // Called from inside an ecall handler: the run loop returns HartStopped after this instruction.
+  void stopSelf();
+
+  // ---- Thread-safe calls from devices, SBI and the VMM.
+  // Drives an interrupt line wired into mip (MEIP/SEIP from the PLIC, MSIP from the CLINT).
+  void setInterruptLine(InterruptBit bit, bool level);
+  // Sets the software-writable mip.SSIP bit (an SBI IPI).
+  void postSupervisorSoftwareInterrupt();
+  // M-mode timer compare (CLINT mtimecmp): MTIP is pending while time >= value.
+  void setMachineTimerCompare(uint64_t value);
+  uint64_t machineTimerCompare() const;
+  // Asks the hart to flush its TLB or decoded-instruction cache before it runs more code.
+  void requestRemoteFence(RemoteFence fence);
+  // Blocks until every requested fence is applied, or the hart is asleep or stopped
+  // (it applies them before executing anything else).
+  void waitForRemoteFences();
+  // Makes run() return StopRequested as soon as possible (also wakes WFI).
+  void requestStop();
+  // Wakes the hart from WFI so it re-evaluates interrupts and requests.
+  void kick();
+
+  // Instructions retired since reset (minstret).
+  uint64_t instructionsRetired() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace strata::cpu

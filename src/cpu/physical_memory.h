@@ -1,0 +1,34 @@
+// What a hart sees of the machine's physical address space: one contiguous RAM
+// range it may touch through a host pointer, and everything else routed to an
+// MMIO handler (the board's bus). Kept in cpu/ so the CPU does not depend on
+// the machine layer; machine::Bus implements MmioHandler.
+#pragma once
+
+#include <cstdint>
+
+namespace strata::cpu {
+
+class MmioHandler {
+ public:
+  virtual ~MmioHandler() = default;
+  // size is 1, 2, 4 or 8 and pa is aligned to it. False means no device
+  // answers there: the hart raises an access fault.
+  virtual bool mmioRead(uint64_t pa, unsigned size, uint64_t& value) = 0;
+  virtual bool mmioWrite(uint64_t pa, unsigned size, uint64_t value) = 0;
+};
+
+struct PhysicalMemory {
+  uint64_t ramBase = 0;
+  uint64_t ramSize = 0;
+  uint8_t* ramHost = nullptr;
+  MmioHandler* mmio = nullptr;
+
+  // Host pointer for [pa, pa+len) if it lies wholly in RAM, else nullptr.
+  uint8_t* ram(uint64_t pa, uint64_t len) const {
+    uint64_t offset = pa - ramBase;
+    if (pa < ramBase || offset > ramSize || len > ramSize - offset) return nullptr;
+    return ramHost + offset;
+  }
+};
+
+}  // namespace strata::cpu

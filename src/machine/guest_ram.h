@@ -1,0 +1,42 @@
+// GuestRam: the VM's physical memory, one memfd-backed MAP_SHARED mapping so
+// that snapshots, migration and page sharing can later reach it by fd.
+// Shared lock-free between vCPU threads and device backends.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+
+namespace strata::machine {
+
+class GuestRam {
+ public:
+  static Result<std::unique_ptr<GuestRam>> create(uint64_t base, uint64_t size);
+  ~GuestRam();
+  GuestRam(const GuestRam&) = delete;
+  GuestRam& operator=(const GuestRam&) = delete;
+
+  uint64_t base() const { return base_; }
+  uint64_t size() const { return size_; }
+  uint64_t end() const { return base_ + size_; }
+  int fd() const { return fd_.get(); }
+  uint8_t* hostBase() const { return host_; }
+
+  // Host pointer for guest-physical [gpa, gpa+len), or nullptr if any byte lies outside RAM.
+  uint8_t* translate(uint64_t gpa, uint64_t len) const {
+    uint64_t offset = gpa - base_;
+    if (gpa < base_ || offset > size_ || len > size_ - offset) return nullptr;
+    return host_ + offset;
+  }
+
+ private:
+  GuestRam(uint64_t base, uint64_t size, UniqueFd fd, uint8_t* host);
+  uint64_t base_;
+  uint64_t size_;
+  UniqueFd fd_;
+  uint8_t* host_;
+};
+
+}  // namespace strata::machine

@@ -1,0 +1,17 @@
+// The `strata` command groups. Each group lives in its own file and adds its
+// subcommands to the application; main.cpp only wires them together.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace strata::cli {
+
+// Every command reports its outcome through this exit status.
+struct CommandStatus {
+  int exitCode = 0;
+};
+
+void addRunCommand(CLI::App& app, CommandStatus& status);    // run.cpp
+void addImageCommands(CLI::App& app, CommandStatus& status);  // image.cpp
+
+}  // namespace strata::cli
