@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages strata needs to build, test and build its
+# default guest. Idempotent: installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  # build
+  cmake ninja-build g++ pkg-config
+  libfdt-dev liburing-dev libcli11-dev libfmt-dev libisal-dev zlib1g-dev
+  # tests and benchmarks: QEMU is the peer we measure against and test with, never a dependency
+  libgtest-dev libgmock-dev libbenchmark-dev
+  qemu-system-misc qemu-utils libnbd-bin e2fsprogs iproute2 hyperfine
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+bash guest/install-deps.sh
