@@ -1,0 +1,101 @@
+// Uart16550: the `virt` board's console UART, an ns16550a with 8-bit registers
+// (reg-shift 0) as Linux's 8250 driver expects. Transmission is instantaneous;
+// input from the host waits in an unbounded queue that feeds the guest's
+// receive FIFO as the guest reads, so piped input is never dropped.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+
+#include "machine/mmio_device.h"
+
+namespace strata::machine {
+
+class Uart16550 : public MmioDevice {
+ public:
+  // Receives every byte the guest transmits, in order (called with one byte per
+  // call today; callers must accept any length).
+  using OutputFn = std::function<void(const uint8_t* data, size_t length)>;
+
+  static constexpr uint64_t kMmioSize = 0x100;
+
+  // Register offsets (reg-shift 0).
+  enum Register : uint64_t {
+    kRbrThrDll = 0,  // receive buffer / transmit holding / divisor latch low (DLAB)
+    kIerDlm = 1,     // interrupt enable / divisor latch high (DLAB)
+    kIirFcr = 2,     // interrupt identification (read) / FIFO control (write)
+    kLcr = 3,
+    kMcr = 4,
+    kLsr = 5,
+    kMsr = 6,
+    kScr = 7,
+  };
+  // Bits the tests and the driver care about.
+  static constexpr uint8_t kIerReceivedData = 0x01;
+  static constexpr uint8_t kIerTransmitterEmpty = 0x02;
+  static constexpr uint8_t kIirNoInterrupt = 0x01;
+  static constexpr uint8_t kIirTransmitterEmpty = 0x02;
+  static constexpr uint8_t kIirReceivedData = 0x04;
+  static constexpr uint8_t kIirFifosEnabled = 0xc0;
+  static constexpr uint8_t kFcrEnableFifo = 0x01;
+  static constexpr uint8_t kLcrDivisorLatch = 0x80;
+  static constexpr uint8_t kMcrLoopback = 0x10;
+  static constexpr uint8_t kLsrDataReady = 0x01;
+  static constexpr uint8_t kLsrThrEmpty = 0x20;
+  static constexpr uint8_t kLsrTransmitterEmpty = 0x40;
+
+  // The IRQ line and the output function must outlive the UART. The line is
+  // driven with the UART's lock held (it must not call back into the UART);
+  // the output function is called without it.
+  Uart16550(IrqLine& irq, OutputFn output);
+  Uart16550(const Uart16550&) = delete;
+  Uart16550& operator=(const Uart16550&) = delete;
+
+  // Any access size is accepted; only the low byte of a write is used.
+  uint64_t read(uint64_t offset, unsigned size) override;
+  void write(uint64_t offset, unsigned size, uint64_t value) override;
+
+  // Queues host input for the guest (any thread). Never drops bytes.
+  void pushInput(const uint8_t* data, size_t length);
+  // Bytes queued that the guest has not read yet.
+  size_t pendingInput() const;
+
+ private:
+  uint8_t interruptIdentificationLocked() const;
+  uint8_t lineStatusLocked() const;
+  uint8_t modemStatusLocked() const;
+  void setInterruptEnableLocked(uint8_t value);
+  void writeFifoControlLocked(uint8_t value);
+  void updateIrqLocked();
+  bool divisorLatchLocked() const { return lcr_ & kLcrDivisorLatch; }
+
+  IrqLine& irq_;
+  OutputFn output_;
+
+  // Serialises transmission so bytes reach output_ in THR write order, without
+  // holding mutex_ while output_ runs (it may block on a slow host terminal).
+  std::mutex transmitMutex_;
+
+  mutable std::mutex mutex_;
+  // The guest's receive FIFO is the head of this queue: a receive-FIFO reset
+  // does not discard it, because that would lose console input typed or piped
+  // before the guest opened the port; to the guest it looks like data that
+  // arrived right after the reset.
+  std::deque<uint8_t> input_;
+  uint8_t ier_ = 0;
+  uint8_t lcr_ = 0;
+  uint8_t mcr_ = 0;
+  uint8_t scr_ = 0;
+  uint8_t fcr_ = 0;  // FIFO enable and trigger level bits as last written
+  uint8_t divisorLow_ = 0;
+  uint8_t divisorHigh_ = 0;
+  // THRE interrupt latch: set when THR empties or ETBEI is switched on,
+  // cleared by reading IIR while it is the reported interrupt or writing THR.
+  bool thrInterruptPending_ = false;
+  bool irqAsserted_ = false;
+};
+
+}  // namespace strata::machine
