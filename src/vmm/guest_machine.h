@@ -1,0 +1,103 @@
+// GuestMachine: one boot of a VM — guest RAM, the `virt` board's devices, the
+// harts and their threads, the I/O event loop. It plays M-mode firmware for the
+// guest (SBI) and reports how the boot ended. A reboot builds a new one.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "base/event_loop.h"
+#include "base/result.h"
+#include "cpu/hart.h"
+#include "machine/bus.h"
+#include "machine/guest_ram.h"
+#include "machine/sbi.h"
+#include "vmm/host_console.h"
+#include "vmm/vm.h"
+#include "vmm/vm_config.h"
+
+namespace strata::machine {
+class Plic;
+class Uart16550;
+class GoldfishRtc;
+class Clint;
+class PvPanic;
+}  // namespace strata::machine
+
+namespace strata::virtio {
+class VirtioMmioTransport;
+class VirtioDevice;
+}  // namespace strata::virtio
+
+namespace strata::storage {
+class BlockDevice;
+}
+
+namespace strata::vmm {
+
+class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
+ public:
+  static Result<std::unique_ptr<GuestMachine>> create(const VmConfig& config, HostConsole& console);
+  ~GuestMachine() override;
+
+  // Runs the guest until it powers off, reboots, panics or quit is requested.
+  GuestExit run();
+
+  // cpu::HartHost
+  uint64_t timeNow() override;
+  bool supervisorEcall(cpu::Hart& hart) override;
+
+  // machine::SbiPlatform
+  unsigned hartCount() const override { return static_cast<unsigned>(harts_.size()); }
+  cpu::Hart& hart(unsigned id) override { return *harts_[id]; }
+  machine::HartRunState hartState(unsigned id) override;
+  machine::SbiError startHart(unsigned id, uint64_t startAddress, uint64_t opaque) override;
+  void resetSystem(machine::SystemResetKind kind, uint32_t reason) override;
+  void consoleWrite(const uint8_t* data, size_t length) override;
+  size_t consoleRead(uint8_t* data, size_t length) override;
+  uint8_t* guestRam(uint64_t gpa, uint64_t length) override { return ram_->translate(gpa, length); }
+
+ private:
+  struct HartSlot {
+    machine::HartRunState state = machine::HartRunState::Stopped;
+    uint64_t startAddress = 0;
+    uint64_t opaque = 0;
+  };
+
+  GuestMachine(const VmConfig& config, HostConsole& console);
+  Result<void> buildBoard();
+  Result<void> addVirtioDevice(std::unique_ptr<virtio::VirtioDevice> device);
+  Result<void> loadBootPayload();
+  void vcpuThread(unsigned id);
+  void finish(GuestExit exit);
+
+  const VmConfig& config_;
+  HostConsole& console_;
+  uint64_t clockStartNs_ = 0;
+
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<machine::GuestRam> ram_;
+  machine::Bus bus_;
+  machine::Sbi sbi_{*this};
+  std::vector<std::unique_ptr<cpu::Hart>> harts_;
+  std::unique_ptr<machine::Plic> plic_;
+  std::unique_ptr<machine::Uart16550> uart_;
+  std::unique_ptr<machine::GoldfishRtc> rtc_;
+  std::unique_ptr<machine::Clint> clint_;
+  std::unique_ptr<machine::PvPanic> pvpanic_;
+  std::vector<std::unique_ptr<storage::BlockDevice>> disks_;
+  std::vector<std::unique_ptr<virtio::VirtioMmioTransport>> virtio_;
+  std::vector<unsigned> virtioSlots_;
+
+  std::mutex mutex_;  // guards slots_, exit_
+  std::condition_variable changed_;
+  std::vector<HartSlot> slots_;
+  std::optional<GuestExit> exit_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace strata::vmm

@@ -1,0 +1,18 @@
+// Vm: one virtual machine instance — builds the `virt` board from a VmConfig,
+// runs one host thread per vCPU plus an I/O event loop, answers SBI hypercalls,
+// and handles the guest's poweroff, reboot and panic. run() boots the guest
+// again after a reboot and returns the process exit status.
+#pragma once
+
+#include "base/result.h"
+#include "vmm/vm_config.h"
+
+namespace strata::vmm {
+
+enum class GuestExit { PowerOff, Reboot, Panic, Quit, Failure };
+
+// Boots the guest described by config until it powers off, panics or the user
+// quits. Returns 0 after poweroff or quit, 1 after a guest panic.
+Result<int> runVm(const VmConfig& config);
+
+}  // namespace strata::vmm

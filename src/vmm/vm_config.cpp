@@ -1,0 +1,43 @@
+#include "vmm/vm_config.h"
+
+#include <cctype>
+
+#include <fmt/core.h>
+
+namespace strata::vmm {
+
+Result<DiskConfig> parseDiskConfig(const std::string& text) {
+  DiskConfig disk;
+  size_t comma = text.find(',');
+  disk.path = text.substr(0, comma);
+  if (disk.path.empty()) return Error{"--disk: missing path"};
+  while (comma != std::string::npos) {
+    size_t next = text.find(',', comma + 1);
+    std::string option = text.substr(comma + 1, next == std::string::npos ? std::string::npos : next - comma - 1);
+    if (option == "readonly" || option == "ro") disk.readOnly = true;
+    else return Error{fmt::format("--disk {}: unknown option '{}' (expected readonly)", text, option)};
+    comma = next;
+  }
+  return disk;
+}
+
+Result<uint64_t> parseMemorySize(const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 12) return Error{fmt::format("--mem {}: expected a size such as 256M or 1G", text)};
+  uint64_t value = std::stoull(text.substr(0, digits));
+  std::string suffix = text.substr(digits);
+  unsigned shift = 0;
+  if (suffix == "K" || suffix == "k" || suffix == "KiB") shift = 10;
+  else if (suffix == "M" || suffix == "m" || suffix == "MiB") shift = 20;
+  else if (suffix == "G" || suffix == "g" || suffix == "GiB") shift = 30;
+  else if (!suffix.empty()) return Error{fmt::format("--mem {}: unknown unit '{}'", text, suffix)};
+  if (suffix.empty() && value >= 1u << 20) shift = 0;
+  else if (suffix.empty()) shift = 20;  // a bare number below 1 MiB means MiB, as QEMU's -m does
+  uint64_t bytes = value << shift;
+  if ((bytes >> shift) != value || bytes < (1u << 20) || bytes > (64ull << 30))
+    return Error{fmt::format("--mem {}: must be between 1M and 64G", text)};
+  return bytes;
+}
+
+}  // namespace strata::vmm

@@ -1,0 +1,34 @@
+// VmConfig: everything `strata run` needs to build one virtual machine.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "vmm/host_console.h"
+
+namespace strata::vmm {
+
+struct DiskConfig {
+  std::string path;
+  bool readOnly = false;
+};
+
+struct VmConfig {
+  std::string kernel;
+  std::string initrd;  // empty: none
+  std::string commandLine;
+  std::vector<DiskConfig> disks;
+  std::vector<std::string> tapDevices;
+  uint64_t memoryBytes = 256ull << 20;
+  unsigned cpus = 1;
+  ConsoleConfig console;
+};
+
+// "PATH" or "PATH,readonly" (also "ro").
+Result<DiskConfig> parseDiskConfig(const std::string& text);
+// "256M", "1G", "1048576" (bytes), at least 1 MiB.
+Result<uint64_t> parseMemorySize(const std::string& text);
+
+}  // namespace strata::vmm
