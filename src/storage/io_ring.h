@@ -1,0 +1,70 @@
+// IoRing: an io_uring instance whose completions are delivered on an EventLoop.
+// The ring's completion eventfd is watched by the loop, so every callback runs on
+// the loop thread; backends (RawImage, Qcow2Image) build their requests on it.
+#pragma once
+
+#include <liburing.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+
+#include "base/event_loop.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
+
+namespace strata::storage {
+
+class IoRing {
+ public:
+  // Receives the raw io_uring result: bytes transferred, 0, or a negative errno.
+  using Completion = std::function<void(int result)>;
+
+  static Result<std::unique_ptr<IoRing>> create(EventLoop& loop, unsigned entries = 128);
+  // Waits for operations still in the kernel (their buffers may be in use) but
+  // does not run their callbacks.
+  ~IoRing();
+  IoRing(const IoRing&) = delete;
+  IoRing& operator=(const IoRing&) = delete;
+
+  // The iovec array must stay valid until `done` runs.
+  void readv(int fd, const iovec* iov, unsigned count, uint64_t offset, Completion done);
+  void writev(int fd, const iovec* iov, unsigned count, uint64_t offset, Completion done);
+  void fdatasync(int fd, Completion done);
+  void fallocate(int fd, int mode, uint64_t offset, uint64_t length, Completion done);
+
+  unsigned inFlight() const { return inKernel_ + static_cast<unsigned>(backlog_.size()); }
+  EventLoop& loop() { return loop_; }
+
+ private:
+  enum class OpKind { Read, Write, Sync, Fallocate };
+  struct Operation {
+    OpKind kind;
+    int fd;
+    const iovec* iov;
+    unsigned count;
+    uint64_t offset;
+    uint64_t length;
+    int mode;
+    Completion done;
+  };
+
+  IoRing(EventLoop& loop, UniqueFd eventFd);
+  void enqueue(std::unique_ptr<Operation> op);
+  bool trySubmit(std::unique_ptr<Operation>& op);
+  void submitBacklog();
+  void reapCompletions();
+
+  EventLoop& loop_;
+  UniqueFd eventFd_;
+  io_uring ring_{};
+  bool ringReady_ = false;
+  unsigned capacity_ = 0;  // operations allowed in the kernel at once (keeps the CQ from overflowing)
+  unsigned inKernel_ = 0;
+  std::deque<std::unique_ptr<Operation>> backlog_;
+  std::shared_ptr<bool> alive_;  // lets a completion callback destroy the ring safely
+};
+
+}  // namespace strata::storage

@@ -1,0 +1,234 @@
+#include "storage/raw_image.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+
+namespace strata::storage {
+
+namespace {
+
+// A page-aligned block of zeroes, large enough for chunked zero writes even
+// with O_DIRECT.
+constexpr size_t kZeroChunk = 1 << 20;
+const uint8_t* zeroChunk() {
+  alignas(4096) static const uint8_t zeroes[kZeroChunk] = {};
+  return zeroes;
+}
+
+size_t totalLength(const std::vector<iovec>& buffers) {
+  size_t total = 0;
+  for (const auto& b : buffers) total += b.iov_len;
+  return total;
+}
+
+// Drops the first `bytes` bytes from the front of an iovec list.
+void advance(std::vector<iovec>& buffers, size_t& first, size_t bytes) {
+  while (bytes > 0 && first < buffers.size()) {
+    iovec& b = buffers[first];
+    size_t step = std::min(bytes, b.iov_len);
+    b.iov_base = static_cast<uint8_t*>(b.iov_base) + step;
+    b.iov_len -= step;
+    bytes -= step;
+    if (b.iov_len == 0) ++first;
+  }
+  while (first < buffers.size() && buffers[first].iov_len == 0) ++first;
+}
+
+}  // namespace
+
+struct RawImage::Transfer {
+  bool write;
+  uint64_t offset;
+  std::vector<iovec> buffers;
+  size_t first = 0;  // index of the first buffer with bytes left
+  IoCompletion done;
+};
+
+Result<std::unique_ptr<RawImage>> RawImage::open(const std::string& path, const RawOpenOptions& options,
+                                                 EventLoop& loop) {
+  int flags = O_CLOEXEC | (options.readOnly ? O_RDONLY : O_RDWR);
+  if (options.direct) flags |= O_DIRECT;
+  UniqueFd fd(::open(path.c_str(), flags));
+  if (!fd.valid()) return errnoError(path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errnoError(path);
+  std::unique_ptr<RawImage> image(new RawImage(path, options, std::move(fd), loop));
+  if (S_ISBLK(st.st_mode)) {
+    uint64_t bytes = 0;
+    if (::ioctl(image->fd_.get(), BLKGETSIZE64, &bytes) != 0) return errnoError(path + ": BLKGETSIZE64");
+    image->size_ = bytes;
+    image->blockDevice_ = true;
+  } else if (S_ISREG(st.st_mode)) {
+    image->size_ = static_cast<uint64_t>(st.st_size);
+  } else {
+    return Error{path + ": not a regular file or block device"};
+  }
+  auto ring = IoRing::create(loop);
+  if (!ring) return Error{path + ": " + ring.error().message};
+  image->ring_ = std::move(*ring);
+  return image;
+}
+
+RawImage::RawImage(std::string path, RawOpenOptions options, UniqueFd fd, EventLoop& loop)
+    : path_(std::move(path)), options_(options), fd_(std::move(fd)), loop_(loop) {}
+
+RawImage::~RawImage() = default;
+
+std::string RawImage::serial() const {
+  // virtio-blk IDs are 20 bytes; the file name's tail is the most distinctive part.
+  std::string name = path_.substr(path_.find_last_of('/') + 1);
+  return name.size() > 20 ? name.substr(name.size() - 20) : name;
+}
+
+void RawImage::completeLater(IoCompletion done, int result) {
+  // Never complete inside the submitting call: callers may not expect re-entry.
+  loop_.post([done = std::move(done), result] { done(result); });
+}
+
+IoCompletion RawImage::tracked(IoCompletion done) {
+  ++inFlight_;
+  return [this, done = std::move(done)](int result) {
+    --inFlight_;
+    done(result);
+  };
+}
+
+bool RawImage::checkRange(uint64_t offset, uint64_t length, bool write, IoCompletion& done) {
+  if (write && options_.readOnly) {
+    completeLater(std::move(done), -EROFS);
+    return false;
+  }
+  bool overflow = offset + length < offset;
+  if (overflow || (!options_.growable && offset + length > size_)) {
+    completeLater(std::move(done), -EINVAL);
+    return false;
+  }
+  return true;
+}
+
+void RawImage::readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
+  if (!checkRange(offset, totalLength(buffers), false, done)) return;
+  auto transfer = std::make_shared<Transfer>(Transfer{false, offset, std::move(buffers), 0, tracked(std::move(done))});
+  advance(transfer->buffers, transfer->first, 0);
+  submitTransfer(std::move(transfer));
+}
+
+void RawImage::writev(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
+  uint64_t length = totalLength(buffers);
+  if (!checkRange(offset, length, true, done)) return;
+  if (options_.growable) size_ = std::max(size_, offset + length);
+  auto transfer = std::make_shared<Transfer>(Transfer{true, offset, std::move(buffers), 0, tracked(std::move(done))});
+  advance(transfer->buffers, transfer->first, 0);
+  submitTransfer(std::move(transfer));
+}
+
+void RawImage::submitTransfer(std::shared_ptr<Transfer> transfer) {
+  if (transfer->first >= transfer->buffers.size()) {
+    auto done = std::move(transfer->done);
+    loop_.post([done = std::move(done)] { done(0); });
+    return;
+  }
+  unsigned count = static_cast<unsigned>(std::min<size_t>(transfer->buffers.size() - transfer->first, IOV_MAX));
+  const iovec* iov = transfer->buffers.data() + transfer->first;
+  auto onResult = [this, transfer](int result) { onTransferResult(transfer, result); };
+  if (transfer->write) {
+    ring_->writev(fd_.get(), iov, count, transfer->offset, std::move(onResult));
+  } else {
+    ring_->readv(fd_.get(), iov, count, transfer->offset, std::move(onResult));
+  }
+}
+
+void RawImage::onTransferResult(std::shared_ptr<Transfer> transfer, int result) {
+  if (result == -EINTR || result == -EAGAIN) return submitTransfer(std::move(transfer));
+  if (result < 0) return transfer->done(result);
+  if (result == 0) {
+    if (transfer->write) return transfer->done(-EIO);
+    // End of file: the rest of the request reads as zeroes.
+    for (size_t i = transfer->first; i < transfer->buffers.size(); ++i) {
+      std::memset(transfer->buffers[i].iov_base, 0, transfer->buffers[i].iov_len);
+    }
+    return transfer->done(0);
+  }
+  transfer->offset += static_cast<uint64_t>(result);
+  advance(transfer->buffers, transfer->first, static_cast<size_t>(result));
+  if (transfer->first >= transfer->buffers.size()) return transfer->done(0);
+  submitTransfer(std::move(transfer));  // short transfer: continue where it stopped
+}
+
+void RawImage::flush(IoCompletion done) {
+  if (options_.readOnly) return completeLater(std::move(done), 0);
+  ring_->fdatasync(fd_.get(), [done = tracked(std::move(done))](int result) { done(result < 0 ? result : 0); });
+}
+
+void RawImage::discard(uint64_t offset, uint64_t length, IoCompletion done) {
+  if (!checkRange(offset, length, true, done)) return;
+  if (length == 0) return completeLater(std::move(done), 0);
+  ring_->fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length,
+                   [done = tracked(std::move(done))](int result) {
+                     // Discard is advisory: a file system that cannot punch holes just keeps the data.
+                     if (result == -EOPNOTSUPP || result == -ENOTSUP) result = 0;
+                     done(result < 0 ? result : 0);
+                   });
+}
+
+void RawImage::writeZeroes(uint64_t offset, uint64_t length, IoCompletion done) {
+  if (!checkRange(offset, length, true, done)) return;
+  if (length == 0) return completeLater(std::move(done), 0);
+  if (options_.growable) size_ = std::max(size_, offset + length);
+  done = tracked(std::move(done));
+  if (zeroRangeUnsupported_) return writeZeroesByWriting(offset, length, std::move(done));
+  int mode = FALLOC_FL_ZERO_RANGE | (options_.growable ? 0 : FALLOC_FL_KEEP_SIZE);
+  ring_->fallocate(fd_.get(), mode, offset, length,
+                   [this, offset, length, done = std::move(done)](int result) mutable {
+                     if (result == -EOPNOTSUPP || result == -ENOTSUP || result == -EINVAL) {
+                       zeroRangeUnsupported_ = true;
+                       return writeZeroesByWriting(offset, length, std::move(done));
+                     }
+                     done(result < 0 ? result : 0);
+                   });
+}
+
+void RawImage::writeZeroesByWriting(uint64_t offset, uint64_t length, IoCompletion done) {
+  // One request per chunk, chained, so a huge range never pins a huge iovec list.
+  size_t chunk = static_cast<size_t>(std::min<uint64_t>(length, kZeroChunk));
+  std::vector<iovec> buffers{iovec{const_cast<uint8_t*>(zeroChunk()), chunk}};
+  auto transfer = std::make_shared<Transfer>(Transfer{
+      true, offset, std::move(buffers), 0,
+      [this, offset, length, chunk, done = std::move(done)](int result) mutable {
+        if (result < 0 || chunk == length) return done(result);
+        writeZeroesByWriting(offset + chunk, length - chunk, std::move(done));
+      }});
+  submitTransfer(std::move(transfer));
+}
+
+Result<Extent> RawImage::blockStatus(uint64_t offset, uint64_t length) {
+  if (length == 0 || offset >= size_) return Error{path_ + ": block status past the end of the image"};
+  length = std::min(length, size_ - offset);
+  if (blockDevice_) return Extent{ExtentKind::Data, length};
+  off_t data = ::lseek(fd_.get(), static_cast<off_t>(offset), SEEK_DATA);
+  if (data < 0) {
+    if (errno == ENXIO) return Extent{ExtentKind::Zero, length};  // a hole up to the end
+    return Extent{ExtentKind::Data, length};                     // no SEEK_DATA support: assume data
+  }
+  if (static_cast<uint64_t>(data) > offset) {
+    return Extent{ExtentKind::Zero, std::min<uint64_t>(length, static_cast<uint64_t>(data) - offset)};
+  }
+  off_t hole = ::lseek(fd_.get(), static_cast<off_t>(offset), SEEK_HOLE);
+  if (hole < 0 || static_cast<uint64_t>(hole) <= offset) return Extent{ExtentKind::Data, length};
+  return Extent{ExtentKind::Data, std::min<uint64_t>(length, static_cast<uint64_t>(hole) - offset)};
+}
+
+uint64_t RawImage::allocatedBytes() const {
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+}  // namespace strata::storage

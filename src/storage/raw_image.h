@@ -1,0 +1,76 @@
+// RawImage: a DiskImage over a plain file or host block device, byte for byte.
+// I/O is asynchronous and vectored through an IoRing; short transfers are
+// resumed, and reads past the end of a regular file return zeroes. Qcow2Image
+// uses a growable RawImage as the file it stores clusters in.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/event_loop.h"
+#include "base/unique_fd.h"
+#include "storage/disk_image.h"
+#include "storage/io_ring.h"
+
+namespace strata::storage {
+
+struct RawOpenOptions {
+  bool readOnly = false;
+  bool direct = false;
+  // Writes may extend the file (a container format's backing store), so no
+  // request is refused for lying past the current size.
+  bool growable = false;
+};
+
+class RawImage final : public DiskImage {
+ public:
+  static Result<std::unique_ptr<RawImage>> open(const std::string& path, const RawOpenOptions& options,
+                                                EventLoop& loop);
+  ~RawImage() override;
+
+  uint64_t sizeBytes() const override { return size_; }
+  bool readOnly() const override { return options_.readOnly; }
+  std::string serial() const override;
+
+  void readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) override;
+  void writev(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) override;
+  void flush(IoCompletion done) override;
+  void discard(uint64_t offset, uint64_t length, IoCompletion done) override;
+  void writeZeroes(uint64_t offset, uint64_t length, IoCompletion done) override;
+
+  ImageFormat format() const override { return ImageFormat::Raw; }
+  const std::string& path() const override { return path_; }
+  Result<Extent> blockStatus(uint64_t offset, uint64_t length) override;
+  uint64_t allocatedBytes() const override;
+
+  int fd() const { return fd_.get(); }
+  bool isBlockDevice() const { return blockDevice_; }
+  EventLoop& loop() { return loop_; }
+  // Requests submitted and not yet completed.
+  unsigned inFlight() const { return inFlight_; }
+
+ private:
+  struct Transfer;
+  RawImage(std::string path, RawOpenOptions options, UniqueFd fd, EventLoop& loop);
+  bool checkRange(uint64_t offset, uint64_t length, bool write, IoCompletion& done);
+  void completeLater(IoCompletion done, int result);
+  void submitTransfer(std::shared_ptr<Transfer> transfer);
+  void onTransferResult(std::shared_ptr<Transfer> transfer, int result);
+  void writeZeroesByWriting(uint64_t offset, uint64_t length, IoCompletion done);
+  IoCompletion tracked(IoCompletion done);
+
+  std::string path_;
+  RawOpenOptions options_;
+  UniqueFd fd_;
+  EventLoop& loop_;
+  std::unique_ptr<IoRing> ring_;
+  uint64_t size_ = 0;
+  bool blockDevice_ = false;
+  bool zeroRangeUnsupported_ = false;
+  unsigned inFlight_ = 0;
+};
+
+}  // namespace strata::storage
