@@ -1,0 +1,95 @@
+// Boots the real default guest in `strata run` and checks what it computes.
+// Commands are written so that their output differs from their echoed text
+// (e.g. `echo $((6*7))` prints 42), so a match proves the guest ran them.
+#include <gtest/gtest.h>
+
+#include "guest_runner.h"
+
+namespace strata::test {
+namespace {
+
+constexpr const char* kUserspaceUp = "strata-guest: userspace up";
+
+TEST(GuestBoot, RunsCommandsFromPipedConsoleAndPowersOff) {
+  auto run = runStrata({}, "uname -sm\necho answer=$((6*7))\npoweroff\n");
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find(kUserspaceUp), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("Linux riscv64"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("answer=42"), std::string::npos) << run.output;
+}
+
+TEST(GuestBoot, KernelPanicExitsNonZeroWithPanicText) {
+  auto run = runStrata({}, "echo c > /proc/sysrq-trigger\n");
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_EQ(run.exitCode, 1) << run.output;
+  EXPECT_NE(run.output.find("Kernel panic"), std::string::npos) << run.output;
+}
+
+class GuestSmp : public ::testing::TestWithParam<int> {};
+
+TEST_P(GuestSmp, AllHartsComeOnline) {
+  int cpus = GetParam();
+  auto run = runStrata({"--cpus", std::to_string(cpus)},
+                       "echo online=$(cat /sys/devices/system/cpu/online)\n"
+                       "echo harts=$(grep -c ^processor /proc/cpuinfo)\npoweroff\n");
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  std::string online = cpus == 1 ? "online=0" : "online=0-" + std::to_string(cpus - 1);
+  EXPECT_NE(run.output.find(online + "\r\n"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("harts=" + std::to_string(cpus) + "\r\n"), std::string::npos) << run.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpus, GuestSmp, ::testing::Values(1, 2, 4));
+
+TEST(GuestBoot, VirtioConsoleRngAndRtcWork) {
+  auto run = runStrata({},
+                       "echo hvc-$((40+2)) > /dev/hvc0\n"
+                       "echo rng=$(cat /sys/class/misc/hw_random/rng_current)\n"
+                       "echo random-bytes=$(head -c 8 /dev/hwrng | od -An -tx1 | tr -d ' ' | wc -c)\n"
+                       "echo rtc=$(cat /sys/class/rtc/rtc0/name)\n"
+                       "echo year-ok=$(( $(date +%Y) >= 2024 ))\n"
+                       "poweroff\n");
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find("hvc-42"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("rng=virtio_rng.0"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("random-bytes=17"), std::string::npos) << run.output;  // 16 hex digits + newline
+  EXPECT_NE(run.output.find("rtc=goldfish_rtc"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("year-ok=1"), std::string::npos) << run.output;
+}
+
+TEST(GuestDisk, FilesWrittenOnExt4RootSurvivePoweroff) {
+  std::string disk = copyOfRootDisk("persist");
+  auto run = runStrata({"--disk", disk, "--append", "console=ttyS0 root=/dev/vda"},
+                       "echo root=$(awk '$2==\"/\"{print $1}' /proc/mounts)\n"
+                       "seq 1 5000 > /numbers.txt\n"
+                       "echo written-by-guest-$((1+1)) > /hello.txt\nsync\npoweroff\n");
+  ASSERT_FALSE(run.timedOut) << run.output;
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find("root=/dev/vda"), std::string::npos) << run.output;
+
+  auto fsck = runShell("e2fsck -fn " + disk + " 2>&1");
+  EXPECT_EQ(fsck.exitCode, 0) << fsck.output;
+  auto hello = runShell("debugfs -R 'cat /hello.txt' " + disk + " 2>/dev/null");
+  EXPECT_EQ(hello.output, "written-by-guest-2\n");
+  auto numbers = runShell("debugfs -R 'cat /numbers.txt' " + disk + " 2>/dev/null | md5sum");
+  auto expected = runShell("seq 1 5000 | md5sum");
+  EXPECT_EQ(numbers.output, expected.output);
+}
+
+TEST(GuestDisk, ReadOnlyDiskRefusesWrites) {
+  std::string disk = copyOfRootDisk("readonly");
+  auto before = runShell("md5sum < " + disk);
+  auto run = runStrata({"--disk", disk + ",readonly"},
+                       "echo ro=$(cat /sys/block/vda/ro)\n"
+                       "mount /dev/vda /mnt 2>&1; echo mounted=$?\n"
+                       "poweroff\n");
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find("ro=1"), std::string::npos) << run.output;
+  EXPECT_EQ(runShell("md5sum < " + disk).output, before.output);
+}
+
+}  // namespace
+}  // namespace strata::test

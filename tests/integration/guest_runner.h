@@ -1,0 +1,31 @@
+// Runs the real `strata` binary as a child process for integration tests:
+// feeds its standard input, captures everything it prints, and kills it if it
+// outlives a deadline, so a hung guest fails a test instead of hanging CTest.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace strata::test {
+
+struct ProcessResult {
+  int exitCode = -1;  // -1 when killed for exceeding the deadline
+  bool timedOut = false;
+  std::string output;  // stdout and stderr interleaved
+};
+
+// Runs `strata ARGS...` with `input` on its standard input (closed after).
+ProcessResult runStrata(const std::vector<std::string>& args, const std::string& input,
+                        std::chrono::seconds deadline = std::chrono::seconds(240));
+
+// Runs a host shell command and returns its output and status.
+ProcessResult runShell(const std::string& command);
+
+std::string strataBinary();
+std::string defaultGuestFile(const std::string& name);  // out/guest/<name>
+// A fresh copy of the default ext4 root disk in a temporary directory.
+std::string copyOfRootDisk(const std::string& testName);
+std::string temporaryPath(const std::string& name);
+
+}  // namespace strata::test
