@@ -31,10 +31,12 @@ class PvPanic;
 namespace strata::virtio {
 class VirtioMmioTransport;
 class VirtioDevice;
+class VirtioConsole;
+class PacketPort;
 }  // namespace strata::virtio
 
 namespace strata::storage {
-class BlockDevice;
+class DiskImage;
 }
 
 namespace strata::vmm {
@@ -70,7 +72,8 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
 
   GuestMachine(const VmConfig& config, HostConsole& console);
   Result<void> buildBoard();
-  Result<void> addVirtioDevice(std::unique_ptr<virtio::VirtioDevice> device);
+  Result<void> addVirtioDevices();
+  Result<void> addVirtioDevice(const std::string& name, std::unique_ptr<virtio::VirtioDevice> device);
   Result<void> loadBootPayload();
   void vcpuThread(unsigned id);
   void finish(GuestExit exit);
@@ -89,7 +92,10 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
   std::unique_ptr<machine::GoldfishRtc> rtc_;
   std::unique_ptr<machine::Clint> clint_;
   std::unique_ptr<machine::PvPanic> pvpanic_;
-  std::vector<std::unique_ptr<storage::BlockDevice>> disks_;
+  std::vector<std::unique_ptr<storage::DiskImage>> disks_;
+  std::vector<std::unique_ptr<virtio::PacketPort>> netPorts_;
+  virtio::VirtioConsole* virtioConsole_ = nullptr;
+  std::vector<std::unique_ptr<virtio::VirtioDevice>> virtioDevices_;
   std::vector<std::unique_ptr<virtio::VirtioMmioTransport>> virtio_;
   std::vector<unsigned> virtioSlots_;
 
