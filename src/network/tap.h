@@ -1,0 +1,64 @@
+// TapDevice: a Linux TAP interface (/dev/net/tun, IFF_TAP | IFF_NO_PI) as a
+// non-blocking Ethernet frame endpoint driven by an EventLoop: frames read from
+// the kernel go to a handler on the loop thread, send() writes one frame.
+// No vnet header: frames cross the fd exactly as they appear on the wire.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/event_loop.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
+
+namespace strata::network {
+
+class TapDevice {
+ public:
+  using FrameHandler = std::function<void(std::span<const uint8_t> frame)>;
+
+  // Attaches to TAP interface `name`, creating it if it does not exist (needs
+  // CAP_NET_ADMIN unless pre-created for this user); "" lets the kernel pick tapN.
+  // Call on the loop thread or before the loop runs; loop must outlive the device.
+  static Result<std::unique_ptr<TapDevice>> open(const std::string& name, EventLoop& loop);
+  ~TapDevice();
+  TapDevice(const TapDevice&) = delete;
+  TapDevice& operator=(const TapDevice&) = delete;
+
+  const std::string& name() const { return name_; }
+  int fd() const { return fd_.get(); }
+
+  // Writes one frame. Fails (and counts a drop) if the kernel queue is full or the interface is down.
+  Result<void> send(std::span<const uint8_t> frame);
+  // Starts delivering received frames to handler (nullptr stops). Loop thread.
+  void setReceiveHandler(FrameHandler handler);
+  // Flow control: while disabled the fd is not read and the kernel queues (then drops) frames.
+  void setReceiveEnabled(bool enabled);
+
+  uint64_t framesReceived() const { return framesReceived_; }
+  uint64_t framesSent() const { return framesSent_; }
+  uint64_t sendsDropped() const { return sendsDropped_; }
+
+ private:
+  TapDevice(UniqueFd fd, std::string name, EventLoop& loop);
+  void onReadable();
+  void updateWatch();
+
+  UniqueFd fd_;
+  std::string name_;
+  EventLoop& loop_;
+  FrameHandler handler_;
+  bool receiveEnabled_ = true;
+  bool watching_ = false;
+  uint32_t watchedEvents_ = 0;
+  std::vector<uint8_t> buffer_;
+  uint64_t framesReceived_ = 0;
+  uint64_t framesSent_ = 0;
+  uint64_t sendsDropped_ = 0;
+};
+
+}  // namespace strata::network
