@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Boots the same kernel and initramfs in `strata run` and in
+`qemu-system-riscv64 -M virt`, and prints side by side, with ratios:
+wall time from start to the first userspace line, the time of CPU-bound
+workloads run inside the guest, and the VMM's resident memory beyond guest RAM.
+
+Both VMMs keep guest RAM in a memfd (shared memory), so "memory beyond guest
+RAM" is the VMM's private resident memory (RssAnon + RssFile) for both.
+"""
+import argparse
+import os
+import select
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USERSPACE_UP = b"strata-guest: userspace up"
+
+WORKLOADS = [
+    ("sha256 of 32 MiB", "head -c 33554432 /dev/zero | sha256sum"),
+    ("awk floating-point loop", "awk 'BEGIN{s=0; for(i=1;i<=200000;i++) s+=sqrt(i)*1.5; print s}'"),
+    ("shell loop (20k iterations)", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"),
+]
+
+
+class Guest:
+    def __init__(self, argv):
+        self.start = time.monotonic()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        self.output = b""
+
+    def wait_for(self, needle, timeout):
+        deadline = time.monotonic() + timeout
+        while needle not in self.output:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                tail = self.output[-2000:].decode(errors="replace")
+                raise RuntimeError(f"did not see {needle!r}; output tail:\n{tail}")
+            ready, _, _ = select.select([self.proc.stdout], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if chunk:
+                    self.output += chunk
+        return time.monotonic()
+
+    def send(self, line):
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def private_rss_kib(self):
+        fields = {}
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        return int(fields["RssAnon"].split()[0]) + int(fields["RssFile"].split()[0])
+
+    def finish(self):
+        self.send("poweroff")
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def measure(argv, timeout):
+    guest = Guest(argv)
+    results = {"boot to userspace (s)": guest.wait_for(USERSPACE_UP, timeout) - guest.start}
+    for index, (name, command) in enumerate(WORKLOADS):
+        marker = 100 + index
+        guest.send(f"echo @@B$(({marker}+0))@@; {command} >/dev/null; echo @@E$(({marker}+0))@@")
+        began = guest.wait_for(f"@@B{marker}@@".encode(), timeout)
+        ended = guest.wait_for(f"@@E{marker}@@".encode(), timeout)
+        results[name + " (s)"] = ended - began
+    results["VMM memory beyond guest RAM (MiB)"] = guest.private_rss_kib() / 1024
+    guest.finish()
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kernel", default=os.path.join(ROOT, "out/guest/Image"))
+    parser.add_argument("--initrd", default=os.path.join(ROOT, "out/guest/initramfs.cpio.gz"))
+    parser.add_argument("--strata", default=os.path.join(ROOT, "build/strata"))
+    parser.add_argument("--mem", default="256M")
+    parser.add_argument("--cpus", default="1")
+    parser.add_argument("--runs", type=int, default=1, help="runs per VMM; the median is reported")
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+
+    strata = [args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem,
+              "--cpus", args.cpus, "--append", "console=ttyS0"]
+    qemu = ["qemu-system-riscv64", "-M", "virt", "-nographic", "-m", args.mem, "-smp", args.cpus,
+            "-kernel", args.kernel, "-initrd", args.initrd, "-append", "console=ttyS0",
+            "-object", f"memory-backend-memfd,id=ram,size={args.mem},share=on",
+            "-machine", "memory-backend=ram"]
+
+    table = {}
+    for name, argv in (("strata", strata), ("qemu", qemu)):
+        runs = [measure(argv, args.timeout) for _ in range(args.runs)]
+        table[name] = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        print(f"measured {name} ({args.runs} run(s))", file=sys.stderr)
+
+    print(f"{'metric':42} {'strata':>10} {'qemu':>10} {'strata/qemu':>12}")
+    for key in table["strata"]:
+        s, q = table["strata"][key], table["qemu"][key]
+        ratio = s / q if q else float("inf")
+        print(f"{key:42} {s:10.2f} {q:10.2f} {ratio:11.2f}x")
+
+
+if __name__ == "__main__":
+    main()
