@@ -25,10 +25,13 @@ class ClintTarget {
   virtual uint64_t timerCompare() const = 0;
 };
 
-// Inline so that code which never wires a real Hart needs no Hart symbols.
+// Adapts a hart with cpu::Hart's thread-safe calls. A template, so that the
+// machine library references Hart symbols only where a board wires real harts
+// (GCC would otherwise devirtualise speculatively into them inside clint.cpp).
+template <typename HartType = cpu::Hart>
 class HartClintTarget : public ClintTarget {
  public:
-  explicit HartClintTarget(cpu::Hart& hart) : hart_(hart) {}
+  explicit HartClintTarget(HartType& hart) : hart_(hart) {}
   void setSoftwareInterrupt(bool level) override {
     hart_.setInterruptLine(cpu::kMachineSoftware, level);
     hart_.kick();
@@ -40,7 +43,7 @@ class HartClintTarget : public ClintTarget {
   uint64_t timerCompare() const override { return hart_.machineTimerCompare(); }
 
  private:
-  cpu::Hart& hart_;
+  HartType& hart_;
 };
 
 class Clint : public MmioDevice {
@@ -52,7 +55,9 @@ class Clint : public MmioDevice {
   static constexpr unsigned kMaxHarts = 4095;        // the register map's limit
 
   // timeNow returns the platform timer in cpu::kTimebaseHz ticks.
-  Clint(std::vector<cpu::Hart*> harts, std::function<uint64_t()> timeNow)
+  // Usually called with std::vector<cpu::Hart*>.
+  template <typename HartType>
+  Clint(std::vector<HartType*> harts, std::function<uint64_t()> timeNow)
       : Clint(adaptHarts(harts), std::move(timeNow)) {}
   // The targets must outlive the Clint.
   Clint(std::vector<ClintTarget*> targets, std::function<uint64_t()> timeNow);
@@ -73,10 +78,11 @@ class Clint : public MmioDevice {
     std::vector<std::unique_ptr<ClintTarget>> owned;
     std::vector<ClintTarget*> pointers;
   };
-  static OwnedTargets adaptHarts(const std::vector<cpu::Hart*>& harts) {
+  template <typename HartType>
+  static OwnedTargets adaptHarts(const std::vector<HartType*>& harts) {
     OwnedTargets result;
-    for (cpu::Hart* hart : harts) {
-      result.owned.push_back(std::make_unique<HartClintTarget>(*hart));
+    for (HartType* hart : harts) {
+      result.owned.push_back(std::make_unique<HartClintTarget<HartType>>(*hart));
       result.pointers.push_back(result.owned.back().get());
     }
     return result;

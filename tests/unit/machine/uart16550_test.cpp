@@ -1,0 +1,197 @@
+#include "machine/uart16550.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "recording_irq_line.h"
+
+namespace strata::machine {
+namespace {
+
+using testing::RecordingIrqLine;
+
+class UartTest : public ::testing::Test {
+ protected:
+  UartTest()
+      : uart_(irq_, [this](const uint8_t* data, size_t length) { output_.append(data, data + length); }) {}
+
+  uint8_t in(Uart16550::Register reg) { return static_cast<uint8_t>(uart_.read(reg, 1)); }
+  void out(Uart16550::Register reg, uint8_t value) { uart_.write(reg, 1, value); }
+  void push(const std::string& text) {
+    uart_.pushInput(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+  }
+
+  RecordingIrqLine irq_;
+  std::string output_;
+  Uart16550 uart_;
+};
+
+TEST_F(UartTest, TransmittedBytesReachTheOutputInOrder) {
+  for (char c : std::string("hello\n")) out(Uart16550::kRbrThrDll, static_cast<uint8_t>(c));
+  EXPECT_EQ(output_, "hello\n");
+  EXPECT_TRUE(irq_.levels().empty());  // no interrupts enabled
+}
+
+TEST_F(UartTest, ResetStateAsLinuxExpects) {
+  EXPECT_EQ(in(Uart16550::kLsr), 0x60);  // THRE | TEMT, no data
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0x01);  // no interrupt, FIFOs off
+  EXPECT_EQ(in(Uart16550::kIerDlm), 0x00);
+  EXPECT_EQ(in(Uart16550::kMsr), 0xb0);  // DCD | DSR | CTS
+  EXPECT_EQ(in(Uart16550::kRbrThrDll), 0x00);  // empty receiver
+}
+
+TEST_F(UartTest, ScratchRegisterHoldsAnyByte) {
+  out(Uart16550::kScr, 0xa5);
+  EXPECT_EQ(in(Uart16550::kScr), 0xa5);
+  out(Uart16550::kScr, 0x5a);
+  EXPECT_EQ(in(Uart16550::kScr), 0x5a);
+}
+
+TEST_F(UartTest, DivisorLatchOverlaysDataAndIer) {
+  out(Uart16550::kIerDlm, 0x03);
+  out(Uart16550::kLcr, 0x83);  // DLAB, 8N1
+  EXPECT_EQ(in(Uart16550::kLcr), 0x83);
+  out(Uart16550::kRbrThrDll, 0x01);  // divisor 0x0201: not transmitted
+  out(Uart16550::kIerDlm, 0x02);
+  EXPECT_EQ(in(Uart16550::kRbrThrDll), 0x01);
+  EXPECT_EQ(in(Uart16550::kIerDlm), 0x02);
+  EXPECT_TRUE(output_.empty());
+  out(Uart16550::kLcr, 0x03);
+  EXPECT_EQ(in(Uart16550::kIerDlm), 0x03);  // IER kept its value
+  out(Uart16550::kLcr, 0x80);
+  EXPECT_EQ(in(Uart16550::kRbrThrDll), 0x01);
+  EXPECT_EQ(in(Uart16550::kIerDlm), 0x02);
+}
+
+TEST_F(UartTest, FifoEnableShowsInIirTopBits) {
+  out(Uart16550::kIirFcr, 0x07);  // enable and reset FIFOs
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0xc1);
+  out(Uart16550::kIirFcr, 0x00);
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0x01);
+}
+
+TEST_F(UartTest, ThreInterruptRaisedByEnableClearedByIirRead) {
+  out(Uart16550::kIerDlm, Uart16550::kIerTransmitterEmpty);
+  EXPECT_TRUE(irq_.level());
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0x02);
+  EXPECT_FALSE(irq_.level());
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0x01);  // acknowledged
+
+  // Writing THR: the byte leaves at once and THR is empty again.
+  out(Uart16550::kRbrThrDll, 'x');
+  EXPECT_TRUE(irq_.level());
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0x02);
+  EXPECT_FALSE(irq_.level());
+
+  // Linux's THRE test: toggling ETBEI re-raises it while THR is empty.
+  out(Uart16550::kIerDlm, 0);
+  out(Uart16550::kIerDlm, Uart16550::kIerTransmitterEmpty);
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0x02);
+  // Rewriting the same IER value does not.
+  out(Uart16550::kIerDlm, Uart16550::kIerTransmitterEmpty);
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0x01);
+  out(Uart16550::kIerDlm, 0);
+  EXPECT_EQ(irq_.levels(), (std::vector<bool>{true, false, true, false, true, false}));
+}
+
+TEST_F(UartTest, ReceivedDataInterruptOutranksThre) {
+  out(Uart16550::kIirFcr, 0x01);
+  out(Uart16550::kIerDlm, Uart16550::kIerReceivedData | Uart16550::kIerTransmitterEmpty);
+  push("ab");
+  EXPECT_TRUE(irq_.level());
+  EXPECT_EQ(in(Uart16550::kLsr), 0x61);
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0xc4);  // received data first
+  EXPECT_EQ(in(Uart16550::kRbrThrDll), 'a');
+  EXPECT_EQ(in(Uart16550::kRbrThrDll), 'b');
+  EXPECT_EQ(in(Uart16550::kLsr), 0x60);
+  EXPECT_TRUE(irq_.level());                // THRE still latched
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0xc2);  // now THRE, which the read clears
+  EXPECT_FALSE(irq_.level());
+}
+
+TEST_F(UartTest, ReceivedDataInterruptFollowsDataReady) {
+  out(Uart16550::kIerDlm, Uart16550::kIerReceivedData);
+  push("z");
+  EXPECT_EQ(irq_.levels(), (std::vector<bool>{true}));
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0x04);
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0x04);  // reading IIR does not clear it
+  EXPECT_EQ(in(Uart16550::kRbrThrDll), 'z');
+  EXPECT_EQ(irq_.levels(), (std::vector<bool>{true, false}));
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0x01);
+}
+
+TEST_F(UartTest, DataWithoutErbfiSetsOnlyLsr) {
+  push("q");
+  EXPECT_TRUE(irq_.levels().empty());
+  EXPECT_EQ(in(Uart16550::kLsr) & Uart16550::kLsrDataReady, Uart16550::kLsrDataReady);
+  out(Uart16550::kIerDlm, Uart16550::kIerReceivedData);
+  EXPECT_TRUE(irq_.level());
+}
+
+TEST_F(UartTest, LargeInputIsDeliveredExactlyAndInOrder) {
+  std::vector<uint8_t> data(1 << 20);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>((i * 131 + i / 256) & 0xff);
+  uart_.pushInput(data.data(), data.size());
+  EXPECT_EQ(uart_.pendingInput(), data.size());
+
+  std::vector<uint8_t> received;
+  received.reserve(data.size());
+  while (in(Uart16550::kLsr) & Uart16550::kLsrDataReady) received.push_back(in(Uart16550::kRbrThrDll));
+  EXPECT_EQ(received.size(), data.size());
+  EXPECT_TRUE(received == data);
+  EXPECT_EQ(uart_.pendingInput(), 0u);
+}
+
+TEST_F(UartTest, InputFromAnotherThreadWhileTheGuestReads) {
+  constexpr size_t kChunks = 200;
+  constexpr size_t kChunkSize = 1000;
+  std::thread producer([this] {
+    std::vector<uint8_t> chunk(kChunkSize);
+    for (size_t c = 0; c < kChunks; ++c) {
+      for (size_t i = 0; i < kChunkSize; ++i) chunk[i] = static_cast<uint8_t>(c * kChunkSize + i);
+      uart_.pushInput(chunk.data(), chunk.size());
+    }
+  });
+  size_t count = 0;
+  bool inOrder = true;
+  while (count < kChunks * kChunkSize) {
+    if (!(in(Uart16550::kLsr) & Uart16550::kLsrDataReady)) continue;
+    inOrder &= in(Uart16550::kRbrThrDll) == static_cast<uint8_t>(count);
+    ++count;
+  }
+  producer.join();
+  EXPECT_TRUE(inOrder);
+  EXPECT_EQ(uart_.pendingInput(), 0u);
+}
+
+TEST_F(UartTest, FifoResetKeepsQueuedHostInput) {
+  push("keep");
+  out(Uart16550::kIirFcr, 0x07);
+  EXPECT_EQ(uart_.pendingInput(), 4u);
+  EXPECT_EQ(in(Uart16550::kRbrThrDll), 'k');
+}
+
+TEST_F(UartTest, LoopbackReflectsModemControlInMsr) {
+  out(Uart16550::kMcr, Uart16550::kMcrLoopback | 0x0a);  // OUT2 | RTS
+  EXPECT_EQ(in(Uart16550::kMsr) & 0xf0, 0x90);           // DCD | CTS
+  out(Uart16550::kMcr, Uart16550::kMcrLoopback | 0x05);  // OUT1 | DTR
+  EXPECT_EQ(in(Uart16550::kMsr) & 0xf0, 0x60);           // RI | DSR
+  out(Uart16550::kMcr, 0xff);
+  EXPECT_EQ(in(Uart16550::kMcr), 0x1f);
+}
+
+TEST_F(UartTest, UnimplementedOffsetsAreHarmless) {
+  uart_.write(8, 1, 0x55);
+  uart_.write(0xff, 1, 0x55);
+  EXPECT_EQ(uart_.read(8, 1), 0u);
+  EXPECT_EQ(uart_.read(uint64_t{1} << 50, 4), 0u);
+  out(Uart16550::kLsr, 0);  // read-only
+  EXPECT_EQ(in(Uart16550::kLsr), 0x60);
+  EXPECT_TRUE(output_.empty());
+}
+
+}  // namespace
+}  // namespace strata::machine
