@@ -83,6 +83,14 @@ Result<LoadedImage> placeSegments(const std::string& path, const std::vector<uin
   return image;
 }
 
+Result<LoadedImage> placeElfAsLinked(const std::string& path, const std::vector<uint8_t>& bytes, GuestRam& ram) {
+  auto header = checkRiscvElf(path, bytes);
+  if (!header) return header.error();
+  auto segments = loadSegments(path, bytes, *header);
+  if (!segments) return segments.error();
+  return placeSegments(path, bytes, *segments, header->e_entry, 0, ram);
+}
+
 Result<LoadedImage> loadLinuxImage(const std::string& path, const std::vector<uint8_t>& bytes, GuestRam& ram) {
   uint64_t textOffset = 0, imageSize = 0;
   readStruct(bytes, 8, textOffset);
@@ -149,11 +157,18 @@ Result<LoadedImage> loadElfAtLinkAddress(const std::string& path, GuestRam& ram)
   auto bytes = readWholeFile(path, kMaxBootFileBytes);
   if (!bytes) return bytes.error();
   if (!isElf(*bytes)) return Error{path + ": not an ELF file"};
-  auto header = checkRiscvElf(path, *bytes);
-  if (!header) return header.error();
-  auto segments = loadSegments(path, *bytes, *header);
-  if (!segments) return segments.error();
-  return placeSegments(path, *bytes, *segments, header->e_entry, 0, ram);
+  return placeElfAsLinked(path, *bytes, ram);
+}
+
+Result<LoadedImage> loadFirmware(const std::string& path, GuestRam& ram) {
+  auto bytes = readWholeFile(path, kMaxBootFileBytes);
+  if (!bytes) return bytes.error();
+  if (bytes->empty()) return Error{path + ": empty firmware file"};
+  if (isElf(*bytes)) return placeElfAsLinked(path, *bytes, ram);
+  uint8_t* host = ram.translate(ram.base(), bytes->size());
+  if (!host) return tooSmall(path, "the firmware", bytes->size(), ram);
+  std::memcpy(host, bytes->data(), bytes->size());
+  return LoadedImage{ram.base(), ram.base(), ram.base() + bytes->size()};
 }
 
 Result<std::optional<uint64_t>> findElfSymbol(const std::string& path, const std::string& name) {

@@ -29,6 +29,10 @@ Result<LoadedImage> loadKernel(const std::string& path, GuestRam& ram);
 // programs and firmware. Segments must lie wholly in RAM.
 Result<LoadedImage> loadElfAtLinkAddress(const std::string& path, GuestRam& ram);
 
+// M-mode firmware (e.g. OpenSBI fw_jump): an ELF at its link addresses, or a
+// flat binary at the RAM base; its entry is where every hart starts.
+Result<LoadedImage> loadFirmware(const std::string& path, GuestRam& ram);
+
 // Looks up a global symbol's address in an ELF file (e.g. `tohost`).
 Result<std::optional<uint64_t>> findElfSymbol(const std::string& path, const std::string& name);
 

@@ -143,6 +143,10 @@ void writeSoc(FdtWriter& w, const DeviceTreeSpec& spec) {
       w.propU32("interrupts", *irq);
     }
   };
+  w.begin(fmt::format("test@{:x}", virt::kTestBase));
+  w.prop("compatible", {"sifive,test1", "sifive,test0", "syscon"});
+  w.reg(virt::kTestBase, virt::kTestSize);
+  w.end();
   device("serial", "ns16550a", virt::kUartBase, virt::kUartSize, virt::kUartIrq);
   w.propU32("clock-frequency", static_cast<uint32_t>(virt::kUartClockHz));
   w.end();

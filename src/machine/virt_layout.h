@@ -7,7 +7,8 @@
 
 namespace strata::machine::virt {
 
-inline constexpr uint64_t kTestBase = 0x100000;  // unused; QEMU's sifive,test lives here
+inline constexpr uint64_t kTestBase = 0x100000;  // sifive,test finisher
+inline constexpr uint64_t kTestSize = 0x1000;
 inline constexpr uint64_t kRtcBase = 0x101000;
 inline constexpr uint64_t kRtcSize = 0x1000;
 inline constexpr uint64_t kPvPanicBase = 0x104000;

@@ -1,6 +1,9 @@
 #include "vmm/guest_machine.h"
 
+#include <sys/timerfd.h>
 #include <time.h>
+
+#include <optional>
 
 #include <random>
 
@@ -13,6 +16,7 @@
 #include "machine/goldfish_rtc.h"
 #include "machine/plic.h"
 #include "machine/pvpanic.h"
+#include "machine/sifive_test.h"
 #include "machine/uart16550.h"
 #include "machine/virt_layout.h"
 #include "storage/disk_image.h"
@@ -43,7 +47,8 @@ std::vector<uint8_t> randomSeed() {
 Result<std::unique_ptr<GuestMachine>> GuestMachine::create(const VmConfig& config, HostConsole& console) {
   std::unique_ptr<GuestMachine> machine(new GuestMachine(config, console));
   if (auto built = machine->buildBoard(); !built) return built.error();
-  if (auto loaded = machine->loadBootPayload(); !loaded) return loaded.error();
+  auto loaded = config.bareProgram.empty() ? machine->loadBootPayload() : machine->loadBareProgram();
+  if (!loaded) return loaded.error();
   return machine;
 }
 
@@ -77,13 +82,20 @@ Result<void> GuestMachine::buildBoard() {
   for (auto& hart : harts_) hartPointers.push_back(hart.get());
   clint_ = std::make_unique<machine::Clint>(hartPointers, [this] { return timeNow(); });
   pvpanic_ = std::make_unique<machine::PvPanic>([this] { finish(GuestExit::Panic); });
+  sifiveTest_ = std::make_unique<machine::SifiveTest>([this](machine::SifiveTest::Request request, uint16_t code) {
+    using Request = machine::SifiveTest::Request;
+    if (request == Request::PowerOff) finish(GuestExit::PowerOff);
+    else if (request == Request::Reset) finish(GuestExit::Reboot);
+    else finish(GuestExit::Failed, code == 0 ? 1 : code);
+  });
 
   using namespace machine::virt;
   for (auto [base, size, device] : {std::tuple<uint64_t, uint64_t, machine::MmioDevice*>{kPlicBase, kPlicSize, plic_.get()},
                                     {kUartBase, kUartSize, uart_.get()},
                                     {kRtcBase, kRtcSize, rtc_.get()},
                                     {kClintBase, kClintSize, clint_.get()},
-                                    {kPvPanicBase, kPvPanicSize, pvpanic_.get()}}) {
+                                    {kPvPanicBase, kPvPanicSize, pvpanic_.get()},
+                                    {kTestBase, kTestSize, sifiveTest_.get()}}) {
     if (auto mapped = bus_.map(base, size, device); !mapped) return mapped.error();
   }
   return addVirtioDevices();
@@ -123,8 +135,16 @@ Result<void> GuestMachine::addVirtioDevice(const std::string& name, std::unique_
 }
 
 Result<void> GuestMachine::loadBootPayload() {
+  std::optional<machine::LoadedImage> firmware;
+  if (!config_.firmware.empty()) {
+    auto loaded = machine::loadFirmware(config_.firmware, *ram_);
+    if (!loaded) return loaded.error();
+    firmware = *loaded;
+  }
   auto kernel = machine::loadKernel(config_.kernel, *ram_);
   if (!kernel) return kernel.error();
+  if (firmware && firmware->end > kernel->start)
+    return Error{fmt::format("{}: firmware overlaps the kernel at {:#x}", config_.firmware, kernel->start)};
 
   machine::DeviceTreeSpec spec;
   spec.hartCount = config_.cpus;
@@ -150,13 +170,68 @@ Result<void> GuestMachine::loadBootPayload() {
   if (!host) return Error{"guest memory too small for the device tree"};
   std::copy(tree->begin(), tree->end(), host);
 
-  slots_[0] = {machine::HartRunState::StartPending, kernel->entry, fdtAddress};
+  if (!firmware) {
+    slots_[0] = {machine::HartRunState::StartPending, kernel->entry, fdtAddress, false};
+    return {};
+  }
+  // Firmware starts every hart in M-mode, a0 = hart id, a1 = device tree, and
+  // brings the kernel up itself (fw_jump: at RAM base + 2 MiB, where it was loaded).
+  for (auto& slot : slots_) slot = {machine::HartRunState::StartPending, firmware->entry, fdtAddress, true};
   return {};
+}
+
+Result<void> GuestMachine::loadBareProgram() {
+  auto program = machine::loadElfAtLinkAddress(config_.bareProgram, *ram_);
+  if (!program) return program.error();
+  auto toHost = machine::findElfSymbol(config_.bareProgram, "tohost");
+  if (!toHost) return toHost.error();
+  if (!*toHost) return Error{config_.bareProgram + ": no `tohost` symbol (HTIF) to report the result through"};
+  auto fromHost = machine::findElfSymbol(config_.bareProgram, "fromhost");
+  if (!fromHost) return fromHost.error();
+  for (auto& slot : slots_) slot = {machine::HartRunState::StartPending, program->entry, 0, true};
+  return watchToHost(**toHost, *fromHost);
+}
+
+// A bare program ends by writing `tohost`: 1 passes, (n << 1) | 1 fails test n.
+// Even values point at an HTIF command; only the console (device 1, putchar) is served.
+Result<void> GuestMachine::watchToHost(uint64_t toHost, std::optional<uint64_t> fromHost) {
+  toHost_ = reinterpret_cast<uint64_t*>(ram_->translate(toHost, 8));
+  if (!toHost_ || toHost % 8 != 0) return Error{fmt::format("{}: tohost at {:#x} is not an aligned word in RAM", config_.bareProgram, toHost)};
+  if (fromHost) fromHost_ = reinterpret_cast<uint64_t*>(ram_->translate(*fromHost, 8));
+  toHostTimer_.reset(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!toHostTimer_.valid()) return errnoError("timerfd_create");
+  itimerspec period{{0, 200'000}, {0, 200'000}};
+  ::timerfd_settime(toHostTimer_.get(), 0, &period, nullptr);
+  return loop_->watch(toHostTimer_.get(), EPOLLIN, [this](uint32_t) {
+    uint64_t expirations;
+    [[maybe_unused]] auto got = ::read(toHostTimer_.get(), &expirations, sizeof expirations);
+    pollToHost();
+  });
+}
+
+void GuestMachine::pollToHost() {
+  uint64_t value = __atomic_load_n(toHost_, __ATOMIC_ACQUIRE);
+  if (value == 0) return;
+  if (value & 1) {
+    uint64_t test = value >> 1;
+    if (test != 0) log::error("{}: test {} failed", config_.bareProgram, test);
+    finish(test == 0 ? GuestExit::PowerOff : GuestExit::Failed, test == 0 ? 0 : static_cast<int>(std::min<uint64_t>(test, 255)));
+    return;
+  }
+  uint64_t device = value >> 56, command = (value >> 48) & 0xff;
+  if (device == 1 && command == 1) {
+    uint8_t byte = static_cast<uint8_t>(value);
+    console_.write(&byte, 1);
+  }
+  __atomic_store_n(toHost_, 0, __ATOMIC_RELEASE);
+  if (fromHost_) __atomic_store_n(fromHost_, (device << 56) | (command << 48) | 1, __ATOMIC_RELEASE);
 }
 
 uint64_t GuestMachine::timeNow() { return (monotonicNs() - clockStartNs_) / (1'000'000'000ull / cpu::kTimebaseHz); }
 
 bool GuestMachine::supervisorEcall(cpu::Hart& hart) {
+  // With firmware (or a bare program) in M-mode, ecalls trap to it as on hardware.
+  if (!config_.firmware.empty() || !config_.bareProgram.empty()) return false;
   sbi_.handleEcall(hart);
   return true;
 }
@@ -170,7 +245,7 @@ machine::SbiError GuestMachine::startHart(unsigned id, uint64_t startAddress, ui
   std::lock_guard lock(mutex_);
   if (slots_[id].state != machine::HartRunState::Stopped) return machine::SbiError::AlreadyAvailable;
   if (!ram_->translate(startAddress, 4)) return machine::SbiError::InvalidAddress;
-  slots_[id] = {machine::HartRunState::StartPending, startAddress, opaque};
+  slots_[id] = {machine::HartRunState::StartPending, startAddress, opaque, false};
   changed_.notify_all();
   return machine::SbiError::Success;
 }
@@ -186,9 +261,9 @@ size_t GuestMachine::consoleRead(uint8_t*, size_t) {
   return 0;  // console input is routed to the UART, the guest's console device
 }
 
-void GuestMachine::finish(GuestExit exit) {
+void GuestMachine::finish(GuestExit exit, int status) {
   std::lock_guard lock(mutex_);
-  if (!exit_) exit_ = exit;
+  if (!outcome_) outcome_ = GuestOutcome{exit, status};
   stopping_ = true;
   for (auto& hart : harts_) hart->requestStop();
   loop_->stop();
@@ -202,7 +277,14 @@ void GuestMachine::vcpuThread(unsigned id) {
       std::unique_lock lock(mutex_);
       changed_.wait(lock, [&] { return stopping_.load() || slots_[id].state == machine::HartRunState::StartPending; });
       if (stopping_) return;
-      hart.resetToSupervisorBoot(slots_[id].startAddress, slots_[id].opaque);
+      const HartSlot& slot = slots_[id];
+      if (slot.machineMode) {
+        hart.resetToMachineMode(slot.startAddress);
+        hart.setXreg(10, id);
+        hart.setXreg(11, slot.opaque);
+      } else {
+        hart.resetToSupervisorBoot(slot.startAddress, slot.opaque);
+      }
       slots_[id].state = machine::HartRunState::Started;
     }
     cpu::ExitReason reason = hart.run();
@@ -212,13 +294,13 @@ void GuestMachine::vcpuThread(unsigned id) {
   }
 }
 
-GuestExit GuestMachine::run() {
+GuestOutcome GuestMachine::run() {
   auto attached = console_.attach(
       *loop_, [this](const uint8_t* data, size_t length) { uart_->pushInput(data, length); },
       [this] { finish(GuestExit::Quit); });
   if (!attached) {
     log::error("{}", attached.error().message);
-    return GuestExit::Failure;
+    return {};
   }
   std::vector<std::thread> vcpus;
   for (unsigned id = 0; id < harts_.size(); ++id) vcpus.emplace_back([this, id] { vcpuThread(id); });
@@ -226,7 +308,7 @@ GuestExit GuestMachine::run() {
   for (auto& thread : vcpus) thread.join();
   console_.detach(*loop_);
   std::lock_guard lock(mutex_);
-  return exit_.value_or(GuestExit::Failure);
+  return outcome_.value_or(GuestOutcome{});
 }
 
 }  // namespace strata::vmm

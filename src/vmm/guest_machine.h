@@ -26,6 +26,7 @@ class Uart16550;
 class GoldfishRtc;
 class Clint;
 class PvPanic;
+class SifiveTest;
 }  // namespace strata::machine
 
 namespace strata::virtio {
@@ -47,7 +48,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
   ~GuestMachine() override;
 
   // Runs the guest until it powers off, reboots, panics or quit is requested.
-  GuestExit run();
+  GuestOutcome run();
 
   // cpu::HartHost
   uint64_t timeNow() override;
@@ -67,7 +68,8 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
   struct HartSlot {
     machine::HartRunState state = machine::HartRunState::Stopped;
     uint64_t startAddress = 0;
-    uint64_t opaque = 0;
+    uint64_t opaque = 0;     // a1 at entry
+    bool machineMode = false;  // enter in M-mode (firmware, bare programs) instead of S-mode
   };
 
   GuestMachine(const VmConfig& config, HostConsole& console);
@@ -75,8 +77,11 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
   Result<void> addVirtioDevices();
   Result<void> addVirtioDevice(const std::string& name, std::unique_ptr<virtio::VirtioDevice> device);
   Result<void> loadBootPayload();
+  Result<void> loadBareProgram();
+  Result<void> watchToHost(uint64_t toHost, std::optional<uint64_t> fromHost);
+  void pollToHost();
   void vcpuThread(unsigned id);
-  void finish(GuestExit exit);
+  void finish(GuestExit exit, int status = 0);
 
   const VmConfig& config_;
   HostConsole& console_;
@@ -92,6 +97,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
   std::unique_ptr<machine::GoldfishRtc> rtc_;
   std::unique_ptr<machine::Clint> clint_;
   std::unique_ptr<machine::PvPanic> pvpanic_;
+  std::unique_ptr<machine::SifiveTest> sifiveTest_;
   std::vector<std::unique_ptr<storage::DiskImage>> disks_;
   std::vector<std::unique_ptr<virtio::PacketPort>> netPorts_;
   virtio::VirtioConsole* virtioConsole_ = nullptr;
@@ -102,7 +108,11 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
   std::mutex mutex_;  // guards slots_, exit_
   std::condition_variable changed_;
   std::vector<HartSlot> slots_;
-  std::optional<GuestExit> exit_;
+  std::optional<GuestOutcome> outcome_;
+  // Bare programs: the HTIF words in guest RAM and the timer that polls them.
+  uint64_t* toHost_ = nullptr;
+  uint64_t* fromHost_ = nullptr;
+  UniqueFd toHostTimer_;
   std::atomic<bool> stopping_{false};
 };
 

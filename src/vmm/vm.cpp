@@ -11,13 +11,16 @@ Result<int> runVm(const VmConfig& config) {
   for (;;) {
     auto machine = GuestMachine::create(config, **console);
     if (!machine) return machine.error();
-    switch ((*machine)->run()) {
+    GuestOutcome outcome = (*machine)->run();
+    switch (outcome.exit) {
       case GuestExit::Reboot:
         log::info("guest rebooting");
         continue;
       case GuestExit::PowerOff:
       case GuestExit::Quit:
         return 0;
+      case GuestExit::Failed:
+        return outcome.status;
       case GuestExit::Panic:
         log::error("guest kernel panic");
         return 1;

@@ -9,10 +9,23 @@
 
 namespace strata::vmm {
 
-enum class GuestExit { PowerOff, Reboot, Panic, Quit, Failure };
+enum class GuestExit {
+  PowerOff,  // guest powered off (or a bare program passed): status 0
+  Failed,    // firmware or bare program reported failure: its status
+  Reboot,
+  Panic,
+  Quit,
+  Failure,   // the VMM itself could not go on
+};
+
+struct GuestOutcome {
+  GuestExit exit = GuestExit::Failure;
+  int status = 0;
+};
 
 // Boots the guest described by config until it powers off, panics or the user
-// quits. Returns 0 after poweroff or quit, 1 after a guest panic.
+// quits. Returns 0 after poweroff or quit, 1 after a guest panic, and a bare
+// program's or firmware's failure code when it reports one.
 Result<int> runVm(const VmConfig& config);
 
 }  // namespace strata::vmm

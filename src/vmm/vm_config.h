@@ -16,6 +16,11 @@ struct DiskConfig {
 };
 
 struct VmConfig {
+  // Boot modes: a Linux kernel entered in S-mode with strata answering SBI
+  // (default); M-mode `firmware` that then boots the kernel; or a `bareProgram`
+  // ELF run in M-mode that reports through the HTIF tohost word.
+  std::string firmware;
+  std::string bareProgram;
   std::string kernel;
   std::string initrd;  // empty: none
   std::string commandLine;

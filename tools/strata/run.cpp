@@ -13,7 +13,7 @@ namespace strata::cli {
 namespace {
 
 struct RunOptions {
-  std::string kernel, initrd, append, mem = "256M", console = "stdio";
+  std::string firmware, bare, kernel, initrd, append, mem = "256M", console = "stdio";
   std::vector<std::string> disks, nets;
   unsigned cpus = 1;
 };
@@ -26,9 +26,13 @@ std::string defaultGuestDir() {
 
 Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   vmm::VmConfig config;
+  config.firmware = options.firmware;
+  config.bareProgram = options.bare;
   config.kernel = options.kernel;
   config.initrd = options.initrd;
-  if (config.kernel.empty()) {
+  if (!config.bareProgram.empty() && (!config.kernel.empty() || !config.firmware.empty() || !config.initrd.empty()))
+    return Error{"--bare runs a program on its own: no --kernel, --initrd or --firmware with it"};
+  if (config.kernel.empty() && config.bareProgram.empty()) {
     std::string dir = defaultGuestDir();
     config.kernel = dir + "/Image";
     struct stat st;
@@ -63,6 +67,11 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   auto options = std::make_shared<RunOptions>();
   auto* run = app.add_subcommand("run", "Boot a virtual machine (the default guest when no --kernel is given)");
   run->add_option("--kernel", options->kernel, "Linux Image or ELF kernel");
+  run->add_option("--firmware", options->firmware,
+                  "M-mode firmware (ELF or flat binary at the RAM base, e.g. OpenSBI fw_jump) that boots the kernel");
+  run->add_option("--bare", options->bare,
+                  "bare-metal ELF started in M-mode at its link address; ends when it writes HTIF tohost "
+                  "(1 = pass, exit 0; (n << 1) | 1 = test n failed, exit n)");
   run->add_option("--initrd", options->initrd, "initramfs");
   run->add_option("--append", options->append, "kernel command line (default: console=ttyS0)");
   run->add_option("--disk", options->disks, "disk image, PATH[,readonly]; repeatable (vda, vdb, ...)");
