@@ -1,0 +1,106 @@
+// Hart: the public face of one hart. Thin forwarding to HartCore (the pimpl
+// State) and the interpreter engine; the thread-safety contract of hart.h is
+// implemented here with HartCore's attention flags.
+#include "cpu/hart.h"
+
+#include "cpu/hart_core.h"
+#include "cpu/interp/interpreter.h"
+
+namespace strata::cpu {
+
+struct Hart::State : HartCore {
+  using HartCore::HartCore;
+};
+
+Hart::Hart(unsigned hartId, PhysicalMemory memory, HartHost& host)
+    : state_(std::make_unique<State>(*this, hartId, memory, host)) {}
+
+Hart::~Hart() = default;
+
+unsigned Hart::id() const { return state_->hartId; }
+
+uint64_t Hart::xreg(unsigned index) const { return index < 32 ? state_->x[index] : 0; }
+void Hart::setXreg(unsigned index, uint64_t value) {
+  if (index != 0 && index < 32) state_->x[index] = value;
+}
+uint64_t Hart::freg(unsigned index) const { return index < 32 ? state_->f[index] : 0; }
+void Hart::setFreg(unsigned index, uint64_t bits) {
+  if (index < 32) state_->f[index] = bits;
+}
+uint64_t Hart::pc() const { return state_->pc; }
+void Hart::setPc(uint64_t pc) { state_->pc = pc; }
+Privilege Hart::privilege() const { return state_->priv; }
+void Hart::setPrivilege(Privilege privilege) {
+  if (privilege != Privilege::User && privilege != Privilege::Supervisor && privilege != Privilege::Machine) return;
+  state_->setPrivilege(privilege);
+  state_->attention.fetch_or(kAttnInterrupts);
+}
+
+std::optional<uint64_t> Hart::readCsr(uint16_t csr) const {
+  uint64_t value;
+  if (!state_->csrRead(csr, value, false)) return std::nullopt;
+  return value;
+}
+
+bool Hart::writeCsr(uint16_t csr, uint64_t value) {
+  // Read-only registers (mhartid, counters' user views, ...) reject host writes too.
+  if ((csr >> 10) == 3 && !(csr >= 0xc00 && csr <= 0xc1f)) return false;
+  if (csr >= 0xc00 && csr <= 0xc1f) return false;
+  return state_->csrWrite(csr, value, false);
+}
+
+void Hart::resetToMachineMode(uint64_t pc) { state_->resetToMachineMode(pc); }
+void Hart::resetToSupervisorBoot(uint64_t entry, uint64_t a1) { state_->resetToSupervisorBoot(entry, a1); }
+
+ExitReason Hart::run() { return interp::run(*state_); }
+uint64_t Hart::step(uint64_t count) { return interp::step(*state_, count); }
+void Hart::stopSelf() { state_->attention.fetch_or(kAttnSelfStop); }
+
+void Hart::setInterruptLine(InterruptBit bit, bool level) {
+  uint64_t mask;
+  switch (bit) {
+    case kSupervisorExternal: mask = HartCore::kSeipLineBit; break;
+    case kMachineExternal:
+    case kMachineSoftware:
+    case kSupervisorSoftware:
+    case kSupervisorTimer:
+    case kMachineTimer: mask = 1ull << bit; break;
+    default: return;
+  }
+  if (level) state_->mip.fetch_or(mask);
+  else state_->mip.fetch_and(~mask);
+  state_->requestAttention(kAttnInterrupts);
+}
+
+void Hart::postSupervisorSoftwareInterrupt() {
+  state_->mip.fetch_or(csr::kSsip);
+  state_->requestAttention(kAttnInterrupts);
+}
+
+void Hart::setMachineTimerCompare(uint64_t value) {
+  state_->mtimecmp.store(value);
+  state_->requestAttention(kAttnTimers);
+}
+uint64_t Hart::machineTimerCompare() const { return state_->mtimecmp.load(); }
+
+void Hart::requestRemoteFence(RemoteFence fence) {
+  state_->pendingFences.fetch_or(fence == RemoteFence::Tlb ? kFenceTlb : kFenceICache);
+  state_->requestAttention(kAttnFence);
+}
+
+void Hart::waitForRemoteFences() {
+  HartCore& core = *state_;
+  // The hart itself (e.g. an SBI call fencing all harts) applies them before its next instruction.
+  if (core.ownerThread.load() == std::this_thread::get_id()) return;
+  std::unique_lock lock(core.fenceMutex);
+  core.fenceCv.wait(lock, [&] {
+    return core.pendingFences.load() == 0 || core.runState.load() != HartCore::RunState::Running;
+  });
+}
+
+void Hart::requestStop() { state_->requestAttention(kAttnStop); }
+void Hart::kick() { state_->requestAttention(kAttnKick); }
+
+uint64_t Hart::instructionsRetired() const { return state_->instret; }
+
+}  // namespace strata::cpu

@@ -1,0 +1,215 @@
+// HartCore: the complete state and slow-path behaviour of one hart (CSRs,
+// traps and interrupts, MMU and TLBs, atomics, WFI sleep, cross-thread
+// requests). It is the body behind Hart's pimpl; engines (the interpreter,
+// later a translator) reach into it directly. Memory fast paths live here
+// inline so every engine shares them.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "cpu/csr_defs.h"
+#include "cpu/decoder.h"
+#include "cpu/hart.h"
+#include "cpu/interp/block_cache.h"
+
+namespace strata::cpu {
+
+enum class Access : uint8_t { Fetch, Load, Store };
+
+// Software TLB entry for one 4 KiB virtual page of RAM: host = va + hostAddend.
+struct TlbEntry {
+  uint64_t tag = ~0ull;  // virtual page number; ~0 never matches
+  uint64_t hostAddend = 0;
+};
+struct FetchTlbEntry {
+  uint64_t tag = ~0ull;
+  uint64_t hostAddend = 0;
+  uint64_t physicalAddend = 0;  // pa = va + physicalAddend
+};
+
+// Bits of HartCore::attention: reasons to leave the fast path at a block boundary.
+enum AttentionBit : uint32_t {
+  kAttnStop = 1u << 0,        // requestStop()
+  kAttnSelfStop = 1u << 1,    // stopSelf()
+  kAttnFence = 1u << 2,       // remote or local fences pending
+  kAttnInterrupts = 1u << 3,  // interrupt state may have changed: re-evaluate
+  kAttnTimers = 1u << 4,      // timer compare changed: re-read time
+  kAttnWfi = 1u << 5,         // a WFI wants to sleep
+  kAttnKick = 1u << 6,        // kick(): just wake up and look around
+};
+
+enum FenceBit : uint32_t { kFenceTlb = 1u << 0, kFenceICache = 1u << 1 };
+
+class HartCore {
+ public:
+  static constexpr unsigned kTlbSlots = 256;
+  static constexpr unsigned kDataTlbContexts = 4;   // U, S, S+SUM, M/bare
+  static constexpr unsigned kFetchTlbContexts = 3;  // U, S, M
+  static constexpr unsigned kMaxBlockInstructions = 128;
+  static constexpr unsigned kTimerCheckInterval = 512;  // blocks between timer polls
+
+  HartCore(Hart& owner, unsigned hartId, PhysicalMemory memory, HartHost& host);
+
+  // ---------------- architectural state (owner thread) ----------------
+  uint64_t x[33] = {};  // x[32] is the write sink for rd == x0
+  uint64_t f[32] = {};
+  uint64_t pc = 0;
+  Privilege priv = Privilege::Machine;
+  uint64_t instret = 0;
+  int64_t cycleOffset = 0;  // mcycle = instret + cycleOffset
+
+  uint64_t mstatus = csr::kStatusXlen64;
+  uint64_t medeleg = 0, mideleg = 0, mie = 0, mtvec = 0, mscratch = 0, mepc = 0, mcause = 0, mtval = 0;
+  uint64_t mcounteren = 0, menvcfg = 0, mcountinhibit = 0;
+  uint64_t stvec = 0, sscratch = 0, sepc = 0, scause = 0, stval = 0, scounteren = 0, senvcfg = 0, satp = 0;
+  uint64_t stimecmp = ~0ull;
+  uint32_t fflags = 0, frm = 0;
+  uint8_t pmpcfg[64] = {};
+  uint64_t pmpaddr[64] = {};
+
+  // mip: architectural bits plus the SEIP line from the interrupt controller
+  // kept apart (bit kSeipLineBit) because software can also write SEIP.
+  static constexpr uint64_t kSeipLineBit = 1ull << 41;
+  std::atomic<uint64_t> mip{0};
+  std::atomic<uint64_t> mtimecmp{~0ull};
+
+  // LR/SC reservation (host address of the reserved word and the value read).
+  bool reservationValid = false;
+  uint64_t reservationPa = 0;
+  uint64_t reservationValue = 0;
+
+  // Exception being raised by a slow path (read by takeException()).
+  uint64_t pendingCause = 0;
+  uint64_t pendingTval = 0;
+
+  // ---------------- cross-thread coordination ----------------
+  std::atomic<uint32_t> attention{0};
+  std::atomic<uint32_t> pendingFences{0};
+  std::atomic<bool> sleeping{false};
+  enum class RunState : uint8_t { Idle, Running, Sleeping };
+  std::atomic<RunState> runState{RunState::Idle};
+  std::atomic<std::thread::id> ownerThread{};
+  std::mutex sleepMutex;
+  std::condition_variable sleepCv;
+  std::mutex fenceMutex;
+  std::condition_variable fenceCv;
+  uint32_t localFences = 0;  // fences requested by this hart's own fence.i (applied between blocks)
+  unsigned timerCountdown = kTimerCheckInterval;
+
+  Hart& owner;
+  const unsigned hartId;
+  const PhysicalMemory memory;
+  HartHost& host;
+  BlockCache blocks;
+
+  // ---------------- TLBs ----------------
+  TlbEntry readTlb[kDataTlbContexts][kTlbSlots];
+  TlbEntry writeTlb[kDataTlbContexts][kTlbSlots];
+  FetchTlbEntry fetchTlb[kFetchTlbContexts][kTlbSlots];
+  TlbEntry* currentReadTlb = readTlb[3];
+  TlbEntry* currentWriteTlb = writeTlb[3];
+  FetchTlbEntry* currentFetchTlb = fetchTlb[2];
+  unsigned dataContext = 3;
+
+  // ---------------- memory fast paths ----------------
+  template <typename T>
+  bool load(uint64_t va, T& out) {
+    const TlbEntry& e = currentReadTlb[(va >> 12) & (kTlbSlots - 1)];
+    if (e.tag == (va >> 12) && (va & 0xfff) <= 4096 - sizeof(T)) [[likely]] {
+      std::memcpy(&out, reinterpret_cast<const void*>(va + e.hostAddend), sizeof(T));
+      return true;
+    }
+    uint64_t value;
+    if (!loadSlow(va, sizeof(T), value)) return false;
+    out = static_cast<T>(value);
+    return true;
+  }
+  template <typename T>
+  bool store(uint64_t va, T value) {
+    const TlbEntry& e = currentWriteTlb[(va >> 12) & (kTlbSlots - 1)];
+    if (e.tag == (va >> 12) && (va & 0xfff) <= 4096 - sizeof(T)) [[likely]] {
+      std::memcpy(reinterpret_cast<void*>(va + e.hostAddend), &value, sizeof(T));
+      return true;
+    }
+    return storeSlow(va, sizeof(T), static_cast<uint64_t>(value));
+  }
+
+  bool loadSlow(uint64_t va, unsigned size, uint64_t& out);
+  bool storeSlow(uint64_t va, unsigned size, uint64_t value);
+  // Translates va for `access` in the current context (MPRV applies to loads
+  // and stores); fills the TLB for RAM pages. False: pendingCause/Tval set.
+  bool translate(uint64_t va, Access access, uint64_t& pa);
+  bool readPhysical(uint64_t pa, unsigned size, uint64_t& value, Access access, uint64_t va);
+  bool writePhysical(uint64_t pa, unsigned size, uint64_t value, uint64_t va);
+  // Host pointer of an aligned RAM word for an atomic at va (write permission); null on fault.
+  uint8_t* atomicAddress(uint64_t va, unsigned size, bool isLoadReserved);
+
+  // ---------------- instruction fetch and blocks ----------------
+  // The block starting at pc (decoding it if needed), or null with a pending
+  // fetch exception. May return a scratch block for page-straddling code.
+  Block* lookupBlock();
+  Block* buildBlock(uint64_t va, uint64_t pa);
+  Block* buildStraddlingBlock(uint64_t va, uint64_t pa);
+  Block scratchBlock;
+  DecodedInsn scratchInsns[2];
+
+  // ---------------- slow-path executors (return false on exception) ----------------
+  bool executeCsr(const DecodedInsn& insn, uint64_t retiredInBlock);
+  bool executeSystem(const DecodedInsn& insn);  // pc is that of insn; sets the next pc
+  bool executeAtomic(const DecodedInsn& insn);
+  bool executeFp(const DecodedInsn& insn);
+  bool raiseIllegal(const DecodedInsn& insn) { return raise(csr::kIllegalInstruction, insn.raw); }
+  bool raise(uint64_t cause, uint64_t tval) {
+    pendingCause = cause;
+    pendingTval = tval;
+    return false;
+  }
+
+  // ---------------- CSRs ----------------
+  // privileged=true applies the privilege/read-only rules of CSR instructions.
+  bool csrRead(uint16_t number, uint64_t& value, bool privileged, uint64_t retiredInBlock = 0);
+  bool csrWrite(uint16_t number, uint64_t value, bool privileged);
+  bool csrAccessible(uint16_t number, bool write) const;
+  uint64_t effectiveMip() const {
+    uint64_t m = mip.load(std::memory_order_relaxed);
+    return (m & csr::kAllInterrupts) | ((m & kSeipLineBit) ? csr::kSeip : 0);
+  }
+  void writeMstatus(uint64_t value);
+  void setFsDirty() { mstatus |= csr::kFsDirty; }
+  bool fpEnabled() const { return (mstatus & csr::kStatusFs) != 0; }
+
+  // ---------------- traps and interrupts ----------------
+  void takeTrap(uint64_t cause, uint64_t tval, bool interrupt);
+  void takeException() { takeTrap(pendingCause, pendingTval, false); }
+  // Takes the highest-priority pending and enabled interrupt; true if one was taken.
+  bool takePendingInterrupt();
+  bool interruptWakesWfi() const { return (effectiveMip() & mie) != 0; }
+  void checkTimers();
+  void setPrivilege(Privilege p);
+  void updateTranslationContext();
+  void flushTlb();
+  void requestAttention(uint32_t bits);  // from any thread: set bits and wake a sleeper
+
+  // ---------------- run loop services ----------------
+  // Handles everything flagged in `attention`. Returns an exit reason when the run must end.
+  bool serviceAttention(bool mayStop, bool maySleep, ExitReason& reason);
+  void applyFences();
+  void sleepUntilWoken();
+  void notifyFenceWaiters();
+
+  void resetToMachineMode(uint64_t entry);
+  void resetToSupervisorBoot(uint64_t entry, uint64_t a1);
+
+ private:
+  bool walk(uint64_t va, Access access, Privilege effective, uint64_t& pa);
+  bool pageFault(Access access, uint64_t va);
+  bool accessFault(Access access, uint64_t va);
+  void fillTlb(uint64_t va, uint64_t pa, Access access);
+};
+
+}  // namespace strata::cpu

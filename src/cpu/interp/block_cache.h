@@ -1,0 +1,69 @@
+// Decoded-block cache: the seam between "what the guest code is" and "how an
+// engine runs it". A Block is a straight-line run of pre-decoded instructions
+// starting at a guest PHYSICAL address; it never crosses a 4 KiB page and ends
+// at the first control transfer, CSR access or system instruction (see
+// endsBlock()). Keying by physical address lets one block serve every
+// virtual alias and survive satp switches; the cache is flushed wholesale on
+// fence.i / remote instruction-cache fences, which is when the architecture
+// says stale code may be discarded.
+//
+// Engine seam: the interpreter walks Block::insns; a binary translator can
+// attach native code for the same block through Block::translated (and count
+// hot blocks with Block::executions) without changing lookup or invalidation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "cpu/decoder.h"
+
+namespace strata::cpu {
+
+struct Block {
+  uint64_t physicalPc = 0;
+  uint32_t instructionCount = 0;  // excluding the trailing Op::BlockEnd sentinel
+  uint32_t byteLength = 0;        // guest bytes covered (the sentinel's pcOffset)
+  uint64_t executions = 0;        // for a translator's hotness heuristics
+  void* translated = nullptr;     // engine-private native code, owned by that engine
+  DecodedInsn* insns = nullptr;   // instructionCount + 1 entries
+};
+
+class BlockCache {
+ public:
+  BlockCache();
+
+  Block* find(uint64_t physicalPc) {
+    Block* block = direct_[slot(physicalPc)];
+    if (block != nullptr && block->physicalPc == physicalPc) [[likely]]
+      return block;
+    return findSlow(physicalPc);
+  }
+
+  // Copies `count` decoded instructions plus a sentinel into a new block.
+  Block* insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_t count, uint32_t byteLength);
+
+  // Drops every block. Callers must not hold Block pointers across this.
+  void flush();
+
+  size_t blockCount() const { return index_.size(); }
+
+ private:
+  static constexpr size_t kDirectSlots = 1u << 14;
+  static constexpr size_t kChunkBytes = 1u << 20;
+  static constexpr size_t kMaxArenaBytes = 64u << 20;  // beyond this the cache starts over
+
+  static size_t slot(uint64_t physicalPc) { return (physicalPc >> 1) & (kDirectSlots - 1); }
+  Block* findSlow(uint64_t physicalPc);
+  void* allocate(size_t bytes);
+
+  std::unique_ptr<Block*[]> direct_;
+  std::unordered_map<uint64_t, Block*> index_;
+  std::vector<std::unique_ptr<std::byte[]>> chunks_;
+  size_t chunkIndex_ = 0;
+  size_t chunkUsed_ = 0;
+};
+
+}  // namespace strata::cpu
