@@ -1,0 +1,186 @@
+/* Assembly test macros of the conformance programs. Each test loads its
+   inputs, runs the code under test, and compares a register with a
+   hand-computed value; a mismatch jumps to fail_values (crt.S), which prints
+   the test number, the value seen and the value expected, and exits with
+   tohost = (n << 1) | 1. gp holds the number of the running test; t6 is
+   reserved for the expected value. Trap expectations use the layout of
+   struct trap_expectation (conformance.h). */
+#ifndef CONFORMANCE_TEST_MACROS_H
+#define CONFORMANCE_TEST_MACROS_H
+
+#include "encoding.h"
+
+#define TESTNUM gp
+
+#define TEST_BEGIN \
+  .text;           \
+  .globl main;     \
+  main:
+#define TEST_PASS j pass
+
+/* Fails the running test unless reg == expected (reg must not be t6). */
+#define CHECK_REG(reg, expected) \
+  li t6, expected;               \
+  beq reg, t6, 9999f;            \
+  mv a0, reg;                    \
+  mv a1, t6;                     \
+  j fail_values;                 \
+  9999:
+
+#define TEST_CASE(n, reg, expected, code...) \
+  li TESTNUM, n;                             \
+  code;                                      \
+  CHECK_REG(reg, expected)
+
+/* ---------------------------------------------------------------- integer */
+#define TEST_RR_OP(n, inst, result, v1, v2) \
+  TEST_CASE(n, a0, result, li a1, v1; li a2, v2; inst a0, a1, a2)
+/* rd == rs1 and rd == rs2 read the sources before writing. */
+#define TEST_RR_SRC1_EQ_DEST(n, inst, result, v1, v2) \
+  TEST_CASE(n, a1, result, li a1, v1; li a2, v2; inst a1, a1, a2)
+#define TEST_RR_SRC2_EQ_DEST(n, inst, result, v1, v2) \
+  TEST_CASE(n, a2, result, li a1, v1; li a2, v2; inst a2, a1, a2)
+/* Writes to x0 are discarded. */
+#define TEST_RR_ZERODEST(n, inst, v1, v2) \
+  TEST_CASE(n, x0, 0, li a1, v1; li a2, v2; inst x0, a1, a2)
+#define TEST_IMM_OP(n, inst, result, v1, imm) \
+  TEST_CASE(n, a0, result, li a1, v1; inst a0, a1, imm)
+#define TEST_IMM_SRC1_EQ_DEST(n, inst, result, v1, imm) \
+  TEST_CASE(n, a1, result, li a1, v1; inst a1, a1, imm)
+
+/* Loads from label+offset (base register points at the label). */
+#define TEST_LOAD(n, inst, result, offset, label) \
+  TEST_CASE(n, a0, result, la a1, label; inst a0, offset(a1))
+/* Stores `value` with `store` then reads it back with `load`. */
+#define TEST_STORE(n, load, store, result, value, offset, label) \
+  TEST_CASE(n, a0, result, la a1, label; li a2, value; store a2, offset(a1); load a0, offset(a1))
+
+#define TEST_BR_TAKEN(n, inst, v1, v2) \
+  li TESTNUM, n;                       \
+  li a1, v1;                           \
+  li a2, v2;                           \
+  inst a1, a2, 9998f;                  \
+  j fail;                              \
+  9998:
+#define TEST_BR_NOT_TAKEN(n, inst, v1, v2) \
+  li TESTNUM, n;                           \
+  li a1, v1;                               \
+  li a2, v2;                               \
+  inst a1, a2, fail
+
+/* ---------------------------------------------------------------- floating point */
+#define LOAD_S(freg, bits) \
+  li t0, bits;             \
+  fmv.w.x freg, t0
+#define LOAD_D(freg, bits) \
+  li t0, bits;             \
+  fmv.d.x freg, t0
+#define CLEAR_FLAGS csrwi fflags, 0
+#define CHECK_FLAGS(flags) \
+  csrr a1, fflags;         \
+  CHECK_REG(a1, flags)
+/* A single-precision result must be NaN-boxed: the upper 32 bits all ones. */
+#define CHECK_FS(freg, bits) \
+  fmv.x.d a0, freg;          \
+  CHECK_REG(a0, (0xffffffff00000000 | (bits)))
+#define CHECK_FD(freg, bits) \
+  fmv.x.d a0, freg;          \
+  CHECK_REG(a0, bits)
+
+#define TEST_FP_S1(n, inst, flags, result, a) \
+  li TESTNUM, n; LOAD_S(fa0, a); CLEAR_FLAGS; inst fa3, fa0; CHECK_FLAGS(flags); CHECK_FS(fa3, result)
+#define TEST_FP_S2(n, inst, flags, result, a, b) \
+  li TESTNUM, n; LOAD_S(fa0, a); LOAD_S(fa1, b); CLEAR_FLAGS; inst fa3, fa0, fa1; CHECK_FLAGS(flags); CHECK_FS(fa3, result)
+#define TEST_FP_S2_RM(n, inst, rm, flags, result, a, b) \
+  li TESTNUM, n; LOAD_S(fa0, a); LOAD_S(fa1, b); CLEAR_FLAGS; inst fa3, fa0, fa1, rm; CHECK_FLAGS(flags); CHECK_FS(fa3, result)
+#define TEST_FP_S3(n, inst, flags, result, a, b, c) \
+  li TESTNUM, n; LOAD_S(fa0, a); LOAD_S(fa1, b); LOAD_S(fa2, c); CLEAR_FLAGS; inst fa3, fa0, fa1, fa2; CHECK_FLAGS(flags); CHECK_FS(fa3, result)
+#define TEST_FP_D1(n, inst, flags, result, a) \
+  li TESTNUM, n; LOAD_D(fa0, a); CLEAR_FLAGS; inst fa3, fa0; CHECK_FLAGS(flags); CHECK_FD(fa3, result)
+#define TEST_FP_D2(n, inst, flags, result, a, b) \
+  li TESTNUM, n; LOAD_D(fa0, a); LOAD_D(fa1, b); CLEAR_FLAGS; inst fa3, fa0, fa1; CHECK_FLAGS(flags); CHECK_FD(fa3, result)
+#define TEST_FP_D2_RM(n, inst, rm, flags, result, a, b) \
+  li TESTNUM, n; LOAD_D(fa0, a); LOAD_D(fa1, b); CLEAR_FLAGS; inst fa3, fa0, fa1, rm; CHECK_FLAGS(flags); CHECK_FD(fa3, result)
+#define TEST_FP_D3(n, inst, flags, result, a, b, c) \
+  li TESTNUM, n; LOAD_D(fa0, a); LOAD_D(fa1, b); LOAD_D(fa2, c); CLEAR_FLAGS; inst fa3, fa0, fa1, fa2; CHECK_FLAGS(flags); CHECK_FD(fa3, result)
+
+/* FP source, integer result (compares, fclass, fcvt to integer, fmv.x). */
+#define TEST_FP_TO_INT_S(n, inst, flags, result, a) \
+  li TESTNUM, n; LOAD_S(fa0, a); CLEAR_FLAGS; inst a0, fa0; CHECK_FLAGS(flags); CHECK_REG(a0, result)
+#define TEST_FP_TO_INT_S_RM(n, inst, rm, flags, result, a) \
+  li TESTNUM, n; LOAD_S(fa0, a); CLEAR_FLAGS; inst a0, fa0, rm; CHECK_FLAGS(flags); CHECK_REG(a0, result)
+#define TEST_FP_CMP_S(n, inst, flags, result, a, b) \
+  li TESTNUM, n; LOAD_S(fa0, a); LOAD_S(fa1, b); CLEAR_FLAGS; inst a0, fa0, fa1; CHECK_FLAGS(flags); CHECK_REG(a0, result)
+#define TEST_FP_TO_INT_D(n, inst, flags, result, a) \
+  li TESTNUM, n; LOAD_D(fa0, a); CLEAR_FLAGS; inst a0, fa0; CHECK_FLAGS(flags); CHECK_REG(a0, result)
+#define TEST_FP_TO_INT_D_RM(n, inst, rm, flags, result, a) \
+  li TESTNUM, n; LOAD_D(fa0, a); CLEAR_FLAGS; inst a0, fa0, rm; CHECK_FLAGS(flags); CHECK_REG(a0, result)
+#define TEST_FP_CMP_D(n, inst, flags, result, a, b) \
+  li TESTNUM, n; LOAD_D(fa0, a); LOAD_D(fa1, b); CLEAR_FLAGS; inst a0, fa0, fa1; CHECK_FLAGS(flags); CHECK_REG(a0, result)
+
+/* Integer source, FP result (fcvt from integer, fmv.w.x/fmv.d.x). */
+#define TEST_INT_TO_FP_S(n, inst, flags, result, a) \
+  li TESTNUM, n; li a1, a; CLEAR_FLAGS; inst fa3, a1; CHECK_FLAGS(flags); CHECK_FS(fa3, result)
+#define TEST_INT_TO_FP_S_RM(n, inst, rm, flags, result, a) \
+  li TESTNUM, n; li a1, a; CLEAR_FLAGS; inst fa3, a1, rm; CHECK_FLAGS(flags); CHECK_FS(fa3, result)
+#define TEST_INT_TO_FP_D(n, inst, flags, result, a) \
+  li TESTNUM, n; li a1, a; CLEAR_FLAGS; inst fa3, a1; CHECK_FLAGS(flags); CHECK_FD(fa3, result)
+#define TEST_INT_TO_FP_D_RM(n, inst, rm, flags, result, a) \
+  li TESTNUM, n; li a1, a; CLEAR_FLAGS; inst fa3, a1, rm; CHECK_FLAGS(flags); CHECK_FD(fa3, result)
+
+/* ---------------------------------------------------------------- traps */
+#define TRAP_CAUSE 0
+#define TRAP_RESUME 8
+#define TRAP_COUNT 16
+#define TRAP_SEEN_CAUSE 24
+#define TRAP_SEEN_EPC 32
+#define TRAP_SEEN_TVAL 40
+#define TRAP_SEEN_PREV_MODE 48
+#define TRAP_SEEN_STATUS 56
+
+/* Announces one trap with mcause `cause` to the M-mode handler; it resumes at
+   `resume` in M-mode (resume = 0: after the trapping instruction, same mode). */
+#define EXPECT_MTRAP(cause, resume) \
+  la t5, mtrap;                     \
+  sd zero, TRAP_COUNT(t5);          \
+  la t6, resume;                    \
+  sd t6, TRAP_RESUME(t5);           \
+  li t6, cause;                     \
+  sd t6, TRAP_CAUSE(t5)
+#define EXPECT_MTRAP_NEXT(cause) \
+  la t5, mtrap;                  \
+  sd zero, TRAP_COUNT(t5);       \
+  sd zero, TRAP_RESUME(t5);      \
+  li t6, cause;                  \
+  sd t6, TRAP_CAUSE(t5)
+#define EXPECT_STRAP(cause, resume) \
+  la t5, strap;                     \
+  sd zero, TRAP_COUNT(t5);          \
+  la t6, resume;                    \
+  sd t6, TRAP_RESUME(t5);           \
+  li t6, cause;                     \
+  sd t6, TRAP_CAUSE(t5)
+#define EXPECT_STRAP_NEXT(cause) \
+  la t5, strap;                  \
+  sd zero, TRAP_COUNT(t5);       \
+  sd zero, TRAP_RESUME(t5);      \
+  li t6, cause;                  \
+  sd t6, TRAP_CAUSE(t5)
+
+/* Checks one recorded field of mtrap/strap (field = TRAP_SEEN_*). */
+#define CHECK_TRAP_FIELD(which, field, expected) \
+  la t5, which;                                  \
+  ld a0, field(t5);                              \
+  CHECK_REG(a0, expected)
+
+/* Switches to a lower mode at `label` (mret with MPP = mode: 0 U, 1 S). */
+#define ENTER_MODE(mode, label) \
+  li t0, MSTATUS_MPP;           \
+  csrc mstatus, t0;             \
+  li t0, ((mode) << 11);        \
+  csrs mstatus, t0;             \
+  la t0, label;                 \
+  csrw mepc, t0;                \
+  mret
+
+#endif
