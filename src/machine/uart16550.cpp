@@ -6,6 +6,7 @@ namespace {
 
 constexpr uint8_t kIerMask = 0x0f;  // ERBFI, ETBEI, ELSI, EDSSI
 constexpr uint8_t kMcrMask = 0x1f;
+constexpr uint8_t kFcrClearReceive = 0x02;
 constexpr uint8_t kFcrStoredBits = 0xc9;  // enable, DMA mode, trigger level
 
 // MSR bits.
@@ -30,7 +31,7 @@ uint8_t Uart16550::interruptIdentificationLocked() const {
   // Received data is reported as soon as any byte is ready, as if the FIFO
   // trigger level or the character timeout had been reached at once.
   const uint8_t fifoBits = (fcr_ & kFcrEnableFifo) ? kIirFifosEnabled : 0;
-  if ((ier_ & kIerReceivedData) && !input_.empty()) return kIirReceivedData | fifoBits;
+  if ((ier_ & kIerReceivedData) && rxVisible_) return kIirReceivedData | fifoBits;
   if ((ier_ & kIerTransmitterEmpty) && thrInterruptPending_) return kIirTransmitterEmpty | fifoBits;
   return kIirNoInterrupt | fifoBits;
 }
@@ -38,7 +39,7 @@ uint8_t Uart16550::interruptIdentificationLocked() const {
 uint8_t Uart16550::lineStatusLocked() const {
   // The transmitter is always idle: bytes leave the moment THR is written.
   uint8_t status = kLsrThrEmpty | kLsrTransmitterEmpty;
-  if (!input_.empty()) status |= kLsrDataReady;
+  if (rxVisible_) status |= kLsrDataReady;
   return status;
 }
 
@@ -57,6 +58,11 @@ uint8_t Uart16550::modemStatusLocked() const {
   return kMsrCarrierDetect | kMsrDataSetReady | kMsrClearToSend;
 }
 
+void Uart16550::refreshArrivalLocked() {
+  if (rxVisible_ || input_.empty()) return;
+  rxVisible_ = (ier_ & kIerReceivedData) || lsrPollsSinceRead_ >= kPollsBeforeArrival;
+}
+
 void Uart16550::updateIrqLocked() {
   const bool asserted = !(interruptIdentificationLocked() & kIirNoInterrupt);
   if (asserted == irqAsserted_) return;
@@ -70,13 +76,21 @@ void Uart16550::setInterruptEnableLocked(uint8_t value) {
   // Switching ETBEI on while THR is empty raises the THRE interrupt again even
   // if an IIR read cleared it (real 16550s do; Linux's THRE test relies on it).
   if (changed & kIerTransmitterEmpty) thrInterruptPending_ = (ier_ & kIerTransmitterEmpty) != 0;
+  refreshArrivalLocked();
   updateIrqLocked();
 }
 
 void Uart16550::writeFifoControlLocked(uint8_t value) {
-  // The other bits only take effect with the FIFO enable bit set. The FIFO
-  // reset bits need no action: the transmit FIFO is always empty, and the
-  // receive side is deliberately not discarded (see input_ in the header).
+  // The other bits only take effect with the FIFO enable bit set. The
+  // transmit FIFO is always empty; a receive reset (explicit, or implied by
+  // toggling the enable) returns the arrived byte to the host queue rather
+  // than discarding it (see rxVisible_ in the header).
+  const bool enableToggled = (value ^ fcr_) & kFcrEnableFifo;
+  if ((value & kFcrClearReceive) || enableToggled) {
+    rxVisible_ = false;
+    lsrPollsSinceRead_ = 0;
+    refreshArrivalLocked();
+  }
   fcr_ = (value & kFcrEnableFifo) ? (value & kFcrStoredBits) : 0;
   updateIrqLocked();
 }
@@ -86,9 +100,12 @@ uint64_t Uart16550::read(uint64_t offset, unsigned /*size*/) {
   switch (offset) {
     case kRbrThrDll: {
       if (divisorLatchLocked()) return divisorLow_;
-      if (input_.empty()) return 0;
+      lsrPollsSinceRead_ = 0;
+      if (!rxVisible_) return 0;  // an empty receiver: nothing is consumed
       const uint8_t byte = input_.front();
       input_.pop_front();
+      rxVisible_ = false;
+      refreshArrivalLocked();
       updateIrqLocked();
       return byte;
     }
@@ -108,6 +125,11 @@ uint64_t Uart16550::read(uint64_t offset, unsigned /*size*/) {
     case kMcr:
       return mcr_;
     case kLsr:
+      if (lsrPollsSinceRead_ < kPollsBeforeArrival) ++lsrPollsSinceRead_;
+      if (!rxVisible_) {
+        refreshArrivalLocked();
+        updateIrqLocked();
+      }
       return lineStatusLocked();
     case kMsr:
       return modemStatusLocked();
@@ -166,6 +188,7 @@ void Uart16550::pushInput(const uint8_t* data, size_t length) {
   if (length == 0) return;
   std::lock_guard lock(mutex_);
   input_.insert(input_.end(), data, data + length);
+  refreshArrivalLocked();
   updateIrqLocked();
 }
 

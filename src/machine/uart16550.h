@@ -1,7 +1,7 @@
 // Uart16550: the `virt` board's console UART, an ns16550a with 8-bit registers
 // (reg-shift 0) as Linux's 8250 driver expects. Transmission is instantaneous;
-// input from the host waits in an unbounded queue that feeds the guest's
-// receive FIFO as the guest reads, so piped input is never dropped.
+// input from the host waits in an unbounded queue and reaches the receiver one
+// byte at a time as the guest reads, so piped input is never dropped.
 #pragma once
 
 #include <cstddef>
@@ -58,6 +58,10 @@ class Uart16550 : public MmioDevice {
   uint64_t read(uint64_t offset, unsigned size) override;
   void write(uint64_t offset, unsigned size, uint64_t value) override;
 
+  // Polls of LSR, with the receive interrupt off, after which the next queued
+  // byte reaches the receiver (see rxVisible_).
+  static constexpr unsigned kPollsBeforeArrival = 16;
+
   // Queues host input for the guest (any thread). Never drops bytes.
   void pushInput(const uint8_t* data, size_t length);
   // Bytes queued that the guest has not read yet.
@@ -70,6 +74,7 @@ class Uart16550 : public MmioDevice {
   void setInterruptEnableLocked(uint8_t value);
   void writeFifoControlLocked(uint8_t value);
   void updateIrqLocked();
+  void refreshArrivalLocked();
   bool divisorLatchLocked() const { return lcr_ & kLcrDivisorLatch; }
 
   IrqLine& irq_;
@@ -80,11 +85,18 @@ class Uart16550 : public MmioDevice {
   std::mutex transmitMutex_;
 
   mutable std::mutex mutex_;
-  // The guest's receive FIFO is the head of this queue: a receive-FIFO reset
-  // does not discard it, because that would lose console input typed or piped
-  // before the guest opened the port; to the guest it looks like data that
-  // arrived right after the reset.
+  // Host input not yet read by the guest. Only its head can be visible.
   std::deque<uint8_t> input_;
+  // Whether input_.front() has "arrived" in the receiver (LSR.DR). Drivers
+  // routinely do blind reads of RBR to flush the receiver (Linux's 8250
+  // startup and shutdown do, with the receive interrupt off), which on a
+  // real line only loses noise but here would eat queued console input. So a
+  // byte arrives at once while ERBFI is on, and otherwise only after the guest
+  // has polled LSR kPollsBeforeArrival times since its last RBR read, as a
+  // byte on a slow line would; an RBR read with nothing arrived consumes
+  // nothing. A receive-FIFO reset sends the arrived byte back to the queue.
+  bool rxVisible_ = false;
+  unsigned lsrPollsSinceRead_ = 0;
   uint8_t ier_ = 0;
   uint8_t lcr_ = 0;
   uint8_t mcr_ = 0;

@@ -123,12 +123,88 @@ TEST_F(UartTest, ReceivedDataInterruptFollowsDataReady) {
   EXPECT_EQ(in(Uart16550::kIirFcr), 0x01);
 }
 
-TEST_F(UartTest, DataWithoutErbfiSetsOnlyLsr) {
-  push("q");
+TEST_F(UartTest, WithoutErbfiDataArrivesAfterLsrPollsAndRaisesNoIrq) {
+  push("qr");
+  for (unsigned poll = 1; poll < Uart16550::kPollsBeforeArrival; ++poll) {
+    EXPECT_EQ(in(Uart16550::kLsr), 0x60) << "poll " << poll;
+  }
+  EXPECT_EQ(in(Uart16550::kLsr), 0x61);
+  EXPECT_EQ(in(Uart16550::kLsr), 0x61);
   EXPECT_TRUE(irq_.levels().empty());
-  EXPECT_EQ(in(Uart16550::kLsr) & Uart16550::kLsrDataReady, Uart16550::kLsrDataReady);
-  out(Uart16550::kIerDlm, Uart16550::kIerReceivedData);
+  EXPECT_EQ(in(Uart16550::kRbrThrDll), 'q');
+  EXPECT_EQ(in(Uart16550::kLsr), 0x60);  // the next byte needs polling again
+  out(Uart16550::kIerDlm, Uart16550::kIerReceivedData);  // ... or the interrupt enabled
+  EXPECT_EQ(in(Uart16550::kLsr), 0x61);
   EXPECT_TRUE(irq_.level());
+  EXPECT_EQ(in(Uart16550::kRbrThrDll), 'r');
+  EXPECT_FALSE(irq_.level());
+}
+
+TEST_F(UartTest, BlindReceiverReadsDoNotConsumeQueuedInput) {
+  push("xy");
+  EXPECT_EQ(in(Uart16550::kLsr), 0x60);
+  EXPECT_EQ(in(Uart16550::kRbrThrDll), 0x00);
+  EXPECT_EQ(in(Uart16550::kRbrThrDll), 0x00);
+  EXPECT_EQ(uart_.pendingInput(), 2u);
+}
+
+TEST_F(UartTest, ArrivedByteStaysReadyWhenErbfiIsTurnedOff) {
+  push("m");
+  out(Uart16550::kIerDlm, Uart16550::kIerReceivedData);
+  out(Uart16550::kIerDlm, 0);
+  EXPECT_EQ(in(Uart16550::kLsr), 0x61);
+  EXPECT_EQ(in(Uart16550::kRbrThrDll), 'm');
+}
+
+// The register accesses of Linux 6.1's serial8250_do_startup and set_termios
+// for a 16550A, with console input already queued: none of it may be lost.
+TEST_F(UartTest, LinuxPortStartupLosesNoQueuedInput) {
+  push("echo hi\n");
+  // serial8250_clear_fifos
+  out(Uart16550::kIirFcr, 0x01);
+  out(Uart16550::kIirFcr, 0x07);
+  out(Uart16550::kIirFcr, 0x00);
+  // clear interrupt registers, LSR safety check
+  in(Uart16550::kLsr);
+  in(Uart16550::kRbrThrDll);
+  in(Uart16550::kIirFcr);
+  in(Uart16550::kMsr);
+  EXPECT_NE(in(Uart16550::kLsr), 0xff);
+  // THRE test
+  in(Uart16550::kLsr);
+  out(Uart16550::kIerDlm, Uart16550::kIerTransmitterEmpty);
+  const uint8_t iir1 = in(Uart16550::kIirFcr);
+  out(Uart16550::kIerDlm, 0);
+  out(Uart16550::kIerDlm, Uart16550::kIerTransmitterEmpty);
+  const uint8_t iir2 = in(Uart16550::kIirFcr);
+  out(Uart16550::kIerDlm, 0);
+  EXPECT_EQ(iir1 & 0x01, 0);  // a THRE interrupt both times: no UART_BUG_THRE
+  EXPECT_EQ(iir2 & 0x01, 0);
+  // initialise, clear again for luck
+  out(Uart16550::kLcr, 0x03);
+  out(Uart16550::kMcr, 0x0b);
+  in(Uart16550::kLsr);
+  in(Uart16550::kRbrThrDll);
+  in(Uart16550::kIirFcr);
+  in(Uart16550::kMsr);
+  // set_termios: divisor, FIFO, then the receive interrupts
+  out(Uart16550::kLcr, 0x83);
+  out(Uart16550::kRbrThrDll, 0x02);
+  out(Uart16550::kIerDlm, 0x00);
+  out(Uart16550::kLcr, 0x03);
+  out(Uart16550::kIirFcr, 0x01);
+  out(Uart16550::kIirFcr, 0x81);
+  EXPECT_EQ(uart_.pendingInput(), 8u);
+  out(Uart16550::kIerDlm, 0x05);  // RLSI | RDI
+  EXPECT_TRUE(irq_.level());
+
+  std::string received;
+  while (in(Uart16550::kLsr) & Uart16550::kLsrDataReady) {
+    received.push_back(static_cast<char>(in(Uart16550::kRbrThrDll)));
+  }
+  EXPECT_EQ(received, "echo hi\n");
+  EXPECT_FALSE(irq_.level());
+  EXPECT_TRUE(output_.empty());
 }
 
 TEST_F(UartTest, LargeInputIsDeliveredExactlyAndInOrder) {
@@ -136,16 +212,22 @@ TEST_F(UartTest, LargeInputIsDeliveredExactlyAndInOrder) {
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>((i * 131 + i / 256) & 0xff);
   uart_.pushInput(data.data(), data.size());
   EXPECT_EQ(uart_.pendingInput(), data.size());
+  out(Uart16550::kIerDlm, Uart16550::kIerReceivedData);
 
   std::vector<uint8_t> received;
   received.reserve(data.size());
-  while (in(Uart16550::kLsr) & Uart16550::kLsrDataReady) received.push_back(in(Uart16550::kRbrThrDll));
+  while (in(Uart16550::kLsr) & Uart16550::kLsrDataReady) {
+    EXPECT_TRUE(irq_.level());
+    received.push_back(in(Uart16550::kRbrThrDll));
+  }
+  EXPECT_FALSE(irq_.level());
   EXPECT_EQ(received.size(), data.size());
   EXPECT_TRUE(received == data);
   EXPECT_EQ(uart_.pendingInput(), 0u);
 }
 
-TEST_F(UartTest, InputFromAnotherThreadWhileTheGuestReads) {
+// Polling with the receive interrupt off, while the I/O thread keeps pushing.
+TEST_F(UartTest, InputFromAnotherThreadWhileTheGuestPolls) {
   constexpr size_t kChunks = 200;
   constexpr size_t kChunkSize = 1000;
   std::thread producer([this] {
@@ -169,9 +251,16 @@ TEST_F(UartTest, InputFromAnotherThreadWhileTheGuestReads) {
 
 TEST_F(UartTest, FifoResetKeepsQueuedHostInput) {
   push("keep");
-  out(Uart16550::kIirFcr, 0x07);
+  out(Uart16550::kIerDlm, Uart16550::kIerReceivedData);
+  EXPECT_EQ(in(Uart16550::kLsr), 0x61);
+  out(Uart16550::kIerDlm, 0);
+  out(Uart16550::kIirFcr, 0x07);  // the arrived 'k' goes back to the queue
+  EXPECT_EQ(in(Uart16550::kLsr), 0x60);
+  EXPECT_EQ(in(Uart16550::kRbrThrDll), 0x00);
   EXPECT_EQ(uart_.pendingInput(), 4u);
+  out(Uart16550::kIerDlm, Uart16550::kIerReceivedData);
   EXPECT_EQ(in(Uart16550::kRbrThrDll), 'k');
+  EXPECT_EQ(uart_.pendingInput(), 3u);
 }
 
 TEST_F(UartTest, LoopbackReflectsModemControlInMsr) {
