@@ -1,7 +1,9 @@
 #include "virtio/mmio_transport.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <future>
 
 #include <fmt/core.h>
 
@@ -58,8 +60,36 @@ void VirtioMmioTransport::write(uint64_t offset, unsigned size, uint64_t value) 
     return;
   }
   if (size != 4 || offset % 4 != 0) return;
+  if (offset == mmio::kStatus && static_cast<uint32_t>(value) == 0) {
+    resetFromDriver();
+    return;
+  }
   std::lock_guard lock(mutex_);
   writeRegister(offset, static_cast<uint32_t>(value));
+}
+
+void VirtioMmioTransport::resetFromDriver() {
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> resetDone = done->get_future();
+  {
+    std::lock_guard lock(mutex_);
+    // The registers read as reset at once; the device's own state is reset on
+    // the loop, ahead of anything the driver does next (tasks run in order).
+    resetRegisters();
+    irq_.setLevel(false);
+    epoch_.fetch_add(1);
+    loop_.post([this, done] {
+      resetOnLoop();
+      done->set_value();
+    });
+  }
+  // Wait until the loop ran the reset, so no device callback that was already
+  // running can still touch rings the driver is about to reinitialise. Not when
+  // we are the loop thread (or it never ran device work: nothing can be running).
+  std::thread::id loopThread = loopThread_.load();
+  if (loopThread == std::thread::id() || loopThread == std::this_thread::get_id()) return;
+  if (resetDone.wait_for(std::chrono::seconds(2)) != std::future_status::ready)
+    log::warn("{}: device reset is taking long on the I/O thread; continuing without waiting", name_);
 }
 
 uint32_t VirtioMmioTransport::readRegister(uint64_t offset) {
@@ -152,15 +182,6 @@ void VirtioMmioTransport::resetRegisters() {
 }
 
 void VirtioMmioTransport::writeStatus(uint32_t value) {
-  if (value == 0) {
-    // Reset: the registers read as reset immediately; the device's own state is
-    // reset on the loop, ahead of anything the driver does next (tasks are FIFO).
-    resetRegisters();
-    irq_.setLevel(false);
-    epoch_.fetch_add(1);
-    loop_.post([this] { resetOnLoop(); });
-    return;
-  }
   uint32_t newlySet = value & ~status_;
   if (newlySet & kStatusFeaturesOk) {
     uint64_t offered = offeredFeatures();
@@ -191,6 +212,7 @@ void VirtioMmioTransport::raiseInterrupt(uint32_t bits) {
 }
 
 void VirtioMmioTransport::activateOnLoop(uint64_t epoch, uint64_t features, std::vector<QueueRegisters> queues) {
+  loopThread_ = std::this_thread::get_id();
   if (epoch != epoch_.load()) return;  // reset again before we got here
   activeEpoch_ = epoch;
   failed_ = false;
@@ -226,6 +248,7 @@ void VirtioMmioTransport::resetOnLoop() {
 }
 
 void VirtioMmioTransport::drainNotifications() {
+  loopThread_ = std::this_thread::get_id();
   uint64_t pending = pendingNotify_.exchange(0);
   if (!active_ || failed_ || activeEpoch_ != epoch_.load()) return;
   for (unsigned i = 0; i < queueCount_ && !failed_; ++i) {

@@ -4,6 +4,9 @@
 // a mutex; queue notifications are handed to the VM's EventLoop, where the
 // device runs and where used-ring updates and interrupts originate.
 //
+// A driver reset (Status = 0) returns only after the loop has reset the device,
+// so no device work still running can touch the rings the driver reinitialises.
+//
 // Lifetime: the EventLoop must be stopped (no more tasks run) before the
 // transport or its device is destroyed.
 #pragma once
@@ -13,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/event_loop.h"
@@ -101,7 +105,8 @@ class VirtioMmioTransport final : public machine::MmioDevice, private VirtioHost
 
   uint32_t readRegister(uint64_t offset);
   void writeRegister(uint64_t offset, uint32_t value);
-  void writeStatus(uint32_t value);
+  void writeStatus(uint32_t value);  // non-zero values; 0 goes to resetFromDriver
+  void resetFromDriver();
   void resetRegisters();
   void raiseInterrupt(uint32_t bits);
   void postActivation();
@@ -135,6 +140,9 @@ class VirtioMmioTransport final : public machine::MmioDevice, private VirtioHost
 
   // Queue notifications not yet handed to the device; one bit per queue.
   std::atomic<uint64_t> pendingNotify_{0};
+
+  // The thread that last ran device work for us (the EventLoop's), if any.
+  std::atomic<std::thread::id> loopThread_{};
 
   // EventLoop-thread state.
   std::vector<VirtQueue> queues_;
