@@ -48,8 +48,9 @@ class Uart16550 : public MmioDevice {
   static constexpr uint8_t kLsrTransmitterEmpty = 0x40;
 
   // The IRQ line and the output function must outlive the UART. The line is
-  // driven with the UART's lock held (it must not call back into the UART);
-  // the output function is called without it.
+  // driven with the UART's lock held (it must not call back into the UART).
+  // The output function runs on the transmitting vCPU's thread without that
+  // lock; it may call pushInput() but must not write to the UART's registers.
   Uart16550(IrqLine& irq, OutputFn output);
   Uart16550(const Uart16550&) = delete;
   Uart16550& operator=(const Uart16550&) = delete;
