@@ -27,6 +27,15 @@
   j fail_values;                 \
   9999:
 
+/* Fails the running test unless reg == expected_reg (neither may be t6). */
+#define CHECK_REG_REG(reg, expected_reg) \
+  mv t6, expected_reg;                   \
+  beq reg, t6, 9999f;                    \
+  mv a0, reg;                            \
+  mv a1, t6;                             \
+  j fail_values;                         \
+  9999:
+
 #define TEST_CASE(n, reg, expected, code...) \
   li TESTNUM, n;                             \
   code;                                      \
@@ -167,11 +176,25 @@
   li t6, cause;                  \
   sd t6, TRAP_CAUSE(t5)
 
+/* Withdraws an announcement that may not have been used. */
+#define CANCEL_MTRAP \
+  la t5, mtrap;      \
+  li t6, -1;         \
+  sd t6, TRAP_CAUSE(t5)
+#define CANCEL_STRAP \
+  la t5, strap;      \
+  li t6, -1;         \
+  sd t6, TRAP_CAUSE(t5)
+
 /* Checks one recorded field of mtrap/strap (field = TRAP_SEEN_*). */
 #define CHECK_TRAP_FIELD(which, field, expected) \
   la t5, which;                                  \
   ld a0, field(t5);                              \
   CHECK_REG(a0, expected)
+#define CHECK_TRAP_FIELD_REG(which, field, expected_reg) \
+  la t5, which;                                          \
+  ld a0, field(t5);                                      \
+  CHECK_REG_REG(a0, expected_reg)
 
 /* Switches to a lower mode at `label` (mret with MPP = mode: 0 U, 1 S). */
 #define ENTER_MODE(mode, label) \
