@@ -140,4 +140,12 @@ uint64_t u32ToF64(uint32_t a, RoundingMode rm, uint32_t& flags);
 uint64_t i64ToF64(int64_t a, RoundingMode rm, uint32_t& flags);
 uint64_t u64ToF64(uint64_t a, RoundingMode rm, uint32_t& flags);
 
+// ---- Host acceleration ----
+// On x86-64 the common cases (RNE arithmetic on ordinary operands, and fused
+// multiply-add in every mode but RMM) run on the host FPU, with results and
+// flags identical to the software path. Enabled by default; tests and
+// benchmarks turn it off to exercise or measure the software path alone.
+void setHostAcceleration(bool enabled);
+bool hostAccelerationEnabled();
+
 }  // namespace strata::cpu::fp

@@ -1,0 +1,233 @@
+// Internal to cpu/fp (included by fp_ops.cpp only): x86-64 host-FPU shortcuts
+// for the common cases, each returning false when it cannot guarantee the
+// bit-exact RISC-V result and flags, so the caller falls back to software.
+// Host instructions are issued through inline asm so the compiler can neither
+// constant-fold them nor move them across MXCSR accesses.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+
+#include "cpu/fp/fp_ops.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define STRATA_FP_HOST_FAST_PATH 1
+#else
+#define STRATA_FP_HOST_FAST_PATH 0
+#endif
+
+namespace strata::cpu::fp::hostfast {
+
+#if STRATA_FP_HOST_FAST_PATH
+
+// FMA3 is needed for exact error terms and fused ops; checked once at load.
+// Before the check runs (static-init order), the flag reads false and every
+// call simply takes the software path.
+extern const bool kHostHasFma;
+
+// MXCSR as we need it: all exceptions masked, round-to-nearest-even, no
+// flush-to-zero, no denormals-are-zero. Status flag bits (0..5) ignored.
+inline constexpr uint32_t kMxcsrControlMask = 0xffc0;
+inline constexpr uint32_t kMxcsrDefaultControl = 0x1f80;
+
+inline uint32_t readMxcsr() {
+  uint32_t csr;
+  asm volatile("stmxcsr %0" : "=m"(csr));
+  return csr;
+}
+inline void writeMxcsr(uint32_t csr) { asm volatile("ldmxcsr %0" : : "m"(csr)); }
+
+// The error-free-transform paths rely on the host rounding to nearest-even.
+inline bool hostIsDefaultRne() { return (readMxcsr() & kMxcsrControlMask) == kMxcsrDefaultControl; }
+
+inline double asDouble(uint64_t bits) { return std::bit_cast<double>(bits); }
+inline float asFloat(uint32_t bits) { return std::bit_cast<float>(bits); }
+inline uint64_t bitsOf(double v) { return std::bit_cast<uint64_t>(v); }
+inline uint32_t bitsOf(float v) { return std::bit_cast<uint32_t>(v); }
+
+inline double add(double a, double b) { asm("addsd %1, %0" : "+x"(a) : "x"(b)); return a; }
+inline double sub(double a, double b) { asm("subsd %1, %0" : "+x"(a) : "x"(b)); return a; }
+inline double mul(double a, double b) { asm("mulsd %1, %0" : "+x"(a) : "x"(b)); return a; }
+inline double div(double a, double b) { asm("divsd %1, %0" : "+x"(a) : "x"(b)); return a; }
+inline double sqrt(double a) { asm("sqrtsd %0, %0" : "+x"(a)); return a; }
+// a*b + c with one rounding (requires kHostHasFma).
+inline double fma(double a, double b, double c) { asm("vfmadd231sd %2, %1, %0" : "+x"(c) : "x"(a), "x"(b)); return c; }
+inline float toFloat(double a) {
+  float r;
+  asm("cvtsd2ss %1, %0" : "=x"(r) : "x"(a));
+  return r;
+}
+inline double toDouble(float a) {  // exact
+  double r;
+  asm("cvtss2sd %1, %0" : "=x"(r) : "x"(a));
+  return r;
+}
+
+inline int f64ExpField(uint64_t x) { return static_cast<int>((x >> 52) & 0x7ff); }
+inline int f32ExpField(uint32_t x) { return static_cast<int>((x >> 23) & 0xff); }
+
+// ---- binary64, RNE, via error-free transforms ----
+
+// Operands below 2^1023 in magnitude cannot overflow, and a sum never
+// underflows inexactly, so only NX needs detecting: TwoSum's error term.
+inline bool f64Add(uint64_t a, uint64_t b, uint64_t& result, uint32_t& flags) {
+  if (f64ExpField(a) >= 0x7fe || f64ExpField(b) >= 0x7fe || !hostIsDefaultRne()) return false;
+  const double x = asDouble(a), y = asDouble(b);
+  const double s = add(x, y);
+  const double yPart = sub(s, x);
+  const double err = add(sub(x, sub(s, yPart)), sub(y, yPart));
+  if (err != 0.0) flags |= fflags::NX;
+  result = bitsOf(s);
+  return true;
+}
+
+// Normal operands whose exponents keep the product (and its exact error
+// term, fma(x, y, -p)) well inside the normal range.
+inline bool f64Mul(uint64_t a, uint64_t b, uint64_t& result, uint32_t& flags) {
+  const int ea = f64ExpField(a), eb = f64ExpField(b);
+  const int productExp = ea + eb - 2 * 1023;
+  if (ea == 0 || eb == 0 || ea == 0x7ff || eb == 0x7ff || productExp < -960 || productExp > 1020) return false;
+  if (!kHostHasFma || !hostIsDefaultRne()) return false;
+  const double x = asDouble(a), y = asDouble(b);
+  const double p = mul(x, y);
+  if (fma(x, y, -p) != 0.0) flags |= fflags::NX;
+  result = bitsOf(p);
+  return true;
+}
+
+// Exponents within +-500 keep the quotient normal and the remainder
+// a - q*b exactly representable, so it is zero exactly when q is exact.
+inline bool f64Div(uint64_t a, uint64_t b, uint64_t& result, uint32_t& flags) {
+  const int ea = f64ExpField(a) - 1023, eb = f64ExpField(b) - 1023;
+  if (ea < -500 || ea > 500 || eb < -500 || eb > 500) return false;
+  if (!kHostHasFma || !hostIsDefaultRne()) return false;
+  const double x = asDouble(a), y = asDouble(b);
+  const double q = div(x, y);
+  if (fma(-q, y, x) != 0.0) flags |= fflags::NX;
+  result = bitsOf(q);
+  return true;
+}
+
+inline bool f64Sqrt(uint64_t a, uint64_t& result, uint32_t& flags) {
+  const int ea = f64ExpField(a) - 1023;
+  if ((a >> 63) != 0 || ea < -960 || ea > 1023 || !kHostHasFma || !hostIsDefaultRne()) return false;
+  const double x = asDouble(a);
+  const double s = sqrt(x);
+  if (fma(-s, s, x) != 0.0) flags |= fflags::NX;
+  result = bitsOf(s);
+  return true;
+}
+
+// ---- binary32, RNE, computed in binary64 ----
+// binary64 has more than 2*24+2 bits, so rounding an +,-,*,/,sqrt result
+// first to binary64 and then to binary32 equals rounding it once to binary32.
+
+inline bool f32Add(uint32_t a, uint32_t b, uint32_t& result, uint32_t& flags) {
+  if (f32ExpField(a) >= 0xfe || f32ExpField(b) >= 0xfe || !hostIsDefaultRne()) return false;
+  const double x = toDouble(asFloat(a)), y = toDouble(asFloat(b));
+  const double s = add(x, y);
+  const double yPart = sub(s, x);
+  const double err = add(sub(x, sub(s, yPart)), sub(y, yPart));
+  const float r = toFloat(s);
+  if (err != 0.0 || toDouble(r) != s) flags |= fflags::NX;
+  result = bitsOf(r);
+  return true;
+}
+
+// True if |v| is at least the smallest binary32 normal and the rounded
+// result r is finite: then neither underflow nor overflow can apply.
+inline bool f32InNormalRange(double v, float r) {
+  const uint64_t magnitude = bitsOf(v) & 0x7fffffffffffffffull;
+  return magnitude >= 0x3810000000000000ull /* 2^-126 */ && f32ExpField(bitsOf(r)) != 0xff;
+}
+
+inline bool f32Mul(uint32_t a, uint32_t b, uint32_t& result, uint32_t& flags) {
+  if (f32ExpField(a) == 0xff || f32ExpField(b) == 0xff || !hostIsDefaultRne()) return false;
+  const double p = mul(toDouble(asFloat(a)), toDouble(asFloat(b)));  // exact: 48 bits
+  const float r = toFloat(p);
+  if (!f32InNormalRange(p, r)) return false;
+  if (toDouble(r) != p) flags |= fflags::NX;
+  result = bitsOf(r);
+  return true;
+}
+
+inline bool f32Div(uint32_t a, uint32_t b, uint32_t& result, uint32_t& flags) {
+  if (f32ExpField(a) == 0xff || f32ExpField(b) == 0xff || (b & 0x7fffffff) == 0) return false;
+  if (!kHostHasFma || !hostIsDefaultRne()) return false;
+  const double x = toDouble(asFloat(a)), y = toDouble(asFloat(b));
+  const double q = div(x, y);
+  const float r = toFloat(q);
+  // Margin of one binade above 2^-126 so a quotient rounded up to 2^-126 is never missed.
+  const uint64_t magnitude = bitsOf(q) & 0x7fffffffffffffffull;
+  if (magnitude < 0x3820000000000000ull /* 2^-125 */ || f32ExpField(bitsOf(r)) == 0xff) return false;
+  if (fma(-toDouble(r), y, x) != 0.0) flags |= fflags::NX;  // r*y has 48 bits: exact
+  result = bitsOf(r);
+  return true;
+}
+
+inline bool f32Sqrt(uint32_t a, uint32_t& result, uint32_t& flags) {
+  if ((a >> 31) != 0 || (a & 0x7fffffff) == 0 || f32ExpField(a) == 0xff) return false;
+  if (!kHostHasFma || !hostIsDefaultRne()) return false;
+  const double x = toDouble(asFloat(a));
+  const float r = toFloat(sqrt(x));
+  const double rd = toDouble(r);
+  if (fma(-rd, rd, x) != 0.0) flags |= fflags::NX;
+  result = bitsOf(r);
+  return true;
+}
+
+// ---- Fused multiply-add under an explicit MXCSR rounding mode ----
+// With finite operands the host FMA raises exactly the IEEE flags RISC-V
+// wants (x86 detects tininess after rounding too); NaN/inf cases differ
+// (e.g. inf*0 + qNaN) and go to software. RMM has no host equivalent.
+
+inline uint32_t mxcsrRoundingControl(RoundingMode rm) {
+  switch (rm) {
+    case RoundingMode::RDN: return 1u << 13;
+    case RoundingMode::RUP: return 2u << 13;
+    case RoundingMode::RTZ: return 3u << 13;
+    default: return 0;
+  }
+}
+
+inline uint32_t flagsFromMxcsr(uint32_t csr) {
+  uint32_t f = 0;
+  if (csr & 0x01) f |= fflags::NV;  // IE
+  if (csr & 0x04) f |= fflags::DZ;  // ZE
+  if (csr & 0x08) f |= fflags::OF;  // OE
+  if (csr & 0x10) f |= fflags::UF;  // UE
+  if (csr & 0x20) f |= fflags::NX;  // PE
+  return f;
+}
+
+inline bool f64MulAdd(uint64_t a, uint64_t b, uint64_t c, RoundingMode rm, uint64_t& result, uint32_t& flags) {
+  if (rm == RoundingMode::RMM || !kHostHasFma) return false;
+  if (f64ExpField(a) == 0x7ff || f64ExpField(b) == 0x7ff || f64ExpField(c) == 0x7ff) return false;
+  const uint32_t saved = readMxcsr();
+  writeMxcsr(kMxcsrDefaultControl | mxcsrRoundingControl(rm));
+  double acc = asDouble(c);
+  asm volatile("vfmadd231sd %2, %1, %0" : "+x"(acc) : "x"(asDouble(a)), "x"(asDouble(b)));
+  const uint32_t after = readMxcsr();
+  writeMxcsr(saved);
+  flags |= flagsFromMxcsr(after);
+  result = bitsOf(acc);
+  return true;
+}
+
+inline bool f32MulAdd(uint32_t a, uint32_t b, uint32_t c, RoundingMode rm, uint32_t& result, uint32_t& flags) {
+  if (rm == RoundingMode::RMM || !kHostHasFma) return false;
+  if (f32ExpField(a) == 0xff || f32ExpField(b) == 0xff || f32ExpField(c) == 0xff) return false;
+  const uint32_t saved = readMxcsr();
+  writeMxcsr(kMxcsrDefaultControl | mxcsrRoundingControl(rm));
+  float acc = asFloat(c);
+  asm volatile("vfmadd231ss %2, %1, %0" : "+x"(acc) : "x"(asFloat(a)), "x"(asFloat(b)));
+  const uint32_t after = readMxcsr();
+  writeMxcsr(saved);
+  flags |= flagsFromMxcsr(after);
+  result = bitsOf(acc);
+  return true;
+}
+
+#endif  // STRATA_FP_HOST_FAST_PATH
+
+}  // namespace strata::cpu::fp::hostfast
