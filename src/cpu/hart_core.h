@@ -51,7 +51,7 @@ class HartCore {
   static constexpr unsigned kDataTlbContexts = 4;   // U, S, S+SUM, M/bare
   static constexpr unsigned kFetchTlbContexts = 3;  // U, S, M
   static constexpr unsigned kMaxBlockInstructions = 128;
-  static constexpr unsigned kTimerCheckInterval = 512;  // blocks between timer polls
+  static constexpr int kTimerCheckInterval = 512;  // blocks between timer polls
 
   HartCore(Hart& owner, unsigned hartId, PhysicalMemory memory, HartHost& host);
 
@@ -99,7 +99,7 @@ class HartCore {
   std::mutex fenceMutex;
   std::condition_variable fenceCv;
   uint32_t localFences = 0;  // fences requested by this hart's own fence.i (applied between blocks)
-  unsigned timerCountdown = kTimerCheckInterval;
+  int timerCountdown = kTimerCheckInterval;  // signed: the chained fast path may overshoot
 
   Hart& owner;
   const unsigned hartId;
@@ -155,8 +155,10 @@ class HartCore {
   Block* lookupBlock();
   Block* buildBlock(uint64_t va, uint64_t pa);
   Block* buildStraddlingBlock(uint64_t va, uint64_t pa);
-  Block scratchBlock;
-  DecodedInsn scratchInsns[2];
+  struct ScratchBlock {  // same layout as a cached block: header, then instructions
+    Block block;
+    DecodedInsn insns[2];
+  } scratch;
 
   // ---------------- slow-path executors (return false on exception) ----------------
   bool executeCsr(const DecodedInsn& insn, uint64_t retiredInBlock);

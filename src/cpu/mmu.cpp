@@ -2,6 +2,7 @@
 // TLBs, physical RAM/MMIO access for the slow paths, and instruction fetch
 // into decoded blocks.
 #include <algorithm>
+#include <cstddef>
 
 #include "cpu/hart_core.h"
 
@@ -305,16 +306,18 @@ Block* HartCore::buildStraddlingBlock(uint64_t va, uint64_t pa) {
     return nullptr;
   }
   std::memcpy(&high, secondHost, 2);
-  scratchInsns[0] = decodeAny(static_cast<uint32_t>(low) | static_cast<uint32_t>(high) << 16);
-  scratchInsns[0].pcOffset = 0;
-  scratchInsns[1] = DecodedInsn{};
-  scratchInsns[1].op = Op::BlockEnd;
-  scratchInsns[1].pcOffset = 4;
-  scratchBlock.physicalPc = pa;
-  scratchBlock.instructionCount = 1;
-  scratchBlock.byteLength = 4;
-  scratchBlock.insns = scratchInsns;
-  return &scratchBlock;
+  static_assert(offsetof(ScratchBlock, insns) == sizeof(Block));
+  scratch.block = Block{};
+  scratch.insns[0] = decodeAny(static_cast<uint32_t>(low) | static_cast<uint32_t>(high) << 16);
+  scratch.insns[0].pcOffset = 0;
+  scratch.insns[1] = DecodedInsn{};
+  scratch.insns[1].op = Op::BlockEnd;
+  scratch.insns[1].pcOffset = 4;
+  scratch.block.physicalPc = pa;
+  scratch.block.instructionCount = 1;
+  scratch.block.byteLength = 4;
+  scratch.block.insns = scratch.insns;
+  return &scratch.block;
 }
 
 }  // namespace strata::cpu

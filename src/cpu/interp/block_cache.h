@@ -22,14 +22,25 @@
 
 namespace strata::cpu {
 
-struct Block {
+// The decoded instructions follow the Block header directly in memory
+// (insns == firstInsn()), so engines reach them without a dependent load.
+struct alignas(16) Block {
   uint64_t physicalPc = 0;
   uint32_t instructionCount = 0;  // excluding the trailing Op::BlockEnd sentinel
   uint32_t byteLength = 0;        // guest bytes covered (the sentinel's pcOffset)
   uint64_t executions = 0;        // for a translator's hotness heuristics
   void* translated = nullptr;     // engine-private native code, owned by that engine
   DecodedInsn* insns = nullptr;   // instructionCount + 1 entries
+  // Successors on the same guest page, found by their page offset. Valid for
+  // the block's whole life: a same-page target's physical address follows from
+  // ours, and the cache drops all blocks at once.
+  Block* chain[2] = {nullptr, nullptr};
+  uint16_t chainOffset[2] = {0, 0};
+  uint8_t chainVictim = 0;
+
+  const DecodedInsn* firstInsn() const { return reinterpret_cast<const DecodedInsn*>(this + 1); }
 };
+static_assert(sizeof(Block) % 16 == 0);
 
 class BlockCache {
  public:

@@ -18,15 +18,22 @@ struct BlockResult {
 // Executes `block` (which starts at hart.pc) up to its end, a trap, or — when
 // kLimited — `limit` instructions. Leaves hart.pc at the next instruction to
 // run, with any trap already taken, and accounts retired instructions.
+//
+// Unlimited mode chains: after a branch or jump whose target block is already
+// decoded and mapped in the fetch TLB, it continues there directly (as long
+// as nothing needs attention), so hot loops never leave this function.
 template <bool kLimited>
-BlockResult executeBlock(HartCore& h, const Block& block, uint32_t limit) {
+// GCC's global CSE merges the per-handler indirect jumps into one shared
+// dispatch site, which defeats branch prediction of the threaded code.
+__attribute__((optimize("no-gcse", "no-crossjumping"))) BlockResult executeBlock(HartCore& h, Block* block,
+                                                                                 uint32_t limit) {
 #define STRATA_CPU_LABEL(name, handler) &&op_##handler,
   static const void* const kDispatch[] = {STRATA_CPU_OPS(STRATA_CPU_LABEL)};
 #undef STRATA_CPU_LABEL
   uint64_t* const x = h.x;
-  const uint64_t base = h.pc;
-  const DecodedInsn* in = block.insns;
-  const DecodedInsn* const stopAt = block.insns + limit;
+  uint64_t base = h.pc;
+  const DecodedInsn* in = block->insns;
+  const DecodedInsn* const stopAt = block->insns + limit;
   uint32_t retired;
 
 #define DISPATCH()                                            \
@@ -52,7 +59,7 @@ BlockResult executeBlock(HartCore& h, const Block& block, uint32_t limit) {
 #define BRANCH(cond)                                 \
   do {                                                \
     h.pc = (cond) ? PC_HERE + SIMM : PC_NEXT;         \
-    goto retire_last;                                 \
+    goto jump_exit;                                   \
   } while (0)
 #define LOAD(type)                                       \
   do {                                                   \
@@ -81,12 +88,12 @@ op_Auipc:
 op_Jal:
   RD = PC_NEXT;
   h.pc = PC_HERE + SIMM;
-  goto retire_last;
+  goto jump_exit;
 op_Jalr: {
   const uint64_t target = (RS1 + SIMM) & ~1ull;
   RD = PC_NEXT;
   h.pc = target;
-  goto retire_last;
+  goto jump_exit;
 }
 op_Beq: BRANCH(RS1 == RS2);
 op_Bne: BRANCH(RS1 != RS2);
@@ -262,7 +269,7 @@ op_System:
   goto retire_last;  // executeSystem set the next pc
 op_Csr:
   h.pc = PC_HERE;
-  if (!h.executeCsr(*in, static_cast<uint64_t>(in - block.insns))) goto fault;
+  if (!h.executeCsr(*in, static_cast<uint64_t>(in - block->insns))) goto fault;
   h.pc = PC_NEXT;
   goto retire_last;
 op_Fp:
@@ -270,24 +277,60 @@ op_Fp:
   NEXT();
 op_BlockEnd:
   h.pc = PC_HERE;
-  retired = static_cast<uint32_t>(in - block.insns);
+  retired = static_cast<uint32_t>(in - block->insns);
   h.instret += retired;
   return {retired, false};
 
+jump_exit:
+  retired = static_cast<uint32_t>(in - block->insns) + 1;
+  h.instret += retired;
+  if constexpr (!kLimited) {
+    if (h.attention.load(std::memory_order_relaxed) == 0 && --h.timerCountdown > 0) [[likely]] {
+      const uint64_t pc = h.pc;
+      Block* next = nullptr;
+      if (((pc ^ base) >> 12) == 0 && block != &h.scratch.block) [[likely]] {
+        // Same page: the successor's physical address follows from ours.
+        const auto offset = static_cast<uint16_t>(pc & 0xfff);
+        if (block->chain[0] != nullptr && block->chainOffset[0] == offset) {
+          next = block->chain[0];
+        } else if (block->chain[1] != nullptr && block->chainOffset[1] == offset) {
+          next = block->chain[1];
+        } else {
+          next = h.blocks.find((block->physicalPc & ~0xfffull) | offset);
+          if (next != nullptr) {
+            const unsigned victim = block->chainVictim;
+            block->chain[victim] = next;
+            block->chainOffset[victim] = offset;
+            block->chainVictim = static_cast<uint8_t>(victim ^ 1);
+          }
+        }
+      } else {
+        const FetchTlbEntry& e = h.currentFetchTlb[(pc >> 12) & (HartCore::kTlbSlots - 1)];
+        if (e.tag == (pc >> 12)) next = h.blocks.find(pc + e.physicalAddend);
+      }
+      if (next != nullptr) [[likely]] {
+        block = next;
+        base = pc;
+        in = next->firstInsn();
+        DISPATCH();
+      }
+    }
+  }
+  return {retired, false};
 retire_last:
-  retired = static_cast<uint32_t>(in - block.insns) + 1;
+  retired = static_cast<uint32_t>(in - block->insns) + 1;
   h.instret += retired;
   return {retired, false};
 fault:
   h.pc = PC_HERE;
-  retired = static_cast<uint32_t>(in - block.insns);
+  retired = static_cast<uint32_t>(in - block->insns);
   h.instret += retired;
   h.takeException();
   return {retired, true};
 limit_reached:
   __attribute__((unused));
   h.pc = PC_HERE;
-  retired = static_cast<uint32_t>(in - block.insns);
+  retired = static_cast<uint32_t>(in - block->insns);
   h.instret += retired;
   return {retired, false};
 
@@ -326,7 +369,7 @@ class RunScope {
 ExitReason run(HartCore& h) {
   RunScope scope(h);
   for (;;) {
-    if (h.attention.load(std::memory_order_relaxed) != 0 || --h.timerCountdown == 0) [[unlikely]] {
+    if (h.attention.load(std::memory_order_relaxed) != 0 || --h.timerCountdown <= 0) [[unlikely]] {
       ExitReason reason;
       if (h.serviceAttention(true, true, reason)) return reason;
     }
@@ -335,7 +378,7 @@ ExitReason run(HartCore& h) {
       h.takeException();
       continue;
     }
-    executeBlock<false>(h, *block, 0);
+    executeBlock<false>(h, block, 0);
   }
 }
 
@@ -344,7 +387,7 @@ uint64_t step(HartCore& h, uint64_t count) {
   const uint64_t start = h.instret;
   uint64_t attempts = 0;
   while (attempts < count) {
-    if (h.attention.load(std::memory_order_relaxed) != 0 || --h.timerCountdown == 0) {
+    if (h.attention.load(std::memory_order_relaxed) != 0 || --h.timerCountdown <= 0) {
       ExitReason reason;
       if (h.serviceAttention(true, false, reason)) break;
     }
@@ -355,7 +398,7 @@ uint64_t step(HartCore& h, uint64_t count) {
       continue;
     }
     const auto limit = static_cast<uint32_t>(std::min<uint64_t>(count - attempts, block->instructionCount));
-    const BlockResult result = executeBlock<true>(h, *block, limit);
+    const BlockResult result = executeBlock<true>(h, block, limit);
     attempts += result.retired + (result.trapped ? 1 : 0);
   }
   return h.instret - start;
