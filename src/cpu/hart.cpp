@@ -92,10 +92,21 @@ void Hart::waitForRemoteFences() {
   HartCore& core = *state_;
   // The hart itself (e.g. an SBI call fencing all harts) applies them before its next instruction.
   if (core.ownerThread.load() == std::this_thread::get_id()) return;
-  std::unique_lock lock(core.fenceMutex);
-  core.fenceCv.wait(lock, [&] {
-    return core.pendingFences.load() == 0 || core.runState.load() != HartCore::RunState::Running;
-  });
+  // A hart waiting here from inside its own SBI call executes no guest code
+  // meanwhile: count it as asleep so harts fencing each other cannot deadlock
+  // (it applies its own pending fences before running on).
+  HartCore* caller = HartCore::current;
+  if (caller != nullptr) {
+    caller->runState.store(HartCore::RunState::Sleeping);
+    caller->notifyFenceWaiters();
+  }
+  {
+    std::unique_lock lock(core.fenceMutex);
+    core.fenceCv.wait(lock, [&] {
+      return core.pendingFences.load() == 0 || core.runState.load() != HartCore::RunState::Running;
+    });
+  }
+  if (caller != nullptr) caller->runState.store(HartCore::RunState::Running);
 }
 
 void Hart::requestStop() { state_->requestAttention(kAttnStop); }

@@ -101,6 +101,9 @@ class HartCore {
   uint32_t localFences = 0;  // fences requested by this hart's own fence.i (applied between blocks)
   int timerCountdown = kTimerCheckInterval;  // signed: the chained fast path may overshoot
 
+  // The hart whose run()/step() is executing on this thread, if any.
+  static thread_local HartCore* current;
+
   Hart& owner;
   const unsigned hartId;
   const PhysicalMemory memory;

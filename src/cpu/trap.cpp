@@ -6,6 +6,8 @@
 
 namespace strata::cpu {
 
+thread_local HartCore* HartCore::current = nullptr;
+
 HartCore::HartCore(Hart& ownerHart, unsigned id, PhysicalMemory mem, HartHost& hartHost)
     : owner(ownerHart), hartId(id), memory(mem), host(hartHost) {
   resetToMachineMode(0);
@@ -105,8 +107,11 @@ void HartCore::applyFences() {
 
 bool HartCore::serviceAttention(bool mayStop, bool maySleep, ExitReason& reason) {
   const uint32_t bits = attention.exchange(0, std::memory_order_acq_rel);
-  timerCountdown = kTimerCheckInterval;
-  checkTimers();
+  // Reading the clock is a host call: only when a compare moved or the poll interval ran out.
+  if ((bits & kAttnTimers) || timerCountdown <= 0) {
+    timerCountdown = kTimerCheckInterval;
+    checkTimers();
+  }
   if ((bits & kAttnFence) || localFences) applyFences();
   if (mayStop && (bits & kAttnSelfStop)) {
     reason = ExitReason::HartStopped;

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <type_traits>
 
 #include "cpu/fp/host_fast_path.h"
 
@@ -21,6 +22,10 @@ namespace hostfast {
 extern const bool kHostHasFma = [] {
   __builtin_cpu_init();
   return __builtin_cpu_supports("fma") != 0;
+}();
+extern const bool kHostHasSse41 = [] {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("sse4.1") != 0;
 }();
 }  // namespace hostfast
 #endif
@@ -585,14 +590,30 @@ uint64_t f32ToF64(uint32_t a, uint32_t& flags) { return convertFloat<F32, F64>(a
 uint32_t f64ToF32(uint64_t a, RoundingMode rm, uint32_t& flags) { return convertFloat<F64, F32>(a, rm, flags); }
 
 // ---- Float -> integer ----
-uint64_t f32ToI32(uint32_t a, RoundingMode rm, uint32_t& flags) { return toInteger<F32>(a, true, 32, rm, flags); }
-uint64_t f32ToU32(uint32_t a, RoundingMode rm, uint32_t& flags) { return toInteger<F32>(a, false, 32, rm, flags); }
-uint64_t f32ToI64(uint32_t a, RoundingMode rm, uint32_t& flags) { return toInteger<F32>(a, true, 64, rm, flags); }
-uint64_t f32ToU64(uint32_t a, RoundingMode rm, uint32_t& flags) { return toInteger<F32>(a, false, 64, rm, flags); }
-uint64_t f64ToI32(uint64_t a, RoundingMode rm, uint32_t& flags) { return toInteger<F64>(a, true, 32, rm, flags); }
-uint64_t f64ToU32(uint64_t a, RoundingMode rm, uint32_t& flags) { return toInteger<F64>(a, false, 32, rm, flags); }
-uint64_t f64ToI64(uint64_t a, RoundingMode rm, uint32_t& flags) { return toInteger<F64>(a, true, 64, rm, flags); }
-uint64_t f64ToU64(uint64_t a, RoundingMode rm, uint32_t& flags) { return toInteger<F64>(a, false, 64, rm, flags); }
+namespace {
+template <class F>
+uint64_t toIntegerEntry(typename F::Bits a, bool isSigned, int width, RoundingMode rm, uint32_t& flags) {
+#if STRATA_FP_HOST_FAST_PATH
+  if (tryHost(rm, false)) {
+    uint64_t hostResult;
+    const bool done = std::is_same_v<F, F32>
+                          ? hostfast::f32ToInteger(static_cast<uint32_t>(a), isSigned, width, rm, hostResult, flags)
+                          : hostfast::f64ToInteger(a, isSigned, width, rm, hostResult, flags);
+    if (done) return hostResult;
+  }
+#endif
+  return toInteger<F>(a, isSigned, width, rm, flags);
+}
+}  // namespace
+
+uint64_t f32ToI32(uint32_t a, RoundingMode rm, uint32_t& flags) { return toIntegerEntry<F32>(a, true, 32, rm, flags); }
+uint64_t f32ToU32(uint32_t a, RoundingMode rm, uint32_t& flags) { return toIntegerEntry<F32>(a, false, 32, rm, flags); }
+uint64_t f32ToI64(uint32_t a, RoundingMode rm, uint32_t& flags) { return toIntegerEntry<F32>(a, true, 64, rm, flags); }
+uint64_t f32ToU64(uint32_t a, RoundingMode rm, uint32_t& flags) { return toIntegerEntry<F32>(a, false, 64, rm, flags); }
+uint64_t f64ToI32(uint64_t a, RoundingMode rm, uint32_t& flags) { return toIntegerEntry<F64>(a, true, 32, rm, flags); }
+uint64_t f64ToU32(uint64_t a, RoundingMode rm, uint32_t& flags) { return toIntegerEntry<F64>(a, false, 32, rm, flags); }
+uint64_t f64ToI64(uint64_t a, RoundingMode rm, uint32_t& flags) { return toIntegerEntry<F64>(a, true, 64, rm, flags); }
+uint64_t f64ToU64(uint64_t a, RoundingMode rm, uint32_t& flags) { return toIntegerEntry<F64>(a, false, 64, rm, flags); }
 
 // ---- Integer -> float ----
 uint32_t i32ToF32(int32_t a, RoundingMode rm, uint32_t& flags) {

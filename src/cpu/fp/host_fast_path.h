@@ -24,6 +24,8 @@ namespace strata::cpu::fp::hostfast {
 // Before the check runs (static-init order), the flag reads false and every
 // call simply takes the software path.
 extern const bool kHostHasFma;
+// SSE4.1 roundsd rounds to an integral value in an immediate mode.
+extern const bool kHostHasSse41;
 
 // MXCSR as we need it: all exceptions masked, round-to-nearest-even, no
 // flush-to-zero, no denormals-are-zero. Status flag bits (0..5) ignored.
@@ -226,6 +228,55 @@ inline bool f32MulAdd(uint32_t a, uint32_t b, uint32_t c, RoundingMode rm, uint3
   flags |= flagsFromMxcsr(after);
   result = bitsOf(acc);
   return true;
+}
+
+// ---- Float -> integer ----
+// roundsd with an immediate mode (bit 3 suppresses the host inexact flag)
+// gives the exactly rounded integral value; in-range values then convert
+// exactly. Out-of-range, NaN, infinity and RMM go to software.
+
+inline double roundIntegral(double x, RoundingMode rm) {
+  switch (rm) {
+    case RoundingMode::RDN: asm("roundsd $9, %0, %0" : "+x"(x)); break;
+    case RoundingMode::RUP: asm("roundsd $10, %0, %0" : "+x"(x)); break;
+    case RoundingMode::RTZ: asm("roundsd $11, %0, %0" : "+x"(x)); break;
+    default: asm("roundsd $8, %0, %0" : "+x"(x)); break;
+  }
+  return x;
+}
+
+inline uint64_t signExtend32(uint64_t v) {
+  return static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(static_cast<uint32_t>(v))));
+}
+
+// x must be finite. Writes the rd value (32-bit results sign-extended).
+inline bool doubleToInteger(double x, bool isSigned, int width, RoundingMode rm, uint64_t& result, uint32_t& flags) {
+  constexpr double kTwo31 = 2147483648.0, kTwo32 = 4294967296.0;
+  constexpr double kTwo63 = 9223372036854775808.0, kTwo64 = 18446744073709551616.0;
+  const double r = roundIntegral(x, rm);
+  uint64_t v;
+  if (isSigned) {
+    const double limit = width == 32 ? kTwo31 : kTwo63;
+    if (!(r >= -limit && r < limit)) return false;
+    v = static_cast<uint64_t>(static_cast<int64_t>(r));
+  } else {
+    if (!(r >= 0.0 && r < (width == 32 ? kTwo32 : kTwo64))) return false;  // -0.0 passes: result 0
+    v = r < kTwo63 ? static_cast<uint64_t>(static_cast<int64_t>(r))
+                   : static_cast<uint64_t>(static_cast<int64_t>(r - kTwo63)) ^ (uint64_t(1) << 63);
+  }
+  result = width == 32 ? signExtend32(v) : v;
+  if (r != x) flags |= fflags::NX;
+  return true;
+}
+
+inline bool f64ToInteger(uint64_t a, bool isSigned, int width, RoundingMode rm, uint64_t& result, uint32_t& flags) {
+  if (rm == RoundingMode::RMM || !kHostHasSse41 || f64ExpField(a) == 0x7ff) return false;
+  return doubleToInteger(asDouble(a), isSigned, width, rm, result, flags);
+}
+
+inline bool f32ToInteger(uint32_t a, bool isSigned, int width, RoundingMode rm, uint64_t& result, uint32_t& flags) {
+  if (rm == RoundingMode::RMM || !kHostHasSse41 || f32ExpField(a) == 0xff) return false;
+  return doubleToInteger(toDouble(asFloat(a)), isSigned, width, rm, result, flags);
 }
 
 #endif  // STRATA_FP_HOST_FAST_PATH

@@ -351,17 +351,20 @@ limit_reached:
 
 class RunScope {
  public:
-  explicit RunScope(HartCore& h) : h_(h) {
+  explicit RunScope(HartCore& h) : h_(h), previous_(HartCore::current) {
     h_.ownerThread.store(std::this_thread::get_id());
     h_.runState.store(HartCore::RunState::Running);
+    HartCore::current = &h_;
   }
   ~RunScope() {
+    HartCore::current = previous_;
     h_.runState.store(HartCore::RunState::Idle);
     h_.notifyFenceWaiters();
   }
 
  private:
   HartCore& h_;
+  HartCore* previous_;
 };
 
 }  // namespace

@@ -413,3 +413,38 @@ TEST_F(Privileged, RemoteFenceWaitCompletesWhileRunning) {
 
 }  // namespace
 }  // namespace strata::cpu::test
+
+namespace strata::cpu::test {
+namespace {
+using namespace as;
+
+// Two harts whose SBI calls fence each other must not deadlock: a hart waiting
+// inside its own ecall counts as asleep for the other's wait.
+TEST_F(Privileged, MutualRemoteFencesFromEcallsDoNotDeadlock) {
+  Hart second(1, PhysicalMemory{kRamBase, kRamSize, ram_.get(), &mmio_}, host_);
+  Hart* harts[] = {&hart(), &second};
+  std::atomic<uint64_t> fences{0};
+  host_.onEcall = [&](Hart& h) {
+    if (h.xreg(a7) == 0) {
+      h.stopSelf();
+      return true;
+    }
+    Hart& other = *harts[h.id() == 0 ? 1 : 0];
+    other.requestRemoteFence(RemoteFence::Tlb);
+    other.waitForRemoteFences();
+    fences.fetch_add(1);
+    return true;
+  };
+  loadWords(kRamBase, {addi(a7, zero, 1), ecall, addi(t0, t0, -1), bne(t0, zero, -8), addi(a7, zero, 0), ecall});
+  for (Hart* h : harts) {
+    h->resetToSupervisorBoot(kRamBase, 0);
+    h->setXreg(t0, 2000);
+  }
+  std::thread other([&] { second.run(); });
+  hart().run();
+  other.join();
+  EXPECT_EQ(fences.load(), 4000u);
+}
+
+}  // namespace
+}  // namespace strata::cpu::test
