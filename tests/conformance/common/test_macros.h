@@ -186,15 +186,15 @@
   li t6, -1;         \
   sd t6, TRAP_CAUSE(t5)
 
-/* Checks one recorded field of mtrap/strap (field = TRAP_SEEN_*). */
+/* Checks one recorded field of mtrap/strap (field = TRAP_SEEN_*); uses t4/t5. */
 #define CHECK_TRAP_FIELD(which, field, expected) \
   la t5, which;                                  \
-  ld a0, field(t5);                              \
-  CHECK_REG(a0, expected)
+  ld t4, field(t5);                              \
+  CHECK_REG(t4, expected)
 #define CHECK_TRAP_FIELD_REG(which, field, expected_reg) \
   la t5, which;                                          \
-  ld a0, field(t5);                                      \
-  CHECK_REG_REG(a0, expected_reg)
+  ld t4, field(t5);                                      \
+  CHECK_REG_REG(t4, expected_reg)
 
 /* Switches to a lower mode at `label` (mret with MPP = mode: 0 U, 1 S). */
 #define ENTER_MODE(mode, label) \
