@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""Random RV64IMAFDC user-level instruction sequences for differential testing.
+
+One program holds several sequences. Each sequence starts from seeded integer
+and FP register values, a seeded rounding mode and its own seeded 256-byte
+buffer, then runs random instructions; after EACH instruction it stores two
+words into a trace slot: the destination register (raw bits for FP) and an
+extra word (fflags for FP instructions, read and cleared; the touched memory
+dword for stores and AMOs; the sc result for LR/SC). At the end of a sequence
+the guest prints a digest of the trace (or, in dump mode, every word).
+
+Reserved registers: sp, gp (runtime), s0 (trace pointer), s1 (buffer base),
+tp (scratch for the tracing code). They are read as sources but never written
+by generated instructions. Everything is deterministic for a given seed.
+"""
+import argparse
+import random
+
+X_DEST = ["ra", "t0", "t1", "t2", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7",
+          "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6"]
+X_SRC = X_DEST + ["zero", "sp", "s0", "s1", "tp"]
+X_COMPRESSED = ["a0", "a1", "a2", "a3", "a4", "a5"]  # x10..x15 (x8/x9 are reserved)
+F_REGS = [f"f{i}" for i in range(32)]
+STATIC_RM = ["rne", "rtz", "rdn", "rup", "rmm", "dyn"]
+BUFFER_BYTES = 256
+
+INT_SPECIAL = [0, 1, 2, 0xFFFFFFFFFFFFFFFF, 0x8000000000000000, 0x7FFFFFFFFFFFFFFF, 0xFFFFFFFF,
+               0x80000000, 0x7FFFFFFF, 0xFFFFFFFF80000000, 0x100000000, 3, 7, 0xFFFFFFFFFFFFFFFE]
+DOUBLE_SPECIAL = [0x0000000000000000, 0x8000000000000000, 0x3FF0000000000000, 0xBFF0000000000000,
+                  0x7FF0000000000000, 0xFFF0000000000000, 0x7FF8000000000000, 0x7FF8000000000123,
+                  0x7FF0000000000001, 0x7FEFFFFFFFFFFFFF, 0x0010000000000000, 0x0000000000000001,
+                  0x000FFFFFFFFFFFFF, 0x4004000000000000, 0xC004000000000000, 0x3FE0000000000000,
+                  0x43E0000000000000, 0x41DFFFFFFFC00000, 0x4330000000000001, 0x3FD5555555555555]
+SINGLE_SPECIAL = [0x00000000, 0x80000000, 0x3F800000, 0xBF800000, 0x7F800000, 0xFF800000, 0x7FC00000,
+                  0x7FC00123, 0x7F800001, 0x7F7FFFFF, 0x00800000, 0x00000001, 0x007FFFFF, 0x40200000,
+                  0xC0200000, 0x3F000000, 0x4F000000, 0x5F000000, 0x4B800001, 0x3EAAAAAB]
+
+
+class Sequence:
+    """Instructions of one sequence: text lines per slot plus tracing code."""
+
+    def __init__(self, rng, index, length):
+        self.rng = rng
+        self.index = index
+        self.length = length
+        self.slots = []  # (description, asm lines)
+        self.label = 0
+
+    # ---- operand helpers
+    def xd(self):
+        return self.rng.choice(X_DEST) if self.rng.random() > 0.02 else "zero"
+
+    def xs(self):
+        return self.rng.choice(X_SRC)
+
+    def fr(self):
+        return self.rng.choice(F_REGS)
+
+    def rm(self):
+        return self.rng.choice(STATIC_RM)
+
+    def offset(self, align):
+        return self.rng.randrange(0, BUFFER_BYTES, align)
+
+    def imm12(self):
+        r = self.rng.random()
+        if r < 0.2:
+            return self.rng.choice([0, 1, -1, 2047, -2048, 0x7FF, -2])
+        return self.rng.randint(-2048, 2047)
+
+    def local(self):
+        self.label += 1
+        return f".Ls{self.index}_{self.label}"
+
+    # ---- tracing code for slot i (offsets relative to s0)
+    @staticmethod
+    def trace_x(slot, rd):
+        return [f"sd {rd}, {16 * slot}(s0)", f"sd zero, {16 * slot + 8}(s0)"]
+
+    @staticmethod
+    def trace_flags(slot):
+        return [f"csrrw tp, fflags, zero", f"sd tp, {16 * slot + 8}(s0)"]
+
+    @staticmethod
+    def trace_mem(slot, offset):
+        return [f"ld tp, {offset & ~7}(s1)", f"sd tp, {16 * slot + 8}(s0)"]
+
+    # ---- instruction generators: each returns (text, lines) for one slot
+    def gen_int_rr(self, slot):
+        op = self.rng.choice(["add", "sub", "sll", "slt", "sltu", "xor", "srl", "sra", "or", "and",
+                              "addw", "subw", "sllw", "srlw", "sraw", "mul", "mulh", "mulhsu", "mulhu",
+                              "div", "divu", "rem", "remu", "mulw", "divw", "divuw", "remw", "remuw"])
+        rd = self.xd()
+        text = f"{op} {rd}, {self.xs()}, {self.xs()}"
+        return text, [text] + self.trace_x(slot, rd)
+
+    def gen_int_imm(self, slot):
+        op = self.rng.choice(["addi", "slti", "sltiu", "xori", "ori", "andi", "slli", "srli", "srai",
+                              "addiw", "slliw", "srliw", "sraiw", "lui", "auipc"])
+        rd = self.xd()
+        if op in ("slli", "srli", "srai"):
+            text = f"{op} {rd}, {self.xs()}, {self.rng.randrange(64)}"
+        elif op in ("slliw", "srliw", "sraiw"):
+            text = f"{op} {rd}, {self.xs()}, {self.rng.randrange(32)}"
+        elif op in ("lui", "auipc"):
+            text = f"{op} {rd}, {self.rng.randrange(1 << 20):#x}"
+        else:
+            text = f"{op} {rd}, {self.xs()}, {self.imm12()}"
+        return text, [text] + self.trace_x(slot, rd)
+
+    def gen_compressed(self, slot):
+        rng = self.rng
+        op = rng.choice(["c.add", "c.mv", "c.addi", "c.addiw", "c.li", "c.lui", "c.slli", "c.srli",
+                         "c.srai", "c.andi", "c.sub", "c.xor", "c.or", "c.and", "c.subw", "c.addw",
+                         "c.lw", "c.ld", "c.fld"])
+        rd = rng.choice(X_COMPRESSED)
+        rs = rng.choice(X_COMPRESSED)
+        nz6 = rng.choice([i for i in range(-32, 32) if i != 0])
+        if op in ("c.add", "c.mv"):
+            text = f"{op} {rd}, {rng.choice([r for r in X_DEST if r != 'zero'])}"
+        elif op in ("c.addi", ):
+            text = f"{op} {rd}, {nz6}"
+        elif op in ("c.addiw", "c.li", "c.andi"):
+            text = f"{op} {rd}, {rng.randint(-32, 31)}"
+        elif op == "c.lui":
+            imm = rng.choice(list(range(1, 32)) + list(range(0xFFFE0, 0x100000)))
+            text = f"{op} {rd}, {imm:#x}"
+        elif op in ("c.slli", "c.srli", "c.srai"):
+            text = f"{op} {rd}, {rng.randint(1, 63)}"
+        elif op == "c.lw":
+            text = f"c.lw {rd}, {rng.randrange(0, 128, 4)}(s1)"
+        elif op == "c.ld":
+            text = f"c.ld {rd}, {rng.randrange(0, 256, 8)}(s1)"
+        elif op == "c.fld":
+            fd = f"f{rng.randint(8, 15)}"
+            text = f"c.fld {fd}, {rng.randrange(0, 256, 8)}(s1)"
+            return text, [text, f"fsd {fd}, {16 * slot}(s0)", f"sd zero, {16 * slot + 8}(s0)"]
+        else:
+            text = f"{op} {rd}, {rs}"
+        return text, [text] + self.trace_x(slot, rd)
+
+    def gen_load(self, slot):
+        op, size = self.rng.choice([("lb", 1), ("lbu", 1), ("lh", 2), ("lhu", 2), ("lw", 4), ("lwu", 4),
+                                    ("ld", 8)])
+        rd = self.xd()
+        text = f"{op} {rd}, {self.offset(size)}(s1)"
+        return text, [text] + self.trace_x(slot, rd)
+
+    def gen_store(self, slot):
+        op, size = self.rng.choice([("sb", 1), ("sh", 2), ("sw", 4), ("sd", 8)])
+        offset = self.offset(size)
+        text = f"{op} {self.xs()}, {offset}(s1)"
+        return text, [text, f"ld tp, {offset & ~7}(s1)", f"sd tp, {16 * slot}(s0)", f"sd zero, {16 * slot + 8}(s0)"]
+
+    def gen_fp_mem(self, slot):
+        op = self.rng.choice(["flw", "fld", "fsw", "fsd"])
+        size = 4 if op in ("flw", "fsw") else 8
+        offset = self.offset(size)
+        f = self.fr()
+        text = f"{op} {f}, {offset}(s1)"
+        if op.startswith("fl"):
+            return text, [text, f"fsd {f}, {16 * slot}(s0)", f"sd zero, {16 * slot + 8}(s0)"]
+        return text, [text, f"ld tp, {offset & ~7}(s1)", f"sd tp, {16 * slot}(s0)", f"sd zero, {16 * slot + 8}(s0)"]
+
+    def gen_branch(self, slot):
+        op = self.rng.choice(["beq", "bne", "blt", "bge", "bltu", "bgeu", "beqz", "bnez"])
+        rd = self.rng.choice(X_DEST)
+        label = self.local()
+        if op in ("beqz", "bnez"):
+            branch = f"{op} {self.xs()}, {label}"
+        else:
+            branch = f"{op} {self.xs()}, {self.xs()}, {label}"
+        skipped = f"xori {rd}, {rd}, {self.imm12()}"
+        text = f"{branch}; {skipped}; {label}:"
+        return text, [branch, skipped, f"{label}:"] + self.trace_x(slot, rd)
+
+    def gen_jump(self, slot):
+        rd = self.xd()
+        label = self.local()
+        if self.rng.random() < 0.5:
+            lines = [f"jal {rd}, {label}", "xori a0, a0, 1", f"{label}:"]
+        else:
+            lines = [f"la tp, {label}", f"jalr {rd}, 0(tp)", "xori a0, a0, 1", f"{label}:"]
+        return "; ".join(lines), lines + self.trace_x(slot, rd)
+
+    def gen_amo(self, slot):
+        width = self.rng.choice(["w", "d"])
+        op = self.rng.choice(["amoswap", "amoadd", "amoxor", "amoand", "amoor", "amomin", "amomax",
+                              "amominu", "amomaxu"])
+        order = self.rng.choice(["", ".aq", ".rl", ".aqrl"])
+        offset = self.offset(4 if width == "w" else 8)
+        rd = self.xd()
+        text = f"{op}.{width}{order} {rd}, {self.xs()}, ({offset}+s1)"
+        lines = [f"addi tp, s1, {offset}", f"{op}.{width}{order} {rd}, {self.rng.choice(X_DEST + ['zero'])}, (tp)"]
+        text = lines[1] + f"   # address s1+{offset}"
+        return text, lines + [f"sd {rd}, {16 * slot}(s0)"] + self.trace_mem(slot, offset)
+
+    def gen_lrsc(self, slot):
+        width = self.rng.choice(["w", "d"])
+        offset = self.offset(8)
+        rd = self.rng.choice(X_DEST)
+        rd2 = self.rng.choice([r for r in X_DEST if r != rd])
+        src = self.rng.choice(X_DEST)
+        lines = [f"addi tp, s1, {offset}", f"lr.{width} {rd}, (tp)", f"sc.{width} {rd2}, {src}, (tp)"]
+        text = "; ".join(lines)
+        return text, lines + [f"sd {rd}, {16 * slot}(s0)", f"sd {rd2}, {16 * slot + 8}(s0)"]
+
+    def gen_fp_arith(self, slot):
+        p = self.rng.choice(["s", "d"])
+        op = self.rng.choice(["fadd", "fsub", "fmul", "fdiv", "fsqrt", "fmin", "fmax", "fsgnj", "fsgnjn",
+                              "fsgnjx", "fmadd", "fmsub", "fnmsub", "fnmadd"])
+        fd = self.fr()
+        if op in ("fadd", "fsub", "fmul", "fdiv"):
+            text = f"{op}.{p} {fd}, {self.fr()}, {self.fr()}, {self.rm()}"
+        elif op == "fsqrt":
+            text = f"{op}.{p} {fd}, {self.fr()}, {self.rm()}"
+        elif op in ("fmin", "fmax", "fsgnj", "fsgnjn", "fsgnjx"):
+            text = f"{op}.{p} {fd}, {self.fr()}, {self.fr()}"
+        else:
+            text = f"{op}.{p} {fd}, {self.fr()}, {self.fr()}, {self.fr()}, {self.rm()}"
+        return text, [text, f"fsd {fd}, {16 * slot}(s0)"] + self.trace_flags(slot)
+
+    def gen_fp_to_int(self, slot):
+        p = self.rng.choice(["s", "d"])
+        rd = self.xd()
+        kind = self.rng.random()
+        if kind < 0.35:
+            op = self.rng.choice(["feq", "flt", "fle"])
+            text = f"{op}.{p} {rd}, {self.fr()}, {self.fr()}"
+        elif kind < 0.5:
+            text = f"fclass.{p} {rd}, {self.fr()}"
+        elif kind < 0.6:
+            text = f"fmv.x.{'w' if p == 's' else 'd'} {rd}, {self.fr()}"
+        else:
+            op = self.rng.choice(["w", "wu", "l", "lu"])
+            text = f"fcvt.{op}.{p} {rd}, {self.fr()}, {self.rm()}"
+        return text, [text, f"sd {rd}, {16 * slot}(s0)"] + self.trace_flags(slot)
+
+    def gen_int_to_fp(self, slot):
+        p = self.rng.choice(["s", "d"])
+        fd = self.fr()
+        kind = self.rng.random()
+        if kind < 0.2:
+            text = f"fmv.{'w' if p == 's' else 'd'}.x {fd}, {self.xs()}"
+        else:
+            op = self.rng.choice(["w", "wu", "l", "lu"])
+            exact = p == "d" and op in ("w", "wu")  # fcvt.d.w[u] is always exact: no rm operand
+            text = f"fcvt.{p}.{op} {fd}, {self.xs()}" + ("" if exact else f", {self.rm()}")
+        return text, [text, f"fsd {fd}, {16 * slot}(s0)"] + self.trace_flags(slot)
+
+    def gen_fp_convert(self, slot):
+        fd = self.fr()
+        if self.rng.random() < 0.5:
+            text = f"fcvt.s.d {fd}, {self.fr()}, {self.rm()}"
+        else:
+            text = f"fcvt.d.s {fd}, {self.fr()}"
+        return text, [text, f"fsd {fd}, {16 * slot}(s0)"] + self.trace_flags(slot)
+
+    GENERATORS = [  # (weight, method)
+        (14, "gen_int_rr"), (10, "gen_int_imm"), (6, "gen_compressed"), (6, "gen_load"), (5, "gen_store"),
+        (4, "gen_fp_mem"), (4, "gen_branch"), (2, "gen_jump"), (5, "gen_amo"), (2, "gen_lrsc"),
+        (18, "gen_fp_arith"), (10, "gen_fp_to_int"), (8, "gen_int_to_fp"), (4, "gen_fp_convert"),
+    ]
+
+    def generate(self):
+        names = [name for _, name in self.GENERATORS]
+        weights = [weight for weight, _ in self.GENERATORS]
+        for slot in range(self.length):
+            name = self.rng.choices(names, weights)[0]
+            self.slots.append(getattr(self, name)(slot))
+
+    # ---- initial state
+    def int_value(self):
+        if self.rng.random() < 0.4:
+            return self.rng.choice(INT_SPECIAL)
+        width = self.rng.choice([8, 16, 32, 64])
+        value = self.rng.getrandbits(width)
+        if self.rng.random() < 0.5 and width < 64:  # negative small values
+            value = (-value) & 0xFFFFFFFFFFFFFFFF
+        return value
+
+    def fp_value(self):
+        r = self.rng.random()
+        if r < 0.3:
+            return self.rng.choice(DOUBLE_SPECIAL)
+        if r < 0.6:
+            return 0xFFFFFFFF00000000 | self.rng.choice(SINGLE_SPECIAL)
+        if r < 0.75:  # small integers and halves as doubles
+            import struct
+            return struct.unpack("<Q", struct.pack("<d", self.rng.randint(-40, 40) / self.rng.choice([1, 2, 4, 3])))[0]
+        if r < 0.85:  # random NaN-boxed single
+            return 0xFFFFFFFF00000000 | self.rng.getrandbits(32)
+        return self.rng.getrandbits(64)
+
+    def prologue(self):
+        lines = [f"# ---- sequence {self.index}", f"la s0, trace", f"la s1, buffer_{self.index}"]
+        for f in F_REGS:
+            lines += [f"li t0, {self.fp_value():#x}", f"fmv.d.x {f}, t0"]
+        for x in X_DEST:
+            lines.append(f"li {x}, {self.int_value():#x}")
+        lines.append("li tp, 0")
+        lines += [f"csrwi frm, {self.rng.randrange(5)}", "csrwi fflags, 0"]
+        return lines
+
+    def buffer(self):
+        words = [self.int_value() if self.rng.random() < 0.5 else self.fp_value() for _ in range(BUFFER_BYTES // 8)]
+        return [f"  .align 3", f"buffer_{self.index}:"] + [f"  .dword {w:#x}" for w in words]
+
+
+def generate_program(seed, sequences, length, only=None, dump=False):
+    """Returns (assembly text, list of Sequence) for one program."""
+    rng = random.Random(seed)
+    seqs = []
+    for index in range(sequences):
+        seq = Sequence(random.Random(rng.getrandbits(64)), index, length)
+        seq.generate()
+        seqs.append(seq)
+    chosen = [s for s in seqs if only is None or s.index == only]
+    out = ["# Generated by tests/conformance/diff/gen.py: seed %d, %d sequences of %d instructions" %
+           (seed, sequences, length),
+           "  .option norelax", "  .text", "  .globl main", "main:",
+           "  la t0, saved_ra", "  sd ra, 0(t0)"]
+    for seq in chosen:
+        out += ["  " + line for line in seq.prologue()]
+        for slot, (text, lines) in enumerate(seq.slots):
+            out.append(f"  # slot {slot}: {text}")
+            out += ["  " + line for line in lines]
+        out += [f"  li a0, {seq.index}", "  la a1, trace", f"  li a2, {2 * length}", f"  li a3, {1 if dump else 0}",
+                "  call report_sequence"]
+    out += ["  la t0, saved_ra", "  ld ra, 0(t0)", "  li a0, 0", "  ret", "", "  .data", "  .align 4",
+            "saved_ra: .dword 0", "trace:", f"  .fill {2 * length}, 8, 0"]
+    for seq in chosen:
+        out += seq.buffer()
+    return "\n".join(out) + "\n", seqs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--sequences", type=int, default=100)
+    parser.add_argument("--length", type=int, default=80)
+    parser.add_argument("--only", type=int, help="emit only this sequence")
+    parser.add_argument("--dump", action="store_true", help="print whole traces instead of digests")
+    parser.add_argument("-o", "--output", required=True)
+    args = parser.parse_args()
+    text, _ = generate_program(args.seed, args.sequences, args.length, args.only, args.dump)
+    with open(args.output, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()
