@@ -6,9 +6,17 @@
 namespace strata::cpu::fp::test {
 namespace {
 
+FP_TEST_SUITE(FpAdd);
+FP_TEST_SUITE(FpMul);
+FP_TEST_SUITE(FpArith);
+FP_TEST_SUITE(FpOverflow);
+FP_TEST_SUITE(FpUnderflow);
+FP_TEST_SUITE(FpDiv);
+FP_TEST_SUITE(FpSqrt);
+
 // ---- Ties and rounding modes ----
 
-TEST(FpAdd, TieBelowEvenRoundsPerMode32) {
+TEST_P(FpAdd, TieBelowEvenRoundsPerMode32) {
   // 1 + 2^-24 lies exactly halfway between 1 and 1 + 2^-23 (even candidate: 1).
   const uint32_t halfUlp = 0x33800000;  // 2^-24
   EXPECT_FP(f32Add(kF32One, halfUlp, RNE, flags), 0x3f800000, NX);
@@ -18,7 +26,7 @@ TEST(FpAdd, TieBelowEvenRoundsPerMode32) {
   EXPECT_FP(f32Add(kF32One, halfUlp, RMM, flags), 0x3f800001, NX);
 }
 
-TEST(FpAdd, TieAboveOddRoundsPerMode32) {
+TEST_P(FpAdd, TieAboveOddRoundsPerMode32) {
   // (1 + 2^-23) + 2^-24: halfway between odd 0x3f800001 and even 0x3f800002.
   const uint32_t halfUlp = 0x33800000;
   EXPECT_FP(f32Add(0x3f800001, halfUlp, RNE, flags), 0x3f800002, NX);
@@ -28,7 +36,7 @@ TEST(FpAdd, TieAboveOddRoundsPerMode32) {
   EXPECT_FP(f32Add(0x3f800001, halfUlp, RMM, flags), 0x3f800002, NX);
 }
 
-TEST(FpAdd, NegativeTieRoundsPerMode32) {
+TEST_P(FpAdd, NegativeTieRoundsPerMode32) {
   // -1 - 2^-24: RDN and RMM go away from zero, RUP toward it.
   const uint32_t negHalfUlp = 0xb3800000;
   EXPECT_FP(f32Add(kF32NegOne, negHalfUlp, RNE, flags), 0xbf800000, NX);
@@ -38,14 +46,14 @@ TEST(FpAdd, NegativeTieRoundsPerMode32) {
   EXPECT_FP(f32Add(kF32NegOne, negHalfUlp, RMM, flags), 0xbf800001, NX);
 }
 
-TEST(FpAdd, QuarterUlpIsNotATie32) {
+TEST_P(FpAdd, QuarterUlpIsNotATie32) {
   const uint32_t quarterUlp = 0x33000000;  // 2^-25
   EXPECT_FP(f32Add(kF32One, quarterUlp, RNE, flags), 0x3f800000, NX);
   EXPECT_FP(f32Add(kF32One, quarterUlp, RMM, flags), 0x3f800000, NX);
   EXPECT_FP(f32Add(kF32One, quarterUlp, RUP, flags), 0x3f800001, NX);
 }
 
-TEST(FpAdd, TieRoundsPerMode64) {
+TEST_P(FpAdd, TieRoundsPerMode64) {
   const uint64_t halfUlp = 0x3ca0000000000000;  // 2^-53
   EXPECT_FP(f64Add(kF64One, halfUlp, RNE, flags), 0x3ff0000000000000, NX);
   EXPECT_FP(f64Add(kF64One, halfUlp, RTZ, flags), 0x3ff0000000000000, NX);
@@ -57,7 +65,7 @@ TEST(FpAdd, TieRoundsPerMode64) {
   EXPECT_FP(f64Add(0x3ff0000000000001, halfUlp, RTZ, flags), 0x3ff0000000000001, NX);
 }
 
-TEST(FpAdd, FarSmallerOperandOnlyAffectsDirectedModes64) {
+TEST_P(FpAdd, FarSmallerOperandOnlyAffectsDirectedModes64) {
   // 1 + 2^-1074: far below half an ulp; only RUP moves.
   EXPECT_FP(f64Add(kF64One, kF64MinSubnormal, RNE, flags), kF64One, NX);
   EXPECT_FP(f64Add(kF64One, kF64MinSubnormal, RMM, flags), kF64One, NX);
@@ -69,7 +77,7 @@ TEST(FpAdd, FarSmallerOperandOnlyAffectsDirectedModes64) {
   EXPECT_FP(f64Sub(kF64One, kF64MinSubnormal, RUP, flags), kF64One, NX);
 }
 
-TEST(FpAdd, ExactResultsRaiseNoFlags) {
+TEST_P(FpAdd, ExactResultsRaiseNoFlags) {
   EXPECT_FP(f32Add(kF32One, kF32Two, RNE, flags), 0x40400000, 0);        // 1 + 2 = 3
   EXPECT_FP(f64Sub(kF64One, kF64Two, RMM, flags), kF64NegOne, 0);       // 1 - 2 = -1
   EXPECT_FP(f64Add(bitsOf(0.1), bitsOf(0.2), RNE, flags), bitsOf(0.30000000000000004), NX);
@@ -77,7 +85,7 @@ TEST(FpAdd, ExactResultsRaiseNoFlags) {
 
 // ---- Signed zeros ----
 
-TEST(FpAdd, SignedZeroRules) {
+TEST_P(FpAdd, SignedZeroRules) {
   EXPECT_FP(f32Add(kF32PosZero, kF32NegZero, RNE, flags), kF32PosZero, 0);
   EXPECT_FP(f32Add(kF32PosZero, kF32NegZero, RDN, flags), kF32NegZero, 0);
   EXPECT_FP(f32Add(kF32NegZero, kF32NegZero, RNE, flags), kF32NegZero, 0);
@@ -91,7 +99,7 @@ TEST(FpAdd, SignedZeroRules) {
   EXPECT_FP(f64Add(kF64NegOne, kF64PosZero, RNE, flags), kF64NegOne, 0);
 }
 
-TEST(FpMul, SignOfZeroProduct) {
+TEST_P(FpMul, SignOfZeroProduct) {
   EXPECT_FP(f32Mul(kF32NegOne, kF32PosZero, RNE, flags), kF32NegZero, 0);
   EXPECT_FP(f32Mul(kF32NegZero, kF32NegZero, RNE, flags), kF32PosZero, 0);
   EXPECT_FP(f64Mul(kF64NegZero, kF64One, RUP, flags), kF64NegZero, 0);
@@ -99,7 +107,7 @@ TEST(FpMul, SignOfZeroProduct) {
 
 // ---- Infinities and NaNs ----
 
-TEST(FpAdd, InfinityArithmetic) {
+TEST_P(FpAdd, InfinityArithmetic) {
   EXPECT_FP(f32Add(kF32PosInf, kF32PosInf, RNE, flags), kF32PosInf, 0);
   EXPECT_FP(f32Add(kF32PosInf, kF32NegInf, RNE, flags), kCanonicalNaN32, NV);
   EXPECT_FP(f32Sub(kF32PosInf, kF32PosInf, RNE, flags), kCanonicalNaN32, NV);
@@ -108,7 +116,7 @@ TEST(FpAdd, InfinityArithmetic) {
   EXPECT_FP(f64Add(kF64NegInf, kF64PosInf, RMM, flags), kCanonicalNaN64, NV);
 }
 
-TEST(FpArith, NaNOperandsGiveCanonicalNaN) {
+TEST_P(FpArith, NaNOperandsGiveCanonicalNaN) {
   // Quiet NaN: no flag, payload and sign dropped.
   EXPECT_FP(f32Add(kF32QNaNPayload, kF32One, RNE, flags), kCanonicalNaN32, 0);
   EXPECT_FP(f32Mul(kF32One, kF32NegQNaN, RNE, flags), kCanonicalNaN32, 0);
@@ -121,7 +129,7 @@ TEST(FpArith, NaNOperandsGiveCanonicalNaN) {
   EXPECT_FP(f64Mul(kF64One, kF64SNaN, RNE, flags), kCanonicalNaN64, NV);
 }
 
-TEST(FpMul, ZeroTimesInfinityIsInvalid) {
+TEST_P(FpMul, ZeroTimesInfinityIsInvalid) {
   EXPECT_FP(f32Mul(kF32PosZero, kF32PosInf, RNE, flags), kCanonicalNaN32, NV);
   EXPECT_FP(f64Mul(kF64NegInf, kF64NegZero, RNE, flags), kCanonicalNaN64, NV);
   EXPECT_FP(f64Mul(kF64NegInf, kF64Two, RNE, flags), kF64NegInf, 0);
@@ -129,7 +137,7 @@ TEST(FpMul, ZeroTimesInfinityIsInvalid) {
 
 // ---- Overflow ----
 
-TEST(FpOverflow, ResultDependsOnRoundingMode32) {
+TEST_P(FpOverflow, ResultDependsOnRoundingMode32) {
   // max + max = 2^129 - 2^105: far beyond the range.
   EXPECT_FP(f32Add(kF32MaxFinite, kF32MaxFinite, RNE, flags), kF32PosInf, OF | NX);
   EXPECT_FP(f32Add(kF32MaxFinite, kF32MaxFinite, RTZ, flags), kF32MaxFinite, OF | NX);
@@ -144,7 +152,7 @@ TEST(FpOverflow, ResultDependsOnRoundingMode32) {
   EXPECT_FP(f32Add(negMax, negMax, RMM, flags), kF32NegInf, OF | NX);
 }
 
-TEST(FpOverflow, DetectedAfterRounding32) {
+TEST_P(FpOverflow, DetectedAfterRounding32) {
   // max + 2^103 is a tie between max (odd) and 2^128: overflow only in the
   // modes that round up to 2^128.
   const uint32_t halfUlpOfMax = 0x73000000;  // 2^103
@@ -155,7 +163,7 @@ TEST(FpOverflow, DetectedAfterRounding32) {
   EXPECT_FP(f32Add(kF32MaxFinite, halfUlpOfMax, RDN, flags), kF32MaxFinite, NX);
 }
 
-TEST(FpOverflow, ResultDependsOnRoundingMode64) {
+TEST_P(FpOverflow, ResultDependsOnRoundingMode64) {
   EXPECT_FP(f64Mul(kF64MaxFinite, kF64Two, RNE, flags), kF64PosInf, OF | NX);
   EXPECT_FP(f64Mul(kF64MaxFinite, kF64Two, RTZ, flags), kF64MaxFinite, OF | NX);
   EXPECT_FP(f64Mul(kF64MaxFinite, kF64Two, RUP, flags), kF64PosInf, OF | NX);
@@ -168,7 +176,7 @@ TEST(FpOverflow, ResultDependsOnRoundingMode64) {
 
 // ---- Underflow and subnormals ----
 
-TEST(FpUnderflow, ExactSubnormalRaisesNothing) {
+TEST_P(FpUnderflow, ExactSubnormalRaisesNothing) {
   EXPECT_FP(f32Mul(kF32MinNormal, kF32Half, RNE, flags), 0x00400000, 0);  // 2^-127
   EXPECT_FP(f32Add(kF32MinSubnormal, kF32MinSubnormal, RNE, flags), 0x00000002, 0);
   EXPECT_FP(f32Add(kF32MaxSubnormal, kF32MinSubnormal, RNE, flags), kF32MinNormal, 0);
@@ -176,7 +184,7 @@ TEST(FpUnderflow, ExactSubnormalRaisesNothing) {
   EXPECT_FP(f64Mul(kF64MinNormal, kF64Half, RNE, flags), 0x0008000000000000, 0);
 }
 
-TEST(FpUnderflow, HalfOfMinSubnormalPerMode) {
+TEST_P(FpUnderflow, HalfOfMinSubnormalPerMode) {
   // 2^-150 is a tie between 0 and the smallest subnormal.
   EXPECT_FP(f32Mul(kF32MinSubnormal, kF32Half, RNE, flags), 0x00000000, UF | NX);
   EXPECT_FP(f32Mul(kF32MinSubnormal, kF32Half, RTZ, flags), 0x00000000, UF | NX);
@@ -188,14 +196,14 @@ TEST(FpUnderflow, HalfOfMinSubnormalPerMode) {
   EXPECT_FP(f64Mul(kF64MinSubnormal, 0xbfe0000000000000, RMM, flags), 0x8000000000000001, UF | NX);
 }
 
-TEST(FpUnderflow, InexactSubnormalTie32) {
+TEST_P(FpUnderflow, InexactSubnormalTie32) {
   // (2^-126 + 2^-149) / 2 = 2^-127 + 2^-150: a tie in the subnormal range.
   EXPECT_FP(f32Mul(0x00800001, kF32Half, RNE, flags), 0x00400000, UF | NX);
   EXPECT_FP(f32Mul(0x00800001, kF32Half, RMM, flags), 0x00400001, UF | NX);
   EXPECT_FP(f32Mul(0x00800001, kF32Half, RTZ, flags), 0x00400000, UF | NX);
 }
 
-TEST(FpUnderflow, TininessIsDetectedAfterRounding) {
+TEST_P(FpUnderflow, TininessIsDetectedAfterRounding) {
   // 2^-126 - 2^-150 has 24 significant bits: with an unbounded exponent it
   // stays below 2^-126, so it is tiny even though RNE delivers 2^-126.
   const uint64_t justBelowMinNormal24 = 0x380fffffe0000000;  // 2^-126 - 2^-150
@@ -217,7 +225,7 @@ TEST(FpUnderflow, TininessIsDetectedAfterRounding) {
   EXPECT_FP(f64Mul(0x3fefffffffffffff, kF64MinNormal, RTZ, flags), kF64MaxSubnormal, UF | NX);
 }
 
-TEST(FpArith, FlagsAccumulateAndAreNeverCleared) {
+TEST_P(FpArith, FlagsAccumulateAndAreNeverCleared) {
   uint32_t flags = NV | DZ;
   EXPECT_EQ(f32Add(kF32One, kF32One, RNE, flags), kF32Two);
   EXPECT_EQ(flags, NV | DZ);
@@ -227,7 +235,7 @@ TEST(FpArith, FlagsAccumulateAndAreNeverCleared) {
 
 // ---- Division ----
 
-TEST(FpDiv, DivisionByZero) {
+TEST_P(FpDiv, DivisionByZero) {
   EXPECT_FP(f32Div(kF32One, kF32PosZero, RNE, flags), kF32PosInf, DZ);
   EXPECT_FP(f32Div(kF32NegOne, kF32PosZero, RNE, flags), kF32NegInf, DZ);
   EXPECT_FP(f32Div(kF32One, kF32NegZero, RNE, flags), kF32NegInf, DZ);
@@ -238,13 +246,13 @@ TEST(FpDiv, DivisionByZero) {
   EXPECT_FP(f64Div(kF64PosInf, kF64NegZero, RNE, flags), kF64NegInf, 0);
 }
 
-TEST(FpDiv, InfinitiesAndZeros) {
+TEST_P(FpDiv, InfinitiesAndZeros) {
   EXPECT_FP(f32Div(kF32PosInf, kF32NegInf, RNE, flags), kCanonicalNaN32, NV);
   EXPECT_FP(f32Div(kF32One, kF32NegInf, RNE, flags), kF32NegZero, 0);
   EXPECT_FP(f64Div(kF64NegZero, kF64NegOne, RNE, flags), kF64PosZero, 0);
 }
 
-TEST(FpDiv, OneThirdPerMode) {
+TEST_P(FpDiv, OneThirdPerMode) {
   // 1/3 = 1.0101...b x 2^-2. binary32: the bit after the 24th is 1 (then more
   // ones), so RNE/RMM/RUP round up. binary64: the next bit is 0.
   const uint32_t three32 = 0x40400000;
@@ -261,7 +269,7 @@ TEST(FpDiv, OneThirdPerMode) {
   EXPECT_FP(f64Div(kF64NegOne, three64, RUP, flags), 0xbfd5555555555555, NX);
 }
 
-TEST(FpDiv, ExactQuotientsAndSubnormals) {
+TEST_P(FpDiv, ExactQuotientsAndSubnormals) {
   EXPECT_FP(f32Div(0x40c00000, 0x40400000, RNE, flags), kF32Two, 0);  // 6 / 3
   // 2^-149 / 2^-23 = 2^-126 exactly: subnormal dividend, normal quotient.
   EXPECT_FP(f32Div(kF32MinSubnormal, 0x34000000, RNE, flags), kF32MinNormal, 0);
@@ -271,12 +279,12 @@ TEST(FpDiv, ExactQuotientsAndSubnormals) {
 
 // ---- Square root ----
 
-TEST(FpSqrt, ExactAndRounded) {
+TEST_P(FpSqrt, ExactAndRounded) {
   EXPECT_FP(f32Sqrt(0x40800000, RNE, flags), kF32Two, 0);  // sqrt(4)
   EXPECT_FP(f64Sqrt(0x4010000000000000, RNE, flags), kF64Two, 0);
 }
 
-TEST(FpSqrt, SqrtOfTwoPerMode) {
+TEST_P(FpSqrt, SqrtOfTwoPerMode) {
   // binary32 sqrt(2) = 0x3fb504f3 is below the true value; binary64
   // 0x3ff6a09e667f3bcd is above it.
   EXPECT_FP(f32Sqrt(kF32Two, RNE, flags), 0x3fb504f3, NX);
@@ -290,7 +298,7 @@ TEST(FpSqrt, SqrtOfTwoPerMode) {
   EXPECT_FP(f64Sqrt(kF64Two, RUP, flags), 0x3ff6a09e667f3bcd, NX);
 }
 
-TEST(FpSqrt, SpecialOperands) {
+TEST_P(FpSqrt, SpecialOperands) {
   EXPECT_FP(f32Sqrt(kF32NegOne, RNE, flags), kCanonicalNaN32, NV);
   EXPECT_FP(f64Sqrt(kF64NegOne, RNE, flags), kCanonicalNaN64, NV);
   EXPECT_FP(f64Sqrt(0x8000000000000001, RNE, flags), kCanonicalNaN64, NV);  // negative subnormal
@@ -302,7 +310,7 @@ TEST(FpSqrt, SpecialOperands) {
   EXPECT_FP(f32Sqrt(kF32NegQNaN, RNE, flags), kCanonicalNaN32, 0);
 }
 
-TEST(FpSqrt, SubnormalOperands) {
+TEST_P(FpSqrt, SubnormalOperands) {
   // sqrt(2^-148) = 2^-74 (exponent field 127-74 = 53 = 0x35).
   EXPECT_FP(f32Sqrt(0x00000002, RNE, flags), 0x1a800000, 0);
   // sqrt(4 * 2^-1074) = 2^-536 exactly (field 1023-536 = 487 = 0x1e7).

@@ -5,7 +5,14 @@
 namespace strata::cpu::fp::test {
 namespace {
 
-TEST(FpMinMax, SignedZerosAreOrdered) {
+FP_TEST_SUITE(FpMinMax);
+FP_TEST_SUITE(FpCompare);
+FP_TEST_SUITE(FpClassify);
+FP_TEST_SUITE(FpSignInject);
+FP_TEST_SUITE(FpNaNBoxing);
+FP_TEST_SUITE(FpRoundingMode);
+
+TEST_P(FpMinMax, SignedZerosAreOrdered) {
   EXPECT_FP(f32Min(kF32NegZero, kF32PosZero, flags), kF32NegZero, 0);
   EXPECT_FP(f32Min(kF32PosZero, kF32NegZero, flags), kF32NegZero, 0);
   EXPECT_FP(f32Max(kF32NegZero, kF32PosZero, flags), kF32PosZero, 0);
@@ -14,7 +21,7 @@ TEST(FpMinMax, SignedZerosAreOrdered) {
   EXPECT_FP(f64Max(kF64NegZero, kF64PosZero, flags), kF64PosZero, 0);
 }
 
-TEST(FpMinMax, OrdinaryValues) {
+TEST_P(FpMinMax, OrdinaryValues) {
   EXPECT_FP(f32Min(kF32One, kF32Two, flags), kF32One, 0);
   EXPECT_FP(f32Max(kF32One, kF32Two, flags), kF32Two, 0);
   EXPECT_FP(f32Min(kF32NegOne, 0xc0000000, flags), 0xc0000000, 0);  // -2 < -1
@@ -25,7 +32,7 @@ TEST(FpMinMax, OrdinaryValues) {
   EXPECT_FP(f64Min(0x8000000000000001, kF64PosZero, flags), 0x8000000000000001, 0);
 }
 
-TEST(FpMinMax, OneNaNReturnsTheOtherOperand) {
+TEST_P(FpMinMax, OneNaNReturnsTheOtherOperand) {
   EXPECT_FP(f32Min(kF32QNaN, kF32One, flags), kF32One, 0);
   EXPECT_FP(f32Max(kF32NegOne, kF32QNaNPayload, flags), kF32NegOne, 0);
   EXPECT_FP(f64Max(kF64QNaN, kF64NegZero, flags), kF64NegZero, 0);
@@ -34,14 +41,14 @@ TEST(FpMinMax, OneNaNReturnsTheOtherOperand) {
   EXPECT_FP(f64Max(kF64One, kF64SNaN, flags), kF64One, NV);
 }
 
-TEST(FpMinMax, TwoNaNsReturnCanonicalNaN) {
+TEST_P(FpMinMax, TwoNaNsReturnCanonicalNaN) {
   EXPECT_FP(f32Min(kF32QNaNPayload, kF32NegQNaN, flags), kCanonicalNaN32, 0);
   EXPECT_FP(f32Max(kF32SNaN, kF32QNaN, flags), kCanonicalNaN32, NV);
   EXPECT_FP(f64Min(kF64QNaNPayload, kF64QNaNPayload, flags), kCanonicalNaN64, 0);
   EXPECT_FP(f64Max(kF64SNaN, kF64SNaN, flags), kCanonicalNaN64, NV);
 }
 
-TEST(FpCompare, EqualityIsQuiet) {
+TEST_P(FpCompare, EqualityIsQuiet) {
   EXPECT_FP(f32Eq(kF32One, kF32One, flags), true, 0);
   EXPECT_FP(f32Eq(kF32One, kF32Two, flags), false, 0);
   EXPECT_FP(f32Eq(kF32PosZero, kF32NegZero, flags), true, 0);
@@ -53,7 +60,7 @@ TEST(FpCompare, EqualityIsQuiet) {
   EXPECT_FP(f64Eq(kF64One, kF64SNaN, flags), false, NV);
 }
 
-TEST(FpCompare, OrderingIsSignaling) {
+TEST_P(FpCompare, OrderingIsSignaling) {
   EXPECT_FP(f32Lt(kF32QNaN, kF32One, flags), false, NV);
   EXPECT_FP(f32Le(kF32One, kF32QNaN, flags), false, NV);
   EXPECT_FP(f32Lt(kF32SNaN, kF32One, flags), false, NV);
@@ -61,7 +68,7 @@ TEST(FpCompare, OrderingIsSignaling) {
   EXPECT_FP(f64Lt(kF64One, kF64QNaNPayload, flags), false, NV);
 }
 
-TEST(FpCompare, OrderingOfValues) {
+TEST_P(FpCompare, OrderingOfValues) {
   EXPECT_FP(f32Lt(kF32NegZero, kF32PosZero, flags), false, 0);
   EXPECT_FP(f32Le(kF32NegZero, kF32PosZero, flags), true, 0);
   EXPECT_FP(f32Le(kF32PosZero, kF32NegZero, flags), true, 0);
@@ -77,7 +84,7 @@ TEST(FpCompare, OrderingOfValues) {
   EXPECT_FP(f64Lt(0x8000000000000001, kF64NegZero, flags), true, 0);
 }
 
-TEST(FpClassify, EveryClassBinary32) {
+TEST_P(FpClassify, EveryClassBinary32) {
   EXPECT_EQ(f32Classify(kF32NegInf), 1u << 0);
   EXPECT_EQ(f32Classify(kF32NegOne), 1u << 1);
   EXPECT_EQ(f32Classify(0x80000001), 1u << 2);
@@ -94,7 +101,7 @@ TEST(FpClassify, EveryClassBinary32) {
   EXPECT_EQ(f32Classify(kF32NegQNaN), 1u << 9);
 }
 
-TEST(FpClassify, EveryClassBinary64) {
+TEST_P(FpClassify, EveryClassBinary64) {
   EXPECT_EQ(f64Classify(kF64NegInf), fclass::NegInf);
   EXPECT_EQ(f64Classify(0xc000000000000000), fclass::NegNormal);
   EXPECT_EQ(f64Classify(0x800fffffffffffff), fclass::NegSubnormal);
@@ -110,7 +117,7 @@ TEST(FpClassify, EveryClassBinary64) {
   EXPECT_EQ(fclass::QuietNaN, 0x200u);
 }
 
-TEST(FpSignInject, Binary32AndBinary64) {
+TEST_P(FpSignInject, Binary32AndBinary64) {
   EXPECT_EQ(f32SignInject(kF32One, 0xc0000000), kF32NegOne);
   EXPECT_EQ(f32SignInject(kF32NegOne, kF32Two), kF32One);
   EXPECT_EQ(f32SignInjectNeg(kF32One, 0xc0000000), kF32One);
@@ -126,7 +133,7 @@ TEST(FpSignInject, Binary32AndBinary64) {
   EXPECT_EQ(f64SignInjectXor(kF64QNaNPayload, kF64One), kF64QNaNPayload);
 }
 
-TEST(FpNaNBoxing, BoxAndUnbox) {
+TEST_P(FpNaNBoxing, BoxAndUnbox) {
   EXPECT_EQ(boxF32(kF32One), 0xffffffff3f800000ull);
   EXPECT_EQ(boxF32(kF32NegZero), 0xffffffff80000000ull);
   EXPECT_EQ(unboxF32(0xffffffff3f800000ull), kF32One);
@@ -138,7 +145,7 @@ TEST(FpNaNBoxing, BoxAndUnbox) {
   EXPECT_EQ(unboxF32(kF64One), kCanonicalNaN32);
 }
 
-TEST(FpRoundingMode, ValidEncodings) {
+TEST_P(FpRoundingMode, ValidEncodings) {
   for (uint32_t rm = 0; rm <= 4; ++rm) EXPECT_TRUE(isValidRoundingMode(rm));
   EXPECT_FALSE(isValidRoundingMode(5));
   EXPECT_FALSE(isValidRoundingMode(6));

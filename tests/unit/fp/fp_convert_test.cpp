@@ -7,6 +7,10 @@
 namespace strata::cpu::fp::test {
 namespace {
 
+FP_TEST_SUITE(FpToInt);
+FP_TEST_SUITE(FpFromInt);
+FP_TEST_SUITE(FpFloatToFloat);
+
 constexpr uint64_t kI32Min = 0xffffffff80000000;  // -2^31, sign-extended
 constexpr uint64_t kI32Max = 0x000000007fffffff;
 constexpr uint64_t kU32Max = 0xffffffffffffffff;  // 2^32-1, sign-extended as the spec says
@@ -21,7 +25,7 @@ struct SaturationRow32 {
   uint64_t w, wu, l, lu;
 };
 
-TEST(FpToInt, SpecSaturationTableBinary32) {
+TEST_P(FpToInt, SpecSaturationTableBinary32) {
   const SaturationRow32 rows[] = {
       {"-inf", kF32NegInf, kI32Min, 0, kI64Min, 0},
       {"+inf", kF32PosInf, kI32Max, kU32Max, kI64Max, kU64Max},
@@ -43,7 +47,7 @@ TEST(FpToInt, SpecSaturationTableBinary32) {
   }
 }
 
-TEST(FpToInt, SpecSaturationTableBinary64) {
+TEST_P(FpToInt, SpecSaturationTableBinary64) {
   const uint64_t inputs[] = {kF64NegInf, kF64PosInf, kF64QNaN, kF64SNaN, 0xfff8000000000000};
   const uint64_t w[] = {kI32Min, kI32Max, kI32Max, kI32Max, kI32Max};
   const uint64_t wu[] = {0, kU32Max, kU32Max, kU32Max, kU32Max};
@@ -58,7 +62,7 @@ TEST(FpToInt, SpecSaturationTableBinary64) {
   }
 }
 
-TEST(FpToInt, RangeBoundaries) {
+TEST_P(FpToInt, RangeBoundaries) {
   // -2^31 is representable for W; 2^31 is not.
   EXPECT_FP(f32ToI32(0xcf000000, RNE, flags), kI32Min, 0);
   EXPECT_FP(f32ToI32(0x4f000000, RNE, flags), kI32Max, NV);
@@ -79,7 +83,7 @@ TEST(FpToInt, RangeBoundaries) {
   EXPECT_FP(f64ToI32(bitsOf(-2147483649.0), RNE, flags), kI32Min, NV);
 }
 
-TEST(FpToInt, RoundingIntoOutOfRangeIsInvalidNotInexact) {
+TEST_P(FpToInt, RoundingIntoOutOfRangeIsInvalidNotInexact) {
   // 2^31 - 0.5: a tie between 2^31-1 (odd) and 2^31 (even, out of range).
   const uint64_t v = bitsOf(2147483647.5);
   EXPECT_FP(f64ToI32(v, RNE, flags), kI32Max, NV);
@@ -95,7 +99,7 @@ TEST(FpToInt, RoundingIntoOutOfRangeIsInvalidNotInexact) {
   EXPECT_FP(f64ToI32(n, RUP, flags), kI32Min, NX);
 }
 
-TEST(FpToInt, TiesPerMode) {
+TEST_P(FpToInt, TiesPerMode) {
   const uint32_t twoAndHalf = 0x40200000, minusTwoAndHalf = 0xc0200000;
   EXPECT_FP(f32ToI32(twoAndHalf, RNE, flags), 2, NX);
   EXPECT_FP(f32ToI32(twoAndHalf, RTZ, flags), 2, NX);
@@ -115,7 +119,7 @@ TEST(FpToInt, TiesPerMode) {
   EXPECT_FP(f64ToU64(bitsOf(1.25), RUP, flags), 2, NX);
 }
 
-TEST(FpToInt, SmallNegativeToUnsigned) {
+TEST_P(FpToInt, SmallNegativeToUnsigned) {
   // Rounds to 0: only inexact. Rounds to -1: invalid, result 0.
   EXPECT_FP(f32ToU32(0xbf000000, RNE, flags), 0, NX);  // -0.5 ties to 0
   EXPECT_FP(f32ToU32(0xbf000000, RTZ, flags), 0, NX);
@@ -127,7 +131,7 @@ TEST(FpToInt, SmallNegativeToUnsigned) {
   EXPECT_FP(f32ToU64(0xbf400000, RNE, flags), 0, NV);  // -0.75 rounds to -1
 }
 
-TEST(FpToInt, ZerosAndSubnormals) {
+TEST_P(FpToInt, ZerosAndSubnormals) {
   EXPECT_FP(f32ToI32(kF32NegZero, RNE, flags), 0, 0);
   EXPECT_FP(f64ToI64(kF64PosZero, RDN, flags), 0, 0);
   EXPECT_FP(f64ToI64(kF64MinSubnormal, RNE, flags), 0, NX);
@@ -136,7 +140,7 @@ TEST(FpToInt, ZerosAndSubnormals) {
   EXPECT_FP(f32ToU32(kF32MinSubnormal, RUP, flags), 1, NX);
 }
 
-TEST(FpFromInt, TiesPerMode) {
+TEST_P(FpFromInt, TiesPerMode) {
   // 2^24 + 1 lies halfway between 2^24 and 2^24 + 2 in binary32.
   const int32_t v = 16777217;
   EXPECT_FP(i32ToF32(v, RNE, flags), 0x4b800000, NX);
@@ -159,7 +163,7 @@ TEST(FpFromInt, TiesPerMode) {
   EXPECT_FP(u64ToF64(uint64_t(w), RUP, flags), 0x4340000000000001, NX);
 }
 
-TEST(FpFromInt, ExactAndExtremeValues) {
+TEST_P(FpFromInt, ExactAndExtremeValues) {
   EXPECT_FP(i32ToF32(0, RDN, flags), kF32PosZero, 0);  // never -0
   EXPECT_FP(i64ToF64(0, RDN, flags), kF64PosZero, 0);
   EXPECT_FP(i32ToF32(-1, RNE, flags), kF32NegOne, 0);
@@ -176,7 +180,7 @@ TEST(FpFromInt, ExactAndExtremeValues) {
   EXPECT_FP(i64ToF64(INT64_MAX, RNE, flags), 0x43e0000000000000, NX);
 }
 
-TEST(FpFloatToFloat, WideningIsExact) {
+TEST_P(FpFloatToFloat, WideningIsExact) {
   EXPECT_FP(f32ToF64(kF32One, flags), kF64One, 0);
   EXPECT_FP(f32ToF64(kF32NegZero, flags), kF64NegZero, 0);
   EXPECT_FP(f32ToF64(kF32NegInf, flags), kF64NegInf, 0);
@@ -187,7 +191,7 @@ TEST(FpFloatToFloat, WideningIsExact) {
   EXPECT_FP(f32ToF64(kF32SNaN, flags), kCanonicalNaN64, NV);
 }
 
-TEST(FpFloatToFloat, NarrowingRounds) {
+TEST_P(FpFloatToFloat, NarrowingRounds) {
   const uint64_t oneThird = 0x3fd5555555555555;
   EXPECT_FP(f64ToF32(oneThird, RNE, flags), 0x3eaaaaab, NX);
   EXPECT_FP(f64ToF32(oneThird, RTZ, flags), 0x3eaaaaaa, NX);

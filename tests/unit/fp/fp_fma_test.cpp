@@ -6,7 +6,9 @@
 namespace strata::cpu::fp::test {
 namespace {
 
-TEST(FpFma, SignConventionsOfTheFourForms) {
+FP_TEST_SUITE(FpFma);
+
+TEST_P(FpFma, SignConventionsOfTheFourForms) {
   const uint32_t two = kF32Two, three = 0x40400000, one = kF32One;
   EXPECT_FP(f32MulAdd(two, three, one, RNE, flags), 0x40e00000, 0);     //  2*3 + 1 =  7
   EXPECT_FP(f32MulSub(two, three, one, RNE, flags), 0x40a00000, 0);     //  2*3 - 1 =  5
@@ -19,7 +21,7 @@ TEST(FpFma, SignConventionsOfTheFourForms) {
   EXPECT_FP(f64NegMulAdd(two64, three64, one64, RNE, flags), 0xc01c000000000000, 0);
 }
 
-TEST(FpFma, SingleRoundingDiffersFromMulThenAdd32) {
+TEST_P(FpFma, SingleRoundingDiffersFromMulThenAdd32) {
   // (1 + 2^-12)^2 = 1 + 2^-11 + 2^-24. Rounding the product first (RNE, a tie
   // to even) loses 2^-24, so mul-then-sub gives 0; fma keeps it exactly.
   const uint32_t a = 0x3f800800;              // 1 + 2^-12
@@ -33,7 +35,7 @@ TEST(FpFma, SingleRoundingDiffersFromMulThenAdd32) {
   EXPECT_FP(f32NegMulAdd(a, a, 0xbf801000, RNE, flags), 0xb3800000, 0);
 }
 
-TEST(FpFma, SingleRoundingDiffersFromMulThenAdd64) {
+TEST_P(FpFma, SingleRoundingDiffersFromMulThenAdd64) {
   // (1 + 2^-27)^2 - (1 + 2^-26) = 2^-54.
   const uint64_t a = 0x3ff0000002000000;
   const uint64_t minusC = 0xbff0000004000000;
@@ -43,7 +45,7 @@ TEST(FpFma, SingleRoundingDiffersFromMulThenAdd64) {
   EXPECT_FP(f64MulAdd(a, a, minusC, RNE, flags), 0x3c90000000000000, 0);
 }
 
-TEST(FpFma, TieInTheSumRoundsPerMode) {
+TEST_P(FpFma, TieInTheSumRoundsPerMode) {
   // 1*1 + 2^-24 in binary32 is a tie between 1 and 1 + 2^-23.
   const uint32_t halfUlp = 0x33800000;
   EXPECT_FP(f32MulAdd(kF32One, kF32One, halfUlp, RNE, flags), 0x3f800000, NX);
@@ -56,7 +58,7 @@ TEST(FpFma, TieInTheSumRoundsPerMode) {
   EXPECT_FP(f64MulAdd(a, a, 0xbe50000000000000, RUP, flags), 0x3ff0000000000001, NX);
 }
 
-TEST(FpFma, InvalidCases) {
+TEST_P(FpFma, InvalidCases) {
   // inf * 0 is invalid even when the addend is a quiet NaN.
   EXPECT_FP(f32MulAdd(kF32PosInf, kF32PosZero, kF32QNaN, RNE, flags), kCanonicalNaN32, NV);
   EXPECT_FP(f64MulAdd(kF64NegZero, kF64PosInf, kF64QNaN, RNE, flags), kCanonicalNaN64, NV);
@@ -73,13 +75,13 @@ TEST(FpFma, InvalidCases) {
   EXPECT_FP(f64MulAdd(kF64One, kF64One, kF64QNaNPayload, RNE, flags), kCanonicalNaN64, 0);
 }
 
-TEST(FpFma, InfinitePartsWithoutConflict) {
+TEST_P(FpFma, InfinitePartsWithoutConflict) {
   EXPECT_FP(f32MulAdd(kF32PosInf, kF32NegOne, kF32MaxFinite, RNE, flags), kF32NegInf, 0);
   EXPECT_FP(f32MulAdd(kF32Two, kF32Two, kF32NegInf, RNE, flags), kF32NegInf, 0);
   EXPECT_FP(f64NegMulSub(kF64PosInf, kF64One, kF64NegInf, RNE, flags), kF64NegInf, 0);
 }
 
-TEST(FpFma, SignedZeroResults) {
+TEST_P(FpFma, SignedZeroResults) {
   // (+0) + (+0) = +0; (-0) + (+0) = +0 except -0 in RDN.
   EXPECT_FP(f32MulAdd(kF32One, kF32PosZero, kF32PosZero, RNE, flags), kF32PosZero, 0);
   EXPECT_FP(f32MulAdd(kF32One, kF32NegZero, kF32PosZero, RNE, flags), kF32PosZero, 0);
@@ -96,7 +98,7 @@ TEST(FpFma, SignedZeroResults) {
   EXPECT_FP(f64MulAdd(kF64PosZero, kF64MaxFinite, kF64MinSubnormal, RNE, flags), kF64MinSubnormal, 0);
 }
 
-TEST(FpFma, OverflowAndUnderflow) {
+TEST_P(FpFma, OverflowAndUnderflow) {
   EXPECT_FP(f32MulAdd(kF32MaxFinite, kF32Two, kF32NegOne, RNE, flags), kF32PosInf, OF | NX);
   EXPECT_FP(f32MulAdd(kF32MaxFinite, kF32Two, kF32NegOne, RTZ, flags), kF32MaxFinite, OF | NX);
   // The product overflows on its own but the addend brings it back: no flags.

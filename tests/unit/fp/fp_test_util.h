@@ -6,6 +6,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <string>
 
 #include "cpu/fp/fp_ops.h"
 
@@ -48,7 +49,23 @@ inline constexpr uint64_t kF64SNaN = 0x7ff0000000000001;
 inline constexpr uint64_t kF64MinSubnormal = 1, kF64MaxSubnormal = 0x000fffffffffffff;
 inline constexpr uint64_t kF64MinNormal = 0x0010000000000000, kF64MaxFinite = 0x7fefffffffffffff;
 
+// Runs each test twice: with the host-FPU shortcuts and with pure software,
+// which must agree bit for bit.
+class BothPaths : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { setHostAcceleration(GetParam()); }
+  void TearDown() override { setHostAcceleration(true); }
+};
+
 }  // namespace strata::cpu::fp::test
+
+// Declares SUITE as a BothPaths suite; use TEST_P(SUITE, Name) for its tests.
+#define FP_TEST_SUITE(SUITE)                                                           \
+  using SUITE = ::strata::cpu::fp::test::BothPaths;                                    \
+  INSTANTIATE_TEST_SUITE_P(Paths, SUITE, ::testing::Values(true, false),               \
+                           [](const ::testing::TestParamInfo<bool>& info) {            \
+                             return std::string(info.param ? "Host" : "Software");     \
+                           })
 
 // Evaluates CALL (which must write its flags into a variable named `flags`)
 // with fresh flags, and checks the result bits and the exact flag set.
