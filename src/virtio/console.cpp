@@ -30,6 +30,7 @@ void VirtioConsole::pushInput(std::span<const uint8_t> bytes) {
     std::lock_guard lock(inputMutex_);
     input_.insert(input_.end(), bytes.begin(), bytes.end());
   }
+  if (!attached()) return;  // kept until a transport hosts us and the driver posts buffers
   // One delivery task at a time is enough; it drains everything queued so far.
   if (!deliveryPosted_.exchange(true)) {
     host().loop().post([this] {

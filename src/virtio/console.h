@@ -29,7 +29,7 @@ class VirtioConsole final : public VirtioDevice {
   void onQueueNotify(unsigned queue) override;
   void reset() override;
 
-  // Queues input for the guest. Any thread; the device must be hosted by a transport.
+  // Queues input for the guest. Any thread, any time (input before the driver is ready waits).
   void pushInput(std::span<const uint8_t> bytes);
 
  private:

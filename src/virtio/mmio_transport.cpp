@@ -148,7 +148,7 @@ void VirtioMmioTransport::writeRegister(uint64_t offset, uint32_t value) {
     case mmio::kQueueReady:
       if (q && !driverOk) q->ready = value & 1;
       else if (q && driverOk && (value & 1) != q->ready)
-        log::warn("{}: driver toggled QueueReady of queue {} after DRIVER_OK; ignored", name_, queueSel_);
+        log::debug("{}: driver toggled QueueReady of queue {} after DRIVER_OK; ignored", name_, queueSel_);
       break;
     case mmio::kQueueNotify:
       if (value < queueCount_ && driverOk) {

@@ -85,3 +85,23 @@ TEST_F(VirtioConsoleTest, InputSurvivesDriverReset) {
 
 }  // namespace
 }  // namespace strata::virtio::testing
+
+namespace strata::virtio::testing {
+namespace {
+
+TEST(VirtioConsoleDetached, InputBeforeTransportIsKept) {
+  VirtioConsole console(nullptr);
+  const uint8_t early[] = {'h', 'i'};
+  console.pushInput(early);
+  TestDriver d;
+  d.attach(console);
+  d.start(0, {8, 8});
+  d.addChain(0, {{kDataArea, 8, true}});
+  d.kick(0);
+  ASSERT_TRUE(d.waitUsed(0, 1));
+  EXPECT_EQ(d.used(0, 0).len, 2u);
+  EXPECT_EQ(std::memcmp(d.host(kDataArea, 2), "hi", 2), 0);
+}
+
+}  // namespace
+}  // namespace strata::virtio::testing
