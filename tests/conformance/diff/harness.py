@@ -183,7 +183,7 @@ def main():
     parser.add_argument("--length", type=int, default=80)
     parser.add_argument("--explain", type=int, default=3, help="mismatching sequences to explain per program")
     parser.add_argument("--timeout", type=float, default=60)
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     args.work_dir = os.path.abspath(args.work_dir)
     os.makedirs(args.work_dir, exist_ok=True)
     engines = Engines(args)
