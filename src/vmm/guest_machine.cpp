@@ -212,16 +212,18 @@ Result<void> GuestMachine::watchToHost(uint64_t toHost, std::optional<uint64_t> 
 void GuestMachine::pollToHost() {
   uint64_t value = __atomic_load_n(toHost_, __ATOMIC_ACQUIRE);
   if (value == 0) return;
-  if (value & 1) {
-    uint64_t test = value >> 1;
+  uint64_t device = value >> 56, command = (value >> 48) & 0xff, payload = value & ((uint64_t{1} << 48) - 1);
+  if (device == 0 && command == 0 && (payload & 1)) {  // exit: 1 passes, (n << 1) | 1 fails test n
+    uint64_t test = payload >> 1;
     if (test != 0) log::error("{}: test {} failed", config_.bareProgram, test);
     finish(test == 0 ? GuestExit::PowerOff : GuestExit::Failed, test == 0 ? 0 : static_cast<int>(std::min<uint64_t>(test, 255)));
     return;
   }
-  uint64_t device = value >> 56, command = (value >> 48) & 0xff;
-  if (device == 1 && command == 1) {
-    uint8_t byte = static_cast<uint8_t>(value);
+  if (device == 1 && command == 1) {  // console putchar
+    uint8_t byte = static_cast<uint8_t>(payload);
     console_.write(&byte, 1);
+  } else {
+    log::warn("{}: unsupported HTIF command {:#x} ignored", config_.bareProgram, value);
   }
   __atomic_store_n(toHost_, 0, __ATOMIC_RELEASE);
   if (fromHost_) __atomic_store_n(fromHost_, (device << 56) | (command << 48) | 1, __ATOMIC_RELEASE);
