@@ -118,6 +118,10 @@ class HartCore {
   TlbEntry* currentWriteTlb = writeTlb[3];
   FetchTlbEntry* currentFetchTlb = fetchTlb[2];
   unsigned dataContext = 3;
+  unsigned fetchContext = 2;
+  // TLB sets filled since the last flush (bit i: data set i, bit 4 + i: fetch
+  // set i), so bursts of sfence.vma do not re-clear clean sets.
+  uint32_t usedTlbSets = 0;
 
   // ---------------- memory fast paths ----------------
   template <typename T>

@@ -48,15 +48,20 @@ void HartCore::updateTranslationContext() {
   else dataContext = (mstatus & csr::kStatusSum) ? 2 : 1;
   currentReadTlb = readTlb[dataContext];
   currentWriteTlb = writeTlb[dataContext];
-  unsigned fetchContext = 2;
+  fetchContext = 2;
   if (translating && priv != Privilege::Machine) fetchContext = priv == Privilege::User ? 0 : 1;
   currentFetchTlb = fetchTlb[fetchContext];
 }
 
 void HartCore::flushTlb() {
-  for (auto& set : readTlb) std::fill(std::begin(set), std::end(set), TlbEntry{});
-  for (auto& set : writeTlb) std::fill(std::begin(set), std::end(set), TlbEntry{});
-  for (auto& set : fetchTlb) std::fill(std::begin(set), std::end(set), FetchTlbEntry{});
+  for (unsigned i = 0; i < kDataTlbContexts; ++i) {
+    if (!(usedTlbSets & (1u << i))) continue;
+    std::fill(std::begin(readTlb[i]), std::end(readTlb[i]), TlbEntry{});
+    std::fill(std::begin(writeTlb[i]), std::end(writeTlb[i]), TlbEntry{});
+  }
+  for (unsigned i = 0; i < kFetchTlbContexts; ++i)
+    if (usedTlbSets & (1u << (4 + i))) std::fill(std::begin(fetchTlb[i]), std::end(fetchTlb[i]), FetchTlbEntry{});
+  usedTlbSets = 0;
 }
 
 void HartCore::fillTlb(uint64_t va, uint64_t pa, Access access) {
@@ -65,6 +70,7 @@ void HartCore::fillTlb(uint64_t va, uint64_t pa, Access access) {
   const uint64_t vpn = va >> 12;
   const unsigned slot = vpn & (kTlbSlots - 1);
   const uint64_t addend = reinterpret_cast<uint64_t>(host) - (va & ~0xfffull);
+  usedTlbSets |= access == Access::Fetch ? (1u << (4 + fetchContext)) : (1u << dataContext);
   switch (access) {
     case Access::Fetch:
       currentFetchTlb[slot] = FetchTlbEntry{vpn, addend, (pa & ~0xfffull) - (va & ~0xfffull)};

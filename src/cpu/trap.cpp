@@ -197,6 +197,7 @@ void HartCore::resetToSupervisorBoot(uint64_t entry, uint64_t a1) {
             (1ull << csr::kStorePageFault);
   mideleg = csr::kSupervisorInterrupts;
   mcounteren = 0xffffffffull;
+  scounteren = 0x7;  // OpenSBI lets U-mode read cycle, time and instret by default
   menvcfg = csr::kEnvcfgStce;
   mstatus = csr::kStatusXlen64 | csr::kFsInitial | (1ull << csr::kStatusMppShift);
   setPrivilege(Privilege::Supervisor);

@@ -461,7 +461,16 @@ uint64_t toInteger(typename F::Bits a, bool isSigned, int width, RoundingMode rm
 }
 
 template <class F> typename F::Bits fromInteger(bool negative, uint64_t magnitude, RoundingMode rm, uint32_t& flags) {
+  using Bits = typename F::Bits;
+  constexpr int M = F::kFracBits;
   if (magnitude == 0) return 0;
+  // Integers with at most M+1 significant bits convert exactly: pack directly.
+  const int msb = 63 - __builtin_clzll(magnitude);
+  if (msb - __builtin_ctzll(magnitude) <= M) {
+    const uint64_t significand = msb <= M ? magnitude << (M - msb) : magnitude >> (msb - M);
+    return signBit<F>(negative) | (static_cast<Bits>(msb + F::kBias) << M) |
+           static_cast<Bits>(significand & F::kFracMask);
+  }
   return roundPack<F>(negative, 0, magnitude, rm, flags);
 }
 
@@ -586,8 +595,20 @@ uint32_t f32Classify(uint32_t a) { return classifyImpl<F32>(a); }
 uint32_t f64Classify(uint64_t a) { return classifyImpl<F64>(a); }
 
 // ---- Float <-> float ----
-uint64_t f32ToF64(uint32_t a, uint32_t& flags) { return convertFloat<F32, F64>(a, RoundingMode::RNE, flags); }
-uint32_t f64ToF32(uint64_t a, RoundingMode rm, uint32_t& flags) { return convertFloat<F64, F32>(a, rm, flags); }
+uint64_t f32ToF64(uint32_t a, uint32_t& flags) {
+#if STRATA_FP_HOST_FAST_PATH
+  uint64_t hostResult;
+  if (tryHost(RoundingMode::RNE, false) && hostfast::f32ToF64(a, hostResult)) return hostResult;
+#endif
+  return convertFloat<F32, F64>(a, RoundingMode::RNE, flags);
+}
+uint32_t f64ToF32(uint64_t a, RoundingMode rm, uint32_t& flags) {
+#if STRATA_FP_HOST_FAST_PATH
+  uint32_t hostResult;
+  if (tryHost(rm, true) && hostfast::f64ToF32(a, hostResult, flags)) return hostResult;
+#endif
+  return convertFloat<F64, F32>(a, rm, flags);
+}
 
 // ---- Float -> integer ----
 namespace {

@@ -230,6 +230,27 @@ inline bool f32MulAdd(uint32_t a, uint32_t b, uint32_t c, RoundingMode rm, uint3
   return true;
 }
 
+// ---- binary32 <-> binary64 ----
+
+// Widening is exact for every non-NaN value, so the host mode is irrelevant.
+inline bool f32ToF64(uint32_t a, uint64_t& result) {
+  if (f32ExpField(a) == 0xff && (a & 0x7fffff) != 0) return false;  // NaN: canonicalise in software
+  result = bitsOf(toDouble(asFloat(a)));
+  return true;
+}
+
+// Narrowing in RNE; results that could be tiny or overflow go to software.
+inline bool f64ToF32(uint64_t a, uint32_t& result, uint32_t& flags) {
+  const uint64_t magnitude = a & 0x7fffffffffffffffull;
+  if (magnitude < 0x3820000000000000ull /* 2^-125 */ || f64ExpField(a) == 0x7ff || !hostIsDefaultRne()) return false;
+  const double x = asDouble(a);
+  const float r = toFloat(x);
+  if (f32ExpField(bitsOf(r)) == 0xff) return false;
+  if (toDouble(r) != x) flags |= fflags::NX;
+  result = bitsOf(r);
+  return true;
+}
+
 // ---- Float -> integer ----
 // roundsd with an immediate mode (bit 3 suppresses the host inexact flag)
 // gives the exactly rounded integral value; in-range values then convert
