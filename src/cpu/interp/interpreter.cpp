@@ -275,15 +275,16 @@ op_Csr:
 op_Fp:
   if (!h.executeFp(*in)) goto fault;
   NEXT();
-op_BlockEnd:
+op_BlockEnd:  // fell off the end of a block cut by size or the page boundary
   h.pc = PC_HERE;
   retired = static_cast<uint32_t>(in - block->insns);
   h.instret += retired;
-  return {retired, false};
+  goto try_chain;
 
 jump_exit:
   retired = static_cast<uint32_t>(in - block->insns) + 1;
   h.instret += retired;
+try_chain:
   if constexpr (!kLimited) {
     if (h.attention.load(std::memory_order_relaxed) == 0 && --h.timerCountdown > 0) [[likely]] {
       const uint64_t pc = h.pc;
