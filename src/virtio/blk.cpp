@@ -1,6 +1,7 @@
 #include "virtio/blk.h"
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <memory>
 
@@ -108,6 +109,8 @@ void VirtioBlk::startRequest(DescriptorChain chain) {
     return bytes <= diskBytes - offset;
   };
   auto onDone = [this, request](int result) { complete(request, statusForErrno(result)); };
+  // Backends hand iovec lists to preadv/io_uring, which refuse more than IOV_MAX.
+  auto tooManySegments = [](const std::vector<iovec>& iovs) { return iovs.size() > IOV_MAX; };
 
   switch (header.type) {
     case blk::kTypeIn: {
@@ -120,8 +123,13 @@ void VirtioBlk::startRequest(DescriptorChain chain) {
         complete(request, blk::kStatusOk);
         return;
       }
+      auto buffers = sliceIovecs(chain.writable, 0, dataInBytes);
+      if (tooManySegments(buffers)) {
+        complete(request, blk::kStatusIoError);
+        return;
+      }
       request->pendingParts = 1;
-      disk_.readv(header.sector * blk::kSectorSize, sliceIovecs(chain.writable, 0, dataInBytes), onDone);
+      disk_.readv(header.sector * blk::kSectorSize, std::move(buffers), onDone);
       return;
     }
     case blk::kTypeOut: {
@@ -133,8 +141,13 @@ void VirtioBlk::startRequest(DescriptorChain chain) {
         complete(request, blk::kStatusOk);
         return;
       }
+      auto buffers = sliceIovecs(chain.readable, sizeof header, payloadBytes);
+      if (tooManySegments(buffers)) {
+        complete(request, blk::kStatusIoError);
+        return;
+      }
       request->pendingParts = 1;
-      disk_.writev(header.sector * blk::kSectorSize, sliceIovecs(chain.readable, sizeof header, payloadBytes), onDone);
+      disk_.writev(header.sector * blk::kSectorSize, std::move(buffers), onDone);
       return;
     }
     case blk::kTypeFlush:

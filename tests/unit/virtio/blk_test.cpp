@@ -315,6 +315,32 @@ TEST_F(VirtioBlkTest, AnyDescriptorLayout) {
   EXPECT_EQ(std::memcmp(d.host(kBufferGpa + 0x800, 124), data.data() + 900, 124), 0);
 }
 
+TEST_F(VirtioBlkTest, MoreSegmentsThanIovMaxIsIoError) {
+  disk = std::make_unique<FileBlockDevice>(d.loop(), 2048 * 512);
+  blk = std::make_unique<VirtioBlk>(*disk);
+  d.attach(*blk);
+  d.start(featureBit(kFeatureIndirectDesc), {64});
+  // One indirect table: header, `segments` one-sector data buffers, status.
+  auto readWithSegments = [&](uint16_t segments) {
+    uint64_t table = kDataArea + 0x10000;
+    writeHeader(kHeaderGpa, blk::kTypeIn, 0);
+    d.writeDescriptorAt(table, kHeaderGpa, 16, kDescFlagNext, 1);
+    for (uint16_t i = 0; i < segments; ++i)
+      d.writeDescriptorAt(table + 16ull * (i + 1), kBufferGpa, 512, kDescFlagWrite | kDescFlagNext,
+                          static_cast<uint16_t>(i + 2));
+    d.writeDescriptorAt(table + 16ull * (segments + 1), kStatusGpa, 1, kDescFlagWrite, 0);
+    d.writeDescriptor(0, 0, table, 16u * (segments + 2), kDescFlagIndirect, 0);
+    uint16_t expected = static_cast<uint16_t>(d.usedIdx(0) + 1);
+    d.makeAvailable(0, 0);
+    d.kick(0);
+    EXPECT_TRUE(d.waitUsed(0, expected));
+    return *d.host(kStatusGpa, 1);
+  };
+  EXPECT_EQ(readWithSegments(1000), blk::kStatusOk);
+  EXPECT_EQ(readWithSegments(1100), blk::kStatusIoError);
+  EXPECT_FALSE(d.needsReset());
+}
+
 TEST_F(VirtioBlkTest, SeveralRequestsInFlightCompleteInAnyOrder) {
   startDevice();
   disk->deferCompletions = true;
