@@ -144,3 +144,33 @@ TEST(VirtioNetInactive, FramesBeforeActivationAreDropped) {
 
 }  // namespace
 }  // namespace strata::virtio::testing
+
+namespace strata::virtio::testing {
+namespace {
+
+TEST(MacAddress, ParsesAndFormats) {
+  auto mac = net::parseMacAddress("52:54:00:AB:cd:0f");
+  ASSERT_TRUE(mac.ok()) << mac.error().message;
+  EXPECT_EQ(*mac, (net::MacAddress{0x52, 0x54, 0x00, 0xab, 0xcd, 0x0f}));
+  EXPECT_EQ(net::formatMacAddress(*mac), "52:54:00:ab:cd:0f");
+  EXPECT_TRUE(net::parseMacAddress("02-00-00-00-00-01").ok());
+}
+
+TEST(MacAddress, RejectsMalformedAndMulticast) {
+  EXPECT_FALSE(net::parseMacAddress("52:54:00:ab:cd").ok());
+  EXPECT_FALSE(net::parseMacAddress("52:54:00:ab:cd:0g").ok());
+  EXPECT_FALSE(net::parseMacAddress("52:54:00:ab:cd:0f:").ok());
+  EXPECT_FALSE(net::parseMacAddress("5254.00ab.cd0f.00").ok());
+  auto multicast = net::parseMacAddress("01:00:5e:00:00:01");
+  ASSERT_FALSE(multicast.ok());
+  EXPECT_NE(multicast.error().message.find("multicast"), std::string::npos);
+}
+
+TEST(MacAddress, DefaultsAreDistinctUnicast) {
+  EXPECT_EQ(net::formatMacAddress(net::defaultMacAddress(0)), "52:54:00:12:34:56");
+  EXPECT_EQ(net::formatMacAddress(net::defaultMacAddress(1)), "52:54:00:12:34:57");
+  EXPECT_EQ(net::defaultMacAddress(0)[0] & 1, 0);
+}
+
+}  // namespace
+}  // namespace strata::virtio::testing
