@@ -242,8 +242,10 @@ uint8_t* HartCore::atomicAddress(uint64_t va, unsigned size, bool isLoadReserved
     return nullptr;
   }
   const Access access = isLoadReserved ? Access::Load : Access::Store;
-  const TlbEntry& e = (isLoadReserved ? currentReadTlb : currentWriteTlb)[(va >> 12) & (kTlbSlots - 1)];
-  if (e.tag == (va >> 12)) return reinterpret_cast<uint8_t*>(va + e.hostAddend);
+  const uint64_t vpn = va >> 12;
+  const TlbEntry* set = isLoadReserved ? currentReadTlb : currentWriteTlb;
+  const TlbEntry& e = set[vpn & (kTlbSlots - 1)];
+  if (e.tag == vpn) return reinterpret_cast<uint8_t*>(va + e.hostAddend);
   uint64_t pa;
   if (!translate(va, access, pa)) return nullptr;
   uint8_t* host = memory.ram(pa, size);
