@@ -202,6 +202,63 @@ inline uint32_t flagsFromMxcsr(uint32_t csr) {
   return f;
 }
 
+// Plain arithmetic under an explicit MXCSR mode, for finite operands in
+// RTZ/RDN/RUP and for the RNE cases the error-free paths decline (subnormal
+// or extreme operands). The host's invalid results (0/0, sqrt of a negative)
+// are its default NaN, replaced by the canonical NaN.
+enum class ArithOp { Add, Sub, Mul, Div, Sqrt };
+
+inline double arithVolatile(ArithOp op, double x, double y) {
+  switch (op) {
+    case ArithOp::Add: asm volatile("addsd %1, %0" : "+x"(x) : "x"(y)); break;
+    case ArithOp::Sub: asm volatile("subsd %1, %0" : "+x"(x) : "x"(y)); break;
+    case ArithOp::Mul: asm volatile("mulsd %1, %0" : "+x"(x) : "x"(y)); break;
+    case ArithOp::Div: asm volatile("divsd %1, %0" : "+x"(x) : "x"(y)); break;
+    case ArithOp::Sqrt: asm volatile("sqrtsd %0, %0" : "+x"(x)); break;
+  }
+  return x;
+}
+inline float arithVolatile(ArithOp op, float x, float y) {
+  switch (op) {
+    case ArithOp::Add: asm volatile("addss %1, %0" : "+x"(x) : "x"(y)); break;
+    case ArithOp::Sub: asm volatile("subss %1, %0" : "+x"(x) : "x"(y)); break;
+    case ArithOp::Mul: asm volatile("mulss %1, %0" : "+x"(x) : "x"(y)); break;
+    case ArithOp::Div: asm volatile("divss %1, %0" : "+x"(x) : "x"(y)); break;
+    case ArithOp::Sqrt: asm volatile("sqrtss %0, %0" : "+x"(x)); break;
+  }
+  return x;
+}
+
+inline bool f64Arith(ArithOp op, uint64_t a, uint64_t b, RoundingMode rm, uint64_t& result, uint32_t& flags) {
+  if (rm == RoundingMode::RMM || f64ExpField(a) == 0x7ff || (op != ArithOp::Sqrt && f64ExpField(b) == 0x7ff)) {
+    return false;
+  }
+  const uint32_t saved = readMxcsr();
+  writeMxcsr(kMxcsrDefaultControl | mxcsrRoundingControl(rm));
+  const double r = arithVolatile(op, asDouble(a), asDouble(b));
+  const uint32_t after = readMxcsr();
+  writeMxcsr(saved);
+  flags |= flagsFromMxcsr(after);
+  result = bitsOf(r);
+  if ((result & 0x7fffffffffffffffull) > 0x7ff0000000000000ull) result = kCanonicalNaN64;
+  return true;
+}
+
+inline bool f32Arith(ArithOp op, uint32_t a, uint32_t b, RoundingMode rm, uint32_t& result, uint32_t& flags) {
+  if (rm == RoundingMode::RMM || f32ExpField(a) == 0xff || (op != ArithOp::Sqrt && f32ExpField(b) == 0xff)) {
+    return false;
+  }
+  const uint32_t saved = readMxcsr();
+  writeMxcsr(kMxcsrDefaultControl | mxcsrRoundingControl(rm));
+  const float r = arithVolatile(op, asFloat(a), asFloat(b));
+  const uint32_t after = readMxcsr();
+  writeMxcsr(saved);
+  flags |= flagsFromMxcsr(after);
+  result = bitsOf(r);
+  if ((result & 0x7fffffffu) > 0x7f800000u) result = kCanonicalNaN32;
+  return true;
+}
+
 inline bool f64MulAdd(uint64_t a, uint64_t b, uint64_t c, RoundingMode rm, uint64_t& result, uint32_t& flags) {
   if (rm == RoundingMode::RMM || !kHostHasFma) return false;
   if (f64ExpField(a) == 0x7ff || f64ExpField(b) == 0x7ff || f64ExpField(c) == 0x7ff) return false;
