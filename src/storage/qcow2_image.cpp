@@ -1,10 +1,677 @@
 #include "storage/qcow2_image.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstring>
+#include <iterator>
+#include <optional>
+
+#include "base/log.h"
+#include "storage/deflate.h"
+
 namespace strata::storage {
 
-Result<std::unique_ptr<DiskImage>> Qcow2Image::open(const std::string& path, const DiskOptions&, EventLoop&,
-                                                    detail::ChainContext&) {
-  return Error{path + ": qcow2 images are not supported yet"};
+using qcow2::ClusterKind;
+using qcow2::ClusterMapping;
+
+namespace {
+
+// Copies the part [offset, offset+length) of an iovec list into a new list.
+std::vector<iovec> sliceBuffers(const std::vector<iovec>& buffers, size_t offset, size_t length) {
+  std::vector<iovec> slice;
+  for (const auto& b : buffers) {
+    if (length == 0) break;
+    if (offset >= b.iov_len) {
+      offset -= b.iov_len;
+      continue;
+    }
+    size_t take = std::min(b.iov_len - offset, length);
+    slice.push_back(iovec{static_cast<uint8_t*>(b.iov_base) + offset, take});
+    length -= take;
+    offset = 0;
+  }
+  return slice;
+}
+
+void zeroBuffers(const std::vector<iovec>& buffers, size_t offset, size_t length) {
+  for (const auto& b : sliceBuffers(buffers, offset, length)) std::memset(b.iov_base, 0, b.iov_len);
+}
+
+void copyToBuffers(const std::vector<iovec>& buffers, size_t offset, const uint8_t* source, size_t length) {
+  for (const auto& b : sliceBuffers(buffers, offset, length)) {
+    std::memcpy(b.iov_base, source, b.iov_len);
+    source += b.iov_len;
+  }
+}
+
+size_t totalLength(const std::vector<iovec>& buffers) {
+  size_t total = 0;
+  for (const auto& b : buffers) total += b.iov_len;
+  return total;
+}
+
+}  // namespace
+
+struct Qcow2Image::Pending {
+  int status = 0;
+  unsigned remaining = 1;  // the initial part is released once every part is issued
+  IoCompletion done;
+};
+
+// A run of consecutive guest clusters that a write moves to newly allocated
+// host clusters; the head and tail of the run are copied from the old content.
+struct Qcow2Image::Allocation {
+  uint64_t firstCluster = 0;
+  uint64_t clusterCount = 0;
+  uint64_t hostOffset = 0;
+  uint64_t dataOffset = 0;  // guest offset where the write's own data starts
+  uint64_t dataLength = 0;
+  size_t bufferOffset = 0;  // where that data starts in the request's buffers
+  std::vector<ClusterMapping> oldMappings;
+  std::vector<uint8_t> head;
+  std::vector<uint8_t> tail;
+  std::vector<iovec> writeBuffers;
+};
+
+Qcow2Image::Qcow2Image(std::string path, const DiskOptions& options, EventLoop& loop)
+    : path_(std::move(path)), options_(options), loop_(loop) {}
+
+Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path, const DiskOptions& options,
+                                                     EventLoop& loop, detail::ChainContext& chain) {
+  std::unique_ptr<Qcow2Image> image(new Qcow2Image(path, options, loop));
+  auto file = RawImage::open(path, RawOpenOptions{options.readOnly, options.direct, true}, loop);
+  if (!file) return file.error();
+  image->file_ = std::move(*file);
+  image->metadataFd_ = image->file_->fd();
+  if (options.direct) {
+    // Metadata I/O is small and unaligned; it goes through the page cache.
+    image->bufferedFd_.reset(::open(path.c_str(), (options.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+    if (!image->bufferedFd_.valid()) return errnoError(path);
+    image->metadataFd_ = image->bufferedFd_.get();
+  }
+  const uint64_t fileSize = image->file_->sizeBytes();
+
+  // The header and its extensions fill at most the first cluster.
+  std::vector<uint8_t> bytes(std::min<uint64_t>(fileSize, 4096));
+  if (::pread(image->metadataFd_, bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size())) {
+    return errnoError(path);
+  }
+  if (bytes.size() >= 24) {
+    uint32_t clusterBits = qcow2::loadBe32(&bytes[20]);
+    if (clusterBits >= qcow2::kMinClusterBits && clusterBits <= qcow2::kMaxClusterBits &&
+        (1ull << clusterBits) > bytes.size() && fileSize > bytes.size()) {
+      bytes.resize(std::min<uint64_t>(fileSize, 1ull << clusterBits));
+      if (::pread(image->metadataFd_, bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size())) {
+        return errnoError(path);
+      }
+    }
+  }
+  auto header = qcow2::parseHeader(bytes, fileSize, path);
+  if (!header) return header.error();
+  image->header_ = *header;
+  const bool writable = !options.readOnly;
+  if (writable) {
+    if (header->incompatibleFeatures & qcow2::kIncompatCorrupt) {
+      return Error{path + ": image is marked corrupt; open it read-only or repair it (qemu-img check -r all)"};
+    }
+    if (header->incompatibleFeatures & qcow2::kIncompatDirty) {
+      return Error{path + ": image was not closed cleanly (dirty bit set); repair it with qemu-img check -r all"};
+    }
+    if (header->nbSnapshots > 0) return Error{path + ": writing to images with internal snapshots is not supported"};
+    if (header->autoclearFeatures != 0) {
+      // Autoclear features we do not maintain must be cleared before we modify the image.
+      uint8_t zero[8] = {};
+      if (::pwrite(image->metadataFd_, zero, sizeof zero, 88) != 8 || ::fdatasync(image->metadataFd_) != 0) {
+        return errnoError(path + ": clearing autoclear features");
+      }
+      image->header_.autoclearFeatures = 0;
+    }
+  }
+  auto meta = qcow2::Metadata::load(image->metadataFd_, image->header_, fileSize, path, writable);
+  if (!meta) return meta.error();
+  image->meta_ = std::move(*meta);
+  image->zeroCluster_.assign(image->header_.clusterSize(), 0);
+
+  if (!image->header_.backingFile.empty()) {
+    const std::string& name = image->header_.backingFile;
+    std::string directory = path.find('/') == std::string::npos ? "" : path.substr(0, path.find_last_of('/') + 1);
+    image->backingPath_ = name[0] == '/' ? name : directory + name;
+    DiskOptions backingOptions;
+    backingOptions.readOnly = true;
+    backingOptions.direct = options.direct;
+    if (!image->header_.backingFormat.empty()) {
+      auto format = parseFormatName(image->header_.backingFormat);
+      if (!format) return Error{path + ": backing file: " + format.error().message};
+      backingOptions.format = *format;
+    }
+    auto backing = detail::openDiskImageInChain(image->backingPath_, backingOptions, loop, chain);
+    if (!backing) return Error{path + ": backing file: " + backing.error().message};
+    image->backing_ = std::move(*backing);
+  }
+  return image;
+}
+
+Qcow2Image::~Qcow2Image() {
+  if (options_.readOnly || !meta_) return;
+  auto written = writeBackSync();
+  if (!written) log::error("{}: {}", path_, written.error().message);
+}
+
+Result<void> Qcow2Image::writeBackSync() {
+  using Phase = qcow2::Metadata::Phase;
+  // Twice: the second round writes the refcount drops of clusters the first released.
+  for (int round = 0; round < 2; ++round) {
+    for (Phase phase : {Phase::RefcountBlocks, Phase::RefcountTable, Phase::L2Tables, Phase::L1Table}) {
+      auto wrote = meta_->writeBack(phase);
+      if (!wrote) return wrote.error();
+      if (*wrote && ::fdatasync(metadataFd_) != 0) return errnoError(path_ + ": fdatasync");
+    }
+    auto released = meta_->applyDeferredReleases();
+    if (!released) return released;
+  }
+  if (::fdatasync(metadataFd_) != 0) return errnoError(path_ + ": fdatasync");
+  return {};
+}
+
+std::string Qcow2Image::serial() const {
+  std::string name = path_.substr(path_.find_last_of('/') + 1);
+  return name.size() > 20 ? name.substr(name.size() - 20) : name;
+}
+
+// ---- scheduling ----
+
+void Qcow2Image::completeLater(IoCompletion done, int result) {
+  loop_.post([done = std::move(done), result] { done(result); });
+}
+
+bool Qcow2Image::rangeValid(uint64_t offset, uint64_t length) const {
+  return offset + length >= offset && offset + length <= header_.size;
+}
+
+void Qcow2Image::submit(std::function<bool()> attempt) {
+  if (!waiting_.empty() || !attempt()) waiting_.push_back(std::move(attempt));
+}
+
+void Qcow2Image::pump() {
+  if (pumping_) return;
+  pumping_ = true;
+  while (!waiting_.empty()) {
+    auto attempt = std::move(waiting_.front());
+    waiting_.pop_front();
+    if (!attempt()) {
+      waiting_.push_front(std::move(attempt));
+      break;
+    }
+  }
+  pumping_ = false;
+}
+
+bool Qcow2Image::touchesBusy(uint64_t offset, uint64_t length) const {
+  if (busyClusters_.empty() || length == 0) return false;
+  for (uint64_t cluster = offset >> header_.clusterBits; cluster <= (offset + length - 1) >> header_.clusterBits;
+       ++cluster) {
+    if (busyClusters_.count(cluster) != 0) return true;
+  }
+  return false;
+}
+
+Qcow2Image::PendingPtr Qcow2Image::begin(IoCompletion done) {
+  ++active_;
+  auto pending = std::make_shared<Pending>();
+  pending->done = std::move(done);
+  return pending;
+}
+
+void Qcow2Image::finishPart(const PendingPtr& pending, int result) {
+  if (result < 0 && pending->status == 0) pending->status = result;
+  if (--pending->remaining > 0) return;
+  --active_;
+  auto done = std::move(pending->done);
+  done(pending->status);
+  if (exclusive_ && !flushStarted_ && active_ == 0) startFlushPhases();
+  pump();
+}
+
+void Qcow2Image::releaseInitialPart(const PendingPtr& pending) {
+  if (pending->remaining > 1) {
+    --pending->remaining;
+    return;
+  }
+  // Nothing asynchronous was issued: complete on a later loop iteration.
+  loop_.post([this, pending] { finishPart(pending, 0); });
+}
+
+Result<ClusterMapping> Qcow2Image::mapping(uint64_t guestCluster) {
+  auto entry = meta_->l2Entry(guestCluster);
+  if (!entry) return entry.error();
+  auto decoded = qcow2::decodeL2Entry(*entry, header_);
+  if (!decoded) {
+    log::error("{}: corrupt image: guest cluster {}: {}", path_, guestCluster, decoded.error().message);
+    return decoded.error();
+  }
+  const ClusterMapping& m = *decoded;
+  if ((m.kind == ClusterKind::Normal || m.kind == ClusterKind::Zero) && m.hostOffset != 0 &&
+      (m.hostOffset < header_.clusterSize() || m.hostOffset >= meta_->fileEnd())) {
+    log::error("{}: corrupt image: guest cluster {} maps to offset 0x{:x} outside the file", path_, guestCluster,
+               m.hostOffset);
+    return Error{"cluster offset outside the file"};
+  }
+  if (m.kind == ClusterKind::Compressed &&
+      (m.hostOffset >= meta_->fileEnd() || m.compressedBytes > 2 * header_.clusterSize() + 512)) {
+    log::error("{}: corrupt image: bad compressed cluster descriptor for guest cluster {}", path_, guestCluster);
+    return Error{"bad compressed cluster descriptor"};
+  }
+  return decoded;
+}
+
+// ---- reads ----
+
+void Qcow2Image::readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
+  if (!rangeValid(offset, totalLength(buffers))) return completeLater(std::move(done), -EINVAL);
+  submit([this, offset, buffers = std::move(buffers), done = std::move(done)]() mutable {
+    return tryRead(offset, buffers, done);
+  });
+}
+
+bool Qcow2Image::tryRead(uint64_t offset, std::vector<iovec>& buffers, IoCompletion& done) {
+  if (exclusive_ || touchesBusy(offset, totalLength(buffers))) return false;
+  auto pending = begin(std::move(done));
+  issueRead(offset, buffers, pending);
+  releaseInitialPart(pending);
+  return true;
+}
+
+Result<const uint8_t*> Qcow2Image::decompressedCluster(const ClusterMapping& m) {
+  if (compressedCacheOffset_ == m.hostOffset) return compressedCache_.data();
+  std::vector<uint8_t> input(m.compressedBytes);
+  ssize_t got = ::pread(metadataFd_, input.data(), input.size(), static_cast<off_t>(m.hostOffset));
+  if (got < 0) return errnoError(path_ + ": reading compressed cluster");
+  compressedCache_.resize(header_.clusterSize());
+  compressedCacheOffset_ = UINT64_MAX;
+  auto inflated = inflateRaw(input.data(), static_cast<size_t>(got), compressedCache_.data(), compressedCache_.size());
+  if (!inflated) return Error{path_ + ": " + inflated.error().message};
+  compressedCacheOffset_ = m.hostOffset;
+  return compressedCache_.data();
+}
+
+void Qcow2Image::issueRead(uint64_t offset, const std::vector<iovec>& buffers, const PendingPtr& pending) {
+  struct Run {
+    bool fromFile;
+    uint64_t source;  // host offset (file) or guest offset (backing)
+    size_t bufferOffset;
+    size_t length;
+  };
+  std::vector<Run> runs;
+  const uint64_t clusterSize = header_.clusterSize();
+  const uint64_t end = offset + totalLength(buffers);
+  size_t bufferOffset = 0;
+  for (uint64_t pos = offset; pos < end;) {
+    uint64_t inCluster = pos & (clusterSize - 1);
+    size_t length = static_cast<size_t>(std::min(clusterSize - inCluster, end - pos));
+    auto m = mapping(pos >> header_.clusterBits);
+    if (!m) {
+      pending->status = -EIO;
+      return;
+    }
+    switch (m->kind) {
+      case ClusterKind::Normal: {
+        uint64_t host = m->hostOffset + inCluster;
+        if (!runs.empty() && runs.back().fromFile && runs.back().source + runs.back().length == host &&
+            runs.back().bufferOffset + runs.back().length == bufferOffset) {
+          runs.back().length += length;
+        } else {
+          runs.push_back(Run{true, host, bufferOffset, length});
+        }
+        break;
+      }
+      case ClusterKind::Unallocated:
+        if (backing_) {
+          if (!runs.empty() && !runs.back().fromFile && runs.back().source + runs.back().length == pos &&
+              runs.back().bufferOffset + runs.back().length == bufferOffset) {
+            runs.back().length += length;
+          } else {
+            runs.push_back(Run{false, pos, bufferOffset, length});
+          }
+          break;
+        }
+        [[fallthrough]];
+      case ClusterKind::Zero:
+        zeroBuffers(buffers, bufferOffset, length);
+        break;
+      case ClusterKind::Compressed: {
+        auto data = decompressedCluster(*m);
+        if (!data) {
+          log::error("{}", data.error().message);
+          pending->status = -EIO;
+          return;
+        }
+        copyToBuffers(buffers, bufferOffset, *data + inCluster, length);
+        break;
+      }
+    }
+    pos += length;
+    bufferOffset += length;
+  }
+  for (const Run& run : runs) {
+    auto part = [this, pending](int result) { finishPart(pending, result); };
+    if (run.fromFile) {
+      ++pending->remaining;
+      file_->readv(run.source, sliceBuffers(buffers, run.bufferOffset, run.length), std::move(part));
+      continue;
+    }
+    // The backing image may be smaller than this one; beyond its end reads are zeroes.
+    uint64_t backingSize = backing_->sizeBytes();
+    size_t inBacking = run.source >= backingSize ? 0 : static_cast<size_t>(std::min<uint64_t>(run.length, backingSize - run.source));
+    if (inBacking < run.length) zeroBuffers(buffers, run.bufferOffset + inBacking, run.length - inBacking);
+    if (inBacking > 0) {
+      ++pending->remaining;
+      backing_->readv(run.source, sliceBuffers(buffers, run.bufferOffset, inBacking), std::move(part));
+    }
+  }
+}
+
+// ---- writes ----
+
+void Qcow2Image::writev(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
+  if (options_.readOnly) return completeLater(std::move(done), -EROFS);
+  if (!rangeValid(offset, totalLength(buffers))) return completeLater(std::move(done), -EINVAL);
+  submit([this, offset, buffers = std::move(buffers), done = std::move(done)]() mutable {
+    return tryWrite(offset, buffers, done);
+  });
+}
+
+bool Qcow2Image::tryWrite(uint64_t offset, std::vector<iovec>& buffers, IoCompletion& done) {
+  if (exclusive_ || touchesBusy(offset, totalLength(buffers))) return false;
+  auto pending = begin(std::move(done));
+  issueWrite(offset, buffers, pending);
+  releaseInitialPart(pending);
+  return true;
+}
+
+void Qcow2Image::issueWrite(uint64_t offset, const std::vector<iovec>& buffers, const PendingPtr& pending) {
+  const uint64_t clusterSize = header_.clusterSize();
+  const uint64_t end = offset + totalLength(buffers);
+  struct Direct {
+    uint64_t host;
+    size_t bufferOffset;
+    size_t length;
+  };
+  std::vector<Direct> directs;
+  std::shared_ptr<Allocation> allocation;
+  std::vector<std::shared_ptr<Allocation>> allocations;
+  size_t bufferOffset = 0;
+  for (uint64_t pos = offset; pos < end;) {
+    uint64_t cluster = pos >> header_.clusterBits;
+    uint64_t inCluster = pos & (clusterSize - 1);
+    size_t length = static_cast<size_t>(std::min(clusterSize - inCluster, end - pos));
+    auto m = mapping(cluster);
+    if (!m) {
+      pending->status = -EIO;
+      return;
+    }
+    if (m->kind == ClusterKind::Normal && m->copied) {
+      allocation.reset();
+      uint64_t host = m->hostOffset + inCluster;
+      if (!directs.empty() && directs.back().host + directs.back().length == host &&
+          directs.back().bufferOffset + directs.back().length == bufferOffset) {
+        directs.back().length += length;
+      } else {
+        directs.push_back(Direct{host, bufferOffset, length});
+      }
+    } else {
+      if (!allocation || allocation->clusterCount >= meta_->maxAllocationRun()) {
+        allocation = std::make_shared<Allocation>();
+        allocation->firstCluster = cluster;
+        allocation->dataOffset = pos;
+        allocation->bufferOffset = bufferOffset;
+        allocations.push_back(allocation);
+      }
+      ++allocation->clusterCount;
+      allocation->dataLength += length;
+      allocation->oldMappings.push_back(*m);
+    }
+    pos += length;
+    bufferOffset += length;
+  }
+  for (const Direct& d : directs) {
+    ++pending->remaining;
+    file_->writev(d.host, sliceBuffers(buffers, d.bufferOffset, d.length),
+                  [this, pending](int result) { finishPart(pending, result); });
+  }
+  for (auto& a : allocations) startAllocation(a, buffers, pending);
+}
+
+void Qcow2Image::startAllocation(std::shared_ptr<Allocation> a, const std::vector<iovec>& buffers,
+                                 const PendingPtr& pending) {
+  const uint64_t clusterSize = header_.clusterSize();
+  auto host = meta_->allocateClusters(a->clusterCount);
+  if (!host) {
+    log::error("{}", host.error().message);
+    if (pending->status == 0) pending->status = -ENOSPC;
+    return;
+  }
+  a->hostOffset = *host;
+  for (uint64_t i = 0; i < a->clusterCount; ++i) busyClusters_.insert(a->firstCluster + i);
+  ++pending->remaining;
+
+  // Copy-on-write: the parts of the first and last cluster the write does not cover.
+  const uint64_t runStart = a->firstCluster * clusterSize;
+  const uint64_t runEnd = runStart + a->clusterCount * clusterSize;
+  const uint64_t dataEnd = a->dataOffset + a->dataLength;
+  a->head.resize(a->dataOffset - runStart);
+  a->tail.resize(runEnd - dataEnd);
+  a->writeBuffers.clear();
+  if (!a->head.empty()) a->writeBuffers.push_back(iovec{a->head.data(), a->head.size()});
+  for (const auto& b : sliceBuffers(buffers, a->bufferOffset, a->dataLength)) a->writeBuffers.push_back(b);
+  if (!a->tail.empty()) a->writeBuffers.push_back(iovec{a->tail.data(), a->tail.size()});
+
+  auto copied = std::make_shared<Pending>();
+  copied->done = [this, a, pending](int result) {
+    if (result < 0) return finishAllocation(a, result, pending);
+    file_->writev(a->hostOffset, a->writeBuffers,
+                  [this, a, pending](int written) { finishAllocation(a, written, pending); });
+  };
+  // The copy reads go through the normal read path with the old mappings still
+  // in place; the clusters are busy, so nothing else changes them meanwhile.
+  ++active_;  // balanced by finishPart on `copied`
+  if (!a->head.empty()) issueRead(runStart, {iovec{a->head.data(), a->head.size()}}, copied);
+  if (!a->tail.empty()) issueRead(dataEnd, {iovec{a->tail.data(), a->tail.size()}}, copied);
+  releaseInitialPart(copied);
+}
+
+void Qcow2Image::finishAllocation(const std::shared_ptr<Allocation>& a, int result, const PendingPtr& pending) {
+  const uint64_t clusterSize = header_.clusterSize();
+  if (result >= 0) {
+    for (uint64_t i = 0; i < a->clusterCount; ++i) {
+      auto set = setClusterEntry(a->firstCluster + i, (a->hostOffset + i * clusterSize) | qcow2::kEntryCopied,
+                                 a->oldMappings[i]);
+      if (!set) {
+        log::error("{}", set.error().message);
+        result = -EIO;
+        // The clusters not yet linked are leaked; release them.
+        meta_->releaseLater(a->hostOffset + i * clusterSize, (a->clusterCount - i) * clusterSize);
+        break;
+      }
+    }
+  } else {
+    meta_->releaseLater(a->hostOffset, a->clusterCount * clusterSize);
+  }
+  for (uint64_t i = 0; i < a->clusterCount; ++i) busyClusters_.erase(a->firstCluster + i);
+  finishPart(pending, result);
+}
+
+Result<void> Qcow2Image::setClusterEntry(uint64_t guestCluster, uint64_t entry, const ClusterMapping& old) {
+  auto set = meta_->setL2Entry(guestCluster, entry);
+  if (!set) return set;
+  // The old host cluster is released only after the new entry is durable.
+  if ((old.kind == ClusterKind::Normal || old.kind == ClusterKind::Zero) && old.hostOffset != 0) {
+    meta_->releaseLater(old.hostOffset, header_.clusterSize());
+  } else if (old.kind == ClusterKind::Compressed) {
+    meta_->releaseLater(old.hostOffset, old.compressedBytes);
+  }
+  return {};
+}
+
+// ---- discard and write-zeroes ----
+
+void Qcow2Image::discard(uint64_t offset, uint64_t length, IoCompletion done) {
+  if (options_.readOnly) return completeLater(std::move(done), -EROFS);
+  if (!rangeValid(offset, length)) return completeLater(std::move(done), -EINVAL);
+  submit([this, offset, length, done = std::move(done)]() mutable {
+    return tryDiscardOrZero(offset, length, false, done);
+  });
+}
+
+void Qcow2Image::writeZeroes(uint64_t offset, uint64_t length, IoCompletion done) {
+  if (options_.readOnly) return completeLater(std::move(done), -EROFS);
+  if (!rangeValid(offset, length)) return completeLater(std::move(done), -EINVAL);
+  submit([this, offset, length, done = std::move(done)]() mutable {
+    return tryDiscardOrZero(offset, length, true, done);
+  });
+}
+
+bool Qcow2Image::tryDiscardOrZero(uint64_t offset, uint64_t length, bool zero, IoCompletion& done) {
+  if (exclusive_ || touchesBusy(offset, length)) return false;
+  auto pending = begin(std::move(done));
+  const uint64_t clusterSize = header_.clusterSize();
+  const uint64_t end = offset + length;
+  // Whole clusters change their L2 entry; the last cluster counts as whole when
+  // the range reaches the end of the disk.
+  uint64_t firstWhole = (offset + clusterSize - 1) >> header_.clusterBits;
+  uint64_t endWhole = end == header_.size ? (end + clusterSize - 1) >> header_.clusterBits : end >> header_.clusterBits;
+  // Discarded clusters read as zeroes when there is a backing file; without one
+  // an unallocated cluster already does.
+  const uint64_t newEntry = (zero || backing_) ? qcow2::kL2ZeroFlag : 0;
+  for (uint64_t cluster = firstWhole; cluster < endWhole; ++cluster) {
+    auto m = mapping(cluster);
+    if (!m) {
+      pending->status = -EIO;
+      break;
+    }
+    bool alreadyZero = m->kind == ClusterKind::Zero && m->hostOffset == 0;
+    bool alreadyUnallocated = m->kind == ClusterKind::Unallocated && newEntry == 0;
+    if (alreadyZero || alreadyUnallocated || (m->kind == ClusterKind::Unallocated && !backing_)) continue;
+    auto set = setClusterEntry(cluster, newEntry, *m);
+    if (!set) {
+      log::error("{}", set.error().message);
+      pending->status = -EIO;
+      break;
+    }
+  }
+  if (zero && pending->status == 0) {
+    // Partial clusters at either end get real zeroes written, unless they already read as zero.
+    auto zeroPartial = [&](uint64_t from, uint64_t to) {
+      if (from >= to) return;
+      auto m = mapping(from >> header_.clusterBits);
+      if (!m) {
+        pending->status = -EIO;
+        return;
+      }
+      if (m->kind == ClusterKind::Zero || (m->kind == ClusterKind::Unallocated && !backing_)) return;
+      issueWrite(from, {iovec{zeroCluster_.data(), static_cast<size_t>(to - from)}}, pending);
+    };
+    if (firstWhole >= endWhole) {
+      // The range sits inside one cluster or straddles a single boundary.
+      uint64_t boundary = std::min(end, (offset | (clusterSize - 1)) + 1);
+      zeroPartial(offset, boundary);
+      zeroPartial(boundary, end);
+    } else {
+      zeroPartial(offset, std::min(end, firstWhole * clusterSize));
+      zeroPartial(std::max(offset, endWhole * clusterSize), end);
+    }
+  }
+  releaseInitialPart(pending);
+  return true;
+}
+
+// ---- flush ----
+
+void Qcow2Image::flush(IoCompletion done) {
+  if (options_.readOnly) return completeLater(std::move(done), 0);
+  submit([this, done = std::move(done)]() mutable { return tryFlush(done); });
+}
+
+bool Qcow2Image::tryFlush(IoCompletion& done) {
+  if (exclusive_) return false;
+  exclusive_ = true;
+  flushStarted_ = false;
+  flushStatus_ = 0;
+  flushDone_ = std::move(done);
+  if (active_ == 0) {
+    // Start on the next loop iteration so the caller is never re-entered.
+    flushStarted_ = true;
+    loop_.post([this] { runFlushPhase(0, false); });
+  }
+  return true;
+}
+
+void Qcow2Image::startFlushPhases() {
+  flushStarted_ = true;
+  runFlushPhase(0, false);
+}
+
+void Qcow2Image::runFlushPhase(size_t phase, bool wroteAny) {
+  using Phase = qcow2::Metadata::Phase;
+  static constexpr Phase kPhases[] = {Phase::RefcountBlocks, Phase::RefcountTable, Phase::L2Tables, Phase::L1Table};
+  if (phase == std::size(kPhases)) {
+    if (wroteAny) return finishFlush(0);
+    // No metadata changed: one sync makes the data writes durable.
+    return file_->flush([this](int result) { finishFlush(result); });
+  }
+  auto wrote = meta_->writeBack(kPhases[phase]);
+  if (!wrote) {
+    log::error("{}", wrote.error().message);
+    return finishFlush(-EIO);
+  }
+  if (!*wrote) return runFlushPhase(phase + 1, wroteAny);
+  // Everything written so far must be durable before the next phase points at it.
+  file_->flush([this, phase](int result) {
+    if (result < 0) return finishFlush(result);
+    runFlushPhase(phase + 1, true);
+  });
+}
+
+void Qcow2Image::finishFlush(int result) {
+  if (result == 0) {
+    // References dropped before this flush are durable now; their clusters can go.
+    auto released = meta_->applyDeferredReleases();
+    if (!released) {
+      log::error("{}", released.error().message);
+      result = -EIO;
+    }
+  }
+  exclusive_ = false;
+  flushStarted_ = false;
+  auto done = std::move(flushDone_);
+  done(result);
+  pump();
+}
+
+// ---- block status ----
+
+Result<Extent> Qcow2Image::blockStatus(uint64_t offset, uint64_t length) {
+  if (length == 0 || offset >= header_.size) return Error{path_ + ": block status past the end of the image"};
+  length = std::min(length, header_.size - offset);
+  const uint64_t clusterSize = header_.clusterSize();
+  std::optional<ExtentKind> kind;
+  uint64_t covered = 0;
+  while (covered < length) {
+    uint64_t pos = offset + covered;
+    auto m = mapping(pos >> header_.clusterBits);
+    if (!m) return Error{path_ + ": " + m.error().message};
+    ExtentKind here = m->kind == ClusterKind::Unallocated ? ExtentKind::Unallocated
+                      : m->kind == ClusterKind::Zero      ? ExtentKind::Zero
+                                                          : ExtentKind::Data;
+    if (kind && *kind != here) break;
+    kind = here;
+    covered += std::min(clusterSize - (pos & (clusterSize - 1)), length - covered);
+  }
+  return Extent{*kind, covered};
 }
 
 }  // namespace strata::storage

@@ -1,19 +1,118 @@
-// Qcow2Image: a DiskImage in the qcow2 (version 3) format: sparse, with backing
-// files for linked clones.
+// Qcow2Image: a DiskImage in the qcow2 version 3 format — sparse allocation,
+// zero clusters, discard, compressed clusters (read), and backing files for
+// linked clones (reads of unallocated clusters fall through to the backing
+// image; partial writes copy the rest of the cluster up first).
+//
+// Concurrency model: requests run on the EventLoop thread. Reads and in-place
+// writes go to the file asynchronously; a write that needs a new cluster marks
+// that guest cluster busy until its data is written and its L2 entry set, and
+// requests touching a busy cluster wait in FIFO order. A flush is exclusive: it
+// drains everything in flight, then writes metadata back in dependency order
+// with a data sync after each phase (see Qcow2Metadata).
 #pragma once
 
+#include <deque>
+#include <functional>
 #include <memory>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "base/event_loop.h"
 #include "storage/disk_image.h"
+#include "storage/qcow2_format.h"
+#include "storage/qcow2_metadata.h"
+#include "storage/raw_image.h"
 
 namespace strata::storage {
 
-class Qcow2Image {
+class Qcow2Image final : public DiskImage {
  public:
-  static Result<std::unique_ptr<DiskImage>> open(const std::string& path, const DiskOptions& options,
-                                                 EventLoop& loop, detail::ChainContext& chain);
+  static Result<std::unique_ptr<Qcow2Image>> open(const std::string& path, const DiskOptions& options,
+                                                  EventLoop& loop, detail::ChainContext& chain);
+  // Writes dirty metadata back synchronously; callers should flush() first to
+  // learn about errors.
+  ~Qcow2Image() override;
+
+  uint64_t sizeBytes() const override { return header_.size; }
+  bool readOnly() const override { return options_.readOnly; }
+  std::string serial() const override;
+
+  void readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) override;
+  void writev(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) override;
+  void flush(IoCompletion done) override;
+  void discard(uint64_t offset, uint64_t length, IoCompletion done) override;
+  void writeZeroes(uint64_t offset, uint64_t length, IoCompletion done) override;
+
+  ImageFormat format() const override { return ImageFormat::Qcow2; }
+  const std::string& path() const override { return path_; }
+  Result<Extent> blockStatus(uint64_t offset, uint64_t length) override;
+  DiskImage* backing() override { return backing_.get(); }
+  uint64_t allocatedBytes() const override { return file_->allocatedBytes(); }
+
+  const qcow2::Header& header() const { return header_; }
+  // The backing file name as stored, and as resolved relative to this image.
+  const std::string& backingFileName() const { return header_.backingFile; }
+  const std::string& backingPath() const { return backingPath_; }
+
+ private:
+  struct Pending;
+  struct Allocation;
+  using PendingPtr = std::shared_ptr<Pending>;
+
+  Qcow2Image(std::string path, const DiskOptions& options, EventLoop& loop);
+  // Request scheduling.
+  void submit(std::function<bool()> attempt);
+  void pump();
+  bool touchesBusy(uint64_t offset, uint64_t length) const;
+  PendingPtr begin(IoCompletion done);
+  void finishPart(const PendingPtr& pending, int result);
+  void releaseInitialPart(const PendingPtr& pending);
+  bool rangeValid(uint64_t offset, uint64_t length) const;
+  void completeLater(IoCompletion done, int result);
+
+  bool tryRead(uint64_t offset, std::vector<iovec>& buffers, IoCompletion& done);
+  bool tryWrite(uint64_t offset, std::vector<iovec>& buffers, IoCompletion& done);
+  bool tryDiscardOrZero(uint64_t offset, uint64_t length, bool zero, IoCompletion& done);
+  bool tryFlush(IoCompletion& done);
+
+  // Maps and issues the reads for [offset, offset+len) into buffers; parts join `pending`.
+  void issueRead(uint64_t offset, const std::vector<iovec>& buffers, const PendingPtr& pending);
+  void issueWrite(uint64_t offset, const std::vector<iovec>& buffers, const PendingPtr& pending);
+  void startAllocation(std::shared_ptr<Allocation> allocation, const std::vector<iovec>& buffers,
+                       const PendingPtr& pending);
+  void finishAllocation(const std::shared_ptr<Allocation>& allocation, int result, const PendingPtr& pending);
+  Result<void> setClusterEntry(uint64_t guestCluster, uint64_t entry, const qcow2::ClusterMapping& old);
+  Result<qcow2::ClusterMapping> mapping(uint64_t guestCluster);
+  Result<const uint8_t*> decompressedCluster(const qcow2::ClusterMapping& mapping);
+
+  void startFlushPhases();
+  void runFlushPhase(size_t phase, bool wroteAny);
+  void finishFlush(int result);
+  Result<void> writeBackSync();
+
+  std::string path_;
+  DiskOptions options_;
+  EventLoop& loop_;
+  qcow2::Header header_;
+  std::unique_ptr<RawImage> file_;
+  int metadataFd_ = -1;  // file_'s fd, or a buffered twin when file_ uses O_DIRECT
+  UniqueFd bufferedFd_;
+  std::unique_ptr<qcow2::Metadata> meta_;
+  std::string backingPath_;
+  std::unique_ptr<DiskImage> backing_;
+  std::vector<uint8_t> zeroCluster_;
+  std::vector<uint8_t> compressedCache_;  // the last decompressed cluster
+  uint64_t compressedCacheOffset_ = UINT64_MAX;
+
+  std::deque<std::function<bool()>> waiting_;
+  std::unordered_set<uint64_t> busyClusters_;
+  unsigned active_ = 0;
+  bool exclusive_ = false;       // a flush owns the image
+  bool flushStarted_ = false;
+  IoCompletion flushDone_;
+  int flushStatus_ = 0;
+  bool pumping_ = false;
 };
 
 }  // namespace strata::storage

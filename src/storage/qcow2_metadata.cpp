@@ -1,0 +1,440 @@
+#include "storage/qcow2_metadata.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <unistd.h>
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "base/log.h"
+
+namespace strata::storage::qcow2 {
+
+namespace {
+
+constexpr size_t kL2CacheBytes = 32u << 20;
+constexpr size_t kRefblockCacheBytes = 8u << 20;
+
+uint64_t getRefcountIn(const uint8_t* block, uint64_t index, uint32_t order) {
+  uint32_t bits = 1u << order;
+  if (bits >= 8) {
+    uint32_t bytes = bits / 8;
+    const uint8_t* p = block + index * bytes;
+    uint64_t value = 0;
+    for (uint32_t k = 0; k < bytes; ++k) value = (value << 8) | p[k];
+    return value;
+  }
+  uint32_t perByte = 8 / bits;
+  uint32_t shift = static_cast<uint32_t>(index % perByte) * bits;
+  return (block[index / perByte] >> shift) & ((1u << bits) - 1);
+}
+
+void setRefcountIn(uint8_t* block, uint64_t index, uint32_t order, uint64_t value) {
+  uint32_t bits = 1u << order;
+  if (bits >= 8) {
+    uint32_t bytes = bits / 8;
+    uint8_t* p = block + index * bytes;
+    for (int k = static_cast<int>(bytes) - 1; k >= 0; --k, value >>= 8) p[k] = static_cast<uint8_t>(value);
+    return;
+  }
+  uint32_t perByte = 8 / bits;
+  uint32_t shift = static_cast<uint32_t>(index % perByte) * bits;
+  uint8_t mask = static_cast<uint8_t>(((1u << bits) - 1) << shift);
+  uint8_t& byte = block[index / perByte];
+  byte = static_cast<uint8_t>((byte & ~mask) | ((value << shift) & mask));
+}
+
+uint64_t roundUp(uint64_t value, uint64_t unit) { return (value + unit - 1) / unit * unit; }
+
+}  // namespace
+
+Metadata::Metadata(int fd, const Header& header, uint64_t fileSize, std::string name, bool writable)
+    : fd_(fd), header_(header), name_(std::move(name)), writable_(writable),
+      fileEnd_(roundUp(fileSize, header.clusterSize())) {}
+
+Error Metadata::corrupt(const std::string& what) const {
+  log::error("{}: qcow2 metadata is corrupt: {}", name_, what);
+  return Error{name_ + ": corrupt image: " + what};
+}
+
+Result<std::unique_ptr<Metadata>> Metadata::load(int fd, const Header& header, uint64_t fileSize, std::string name,
+                                                 bool writable) {
+  std::unique_ptr<Metadata> meta(new Metadata(fd, header, fileSize, std::move(name), writable));
+  auto l1 = meta->readEntries(header.l1TableOffset, header.l1Size);
+  if (!l1) return l1.error();
+  meta->l1_ = std::move(*l1);
+  auto refTable = meta->readEntries(header.refcountTableOffset,
+                                    uint64_t{header.refcountTableClusters} * header.clusterSize() / 8);
+  if (!refTable) return refTable.error();
+  meta->refTable_ = std::move(*refTable);
+  return meta;
+}
+
+Result<std::vector<uint64_t>> Metadata::readEntries(uint64_t offset, uint64_t count) {
+  if (count == 0) return std::vector<uint64_t>{};
+  if (offset > fileEnd_ || count > (fileEnd_ - offset) / 8) {
+    return corrupt(fmt::format("table at 0x{:x} ({} entries) lies past the end of the file", offset, count));
+  }
+  std::vector<uint8_t> bytes(count * 8);
+  ssize_t got = ::pread(fd_, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+  if (got < 0) return errnoError(name_ + ": reading metadata");
+  // A table may end in the file's unwritten tail, which reads as zeroes.
+  std::fill(bytes.begin() + got, bytes.end(), 0);
+  std::vector<uint64_t> entries(count);
+  for (uint64_t i = 0; i < count; ++i) entries[i] = loadBe64(&bytes[i * 8]);
+  return entries;
+}
+
+uint64_t Metadata::maxRefcount() const {
+  uint32_t bits = header_.refcountBits();
+  return bits == 64 ? std::numeric_limits<uint64_t>::max() : (1ull << bits) - 1;
+}
+
+Result<Metadata::CachedTable*> Metadata::loadTable(Cache& cache, uint64_t offset, size_t cacheLimit) {
+  auto it = cache.find(offset);
+  if (it != cache.end()) {
+    it->second.lastUse = ++useCounter_;
+    return &it->second;
+  }
+  const uint64_t clusterSize = header_.clusterSize();
+  if (offset % clusterSize != 0 || offset == 0 || offset > fileEnd_ - clusterSize || fileEnd_ < clusterSize) {
+    return corrupt(fmt::format("table offset 0x{:x} is unaligned or past the end of the file", offset));
+  }
+  evictClean(cache, cacheLimit);
+  CachedTable table;
+  table.bytes.resize(clusterSize);
+  ssize_t got = ::pread(fd_, table.bytes.data(), clusterSize, static_cast<off_t>(offset));
+  if (got < 0) return errnoError(name_ + ": reading metadata");
+  std::fill(table.bytes.begin() + got, table.bytes.end(), 0);
+  table.lastUse = ++useCounter_;
+  return &cache.emplace(offset, std::move(table)).first->second;
+}
+
+void Metadata::evictClean(Cache& cache, size_t cacheLimit) {
+  size_t maxTables = std::max<size_t>(16, cacheLimit / header_.clusterSize());
+  while (cache.size() >= maxTables) {
+    auto victim = cache.end();
+    for (auto it = cache.begin(); it != cache.end(); ++it) {
+      if (!it->second.dirty && (victim == cache.end() || it->second.lastUse < victim->second.lastUse)) victim = it;
+    }
+    if (victim == cache.end()) return;  // all dirty: they leave at the next write-back
+    cache.erase(victim);
+  }
+}
+
+Result<Metadata::CachedTable*> Metadata::l2TableFor(uint64_t guestCluster, bool create) {
+  uint64_t l1Index = guestCluster / header_.l2Entries();
+  if (l1Index >= l1_.size()) return Error{name_ + ": guest offset beyond the L1 table"};
+  uint64_t entry = l1_[l1Index];
+  if ((entry & kL1ReservedMask) != 0) return corrupt(fmt::format("L1 entry {} has reserved bits set", l1Index));
+  uint64_t offset = entry & kL1OffsetMask;
+  if (offset == 0) {
+    if (!create) return nullptr;
+    auto allocated = allocateClusters(1);
+    if (!allocated) return allocated.error();
+    CachedTable table;
+    table.bytes.assign(header_.clusterSize(), 0);
+    table.dirty = true;
+    table.lastUse = ++useCounter_;
+    l1_[l1Index] = *allocated | kEntryCopied;
+    l1Dirty_ = true;
+    return &l2Cache_.insert_or_assign(*allocated, std::move(table)).first->second;
+  }
+  return loadTable(l2Cache_, offset, kL2CacheBytes);
+}
+
+Result<uint64_t> Metadata::l2Entry(uint64_t guestCluster) {
+  auto table = l2TableFor(guestCluster, false);
+  if (!table) return table.error();
+  if (*table == nullptr) return uint64_t{0};
+  return loadBe64(&(*table)->bytes[(guestCluster % header_.l2Entries()) * 8]);
+}
+
+Result<void> Metadata::setL2Entry(uint64_t guestCluster, uint64_t entry) {
+  if (!writable_) return Error{name_ + ": image is read-only"};
+  auto table = l2TableFor(guestCluster, true);
+  if (!table) return table.error();
+  storeBe64(&(*table)->bytes[(guestCluster % header_.l2Entries()) * 8], entry);
+  (*table)->dirty = true;
+  return {};
+}
+
+Result<Metadata::CachedTable*> Metadata::refblockFor(uint64_t clusterIndex) {
+  uint64_t tableIndex = clusterIndex / header_.refcountsPerBlock();
+  if (tableIndex >= refTable_.size()) return nullptr;
+  uint64_t entry = refTable_[tableIndex];
+  if ((entry & ~kRefTableOffsetMask) != 0) {
+    return corrupt(fmt::format("refcount table entry {} has reserved bits set", tableIndex));
+  }
+  if (entry == 0) return nullptr;
+  return loadTable(refblockCache_, entry, kRefblockCacheBytes);
+}
+
+Result<uint64_t> Metadata::refcount(uint64_t clusterIndex) {
+  auto block = refblockFor(clusterIndex);
+  if (!block) return block.error();
+  if (*block == nullptr) return uint64_t{0};
+  return getRefcountIn((*block)->bytes.data(), clusterIndex % header_.refcountsPerBlock(), header_.refcountOrder);
+}
+
+Result<void> Metadata::setRefcount(uint64_t clusterIndex, uint64_t value) {
+  if (value > maxRefcount()) return Error{name_ + ": refcount overflow"};
+  auto block = refblockFor(clusterIndex);
+  if (!block) return block.error();
+  if (*block == nullptr) return Error{name_ + ": internal error: no refcount block for cluster"};
+  setRefcountIn((*block)->bytes.data(), clusterIndex % header_.refcountsPerBlock(), header_.refcountOrder, value);
+  (*block)->dirty = true;
+  return {};
+}
+
+Result<uint64_t> Metadata::findFreeRun(uint64_t count) {
+  const uint64_t maxClusters = kMaxHostOffset / header_.clusterSize();
+  uint64_t start = freeHint_;
+  uint64_t length = 0;
+  for (uint64_t index = start; length < count; ++index) {
+    if (index >= maxClusters) return Error{name_ + ": image file is full"};
+    auto value = refcount(index);
+    if (!value) return value.error();
+    if (*value == 0) {
+      ++length;
+    } else {
+      start = index + 1;
+      length = 0;
+    }
+  }
+  return start;
+}
+
+Result<uint64_t> Metadata::allocateClusters(uint64_t count) {
+  if (!writable_) return Error{name_ + ": image is read-only"};
+  const uint64_t perBlock = header_.refcountsPerBlock();
+  // Each round either succeeds or adds one refcount block (or grows the table),
+  // so the loop ends; the bound only guards against a bug turning into a hang.
+  for (int round = 0; round < 1 << 20; ++round) {
+    auto start = findFreeRun(count);
+    if (!start) return start.error();
+    bool changed = false;
+    for (uint64_t tableIndex = *start / perBlock; tableIndex <= (*start + count - 1) / perBlock; ++tableIndex) {
+      if (tableIndex >= refTable_.size()) {
+        auto grown = growRefcountTable(tableIndex);
+        if (!grown) return grown.error();
+        changed = true;
+        break;
+      }
+      if (refTable_[tableIndex] == 0) {
+        // Place the block in its own range but outside the run, so the run stays usable.
+        uint64_t rangeStart = tableIndex * perBlock;
+        uint64_t rangeEnd = rangeStart + perBlock;
+        uint64_t runEnd = *start + count;
+        uint64_t spot = rangeStart < *start ? rangeStart : runEnd < rangeEnd ? runEnd : *start;
+        auto created = createRefblock(tableIndex, spot);
+        if (!created) return created.error();
+        changed = true;
+        break;
+      }
+    }
+    if (changed) continue;
+    for (uint64_t i = 0; i < count; ++i) {
+      auto set = setRefcount(*start + i, 1);
+      if (!set) return set.error();
+    }
+    freeHint_ = *start + count;
+    fileEnd_ = std::max(fileEnd_, (*start + count) * header_.clusterSize());
+    return *start * header_.clusterSize();
+  }
+  return Error{name_ + ": cluster allocation did not converge"};
+}
+
+Result<void> Metadata::createRefblock(uint64_t tableIndex, uint64_t cluster) {
+  // The new block lives in the range it describes (every cluster there is free,
+  // since no block counted them), so it holds its own refcount.
+  const uint64_t offset = cluster * header_.clusterSize();
+  CachedTable block;
+  block.bytes.assign(header_.clusterSize(), 0);
+  block.dirty = true;
+  block.lastUse = ++useCounter_;
+  setRefcountIn(block.bytes.data(), cluster % header_.refcountsPerBlock(), header_.refcountOrder, 1);
+  refblockCache_.insert_or_assign(offset, std::move(block));
+  refTable_[tableIndex] = offset;
+  refTableDirty_ = true;
+  fileEnd_ = std::max(fileEnd_, offset + header_.clusterSize());
+  return {};
+}
+
+Result<void> Metadata::growRefcountTable(uint64_t neededIndex) {
+  const uint64_t clusterSize = header_.clusterSize();
+  const uint64_t perBlock = header_.refcountsPerBlock();
+  const uint64_t perCluster = clusterSize / 8;
+  const uint64_t firstFree = fileEnd_ / clusterSize;  // the new table goes at the end of the file
+  uint64_t entries = std::max<uint64_t>(neededIndex + 1, refTable_.size() * 2);
+  uint64_t tableClusters = 0;
+  std::vector<uint64_t> newBlocks;  // table indexes that get a new refcount block
+  for (;;) {
+    entries = roundUp(entries, perCluster);
+    if (entries * 8 > kMaxRefcountTableBytes) return Error{name_ + ": refcount table cannot grow further"};
+    tableClusters = entries / perCluster;
+    // The new table and its new blocks need refcounts too: find the fixed point.
+    size_t blockCount = 0;
+    for (;;) {
+      newBlocks.clear();
+      uint64_t end = firstFree + tableClusters + blockCount;
+      for (uint64_t index = firstFree / perBlock; index <= (end - 1) / perBlock; ++index) {
+        if (index >= refTable_.size() || refTable_[index] == 0) newBlocks.push_back(index);
+      }
+      if (newBlocks.size() == blockCount) break;
+      blockCount = newBlocks.size();
+    }
+    uint64_t lastIndex = (firstFree + tableClusters + blockCount - 1) / perBlock;
+    if (lastIndex < entries) break;
+    entries = lastIndex + 1;
+  }
+
+  const uint64_t oldOffset = header_.refcountTableOffset;
+  const uint64_t oldClusters = header_.refcountTableClusters;
+  refTable_.resize(entries, 0);
+  for (size_t j = 0; j < newBlocks.size(); ++j) {
+    uint64_t offset = (firstFree + tableClusters + j) * clusterSize;
+    CachedTable block;
+    block.bytes.assign(clusterSize, 0);
+    block.dirty = true;
+    block.lastUse = ++useCounter_;
+    refblockCache_.insert_or_assign(offset, std::move(block));
+    refTable_[newBlocks[j]] = offset;
+  }
+  fileEnd_ = (firstFree + tableClusters + newBlocks.size()) * clusterSize;
+  for (uint64_t cluster = firstFree; cluster < firstFree + tableClusters + newBlocks.size(); ++cluster) {
+    auto set = setRefcount(cluster, 1);
+    if (!set) return set.error();
+  }
+  // Blocks and the new table must be durable before the header points at them.
+  auto blocks = writeBack(Phase::RefcountBlocks);
+  if (!blocks) return blocks.error();
+  std::vector<uint8_t> bytes(tableClusters * clusterSize, 0);
+  for (uint64_t i = 0; i < entries; ++i) storeBe64(&bytes[i * 8], refTable_[i]);
+  auto written = pwriteAll(bytes.data(), bytes.size(), firstFree * clusterSize);
+  if (!written) return written;
+  auto synced = sync();
+  if (!synced) return synced;
+  uint8_t field[12];
+  storeBe64(field, firstFree * clusterSize);
+  storeBe32(field + 8, static_cast<uint32_t>(tableClusters));
+  written = pwriteAll(field, sizeof field, 48);
+  if (!written) return written;
+  synced = sync();
+  if (!synced) return synced;
+  header_.refcountTableOffset = firstFree * clusterSize;
+  header_.refcountTableClusters = static_cast<uint32_t>(tableClusters);
+  refTableDirty_ = false;
+  releaseLater(oldOffset, oldClusters * clusterSize);
+  return {};
+}
+
+void Metadata::releaseLater(uint64_t offset, uint64_t bytes) {
+  const uint64_t clusterSize = header_.clusterSize();
+  uint64_t first = offset / clusterSize;
+  uint64_t last = (offset + bytes + clusterSize - 1) / clusterSize;
+  if (last > first) deferredReleases_.emplace_back(first, last - first);
+}
+
+Result<void> Metadata::applyDeferredReleases() {
+  auto releases = std::move(deferredReleases_);
+  deferredReleases_.clear();
+  for (auto [first, count] : releases) {
+    for (uint64_t cluster = first; cluster < first + count; ++cluster) {
+      auto value = refcount(cluster);
+      if (!value) return value.error();
+      if (*value == 0) {
+        log::warn("{}: releasing cluster {} whose refcount is already 0", name_, cluster);
+        continue;
+      }
+      auto set = setRefcount(cluster, *value - 1);
+      if (!set) return set;
+      if (*value == 1) {
+        freeHint_ = std::min(freeHint_, cluster);
+        // Give the space back to the host file system; failure only costs space.
+        ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(cluster * clusterSize()),
+                    static_cast<off_t>(clusterSize()));
+      }
+    }
+  }
+  return {};
+}
+
+bool Metadata::dirty() const {
+  if (l1Dirty_ || refTableDirty_) return true;
+  for (const auto& [offset, table] : l2Cache_) {
+    if (table.dirty) return true;
+  }
+  for (const auto& [offset, table] : refblockCache_) {
+    if (table.dirty) return true;
+  }
+  return false;
+}
+
+Result<void> Metadata::pwriteAll(const void* data, size_t length, uint64_t offset) {
+  const uint8_t* bytes = static_cast<const uint8_t*>(data);
+  while (length > 0) {
+    ssize_t done = ::pwrite(fd_, bytes, length, static_cast<off_t>(offset));
+    if (done < 0) {
+      if (errno == EINTR) continue;
+      return errnoError(name_ + ": writing metadata");
+    }
+    bytes += done;
+    length -= static_cast<size_t>(done);
+    offset += static_cast<uint64_t>(done);
+  }
+  return {};
+}
+
+Result<void> Metadata::sync() {
+  if (::fdatasync(fd_) != 0) return errnoError(name_ + ": fdatasync");
+  return {};
+}
+
+Result<bool> Metadata::writeBack(Phase phase) {
+  bool wrote = false;
+  auto writeCache = [&](Cache& cache) -> Result<void> {
+    for (auto& [offset, table] : cache) {
+      if (!table.dirty) continue;
+      auto written = pwriteAll(table.bytes.data(), table.bytes.size(), offset);
+      if (!written) return written;
+      table.dirty = false;
+      wrote = true;
+    }
+    return {};
+  };
+  auto writeEntries = [&](const std::vector<uint64_t>& entries, uint64_t offset) -> Result<void> {
+    std::vector<uint8_t> bytes(entries.size() * 8);
+    for (size_t i = 0; i < entries.size(); ++i) storeBe64(&bytes[i * 8], entries[i]);
+    wrote = true;
+    return pwriteAll(bytes.data(), bytes.size(), offset);
+  };
+  Result<void> result;
+  switch (phase) {
+    case Phase::RefcountBlocks:
+      result = writeCache(refblockCache_);
+      break;
+    case Phase::RefcountTable:
+      if (refTableDirty_) {
+        result = writeEntries(refTable_, header_.refcountTableOffset);
+        if (result) refTableDirty_ = false;
+      }
+      break;
+    case Phase::L2Tables:
+      result = writeCache(l2Cache_);
+      break;
+    case Phase::L1Table:
+      if (l1Dirty_) {
+        result = writeEntries(l1_, header_.l1TableOffset);
+        if (result) l1Dirty_ = false;
+      }
+      break;
+  }
+  if (!result) return result.error();
+  return wrote;
+}
+
+}  // namespace strata::storage::qcow2

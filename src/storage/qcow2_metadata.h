@@ -1,0 +1,101 @@
+// Qcow2Metadata: the qcow2 tables of one image file — L1 (in memory), cached L2
+// tables and refcount blocks, the refcount table — plus cluster allocation.
+// Metadata I/O is synchronous (small, usually page-cached); changes stay in
+// memory until writeBack(), which the owner calls phase by phase with a flush
+// in between so the file on disk is consistent at every step:
+//   refcount blocks -> refcount table -> L2 tables -> L1 table
+// Clusters that lose a reference are released only after the references are
+// durable (applyDeferredReleases), so a crash can leak a cluster but never
+// leave a referenced cluster with refcount 0 or reuse one still referenced.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/result.h"
+#include "storage/qcow2_format.h"
+
+namespace strata::storage::qcow2 {
+
+class Metadata {
+ public:
+  // fd is used for positioned reads/writes and must stay open; fileSize bounds offsets.
+  static Result<std::unique_ptr<Metadata>> load(int fd, const Header& header, uint64_t fileSize,
+                                                std::string name, bool writable);
+
+  const Header& header() const { return header_; }
+  uint64_t clusterSize() const { return header_.clusterSize(); }
+  // One past the last byte any table or cluster may occupy (grows with allocation).
+  uint64_t fileEnd() const { return fileEnd_; }
+
+  // The L2 entry for a guest cluster (0 when its L2 table does not exist).
+  Result<uint64_t> l2Entry(uint64_t guestCluster);
+  // Sets an L2 entry in memory, allocating the L2 table if needed.
+  Result<void> setL2Entry(uint64_t guestCluster, uint64_t entry);
+
+  Result<uint64_t> refcount(uint64_t clusterIndex);
+  // Allocates `count` contiguous free clusters with refcount 1; returns the byte
+  // offset. Keep count <= maxAllocationRun() so new refcount blocks fit beside the run.
+  Result<uint64_t> allocateClusters(uint64_t count);
+  uint64_t maxAllocationRun() const { return std::max<uint64_t>(1, header_.refcountsPerBlock() / 2); }
+  // Drops one reference from each cluster in [offset, offset+bytes) once the
+  // metadata that stopped using them is durable (see applyDeferredReleases).
+  void releaseLater(uint64_t offset, uint64_t bytes);
+  bool hasDeferredReleases() const { return !deferredReleases_.empty(); }
+  Result<void> applyDeferredReleases();
+
+  enum class Phase { RefcountBlocks, RefcountTable, L2Tables, L1Table };
+  // Writes the dirty tables of one phase; returns whether anything was written.
+  Result<bool> writeBack(Phase phase);
+  bool dirty() const;
+
+  // Raw table access for consistency checks.
+  const std::vector<uint64_t>& l1Table() const { return l1_; }
+  const std::vector<uint64_t>& refcountTable() const { return refTable_; }
+  // Reads `count` big-endian 64-bit entries at offset (an L1 or L2 table elsewhere).
+  Result<std::vector<uint64_t>> readEntries(uint64_t offset, uint64_t count);
+  // Maximum refcount value the image's refcount width can hold.
+  uint64_t maxRefcount() const;
+
+ private:
+  struct CachedTable {
+    std::vector<uint8_t> bytes;
+    bool dirty = false;
+    uint64_t lastUse = 0;
+  };
+  using Cache = std::unordered_map<uint64_t, CachedTable>;
+
+  Metadata(int fd, const Header& header, uint64_t fileSize, std::string name, bool writable);
+  Error corrupt(const std::string& what) const;
+  Result<CachedTable*> loadTable(Cache& cache, uint64_t offset, size_t cacheLimit);
+  void evictClean(Cache& cache, size_t cacheLimit);
+  Result<CachedTable*> l2TableFor(uint64_t guestCluster, bool create);
+  Result<CachedTable*> refblockFor(uint64_t clusterIndex);  // nullptr when none exists
+  Result<void> setRefcount(uint64_t clusterIndex, uint64_t value);
+  Result<uint64_t> findFreeRun(uint64_t count);
+  Result<void> createRefblock(uint64_t tableIndex, uint64_t candidateCluster);
+  Result<void> growRefcountTable(uint64_t neededIndex);
+  Result<void> pwriteAll(const void* data, size_t length, uint64_t offset);
+  Result<void> sync();
+
+  int fd_;
+  Header header_;
+  std::string name_;
+  bool writable_;
+  uint64_t fileEnd_;
+  std::vector<uint64_t> l1_;
+  bool l1Dirty_ = false;
+  std::vector<uint64_t> refTable_;
+  bool refTableDirty_ = false;
+  Cache l2Cache_;
+  Cache refblockCache_;
+  uint64_t useCounter_ = 0;
+  uint64_t freeHint_ = 0;  // no free cluster below this index
+  std::vector<std::pair<uint64_t, uint64_t>> deferredReleases_;  // (cluster index, count)
+};
+
+}  // namespace strata::storage::qcow2
