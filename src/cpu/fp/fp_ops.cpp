@@ -502,87 +502,87 @@ bool hostAccelerationEnabled() { return hostAccelerationOn.load(std::memory_orde
 // ---- Arithmetic ----
 uint32_t f32Add(uint32_t a, uint32_t b, RoundingMode rm, uint32_t& flags) {
   STRATA_FP_TRY_HOST(true, f32Add(a, b, hostResult, flags));
-  STRATA_FP_TRY_HOST(false, f32Arith(hostfast::ArithOp::Add, a, b, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f32Arith(hostfast::ArithOp::Add, a, b, hostResult, flags));
   return addImpl<F32>(a, b, false, rm, flags);
 }
 uint32_t f32Sub(uint32_t a, uint32_t b, RoundingMode rm, uint32_t& flags) {
   STRATA_FP_TRY_HOST(true, f32Add(a, b ^ F32::kSignMask, hostResult, flags));
-  STRATA_FP_TRY_HOST(false, f32Arith(hostfast::ArithOp::Sub, a, b, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f32Arith(hostfast::ArithOp::Sub, a, b, hostResult, flags));
   return addImpl<F32>(a, b, true, rm, flags);
 }
 uint32_t f32Mul(uint32_t a, uint32_t b, RoundingMode rm, uint32_t& flags) {
   STRATA_FP_TRY_HOST(true, f32Mul(a, b, hostResult, flags));
-  STRATA_FP_TRY_HOST(false, f32Arith(hostfast::ArithOp::Mul, a, b, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f32Arith(hostfast::ArithOp::Mul, a, b, hostResult, flags));
   return mulImpl<F32>(a, b, rm, flags);
 }
 uint32_t f32Div(uint32_t a, uint32_t b, RoundingMode rm, uint32_t& flags) {
   STRATA_FP_TRY_HOST(true, f32Div(a, b, hostResult, flags));
-  STRATA_FP_TRY_HOST(false, f32Arith(hostfast::ArithOp::Div, a, b, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f32Arith(hostfast::ArithOp::Div, a, b, hostResult, flags));
   return divImpl<F32>(a, b, rm, flags);
 }
 uint32_t f32Sqrt(uint32_t a, RoundingMode rm, uint32_t& flags) {
   STRATA_FP_TRY_HOST(true, f32Sqrt(a, hostResult, flags));
-  STRATA_FP_TRY_HOST(false, f32Arith(hostfast::ArithOp::Sqrt, a, a, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f32Arith(hostfast::ArithOp::Sqrt, a, a, hostResult, flags));
   return sqrtImpl<F32>(a, rm, flags);
 }
 uint64_t f64Add(uint64_t a, uint64_t b, RoundingMode rm, uint32_t& flags) {
   STRATA_FP_TRY_HOST(true, f64Add(a, b, hostResult, flags));
-  STRATA_FP_TRY_HOST(false, f64Arith(hostfast::ArithOp::Add, a, b, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f64Arith(hostfast::ArithOp::Add, a, b, hostResult, flags));
   return addImpl<F64>(a, b, false, rm, flags);
 }
 uint64_t f64Sub(uint64_t a, uint64_t b, RoundingMode rm, uint32_t& flags) {
   STRATA_FP_TRY_HOST(true, f64Add(a, b ^ F64::kSignMask, hostResult, flags));
-  STRATA_FP_TRY_HOST(false, f64Arith(hostfast::ArithOp::Sub, a, b, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f64Arith(hostfast::ArithOp::Sub, a, b, hostResult, flags));
   return addImpl<F64>(a, b, true, rm, flags);
 }
 uint64_t f64Mul(uint64_t a, uint64_t b, RoundingMode rm, uint32_t& flags) {
   STRATA_FP_TRY_HOST(true, f64Mul(a, b, hostResult, flags));
-  STRATA_FP_TRY_HOST(false, f64Arith(hostfast::ArithOp::Mul, a, b, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f64Arith(hostfast::ArithOp::Mul, a, b, hostResult, flags));
   return mulImpl<F64>(a, b, rm, flags);
 }
 uint64_t f64Div(uint64_t a, uint64_t b, RoundingMode rm, uint32_t& flags) {
   STRATA_FP_TRY_HOST(true, f64Div(a, b, hostResult, flags));
-  STRATA_FP_TRY_HOST(false, f64Arith(hostfast::ArithOp::Div, a, b, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f64Arith(hostfast::ArithOp::Div, a, b, hostResult, flags));
   return divImpl<F64>(a, b, rm, flags);
 }
 uint64_t f64Sqrt(uint64_t a, RoundingMode rm, uint32_t& flags) {
   STRATA_FP_TRY_HOST(true, f64Sqrt(a, hostResult, flags));
-  STRATA_FP_TRY_HOST(false, f64Arith(hostfast::ArithOp::Sqrt, a, a, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f64Arith(hostfast::ArithOp::Sqrt, a, a, hostResult, flags));
   return sqrtImpl<F64>(a, rm, flags);
 }
 
 // ---- Fused multiply-add ----
 // The four forms are sign flips of operands of one fused a*b + c.
 uint32_t f32MulAdd(uint32_t a, uint32_t b, uint32_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(false, f32MulAdd(a, b, c, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f32MulAdd(a, b, c, hostResult, flags));
   return fmaImpl<F32>(a, b, c, false, false, rm, flags);
 }
 uint32_t f32MulSub(uint32_t a, uint32_t b, uint32_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(false, f32MulAdd(a, b, c ^ F32::kSignMask, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f32MulAdd(a, b, c ^ F32::kSignMask, hostResult, flags));
   return fmaImpl<F32>(a, b, c, false, true, rm, flags);
 }
 uint32_t f32NegMulSub(uint32_t a, uint32_t b, uint32_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(false, f32MulAdd(a ^ F32::kSignMask, b, c, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f32MulAdd(a ^ F32::kSignMask, b, c, hostResult, flags));
   return fmaImpl<F32>(a, b, c, true, false, rm, flags);
 }
 uint32_t f32NegMulAdd(uint32_t a, uint32_t b, uint32_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(false, f32MulAdd(a ^ F32::kSignMask, b, c ^ F32::kSignMask, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f32MulAdd(a ^ F32::kSignMask, b, c ^ F32::kSignMask, hostResult, flags));
   return fmaImpl<F32>(a, b, c, true, true, rm, flags);
 }
 uint64_t f64MulAdd(uint64_t a, uint64_t b, uint64_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(false, f64MulAdd(a, b, c, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f64MulAdd(a, b, c, hostResult, flags));
   return fmaImpl<F64>(a, b, c, false, false, rm, flags);
 }
 uint64_t f64MulSub(uint64_t a, uint64_t b, uint64_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(false, f64MulAdd(a, b, c ^ F64::kSignMask, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f64MulAdd(a, b, c ^ F64::kSignMask, hostResult, flags));
   return fmaImpl<F64>(a, b, c, false, true, rm, flags);
 }
 uint64_t f64NegMulSub(uint64_t a, uint64_t b, uint64_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(false, f64MulAdd(a ^ F64::kSignMask, b, c, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f64MulAdd(a ^ F64::kSignMask, b, c, hostResult, flags));
   return fmaImpl<F64>(a, b, c, true, false, rm, flags);
 }
 uint64_t f64NegMulAdd(uint64_t a, uint64_t b, uint64_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(false, f64MulAdd(a ^ F64::kSignMask, b, c ^ F64::kSignMask, rm, hostResult, flags));
+  STRATA_FP_TRY_HOST(true, f64MulAdd(a ^ F64::kSignMask, b, c ^ F64::kSignMask, hostResult, flags));
   return fmaImpl<F64>(a, b, c, true, true, rm, flags);
 }
 

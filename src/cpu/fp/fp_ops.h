@@ -9,7 +9,8 @@
 namespace strata::cpu::fp {
 
 // Static rounding modes, numbered as the frm field / instruction rm field.
-// Resolving DYN (7) and rejecting reserved values (5, 6) is the caller's job.
+// Resolving DYN (7) and rejecting reserved values (5, 6) is the caller's job;
+// should an out-of-range value slip through, it behaves as RNE (never UB).
 enum class RoundingMode : uint8_t {
   RNE = 0,  // to nearest, ties to even
   RTZ = 1,  // toward zero
@@ -141,9 +142,10 @@ uint64_t i64ToF64(int64_t a, RoundingMode rm, uint32_t& flags);
 uint64_t u64ToF64(uint64_t a, RoundingMode rm, uint32_t& flags);
 
 // ---- Host acceleration ----
-// On x86-64 the common cases (RNE arithmetic on ordinary operands, and fused
-// multiply-add in every mode but RMM) run on the host FPU, with results and
-// flags identical to the software path. Enabled by default; tests and
+// On x86-64 the common cases (RNE arithmetic, fma and fcvt on non-NaN,
+// non-infinite operands; float->integer in every mode but RMM) run on the
+// host FPU, with results and flags identical to the software path. The host
+// rounding mode is never left changed. Enabled by default; tests and
 // benchmarks turn it off to exercise or measure the software path alone.
 void setHostAcceleration(bool enabled);
 bool hostAccelerationEnabled();

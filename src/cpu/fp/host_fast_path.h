@@ -178,19 +178,13 @@ inline bool f32Sqrt(uint32_t a, uint32_t& result, uint32_t& flags) {
   return true;
 }
 
-// ---- Fused multiply-add under an explicit MXCSR rounding mode ----
-// With finite operands the host FMA raises exactly the IEEE flags RISC-V
-// wants (x86 detects tininess after rounding too); NaN/inf cases differ
-// (e.g. inf*0 + qNaN) and go to software. RMM has no host equivalent.
-
-inline uint32_t mxcsrRoundingControl(RoundingMode rm) {
-  switch (rm) {
-    case RoundingMode::RDN: return 1u << 13;
-    case RoundingMode::RUP: return 2u << 13;
-    case RoundingMode::RTZ: return 3u << 13;
-    default: return 0;
-  }
-}
+// ---- Operations scoped by an MXCSR write (RNE only) ----
+// Finite operands only: then the host raises exactly the IEEE flags RISC-V
+// wants (x86 also detects tininess after rounding); NaN/inf cases differ
+// (e.g. inf*0 + qNaN) and go to software. Only RNE is served: rewriting
+// MXCSR with a different rounding control measured 10-150 ns per operation
+// on the target hosts, slower than the software path, while rewriting it
+// with the value it already holds costs a few ns.
 
 inline uint32_t flagsFromMxcsr(uint32_t csr) {
   uint32_t f = 0;
@@ -202,10 +196,9 @@ inline uint32_t flagsFromMxcsr(uint32_t csr) {
   return f;
 }
 
-// Plain arithmetic under an explicit MXCSR mode, for finite operands in
-// RTZ/RDN/RUP and for the RNE cases the error-free paths decline (subnormal
-// or extreme operands). The host's invalid results (0/0, sqrt of a negative)
-// are its default NaN, replaced by the canonical NaN.
+// Plain arithmetic for the RNE cases the error-free paths decline
+// (subnormal or extreme operands, zero divisors). The host's invalid results
+// (0/0, sqrt of a negative) are its default NaN, replaced by the canonical NaN.
 enum class ArithOp { Add, Sub, Mul, Div, Sqrt };
 
 inline double arithVolatile(ArithOp op, double x, double y) {
@@ -229,61 +222,49 @@ inline float arithVolatile(ArithOp op, float x, float y) {
   return x;
 }
 
-inline bool f64Arith(ArithOp op, uint64_t a, uint64_t b, RoundingMode rm, uint64_t& result, uint32_t& flags) {
-  if (rm == RoundingMode::RMM || f64ExpField(a) == 0x7ff || (op != ArithOp::Sqrt && f64ExpField(b) == 0x7ff)) {
-    return false;
-  }
+// Runs `op` with MXCSR at its default control (RNE, all masked, no FTZ/DAZ)
+// and fresh status flags; ORs the raised flags into `flags`.
+template <class Op> inline auto runWithFreshMxcsr(uint32_t& flags, Op op) {
   const uint32_t saved = readMxcsr();
-  writeMxcsr(kMxcsrDefaultControl | mxcsrRoundingControl(rm));
-  const double r = arithVolatile(op, asDouble(a), asDouble(b));
+  writeMxcsr(kMxcsrDefaultControl);
+  const auto r = op();
   const uint32_t after = readMxcsr();
   writeMxcsr(saved);
   flags |= flagsFromMxcsr(after);
-  result = bitsOf(r);
+  return r;
+}
+
+inline bool f64Arith(ArithOp op, uint64_t a, uint64_t b, uint64_t& result, uint32_t& flags) {
+  if (f64ExpField(a) == 0x7ff || (op != ArithOp::Sqrt && f64ExpField(b) == 0x7ff)) return false;
+  result = bitsOf(runWithFreshMxcsr(flags, [&] { return arithVolatile(op, asDouble(a), asDouble(b)); }));
   if ((result & 0x7fffffffffffffffull) > 0x7ff0000000000000ull) result = kCanonicalNaN64;
   return true;
 }
 
-inline bool f32Arith(ArithOp op, uint32_t a, uint32_t b, RoundingMode rm, uint32_t& result, uint32_t& flags) {
-  if (rm == RoundingMode::RMM || f32ExpField(a) == 0xff || (op != ArithOp::Sqrt && f32ExpField(b) == 0xff)) {
-    return false;
-  }
-  const uint32_t saved = readMxcsr();
-  writeMxcsr(kMxcsrDefaultControl | mxcsrRoundingControl(rm));
-  const float r = arithVolatile(op, asFloat(a), asFloat(b));
-  const uint32_t after = readMxcsr();
-  writeMxcsr(saved);
-  flags |= flagsFromMxcsr(after);
-  result = bitsOf(r);
+inline bool f32Arith(ArithOp op, uint32_t a, uint32_t b, uint32_t& result, uint32_t& flags) {
+  if (f32ExpField(a) == 0xff || (op != ArithOp::Sqrt && f32ExpField(b) == 0xff)) return false;
+  result = bitsOf(runWithFreshMxcsr(flags, [&] { return arithVolatile(op, asFloat(a), asFloat(b)); }));
   if ((result & 0x7fffffffu) > 0x7f800000u) result = kCanonicalNaN32;
   return true;
 }
 
-inline bool f64MulAdd(uint64_t a, uint64_t b, uint64_t c, RoundingMode rm, uint64_t& result, uint32_t& flags) {
-  if (rm == RoundingMode::RMM || !kHostHasFma) return false;
-  if (f64ExpField(a) == 0x7ff || f64ExpField(b) == 0x7ff || f64ExpField(c) == 0x7ff) return false;
-  const uint32_t saved = readMxcsr();
-  writeMxcsr(kMxcsrDefaultControl | mxcsrRoundingControl(rm));
-  double acc = asDouble(c);
-  asm volatile("vfmadd231sd %2, %1, %0" : "+x"(acc) : "x"(asDouble(a)), "x"(asDouble(b)));
-  const uint32_t after = readMxcsr();
-  writeMxcsr(saved);
-  flags |= flagsFromMxcsr(after);
-  result = bitsOf(acc);
+inline bool f64MulAdd(uint64_t a, uint64_t b, uint64_t c, uint64_t& result, uint32_t& flags) {
+  if (!kHostHasFma || f64ExpField(a) == 0x7ff || f64ExpField(b) == 0x7ff || f64ExpField(c) == 0x7ff) return false;
+  result = bitsOf(runWithFreshMxcsr(flags, [&] {
+    double acc = asDouble(c);
+    asm volatile("vfmadd231sd %2, %1, %0" : "+x"(acc) : "x"(asDouble(a)), "x"(asDouble(b)));
+    return acc;
+  }));
   return true;
 }
 
-inline bool f32MulAdd(uint32_t a, uint32_t b, uint32_t c, RoundingMode rm, uint32_t& result, uint32_t& flags) {
-  if (rm == RoundingMode::RMM || !kHostHasFma) return false;
-  if (f32ExpField(a) == 0xff || f32ExpField(b) == 0xff || f32ExpField(c) == 0xff) return false;
-  const uint32_t saved = readMxcsr();
-  writeMxcsr(kMxcsrDefaultControl | mxcsrRoundingControl(rm));
-  float acc = asFloat(c);
-  asm volatile("vfmadd231ss %2, %1, %0" : "+x"(acc) : "x"(asFloat(a)), "x"(asFloat(b)));
-  const uint32_t after = readMxcsr();
-  writeMxcsr(saved);
-  flags |= flagsFromMxcsr(after);
-  result = bitsOf(acc);
+inline bool f32MulAdd(uint32_t a, uint32_t b, uint32_t c, uint32_t& result, uint32_t& flags) {
+  if (!kHostHasFma || f32ExpField(a) == 0xff || f32ExpField(b) == 0xff || f32ExpField(c) == 0xff) return false;
+  result = bitsOf(runWithFreshMxcsr(flags, [&] {
+    float acc = asFloat(c);
+    asm volatile("vfmadd231ss %2, %1, %0" : "+x"(acc) : "x"(asFloat(a)), "x"(asFloat(b)));
+    return acc;
+  }));
   return true;
 }
 
