@@ -38,6 +38,10 @@ done
 TTY=0; [[ -t 1 ]] && TTY=1
 BUILD_START=$SECONDS
 
+# Background job of run_logged; stopped if the build is interrupted.
+CHILD_PID=
+trap '[[ -z $CHILD_PID ]] || kill "$CHILD_PID" 2>/dev/null; exit 130' INT TERM
+
 say() { echo "==> $*"; }
 die() { echo "build.sh: error: $*" >&2; exit 1; }
 elapsed() { local s=$((SECONDS - $1)); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
@@ -47,13 +51,15 @@ elapsed() { local s=$((SECONDS - $1)); printf '%dm%02ds' $((s / 60)) $((s % 60))
 run_logged() {
   # expected: approximate final log line count, 0 if unknown.
   local label=$1 expected=$2 log=$3; shift 3
-  local start=$SECONDS lines pct shown=-10 rc=0
+  local start=$SECONDS lines pct shown=-10 rc=0 base
+  base=$(wc -l <"$log")
   "$@" >>"$log" 2>&1 &
   local pid=$!
+  CHILD_PID=$pid
   while kill -0 "$pid" 2>/dev/null; do
-    sleep 1
+    sleep 0.25
     if ((expected > 0)); then
-      lines=$(wc -l <"$log")
+      lines=$(($(wc -l <"$log") - base))
       pct=$((lines * 100 / expected)); ((pct > 99)) && pct=99
     else
       pct=-1  # unknown: elapsed time only
@@ -70,6 +76,7 @@ run_logged() {
     fi
   done
   wait "$pid" || rc=$?
+  CHILD_PID=
   ((TTY)) && printf '\r'
   if ((rc != 0)); then
     printf '    %-22s FAILED (exit %d) after %s; last lines of %s:\n' "$label" "$rc" "$(elapsed "$start")" "$log"
@@ -97,6 +104,8 @@ done
 mkdir -p "$CACHE_ROOT"
 exec 9>"$CACHE_ROOT/.lock"
 flock -n 9 || { say "another guest build holds $CACHE_ROOT/.lock; waiting"; flock 9; }
+# Leftovers of interrupted builds (results are only renamed into place when complete).
+rm -rf "$CACHE_ROOT"/*.tmp "$CACHE_ROOT"/stages/*.tmp "$CACHE_ROOT"/src/*.tmp "$CACHE_ROOT"/src/*.dl
 
 # Which busybox source version apt would fetch (highest in the deb-src index).
 busybox_version() {
@@ -113,29 +122,6 @@ busybox_version() {
   [[ -n $best ]] || die "no busybox source package known to apt (no deb-src entry?); run: sudo $GUEST_DIR/install-deps.sh"
   echo "$best"
 }
-
-# ---------------------------------------------------------------- input hashes
-KERNEL_VERSION=$(pkg_version $KERNEL_PKG)
-BUSYBOX_SRC_VERSION=$(busybox_version)
-TOOLCHAIN_ID="$(${CROSS}gcc --version | head -n1) gcc=$(pkg_version gcc-12-riscv64-linux-gnu) binutils=$(pkg_version binutils-riscv64-linux-gnu) libc=$(pkg_version libc6-dev-riscv64-cross)"
-SCRIPT_SUM=$(sha <"${BASH_SOURCE[0]}")
-
-KERNEL_HASH=$(printf '%s\n' "$KERNEL_VERSION" "$TOOLCHAIN_ID" "$SCRIPT_SUM" "$(sha <"$GUEST_DIR/kernel.config")" | sha)
-BUSYBOX_HASH=$(printf '%s\n' "$BUSYBOX_SRC_VERSION" "$TOOLCHAIN_ID" "$SCRIPT_SUM" | sha)
-GUEST_HASH=$(printf '%s\n' "$KERNEL_HASH" "$BUSYBOX_HASH" "$(cat "$GUEST_DIR/init" "$GUEST_DIR/shutdown" | sha)" "$ROOTFS_SIZE" | sha)
-
-KERNEL_OUT=$CACHE_ROOT/stages/kernel-$KERNEL_HASH
-BUSYBOX_OUT=$CACHE_ROOT/stages/busybox-$BUSYBOX_HASH
-GUEST_OUT=$CACHE_ROOT/$GUEST_HASH
-SRC_DIR=$CACHE_ROOT/src
-LOG_DIR=$CACHE_ROOT/logs
-mkdir -p "$SRC_DIR" "$LOG_DIR" "$CACHE_ROOT/stages"
-
-say "strata guest build (kernel $KERNEL_PKG $KERNEL_VERSION, busybox $BUSYBOX_SRC_VERSION, -j$JOBS)"
-say "cache: $GUEST_OUT"
-if ((REBUILD)); then
-  rm -rf "$KERNEL_OUT" "$BUSYBOX_OUT" "$GUEST_OUT"
-fi
 
 # ---------------------------------------------------------------- kernel
 # Every line of the fragment must survive merge + olddefconfig unchanged.
@@ -233,11 +219,12 @@ make_tree() {
   install -m 0755 "$BUSYBOX_OUT/busybox" "$tree/bin/busybox"
   # busybox.links lists each applet's install path, e.g. /usr/bin/wc.
   while IFS= read -r link; do
-    [[ $link == /bin/busybox || -z $link ]] && continue
+    [[ $link == /bin/busybox || $link == /linuxrc || -z $link ]] && continue
     dir=$(dirname "$link")
     case $dir in
       /bin) ln -sf busybox "$tree$link" ;;
-      /sbin|/usr/bin) ln -sf ../bin/busybox "$tree$link" ;;
+      /sbin) ln -sf ../bin/busybox "$tree$link" ;;
+      /usr/bin) ln -sf ../../bin/busybox "$tree$link" ;;
       /usr/sbin) ln -sf ../../bin/busybox "$tree$link" ;;
       *) die "busybox: unexpected applet path $link" ;;
     esac
@@ -261,7 +248,6 @@ make_tree() {
 # kernel opens for /init before anything could mount devtmpfs.
 cpio_list() {
   local tree=$1 type rel mode target
-  echo "nod /dev/console 0600 0 0 c 5 1"
   (cd "$tree" && find . -mindepth 1 -printf '%y %m %P %l\n' | LC_ALL=C sort -k3,3) |
   while read -r type mode rel target; do
     case $type in
@@ -271,6 +257,7 @@ cpio_list() {
       *) die "initramfs: unsupported file type '$type' for /$rel" ;;
     esac
   done
+  echo "nod /dev/console 0600 0 0 c 5 1"  # after `dir /dev`
 }
 
 build_images() {
@@ -318,6 +305,35 @@ build_images() {
   rm -rf "$GUEST_OUT"; mv "$tmp" "$GUEST_OUT"
   say "images: done in $(elapsed $t0)"
 }
+
+# ---------------------------------------------------------------- input hashes
+KERNEL_VERSION=$(pkg_version $KERNEL_PKG)
+BUSYBOX_SRC_VERSION=$(busybox_version)
+TOOLCHAIN_ID="$(${CROSS}gcc --version | head -n1) gcc=$(pkg_version gcc-12-riscv64-linux-gnu) binutils=$(pkg_version binutils-riscv64-linux-gnu) libc=$(pkg_version libc6-dev-riscv64-cross)"
+SCRIPT_SUM=$(sha <"${BASH_SOURCE[0]}")
+
+# Kernel and busybox are cached per stage, keyed by their own inputs and the
+# text of their recipe functions, so editing the image recipe or init does not
+# recompile them. The final <hash> covers everything, build.sh included.
+KERNEL_HASH=$( { printf '%s\n' "$KERNEL_VERSION" "$TOOLCHAIN_ID" "$CROSS" "$EPOCH"
+                 cat "$GUEST_DIR/kernel.config"; declare -f build_kernel verify_kernel_config; } | sha)
+BUSYBOX_HASH=$( { printf '%s\n' "$BUSYBOX_SRC_VERSION" "$TOOLCHAIN_ID" "$CROSS"
+                  declare -f build_busybox fetch_busybox_source; } | sha)
+GUEST_HASH=$(printf '%s\n' "$KERNEL_HASH" "$BUSYBOX_HASH" "$SCRIPT_SUM" "$ROOTFS_SIZE" \
+               "$(cat "$GUEST_DIR/init" "$GUEST_DIR/shutdown" | sha)" | sha)
+
+KERNEL_OUT=$CACHE_ROOT/stages/kernel-$KERNEL_HASH
+BUSYBOX_OUT=$CACHE_ROOT/stages/busybox-$BUSYBOX_HASH
+GUEST_OUT=$CACHE_ROOT/$GUEST_HASH
+SRC_DIR=$CACHE_ROOT/src
+LOG_DIR=$CACHE_ROOT/logs
+mkdir -p "$SRC_DIR" "$LOG_DIR" "$CACHE_ROOT/stages"
+
+say "strata guest build (kernel $KERNEL_PKG $KERNEL_VERSION, busybox $BUSYBOX_SRC_VERSION, -j$JOBS)"
+say "cache: $GUEST_OUT"
+if ((REBUILD)); then
+  rm -rf "$KERNEL_OUT" "$BUSYBOX_OUT" "$GUEST_OUT"
+fi
 
 # ---------------------------------------------------------------- main
 if [[ -e $KERNEL_OUT/Image ]]; then say "kernel: cached ($KERNEL_OUT)"; else build_kernel; fi
