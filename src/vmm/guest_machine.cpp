@@ -23,7 +23,10 @@
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/mmio_transport.h"
+#include "network/tap.h"
+#include "virtio/net.h"
 #include "virtio/packet_port.h"
+#include "virtio/tap_port.h"
 #include "virtio/rng.h"
 
 namespace strata::vmm {
@@ -111,6 +114,16 @@ Result<void> GuestMachine::addVirtioDevices() {
     disks_.push_back(std::move(*image));
     auto added = addVirtioDevice(fmt::format("virtio-blk{}", disks_.size() - 1),
                                  std::make_unique<virtio::VirtioBlk>(*disks_.back()));
+    if (!added) return added;
+  }
+  for (const auto& tapName : config_.tapDevices) {
+    auto tap = network::TapDevice::open(tapName, *loop_);
+    if (!tap) return Error{fmt::format("--net tap={}: {}", tapName, tap.error().message)};
+    netPorts_.push_back(std::make_unique<virtio::TapPacketPort>(std::move(*tap)));
+    // A locally administered MAC, distinct per interface: 52:54:00:12:34:5N as QEMU numbers them.
+    std::array<uint8_t, 6> mac{0x52, 0x54, 0x00, 0x12, 0x34, static_cast<uint8_t>(0x56 + netPorts_.size() - 1)};
+    auto added = addVirtioDevice(fmt::format("virtio-net{}", netPorts_.size() - 1),
+                                 std::make_unique<virtio::VirtioNet>(*netPorts_.back(), mac));
     if (!added) return added;
   }
   auto console = std::make_unique<virtio::VirtioConsole>(

@@ -1,0 +1,67 @@
+// Boots the default kernel behind real M-mode firmware (Debian's OpenSBI
+// fw_jump), and exchanges packets between the guest and the host over a real
+// TAP device inside a network namespace the test creates.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "guest_runner.h"
+
+namespace strata::test {
+namespace {
+
+constexpr const char* kOpenSbiFwJump = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.elf";
+
+TEST(Firmware, OpenSbiFwJumpBootsTheDefaultKernel) {
+  ASSERT_EQ(::access(kOpenSbiFwJump, R_OK), 0) << kOpenSbiFwJump << " missing: scripts/setup.sh installs opensbi";
+  auto run = runStrata({"--firmware", kOpenSbiFwJump, "--kernel", defaultGuestFile("Image"), "--initrd",
+                        defaultGuestFile("initramfs.cpio.gz"), "--cpus", "2"},
+                       "echo harts=$(grep -c ^processor /proc/cpuinfo)\npoweroff\n");
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find("OpenSBI"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("strata-guest: userspace up"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("harts=2\r\n"), std::string::npos) << run.output;
+}
+
+// A network namespace with a TAP interface at 10.77.0.1/24, removed afterwards.
+class TapNamespace {
+ public:
+  TapNamespace() : name_("strata-it-" + std::to_string(::getpid())) {
+    auto made = runShell("ip netns add " + name_ + " && ip netns exec " + name_ +
+                         " sh -c 'ip tuntap add dev stap0 mode tap && ip addr add 10.77.0.1/24 dev stap0 && "
+                         "ip link set stap0 up && ip link set lo up' 2>&1");
+    ok_ = made.exitCode == 0;
+    why_ = made.output;
+  }
+  ~TapNamespace() { runShell("ip netns delete " + name_ + " 2>/dev/null"); }
+  bool ok() const { return ok_; }
+  const std::string& why() const { return why_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+  std::string why_;
+};
+
+TEST(Network, GuestPingsHostOverTap) {
+  TapNamespace ns;
+  if (!ns.ok()) GTEST_SKIP() << "cannot create a network namespace with a TAP device here: " << ns.why();
+  auto run = runShell("printf 'ip link set eth0 up\\nip addr add 10.77.0.2/24 dev eth0\\n"
+                      "ping -c 3 -W 5 10.77.0.1\\necho mac=$(cat /sys/class/net/eth0/address)\\npoweroff\\n' | "
+                      "timeout 240 ip netns exec " + ns.name() + " " + strataBinary() + " run --net tap=stap0 2>&1");
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find("3 packets transmitted, 3 packets received"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("mac=52:54:00:12:34:56"), std::string::npos) << run.output;
+}
+
+TEST(Network, MissingTapPermissionOrBadNameIsAClearError) {
+  auto run = runStrata({"--net", "tap=" + std::string(40, 'x')}, "");
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_NE(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find("--net tap="), std::string::npos) << run.output;
+}
+
+}  // namespace
+}  // namespace strata::test
