@@ -153,5 +153,14 @@ TEST_P(FpRoundingMode, ValidEncodings) {
   EXPECT_EQ(static_cast<int>(RoundingMode::RMM), 4);
 }
 
+TEST_P(FpRoundingMode, OutOfRangeModeBehavesAsRne) {
+  // Callers must reject 5/6 and resolve 7, but a stray value must not be UB.
+  const auto bogus = static_cast<RoundingMode>(7);
+  EXPECT_FP(f32Add(0x3f800001, 0x33800000, bogus, flags), 0x3f800002, NX);  // odd tie goes to even
+  EXPECT_FP(f64Mul(kF64MaxFinite, kF64Two, bogus, flags), kF64PosInf, OF | NX);
+  EXPECT_FP(f64ToI32(bitsOf(2.5), bogus, flags), 2, NX);
+  EXPECT_FP(f32MulAdd(kF32One, kF32One, 0x33800000, bogus, flags), kF32One, NX);
+}
+
 }  // namespace
 }  // namespace strata::cpu::fp::test
