@@ -351,6 +351,7 @@ Result<void> convertImage(const std::string& source, const std::string& target, 
   auto output = openDiskImage(target, targetOptions, loop);
   if (!output) return output.error();
 
+  const uint64_t granularity = create.format == ImageFormat::Qcow2 ? create.clusterSize : 4096;
   std::vector<uint8_t> buffer(kCopyChunk);
   for (uint64_t offset = 0; offset < size;) {
     auto status = effectiveStatus(**input, offset, std::min(kCopyChunk, size - offset));
@@ -359,10 +360,23 @@ Result<void> convertImage(const std::string& source, const std::string& target, 
     if (status->kind == ExtentKind::Data) {
       auto read = readSync(**input, loop, offset, buffer.data(), length);
       if (!read) return Error{source + ": " + read.error().message};
-      // A new image reads as zeroes already: writing zero blocks only costs space.
-      if (!allZero(buffer.data(), length)) {
-        auto written = writeSync(**output, loop, offset, buffer.data(), length);
+      // A new image reads as zeroes already: writing zero blocks only costs
+      // space, so only runs of non-zero blocks (of the target's allocation unit) are written.
+      for (uint64_t at = 0; at < length;) {
+        uint64_t block = std::min(granularity - (offset + at) % granularity, length - at);
+        if (allZero(buffer.data() + at, block)) {
+          at += block;
+          continue;
+        }
+        uint64_t runEnd = at + block;
+        while (runEnd < length) {
+          uint64_t next = std::min(granularity, length - runEnd);
+          if (allZero(buffer.data() + runEnd, next)) break;
+          runEnd += next;
+        }
+        auto written = writeSync(**output, loop, offset + at, buffer.data() + at, runEnd - at);
         if (!written) return Error{target + ": " + written.error().message};
+        at = runEnd;
       }
     }
     offset += length;
