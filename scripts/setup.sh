@@ -10,7 +10,7 @@ packages=(
   libfdt-dev liburing-dev libcli11-dev libfmt-dev libisal-dev zlib1g-dev
   # tests and benchmarks: QEMU is the peer we measure against and test with, never a dependency
   libgtest-dev libgmock-dev libbenchmark-dev
-  qemu-system-misc qemu-utils libnbd-bin e2fsprogs iproute2 hyperfine python3 opensbi
+  qemu-system-misc qemu-utils libnbd-bin e2fsprogs iproute2 hyperfine python3 opensbi qemu-user
 )
 
 missing=()

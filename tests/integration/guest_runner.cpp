@@ -100,7 +100,7 @@ std::string copyOfRootDisk(const std::string& testName) {
 }
 
 ProcessResult runStrata(const std::vector<std::string>& args, const std::string& input, std::chrono::seconds deadline) {
-  std::vector<std::string> argv{strataBinary()};
+  std::vector<std::string> argv{strataBinary(), "run"};
   argv.insert(argv.end(), args.begin(), args.end());
   return runProcess(argv, input, deadline);
 }

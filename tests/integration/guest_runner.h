@@ -15,7 +15,7 @@ struct ProcessResult {
   std::string output;  // stdout and stderr interleaved
 };
 
-// Runs `strata ARGS...` with `input` on its standard input (closed after).
+// Runs `strata run ARGS...` with `input` on its standard input (closed after).
 ProcessResult runStrata(const std::vector<std::string>& args, const std::string& input,
                         std::chrono::seconds deadline = std::chrono::seconds(240));
 
