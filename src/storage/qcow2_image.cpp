@@ -7,7 +7,9 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <iterator>
 #include <optional>
 
@@ -57,6 +59,17 @@ size_t totalLength(const std::vector<iovec>& buffers) {
 
 }  // namespace
 
+// Page-aligned heap memory: copy-on-write buffers go to the file with O_DIRECT too.
+AlignedBuffer::AlignedBuffer(size_t size) : size_(size) {
+  void* memory = nullptr;
+  if (size > 0 && ::posix_memalign(&memory, 4096, size) == 0) {
+    std::memset(memory, 0, size);
+    data_ = static_cast<uint8_t*>(memory);
+  }
+  if (size > 0 && data_ == nullptr) throw std::bad_alloc();
+}
+AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+
 struct Qcow2Image::Pending {
   int status = 0;
   unsigned remaining = 1;  // the initial part is released once every part is issued
@@ -73,8 +86,8 @@ struct Qcow2Image::Allocation {
   uint64_t dataLength = 0;
   size_t bufferOffset = 0;  // where that data starts in the request's buffers
   std::vector<ClusterMapping> oldMappings;
-  std::vector<uint8_t> head;
-  std::vector<uint8_t> tail;
+  std::unique_ptr<AlignedBuffer> head;
+  std::unique_ptr<AlignedBuffer> tail;
   std::vector<iovec> writeBuffers;
 };
 
@@ -135,7 +148,7 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path, co
   auto meta = qcow2::Metadata::load(image->metadataFd_, image->header_, fileSize, path, writable);
   if (!meta) return meta.error();
   image->meta_ = std::move(*meta);
-  image->zeroCluster_.assign(image->header_.clusterSize(), 0);
+  image->zeroCluster_ = std::make_unique<AlignedBuffer>(image->header_.clusterSize());
 
   if (!image->header_.backingFile.empty()) {
     const std::string& name = image->header_.backingFile;
@@ -463,12 +476,12 @@ void Qcow2Image::startAllocation(std::shared_ptr<Allocation> a, const std::vecto
   const uint64_t runStart = a->firstCluster * clusterSize;
   const uint64_t runEnd = runStart + a->clusterCount * clusterSize;
   const uint64_t dataEnd = a->dataOffset + a->dataLength;
-  a->head.resize(a->dataOffset - runStart);
-  a->tail.resize(runEnd - dataEnd);
+  a->head = std::make_unique<AlignedBuffer>(a->dataOffset - runStart);
+  a->tail = std::make_unique<AlignedBuffer>(runEnd - dataEnd);
   a->writeBuffers.clear();
-  if (!a->head.empty()) a->writeBuffers.push_back(iovec{a->head.data(), a->head.size()});
+  if (a->head->size() > 0) a->writeBuffers.push_back(iovec{a->head->data(), a->head->size()});
   for (const auto& b : sliceBuffers(buffers, a->bufferOffset, a->dataLength)) a->writeBuffers.push_back(b);
-  if (!a->tail.empty()) a->writeBuffers.push_back(iovec{a->tail.data(), a->tail.size()});
+  if (a->tail->size() > 0) a->writeBuffers.push_back(iovec{a->tail->data(), a->tail->size()});
 
   auto copied = std::make_shared<Pending>();
   copied->done = [this, a, pending](int result) {
@@ -479,8 +492,8 @@ void Qcow2Image::startAllocation(std::shared_ptr<Allocation> a, const std::vecto
   // The copy reads go through the normal read path with the old mappings still
   // in place; the clusters are busy, so nothing else changes them meanwhile.
   ++active_;  // balanced by finishPart on `copied`
-  if (!a->head.empty()) issueRead(runStart, {iovec{a->head.data(), a->head.size()}}, copied);
-  if (!a->tail.empty()) issueRead(dataEnd, {iovec{a->tail.data(), a->tail.size()}}, copied);
+  if (a->head->size() > 0) issueRead(runStart, {iovec{a->head->data(), a->head->size()}}, copied);
+  if (a->tail->size() > 0) issueRead(dataEnd, {iovec{a->tail->data(), a->tail->size()}}, copied);
   releaseInitialPart(copied);
 }
 
@@ -573,7 +586,7 @@ bool Qcow2Image::tryDiscardOrZero(uint64_t offset, uint64_t length, bool zero, I
         return;
       }
       if (m->kind == ClusterKind::Zero || (m->kind == ClusterKind::Unallocated && !backing_)) return;
-      issueWrite(from, {iovec{zeroCluster_.data(), static_cast<size_t>(to - from)}}, pending);
+      issueWrite(from, {iovec{zeroCluster_->data(), static_cast<size_t>(to - from)}}, pending);
     };
     if (firstWhole >= endWhole) {
       // The range sits inside one cluster or straddles a single boundary.

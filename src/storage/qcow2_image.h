@@ -26,6 +26,20 @@
 
 namespace strata::storage {
 
+class AlignedBuffer {
+ public:
+  explicit AlignedBuffer(size_t size);
+  ~AlignedBuffer();
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  uint8_t* data() { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  uint8_t* data_ = nullptr;
+  size_t size_;
+};
+
 class Qcow2Image final : public DiskImage {
  public:
   static Result<std::unique_ptr<Qcow2Image>> open(const std::string& path, const DiskOptions& options,
@@ -101,7 +115,7 @@ class Qcow2Image final : public DiskImage {
   std::unique_ptr<qcow2::Metadata> meta_;
   std::string backingPath_;
   std::unique_ptr<DiskImage> backing_;
-  std::vector<uint8_t> zeroCluster_;
+  std::unique_ptr<AlignedBuffer> zeroCluster_;
   std::vector<uint8_t> compressedCache_;  // the last decompressed cluster
   uint64_t compressedCacheOffset_ = UINT64_MAX;
 
