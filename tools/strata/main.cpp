@@ -7,6 +7,9 @@ int main(int argc, char** argv) {
   strata::cli::CommandStatus status;
   strata::cli::addRunCommand(app, status);
   strata::cli::addImageCommands(app, status);
+  strata::cli::addPoolCommands(app, status);
+  strata::cli::addVolumeCommands(app, status);
+  strata::cli::addNbdCommands(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
