@@ -1,0 +1,53 @@
+// The host side of the console: output to a file, the Ctrl-A x escape on a
+// real terminal, and piped input that arrives long before the guest reads it.
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "guest_runner.h"
+
+namespace strata::test {
+namespace {
+
+TEST(Console, FileConsoleReceivesGuestOutput) {
+  // With the console in a file there is no input; an init that exits at once
+  // makes the kernel panic, which ends the VM with status 1.
+  std::string log = temporaryPath("console.log");
+  auto run = runStrata({"--console", "file=" + log, "--append", "console=ttyS0 rdinit=/bin/false"}, "");
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_EQ(run.exitCode, 1) << run.output;
+  std::stringstream file;
+  file << std::ifstream(log).rdbuf();
+  EXPECT_NE(file.str().find("Linux version 6.1"), std::string::npos) << file.str();
+  EXPECT_NE(file.str().find("Attempted to kill init"), std::string::npos) << file.str();
+  EXPECT_EQ(run.output.find("Linux version"), std::string::npos) << "console output leaked to stdout";
+}
+
+TEST(Console, CtrlAXQuitsFromATerminal) {
+  auto run = runShell("printf '\\001x' | timeout 60 script -qec '" + strataBinary() + " run' /dev/null");
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+}
+
+TEST(Console, LargePipedInputIsDeliveredWithoutLoss) {
+  // 400 commands queued before the guest boots; each prints a computed value.
+  std::string input;
+  for (int i = 0; i < 400; ++i) input += "echo v$((" + std::to_string(i) + "*3))\n";
+  input += "poweroff\n";
+  auto run = runStrata({}, input);
+  ASSERT_FALSE(run.timedOut) << run.output.substr(run.output.size() > 4000 ? run.output.size() - 4000 : 0);
+  EXPECT_EQ(run.exitCode, 0);
+  for (int i = 0; i < 400; ++i) {
+    std::string expected = "\nv" + std::to_string(i * 3) + "\r";
+    ASSERT_NE(run.output.find(expected), std::string::npos) << "missing output of command " << i;
+  }
+}
+
+TEST(Console, BadConsoleOptionIsRejected) {
+  auto run = runStrata({"--console", "serial"}, "");
+  EXPECT_EQ(run.exitCode, 2) << run.output;
+  EXPECT_NE(run.output.find("--console serial: expected stdio, pty or file=PATH"), std::string::npos) << run.output;
+}
+
+}  // namespace
+}  // namespace strata::test
