@@ -351,37 +351,83 @@ Result<void> convertImage(const std::string& source, const std::string& target, 
   auto output = openDiskImage(target, targetOptions, loop);
   if (!output) return output.error();
 
+  // Up to kWindow chunks in flight: reads of one overlap writes of another.
+  constexpr int kWindow = 4;
   const uint64_t granularity = create.format == ImageFormat::Qcow2 ? create.clusterSize : 4096;
-  std::vector<uint8_t> buffer(kCopyChunk);
-  for (uint64_t offset = 0; offset < size;) {
-    auto status = effectiveStatus(**input, offset, std::min(kCopyChunk, size - offset));
-    if (!status) return status.error();
-    uint64_t length = status->length;
-    if (status->kind == ExtentKind::Data) {
-      auto read = readSync(**input, loop, offset, buffer.data(), length);
-      if (!read) return Error{source + ": " + read.error().message};
-      // A new image reads as zeroes already: writing zero blocks only costs
-      // space, so only runs of non-zero blocks (of the target's allocation unit) are written.
-      for (uint64_t at = 0; at < length;) {
-        uint64_t block = std::min(granularity - (offset + at) % granularity, length - at);
-        if (allZero(buffer.data() + at, block)) {
-          at += block;
-          continue;
-        }
-        uint64_t runEnd = at + block;
-        while (runEnd < length) {
-          uint64_t next = std::min(granularity, length - runEnd);
-          if (allZero(buffer.data() + runEnd, next)) break;
-          runEnd += next;
-        }
-        auto written = writeSync(**output, loop, offset + at, buffer.data() + at, runEnd - at);
-        if (!written) return Error{target + ": " + written.error().message};
-        at = runEnd;
-      }
+  struct Chunk {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    std::vector<uint8_t> buffer;
+    int writesLeft = 0;
+  };
+  int inFlight = 0;
+  int firstError = 0;
+  std::string errorWhere;
+  auto failWith = [&](int result, const std::string& where) {
+    if (firstError == 0) {
+      firstError = result;
+      errorWhere = where;
     }
-    offset += length;
-    if (progress) progress(offset, size);
+  };
+  auto onRead = [&](const std::shared_ptr<Chunk>& chunk, int result) {
+    if (result < 0) {
+      failWith(result, source);
+      --inFlight;
+      return;
+    }
+    // A new image reads as zeroes already: writing zero blocks only costs
+    // space, so only runs of non-zero blocks (of the target's allocation unit) are written.
+    std::vector<std::pair<uint64_t, uint64_t>> runs;
+    for (uint64_t at = 0; at < chunk->length;) {
+      uint64_t block = std::min(granularity - (chunk->offset + at) % granularity, chunk->length - at);
+      if (allZero(chunk->buffer.data() + at, block)) {
+        at += block;
+        continue;
+      }
+      uint64_t runEnd = at + block;
+      while (runEnd < chunk->length) {
+        uint64_t next = std::min(granularity, chunk->length - runEnd);
+        if (allZero(chunk->buffer.data() + runEnd, next)) break;
+        runEnd += next;
+      }
+      runs.emplace_back(at, runEnd - at);
+      at = runEnd;
+    }
+    if (runs.empty()) {
+      --inFlight;
+      return;
+    }
+    chunk->writesLeft = static_cast<int>(runs.size());
+    for (auto [at, length] : runs) {
+      (*output)->writev(chunk->offset + at, {iovec{chunk->buffer.data() + at, length}}, [&, chunk](int written) {
+        if (written < 0) failWith(written, target);
+        if (--chunk->writesLeft == 0) --inFlight;
+      });
+    }
+  };
+  uint64_t offset = 0;
+  while ((offset < size && firstError == 0) || inFlight > 0) {
+    while (inFlight < kWindow && offset < size && firstError == 0) {
+      auto status = effectiveStatus(**input, offset, std::min(kCopyChunk, size - offset));
+      if (!status) {
+        while (inFlight > 0) loop.runOnce(-1);
+        return status.error();
+      }
+      if (status->kind == ExtentKind::Data) {
+        auto chunk = std::make_shared<Chunk>();
+        chunk->offset = offset;
+        chunk->length = status->length;
+        chunk->buffer.resize(status->length);
+        ++inFlight;
+        (*input)->readv(offset, {iovec{chunk->buffer.data(), chunk->length}},
+                        [&, chunk](int result) { onRead(chunk, result); });
+      }
+      offset += status->length;
+      if (progress) progress(offset, size);
+    }
+    if (inFlight > 0) loop.runOnce(-1);
   }
+  if (firstError != 0) return Error{errorWhere + ": " + std::strerror(-firstError)};
   auto flushed = flushSync(**output, loop);
   if (!flushed) return Error{target + ": " + flushed.error().message};
   return {};
