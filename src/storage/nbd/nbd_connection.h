@@ -1,0 +1,133 @@
+// NbdConnection: one client of the NBD server, from the fixed newstyle
+// handshake through option haggling to the transmission phase. Runs on the
+// EventLoop thread over a non-blocking socket; requests are submitted to the
+// BlockDevice as they arrive and answered as they complete, so replies may go
+// out of order. Every length and offset from the client is checked, and what a
+// client can make the server hold is bounded by NbdLimits.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/event_loop.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
+#include "storage/nbd/nbd_export.h"
+
+namespace strata::storage::nbd {
+
+class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
+ public:
+  struct Context {
+    EventLoop* loop;
+    const std::vector<NbdExport>* exports;
+    const NbdLimits* limits;
+    std::function<void(NbdConnection*)> onClosed;  // called once, on close
+  };
+
+  NbdConnection(Context context, UniqueFd socket, std::string peer);
+  ~NbdConnection();
+
+  // Watches the socket and sends the greeting.
+  Result<void> start();
+  // Hard disconnect: stops watching and closes the socket. Requests in flight
+  // still complete on the device, but their replies are dropped.
+  void close(const std::string& reason);
+
+  bool closed() const { return !socket_.valid(); }
+  // Device requests submitted and not completed (they may outlive close()).
+  size_t inflight() const { return inflight_; }
+  const std::string& peer() const { return peer_; }
+
+ private:
+  enum class Phase {
+    ClientFlags,     // waiting for the 32-bit client flags
+    OptionHeader,    // option haggling: next option header
+    OptionData,      // option haggling: option payload
+    RequestHeader,   // transmission: next request
+    WritePayload,    // transmission: NBD_CMD_WRITE data into a request buffer
+    SkipPayload,     // transmission: data of a refused write, discarded
+    Finishing,       // no more input; close once replies are out
+  };
+  struct Request;
+
+  void onSocketEvents(uint32_t events);
+  void readInput();
+  void processInput();
+  bool processClientFlags();
+  bool processOptionHeader();
+  bool processOptionData();
+  bool processRequestHeader();
+  bool processWritePayload();
+  bool processSkipPayload();
+
+  // Option haggling.
+  void handleOption(uint32_t option, const std::vector<uint8_t>& data);
+  void handleInfoOrGo(uint32_t option, const std::vector<uint8_t>& data);
+  void handleMetaContext(uint32_t option, const std::vector<uint8_t>& data);
+  void handleExportName(const std::vector<uint8_t>& data);
+  const NbdExport* findExport(const std::string& name) const;
+  void sendOptionReply(uint32_t option, uint32_t type, const std::vector<uint8_t>& payload = {});
+  void sendOptionError(uint32_t option, uint32_t type, const std::string& message);
+
+  // Transmission.
+  void dispatch(std::shared_ptr<Request> request);
+  void submitRead(std::shared_ptr<Request> request);
+  void submitWrite(std::shared_ptr<Request> request);
+  void replyBlockStatus(const Request& request);
+  void finishWithFua(std::shared_ptr<Request> request, int result);
+  void complete(const Request& request, int result, const std::string& message = {});
+  void sendError(uint64_t handle, uint32_t error, const std::string& message);
+  IoCompletion track(std::function<void(int)> done);
+  bool mayStartRequest() const;
+
+  // Output.
+  void queueOutput(std::vector<uint8_t> bytes);
+  void flushOutput();
+  void updateInterest();
+  void finishIfIdle();
+
+  Context context_;
+  UniqueFd socket_;
+  std::string peer_;
+  Phase phase_ = Phase::ClientFlags;
+
+  // Input bytes received but not yet consumed: input_[inputStart_, input_.size()).
+  std::vector<uint8_t> input_;
+  size_t inputStart_ = 0;
+  bool processing_ = false;  // processInput() is on the stack
+  bool reprocess_ = false;   // it was called again meanwhile
+
+  // Option haggling state.
+  bool fixedNewstyle_ = false;
+  bool noZeroes_ = false;
+  uint32_t currentOption_ = 0;
+  uint32_t optionLength_ = 0;
+  bool structuredReplies_ = false;
+  bool allocationContext_ = false;  // base:allocation selected
+  const NbdExport* allocationExport_ = nullptr;  // the export NBD_OPT_SET_META_CONTEXT named
+
+  // Transmission state.
+  const NbdExport* export_ = nullptr;
+  std::shared_ptr<Request> pendingWrite_;  // the write whose payload is arriving
+  uint64_t skipRemaining_ = 0;
+  size_t inflight_ = 0;
+  size_t heldBytes_ = 0;  // request buffers alive, for NbdLimits::maxBufferedBytes
+
+  // Replies not yet written to the socket.
+  struct OutputChunk {
+    std::vector<uint8_t> bytes;
+    size_t sent = 0;
+  };
+  std::deque<OutputChunk> output_;
+  size_t outputBytes_ = 0;
+  uint32_t watchedEvents_ = 0;
+};
+
+}  // namespace strata::storage::nbd
