@@ -1,6 +1,4 @@
-// Raw DEFLATE decompression for qcow2 compressed clusters. zlib is loaded at
-// run time (libz.so.1 is part of every Debian system) so the storage library
-// needs no link-time dependency for a feature most images never use.
+// Raw DEFLATE decompression (zlib) for qcow2 compressed clusters.
 #pragma once
 
 #include <cstddef>
