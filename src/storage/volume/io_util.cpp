@@ -1,0 +1,96 @@
+#include "storage/volume/io_util.h"
+
+#include <algorithm>
+
+namespace strata::storage::volume {
+
+size_t iovecLength(const std::vector<iovec>& buffers) {
+  size_t total = 0;
+  for (const auto& b : buffers) total += b.iov_len;
+  return total;
+}
+
+std::vector<iovec> sliceIovecs(const std::vector<iovec>& buffers, uint64_t offset, uint64_t length) {
+  std::vector<iovec> out;
+  for (const auto& b : buffers) {
+    if (length == 0) break;
+    if (offset >= b.iov_len) {
+      offset -= b.iov_len;
+      continue;
+    }
+    size_t take = static_cast<size_t>(std::min<uint64_t>(b.iov_len - offset, length));
+    out.push_back(iovec{static_cast<uint8_t*>(b.iov_base) + offset, take});
+    length -= take;
+    offset = 0;
+  }
+  return out;
+}
+
+namespace {
+template <typename Fn>
+void forEachPiece(const std::vector<iovec>& buffers, uint64_t offset, size_t length, Fn fn) {
+  size_t done = 0;
+  for (const auto& piece : sliceIovecs(buffers, offset, length)) {
+    fn(static_cast<uint8_t*>(piece.iov_base), piece.iov_len, done);
+    done += piece.iov_len;
+  }
+}
+}  // namespace
+
+void copyFromIovecs(const std::vector<iovec>& buffers, uint64_t offset, void* out, size_t length) {
+  auto dst = static_cast<uint8_t*>(out);
+  forEachPiece(buffers, offset, length, [&](uint8_t* p, size_t n, size_t at) { std::memcpy(dst + at, p, n); });
+}
+
+void copyToIovecs(const std::vector<iovec>& buffers, uint64_t offset, const void* in, size_t length) {
+  auto src = static_cast<const uint8_t*>(in);
+  forEachPiece(buffers, offset, length, [&](uint8_t* p, size_t n, size_t at) { std::memcpy(p, src + at, n); });
+}
+
+void zeroIovecs(const std::vector<iovec>& buffers, uint64_t offset, size_t length) {
+  forEachPiece(buffers, offset, length, [&](uint8_t* p, size_t n, size_t) { std::memset(p, 0, n); });
+}
+
+AlignedBuffer makeAlignedBuffer(size_t length) {
+  size_t rounded = std::max<size_t>(4096, (length + 4095) & ~size_t{4095});
+  auto p = static_cast<uint8_t*>(std::aligned_alloc(4096, rounded));
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, rounded);
+  return AlignedBuffer(p);
+}
+
+std::shared_ptr<IoJoin> IoJoin::make(EventLoop& loop, IoCompletion done) {
+  return std::shared_ptr<IoJoin>(new IoJoin(loop, std::move(done)));
+}
+
+IoCompletion IoJoin::add() {
+  ++pending_;
+  armedWithWork_ = true;
+  return [self = shared_from_this()](int result) {
+    self->fail(result);
+    self->release();
+  };
+}
+
+void IoJoin::arm() {
+  if (!armedWithWork_) {
+    // Nothing was submitted: still complete asynchronously.
+    --pending_;
+    completeSoon(loop_, std::move(done_), result_);
+    return;
+  }
+  release();
+}
+
+void IoJoin::release() {
+  if (--pending_ == 0) {
+    auto done = std::move(done_);
+    done(result_);
+  }
+}
+
+void completeSoon(EventLoop& loop, IoCompletion done, int result) {
+  loop.post([done = std::move(done), result] { done(result); });
+}
+
+}  // namespace strata::storage::volume

@@ -1,0 +1,59 @@
+// Small building blocks for the volume engines' asynchronous fan-out: slicing
+// a request's iovecs, copying between iovecs and flat buffers, page-aligned
+// scratch buffers (valid for O_DIRECT), and IoJoin, which completes a parent
+// request once all its sub-requests have, with the first error seen.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "base/event_loop.h"
+#include "storage/block_device.h"
+
+namespace strata::storage::volume {
+
+size_t iovecLength(const std::vector<iovec>& buffers);
+// The sub-list covering bytes [offset, offset+length) of buffers.
+std::vector<iovec> sliceIovecs(const std::vector<iovec>& buffers, uint64_t offset, uint64_t length);
+void copyFromIovecs(const std::vector<iovec>& buffers, uint64_t offset, void* out, size_t length);
+void copyToIovecs(const std::vector<iovec>& buffers, uint64_t offset, const void* in, size_t length);
+void zeroIovecs(const std::vector<iovec>& buffers, uint64_t offset, size_t length);
+
+struct FreeDeleter {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+using AlignedBuffer = std::unique_ptr<uint8_t[], FreeDeleter>;
+// Zero-filled, 4 KiB aligned; length is rounded up to 4 KiB.
+AlignedBuffer makeAlignedBuffer(size_t length);
+
+// Completes `done` (never inside the submitting call) after every add()ed
+// completion ran and arm() was called; passes the first negative result.
+class IoJoin : public std::enable_shared_from_this<IoJoin> {
+ public:
+  static std::shared_ptr<IoJoin> make(EventLoop& loop, IoCompletion done);
+  IoCompletion add();
+  void fail(int error) {
+    if (error < 0 && result_ == 0) result_ = error;
+  }
+  void arm();
+  int result() const { return result_; }
+
+ private:
+  IoJoin(EventLoop& loop, IoCompletion done) : loop_(loop), done_(std::move(done)) {}
+  void release();
+  EventLoop& loop_;
+  IoCompletion done_;
+  int pending_ = 1;  // the arm() token
+  int result_ = 0;
+  bool armedWithWork_ = false;
+};
+
+// Runs done(result) on the next loop iteration.
+void completeSoon(EventLoop& loop, IoCompletion done, int result);
+
+}  // namespace strata::storage::volume
