@@ -78,7 +78,11 @@ void NbdConnection::onSocketEvents(uint32_t events) {
     close(fmt::format("socket error: {}", std::strerror(error)));
     return;
   }
-  if (events & EPOLLOUT) flushOutput();
+  if (events & EPOLLOUT) {
+    flushOutput();
+    // Replies going out may lift the limits that held back input already received.
+    processInput();
+  }
   if (closed()) return;
   if (events & EPOLLIN) readInput();
   if (closed()) return;
