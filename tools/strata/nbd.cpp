@@ -1,6 +1,7 @@
-// `strata nbd serve`: exports a disk image (raw or qcow2) over the NBD protocol
-// on a UNIX socket or TCP on loopback, until SIGINT or SIGTERM; then it lets
-// requests in flight finish, flushes and closes the image cleanly.
+// `strata nbd serve`: exports a disk image (raw or qcow2) or a logical volume
+// (pool:NAME/VOLUME) over the NBD protocol on a UNIX socket or TCP on loopback,
+// until SIGINT or SIGTERM; then it lets requests in flight finish, flushes and
+// closes the disk cleanly.
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "storage/disk_image.h"
 #include "storage/nbd/nbd_server.h"
 #include "storage/sync_io.h"
+#include "storage/volume/volume_disk.h"
 
 namespace strata::cli {
 
@@ -31,6 +33,7 @@ struct ServeArgs {
   std::string name;
   std::string description;
   std::string format;
+  std::vector<std::string> pvPaths;
   size_t maxClients = 128;
   bool verbose = false;
 };
@@ -56,9 +59,6 @@ int runServe(const ServeArgs& args) {
   if (args.verbose) log::setLevel(log::Level::Debug);
   if (!args.socketPath.empty() && args.port) return fail("choose either --socket or --port, not both");
   if (args.port && (*args.port < 0 || *args.port > 65535)) return fail(fmt::format("--port {}: out of range", *args.port));
-  if (args.image.rfind("pool:", 0) == 0) {
-    return fail(args.image + ": exporting volumes needs the volume manager's open-by-name support (not there yet)");
-  }
 
   auto loop = EventLoop::create();
   if (!loop) return fail(loop.error().message);
@@ -69,15 +69,26 @@ int runServe(const ServeArgs& args) {
     if (!format) return fail(format.error().message);
     options.format = *format;
   }
-  auto image = storage::openDiskImage(args.image, options, **loop);
-  if (!image) return fail(image.error().message);
-
+  std::unique_ptr<storage::BlockDevice> device;
   storage::nbd::NbdExport exported;
+  if (storage::volume::isVolumeDiskSpec(args.image)) {
+    auto spec = storage::volume::parseVolumeDiskSpec(args.image);
+    if (!spec) return fail(spec.error().message);
+    auto volume = args.pvPaths.empty() ? storage::volume::openVolumeDisk(args.image, options, **loop)
+                                       : storage::volume::openVolume(args.pvPaths, spec->volume, options, **loop);
+    if (!volume) return fail(volume.error().message);
+    device = std::move(*volume);
+  } else {
+    if (!args.pvPaths.empty()) return fail("--pv applies to pool:NAME/VOLUME exports only");
+    auto image = storage::openDiskImage(args.image, options, **loop);
+    if (!image) return fail(image.error().message);
+    exported.blockStatus = storage::nbd::diskImageBlockStatus(**image);
+    device = std::move(*image);
+  }
   exported.name = args.name;
   exported.description = args.description.empty() ? args.image : args.description;
-  exported.device = image->get();
-  exported.readOnly = args.readOnly || (*image)->readOnly();
-  exported.blockStatus = storage::nbd::diskImageBlockStatus(**image);
+  exported.device = device.get();
+  exported.readOnly = args.readOnly || device->readOnly();
   storage::nbd::NbdLimits limits;
   limits.maxConnections = args.maxClients;
   auto server = std::make_unique<storage::nbd::NbdServer>(**loop, std::vector{exported}, limits);
@@ -116,9 +127,9 @@ int runServe(const ServeArgs& args) {
   (*loop)->unwatch(signalFd);
   int status = 0;
   if (!exported.readOnly) {
-    if (auto flushed = storage::flushSync(**image, **loop); !flushed) status = fail(flushed.error().message);
+    if (auto flushed = storage::flushSync(*device, **loop); !flushed) status = fail(flushed.error().message);
   }
-  image->reset();
+  device.reset();
   std::fprintf(stderr, "strata nbd: stopped (%s)\n", received == SIGINT ? "SIGINT" : "SIGTERM");
   return status;
 }
@@ -129,15 +140,17 @@ void addNbdCommands(CLI::App& app, CommandStatus& status) {
   auto* nbd = app.add_subcommand("nbd", "Export disk images over the Network Block Device protocol");
   nbd->require_subcommand(1);
   auto args = std::make_shared<ServeArgs>();
-  auto* serve = nbd->add_subcommand("serve", "Serve an image (raw or qcow2) to NBD clients until SIGINT/SIGTERM");
-  serve->add_option("image", args->image, "Image file to export")->required();
+  auto* serve = nbd->add_subcommand(
+      "serve", "Serve an image (raw or qcow2) or a volume (pool:NAME/VOLUME) to NBD clients until SIGINT/SIGTERM");
+  serve->add_option("disk", args->image, "Image file, or pool:NAME/VOLUME")->required();
+  serve->add_option("--pv", args->pvPaths, "PVs of the pool (instead of the pool registry); repeatable");
   auto* socketOption = serve->add_option("--socket", args->socketPath, "Listen on this UNIX socket");
   serve->add_option("--port", args->port, "Listen on TCP 127.0.0.1 and ::1 at this port (default 10809; 0 picks one)")
       ->excludes(socketOption);
   serve->add_flag("--read-only,-r", args->readOnly, "Refuse writes (clients see a read-only export)");
   serve->add_option("--name,-x", args->name, "Export name (the default export \"\" always works too)");
   serve->add_option("--description", args->description, "Export description shown to clients");
-  serve->add_option("--format,-f", args->format, "Image format: raw or qcow2 (default: probe)");
+  serve->add_option("--format,-f", args->format, "Image format: raw or qcow2 (default: probe); images only");
   serve->add_option("--max-clients", args->maxClients, "Clients served at once (default 128)");
   serve->add_flag("--verbose,-v", args->verbose, "Log every connection and refused request");
   serve->callback([args, &status] { status.exitCode = runServe(*args); });

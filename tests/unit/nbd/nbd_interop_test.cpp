@@ -11,6 +11,7 @@
 
 #include "nbd_test_support.h"
 #include "storage/disk_image.h"
+#include "storage/volume/pool.h"
 
 namespace strata::storage::nbd {
 namespace {
@@ -300,6 +301,48 @@ TEST_F(NbdInterop, StrataNbdServeEndToEnd) {
   EXPECT_TRUE(contains(missing.output, "missing.img: No such file or directory")) << missing.output;
   auto both = run(strata + " nbd serve --socket " + socketPath + " --port 1 " + disk);
   EXPECT_NE(both.exitCode, 0);
+}
+
+TEST_F(NbdInterop, StrataNbdServeExportsAStripedVolume) {
+  std::string strata = strataBinary();
+  if (strata.empty()) GTEST_SKIP() << "strata binary not built next to the test";
+  std::vector<std::string> pvs;
+  for (int i = 0; i < 3; ++i) {
+    pvs.push_back(dir.file("pv" + std::to_string(i)));
+    std::ofstream(pvs.back()).close();
+    ASSERT_EQ(::truncate(pvs.back().c_str(), 32 << 20), 0);
+  }
+  {
+    auto loop = EventLoop::create();
+    ASSERT_TRUE(loop);
+    auto pool = volume::Pool::create("tank", pvs, {.extentSize = 1 << 20}, **loop);
+    ASSERT_TRUE(pool) << pool.error().message;
+    volume::VolumeCreateOptions striped;
+    striped.type = volume::VolumeType::Striped;
+    striped.sizeBytes = 24 << 20;
+    striped.stripes = 3;
+    auto created = (*pool)->createVolume("data", striped);
+    ASSERT_TRUE(created) << created.error().message;
+  }
+  auto data = pattern(24 << 20, 14);
+  writeFile(dir.file("source.raw"), data);
+  std::vector<std::string> arguments{"--socket", socketPath};
+  for (const auto& pv : pvs) arguments.insert(arguments.end(), {"--pv", pv});
+  arguments.push_back("pool:tank/data");
+  {
+    ServeProcess serve(strata, arguments);
+    ASSERT_EQ(serve.uri(), "nbd+unix:///?socket=" + socketPath);
+    auto info = run("nbdinfo '" + serve.uri() + "'");
+    EXPECT_TRUE(contains(info.output, "export-size: 25165824")) << info.output;
+    auto copy = run("nbdcopy " + dir.file("source.raw") + " '" + serve.uri() + "'");
+    ASSERT_EQ(copy.exitCode, 0) << copy.output;
+    EXPECT_EQ(serve.stop(SIGTERM), 0);
+  }
+  arguments.insert(arguments.begin(), "--read-only");
+  ServeProcess again(strata, arguments);  // the data survived the restart
+  auto compare = run("qemu-img compare -f raw -F raw '" + again.uri() + "' " + dir.file("source.raw"));
+  EXPECT_EQ(compare.exitCode, 0) << compare.output;
+  EXPECT_EQ(again.stop(SIGTERM), 0);
 }
 
 }  // namespace
