@@ -709,13 +709,22 @@ Result<void> Pool::addPhysicalVolume(const std::string& path, bool force) {
   return commit();
 }
 
-Result<void> Pool::attachReplacement(uint32_t index, const std::string& path) {
+void Pool::markRebuilt(uint32_t pv) {
+  if (pv < record_.pvs.size()) record_.pvs[pv].state = PvState::Active;
+}
+
+Result<void> Pool::attachReplacement(uint32_t index, const std::string& path, std::unique_ptr<RawImage>* previous) {
   if (index >= record_.pvs.size()) return Error{fmt::format("pool {} has no PV #{}", record_.name, index)};
   bool samePath = !pvs_[index].path.empty() && canonical(pvs_[index].path) == canonical(path);
   for (uint32_t i = 0; i < pvs_.size(); ++i)
     if (i != index && !pvs_[i].path.empty() && canonical(pvs_[i].path) == canonical(path))
       return Error{fmt::format("{} is already PV {} of pool {}", path, pvDisplayName(i), record_.name)};
-  if (samePath) pvs_[index].image.reset();  // re-adding the same device: drop our handle first
+  if (samePath && pvReadable(index))
+    return Error{fmt::format("PV {} is healthy; replace it with a different device", pvDisplayName(index))};
+  // Re-adding the same device: its old contents are stale, drop our handle.
+  if (samePath) pvs_[index].image.reset();
+  if (previous && !pvs_[index].failedAtRuntime && record_.pvs[index].state == PvState::Active)
+    *previous = std::move(pvs_[index].image);
   auto image = openPvForLabel(path, extentSize(), true, loop_);
   if (!image) return image.error();
   uint64_t needed = kPvDataStart + record_.pvs[index].extentCount * extentSize();

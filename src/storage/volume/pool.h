@@ -111,7 +111,10 @@ class Pool : public std::enable_shared_from_this<Pool> {
 
   // --- used by replace/scrub (maintenance.cpp).
   PoolRecord& mutableRecord() { return record_; }
-  Result<void> attachReplacement(uint32_t pv, const std::string& path);
+  // Puts a freshly labeled PV at index pv (state Rebuilding); the previous
+  // image, if it was open, is handed back so its data can be copied.
+  Result<void> attachReplacement(uint32_t pv, const std::string& path, std::unique_ptr<RawImage>* previous);
+  void markRebuilt(uint32_t pv);
   Result<void> zeroRuns(const std::vector<ExtentRun>& runs);
 
  private:
