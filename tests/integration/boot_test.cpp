@@ -19,6 +19,14 @@ TEST(GuestBoot, RunsCommandsFromPipedConsoleAndPowersOff) {
   EXPECT_NE(run.output.find("answer=42"), std::string::npos) << run.output;
 }
 
+TEST(GuestBoot, BootsTheElfKernel) {
+  auto run = runStrata({"--kernel", defaultGuestFile("vmlinux"), "--initrd", defaultGuestFile("initramfs.cpio.gz")},
+                       "echo elf-$((5*5))\npoweroff\n");
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find("elf-25"), std::string::npos) << run.output;
+}
+
 TEST(GuestBoot, KernelPanicExitsNonZeroWithPanicText) {
   auto run = runStrata({}, "echo c > /proc/sysrq-trigger\n");
   ASSERT_FALSE(run.timedOut) << run.output;
