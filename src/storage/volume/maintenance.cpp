@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <unistd.h>
+
 #include "storage/sync_io.h"
 #include "storage/volume/io_util.h"
 #include "storage/volume/leg_io.h"
@@ -20,9 +22,12 @@ namespace {
 constexpr uint64_t kStep = 1 << 20;
 constexpr uint64_t kBlock = 4096;
 
+// Resolves symlinks when the file exists; a missing file still gets an absolute path.
 std::string canonicalPath(const std::string& path) {
   char buffer[PATH_MAX];
-  return ::realpath(path.c_str(), buffer) ? std::string(buffer) : path;
+  if (::realpath(path.c_str(), buffer)) return buffer;
+  if (!path.empty() && path[0] != '/' && ::getcwd(buffer, sizeof buffer)) return std::string(buffer) + "/" + path;
+  return path;
 }
 
 int legSync(Pool& pool, const Leg& leg, LegOp op, uint64_t offset, uint64_t length, uint8_t* buffer) {
