@@ -89,6 +89,10 @@ Result<ReplaceReport> replacePhysicalVolume(Pool& pool, const std::string& oldPv
   ReplaceReport report;
   report.pv = index;
   bool healthy = pool.pvReadable(index);
+  // Present but marked failed: RAID legs on it are stale, yet the only copy of
+  // non-redundant volumes is still there.
+  bool present = pool.pvPresent(index);
+  bool samePath = canonicalPath(pool.record().pvs[index].lastPath) == canonicalPath(newPath);
   uint64_t extent = pool.extentSize();
 
   // What the PV holds, and whether it can be recovered.
@@ -123,7 +127,7 @@ Result<ReplaceReport> replacePhysicalVolume(Pool& pool, const std::string& oldPv
         }
       }
     }
-    if (!recoverable) lost.push_back(v.name);
+    if (!recoverable && !(present && !isRedundant(v.type))) lost.push_back(v.name);
   }
   if (!lost.empty() && !force) {
     std::string names;
@@ -139,7 +143,7 @@ Result<ReplaceReport> replacePhysicalVolume(Pool& pool, const std::string& oldPv
   Meter meter(total, progress);
   auto buffer = makeAlignedBuffer(kStep);
 
-  if (previous) {
+  if (previous && healthy) {
     // The old PV still works: copy its extents verbatim.
     report.copied = true;
     for (const VolumeRecord& v : pool.record().volumes)
@@ -164,7 +168,23 @@ Result<ReplaceReport> replacePhysicalVolume(Pool& pool, const std::string& oldPv
       for (uint32_t l = 0; l < v.legs.size(); ++l) {
         const Leg& leg = v.legs[l];
         if (!legOnPv(leg, index)) continue;
-        if (!isRedundant(v.type) || isLost) {
+        if (!isRedundant(v.type) && !isLost) {
+          // Its only copy is on the old device: in place when re-adding it, else copied.
+          for (const auto& run : leg.runs) {
+            if (run.pv != index) continue;
+            uint64_t base = kPvDataStart + run.start * extent, bytes = run.count * extent;
+            for (uint64_t at = 0; at < bytes && !samePath && previous; at += kStep) {
+              uint64_t n = std::min(kStep, bytes - at);
+              if (auto r = readSync(*previous, pool.loop(), base + at, buffer.get(), n); !r)
+                return Error{"reading the old PV: " + r.error().message};
+              if (auto w = writeSync(*target, pool.loop(), base + at, buffer.get(), n); !w)
+                return Error{"writing the new PV: " + w.error().message};
+            }
+            meter.add(bytes);
+          }
+          continue;
+        }
+        if (isLost) {
           std::vector<ExtentRun> runs;
           for (const auto& run : leg.runs)
             if (run.pv == index) runs.push_back(run);

@@ -723,8 +723,7 @@ Result<void> Pool::attachReplacement(uint32_t index, const std::string& path, st
     return Error{fmt::format("PV {} is healthy; replace it with a different device", pvDisplayName(index))};
   // Re-adding the same device: its old contents are stale, drop our handle.
   if (samePath) pvs_[index].image.reset();
-  if (previous && !pvs_[index].failedAtRuntime && record_.pvs[index].state == PvState::Active)
-    *previous = std::move(pvs_[index].image);
+  if (previous && !pvs_[index].failedAtRuntime) *previous = std::move(pvs_[index].image);
   auto image = openPvForLabel(path, extentSize(), true, loop_);
   if (!image) return image.error();
   uint64_t needed = kPvDataStart + record_.pvs[index].extentCount * extentSize();

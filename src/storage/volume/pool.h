@@ -112,7 +112,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // --- used by replace/scrub (maintenance.cpp).
   PoolRecord& mutableRecord() { return record_; }
   // Puts a freshly labeled PV at index pv (state Rebuilding); the previous
-  // image, if it was open, is handed back so its data can be copied.
+  // image, if it is still open and a different device, is handed back so its
+  // data can be copied.
   Result<void> attachReplacement(uint32_t pv, const std::string& path, std::unique_ptr<RawImage>* previous);
   void markRebuilt(uint32_t pv);
   Result<void> zeroRuns(const std::vector<ExtentRun>& runs);
