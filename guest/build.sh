@@ -192,7 +192,9 @@ build_busybox() {
   : >"$log"
   fetch_busybox_source "$log"
   rm -rf "$tmp"; mkdir -p "$obj"
-  local bmake=(make -C "$BUSYBOX_TREE" O="$obj" CROSS_COMPILE=$CROSS)
+  # Fixed build date in the banner, as Debian's own busybox build does.
+  local bmake=(env SOURCE_DATE_EPOCH=$EPOCH KCONFIG_NOTIMESTAMP=1
+               make -C "$BUSYBOX_TREE" O="$obj" CROSS_COMPILE=$CROSS)
   run_logged "configure" 0 "$log" bash -c '
     set -e
     "$@" defconfig
