@@ -101,6 +101,21 @@ TEST(GuestDisk, FilesWrittenOnExt4RootSurvivePoweroff) {
   EXPECT_EQ(numbers.output, expected.output);
 }
 
+TEST(GuestDisk, RebootBootsTheGuestAgain) {
+  // The first boot leaves /autorun on the root disk and reboots; the guest's
+  // init runs it on the second boot, which proves the reboot happened.
+  std::string disk = copyOfRootDisk("reboot");
+  auto run = runStrata({"--disk", disk, "--append", "console=ttyS0 root=/dev/vda"},
+                       "printf '#!/bin/sh\\necho second-boot-$((6*7))\\nexec /sbin/strata-shutdown poweroff\\n' > /autorun\n"
+                       "chmod +x /autorun\nsync\nreboot\n");
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  size_t first = run.output.find("strata-guest: userspace up");
+  ASSERT_NE(first, std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("strata-guest: userspace up", first + 1), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("second-boot-42"), std::string::npos) << run.output;
+}
+
 TEST(GuestDisk, ReadOnlyDiskRefusesWrites) {
   std::string disk = copyOfRootDisk("readonly");
   auto before = runShell("md5sum < " + disk);
