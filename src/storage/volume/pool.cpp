@@ -1,6 +1,7 @@
 #include "storage/volume/pool.h"
 
 #include <sys/file.h>
+#include <unistd.h>
 
 #include <fmt/core.h>
 
@@ -135,6 +136,11 @@ VolumeHealth Pool::health(const VolumeRecord& v) const {
 Result<void> Pool::lockPvs() {
   for (auto& pv : pvs_) {
     if (!pv.image) continue;
+    int waited = 0;
+    while (::flock(pv.image->fd(), LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK && waited < options_.lockWaitMs) {
+      ::usleep(10000);
+      waited += 10;
+    }
     if (::flock(pv.image->fd(), LOCK_EX | LOCK_NB) != 0)
       return Error{fmt::format("{}: in use by another process (a running VM or strata command holds pool {})", pv.path,
                                record_.name.empty() ? "?" : record_.name)};

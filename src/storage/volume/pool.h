@@ -29,6 +29,9 @@ struct PoolCreateOptions {
 struct PoolOpenOptions {
   bool readOnly = false;
   bool direct = false;  // O_DIRECT on the PVs
+  // How long to wait for another holder's lock. A killed process's io_uring
+  // can keep its files (and their locks) alive for a moment after it exits.
+  int lockWaitMs = 3000;
 };
 
 struct VolumeCreateOptions {

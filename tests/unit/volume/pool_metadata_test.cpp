@@ -167,7 +167,7 @@ TEST_F(PoolMetadataTest, SecondWriterIsLockedOut) {
   auto pool = createPool(pvs);
   ASSERT_TRUE(pool);
   // flock conflicts between open file descriptions, even in one process.
-  auto second = Pool::open(pvs, {}, *loop);
+  auto second = Pool::open(pvs, {.lockWaitMs = 100}, *loop);
   ASSERT_FALSE(second.ok());
   EXPECT_NE(second.error().message.find("in use"), std::string::npos) << second.error().message;
   auto reader = Pool::open(pvs, {.readOnly = true}, *loop);
