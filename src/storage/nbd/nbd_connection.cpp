@@ -71,6 +71,11 @@ void NbdConnection::close(const std::string& reason) {
 
 void NbdConnection::onSocketEvents(uint32_t events) {
   if (closed()) return;
+  if (events & EPOLLHUP) {
+    // Both directions are shut: no reply can reach the client any more.
+    close("client hung up");
+    return;
+  }
   if (events & EPOLLERR) {
     int error = 0;
     socklen_t length = sizeof error;
@@ -85,9 +90,6 @@ void NbdConnection::onSocketEvents(uint32_t events) {
   }
   if (closed()) return;
   if (events & EPOLLIN) readInput();
-  if (closed()) return;
-  // The peer is gone both ways: nothing more can be read or sent.
-  if ((events & EPOLLHUP) && !(events & EPOLLIN)) close("client hung up");
 }
 
 // ---- input ----------------------------------------------------------------
@@ -124,6 +126,7 @@ void NbdConnection::readInput() {
       processInput();
       if (closed()) return;
       phase_ = Phase::Finishing;
+      if (pendingWrite_) heldBytes_ -= pendingWrite_->buffer.size();  // its payload never came
       pendingWrite_.reset();
       updateInterest();
       finishIfIdle();
