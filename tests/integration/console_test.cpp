@@ -43,6 +43,25 @@ TEST(Console, LargePipedInputIsDeliveredWithoutLoss) {
   }
 }
 
+TEST(Console, PtyConsoleServesTheGuestShell) {
+  // strata announces the pseudo-terminal on stderr; a shell client opens it,
+  // types two commands and reads the guest's answer back from the same pty.
+  std::string err = temporaryPath("pty.err"), out = temporaryPath("pty.out");
+  std::string script =
+      strataBinary() + " run --console pty 2>" + err + " & vm=$!\n"
+      "for i in $(seq 100); do grep -q 'console on' " + err + " && break; sleep 0.1; done\n"
+      "pty=$(sed -n 's/.*console on //p' " + err + ")\n"
+      "exec 3<>\"$pty\"\n"
+      "timeout 120 cat <&3 > " + out + " & reader=$!\n"
+      "sleep 3; printf 'echo pty-$((2*4))\\npoweroff\\n' >&3\n"
+      "timeout 120 sh -c \"while kill -0 $vm 2>/dev/null; do sleep 0.2; done\"; wait $vm; status=$?\n"
+      "kill $reader 2>/dev/null; exit $status\n";
+  auto run = runShell(script);
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  auto seen = runShell("cat " + out);
+  EXPECT_NE(seen.output.find("pty-8"), std::string::npos) << seen.output;
+}
+
 TEST(Console, BadConsoleOptionIsRejected) {
   auto run = runStrata({"--console", "serial"}, "");
   EXPECT_EQ(run.exitCode, 2) << run.output;
