@@ -116,6 +116,23 @@ TEST(GuestDisk, RebootBootsTheGuestAgain) {
   EXPECT_NE(run.output.find("second-boot-42"), std::string::npos) << run.output;
 }
 
+TEST(GuestDisk, FstrimDiscardsFreedBlocksInTheImageFile) {
+  // 16 MiB written then deleted: fstrim sends virtio-blk DISCARD, which punches
+  // holes in the raw image, so the host file does not keep those 16 MiB.
+  std::string disk = copyOfRootDisk("trim");
+  auto usedKiB = [&] { return std::stol(runShell("du -k " + disk + " | cut -f1").output); };
+  long before = usedKiB();
+  auto run = runStrata({"--disk", disk, "--append", "console=ttyS0 root=/dev/vda"},
+                       "dd if=/dev/zero of=/big bs=1M count=16 2>/dev/null; sync\n"
+                       "echo used-after-write=$(du -k /big | cut -f1)\n"
+                       "rm /big; sync; fstrim -v /\npoweroff\n");
+  ASSERT_FALSE(run.timedOut) << run.output;
+  ASSERT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_NE(run.output.find("used-after-write=16384"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("bytes trimmed"), std::string::npos) << run.output;
+  EXPECT_LT(usedKiB(), before + 8 * 1024) << run.output;
+}
+
 TEST(GuestDisk, ReadOnlyDiskRefusesWrites) {
   std::string disk = copyOfRootDisk("readonly");
   auto before = runShell("md5sum < " + disk);
