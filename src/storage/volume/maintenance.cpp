@@ -129,6 +129,7 @@ Result<ReplaceReport> replacePhysicalVolume(Pool& pool, const std::string& oldPv
     }
     if (!recoverable && !(present && !isRedundant(v.type))) lost.push_back(v.name);
   }
+
   if (!lost.empty() && !force) {
     std::string names;
     for (const auto& n : lost) names += (names.empty() ? "" : ", ") + n;
@@ -137,14 +138,21 @@ Result<ReplaceReport> replacePhysicalVolume(Pool& pool, const std::string& oldPv
                              pool.pvDisplayName(index), names)};
   }
 
-  std::unique_ptr<RawImage> previous;
-  if (auto attached = pool.attachReplacement(index, newPath, &previous); !attached) return attached.error();
-  RawImage* target = pool.pvImage(index);
   Meter meter(total, progress);
   auto buffer = makeAlignedBuffer(kStep);
+  std::unique_ptr<RawImage> previous;
+  RawImage* target = nullptr;
 
-  if (previous && healthy) {
-    // The old PV still works: copy its extents verbatim.
+  if (healthy) {
+    // The old PV still works: copy its extents verbatim before the pool
+    // switches over, so an interrupted copy leaves the pool on the old PV.
+    if (samePath) return Error{fmt::format("PV {} is healthy; replace it with a different device", pool.pvDisplayName(index))};
+    auto fresh = RawImage::open(newPath, {}, pool.loop());
+    if (!fresh) return fresh.error();
+    uint64_t needed = kPvDataStart + pool.record().pvs[index].extentCount * extent;
+    if ((*fresh)->sizeBytes() < needed)
+      return Error{fmt::format("{}: {} bytes is smaller than the {} bytes PV {} holds", newPath, (*fresh)->sizeBytes(),
+                               needed, pool.pvDisplayName(index))};
     report.copied = true;
     for (const VolumeRecord& v : pool.record().volumes)
       for (const Leg& leg : v.legs)
@@ -153,14 +161,20 @@ Result<ReplaceReport> replacePhysicalVolume(Pool& pool, const std::string& oldPv
           uint64_t base = kPvDataStart + run.start * extent, bytes = run.count * extent;
           for (uint64_t at = 0; at < bytes; at += kStep) {
             uint64_t n = std::min(kStep, bytes - at);
-            if (auto r = readSync(*previous, pool.loop(), base + at, buffer.get(), n); !r)
+            if (auto r = readSync(*pool.pvImage(index), pool.loop(), base + at, buffer.get(), n); !r)
               return Error{"reading the old PV: " + r.error().message};
-            if (auto w = writeSync(*target, pool.loop(), base + at, buffer.get(), n); !w)
+            if (auto w = writeSync(**fresh, pool.loop(), base + at, buffer.get(), n); !w)
               return Error{"writing the new PV: " + w.error().message};
             meter.add(n);
           }
         }
+    if (auto f = flushSync(**fresh, pool.loop()); !f) return Error{"flushing the new PV: " + f.error().message};
+    fresh->reset();
+    if (auto attached = pool.attachReplacement(index, newPath, nullptr); !attached) return attached.error();
+    target = pool.pvImage(index);
   } else {
+    if (auto attached = pool.attachReplacement(index, newPath, &previous); !attached) return attached.error();
+    target = pool.pvImage(index);
     for (const VolumeRecord& v : pool.record().volumes) {
       if (v.legs.empty()) continue;
       bool isLost = std::find(lost.begin(), lost.end(), v.name) != lost.end();

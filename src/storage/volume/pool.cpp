@@ -312,7 +312,8 @@ void Pool::runCommit() {
   commitRunning_ = true;
   auto waiters = std::make_shared<std::vector<IoCompletion>>(std::move(commitWaiters_));
   commitWaiters_.clear();
-  auto finish = [this, waiters](int result) {
+  // The pool stays alive until its commit completes, even if its last volume closes.
+  auto finish = [this, self = shared_from_this(), waiters](int result) {
     commitRunning_ = false;
     for (auto& w : *waiters) w(result);
     if (!commitWaiters_.empty() && !commitRunning_) runCommit();

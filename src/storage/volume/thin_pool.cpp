@@ -378,7 +378,7 @@ void ThinPoolEngine::runCommit() {
   auto freed = std::make_shared<std::vector<uint32_t>>(std::move(pendingFree_));
   pendingFree_.clear();
   auto shared = std::make_shared<std::vector<IoCompletion>>(std::move(waiters));
-  auto finish = [this, ops, freed, shared](int result) {
+  auto finish = [this, self = shared_from_this(), ops, freed, shared](int result) {
     if (result < 0) {
       // Not durable: keep the operations for the next attempt, in order.
       pendingOps_.insert(pendingOps_.begin(), ops->begin(), ops->end());
