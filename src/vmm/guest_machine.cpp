@@ -20,6 +20,7 @@
 #include "machine/uart16550.h"
 #include "machine/virt_layout.h"
 #include "storage/disk_image.h"
+#include "storage/volume/volume_disk.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/mmio_transport.h"
@@ -36,6 +37,15 @@ uint64_t monotonicNs() {
   timespec ts;
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// "pool:NAME/VOLUME" is a logical volume of a strata pool; anything else an image file.
+Result<std::unique_ptr<storage::BlockDevice>> openDisk(const std::string& spec, const storage::DiskOptions& options,
+                                                      EventLoop& loop) {
+  if (storage::volume::isVolumeDiskSpec(spec)) return storage::volume::openVolumeDisk(spec, options, loop);
+  auto image = storage::openDiskImage(spec, options, loop);
+  if (!image) return image.error();
+  return std::unique_ptr<storage::BlockDevice>(std::move(*image));
 }
 
 std::vector<uint8_t> randomSeed() {
@@ -109,7 +119,7 @@ Result<void> GuestMachine::addVirtioDevices() {
   for (const auto& disk : config_.disks) {
     storage::DiskOptions options;
     options.readOnly = disk.readOnly;
-    auto image = storage::openDiskImage(disk.path, options, *loop_);
+    auto image = openDisk(disk.path, options, *loop_);
     if (!image) return image.error();
     disks_.push_back(std::move(*image));
     auto added = addVirtioDevice(fmt::format("virtio-blk{}", disks_.size() - 1),

@@ -37,7 +37,7 @@ class PacketPort;
 }  // namespace strata::virtio
 
 namespace strata::storage {
-class DiskImage;
+class BlockDevice;
 }
 
 namespace strata::vmm {
@@ -98,7 +98,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
   std::unique_ptr<machine::Clint> clint_;
   std::unique_ptr<machine::PvPanic> pvpanic_;
   std::unique_ptr<machine::SifiveTest> sifiveTest_;
-  std::vector<std::unique_ptr<storage::DiskImage>> disks_;
+  std::vector<std::unique_ptr<storage::BlockDevice>> disks_;
   std::vector<std::unique_ptr<virtio::PacketPort>> netPorts_;
   virtio::VirtioConsole* virtioConsole_ = nullptr;
   std::vector<std::unique_ptr<virtio::VirtioDevice>> virtioDevices_;
