@@ -1,25 +1,12 @@
 #include "storage/volume/parity.h"
 
-#include <dlfcn.h>
+#include <isa-l/raid.h>
 
 #include <cstring>
 
 namespace strata::storage::volume {
 
 namespace {
-
-using XorGen = int (*)(int vects, int len, void** array);
-
-// strata_storage does not link libisal, so it is bound at run time; the
-// signature is the one in <isa-l/raid.h>.
-XorGen isalXorGen() {
-  static XorGen fn = [] {
-    void* lib = ::dlopen("libisal.so.2", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) lib = ::dlopen("libisal.so", RTLD_NOW | RTLD_LOCAL);
-    return lib ? reinterpret_cast<XorGen>(::dlsym(lib, "xor_gen")) : nullptr;
-  }();
-  return fn;
-}
 
 void xorPortable(const std::vector<const uint8_t*>& sources, uint8_t* out, size_t length) {
   std::memcpy(out, sources[0], length);
@@ -39,8 +26,6 @@ void xorPortable(const std::vector<const uint8_t*>& sources, uint8_t* out, size_
 
 }  // namespace
 
-bool parityUsesIsal() { return isalXorGen() != nullptr; }
-
 void xorBlocks(const std::vector<const uint8_t*>& sources, uint8_t* out, size_t length) {
   if (sources.empty()) {
     std::memset(out, 0, length);
@@ -50,14 +35,13 @@ void xorBlocks(const std::vector<const uint8_t*>& sources, uint8_t* out, size_t 
     std::memcpy(out, sources[0], length);
     return;
   }
-  XorGen gen = isalXorGen();
   bool aligned = length % 32 == 0 && length <= 0x7fffffff && reinterpret_cast<uintptr_t>(out) % 32 == 0;
   for (const uint8_t* s : sources) aligned = aligned && reinterpret_cast<uintptr_t>(s) % 32 == 0;
-  if (!gen || !aligned) return xorPortable(sources, out, length);
+  if (!aligned) return xorPortable(sources, out, length);
   std::vector<void*> array;
   for (const uint8_t* s : sources) array.push_back(const_cast<uint8_t*>(s));
   array.push_back(out);
-  gen(static_cast<int>(array.size()), static_cast<int>(length), array.data());
+  xor_gen(static_cast<int>(array.size()), static_cast<int>(length), array.data());
 }
 
 }  // namespace strata::storage::volume
