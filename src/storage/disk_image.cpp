@@ -38,10 +38,10 @@ Result<ImageFormat> parseFormatName(const std::string& name) {
 }
 
 Result<ImageFormat> probeImageFormat(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return errnoError(path);
+  auto fd = openImageFile(path, O_RDONLY);
+  if (!fd) return fd.error();
   uint8_t magic[4] = {};
-  ssize_t got = ::pread(fd.get(), magic, sizeof magic, 0);
+  ssize_t got = ::pread(fd->get(), magic, sizeof magic, 0);
   if (got < 0) return errnoError(path);
   if (got == 4 && std::memcmp(magic, "QFI\xfb", 4) == 0) return ImageFormat::Qcow2;
   return ImageFormat::Raw;

@@ -51,12 +51,23 @@ struct RawImage::Transfer {
   IoCompletion done;
 };
 
+Result<UniqueFd> openImageFile(const std::string& path, int flags) {
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) return errnoError(path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errnoError(path);
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) return Error{path + ": not a regular file or block device"};
+  if (::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK) != 0) return errnoError(path);
+  return fd;
+}
+
 Result<std::unique_ptr<RawImage>> RawImage::open(const std::string& path, const RawOpenOptions& options,
                                                  EventLoop& loop) {
-  int flags = O_CLOEXEC | (options.readOnly ? O_RDONLY : O_RDWR);
+  int flags = options.readOnly ? O_RDONLY : O_RDWR;
   if (options.direct) flags |= O_DIRECT;
-  UniqueFd fd(::open(path.c_str(), flags));
-  if (!fd.valid()) return errnoError(path);
+  auto opened = openImageFile(path, flags);
+  if (!opened) return opened.error();
+  UniqueFd fd = std::move(*opened);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errnoError(path);
   std::unique_ptr<RawImage> image(new RawImage(path, options, std::move(fd), loop));

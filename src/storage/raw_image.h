@@ -17,6 +17,12 @@
 
 namespace strata::storage {
 
+// Opens an image file without blocking (a FIFO or device node named by an
+// untrusted backing-file reference must not hang us) and refuses anything but a
+// regular file or a block device. `flags` are open(2) flags; O_NONBLOCK is
+// cleared again before the descriptor is returned.
+Result<UniqueFd> openImageFile(const std::string& path, int flags);
+
 struct RawOpenOptions {
   bool readOnly = false;
   bool direct = false;
