@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <gtest/gtest.h>
+
 extern char** environ;
 
 namespace strata::test {
@@ -87,8 +89,22 @@ std::string strataBinary() { return STRATA_BINARY; }
 
 std::string defaultGuestFile(const std::string& name) { return std::string(STRATA_SOURCE_DIR) + "/out/guest/" + name; }
 
+std::filesystem::path temporaryDirectory() {
+  return std::filesystem::temp_directory_path() / ("strata-it-" + std::to_string(::getpid()));
+}
+
+// Removes the disk copies and logs the tests made once the whole run is over.
+class TemporaryDirectoryCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(temporaryDirectory(), ignored);
+  }
+};
+const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new TemporaryDirectoryCleanup);
+
 std::string temporaryPath(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("strata-it-" + std::to_string(::getpid()));
+  auto dir = temporaryDirectory();
   std::filesystem::create_directories(dir);
   return (dir / name).string();
 }
