@@ -205,9 +205,12 @@ Result<std::pair<uint64_t, uint64_t>> loadInitrd(const std::string& path, GuestR
   if (!bytes) return bytes.error();
   if (bytes->empty()) return Error{path + ": empty initrd"};
   uint64_t size = bytes->size();
-  if (size > limit - floor) return tooSmall(path, "the kernel and initrd", (floor - ram.base()) + size + (ram.end() - limit), ram);
-  uint64_t start = (limit - size) & ~uint64_t{4095};
-  if (start < floor) return tooSmall(path, "the kernel and initrd", (floor - ram.base()) + size + (ram.end() - limit) + 4096, ram);
+  const uint64_t pageSize = 4096;
+  if (size > limit - floor || ((limit - size) & ~(pageSize - 1)) < floor) {
+    uint64_t needed = (floor - ram.base()) + (size + pageSize - 1) / pageSize * pageSize + (ram.end() - limit);
+    return tooSmall(path, "the kernel and initrd", needed, ram);
+  }
+  uint64_t start = (limit - size) & ~(pageSize - 1);
   std::memcpy(ram.translate(start, size), bytes->data(), size);
   return std::make_pair(start, start + size);
 }

@@ -32,8 +32,7 @@ Result<uint64_t> parseMemorySize(const std::string& text) {
   else if (suffix == "M" || suffix == "m" || suffix == "MiB") shift = 20;
   else if (suffix == "G" || suffix == "g" || suffix == "GiB") shift = 30;
   else if (!suffix.empty()) return Error{fmt::format("--mem {}: unknown unit '{}'", text, suffix)};
-  if (suffix.empty() && value >= 1u << 20) shift = 0;
-  else if (suffix.empty()) shift = 20;  // a bare number below 1 MiB means MiB, as QEMU's -m does
+  else if (value < (1u << 20)) shift = 20;  // a bare small number means MiB, as QEMU's -m does
   uint64_t bytes = value << shift;
   if ((bytes >> shift) != value || bytes < (1u << 20) || bytes > (64ull << 30))
     return Error{fmt::format("--mem {}: must be between 1M and 64G", text)};
