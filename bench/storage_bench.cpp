@@ -1,19 +1,17 @@
-// storage_bench: throughput and IOPS of strata's block devices, in one run, with
-// ratios against a raw file and against `qemu-img bench` on the same qcow2.
-// Each workload keeps a fixed queue depth of asynchronous requests in flight
-// through the BlockDevice interface, exactly as virtio-blk drives it.
+// storage_bench: throughput and IOPS of strata's block devices in one run:
+// a raw file, a qcow2 (and the same qcow2 through `qemu-img bench`), and
+// linear, striped, mirror, RAID 5, RAID 10 and thin volumes, with ratios
+// against raw and qemu-img; then striped read scaling over 1, 2 and 4 PVs
+// with O_DIRECT, and the RAID 5 rebuild rate. See bench/README.md.
 //
-// Usage: storage_bench [--dir DIR] [--size-mib N] [--ops N]
-#include <sys/uio.h>
+// Usage: storage_bench [--dir DIR] [--size-mib N] [--ops N] [--direct]
+//                      [--scaling-mib N] [--rebuild-mib N] [--skip-volumes]
+#include <stdlib.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <map>
-#include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -22,87 +20,272 @@
 #include "base/event_loop.h"
 #include "storage/disk_image.h"
 #include "storage/image_create.h"
-#include "storage/sync_io.h"
+#include "storage/volume/pool_format.h"
+#include "storage/volume/volume_disk.h"
+#include "storage_bench_run.h"
+#include "storage_bench_volumes.h"
 
 namespace strata::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using storage::volume::VolumeType;
 
-struct Workload {
-  std::string name;
-  bool write;
-  bool random;
-  size_t blockSize;
-  unsigned queueDepth;
-  uint64_t operations;
+struct Options {
+  std::string parentDir = std::filesystem::temp_directory_path();
+  uint64_t sizeMiB = 1024;
+  uint64_t ops = 100000;
+  bool direct = false;
+  uint64_t scalingMiB = 512;
+  uint64_t rebuildMiB = 512;
+  bool volumes = true;
 };
 
-struct Measured {
-  double seconds = 0;
-  double iops() const { return operations / seconds; }
-  double mibPerSecond() const { return operations * blockSize / seconds / (1 << 20); }
-  uint64_t operations = 0;
-  size_t blockSize = 0;
+// A private directory under --dir, removed with everything in it on every exit path.
+class BenchDir {
+ public:
+  explicit BenchDir(const std::string& parent) {
+    std::string templ = parent + "/strata-storage-bench-XXXXXX";
+    if (::mkdtemp(templ.data())) path_ = templ;
+  }
+  ~BenchDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
 };
 
-// Runs one workload with queueDepth requests in flight. Like `qemu-img bench`,
-// the timed run does not include a final flush.
-Measured run(storage::BlockDevice& device, EventLoop& loop, const Workload& w) {
-  const uint64_t blocks = device.sizeBytes() / w.blockSize;
-  std::vector<std::vector<uint8_t>> buffers(w.queueDepth, std::vector<uint8_t>(w.blockSize, 0x5a));
-  std::mt19937_64 random(42);
-  uint64_t submitted = 0, completed = 0;
-  int failures = 0;
-  std::function<void(unsigned)> submit = [&](unsigned slot) {
-    uint64_t block = w.random ? random() % blocks : submitted % blocks;
-    ++submitted;
-    std::vector<iovec> iov{{buffers[slot].data(), w.blockSize}};
-    auto done = [&, slot](int result) {
-      if (result < 0) ++failures;
-      ++completed;
-      if (submitted < w.operations) submit(slot);
-    };
-    if (w.write) device.writev(block * w.blockSize, std::move(iov), done);
-    else device.readv(block * w.blockSize, std::move(iov), done);
-  };
-  auto start = Clock::now();
-  for (unsigned slot = 0; slot < w.queueDepth && submitted < w.operations; ++slot) submit(slot);
-  while (completed < w.operations) loop.runOnce(-1);
-  Measured m;
-  m.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (w.write) (void)storage::flushSync(device, loop);
-  m.operations = w.operations;
-  m.blockSize = w.blockSize;
-  if (failures) std::fprintf(stderr, "warning: %d requests failed in %s\n", failures, w.name.c_str());
-  return m;
+// One row of a table: a value per workload (0 = not measured) and a note.
+struct Row {
+  std::string label;
+  std::vector<double> values;
+  std::string note;
+};
+
+void printTable(const std::vector<Workload>& workloads, const std::vector<Row>& rows, const Row* reference,
+                const std::string& referenceName) {
+  std::printf("%-22s", "");
+  for (const auto& w : workloads) std::printf(" %18s", w.name.c_str());
+  std::printf("\n%-22s", "");
+  for (const auto& w : workloads)
+    std::printf(" %18s", fmt::format("{} vs {}", w.blockSize >= (1 << 20) ? "MiB/s" : "IOPS", referenceName).c_str());
+  std::printf("\n");
+  for (const auto& row : rows) {
+    std::printf("%-22s", row.label.c_str());
+    for (size_t i = 0; i < workloads.size(); ++i) {
+      double v = row.values[i], ref = reference ? reference->values[i] : 0;
+      if (v <= 0)
+        std::printf(" %18s", "n/a");
+      else if (ref > 0)
+        std::printf(" %18s", fmt::format("{:.0f} {:5.2f}x", v, v / ref).c_str());
+      else
+        std::printf(" %18s", fmt::format("{:.0f}      ", v).c_str());
+    }
+    std::printf("%s%s\n", row.note.empty() ? "" : "  ", row.note.c_str());
+  }
 }
 
-// `qemu-img bench` supports sequential patterns only; its time for the same request count.
-double qemuImgBench(const std::string& path, const Workload& w) {
-  std::string command = fmt::format("qemu-img bench -f qcow2 -c {} -d {} -s {} {} {} 2>&1", w.operations, w.queueDepth,
-                                    w.blockSize, w.write ? "-w" : "", path);
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return 0;
-  char line[512];
-  double seconds = 0;
-  while (std::fgets(line, sizeof line, pipe)) std::sscanf(line, "Run completed in %lf seconds", &seconds);
-  ::pclose(pipe);
-  return seconds;
+std::vector<double> measureAll(storage::BlockDevice& device, EventLoop& loop, const std::vector<Workload>& workloads,
+                               const std::function<void()>& afterSubmit = {}) {
+  std::vector<double> values;
+  for (const auto& w : workloads) {
+    Measured m = runWorkload(device, loop, w, afterSubmit);
+    values.push_back(m.valid() ? m.headline() : 0);
+  }
+  return values;
 }
 
-Result<std::unique_ptr<storage::DiskImage>> createAndFill(const std::string& path, storage::ImageFormat format,
-                                                         uint64_t size, EventLoop& loop) {
-  std::filesystem::remove(path);
+Result<std::unique_ptr<storage::DiskImage>> createImage(const std::string& path, storage::ImageFormat format,
+                                                       uint64_t size, bool direct, EventLoop& loop) {
   storage::CreateOptions options;
   options.format = format;
   options.size = size;
   if (auto created = storage::createImage(path, options); !created) return created.error();
-  auto image = storage::openDiskImage(path, {}, loop);
+  auto image = storage::openDiskImage(path, {.direct = direct}, loop);
   if (!image) return image.error();
-  // Allocate everything first, so reads measure data rather than holes.
-  run(**image, loop, {"fill", true, false, 1 << 20, 4, size >> 20});
+  if (!fillDevice(**image, loop)) return Error{path + ": filling failed"};
   return image;
+}
+
+void removeFiles(const std::vector<std::string>& paths) {
+  std::error_code ec;
+  for (const auto& p : paths) std::filesystem::remove(p, ec);
+}
+
+// Section 1: every kind of disk under the same workloads, ratios against raw.
+int mainTable(const Options& o, const std::string& dir, EventLoop& loop) {
+  const uint64_t size = o.sizeMiB << 20;
+  const uint64_t seqMiB = std::max<uint64_t>(o.sizeMiB / 2, 16);
+  const std::vector<Workload> workloads = {
+      {"seq write 1M QD4", true, false, 1 << 20, 4, seqMiB},   {"seq read 1M QD4", false, false, 1 << 20, 4, seqMiB},
+      {"seq write 4K QD32", true, false, 4096, 32, o.ops},     {"seq read 4K QD32", false, false, 4096, 32, o.ops},
+      {"rand write 4K QD32", true, true, 4096, 32, o.ops},     {"rand read 4K QD32", false, true, 4096, 32, o.ops},
+  };
+  std::vector<Row> rows;
+  std::string qcow2Path;
+  for (auto [name, format] : {std::pair{"raw", storage::ImageFormat::Raw}, {"qcow2", storage::ImageFormat::Qcow2}}) {
+    std::string path = dir + "/bench." + name;
+    auto image = createImage(path, format, size, o.direct, loop);
+    if (!image) {
+      std::fprintf(stderr, "%s\n", image.error().message.c_str());
+      return 1;
+    }
+    rows.push_back({fmt::format("{} file", name), measureAll(**image, loop, workloads), ""});
+    if (format == storage::ImageFormat::Qcow2) qcow2Path = path;
+    else removeFiles({path});
+    std::fprintf(stderr, "measured %s\n", name);
+  }
+  // qemu-img bench on the same (fully allocated) qcow2; it has no random pattern.
+  Row qemu{"qemu-img bench qcow2", {}, "(sequential only)"};
+  for (const auto& w : workloads) {
+    Measured m = qemuImgBench(qcow2Path, "qcow2", w, o.direct);
+    qemu.values.push_back(m.valid() ? m.headline() : 0);
+  }
+  removeFiles({qcow2Path});
+  rows.push_back(qemu);
+
+  if (o.volumes) {
+    const std::vector<VolumeLayout> layouts = {
+        {"linear (1 PV)", VolumeType::Linear, 1, 0, 2},         {"striped x2 (2 PVs)", VolumeType::Striped, 2, 2, 2},
+        {"striped x4 (4 PVs)", VolumeType::Striped, 4, 4, 2},   {"mirror 2-way (2 PVs)", VolumeType::Mirror, 2, 0, 2},
+        {"raid5 3+1 (4 PVs)", VolumeType::Raid5, 4, 3, 2},      {"raid10 2x2 (4 PVs)", VolumeType::Raid10, 4, 2, 2},
+        {"thin (1 PV)", VolumeType::Thin, 1, 0, 2},
+    };
+    int n = 0;
+    for (const auto& layout : layouts) {
+      std::string poolName = fmt::format("bench{}", n++);
+      auto created = createPoolVolume(dir, poolName, layout, size, loop);
+      if (!created) {
+        std::fprintf(stderr, "%s: %s\n", layout.label.c_str(), created.error().message.c_str());
+        return 1;
+      }
+      {
+        // Exactly how `strata run --disk pool:NAME/vol` opens it.
+        auto device = storage::volume::openVolumeDisk(created->spec, {.direct = o.direct}, loop);
+        if (!device) {
+          std::fprintf(stderr, "%s: %s\n", created->spec.c_str(), device.error().message.c_str());
+          return 1;
+        }
+        if (!fillDevice(**device, loop)) {
+          std::fprintf(stderr, "%s: filling failed\n", created->spec.c_str());
+          return 1;
+        }
+        rows.push_back({layout.label, measureAll(**device, loop, workloads), ""});
+      }
+      removeFiles(created->pvPaths);
+      std::fprintf(stderr, "measured %s\n", layout.label.c_str());
+    }
+  }
+
+  std::printf("\n== Throughput (MiB/s for 1 MiB requests, IOPS for 4 KiB) and ratio against the raw file ==\n");
+  std::printf("%s I/O; %llu MiB per disk, each filled before it is measured; 1 MiB workloads move %llu MiB, "
+              "4 KiB workloads run %llu requests\n",
+              o.direct ? "O_DIRECT (cache=none)" : "buffered (host page cache, cache=writeback)",
+              static_cast<unsigned long long>(o.sizeMiB), static_cast<unsigned long long>(seqMiB),
+              static_cast<unsigned long long>(o.ops));
+  printTable(workloads, rows, &rows[0], "raw");
+  // strata's qcow2 against qemu-img bench on the same image.
+  Row vsQemu{"qcow2 / qemu-img bench", {}, "(>= 1.00x is the target)"};
+  for (size_t i = 0; i < workloads.size(); ++i)
+    vsQemu.values.push_back(qemu.values[i] > 0 ? rows[1].values[i] / qemu.values[i] : 0);
+  std::printf("%-22s", vsQemu.label.c_str());
+  for (double r : vsQemu.values) std::printf(" %18s", r > 0 ? fmt::format("{:.2f}x", r).c_str() : "n/a");
+  std::printf("  %s\n", vsQemu.note.c_str());
+  return 0;
+}
+
+// Section 2: does reading a striped volume go faster with more PVs? O_DIRECT,
+// so the page cache cannot hide the devices; the probe shows whether the legs
+// are really in flight at the same time.
+int stripedScaling(const Options& o, const std::string& dir, EventLoop& loop) {
+  const uint64_t size = o.scalingMiB << 20;
+  const std::vector<Workload> workloads = {
+      {"seq read 1M QD1", false, false, 1 << 20, 1, o.scalingMiB},
+      {"seq read 1M QD8", false, false, 1 << 20, 8, o.scalingMiB},
+      {"rand read 4K QD32", false, true, 4096, 32, o.ops / 2},
+      {"seq write 1M QD1", true, false, 1 << 20, 1, o.scalingMiB / 2},
+  };
+  std::vector<Row> rows;
+  {
+    std::string path = dir + "/scaling.raw";
+    auto image = createImage(path, storage::ImageFormat::Raw, size, true, loop);
+    if (!image) {
+      std::fprintf(stderr, "%s\n", image.error().message.c_str());
+      return 1;
+    }
+    rows.push_back({"raw file (1 file)", measureAll(**image, loop, workloads), ""});
+    removeFiles({path});
+  }
+  for (uint32_t stripes : {1u, 2u, 4u}) {
+    VolumeLayout layout{fmt::format("striped x{} ({} PV{})", stripes, stripes, stripes > 1 ? "s" : ""),
+                        VolumeType::Striped, stripes, stripes, 2};
+    auto created = createPoolVolume(dir, fmt::format("scale{}", stripes), layout, size, loop);
+    if (!created) {
+      std::fprintf(stderr, "%s: %s\n", layout.label.c_str(), created.error().message.c_str());
+      return 1;
+    }
+    {
+      auto opened = openWithPool(*created, true, loop);
+      if (!opened) {
+        std::fprintf(stderr, "%s: %s\n", created->spec.c_str(), opened.error().message.c_str());
+        return 1;
+      }
+      if (!fillDevice(*opened->device, loop)) {
+        std::fprintf(stderr, "%s: filling failed\n", created->spec.c_str());
+        return 1;
+      }
+      std::vector<double> values;
+      std::string note;
+      for (const auto& w : workloads) {
+        PvQueueProbe probe(*opened->pool);
+        Measured m = runWorkload(*opened->device, loop, w, [&] { probe.sample(); });
+        values.push_back(m.valid() ? m.headline() : 0);
+        if (&w == &workloads[0])
+          note = fmt::format("QD1 1M: {} of {} PVs busy at once, up to {} requests per PV", probe.maxBusyPvs(),
+                             stripes, probe.maxPerPv());
+      }
+      rows.push_back({layout.label, values, note});
+    }
+    removeFiles(created->pvPaths);
+    std::fprintf(stderr, "measured %s\n", layout.label.c_str());
+  }
+  std::printf("\n== Striped read scaling: O_DIRECT on the PV files, %llu MiB volumes, 64 KiB stripes; ratio "
+              "against striped x1 ==\n",
+              static_cast<unsigned long long>(o.scalingMiB));
+  std::printf("All PV files share this machine's one disk, so extra PVs add parallel requests, not bandwidth.\n");
+  printTable(workloads, rows, &rows[1], "x1");
+  return 0;
+}
+
+// Section 3: RAID 5 rebuild through the code behind `strata pool replace`.
+int raid5Rebuild(const Options& o, const std::string& dir, EventLoop& loop) {
+  constexpr uint32_t kPvs = 4;
+  auto measured = measureRaid5Rebuild(dir, kPvs, o.rebuildMiB << 20, loop);
+  if (!measured) {
+    std::fprintf(stderr, "raid5 rebuild: %s\n", measured.error().message.c_str());
+    return 1;
+  }
+  const auto& r = measured->replace;
+  const auto& s = measured->scrub;
+  std::printf("\n== RAID 5 rebuild (3 data + parity on %u PV files, %llu MiB volume, page cache dropped first) ==\n",
+              kPvs, static_cast<unsigned long long>(o.rebuildMiB));
+  std::printf("PV #%u failed and replaced by a new file: %s %.1f MiB in %.2f s = %.1f MB/s of rebuilt data\n", r.pv,
+              r.copied ? "copied" : "rebuilt", static_cast<double>(r.bytes) / (1 << 20), r.seconds,
+              r.seconds > 0 ? static_cast<double>(r.bytes) / r.seconds / 1e6 : 0);
+  std::printf("check-only scrub afterwards: %.1f MiB of members checked in %.2f s (%.1f MB/s), parity mismatches %llu%s\n",
+              static_cast<double>(s.bytesChecked) / (1 << 20), measured->scrubSeconds,
+              measured->scrubSeconds > 0 ? static_cast<double>(s.bytesChecked) / measured->scrubSeconds / 1e6 : 0,
+              static_cast<unsigned long long>(s.parityMismatches), s.skipped.empty() ? "" : " (volumes skipped!)");
+  return s.parityMismatches == 0 && s.skipped.empty() ? 0 : 1;
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: storage_bench [--dir DIR] [--size-mib N] [--ops N] [--direct] [--scaling-mib N] "
+               "[--rebuild-mib N] [--skip-volumes]\n");
+  return 2;
 }
 
 }  // namespace
@@ -111,68 +294,37 @@ Result<std::unique_ptr<storage::DiskImage>> createAndFill(const std::string& pat
 int main(int argc, char** argv) {
   using namespace strata;
   using namespace strata::bench;
-  std::string dir = std::filesystem::temp_directory_path() / "strata-storage-bench";
-  uint64_t sizeMiB = 1024, ops = 100000;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
-    if (flag == "--dir") dir = argv[i + 1];
-    else if (flag == "--size-mib") sizeMiB = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (flag == "--ops") ops = std::strtoull(argv[i + 1], nullptr, 10);
-    else {
-      std::fprintf(stderr, "usage: storage_bench [--dir DIR] [--size-mib N] [--ops N]\n");
-      return 2;
-    }
+    auto number = [&](uint64_t& out) {
+      if (i + 1 >= argc) return false;
+      char* end = nullptr;
+      out = std::strtoull(argv[++i], &end, 10);
+      return *end == '\0' && out > 0;
+    };
+    bool ok = true;
+    if (flag == "--dir" && i + 1 < argc) o.parentDir = argv[++i];
+    else if (flag == "--size-mib") ok = number(o.sizeMiB);
+    else if (flag == "--ops") ok = number(o.ops);
+    else if (flag == "--scaling-mib") ok = number(o.scalingMiB);
+    else if (flag == "--rebuild-mib") ok = number(o.rebuildMiB);
+    else if (flag == "--direct") o.direct = true;
+    else if (flag == "--skip-volumes") o.volumes = false;
+    else ok = false;
+    if (!ok) return usage();
   }
-  std::filesystem::create_directories(dir);
+  BenchDir dir(o.parentDir);
+  if (dir.path().empty()) {
+    std::fprintf(stderr, "cannot create a directory in %s\n", o.parentDir.c_str());
+    return 1;
+  }
+  // A private pool registry: the bench's pools never appear in the system's.
+  ::setenv("STRATA_POOL_DIR", (dir.path() + "/registry").c_str(), 1);
   auto loop = EventLoop::create();
   if (!loop) return 1;
-
-  const std::vector<Workload> workloads = {
-      {"seq write 1M (MiB/s)", true, false, 1 << 20, 4, std::max<uint64_t>(sizeMiB / 2, 16)},
-      {"seq read 1M (MiB/s)", false, false, 1 << 20, 4, std::max<uint64_t>(sizeMiB / 2, 16)},
-      {"seq write 4K QD32 (IOPS)", true, false, 4096, 32, ops},
-      {"seq read 4K QD32 (IOPS)", false, false, 4096, 32, ops},
-      {"rand write 4K QD32 (IOPS)", true, true, 4096, 32, ops},
-      {"rand read 4K QD32 (IOPS)", false, true, 4096, 32, ops},
-  };
-  auto value = [](const Workload& w, const Measured& m) { return w.blockSize >= (1 << 20) ? m.mibPerSecond() : m.iops(); };
-
-  std::map<std::string, std::vector<double>> table;  // target -> one value per workload
-  std::vector<std::string> targets;
-  for (auto [name, format] : {std::pair{"raw", storage::ImageFormat::Raw}, {"qcow2", storage::ImageFormat::Qcow2}}) {
-    std::string path = dir + "/bench." + name;
-    auto image = createAndFill(path, format, sizeMiB << 20, **loop);
-    if (!image) {
-      std::fprintf(stderr, "%s: %s\n", path.c_str(), image.error().message.c_str());
-      return 1;
-    }
-    targets.push_back(name);
-    for (const auto& w : workloads) table[name].push_back(value(w, run(**image, **loop, w)));
-    std::fprintf(stderr, "measured %s\n", name);
-  }
-  // qemu-img bench on the same (now fully allocated) qcow2, sequential patterns only.
-  targets.push_back("qemu-img bench qcow2");
-  for (const auto& w : workloads) {
-    double seconds = w.random ? 0 : qemuImgBench(dir + "/bench.qcow2", w);
-    Measured m{seconds, w.operations, w.blockSize};
-    table["qemu-img bench qcow2"].push_back(seconds > 0 ? value(w, m) : 0);
-  }
-
-  std::printf("%-28s", "workload");
-  for (auto& t : targets) std::printf(" %20s", t.c_str());
-  std::printf(" %14s %16s\n", "qcow2/raw", "qcow2/qemu-img");
-  for (size_t i = 0; i < workloads.size(); ++i) {
-    std::printf("%-28s", workloads[i].name.c_str());
-    for (auto& t : targets) {
-      double v = table[t][i];
-      if (v > 0) std::printf(" %20.0f", v);
-      else std::printf(" %20s", "n/a");
-    }
-    double raw = table["raw"][i], qcow = table["qcow2"][i], qemu = table["qemu-img bench qcow2"][i];
-    std::printf(" %13.2fx", qcow / raw);
-    if (qemu > 0) std::printf(" %15.2fx\n", qcow / qemu);
-    else std::printf(" %16s\n", "n/a");
-  }
-  std::filesystem::remove_all(dir);
-  return 0;
+  int rc = mainTable(o, dir.path(), **loop);
+  if (rc == 0 && o.volumes) rc = stripedScaling(o, dir.path(), **loop);
+  if (rc == 0 && o.volumes) rc = raid5Rebuild(o, dir.path(), **loop);
+  return rc;
 }

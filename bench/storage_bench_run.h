@@ -1,0 +1,49 @@
+// storage_bench workloads: a fixed queue depth of asynchronous requests kept in
+// flight through the BlockDevice interface (as virtio-blk drives it), the same
+// request count through `qemu-img bench`, and the results as MiB/s and IOPS.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "base/event_loop.h"
+#include "storage/block_device.h"
+
+namespace strata::bench {
+
+struct Workload {
+  std::string name;
+  bool write = false;
+  bool random = false;
+  size_t blockSize = 4096;
+  unsigned queueDepth = 1;
+  uint64_t operations = 0;
+};
+
+struct Measured {
+  double seconds = 0;
+  uint64_t operations = 0;
+  size_t blockSize = 0;
+  int failures = 0;
+  bool valid() const { return seconds > 0 && failures == 0; }
+  double iops() const { return static_cast<double>(operations) / seconds; }
+  double mibPerSecond() const { return static_cast<double>(operations * blockSize) / seconds / (1 << 20); }
+  // What a table shows for this workload: MiB/s for large blocks, IOPS for small ones.
+  double headline() const { return blockSize >= (1 << 20) ? mibPerSecond() : iops(); }
+};
+
+// Runs w on device. afterSubmit (optional) runs right after each request is
+// handed to the device, to sample what it fanned out. Like `qemu-img bench`,
+// the timed part ends at the last completion; writes are flushed afterwards.
+Measured runWorkload(storage::BlockDevice& device, EventLoop& loop, const Workload& w,
+                     const std::function<void()>& afterSubmit = {});
+
+// Writes the whole device in 1 MiB requests (so reads measure data, not holes) and flushes.
+bool fillDevice(storage::BlockDevice& device, EventLoop& loop);
+
+// `qemu-img bench` on path for a sequential workload (it has no random
+// pattern); direct selects cache=none. Failures yield an invalid Measured.
+Measured qemuImgBench(const std::string& path, const std::string& format, const Workload& w, bool direct);
+
+}  // namespace strata::bench
