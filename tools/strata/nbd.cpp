@@ -1,6 +1,6 @@
 // `strata nbd serve`: exports a disk image (raw or qcow2) or a logical volume
 // (pool:NAME/VOLUME) over the NBD protocol on a UNIX socket or TCP on loopback,
-// until SIGINT or SIGTERM; then it lets requests in flight finish, flushes and
+// optionally over TLS (X.509 or pre-shared keys), until SIGINT or SIGTERM; then it lets requests in flight finish, flushes and
 // closes the disk cleanly.
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -36,6 +36,9 @@ struct ServeArgs {
   std::vector<std::string> pvPaths;
   size_t maxClients = 128;
   bool verbose = false;
+  std::string tlsMode;  // empty: require when credentials are given, else off
+  std::string tlsCertificates;
+  std::string tlsPskFile;
 };
 
 int fail(const std::string& message) {
@@ -55,10 +58,34 @@ Result<UniqueFd> terminationSignals() {
   return fd;
 }
 
+// --tls, --tls-certs and --tls-psk as a policy; credentials alone mean TLS is required.
+Result<storage::nbd::TlsPolicy> tlsPolicy(const ServeArgs& args) {
+  using storage::nbd::TlsMode;
+  bool haveCredentials = !args.tlsCertificates.empty() || !args.tlsPskFile.empty();
+  TlsMode mode = haveCredentials ? TlsMode::Require : TlsMode::Off;
+  if (!args.tlsMode.empty()) {
+    auto parsed = storage::nbd::parseTlsMode(args.tlsMode);
+    if (!parsed) return Error{"--tls: " + parsed.error().message};
+    mode = *parsed;
+  }
+  if (mode == TlsMode::Off) {
+    if (haveCredentials) return Error{"--tls=off leaves --tls-certs/--tls-psk unused; drop one or the other"};
+    return storage::nbd::TlsPolicy{};
+  }
+  if (!haveCredentials) return Error{fmt::format("--tls={} needs --tls-certs DIR or --tls-psk FILE", args.tlsMode)};
+  auto credentials = args.tlsCertificates.empty()
+                         ? storage::nbd::TlsCredentials::loadPskFile(args.tlsPskFile)
+                         : storage::nbd::TlsCredentials::loadX509Directory(args.tlsCertificates);
+  if (!credentials) return credentials.error();
+  return storage::nbd::TlsPolicy{mode, std::move(*credentials)};
+}
+
 int runServe(const ServeArgs& args) {
   if (args.verbose) log::setLevel(log::Level::Debug);
   if (!args.socketPath.empty() && args.port) return fail("choose either --socket or --port, not both");
   if (args.port && (*args.port < 0 || *args.port > 65535)) return fail(fmt::format("--port {}: out of range", *args.port));
+  auto tls = tlsPolicy(args);
+  if (!tls) return fail(tls.error().message);
 
   auto loop = EventLoop::create();
   if (!loop) return fail(loop.error().message);
@@ -92,6 +119,8 @@ int runServe(const ServeArgs& args) {
   storage::nbd::NbdLimits limits;
   limits.maxConnections = args.maxClients;
   auto server = std::make_unique<storage::nbd::NbdServer>(**loop, std::vector{exported}, limits);
+  bool useTls = tls->mode != storage::nbd::TlsMode::Off;
+  if (auto configured = server->setTls(std::move(*tls)); !configured) return fail(configured.error().message);
 
   auto signals = terminationSignals();
   if (!signals) return fail(signals.error().message);
@@ -107,11 +136,13 @@ int runServe(const ServeArgs& args) {
   std::string exportQuery = args.name.empty() ? "" : args.name;
   if (!args.socketPath.empty()) {
     if (auto listening = server->listenUnix(args.socketPath); !listening) return fail(listening.error().message);
-    std::printf("nbd+unix:///%s?socket=%s\n", exportQuery.c_str(), args.socketPath.c_str());
+    std::printf("%s:///%s?socket=%s\n", useTls ? "nbds+unix" : "nbd+unix", exportQuery.c_str(),
+                args.socketPath.c_str());
   } else {
     auto port = server->listenTcp(static_cast<uint16_t>(args.port.value_or(10809)));
     if (!port) return fail(port.error().message);
-    std::printf("nbd://127.0.0.1:%u/%s\n", static_cast<unsigned>(*port), exportQuery.c_str());
+    std::printf("%s://127.0.0.1:%u/%s\n", useTls ? "nbds" : "nbd", static_cast<unsigned>(*port),
+                exportQuery.c_str());
   }
   std::fflush(stdout);
   std::fprintf(stderr, "strata nbd: serving %s (%llu bytes%s)%s; stop with Ctrl-C\n", args.image.c_str(),
@@ -152,6 +183,14 @@ void addNbdCommands(CLI::App& app, CommandStatus& status) {
   serve->add_option("--description", args->description, "Export description shown to clients");
   serve->add_option("--format,-f", args->format, "Image format: raw or qcow2 (default: probe); images only");
   serve->add_option("--max-clients", args->maxClients, "Clients served at once (default 128)");
+  serve->add_option("--tls", args->tlsMode,
+                    "off, on (clients choose) or require (all but STARTTLS refused before TLS); "
+                    "default: require with credentials, else off");
+  auto* certificatesOption = serve->add_option(
+      "--tls-certs", args->tlsCertificates,
+      "Directory with server-cert.pem and server-key.pem (clients trust its CA via ca-cert.pem)");
+  serve->add_option("--tls-psk", args->tlsPskFile, "Pre-shared keys file, username:hexkey lines (psktool)")
+      ->excludes(certificatesOption);
   serve->add_flag("--verbose,-v", args->verbose, "Log every connection and refused request");
   serve->callback([args, &status] { status.exitCode = runServe(*args); });
 }

@@ -19,6 +19,8 @@ namespace {
 constexpr size_t kReadChunk = 64 * 1024;
 // Reads per readiness event before yielding to other clients.
 constexpr int kReadRoundsPerEvent = 8;
+// Replies encrypted ahead of the socket; more waits as plaintext in the output queue.
+constexpr size_t kTlsEncryptAhead = 256 * 1024;
 constexpr uint16_t kKnownCommandFlags = kCmdFlagFua | kCmdFlagNoHole | kCmdFlagDf | kCmdFlagReqOne;
 // Reply header room in front of READ data, so the data goes out without a copy.
 constexpr size_t kSimpleReadRoom = kSimpleReplySize;
@@ -65,12 +67,22 @@ void NbdConnection::close(const std::string& reason) {
   input_.shrink_to_fit();
   inputStart_ = 0;
   pendingWrite_.reset();
+  tls_.reset();
   phase_ = Phase::Finishing;
   if (context_.onClosed) context_.onClosed(this);
 }
 
 void NbdConnection::onSocketEvents(uint32_t events) {
   if (closed()) return;
+  if ((events & (EPOLLHUP | EPOLLERR)) && phase_ == Phase::TlsHandshake) {
+    // A client that gives up on the handshake (say, on an untrusted certificate)
+    // usually sends an alert first: read it so the log says why.
+    if ((events & EPOLLIN) && wantInput()) advanceHandshake();
+    if (closed()) return;
+    log::warn("nbd: {}: TLS handshake failed: the client disconnected", peer_);
+    close("client hung up during the TLS handshake");
+    return;
+  }
   if (events & EPOLLHUP) {
     // Both directions are shut: no reply can reach the client any more.
     close("client hung up");
@@ -96,19 +108,44 @@ void NbdConnection::onSocketEvents(uint32_t events) {
 
 bool NbdConnection::mayStartRequest() const {
   return inflight_ < context_.limits->maxInflightRequests &&
-         heldBytes_ + outputBytes_ < context_.limits->maxBufferedBytes;
+         heldBytes_ + bufferedOutput() < context_.limits->maxBufferedBytes;
+}
+
+bool NbdConnection::wantInput() const {
+  if (phase_ == Phase::Finishing) return false;
+  // The NBD_OPT_STARTTLS reply goes out in the clear before the handshake reads anything.
+  if (phase_ == Phase::TlsHandshake) return output_.empty();
+  return bufferedOutput() + heldBytes_ < context_.limits->maxBufferedBytes &&
+         (phase_ != Phase::RequestHeader || mayStartRequest());
+}
+
+ssize_t NbdConnection::receive(uint8_t* buffer, size_t length, std::string& error) {
+  ssize_t got = tls_ ? tls_->receive(buffer, length) : ::read(socket_.get(), buffer, length);
+  if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    int saved = errno;
+    error = tls_ ? "TLS: " + tls_->error() : fmt::format("read: {}", std::strerror(errno));
+    errno = saved;
+  }
+  return got;
 }
 
 void NbdConnection::readInput() {
   for (int round = 0; round < kReadRoundsPerEvent && !closed(); ++round) {
-    bool wantInput = phase_ != Phase::Finishing && outputBytes_ + heldBytes_ < context_.limits->maxBufferedBytes &&
-                     (phase_ != Phase::RequestHeader || mayStartRequest());
-    if (!wantInput) break;
+    if (phase_ == Phase::TlsHandshake) {
+      if (!wantInput()) break;
+      advanceHandshake();
+      if (phase_ == Phase::TlsHandshake) break;  // waiting for the client (or closed)
+      continue;
+    }
+    if (!wantInput()) break;
     ssize_t got;
+    int readErrno = 0;
+    std::string error;
     if (phase_ == Phase::WritePayload && inputStart_ == input_.size()) {
       // Large payloads go straight into the request buffer.
       Request& request = *pendingWrite_;
-      got = ::read(socket_.get(), request.buffer.data() + request.filled, request.buffer.size() - request.filled);
+      got = receive(request.buffer.data() + request.filled, request.buffer.size() - request.filled, error);
+      readErrno = errno;
       if (got > 0) request.filled += static_cast<size_t>(got);
     } else {
       if (inputStart_ > 0) {
@@ -117,7 +154,8 @@ void NbdConnection::readInput() {
       }
       size_t used = input_.size();
       input_.resize(used + kReadChunk);
-      got = ::read(socket_.get(), input_.data() + used, kReadChunk);
+      got = receive(input_.data() + used, kReadChunk, error);
+      readErrno = errno;
       input_.resize(used + static_cast<size_t>(std::max<ssize_t>(got, 0)));
     }
     if (got == 0) {
@@ -133,9 +171,10 @@ void NbdConnection::readInput() {
       return;
     }
     if (got < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      close(fmt::format("read: {}", std::strerror(errno)));
+      if (readErrno == EINTR) continue;
+      if (readErrno == EAGAIN || readErrno == EWOULDBLOCK) break;
+      if (tls_) log::warn("nbd: {}: {}", peer_, error);  // a broken or tampered TLS stream
+      close(error);
       return;
     }
     processInput();
@@ -162,6 +201,7 @@ void NbdConnection::processInput() {
         case Phase::RequestHeader: progressed = processRequestHeader(); break;
         case Phase::WritePayload: progressed = processWritePayload(); break;
         case Phase::SkipPayload: progressed = processSkipPayload(); break;
+        case Phase::TlsHandshake:  // readInput() drives the handshake
         case Phase::Finishing: break;
       }
       if (!progressed) break;
@@ -391,6 +431,14 @@ void NbdConnection::sendOptionError(uint32_t option, uint32_t type, const std::s
 
 void NbdConnection::handleOption(uint32_t option, const std::vector<uint8_t>& data) {
   log::debug("nbd: {}: {} ({} bytes)", peer_, optionName(option), data.size());
+  if (context_.tls->mode == TlsMode::Require && !tlsEstablished_ && option != kOptStartTls && option != kOptAbort) {
+    if (option == kOptExportName) {
+      // It cannot be answered with an error; the protocol says to end the session.
+      close("NBD_OPT_EXPORT_NAME without TLS, which this server requires");
+      return;
+    }
+    return sendOptionError(option, kRepErrTlsReqd, "this server requires TLS: send NBD_OPT_STARTTLS first");
+  }
   switch (option) {
     case kOptExportName:
       handleExportName(data);
@@ -411,7 +459,8 @@ void NbdConnection::handleOption(uint32_t option, const std::vector<uint8_t>& da
       sendOptionReply(option, kRepAck);
       return;
     case kOptStartTls:
-      return sendOptionError(option, kRepErrPolicy, "TLS is not enabled on this server");
+      handleStartTls(data);
+      return;
     case kOptInfo:
     case kOptGo:
       handleInfoOrGo(option, data);
@@ -448,6 +497,47 @@ void NbdConnection::handleExportName(const std::vector<uint8_t>& data) {
   if (closed()) return;
   log::debug("nbd: {}: serving export '{}'", peer_, exported->name);
   phase_ = Phase::RequestHeader;
+}
+
+void NbdConnection::handleStartTls(const std::vector<uint8_t>& data) {
+  if (context_.tls->mode == TlsMode::Off) {
+    return sendOptionError(kOptStartTls, kRepErrPolicy, "TLS is not enabled on this server");
+  }
+  if (tls_) return sendOptionError(kOptStartTls, kRepErrInvalid, "TLS is already active");
+  if (!data.empty()) return sendOptionError(kOptStartTls, kRepErrInvalid, "NBD_OPT_STARTTLS takes no data");
+  // Bytes after the option belong to the handshake (a client that did not wait for the reply).
+  std::vector<uint8_t> early(input_.begin() + static_cast<ptrdiff_t>(inputStart_), input_.end());
+  input_.clear();
+  inputStart_ = 0;
+  auto session = TlsSession::create(*context_.tls->credentials, socket_.get(), std::move(early));
+  if (!session) {
+    log::warn("nbd: {}: {}", peer_, session.error().message);
+    close(session.error().message);
+    return;
+  }
+  sendOptionReply(kOptStartTls, kRepAck);
+  // What was negotiated in the clear does not carry over; the protocol has the client negotiate again.
+  structuredReplies_ = false;
+  allocationContext_ = false;
+  allocationExport_ = nullptr;
+  tls_ = std::move(*session);
+  phase_ = Phase::TlsHandshake;
+}
+
+void NbdConnection::advanceHandshake() {
+  auto step = tls_->handshake();
+  if (!step) {
+    log::warn("nbd: {}: TLS handshake failed: {}", peer_, step.error().message);
+    tls_->flushTo(socket_.get());  // the alert telling the client why, if the socket takes it
+    close("TLS handshake failed");
+    return;
+  }
+  if (*step == TlsSession::Handshake::Done) {
+    tlsEstablished_ = true;
+    phase_ = Phase::OptionHeader;
+    log::debug("nbd: {}: TLS established: {}", peer_, tls_->describe());
+  }
+  flushOutput();
 }
 
 void NbdConnection::handleInfoOrGo(uint32_t option, const std::vector<uint8_t>& data) {
@@ -715,7 +805,16 @@ void NbdConnection::queueOutput(std::vector<uint8_t> bytes) {
 }
 
 void NbdConnection::flushOutput() {
-  while (!closed() && !output_.empty()) {
+  if (closed()) return;
+  // Before TLS is up the queue goes out as it is (the STARTTLS reply included).
+  bool written = (tlsEstablished_ || writePlain()) && (!tls_ || encryptAndWrite());
+  if (!written || closed()) return;
+  updateInterest();
+  finishIfIdle();
+}
+
+bool NbdConnection::writePlain() {
+  while (!output_.empty()) {
     iovec vectors[64];
     size_t count = 0;
     for (auto it = output_.begin(); it != output_.end() && count < 64; ++it, ++count) {
@@ -729,7 +828,7 @@ void NbdConnection::flushOutput() {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
       close(fmt::format("write: {}", std::strerror(errno)));
-      return;
+      return false;
     }
     size_t remaining = static_cast<size_t>(sent);
     outputBytes_ -= remaining;
@@ -741,16 +840,48 @@ void NbdConnection::flushOutput() {
       if (front.sent == front.bytes.size()) output_.pop_front();
     }
   }
-  if (closed()) return;
-  updateInterest();
-  finishIfIdle();
+  return true;
 }
+
+bool NbdConnection::encryptAndWrite() {
+  while (true) {
+    if (!tls_->flushTo(socket_.get())) {
+      close(tls_->error());
+      return false;
+    }
+    // Encrypt more only once the socket took the last batch, so memory stays bounded.
+    if (!tlsEstablished_ || tls_->outgoingBytes() > 0 || output_.empty()) return true;
+    while (!output_.empty() && tls_->outgoingBytes() < kTlsEncryptAhead) {
+      OutputChunk& front = output_.front();
+      ssize_t taken = tls_->send(front.bytes.data() + front.sent, front.bytes.size() - front.sent);
+      if (taken <= 0) {
+        log::warn("nbd: {}: TLS: {}", peer_, tls_->error());
+        close("TLS: " + tls_->error());
+        return false;
+      }
+      front.sent += static_cast<size_t>(taken);
+      outputBytes_ -= static_cast<size_t>(taken);
+      if (front.sent == front.bytes.size()) output_.pop_front();
+    }
+  }
+}
+
+bool NbdConnection::outputPending() const { return !output_.empty() || (tls_ && tls_->outgoingBytes() > 0); }
+
+size_t NbdConnection::bufferedOutput() const { return outputBytes_ + (tls_ ? tls_->outgoingBytes() : 0); }
 
 void NbdConnection::updateInterest() {
   if (closed()) return;
-  bool wantInput = phase_ != Phase::Finishing && outputBytes_ + heldBytes_ < context_.limits->maxBufferedBytes &&
-                   (phase_ != Phase::RequestHeader || mayStartRequest());
-  uint32_t events = (wantInput ? EPOLLIN : 0u) | (output_.empty() ? 0u : EPOLLOUT);
+  bool input = wantInput();
+  uint32_t events = (input ? EPOLLIN : 0u) | (outputPending() ? EPOLLOUT : 0u);
+  if (input && tls_ && !readScheduled_ && tls_->hasBufferedInput()) {
+    // Input GnuTLS already holds never makes the socket readable: come back for it.
+    readScheduled_ = true;
+    context_.loop->post([self = shared_from_this()] {
+      self->readScheduled_ = false;
+      if (!self->closed()) self->readInput();
+    });
+  }
   if (events == watchedEvents_) return;
   watchedEvents_ = events;
   if (auto modified = context_.loop->modify(socket_.get(), events); !modified) {
@@ -759,7 +890,13 @@ void NbdConnection::updateInterest() {
 }
 
 void NbdConnection::finishIfIdle() {
-  if (closed() || phase_ != Phase::Finishing || inflight_ > 0 || !output_.empty()) return;
+  if (closed() || phase_ != Phase::Finishing || inflight_ > 0 || outputPending()) return;
+  if (tlsEstablished_ && !tlsClosing_) {
+    tlsClosing_ = true;
+    tls_->bye();    // close_notify, so the client knows nothing was cut off
+    flushOutput();  // comes back here once it is out
+    return;
+  }
   close("session finished");
 }
 

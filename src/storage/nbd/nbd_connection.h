@@ -3,7 +3,8 @@
 // EventLoop thread over a non-blocking socket; requests are submitted to the
 // BlockDevice as they arrive and answered as they complete, so replies may go
 // out of order. Every length and offset from the client is checked, and what a
-// client can make the server hold is bounded by NbdLimits.
+// client can make the server hold is bounded by NbdLimits. With a TlsPolicy,
+// NBD_OPT_STARTTLS upgrades the socket to TLS in the middle of option haggling.
 #pragma once
 
 #include <sys/uio.h>
@@ -19,6 +20,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "storage/nbd/nbd_export.h"
+#include "storage/nbd/nbd_tls.h"
 
 namespace strata::storage::nbd {
 
@@ -28,6 +30,7 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
     EventLoop* loop;
     const std::vector<NbdExport>* exports;
     const NbdLimits* limits;
+    const TlsPolicy* tls;  // mode Off: NBD_OPT_STARTTLS is refused
     std::function<void(NbdConnection*)> onClosed;  // called once, on close
   };
 
@@ -50,6 +53,7 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
     ClientFlags,     // waiting for the 32-bit client flags
     OptionHeader,    // option haggling: next option header
     OptionData,      // option haggling: option payload
+    TlsHandshake,    // after NBD_OPT_STARTTLS, until the TLS handshake completes
     RequestHeader,   // transmission: next request
     WritePayload,    // transmission: NBD_CMD_WRITE data into a request buffer
     SkipPayload,     // transmission: data of a refused write, discarded
@@ -59,6 +63,8 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
 
   void onSocketEvents(uint32_t events);
   void readInput();
+  // read(2) on the socket, or through TLS once it is up; error explains a -1 that is not EAGAIN.
+  ssize_t receive(uint8_t* buffer, size_t length, std::string& error);
   void processInput();
   bool processClientFlags();
   bool processOptionHeader();
@@ -72,6 +78,8 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
   void handleInfoOrGo(uint32_t option, const std::vector<uint8_t>& data);
   void handleMetaContext(uint32_t option, const std::vector<uint8_t>& data);
   void handleExportName(const std::vector<uint8_t>& data);
+  void handleStartTls(const std::vector<uint8_t>& data);
+  void advanceHandshake();
   const NbdExport* findExport(const std::string& name) const;
   void sendOptionReply(uint32_t option, uint32_t type, const std::vector<uint8_t>& payload = {});
   void sendOptionError(uint32_t option, uint32_t type, const std::string& message);
@@ -86,10 +94,15 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
   void sendError(uint64_t handle, uint32_t error, const std::string& message);
   IoCompletion track(std::function<void(int)> done);
   bool mayStartRequest() const;
+  bool wantInput() const;
 
   // Output.
   void queueOutput(std::vector<uint8_t> bytes);
   void flushOutput();
+  bool writePlain();
+  bool encryptAndWrite();
+  bool outputPending() const;
+  size_t bufferedOutput() const;  // replies not yet on the socket, plaintext and encrypted
   void updateInterest();
   void finishIfIdle();
 
@@ -128,6 +141,12 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
   std::deque<OutputChunk> output_;
   size_t outputBytes_ = 0;
   uint32_t watchedEvents_ = 0;
+
+  // TLS, once NBD_OPT_STARTTLS was accepted.
+  std::unique_ptr<TlsSession> tls_;
+  bool tlsEstablished_ = false;
+  bool tlsClosing_ = false;     // close_notify queued
+  bool readScheduled_ = false;  // a readInput() is posted for input GnuTLS holds
 };
 
 }  // namespace strata::storage::nbd

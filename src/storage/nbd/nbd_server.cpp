@@ -23,6 +23,17 @@ NbdServer::NbdServer(EventLoop& loop, std::vector<NbdExport> exports, NbdLimits 
 
 NbdServer::~NbdServer() { shutdown(); }
 
+Result<void> NbdServer::setTls(TlsPolicy policy) {
+  if (policy.mode != TlsMode::Off && !policy.credentials) {
+    return Error{fmt::format("TLS mode {} needs credentials", tlsModeName(policy.mode))};
+  }
+  tls_ = std::move(policy);
+  if (tls_.mode != TlsMode::Off) {
+    log::info("nbd: TLS {} with {}", tlsModeName(tls_.mode), tls_.credentials->description());
+  }
+  return {};
+}
+
 Result<void> NbdServer::listenOn(UniqueFd socket, const std::string& description) {
   if (::listen(socket.get(), 64) != 0) return errnoError("listen on " + description);
   int fd = socket.get();
@@ -133,7 +144,7 @@ void NbdServer::acceptClients(int listener, bool tcp) {
 }
 
 Result<void> NbdServer::serveConnection(UniqueFd socket, std::string peer) {
-  NbdConnection::Context context{&loop_, &exports_, &limits_,
+  NbdConnection::Context context{&loop_, &exports_, &limits_, &tls_,
                                  [this](NbdConnection* closed) { onConnectionClosed(closed); }};
   auto connection = std::make_shared<NbdConnection>(std::move(context), std::move(socket), std::move(peer));
   log::debug("nbd: {} connected", connection->peer());

@@ -1,6 +1,7 @@
 // NbdServer: serves NbdExports over the NBD protocol on a UNIX socket and/or
 // TCP on loopback (127.0.0.1 and ::1 only), many clients at once, all on one
-// EventLoop thread with I/O through each export's BlockDevice. Used by
+// EventLoop thread with I/O through each export's BlockDevice, optionally over
+// TLS (NBD_OPT_STARTTLS) per a TlsPolicy. Used by
 // `strata nbd serve`; tests and the fuzzer hand it connected sockets directly.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "storage/nbd/nbd_export.h"
+#include "storage/nbd/nbd_tls.h"
 
 namespace strata::storage::nbd {
 
@@ -27,6 +29,10 @@ class NbdServer {
   ~NbdServer();
   NbdServer(const NbdServer&) = delete;
   NbdServer& operator=(const NbdServer&) = delete;
+
+  // Applies to clients that connect afterwards. Mode On or Require needs credentials.
+  Result<void> setTls(TlsPolicy policy);
+  const TlsPolicy& tls() const { return tls_; }
 
   // Listens on a UNIX socket; a stale socket file at path is replaced, any other file is refused.
   Result<void> listenUnix(const std::string& path);
@@ -52,6 +58,7 @@ class NbdServer {
   EventLoop& loop_;
   std::vector<NbdExport> exports_;
   NbdLimits limits_;
+  TlsPolicy tls_;
   std::vector<int> listeners_;  // owned by listenerFds_
   std::vector<UniqueFd> listenerFds_;
   std::string unixPath_;
