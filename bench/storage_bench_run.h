@@ -21,6 +21,9 @@ struct Workload {
   uint64_t operations = 0;
 };
 
+// Tables show MiB/s for large requests and IOPS for small ones.
+inline bool reportsMiBPerSecond(size_t blockSize) { return blockSize >= (64 << 10); }
+
 struct Measured {
   double seconds = 0;
   uint64_t operations = 0;
@@ -29,8 +32,7 @@ struct Measured {
   bool valid() const { return seconds > 0 && failures == 0; }
   double iops() const { return static_cast<double>(operations) / seconds; }
   double mibPerSecond() const { return static_cast<double>(operations * blockSize) / seconds / (1 << 20); }
-  // What a table shows for this workload: MiB/s for large blocks, IOPS for small ones.
-  double headline() const { return blockSize >= (1 << 20) ? mibPerSecond() : iops(); }
+  double headline() const { return reportsMiBPerSecond(blockSize) ? mibPerSecond() : iops(); }
 };
 
 // Runs w on device. afterSubmit (optional) runs right after each request is

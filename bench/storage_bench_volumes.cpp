@@ -51,11 +51,19 @@ Result<void> makeSparseFile(const std::string& path, uint64_t bytes) {
 }  // namespace
 
 Result<PoolVolume> createPoolVolume(const std::string& dir, const std::string& poolName, const VolumeLayout& layout,
-                                    uint64_t volumeBytes, EventLoop& loop) {
-  PoolVolume out{poolName, fmt::format("pool:{}/{}", poolName, kVolumeName), {}};
+                                    uint64_t volumeBytes, EventLoop& loop, const PvMapper& mapPv) {
+  PoolVolume out{poolName, fmt::format("pool:{}/{}", poolName, kVolumeName), {}, {}};
   for (uint32_t i = 0; i < layout.pvs; ++i) {
-    out.pvPaths.push_back(fmt::format("{}/{}.pv{}", dir, poolName, i));
-    if (auto made = makeSparseFile(out.pvPaths.back(), pvBytes(layout, volumeBytes)); !made) return made.error();
+    std::string file = fmt::format("{}/{}.pv{}", dir, poolName, i);
+    if (auto made = makeSparseFile(file, pvBytes(layout, volumeBytes)); !made) return made.error();
+    out.files.push_back(file);
+    if (!mapPv) {
+      out.pvPaths.push_back(file);
+      continue;
+    }
+    auto mapped = mapPv(file);
+    if (!mapped) return mapped.error();
+    out.pvPaths.push_back(*mapped);
   }
   auto pool = Pool::create(poolName, out.pvPaths, {.extentSize = kExtent}, loop);
   if (!pool) return pool.error();
@@ -120,7 +128,7 @@ Result<RebuildMeasurement> measureRaid5Rebuild(const std::string& dir, uint32_t 
     if (!device) return device.error();
     if (!fillDevice(**device, loop)) return Error{"filling the RAID 5 volume failed"};
   }
-  dropPageCache(created->pvPaths);  // the rebuild reads the surviving PVs from the disk
+  dropPageCache(created->files);  // the rebuild reads the surviving PVs from the disk
 
   (*pool)->failPhysicalVolume(1);  // as `strata pool fail`
   if (auto c = (*pool)->commit(); !c) return c.error();
@@ -132,7 +140,7 @@ Result<RebuildMeasurement> measureRaid5Rebuild(const std::string& dir, uint32_t 
   if (!replaced) return replaced.error();
   out.replace = *replaced;
 
-  dropPageCache(created->pvPaths);
+  dropPageCache(created->files);
   dropPageCache({fresh});
   auto start = std::chrono::steady_clock::now();
   auto scrubbed = scrubPool(**pool, false, {});

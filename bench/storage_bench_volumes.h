@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,14 +30,19 @@ struct VolumeLayout {
 struct PoolVolume {
   std::string poolName;
   std::string spec;  // "pool:NAME/vol"
-  std::vector<std::string> pvPaths;
+  std::vector<std::string> pvPaths;  // what the pool opens: the files, or devices over them
+  std::vector<std::string> files;    // the PV files, to remove afterwards
 };
+
+// Turns a freshly made PV file into the path the pool should use (a loop device over it).
+using PvMapper = std::function<Result<std::string>(const std::string& file)>;
 
 // Creates PV files dir/NAME.pvN sized for a volume of volumeBytes in that
 // layout, the pool NAME on them, its registry entry and the volume "vol"
-// (a thin volume in the thin pool "tp" for thin layouts).
+// (a thin volume in the thin pool "tp" for thin layouts). mapPv, when set,
+// decides what path each PV file is used through.
 Result<PoolVolume> createPoolVolume(const std::string& dir, const std::string& poolName, const VolumeLayout& layout,
-                                    uint64_t volumeBytes, EventLoop& loop);
+                                    uint64_t volumeBytes, EventLoop& loop, const PvMapper& mapPv = {});
 
 // The volume as a BlockDevice plus the pool under it, to watch per-PV queues.
 struct OpenedVolume {
