@@ -220,9 +220,14 @@ bool HartCore::executeCsr(const DecodedInsn& insn, uint64_t retiredInBlock) {
   uint64_t old = 0;
   if (doRead && !csrRead(number, old, false, retiredInBlock)) return raiseIllegal(insn);
   if (doWrite) {
+    // For csrrs/csrrc on mip, only the software-writable SEIP bit takes part in
+    // the read-modify-write, not the interrupt controller's line ORed into reads;
+    // otherwise setting SSIP while the PLIC line is up would latch SEIP forever.
+    uint64_t base = old;
+    if (number == csr::kMip) base = (old & ~csr::kSeip) | (mip.load() & csr::kSeip);
     uint64_t next = operand;
-    if (insn.op == Op::Csrrs || insn.op == Op::Csrrsi) next = old | operand;
-    if (insn.op == Op::Csrrc || insn.op == Op::Csrrci) next = old & ~operand;
+    if (insn.op == Op::Csrrs || insn.op == Op::Csrrsi) next = base | operand;
+    if (insn.op == Op::Csrrc || insn.op == Op::Csrrci) next = base & ~operand;
     if (!csrWrite(number, next, false)) return raiseIllegal(insn);
   }
   x[insn.rd] = old;

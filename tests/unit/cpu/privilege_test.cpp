@@ -89,6 +89,24 @@ TEST_F(Privileged, InterruptRegisterViews) {
   EXPECT_EQ(csr(csr::kMedeleg), 0xb3ffu);  // ecall from M can never be delegated
 }
 
+// Firmware (OpenSBI) forwards IPIs with `csrs mip, SSIP`. The read-modify-write
+// must not copy the PLIC's SEIP line into the software SEIP bit, or SEIP stays
+// pending after the line drops and the guest loops in its interrupt handler.
+TEST_F(Privileged, SetMipLeavesSeipLineOut) {
+  hart().setInterruptLine(kSupervisorExternal, true);
+  runProgram({csrrsi(a0, csr::kMip, 2)}, 1);  // set SSIP
+  EXPECT_EQ(hart().xreg(a0), csr::kSeip);      // the read still shows the line
+  EXPECT_EQ(csr(csr::kMip), csr::kSeip | csr::kSsip);
+  hart().setInterruptLine(kSupervisorExternal, false);
+  EXPECT_EQ(csr(csr::kMip), csr::kSsip);
+  // A software SEIP set by M-mode survives csrrc of another bit.
+  hart().writeCsr(csr::kMip, csr::kSeip);
+  loadWords(kRamBase + 0x100, {csrrci(a0, csr::kMip, 2)});
+  hart().setPc(kRamBase + 0x100);
+  hart().step(1);
+  EXPECT_EQ(csr(csr::kMip), csr::kSeip);
+}
+
 TEST_F(Privileged, SupervisorCannotTouchMachineCsrs) {
   hart().writeCsr(csr::kMtvec, kRamBase + 0x300);
   hart().setPrivilege(Privilege::Supervisor);
