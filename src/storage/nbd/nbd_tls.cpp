@@ -22,6 +22,10 @@ constexpr const char* kPskPriorities = "NORMAL:-VERS-TLS1.1:-VERS-TLS1.0:+ECDHE-
 // Non-fatal events (warning alerts, renegotiation attempts) handled per call
 // before yielding, so a peer sending nothing else cannot keep the loop busy.
 constexpr int kNonFatalRetries = 8;
+// Client bytes a handshake may take. Real ones need a few KiB (more with a client
+// certificate chain); GnuTLS would otherwise collect a ClientHello claiming up
+// to 16 MiB, and a client could make every connection hold that much.
+constexpr size_t kMaxHandshakeInput = 256 * 1024;
 
 Result<void> requireReadable(const std::string& path) {
   if (::access(path.c_str(), R_OK) != 0) return errnoError(path);
@@ -163,6 +167,7 @@ ssize_t TlsSession::pull(gnutls_transport_ptr_t self, void* buffer, size_t lengt
     return static_cast<ssize_t>(take);
   }
   ssize_t got = ::recv(tls->socket_, buffer, length, MSG_DONTWAIT);
+  if (got > 0) tls->received_ += static_cast<size_t>(got);
   if (got < 0) {
     tls->pullErrno_ = errno;
     gnutls_transport_set_errno(tls->session_, errno);
@@ -202,6 +207,10 @@ Result<TlsSession::Handshake> TlsSession::handshake() {
   for (int attempt = 0; attempt < kNonFatalRetries; ++attempt) {
     int rc = gnutls_handshake(session_);
     if (rc == GNUTLS_E_SUCCESS) return Handshake::Done;
+    if (received_ > kMaxHandshakeInput) {
+      error_ = fmt::format("the client sent over {} KiB without completing the handshake", kMaxHandshakeInput / 1024);
+      return Error{error_};
+    }
     if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) return Handshake::NeedInput;
     if (gnutls_error_is_fatal(rc)) {
       fail(rc);

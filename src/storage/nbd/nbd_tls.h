@@ -98,6 +98,7 @@ class TlsSession {
   int socket_;
   std::vector<uint8_t> prefix_;
   size_t prefixStart_ = 0;
+  size_t received_ = 0;  // bytes read from the socket, to bound the handshake
   int pullErrno_ = 0;  // why the socket read failed, for GNUTLS_E_PULL_ERROR
   std::vector<uint8_t> outgoing_;
   size_t outgoingStart_ = 0;

@@ -16,35 +16,15 @@
 namespace strata::storage::nbd {
 namespace {
 
+using testing::contains;
+using testing::haveTool;
 using testing::LoopThread;
 using testing::pattern;
+using testing::run;
+using testing::ServeProcess;
+using testing::strataBinary;
 using testing::TempDir;
-
-struct CommandResult {
-  int exitCode = -1;
-  std::string output;
-};
-
-CommandResult run(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t got;
-  while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, got);
-  int status = ::pclose(pipe);
-  result.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-bool haveTool(const std::string& name) { return run("command -v " + name).exitCode == 0; }
-
-void writeFile(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using testing::writeFile;
 
 class NbdInterop : public ::testing::Test {
  protected:
@@ -208,63 +188,6 @@ TEST_F(NbdInterop, ReadOnlyExportRefusesQemuIoWrites) {
 }
 
 // ---- `strata nbd serve`, the real binary built next to this test ----------
-
-std::string strataBinary() {
-  char self[PATH_MAX] = {};
-  ssize_t length = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (length <= 0) return {};
-  auto path = std::filesystem::path(std::string(self, static_cast<size_t>(length))).parent_path().parent_path() /
-              "strata";
-  return std::filesystem::exists(path) ? path.string() : std::string{};
-}
-
-// A `strata nbd serve` child whose first stdout line is the URI it serves.
-class ServeProcess {
- public:
-  ServeProcess(const std::string& strata, const std::vector<std::string>& arguments) {
-    int out[2];
-    if (::pipe(out) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(out[1], STDOUT_FILENO);
-      ::close(out[0]);
-      ::close(out[1]);
-      std::vector<char*> argv{const_cast<char*>(strata.c_str()), const_cast<char*>("nbd"),
-                              const_cast<char*>("serve")};
-      for (const auto& argument : arguments) argv.push_back(const_cast<char*>(argument.c_str()));
-      argv.push_back(nullptr);
-      ::execv(strata.c_str(), argv.data());
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    FILE* stream = ::fdopen(out[0], "r");
-    char line[512] = {};
-    if (std::fgets(line, sizeof line, stream) != nullptr) {
-      uri_ = line;
-      while (!uri_.empty() && uri_.back() == '\n') uri_.pop_back();
-    }
-    std::fclose(stream);
-  }
-  ~ServeProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  const std::string& uri() const { return uri_; }
-  // Sends signal and returns the exit status (-1 if it did not exit normally).
-  int stop(int signal) {
-    ::kill(pid_, signal);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::string uri_;
-};
 
 TEST_F(NbdInterop, StrataNbdServeEndToEnd) {
   std::string strata = strataBinary();

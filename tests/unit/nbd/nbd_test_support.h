@@ -1,16 +1,23 @@
-// Helpers for the NBD tests: a server running on its own EventLoop thread, and
-// a deliberately low-level blocking client that speaks raw protocol bytes, so
-// tests can send exactly what a well-behaved or hostile client would.
+// Helpers for the NBD tests: a server running on its own EventLoop thread; a
+// deliberately low-level blocking client that speaks raw protocol bytes (and
+// TLS after NBD_OPT_STARTTLS), so tests can send exactly what a well-behaved or
+// hostile client would; throwaway TLS keys; running tools and `strata nbd serve`.
 #pragma once
 
+#include <gnutls/gnutls.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
@@ -23,6 +30,127 @@
 #include "storage/nbd/nbd_server.h"
 
 namespace strata::storage::nbd::testing {
+
+struct CommandResult {
+  int exitCode = -1;
+  std::string output;
+};
+
+inline CommandResult run(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t got;
+  while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, got);
+  int status = ::pclose(pipe);
+  result.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+inline bool haveTool(const std::string& name) { return run("command -v " + name).exitCode == 0; }
+
+inline void writeFile(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// ---- TLS ----------------------------------------------------------------------
+
+// Keys for the TLS tests, made with certtool and psktool (Debian: gnutls-bin):
+// certs/ holds ca-cert.pem, server-cert.pem (for localhost, 127.0.0.1 and ::1)
+// and server-key.pem — the directory layout qemu and libnbd use, good for the
+// server and the clients alike; untrusted/ holds another CA's ca-cert.pem.
+struct TestPki {
+  std::string certs;
+  std::string untrusted;
+  std::string pskFile;  // user "alice"
+  std::string pskKey;   // alice's key, hex
+};
+
+// Empty error on success.
+inline std::string makeTestPki(const std::string& root, TestPki& pki) {
+  pki.certs = root + "/certs";
+  pki.untrusted = root + "/untrusted";
+  pki.pskFile = root + "/keys.psk";
+  std::filesystem::create_directories(pki.certs);
+  std::filesystem::create_directories(pki.untrusted);
+  std::ofstream(root + "/ca.info") << "cn = strata test CA\nca\ncert_signing_key\nexpiration_days = 2\n";
+  std::ofstream(root + "/server.info") << "organization = strata tests\ncn = localhost\ndns_name = localhost\n"
+                                          "ip_address = 127.0.0.1\nip_address = ::1\ntls_www_server\n"
+                                          "encryption_key\nsigning_key\nexpiration_days = 2\n";
+  auto makeCa = [&](const std::string& dir) {
+    return "certtool --generate-privkey --key-type=ecdsa --outfile " + dir + "/ca-key.pem && " +
+           "certtool --generate-self-signed --load-privkey " + dir + "/ca-key.pem --template " + root +
+           "/ca.info --outfile " + dir + "/ca-cert.pem";
+  };
+  std::string server = "certtool --generate-privkey --key-type=ecdsa --outfile " + pki.certs + "/server-key.pem && " +
+                       "certtool --generate-certificate --load-privkey " + pki.certs + "/server-key.pem " +
+                       "--load-ca-certificate " + pki.certs + "/ca-cert.pem --load-ca-privkey " + pki.certs +
+                       "/ca-key.pem --template " + root + "/server.info --outfile " + pki.certs + "/server-cert.pem";
+  for (const auto& command : {makeCa(pki.certs), server, makeCa(pki.untrusted),
+                              "psktool -u alice -p " + pki.pskFile}) {
+    auto made = run("(" + command + ")");
+    if (made.exitCode != 0) return command + ": " + made.output;
+  }
+  std::ifstream psk(pki.pskFile);
+  std::string line;
+  std::getline(psk, line);
+  pki.pskKey = line.substr(line.find(':') + 1);
+  return {};
+}
+
+struct TlsClientOptions {
+  std::string caFile;   // X.509: trust this CA and check that the server is localhost
+  std::string pskUser;  // or a pre-shared key
+  std::string pskKey;   // hex
+};
+
+// The client side of a TLS session on a blocking socket (its receive timeout bounds every wait).
+class ClientTls {
+ public:
+  ClientTls() = default;
+  ~ClientTls() {
+    if (session_ != nullptr) gnutls_deinit(session_);
+    if (certificate_ != nullptr) gnutls_certificate_free_credentials(certificate_);
+    if (psk_ != nullptr) gnutls_psk_free_client_credentials(psk_);
+  }
+  ClientTls(const ClientTls&) = delete;
+  ClientTls& operator=(const ClientTls&) = delete;
+
+  // Empty on success, else why the handshake failed.
+  std::string handshake(int fd, const TlsClientOptions& options) {
+    gnutls_init(&session_, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL);
+    if (!options.pskUser.empty()) {
+      gnutls_psk_allocate_client_credentials(&psk_);
+      gnutls_datum_t key{reinterpret_cast<unsigned char*>(const_cast<char*>(options.pskKey.data())),
+                         static_cast<unsigned>(options.pskKey.size())};
+      gnutls_psk_set_client_credentials(psk_, options.pskUser.c_str(), &key, GNUTLS_PSK_KEY_HEX);
+      gnutls_priority_set_direct(session_, "NORMAL:+ECDHE-PSK:+PSK", nullptr);
+      gnutls_credentials_set(session_, GNUTLS_CRD_PSK, psk_);
+    } else {
+      gnutls_certificate_allocate_credentials(&certificate_);
+      gnutls_certificate_set_x509_trust_file(certificate_, options.caFile.c_str(), GNUTLS_X509_FMT_PEM);
+      gnutls_set_default_priority(session_);
+      gnutls_credentials_set(session_, GNUTLS_CRD_CERTIFICATE, certificate_);
+      gnutls_session_set_verify_cert(session_, "localhost", 0);
+    }
+    gnutls_transport_set_int(session_, fd);
+    int rc;
+    do {
+      rc = gnutls_handshake(session_);
+    } while (rc < 0 && rc != GNUTLS_E_AGAIN && !gnutls_error_is_fatal(rc));
+    return rc == 0 ? std::string() : gnutls_strerror(rc);
+  }
+  gnutls_session_t session() const { return session_; }
+
+ private:
+  gnutls_session_t session_ = nullptr;
+  gnutls_certificate_credentials_t certificate_ = nullptr;
+  gnutls_psk_client_credentials_t psk_ = nullptr;
+};
 
 class TempDir {
  public:
@@ -103,13 +231,31 @@ class RawClient {
   }
   bool connected() const { return fd_.valid(); }
   int fd() const { return fd_.get(); }
-  void close() { fd_.reset(); }
+  void close() {
+    tls_.reset();
+    fd_.reset();
+  }
   void shutdownWrite() { ::shutdown(fd_.get(), SHUT_WR); }
+
+  // Sends NBD_OPT_STARTTLS; on NBD_REP_ACK completes the TLS handshake, after which every
+  // send and receive goes through TLS. Returns the reply type (~0u if there was none);
+  // tlsError says why a handshake failed.
+  uint32_t startTls(const TlsClientOptions& options, std::string& tlsError) {
+    auto replies = option(kOptStartTls, {});
+    if (replies.empty()) return ~0u;
+    if (replies.back().type != kRepAck) return replies.back().type;
+    auto tls = std::make_unique<ClientTls>();
+    tlsError = tls->handshake(fd_.get(), options);
+    if (tlsError.empty()) tls_ = std::move(tls);
+    return kRepAck;
+  }
+  bool tlsActive() const { return tls_ != nullptr; }
 
   bool send(const std::vector<uint8_t>& bytes) {
     size_t sent = 0;
     while (sent < bytes.size()) {
-      ssize_t n = ::send(fd_.get(), bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+      ssize_t n = tls_ ? gnutls_record_send(tls_->session(), bytes.data() + sent, bytes.size() - sent)
+                       : ::send(fd_.get(), bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
       if (n <= 0) return false;
       sent += static_cast<size_t>(n);
     }
@@ -119,20 +265,29 @@ class RawClient {
     out.resize(length);
     size_t got = 0;
     while (got < length) {
-      ssize_t n = ::recv(fd_.get(), out.data() + got, length - got, 0);
+      ssize_t n = receiveSome(out.data() + got, length - got);
       if (n <= 0) return false;
       got += static_cast<size_t>(n);
     }
     return true;
   }
-  // True when the server closed the connection (end of file, or reset) within the timeout.
+  // True when the server closed the connection (end of file, close_notify, or reset) within the timeout.
   bool closedByServer() {
-    char byte;
+    uint8_t byte;
     while (true) {
-      ssize_t n = ::recv(fd_.get(), &byte, 1, 0);
+      ssize_t n = receiveSome(&byte, 1);
       if (n == 0) return true;
-      if (n < 0) return errno == ECONNRESET || errno == EPIPE;
+      if (n < 0) return tls_ ? n != GNUTLS_E_AGAIN : errno == ECONNRESET || errno == EPIPE;
     }
+  }
+  // recv(2), or gnutls_record_recv once TLS is up (then < 0 is a GnuTLS error code).
+  ssize_t receiveSome(uint8_t* buffer, size_t length) {
+    if (!tls_) return ::recv(fd_.get(), buffer, length, 0);
+    ssize_t n;
+    do {
+      n = gnutls_record_recv(tls_->session(), buffer, length);
+    } while (n == GNUTLS_E_INTERRUPTED);
+    return n;
   }
   // False when data is waiting or the connection closed.
   bool quiet(int milliseconds = 100) {
@@ -280,6 +435,7 @@ class RawClient {
 
  private:
   UniqueFd fd_;
+  std::unique_ptr<ClientTls> tls_;
   bool structured_ = false;
 };
 
@@ -292,5 +448,62 @@ inline std::vector<uint8_t> pattern(size_t length, uint32_t seed) {
   }
   return bytes;
 }
+
+inline std::string strataBinary() {
+  char self[PATH_MAX] = {};
+  ssize_t length = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (length <= 0) return {};
+  auto path = std::filesystem::path(std::string(self, static_cast<size_t>(length))).parent_path().parent_path() /
+              "strata";
+  return std::filesystem::exists(path) ? path.string() : std::string{};
+}
+
+// A `strata nbd serve` child whose first stdout line is the URI it serves.
+class ServeProcess {
+ public:
+  ServeProcess(const std::string& strata, const std::vector<std::string>& arguments) {
+    int out[2];
+    if (::pipe(out) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], STDOUT_FILENO);
+      ::close(out[0]);
+      ::close(out[1]);
+      std::vector<char*> argv{const_cast<char*>(strata.c_str()), const_cast<char*>("nbd"),
+                              const_cast<char*>("serve")};
+      for (const auto& argument : arguments) argv.push_back(const_cast<char*>(argument.c_str()));
+      argv.push_back(nullptr);
+      ::execv(strata.c_str(), argv.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    FILE* stream = ::fdopen(out[0], "r");
+    char line[512] = {};
+    if (std::fgets(line, sizeof line, stream) != nullptr) {
+      uri_ = line;
+      while (!uri_.empty() && uri_.back() == '\n') uri_.pop_back();
+    }
+    std::fclose(stream);
+  }
+  ~ServeProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  const std::string& uri() const { return uri_; }
+  // Sends signal and returns the exit status (-1 if it did not exit normally).
+  int stop(int signal) {
+    ::kill(pid_, signal);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string uri_;
+};
 
 }  // namespace strata::storage::nbd::testing
