@@ -15,13 +15,13 @@ constexpr const char* kOpenSbiFwJump = "/usr/lib/riscv64-linux-gnu/opensbi/gener
 TEST(Firmware, OpenSbiFwJumpBootsTheDefaultKernel) {
   ASSERT_EQ(::access(kOpenSbiFwJump, R_OK), 0) << kOpenSbiFwJump << " missing: scripts/setup.sh installs opensbi";
   auto run = runStrata({"--firmware", kOpenSbiFwJump, "--kernel", defaultGuestFile("Image"), "--initrd",
-                        defaultGuestFile("initramfs.cpio.gz")},
+                        defaultGuestFile("initramfs.cpio.gz"), "--cpus", "2"},
                        "echo harts=$(grep -c ^processor /proc/cpuinfo)\npoweroff\n");
   ASSERT_FALSE(run.timedOut) << run.output;
   EXPECT_EQ(run.exitCode, 0) << run.output;
   EXPECT_NE(run.output.find("OpenSBI"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("strata-guest: userspace up"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("harts=1\r\n"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("harts=2\r\n"), std::string::npos) << run.output;
 }
 
 // A network namespace with a TAP interface at 10.77.0.1/24, removed afterwards.
