@@ -22,6 +22,9 @@ const uint8_t* zeroChunk() {
   return zeroes;
 }
 
+// Buffered reads and writes from this size up run on io_uring's worker threads.
+constexpr size_t kOffloadBytes = 128 << 10;
+
 size_t totalLength(const std::vector<iovec>& buffers) {
   size_t total = 0;
   for (const auto& b : buffers) total += b.iov_len;
@@ -43,12 +46,17 @@ void advance(std::vector<iovec>& buffers, size_t& first, size_t bytes) {
 
 }  // namespace
 
+// One read or write in flight. Transfers live on an intrusive list owned by the
+// image (so teardown with requests in the kernel frees them) and are recycled:
+// the steady state allocates nothing per request.
 struct RawImage::Transfer {
-  bool write;
-  uint64_t offset;
+  bool write = false;
+  uint64_t offset = 0;
   std::vector<iovec> buffers;
   size_t first = 0;  // index of the first buffer with bytes left
   IoCompletion done;
+  Transfer* prev = nullptr;
+  Transfer* next = nullptr;
 };
 
 Result<UniqueFd> openImageFile(const std::string& path, int flags) {
@@ -84,13 +92,25 @@ Result<std::unique_ptr<RawImage>> RawImage::open(const std::string& path, const 
   auto ring = IoRing::create(loop);
   if (!ring) return Error{path + ": " + ring.error().message};
   image->ring_ = std::move(*ring);
+  // Through the page cache a large request is a memcpy; several in parallel on
+  // the kernel's workers beat copying them one by one on the loop thread. With
+  // O_DIRECT the device does the work and inline submission is already async.
+  if (!options.direct) image->ring_->setOffloadThreshold(kOffloadBytes);
   return image;
 }
 
 RawImage::RawImage(std::string path, RawOpenOptions options, UniqueFd fd, EventLoop& loop)
     : path_(std::move(path)), options_(options), fd_(std::move(fd)), loop_(loop) {}
 
-RawImage::~RawImage() = default;
+RawImage::~RawImage() {
+  // The ring waits for operations still in the kernel; their transfers go after it.
+  ring_.reset();
+  while (liveTransfers_ != nullptr) {
+    Transfer* next = liveTransfers_->next;
+    delete liveTransfers_;
+    liveTransfers_ = next;
+  }
+}
 
 std::string RawImage::serial() const {
   // virtio-blk IDs are 20 bytes; the file name's tail is the most distinctive part.
@@ -111,6 +131,39 @@ IoCompletion RawImage::tracked(IoCompletion done) {
   };
 }
 
+RawImage::Transfer* RawImage::startTransfer(bool write, uint64_t offset, std::vector<iovec> buffers,
+                                            IoCompletion done) {
+  Transfer* transfer;
+  if (!spareTransfers_.empty()) {
+    transfer = spareTransfers_.back().release();
+    spareTransfers_.pop_back();
+  } else {
+    transfer = new Transfer;
+  }
+  transfer->write = write;
+  transfer->offset = offset;
+  transfer->buffers = std::move(buffers);
+  transfer->first = 0;
+  transfer->done = std::move(done);
+  transfer->prev = nullptr;
+  transfer->next = liveTransfers_;
+  if (liveTransfers_ != nullptr) liveTransfers_->prev = transfer;
+  liveTransfers_ = transfer;
+  ++inFlight_;
+  advance(transfer->buffers, transfer->first, 0);
+  return transfer;
+}
+
+void RawImage::finishTransfer(Transfer* transfer, int result) {
+  (transfer->prev != nullptr ? transfer->prev->next : liveTransfers_) = transfer->next;
+  if (transfer->next != nullptr) transfer->next->prev = transfer->prev;
+  IoCompletion done = std::move(transfer->done);
+  transfer->buffers.clear();
+  spareTransfers_.emplace_back(transfer);
+  --inFlight_;
+  done(result);
+}
+
 bool RawImage::checkRange(uint64_t offset, uint64_t length, bool write, IoCompletion& done) {
   if (write && options_.readOnly) {
     completeLater(std::move(done), -EROFS);
@@ -126,51 +179,48 @@ bool RawImage::checkRange(uint64_t offset, uint64_t length, bool write, IoComple
 
 void RawImage::readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
   if (!checkRange(offset, totalLength(buffers), false, done)) return;
-  auto transfer = std::make_shared<Transfer>(Transfer{false, offset, std::move(buffers), 0, tracked(std::move(done))});
-  advance(transfer->buffers, transfer->first, 0);
-  submitTransfer(std::move(transfer));
+  submitTransfer(startTransfer(false, offset, std::move(buffers), std::move(done)));
 }
 
 void RawImage::writev(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
   uint64_t length = totalLength(buffers);
   if (!checkRange(offset, length, true, done)) return;
   if (options_.growable) size_ = std::max(size_, offset + length);
-  auto transfer = std::make_shared<Transfer>(Transfer{true, offset, std::move(buffers), 0, tracked(std::move(done))});
-  advance(transfer->buffers, transfer->first, 0);
-  submitTransfer(std::move(transfer));
+  submitTransfer(startTransfer(true, offset, std::move(buffers), std::move(done)));
 }
 
-void RawImage::submitTransfer(std::shared_ptr<Transfer> transfer) {
+void RawImage::submitTransfer(Transfer* transfer) {
   if (transfer->first >= transfer->buffers.size()) {
-    auto done = std::move(transfer->done);
-    loop_.post([done = std::move(done)] { done(0); });
+    // Nothing to transfer; still complete from the loop, never inside the call.
+    loop_.post([this, transfer] { finishTransfer(transfer, 0); });
     return;
   }
   unsigned count = static_cast<unsigned>(std::min<size_t>(transfer->buffers.size() - transfer->first, IOV_MAX));
   const iovec* iov = transfer->buffers.data() + transfer->first;
+  // Two pointers: small enough for std::function to store without allocating.
   auto onResult = [this, transfer](int result) { onTransferResult(transfer, result); };
   if (transfer->write) {
-    ring_->writev(fd_.get(), iov, count, transfer->offset, std::move(onResult));
+    ring_->writev(fd_.get(), iov, count, transfer->offset, onResult);
   } else {
-    ring_->readv(fd_.get(), iov, count, transfer->offset, std::move(onResult));
+    ring_->readv(fd_.get(), iov, count, transfer->offset, onResult);
   }
 }
 
-void RawImage::onTransferResult(std::shared_ptr<Transfer> transfer, int result) {
-  if (result == -EINTR || result == -EAGAIN) return submitTransfer(std::move(transfer));
-  if (result < 0) return transfer->done(result);
+void RawImage::onTransferResult(Transfer* transfer, int result) {
+  if (result == -EINTR || result == -EAGAIN) return submitTransfer(transfer);
+  if (result < 0) return finishTransfer(transfer, result);
   if (result == 0) {
-    if (transfer->write) return transfer->done(-EIO);
+    if (transfer->write) return finishTransfer(transfer, -EIO);
     // End of file: the rest of the request reads as zeroes.
     for (size_t i = transfer->first; i < transfer->buffers.size(); ++i) {
       std::memset(transfer->buffers[i].iov_base, 0, transfer->buffers[i].iov_len);
     }
-    return transfer->done(0);
+    return finishTransfer(transfer, 0);
   }
   transfer->offset += static_cast<uint64_t>(result);
   advance(transfer->buffers, transfer->first, static_cast<size_t>(result));
-  if (transfer->first >= transfer->buffers.size()) return transfer->done(0);
-  submitTransfer(std::move(transfer));  // short transfer: continue where it stopped
+  if (transfer->first >= transfer->buffers.size()) return finishTransfer(transfer, 0);
+  submitTransfer(transfer);  // short transfer: continue where it stopped
 }
 
 void RawImage::flush(IoCompletion done) {
@@ -208,15 +258,14 @@ void RawImage::writeZeroes(uint64_t offset, uint64_t length, IoCompletion done) 
 
 void RawImage::writeZeroesByWriting(uint64_t offset, uint64_t length, IoCompletion done) {
   // One request per chunk, chained, so a huge range never pins a huge iovec list.
+  // `done` is already tracked; the chunk's own transfer is counted while it runs.
   size_t chunk = static_cast<size_t>(std::min<uint64_t>(length, kZeroChunk));
   std::vector<iovec> buffers{iovec{const_cast<uint8_t*>(zeroChunk()), chunk}};
-  auto transfer = std::make_shared<Transfer>(Transfer{
-      true, offset, std::move(buffers), 0,
-      [this, offset, length, chunk, done = std::move(done)](int result) mutable {
-        if (result < 0 || chunk == length) return done(result);
-        writeZeroesByWriting(offset + chunk, length - chunk, std::move(done));
-      }});
-  submitTransfer(std::move(transfer));
+  submitTransfer(startTransfer(true, offset, std::move(buffers),
+                               [this, offset, length, chunk, done = std::move(done)](int result) mutable {
+                                 if (result < 0 || chunk == length) return done(result);
+                                 writeZeroesByWriting(offset + chunk, length - chunk, std::move(done));
+                               }));
 }
 
 Result<Extent> RawImage::blockStatus(uint64_t offset, uint64_t length) {

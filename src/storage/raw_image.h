@@ -63,8 +63,10 @@ class RawImage final : public DiskImage {
   RawImage(std::string path, RawOpenOptions options, UniqueFd fd, EventLoop& loop);
   bool checkRange(uint64_t offset, uint64_t length, bool write, IoCompletion& done);
   void completeLater(IoCompletion done, int result);
-  void submitTransfer(std::shared_ptr<Transfer> transfer);
-  void onTransferResult(std::shared_ptr<Transfer> transfer, int result);
+  Transfer* startTransfer(bool write, uint64_t offset, std::vector<iovec> buffers, IoCompletion done);
+  void submitTransfer(Transfer* transfer);
+  void onTransferResult(Transfer* transfer, int result);
+  void finishTransfer(Transfer* transfer, int result);
   void writeZeroesByWriting(uint64_t offset, uint64_t length, IoCompletion done);
   IoCompletion tracked(IoCompletion done);
 
@@ -77,6 +79,8 @@ class RawImage final : public DiskImage {
   bool blockDevice_ = false;
   bool zeroRangeUnsupported_ = false;
   unsigned inFlight_ = 0;
+  Transfer* liveTransfers_ = nullptr;                  // submitted, not yet completed
+  std::vector<std::unique_ptr<Transfer>> spareTransfers_;  // completed, ready for reuse
 };
 
 }  // namespace strata::storage
