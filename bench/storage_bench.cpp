@@ -221,22 +221,23 @@ int mainTable(const Options& o, const std::string& dir, EventLoop& loop) {
 // Section 2: does reading a striped volume go faster with more PVs? O_DIRECT,
 // so the page cache cannot hide the devices; the probe shows whether the legs
 // are really in flight at the same time. With --throttle-mbps every PV (and
-// the raw baseline) is a loop device limited to that bandwidth.
-int stripedScaling(const Options& o, const std::string& dir, EventLoop& loop) {
+// the raw baseline) is a loop device limited to that bandwidth (a second run
+// of this section, after the one on plain files).
+int stripedScaling(const Options& o, uint64_t throttleMbps, const std::string& dir, EventLoop& loop) {
   const uint64_t size = o.scalingMiB << 20;
   // Throttled devices: 512 KiB requests (on this kernel io_uring's 1 MiB O_DIRECT reads at QD1 get only half
   // of a blk-throttle limit, also through `qemu-img bench -i io_uring`), about a second per run on one device.
-  const size_t large = o.throttleMbps ? 512 << 10 : 1 << 20;
-  const std::string largeName = o.throttleMbps ? "512K" : "1M";
-  const uint64_t seqOps = o.throttleMbps ? o.throttleMbps * 1000000 / large : size / large;
-  const uint64_t randOps = o.throttleMbps ? o.throttleMbps * 1000000 / 4096 : o.ops / 2;
+  const size_t large = throttleMbps ? 512 << 10 : 1 << 20;
+  const std::string largeName = throttleMbps ? "512K" : "1M";
+  const uint64_t seqOps = throttleMbps ? throttleMbps * 1000000 / large : size / large;
+  const uint64_t randOps = throttleMbps ? throttleMbps * 1000000 / 4096 : o.ops / 2;
   const std::vector<Workload> workloads = {
       {"seq read " + largeName + " QD1", false, false, large, 1, seqOps},
       {"seq read " + largeName + " QD8", false, false, large, 8, seqOps},
       {"rand read 4K QD32", false, true, 4096, 32, randOps},
       {"seq write " + largeName + " QD1", true, false, large, 1, seqOps / 2},
   };
-  const uint64_t throttleBytes = o.throttleMbps * 1000000;
+  const uint64_t throttleBytes = throttleMbps * 1000000;
   std::unique_ptr<ThrottledLoops> loops;
   std::vector<Row> rows;
   {
@@ -248,7 +249,7 @@ int stripedScaling(const Options& o, const std::string& dir, EventLoop& loop) {
     options.size = size;
     if (auto created = storage::createImage(file, options); !created) return fail(created.error().message);
     std::string path = file;
-    if (o.throttleMbps) {
+    if (throttleMbps) {
       auto device = loops->attach(file);
       if (!device) return fail(device.error().message);
       path = *device;
@@ -256,7 +257,7 @@ int stripedScaling(const Options& o, const std::string& dir, EventLoop& loop) {
     auto image = storage::openDiskImage(path, {.direct = true, .format = storage::ImageFormat::Raw}, loop);
     if (!image) return fail(image.error().message);
     if (!fillDevice(**image, loop)) return fail(path + ": filling failed");
-    rows.push_back({o.throttleMbps ? "raw (1 device)" : "raw file", measureAll(**image, loop, workloads, o.repeats),
+    rows.push_back({throttleMbps ? "raw (1 device)" : "raw file", measureAll(**image, loop, workloads, o.repeats),
                     ""});
     image->reset();
     loops.reset();
@@ -267,7 +268,7 @@ int stripedScaling(const Options& o, const std::string& dir, EventLoop& loop) {
                         VolumeType::Striped, stripes, stripes, 2};
     loops = std::make_unique<ThrottledLoops>(throttleBytes);
     PvMapper mapPv;
-    if (o.throttleMbps) mapPv = [&](const std::string& file) { return loops->attach(file); };
+    if (throttleMbps) mapPv = [&](const std::string& file) { return loops->attach(file); };
     auto created = createPoolVolume(dir, fmt::format("scale{}", stripes), layout, size, loop, mapPv);
     if (!created) return fail(layout.label + ": " + created.error().message);
     {
@@ -292,10 +293,10 @@ int stripedScaling(const Options& o, const std::string& dir, EventLoop& loop) {
   std::printf("\n== Striped read scaling: O_DIRECT, %llu MiB volumes, 64 KiB stripes, median of %u runs; ratio "
               "against striped x1 ==\n",
               static_cast<unsigned long long>(o.scalingMiB), o.repeats);
-  if (o.throttleMbps)
+  if (throttleMbps)
     std::printf("Every PV (and the raw baseline) is a loop device throttled to %llu MB/s read and write: independent "
                 "devices emulated on one disk.\n",
-                static_cast<unsigned long long>(o.throttleMbps));
+                static_cast<unsigned long long>(throttleMbps));
   else
     std::printf("The PV files share this machine's one disk, so more PVs add parallel requests, not bandwidth "
                 "(see --throttle-mbps).\n");
@@ -318,6 +319,8 @@ int raid5Rebuild(const Options& o, const std::string& dir, EventLoop& loop) {
   std::printf("PV #%u failed and replaced by a new file: %s %.1f MiB in %.2f s = %.1f MB/s of rebuilt data\n", r.pv,
               r.copied ? "copied" : "rebuilt", static_cast<double>(r.bytes) / (1 << 20), r.seconds,
               r.seconds > 0 ? static_cast<double>(r.bytes) / r.seconds / 1e6 : 0);
+  std::printf("  (it read %.1f MiB from the %u surviving PVs: per 1 MiB step each leg in turn, then one write)\n",
+              static_cast<double>(r.bytes) * (kPvs - 1) / (1 << 20), kPvs - 1);
   std::printf("check-only scrub afterwards: %.1f MiB of members checked in %.2f s (%.1f MB/s), parity mismatches %llu%s\n",
               static_cast<double>(s.bytesChecked) / (1 << 20), measured->scrubSeconds,
               measured->scrubSeconds > 0 ? static_cast<double>(s.bytesChecked) / measured->scrubSeconds / 1e6 : 0,
@@ -372,12 +375,19 @@ int main(int argc, char** argv) {
   }
   // A private pool registry: the bench's pools never appear in the system's.
   ::setenv("STRATA_POOL_DIR", (dir.path() + "/registry").c_str(), 1);
+  installStopHandler();
   auto loop = EventLoop::create();
   if (!loop) return 1;
   if (!o.only.empty() && o.only != "table" && o.only != "scaling" && o.only != "rebuild") return usage();
   int rc = 0;
   if (o.runs("table")) rc = mainTable(o, dir.path(), **loop);
-  if (rc == 0 && o.volumes && o.runs("scaling")) rc = stripedScaling(o, dir.path(), **loop);
+  if (rc == 0 && o.volumes && o.runs("scaling")) rc = stripedScaling(o, 0, dir.path(), **loop);
+  if (rc == 0 && o.volumes && o.runs("scaling") && o.throttleMbps)
+    rc = stripedScaling(o, o.throttleMbps, dir.path(), **loop);
   if (rc == 0 && o.volumes && o.runs("rebuild")) rc = raid5Rebuild(o, dir.path(), **loop);
+  if (stopRequested()) {
+    std::fprintf(stderr, "interrupted; temporary files removed\n");
+    return 130;
+  }
   return rc;
 }

@@ -1,7 +1,9 @@
 #include "storage_bench_run.h"
 
+#include <signal.h>
 #include <sys/uio.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -34,7 +36,22 @@ AlignedBuffer alignedBuffer(size_t length, uint8_t fill) {
   return AlignedBuffer(p);
 }
 
+std::atomic<bool> stopFlag{false};
+
+void onStopSignal(int) { stopFlag = true; }
+
 }  // namespace
+
+void installStopHandler() {
+  struct sigaction action {};
+  action.sa_handler = onStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: epoll_wait returns, the loop notices
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+}
+
+bool stopRequested() { return stopFlag; }
 
 Measured runWorkload(storage::BlockDevice& device, EventLoop& loop, const Workload& w,
                      const std::function<void()>& afterSubmit) {
@@ -51,7 +68,7 @@ Measured runWorkload(storage::BlockDevice& device, EventLoop& loop, const Worklo
     auto done = [&, slot](int result) {
       if (result < 0) ++failures;
       ++completed;
-      if (submitted < w.operations) submit(slot);
+      if (submitted < w.operations && !stopRequested()) submit(slot);
     };
     if (w.write)
       device.writev(block * w.blockSize, std::move(iov), done);
@@ -61,12 +78,12 @@ Measured runWorkload(storage::BlockDevice& device, EventLoop& loop, const Worklo
   };
   auto start = Clock::now();
   for (unsigned slot = 0; slot < w.queueDepth && submitted < w.operations; ++slot) submit(slot);
-  while (completed < w.operations) loop.runOnce(-1);
+  while (completed < submitted) loop.runOnce(-1);
   Measured m;
   m.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   m.operations = w.operations;
   m.blockSize = w.blockSize;
-  m.failures = failures;
+  m.failures = failures + (submitted < w.operations ? 1 : 0);
   if (w.write && !storage::flushSync(device, loop)) ++m.failures;
   if (m.failures) std::fprintf(stderr, "warning: %d requests failed in %s\n", m.failures, w.name.c_str());
   return m;

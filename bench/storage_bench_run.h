@@ -35,6 +35,11 @@ struct Measured {
   double headline() const { return reportsMiBPerSecond(blockSize) ? mibPerSecond() : iops(); }
 };
 
+// Ctrl-C / SIGTERM: workloads stop submitting, wait for what is in flight and
+// report failure, so the bench unwinds and removes its files and devices.
+void installStopHandler();
+bool stopRequested();
+
 // Runs w on device. afterSubmit (optional) runs right after each request is
 // handed to the device, to sample what it fanned out. Like `qemu-img bench`,
 // the timed part ends at the last completion; writes are flushed afterwards.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 
 #include <fmt/core.h>
 
@@ -130,6 +131,7 @@ Result<RebuildMeasurement> measureRaid5Rebuild(const std::string& dir, uint32_t 
   }
   dropPageCache(created->files);  // the rebuild reads the surviving PVs from the disk
 
+  std::fprintf(stderr, "failing PV #1 of pool rebuild on purpose (the error logged next is expected)\n");
   (*pool)->failPhysicalVolume(1);  // as `strata pool fail`
   if (auto c = (*pool)->commit(); !c) return c.error();
   std::string fresh = dir + "/rebuild.new1";
