@@ -267,7 +267,9 @@ bool TlsSession::flushTo(int socket) {
   return true;
 }
 
-bool TlsSession::hasBufferedInput() const { return gnutls_record_check_pending(session_) > 0; }
+bool TlsSession::hasBufferedInput() const {
+  return prefixStart_ < prefix_.size() || gnutls_record_check_pending(session_) > 0;
+}
 
 std::string TlsSession::describe() const {
   char* text = gnutls_session_get_desc(session_);

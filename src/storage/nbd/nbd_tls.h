@@ -81,7 +81,8 @@ class TlsSession {
   bool flushTo(int socket);
 
   size_t outgoingBytes() const { return outgoing_.size() - outgoingStart_; }
-  // Decrypted input GnuTLS holds that the socket's readiness will not announce.
+  // Input already off the socket — early handshake bytes, or decrypted data
+  // GnuTLS holds — that the socket's readiness will not announce.
   bool hasBufferedInput() const;
   const std::string& error() const { return error_; }
   // Protocol, key exchange and cipher, e.g. "(TLS1.3)-(ECDHE-SECP256R1)-(AES-256-GCM)".
