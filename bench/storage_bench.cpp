@@ -64,6 +64,11 @@ class BenchDir {
   std::string path_;
 };
 
+int fail(const std::string& message) {
+  std::fprintf(stderr, "%s\n", message.c_str());
+  return 1;
+}
+
 // One row of a table: a value per workload (0 = not measured) and a note.
 struct Row {
   std::string label;
@@ -126,11 +131,6 @@ Result<std::unique_ptr<storage::DiskImage>> createImage(const std::string& path,
   return image;
 }
 
-int fail(const std::string& message) {
-  std::fprintf(stderr, "%s\n", message.c_str());
-  return 1;
-}
-
 void removeFiles(const std::vector<std::string>& paths) {
   std::error_code ec;
   for (const auto& p : paths) std::filesystem::remove(p, ec);
@@ -150,10 +150,7 @@ int mainTable(const Options& o, const std::string& dir, EventLoop& loop) {
   for (auto [name, format] : {std::pair{"raw", storage::ImageFormat::Raw}, {"qcow2", storage::ImageFormat::Qcow2}}) {
     std::string path = dir + "/bench." + name;
     auto image = createImage(path, format, size, o.direct, loop);
-    if (!image) {
-      std::fprintf(stderr, "%s\n", image.error().message.c_str());
-      return 1;
-    }
+    if (!image) return fail(image.error().message);
     rows.push_back({fmt::format("{} file", name), measureAll(**image, loop, workloads, o.repeats), ""});
     if (format == storage::ImageFormat::Qcow2) qcow2Path = path;
     else removeFiles({path});
@@ -179,21 +176,12 @@ int mainTable(const Options& o, const std::string& dir, EventLoop& loop) {
     for (const auto& layout : layouts) {
       std::string poolName = fmt::format("bench{}", n++);
       auto created = createPoolVolume(dir, poolName, layout, size, loop);
-      if (!created) {
-        std::fprintf(stderr, "%s: %s\n", layout.label.c_str(), created.error().message.c_str());
-        return 1;
-      }
+      if (!created) return fail(layout.label + ": " + created.error().message);
       {
         // Exactly how `strata run --disk pool:NAME/vol` opens it.
         auto device = storage::volume::openVolumeDisk(created->spec, {.direct = o.direct}, loop);
-        if (!device) {
-          std::fprintf(stderr, "%s: %s\n", created->spec.c_str(), device.error().message.c_str());
-          return 1;
-        }
-        if (!fillDevice(**device, loop)) {
-          std::fprintf(stderr, "%s: filling failed\n", created->spec.c_str());
-          return 1;
-        }
+        if (!device) return fail(created->spec + ": " + device.error().message);
+        if (!fillDevice(**device, loop)) return fail(created->spec + ": filling failed");
         rows.push_back({layout.label, measureAll(**device, loop, workloads, o.repeats), ""});
       }
       removeFiles(created->files);
@@ -215,6 +203,7 @@ int mainTable(const Options& o, const std::string& dir, EventLoop& loop) {
   std::printf("%-22s", vsQemu.label.c_str());
   for (double r : vsQemu.values) std::printf(" %18s", r > 0 ? fmt::format("{:.2f}x", r).c_str() : "n/a");
   std::printf("  %s\n", vsQemu.note.c_str());
+  std::fflush(stdout);
   return 0;
 }
 
@@ -301,6 +290,7 @@ int stripedScaling(const Options& o, uint64_t throttleMbps, const std::string& d
     std::printf("The PV files share this machine's one disk, so more PVs add parallel requests, not bandwidth "
                 "(see --throttle-mbps).\n");
   printTable(workloads, rows, &rows[1], "x1");
+  std::fflush(stdout);
   return 0;
 }
 
@@ -308,10 +298,7 @@ int stripedScaling(const Options& o, uint64_t throttleMbps, const std::string& d
 int raid5Rebuild(const Options& o, const std::string& dir, EventLoop& loop) {
   constexpr uint32_t kPvs = 4;
   auto measured = measureRaid5Rebuild(dir, kPvs, o.rebuildMiB << 20, loop);
-  if (!measured) {
-    std::fprintf(stderr, "raid5 rebuild: %s\n", measured.error().message.c_str());
-    return 1;
-  }
+  if (!measured) return fail("raid5 rebuild: " + measured.error().message);
   const auto& r = measured->replace;
   const auto& s = measured->scrub;
   std::printf("\n== RAID 5 rebuild (3 data + parity on %u PV files, %llu MiB volume, page cache dropped first) ==\n",
