@@ -7,8 +7,6 @@ namespace strata::cpu {
 namespace {
 
 constexpr uint64_t kMedelegWritable = 0xb3ff;  // causes 0-9, 12, 13, 15 (not ecall from M)
-constexpr uint64_t kPmpAddressMask = (1ull << 54) - 1;
-constexpr uint8_t kPmpLock = 0x80;
 
 bool isCounter(uint16_t number) { return number >= csr::kCycle && number <= csr::kHpmCounter31; }
 
@@ -89,9 +87,7 @@ bool HartCore::csrRead(uint16_t number, uint64_t& value, bool privileged, uint64
   }
   if (number >= csr::kPmpcfg0 && number <= csr::kPmpcfg15) {
     if (number & 1) return false;  // odd pmpcfg registers do not exist on RV64
-    const unsigned first = (number - csr::kPmpcfg0) * 4;
-    value = 0;
-    for (unsigned i = 0; i < 8; ++i) value |= static_cast<uint64_t>(pmpcfg[first + i]) << (8 * i);
+    value = readPmpcfg((number - csr::kPmpcfg0) * 4);
     return true;
   }
   if (number >= csr::kPmpaddr0 && number <= csr::kPmpaddr63) {
@@ -191,18 +187,11 @@ bool HartCore::csrWrite(uint16_t number, uint64_t value, bool privileged) {
     return true;
   if (number >= csr::kPmpcfg0 && number <= csr::kPmpcfg15) {
     if (number & 1) return false;
-    const unsigned first = (number - csr::kPmpcfg0) * 4;
-    for (unsigned i = 0; i < 8; ++i) {
-      if (pmpcfg[first + i] & kPmpLock) continue;
-      uint8_t cfg = static_cast<uint8_t>(value >> (8 * i)) & 0x9f;  // bits 5-6 are reserved
-      if ((cfg & 3) == 2) cfg &= ~2;                                 // W without R is reserved
-      pmpcfg[first + i] = cfg;
-    }
+    writePmpcfg((number - csr::kPmpcfg0) * 4, value);
     return true;
   }
   if (number >= csr::kPmpaddr0 && number <= csr::kPmpaddr63) {
-    const unsigned index = number - csr::kPmpaddr0;
-    if (!(pmpcfg[index] & kPmpLock)) pmpaddr[index] = value & kPmpAddressMask;
+    writePmpaddr(number - csr::kPmpaddr0, value);
     return true;
   }
   return false;

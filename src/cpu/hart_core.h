@@ -71,6 +71,7 @@ class HartCore {
   uint32_t fflags = 0, frm = 0;
   uint8_t pmpcfg[64] = {};
   uint64_t pmpaddr[64] = {};
+  unsigned pmpActiveEntries = 0;  // 1 + the last entry whose mode is not OFF
 
   // mip: architectural bits plus the SEIP line from the interrupt controller
   // kept apart (bit kSeipLineBit) because software can also write SEIP.
@@ -148,9 +149,11 @@ class HartCore {
 
   bool loadSlow(uint64_t va, unsigned size, uint64_t& out);
   bool storeSlow(uint64_t va, unsigned size, uint64_t value);
-  // Translates va for `access` in the current context (MPRV applies to loads
-  // and stores); fills the TLB for RAM pages. False: pendingCause/Tval set.
-  bool translate(uint64_t va, Access access, uint64_t& pa);
+  // Translates va for an access of `size` bytes (within one page) in the
+  // current context (MPRV applies to loads and stores) and checks it against
+  // PMP; fills the TLB for RAM pages PMP treats uniformly. False:
+  // pendingCause/Tval set.
+  bool translate(uint64_t va, unsigned size, Access access, uint64_t& pa);
   bool readPhysical(uint64_t pa, unsigned size, uint64_t& value, Access access, uint64_t va);
   bool writePhysical(uint64_t pa, unsigned size, uint64_t value, uint64_t va);
   // Host pointer of an aligned RAM word for an atomic at va (write permission); null on fault.
@@ -158,10 +161,13 @@ class HartCore {
 
   // ---------------- instruction fetch and blocks ----------------
   // The block starting at pc (decoding it if needed), or null with a pending
-  // fetch exception. May return a scratch block for page-straddling code.
+  // fetch exception. Returns an uncached one-instruction scratch block for
+  // code straddling two pages or on a page PMP splits (checked every time).
   Block* lookupBlock();
   Block* buildBlock(uint64_t va, uint64_t pa);
   Block* buildStraddlingBlock(uint64_t va, uint64_t pa);
+  Block* buildRestrictedBlock(uint64_t va, uint64_t pa);
+  Block* scratchBlock(uint64_t pa, uint32_t word);
   struct ScratchBlock {  // same layout as a cached block: header, then instructions
     Block block;
     DecodedInsn insns[2];
@@ -214,7 +220,23 @@ class HartCore {
   void resetToMachineMode(uint64_t entry);
   void resetToSupervisorBoot(uint64_t entry, uint64_t a1);
 
+  // ---------------- physical memory protection (pmp.cpp) ----------------
+  bool pmpAllows(uint64_t pa, uint64_t size, Access access, Privilege p) const;
+  // True if no PMP region starts or ends inside the 4 KiB page: every byte of
+  // it gets the same answer for every privilege, so it may be cached.
+  bool pmpUniformPage(uint64_t pageBase) const;
+  uint64_t readPmpcfg(unsigned firstEntry) const;
+  void writePmpcfg(unsigned firstEntry, uint64_t value);
+  void writePmpaddr(unsigned index, uint64_t value);
+  // What firmware does before entering S-mode: one entry granting RWX everywhere.
+  void allowAllPhysicalMemory();
+
  private:
+  struct PmpRange {
+    uint64_t begin, end;  // [begin, end); empty when begin >= end
+  };
+  PmpRange pmpRange(unsigned index) const;
+  void pmpChanged();
   bool walk(uint64_t va, Access access, Privilege effective, uint64_t& pa);
   bool pageFault(Access access, uint64_t va);
   bool accessFault(Access access, uint64_t va);

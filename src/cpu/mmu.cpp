@@ -39,17 +39,18 @@ bool HartCore::accessFault(Access access, uint64_t va) {
 }
 
 void HartCore::updateTranslationContext() {
-  const bool translating = (satp >> 60) != csr::kSatpModeBare;
+  // S and U keep their own sets even without translation: PMP may grant them
+  // less than M. (A satp write flushes every set.)
   Privilege dataPriv = priv;
   if (priv == Privilege::Machine && (mstatus & csr::kStatusMprv))
     dataPriv = static_cast<Privilege>((mstatus >> csr::kStatusMppShift) & 3);
-  if (!translating || dataPriv == Privilege::Machine) dataContext = 3;
+  if (dataPriv == Privilege::Machine) dataContext = 3;
   else if (dataPriv == Privilege::User) dataContext = 0;
   else dataContext = (mstatus & csr::kStatusSum) ? 2 : 1;
   currentReadTlb = readTlb[dataContext];
   currentWriteTlb = writeTlb[dataContext];
   fetchContext = 2;
-  if (translating && priv != Privilege::Machine) fetchContext = priv == Privilege::User ? 0 : 1;
+  if (priv != Privilege::Machine) fetchContext = priv == Privilege::User ? 0 : 1;
   currentFetchTlb = fetchTlb[fetchContext];
 }
 
@@ -82,7 +83,7 @@ void HartCore::fillTlb(uint64_t va, uint64_t pa, Access access) {
   }
 }
 
-bool HartCore::translate(uint64_t va, Access access, uint64_t& pa) {
+bool HartCore::translate(uint64_t va, unsigned size, Access access, uint64_t& pa) {
   Privilege effective = priv;
   if (access != Access::Fetch && priv == Privilege::Machine && (mstatus & csr::kStatusMprv))
     effective = static_cast<Privilege>((mstatus >> csr::kStatusMppShift) & 3);
@@ -91,7 +92,8 @@ bool HartCore::translate(uint64_t va, Access access, uint64_t& pa) {
   } else if (!walk(va, access, effective, pa)) {
     return false;
   }
-  fillTlb(va, pa, access);
+  if (!pmpAllows(pa, size, access, effective)) return accessFault(access, va);
+  if (pmpUniformPage(pa & ~0xfffull)) fillTlb(va, pa, access);
   return true;
 }
 
@@ -106,7 +108,9 @@ bool HartCore::walk(uint64_t va, Access access, Privilege effective, uint64_t& p
   for (int level = static_cast<int>(levels) - 1; level >= 0; --level) {
     const uint64_t pteAddress = table + ((va >> (12 + 9 * level)) & 511) * 8;
     uint8_t* pteHost = memory.ram(pteAddress, 8);
-    if (pteHost == nullptr) return accessFault(access, va);
+    // Page-table reads are S-mode accesses for PMP.
+    if (pteHost == nullptr || !pmpAllows(pteAddress, 8, Access::Load, Privilege::Supervisor))
+      return accessFault(access, va);
     auto* ptePtr = reinterpret_cast<uint64_t*>(pteHost);
     uint64_t pte = __atomic_load_n(ptePtr, __ATOMIC_ACQUIRE);
     for (;;) {
@@ -199,14 +203,16 @@ bool HartCore::loadSlow(uint64_t va, unsigned size, uint64_t& out) {
   const uint64_t offset = va & 0xfff;
   if (offset + size <= 4096) {
     uint64_t pa;
-    if (!translate(va, Access::Load, pa)) return false;
+    if (!translate(va, size, Access::Load, pa)) return false;
     return readPhysical(pa, size, out, Access::Load, va);
   }
   // Crosses a page: translate both halves before touching either.
   const uint64_t secondVa = (va | 0xfff) + 1;
   const unsigned firstBytes = static_cast<unsigned>(secondVa - va);
   uint64_t firstPa, secondPa;
-  if (!translate(va, Access::Load, firstPa) || !translate(secondVa, Access::Load, secondPa)) return false;
+  if (!translate(va, firstBytes, Access::Load, firstPa) ||
+      !translate(secondVa, size - firstBytes, Access::Load, secondPa))
+    return false;
   uint64_t result = 0;
   for (unsigned i = 0; i < size; ++i) {
     uint64_t byte;
@@ -222,13 +228,15 @@ bool HartCore::storeSlow(uint64_t va, unsigned size, uint64_t value) {
   const uint64_t offset = va & 0xfff;
   if (offset + size <= 4096) {
     uint64_t pa;
-    if (!translate(va, Access::Store, pa)) return false;
+    if (!translate(va, size, Access::Store, pa)) return false;
     return writePhysical(pa, size, value, va);
   }
   const uint64_t secondVa = (va | 0xfff) + 1;
   const unsigned firstBytes = static_cast<unsigned>(secondVa - va);
   uint64_t firstPa, secondPa;
-  if (!translate(va, Access::Store, firstPa) || !translate(secondVa, Access::Store, secondPa)) return false;
+  if (!translate(va, firstBytes, Access::Store, firstPa) ||
+      !translate(secondVa, size - firstBytes, Access::Store, secondPa))
+    return false;
   for (unsigned i = 0; i < size; ++i) {
     const uint64_t pa = i < firstBytes ? firstPa + i : secondPa + (i - firstBytes);
     if (!writePhysical(pa, 1, (value >> (8 * i)) & 0xff, va)) return false;
@@ -247,7 +255,7 @@ uint8_t* HartCore::atomicAddress(uint64_t va, unsigned size, bool isLoadReserved
   const TlbEntry& e = set[vpn & (kTlbSlots - 1)];
   if (e.tag == vpn) return reinterpret_cast<uint8_t*>(va + e.hostAddend);
   uint64_t pa;
-  if (!translate(va, access, pa)) return nullptr;
+  if (!translate(va, size, access, pa)) return nullptr;
   uint8_t* host = memory.ram(pa, size);
   if (host == nullptr) {
     accessFault(access, va);  // atomics to devices are not supported
@@ -262,7 +270,7 @@ Block* HartCore::lookupBlock() {
   uint64_t pa;
   if (e.tag == (va >> 12)) [[likely]] {
     pa = va + e.physicalAddend;
-  } else if (!translate(va, Access::Fetch, pa)) {
+  } else if (!translate(va, 2, Access::Fetch, pa)) {
     return nullptr;
   }
   if (Block* block = blocks.find(pa)) [[likely]]
@@ -276,6 +284,7 @@ Block* HartCore::buildBlock(uint64_t va, uint64_t pa) {
     accessFault(Access::Fetch, va);
     return nullptr;
   }
+  if (!pmpUniformPage(pa & ~0xfffull)) return buildRestrictedBlock(va, pa);
   const uint64_t pageRemaining = 4096 - (pa & 0xfff);
   const uint64_t ramRemaining = memory.ramBase + memory.ramSize - pa;
   const uint64_t available = std::min(pageRemaining, ramRemaining);
@@ -307,23 +316,43 @@ Block* HartCore::buildStraddlingBlock(uint64_t va, uint64_t pa) {
   uint16_t low, high;
   std::memcpy(&low, memory.ram(pa, 2), 2);
   uint64_t secondPa;
-  if (!translate(va + 2, Access::Fetch, secondPa)) return nullptr;  // tval = va + 2: the missing half
+  if (!translate(va + 2, 2, Access::Fetch, secondPa)) return nullptr;  // tval = va + 2: the missing half
   const uint8_t* secondHost = memory.ram(secondPa, 2);
   if (secondHost == nullptr) {
     accessFault(Access::Fetch, va + 2);
     return nullptr;
   }
   std::memcpy(&high, secondHost, 2);
+  return scratchBlock(pa, static_cast<uint32_t>(low) | static_cast<uint32_t>(high) << 16);
+}
+
+Block* HartCore::buildRestrictedBlock(uint64_t va, uint64_t pa) {
+  uint16_t low;
+  std::memcpy(&low, memory.ram(pa, 2), 2);
+  const unsigned length = instructionLength(low);
+  if ((pa & 0xfff) + length > 4096) return buildStraddlingBlock(va, pa);
+  uint32_t word = low;
+  if (length == 4) {
+    if (memory.ram(pa, 4) == nullptr || !pmpAllows(pa + 2, 2, Access::Fetch, priv)) {
+      accessFault(Access::Fetch, va + 2);
+      return nullptr;
+    }
+    std::memcpy(&word, memory.ram(pa, 4), 4);
+  }
+  return scratchBlock(pa, word);
+}
+
+Block* HartCore::scratchBlock(uint64_t pa, uint32_t word) {
   static_assert(offsetof(ScratchBlock, insns) == sizeof(Block));
   scratch.block = Block{};
-  scratch.insns[0] = decodeAny(static_cast<uint32_t>(low) | static_cast<uint32_t>(high) << 16);
+  scratch.insns[0] = decodeAny(word);
   scratch.insns[0].pcOffset = 0;
   scratch.insns[1] = DecodedInsn{};
   scratch.insns[1].op = Op::BlockEnd;
-  scratch.insns[1].pcOffset = 4;
+  scratch.insns[1].pcOffset = static_cast<uint16_t>(instructionLength(static_cast<uint16_t>(word)));
   scratch.block.physicalPc = pa;
   scratch.block.instructionCount = 1;
-  scratch.block.byteLength = 4;
+  scratch.block.byteLength = scratch.insns[1].pcOffset;
   scratch.block.insns = scratch.insns;
   return &scratch.block;
 }

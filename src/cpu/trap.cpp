@@ -172,6 +172,7 @@ void HartCore::resetToMachineMode(uint64_t entry) {
   fflags = frm = 0;
   for (auto& c : pmpcfg) c = 0;
   for (auto& a : pmpaddr) a = 0;
+  pmpActiveEntries = 0;
   // Keep the device-driven lines; drop everything software or timers set.
   mip.fetch_and(csr::kMeip | csr::kMsip | kSeipLineBit);
   reservationValid = false;
@@ -196,6 +197,7 @@ void HartCore::resetToSupervisorBoot(uint64_t entry, uint64_t a1) {
             (1ull << csr::kEcallFromU) | (1ull << csr::kInstructionPageFault) | (1ull << csr::kLoadPageFault) |
             (1ull << csr::kStorePageFault);
   mideleg = csr::kSupervisorInterrupts;
+  allowAllPhysicalMemory();
   mcounteren = 0xffffffffull;
   scounteren = 0x7;  // OpenSBI lets U-mode read cycle, time and instret by default
   menvcfg = csr::kEnvcfgStce;

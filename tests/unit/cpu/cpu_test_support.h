@@ -149,6 +149,9 @@ class CpuTest : public ::testing::Test {
   CpuTest() : ram_(new uint8_t[kRamSize]()) {
     hart_ = std::make_unique<Hart>(0, PhysicalMemory{kRamBase, kRamSize, ram_.get(), &mmio_}, host_);
     hart_->resetToMachineMode(kRamBase);
+    // As firmware does: PMP grants S and U everything (tests of PMP narrow it).
+    hart_->writeCsr(csr::kPmpaddr0, (1ull << 54) - 1);
+    hart_->writeCsr(csr::kPmpcfg0, 0x1f);  // NAPOT, RWX
   }
 
   Hart& hart() { return *hart_; }
