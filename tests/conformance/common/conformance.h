@@ -25,6 +25,10 @@ struct trap_expectation {
 extern volatile struct trap_expectation mtrap, strap;
 extern volatile uint64_t tohost, fromhost;
 
+/* Starts hart `hart` (1-3) at entry(hartid) on its own stack, in M-mode with
+   no trap handling: the hart was parked in WFI by crt.S. */
+void start_secondary(uint64_t hart, void (*entry)(uint64_t hartid));
+
 void htif_putchar(char c);
 void print_str(const char* s);
 void print_hex(uint64_t value);

@@ -1,5 +1,5 @@
 # Start-up code and trap vectors shared by every conformance program.
-# Hart 0 starts in M-mode at _start; other harts park in WFI. The trap vectors
+# Hart 0 starts in M-mode at _start; other harts park in WFI until started. The trap vectors
 # save every integer register and hand over to C (runtime.c), which either
 # serves a trap the test announced (trap_expect) or fails the program.
 #include "encoding.h"
@@ -50,9 +50,25 @@ _start:
   # main returns 0 for pass, else the number of the failed test.
   j exit_program
 
+# Other harts sleep until hart 0 publishes `secondary_entry` and sends them a
+# software interrupt through the CLINT (start_secondary in runtime.c): MSIE is
+# on and MIE off, so the interrupt ends WFI without trapping. Each runs the
+# entry on its own 4 KiB stack; it must not take traps (mtvec is unset).
 park_hart:
+  csrsi mie, 8              # MSIE
+1: la t0, secondary_entry
+  ld t1, 0(t0)
+  bnez t1, 2f
   wfi
-  j park_hart
+  j 1b
+2: csrr a0, mhartid
+  la sp, __secondary_stack_top
+  addi t2, a0, -1
+  slli t2, t2, 12
+  sub sp, sp, t2
+  jalr t1
+3: wfi
+  j 3b
 
 # exit_program(a0 = 0 pass, n = test n failed): never returns.
   .text

@@ -8,6 +8,15 @@
 volatile struct trap_expectation mtrap = {TRAP_NONE, 0, 0, 0, 0, 0, 0, 0};
 volatile struct trap_expectation strap = {TRAP_NONE, 0, 0, 0, 0, 0, 0, 0};
 
+/* Read by parked harts in crt.S. */
+void (*volatile secondary_entry)(uint64_t hartid);
+
+void start_secondary(uint64_t hart, void (*entry)(uint64_t hartid)) {
+  secondary_entry = entry;
+  __asm__ volatile("fence rw, rw" ::: "memory");
+  *(volatile uint32_t*)(CLINT_MSIP + 4 * hart) = 1;
+}
+
 struct trap_frame {
   uint64_t x[32];
 };

@@ -48,11 +48,17 @@ class Engines:
         self.args = args
 
     def strata(self, elf):
-        return run_engine([self.args.strata, "run", "--bare", elf], self.args.timeout)
+        return run_engine([self.args.strata, "run", "--bare", elf, "--cpus", str(harts_for(elf))],
+                          self.args.timeout)
 
     def qemu(self, elf):
-        return run_engine([self.args.qemu, "-M", "spike", "-bios", "none", "-nographic", "-kernel", elf],
-                          self.args.timeout)
+        return run_engine([self.args.qemu, "-M", "spike", "-bios", "none", "-nographic", "-smp",
+                           str(harts_for(elf)), "-kernel", elf], self.args.timeout)
+
+
+def harts_for(elf):
+    """Programs under smp/ run on two harts, everything else on one."""
+    return 2 if os.path.basename(os.path.dirname(elf)) == "smp" else 1
 
 
 def build(args, source, elf):
