@@ -26,13 +26,46 @@ std::vector<iovec> sliceIovecs(const std::vector<iovec>& buffers, uint64_t offse
   return out;
 }
 
+void IovecCursor::take(uint64_t length, std::vector<iovec>& out) {
+  while (length > 0 && index_ < buffers_.size()) {
+    const iovec& b = buffers_[index_];
+    size_t n = static_cast<size_t>(std::min<uint64_t>(b.iov_len - offset_, length));
+    if (n > 0) out.push_back(iovec{static_cast<uint8_t*>(b.iov_base) + offset_, n});
+    length -= n;
+    offset_ += n;
+    if (offset_ == b.iov_len) {
+      ++index_;
+      offset_ = 0;
+    }
+  }
+}
+
+size_t IovecCursor::countFor(uint64_t length) const {
+  size_t count = 0, index = index_, offset = offset_;
+  while (length > 0 && index < buffers_.size()) {
+    uint64_t n = std::min<uint64_t>(buffers_[index].iov_len - offset, length);
+    if (n > 0) ++count;
+    length -= n;
+    ++index;
+    offset = 0;
+  }
+  return count;
+}
+
 namespace {
 template <typename Fn>
 void forEachPiece(const std::vector<iovec>& buffers, uint64_t offset, size_t length, Fn fn) {
   size_t done = 0;
-  for (const auto& piece : sliceIovecs(buffers, offset, length)) {
-    fn(static_cast<uint8_t*>(piece.iov_base), piece.iov_len, done);
-    done += piece.iov_len;
+  for (const auto& b : buffers) {
+    if (done == length) break;
+    if (offset >= b.iov_len) {
+      offset -= b.iov_len;
+      continue;
+    }
+    size_t take = static_cast<size_t>(std::min<uint64_t>(b.iov_len - offset, length - done));
+    fn(static_cast<uint8_t*>(b.iov_base) + offset, take, done);
+    done += take;
+    offset = 0;
   }
 }
 }  // namespace
@@ -51,12 +84,17 @@ void zeroIovecs(const std::vector<iovec>& buffers, uint64_t offset, size_t lengt
   forEachPiece(buffers, offset, length, [&](uint8_t* p, size_t n, size_t) { std::memset(p, 0, n); });
 }
 
-AlignedBuffer makeAlignedBuffer(size_t length) {
+AlignedBuffer makeScratchBuffer(size_t length) {
   size_t rounded = std::max<size_t>(4096, (length + 4095) & ~size_t{4095});
   auto p = static_cast<uint8_t*>(std::aligned_alloc(4096, rounded));
   if (!p) throw std::bad_alloc();
-  std::memset(p, 0, rounded);
   return AlignedBuffer(p);
+}
+
+AlignedBuffer makeAlignedBuffer(size_t length) {
+  auto buffer = makeScratchBuffer(length);
+  std::memset(buffer.get(), 0, std::max<size_t>(4096, (length + 4095) & ~size_t{4095}));
+  return buffer;
 }
 
 std::shared_ptr<IoJoin> IoJoin::make(EventLoop& loop, IoCompletion done) {

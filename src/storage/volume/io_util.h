@@ -17,6 +17,9 @@
 
 namespace strata::storage::volume {
 
+// At most this many iovecs per vectored request (the kernel's UIO_MAXIOV).
+inline constexpr size_t kMaxIovecs = 1024;
+
 size_t iovecLength(const std::vector<iovec>& buffers);
 // The sub-list covering bytes [offset, offset+length) of buffers.
 std::vector<iovec> sliceIovecs(const std::vector<iovec>& buffers, uint64_t offset, uint64_t length);
@@ -24,12 +27,29 @@ void copyFromIovecs(const std::vector<iovec>& buffers, uint64_t offset, void* ou
 void copyToIovecs(const std::vector<iovec>& buffers, uint64_t offset, const void* in, size_t length);
 void zeroIovecs(const std::vector<iovec>& buffers, uint64_t offset, size_t length);
 
+// Walks a request's buffers front to back, handing out consecutive ranges.
+class IovecCursor {
+ public:
+  explicit IovecCursor(const std::vector<iovec>& buffers) : buffers_(buffers) {}
+  // Appends the iovecs covering the next `length` bytes to out.
+  void take(uint64_t length, std::vector<iovec>& out);
+  // How many iovecs take(length) would append.
+  size_t countFor(uint64_t length) const;
+
+ private:
+  const std::vector<iovec>& buffers_;
+  size_t index_ = 0;
+  size_t offset_ = 0;  // within buffers_[index_]
+};
+
 struct FreeDeleter {
   void operator()(uint8_t* p) const { std::free(p); }
 };
 using AlignedBuffer = std::unique_ptr<uint8_t[], FreeDeleter>;
 // Zero-filled, 4 KiB aligned; length is rounded up to 4 KiB.
 AlignedBuffer makeAlignedBuffer(size_t length);
+// The same, not zeroed: for scratch space that is filled before it is used.
+AlignedBuffer makeScratchBuffer(size_t length);
 
 // Completes `done` (never inside the submitting call) after every add()ed
 // completion ran and arm() was called; passes the first negative result.

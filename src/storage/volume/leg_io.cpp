@@ -2,12 +2,18 @@
 
 #include <algorithm>
 
-#include "storage/volume/io_util.h"
-
 namespace strata::storage::volume {
 
-std::vector<PvPiece> mapLegRange(const Leg& leg, uint64_t extentSize, uint64_t legOffset, uint64_t length) {
-  std::vector<PvPiece> pieces;
+namespace {
+
+// Calls fn(pv, pvOffset, legOffset, length) for each PV piece of the range, in
+// order; returns false (having called fn for none) if the range passes the
+// leg's end.
+template <typename Fn>
+bool forEachPvPiece(const Leg& leg, uint64_t extentSize, uint64_t legOffset, uint64_t length, Fn fn) {
+  uint64_t legBytes = 0;
+  for (const ExtentRun& run : leg.runs) legBytes += run.count * extentSize;
+  if (legOffset > legBytes || length > legBytes - legOffset) return false;
   uint64_t runStart = 0;  // leg offset where the current run begins
   for (const ExtentRun& run : leg.runs) {
     if (length == 0) break;
@@ -15,19 +21,15 @@ std::vector<PvPiece> mapLegRange(const Leg& leg, uint64_t extentSize, uint64_t l
     if (legOffset < runStart + runBytes) {
       uint64_t within = legOffset - runStart;
       uint64_t n = std::min(length, runBytes - within);
-      pieces.push_back({run.pv, kPvDataStart + run.start * extentSize + within, legOffset, n});
+      fn(run.pv, kPvDataStart + run.start * extentSize + within, legOffset, n);
       legOffset += n;
       length -= n;
     }
     runStart += runBytes;
   }
-  if (length != 0) return {};
-  return pieces;
+  return true;
 }
 
-uint32_t legPrimaryPv(const Leg& leg) { return leg.runs.empty() ? 0 : leg.runs.front().pv; }
-
-namespace {
 bool pvServes(const Pool& pool, uint32_t pv, LegOp op, bool redundant) {
   if (!redundant) {
     // A non-redundant volume's only copy is on this PV: use it while it is there.
@@ -35,41 +37,89 @@ bool pvServes(const Pool& pool, uint32_t pv, LegOp op, bool redundant) {
   }
   return op == LegOp::Read ? pool.pvReadable(pv) : pool.pvWritable(pv);
 }
+
+void submitToPv(Pool& pool, uint32_t pv, LegOp op, bool redundant, uint64_t pvOffset, uint64_t length,
+                std::vector<iovec> buffers, IoCompletion done) {
+  RawImage* image = pool.pvImage(pv);
+  if (redundant) {
+    // The pool owns the image, so it outlives every completion of it.
+    done = [pool = &pool, pv, done = std::move(done)](int result) {
+      if (result < 0 && result != -EINVAL) pool->reportPvFailure(pv, result);
+      done(result);
+    };
+  }
+  switch (op) {
+    case LegOp::Read: image->readv(pvOffset, std::move(buffers), std::move(done)); break;
+    case LegOp::Write: image->writev(pvOffset, std::move(buffers), std::move(done)); break;
+    case LegOp::Zero: image->writeZeroes(pvOffset, length, std::move(done)); break;
+    case LegOp::Discard: image->discard(pvOffset, length, std::move(done)); break;
+  }
+}
+
 }  // namespace
+
+uint32_t legPrimaryPv(const Leg& leg) { return leg.runs.empty() ? 0 : leg.runs.front().pv; }
 
 bool legAvailable(const Pool& pool, const Leg& leg, uint64_t extentSize, LegOp op, bool redundant,
                   uint64_t legOffset, uint64_t length) {
-  auto pieces = mapLegRange(leg, extentSize, legOffset, length);
-  if (pieces.empty()) return false;
-  for (const auto& p : pieces)
-    if (!pvServes(pool, p.pv, op, redundant)) return false;
+  bool ok = true;
+  bool inRange = forEachPvPiece(leg, extentSize, legOffset, length, [&](uint32_t pv, uint64_t, uint64_t, uint64_t) {
+    ok = ok && pvServes(pool, pv, op, redundant);
+  });
+  return inRange && ok;
+}
+
+bool legSubmit(Pool& pool, const Leg& leg, LegOp op, bool redundant, uint64_t legOffset, uint64_t length,
+               std::vector<iovec>&& buffers, IoCompletion&& done) {
+  uint32_t pieces = 0, firstPv = 0;
+  uint64_t firstPvOffset = 0;
+  bool ok = true;
+  bool inRange = forEachPvPiece(leg, pool.extentSize(), legOffset, length,
+                                [&](uint32_t pv, uint64_t pvOffset, uint64_t, uint64_t) {
+                                  ok = ok && pvServes(pool, pv, op, redundant);
+                                  if (pieces++ == 0) firstPv = pv, firstPvOffset = pvOffset;
+                                });
+  if (!inRange || !ok || length == 0) return false;
+  if (pieces == 1) {
+    // The usual case (one extent run): the request goes through untouched.
+    submitToPv(pool, firstPv, op, redundant, firstPvOffset, length, std::move(buffers), std::move(done));
+    return true;
+  }
+  auto join = IoJoin::make(pool.loop(), std::move(done));
+  forEachPvPiece(leg, pool.extentSize(), legOffset, length,
+                 [&](uint32_t pv, uint64_t pvOffset, uint64_t pieceLegOffset, uint64_t n) {
+                   std::vector<iovec> slice;
+                   if (op == LegOp::Read || op == LegOp::Write) slice = sliceIovecs(buffers, pieceLegOffset - legOffset, n);
+                   submitToPv(pool, pv, op, redundant, pvOffset, n, std::move(slice), join->add());
+                 });
+  join->arm();
   return true;
 }
 
 void legTransfer(Pool& pool, const Leg& leg, LegOp op, bool redundant, uint64_t legOffset, uint64_t length,
                  std::vector<iovec> buffers, IoCompletion done) {
-  auto join = IoJoin::make(pool.loop(), std::move(done));
-  auto pieces = mapLegRange(leg, pool.extentSize(), legOffset, length);
-  if (pieces.empty() && length > 0) join->fail(-EINVAL);
-  for (const PvPiece& piece : pieces) {
-    if (!pvServes(pool, piece.pv, op, redundant)) {
-      join->fail(-EIO);
-      continue;
-    }
-    RawImage* image = pool.pvImage(piece.pv);
-    auto completion = [poolRef = pool.shared_from_this(), pv = piece.pv, redundant, sub = join->add()](int result) {
-      if (result < 0 && result != -EINVAL && redundant) poolRef->reportPvFailure(pv, result);
-      sub(result);
-    };
-    uint64_t at = piece.legOffset - legOffset;
-    switch (op) {
-      case LegOp::Read: image->readv(piece.pvOffset, sliceIovecs(buffers, at, piece.length), completion); break;
-      case LegOp::Write: image->writev(piece.pvOffset, sliceIovecs(buffers, at, piece.length), completion); break;
-      case LegOp::Zero: image->writeZeroes(piece.pvOffset, piece.length, completion); break;
-      case LegOp::Discard: image->discard(piece.pvOffset, piece.length, completion); break;
+  if (length == 0) return completeSoon(pool.loop(), std::move(done), 0);
+  if (!legSubmit(pool, leg, op, redundant, legOffset, length, std::move(buffers), std::move(done)))
+    completeSoon(pool.loop(), std::move(done), -EIO);
+}
+
+LegGather::LegGather(const std::vector<iovec>& request, uint32_t legs)
+    : cursor_(request), withBuffers_(!request.empty()), open_(legs, -1) {}
+
+void LegGather::add(uint32_t leg, uint64_t legOffset, uint64_t length) {
+  int32_t index = open_[leg];
+  if (index >= 0) {
+    Piece& last = pieces_[static_cast<size_t>(index)];
+    bool fits = !withBuffers_ || last.buffers.size() + cursor_.countFor(length) <= kMaxIovecs;
+    if (last.legOffset + last.length == legOffset && fits) {
+      last.length += length;
+      if (withBuffers_) cursor_.take(length, last.buffers);
+      return;
     }
   }
-  join->arm();
+  open_[leg] = static_cast<int32_t>(pieces_.size());
+  Piece& piece = pieces_.emplace_back(Piece{leg, legOffset, length, {}});
+  if (withBuffers_) cursor_.take(length, piece.buffers);
 }
 
 }  // namespace strata::storage::volume

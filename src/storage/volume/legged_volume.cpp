@@ -3,7 +3,6 @@
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <set>
 
 #include "storage/volume/io_util.h"
 
@@ -14,28 +13,12 @@ LeggedVolume::LeggedVolume(std::shared_ptr<Pool> pool, VolumeRecord record, bool
   redundant_ = isRedundant(record_.type);
   sets_ = dataLegCount(record_);
   mirrors_ = static_cast<uint32_t>(record_.legs.size()) / sets_;
+  for (const Leg& l : record_.legs)
+    for (const ExtentRun& run : l.runs)
+      if (std::find(pvs_.begin(), pvs_.end(), run.pv) == pvs_.end()) pvs_.push_back(run.pv);
 }
 
 std::string LeggedVolume::serial() const { return fmt::format("{}/{}", pool_->name(), record_.name).substr(0, 20); }
-
-std::vector<LeggedVolume::Piece> LeggedVolume::mapRange(uint64_t offset, uint64_t length) const {
-  std::vector<Piece> pieces;
-  if (sets_ == 1) {
-    if (length > 0) pieces.push_back({0, offset, 0, length});
-    return pieces;
-  }
-  uint64_t stripe = record_.stripeSize;
-  uint64_t done = 0;
-  while (done < length) {
-    uint64_t at = offset + done;
-    uint64_t chunk = at / stripe;
-    uint64_t within = at % stripe;
-    uint64_t n = std::min(stripe - within, length - done);
-    pieces.push_back({static_cast<uint32_t>(chunk % sets_), (chunk / sets_) * stripe + within, done, n});
-    done += n;
-  }
-  return pieces;
-}
 
 bool LeggedVolume::rangeOk(uint64_t offset, uint64_t length, bool write, IoCompletion& done) {
   if (write && readOnly_) {
@@ -49,72 +32,116 @@ bool LeggedVolume::rangeOk(uint64_t offset, uint64_t length, bool write, IoCompl
   return true;
 }
 
-void LeggedVolume::readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
-  uint64_t length = iovecLength(buffers);
-  if (!rangeOk(offset, length, false, done)) return;
-  auto join = IoJoin::make(pool_->loop(), std::move(done));
-  for (const Piece& piece : mapRange(offset, length)) {
-    uint32_t first = mirrors_ > 1 ? nextReadCopy_++ % mirrors_ : 0;
-    readPiece(piece, sliceIovecs(buffers, piece.requestOffset, piece.length), 0, first, join->add());
+template <typename Fn>
+void LeggedVolume::dispatch(uint64_t offset, uint64_t length, std::vector<iovec> buffers, IoCompletion done, Fn fn) {
+  if (length == 0) return completeSoon(pool_->loop(), std::move(done), 0);
+  uint64_t stripe = record_.stripeSize;
+  if (sets_ == 1) return fn(Piece{0, offset, length, std::move(buffers)}, std::move(done));
+  uint64_t chunk = offset / stripe;
+  if (chunk == (offset + length - 1) / stripe) {
+    // Inside one chunk: the request goes through as it is.
+    Piece piece{static_cast<uint32_t>(chunk % sets_), (chunk / sets_) * stripe + offset % stripe, length,
+                std::move(buffers)};
+    return fn(std::move(piece), std::move(done));
   }
+  LegGather gather(buffers, sets_);
+  for (uint64_t at = offset, end = offset + length; at < end;) {
+    chunk = at / stripe;
+    uint64_t within = at % stripe;
+    uint64_t n = std::min(stripe - within, end - at);
+    gather.add(static_cast<uint32_t>(chunk % sets_), (chunk / sets_) * stripe + within, n);
+    at += n;
+  }
+  auto join = IoJoin::make(pool_->loop(), std::move(done));
+  for (Piece& piece : gather.pieces()) fn(std::move(piece), join->add());
   join->arm();
 }
 
-void LeggedVolume::readPiece(const Piece& piece, std::vector<iovec> buffers, uint32_t attempt, uint32_t first,
-                             IoCompletion done) {
+void LeggedVolume::readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
+  uint64_t length = iovecLength(buffers);
+  if (!rangeOk(offset, length, false, done)) return;
+  dispatch(offset, length, std::move(buffers), std::move(done), [this](Piece&& piece, IoCompletion&& pieceDone) {
+    uint32_t first = mirrors_ > 1 ? nextReadCopy_++ % mirrors_ : 0;
+    readPiece(std::move(piece), 0, first, std::move(pieceDone));
+  });
+}
+
+void LeggedVolume::readPiece(Piece piece, uint32_t attempt, uint32_t first, IoCompletion done) {
+  if (mirrors_ == 1) {
+    if (!legSubmit(*pool_, leg(piece.leg, 0), LegOp::Read, redundant_, piece.legOffset, piece.length,
+                   std::move(piece.buffers), std::move(done)))
+      completeSoon(pool_->loop(), std::move(done), -EIO);
+    return;
+  }
   // Try copies in turn, starting at `first`, skipping those that cannot serve.
   for (; attempt < mirrors_; ++attempt) {
-    uint32_t copy = (first + attempt) % mirrors_;
-    const Leg& l = leg(piece.set, copy);
+    const Leg& l = leg(piece.leg, (first + attempt) % mirrors_);
     if (!legAvailable(*pool_, l, pool_->extentSize(), LegOp::Read, redundant_, piece.legOffset, piece.length)) continue;
-    legTransfer(*pool_, l, LegOp::Read, redundant_, piece.legOffset, piece.length, buffers,
-                [this, piece, buffers, attempt, first, done = std::move(done)](int result) mutable {
-                  if (result >= 0 || attempt + 1 >= mirrors_) return done(result);
-                  readPiece(piece, std::move(buffers), attempt + 1, first, std::move(done));
-                });
+    auto buffers = piece.buffers;  // kept for a retry on the next copy
+    uint64_t legOffset = piece.legOffset, length = piece.length;
+    legSubmit(*pool_, l, LegOp::Read, redundant_, legOffset, length, std::move(buffers),
+              [this, piece = std::move(piece), attempt, first, done = std::move(done)](int result) mutable {
+                if (result >= 0 || attempt + 1 >= mirrors_) return done(result);
+                readPiece(std::move(piece), attempt + 1, first, std::move(done));
+              });
     return;
   }
   completeSoon(pool_->loop(), std::move(done), -EIO);
 }
 
-void LeggedVolume::writePiece(const Piece& piece, LegOp op, std::vector<iovec> buffers, IoCompletion done) {
+void LeggedVolume::writePiece(Piece piece, LegOp op, IoCompletion done) {
+  if (mirrors_ == 1) {
+    if (!legSubmit(*pool_, leg(piece.leg, 0), op, redundant_, piece.legOffset, piece.length, std::move(piece.buffers),
+                   std::move(done)))
+      completeSoon(pool_->loop(), std::move(done), -EIO);
+    return;
+  }
+  // Every writable copy; the piece succeeds while at least one does.
   struct Tally {
+    uint32_t pending = 1;  // the submission token
     uint32_t ok = 0;
     int error = -EIO;
+    IoCompletion done;
+    void settle() {
+      if (--pending == 0) done(ok > 0 ? 0 : error);
+    }
   };
   auto tally = std::make_shared<Tally>();
-  auto join = IoJoin::make(pool_->loop(), [tally, done = std::move(done)](int) {
-    done(tally->ok > 0 ? 0 : tally->error);
-  });
+  tally->done = std::move(done);
   for (uint32_t copy = 0; copy < mirrors_; ++copy) {
-    const Leg& l = leg(piece.set, copy);
-    if (!legAvailable(*pool_, l, pool_->extentSize(), op, redundant_, piece.legOffset, piece.length)) continue;
-    legTransfer(*pool_, l, op, redundant_, piece.legOffset, piece.length, buffers,
-                [tally, sub = join->add()](int result) {
-                  if (result >= 0)
-                    ++tally->ok;
-                  else
-                    tally->error = result;
-                  sub(0);
-                });
+    auto buffers = piece.buffers;
+    ++tally->pending;
+    bool submitted = legSubmit(*pool_, leg(piece.leg, copy), op, redundant_, piece.legOffset, piece.length,
+                               std::move(buffers), [tally](int result) {
+                                 if (result >= 0)
+                                   ++tally->ok;
+                                 else
+                                   tally->error = result;
+                                 tally->settle();
+                               });
+    if (!submitted) --tally->pending;
   }
-  join->arm();
+  if (tally->pending == 1) {
+    // No copy could take it: still complete asynchronously.
+    tally->pending = 0;
+    return completeSoon(pool_->loop(), std::move(tally->done), -EIO);
+  }
+  tally->settle();
 }
 
 void LeggedVolume::writev(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
   uint64_t length = iovecLength(buffers);
   if (!rangeOk(offset, length, true, done)) return;
-  auto join = IoJoin::make(pool_->loop(), std::move(done));
-  for (const Piece& piece : mapRange(offset, length))
-    writePiece(piece, LegOp::Write, sliceIovecs(buffers, piece.requestOffset, piece.length), join->add());
-  join->arm();
+  dispatch(offset, length, std::move(buffers), std::move(done), [this](Piece&& piece, IoCompletion&& pieceDone) {
+    writePiece(std::move(piece), LegOp::Write, std::move(pieceDone));
+  });
 }
 
 void LeggedVolume::writeZeroes(uint64_t offset, uint64_t length, IoCompletion done) {
   if (!rangeOk(offset, length, true, done)) return;
-  auto join = IoJoin::make(pool_->loop(), std::move(done));
-  for (const Piece& piece : mapRange(offset, length)) writePiece(piece, LegOp::Zero, {}, join->add());
-  join->arm();
+  dispatch(offset, length, {}, std::move(done), [this](Piece&& piece, IoCompletion&& pieceDone) {
+    writePiece(std::move(piece), LegOp::Zero, std::move(pieceDone));
+  });
 }
 
 void LeggedVolume::discard(uint64_t offset, uint64_t length, IoCompletion done) {
@@ -122,20 +149,17 @@ void LeggedVolume::discard(uint64_t offset, uint64_t length, IoCompletion done) 
   // Copies must stay identical, and a discarded range need not read back as
   // zeroes on every device, so redundant volumes zero instead.
   LegOp op = redundant_ ? LegOp::Zero : LegOp::Discard;
-  auto join = IoJoin::make(pool_->loop(), std::move(done));
-  for (const Piece& piece : mapRange(offset, length)) writePiece(piece, op, {}, join->add());
-  join->arm();
+  dispatch(offset, length, {}, std::move(done), [this, op](Piece&& piece, IoCompletion&& pieceDone) {
+    writePiece(std::move(piece), op, std::move(pieceDone));
+  });
 }
 
 void LeggedVolume::flush(IoCompletion done) {
-  std::set<uint32_t> pvs;
-  for (const Leg& l : record_.legs)
-    for (const ExtentRun& run : l.runs) pvs.insert(run.pv);
   auto join = IoJoin::make(pool_->loop(), [this, done = std::move(done)](int result) {
     if (redundant_) result = pool_->health(record_).failed ? -EIO : 0;
     done(result);
   });
-  for (uint32_t pv : pvs) {
+  for (uint32_t pv : pvs_) {
     if (!pool_->pvPresent(pv)) continue;
     pool_->pvImage(pv)->flush([this, pv, sub = join->add()](int result) {
       if (result < 0 && redundant_) pool_->reportPvFailure(pv, result);

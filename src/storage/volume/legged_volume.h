@@ -28,19 +28,18 @@ class LeggedVolume final : public BlockDevice {
   void discard(uint64_t offset, uint64_t length, IoCompletion done) override;
   void writeZeroes(uint64_t offset, uint64_t length, IoCompletion done) override;
 
-  struct Piece {
-    uint32_t set;
-    uint64_t legOffset;
-    uint64_t requestOffset;  // where the piece starts within the request
-    uint64_t length;
-  };
-  // How [offset, offset+length) of the volume maps onto mirror sets.
-  std::vector<Piece> mapRange(uint64_t offset, uint64_t length) const;
+  // A piece's `leg` is the mirror set it goes to.
+  using Piece = LegGather::Piece;
 
  private:
   bool rangeOk(uint64_t offset, uint64_t length, bool write, IoCompletion& done);
-  void readPiece(const Piece& piece, std::vector<iovec> buffers, uint32_t attempt, uint32_t first, IoCompletion done);
-  void writePiece(const Piece& piece, LegOp op, std::vector<iovec> buffers, IoCompletion done);
+  // Cuts [offset, +length) into one piece per contiguous range of each mirror
+  // set (chunks rotate over the sets, so a set's chunks in one request are
+  // adjacent on its legs) and hands each to fn with its completion.
+  template <typename Fn>
+  void dispatch(uint64_t offset, uint64_t length, std::vector<iovec> buffers, IoCompletion done, Fn fn);
+  void readPiece(Piece piece, uint32_t attempt, uint32_t first, IoCompletion done);
+  void writePiece(Piece piece, LegOp op, IoCompletion done);
   const Leg& leg(uint32_t set, uint32_t copy) const { return record_.legs[set * mirrors_ + copy]; }
 
   std::shared_ptr<Pool> pool_;
@@ -50,6 +49,7 @@ class LeggedVolume final : public BlockDevice {
   uint32_t sets_;
   uint32_t mirrors_;
   uint32_t nextReadCopy_ = 0;
+  std::vector<uint32_t> pvs_;  // every PV under the volume, for flush
 };
 
 }  // namespace strata::storage::volume

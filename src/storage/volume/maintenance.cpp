@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <climits>
+#include <map>
 #include <cstdlib>
 #include <cstring>
 
@@ -30,13 +31,62 @@ std::string canonicalPath(const std::string& path) {
   return path;
 }
 
-int legSync(Pool& pool, const Leg& leg, LegOp op, uint64_t offset, uint64_t length, uint8_t* buffer) {
-  return runUntilComplete(pool.loop(), [&](IoCompletion done) {
-    legTransfer(pool, leg, op, true, offset, length, {iovec{buffer, length}}, std::move(done));
-  });
-}
+// Work split into steps run a few at a time: each step's reads go out
+// together and several steps overlap, so the legs' queues stay busy.
+constexpr size_t kDepth = 4;
 
-Error ioError(const std::string& what, int result) { return Error{fmt::format("{}: {}", what, std::strerror(-result))}; }
+struct Pipeline {
+  EventLoop& loop;
+  size_t count;
+  // step(index, slot, done): slot (< kDepth) names the buffers the step may use.
+  std::function<void(size_t, size_t, IoCompletion)> step;
+  std::string failure;  // set by the step that failed first
+
+  // Returns the first error (0 when every step succeeded).
+  int run() {
+    size_t next = 0, inFlight = 0;
+    int error = 0;
+    std::vector<size_t> freeSlots;
+    for (size_t slot = kDepth; slot-- > 0;) freeSlots.push_back(slot);
+    std::function<void()> launch = [&] {
+      while (error == 0 && next < count && !freeSlots.empty()) {
+        size_t slot = freeSlots.back();
+        freeSlots.pop_back();
+        ++inFlight;
+        step(next++, slot, [&, slot](int result) {
+          --inFlight;
+          freeSlots.push_back(slot);
+          if (result < 0 && error == 0) error = result;
+          launch();
+        });
+      }
+    };
+    launch();
+    while (inFlight > 0) loop.runOnce(-1);
+    return error;
+  }
+  // For a step: records what failed (the first failure wins) and passes result on.
+  void fail(const std::string& what, int result, IoCompletion& done) {
+    if (failure.empty()) failure = fmt::format("{}: {}", what, std::strerror(-result));
+    done(result);
+  }
+};
+
+// Per pipeline slot, one step-sized buffer per leg, made on first use.
+class StepBuffers {
+ public:
+  explicit StepBuffers(uint32_t legs) : buffers_(kDepth * legs), legs_(legs) {}
+  uint8_t* get(size_t slot, uint32_t leg) {
+    auto& b = buffers_[slot * legs_ + leg];
+    if (!b) b = makeScratchBuffer(kStep);
+    return b.get();
+  }
+
+ private:
+  std::vector<AlignedBuffer> buffers_;
+  uint32_t legs_;
+};
+
 
 class Meter {
  public:
@@ -61,6 +111,96 @@ bool legOnPv(const Leg& leg, uint32_t pv) {
   for (const auto& run : leg.runs)
     if (run.pv == pv) return true;
   return false;
+}
+
+// A redundant volume's leg on the replaced PV, to be rebuilt from the others.
+struct LegRebuild {
+  VolumeRecord volume;
+  uint32_t leg;
+};
+
+// Rebuilds the legs in kStep steps, several in flight: RAID 5 reads every
+// other leg of the step at once and XORs them, under the volume's lock so
+// writes in between cannot mix old and new stripes; mirrors copy a healthy copy.
+Result<void> rebuildLegs(Pool& pool, const std::vector<LegRebuild>& rebuilds, Meter& meter) {
+  struct Step {
+    size_t job;
+    uint64_t at, n;
+  };
+  std::vector<Step> steps;
+  uint32_t maxLegs = 0;
+  for (size_t j = 0; j < rebuilds.size(); ++j) {
+    uint64_t legBytes = rebuilds[j].volume.legExtents * pool.extentSize();
+    for (uint64_t at = 0; at < legBytes; at += kStep) steps.push_back({j, at, std::min(kStep, legBytes - at)});
+    maxLegs = std::max(maxLegs, static_cast<uint32_t>(rebuilds[j].volume.legs.size()));
+  }
+  StepBuffers buffers(maxLegs);
+  std::map<uint32_t, std::shared_ptr<RangeLock>> locks;
+  for (const auto& r : rebuilds)
+    if (r.volume.type == VolumeType::Raid5) locks[r.volume.id] = pool.volumeLock(r.volume.id);
+
+  Pipeline pipeline{pool.loop(), steps.size(), {}, {}};
+  pipeline.step = [&](size_t index, size_t slot, IoCompletion done) {
+    const Step step = steps[index];
+    const VolumeRecord& v = rebuilds[step.job].volume;
+    const uint32_t l = rebuilds[step.job].leg;
+    uint8_t* out = buffers.get(slot, l);
+    // After the data is in `out`: write it to the new leg.
+    auto writeOut = [&pool, &pipeline, &meter, &v, l, step, out](IoCompletion finished) {
+      legTransfer(pool, v.legs[l], LegOp::Write, true, step.at, step.n, {iovec{out, step.n}},
+                  [&pipeline, &meter, &v, l, step, finished = std::move(finished)](int w) mutable {
+                    if (w < 0) return pipeline.fail(fmt::format("writing {} leg {} to the new PV", v.name, l), w, finished);
+                    meter.add(step.n);
+                    finished(0);
+                  });
+    };
+    if (v.type != VolumeType::Raid5) {
+      // A copy from the first readable mirror of the set, the next on error.
+      auto tryCopy = std::make_shared<std::function<void(uint32_t, IoCompletion)>>();
+      std::weak_ptr<std::function<void(uint32_t, IoCompletion)>> weak = tryCopy;  // no cycle through itself
+      *tryCopy = [&pool, &pipeline, &v, l, step, out, writeOut, weak](uint32_t m, IoCompletion finished) {
+        uint32_t set = l / v.mirrors;
+        for (; m < v.mirrors; ++m) {
+          uint32_t o = set * v.mirrors + m;
+          if (o == l || !legAvailable(pool, v.legs[o], pool.extentSize(), LegOp::Read, true, step.at, step.n)) continue;
+          legTransfer(pool, v.legs[o], LegOp::Read, true, step.at, step.n, {iovec{out, step.n}},
+                      [m, writeOut, self = weak.lock(), finished = std::move(finished)](int r) mutable {
+                        if (r >= 0) return writeOut(std::move(finished));
+                        (*self)(m + 1, std::move(finished));
+                      });
+          return;
+        }
+        pipeline.fail(fmt::format("reading a copy of {}", v.name), -EIO, finished);
+      };
+      return (*tryCopy)(0, std::move(done));
+    }
+    auto lock = locks[v.id];
+    lock->acquire(step.at, step.at + step.n, [&, lock, step, slot, l, out, writeOut,
+                                              done = std::move(done)](RangeLock::Ticket ticket) mutable {
+      IoCompletion unlocked = [lock, ticket, done = std::move(done)](int result) {
+        lock->release(ticket);
+        done(result);
+      };
+      const VolumeRecord& vol = rebuilds[step.job].volume;
+      auto join = IoJoin::make(pool.loop(), [&, step, slot, l, out, writeOut,
+                                             unlocked = std::move(unlocked)](int r) mutable {
+        const VolumeRecord& v2 = rebuilds[step.job].volume;
+        if (r < 0) return pipeline.fail(fmt::format("reading the surviving legs of {}", v2.name), r, unlocked);
+        std::vector<const uint8_t*> sources;
+        for (uint32_t o = 0; o < v2.legs.size(); ++o)
+          if (o != l) sources.push_back(buffers.get(slot, o));
+        xorBlocks(sources, out, step.n);
+        writeOut(std::move(unlocked));
+      });
+      for (uint32_t o = 0; o < vol.legs.size(); ++o)
+        if (o != l)
+          legTransfer(pool, vol.legs[o], LegOp::Read, true, step.at, step.n, {iovec{buffers.get(slot, o), step.n}},
+                      join->add());
+      join->arm();
+    });
+  };
+  if (int r = pipeline.run(); r < 0) return Error{pipeline.failure.empty() ? std::strerror(-r) : pipeline.failure};
+  return {};
 }
 
 }  // namespace
@@ -147,7 +287,7 @@ Result<ReplaceReport> replacePhysicalVolume(Pool& pool, const std::string& oldPv
     // The old PV still works: copy its extents verbatim before the pool
     // switches over, so an interrupted copy leaves the pool on the old PV.
     if (samePath) return Error{fmt::format("PV {} is healthy; replace it with a different device", pool.pvDisplayName(index))};
-    auto fresh = RawImage::open(newPath, {}, pool.loop());
+    auto fresh = RawImage::open(newPath, {.direct = pool.direct()}, pool.loop());
     if (!fresh) return fresh.error();
     uint64_t needed = kPvDataStart + pool.record().pvs[index].extentCount * extent;
     if ((*fresh)->sizeBytes() < needed)
@@ -175,10 +315,10 @@ Result<ReplaceReport> replacePhysicalVolume(Pool& pool, const std::string& oldPv
   } else {
     if (auto attached = pool.attachReplacement(index, newPath, &previous); !attached) return attached.error();
     target = pool.pvImage(index);
+    std::vector<LegRebuild> rebuilds;
     for (const VolumeRecord& v : pool.record().volumes) {
       if (v.legs.empty()) continue;
       bool isLost = std::find(lost.begin(), lost.end(), v.name) != lost.end();
-      uint64_t legBytes = v.legExtents * extent;
       for (uint32_t l = 0; l < v.legs.size(); ++l) {
         const Leg& leg = v.legs[l];
         if (!legOnPv(leg, index)) continue;
@@ -207,36 +347,10 @@ Result<ReplaceReport> replacePhysicalVolume(Pool& pool, const std::string& oldPv
           report.zeroedVolumes.push_back(v.name);
           continue;
         }
-        std::vector<AlignedBuffer> others;
-        for (uint64_t at = 0; at < legBytes; at += kStep) {
-          uint64_t n = std::min(kStep, legBytes - at);
-          if (v.type == VolumeType::Raid5) {
-            others.resize(v.legs.size());
-            std::vector<const uint8_t*> sources;
-            for (uint32_t o = 0; o < v.legs.size(); ++o) {
-              if (o == l) continue;
-              if (!others[o]) others[o] = makeAlignedBuffer(kStep);
-              int r = legSync(pool, v.legs[o], LegOp::Read, at, n, others[o].get());
-              if (r < 0) return ioError(fmt::format("reading {} leg {}", v.name, o), r);
-              sources.push_back(others[o].get());
-            }
-            xorBlocks(sources, buffer.get(), n);
-          } else {
-            uint32_t set = l / v.mirrors;
-            int r = -EIO;
-            for (uint32_t m = 0; m < v.mirrors && r < 0; ++m) {
-              uint32_t o = set * v.mirrors + m;
-              if (o == l || !legAvailable(pool, v.legs[o], extent, LegOp::Read, true, at, n)) continue;
-              r = legSync(pool, v.legs[o], LegOp::Read, at, n, buffer.get());
-            }
-            if (r < 0) return ioError(fmt::format("reading a copy of {}", v.name), r);
-          }
-          int w = legSync(pool, leg, LegOp::Write, at, n, buffer.get());
-          if (w < 0) return ioError(fmt::format("writing {} leg {} to the new PV", v.name, l), w);
-          meter.add(n);
-        }
+        rebuilds.push_back({v, l});
       }
     }
+    if (auto r = rebuildLegs(pool, rebuilds, meter); !r) return r.error();
   }
   if (auto f = flushSync(*target, pool.loop()); !f) return Error{"flushing the new PV: " + f.error().message};
   pool.markRebuilt(index);
@@ -251,10 +365,7 @@ Result<ScrubReport> scrubPool(Pool& pool, bool repair, const ProgressCallback& p
   ScrubReport report;
   uint64_t extent = pool.extentSize();
   uint64_t total = 0;
-  for (const VolumeRecord& v : pool.record().volumes)
-    if (isRedundant(v.type)) total += v.legExtents * extent * v.legs.size();
-  Meter meter(total, progress);
-
+  std::vector<const VolumeRecord*> volumes;
   for (const VolumeRecord& v : pool.record().volumes) {
     if (!isRedundant(v.type)) continue;
     VolumeHealth h = pool.health(v);
@@ -262,51 +373,82 @@ Result<ScrubReport> scrubPool(Pool& pool, bool repair, const ProgressCallback& p
       report.skipped.push_back(fmt::format("{} ({})", v.name, h.failed ? "failed" : "degraded"));
       continue;
     }
+    volumes.push_back(&v);
+    total += v.legExtents * extent * v.legs.size();
+  }
+  Meter meter(total, progress);
+  for (const VolumeRecord* volume : volumes) {
+    const VolumeRecord v = *volume;  // a copy: a PV failing mid-scrub commits the pool record
     uint64_t legBytes = v.legExtents * extent;
     uint32_t legs = static_cast<uint32_t>(v.legs.size());
-    std::vector<AlignedBuffer> copies;
-    for (uint32_t l = 0; l < legs; ++l) copies.push_back(makeAlignedBuffer(kStep));
-    auto scratch = makeAlignedBuffer(kBlock);
-    for (uint64_t at = 0; at < legBytes; at += kStep) {
-      uint64_t n = std::min(kStep, legBytes - at);
-      for (uint32_t l = 0; l < legs; ++l) {
-        int r = legSync(pool, v.legs[l], LegOp::Read, at, n, copies[l].get());
-        if (r < 0) return ioError(fmt::format("scrub: reading {} leg {}", v.name, l), r);
-      }
+    // RAID 5 steps hold the volume's lock: a write between reading and
+    // repairing would otherwise look like (and be "repaired" as) a mismatch.
+    std::shared_ptr<RangeLock> lock = v.type == VolumeType::Raid5 ? pool.volumeLock(v.id) : nullptr;
+    StepBuffers buffers(legs);
+    std::vector<AlignedBuffer> scratch;  // per slot, one block
+    for (size_t slot = 0; slot < kDepth; ++slot) scratch.push_back(makeScratchBuffer(kBlock));
+    Pipeline pipeline{pool.loop(), static_cast<size_t>((legBytes + kStep - 1) / kStep), {}, {}};
+
+    // Compares a step's blocks; repairs go out as members of `repairs`.
+    auto checkStep = [&](uint64_t at, uint64_t n, size_t slot, IoJoin& repairs) {
+      auto copy = [&](uint32_t l, uint64_t b) { return buffers.get(slot, l) + b; };
+      auto repairWrite = [&](uint32_t l, uint64_t b, uint8_t* data) {
+        legTransfer(pool, v.legs[l], LegOp::Write, true, at + b, kBlock, {iovec{data, kBlock}}, repairs.add());
+        ++report.repaired;
+      };
       for (uint64_t b = 0; b < n; b += kBlock) {
         if (v.type == VolumeType::Raid5) {
           std::vector<const uint8_t*> sources;
-          for (uint32_t l = 0; l < legs; ++l) sources.push_back(copies[l].get() + b);
-          xorBlocks(sources, scratch.get(), kBlock);
-          bool zero = true;
-          for (uint64_t i = 0; i < kBlock && zero; ++i) zero = scratch[i] == 0;
-          if (zero) continue;
+          for (uint32_t l = 0; l < legs; ++l) sources.push_back(copy(l, b));
+          uint8_t* sum = scratch[slot].get();
+          xorBlocks(sources, sum, kBlock);
+          if (std::all_of(sum, sum + kBlock, [](uint8_t x) { return x == 0; })) continue;
           ++report.parityMismatches;
           if (!repair) continue;
-          uint64_t row = (at + b) / v.stripeSize;
-          uint32_t parity = ParityVolume::parityLeg(legs, row);
+          uint32_t parity = ParityVolume::parityLeg(legs, (at + b) / v.stripeSize);
           std::vector<const uint8_t*> data;
           for (uint32_t l = 0; l < legs; ++l)
-            if (l != parity) data.push_back(copies[l].get() + b);
-          xorBlocks(data, copies[parity].get() + b, kBlock);
-          int w = legSync(pool, v.legs[parity], LegOp::Write, at + b, kBlock, copies[parity].get() + b);
-          if (w < 0) return ioError(fmt::format("scrub: repairing parity of {}", v.name), w);
-          ++report.repaired;
+            if (l != parity) data.push_back(copy(l, b));
+          xorBlocks(data, copy(parity, b), kBlock);
+          repairWrite(parity, b, copy(parity, b));
         } else {
           for (uint32_t l = 0; l < legs; ++l) {
             uint32_t first = (l / v.mirrors) * v.mirrors;  // the set's first copy is the reference
-            if (l == first || std::memcmp(copies[l].get() + b, copies[first].get() + b, kBlock) == 0) continue;
+            if (l == first || std::memcmp(copy(l, b), copy(first, b), kBlock) == 0) continue;
             ++report.mirrorMismatches;
-            if (!repair) continue;
-            int w = legSync(pool, v.legs[l], LegOp::Write, at + b, kBlock, copies[first].get() + b);
-            if (w < 0) return ioError(fmt::format("scrub: repairing {} leg {}", v.name, l), w);
-            ++report.repaired;
+            if (repair) repairWrite(l, b, copy(first, b));
           }
         }
       }
-      report.bytesChecked += n * legs;
-      meter.add(n * legs);
-    }
+    };
+    pipeline.step = [&](size_t index, size_t slot, IoCompletion done) {
+      uint64_t at = index * kStep, n = std::min(kStep, legBytes - at);
+      // Reads every leg of the step at once, then checks and repairs.
+      auto body = [&, at, n, slot](IoCompletion finished) {
+        auto join = IoJoin::make(pool.loop(), [&, at, n, slot, finished = std::move(finished)](int r) mutable {
+          if (r < 0) return pipeline.fail(fmt::format("scrub: reading {}", v.name), r, finished);
+          auto repairs = IoJoin::make(pool.loop(), [&, n, finished = std::move(finished)](int w) mutable {
+            if (w < 0) return pipeline.fail(fmt::format("scrub: repairing {}", v.name), w, finished);
+            report.bytesChecked += n * legs;
+            meter.add(n * legs);
+            finished(0);
+          });
+          checkStep(at, n, slot, *repairs);
+          repairs->arm();
+        });
+        for (uint32_t l = 0; l < legs; ++l)
+          legTransfer(pool, v.legs[l], LegOp::Read, true, at, n, {iovec{buffers.get(slot, l), n}}, join->add());
+        join->arm();
+      };
+      if (!lock) return body(std::move(done));
+      lock->acquire(at, at + n, [lock, body, done = std::move(done)](RangeLock::Ticket ticket) mutable {
+        body([lock, ticket, done = std::move(done)](int result) {
+          lock->release(ticket);
+          done(result);
+        });
+      });
+    };
+    if (int r = pipeline.run(); r < 0) return Error{pipeline.failure.empty() ? std::strerror(-r) : pipeline.failure};
   }
   if (report.repaired > 0) {
     for (uint32_t pv = 0; pv < pool.pvCount(); ++pv)

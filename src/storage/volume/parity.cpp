@@ -10,21 +10,22 @@ namespace {
 
 void xorPortable(const std::vector<const uint8_t*>& sources, uint8_t* out, size_t length) {
   std::memcpy(out, sources[0], length);
-  for (size_t s = 1; s < sources.size(); ++s) {
-    const uint8_t* in = sources[s];
-    size_t i = 0;
-    for (; i + 8 <= length; i += 8) {
-      uint64_t a, b;
-      std::memcpy(&a, out + i, 8);
-      std::memcpy(&b, in + i, 8);
-      a ^= b;
-      std::memcpy(out + i, &a, 8);
-    }
-    for (; i < length; ++i) out[i] ^= in[i];
-  }
+  for (size_t s = 1; s < sources.size(); ++s) xorInto(out, sources[s], length);
 }
 
 }  // namespace
+
+void xorInto(uint8_t* out, const uint8_t* in, size_t length) {
+  size_t i = 0;
+  for (; i + 8 <= length; i += 8) {
+    uint64_t a, b;
+    std::memcpy(&a, out + i, 8);
+    std::memcpy(&b, in + i, 8);
+    a ^= b;
+    std::memcpy(out + i, &a, 8);
+  }
+  for (; i < length; ++i) out[i] ^= in[i];
+}
 
 void xorBlocks(const std::vector<const uint8_t*>& sources, uint8_t* out, size_t length) {
   if (sources.empty()) {

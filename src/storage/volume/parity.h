@@ -11,5 +11,7 @@ namespace strata::storage::volume {
 
 // out = sources[0] ^ sources[1] ^ ...; out may not alias a source.
 void xorBlocks(const std::vector<const uint8_t*>& sources, uint8_t* out, size_t length);
+// out ^= in.
+void xorInto(uint8_t* out, const uint8_t* in, size_t length);
 
 }  // namespace strata::storage::volume

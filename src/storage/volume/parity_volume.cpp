@@ -3,7 +3,6 @@
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <set>
 
 #include "storage/volume/io_util.h"
 #include "storage/volume/parity.h"
@@ -11,35 +10,73 @@
 namespace strata::storage::volume {
 
 namespace {
-constexpr uint64_t kSliceAlign = 4096;
+
+constexpr uint64_t kColumn = 4096;  // parity granularity: a 4 KiB slice of every leg of a row
 constexpr int kMaxAttempts = 3;
+
+// Per column and leg, what a batch does with that leg's slice.
+enum : uint8_t { kTouched = 1, kFull = 2, kRead = 4, kWrite = 8 };
+// Per column: how parity (or, for reads, the wanted data) is obtained.
+enum class Mode : uint8_t {
+  Idle,         // no request touches the column
+  Plain,        // reads: the data legs are read as they are
+  Reconstruct,  // the missing leg is rebuilt from all others first (then as Rcw for writes)
+  Rcw,          // reconstruct-write: parity = XOR of every data leg
+  Rmw,          // read-modify-write: parity ^= old ^ new of the touched legs
+};
+
+// Calls fn(first, end) for each maximal run of indexes in [0, n) where pred holds.
+template <typename Pred, typename Fn>
+void forEachRun(size_t n, Pred pred, Fn fn) {
+  for (size_t c = 0; c < n;) {
+    if (!pred(c)) {
+      ++c;
+      continue;
+    }
+    size_t e = c + 1;
+    while (e < n && pred(e)) ++e;
+    fn(c, e);
+    c = e;
+  }
+}
+
 }  // namespace
 
-struct ParityVolume::RowOp {
+struct ParityVolume::Batch {
   bool write = false;
   uint64_t row = 0;
-  uint64_t start = 0;   // request part within the row's data bytes
-  uint64_t length = 0;
-  std::vector<iovec> buffers;
-  uint64_t lo = 0, hi = 0;  // the column slice, 4 KiB aligned
-  std::vector<AlignedBuffer> slices;  // per leg
+  std::vector<Member> members;  // in arrival order: later writes win
+  uint64_t lo = 0, hi = 0;      // the column slice [lo, hi) within the chunks
+  RangeLock::Ticket ticket = 0;
   int attempt = 0;
-  bool locked = false;
-  IoCompletion done;
+  int missing = -1;             // the leg that cannot be read, if any
+  AlignedBuffer scratch;        // legs slices of hi - lo bytes
+  std::vector<uint8_t> flags;   // [column * legs + leg]
+  std::vector<Mode> modes;      // [column]
 
-  // The in-chunk range data chunk i contributes; empty when untouched.
-  std::pair<uint64_t, uint64_t> chunkRange(uint32_t i, uint64_t stripe) const {
-    uint64_t chunkStart = i * stripe;
-    uint64_t a = std::max(start, chunkStart), b = std::min(start + length, chunkStart + stripe);
-    if (a >= b) return {0, 0};
-    return {a - chunkStart, b - chunkStart};
-  }
+  uint64_t sliceBytes() const { return hi - lo; }
+  size_t columns() const { return static_cast<size_t>(sliceBytes() / kColumn); }
+  uint8_t* slice(uint32_t leg, size_t column = 0) { return scratch.get() + leg * sliceBytes() + column * kColumn; }
 };
+
+namespace {
+// The in-chunk range data chunk i contributes to a member; empty when untouched.
+std::pair<uint64_t, uint64_t> chunkPart(uint64_t start, uint64_t length, uint32_t i, uint64_t stripe) {
+  uint64_t chunkStart = i * stripe;
+  uint64_t a = std::max(start, chunkStart), b = std::min(start + length, chunkStart + stripe);
+  if (a >= b) return {0, 0};
+  return {a - chunkStart, b - chunkStart};
+}
+}  // namespace
 
 ParityVolume::ParityVolume(std::shared_ptr<Pool> pool, VolumeRecord record, bool readOnly)
     : pool_(std::move(pool)), record_(std::move(record)), readOnly_(readOnly) {
   legs_ = static_cast<uint32_t>(record_.legs.size());
   stripe_ = record_.stripeSize;
+  lock_ = pool_->volumeLock(record_.id);
+  for (const Leg& l : record_.legs)
+    for (const ExtentRun& run : l.runs)
+      if (std::find(pvs_.begin(), pvs_.end(), run.pv) == pvs_.end()) pvs_.push_back(run.pv);
 }
 
 std::string ParityVolume::serial() const { return fmt::format("{}/{}", pool_->name(), record_.name).substr(0, 20); }
@@ -59,212 +96,322 @@ bool ParityVolume::rangeOk(uint64_t offset, uint64_t length, bool write, IoCompl
 bool ParityVolume::legReadable(uint32_t leg, uint64_t legOffset, uint64_t length) const {
   return legAvailable(*pool_, record_.legs[leg], pool_->extentSize(), LegOp::Read, true, legOffset, length);
 }
-bool ParityVolume::legWritable(uint32_t leg, uint64_t legOffset, uint64_t length) const {
-  return legAvailable(*pool_, record_.legs[leg], pool_->extentSize(), LegOp::Write, true, legOffset, length);
-}
 
-void ParityVolume::lockRow(uint64_t row, std::function<void()> run) {
-  auto it = lockedRows_.find(row);
-  if (it != lockedRows_.end()) {
-    it->second.push_back(std::move(run));
-    return;
-  }
-  lockedRows_[row];
-  run();
-}
-
-void ParityVolume::unlockRow(uint64_t row) {
-  auto it = lockedRows_.find(row);
-  if (it == lockedRows_.end()) return;
-  if (it->second.empty()) {
-    lockedRows_.erase(it);
-    return;
-  }
-  auto next = std::move(it->second.front());
-  it->second.pop_front();
-  pool_->loop().post(std::move(next));
-}
-
-void ParityVolume::submitRows(bool write, uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
+template <typename Fn>
+void ParityVolume::splitRows(uint64_t offset, std::vector<iovec> buffers, IoCompletion done, Fn fn) {
   uint64_t length = iovecLength(buffers);
+  if (length == 0) return completeSoon(pool_->loop(), std::move(done), 0);
   uint64_t rowBytes = (legs_ - 1) * stripe_;
+  uint64_t row = offset / rowBytes, start = offset % rowBytes;
+  if (start + length <= rowBytes) return fn(row, Member{start, length, std::move(buffers), std::move(done)});
   auto join = IoJoin::make(pool_->loop(), std::move(done));
-  uint64_t at = 0;
-  while (at < length) {
-    auto op = std::make_shared<RowOp>();
-    op->write = write;
-    op->row = (offset + at) / rowBytes;
-    op->start = (offset + at) % rowBytes;
-    op->length = std::min(rowBytes - op->start, length - at);
-    op->buffers = sliceIovecs(buffers, at, op->length);
-    op->done = join->add();
-    at += op->length;
-    if (write)
-      lockedRowOp(std::move(op));
-    else
-      directRead(std::move(op));
+  IovecCursor cursor(buffers);
+  for (uint64_t at = 0; at < length;) {
+    row = (offset + at) / rowBytes;
+    start = (offset + at) % rowBytes;
+    uint64_t n = std::min(rowBytes - start, length - at);
+    Member member{start, n, {}, join->add()};
+    cursor.take(n, member.buffers);
+    fn(row, std::move(member));
+    at += n;
   }
   join->arm();
 }
+
+// --- reads
 
 void ParityVolume::readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
   if (!rangeOk(offset, iovecLength(buffers), false, done)) return;
-  submitRows(false, offset, std::move(buffers), std::move(done));
+  directRead(offset, std::move(buffers), std::move(done));
 }
+
+void ParityVolume::directRead(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
+  // The common case: every chunk read lives on a healthy leg, no lock needed.
+  // Chunks adjacent on a leg (consecutive rows) become one request.
+  uint64_t length = iovecLength(buffers);
+  if (length == 0) return completeSoon(pool_->loop(), std::move(done), 0);
+  uint64_t rowBytes = (legs_ - 1) * stripe_;
+  LegGather gather(buffers, legs_);
+  for (uint64_t at = offset, end = offset + length; at < end;) {
+    uint64_t row = at / rowBytes, within = at % rowBytes;
+    uint32_t i = static_cast<uint32_t>(within / stripe_);
+    uint64_t a = within % stripe_;
+    uint64_t n = std::min(stripe_ - a, end - at);
+    gather.add(dataLeg(legs_, row, i), row * stripe_ + a, n);
+    at += n;
+  }
+  auto& pieces = gather.pieces();
+  for (const auto& piece : pieces)
+    if (!legReadable(piece.leg, piece.legOffset, piece.length))
+      return lockedRead(offset, std::move(buffers), std::move(done));
+  // A leg that fails under us is marked failed: read again reconstructing it.
+  // (The pieces hold their own iovecs: the request's list can move on.)
+  auto retry = [this, offset, buffers = std::move(buffers), done = std::move(done)](int result) mutable {
+    if (result >= 0) return done(0);
+    lockedRead(offset, std::move(buffers), std::move(done));
+  };
+  if (pieces.size() == 1) {
+    auto& piece = pieces[0];
+    legTransfer(*pool_, record_.legs[piece.leg], LegOp::Read, true, piece.legOffset, piece.length,
+                std::move(piece.buffers), std::move(retry));
+    return;
+  }
+  auto join = IoJoin::make(pool_->loop(), std::move(retry));
+  for (auto& piece : pieces)
+    legTransfer(*pool_, record_.legs[piece.leg], LegOp::Read, true, piece.legOffset, piece.length,
+                std::move(piece.buffers), join->add());
+  join->arm();
+}
+
+void ParityVolume::lockedRead(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
+  splitRows(offset, std::move(buffers), std::move(done), [this](uint64_t row, Member&& member) {
+    auto batch = std::make_shared<Batch>();
+    batch->row = row;
+    batch->members.push_back(std::move(member));
+    lockBatch(std::move(batch));
+  });
+}
+
+// --- writes
 
 void ParityVolume::writev(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
   if (!rangeOk(offset, iovecLength(buffers), true, done)) return;
-  submitRows(true, offset, std::move(buffers), std::move(done));
+  splitRows(offset, std::move(buffers), std::move(done),
+            [this](uint64_t row, Member&& member) { queueWrite(row, std::move(member)); });
 }
 
-void ParityVolume::directRead(std::shared_ptr<RowOp> op) {
-  // The common case: every chunk read lives on a healthy leg, no lock needed.
-  std::vector<std::pair<uint32_t, std::pair<uint64_t, uint64_t>>> reads;
-  for (uint32_t i = 0; i < legs_ - 1; ++i) {
-    auto [a, b] = op->chunkRange(i, stripe_);
-    if (a == b) continue;
-    uint32_t leg = dataLeg(legs_, op->row, i);
-    if (!legReadable(leg, op->row * stripe_ + a, b - a)) return lockedRowOp(std::move(op));
-    reads.push_back({i, {a, b}});
+void ParityVolume::queueWrite(uint64_t row, Member member) {
+  auto& batch = forming_[row];
+  if (!batch) {
+    batch = std::make_shared<Batch>();
+    batch->write = true;
+    batch->row = row;
   }
-  auto join = IoJoin::make(pool_->loop(), [this, op](int result) {
-    if (result >= 0) return finish(op, 0);
-    // A leg failed under us; read again reconstructing it.
-    lockedRowOp(op);
-  });
-  for (auto& [i, range] : reads) {
-    auto [a, b] = range;
-    uint32_t leg = dataLeg(legs_, op->row, i);
-    legTransfer(*pool_, record_.legs[leg], LegOp::Read, true, op->row * stripe_ + a, b - a,
-                sliceIovecs(op->buffers, i * stripe_ + a - op->start, b - a), join->add());
-  }
-  join->arm();
-}
-
-void ParityVolume::lockedRowOp(std::shared_ptr<RowOp> op) {
-  uint64_t row = op->row;
-  lockRow(row, [this, op] {
-    op->locked = true;
-    rowReadPhase(op);
+  batch->members.push_back(std::move(member));
+  if (startPosted_) return;
+  // Writes submitted in this loop iteration (a guest's queue, a burst of
+  // completions resubmitting) share one parity pass per row.
+  startPosted_ = true;
+  pool_->loop().post([this, alive = std::weak_ptr<char>(alive_)] {
+    if (alive.lock()) startQueued();
   });
 }
 
-void ParityVolume::rowReadPhase(std::shared_ptr<RowOp> op) {
+void ParityVolume::startQueued() {
+  startPosted_ = false;
+  auto batches = std::move(forming_);
+  forming_.clear();
+  for (auto& [row, batch] : batches) lockBatch(std::move(batch));
+}
+
+void ParityVolume::lockBatch(std::shared_ptr<Batch> batch) {
   uint64_t lo = stripe_, hi = 0;
-  for (uint32_t i = 0; i < legs_ - 1; ++i) {
-    auto [a, b] = op->chunkRange(i, stripe_);
-    if (a == b) continue;
-    lo = std::min(lo, a);
-    hi = std::max(hi, b);
-  }
-  op->lo = lo / kSliceAlign * kSliceAlign;
-  op->hi = std::min<uint64_t>(stripe_, (hi + kSliceAlign - 1) / kSliceAlign * kSliceAlign);
-  uint64_t len = op->hi - op->lo;
-  uint64_t legOffset = op->row * stripe_ + op->lo;
-
-  std::vector<uint32_t> unreadable;
-  for (uint32_t leg = 0; leg < legs_; ++leg)
-    if (!legReadable(leg, legOffset, len)) unreadable.push_back(leg);
-  if (unreadable.size() > 1) return finish(op, -EIO);
-
-  // Which data chunks' old contents are needed: all touched ones for a read;
-  // for a write, those it does not fully overwrite within the slice.
-  uint32_t parity = parityLeg(legs_, op->row);
-  std::vector<bool> need(legs_, false);
-  for (uint32_t i = 0; i < legs_ - 1; ++i) {
-    auto [a, b] = op->chunkRange(i, stripe_);
-    bool touched = a != b;
-    bool covers = touched && a <= op->lo && b >= op->hi;
-    need[dataLeg(legs_, op->row, i)] = op->write ? !covers : touched;
-  }
-  int missing = -1;
-  if (!unreadable.empty() && unreadable[0] != parity && need[unreadable[0]]) missing = static_cast<int>(unreadable[0]);
-  std::vector<bool> read(legs_, false);
-  for (uint32_t leg = 0; leg < legs_; ++leg) {
-    if (missing >= 0)
-      read[leg] = leg != static_cast<uint32_t>(missing);  // reconstruct from every other leg
-    else
-      read[leg] = need[leg];
-  }
-
-  op->slices.clear();
-  for (uint32_t leg = 0; leg < legs_; ++leg) op->slices.push_back(makeAlignedBuffer(len));
-  auto join = IoJoin::make(pool_->loop(), [this, op, missing, len](int result) {
-    if (result < 0) {
-      if (++op->attempt >= kMaxAttempts) return finish(op, -EIO);
-      return rowReadPhase(op);  // the failed leg is marked now: reconstruct it
-    }
-    if (missing >= 0) {
-      std::vector<const uint8_t*> sources;
-      for (uint32_t leg = 0; leg < legs_; ++leg)
-        if (leg != static_cast<uint32_t>(missing)) sources.push_back(op->slices[leg].get());
-      xorBlocks(sources, op->slices[missing].get(), len);
-    }
-    rowFinish(op);
-  });
-  for (uint32_t leg = 0; leg < legs_; ++leg) {
-    if (!read[leg]) continue;
-    legTransfer(*pool_, record_.legs[leg], LegOp::Read, true, legOffset, len, {iovec{op->slices[leg].get(), len}},
-                join->add());
-  }
-  join->arm();
-}
-
-void ParityVolume::rowFinish(std::shared_ptr<RowOp> op) {
-  uint64_t len = op->hi - op->lo;
-  uint64_t legOffset = op->row * stripe_ + op->lo;
-  uint32_t parity = parityLeg(legs_, op->row);
-  if (!op->write) {
+  for (const Member& m : batch->members)
     for (uint32_t i = 0; i < legs_ - 1; ++i) {
-      auto [a, b] = op->chunkRange(i, stripe_);
+      auto [a, b] = chunkPart(m.start, m.length, i, stripe_);
       if (a == b) continue;
-      uint32_t leg = dataLeg(legs_, op->row, i);
-      copyToIovecs(op->buffers, i * stripe_ + a - op->start, op->slices[leg].get() + (a - op->lo), b - a);
+      lo = std::min(lo, a);
+      hi = std::max(hi, b);
     }
-    return finish(op, 0);
-  }
-  std::vector<const uint8_t*> data;
-  std::vector<uint32_t> touchedLegs;
-  for (uint32_t i = 0; i < legs_ - 1; ++i) {
-    uint32_t leg = dataLeg(legs_, op->row, i);
-    data.push_back(op->slices[leg].get());
-    auto [a, b] = op->chunkRange(i, stripe_);
-    if (a == b) continue;
-    copyFromIovecs(op->buffers, i * stripe_ + a - op->start, op->slices[leg].get() + (a - op->lo), b - a);
-    touchedLegs.push_back(leg);
-  }
-  xorBlocks(data, op->slices[parity].get(), len);
-  touchedLegs.push_back(parity);
-  auto join = IoJoin::make(pool_->loop(), [this, op](int) {
-    // Losing one leg mid-write still leaves data and parity consistent.
-    finish(op, pool_->health(record_).failed ? -EIO : 0);
+  batch->lo = lo / kColumn * kColumn;
+  batch->hi = std::min<uint64_t>(stripe_, (hi + kColumn - 1) / kColumn * kColumn);
+  uint64_t base = batch->row * stripe_;
+  lock_->acquire(base + batch->lo, base + batch->hi, [this, batch](RangeLock::Ticket ticket) {
+    batch->ticket = ticket;
+    runBatch(batch);
   });
-  for (uint32_t leg : touchedLegs) {
-    if (!legWritable(leg, legOffset, len)) continue;
-    legTransfer(*pool_, record_.legs[leg], LegOp::Write, true, legOffset, len, {iovec{op->slices[leg].get(), len}},
-                join->add());
+}
+
+void ParityVolume::runBatch(std::shared_ptr<Batch> batch) {
+  const uint64_t len = batch->sliceBytes();
+  const uint64_t legOffset = batch->row * stripe_ + batch->lo;
+  const size_t columns = batch->columns();
+  const uint32_t parity = parityLeg(legs_, batch->row);
+
+  batch->missing = -1;
+  for (uint32_t leg = 0; leg < legs_; ++leg) {
+    if (legReadable(leg, legOffset, len)) continue;
+    if (batch->missing >= 0) {
+      // Two legs gone: the data is lost. Still complete asynchronously.
+      return completeSoon(pool_->loop(), [this, batch](int result) { finishBatch(batch, result); }, -EIO);
+    }
+    batch->missing = static_cast<int>(leg);
   }
+  const int missing = batch->missing;
+
+  auto& flags = batch->flags;
+  flags.assign(columns * legs_, 0);
+  for (const Member& m : batch->members)
+    for (uint32_t i = 0; i < legs_ - 1; ++i) {
+      auto [a, b] = chunkPart(m.start, m.length, i, stripe_);
+      if (a == b) continue;
+      uint32_t leg = dataLeg(legs_, batch->row, i);
+      for (uint64_t c = (a - batch->lo) / kColumn; c * kColumn + batch->lo < b; ++c) {
+        uint64_t colStart = batch->lo + c * kColumn;
+        flags[c * legs_ + leg] |= kTouched;
+        if (a <= colStart && b >= colStart + kColumn) flags[c * legs_ + leg] |= kFull;
+      }
+    }
+
+  batch->modes.assign(columns, Mode::Idle);
+  for (size_t c = 0; c < columns; ++c) {
+    uint8_t* f = &flags[c * legs_];
+    bool touched = false;
+    for (uint32_t leg = 0; leg < legs_; ++leg) touched = touched || (f[leg] & kTouched);
+    if (!touched) continue;
+    auto readAllBut = [&](int skip) {
+      for (uint32_t leg = 0; leg < legs_; ++leg)
+        if (static_cast<int>(leg) != skip) f[leg] |= kRead;
+    };
+    Mode& mode = batch->modes[c];
+    if (!batch->write) {
+      if (missing >= 0 && (f[missing] & kTouched)) {
+        mode = Mode::Reconstruct;
+        readAllBut(missing);
+      } else {
+        mode = Mode::Plain;
+        for (uint32_t leg = 0; leg < legs_; ++leg)
+          if (f[leg] & kTouched) f[leg] |= kRead;
+      }
+      continue;
+    }
+    // Reconstruct-write reads the data legs not wholly overwritten;
+    // read-modify-write reads the touched legs and parity. Fewer reads win;
+    // on a tie reconstruct-write, which does not trust the old parity.
+    uint32_t rcwReads = 0, rmwReads = 1;
+    bool rcwOk = true, rmwOk = missing != static_cast<int>(parity);
+    for (uint32_t leg = 0; leg < legs_; ++leg) {
+      if (leg == parity) continue;
+      bool isMissing = static_cast<int>(leg) == missing;
+      if (!(f[leg] & kFull)) {
+        ++rcwReads;
+        rcwOk = rcwOk && !isMissing;
+      }
+      if (f[leg] & kTouched) {
+        ++rmwReads;
+        rmwOk = rmwOk && !isMissing;
+      }
+    }
+    if (rcwOk && (!rmwOk || rcwReads <= rmwReads)) {
+      mode = Mode::Rcw;
+      for (uint32_t leg = 0; leg < legs_; ++leg)
+        if (leg != parity && !(f[leg] & kFull)) f[leg] |= kRead;
+    } else if (rmwOk) {
+      mode = Mode::Rmw;
+      f[parity] |= kRead;
+      for (uint32_t leg = 0; leg < legs_; ++leg)
+        if (f[leg] & kTouched) f[leg] |= kRead;
+    } else {
+      mode = Mode::Reconstruct;
+      readAllBut(missing);
+    }
+    f[parity] |= kWrite;
+    for (uint32_t leg = 0; leg < legs_; ++leg)
+      if (f[leg] & kTouched) f[leg] |= kWrite;
+  }
+
+  if (!batch->scratch) batch->scratch = makeScratchBuffer(len * legs_);
+  auto join = IoJoin::make(pool_->loop(), [this, batch](int result) {
+    if (result >= 0) return computeBatch(batch);
+    if (++batch->attempt >= kMaxAttempts) return finishBatch(batch, -EIO);
+    runBatch(batch);  // the failed leg is marked now: reconstruct it
+  });
+  for (uint32_t leg = 0; leg < legs_; ++leg)
+    forEachRun(
+        columns, [&](size_t c) { return (flags[c * legs_ + leg] & kRead) != 0; },
+        [&](size_t first, size_t end) {
+          uint64_t n = (end - first) * kColumn;
+          legTransfer(*pool_, record_.legs[leg], LegOp::Read, true, legOffset + first * kColumn, n,
+                      {iovec{batch->slice(leg, first), n}}, join->add());
+        });
   join->arm();
 }
 
-void ParityVolume::finish(std::shared_ptr<RowOp> op, int result) {
-  if (op->locked) {
-    op->locked = false;
-    unlockRow(op->row);
+void ParityVolume::computeBatch(std::shared_ptr<Batch> batch) {
+  const size_t columns = batch->columns();
+  const uint32_t parity = parityLeg(legs_, batch->row);
+  const uint64_t legOffset = batch->row * stripe_ + batch->lo;
+  auto& flags = batch->flags;
+  auto& modes = batch->modes;
+  auto runBytes = [](size_t first, size_t end) { return (end - first) * kColumn; };
+
+  if (batch->missing >= 0) {
+    uint32_t missing = static_cast<uint32_t>(batch->missing);
+    forEachRun(
+        columns, [&](size_t c) { return modes[c] == Mode::Reconstruct; },
+        [&](size_t first, size_t end) {
+          std::vector<const uint8_t*> sources;
+          for (uint32_t leg = 0; leg < legs_; ++leg)
+            if (leg != missing) sources.push_back(batch->slice(leg, first));
+          xorBlocks(sources, batch->slice(missing, first), runBytes(first, end));
+        });
   }
-  auto done = std::move(op->done);
-  op->slices.clear();
-  done(result);
+
+  auto eachPart = [&](const Member& m, auto fn) {
+    for (uint32_t i = 0; i < legs_ - 1; ++i) {
+      auto [a, b] = chunkPart(m.start, m.length, i, stripe_);
+      if (a != b) fn(i * stripe_ + a - m.start, batch->slice(dataLeg(legs_, batch->row, i)) + (a - batch->lo), b - a);
+    }
+  };
+  if (!batch->write) {
+    for (const Member& m : batch->members)
+      eachPart(m, [&](uint64_t at, uint8_t* p, uint64_t n) { copyToIovecs(m.buffers, at, p, n); });
+    return finishBatch(batch, 0);
+  }
+
+  // Read-modify-write: take the old data out of the parity, the new in below.
+  auto rmwDelta = [&] {
+    for (size_t c = 0; c < columns; ++c) {
+      if (modes[c] != Mode::Rmw) continue;
+      for (uint32_t leg = 0; leg < legs_; ++leg)
+        if (flags[c * legs_ + leg] & kTouched) xorInto(batch->slice(parity, c), batch->slice(leg, c), kColumn);
+    }
+  };
+  rmwDelta();
+  for (const Member& m : batch->members)
+    eachPart(m, [&](uint64_t at, uint8_t* p, uint64_t n) { copyFromIovecs(m.buffers, at, p, n); });
+  rmwDelta();
+  forEachRun(
+      columns, [&](size_t c) { return modes[c] == Mode::Rcw || modes[c] == Mode::Reconstruct; },
+      [&](size_t first, size_t end) {
+        std::vector<const uint8_t*> data;
+        for (uint32_t leg = 0; leg < legs_; ++leg)
+          if (leg != parity) data.push_back(batch->slice(leg, first));
+        xorBlocks(data, batch->slice(parity, first), runBytes(first, end));
+      });
+
+  auto join = IoJoin::make(pool_->loop(), [this, batch](int) {
+    // Losing one leg mid-write still leaves data and parity consistent.
+    finishBatch(batch, pool_->health(record_).failed ? -EIO : 0);
+  });
+  for (uint32_t leg = 0; leg < legs_; ++leg)
+    forEachRun(
+        columns, [&](size_t c) { return (flags[c * legs_ + leg] & kWrite) != 0; },
+        [&](size_t first, size_t end) {
+          uint64_t n = runBytes(first, end);
+          // A leg that cannot take writes (missing) is skipped: parity covers it.
+          IoCompletion sub = join->add();
+          if (!legSubmit(*pool_, record_.legs[leg], LegOp::Write, true, legOffset + first * kColumn, n,
+                         {iovec{batch->slice(leg, first), n}}, std::move(sub)))
+            sub(0);
+        });
+  join->arm();
 }
+
+void ParityVolume::finishBatch(std::shared_ptr<Batch> batch, int result) {
+  lock_->release(batch->ticket);
+  batch->scratch.reset();
+  auto members = std::move(batch->members);
+  for (Member& m : members) m.done(result);
+}
+
+// --- the rest
 
 void ParityVolume::flush(IoCompletion done) {
-  std::set<uint32_t> pvs;
-  for (const Leg& l : record_.legs)
-    for (const ExtentRun& run : l.runs) pvs.insert(run.pv);
   auto join = IoJoin::make(pool_->loop(), [this, done = std::move(done)](int) {
     done(pool_->health(record_).failed ? -EIO : 0);
   });
-  for (uint32_t pv : pvs) {
+  for (uint32_t pv : pvs_) {
     if (!pool_->pvPresent(pv)) continue;
     pool_->pvImage(pv)->flush([this, pv, sub = join->add()](int result) {
       if (result < 0) pool_->reportPvFailure(pv, result);
@@ -287,7 +434,8 @@ void ParityVolume::writeZeroes(uint64_t offset, uint64_t length, IoCompletion do
   auto join = IoJoin::make(pool_->loop(), [zeroes, done = std::move(done)](int result) { done(result); });
   for (uint64_t at = 0; at < length; at += kPiece) {
     uint64_t n = std::min(kPiece, length - at);
-    submitRows(true, offset + at, {iovec{zeroes->get(), n}}, join->add());
+    splitRows(offset + at, {iovec{zeroes->get(), n}}, join->add(),
+              [this](uint64_t row, Member&& member) { queueWrite(row, std::move(member)); });
   }
   join->arm();
 }

@@ -1,19 +1,22 @@
 // ParityVolume: the BlockDevice of a RAID 5 volume. Rows of (legs-1) data
 // chunks plus one parity chunk, parity rotating left-symmetric like md's
-// default. Writes lock their row and recompute parity over the 4 KiB-aligned
-// column slice they touch (reading what they do not overwrite); with one leg
-// missing, its contents are reconstructed from the others, so the volume
-// stays readable and writable degraded.
+// default. Healthy reads go straight to the data legs, merged per leg. Writes
+// submitted in one loop iteration are gathered per row into a batch that
+// locks only the 4 KiB column slice it touches (the parity of a byte range
+// depends only on that range of the data chunks) and computes parity per
+// column the cheapest way: from the other data chunks (reconstruct-write, no
+// reads for full stripes) or from old data and old parity
+// (read-modify-write). With one leg missing, its contents are reconstructed
+// from the others, so the volume stays readable and writable degraded.
 #pragma once
 
-#include <deque>
-#include <functional>
 #include <map>
 #include <memory>
 
 #include "storage/block_device.h"
 #include "storage/volume/leg_io.h"
 #include "storage/volume/pool.h"
+#include "storage/volume/range_lock.h"
 
 namespace strata::storage::volume {
 
@@ -36,25 +39,39 @@ class ParityVolume final : public BlockDevice {
   static uint32_t dataLeg(uint32_t legs, uint64_t row, uint32_t i) { return (parityLeg(legs, row) + 1 + i) % legs; }
 
  private:
-  struct RowOp;
+  // One request's part of a row: bytes [start, start+length) of the row's data.
+  struct Member {
+    uint64_t start;
+    uint64_t length;
+    std::vector<iovec> buffers;
+    IoCompletion done;
+  };
+  struct Batch;
+
   bool rangeOk(uint64_t offset, uint64_t length, bool write, IoCompletion& done);
-  void submitRows(bool write, uint64_t offset, std::vector<iovec> buffers, IoCompletion done);
-  void directRead(std::shared_ptr<RowOp> op);
-  void lockedRowOp(std::shared_ptr<RowOp> op);
-  void rowReadPhase(std::shared_ptr<RowOp> op);
-  void rowFinish(std::shared_ptr<RowOp> op);
-  void finish(std::shared_ptr<RowOp> op, int result);
+  // Cuts a request into rows and calls fn(row, member) for each.
+  template <typename Fn>
+  void splitRows(uint64_t offset, std::vector<iovec> buffers, IoCompletion done, Fn fn);
+  void directRead(uint64_t offset, std::vector<iovec> buffers, IoCompletion done);
+  void lockedRead(uint64_t offset, std::vector<iovec> buffers, IoCompletion done);
+  void queueWrite(uint64_t row, Member member);
+  void startQueued();
+  void lockBatch(std::shared_ptr<Batch> batch);
+  void runBatch(std::shared_ptr<Batch> batch);
+  void computeBatch(std::shared_ptr<Batch> batch);
+  void finishBatch(std::shared_ptr<Batch> batch, int result);
   bool legReadable(uint32_t leg, uint64_t legOffset, uint64_t length) const;
-  bool legWritable(uint32_t leg, uint64_t legOffset, uint64_t length) const;
-  void lockRow(uint64_t row, std::function<void()> run);
-  void unlockRow(uint64_t row);
 
   std::shared_ptr<Pool> pool_;
   VolumeRecord record_;
   bool readOnly_;
   uint32_t legs_;
   uint64_t stripe_;
-  std::map<uint64_t, std::deque<std::function<void()>>> lockedRows_;
+  std::vector<uint32_t> pvs_;  // every PV under the volume, for flush
+  std::shared_ptr<RangeLock> lock_;
+  std::map<uint64_t, std::shared_ptr<Batch>> forming_;  // writes gathered this loop iteration, by row
+  bool startPosted_ = false;
+  std::shared_ptr<char> alive_ = std::make_shared<char>();  // the posted start checks the volume still exists
 };
 
 }  // namespace strata::storage::volume

@@ -162,8 +162,8 @@ Result<void> Pool::labelPv(uint32_t index, RawImage& image) {
 }
 
 static Result<std::unique_ptr<RawImage>> openPvForLabel(const std::string& path, uint64_t extentSize, bool force,
-                                                        EventLoop& loop) {
-  auto image = RawImage::open(path, {.readOnly = false, .direct = false}, loop);
+                                                        bool direct, EventLoop& loop) {
+  auto image = RawImage::open(path, {.readOnly = false, .direct = direct}, loop);
   if (!image) return image.error();
   uint64_t minimum = kPvDataStart + extentSize;
   if ((*image)->sizeBytes() < minimum)
@@ -192,7 +192,7 @@ Result<std::shared_ptr<Pool>> Pool::create(const std::string& name, const std::v
   pool->record_.name = name;
   pool->record_.extentSize = options.extentSize;
   for (const auto& path : pvPaths) {
-    auto image = openPvForLabel(path, options.extentSize, options.force, loop);
+    auto image = openPvForLabel(path, options.extentSize, options.force, false, loop);
     if (!image) return image.error();
     PvRecord pv;
     pv.uuid = randomUuid();
@@ -698,7 +698,7 @@ Result<void> Pool::addPhysicalVolume(const std::string& path, bool force) {
   for (const auto& pv : pvs_)
     if (!pv.path.empty() && canonical(pv.path) == canonical(path))
       return Error{fmt::format("{} is already in pool {}", path, record_.name)};
-  auto image = openPvForLabel(path, extentSize(), force, loop_);
+  auto image = openPvForLabel(path, extentSize(), force, options_.direct, loop_);
   if (!image) return image.error();
   if (::flock((*image)->fd(), LOCK_EX | LOCK_NB) != 0) return Error{path + ": in use by another process"};
   PvRecord pv;
@@ -716,6 +716,16 @@ Result<void> Pool::addPhysicalVolume(const std::string& path, bool force) {
   return commit();
 }
 
+std::shared_ptr<RangeLock> Pool::volumeLock(uint32_t volumeId) {
+  auto& slot = volumeLocks_[volumeId];
+  auto lock = slot.lock();
+  if (!lock) {
+    lock = std::make_shared<RangeLock>();
+    slot = lock;
+  }
+  return lock;
+}
+
 void Pool::markRebuilt(uint32_t pv) {
   if (pv < record_.pvs.size()) record_.pvs[pv].state = PvState::Active;
 }
@@ -731,7 +741,7 @@ Result<void> Pool::attachReplacement(uint32_t index, const std::string& path, st
   // Re-adding the same device: its old contents are stale, drop our handle.
   if (samePath) pvs_[index].image.reset();
   if (previous && !pvs_[index].failedAtRuntime) *previous = std::move(pvs_[index].image);
-  auto image = openPvForLabel(path, extentSize(), true, loop_);
+  auto image = openPvForLabel(path, extentSize(), true, options_.direct, loop_);
   if (!image) return image.error();
   uint64_t needed = kPvDataStart + record_.pvs[index].extentCount * extentSize();
   if ((*image)->sizeBytes() < needed)

@@ -16,6 +16,7 @@
 #include "storage/block_device.h"
 #include "storage/raw_image.h"
 #include "storage/volume/pool_format.h"
+#include "storage/volume/range_lock.h"
 
 namespace strata::storage::volume {
 
@@ -76,6 +77,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   uint64_t extentSize() const { return record_.extentSize; }
   EventLoop& loop() { return loop_; }
   bool readOnly() const { return options_.readOnly; }
+  bool direct() const { return options_.direct; }
   // Paths of the PVs that are present, in PV order (for the pool registry).
   std::vector<std::string> presentPaths() const;
 
@@ -112,6 +114,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // The device of a linear/striped/mirror/raid5/raid10 record (also hidden ones).
   Result<std::unique_ptr<BlockDevice>> openLeggedVolume(const VolumeRecord& volume, bool readOnly);
 
+  // The lock RAID 5 I/O and maintenance of one volume share (by volume id).
+  std::shared_ptr<RangeLock> volumeLock(uint32_t volumeId);
+
   // --- used by replace/scrub (maintenance.cpp).
   PoolRecord& mutableRecord() { return record_; }
   // Puts a freshly labeled PV at index pv (state Rebuilding); the previous
@@ -143,6 +148,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   PoolRecord record_;
   std::vector<PhysicalVolume> pvs_;  // indexed like record_.pvs
   std::map<uint32_t, std::weak_ptr<ThinPoolEngine>> thinEngines_;
+  std::map<uint32_t, std::weak_ptr<RangeLock>> volumeLocks_;
   bool commitRunning_ = false;
   std::vector<IoCompletion> commitWaiters_;
 };

@@ -127,7 +127,7 @@ std::string formatVolumeList(Pool& pool, bool showHidden) {
                               100.0 * static_cast<double>(usage->metadataUsedBytes) /
                                   static_cast<double>(std::max<uint64_t>(1, usage->metadataSizeBytes)));
       } else {
-        used = "?";
+        used = std::string(1, '?');  // not a literal: GCC 12 -O3 warns -Wrestrict on operator=(const char*)
         extra = " (" + usage.error().message + ")";
       }
     }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "base/log.h"
 #include "storage/crc32c.h"
@@ -202,18 +203,61 @@ void ThinPoolEngine::unmap(uint32_t device, uint64_t vchunk) {
 
 void ThinPoolEngine::read(uint32_t device, uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
   uint64_t length = iovecLength(buffers);
-  auto join = IoJoin::make(pool_->loop(), std::move(done));
+  if (length == 0) return completeSoon(pool_->loop(), std::move(done), 0);
+  auto found = devices_.find(device);
+  const ChunkMap* chunks = found == devices_.end() ? nullptr : &found->second;
+  // Where the chunk under request byte `at` starts on the data volume; kZeroes
+  // when unmapped; nullopt while an allocation or copy-on-write holds it.
+  constexpr uint64_t kZeroes = UINT64_MAX;
+  auto locate = [&](uint64_t at) -> std::optional<uint64_t> {
+    uint64_t vchunk = (offset + at) / chunkSize_;
+    if (!busyChunks_.empty() && busyChunks_.count({device, vchunk})) return std::nullopt;
+    uint32_t chunk = chunks ? chunks->get(vchunk) : kNoChunk;
+    return chunk == kNoChunk ? kZeroes : static_cast<uint64_t>(chunk) * chunkSize_;
+  };
+  // Runs of the request: mapped chunks adjacent on the data volume become one read.
+  struct Run {
+    uint64_t at, length;
+    std::optional<uint64_t> dataOffset;  // kZeroes: unmapped; nullopt: busy, one chunk
+  };
+  std::vector<Run> runs;
   for (uint64_t at = 0; at < length;) {
-    auto request = std::make_shared<ChunkRequest>();
-    request->kind = ChunkRequest::Read;
-    request->device = device;
-    request->vchunk = (offset + at) / chunkSize_;
-    request->offset = (offset + at) % chunkSize_;
-    request->length = std::min<uint64_t>(chunkSize_ - request->offset, length - at);
-    request->buffers = sliceIovecs(buffers, at, request->length);
-    request->done = join->add();
-    at += request->length;
-    chunkOp(std::move(request));
+    uint64_t within = (offset + at) % chunkSize_;
+    uint64_t n = std::min<uint64_t>(chunkSize_ - within, length - at);
+    auto where = locate(at);
+    if (where && *where != kZeroes) *where += within;
+    Run* last = runs.empty() ? nullptr : &runs.back();
+    bool extends = last && where && last->dataOffset &&
+                   (*where == kZeroes ? *last->dataOffset == kZeroes
+                                      : *last->dataOffset != kZeroes && *last->dataOffset + last->length == *where);
+    if (extends)
+      last->length += n;
+    else
+      runs.push_back({at, n, where});
+    at += n;
+  }
+  if (runs.size() == 1 && runs[0].dataOffset && *runs[0].dataOffset != kZeroes) {
+    // The common case: straight through to the data volume.
+    data_->readv(*runs[0].dataOffset, std::move(buffers), std::move(done));
+    return;
+  }
+  auto join = IoJoin::make(pool_->loop(), std::move(done));
+  for (const Run& run : runs) {
+    if (!run.dataOffset) {
+      auto request = std::make_shared<ChunkRequest>();
+      request->kind = ChunkRequest::Read;
+      request->device = device;
+      request->vchunk = (offset + run.at) / chunkSize_;
+      request->offset = (offset + run.at) % chunkSize_;
+      request->length = run.length;
+      request->buffers = sliceIovecs(buffers, run.at, run.length);
+      request->done = join->add();
+      chunkOp(std::move(request));
+    } else if (*run.dataOffset == kZeroes) {
+      zeroIovecs(buffers, run.at, run.length);
+    } else {
+      data_->readv(*run.dataOffset, sliceIovecs(buffers, run.at, run.length), join->add());
+    }
   }
   join->arm();
 }
