@@ -25,6 +25,8 @@ struct DiskOptions {
   bool readOnly = false;
   bool direct = false;  // O_DIRECT: bypass the host page cache
   ImageFormat format = ImageFormat::Auto;
+  // qcow2: bytes of L2 tables kept in memory (0: the default, 32 MiB); at least 16 tables.
+  size_t l2CacheBytes = 0;
 };
 
 // What a range of the image holds, for tools that skip holes (convert, map).

@@ -103,9 +103,10 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path, co
   image->metadataFd_ = image->file_->fd();
   if (options.direct) {
     // Metadata I/O is small and unaligned; it goes through the page cache.
-    image->bufferedFd_.reset(::open(path.c_str(), (options.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC));
-    if (!image->bufferedFd_.valid()) return errnoError(path);
-    image->metadataFd_ = image->bufferedFd_.get();
+    auto twin = RawImage::open(path, RawOpenOptions{options.readOnly, false, true}, loop);
+    if (!twin) return twin.error();
+    image->metaFile_ = std::move(*twin);
+    image->metadataFd_ = image->metaFile_->fd();
   }
   const uint64_t fileSize = image->file_->sizeBytes();
 
@@ -145,7 +146,7 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path, co
       image->header_.autoclearFeatures = 0;
     }
   }
-  auto meta = qcow2::Metadata::load(image->metadataFd_, image->header_, fileSize, path, writable);
+  auto meta = qcow2::Metadata::load(image->metadataFd_, image->header_, fileSize, path, writable, options.l2CacheBytes);
   if (!meta) return meta.error();
   image->meta_ = std::move(*meta);
   image->zeroCluster_ = std::make_unique<AlignedBuffer>(image->header_.clusterSize());
@@ -233,6 +234,57 @@ bool Qcow2Image::touchesBusy(uint64_t offset, uint64_t length) const {
   return false;
 }
 
+bool Qcow2Image::awaitMetadata(uint64_t offset, uint64_t length, bool mayAllocate) {
+  if (length == 0) return false;
+  const uint64_t first = offset >> header_.clusterBits;
+  const uint64_t last = (offset + length - 1) >> header_.clusterBits;
+  // Only the first few tables are awaited: a huge range (a discard of the whole
+  // disk) may need more than the cache holds; the rest load synchronously.
+  constexpr uint64_t kAwaitedTables = 8;
+  auto l2 = meta_->missingL2Table(first, std::min(last, first + kAwaitedTables * header_.l2Entries() - 1));
+  if (l2 && failedTables_.count(*l2) == 0) {
+    loadTable(qcow2::Metadata::TableKind::L2, *l2);
+    return true;
+  }
+  // Allocation searches from the hint; with the blocks for the request's worth
+  // of clusters there in memory, it normally finds its run without reading.
+  if (mayAllocate) {
+    const uint64_t hint = meta_->freeClusterHint();
+    return awaitRefblocks(hint, hint + std::min(last - first + 1, kAwaitedTables * header_.refcountsPerBlock()));
+  }
+  return false;
+}
+
+bool Qcow2Image::awaitRefblocks(uint64_t firstCluster, uint64_t lastCluster) {
+  auto block = meta_->missingRefblock(firstCluster, lastCluster);
+  if (!block || failedTables_.count(*block) != 0) return false;
+  loadTable(qcow2::Metadata::TableKind::Refblock, *block);
+  return true;
+}
+
+void Qcow2Image::loadTable(qcow2::Metadata::TableKind kind, uint64_t offset) {
+  if (!loadingTables_.insert(offset).second) return;  // already on its way
+  // Counted as active so a flush never writes tables back while a read of one is in flight.
+  ++active_;
+  auto bytes = std::make_shared<std::vector<uint8_t>>(header_.clusterSize());
+  metadataFile().readv(offset, {iovec{bytes->data(), bytes->size()}}, [this, kind, offset, bytes](int result) {
+    loadingTables_.erase(offset);
+    if (result < 0) {
+      log::error("{}: reading metadata at 0x{:x}: {}", path_, offset, std::strerror(-result));
+      failedTables_.insert(offset);
+    } else {
+      meta_->insertTable(kind, offset, std::move(*bytes));
+    }
+    --active_;
+    if (releasesAwaitLoad_) {
+      releasesAwaitLoad_ = false;
+      return finishFlush(0);
+    }
+    if (exclusive_ && !flushStarted_ && active_ == 0) startFlushPhases();
+    pump();
+  });
+}
+
 Qcow2Image::PendingPtr Qcow2Image::begin(IoCompletion done) {
   ++active_;
   auto pending = std::make_shared<Pending>();
@@ -286,13 +338,16 @@ Result<ClusterMapping> Qcow2Image::mapping(uint64_t guestCluster) {
 
 void Qcow2Image::readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
   if (!rangeValid(offset, totalLength(buffers))) return completeLater(std::move(done), -EINVAL);
-  submit([this, offset, buffers = std::move(buffers), done = std::move(done)]() mutable {
+  // Straight through when nothing waits (no queue entry to allocate); a failed attempt leaves its arguments intact.
+  if (waiting_.empty() && tryRead(offset, buffers, done)) return;
+  waiting_.push_back([this, offset, buffers = std::move(buffers), done = std::move(done)]() mutable {
     return tryRead(offset, buffers, done);
   });
 }
 
 bool Qcow2Image::tryRead(uint64_t offset, std::vector<iovec>& buffers, IoCompletion& done) {
-  if (exclusive_ || touchesBusy(offset, totalLength(buffers))) return false;
+  const uint64_t length = totalLength(buffers);
+  if (exclusive_ || touchesBusy(offset, length) || awaitMetadata(offset, length, false)) return false;
   auto pending = begin(std::move(done));
   issueRead(offset, buffers, pending);
   releaseInitialPart(pending);
@@ -393,13 +448,15 @@ void Qcow2Image::issueRead(uint64_t offset, const std::vector<iovec>& buffers, c
 void Qcow2Image::writev(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
   if (options_.readOnly) return completeLater(std::move(done), -EROFS);
   if (!rangeValid(offset, totalLength(buffers))) return completeLater(std::move(done), -EINVAL);
-  submit([this, offset, buffers = std::move(buffers), done = std::move(done)]() mutable {
+  if (waiting_.empty() && tryWrite(offset, buffers, done)) return;
+  waiting_.push_back([this, offset, buffers = std::move(buffers), done = std::move(done)]() mutable {
     return tryWrite(offset, buffers, done);
   });
 }
 
 bool Qcow2Image::tryWrite(uint64_t offset, std::vector<iovec>& buffers, IoCompletion& done) {
-  if (exclusive_ || touchesBusy(offset, totalLength(buffers))) return false;
+  const uint64_t length = totalLength(buffers);
+  if (exclusive_ || touchesBusy(offset, length) || awaitMetadata(offset, length, true)) return false;
   auto pending = begin(std::move(done));
   issueWrite(offset, buffers, pending);
   releaseInitialPart(pending);
@@ -549,7 +606,7 @@ void Qcow2Image::writeZeroes(uint64_t offset, uint64_t length, IoCompletion done
 }
 
 bool Qcow2Image::tryDiscardOrZero(uint64_t offset, uint64_t length, bool zero, IoCompletion& done) {
-  if (exclusive_ || touchesBusy(offset, length)) return false;
+  if (exclusive_ || touchesBusy(offset, length) || awaitMetadata(offset, length, zero)) return false;
   auto pending = begin(std::move(done));
   const uint64_t clusterSize = header_.clusterSize();
   const uint64_t end = offset + length;
@@ -651,6 +708,13 @@ void Qcow2Image::runFlushPhase(size_t phase, bool wroteAny) {
 
 void Qcow2Image::finishFlush(int result) {
   if (result == 0) {
+    // The refcount blocks the releases change are read before, not during, the update.
+    for (auto [first, count] : meta_->deferredReleases()) {
+      if (awaitRefblocks(first, first + count - 1)) {
+        releasesAwaitLoad_ = true;
+        return;
+      }
+    }
     // References dropped before this flush are durable now; their clusters can go.
     auto released = meta_->applyDeferredReleases();
     if (!released) {

@@ -3,7 +3,10 @@
 // linked clones (reads of unallocated clusters fall through to the backing
 // image; partial writes copy the rest of the cluster up first).
 //
-// Concurrency model: requests run on the EventLoop thread. Reads and in-place
+// Concurrency model: requests run on the EventLoop thread. A request whose L2
+// tables (or, for a write, the refcount block where allocation starts) are not
+// in memory waits while they are read asynchronously; requests already in
+// flight carry on. Reads and in-place
 // writes go to the file asynchronously; a write that needs a new cluster marks
 // that guest cluster busy until its data is written and its L2 entry set, and
 // requests touching a busy cluster wait in FIFO order. A flush is exclusive: it
@@ -83,6 +86,12 @@ class Qcow2Image final : public DiskImage {
   void finishPart(const PendingPtr& pending, int result);
   void releaseInitialPart(const PendingPtr& pending);
   bool rangeValid(uint64_t offset, uint64_t length) const;
+  // Starts reading a table the request needs that is not in memory; true when
+  // the request must wait for it (it is retried when the read completes).
+  bool awaitMetadata(uint64_t offset, uint64_t length, bool mayAllocate);
+  bool awaitRefblocks(uint64_t firstCluster, uint64_t lastCluster);
+  void loadTable(qcow2::Metadata::TableKind kind, uint64_t offset);
+  RawImage& metadataFile() { return metaFile_ ? *metaFile_ : *file_; }
   void completeLater(IoCompletion done, int result);
 
   bool tryRead(uint64_t offset, std::vector<iovec>& buffers, IoCompletion& done);
@@ -110,8 +119,8 @@ class Qcow2Image final : public DiskImage {
   EventLoop& loop_;
   qcow2::Header header_;
   std::unique_ptr<RawImage> file_;
-  int metadataFd_ = -1;  // file_'s fd, or a buffered twin when file_ uses O_DIRECT
-  UniqueFd bufferedFd_;
+  int metadataFd_ = -1;  // file_'s fd, or metaFile_'s when file_ uses O_DIRECT
+  std::unique_ptr<RawImage> metaFile_;  // with O_DIRECT: a buffered twin for small unaligned metadata I/O
   std::unique_ptr<qcow2::Metadata> meta_;
   std::string backingPath_;
   std::unique_ptr<DiskImage> backing_;
@@ -121,12 +130,15 @@ class Qcow2Image final : public DiskImage {
 
   std::deque<std::function<bool()>> waiting_;
   std::unordered_set<uint64_t> busyClusters_;
+  std::unordered_set<uint64_t> loadingTables_;  // table offsets being read
+  std::unordered_set<uint64_t> failedTables_;   // reads that failed: the synchronous path reports them
   unsigned active_ = 0;
   bool exclusive_ = false;       // a flush owns the image
   bool flushStarted_ = false;
   IoCompletion flushDone_;
   int flushStatus_ = 0;
   bool pumping_ = false;
+  bool releasesAwaitLoad_ = false;  // a finishing flush waits for refcount blocks
 };
 
 }  // namespace strata::storage

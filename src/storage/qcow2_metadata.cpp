@@ -51,9 +51,10 @@ uint64_t roundUp(uint64_t value, uint64_t unit) { return (value + unit - 1) / un
 
 }  // namespace
 
-Metadata::Metadata(int fd, const Header& header, uint64_t fileSize, std::string name, bool writable)
+Metadata::Metadata(int fd, const Header& header, uint64_t fileSize, std::string name, bool writable,
+                   size_t l2CacheBytes)
     : fd_(fd), header_(header), name_(std::move(name)), writable_(writable),
-      fileEnd_(roundUp(fileSize, header.clusterSize())) {}
+      fileEnd_(roundUp(fileSize, header.clusterSize())), l2CacheBytes_(l2CacheBytes ? l2CacheBytes : kL2CacheBytes) {}
 
 Error Metadata::corrupt(const std::string& what) const {
   log::error("{}: qcow2 metadata is corrupt: {}", name_, what);
@@ -61,8 +62,8 @@ Error Metadata::corrupt(const std::string& what) const {
 }
 
 Result<std::unique_ptr<Metadata>> Metadata::load(int fd, const Header& header, uint64_t fileSize, std::string name,
-                                                 bool writable) {
-  std::unique_ptr<Metadata> meta(new Metadata(fd, header, fileSize, std::move(name), writable));
+                                                 bool writable, size_t l2CacheBytes) {
+  std::unique_ptr<Metadata> meta(new Metadata(fd, header, fileSize, std::move(name), writable, l2CacheBytes));
   auto l1 = meta->readEntries(header.l1TableOffset, header.l1Size);
   if (!l1) return l1.error();
   meta->l1_ = std::move(*l1);
@@ -97,10 +98,11 @@ Result<Metadata::CachedTable*> Metadata::loadTable(Cache& cache, uint64_t offset
   auto it = cache.find(offset);
   if (it != cache.end()) {
     it->second.lastUse = ++useCounter_;
+    it->second.fresh = false;
     return &it->second;
   }
   const uint64_t clusterSize = header_.clusterSize();
-  if (offset % clusterSize != 0 || offset == 0 || offset > fileEnd_ - clusterSize || fileEnd_ < clusterSize) {
+  if (!tableOffsetValid(offset)) {
     return corrupt(fmt::format("table offset 0x{:x} is unaligned or past the end of the file", offset));
   }
   evictClean(cache, cacheLimit);
@@ -113,14 +115,60 @@ Result<Metadata::CachedTable*> Metadata::loadTable(Cache& cache, uint64_t offset
   return &cache.emplace(offset, std::move(table)).first->second;
 }
 
+bool Metadata::tableOffsetValid(uint64_t offset) const {
+  const uint64_t clusterSize = header_.clusterSize();
+  return offset % clusterSize == 0 && offset != 0 && fileEnd_ >= clusterSize && offset <= fileEnd_ - clusterSize;
+}
+
+std::optional<uint64_t> Metadata::missingL2Table(uint64_t firstCluster, uint64_t lastCluster) const {
+  const uint64_t perTable = header_.l2Entries();
+  for (uint64_t l1Index = firstCluster / perTable; l1Index <= lastCluster / perTable && l1Index < l1_.size();
+       ++l1Index) {
+    uint64_t entry = l1_[l1Index];
+    uint64_t offset = entry & kL1OffsetMask;
+    if ((entry & kL1ReservedMask) != 0 || offset == 0 || !tableOffsetValid(offset)) continue;
+    if (l2Cache_.count(offset) == 0) return offset;
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> Metadata::refblockOffset(uint64_t tableIndex) const {
+  if (tableIndex >= refTable_.size()) return std::nullopt;
+  uint64_t entry = refTable_[tableIndex];
+  if ((entry & ~kRefTableOffsetMask) != 0 || entry == 0 || !tableOffsetValid(entry)) return std::nullopt;
+  return entry;
+}
+
+std::optional<uint64_t> Metadata::missingRefblock(uint64_t firstCluster, uint64_t lastCluster) const {
+  const uint64_t perBlock = header_.refcountsPerBlock();
+  for (uint64_t index = firstCluster / perBlock; index <= lastCluster / perBlock && index < refTable_.size();
+       ++index) {
+    auto offset = refblockOffset(index);
+    if (offset && refblockCache_.count(*offset) == 0) return offset;
+  }
+  return std::nullopt;
+}
+
+void Metadata::insertTable(TableKind kind, uint64_t offset, std::vector<uint8_t> bytes) {
+  Cache& cache = kind == TableKind::L2 ? l2Cache_ : refblockCache_;
+  // A table created or loaded meanwhile is newer than what was read.
+  if (cache.count(offset) != 0 || bytes.size() != header_.clusterSize() || !tableOffsetValid(offset)) return;
+  evictClean(cache, kind == TableKind::L2 ? l2CacheBytes_ : kRefblockCacheBytes);
+  CachedTable table;
+  table.bytes = std::move(bytes);
+  table.fresh = true;
+  table.lastUse = ++useCounter_;
+  cache.emplace(offset, std::move(table));
+}
+
 void Metadata::evictClean(Cache& cache, size_t cacheLimit) {
   size_t maxTables = std::max<size_t>(16, cacheLimit / header_.clusterSize());
   while (cache.size() >= maxTables) {
     auto victim = cache.end();
     for (auto it = cache.begin(); it != cache.end(); ++it) {
-      if (!it->second.dirty && (victim == cache.end() || it->second.lastUse < victim->second.lastUse)) victim = it;
+      if (!it->second.dirty && !it->second.fresh && (victim == cache.end() || it->second.lastUse < victim->second.lastUse)) victim = it;
     }
-    if (victim == cache.end()) return;  // all dirty: they leave at the next write-back
+    if (victim == cache.end()) return;  // all dirty or fresh: they leave after the next write-back or use
     cache.erase(victim);
   }
 }
@@ -143,7 +191,7 @@ Result<Metadata::CachedTable*> Metadata::l2TableFor(uint64_t guestCluster, bool 
     l1Dirty_ = true;
     return &l2Cache_.insert_or_assign(*allocated, std::move(table)).first->second;
   }
-  return loadTable(l2Cache_, offset, kL2CacheBytes);
+  return loadTable(l2Cache_, offset, l2CacheBytes_);
 }
 
 Result<uint64_t> Metadata::l2Entry(uint64_t guestCluster) {

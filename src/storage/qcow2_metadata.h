@@ -1,7 +1,9 @@
 // Qcow2Metadata: the qcow2 tables of one image file — L1 (in memory), cached L2
 // tables and refcount blocks, the refcount table — plus cluster allocation.
-// Metadata I/O is synchronous (small, usually page-cached); changes stay in
-// memory until writeBack(), which the owner calls phase by phase with a flush
+// The owner reads missing tables asynchronously before a request needs them
+// (missingL2Table/missingRefblock, then insertTable); a table still missing is
+// read synchronously as a fallback (tools, rare allocation scans). Changes stay
+// in memory until writeBack(), which the owner calls phase by phase with a flush
 // in between so the file on disk is consistent at every step:
 //   refcount blocks -> refcount table -> L2 tables -> L1 table
 // Clusters that lose a reference are released only after the references are
@@ -12,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -25,7 +28,7 @@ class Metadata {
  public:
   // fd is used for positioned reads/writes and must stay open; fileSize bounds offsets.
   static Result<std::unique_ptr<Metadata>> load(int fd, const Header& header, uint64_t fileSize,
-                                                std::string name, bool writable);
+                                                std::string name, bool writable, size_t l2CacheBytes = 0);
 
   const Header& header() const { return header_; }
   uint64_t clusterSize() const { return header_.clusterSize(); }
@@ -36,6 +39,19 @@ class Metadata {
   Result<uint64_t> l2Entry(uint64_t guestCluster);
   // Sets an L2 entry in memory, allocating the L2 table if needed.
   Result<void> setL2Entry(uint64_t guestCluster, uint64_t entry);
+
+  // Offset of the first L2 table guest clusters [first, last] use that is not in
+  // memory. Tables with invalid offsets are not reported: using them fails.
+  std::optional<uint64_t> missingL2Table(uint64_t firstCluster, uint64_t lastCluster) const;
+  // Likewise for the refcount blocks describing host clusters [first, last].
+  std::optional<uint64_t> missingRefblock(uint64_t firstCluster, uint64_t lastCluster) const;
+  enum class TableKind { L2, Refblock };
+  // Adds a table read from `offset` (one cluster); kept as is when already cached.
+  void insertTable(TableKind kind, uint64_t offset, std::vector<uint8_t> bytes);
+  // Where the next allocation starts looking for free clusters.
+  uint64_t freeClusterHint() const { return freeHint_; }
+  // Guest clusters whose pending refcount drops are waiting for the next flush.
+  const std::vector<std::pair<uint64_t, uint64_t>>& deferredReleases() const { return deferredReleases_; }
 
   Result<uint64_t> refcount(uint64_t clusterIndex);
   // Allocates `count` contiguous free clusters with refcount 1; returns the byte
@@ -65,12 +81,17 @@ class Metadata {
   struct CachedTable {
     std::vector<uint8_t> bytes;
     bool dirty = false;
+    // Read ahead for a waiting request and not used since: not evicted, or
+    // loads for one request could evict each other forever.
+    bool fresh = false;
     uint64_t lastUse = 0;
   };
   using Cache = std::unordered_map<uint64_t, CachedTable>;
 
-  Metadata(int fd, const Header& header, uint64_t fileSize, std::string name, bool writable);
+  Metadata(int fd, const Header& header, uint64_t fileSize, std::string name, bool writable, size_t l2CacheBytes);
   Error corrupt(const std::string& what) const;
+  bool tableOffsetValid(uint64_t offset) const;
+  std::optional<uint64_t> refblockOffset(uint64_t tableIndex) const;
   Result<CachedTable*> loadTable(Cache& cache, uint64_t offset, size_t cacheLimit);
   void evictClean(Cache& cache, size_t cacheLimit);
   Result<CachedTable*> l2TableFor(uint64_t guestCluster, bool create);
@@ -91,6 +112,7 @@ class Metadata {
   bool l1Dirty_ = false;
   std::vector<uint64_t> refTable_;
   bool refTableDirty_ = false;
+  size_t l2CacheBytes_;
   Cache l2Cache_;
   Cache refblockCache_;
   uint64_t useCounter_ = 0;
