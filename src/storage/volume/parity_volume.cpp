@@ -13,6 +13,8 @@ namespace {
 
 constexpr uint64_t kColumn = 4096;  // parity granularity: a 4 KiB slice of every leg of a row
 constexpr int kMaxAttempts = 3;
+constexpr uint64_t kMaxPooledScratch = 4 << 20;  // larger rows allocate per batch
+constexpr uint64_t kMaxSpareBytes = 32 << 20;    // kept for reuse, per volume
 
 // Per column and leg, what a batch does with that leg's slice.
 enum : uint8_t { kTouched = 1, kFull = 2, kRead = 4, kWrite = 8 };
@@ -310,7 +312,7 @@ void ParityVolume::runBatch(std::shared_ptr<Batch> batch) {
       if (f[leg] & kTouched) f[leg] |= kWrite;
   }
 
-  if (!batch->scratch) batch->scratch = makeScratchBuffer(len * legs_);
+  if (!batch->scratch) batch->scratch = takeScratch(len * legs_);
   auto join = IoJoin::make(pool_->loop(), [this, batch](int result) {
     if (result >= 0) return computeBatch(batch);
     if (++batch->attempt >= kMaxAttempts) return finishBatch(batch, -EIO);
@@ -400,9 +402,24 @@ void ParityVolume::computeBatch(std::shared_ptr<Batch> batch) {
 
 void ParityVolume::finishBatch(std::shared_ptr<Batch> batch, int result) {
   lock_->release(batch->ticket);
-  batch->scratch.reset();
+  if (batch->scratch) returnScratch(std::move(batch->scratch), batch->sliceBytes() * legs_);
   auto members = std::move(batch->members);
   for (Member& m : members) m.done(result);
+}
+
+AlignedBuffer ParityVolume::takeScratch(uint64_t bytes) {
+  uint64_t pooled = stripe_ * legs_;
+  if (pooled > kMaxPooledScratch || bytes > pooled) return makeScratchBuffer(bytes);
+  if (spareScratch_.empty()) return makeScratchBuffer(pooled);
+  auto buffer = std::move(spareScratch_.back());
+  spareScratch_.pop_back();
+  return buffer;
+}
+
+void ParityVolume::returnScratch(AlignedBuffer buffer, uint64_t bytes) {
+  uint64_t pooled = stripe_ * legs_;
+  if (pooled > kMaxPooledScratch || bytes > pooled || (spareScratch_.size() + 1) * pooled > kMaxSpareBytes) return;
+  spareScratch_.push_back(std::move(buffer));
 }
 
 // --- the rest

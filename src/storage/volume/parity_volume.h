@@ -61,6 +61,8 @@ class ParityVolume final : public BlockDevice {
   void computeBatch(std::shared_ptr<Batch> batch);
   void finishBatch(std::shared_ptr<Batch> batch, int result);
   bool legReadable(uint32_t leg, uint64_t legOffset, uint64_t length) const;
+  AlignedBuffer takeScratch(uint64_t bytes);
+  void returnScratch(AlignedBuffer buffer, uint64_t bytes);
 
   std::shared_ptr<Pool> pool_;
   VolumeRecord record_;
@@ -71,6 +73,9 @@ class ParityVolume final : public BlockDevice {
   std::shared_ptr<RangeLock> lock_;
   std::map<uint64_t, std::shared_ptr<Batch>> forming_;  // writes gathered this loop iteration, by row
   bool startPosted_ = false;
+  // Batch scratch space (legs x stripe) for reuse: fresh large allocations
+  // are mmapped and would page-fault on every batch.
+  std::vector<AlignedBuffer> spareScratch_;
   std::shared_ptr<char> alive_ = std::make_shared<char>();  // the posted start checks the volume still exists
 };
 
