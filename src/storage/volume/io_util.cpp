@@ -70,6 +70,14 @@ void forEachPiece(const std::vector<iovec>& buffers, uint64_t offset, size_t len
 }
 }  // namespace
 
+uint8_t* contiguousAt(const std::vector<iovec>& buffers, uint64_t offset, size_t length) {
+  for (const auto& b : buffers) {
+    if (offset < b.iov_len) return length <= b.iov_len - offset ? static_cast<uint8_t*>(b.iov_base) + offset : nullptr;
+    offset -= b.iov_len;
+  }
+  return nullptr;
+}
+
 void copyFromIovecs(const std::vector<iovec>& buffers, uint64_t offset, void* out, size_t length) {
   auto dst = static_cast<uint8_t*>(out);
   forEachPiece(buffers, offset, length, [&](uint8_t* p, size_t n, size_t at) { std::memcpy(dst + at, p, n); });

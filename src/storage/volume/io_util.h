@@ -23,6 +23,8 @@ inline constexpr size_t kMaxIovecs = 1024;
 size_t iovecLength(const std::vector<iovec>& buffers);
 // The sub-list covering bytes [offset, offset+length) of buffers.
 std::vector<iovec> sliceIovecs(const std::vector<iovec>& buffers, uint64_t offset, uint64_t length);
+// Where bytes [offset, offset+length) are if one iovec holds them all, else null.
+uint8_t* contiguousAt(const std::vector<iovec>& buffers, uint64_t offset, size_t length);
 void copyFromIovecs(const std::vector<iovec>& buffers, uint64_t offset, void* out, size_t length);
 void copyToIovecs(const std::vector<iovec>& buffers, uint64_t offset, const void* in, size_t length);
 void zeroIovecs(const std::vector<iovec>& buffers, uint64_t offset, size_t length);

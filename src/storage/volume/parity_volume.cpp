@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "storage/volume/io_util.h"
 #include "storage/volume/parity.h"
@@ -349,38 +350,81 @@ void ParityVolume::computeBatch(std::shared_ptr<Batch> batch) {
         });
   }
 
-  auto eachPart = [&](const Member& m, auto fn) {
-    for (uint32_t i = 0; i < legs_ - 1; ++i) {
-      auto [a, b] = chunkPart(m.start, m.length, i, stripe_);
-      if (a != b) fn(i * stripe_ + a - m.start, batch->slice(dataLeg(legs_, batch->row, i)) + (a - batch->lo), b - a);
-    }
-  };
   if (!batch->write) {
     for (const Member& m : batch->members)
-      eachPart(m, [&](uint64_t at, uint8_t* p, uint64_t n) { copyToIovecs(m.buffers, at, p, n); });
+      for (uint32_t i = 0; i < legs_ - 1; ++i) {
+        auto [a, b] = chunkPart(m.start, m.length, i, stripe_);
+        if (a != b)
+          copyToIovecs(m.buffers, i * stripe_ + a - m.start,
+                       batch->slice(dataLeg(legs_, batch->row, i)) + (a - batch->lo), b - a);
+      }
     return finishBatch(batch, 0);
   }
+
+  // Where each column's new contents are, per leg: the scratch slice, or
+  // straight in a request's buffer when one request covers the whole column
+  // from one aligned iovec (no copy for full-column writes).
+  std::vector<uint8_t*> src(columns * legs_);
+  for (size_t c = 0; c < columns; ++c)
+    for (uint32_t leg = 0; leg < legs_; ++leg) src[c * legs_ + leg] = batch->slice(leg, c);
 
   // Read-modify-write: take the old data out of the parity, the new in below.
   auto rmwDelta = [&] {
     for (size_t c = 0; c < columns; ++c) {
       if (modes[c] != Mode::Rmw) continue;
       for (uint32_t leg = 0; leg < legs_; ++leg)
-        if (flags[c * legs_ + leg] & kTouched) xorInto(batch->slice(parity, c), batch->slice(leg, c), kColumn);
+        if (flags[c * legs_ + leg] & kTouched) xorInto(batch->slice(parity, c), src[c * legs_ + leg], kColumn);
     }
   };
   rmwDelta();
   for (const Member& m : batch->members)
-    eachPart(m, [&](uint64_t at, uint8_t* p, uint64_t n) { copyFromIovecs(m.buffers, at, p, n); });
+    for (uint32_t i = 0; i < legs_ - 1; ++i) {
+      auto [a, b] = chunkPart(m.start, m.length, i, stripe_);
+      if (a == b) continue;
+      uint32_t leg = dataLeg(legs_, batch->row, i);
+      for (uint64_t c = (a - batch->lo) / kColumn; c * kColumn + batch->lo < b; ++c) {
+        uint64_t colStart = batch->lo + c * kColumn;
+        uint64_t from = std::max(a, colStart), to = std::min(b, colStart + kColumn);
+        uint64_t at = i * stripe_ + from - m.start;  // within the member's buffers
+        uint8_t*& where = src[c * legs_ + leg];
+        uint8_t* scratch = batch->slice(leg, c);
+        if (to - from == kColumn) {
+          uint8_t* direct = contiguousAt(m.buffers, at, kColumn);
+          if (direct && reinterpret_cast<uintptr_t>(direct) % kColumn == 0) {
+            where = direct;
+            continue;
+          }
+        }
+        if (where != scratch) {
+          // An earlier request's buffer held the column: partial overwrite on a copy.
+          std::memcpy(scratch, where, kColumn);
+          where = scratch;
+        }
+        copyFromIovecs(m.buffers, at, scratch + (from - colStart), to - from);
+      }
+    }
   rmwDelta();
-  forEachRun(
-      columns, [&](size_t c) { return modes[c] == Mode::Rcw || modes[c] == Mode::Reconstruct; },
-      [&](size_t first, size_t end) {
-        std::vector<const uint8_t*> data;
-        for (uint32_t leg = 0; leg < legs_; ++leg)
-          if (leg != parity) data.push_back(batch->slice(leg, first));
-        xorBlocks(data, batch->slice(parity, first), runBytes(first, end));
-      });
+  // Reconstruct-write: parity = XOR of the data legs, over runs of columns
+  // whose sources continue from one column to the next.
+  auto recompute = [&](size_t c) { return modes[c] == Mode::Rcw || modes[c] == Mode::Reconstruct; };
+  for (size_t c = 0; c < columns;) {
+    if (!recompute(c)) {
+      ++c;
+      continue;
+    }
+    size_t end = c + 1;
+    auto continues = [&](size_t e) {
+      for (uint32_t leg = 0; leg < legs_; ++leg)
+        if (src[e * legs_ + leg] != src[(e - 1) * legs_ + leg] + kColumn) return false;
+      return true;
+    };
+    while (end < columns && recompute(end) && continues(end)) ++end;
+    std::vector<const uint8_t*> data;
+    for (uint32_t leg = 0; leg < legs_; ++leg)
+      if (leg != parity) data.push_back(src[c * legs_ + leg]);
+    xorBlocks(data, batch->slice(parity, c), runBytes(c, end));
+    c = end;
+  }
 
   auto join = IoJoin::make(pool_->loop(), [this, batch](int) {
     // Losing one leg mid-write still leaves data and parity consistent.
@@ -390,11 +434,18 @@ void ParityVolume::computeBatch(std::shared_ptr<Batch> batch) {
     forEachRun(
         columns, [&](size_t c) { return (flags[c * legs_ + leg] & kWrite) != 0; },
         [&](size_t first, size_t end) {
-          uint64_t n = runBytes(first, end);
+          std::vector<iovec> iov;
+          for (size_t c = first; c < end; ++c) {
+            uint8_t* p = src[c * legs_ + leg];
+            if (!iov.empty() && static_cast<uint8_t*>(iov.back().iov_base) + iov.back().iov_len == p)
+              iov.back().iov_len += kColumn;
+            else
+              iov.push_back({p, kColumn});
+          }
           // A leg that cannot take writes (missing) is skipped: parity covers it.
           IoCompletion sub = join->add();
-          if (!legSubmit(*pool_, record_.legs[leg], LegOp::Write, true, legOffset + first * kColumn, n,
-                         {iovec{batch->slice(leg, first), n}}, std::move(sub)))
+          if (!legSubmit(*pool_, record_.legs[leg], LegOp::Write, true, legOffset + first * kColumn,
+                         runBytes(first, end), std::move(iov), std::move(sub)))
             sub(0);
         });
   join->arm();
