@@ -134,6 +134,24 @@ void ParityVolume::directRead(uint64_t offset, std::vector<iovec> buffers, IoCom
   uint64_t length = iovecLength(buffers);
   if (length == 0) return completeSoon(pool_->loop(), std::move(done), 0);
   uint64_t rowBytes = (legs_ - 1) * stripe_;
+  auto retryLocked = [this, offset](std::vector<iovec>&& kept, IoCompletion&& finished) {
+    // A leg that fails under us is marked failed: read again reconstructing it.
+    return [this, offset, kept = std::move(kept), finished = std::move(finished)](int result) mutable {
+      if (result >= 0) return finished(0);
+      lockedRead(offset, std::move(kept), std::move(finished));
+    };
+  };
+  if (offset / stripe_ == (offset + length - 1) / stripe_) {
+    // Inside one chunk: one leg, no gathering.
+    uint64_t row = offset / rowBytes;
+    uint32_t leg = dataLeg(legs_, row, static_cast<uint32_t>(offset % rowBytes / stripe_));
+    uint64_t legOffset = row * stripe_ + offset % stripe_;
+    if (!legReadable(leg, legOffset, length)) return lockedRead(offset, std::move(buffers), std::move(done));
+    auto iov = buffers;
+    legTransfer(*pool_, record_.legs[leg], LegOp::Read, true, legOffset, length, std::move(iov),
+                retryLocked(std::move(buffers), std::move(done)));
+    return;
+  }
   LegGather gather(buffers, legs_);
   for (uint64_t at = offset, end = offset + length; at < end;) {
     uint64_t row = at / rowBytes, within = at % rowBytes;
@@ -147,12 +165,8 @@ void ParityVolume::directRead(uint64_t offset, std::vector<iovec> buffers, IoCom
   for (const auto& piece : pieces)
     if (!legReadable(piece.leg, piece.legOffset, piece.length))
       return lockedRead(offset, std::move(buffers), std::move(done));
-  // A leg that fails under us is marked failed: read again reconstructing it.
   // (The pieces hold their own iovecs: the request's list can move on.)
-  auto retry = [this, offset, buffers = std::move(buffers), done = std::move(done)](int result) mutable {
-    if (result >= 0) return done(0);
-    lockedRead(offset, std::move(buffers), std::move(done));
-  };
+  auto retry = retryLocked(std::move(buffers), std::move(done));
   if (pieces.size() == 1) {
     auto& piece = pieces[0];
     legTransfer(*pool_, record_.legs[piece.leg], LegOp::Read, true, piece.legOffset, piece.length,
