@@ -263,39 +263,39 @@ void ThinPoolEngine::read(uint32_t device, uint64_t offset, std::vector<iovec> b
 }
 
 void ThinPoolEngine::write(uint32_t device, uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
-  uint64_t length = iovecLength(buffers);
   if (failed_) return completeSoon(pool_->loop(), std::move(done), -EIO);
-  auto join = IoJoin::make(pool_->loop(), std::move(done));
-  for (uint64_t at = 0; at < length;) {
-    auto request = std::make_shared<ChunkRequest>();
-    request->kind = ChunkRequest::Write;
-    request->device = device;
-    request->vchunk = (offset + at) / chunkSize_;
-    request->offset = (offset + at) % chunkSize_;
-    request->length = std::min<uint64_t>(chunkSize_ - request->offset, length - at);
-    request->buffers = sliceIovecs(buffers, at, request->length);
-    request->done = join->add();
-    at += request->length;
-    chunkOp(std::move(request));
-  }
-  join->arm();
+  uint64_t length = iovecLength(buffers);
+  splitChunks(ChunkRequest::Write, device, offset, length, std::move(buffers), std::move(done));
 }
 
 void ThinPoolEngine::zero(uint32_t device, uint64_t offset, uint64_t length, bool discard, IoCompletion done) {
   if (failed_) return completeSoon(pool_->loop(), std::move(done), -EIO);
-  auto join = IoJoin::make(pool_->loop(), std::move(done));
+  splitChunks(discard ? ChunkRequest::Discard : ChunkRequest::Zero, device, offset, length, {}, std::move(done));
+}
+
+void ThinPoolEngine::splitChunks(int kind, uint32_t device, uint64_t offset, uint64_t length,
+                                 std::vector<iovec> buffers, IoCompletion done) {
+  if (length == 0) return completeSoon(pool_->loop(), std::move(done), 0);
+  // Inside one chunk (the usual case) the request needs no join.
+  bool single = offset % chunkSize_ + length <= chunkSize_;
+  auto join = single ? nullptr : IoJoin::make(pool_->loop(), std::move(done));
+  IovecCursor cursor(buffers);
   for (uint64_t at = 0; at < length;) {
     auto request = std::make_shared<ChunkRequest>();
-    request->kind = discard ? ChunkRequest::Discard : ChunkRequest::Zero;
+    request->kind = static_cast<ChunkRequest::Kind>(kind);
     request->device = device;
     request->vchunk = (offset + at) / chunkSize_;
     request->offset = (offset + at) % chunkSize_;
     request->length = std::min<uint64_t>(chunkSize_ - request->offset, length - at);
-    request->done = join->add();
+    if (single)
+      request->buffers = std::move(buffers);
+    else
+      cursor.take(request->length, request->buffers);
+    request->done = single ? std::move(done) : join->add();
     at += request->length;
     chunkOp(std::move(request));
   }
-  join->arm();
+  if (join) join->arm();
 }
 
 void ThinPoolEngine::chunkOp(std::shared_ptr<ChunkRequest> request) {

@@ -57,6 +57,9 @@ class ThinPoolEngine : public std::enable_shared_from_this<ThinPoolEngine> {
   ThinPoolEngine(std::shared_ptr<Pool> pool, const VolumeRecord& thinPool);
   Result<void> load();
   void recount();
+  // Cuts a write/zero/discard into per-chunk requests (kind: ChunkRequest::Kind).
+  void splitChunks(int kind, uint32_t device, uint64_t offset, uint64_t length, std::vector<iovec> buffers,
+                   IoCompletion done);
   void chunkOp(std::shared_ptr<ChunkRequest> request);
   void chunkOpLocked(std::shared_ptr<ChunkRequest> request);
   void writeNewChunk(std::shared_ptr<ChunkRequest> request, uint32_t source, uint32_t fresh, IoCompletion done);
