@@ -275,13 +275,12 @@ void Qcow2Image::loadTable(qcow2::Metadata::TableKind kind, uint64_t offset) {
     } else {
       meta_->insertTable(kind, offset, std::move(*bytes));
     }
-    --active_;
     if (releasesAwaitLoad_) {
+      --active_;
       releasesAwaitLoad_ = false;
       return finishFlush(0);
     }
-    if (exclusive_ && !flushStarted_ && active_ == 0) startFlushPhases();
-    pump();
+    finishActive();
   });
 }
 
@@ -295,9 +294,13 @@ Qcow2Image::PendingPtr Qcow2Image::begin(IoCompletion done) {
 void Qcow2Image::finishPart(const PendingPtr& pending, int result) {
   if (result < 0 && pending->status == 0) pending->status = result;
   if (--pending->remaining > 0) return;
-  --active_;
   auto done = std::move(pending->done);
   done(pending->status);
+  finishActive();
+}
+
+void Qcow2Image::finishActive() {
+  --active_;
   if (exclusive_ && !flushStarted_ && active_ == 0) startFlushPhases();
   pump();
 }
@@ -348,6 +351,20 @@ void Qcow2Image::readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion
 bool Qcow2Image::tryRead(uint64_t offset, std::vector<iovec>& buffers, IoCompletion& done) {
   const uint64_t length = totalLength(buffers);
   if (exclusive_ || touchesBusy(offset, length) || awaitMetadata(offset, length, false)) return false;
+  if (length > 0 && (offset >> header_.clusterBits) == ((offset + length - 1) >> header_.clusterBits)) {
+    // The common guest read, inside one allocated cluster: straight to the file,
+    // without the bookkeeping of a request split into parts.
+    auto m = mapping(offset >> header_.clusterBits);
+    if (m && m->kind == ClusterKind::Normal) {
+      ++active_;
+      file_->readv(m->hostOffset + (offset & (header_.clusterSize() - 1)), std::move(buffers),
+                   [this, done = std::move(done)](int result) {
+                     done(result);
+                     finishActive();
+                   });
+      return true;
+    }
+  }
   auto pending = begin(std::move(done));
   issueRead(offset, buffers, pending);
   releaseInitialPart(pending);

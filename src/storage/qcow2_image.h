@@ -84,6 +84,8 @@ class Qcow2Image final : public DiskImage {
   bool touchesBusy(uint64_t offset, uint64_t length) const;
   PendingPtr begin(IoCompletion done);
   void finishPart(const PendingPtr& pending, int result);
+  // One unit of `active_` work ended: maybe start a waiting flush, run waiting requests.
+  void finishActive();
   void releaseInitialPart(const PendingPtr& pending);
   bool rangeValid(uint64_t offset, uint64_t length) const;
   // Starts reading a table the request needs that is not in memory; true when
