@@ -113,6 +113,16 @@ bool legOnPv(const Leg& leg, uint32_t pv) {
   return false;
 }
 
+bool isZero(const uint8_t* p, size_t length) {
+  uint64_t any = 0;
+  for (size_t i = 0; i + 8 <= length; i += 8) {
+    uint64_t word;
+    std::memcpy(&word, p + i, 8);
+    any |= word;
+  }
+  return any == 0;  // length is a multiple of 8 (kBlock)
+}
+
 // A redundant volume's leg on the replaced PV, to be rebuilt from the others.
 struct LegRebuild {
   VolumeRecord volume;
@@ -384,9 +394,7 @@ Result<ScrubReport> scrubPool(Pool& pool, bool repair, const ProgressCallback& p
     // RAID 5 steps hold the volume's lock: a write between reading and
     // repairing would otherwise look like (and be "repaired" as) a mismatch.
     std::shared_ptr<RangeLock> lock = v.type == VolumeType::Raid5 ? pool.volumeLock(v.id) : nullptr;
-    StepBuffers buffers(legs);
-    std::vector<AlignedBuffer> scratch;  // per slot, one block
-    for (size_t slot = 0; slot < kDepth; ++slot) scratch.push_back(makeScratchBuffer(kBlock));
+    StepBuffers buffers(legs + 1);  // the extra one holds a RAID 5 step's XOR of every leg
     Pipeline pipeline{pool.loop(), static_cast<size_t>((legBytes + kStep - 1) / kStep), {}, {}};
 
     // Compares a step's blocks; repairs go out as members of `repairs`.
@@ -396,13 +404,16 @@ Result<ScrubReport> scrubPool(Pool& pool, bool repair, const ProgressCallback& p
         legTransfer(pool, v.legs[l], LegOp::Write, true, at + b, kBlock, {iovec{data, kBlock}}, repairs.add());
         ++report.repaired;
       };
+      uint8_t* sum = buffers.get(slot, legs);
+      if (v.type == VolumeType::Raid5) {
+        // Data XOR parity is zero wherever parity is right: one pass over the step.
+        std::vector<const uint8_t*> sources;
+        for (uint32_t l = 0; l < legs; ++l) sources.push_back(copy(l, 0));
+        xorBlocks(sources, sum, n);
+      }
       for (uint64_t b = 0; b < n; b += kBlock) {
         if (v.type == VolumeType::Raid5) {
-          std::vector<const uint8_t*> sources;
-          for (uint32_t l = 0; l < legs; ++l) sources.push_back(copy(l, b));
-          uint8_t* sum = scratch[slot].get();
-          xorBlocks(sources, sum, kBlock);
-          if (std::all_of(sum, sum + kBlock, [](uint8_t x) { return x == 0; })) continue;
+          if (isZero(sum + b, kBlock)) continue;
           ++report.parityMismatches;
           if (!repair) continue;
           uint32_t parity = ParityVolume::parityLeg(legs, (at + b) / v.stripeSize);
