@@ -12,15 +12,16 @@
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s qcow2|nbd PATH...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s qcow2|nbd|nbd-tls PATH...\n", argv[0]);
     return 2;
   }
   std::string target = argv[1];
-  auto run = target == "qcow2" ? strata::fuzz::qcow2ImageOneInput
-             : target == "nbd" ? strata::fuzz::nbdServerOneInput
-                               : nullptr;
+  auto run = target == "qcow2"     ? strata::fuzz::qcow2ImageOneInput
+             : target == "nbd"     ? strata::fuzz::nbdServerOneInput
+             : target == "nbd-tls" ? strata::fuzz::nbdTlsServerOneInput
+                                   : nullptr;
   if (run == nullptr) {
-    std::fprintf(stderr, "unknown target '%s' (qcow2 or nbd)\n", target.c_str());
+    std::fprintf(stderr, "unknown target '%s' (qcow2, nbd or nbd-tls)\n", target.c_str());
     return 2;
   }
   std::vector<std::filesystem::path> inputs;

@@ -1,13 +1,15 @@
 // `strata nbd serve`: exports a disk image (raw or qcow2) or a logical volume
 // (pool:NAME/VOLUME) over the NBD protocol on a UNIX socket or TCP on loopback,
-// optionally over TLS (X.509 or pre-shared keys), until SIGINT or SIGTERM; then it lets requests in flight finish, flushes and
-// closes the disk cleanly.
+// optionally over TLS (X.509, optionally verifying client certificates, or
+// pre-shared keys), until SIGINT or SIGTERM; then it lets requests in flight
+// finish, flushes and closes the disk cleanly.
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <fmt/core.h>
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -35,10 +37,12 @@ struct ServeArgs {
   std::string format;
   std::vector<std::string> pvPaths;
   size_t maxClients = 128;
+  double handshakeLimit = 10;  // seconds; 0: none
   bool verbose = false;
   std::string tlsMode;  // empty: require when credentials are given, else off
   std::string tlsCertificates;
   std::string tlsPskFile;
+  bool tlsVerifyPeer = false;
 };
 
 int fail(const std::string& message) {
@@ -68,6 +72,9 @@ Result<storage::nbd::TlsPolicy> tlsPolicy(const ServeArgs& args) {
     if (!parsed) return Error{"--tls: " + parsed.error().message};
     mode = *parsed;
   }
+  if (args.tlsVerifyPeer && args.tlsCertificates.empty()) {
+    return Error{"--tls-verify-peer checks client certificates: it needs --tls-certs DIR"};
+  }
   if (mode == TlsMode::Off) {
     if (haveCredentials) return Error{"--tls=off leaves --tls-certs/--tls-psk unused; drop one or the other"};
     return storage::nbd::TlsPolicy{};
@@ -75,7 +82,7 @@ Result<storage::nbd::TlsPolicy> tlsPolicy(const ServeArgs& args) {
   if (!haveCredentials) return Error{fmt::format("--tls={} needs --tls-certs DIR or --tls-psk FILE", args.tlsMode)};
   auto credentials = args.tlsCertificates.empty()
                          ? storage::nbd::TlsCredentials::loadPskFile(args.tlsPskFile)
-                         : storage::nbd::TlsCredentials::loadX509Directory(args.tlsCertificates);
+                         : storage::nbd::TlsCredentials::loadX509Directory(args.tlsCertificates, args.tlsVerifyPeer);
   if (!credentials) return credentials.error();
   return storage::nbd::TlsPolicy{mode, std::move(*credentials)};
 }
@@ -118,6 +125,7 @@ int runServe(const ServeArgs& args) {
   exported.readOnly = args.readOnly || device->readOnly();
   storage::nbd::NbdLimits limits;
   limits.maxConnections = args.maxClients;
+  limits.handshakeLimit = std::chrono::milliseconds(static_cast<int64_t>(args.handshakeLimit * 1000));
   auto server = std::make_unique<storage::nbd::NbdServer>(**loop, std::vector{exported}, limits);
   bool useTls = tls->mode != storage::nbd::TlsMode::Off;
   if (auto configured = server->setTls(std::move(*tls)); !configured) return fail(configured.error().message);
@@ -182,7 +190,12 @@ void addNbdCommands(CLI::App& app, CommandStatus& status) {
   serve->add_option("--name,-x", args->name, "Export name (the default export \"\" always works too)");
   serve->add_option("--description", args->description, "Export description shown to clients");
   serve->add_option("--format,-f", args->format, "Image format: raw or qcow2 (default: probe); images only");
-  serve->add_option("--max-clients", args->maxClients, "Clients served at once (default 128)");
+  serve->add_option("--max-clients", args->maxClients, "Clients served at once; more are refused (default 128)")
+      ->check(CLI::PositiveNumber);
+  serve->add_option("--handshake-limit", args->handshakeLimit,
+                    "Seconds a client may take to finish negotiating, TLS included, before it is "
+                    "disconnected (default 10; 0: no limit)")
+      ->check(CLI::Range(0.0, 86400.0));
   serve->add_option("--tls", args->tlsMode,
                     "off, on (clients choose) or require (all but STARTTLS refused before TLS); "
                     "default: require with credentials, else off");
@@ -191,6 +204,8 @@ void addNbdCommands(CLI::App& app, CommandStatus& status) {
       "Directory with server-cert.pem and server-key.pem (clients trust its CA via ca-cert.pem)");
   serve->add_option("--tls-psk", args->tlsPskFile, "Pre-shared keys file, username:hexkey lines (psktool)")
       ->excludes(certificatesOption);
+  serve->add_flag("--tls-verify-peer", args->tlsVerifyPeer,
+                  "Require a client certificate signed by the CA in --tls-certs DIR/ca-cert.pem");
   serve->add_flag("--verbose,-v", args->verbose, "Log every connection and refused request");
   serve->callback([args, &status] { status.exitCode = runServe(*args); });
 }

@@ -50,6 +50,15 @@ Result<void> NbdConnection::start() {
   auto watched = context_.loop->watch(socket_.get(), watchedEvents_,
                                       [self](uint32_t events) { self->onSocketEvents(events); });
   if (!watched) return watched;
+  if (auto limit = context_.limits->handshakeLimit; limit.count() > 0) {
+    std::weak_ptr<NbdConnection> weak = self;
+    auto timer = LoopTimer::create(*context_.loop, [weak] {
+      if (auto connection = weak.lock()) connection->onHandshakeLimit();
+    });
+    if (!timer) return timer.error();
+    if (auto armed = (*timer)->arm(limit); !armed) return armed;
+    handshakeTimer_ = std::move(*timer);
+  }
   std::vector<uint8_t> greeting;
   WireWriter(greeting).u64(kNbdMagic).u64(kOptionMagic).u16(kFlagFixedNewstyle | kFlagNoZeroes);
   queueOutput(std::move(greeting));
@@ -68,6 +77,7 @@ void NbdConnection::close(const std::string& reason) {
   inputStart_ = 0;
   pendingWrite_.reset();
   tls_.reset();
+  handshakeTimer_.reset();
   phase_ = Phase::Finishing;
   if (context_.onClosed) context_.onClosed(this);
 }
@@ -488,15 +498,27 @@ void NbdConnection::handleExportName(const std::vector<uint8_t>& data) {
     close(fmt::format("no export named '{}'", name));
     return;
   }
-  export_ = exported;
   std::vector<uint8_t> reply;
   WireWriter writer(reply);
   writer.u64(exported->device->sizeBytes()).u16(flagsFor(*exported, structuredReplies_));
   if (!noZeroes_) writer.zeroes(124);
   queueOutput(std::move(reply));
-  if (closed()) return;
+  if (!closed()) enterTransmission(exported);
+}
+
+void NbdConnection::enterTransmission(const NbdExport* exported) {
+  export_ = exported;
+  handshakeTimer_.reset();  // negotiation is over; an idle client in transmission may stay
   log::debug("nbd: {}: serving export '{}'", peer_, exported->name);
   phase_ = Phase::RequestHeader;
+}
+
+void NbdConnection::onHandshakeLimit() {
+  if (closed() || export_ != nullptr) return;
+  double seconds = static_cast<double>(context_.limits->handshakeLimit.count()) / 1000.0;
+  log::warn("nbd: {}: {} not finished within the handshake limit of {:g} s; disconnecting", peer_,
+            phase_ == Phase::TlsHandshake ? "TLS handshake" : "negotiation", seconds);
+  close("handshake limit reached");
 }
 
 void NbdConnection::handleStartTls(const std::vector<uint8_t>& data) {
@@ -587,9 +609,7 @@ void NbdConnection::handleInfoOrGo(uint32_t option, const std::vector<uint8_t>& 
   sendOptionReply(option, kRepAck);
   if (option == kOptGo && !closed()) {
     if (allocationExport_ != exported) allocationContext_ = false;
-    export_ = exported;
-    log::debug("nbd: {}: serving export '{}'", peer_, exported->name);
-    phase_ = Phase::RequestHeader;
+    enterTransmission(exported);
   }
 }
 

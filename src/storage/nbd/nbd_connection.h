@@ -3,7 +3,8 @@
 // EventLoop thread over a non-blocking socket; requests are submitted to the
 // BlockDevice as they arrive and answered as they complete, so replies may go
 // out of order. Every length and offset from the client is checked, and what a
-// client can make the server hold is bounded by NbdLimits. With a TlsPolicy,
+// client can make the server hold is bounded by NbdLimits, and one that does
+// not finish negotiating within NbdLimits::handshakeLimit is disconnected. With a TlsPolicy,
 // NBD_OPT_STARTTLS upgrades the socket to TLS in the middle of option haggling.
 #pragma once
 
@@ -19,6 +20,7 @@
 #include "base/event_loop.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "storage/nbd/loop_timer.h"
 #include "storage/nbd/nbd_export.h"
 #include "storage/nbd/nbd_tls.h"
 
@@ -37,7 +39,7 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
   NbdConnection(Context context, UniqueFd socket, std::string peer);
   ~NbdConnection();
 
-  // Watches the socket and sends the greeting.
+  // Watches the socket, starts the handshake time limit and sends the greeting.
   Result<void> start();
   // Hard disconnect: stops watching and closes the socket. Requests in flight
   // still complete on the device, but their replies are dropped.
@@ -80,6 +82,8 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
   void handleExportName(const std::vector<uint8_t>& data);
   void handleStartTls(const std::vector<uint8_t>& data);
   void advanceHandshake();
+  void enterTransmission(const NbdExport* exported);
+  void onHandshakeLimit();
   const NbdExport* findExport(const std::string& name) const;
   void sendOptionReply(uint32_t option, uint32_t type, const std::vector<uint8_t>& payload = {});
   void sendOptionError(uint32_t option, uint32_t type, const std::string& message);
@@ -141,6 +145,9 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
   std::deque<OutputChunk> output_;
   size_t outputBytes_ = 0;
   uint32_t watchedEvents_ = 0;
+
+  // Runs from start() until the transmission phase (absent when there is no limit).
+  std::unique_ptr<LoopTimer> handshakeTimer_;
 
   // TLS, once NBD_OPT_STARTTLS was accepted.
   std::unique_ptr<TlsSession> tls_;

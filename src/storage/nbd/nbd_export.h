@@ -4,6 +4,7 @@
 // client may make the server hold, so a hostile peer cannot exhaust memory.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -37,6 +38,9 @@ struct NbdLimits {
   size_t maxInflightRequests = 64;         // per connection; more requests wait in the socket
   size_t maxBufferedBytes = 64u << 20;     // per connection: payloads held plus replies not yet sent
   size_t maxConnections = 128;             // further clients are refused at accept
+  // A client must finish option haggling (the TLS handshake included) within
+  // this time or be disconnected, so stalled clients cannot hold every slot. 0: no limit.
+  std::chrono::milliseconds handshakeLimit{10000};
   size_t maxBlockStatusExtents = 1024;     // per NBD_CMD_BLOCK_STATUS reply
 };
 

@@ -116,10 +116,6 @@ void NbdServer::acceptClients(int listener, bool tcp) {
       return;
     }
     ++acceptedCount_;
-    if (connections_.size() >= limits_.maxConnections) {
-      log::warn("nbd: refusing a client: {} clients already connected", connections_.size());
-      continue;
-    }
     std::string peer = fmt::format("client #{}", acceptedCount_);
     if (tcp) {
       int one = 1;
@@ -136,6 +132,11 @@ void NbdServer::acceptClients(int listener, bool tcp) {
         port = ntohs(in6->sin6_port);
       }
       peer += fmt::format(" ({}:{})", text, port);
+    }
+    if (connections_.size() >= limits_.maxConnections) {
+      // Closed before the greeting: the client sees the connection end at once instead of waiting.
+      log::warn("nbd: refusing {}: the connection limit ({}) is reached", peer, limits_.maxConnections);
+      continue;
     }
     if (auto served = serveConnection(std::move(client), peer); !served) {
       log::warn("nbd: {}: {}", peer, served.error().message);

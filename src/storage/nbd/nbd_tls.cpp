@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fmt/core.h>
+#include <gnutls/x509.h>
 
 #include <algorithm>
 #include <cctype>
@@ -85,7 +86,8 @@ const char* tlsModeName(TlsMode mode) {
 
 // ---- credentials ------------------------------------------------------------
 
-Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadX509Directory(const std::string& directory) {
+Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadX509Directory(const std::string& directory,
+                                                                         bool verifyPeer) {
   std::string certificate = directory + "/server-cert.pem";
   std::string key = directory + "/server-key.pem";
   if (auto readable = requireReadable(certificate); !readable) return readable.error();
@@ -97,10 +99,25 @@ Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadX509Directory(const 
   int rc = gnutls_certificate_set_x509_key_file2(credentials->certificate_, certificate.c_str(), key.c_str(),
                                                  GNUTLS_X509_FMT_PEM, nullptr, 0);
   if (rc < 0) return gnutlsError(fmt::format("{} with {}", certificate, key), rc);
+  credentials->description_ = "X.509 certificate from " + certificate;
+  if (verifyPeer) {
+    std::string authority = directory + "/ca-cert.pem";
+    if (auto readable = requireReadable(authority); !readable) return readable.error();
+    // Returns how many certificates it loaded; none means the file holds no CA.
+    rc = gnutls_certificate_set_x509_trust_file(credentials->certificate_, authority.c_str(), GNUTLS_X509_FMT_PEM);
+    if (rc < 0) return gnutlsError(authority, rc);
+    if (rc == 0) return Error{authority + ": no certificates"};
+    std::string revoked = directory + "/ca-crl.pem";
+    if (::access(revoked.c_str(), F_OK) == 0) {
+      rc = gnutls_certificate_set_x509_crl_file(credentials->certificate_, revoked.c_str(), GNUTLS_X509_FMT_PEM);
+      if (rc < 0) return gnutlsError(revoked, rc);
+    }
+    credentials->verifyPeer_ = true;
+    credentials->description_ += ", client certificates checked against " + authority;
+  }
   auto priority = makePriority(kX509Priorities);
   if (!priority) return priority.error();
   credentials->priority_ = *priority;
-  credentials->description_ = "X.509 certificate from " + certificate;
   return credentials;
 }
 
@@ -144,7 +161,9 @@ Result<std::unique_ptr<TlsSession>> TlsSession::create(const TlsCredentials& cre
   int rc = gnutls_priority_set(tls->session_, credentials.priority_);
   if (rc >= 0 && credentials.certificate_ != nullptr) {
     rc = gnutls_credentials_set(tls->session_, GNUTLS_CRD_CERTIFICATE, credentials.certificate_);
-    gnutls_certificate_server_set_request(tls->session_, GNUTLS_CERT_IGNORE);
+    gnutls_certificate_server_set_request(tls->session_,
+                                          credentials.verifyPeer_ ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_IGNORE);
+    if (credentials.verifyPeer_) gnutls_session_set_verify_function(tls->session_, &TlsSession::verifyClient);
   }
   if (rc >= 0 && credentials.psk_ != nullptr) {
     rc = gnutls_credentials_set(tls->session_, GNUTLS_CRD_PSK, credentials.psk_);
@@ -194,12 +213,33 @@ int TlsSession::pullTimeout(gnutls_transport_ptr_t self, unsigned int) {
   return ::poll(&entry, 1, 0);
 }
 
+int TlsSession::verifyClient(gnutls_session_t session) {
+  // The chain must lead to the CA, and the certificate must be meant for TLS
+  // clients (a server's certificate from the same CA is not a client's).
+  gnutls_typed_vdata_st purpose{GNUTLS_DT_KEY_PURPOSE_OID,
+                                reinterpret_cast<unsigned char*>(const_cast<char*>(GNUTLS_KP_TLS_WWW_CLIENT)), 0};
+  auto* tls = static_cast<TlsSession*>(gnutls_transport_get_ptr(session));
+  unsigned status = 0;
+  int rc = gnutls_certificate_verify_peers(session, &purpose, 1, &status);
+  tls->verifyStatus_ = rc < 0 ? static_cast<unsigned>(GNUTLS_CERT_INVALID) : status;
+  return tls->verifyStatus_ == 0 ? 0 : GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR;
+}
+
 void TlsSession::fail(int code) {
   error_ = code == GNUTLS_E_PULL_ERROR ? fmt::format("reading from the client: {}", std::strerror(pullErrno_))
                                        : gnutls_strerror(code);
   if (code == GNUTLS_E_FATAL_ALERT_RECEIVED || code == GNUTLS_E_WARNING_ALERT_RECEIVED) {
     const char* alert = gnutls_alert_get_name(gnutls_alert_get(session_));
     error_ += fmt::format(" ({})", alert != nullptr ? alert : "unknown alert");
+  }
+  if (verifyStatus_ != 0) {
+    gnutls_datum_t text{};
+    if (gnutls_certificate_verification_status_print(verifyStatus_, GNUTLS_CRT_X509, &text, 0) == 0) {
+      std::string reasons(reinterpret_cast<const char*>(text.data));
+      gnutls_free(text.data);
+      while (!reasons.empty() && reasons.back() == ' ') reasons.pop_back();
+      error_ += " (" + reasons + ")";
+    }
   }
 }
 
@@ -277,6 +317,18 @@ std::string TlsSession::describe() const {
   gnutls_free(text);
   if (const char* user = gnutls_psk_server_get_username(session_); user != nullptr) {
     description += fmt::format(", PSK user '{}'", user);
+  }
+  unsigned count = 0;
+  const gnutls_datum_t* chain = gnutls_certificate_get_peers(session_, &count);
+  gnutls_x509_crt_t certificate = nullptr;
+  if (chain != nullptr && count > 0 && gnutls_x509_crt_init(&certificate) == 0) {
+    gnutls_datum_t dn{};
+    if (gnutls_x509_crt_import(certificate, &chain[0], GNUTLS_X509_FMT_DER) == 0 &&
+        gnutls_x509_crt_get_dn3(certificate, &dn, 0) == 0) {
+      description += fmt::format(", client certificate '{}'", reinterpret_cast<const char*>(dn.data));
+      gnutls_free(dn.data);
+    }
+    gnutls_x509_crt_deinit(certificate);
   }
   return description;
 }

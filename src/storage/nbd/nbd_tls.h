@@ -26,7 +26,10 @@ class TlsCredentials {
  public:
   // DIR/server-cert.pem (the chain clients verify against their ca-cert.pem)
   // and DIR/server-key.pem, the layout qemu's tls-creds-x509 and libnbd use.
-  static Result<std::shared_ptr<TlsCredentials>> loadX509Directory(const std::string& directory);
+  // verifyPeer (qemu's verify-peer): every client must present a certificate for
+  // TLS client use, signed by DIR/ca-cert.pem (and not revoked by DIR/ca-crl.pem, if present).
+  static Result<std::shared_ptr<TlsCredentials>> loadX509Directory(const std::string& directory,
+                                                                   bool verifyPeer = false);
   // A psktool key file: one `username:hexkey` line per client.
   static Result<std::shared_ptr<TlsCredentials>> loadPskFile(const std::string& path);
   ~TlsCredentials();
@@ -42,6 +45,7 @@ class TlsCredentials {
   gnutls_certificate_credentials_t certificate_ = nullptr;
   gnutls_psk_server_credentials_t psk_ = nullptr;
   gnutls_priority_t priority_ = nullptr;
+  bool verifyPeer_ = false;
   std::string description_;
 };
 
@@ -85,7 +89,8 @@ class TlsSession {
   // GnuTLS holds — that the socket's readiness will not announce.
   bool hasBufferedInput() const;
   const std::string& error() const { return error_; }
-  // Protocol, key exchange and cipher, e.g. "(TLS1.3)-(ECDHE-SECP256R1)-(AES-256-GCM)".
+  // Protocol, key exchange and cipher, e.g. "(TLS1.3)-(ECDHE-SECP256R1)-(AES-256-GCM)",
+  // and who the client is (its certificate's DN or its PSK username) when it said.
   std::string describe() const;
 
  private:
@@ -93,6 +98,8 @@ class TlsSession {
   static ssize_t pull(gnutls_transport_ptr_t self, void* buffer, size_t length);
   static ssize_t push(gnutls_transport_ptr_t self, const void* data, size_t length);
   static int pullTimeout(gnutls_transport_ptr_t self, unsigned int milliseconds);
+  // With verifyPeer: checks the client's certificate during the handshake.
+  static int verifyClient(gnutls_session_t session);
   void fail(int code);
 
   gnutls_session_t session_ = nullptr;
@@ -101,6 +108,7 @@ class TlsSession {
   size_t prefixStart_ = 0;
   size_t received_ = 0;  // bytes read from the socket, to bound the handshake
   int pullErrno_ = 0;  // why the socket read failed, for GNUTLS_E_PULL_ERROR
+  unsigned verifyStatus_ = 0;  // why the client's certificate was refused (gnutls_certificate_status_t bits)
   std::vector<uint8_t> outgoing_;
   size_t outgoingStart_ = 0;
   std::string error_;

@@ -602,6 +602,83 @@ TEST_F(NbdProtocol, ConnectionLimitRefusesExtraClients) {
   expectServerHealthy();
 }
 
+TEST_F(NbdProtocol, RefusedClientGetsNoGreeting) {
+  NbdLimits limits;
+  limits.maxConnections = 1;
+  serve(false, limits);
+  auto a = client();
+  ASSERT_EQ(a.connectExport("disk"), kReadWriteFlags);
+  auto b = client();
+  uint8_t byte;
+  EXPECT_EQ(b.receiveSome(&byte, 1), 0);  // closed at once, before the greeting, not left waiting
+  EXPECT_EQ(a.write(1, 0, pattern(512, 1)), 0u);  // the client served is undisturbed
+}
+
+// ---- handshake time limit ------------------------------------------------------
+
+TEST_F(NbdProtocol, ClientsStallingInNegotiationAreDroppedAtTheHandshakeLimit) {
+  NbdLimits limits;
+  limits.handshakeLimit = std::chrono::seconds(1);
+  serve(false, limits);
+  // One client sends nothing at all; one stops after its flags; one in the middle of an option header.
+  auto silent = client();
+  auto flagsOnly = client();
+  flagsOnly.handshake();
+  auto partial = client();
+  partial.handshake();
+  std::vector<uint8_t> half;
+  WireWriter(half).u64(kOptionMagic).u16(0);
+  ASSERT_TRUE(partial.send(half));
+  // Meanwhile a well-behaved client is served.
+  auto good = client();
+  ASSERT_EQ(good.connectExport("disk", true), kReadWriteFlags | kTransSendDf);
+  good.setStructured(true);
+  EXPECT_EQ(good.write(1, 4096, pattern(4096, 9)), 0u);
+  EXPECT_TRUE(silent.closedByServer());
+  EXPECT_TRUE(flagsOnly.closedByServer());
+  EXPECT_TRUE(partial.closedByServer());
+  // The limit covers negotiation only: a client in transmission stays however idle it is.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  uint32_t error;
+  EXPECT_EQ(good.read(2, 4096, 4096, error), pattern(4096, 9));
+  EXPECT_EQ(error, 0u);
+  EXPECT_EQ(connections(), 1u);
+}
+
+TEST_F(NbdProtocol, HandshakeLimitFreesTheSlotsStalledClientsHold) {
+  NbdLimits limits;
+  limits.maxConnections = 2;
+  limits.handshakeLimit = std::chrono::seconds(1);
+  serve(false, limits);
+  auto a = client();
+  auto b = client();
+  a.handshake();
+  b.handshake();
+  EXPECT_TRUE(client().closedByServer());  // every slot taken
+  // Without the limit the stalled pair would lock everyone out for good.
+  EXPECT_TRUE(a.closedByServer());
+  EXPECT_TRUE(b.closedByServer());
+  EXPECT_TRUE(waitForNoClients());
+  expectServerHealthy();
+}
+
+TEST_F(NbdProtocol, ClientThatKeepsHagglingIsDroppedAtTheHandshakeLimit) {
+  NbdLimits limits;
+  limits.handshakeLimit = std::chrono::seconds(1);
+  serve(false, limits);
+  // Valid options, answered, but never NBD_OPT_GO: activity does not extend the limit.
+  auto c = client();
+  c.handshake();
+  bool dropped = false;
+  for (int i = 0; i < 200 && !dropped; ++i) {
+    auto replies = c.option(kOptList, {});
+    dropped = replies.empty();
+    if (!dropped) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(dropped);
+  EXPECT_TRUE(waitForNoClients());
+}
+
 TEST_F(NbdProtocol, ConcurrentClientsEachSeeTheirOwnWrites) {
   serve();
   std::vector<std::thread> workers;

@@ -4,8 +4,11 @@
 // hostile client would; throwaway TLS keys; running tools and `strata nbd serve`.
 #pragma once
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -63,9 +66,14 @@ inline bool contains(const std::string& text, const std::string& part) { return 
 // certs/ holds ca-cert.pem, server-cert.pem (for localhost, 127.0.0.1 and ::1)
 // and server-key.pem — the directory layout qemu and libnbd use, good for the
 // server and the clients alike; untrusted/ holds another CA's ca-cert.pem.
+// Client certificates, in the layout qemu (endpoint=client) and libnbd read:
+// client/ holds ca-cert.pem, client-cert.pem and client-key.pem from the certs/
+// CA; rogue/ the same but with a client certificate the untrusted CA signed.
 struct TestPki {
   std::string certs;
   std::string untrusted;
+  std::string client;
+  std::string rogue;
   std::string pskFile;  // user "alice"
   std::string pskKey;   // alice's key, hex
 };
@@ -74,12 +82,15 @@ struct TestPki {
 inline std::string makeTestPki(const std::string& root, TestPki& pki) {
   pki.certs = root + "/certs";
   pki.untrusted = root + "/untrusted";
+  pki.client = root + "/client";
+  pki.rogue = root + "/rogue";
   pki.pskFile = root + "/keys.psk";
-  std::filesystem::create_directories(pki.certs);
-  std::filesystem::create_directories(pki.untrusted);
+  for (const auto& dir : {pki.certs, pki.untrusted, pki.client, pki.rogue}) std::filesystem::create_directories(dir);
   std::ofstream(root + "/ca.info") << "cn = strata test CA\nca\ncert_signing_key\nexpiration_days = 2\n";
   std::ofstream(root + "/server.info") << "organization = strata tests\ncn = localhost\ndns_name = localhost\n"
                                           "ip_address = 127.0.0.1\nip_address = ::1\ntls_www_server\n"
+                                          "encryption_key\nsigning_key\nexpiration_days = 2\n";
+  std::ofstream(root + "/client.info") << "organization = strata tests\ncn = nbd test client\ntls_www_client\n"
                                           "encryption_key\nsigning_key\nexpiration_days = 2\n";
   auto makeCa = [&](const std::string& dir) {
     return "certtool --generate-privkey --key-type=ecdsa --outfile " + dir + "/ca-key.pem && " +
@@ -90,8 +101,15 @@ inline std::string makeTestPki(const std::string& root, TestPki& pki) {
                        "certtool --generate-certificate --load-privkey " + pki.certs + "/server-key.pem " +
                        "--load-ca-certificate " + pki.certs + "/ca-cert.pem --load-ca-privkey " + pki.certs +
                        "/ca-key.pem --template " + root + "/server.info --outfile " + pki.certs + "/server-cert.pem";
-  for (const auto& command : {makeCa(pki.certs), server, makeCa(pki.untrusted),
-                              "psktool -u alice -p " + pki.pskFile}) {
+  // A client key and certificate in dir, signed by the CA in caDir.
+  auto makeClient = [&](const std::string& dir, const std::string& caDir) {
+    return "certtool --generate-privkey --key-type=ecdsa --outfile " + dir + "/client-key.pem && " +
+           "certtool --generate-certificate --load-privkey " + dir + "/client-key.pem --load-ca-certificate " +
+           caDir + "/ca-cert.pem --load-ca-privkey " + caDir + "/ca-key.pem --template " + root +
+           "/client.info --outfile " + dir + "/client-cert.pem && cp " + pki.certs + "/ca-cert.pem " + dir + "/";
+  };
+  for (const auto& command : {makeCa(pki.certs), server, makeCa(pki.untrusted), makeClient(pki.client, pki.certs),
+                              makeClient(pki.rogue, pki.untrusted), "psktool -u alice -p " + pki.pskFile}) {
     auto made = run("(" + command + ")");
     if (made.exitCode != 0) return command + ": " + made.output;
   }
@@ -106,6 +124,8 @@ struct TlsClientOptions {
   std::string caFile;   // X.509: trust this CA and check that the server is localhost
   std::string pskUser;  // or a pre-shared key
   std::string pskKey;   // hex
+  std::string certificateFile;  // X.509: present this client certificate (with keyFile), if set
+  std::string keyFile;
 };
 
 // The client side of a TLS session on a blocking socket (its receive timeout bounds every wait).
@@ -133,6 +153,11 @@ class ClientTls {
     } else {
       gnutls_certificate_allocate_credentials(&certificate_);
       gnutls_certificate_set_x509_trust_file(certificate_, options.caFile.c_str(), GNUTLS_X509_FMT_PEM);
+      if (!options.certificateFile.empty()) {
+        int rc = gnutls_certificate_set_x509_key_file(certificate_, options.certificateFile.c_str(),
+                                                      options.keyFile.c_str(), GNUTLS_X509_FMT_PEM);
+        if (rc < 0) return std::string("client certificate: ") + gnutls_strerror(rc);
+      }
       gnutls_set_default_priority(session_);
       gnutls_credentials_set(session_, GNUTLS_CRD_CERTIFICATE, certificate_);
       gnutls_session_set_verify_cert(session_, "localhost", 0);
@@ -224,9 +249,7 @@ class RawClient {
     address.sun_family = AF_UNIX;
     std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
     if (::connect(client.fd_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) client.fd_.reset();
-    timeval timeout{10, 0};
-    ::setsockopt(client.fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    ::setsockopt(client.fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    client.setTimeouts();
     return client;
   }
   bool connected() const { return fd_.valid(); }
@@ -270,6 +293,24 @@ class RawClient {
       got += static_cast<size_t>(n);
     }
     return true;
+  }
+  static RawClient connectTcp(uint16_t port) {
+    RawClient client;
+    client.fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(client.fd_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) client.fd_.reset();
+    client.setTimeouts();
+    return client;
+  }
+  // The local port of a TCP connection, which the server's log names.
+  uint16_t localPort() const {
+    sockaddr_in address{};
+    socklen_t length = sizeof address;
+    ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&address), &length);
+    return ntohs(address.sin_port);
   }
   // True when the server closed the connection (end of file, close_notify, or reset) within the timeout.
   bool closedByServer() {
@@ -434,6 +475,12 @@ class RawClient {
   }
 
  private:
+  void setTimeouts() {
+    timeval timeout{10, 0};
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  }
+
   UniqueFd fd_;
   std::unique_ptr<ClientTls> tls_;
   bool structured_ = false;
@@ -458,14 +505,19 @@ inline std::string strataBinary() {
   return std::filesystem::exists(path) ? path.string() : std::string{};
 }
 
-// A `strata nbd serve` child whose first stdout line is the URI it serves.
+// A `strata nbd serve` child whose first stdout line is the URI it serves; its
+// stderr (the log) goes to logPath when one is given.
 class ServeProcess {
  public:
-  ServeProcess(const std::string& strata, const std::vector<std::string>& arguments) {
+  ServeProcess(const std::string& strata, const std::vector<std::string>& arguments, const std::string& logPath = {}) {
     int out[2];
     if (::pipe(out) != 0) return;
     pid_ = ::fork();
     if (pid_ == 0) {
+      if (!logPath.empty()) {
+        UniqueFd log(::open(logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        ::dup2(log.get(), STDERR_FILENO);
+      }
       ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);
       ::close(out[1]);

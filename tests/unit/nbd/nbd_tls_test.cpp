@@ -3,6 +3,7 @@
 // instead of a ClientHello, stalls, hang-ups, a broken record stream), and real
 // clients — nbdinfo, nbdcopy, qemu-img, qemu-io — with X.509 certificates made
 // by certtool and PSK keys made by psktool, plus `strata nbd serve --tls-*`.
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -54,8 +55,8 @@ class NbdTls : public ::testing::Test {
   }
   void TearDown() override { stopServing(); }
 
-  static std::shared_ptr<const TlsCredentials> certificates() {
-    auto loaded = TlsCredentials::loadX509Directory(pki.certs);
+  static std::shared_ptr<const TlsCredentials> certificates(bool verifyPeer = false) {
+    auto loaded = TlsCredentials::loadX509Directory(pki.certs, verifyPeer);
     EXPECT_TRUE(loaded) << loaded.error().message;
     return loaded ? *loaded : nullptr;
   }
@@ -66,12 +67,13 @@ class NbdTls : public ::testing::Test {
   }
 
   // Serves an in-memory disk named "disk" on a UNIX socket.
-  void serveMemory(TlsMode mode, std::shared_ptr<const TlsCredentials> credentials = certificates()) {
+  void serveMemory(TlsMode mode, std::shared_ptr<const TlsCredentials> credentials = certificates(),
+                   NbdLimits limits = {}) {
     memory = std::make_unique<MemoryBlockDevice>(thread.loop(), 1 << 20);
     NbdExport exported;
     exported.name = "disk";
     exported.device = memory.get();
-    startServer(exported, mode, std::move(credentials));
+    startServer(exported, mode, std::move(credentials), limits);
   }
   // Serves an image file as the default export, on a UNIX socket and loopback TCP.
   void serveImage(const std::string& path, TlsMode mode,
@@ -84,8 +86,9 @@ class NbdTls : public ::testing::Test {
     exported.blockStatus = diskImageBlockStatus(*image);
     startServer(exported, mode, std::move(credentials));
   }
-  void startServer(const NbdExport& exported, TlsMode mode, std::shared_ptr<const TlsCredentials> credentials) {
-    server = std::make_unique<NbdServer>(thread.loop(), std::vector{exported});
+  void startServer(const NbdExport& exported, TlsMode mode, std::shared_ptr<const TlsCredentials> credentials,
+                   NbdLimits limits = {}) {
+    server = std::make_unique<NbdServer>(thread.loop(), std::vector{exported}, limits);
     auto configured = server->setTls({mode, std::move(credentials)});
     ASSERT_TRUE(configured) << configured.error().message;
     ASSERT_TRUE(server->listenUnix(socketPath));
@@ -115,8 +118,9 @@ class NbdTls : public ::testing::Test {
     EXPECT_TRUE(connection.connected());
     return connection;
   }
+  static TlsClientOptions trustTestCa() { return {.caFile = pki.certs + "/ca-cert.pem"}; }
   // Handshake and NBD_OPT_STARTTLS with the test CA; false if TLS did not come up.
-  bool tlsClient(RawClient& c, const TlsClientOptions& options = {pki.certs + "/ca-cert.pem", "", ""}) {
+  bool tlsClient(RawClient& c, const TlsClientOptions& options = trustTestCa()) {
     c.handshake();
     std::string error;
     uint32_t reply = c.startTls(options, error);
@@ -268,7 +272,7 @@ TEST_F(NbdTls, WhatWasNegotiatedInTheClearIsForgottenAfterStartTls) {
   c.handshake();
   ASSERT_EQ(c.option(kOptStructuredReply, {}).back().type, kRepAck);  // mode On: options work in the clear
   std::string error;
-  ASSERT_EQ(c.startTls({pki.certs + "/ca-cert.pem", "", ""}, error), kRepAck);
+  ASSERT_EQ(c.startTls(trustTestCa(), error), kRepAck);
   ASSERT_EQ(error, "");
   // Without negotiating structured replies again, the session has simple replies only.
   auto go = c.option(kOptGo, RawClient::goData("disk"));
@@ -307,7 +311,7 @@ TEST_F(NbdTls, StartTlsWithDataIsInvalidAndHagglingContinues) {
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(replies[0].type, kRepErrInvalid);
   std::string error;
-  EXPECT_EQ(c.startTls({pki.certs + "/ca-cert.pem", "", ""}, error), kRepAck);
+  EXPECT_EQ(c.startTls(trustTestCa(), error), kRepAck);
   EXPECT_EQ(error, "");
   EXPECT_EQ(c.option(kOptGo, RawClient::goData("disk")).back().type, kRepAck);
 }
@@ -345,7 +349,7 @@ TEST_F(NbdTls, GarbageInsteadOfAClientHelloDropsOnlyThatClient) {
     c.handshake();
     auto ack = c.option(kOptStartTls, {});
     ASSERT_EQ(ack.back().type, kRepAck);
-    ASSERT_TRUE(c.send(bytes));
+    c.send(bytes);  // may fail part-way: the server hangs up on the huge one once it has seen 256 KiB
     EXPECT_TRUE(c.closedByServer());
   }
   EXPECT_TRUE(waitForClients(0));
@@ -376,6 +380,38 @@ TEST_F(NbdTls, StalledAndVanishingHandshakesDoNotHoldUpOthers) {
   partial.close();
   EXPECT_TRUE(waitForClients(0));
   expectTlsClientServed();
+}
+
+TEST_F(NbdTls, StalledTlsHandshakesAreDroppedAtTheHandshakeLimit) {
+  NbdLimits limits;
+  limits.handshakeLimit = std::chrono::seconds(1);
+  serveMemory(TlsMode::Require, certificates(), limits);
+  // One client stops after the STARTTLS reply, another mid-record.
+  auto stalled = client();
+  stalled.handshake();
+  ASSERT_EQ(stalled.option(kOptStartTls, {}).back().type, kRepAck);
+  auto partial = client();
+  partial.handshake();
+  ASSERT_EQ(partial.option(kOptStartTls, {}).back().type, kRepAck);
+  std::vector<uint8_t> record{0x16, 0x03, 0x01, 0x40, 0x00};
+  record.resize(1000, 0x01);
+  ASSERT_TRUE(partial.send(record));
+  // A client that completes TLS but never picks an export is dropped too.
+  auto undecided = client();
+  ASSERT_TRUE(tlsClient(undecided));
+  // Meanwhile a well-behaved client is served, and stays past the limit.
+  auto good = client();
+  ASSERT_TRUE(tlsClient(good));
+  ASSERT_EQ(good.option(kOptGo, RawClient::goData("disk")).back().type, kRepAck);
+  EXPECT_EQ(good.write(1, 0, pattern(4096, 5)), 0u);
+  EXPECT_TRUE(stalled.closedByServer());
+  EXPECT_TRUE(partial.closedByServer());
+  EXPECT_TRUE(undecided.closedByServer());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  uint32_t error;
+  EXPECT_EQ(good.read(2, 0, 4096, error), pattern(4096, 5));
+  EXPECT_EQ(error, 0u);
+  EXPECT_TRUE(waitForClients(1));
 }
 
 TEST_F(NbdTls, ClientHelloSentWithoutWaitingForTheReplyIsAccepted) {
@@ -448,7 +484,7 @@ TEST_F(NbdTls, UntrustedCertificateIsRejectedByTheRawClient) {
   auto c = client();
   c.handshake();
   std::string error;
-  EXPECT_EQ(c.startTls({pki.untrusted + "/ca-cert.pem", "", ""}, error), kRepAck);
+  EXPECT_EQ(c.startTls({.caFile = pki.untrusted + "/ca-cert.pem"}, error), kRepAck);
   EXPECT_EQ(error, "Error in the certificate verification.");
   EXPECT_FALSE(c.tlsActive());
   c.close();
@@ -459,7 +495,7 @@ TEST_F(NbdTls, UntrustedCertificateIsRejectedByTheRawClient) {
 TEST_F(NbdTls, PreSharedKeys) {
   serveMemory(TlsMode::Require, preSharedKeys());
   auto c = client();
-  ASSERT_TRUE(tlsClient(c, {"", "alice", pki.pskKey}));
+  ASSERT_TRUE(tlsClient(c, {.pskUser = "alice", .pskKey = pki.pskKey}));
   ASSERT_EQ(c.option(kOptGo, RawClient::goData("disk")).back().type, kRepAck);
   EXPECT_EQ(c.write(1, 0, pattern(8192, 4)), 0u);
   // A wrong key or an unknown user fails the handshake.
@@ -468,10 +504,46 @@ TEST_F(NbdTls, PreSharedKeys) {
     auto d = client();
     d.handshake();
     std::string error;
-    EXPECT_EQ(d.startTls({"", user, key}, error), kRepAck);
+    EXPECT_EQ(d.startTls({.pskUser = user, .pskKey = key}, error), kRepAck);
     EXPECT_NE(error, "") << user;
     EXPECT_FALSE(d.tlsActive());
   }
+}
+
+// ---- client certificates (--tls-verify-peer) ------------------------------------
+
+TEST_F(NbdTls, VerifyPeerServesOnlyClientsWithACertificateFromTheCa) {
+  serveMemory(TlsMode::Require, certificates(true));
+  // True when the client gets through TLS and NBD_OPT_GO.
+  auto served = [&](const TlsClientOptions& options) {
+    auto c = client();
+    c.handshake();
+    std::string error;
+    if (c.startTls(options, error) != kRepAck || !c.tlsActive()) return false;
+    // Under TLS 1.3 the client finishes its side before the server has checked
+    // its certificate; the refusal then arrives as an alert instead of a reply.
+    auto replies = c.option(kOptGo, RawClient::goData("disk"));
+    return !replies.empty() && replies.back().type == kRepAck;
+  };
+  std::string ca = pki.certs + "/ca-cert.pem";
+  EXPECT_TRUE(served({.caFile = ca, .certificateFile = pki.client + "/client-cert.pem",
+                      .keyFile = pki.client + "/client-key.pem"}));
+  EXPECT_FALSE(served(trustTestCa())) << "no client certificate";
+  EXPECT_FALSE(served({.caFile = ca, .certificateFile = pki.rogue + "/client-cert.pem",
+                       .keyFile = pki.rogue + "/client-key.pem"}))
+      << "signed by another CA";
+  EXPECT_FALSE(served({.caFile = ca, .certificateFile = pki.certs + "/server-cert.pem",
+                       .keyFile = pki.certs + "/server-key.pem"}))
+      << "the right CA, but a certificate for TLS servers only";
+  EXPECT_TRUE(waitForClients(0));
+}
+
+TEST_F(NbdTls, WithoutVerifyPeerAClientCertificateIsNotAskedFor) {
+  serveMemory(TlsMode::Require, certificates(false));
+  auto c = client();
+  ASSERT_TRUE(tlsClient(c, {.caFile = pki.certs + "/ca-cert.pem", .certificateFile = pki.rogue + "/client-cert.pem",
+                            .keyFile = pki.rogue + "/client-key.pem"}));
+  EXPECT_EQ(c.option(kOptGo, RawClient::goData("disk")).back().type, kRepAck);
 }
 
 TEST_F(NbdTls, CredentialErrorsAreClear) {
@@ -494,6 +566,20 @@ TEST_F(NbdTls, CredentialErrorsAreClear) {
   auto emptyPsk = TlsCredentials::loadPskFile(dir.file("empty.psk"));
   ASSERT_FALSE(emptyPsk);
   EXPECT_EQ(emptyPsk.error().message, dir.file("empty.psk") + ": no keys");
+  // verify-peer needs the CA that signs client certificates.
+  std::string noCa = dir.file("no-ca");
+  std::filesystem::create_directories(noCa);
+  for (const char* file : {"server-cert.pem", "server-key.pem"}) {
+    std::filesystem::copy_file(pki.certs + "/" + file, noCa + "/" + file);
+  }
+  EXPECT_TRUE(TlsCredentials::loadX509Directory(noCa, false));
+  auto withoutCa = TlsCredentials::loadX509Directory(noCa, true);
+  ASSERT_FALSE(withoutCa);
+  EXPECT_EQ(withoutCa.error().message, noCa + "/ca-cert.pem: No such file or directory");
+  std::ofstream(noCa + "/ca-cert.pem") << "not a certificate\n";
+  auto badCa = TlsCredentials::loadX509Directory(noCa, true);
+  ASSERT_FALSE(badCa);
+  EXPECT_EQ(badCa.error().message, noCa + "/ca-cert.pem: no certificates");
   EXPECT_FALSE(parseTlsMode("maybe"));
   EXPECT_EQ(*parseTlsMode("require"), TlsMode::Require);
 }
@@ -612,6 +698,36 @@ TEST_F(NbdTlsInterop, PreSharedKeysWithNbdinfoAndQemuIo) {
   EXPECT_NE(stranger.exitCode, 0) << stranger.output;
 }
 
+TEST_F(NbdTlsInterop, VerifyPeerWithNbdinfoNbdcopyAndQemuIo) {
+  std::string disk = dir.file("disk.raw");
+  writeFile(disk, std::vector<uint8_t>(2 << 20, 0x22));
+  serveImage(disk, TlsMode::Require, certificates(true));
+  // libnbd and qemu read client-cert.pem and client-key.pem from the same directory as ca-cert.pem.
+  auto info = run("nbdinfo '" + tlsUnixUri(pki.client) + "'");
+  ASSERT_EQ(info.exitCode, 0) << info.output;
+  EXPECT_TRUE(contains(info.output, "with TLS")) << info.output;
+  std::string clientCreds = "tls-creds-x509,id=tls0,dir=" + pki.client + ",endpoint=client";
+  auto written = run("qemu-io " + qemuTlsArguments(clientCreds) + " -c 'write -P 0x66 64k 64k'");
+  ASSERT_EQ(written.exitCode, 0) << written.output;
+  EXPECT_FALSE(contains(written.output, "error")) << written.output;
+  auto copy = run("nbdcopy '" + tlsTcpUri(pki.client) + "' " + dir.file("copy.raw"));
+  ASSERT_EQ(copy.exitCode, 0) << copy.output;
+  auto expected = std::vector<uint8_t>(2 << 20, 0x22);
+  std::fill(expected.begin() + (64 << 10), expected.begin() + (128 << 10), 0x66);
+  writeFile(dir.file("expected.raw"), expected);
+  EXPECT_EQ(run("cmp " + dir.file("expected.raw") + " " + dir.file("copy.raw")).exitCode, 0);
+  // Without a client certificate, or with one from another CA, both clients are refused.
+  for (const auto& creds : {pki.certs, pki.rogue}) {
+    auto refused = run("nbdinfo '" + tlsUnixUri(creds) + "'");
+    EXPECT_NE(refused.exitCode, 0) << creds << ": " << refused.output;
+    auto qemu = run("qemu-io " + qemuTlsArguments("tls-creds-x509,id=tls0,dir=" + creds + ",endpoint=client") +
+                    " -c 'read 0 4k'");
+    EXPECT_NE(qemu.exitCode, 0) << creds << ": " << qemu.output;
+    EXPECT_FALSE(contains(qemu.output, "read 4096/4096")) << qemu.output;
+  }
+  EXPECT_TRUE(waitForClients(0));
+}
+
 TEST_F(NbdTlsInterop, StrataNbdServeWithTls) {
   std::string strata = strataBinary();
   if (strata.empty()) GTEST_SKIP() << "strata binary not built next to the test";
@@ -649,6 +765,61 @@ TEST_F(NbdTlsInterop, StrataNbdServeWithTls) {
   auto badMode = run(strata + " nbd serve --socket " + socketPath + " --tls=maybe --tls-certs " + pki.certs + " " + disk);
   EXPECT_EQ(badMode.exitCode, 1);
   EXPECT_TRUE(contains(badMode.output, "TLS mode 'maybe': expected off, on or require")) << badMode.output;
+  auto verifyPsk = run(strata + " nbd serve --socket " + socketPath + " --tls-psk " + pki.pskFile +
+                       " --tls-verify-peer " + disk);
+  EXPECT_EQ(verifyPsk.exitCode, 1);
+  EXPECT_TRUE(contains(verifyPsk.output, "--tls-verify-peer checks client certificates: it needs --tls-certs DIR"))
+      << verifyPsk.output;
+}
+
+TEST_F(NbdTlsInterop, StrataNbdServeHandshakeLimitMaxClientsAndVerifyPeer) {
+  std::string strata = strataBinary();
+  if (strata.empty()) GTEST_SKIP() << "strata binary not built next to the test";
+  std::string disk = dir.file("disk.raw");
+  writeFile(disk, pattern(1 << 20, 51));
+  std::string log = dir.file("serve.log");
+  {
+    ServeProcess serve(strata,
+                       {"--port", "0", "--handshake-limit", "1", "--max-clients", "2", "--tls-certs", pki.certs,
+                        "--tls-verify-peer", "--read-only", disk},
+                       log);
+    ASSERT_EQ(serve.uri().rfind("nbds://127.0.0.1:", 0), 0u) << serve.uri();
+    auto port = static_cast<uint16_t>(std::stoi(serve.uri().substr(std::string("nbds://127.0.0.1:").size())));
+    // Two clients that stall take both slots; a third is refused, until the limit drops the two.
+    auto silent = RawClient::connectTcp(port);
+    auto stalled = RawClient::connectTcp(port);
+    stalled.handshake();
+    ASSERT_EQ(stalled.option(kOptStartTls, {}).back().type, kRepAck);
+    auto refused = RawClient::connectTcp(port);
+    uint8_t byte;
+    EXPECT_EQ(refused.receiveSome(&byte, 1), 0);
+    EXPECT_TRUE(silent.closedByServer());
+    EXPECT_TRUE(stalled.closedByServer());
+    auto info = run("nbdinfo '" + serve.uri() + "?tls-certificates=" + pki.client + "'");
+    EXPECT_EQ(info.exitCode, 0) << info.output;
+    auto anonymous = run("nbdinfo '" + serve.uri() + "?tls-certificates=" + pki.certs + "'");
+    EXPECT_NE(anonymous.exitCode, 0) << anonymous.output;
+    EXPECT_EQ(serve.stop(SIGTERM), 0);
+    // The log names each client the server gave up on, and why.
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_TRUE(contains(text, fmt::format("client #1 (127.0.0.1:{}): negotiation not finished within the handshake "
+                                           "limit of 1 s; disconnecting",
+                                           silent.localPort())))
+        << text;
+    EXPECT_TRUE(contains(text, fmt::format("client #2 (127.0.0.1:{}): TLS handshake not finished within the "
+                                           "handshake limit of 1 s; disconnecting",
+                                           stalled.localPort())))
+        << text;
+    EXPECT_TRUE(contains(text, fmt::format("refusing client #3 (127.0.0.1:{}): the connection limit (2) is reached",
+                                           refused.localPort())))
+        << text;
+    EXPECT_TRUE(contains(text, "client #5 (127.0.0.1:")) << text;
+    EXPECT_TRUE(contains(text, "TLS handshake failed")) << text;
+  }
+  auto negative = run(strata + " nbd serve --socket " + socketPath + " --handshake-limit -1 " + disk);
+  EXPECT_NE(negative.exitCode, 0);
+  EXPECT_TRUE(contains(negative.output, "--handshake-limit")) << negative.output;
 }
 
 }  // namespace
