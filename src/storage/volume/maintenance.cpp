@@ -87,7 +87,6 @@ class StepBuffers {
   uint32_t legs_;
 };
 
-
 class Meter {
  public:
   Meter(uint64_t total, const ProgressCallback& callback) : total_(total), callback_(callback) {}

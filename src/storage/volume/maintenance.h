@@ -1,8 +1,9 @@
 // Pool maintenance: replacing a PV (copying it while it still works, or
 // rebuilding its RAID legs from the surviving copies or parity when it is
 // gone) and scrubbing (comparing mirror copies and checking parity, repairing
-// what differs). Both run synchronously on the pool's loop, in 1 MiB steps,
-// reporting progress and throughput.
+// what differs). Both return when done, running the pool's loop meanwhile:
+// 1 MiB steps, each reading its legs at once, four steps in flight, under the
+// RAID 5 volume's lock; progress and throughput are reported per step.
 #pragma once
 
 #include <cstdint>
