@@ -153,6 +153,9 @@ TEST_P(Raid5ConcurrencyTest, DegradedConcurrentWritesReconstruct) {
     ASSERT_EQ(result, 0);
     EXPECT_TRUE(std::equal(got.begin(), got.end(), expected.begin() + static_cast<long>(offset))) << offset;
   }
+  // The commit recording the failure may still be in flight (it keeps the
+  // pool alive until it completes): let it finish before the loop goes.
+  ASSERT_TRUE(pool->commit().ok());
 }
 
 TEST_P(Raid5ConcurrencyTest, RebuildWithStepsInFlightWhileWritesContinue) {
