@@ -306,7 +306,7 @@ int raid5Rebuild(const Options& o, const std::string& dir, EventLoop& loop) {
   std::printf("PV #%u failed and replaced by a new file: %s %.1f MiB in %.2f s = %.1f MB/s of rebuilt data\n", r.pv,
               r.copied ? "copied" : "rebuilt", static_cast<double>(r.bytes) / (1 << 20), r.seconds,
               r.seconds > 0 ? static_cast<double>(r.bytes) / r.seconds / 1e6 : 0);
-  std::printf("  (it read %.1f MiB from the %u surviving PVs: per 1 MiB step each leg in turn, then one write)\n",
+  std::printf("  (it read %.1f MiB from the %u surviving PVs: 1 MiB steps, all legs read at once, four steps in flight)\n",
               static_cast<double>(r.bytes) * (kPvs - 1) / (1 << 20), kPvs - 1);
   std::printf("check-only scrub afterwards: %.1f MiB of members checked in %.2f s (%.1f MB/s), parity mismatches %llu%s\n",
               static_cast<double>(s.bytesChecked) / (1 << 20), measured->scrubSeconds,
