@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -125,7 +126,8 @@ int runServe(const ServeArgs& args) {
   exported.readOnly = args.readOnly || device->readOnly();
   storage::nbd::NbdLimits limits;
   limits.maxConnections = args.maxClients;
-  limits.handshakeLimit = std::chrono::milliseconds(static_cast<int64_t>(args.handshakeLimit * 1000));
+  // Rounded up, so a tiny positive limit does not become 0 (no limit).
+  limits.handshakeLimit = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(args.handshakeLimit * 1000)));
   auto server = std::make_unique<storage::nbd::NbdServer>(**loop, std::vector{exported}, limits);
   bool useTls = tls->mode != storage::nbd::TlsMode::Off;
   if (auto configured = server->setTls(std::move(*tls)); !configured) return fail(configured.error().message);

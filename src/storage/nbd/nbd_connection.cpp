@@ -44,12 +44,8 @@ NbdConnection::NbdConnection(Context context, UniqueFd socket, std::string peer)
 NbdConnection::~NbdConnection() = default;
 
 Result<void> NbdConnection::start() {
-  watchedEvents_ = EPOLLIN;
   auto self = shared_from_this();
-  // The handler holds the connection alive while it is watched; close() unwatches.
-  auto watched = context_.loop->watch(socket_.get(), watchedEvents_,
-                                      [self](uint32_t events) { self->onSocketEvents(events); });
-  if (!watched) return watched;
+  // The timer first: if watching the socket then fails, nothing is left registered.
   if (auto limit = context_.limits->handshakeLimit; limit.count() > 0) {
     std::weak_ptr<NbdConnection> weak = self;
     auto timer = LoopTimer::create(*context_.loop, [weak] {
@@ -59,6 +55,11 @@ Result<void> NbdConnection::start() {
     if (auto armed = (*timer)->arm(limit); !armed) return armed;
     handshakeTimer_ = std::move(*timer);
   }
+  watchedEvents_ = EPOLLIN;
+  // The handler holds the connection alive while it is watched; close() unwatches.
+  auto watched = context_.loop->watch(socket_.get(), watchedEvents_,
+                                      [self](uint32_t events) { self->onSocketEvents(events); });
+  if (!watched) return watched;
   std::vector<uint8_t> greeting;
   WireWriter(greeting).u64(kNbdMagic).u64(kOptionMagic).u16(kFlagFixedNewstyle | kFlagNoZeroes);
   queueOutput(std::move(greeting));
