@@ -31,25 +31,13 @@
 #include "base/unique_fd.h"
 #include "storage/nbd/nbd_protocol.h"
 #include "storage/nbd/nbd_server.h"
+#include "../storage/storage_test_util.h"
 
 namespace strata::storage::nbd::testing {
 
-struct CommandResult {
-  int exitCode = -1;
-  std::string output;
-};
-
-inline CommandResult run(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t got;
-  while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) result.output.append(buffer, got);
-  int status = ::pclose(pipe);
-  result.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+// Shell commands run as in the storage tests: exit status plus stdout+stderr.
+using storage::testing::CommandResult;
+inline CommandResult run(const std::string& command) { return storage::testing::runCommand(command); }
 
 inline bool haveTool(const std::string& name) { return run("command -v " + name).exitCode == 0; }
 
