@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Random RV64IMAFDC user-level instruction sequences for differential testing.
+"""Random RV64IMAFDC instruction sequences (plus Zicsr on scratch-safe CSRs) for
+differential testing.
 
 One program holds several sequences. Each sequence starts from seeded integer
 and FP register values, a seeded rounding mode and its own seeded 256-byte
@@ -256,10 +257,36 @@ class Sequence:
             text = f"fcvt.d.s {fd}, {self.fr()}"
         return text, [text, f"fsd {fd}, {16 * slot}(s0)"] + self.trace_flags(slot)
 
+    # CSRs the runtime leaves alone (the trap handlers use mscratch/sscratch).
+    # frm must stay a valid rounding mode (0-4) for later dynamic-rm
+    # instructions: writes to frm/fcsr go through a mask, and csrrs on them may
+    # only set fflags bits. mepc/sepc get even values: bit 0 always reads zero
+    # in strata (as the ISA says) while QEMU 7.2 keeps it.
+    CSR_NAMES = ["stval", "mtval", "sepc", "mepc", "fflags", "frm", "fcsr"]
+    CSR_SAFE_MASK = {("frm", "csrrw"): 0x3, ("frm", "csrrs"): 0x0, ("fcsr", "csrrw"): 0x7f, ("fcsr", "csrrs"): 0x1f,
+                     ("sepc", "csrrw"): -2, ("sepc", "csrrs"): -2, ("mepc", "csrrw"): -2, ("mepc", "csrrs"): -2}
+
+    def gen_csr(self, slot):
+        csr = self.rng.choice(self.CSR_NAMES)
+        op = self.rng.choice(["csrrw", "csrrs", "csrrc"])
+        rd = self.xd()
+        mask = self.CSR_SAFE_MASK.get((csr, op))
+        if self.rng.random() < 0.4:  # immediate form: a 5-bit unsigned value
+            value = self.rng.randrange(32) if mask is None else self.rng.randrange(32) & mask
+            lines = [f"{op}i {rd}, {csr}, {value}"]
+        elif mask is None:
+            lines = [f"{op} {rd}, {csr}, {self.xs()}"]
+        else:
+            lines = [f"andi tp, {self.xs()}, {mask}", f"{op} {rd}, {csr}, tp"]
+        text = "; ".join(lines)
+        # The old value goes to rd; the extra word is the CSR read back after the write.
+        return text, lines + [f"sd {rd}, {16 * slot}(s0)", f"csrr tp, {csr}", f"sd tp, {16 * slot + 8}(s0)"]
+
     GENERATORS = [  # (weight, method)
         (14, "gen_int_rr"), (10, "gen_int_imm"), (6, "gen_compressed"), (6, "gen_load"), (5, "gen_store"),
         (4, "gen_fp_mem"), (4, "gen_branch"), (2, "gen_jump"), (5, "gen_amo"), (2, "gen_lrsc"),
         (18, "gen_fp_arith"), (10, "gen_fp_to_int"), (8, "gen_int_to_fp"), (4, "gen_fp_convert"),
+        (3, "gen_csr"),
     ]
 
     def generate(self):
