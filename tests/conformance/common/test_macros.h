@@ -206,4 +206,61 @@
   csrw mepc, t0;                \
   mret
 
+/* ---------------------------------------------------------------- paging */
+/* table[index] = a valid PTE for label's page: a leaf with `flags`, or a
+   pointer to the next-level table with flags = 0. Uses t1/t2. */
+#define SET_PTE_TO(table, index, label, flags) \
+  la t1, table;                                 \
+  la t2, label;                                 \
+  srli t2, t2, 12;                              \
+  slli t2, t2, 10;                              \
+  ori t2, t2, (flags) | PTE_V;                  \
+  sd t2, ((index) * 8)(t1)
+
+/* Runs code in S-mode; it must end in an ecall back to M. */
+#define S_RUN(n, code...)                     \
+  li TESTNUM, n;                              \
+  EXPECT_MTRAP(CAUSE_SUPERVISOR_ECALL, 100f); \
+  ENTER_MODE(1, 101f);                        \
+101: code;                                    \
+  ecall;                                      \
+  j fail;                                     \
+100: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1)
+
+/* Runs code in S-mode expecting a trap to M with `cause` and mtval = address. */
+#define S_FAULT(n, cause, address, code...)        \
+  li TESTNUM, n;                                   \
+  EXPECT_MTRAP(cause, 100f);                       \
+  ENTER_MODE(1, 101f);                             \
+101: code;                                         \
+  j fail;                                          \
+100: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1);       \
+  CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_PREV_MODE, 1); \
+  CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_TVAL, address)
+
+/* ---------------------------------------------------------------- interrupts */
+#define INTERRUPT_TIMEOUT (1 << 24)
+
+/* Polls mip until (mip & bit) == want or the timeout passes; a0 = mip & bit.
+   Device interrupt lines may take a short while to reach mip. Uses t3/t4. */
+#define POLL_MIP(bit, want)  \
+  li t3, INTERRUPT_TIMEOUT;  \
+  97: csrr a0, mip;          \
+  andi a0, a0, bit;          \
+  li t4, want;               \
+  beq a0, t4, 96f;           \
+  addi t3, t3, -1;           \
+  bnez t3, 97b;              \
+  96:
+
+/* Spins until which.count != 0 (which = mtrap or strap) or the timeout passes. Uses t3-t5. */
+#define WAIT_FOR_TRAP(which)     \
+  li t3, INTERRUPT_TIMEOUT;      \
+  la t5, which;                  \
+  98: ld t4, TRAP_COUNT(t5);     \
+  bnez t4, 99f;                  \
+  addi t3, t3, -1;               \
+  bnez t3, 98b;                  \
+  99:
+
 #endif

@@ -56,25 +56,9 @@ TEST_BEGIN
   SET_PTE(root_pt, 0, LEAF(0x00000000, PTE_R | PTE_W | PTE_A | PTE_D))             # devices, 1 GiB
   SET_PTE(root_pt, 2, LEAF(0x80000000, PTE_R | PTE_W | PTE_X | PTE_A | PTE_D))     # RAM identity, 1 GiB, S only
   SET_PTE(root_pt, 3, LEAF(0x80200000, PTE_R | PTE_W | PTE_A | PTE_D))             # misaligned superpage
-  la t1, root_pt
-  la t2, l1_pt
-  srli t2, t2, 12
-  slli t2, t2, 10
-  ori t2, t2, PTE_V
-  sd t2, 8(t1)                                                                     # root[1] -> l1
-  la t1, l1_pt
-  la t2, l0_pt
-  srli t2, t2, 12
-  slli t2, t2, 10
-  ori t2, t2, PTE_V
-  sd t2, 0(t1)                                                                     # l1[0] -> l0
-#define SET_L0(index, label, flags) \
-  la t1, l0_pt;                     \
-  la t2, label;                     \
-  srli t2, t2, 12;                  \
-  slli t2, t2, 10;                  \
-  ori t2, t2, (flags) | PTE_V;      \
-  sd t2, ((index) * 8)(t1)
+  SET_PTE_TO(root_pt, 1, l1_pt, 0)                                                 # root[1] -> l1
+  SET_PTE_TO(l1_pt, 0, l0_pt, 0)                                                   # l1[0] -> l0
+#define SET_L0(index, label, flags) SET_PTE_TO(l0_pt, index, label, flags)
   SET_L0(0, page_a, PTE_R | PTE_W | PTE_A | PTE_D)
   SET_L0(1, page_u, PTE_R | PTE_W | PTE_U | PTE_A | PTE_D)
   SET_L0(2, page_x, PTE_X | PTE_A)
@@ -91,14 +75,6 @@ TEST_BEGIN
   TEST_CASE(1, a0, 0, csrr a0, satp; sub a0, a0, s10)
 
   # ---- S-mode accesses that work
-#define S_RUN(n, code...)                     \
-  li TESTNUM, n;                              \
-  EXPECT_MTRAP(CAUSE_SUPERVISOR_ECALL, 100f); \
-  ENTER_MODE(1, 101f);                        \
-101: code;                                    \
-  ecall;                                      \
-  j fail;                                     \
-100: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1)
   S_RUN(2, li a1, VA_A; ld a0, 0(a1))
   CHECK_REG(a0, 0x1111222233334444)
   S_RUN(3, li a1, VA_A; li a2, 0x0102030405060708; sd a2, 8(a1); li a1, VA_RO; ld a0, 8(a1))   # alias sees the store
@@ -106,15 +82,6 @@ TEST_BEGIN
   TEST_CASE(4, a0, 0x0102030405060708, la a1, page_a; ld a0, 8(a1))                     # physical view too
 
   # ---- S-mode faults, taken in M with mtval = the virtual address
-#define S_FAULT(n, cause, address, code...)   \
-  li TESTNUM, n;                              \
-  EXPECT_MTRAP(cause, 100f);                  \
-  ENTER_MODE(1, 101f);                        \
-101: code;                                    \
-  j fail;                                     \
-100: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1);  \
-  CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_PREV_MODE, 1); \
-  CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_TVAL, address)
   S_FAULT(10, CAUSE_STORE_PAGE_FAULT, VA_RO + 16, li a1, VA_RO; sd zero, 16(a1))          # read-only page
   S_FAULT(11, CAUSE_LOAD_PAGE_FAULT, VA_BAD + 16, li a1, VA_BAD; ld a0, 16(a1))           # invalid PTE
   S_FAULT(12, CAUSE_STORE_PAGE_FAULT, VA_BAD + 8, li a1, VA_BAD; sw a0, 8(a1))

@@ -41,53 +41,20 @@ page_code:
   .option pop
   .align 12
 
-#define SET_L0(index, label, flags) \
-  la t1, l0_pt;                     \
-  la t2, label;                     \
-  srli t2, t2, 12;                  \
-  slli t2, t2, 10;                  \
-  ori t2, t2, (flags) | PTE_V;      \
-  sd t2, ((index) * 8)(t1)
+#define SET_L0(index, label, flags) SET_PTE_TO(l0_pt, index, label, flags)
 # a0 = the A and D bits of l0_pt[index].
 #define PTE_AD(index)       \
   la t1, l0_pt;             \
   ld a0, ((index) * 8)(t1); \
   andi a0, a0, PTE_A | PTE_D
-# Runs code in S-mode; it must end in an ecall back to M.
-#define S_RUN(n, code...)                     \
-  li TESTNUM, n;                              \
-  EXPECT_MTRAP(CAUSE_SUPERVISOR_ECALL, 100f); \
-  ENTER_MODE(1, 101f);                        \
-101: code;                                    \
-  ecall;                                      \
-  j fail;                                     \
-100: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1)
-# Runs code in S-mode expecting it to fault with `cause` at `address`.
-#define S_FAULT(n, cause, address, code...)   \
-  li TESTNUM, n;                              \
-  EXPECT_MTRAP(cause, 100f);                  \
-  ENTER_MODE(1, 101f);                        \
-101: code;                                    \
-  j fail;                                     \
-100: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1);  \
-  CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_TVAL, address)
 
 TEST_BEGIN
   # ---- tables: RAM identity-mapped for S code (A and D preset), test pages in l0
   la t1, root_pt
   li t2, ((0x80000000 >> 12) << 10) | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D | PTE_V
   sd t2, 16(t1)                                          # root[2]: 1 GiB at 0x80000000
-  la t2, l1_pt
-  srli t2, t2, 12
-  slli t2, t2, 10
-  ori t2, t2, PTE_V
-  sd t2, 8(t1)                                           # root[1] -> l1
-  la t1, l1_pt
-  la t2, l0_pt
-  srli t2, t2, 12
-  slli t2, t2, 10
-  ori t2, t2, PTE_V
-  sd t2, 0(t1)                                           # l1[0] -> l0
+  SET_PTE_TO(root_pt, 1, l1_pt, 0)
+  SET_PTE_TO(l1_pt, 0, l0_pt, 0)
   SET_L0(0, page_data, PTE_R | PTE_W)
   SET_L0(1, page_data2, PTE_R | PTE_W)
   SET_L0(2, page_ro, PTE_R)

@@ -8,27 +8,6 @@
 #define CSR_STIMECMP 0x14d
 #define CSR_MENVCFG 0x30a
 #define MENVCFG_STCE (1ull << 63)
-#define TIMEOUT (1 << 24)
-
-# Polls mip until (mip & bit) == want or TIMEOUT iterations pass; a0 = mip & bit.
-#define POLL_MIP(bit, want)  \
-  li t3, TIMEOUT;            \
-  97: csrr a0, mip;          \
-  andi a0, a0, bit;          \
-  li t4, want;               \
-  beq a0, t4, 96f;           \
-  addi t3, t3, -1;           \
-  bnez t3, 97b;              \
-  96:
-# Spins until which.count != 0 or TIMEOUT iterations pass.
-#define WAIT_FOR_TRAP(which) \
-  li t3, TIMEOUT;            \
-  la t5, which;              \
-  98: ld t4, TRAP_COUNT(t5); \
-  bnez t4, 99f;              \
-  addi t3, t3, -1;           \
-  bnez t3, 98b;              \
-  99:
 
 TEST_BEGIN
   # ---- no time CSR: stimecmp must not exist either
