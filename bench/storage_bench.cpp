@@ -42,6 +42,7 @@ struct Options {
   uint64_t rebuildMiB = 512;
   bool volumes = true;
   unsigned repeats = 3;       // median of this many runs per workload
+  unsigned imageRepeats = 5;  // rounds of the interleaved raw / qcow2 / qemu-img rows
   uint64_t throttleMbps = 0;  // scaling section on throttled loop devices
   std::string only;  // "", "table", "scaling" or "rebuild"
   bool runs(const char* section) const { return only.empty() || only == section; }
@@ -69,11 +70,13 @@ int fail(const std::string& message) {
   return 1;
 }
 
-// One row of a table: a value per workload (0 = not measured) and a note.
+// One row of a table: a value per workload (0 = not measured) and a note;
+// ratios, when given, replace value / reference (0 = none).
 struct Row {
   std::string label;
   std::vector<double> values;
   std::string note;
+  std::vector<double> ratios = {};
 };
 
 void printTable(const std::vector<Workload>& workloads, const std::vector<Row>& rows, const Row* reference,
@@ -88,10 +91,11 @@ void printTable(const std::vector<Workload>& workloads, const std::vector<Row>& 
     std::printf("%-22s", row.label.c_str());
     for (size_t i = 0; i < workloads.size(); ++i) {
       double v = row.values[i], ref = reference ? reference->values[i] : 0;
+      double ratio = !row.ratios.empty() ? row.ratios[i] : ref > 0 ? v / ref : 0;
       if (v <= 0)
         std::printf(" %18s", "n/a");
-      else if (ref > 0)
-        std::printf(" %18s", fmt::format("{:.0f} {:5.2f}x", v, v / ref).c_str());
+      else if (ratio > 0)
+        std::printf(" %18s", fmt::format("{:.0f} {:5.2f}x", v, ratio).c_str());
       else
         std::printf(" %18s", fmt::format("{:.0f}      ", v).c_str());
     }
@@ -136,6 +140,83 @@ void removeFiles(const std::vector<std::string>& paths) {
   for (const auto& p : paths) std::filesystem::remove(p, ec);
 }
 
+// The first three rows: a raw file, a qcow2 through strata and the same qcow2
+// through `qemu-img bench`. They take turns on every workload, the order
+// rotating each round (raw/qcow2/qemu, qcow2/qemu/raw, ...), so load from
+// elsewhere on this shared machine falls on all three alike instead of on
+// whichever ran during a burst; each cell is the median of its rounds. Both
+// files start from the same page-cache state (settlePageCache). strata's qcow2
+// is open only while it is measured, so qemu-img never shares it with a
+// writer; each open starts with cold L2 tables, as a VM's first requests do.
+int measureImageRows(const Options& o, const std::string& dir, EventLoop& loop, const std::vector<Workload>& workloads,
+                     std::vector<Row>& rows, std::vector<double>& qcow2VsQemu, std::vector<std::string>& spreads) {
+  const uint64_t size = o.sizeMiB << 20;
+  const std::string rawPath = dir + "/bench.raw", qcow2Path = dir + "/bench.qcow2";
+  auto raw = createImage(rawPath, storage::ImageFormat::Raw, size, o.direct, loop);
+  if (!raw) return fail(raw.error().message);
+  {
+    auto qcow2 = createImage(qcow2Path, storage::ImageFormat::Qcow2, size, o.direct, loop);
+    if (!qcow2) return fail(qcow2.error().message);
+    if (!o.direct && (!settlePageCache({rawPath}, **raw, loop) || !settlePageCache({qcow2Path}, **qcow2, loop)))
+      return fail("cannot evict and re-read the image files");
+  }
+  auto measureQcow2 = [&](const Workload& w) {
+    auto image = storage::openDiskImage(qcow2Path, {.direct = o.direct}, loop);
+    return image ? runWorkload(**image, loop, w) : Measured{};
+  };
+  const char* names[] = {"raw", "qcow2", "qemu-img"};
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+  };
+  Row rawRow{"raw file", {}, ""}, qcow2Row{"qcow2 file", {}, ""}, qemuRow{"qemu-img bench qcow2", {}, "(sequential only)"};
+  for (const auto& w : workloads) {
+    // samples[target][round]; 0 marks a failed run (the whole cell then shows n/a).
+    std::vector<double> samples[3];
+    for (unsigned round = 0; round < o.imageRepeats; ++round) {
+      for (unsigned k = 0; k < 3; ++k) {
+        const unsigned target = (round + k) % 3;
+        if (target == 2 && w.random) continue;  // qemu-img bench has no random pattern
+        Measured m = target == 0 ? runWorkload(**raw, loop, w)
+                     : target == 1 ? measureQcow2(w)
+                                   : qemuImgBench(qcow2Path, "qcow2", w, o.direct);
+        samples[target].push_back(m.valid() ? m.headline() : 0);
+      }
+    }
+    auto complete = [&](unsigned target) {
+      return !samples[target].empty() &&
+             std::find(samples[target].begin(), samples[target].end(), 0.0) == samples[target].end();
+    };
+    // Ratios of runs from the same round (a few seconds apart) cancel most of
+    // the machine's drift; their median is what the ratio columns show.
+    auto pairedRatio = [&](unsigned target, unsigned reference) {
+      if (!complete(target) || !complete(reference)) return 0.0;
+      std::vector<double> ratios;
+      for (size_t r = 0; r < samples[target].size(); ++r) ratios.push_back(samples[target][r] / samples[reference][r]);
+      return median(ratios);
+    };
+    Row* out[] = {&rawRow, &qcow2Row, &qemuRow};
+    std::string spread = fmt::format("  {:<18} min..max of {} rounds:", w.name, o.imageRepeats);
+    for (unsigned target = 0; target < 3; ++target) {
+      out[target]->values.push_back(complete(target) ? median(samples[target]) : 0);
+      out[target]->ratios.push_back(pairedRatio(target, 0));
+      if (!complete(target)) continue;
+      auto [low, high] = std::minmax_element(samples[target].begin(), samples[target].end());
+      spread += fmt::format("  {} {:.0f}..{:.0f}", names[target], *low, *high);
+    }
+    qcow2VsQemu.push_back(pairedRatio(1, 2));
+    spreads.push_back(spread);
+    std::fprintf(stderr, "measured %s on raw, qcow2 and qemu-img\n", w.name.c_str());
+  }
+  rows.push_back(rawRow);
+  rows.push_back(qcow2Row);
+  rows.push_back(qemuRow);
+  removeFiles({rawPath, qcow2Path});
+  spreads.insert(spreads.begin(), "Raw, qcow2 and qemu-img rows: interleaved rounds (order rotating); values are "
+                                  "medians, their ratios medians of same-round ratios. Spread:");
+  return 0;
+}
+
 // Section 1: every kind of disk under the same workloads, ratios against raw.
 int mainTable(const Options& o, const std::string& dir, EventLoop& loop) {
   const uint64_t size = o.sizeMiB << 20;
@@ -146,24 +227,9 @@ int mainTable(const Options& o, const std::string& dir, EventLoop& loop) {
       {"rand write 4K QD32", true, true, 4096, 32, o.ops},     {"rand read 4K QD32", false, true, 4096, 32, o.ops},
   };
   std::vector<Row> rows;
-  std::string qcow2Path;
-  for (auto [name, format] : {std::pair{"raw", storage::ImageFormat::Raw}, {"qcow2", storage::ImageFormat::Qcow2}}) {
-    std::string path = dir + "/bench." + name;
-    auto image = createImage(path, format, size, o.direct, loop);
-    if (!image) return fail(image.error().message);
-    rows.push_back({fmt::format("{} file", name), measureAll(**image, loop, workloads, o.repeats), ""});
-    if (format == storage::ImageFormat::Qcow2) qcow2Path = path;
-    else removeFiles({path});
-    std::fprintf(stderr, "measured %s\n", name);
-  }
-  // qemu-img bench on the same (fully allocated) qcow2; it has no random pattern.
-  Row qemu{"qemu-img bench qcow2", {}, "(sequential only)"};
-  for (const auto& w : workloads) {
-    Measured m = qemuImgBench(qcow2Path, "qcow2", w, o.direct);
-    qemu.values.push_back(m.valid() ? m.headline() : 0);
-  }
-  removeFiles({qcow2Path});
-  rows.push_back(qemu);
+  std::vector<double> qcow2VsQemu;
+  std::vector<std::string> spreads;
+  if (int rc = measureImageRows(o, dir, loop, workloads, rows, qcow2VsQemu, spreads); rc != 0) return rc;
 
   if (o.volumes) {
     const std::vector<VolumeLayout> layouts = {
@@ -196,13 +262,11 @@ int mainTable(const Options& o, const std::string& dir, EventLoop& loop) {
               static_cast<unsigned long long>(o.sizeMiB), static_cast<unsigned long long>(seqMiB),
               static_cast<unsigned long long>(o.ops));
   printTable(workloads, rows, &rows[0], "raw");
+  for (const auto& line : spreads) std::printf("%s\n", line.c_str());
   // strata's qcow2 against qemu-img bench on the same image.
-  Row vsQemu{"qcow2 / qemu-img bench", {}, "(>= 1.00x is the target)"};
-  for (size_t i = 0; i < workloads.size(); ++i)
-    vsQemu.values.push_back(qemu.values[i] > 0 ? rows[1].values[i] / qemu.values[i] : 0);
-  std::printf("%-22s", vsQemu.label.c_str());
-  for (double r : vsQemu.values) std::printf(" %18s", r > 0 ? fmt::format("{:.2f}x", r).c_str() : "n/a");
-  std::printf("  %s\n", vsQemu.note.c_str());
+  std::printf("%-22s", "qcow2 / qemu-img bench");
+  for (double r : qcow2VsQemu) std::printf(" %18s", r > 0 ? fmt::format("{:.2f}x", r).c_str() : "n/a");
+  std::printf("  (>= 1.00x is the target)\n");
   std::fflush(stdout);
   return 0;
 }
@@ -348,7 +412,7 @@ int main(int argc, char** argv) {
     else if (flag == "--repeat") {
       uint64_t n = 0;
       ok = number(n) && n < 100;
-      o.repeats = static_cast<unsigned>(n);
+      o.repeats = o.imageRepeats = static_cast<unsigned>(n);
     } else if (flag == "--direct") o.direct = true;
     else if (flag == "--skip-volumes") o.volumes = false;
     else if (flag == "--only" && i + 1 < argc) o.only = argv[++i];

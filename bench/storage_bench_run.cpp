@@ -1,7 +1,9 @@
 #include "storage_bench_run.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -92,6 +94,18 @@ Measured runWorkload(storage::BlockDevice& device, EventLoop& loop, const Worklo
 bool fillDevice(storage::BlockDevice& device, EventLoop& loop) {
   uint64_t mib = device.sizeBytes() >> 20;
   return runWorkload(device, loop, {"fill", true, false, 1 << 20, 4, mib}).valid();
+}
+
+bool settlePageCache(const std::vector<std::string>& files, storage::BlockDevice& device, EventLoop& loop) {
+  for (const auto& file : files) {
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool ok = ::fdatasync(fd) == 0 && ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0;
+    ::close(fd);
+    if (!ok) return false;
+  }
+  uint64_t mib = device.sizeBytes() >> 20;
+  return runWorkload(device, loop, {"settle", false, false, 1 << 20, 4, mib}).valid();
 }
 
 Measured qemuImgBench(const std::string& path, const std::string& format, const Workload& w, bool direct) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "base/event_loop.h"
 #include "storage/block_device.h"
@@ -48,6 +49,15 @@ Measured runWorkload(storage::BlockDevice& device, EventLoop& loop, const Worklo
 
 // Writes the whole device in 1 MiB requests (so reads measure data, not holes) and flushes.
 bool fillDevice(storage::BlockDevice& device, EventLoop& loop);
+
+// Gives files the same page-cache state whatever wrote them: synced, evicted
+// (POSIX_FADV_DONTNEED), then read back through `device` sequentially. The
+// kernel caches a file in folios sized by the alignment of the writes that
+// filled it: a raw file written in aligned 1 MiB requests gets large folios, a
+// qcow2 whose data starts at an odd cluster small ones, and a 4 KiB buffered
+// write dirties (and writes back) its whole folio, so the two would not be
+// measured on equal terms. After this both are cached the way readahead does it.
+bool settlePageCache(const std::vector<std::string>& files, storage::BlockDevice& device, EventLoop& loop);
 
 // `qemu-img bench` on path for a sequential workload (it has no random
 // pattern); direct selects cache=none. Failures yield an invalid Measured.

@@ -51,6 +51,10 @@ void copyToBuffers(const std::vector<iovec>& buffers, size_t offset, const uint8
   }
 }
 
+// Tables a request waits for before it runs: a huge range (a discard of the
+// whole disk) may need more than the cache holds; the rest load synchronously.
+constexpr uint64_t kAwaitedTables = 8;
+
 size_t totalLength(const std::vector<iovec>& buffers) {
   size_t total = 0;
   for (const auto& b : buffers) total += b.iov_len;
@@ -149,6 +153,7 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path, co
   auto meta = qcow2::Metadata::load(image->metadataFd_, image->header_, fileSize, path, writable, options.l2CacheBytes);
   if (!meta) return meta.error();
   image->meta_ = std::move(*meta);
+  if (writable) image->writeback_ = std::make_unique<qcow2::Writeback>(*image->meta_, image->metadataFile());
   image->zeroCluster_ = std::make_unique<AlignedBuffer>(image->header_.clusterSize());
 
   if (!image->header_.backingFile.empty()) {
@@ -171,25 +176,9 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path, co
 }
 
 Qcow2Image::~Qcow2Image() {
-  if (options_.readOnly || !meta_) return;
-  auto written = writeBackSync();
+  if (!writeback_) return;
+  auto written = writeback_->runBlocking();
   if (!written) log::error("{}: {}", path_, written.error().message);
-}
-
-Result<void> Qcow2Image::writeBackSync() {
-  using Phase = qcow2::Metadata::Phase;
-  // Twice: the second round writes the refcount drops of clusters the first released.
-  for (int round = 0; round < 2; ++round) {
-    for (Phase phase : {Phase::RefcountBlocks, Phase::RefcountTable, Phase::L2Tables, Phase::L1Table}) {
-      auto wrote = meta_->writeBack(phase);
-      if (!wrote) return wrote.error();
-      if (*wrote && ::fdatasync(metadataFd_) != 0) return errnoError(path_ + ": fdatasync");
-    }
-    auto released = meta_->applyDeferredReleases();
-    if (!released) return released;
-  }
-  if (::fdatasync(metadataFd_) != 0) return errnoError(path_ + ": fdatasync");
-  return {};
 }
 
 std::string Qcow2Image::serial() const {
@@ -238,9 +227,7 @@ bool Qcow2Image::awaitMetadata(uint64_t offset, uint64_t length, bool mayAllocat
   if (length == 0) return false;
   const uint64_t first = offset >> header_.clusterBits;
   const uint64_t last = (offset + length - 1) >> header_.clusterBits;
-  // Only the first few tables are awaited: a huge range (a discard of the whole
-  // disk) may need more than the cache holds; the rest load synchronously.
-  constexpr uint64_t kAwaitedTables = 8;
+  // Only the first kAwaitedTables tables are awaited.
   auto l2 = meta_->missingL2Table(first, std::min(last, first + kAwaitedTables * header_.l2Entries() - 1));
   if (l2 && failedTables_.count(*l2) == 0) {
     loadTable(qcow2::Metadata::TableKind::L2, *l2);
@@ -256,10 +243,13 @@ bool Qcow2Image::awaitMetadata(uint64_t offset, uint64_t length, bool mayAllocat
 }
 
 bool Qcow2Image::awaitRefblocks(uint64_t firstCluster, uint64_t lastCluster) {
-  auto block = meta_->missingRefblock(firstCluster, lastCluster);
-  if (!block || failedTables_.count(*block) != 0) return false;
-  loadTable(qcow2::Metadata::TableKind::Refblock, *block);
-  return true;
+  bool waiting = false;
+  for (uint64_t block : meta_->missingRefblocks(firstCluster, lastCluster, kAwaitedTables)) {
+    if (failedTables_.count(block) != 0) continue;
+    loadTable(qcow2::Metadata::TableKind::Refblock, block);
+    waiting = true;
+  }
+  return waiting;
 }
 
 void Qcow2Image::loadTable(qcow2::Metadata::TableKind kind, uint64_t offset) {
@@ -274,11 +264,6 @@ void Qcow2Image::loadTable(qcow2::Metadata::TableKind kind, uint64_t offset) {
       failedTables_.insert(offset);
     } else {
       meta_->insertTable(kind, offset, std::move(*bytes));
-    }
-    if (releasesAwaitLoad_) {
-      --active_;
-      releasesAwaitLoad_ = false;
-      return finishFlush(0);
     }
     finishActive();
   });
@@ -371,17 +356,31 @@ bool Qcow2Image::tryRead(uint64_t offset, std::vector<iovec>& buffers, IoComplet
   return true;
 }
 
-Result<const uint8_t*> Qcow2Image::decompressedCluster(const ClusterMapping& m) {
-  if (compressedCacheOffset_ == m.hostOffset) return compressedCache_.data();
-  std::vector<uint8_t> input(m.compressedBytes);
-  ssize_t got = ::pread(metadataFd_, input.data(), input.size(), static_cast<off_t>(m.hostOffset));
-  if (got < 0) return errnoError(path_ + ": reading compressed cluster");
-  compressedCache_.resize(header_.clusterSize());
-  compressedCacheOffset_ = UINT64_MAX;
-  auto inflated = inflateRaw(input.data(), static_cast<size_t>(got), compressedCache_.data(), compressedCache_.size());
-  if (!inflated) return Error{path_ + ": " + inflated.error().message};
-  compressedCacheOffset_ = m.hostOffset;
-  return compressedCache_.data();
+void Qcow2Image::readCompressed(const ClusterMapping& m, uint64_t inCluster, std::vector<iovec> target,
+                                const PendingPtr& pending) {
+  // Compressed data sits at any byte offset: it goes through the buffered file.
+  ++pending->remaining;
+  auto input = std::make_shared<std::vector<uint8_t>>(m.compressedBytes);
+  const uint64_t host = m.hostOffset;
+  metadataFile().readv(host, {iovec{input->data(), input->size()}},
+                       [this, host, inCluster, input, target = std::move(target), pending](int result) {
+                         if (result < 0) {
+                           log::error("{}: reading compressed cluster at 0x{:x}: {}", path_, host, std::strerror(-result));
+                           return finishPart(pending, result);
+                         }
+                         // Completions run one at a time on the loop: the one-cluster cache is the scratch space.
+                         compressedCacheOffset_ = UINT64_MAX;
+                         compressedCache_.resize(header_.clusterSize());
+                         auto inflated = inflateRaw(input->data(), input->size(), compressedCache_.data(),
+                                                    compressedCache_.size());
+                         if (!inflated) {
+                           log::error("{}: compressed cluster at 0x{:x}: {}", path_, host, inflated.error().message);
+                           return finishPart(pending, -EIO);
+                         }
+                         compressedCacheOffset_ = host;
+                         copyToBuffers(target, 0, compressedCache_.data() + inCluster, totalLength(target));
+                         finishPart(pending, 0);
+                       });
 }
 
 void Qcow2Image::issueRead(uint64_t offset, const std::vector<iovec>& buffers, const PendingPtr& pending) {
@@ -428,16 +427,13 @@ void Qcow2Image::issueRead(uint64_t offset, const std::vector<iovec>& buffers, c
       case ClusterKind::Zero:
         zeroBuffers(buffers, bufferOffset, length);
         break;
-      case ClusterKind::Compressed: {
-        auto data = decompressedCluster(*m);
-        if (!data) {
-          log::error("{}", data.error().message);
-          pending->status = -EIO;
-          return;
+      case ClusterKind::Compressed:
+        if (compressedCacheOffset_ == m->hostOffset) {
+          copyToBuffers(buffers, bufferOffset, compressedCache_.data() + inCluster, length);
+        } else {
+          readCompressed(*m, inCluster, sliceBuffers(buffers, bufferOffset, length), pending);
         }
-        copyToBuffers(buffers, bufferOffset, *data + inCluster, length);
         break;
-      }
     }
     pos += length;
     bufferOffset += length;
@@ -687,58 +683,21 @@ bool Qcow2Image::tryFlush(IoCompletion& done) {
   if (exclusive_) return false;
   exclusive_ = true;
   flushStarted_ = false;
-  flushStatus_ = 0;
   flushDone_ = std::move(done);
   if (active_ == 0) {
     // Start on the next loop iteration so the caller is never re-entered.
     flushStarted_ = true;
-    loop_.post([this] { runFlushPhase(0, false); });
+    loop_.post([this] { startFlushPhases(); });
   }
   return true;
 }
 
 void Qcow2Image::startFlushPhases() {
   flushStarted_ = true;
-  runFlushPhase(0, false);
-}
-
-void Qcow2Image::runFlushPhase(size_t phase, bool wroteAny) {
-  using Phase = qcow2::Metadata::Phase;
-  static constexpr Phase kPhases[] = {Phase::RefcountBlocks, Phase::RefcountTable, Phase::L2Tables, Phase::L1Table};
-  if (phase == std::size(kPhases)) {
-    if (wroteAny) return finishFlush(0);
-    // No metadata changed: one sync makes the data writes durable.
-    return file_->flush([this](int result) { finishFlush(result); });
-  }
-  auto wrote = meta_->writeBack(kPhases[phase]);
-  if (!wrote) {
-    log::error("{}", wrote.error().message);
-    return finishFlush(-EIO);
-  }
-  if (!*wrote) return runFlushPhase(phase + 1, wroteAny);
-  // Everything written so far must be durable before the next phase points at it.
-  file_->flush([this, phase](int result) {
-    if (result < 0) return finishFlush(result);
-    runFlushPhase(phase + 1, true);
-  });
+  writeback_->start([this](int result) { finishFlush(result); });
 }
 
 void Qcow2Image::finishFlush(int result) {
-  if (result == 0) {
-    // The refcount blocks the releases change are read before, not during, the update.
-    for (auto [first, count] : meta_->deferredReleases()) {
-      if (awaitRefblocks(first, first + count - 1)) {
-        releasesAwaitLoad_ = true;
-        return;
-      }
-    }
-    // References dropped before this flush are durable now; their clusters can go.
-    auto released = meta_->applyDeferredReleases();
-    if (!released) {
-      log::error("{}", released.error().message);
-      result = -EIO;
-    }
-  }
   exclusive_ = false;
   flushStarted_ = false;
   auto done = std::move(flushDone_);

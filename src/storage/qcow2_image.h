@@ -9,9 +9,10 @@
 // flight carry on. Reads and in-place
 // writes go to the file asynchronously; a write that needs a new cluster marks
 // that guest cluster busy until its data is written and its L2 entry set, and
-// requests touching a busy cluster wait in FIFO order. A flush is exclusive: it
-// drains everything in flight, then writes metadata back in dependency order
-// with a data sync after each phase (see Qcow2Metadata).
+// requests touching a busy cluster wait in FIFO order. Compressed clusters are
+// read and inflated asynchronously too. A flush is exclusive: it drains
+// everything in flight, then writes metadata back asynchronously in dependency
+// order with a data sync after each phase (see qcow2::Writeback).
 #pragma once
 
 #include <deque>
@@ -25,6 +26,7 @@
 #include "storage/disk_image.h"
 #include "storage/qcow2_format.h"
 #include "storage/qcow2_metadata.h"
+#include "storage/qcow2_writeback.h"
 #include "storage/raw_image.h"
 
 namespace strata::storage {
@@ -109,21 +111,20 @@ class Qcow2Image final : public DiskImage {
   void finishAllocation(const std::shared_ptr<Allocation>& allocation, int result, const PendingPtr& pending);
   Result<void> setClusterEntry(uint64_t guestCluster, uint64_t entry, const qcow2::ClusterMapping& old);
   Result<qcow2::ClusterMapping> mapping(uint64_t guestCluster);
-  Result<const uint8_t*> decompressedCluster(const qcow2::ClusterMapping& mapping);
+  // Reads and inflates a compressed cluster, then copies [inCluster, +length of target) into target.
+  void readCompressed(const qcow2::ClusterMapping& mapping, uint64_t inCluster, std::vector<iovec> target,
+                      const PendingPtr& pending);
 
   void startFlushPhases();
-  void runFlushPhase(size_t phase, bool wroteAny);
   void finishFlush(int result);
-  Result<void> writeBackSync();
 
   std::string path_;
   DiskOptions options_;
   EventLoop& loop_;
   qcow2::Header header_;
-  std::unique_ptr<RawImage> file_;
   int metadataFd_ = -1;  // file_'s fd, or metaFile_'s when file_ uses O_DIRECT
-  std::unique_ptr<RawImage> metaFile_;  // with O_DIRECT: a buffered twin for small unaligned metadata I/O
   std::unique_ptr<qcow2::Metadata> meta_;
+  std::unique_ptr<qcow2::Writeback> writeback_;  // writable images only
   std::string backingPath_;
   std::unique_ptr<DiskImage> backing_;
   std::unique_ptr<AlignedBuffer> zeroCluster_;
@@ -138,9 +139,12 @@ class Qcow2Image final : public DiskImage {
   bool exclusive_ = false;       // a flush owns the image
   bool flushStarted_ = false;
   IoCompletion flushDone_;
-  int flushStatus_ = 0;
   bool pumping_ = false;
-  bool releasesAwaitLoad_ = false;  // a finishing flush waits for refcount blocks
+
+  // Declared last, so destroyed first: their rings wait for operations still in
+  // the kernel before the tables and buffers above those operations use go.
+  std::unique_ptr<RawImage> file_;
+  std::unique_ptr<RawImage> metaFile_;  // with O_DIRECT: a buffered twin for small unaligned metadata I/O
 };
 
 }  // namespace strata::storage

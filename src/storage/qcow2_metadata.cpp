@@ -1,7 +1,5 @@
 #include "storage/qcow2_metadata.h"
 
-#include <fcntl.h>
-#include <linux/falloc.h>
 #include <unistd.h>
 
 #include <fmt/core.h>
@@ -139,14 +137,15 @@ std::optional<uint64_t> Metadata::refblockOffset(uint64_t tableIndex) const {
   return entry;
 }
 
-std::optional<uint64_t> Metadata::missingRefblock(uint64_t firstCluster, uint64_t lastCluster) const {
+std::vector<uint64_t> Metadata::missingRefblocks(uint64_t firstCluster, uint64_t lastCluster, size_t limit) const {
+  std::vector<uint64_t> missing;
   const uint64_t perBlock = header_.refcountsPerBlock();
-  for (uint64_t index = firstCluster / perBlock; index <= lastCluster / perBlock && index < refTable_.size();
-       ++index) {
+  for (uint64_t index = firstCluster / perBlock;
+       index <= lastCluster / perBlock && index < refTable_.size() && missing.size() < limit; ++index) {
     auto offset = refblockOffset(index);
-    if (offset && refblockCache_.count(*offset) == 0) return offset;
+    if (offset && refblockCache_.count(*offset) == 0) missing.push_back(*offset);
   }
-  return std::nullopt;
+  return missing;
 }
 
 void Metadata::insertTable(TableKind kind, uint64_t offset, std::vector<uint8_t> bytes) {
@@ -357,25 +356,14 @@ Result<void> Metadata::growRefcountTable(uint64_t neededIndex) {
     auto set = setRefcount(cluster, 1);
     if (!set) return set.error();
   }
-  // Blocks and the new table must be durable before the header points at them.
-  auto blocks = writeBack(Phase::RefcountBlocks);
-  if (!blocks) return blocks.error();
-  std::vector<uint8_t> bytes(tableClusters * clusterSize, 0);
-  for (uint64_t i = 0; i < entries; ++i) storeBe64(&bytes[i * 8], refTable_[i]);
-  auto written = pwriteAll(bytes.data(), bytes.size(), firstFree * clusterSize);
-  if (!written) return written;
-  auto synced = sync();
-  if (!synced) return synced;
-  uint8_t field[12];
-  storeBe64(field, firstFree * clusterSize);
-  storeBe32(field + 8, static_cast<uint32_t>(tableClusters));
-  written = pwriteAll(field, sizeof field, 48);
-  if (!written) return written;
-  synced = sync();
-  if (!synced) return synced;
+  // Nothing is written here: the write-back puts the blocks, then the new
+  // table, then the header's pointer to it on disk, each durable before the
+  // next. Until then the file keeps pointing at the old table, which is
+  // released once the header no longer does.
   header_.refcountTableOffset = firstFree * clusterSize;
   header_.refcountTableClusters = static_cast<uint32_t>(tableClusters);
-  refTableDirty_ = false;
+  refTableDirty_ = true;
+  headerDirty_ = true;
   releaseLater(oldOffset, oldClusters * clusterSize);
   return {};
 }
@@ -387,9 +375,11 @@ void Metadata::releaseLater(uint64_t offset, uint64_t bytes) {
   if (last > first) deferredReleases_.emplace_back(first, last - first);
 }
 
-Result<void> Metadata::applyDeferredReleases() {
+Result<Metadata::ByteRanges> Metadata::applyDeferredReleases() {
   auto releases = std::move(deferredReleases_);
   deferredReleases_.clear();
+  ByteRanges freed;
+  const uint64_t clusterSize = header_.clusterSize();
   for (auto [first, count] : releases) {
     for (uint64_t cluster = first; cluster < first + count; ++cluster) {
       auto value = refcount(cluster);
@@ -399,20 +389,21 @@ Result<void> Metadata::applyDeferredReleases() {
         continue;
       }
       auto set = setRefcount(cluster, *value - 1);
-      if (!set) return set;
-      if (*value == 1) {
-        freeHint_ = std::min(freeHint_, cluster);
-        // Give the space back to the host file system; failure only costs space.
-        ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(cluster * clusterSize()),
-                    static_cast<off_t>(clusterSize()));
+      if (!set) return set.error();
+      if (*value > 1) continue;
+      freeHint_ = std::min(freeHint_, cluster);
+      if (!freed.empty() && freed.back().first + freed.back().second == cluster * clusterSize) {
+        freed.back().second += clusterSize;
+      } else {
+        freed.emplace_back(cluster * clusterSize, clusterSize);
       }
     }
   }
-  return {};
+  return freed;
 }
 
 bool Metadata::dirty() const {
-  if (l1Dirty_ || refTableDirty_) return true;
+  if (l1Dirty_ || refTableDirty_ || headerDirty_) return true;
   for (const auto& [offset, table] : l2Cache_) {
     if (table.dirty) return true;
   }
@@ -422,67 +413,64 @@ bool Metadata::dirty() const {
   return false;
 }
 
-Result<void> Metadata::pwriteAll(const void* data, size_t length, uint64_t offset) {
-  const uint8_t* bytes = static_cast<const uint8_t*>(data);
-  while (length > 0) {
-    ssize_t done = ::pwrite(fd_, bytes, length, static_cast<off_t>(offset));
-    if (done < 0) {
-      if (errno == EINTR) continue;
-      return errnoError(name_ + ": writing metadata");
+std::vector<Metadata::DirtyWrite> Metadata::dirtyWrites(Phase phase) const {
+  std::vector<DirtyWrite> writes;
+  auto fromCache = [&](const Cache& cache) {
+    for (const auto& [offset, table] : cache) {
+      if (table.dirty) writes.push_back(DirtyWrite{offset, table.bytes.data(), table.bytes.size(), nullptr});
     }
-    bytes += done;
-    length -= static_cast<size_t>(done);
-    offset += static_cast<uint64_t>(done);
-  }
-  return {};
-}
-
-Result<void> Metadata::sync() {
-  if (::fdatasync(fd_) != 0) return errnoError(name_ + ": fdatasync");
-  return {};
-}
-
-Result<bool> Metadata::writeBack(Phase phase) {
-  bool wrote = false;
-  auto writeCache = [&](Cache& cache) -> Result<void> {
-    for (auto& [offset, table] : cache) {
-      if (!table.dirty) continue;
-      auto written = pwriteAll(table.bytes.data(), table.bytes.size(), offset);
-      if (!written) return written;
-      table.dirty = false;
-      wrote = true;
-    }
-    return {};
+    // In file order: neighbouring tables reach the disk as one sequential stream.
+    std::sort(writes.begin(), writes.end(), [](const DirtyWrite& a, const DirtyWrite& b) { return a.offset < b.offset; });
   };
-  auto writeEntries = [&](const std::vector<uint64_t>& entries, uint64_t offset) -> Result<void> {
-    std::vector<uint8_t> bytes(entries.size() * 8);
-    for (size_t i = 0; i < entries.size(); ++i) storeBe64(&bytes[i * 8], entries[i]);
-    wrote = true;
-    return pwriteAll(bytes.data(), bytes.size(), offset);
+  auto serialized = [&](uint64_t offset, std::vector<uint8_t> bytes) {
+    auto owned = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+    writes.push_back(DirtyWrite{offset, owned->data(), owned->size(), owned});
   };
-  Result<void> result;
+  auto entries = [](const std::vector<uint64_t>& table) {
+    std::vector<uint8_t> bytes(table.size() * 8);
+    for (size_t i = 0; i < table.size(); ++i) storeBe64(&bytes[i * 8], table[i]);
+    return bytes;
+  };
   switch (phase) {
     case Phase::RefcountBlocks:
-      result = writeCache(refblockCache_);
+      fromCache(refblockCache_);
       break;
     case Phase::RefcountTable:
-      if (refTableDirty_) {
-        result = writeEntries(refTable_, header_.refcountTableOffset);
-        if (result) refTableDirty_ = false;
+      if (refTableDirty_) serialized(header_.refcountTableOffset, entries(refTable_));
+      break;
+    case Phase::Header:
+      if (headerDirty_) {
+        // refcount_table_offset (8 bytes) and refcount_table_clusters (4) at byte 48.
+        std::vector<uint8_t> field(12);
+        storeBe64(field.data(), header_.refcountTableOffset);
+        storeBe32(field.data() + 8, header_.refcountTableClusters);
+        serialized(48, std::move(field));
       }
       break;
     case Phase::L2Tables:
-      result = writeCache(l2Cache_);
+      fromCache(l2Cache_);
       break;
     case Phase::L1Table:
-      if (l1Dirty_) {
-        result = writeEntries(l1_, header_.l1TableOffset);
-        if (result) l1Dirty_ = false;
-      }
+      if (l1Dirty_) serialized(header_.l1TableOffset, entries(l1_));
       break;
   }
-  if (!result) return result.error();
-  return wrote;
+  return writes;
+}
+
+void Metadata::markWritten(Phase phase, const std::vector<DirtyWrite>& writes) {
+  auto clean = [&](Cache& cache) {
+    for (const auto& write : writes) {
+      auto it = cache.find(write.offset);
+      if (it != cache.end()) it->second.dirty = false;
+    }
+  };
+  switch (phase) {
+    case Phase::RefcountBlocks: clean(refblockCache_); break;
+    case Phase::RefcountTable: refTableDirty_ = refTableDirty_ && writes.empty(); break;
+    case Phase::Header: headerDirty_ = headerDirty_ && writes.empty(); break;
+    case Phase::L2Tables: clean(l2Cache_); break;
+    case Phase::L1Table: l1Dirty_ = l1Dirty_ && writes.empty(); break;
+  }
 }
 
 }  // namespace strata::storage::qcow2

@@ -1,11 +1,12 @@
 // Qcow2Metadata: the qcow2 tables of one image file — L1 (in memory), cached L2
 // tables and refcount blocks, the refcount table — plus cluster allocation.
 // The owner reads missing tables asynchronously before a request needs them
-// (missingL2Table/missingRefblock, then insertTable); a table still missing is
-// read synchronously as a fallback (tools, rare allocation scans). Changes stay
-// in memory until writeBack(), which the owner calls phase by phase with a flush
-// in between so the file on disk is consistent at every step:
-//   refcount blocks -> refcount table -> L2 tables -> L1 table
+// (missingL2Table/missingRefblocks, then insertTable); a table still missing is
+// read synchronously as a fallback (tools, rare allocation scans). This unit
+// writes nothing: changes, a grown refcount table included, stay in memory
+// until the owner writes dirtyWrites() back phase by phase with a data sync in
+// between (qcow2::Writeback), so the file on disk is consistent at every step:
+//   refcount blocks -> refcount table -> header -> L2 tables -> L1 table
 // Clusters that lose a reference are released only after the references are
 // durable (applyDeferredReleases), so a crash can leak a cluster but never
 // leave a referenced cluster with refcount 0 or reuse one still referenced.
@@ -17,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -26,7 +28,7 @@ namespace strata::storage::qcow2 {
 
 class Metadata {
  public:
-  // fd is used for positioned reads/writes and must stay open; fileSize bounds offsets.
+  // fd is used for positioned reads (never writes) and must stay open; fileSize bounds offsets.
   static Result<std::unique_ptr<Metadata>> load(int fd, const Header& header, uint64_t fileSize,
                                                 std::string name, bool writable, size_t l2CacheBytes = 0);
 
@@ -43,8 +45,9 @@ class Metadata {
   // Offset of the first L2 table guest clusters [first, last] use that is not in
   // memory. Tables with invalid offsets are not reported: using them fails.
   std::optional<uint64_t> missingL2Table(uint64_t firstCluster, uint64_t lastCluster) const;
-  // Likewise for the refcount blocks describing host clusters [first, last].
-  std::optional<uint64_t> missingRefblock(uint64_t firstCluster, uint64_t lastCluster) const;
+  // Offsets of the refcount blocks describing host clusters [first, last] that
+  // are not in memory, at most `limit` of them.
+  std::vector<uint64_t> missingRefblocks(uint64_t firstCluster, uint64_t lastCluster, size_t limit) const;
   enum class TableKind { L2, Refblock };
   // Adds a table read from `offset` (one cluster); kept as is when already cached.
   void insertTable(TableKind kind, uint64_t offset, std::vector<uint8_t> bytes);
@@ -62,11 +65,28 @@ class Metadata {
   // metadata that stopped using them is durable (see applyDeferredReleases).
   void releaseLater(uint64_t offset, uint64_t bytes);
   bool hasDeferredReleases() const { return !deferredReleases_.empty(); }
-  Result<void> applyDeferredReleases();
+  // Byte ranges of clusters whose refcount dropped to 0: the owner may punch them out of the file.
+  using ByteRanges = std::vector<std::pair<uint64_t, uint64_t>>;  // (offset, length)
+  Result<ByteRanges> applyDeferredReleases();
 
-  enum class Phase { RefcountBlocks, RefcountTable, L2Tables, L1Table };
-  // Writes the dirty tables of one phase; returns whether anything was written.
-  Result<bool> writeBack(Phase phase);
+  // Write-back, in this order (see qcow2::Writeback). Header is the refcount
+  // table's location, dirty only after the table grew and moved.
+  enum class Phase { RefcountBlocks, RefcountTable, Header, L2Tables, L1Table };
+  static constexpr Phase kWriteOrder[] = {Phase::RefcountBlocks, Phase::RefcountTable, Phase::Header,
+                                          Phase::L2Tables, Phase::L1Table};
+  // One piece of metadata to write. `data` points into the cache (or into
+  // `serialized`) and stays valid and unchanged as long as no table changes:
+  // the owner holds requests off until the write-back ends.
+  struct DirtyWrite {
+    uint64_t offset = 0;
+    const uint8_t* data = nullptr;
+    size_t length = 0;
+    std::shared_ptr<const std::vector<uint8_t>> serialized;  // L1, refcount table, header field
+  };
+  // What phase `phase` has to write (empty when none of it is dirty).
+  std::vector<DirtyWrite> dirtyWrites(Phase phase) const;
+  // The writes dirtyWrites(phase) returned are durable: mark them clean.
+  void markWritten(Phase phase, const std::vector<DirtyWrite>& writes);
   bool dirty() const;
 
   // Raw table access for consistency checks.
@@ -100,8 +120,6 @@ class Metadata {
   Result<uint64_t> findFreeRun(uint64_t count);
   Result<void> createRefblock(uint64_t tableIndex, uint64_t candidateCluster);
   Result<void> growRefcountTable(uint64_t neededIndex);
-  Result<void> pwriteAll(const void* data, size_t length, uint64_t offset);
-  Result<void> sync();
 
   int fd_;
   Header header_;
@@ -112,6 +130,7 @@ class Metadata {
   bool l1Dirty_ = false;
   std::vector<uint64_t> refTable_;
   bool refTableDirty_ = false;
+  bool headerDirty_ = false;  // the refcount table moved; the header must point at it
   size_t l2CacheBytes_;
   Cache l2Cache_;
   Cache refblockCache_;
