@@ -58,6 +58,11 @@ void submitToPv(Pool& pool, uint32_t pv, LegOp op, bool redundant, uint64_t pvOf
 
 }  // namespace
 
+void legPvRanges(const Leg& leg, uint64_t extentSize, uint64_t legOffset, uint64_t length, std::vector<PvRange>& out) {
+  forEachPvPiece(leg, extentSize, legOffset, length,
+                 [&](uint32_t pv, uint64_t pvOffset, uint64_t, uint64_t n) { out.push_back({pv, pvOffset, n}); });
+}
+
 uint32_t legPrimaryPv(const Leg& leg) { return leg.runs.empty() ? 0 : leg.runs.front().pv; }
 
 bool legAvailable(const Pool& pool, const Leg& leg, uint64_t extentSize, LegOp op, bool redundant,

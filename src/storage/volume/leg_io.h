@@ -14,6 +14,7 @@
 #include "storage/block_device.h"
 #include "storage/volume/io_util.h"
 #include "storage/volume/pool.h"
+#include "storage/volume/write_intent.h"
 
 namespace strata::storage::volume {
 
@@ -21,6 +22,9 @@ enum class LegOp { Read, Write, Zero, Discard };
 
 // The PV a leg lives on if it is all on one (RAID legs); else the first one.
 uint32_t legPrimaryPv(const Leg& leg);
+
+// Appends the PV pieces under [legOffset, +length) of the leg (nothing past its end).
+void legPvRanges(const Leg& leg, uint64_t extentSize, uint64_t legOffset, uint64_t length, std::vector<PvRange>& out);
 
 // Whether every PV under [legOffset, +length) can serve the op right now.
 bool legAvailable(const Pool& pool, const Leg& leg, uint64_t extentSize, LegOp op, bool redundant,

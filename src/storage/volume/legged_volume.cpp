@@ -16,6 +16,7 @@ LeggedVolume::LeggedVolume(std::shared_ptr<Pool> pool, VolumeRecord record, bool
   for (const Leg& l : record_.legs)
     for (const ExtentRun& run : l.runs)
       if (std::find(pvs_.begin(), pvs_.end(), run.pv) == pvs_.end()) pvs_.push_back(run.pv);
+  if (redundant_) lock_ = pool_->volumeLock(record_.id);
 }
 
 std::string LeggedVolume::serial() const { return fmt::format("{}/{}", pool_->name(), record_.name).substr(0, 20); }
@@ -90,12 +91,44 @@ void LeggedVolume::readPiece(Piece piece, uint32_t attempt, uint32_t first, IoCo
 }
 
 void LeggedVolume::writePiece(Piece piece, LegOp op, IoCompletion done) {
-  if (mirrors_ == 1) {
+  if (!redundant_) {
     if (!legSubmit(*pool_, leg(piece.leg, 0), op, redundant_, piece.legOffset, piece.length, std::move(piece.buffers),
                    std::move(done)))
       completeSoon(pool_->loop(), std::move(done), -EIO);
     return;
   }
+  // Mark the regions of every copy first (a crash mid-write leaves the
+  // copies differing only where the bitmaps say), and while a rebuild or
+  // scrub runs, hold the range so it cannot copy a half-written block.
+  std::vector<PvRange> ranges;
+  for (uint32_t copy = 0; copy < mirrors_; ++copy)
+    legPvRanges(leg(piece.leg, copy), pool_->extentSize(), piece.legOffset, piece.length, ranges);
+  auto start = [this, piece = std::move(piece), op, ranges](IoCompletion finished) mutable {
+    pool_->writeIntent().begin(ranges, [this, piece = std::move(piece), op, ranges,
+                                        finished = std::move(finished)]() mutable {
+      writeCopies(std::move(piece), op, [this, ranges, finished = std::move(finished)](int result) {
+        pool_->writeIntent().end(ranges);
+        finished(result);
+      });
+    });
+  };
+  if (!lock_->maintenanceActive()) {
+    lock_->unlockedStarted();
+    return start([lock = lock_, done = std::move(done)](int result) {
+      lock->unlockedEnded();
+      done(result);
+    });
+  }
+  uint64_t lo = piece.legOffset, hi = piece.legOffset + piece.length;
+  lock_->acquire(lo, hi, [lock = lock_, start = std::move(start), done = std::move(done)](RangeLock::Ticket ticket) mutable {
+    start([lock, ticket, done = std::move(done)](int result) {
+      lock->release(ticket);
+      done(result);
+    });
+  });
+}
+
+void LeggedVolume::writeCopies(Piece piece, LegOp op, IoCompletion done) {
   // Every writable copy; the piece succeeds while at least one does.
   struct Tally {
     uint32_t pending = 1;  // the submission token
@@ -155,18 +188,10 @@ void LeggedVolume::discard(uint64_t offset, uint64_t length, IoCompletion done) 
 }
 
 void LeggedVolume::flush(IoCompletion done) {
-  auto join = IoJoin::make(pool_->loop(), [this, done = std::move(done)](int result) {
+  pool_->flushPvs(pvs_, redundant_, [this, done = std::move(done)](int result) {
     if (redundant_) result = pool_->health(record_).failed ? -EIO : 0;
     done(result);
   });
-  for (uint32_t pv : pvs_) {
-    if (!pool_->pvPresent(pv)) continue;
-    pool_->pvImage(pv)->flush([this, pv, sub = join->add()](int result) {
-      if (result < 0 && redundant_) pool_->reportPvFailure(pv, result);
-      sub(result);
-    });
-  }
-  join->arm();
 }
 
 }  // namespace strata::storage::volume

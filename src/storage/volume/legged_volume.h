@@ -4,6 +4,8 @@
 // `mirrors` legs holding the same bytes. Reads take one readable copy (and
 // fall back to the next on error); writes go to every writable copy and
 // succeed while at least one does, which is how a degraded mirror keeps going.
+// Redundant writes mark their regions in the write-intent bitmaps first, and
+// lock their range while a rebuild or scrub runs on the volume.
 #pragma once
 
 #include <memory>
@@ -11,6 +13,7 @@
 #include "storage/block_device.h"
 #include "storage/volume/leg_io.h"
 #include "storage/volume/pool.h"
+#include "storage/volume/range_lock.h"
 
 namespace strata::storage::volume {
 
@@ -40,6 +43,7 @@ class LeggedVolume final : public BlockDevice {
   void dispatch(uint64_t offset, uint64_t length, std::vector<iovec> buffers, IoCompletion done, Fn fn);
   void readPiece(Piece piece, uint32_t attempt, uint32_t first, IoCompletion done);
   void writePiece(Piece piece, LegOp op, IoCompletion done);
+  void writeCopies(Piece piece, LegOp op, IoCompletion done);
   const Leg& leg(uint32_t set, uint32_t copy) const { return record_.legs[set * mirrors_ + copy]; }
 
   std::shared_ptr<Pool> pool_;
@@ -50,6 +54,7 @@ class LeggedVolume final : public BlockDevice {
   uint32_t mirrors_;
   uint32_t nextReadCopy_ = 0;
   std::vector<uint32_t> pvs_;  // every PV under the volume, for flush
+  std::shared_ptr<RangeLock> lock_;  // redundant volumes: shared with maintenance
 };
 
 }  // namespace strata::storage::volume

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/log.h"
 #include "storage/volume/io_util.h"
 #include "storage/volume/parity.h"
+#include "storage/volume/write_intent.h"
 
 namespace strata::storage::volume {
 
@@ -56,6 +58,7 @@ struct ParityVolume::Batch {
   AlignedBuffer scratch;        // legs slices of hi - lo bytes
   std::vector<uint8_t> flags;   // [column * legs + leg]
   std::vector<Mode> modes;      // [column]
+  std::vector<PvRange> marked;  // writes: the regions marked in the write-intent bitmaps
 
   uint64_t sliceBytes() const { return hi - lo; }
   size_t columns() const { return static_cast<size_t>(sliceBytes() / kColumn); }
@@ -327,12 +330,27 @@ void ParityVolume::runBatch(std::shared_ptr<Batch> batch) {
       if (f[leg] & kTouched) f[leg] |= kWrite;
   }
 
+  if (missing >= 0 && pool_->writeIntent().atRisk(record_.id, legOffset, len) &&
+      std::find(batch->modes.begin(), batch->modes.end(), Mode::Reconstruct) != batch->modes.end()) {
+    log::error("volume {}/{}: row {} was being written when the pool shut down uncleanly and leg {} is missing; "
+               "its parity cannot be trusted, so the missing data is not reconstructed (EIO)",
+               pool_->name(), record_.name, batch->row, missing);
+    return completeSoon(pool_->loop(), [this, batch](int result) { finishBatch(batch, result); }, -EIO);
+  }
+
   if (!batch->scratch) batch->scratch = takeScratch(len * legs_);
   auto join = IoJoin::make(pool_->loop(), [this, batch](int result) {
     if (result >= 0) return computeBatch(batch);
     if (++batch->attempt >= kMaxAttempts) return finishBatch(batch, -EIO);
     runBatch(batch);  // the failed leg is marked now: reconstruct it
   });
+  if (batch->write && batch->marked.empty()) {
+    // Every leg of the slice is marked before any of them is written (the
+    // reads meanwhile): a crash in between leaves the row dirty on all of them.
+    for (uint32_t leg = 0; leg < legs_; ++leg)
+      legPvRanges(record_.legs[leg], pool_->extentSize(), legOffset, len, batch->marked);
+    pool_->writeIntent().begin(batch->marked, [sub = join->add()]() mutable { sub(0); });
+  }
   for (uint32_t leg = 0; leg < legs_; ++leg)
     forEachRun(
         columns, [&](size_t c) { return (flags[c * legs_ + leg] & kRead) != 0; },
@@ -466,6 +484,7 @@ void ParityVolume::computeBatch(std::shared_ptr<Batch> batch) {
 }
 
 void ParityVolume::finishBatch(std::shared_ptr<Batch> batch, int result) {
+  if (!batch->marked.empty()) pool_->writeIntent().end(batch->marked);
   lock_->release(batch->ticket);
   if (batch->scratch) returnScratch(std::move(batch->scratch), batch->sliceBytes() * legs_);
   auto members = std::move(batch->members);
@@ -490,17 +509,7 @@ void ParityVolume::returnScratch(AlignedBuffer buffer, uint64_t bytes) {
 // --- the rest
 
 void ParityVolume::flush(IoCompletion done) {
-  auto join = IoJoin::make(pool_->loop(), [this, done = std::move(done)](int) {
-    done(pool_->health(record_).failed ? -EIO : 0);
-  });
-  for (uint32_t pv : pvs_) {
-    if (!pool_->pvPresent(pv)) continue;
-    pool_->pvImage(pv)->flush([this, pv, sub = join->add()](int result) {
-      if (result < 0) pool_->reportPvFailure(pv, result);
-      sub(0);
-    });
-  }
-  join->arm();
+  pool_->flushPvs(pvs_, true, [this, done = std::move(done)](int) { done(pool_->health(record_).failed ? -EIO : 0); });
 }
 
 void ParityVolume::discard(uint64_t offset, uint64_t length, IoCompletion done) {

@@ -16,9 +16,11 @@
 #include "storage/volume/io_util.h"
 #include "storage/volume/leg_io.h"
 #include "storage/volume/legged_volume.h"
+#include "storage/volume/maintenance.h"
 #include "storage/volume/parity_volume.h"
 #include "storage/volume/thin_pool.h"
 #include "storage/volume/thin_volume.h"
+#include "storage/volume/write_intent.h"
 
 namespace strata::storage::volume {
 
@@ -50,7 +52,12 @@ uint64_t defaultThinMetadataSize(uint64_t dataBytes, uint32_t chunkSize) {
 
 }  // namespace
 
-Pool::~Pool() = default;
+Pool::Pool(EventLoop& loop, PoolOpenOptions options) : loop_(loop), options_(options) {}
+
+Pool::~Pool() {
+  // A clean close: nothing needs a resync at the next open.
+  if (intent_) intent_->closeClean();
+}
 
 std::vector<std::string> Pool::presentPaths() const {
   std::vector<std::string> paths;
@@ -154,8 +161,8 @@ Result<void> Pool::labelPv(uint32_t index, RawImage& image) {
   auto buffer = makeAlignedBuffer(bytes.size());
   std::memcpy(buffer.get(), bytes.data(), bytes.size());
   if (auto w = writeSync(image, loop_, 0, buffer.get(), bytes.size()); !w) return Error{image.path() + ": " + w.error().message};
-  // Old metadata from an earlier life of this device must not be mistaken for ours.
-  if (auto z = writeZeroesSync(image, loop_, kPvSlotOffset[0], 2 * kPvSlotSize); !z)
+  // Old metadata or bitmaps from an earlier life of this device must not be mistaken for ours.
+  if (auto z = writeZeroesSync(image, loop_, kPvSlotOffset[0], kPvDataStart - kPvSlotOffset[0]); !z)
     return Error{image.path() + ": " + z.error().message};
   if (auto f = flushSync(image, loop_); !f) return Error{image.path() + ": " + f.error().message};
   return {};
@@ -206,6 +213,10 @@ Result<std::shared_ptr<Pool>> Pool::create(const std::string& name, const std::v
   for (uint32_t i = 0; i < pool->pvs_.size(); ++i)
     if (auto l = pool->labelPv(i, *pool->pvs_[i].image); !l) return l.error();
   if (auto c = pool->commit(); !c) return c.error();
+  auto intent = WriteIntent::load(*pool, std::chrono::milliseconds(pool->options_.intentIdleMs));
+  if (!intent) return intent.error();
+  pool->intent_ = std::move(*intent);
+  if (auto s = pool->intent_->settle(); !s) return s.error();
   return pool;
 }
 
@@ -288,7 +299,16 @@ Result<std::shared_ptr<Pool>> Pool::open(const std::vector<std::string>& pvPaths
     }
     pool->pvs_[index] = {f.path, std::move(f.image), false};
   }
-  if (options.readOnly) return pool;
+  auto loadIntent = [&]() -> Result<void> {
+    auto intent = WriteIntent::load(*pool, std::chrono::milliseconds(options.intentIdleMs));
+    if (!intent) return intent.error();
+    pool->intent_ = std::move(*intent);
+    return {};
+  };
+  if (options.readOnly) {
+    if (auto l = loadIntent(); !l) return l.error();
+    return pool;
+  }
 
   if (auto locked = pool->lockPvs(); !locked) return locked.error();
   for (uint32_t i = 0; i < pool->pvs_.size(); ++i) {
@@ -300,6 +320,10 @@ Result<std::shared_ptr<Pool>> Pool::open(const std::vector<std::string>& pvPaths
   }
   if (needsCommit)
     if (auto c = pool->commit(); !c) return c.error();
+  // Regions left marked by an unclean shutdown: make their copies and parity
+  // agree before any volume is used.
+  if (auto l = loadIntent(); !l) return l.error();
+  if (auto r = resyncAfterUncleanShutdown(*pool); !r) return r.error();
   return pool;
 }
 
@@ -713,7 +737,23 @@ Result<void> Pool::addPhysicalVolume(const std::string& path, bool force) {
     return l;
   }
   pvs_.push_back({path, std::move(*image), false});
+  if (intent_)
+    if (auto a = intent_->attach(index); !a) return a;
   return commit();
+}
+
+void Pool::flushPvs(const std::vector<uint32_t>& pvs, bool redundant, IoCompletion done) {
+  auto join = IoJoin::make(loop_, std::move(done));
+  for (uint32_t pv : pvs) {
+    if (!pvPresent(pv)) continue;
+    uint64_t ticket = intent_ ? intent_->flushStarted(pv) : 0;
+    pvs_[pv].image->flush([this, pv, ticket, redundant, sub = join->add()](int result) {
+      if (result >= 0 && intent_) intent_->flushCompleted(pv, ticket);
+      if (result < 0 && redundant) reportPvFailure(pv, result);
+      sub(redundant ? 0 : result);
+    });
+  }
+  join->arm();
 }
 
 std::shared_ptr<RangeLock> Pool::volumeLock(uint32_t volumeId) {
@@ -755,6 +795,8 @@ Result<void> Pool::attachReplacement(uint32_t index, const std::string& path, st
   pv.lastPath = path;
   if (auto l = labelPv(index, **image); !l) return l;
   pvs_[index] = {path, std::move(*image), false};
+  if (intent_)
+    if (auto a = intent_->attach(index); !a) return a;
   return commit();
 }
 

@@ -21,6 +21,7 @@
 namespace strata::storage::volume {
 
 class ThinPoolEngine;
+class WriteIntent;
 
 struct PoolCreateOptions {
   uint64_t extentSize = kDefaultExtentSize;
@@ -33,6 +34,9 @@ struct PoolOpenOptions {
   // How long to wait for another holder's lock. A killed process's io_uring
   // can keep its files (and their locks) alive for a moment after it exits.
   int lockWaitMs = 3000;
+  // How long a region of the write-intent bitmap stays marked after its last
+  // write has been flushed (so hot regions do not flap).
+  int intentIdleMs = 5000;
 };
 
 struct VolumeCreateOptions {
@@ -116,6 +120,12 @@ class Pool : public std::enable_shared_from_this<Pool> {
 
   // The lock RAID 5 I/O and maintenance of one volume share (by volume id).
   std::shared_ptr<RangeLock> volumeLock(uint32_t volumeId);
+  // The PVs' write-intent bitmaps (redundant volumes mark regions before writing).
+  WriteIntent& writeIntent() { return *intent_; }
+  const WriteIntent& writeIntent() const { return *intent_; }
+  // Flushes the PVs (the present ones), telling the write-intent bitmaps.
+  // Redundant volumes report a failing PV instead of passing its error on.
+  void flushPvs(const std::vector<uint32_t>& pvs, bool redundant, IoCompletion done);
 
   // --- used by replace/scrub (maintenance.cpp).
   PoolRecord& mutableRecord() { return record_; }
@@ -133,7 +143,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
     bool failedAtRuntime = false;
   };
 
-  Pool(EventLoop& loop, PoolOpenOptions options) : loop_(loop), options_(options) {}
+  Pool(EventLoop& loop, PoolOpenOptions options);
   void commitAsync(IoCompletion done);
   void runCommit();
   Result<void> lockPvs();
@@ -151,6 +161,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::map<uint32_t, std::weak_ptr<RangeLock>> volumeLocks_;
   bool commitRunning_ = false;
   std::vector<IoCompletion> commitWaiters_;
+  std::unique_ptr<WriteIntent> intent_;  // after pvs_: closed before the images
 };
 
 }  // namespace strata::storage::volume

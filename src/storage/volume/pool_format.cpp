@@ -16,6 +16,9 @@ namespace {
 
 constexpr char kLabelMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'P', 'V'};
 constexpr char kSlotMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'M', 'D'};
+constexpr char kIntentMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'W', 'I'};
+constexpr size_t kIntentChecked = 512;  // the header's bytes covered by its CRC
+constexpr size_t kIntentCrcOffset = 12;
 constexpr uint32_t kFormatVersion = 1;
 constexpr size_t kLabelChecked = 512;  // the label's bytes covered by its CRC
 constexpr size_t kSlotHeaderSize = 64;
@@ -256,6 +259,55 @@ std::vector<uint8_t> encodeLabel(const PvLabel& label) {
   bytes.resize(kPvLabelSize, 0);
   storeLe32(&bytes[kLabelCrcOffset], crc32c(bytes.data(), kLabelChecked));
   return bytes;
+}
+
+uint64_t intentRegionBytes(uint64_t dataBytes) {
+  uint64_t region = kIntentMinRegionBytes;
+  while ((dataBytes + region - 1) / region > kIntentMaxRegions) region <<= 1;
+  return region;
+}
+
+std::vector<uint8_t> encodeIntentHeader(const IntentHeader& header) {
+  ByteWriter w;
+  w.raw(kIntentMagic, 8);
+  w.u32(kFormatVersion);
+  w.u32(0);  // CRC
+  w.raw(header.pvUuid.data(), 16);
+  w.u64(header.regionBytes);
+  w.u64(header.regionCount);
+  w.u64(kPvDataStart);
+  auto& bytes = w.bytes();
+  bytes.resize(kIntentBlockSize, 0);
+  storeLe32(&bytes[kIntentCrcOffset], crc32c(bytes.data(), kIntentChecked));
+  return bytes;
+}
+
+Result<IntentHeader> decodeIntentHeader(const uint8_t* bytes, size_t length, uint64_t dataBytes) {
+  if (length < kIntentChecked || std::memcmp(bytes, kIntentMagic, 8) != 0)
+    return Error{"write-intent bitmap header has no magic"};
+  std::vector<uint8_t> copy(bytes, bytes + kIntentChecked);
+  uint32_t stored = loadLe32(&copy[kIntentCrcOffset]);
+  storeLe32(&copy[kIntentCrcOffset], 0);
+  if (crc32c(copy.data(), copy.size()) != stored) return Error{"write-intent bitmap header checksum mismatch"};
+  ByteReader r(bytes + 8, kIntentChecked - 8);
+  IntentHeader header;
+  uint32_t version = 0, crc = 0;
+  uint64_t dataStart = 0;
+  r.u32(version);
+  r.u32(crc);
+  r.raw(header.pvUuid.data(), 16);
+  r.u64(header.regionBytes);
+  r.u64(header.regionCount);
+  r.u64(dataStart);
+  if (version != kFormatVersion) return Error{fmt::format("write-intent bitmap version {} is not supported", version)};
+  if (dataStart != kPvDataStart) return Error{"write-intent bitmap has an unexpected data offset"};
+  if (!isPowerOfTwo(header.regionBytes) || header.regionBytes < (64 << 10) || header.regionBytes > (1ull << 40))
+    return Error{fmt::format("write-intent bitmap region size {} is not sane", header.regionBytes)};
+  uint64_t needed = (dataBytes + header.regionBytes - 1) / header.regionBytes;
+  if (header.regionCount < needed || header.regionCount > kIntentMaxRegions)
+    return Error{fmt::format("write-intent bitmap has {} regions of {} bytes for {} bytes of data", header.regionCount,
+                             header.regionBytes, dataBytes)};
+  return header;
 }
 
 Result<PvLabel> decodeLabel(const uint8_t* bytes, size_t length) {

@@ -15,10 +15,12 @@ namespace strata::storage::volume {
 
 using Uuid = std::array<uint8_t, 16>;
 
-// PV layout: label | slot A | slot B | extents.
+// PV layout: label | slot A | slot B | write-intent bitmap | extents.
 inline constexpr uint64_t kPvLabelSize = 4096;
 inline constexpr uint64_t kPvSlotSize = 1 << 20;
 inline constexpr uint64_t kPvSlotOffset[2] = {1 << 20, 2 << 20};
+inline constexpr uint64_t kPvIntentOffset = 3 << 20;  // header block, then the bits
+inline constexpr uint64_t kPvIntentSize = 1 << 20;
 inline constexpr uint64_t kPvDataStart = 4 << 20;
 inline constexpr uint64_t kDefaultExtentSize = 4 << 20;
 
@@ -116,6 +118,26 @@ Result<void> checkName(const std::string& what, const std::string& name);
 
 std::string formatUuid(const Uuid& uuid);
 Uuid randomUuid();
+
+// The write-intent bitmap's header (the first 4 KiB of its area): one bit per
+// region of the PV's data space (from kPvDataStart), set while writes to a
+// redundant volume may be in flight there. An all-zero area means all clean.
+inline constexpr uint64_t kIntentBlockSize = 4096;
+inline constexpr uint64_t kIntentMaxRegions = (kPvIntentSize - kIntentBlockSize) * 8;
+inline constexpr uint64_t kIntentMinRegionBytes = 4 << 20;
+
+struct IntentHeader {
+  Uuid pvUuid{};
+  uint64_t regionBytes = 0;
+  uint64_t regionCount = 0;
+};
+// The region size for a PV whose data space is dataBytes: the smallest power
+// of two from kIntentMinRegionBytes whose regions fit the bitmap.
+uint64_t intentRegionBytes(uint64_t dataBytes);
+std::vector<uint8_t> encodeIntentHeader(const IntentHeader& header);
+// Checks magic, checksum, version and that the regions are sane for a PV of
+// dataBytes (power-of-two size, enough bits, no more than the area holds).
+Result<IntentHeader> decodeIntentHeader(const uint8_t* bytes, size_t length, uint64_t dataBytes);
 
 std::vector<uint8_t> encodeLabel(const PvLabel& label);
 Result<PvLabel> decodeLabel(const uint8_t* bytes, size_t length);

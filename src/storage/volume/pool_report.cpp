@@ -5,6 +5,7 @@
 #include <set>
 
 #include "storage/volume/extent_allocator.h"
+#include "storage/volume/maintenance.h"
 
 namespace strata::storage::volume {
 
@@ -65,6 +66,28 @@ std::string pvsOf(const VolumeRecord& v) {
   return text;
 }
 
+// The write-intent bitmaps' view: clean, or which volumes have marked
+// ranges (in-flight writes, or a resync due after an unclean shutdown), and
+// RAID 5 rows that cannot be trusted because a leg is missing as well.
+std::string formatWriteIntent(const Pool& pool) {
+  std::string lines;
+  for (const auto& v : pool.record().volumes) {
+    if (!isRedundant(v.type)) continue;
+    uint64_t bytes = 0;
+    for (const ByteRange& r : dirtyLegRanges(pool, v)) bytes += r.hi - r.lo;
+    if (bytes == 0) continue;
+    VolumeHealth h = pool.health(v);
+    std::string state = v.type == VolumeType::Raid5 && (h.degraded || h.failed)
+                            ? fmt::format("{} AT RISK after an unclean shutdown while degraded (reads that need "
+                                          "reconstruction there fail; replace the missing PV)",
+                                          formatBytes(bytes))
+                            : fmt::format("{} dirty (writes in flight, or resync at the next open for writing)",
+                                          formatBytes(bytes));
+    lines += fmt::format("    {:<20} {:<9} {}\n", v.name, volumeTypeName(v.type), state);
+  }
+  return lines.empty() ? "  write intent: clean\n" : "  write intent:\n" + lines;
+}
+
 }  // namespace
 
 std::string formatPoolStatus(Pool& pool) {
@@ -101,6 +124,7 @@ std::string formatPoolStatus(Pool& pool) {
     out += fmt::format("    {:<20} {:<9} {}\n", v.name, volumeTypeName(v.type),
                        h.failed ? "FAILED: data out of reach" : "DEGRADED: running without a copy");
   }
+  out += formatWriteIntent(pool);
   if (summary.degraded || summary.failed) {
     for (uint32_t pv = 0; pv < pool.pvCount(); ++pv)
       if (!pool.pvReadable(pv))

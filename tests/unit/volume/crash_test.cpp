@@ -2,7 +2,8 @@
 // is SIGKILLed at a random moment; the pool must then open and every write
 // acknowledged by a completed flush must read back intact. Writes not yet
 // covered by a flush may show their old or new contents (per 4 KiB block,
-// since an interrupted write may land in part), never anything else.
+// since an interrupted write may land in part), never anything else; and
+// redundant volumes' copies and parity agree again once the pool is open.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -13,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "storage/volume/maintenance.h"
 #include "storage/volume/pool_format.h"
 #include "volume_test_util.h"
 
@@ -148,6 +150,13 @@ TEST_P(CrashTest, FlushedWritesSurviveSigkill) {
 
     auto pool = openPool(pvs);
     ASSERT_TRUE(pool) << "round " << round;
+    if (isRedundant(type)) {
+      // Opening resynced what the write-intent bitmaps marked: copies and parity agree.
+      auto scrub = scrubPool(*pool, false, nullptr);
+      ASSERT_TRUE(scrub.ok()) << scrub.error().message;
+      EXPECT_EQ(scrub->mirrorMismatches + scrub->parityMismatches, 0u) << volumeTypeName(type) << " round " << round;
+      EXPECT_GT(scrub->bytesChecked, 0u);
+    }
     auto device = openVolume(*pool, "v");
     ASSERT_TRUE(device);
     auto content = readAt(*device, 0, kVolumeBytes);
