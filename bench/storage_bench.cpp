@@ -42,7 +42,7 @@ struct Options {
   uint64_t rebuildMiB = 512;
   bool volumes = true;
   unsigned repeats = 3;       // median of this many runs per workload
-  unsigned imageRepeats = 5;  // rounds of the interleaved raw / qcow2 / qemu-img rows
+  unsigned imageRepeats = 7;  // rounds of the interleaved raw / qcow2 / qemu-img rows
   uint64_t throttleMbps = 0;  // scaling section on throttled loop devices
   std::string only;  // "", "table", "scaling" or "rebuild"
   bool runs(const char* section) const { return only.empty() || only == section; }

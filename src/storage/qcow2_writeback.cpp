@@ -183,6 +183,7 @@ Result<void> Writeback::runBlocking() {
       ::fallocate(file_.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
                   static_cast<off_t>(length));
     }
+    if (!meta_.dirty()) break;  // no releases to write: one round was enough
   }
   return {};
 }

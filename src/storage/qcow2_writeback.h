@@ -33,8 +33,8 @@ class Writeback {
   // change until then (the image holds every request off during a flush).
   void start(IoCompletion done);
   // The same steps with pwrite/fallocate/fdatasync, for the image's destructor,
-  // which cannot wait for the loop. Two rounds: the second writes the refcount
-  // drops the first applied.
+  // which cannot wait for the loop. A second round writes the refcount drops
+  // the first applied, if any.
   Result<void> runBlocking();
 
  private:
