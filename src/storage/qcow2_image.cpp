@@ -299,6 +299,10 @@ void Qcow2Image::releaseInitialPart(const PendingPtr& pending) {
   loop_.post([this, pending] { finishPart(pending, 0); });
 }
 
+bool Qcow2Image::hostClusterValid(uint64_t hostOffset) const {
+  return hostOffset >= header_.clusterSize() && hostOffset < meta_->fileEnd();
+}
+
 Result<ClusterMapping> Qcow2Image::mapping(uint64_t guestCluster) {
   auto entry = meta_->l2Entry(guestCluster);
   if (!entry) return entry.error();
@@ -309,7 +313,7 @@ Result<ClusterMapping> Qcow2Image::mapping(uint64_t guestCluster) {
   }
   const ClusterMapping& m = *decoded;
   if ((m.kind == ClusterKind::Normal || m.kind == ClusterKind::Zero) && m.hostOffset != 0 &&
-      (m.hostOffset < header_.clusterSize() || m.hostOffset >= meta_->fileEnd())) {
+      !hostClusterValid(m.hostOffset)) {
     log::error("{}: corrupt image: guest cluster {} maps to offset 0x{:x} outside the file", path_, guestCluster,
                m.hostOffset);
     return Error{"cluster offset outside the file"};
@@ -335,25 +339,46 @@ void Qcow2Image::readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion
 
 bool Qcow2Image::tryRead(uint64_t offset, std::vector<iovec>& buffers, IoCompletion& done) {
   const uint64_t length = totalLength(buffers);
-  if (exclusive_ || touchesBusy(offset, length) || awaitMetadata(offset, length, false)) return false;
-  if (length > 0 && (offset >> header_.clusterBits) == ((offset + length - 1) >> header_.clusterBits)) {
-    // The common guest read, inside one allocated cluster: straight to the file,
-    // without the bookkeeping of a request split into parts.
-    auto m = mapping(offset >> header_.clusterBits);
-    if (m && m->kind == ClusterKind::Normal) {
-      ++active_;
-      file_->readv(m->hostOffset + (offset & (header_.clusterSize() - 1)), std::move(buffers),
-                   [this, done = std::move(done)](int result) {
-                     done(result);
-                     finishActive();
-                   });
-      return true;
+  if (exclusive_ || touchesBusy(offset, length)) return false;
+  const uint64_t cluster = offset >> header_.clusterBits;
+  if (length > 0 && cluster == (offset + length - 1) >> header_.clusterBits) {
+    // The common guest read, inside one allocated cluster whose L2 table is in
+    // memory: one table lookup, straight to the file. Anything else (and a
+    // corrupt entry, which the general path reports) takes the general path.
+    if (auto entry = meta_->cachedL2Entry(cluster)) {
+      auto m = qcow2::decodeL2Entry(*entry, header_);
+      if (m && m->kind == ClusterKind::Normal && hostClusterValid(m->hostOffset)) {
+        readDirect(m->hostOffset + (offset & (header_.clusterSize() - 1)), buffers, done);
+        return true;
+      }
     }
   }
+  if (awaitMetadata(offset, length, false)) return false;
   auto pending = begin(std::move(done));
   issueRead(offset, buffers, pending);
   releaseInitialPart(pending);
   return true;
+}
+
+void Qcow2Image::readDirect(uint64_t hostOffset, std::vector<iovec>& buffers, IoCompletion& done) {
+  // The completion is parked in a recycled slot, so the callback handed to the
+  // file is two pointers (no allocation per request).
+  DirectRead* read;
+  if (spareDirectReads_.empty()) {
+    directReads_.push_back(std::make_unique<DirectRead>());
+    read = directReads_.back().get();
+  } else {
+    read = spareDirectReads_.back();
+    spareDirectReads_.pop_back();
+  }
+  read->done = std::move(done);
+  ++active_;
+  file_->readv(hostOffset, std::move(buffers), [this, read](int result) {
+    IoCompletion finished = std::move(read->done);
+    spareDirectReads_.push_back(read);
+    finished(result);
+    finishActive();
+  });
 }
 
 void Qcow2Image::readCompressed(const ClusterMapping& m, uint64_t inCluster, std::vector<iovec> target,

@@ -77,6 +77,9 @@ class Qcow2Image final : public DiskImage {
  private:
   struct Pending;
   struct Allocation;
+  struct DirectRead {
+    IoCompletion done;
+  };
   using PendingPtr = std::shared_ptr<Pending>;
 
   Qcow2Image(std::string path, const DiskOptions& options, EventLoop& loop);
@@ -99,6 +102,8 @@ class Qcow2Image final : public DiskImage {
   void completeLater(IoCompletion done, int result);
 
   bool tryRead(uint64_t offset, std::vector<iovec>& buffers, IoCompletion& done);
+  // Reads from the file at hostOffset and completes `done` (a read inside one cluster).
+  void readDirect(uint64_t hostOffset, std::vector<iovec>& buffers, IoCompletion& done);
   bool tryWrite(uint64_t offset, std::vector<iovec>& buffers, IoCompletion& done);
   bool tryDiscardOrZero(uint64_t offset, uint64_t length, bool zero, IoCompletion& done);
   bool tryFlush(IoCompletion& done);
@@ -111,6 +116,7 @@ class Qcow2Image final : public DiskImage {
   void finishAllocation(const std::shared_ptr<Allocation>& allocation, int result, const PendingPtr& pending);
   Result<void> setClusterEntry(uint64_t guestCluster, uint64_t entry, const qcow2::ClusterMapping& old);
   Result<qcow2::ClusterMapping> mapping(uint64_t guestCluster);
+  bool hostClusterValid(uint64_t hostOffset) const;
   // Reads and inflates a compressed cluster, then copies [inCluster, +length of target) into target.
   void readCompressed(const qcow2::ClusterMapping& mapping, uint64_t inCluster, std::vector<iovec> target,
                       const PendingPtr& pending);
@@ -140,6 +146,8 @@ class Qcow2Image final : public DiskImage {
   bool flushStarted_ = false;
   IoCompletion flushDone_;
   bool pumping_ = false;
+  std::vector<std::unique_ptr<DirectRead>> directReads_;  // every slot ever made
+  std::vector<DirectRead*> spareDirectReads_;             // the free ones
 
   // Declared last, so destroyed first: their rings wait for operations still in
   // the kernel before the tables and buffers above those operations use go.

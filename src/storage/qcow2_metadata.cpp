@@ -200,6 +200,16 @@ Result<uint64_t> Metadata::l2Entry(uint64_t guestCluster) {
   return loadBe64(&(*table)->bytes[(guestCluster % header_.l2Entries()) * 8]);
 }
 
+std::optional<uint64_t> Metadata::cachedL2Entry(uint64_t guestCluster) {
+  const uint64_t l1Index = guestCluster / header_.l2Entries();
+  if (l1Index >= l1_.size() || (l1_[l1Index] & kL1ReservedMask) != 0) return std::nullopt;
+  auto it = l2Cache_.find(l1_[l1Index] & kL1OffsetMask);
+  if (it == l2Cache_.end()) return std::nullopt;  // also for offset 0: no table is cached there
+  it->second.lastUse = ++useCounter_;
+  it->second.fresh = false;
+  return loadBe64(&it->second.bytes[(guestCluster % header_.l2Entries()) * 8]);
+}
+
 Result<void> Metadata::setL2Entry(uint64_t guestCluster, uint64_t entry) {
   if (!writable_) return Error{name_ + ": image is read-only"};
   auto table = l2TableFor(guestCluster, true);

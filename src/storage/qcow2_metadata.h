@@ -39,6 +39,10 @@ class Metadata {
 
   // The L2 entry for a guest cluster (0 when its L2 table does not exist).
   Result<uint64_t> l2Entry(uint64_t guestCluster);
+  // The L2 entry for a guest cluster if its L2 table is in memory: one lookup,
+  // never a read. nullopt when the table is not cached, or the L1 entry is
+  // empty or invalid (l2Entry then tells which).
+  std::optional<uint64_t> cachedL2Entry(uint64_t guestCluster);
   // Sets an L2 entry in memory, allocating the L2 table if needed.
   Result<void> setL2Entry(uint64_t guestCluster, uint64_t entry);
 
