@@ -138,7 +138,6 @@ class MaintenanceGuard {
   ~MaintenanceGuard() { lock_->endMaintenance(); }
   MaintenanceGuard(const MaintenanceGuard&) = delete;
   MaintenanceGuard& operator=(const MaintenanceGuard&) = delete;
-  RangeLock& lock() { return *lock_; }
   const std::shared_ptr<RangeLock>& shared() const { return lock_; }
 
  private:

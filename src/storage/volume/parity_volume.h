@@ -6,8 +6,10 @@
 // depends only on that range of the data chunks) and computes parity per
 // column the cheapest way: from the other data chunks (reconstruct-write, no
 // reads for full stripes) or from old data and old parity
-// (read-modify-write). With one leg missing, its contents are reconstructed
-// from the others, so the volume stays readable and writable degraded.
+// (read-modify-write). A write batch marks its row slice in the write-intent
+// bitmaps of every leg's PV before writing. With one leg missing, its contents
+// are reconstructed from the others, so the volume stays readable and writable
+// degraded, except in rows an unclean shutdown left unverified (EIO there).
 #pragma once
 
 #include <map>

@@ -194,7 +194,8 @@ Result<std::shared_ptr<Pool>> Pool::create(const std::string& name, const std::v
   for (const auto& path : pvPaths)
     if (!seen.insert(canonical(path)).second) return Error{fmt::format("{} is listed twice", path)};
 
-  std::shared_ptr<Pool> pool(new Pool(loop, PoolOpenOptions{}));
+  if (auto r = checkIntentRegionBytes(options.intentRegionBytes); !r) return r.error();
+  std::shared_ptr<Pool> pool(new Pool(loop, PoolOpenOptions{.intentRegionBytes = options.intentRegionBytes}));
   pool->record_.uuid = randomUuid();
   pool->record_.name = name;
   pool->record_.extentSize = options.extentSize;
@@ -223,6 +224,7 @@ Result<std::shared_ptr<Pool>> Pool::create(const std::string& name, const std::v
 Result<std::shared_ptr<Pool>> Pool::open(const std::vector<std::string>& pvPaths, const PoolOpenOptions& options,
                                          EventLoop& loop) {
   if (pvPaths.empty()) return Error{"no physical volumes given"};
+  if (auto r = checkIntentRegionBytes(options.intentRegionBytes); !r) return r.error();
   std::shared_ptr<Pool> pool(new Pool(loop, options));
   struct Found {
     std::string path;

@@ -26,6 +26,8 @@ class WriteIntent;
 struct PoolCreateOptions {
   uint64_t extentSize = kDefaultExtentSize;
   bool force = false;  // relabel PVs that belong to another pool
+  // Write-intent bitmap regions (larger on PVs whose bits would not fit).
+  uint64_t intentRegionBytes = kIntentDefaultRegionBytes;
 };
 
 struct PoolOpenOptions {
@@ -37,6 +39,9 @@ struct PoolOpenOptions {
   // How long a region of the write-intent bitmap stays marked after its last
   // write has been flushed (so hot regions do not flap).
   int intentIdleMs = 5000;
+  // Region size for bitmaps written fresh (new PVs, pools from before the
+  // bitmap, damaged headers); an existing header keeps its own.
+  uint64_t intentRegionBytes = kIntentDefaultRegionBytes;
 };
 
 struct VolumeCreateOptions {
@@ -82,6 +87,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   EventLoop& loop() { return loop_; }
   bool readOnly() const { return options_.readOnly; }
   bool direct() const { return options_.direct; }
+  const PoolOpenOptions& options() const { return options_; }
   // Paths of the PVs that are present, in PV order (for the pool registry).
   std::vector<std::string> presentPaths() const;
 

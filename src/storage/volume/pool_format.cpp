@@ -261,8 +261,14 @@ std::vector<uint8_t> encodeLabel(const PvLabel& label) {
   return bytes;
 }
 
-uint64_t intentRegionBytes(uint64_t dataBytes) {
-  uint64_t region = kIntentMinRegionBytes;
+Result<void> checkIntentRegionBytes(uint64_t regionBytes) {
+  if (!isPowerOfTwo(regionBytes) || regionBytes < (64 << 10) || regionBytes > (1ull << 40))
+    return Error{fmt::format("write-intent region size {} must be a power of two from 64 KiB to 1 TiB", regionBytes)};
+  return {};
+}
+
+uint64_t intentRegionBytes(uint64_t dataBytes, uint64_t minimum) {
+  uint64_t region = minimum;
   while ((dataBytes + region - 1) / region > kIntentMaxRegions) region <<= 1;
   return region;
 }
@@ -301,7 +307,7 @@ Result<IntentHeader> decodeIntentHeader(const uint8_t* bytes, size_t length, uin
   r.u64(dataStart);
   if (version != kFormatVersion) return Error{fmt::format("write-intent bitmap version {} is not supported", version)};
   if (dataStart != kPvDataStart) return Error{"write-intent bitmap has an unexpected data offset"};
-  if (!isPowerOfTwo(header.regionBytes) || header.regionBytes < (64 << 10) || header.regionBytes > (1ull << 40))
+  if (!checkIntentRegionBytes(header.regionBytes).ok())
     return Error{fmt::format("write-intent bitmap region size {} is not sane", header.regionBytes)};
   uint64_t needed = (dataBytes + header.regionBytes - 1) / header.regionBytes;
   if (header.regionCount < needed || header.regionCount > kIntentMaxRegions)

@@ -124,7 +124,7 @@ Uuid randomUuid();
 // redundant volume may be in flight there. An all-zero area means all clean.
 inline constexpr uint64_t kIntentBlockSize = 4096;
 inline constexpr uint64_t kIntentMaxRegions = (kPvIntentSize - kIntentBlockSize) * 8;
-inline constexpr uint64_t kIntentMinRegionBytes = 4 << 20;
+inline constexpr uint64_t kIntentDefaultRegionBytes = 64 << 20;  // md's usual chunk
 
 struct IntentHeader {
   Uuid pvUuid{};
@@ -132,8 +132,10 @@ struct IntentHeader {
   uint64_t regionCount = 0;
 };
 // The region size for a PV whose data space is dataBytes: the smallest power
-// of two from kIntentMinRegionBytes whose regions fit the bitmap.
-uint64_t intentRegionBytes(uint64_t dataBytes);
+// of two from `minimum` (a power of two) whose regions fit the bitmap.
+uint64_t intentRegionBytes(uint64_t dataBytes, uint64_t minimum = kIntentDefaultRegionBytes);
+// Region sizes a pool may ask for.
+Result<void> checkIntentRegionBytes(uint64_t regionBytes);
 std::vector<uint8_t> encodeIntentHeader(const IntentHeader& header);
 // Checks magic, checksum, version and that the regions are sane for a PV of
 // dataBytes (power-of-two size, enough bits, no more than the area holds).

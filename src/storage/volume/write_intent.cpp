@@ -60,7 +60,7 @@ Result<void> WriteIntent::loadPv(uint32_t pv) {
   auto header = makeAlignedBuffer(kIntentBlockSize);
   if (auto r = readSync(image, pool_.loop(), kPvIntentOffset, header.get(), kIntentBlockSize); !r)
     return Error{fmt::format("{}: reading the write-intent bitmap: {}", where, r.error().message)};
-  b.header = {record.uuid, intentRegionBytes(b.dataBytes), 0};
+  b.header = {record.uuid, intentRegionBytes(b.dataBytes, pool_.options().intentRegionBytes), 0};
   b.header.regionCount = (b.dataBytes + b.header.regionBytes - 1) / b.header.regionBytes;
   if (!allZero(header.get(), kIntentBlockSize)) {
     auto decoded = decodeIntentHeader(header.get(), kIntentBlockSize, b.dataBytes);
@@ -146,7 +146,8 @@ void WriteIntent::begin(const std::vector<PvRange>& ranges, std::function<void()
         } else {
           setBit(b, r, true);
           g.durableAt = block.started + 1;  // the next write of the block carries it
-          toWrite.emplace_back(range.pv, blockIndex);
+          std::pair<uint32_t, size_t> write{range.pv, blockIndex};
+          if (std::find(toWrite.begin(), toWrite.end(), write) == toWrite.end()) toWrite.push_back(write);
         }
       }
       if (block.completed >= g.durableAt) return;
@@ -155,8 +156,8 @@ void WriteIntent::begin(const std::vector<PvRange>& ranges, std::function<void()
       block.waiters.emplace_back(g.durableAt, waiter);
     });
   }
-  if (!waiter) return go();
   for (auto [pv, block] : toWrite) writeBlock(pv, block);
+  if (!waiter) return go();
   if (--waiter->remaining == 0) waiter->go();
 }
 
@@ -349,7 +350,7 @@ Result<void> WriteIntent::settle(bool rewrite) {
   auto keep = keptRanges();
   for (uint32_t pv = 0; pv < pvs_.size(); ++pv) {
     PvBitmap& b = pvs_[pv];
-    if (!b.usable) continue;
+    if (!b.usable || !pool_.pvWritable(pv)) continue;  // a failed PV is rebuilt whole anyway
     bool changed = rewrite || !b.headerOnDisk;
     for (uint64_t r = 0; r < b.header.regionCount; ++r) {
       uint64_t lo = kPvDataStart + r * b.header.regionBytes, hi = lo + b.header.regionBytes;

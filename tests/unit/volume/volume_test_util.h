@@ -63,9 +63,10 @@ class VolumeTest : public ::testing::Test {
     return paths;
   }
 
-  // 1 MiB extents keep the files small.
+  // 1 MiB extents keep the files small; 4 MiB write-intent regions give
+  // small volumes several.
   std::shared_ptr<Pool> createPool(const std::vector<std::string>& pvs, uint64_t extentSize = kMiB) {
-    auto pool = Pool::create("tank", pvs, {.extentSize = extentSize}, *loop);
+    auto pool = Pool::create("tank", pvs, {.extentSize = extentSize, .intentRegionBytes = 4 * kMiB}, *loop);
     EXPECT_TRUE(pool.ok()) << (pool.ok() ? "" : pool.error().message);
     return pool.ok() ? *pool : nullptr;
   }

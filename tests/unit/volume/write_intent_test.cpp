@@ -300,15 +300,17 @@ TEST(IntentHeaderTest, RoundTripsAndRejectsHostileValues) {
   Uuid uuid{};
   uuid[3] = 7;
   uint64_t data = 100ull << 30;
-  auto bytes = encodeIntentHeader({uuid, intentRegionBytes(data), (data + (4 << 20) - 1) / (4 << 20)});
+  auto bytes = encodeIntentHeader({uuid, intentRegionBytes(data, 4 << 20), (data + (4 << 20) - 1) / (4 << 20)});
   auto decoded = decodeIntentHeader(bytes.data(), bytes.size(), data);
   ASSERT_TRUE(decoded.ok()) << decoded.error().message;
   EXPECT_EQ(decoded->pvUuid, uuid);
   EXPECT_EQ(decoded->regionBytes, 4u << 20);
+  EXPECT_EQ(intentRegionBytes(data), 64u << 20) << "the default, like md's";
+  EXPECT_FALSE(checkIntentRegionBytes(3 << 20).ok());
   EXPECT_FALSE(decodeIntentHeader(bytes.data(), 100, data).ok()) << "truncated";
   // A PV too big for 4 MiB regions gets larger ones, always fitting the area.
-  EXPECT_EQ(intentRegionBytes(1ull << 50), 256ull << 20);
-  EXPECT_LE((1ull << 50) / intentRegionBytes(1ull << 50), kIntentMaxRegions);
+  EXPECT_EQ(intentRegionBytes(1ull << 50, 4 << 20), 256ull << 20);
+  EXPECT_LE((1ull << 50) / intentRegionBytes(1ull << 50, 4 << 20), kIntentMaxRegions);
   // Every single-byte change with the checksum fixed up decodes or fails cleanly.
   for (size_t i = 0; i < 64; ++i)
     for (uint8_t v : {0x00, 0x01, 0x80, 0xff}) {
@@ -324,9 +326,20 @@ TEST(IntentHeaderTest, RoundTripsAndRejectsHostileValues) {
     }
 }
 
+TEST_F(WriteIntentTest, FreshPoolsUseTheDefaultRegionSize) {
+  pvs = makePvs(1, 40);
+  ASSERT_TRUE(Pool::create("tank", pvs, {.extentSize = kMiB}, *loop).ok());
+  auto header = peekFile(pvs[0], kPvIntentOffset, 4096);
+  auto decoded = decodeIntentHeader(header.data(), header.size(), 36 * kMiB);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_EQ(decoded->regionBytes, kIntentDefaultRegionBytes);
+  EXPECT_EQ(decoded->regionCount, 1u);
+  EXPECT_FALSE(Pool::create("tank", makePvs(1, 40, "x"), {.force = true, .intentRegionBytes = 5 << 20}, *loop).ok());
+}
+
 TEST_F(WriteIntentTest, BitsAreSetOncePerRegionAndClearedAfterAFlush) {
   pvs = makePvs(2, 40);
-  auto pool = Pool::create("tank", pvs, {.extentSize = kMiB}, *loop);
+  auto pool = Pool::create("tank", pvs, {.extentSize = kMiB, .intentRegionBytes = 4 * kMiB}, *loop);
   ASSERT_TRUE(pool.ok());
   VolumeCreateOptions o;
   o.type = VolumeType::Mirror;
