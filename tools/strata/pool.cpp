@@ -165,6 +165,8 @@ int runReplace(const std::string& name, const std::string& oldPv, const std::str
               report->seconds, mbps);
   for (const auto& v : report->zeroedVolumes)
     std::printf("warning: volume %s had no redundancy; its extents on the old PV are lost (now zeroes)\n", v.c_str());
+  for (const auto& rows : report->atRisk)
+    std::printf("warning: rebuilt from parity left unverified by an unclean shutdown, may be wrong: %s\n", rows.c_str());
   return 0;
 }
 

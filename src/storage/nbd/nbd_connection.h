@@ -20,7 +20,7 @@
 #include "base/event_loop.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
-#include "storage/nbd/loop_timer.h"
+#include "base/loop_timer.h"
 #include "storage/nbd/nbd_export.h"
 #include "storage/nbd/nbd_tls.h"
 

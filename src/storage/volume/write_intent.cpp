@@ -37,7 +37,7 @@ Result<std::unique_ptr<WriteIntent>> WriteIntent::load(Pool& pool, std::chrono::
     if (!ring) return ring.error();
     intent->ring_ = std::move(*ring);
     WriteIntent* self = intent.get();
-    auto timer = nbd::LoopTimer::create(pool.loop(), [self] {
+    auto timer = LoopTimer::create(pool.loop(), [self] {
       self->cleanerArmed_ = false;
       self->cleanIdle();
     });

@@ -21,7 +21,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "storage/io_ring.h"
-#include "storage/nbd/loop_timer.h"
+#include "base/loop_timer.h"
 #include "storage/volume/io_util.h"
 #include "storage/volume/pool_format.h"
 
@@ -143,7 +143,7 @@ class WriteIntent {
   std::chrono::milliseconds idle_;
   std::vector<PvBitmap> pvs_;
   std::map<uint32_t, std::vector<ByteRange>> atRisk_;
-  std::unique_ptr<nbd::LoopTimer> cleaner_;
+  std::unique_ptr<LoopTimer> cleaner_;
   bool cleanerArmed_ = false;
   uint64_t bitmapWrites_ = 0;
   // Last: destroyed first, waiting for writes in the kernel before their buffers go.

@@ -1,7 +1,7 @@
 // LoopTimer: a one-shot timer that runs a callback on an EventLoop thread, made
 // of a timerfd the loop watches (the loop itself has no timers). The NBD server
-// uses one per connection for the handshake time limit; it is generic and could
-// move to src/base if anything else needs timers.
+// uses one per connection for the handshake time limit, the volume manager one
+// per pool to clear idle write-intent regions.
 #pragma once
 
 #include <chrono>
@@ -12,7 +12,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 
-namespace strata::storage::nbd {
+namespace strata {
 
 class LoopTimer {
  public:
@@ -32,4 +32,4 @@ class LoopTimer {
   UniqueFd fd_;
 };
 
-}  // namespace strata::storage::nbd
+}  // namespace strata

@@ -1,11 +1,11 @@
-#include "storage/nbd/loop_timer.h"
+#include "base/loop_timer.h"
 
 #include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <cstdint>
 
-namespace strata::storage::nbd {
+namespace strata {
 
 Result<std::unique_ptr<LoopTimer>> LoopTimer::create(EventLoop& loop, std::function<void()> onExpiry) {
   UniqueFd fd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
@@ -33,4 +33,4 @@ Result<void> LoopTimer::arm(std::chrono::milliseconds after) {
   return {};
 }
 
-}  // namespace strata::storage::nbd
+}  // namespace strata
