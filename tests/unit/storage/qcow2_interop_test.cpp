@@ -9,33 +9,21 @@
 #include "storage/image_create.h"
 #include "storage/qcow2_image.h"
 #include "storage/sync_io.h"
-#include "storage_test_util.h"
+#include "disk_image_test.h"
 
 namespace strata::storage {
 namespace {
 
+using testing::DiskImageTest;
 using testing::pattern;
 using testing::readFile;
 using testing::runCommand;
-using testing::TempDir;
 using testing::writeFile;
 
 constexpr uint64_t kDiskSize = 16ull << 20;
 
-class Qcow2Interop : public ::testing::TestWithParam<uint32_t> {
+class Qcow2Interop : public DiskImageTest, public ::testing::WithParamInterface<uint32_t> {
  protected:
-  void SetUp() override {
-    auto created = EventLoop::create();
-    ASSERT_TRUE(created.ok());
-    loop = std::move(*created);
-  }
-  std::unique_ptr<DiskImage> open(const std::string& path, bool readOnly = false) {
-    DiskOptions options;
-    options.readOnly = readOnly;
-    auto image = openDiskImage(path, options, *loop);
-    EXPECT_TRUE(image.ok()) << (image.ok() ? "" : image.error().message);
-    return image.ok() ? std::move(*image) : nullptr;
-  }
   std::vector<uint8_t> readAll(DiskImage& image) {
     std::vector<uint8_t> bytes(image.sizeBytes());
     auto read = readSync(image, *loop, 0, bytes.data(), bytes.size());
@@ -50,15 +38,6 @@ class Qcow2Interop : public ::testing::TestWithParam<uint32_t> {
     auto result = runCommand("qemu-img check " + image);
     EXPECT_EQ(result.exitCode, 0) << result.output;
   }
-  void expectQemuCompare(const std::string& image, const std::vector<uint8_t>& expected) {
-    std::string raw = dir.file("expected.raw");
-    writeFile(raw, expected);
-    auto result = runCommand("qemu-img compare -f qcow2 -F raw " + image + " " + raw);
-    EXPECT_EQ(result.exitCode, 0) << result.output;
-  }
-
-  TempDir dir;
-  std::unique_ptr<EventLoop> loop;
 };
 
 std::string clusterOption(uint32_t clusterSize) { return "-o cluster_size=" + std::to_string(clusterSize); }

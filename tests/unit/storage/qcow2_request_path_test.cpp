@@ -12,33 +12,19 @@
 #include "storage/disk_image.h"
 #include "storage/qcow2_image.h"
 #include "storage/sync_io.h"
-#include "storage_test_util.h"
+#include "disk_image_test.h"
 
 namespace strata::storage {
 namespace {
 
+using testing::DiskImageTest;
 using testing::pattern;
 using testing::readFile;
 using testing::runCommand;
-using testing::TempDir;
 using testing::writeFile;
 
-class Qcow2RequestPath : public ::testing::Test {
+class Qcow2RequestPath : public DiskImageTest {
  protected:
-  void SetUp() override {
-    auto created = EventLoop::create();
-    ASSERT_TRUE(created.ok());
-    loop = std::move(*created);
-  }
-  std::unique_ptr<DiskImage> open(const std::string& path, const DiskOptions& options = {}) {
-    auto image = openDiskImage(path, options, *loop);
-    EXPECT_TRUE(image.ok()) << (image.ok() ? "" : image.error().message);
-    return image.ok() ? std::move(*image) : nullptr;
-  }
-  void run(const std::string& command) {
-    auto result = runCommand(command);
-    ASSERT_EQ(result.exitCode, 0) << command << "\n" << result.output;
-  }
   // What QEMU reads from the image, through its own qcow2 driver.
   std::vector<uint8_t> qemuView(const std::string& image) {
     std::string raw = dir.file("qemu-view.raw");
@@ -46,9 +32,6 @@ class Qcow2RequestPath : public ::testing::Test {
     EXPECT_EQ(result.exitCode, 0) << result.output;
     return readFile(raw);
   }
-
-  TempDir dir;
-  std::unique_ptr<EventLoop> loop;
 };
 
 ::testing::AssertionResult sameBytes(const uint8_t* got, const uint8_t* expected, size_t length) {

@@ -21,42 +21,22 @@
 #include "storage/qcow2_format.h"
 #include "storage/qcow2_image.h"
 #include "storage/sync_io.h"
-#include "storage_test_util.h"
+#include "disk_image_test.h"
 
 namespace strata::storage {
 namespace {
 
+using testing::DiskImageTest;
 using testing::pattern;
 using testing::readFile;
 using testing::runCommand;
-using testing::TempDir;
 using testing::writeFile;
 using testing::CommandResult;
 
-class Qcow2Writeback : public ::testing::Test {
+class Qcow2Writeback : public DiskImageTest {
  protected:
-  void SetUp() override {
-    auto created = EventLoop::create();
-    ASSERT_TRUE(created.ok());
-    loop = std::move(*created);
-  }
-  std::unique_ptr<DiskImage> open(const std::string& path, const DiskOptions& options = {}) {
-    auto image = openDiskImage(path, options, *loop);
-    EXPECT_TRUE(image.ok()) << (image.ok() ? "" : image.error().message);
-    return image.ok() ? std::move(*image) : nullptr;
-  }
-  void run(const std::string& command) {
-    auto result = runCommand(command);
-    ASSERT_EQ(result.exitCode, 0) << command << "\n" << result.output;
-  }
   // qemu-img check's exit code: 0 clean, 2 corruption, 3 leaked clusters only.
   CommandResult check(const std::string& image) { return runCommand("qemu-img check " + image); }
-  void expectSameAsQemu(const std::string& image, const std::vector<uint8_t>& expected) {
-    std::string raw = dir.file("expected.raw");
-    writeFile(raw, expected);
-    auto result = runCommand("qemu-img compare -f qcow2 -F raw " + image + " " + raw);
-    EXPECT_EQ(result.exitCode, 0) << result.output;
-  }
   // Submits every request at once, so they are in flight together.
   int runConcurrently(const std::vector<std::function<void(IoCompletion)>>& requests) {
     size_t left = requests.size();
@@ -70,9 +50,6 @@ class Qcow2Writeback : public ::testing::Test {
     while (left > 0) loop->runOnce(-1);
     return firstError;
   }
-
-  TempDir dir;
-  std::unique_ptr<EventLoop> loop;
 };
 
 uint64_t fileSize(const std::string& path) {
@@ -134,7 +111,7 @@ TEST_F(Qcow2Writeback, ConcurrentAllocatingWritesFlushToACleanImage) {
   // While the image is still open: everything the flush wrote is consistent.
   auto result = check(image);
   EXPECT_EQ(result.exitCode, 0) << result.output;
-  expectSameAsQemu(image, expected);
+  expectQemuCompare(image, expected);
   disk.reset();
   result = check(image);
   EXPECT_EQ(result.exitCode, 0) << result.output;
@@ -213,7 +190,7 @@ TEST_F(Qcow2Writeback, FailedMetadataWriteFailsTheFlushAndIsRetried) {
   ASSERT_TRUE(flushSync(*disk, *loop).ok());
   result = check(image);
   EXPECT_EQ(result.exitCode, 0) << result.output;
-  expectSameAsQemu(image, expected);
+  expectQemuCompare(image, expected);
   // The image stays usable after the failure.
   auto more = pattern(4096, 22);
   ASSERT_TRUE(writeSync(*disk, *loop, 32 << 20, more.data(), more.size()).ok());
@@ -222,7 +199,7 @@ TEST_F(Qcow2Writeback, FailedMetadataWriteFailsTheFlushAndIsRetried) {
   disk.reset();
   result = check(image);
   EXPECT_EQ(result.exitCode, 0) << result.output;
-  expectSameAsQemu(image, expected);
+  expectQemuCompare(image, expected);
 }
 
 TEST_F(Qcow2Writeback, FailedWriteDuringRefcountTableGrowthKeepsTheOldTableValid) {
@@ -259,7 +236,7 @@ TEST_F(Qcow2Writeback, FailedWriteDuringRefcountTableGrowthKeepsTheOldTableValid
   ASSERT_TRUE(flushSync(*disk, *loop).ok());
   result = check(image);
   EXPECT_EQ(result.exitCode, 0) << result.output;
-  expectSameAsQemu(image, expected);
+  expectQemuCompare(image, expected);
 }
 
 TEST_F(Qcow2Writeback, RefcountTableGrowsSeveralTimesBeforeOneFlush) {
@@ -290,7 +267,7 @@ TEST_F(Qcow2Writeback, RefcountTableGrowsSeveralTimesBeforeOneFlush) {
   EXPECT_EQ(result.exitCode, 0) << result.output;
   auto bytes = readFile(image);
   EXPECT_GE(qcow2::loadBe32(&bytes[56]), 4u) << "refcount_table_clusters";
-  expectSameAsQemu(image, expected);
+  expectQemuCompare(image, expected);
 }
 
 TEST_F(Qcow2Writeback, GrownRefcountTableIsWrittenWhenTheImageCloses) {
@@ -311,7 +288,7 @@ TEST_F(Qcow2Writeback, GrownRefcountTableIsWrittenWhenTheImageCloses) {
   EXPECT_EQ(result.exitCode, 0) << result.output;
   auto bytes = readFile(image);
   EXPECT_GT(qcow2::loadBe32(&bytes[56]), 1u) << "refcount_table_clusters";
-  expectSameAsQemu(image, expected);
+  expectQemuCompare(image, expected);
 }
 
 class Qcow2CompressedReads : public Qcow2Writeback, public ::testing::WithParamInterface<bool> {};
@@ -367,7 +344,7 @@ TEST_P(Qcow2CompressedReads, ConcurrentReadsAndCopyOnWriteMatchTheSource) {
   disk.reset();
   auto result = check(image);
   EXPECT_EQ(result.exitCode, 0) << result.output;
-  expectSameAsQemu(image, source);
+  expectQemuCompare(image, source);
 }
 
 INSTANTIATE_TEST_SUITE_P(BufferedAndDirect, Qcow2CompressedReads, ::testing::Values(false, true),

@@ -7,31 +7,17 @@
 
 #include "storage/disk_image.h"
 #include "storage/sync_io.h"
-#include "storage_test_util.h"
+#include "disk_image_test.h"
 
 namespace strata::storage {
 namespace {
 
+using testing::DiskImageTest;
 using testing::pattern;
 using testing::readFile;
-using testing::TempDir;
 using testing::writeFile;
 
-class RawImageTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto created = EventLoop::create();
-    ASSERT_TRUE(created.ok());
-    loop = std::move(*created);
-  }
-  std::unique_ptr<DiskImage> open(const std::string& path, DiskOptions options = {}) {
-    auto image = openDiskImage(path, options, *loop);
-    EXPECT_TRUE(image.ok()) << (image.ok() ? "" : image.error().message);
-    return image.ok() ? std::move(*image) : nullptr;
-  }
-  TempDir dir;
-  std::unique_ptr<EventLoop> loop;
-};
+class RawImageTest : public DiskImageTest {};
 
 TEST_F(RawImageTest, ReadsFileContentsAndReportsSize) {
   auto bytes = pattern(1 << 20, 1);
