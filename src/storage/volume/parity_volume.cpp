@@ -224,6 +224,20 @@ void ParityVolume::startQueued() {
   for (auto& [row, batch] : batches) lockBatch(std::move(batch));
 }
 
+template <typename Visit>
+void ParityVolume::forEachWrittenSlice(const Batch& batch, Visit&& visit) const {
+  for (const Member& m : batch.members)
+    for (uint32_t i = 0; i < legs_ - 1; ++i) {
+      auto [a, b] = chunkPart(m.start, m.length, i, stripe_);
+      if (a == b) continue;
+      const uint32_t leg = dataLeg(legs_, batch.row, i);
+      for (uint64_t c = (a - batch.lo) / kColumn; c * kColumn + batch.lo < b; ++c) {
+        const uint64_t colStart = batch.lo + c * kColumn;
+        visit(m, i, leg, c, std::max(a, colStart), std::min(b, colStart + kColumn));
+      }
+    }
+}
+
 void ParityVolume::lockBatch(std::shared_ptr<Batch> batch) {
   uint64_t lo = stripe_, hi = 0;
   for (const Member& m : batch->members)
@@ -261,17 +275,10 @@ void ParityVolume::runBatch(std::shared_ptr<Batch> batch) {
 
   auto& flags = batch->flags;
   flags.assign(columns * legs_, 0);
-  for (const Member& m : batch->members)
-    for (uint32_t i = 0; i < legs_ - 1; ++i) {
-      auto [a, b] = chunkPart(m.start, m.length, i, stripe_);
-      if (a == b) continue;
-      uint32_t leg = dataLeg(legs_, batch->row, i);
-      for (uint64_t c = (a - batch->lo) / kColumn; c * kColumn + batch->lo < b; ++c) {
-        uint64_t colStart = batch->lo + c * kColumn;
-        flags[c * legs_ + leg] |= kTouched;
-        if (a <= colStart && b >= colStart + kColumn) flags[c * legs_ + leg] |= kFull;
-      }
-    }
+  forEachWrittenSlice(*batch, [&](const Member&, uint32_t, uint32_t leg, uint64_t c, uint64_t from, uint64_t to) {
+    flags[c * legs_ + leg] |= kTouched;
+    if (to - from == kColumn) flags[c * legs_ + leg] |= kFull;
+  });
 
   batch->modes.assign(columns, Mode::Idle);
   for (size_t c = 0; c < columns; ++c) {
@@ -409,32 +416,25 @@ void ParityVolume::computeBatch(std::shared_ptr<Batch> batch) {
     }
   };
   rmwDelta();
-  for (const Member& m : batch->members)
-    for (uint32_t i = 0; i < legs_ - 1; ++i) {
-      auto [a, b] = chunkPart(m.start, m.length, i, stripe_);
-      if (a == b) continue;
-      uint32_t leg = dataLeg(legs_, batch->row, i);
-      for (uint64_t c = (a - batch->lo) / kColumn; c * kColumn + batch->lo < b; ++c) {
-        uint64_t colStart = batch->lo + c * kColumn;
-        uint64_t from = std::max(a, colStart), to = std::min(b, colStart + kColumn);
-        uint64_t at = i * stripe_ + from - m.start;  // within the member's buffers
-        uint8_t*& where = src[c * legs_ + leg];
-        uint8_t* scratch = batch->slice(leg, c);
-        if (to - from == kColumn) {
-          uint8_t* direct = contiguousAt(m.buffers, at, kColumn);
-          if (direct && reinterpret_cast<uintptr_t>(direct) % kColumn == 0) {
-            where = direct;
-            continue;
-          }
-        }
-        if (where != scratch) {
-          // An earlier request's buffer held the column: partial overwrite on a copy.
-          std::memcpy(scratch, where, kColumn);
-          where = scratch;
-        }
-        copyFromIovecs(m.buffers, at, scratch + (from - colStart), to - from);
+  forEachWrittenSlice(*batch, [&](const Member& m, uint32_t i, uint32_t leg, uint64_t c, uint64_t from, uint64_t to) {
+    const uint64_t colStart = batch->lo + c * kColumn;
+    const uint64_t at = i * stripe_ + from - m.start;  // within the member's buffers
+    uint8_t*& where = src[c * legs_ + leg];
+    uint8_t* scratch = batch->slice(leg, c);
+    if (to - from == kColumn) {
+      uint8_t* direct = contiguousAt(m.buffers, at, kColumn);
+      if (direct && reinterpret_cast<uintptr_t>(direct) % kColumn == 0) {
+        where = direct;
+        return;
       }
     }
+    if (where != scratch) {
+      // An earlier request's buffer held the column: partial overwrite on a copy.
+      std::memcpy(scratch, where, kColumn);
+      where = scratch;
+    }
+    copyFromIovecs(m.buffers, at, scratch + (from - colStart), to - from);
+  });
   rmwDelta();
   // Reconstruct-write: parity = XOR of the data legs, over runs of columns
   // whose sources continue from one column to the next.

@@ -59,6 +59,10 @@ class ParityVolume final : public BlockDevice {
   void queueWrite(uint64_t row, Member member);
   void startQueued();
   void lockBatch(std::shared_ptr<Batch> batch);
+  // Calls visit(member, dataIndex, leg, column, from, to) for every column
+  // slice [from, to) (in-chunk offsets) that a member of the batch writes.
+  template <typename Visit>
+  void forEachWrittenSlice(const Batch& batch, Visit&& visit) const;
   void runBatch(std::shared_ptr<Batch> batch);
   void computeBatch(std::shared_ptr<Batch> batch);
   void finishBatch(std::shared_ptr<Batch> batch, int result);
