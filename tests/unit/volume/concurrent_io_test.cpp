@@ -55,6 +55,35 @@ class InFlight {
   int failures_ = 0;
 };
 
+// Random writes made between the steps of a rebuild.
+struct WritesDuringRebuild {
+  uint32_t seed;
+  int writesPerStep;
+  uint64_t maxLength;
+  uint32_t patternBase;
+};
+
+// Replaces the failed PV #1 with `fresh`; at every progress report (between
+// rebuild steps) writes pieces anywhere in the volume, some in rows not
+// rebuilt yet, then waits for them. The rebuild must succeed, report more
+// than one step and every write complete.
+void rebuildWhileWriting(Pool& pool, InFlight& io, const std::string& fresh, uint64_t volumeSize,
+                         const WritesDuringRebuild& writes) {
+  std::mt19937 rng(writes.seed);
+  int progressCalls = 0;
+  auto report = replacePhysicalVolume(pool, "#1", fresh, false, [&](const MaintenanceProgress&) {
+    ++progressCalls;
+    for (int i = 0; i < writes.writesPerStep; ++i) {
+      uint64_t length = 1 + rng() % writes.maxLength;
+      io.write(rng() % (volumeSize - length), pattern(length, writes.patternBase + progressCalls * 10 + i));
+    }
+  });
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  io.wait(pool.loop());
+  EXPECT_EQ(io.failures(), 0);
+  EXPECT_GT(progressCalls, 1);
+}
+
 // Scatters a request over iovecs of odd sizes.
 std::vector<iovec> scatter(uint8_t* base, size_t length, std::mt19937& rng) {
   std::vector<iovec> out;
@@ -169,21 +198,9 @@ TEST_P(Raid5ConcurrencyTest, RebuildWithStepsInFlightWhileWritesContinue) {
   flush(*device);
   pool->failPhysicalVolume(1);
   InFlight io(*device, expected);
-  std::mt19937 rng(7 + GetParam());
-  int progressCalls = 0;
   std::string fresh = makePv("new1", 12);
-  auto report = replacePhysicalVolume(*pool, "#1", fresh, false, [&](const MaintenanceProgress&) {
-    // Between rebuild steps: writes over the whole volume, some in rows not rebuilt yet.
-    ++progressCalls;
-    for (int i = 0; i < 4; ++i) {
-      uint64_t length = 1 + rng() % 70000;
-      io.write(rng() % (kBig - length), pattern(length, 500 + progressCalls * 10 + i));
-    }
-  });
-  ASSERT_TRUE(report.ok()) << report.error().message;
-  io.wait(*loop);
-  EXPECT_EQ(io.failures(), 0);
-  EXPECT_GT(progressCalls, 1);
+  ASSERT_NO_FATAL_FAILURE(rebuildWhileWriting(
+      *pool, io, fresh, kBig, {.seed = 7 + GetParam(), .writesPerStep = 4, .maxLength = 70000, .patternBase = 500}));
   flush(*device);
   EXPECT_TRUE(readAt(*device, 0, kBig) == expected);
   device.reset();
@@ -221,20 +238,9 @@ TEST_P(MirrorRebuildTest, WritesDuringTheRebuildReachTheNewCopy) {
   flush(*device);
   pool->failPhysicalVolume(1);
   InFlight io(*device, expected);
-  std::mt19937 rng(41);
-  int progressCalls = 0;
   std::string fresh = makePv("new1", 16);
-  auto report = replacePhysicalVolume(*pool, "#1", fresh, false, [&](const MaintenanceProgress&) {
-    ++progressCalls;
-    for (int i = 0; i < 8; ++i) {
-      uint64_t length = 1 + rng() % 200000;
-      io.write(rng() % (kBig - length), pattern(length, 900 + progressCalls * 10 + i));
-    }
-  });
-  ASSERT_TRUE(report.ok()) << report.error().message;
-  io.wait(*loop);
-  EXPECT_EQ(io.failures(), 0);
-  EXPECT_GT(progressCalls, 1);
+  ASSERT_NO_FATAL_FAILURE(rebuildWhileWriting(
+      *pool, io, fresh, kBig, {.seed = 41, .writesPerStep = 8, .maxLength = 200000, .patternBase = 900}));
   flush(*device);
   auto scrub = scrubPool(*pool, false, nullptr);
   ASSERT_TRUE(scrub.ok()) << scrub.error().message;
