@@ -118,6 +118,17 @@ class NbdTls : public ::testing::Test {
     EXPECT_TRUE(connection.connected());
     return connection;
   }
+  // Leaves `stalled` right after the STARTTLS reply and `partial` mid-record:
+  // a TLS record header announcing 16 KiB, then only part of it.
+  void stallInTlsHandshake(RawClient& stalled, RawClient& partial) {
+    stalled.handshake();
+    ASSERT_EQ(stalled.option(kOptStartTls, {}).back().type, kRepAck);
+    partial.handshake();
+    ASSERT_EQ(partial.option(kOptStartTls, {}).back().type, kRepAck);
+    std::vector<uint8_t> record{0x16, 0x03, 0x01, 0x40, 0x00};
+    record.resize(1000, 0x01);
+    ASSERT_TRUE(partial.send(record));
+  }
   static TlsClientOptions trustTestCa() { return {.caFile = pki.certs + "/ca-cert.pem"}; }
   // Handshake and NBD_OPT_STARTTLS with the test CA; false if TLS did not come up.
   bool tlsClient(RawClient& c, const TlsClientOptions& options = trustTestCa()) {
@@ -358,17 +369,9 @@ TEST_F(NbdTls, GarbageInsteadOfAClientHelloDropsOnlyThatClient) {
 
 TEST_F(NbdTls, StalledAndVanishingHandshakesDoNotHoldUpOthers) {
   serveMemory(TlsMode::Require);
-  // One client stops after the STARTTLS reply, another mid-record: a TLS record
-  // header announcing 16 KiB, then only part of it.
   auto stalled = client();
-  stalled.handshake();
-  ASSERT_EQ(stalled.option(kOptStartTls, {}).back().type, kRepAck);
   auto partial = client();
-  partial.handshake();
-  ASSERT_EQ(partial.option(kOptStartTls, {}).back().type, kRepAck);
-  std::vector<uint8_t> record{0x16, 0x03, 0x01, 0x40, 0x00};
-  record.resize(1000, 0x01);
-  ASSERT_TRUE(partial.send(record));
+  ASSERT_NO_FATAL_FAILURE(stallInTlsHandshake(stalled, partial));
   // While they wait, other clients are served over TLS.
   expectTlsClientServed(0);
   expectTlsClientServed(8192);
@@ -386,16 +389,9 @@ TEST_F(NbdTls, StalledTlsHandshakesAreDroppedAtTheHandshakeLimit) {
   NbdLimits limits;
   limits.handshakeLimit = std::chrono::seconds(1);
   serveMemory(TlsMode::Require, certificates(), limits);
-  // One client stops after the STARTTLS reply, another mid-record.
   auto stalled = client();
-  stalled.handshake();
-  ASSERT_EQ(stalled.option(kOptStartTls, {}).back().type, kRepAck);
   auto partial = client();
-  partial.handshake();
-  ASSERT_EQ(partial.option(kOptStartTls, {}).back().type, kRepAck);
-  std::vector<uint8_t> record{0x16, 0x03, 0x01, 0x40, 0x00};
-  record.resize(1000, 0x01);
-  ASSERT_TRUE(partial.send(record));
+  ASSERT_NO_FATAL_FAILURE(stallInTlsHandshake(stalled, partial));
   // A client that completes TLS but never picks an export is dropped too.
   auto undecided = client();
   ASSERT_TRUE(tlsClient(undecided));
