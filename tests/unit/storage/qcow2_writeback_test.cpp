@@ -37,6 +37,18 @@ class Qcow2Writeback : public DiskImageTest {
  protected:
   // qemu-img check's exit code: 0 clean, 2 corruption, 3 leaked clusters only.
   CommandResult check(const std::string& image) { return runCommand("qemu-img check " + image); }
+  // qemu-img check finds nothing wrong and QEMU reads exactly `expected`.
+  void expectCleanAndEqual(const std::string& image, const std::vector<uint8_t>& expected) {
+    auto result = check(image);
+    EXPECT_EQ(result.exitCode, 0) << result.output;
+    expectQemuCompare(image, expected);
+  }
+  // Writes data at offset and records it in expected (the guest-visible bytes).
+  void writeRecorded(DiskImage& disk, uint64_t offset, const std::vector<uint8_t>& data,
+                     std::vector<uint8_t>& expected) {
+    ASSERT_TRUE(writeSync(disk, *loop, offset, data.data(), data.size()).ok());
+    std::memcpy(expected.data() + offset, data.data(), data.size());
+  }
   // Submits every request at once, so they are in flight together.
   int runConcurrently(const std::vector<std::function<void(IoCompletion)>>& requests) {
     size_t left = requests.size();
@@ -109,11 +121,9 @@ TEST_F(Qcow2Writeback, ConcurrentAllocatingWritesFlushToACleanImage) {
   ASSERT_EQ(runConcurrently(writes), 0);
   ASSERT_TRUE(flushSync(*disk, *loop).ok());
   // While the image is still open: everything the flush wrote is consistent.
-  auto result = check(image);
-  EXPECT_EQ(result.exitCode, 0) << result.output;
-  expectQemuCompare(image, expected);
+  expectCleanAndEqual(image, expected);
   disk.reset();
-  result = check(image);
+  auto result = check(image);
   EXPECT_EQ(result.exitCode, 0) << result.output;
 }
 
@@ -173,8 +183,7 @@ TEST_F(Qcow2Writeback, FailedMetadataWriteFailsTheFlushAndIsRetried) {
   // The data cluster is allocated first, the L2 table it needs right after it:
   // once the data is written the table is the only thing past the end of the file.
   auto data = pattern(65536, 21);
-  ASSERT_TRUE(writeSync(*disk, *loop, 0, data.data(), data.size()).ok());
-  std::memcpy(expected.data(), data.data(), data.size());
+  ASSERT_NO_FATAL_FAILURE(writeRecorded(*disk, 0, data, expected));
   const uint64_t sizeWithData = fileSize(image);
   {
     FileSizeCap cap(sizeWithData);
@@ -188,18 +197,13 @@ TEST_F(Qcow2Writeback, FailedMetadataWriteFailsTheFlushAndIsRetried) {
   EXPECT_EQ(fileSize(image), sizeWithData);
   // The table stayed dirty: the next flush writes it.
   ASSERT_TRUE(flushSync(*disk, *loop).ok());
-  result = check(image);
-  EXPECT_EQ(result.exitCode, 0) << result.output;
-  expectQemuCompare(image, expected);
+  expectCleanAndEqual(image, expected);
   // The image stays usable after the failure.
   auto more = pattern(4096, 22);
-  ASSERT_TRUE(writeSync(*disk, *loop, 32 << 20, more.data(), more.size()).ok());
-  std::memcpy(expected.data() + (32 << 20), more.data(), more.size());
+  ASSERT_NO_FATAL_FAILURE(writeRecorded(*disk, 32 << 20, more, expected));
   ASSERT_TRUE(flushSync(*disk, *loop).ok());
   disk.reset();
-  result = check(image);
-  EXPECT_EQ(result.exitCode, 0) << result.output;
-  expectQemuCompare(image, expected);
+  expectCleanAndEqual(image, expected);
 }
 
 TEST_F(Qcow2Writeback, FailedWriteDuringRefcountTableGrowthKeepsTheOldTableValid) {
@@ -212,13 +216,11 @@ TEST_F(Qcow2Writeback, FailedWriteDuringRefcountTableGrowthKeepsTheOldTableValid
   ASSERT_TRUE(disk);
   for (uint64_t offset = 0; offset < (9u << 20); offset += 1 << 20) {
     auto data = pattern(1 << 20, static_cast<uint32_t>(offset >> 20));
-    ASSERT_TRUE(writeSync(*disk, *loop, offset, data.data(), data.size()).ok());
-    std::memcpy(expected.data() + offset, data.data(), data.size());
+    ASSERT_NO_FATAL_FAILURE(writeRecorded(*disk, offset, data, expected));
   }
   // One more cluster in an untouched L2 range: its table goes past the end of the file.
   auto last = pattern(512, 99);
-  ASSERT_TRUE(writeSync(*disk, *loop, 15 << 20, last.data(), last.size()).ok());
-  std::memcpy(expected.data() + (15 << 20), last.data(), last.size());
+  ASSERT_NO_FATAL_FAILURE(writeRecorded(*disk, 15 << 20, last, expected));
   auto before = readFile(image);
   ASSERT_GE(before.size(), 60u);
   {
@@ -234,9 +236,7 @@ TEST_F(Qcow2Writeback, FailedWriteDuringRefcountTableGrowthKeepsTheOldTableValid
   EXPECT_NE(qcow2::loadBe64(&after[48]), qcow2::loadBe64(&before[48])) << "the table moved";
   // One more flush writes the refcount drop of the old table's cluster.
   ASSERT_TRUE(flushSync(*disk, *loop).ok());
-  result = check(image);
-  EXPECT_EQ(result.exitCode, 0) << result.output;
-  expectQemuCompare(image, expected);
+  expectCleanAndEqual(image, expected);
 }
 
 TEST_F(Qcow2Writeback, RefcountTableGrowsSeveralTimesBeforeOneFlush) {
@@ -280,8 +280,7 @@ TEST_F(Qcow2Writeback, GrownRefcountTableIsWrittenWhenTheImageCloses) {
     ASSERT_TRUE(disk);
     for (uint64_t offset = 0; offset < (6u << 20); offset += 1 << 20) {
       auto data = pattern(1 << 20, 400 + static_cast<uint32_t>(offset >> 20));
-      ASSERT_TRUE(writeSync(*disk, *loop, offset, data.data(), data.size()).ok());
-      std::memcpy(expected.data() + offset, data.data(), data.size());
+      ASSERT_NO_FATAL_FAILURE(writeRecorded(*disk, offset, data, expected));
     }
   }
   auto result = check(image);
@@ -342,9 +341,7 @@ TEST_P(Qcow2CompressedReads, ConcurrentReadsAndCopyOnWriteMatchTheSource) {
   ASSERT_TRUE(readSync(*disk, *loop, 0, all.data(), kSize).ok());
   EXPECT_EQ(std::memcmp(all.data(), source.data(), kSize), 0);
   disk.reset();
-  auto result = check(image);
-  EXPECT_EQ(result.exitCode, 0) << result.output;
-  expectQemuCompare(image, source);
+  expectCleanAndEqual(image, source);
 }
 
 INSTANTIATE_TEST_SUITE_P(BufferedAndDirect, Qcow2CompressedReads, ::testing::Values(false, true),
