@@ -14,6 +14,16 @@ namespace strata::storage::volume {
 
 namespace {
 
+// Whether the CRC-32C stored at crcOffset matches bytes[0, checked) taken with
+// that field read as zero, as it was when the block was sealed.
+bool checksumMatches(const uint8_t* bytes, size_t checked, size_t crcOffset) {
+  static constexpr uint8_t kZeroField[4] = {};
+  uint32_t crc = crc32c(bytes, crcOffset);
+  crc = crc32c(kZeroField, sizeof kZeroField, crc);
+  crc = crc32c(bytes + crcOffset + 4, checked - crcOffset - 4, crc);
+  return crc == loadLe32(bytes + crcOffset);
+}
+
 constexpr char kLabelMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'P', 'V'};
 constexpr char kSlotMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'M', 'D'};
 constexpr char kIntentMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'W', 'I'};
@@ -291,10 +301,8 @@ std::vector<uint8_t> encodeIntentHeader(const IntentHeader& header) {
 Result<IntentHeader> decodeIntentHeader(const uint8_t* bytes, size_t length, uint64_t dataBytes) {
   if (length < kIntentChecked || std::memcmp(bytes, kIntentMagic, 8) != 0)
     return Error{"write-intent bitmap header has no magic"};
-  std::vector<uint8_t> copy(bytes, bytes + kIntentChecked);
-  uint32_t stored = loadLe32(&copy[kIntentCrcOffset]);
-  storeLe32(&copy[kIntentCrcOffset], 0);
-  if (crc32c(copy.data(), copy.size()) != stored) return Error{"write-intent bitmap header checksum mismatch"};
+  if (!checksumMatches(bytes, kIntentChecked, kIntentCrcOffset))
+    return Error{"write-intent bitmap header checksum mismatch"};
   ByteReader r(bytes + 8, kIntentChecked - 8);
   IntentHeader header;
   uint32_t version = 0, crc = 0;
@@ -319,10 +327,7 @@ Result<IntentHeader> decodeIntentHeader(const uint8_t* bytes, size_t length, uin
 Result<PvLabel> decodeLabel(const uint8_t* bytes, size_t length) {
   if (length < kLabelChecked || std::memcmp(bytes, kLabelMagic, 8) != 0)
     return Error{"not a strata physical volume (no label)"};
-  std::vector<uint8_t> copy(bytes, bytes + kLabelChecked);
-  uint32_t stored = loadLe32(&copy[kLabelCrcOffset]);
-  storeLe32(&copy[kLabelCrcOffset], 0);
-  if (crc32c(copy.data(), copy.size()) != stored) return Error{"physical volume label checksum mismatch"};
+  if (!checksumMatches(bytes, kLabelChecked, kLabelCrcOffset)) return Error{"physical volume label checksum mismatch"};
   ByteReader r(bytes + 8, kLabelChecked - 8);
   PvLabel label;
   uint32_t version = 0, crc = 0, pad = 0;
@@ -378,10 +383,8 @@ Result<PoolRecord> decodeMetadataSlot(const uint8_t* bytes, size_t length) {
   if (length < kSlotHeaderSize || std::memcmp(bytes, kSlotMagic, 8) != 0) return Error{"no metadata in this slot"};
   uint32_t payloadLength = loadLe32(bytes + 24);
   if (payloadLength > length - kSlotHeaderSize) return corrupt("metadata length exceeds its slot");
-  std::vector<uint8_t> copy(bytes, bytes + kSlotHeaderSize + payloadLength);
-  uint32_t stored = loadLe32(&copy[kSlotCrcOffset]);
-  storeLe32(&copy[kSlotCrcOffset], 0);
-  if (crc32c(copy.data(), copy.size()) != stored) return Error{"pool metadata checksum mismatch"};
+  if (!checksumMatches(bytes, kSlotHeaderSize + payloadLength, kSlotCrcOffset))
+    return Error{"pool metadata checksum mismatch"};
 
   PoolRecord pool;
   ByteReader header(bytes + 8, kSlotHeaderSize - 8);
