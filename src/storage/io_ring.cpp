@@ -94,10 +94,10 @@ bool IoRing::trySubmit(std::unique_ptr<Operation>& op) {
       io_uring_prep_fallocate(sqe, op->fd, op->mode, static_cast<off_t>(op->offset), static_cast<off_t>(op->length));
       break;
   }
-  if (offloadThreshold_ > 0 && (op->kind == OpKind::Read || op->kind == OpKind::Write)) {
+  if (readOffloadThreshold_ > 0 && op->kind == OpKind::Read) {
     size_t bytes = 0;
     for (unsigned i = 0; i < op->count; ++i) bytes += op->iov[i].iov_len;
-    if (bytes >= offloadThreshold_) io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
+    if (bytes >= readOffloadThreshold_) io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
   }
   io_uring_sqe_set_data(sqe, op.get());
   op.release();

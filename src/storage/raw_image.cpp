@@ -22,8 +22,8 @@ const uint8_t* zeroChunk() {
   return zeroes;
 }
 
-// Buffered reads and writes from this size up run on io_uring's worker threads.
-constexpr size_t kOffloadBytes = 128 << 10;
+// Buffered reads from this size up run on io_uring's worker threads.
+constexpr size_t kReadOffloadBytes = 128 << 10;
 
 size_t totalLength(const std::vector<iovec>& buffers) {
   size_t total = 0;
@@ -92,10 +92,10 @@ Result<std::unique_ptr<RawImage>> RawImage::open(const std::string& path, const 
   auto ring = IoRing::create(loop);
   if (!ring) return Error{path + ": " + ring.error().message};
   image->ring_ = std::move(*ring);
-  // Through the page cache a large request is a memcpy; several in parallel on
-  // the kernel's workers beat copying them one by one on the loop thread. With
+  // Through the page cache a large read is a memcpy; several in parallel on the
+  // kernel's workers beat copying them one by one on the loop thread. With
   // O_DIRECT the device does the work and inline submission is already async.
-  if (!options.direct) image->ring_->setOffloadThreshold(kOffloadBytes);
+  if (!options.direct) image->ring_->setReadOffloadThreshold(kReadOffloadBytes);
   return image;
 }
 
