@@ -157,7 +157,7 @@ int measureImageRows(const Options& o, const std::string& dir, EventLoop& loop, 
   {
     auto qcow2 = createImage(qcow2Path, storage::ImageFormat::Qcow2, size, o.direct, loop);
     if (!qcow2) return fail(qcow2.error().message);
-    if (!o.direct && (!settlePageCache({rawPath}, **raw, loop) || !settlePageCache({qcow2Path}, **qcow2, loop)))
+    if (!o.direct && !settlePageCache({rawPath, qcow2Path}))
       return fail("cannot evict and re-read the image files");
   }
   auto measureQcow2 = [&](const Workload& w) {
@@ -248,6 +248,9 @@ int mainTable(const Options& o, const std::string& dir, EventLoop& loop) {
         auto device = storage::volume::openVolumeDisk(created->spec, {.direct = o.direct}, loop);
         if (!device) return fail(created->spec + ": " + device.error().message);
         if (!fillDevice(**device, loop)) return fail(created->spec + ": filling failed");
+        // The same page-cache state as the raw file's (see settlePageCache).
+        if (!o.direct && !settlePageCache(created->files))
+          return fail(created->spec + ": cannot evict and re-read the PV files");
         rows.push_back({layout.label, measureAll(**device, loop, workloads, o.repeats), ""});
       }
       removeFiles(created->files);

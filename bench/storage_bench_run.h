@@ -51,13 +51,14 @@ Measured runWorkload(storage::BlockDevice& device, EventLoop& loop, const Worklo
 bool fillDevice(storage::BlockDevice& device, EventLoop& loop);
 
 // Gives files the same page-cache state whatever wrote them: synced, evicted
-// (POSIX_FADV_DONTNEED), then read back through `device` sequentially. The
-// kernel caches a file in folios sized by the alignment of the writes that
-// filled it: a raw file written in aligned 1 MiB requests gets large folios, a
-// qcow2 whose data starts at an odd cluster small ones, and a 4 KiB buffered
-// write dirties (and writes back) its whole folio, so the two would not be
-// measured on equal terms. After this both are cached the way readahead does it.
-bool settlePageCache(const std::vector<std::string>& files, storage::BlockDevice& device, EventLoop& loop);
+// (POSIX_FADV_DONTNEED), then read back sequentially, the whole file (a qcow2's
+// tables, a RAID 5 PV's parity too). The kernel caches a file in folios sized
+// by the alignment of the writes that filled it: a raw file written in aligned
+// 1 MiB requests gets large folios, a qcow2 whose data starts at an odd cluster
+// small ones, and a 4 KiB buffered write dirties (and writes back) its whole
+// folio, so the two would not be measured on equal terms. After this every
+// file is cached the way readahead does it.
+bool settlePageCache(const std::vector<std::string>& files);
 
 // `qemu-img bench` on path for a sequential workload (it has no random
 // pattern); direct selects cache=none. Failures yield an invalid Measured.
