@@ -7,6 +7,8 @@ namespace strata::cpu {
 namespace {
 
 constexpr uint64_t kMedelegWritable = 0xb3ff;  // causes 0-9, 12, 13, 15 (not ecall from M)
+constexpr uint64_t kInhibitCycle = 1, kInhibitInstret = 4;  // mcountinhibit.CY, .IR
+constexpr uint64_t kMcountinhibitWritable = 0xfffffffd;      // bit 1 (time) does not exist
 
 bool isCounter(uint16_t number) { return number >= csr::kCycle && number <= csr::kHpmCounter31; }
 
@@ -36,9 +38,9 @@ bool HartCore::csrRead(uint16_t number, uint64_t& value, bool privileged, uint64
     case csr::kFrm: value = frm; return true;
     case csr::kFcsr: value = (frm << 5) | fflags; return true;
     case csr::kCycle:
-    case csr::kMcycle: value = instret + retiredInBlock + static_cast<uint64_t>(cycleOffset); return true;
+    case csr::kMcycle: value = counterValue(cycleCounter, kInhibitCycle, instret + retiredInBlock); return true;
     case csr::kInstret:
-    case csr::kMinstret: value = instret + retiredInBlock; return true;
+    case csr::kMinstret: value = counterValue(instretCounter, kInhibitInstret, instret + retiredInBlock); return true;
     case csr::kTime: value = host.timeNow(); return true;
     case csr::kSstatus: {
       const uint64_t s = mstatus | (((mstatus & csr::kStatusFs) == csr::kFsDirty) ? csr::kStatusSd : 0);
@@ -107,7 +109,27 @@ void HartCore::writeMstatus(uint64_t value) {
   updateTranslationContext();
 }
 
-bool HartCore::csrWrite(uint16_t number, uint64_t value, bool privileged) {
+// Strata counts one cycle per retired instruction, so both counters follow
+// instret; an inhibited counter holds its value (and takes writes) until the
+// inhibit bit is cleared, then counts on from it.
+uint64_t HartCore::counterValue(const Counter& counter, uint64_t inhibitBit, uint64_t retired) const {
+  return (mcountinhibit & inhibitBit) ? counter.held : retired + counter.offset;
+}
+
+void HartCore::setCounter(Counter& counter, uint64_t inhibitBit, uint64_t value, uint64_t retired) {
+  if (mcountinhibit & inhibitBit) counter.held = value;
+  else counter.offset = value - retired;
+}
+
+void HartCore::writeMcountinhibit(uint64_t value, uint64_t retired) {
+  const uint64_t cycle = counterValue(cycleCounter, kInhibitCycle, retired);
+  const uint64_t instructions = counterValue(instretCounter, kInhibitInstret, retired);
+  mcountinhibit = value & kMcountinhibitWritable;
+  setCounter(cycleCounter, kInhibitCycle, cycle, retired);
+  setCounter(instretCounter, kInhibitInstret, instructions, retired);
+}
+
+bool HartCore::csrWrite(uint16_t number, uint64_t value, bool privileged, uint64_t retiredInBlock) {
   if (privileged && !csrAccessible(number, true)) return false;
   // Any write may unmask a pending interrupt; re-evaluate at the block boundary.
   attention.fetch_or(kAttnInterrupts, std::memory_order_relaxed);
@@ -130,8 +152,8 @@ bool HartCore::csrWrite(uint16_t number, uint64_t value, bool privileged) {
       frm = (value >> 5) & 7;
       setFsDirty();
       return true;
-    case csr::kMcycle: cycleOffset = static_cast<int64_t>(value - instret); return true;
-    case csr::kMinstret: instret = value; return true;
+    case csr::kMcycle: setCounter(cycleCounter, kInhibitCycle, value, instret + retiredInBlock); return true;
+    case csr::kMinstret: setCounter(instretCounter, kInhibitInstret, value, instret + retiredInBlock); return true;
     case csr::kSstatus:
       writeMstatus((mstatus & ~csr::kSstatusWritable) | (value & csr::kSstatusWritable));
       return true;
@@ -169,7 +191,7 @@ bool HartCore::csrWrite(uint16_t number, uint64_t value, bool privileged) {
       menvcfg = value & (csr::kEnvcfgFiom | csr::kEnvcfgStce);
       checkTimers();
       return true;
-    case csr::kMcountinhibit: mcountinhibit = value & 0xfffffffdull; return true;
+    case csr::kMcountinhibit: writeMcountinhibit(value, instret + retiredInBlock); return true;
     case csr::kMscratch: mscratch = value; return true;
     case csr::kMepc: mepc = value & ~1ull; return true;
     case csr::kMcause: mcause = value; return true;
@@ -217,7 +239,7 @@ bool HartCore::executeCsr(const DecodedInsn& insn, uint64_t retiredInBlock) {
     uint64_t next = operand;
     if (insn.op == Op::Csrrs || insn.op == Op::Csrrsi) next = base | operand;
     if (insn.op == Op::Csrrc || insn.op == Op::Csrrci) next = base & ~operand;
-    if (!csrWrite(number, next, false)) return raiseIllegal(insn);
+    if (!csrWrite(number, next, false, retiredInBlock + 1)) return raiseIllegal(insn);
   }
   x[insn.rd] = old;
   return true;

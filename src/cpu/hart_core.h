@@ -60,8 +60,14 @@ class HartCore {
   uint64_t f[32] = {};
   uint64_t pc = 0;
   Privilege priv = Privilege::Machine;
-  uint64_t instret = 0;
-  int64_t cycleOffset = 0;  // mcycle = instret + cycleOffset
+  uint64_t instret = 0;  // instructions retired since reset; software writes to minstret do not change it
+  // mcycle and minstret: an offset from instret while counting, the held value
+  // while mcountinhibit.CY/IR stops them.
+  struct Counter {
+    uint64_t offset = 0;
+    uint64_t held = 0;
+  };
+  Counter cycleCounter, instretCounter;
 
   uint64_t mstatus = csr::kStatusXlen64;
   uint64_t medeleg = 0, mideleg = 0, mie = 0, mtvec = 0, mscratch = 0, mepc = 0, mcause = 0, mtval = 0;
@@ -188,7 +194,13 @@ class HartCore {
   // ---------------- CSRs ----------------
   // privileged=true applies the privilege/read-only rules of CSR instructions.
   bool csrRead(uint16_t number, uint64_t& value, bool privileged, uint64_t retiredInBlock = 0);
-  bool csrWrite(uint16_t number, uint64_t value, bool privileged);
+  // retiredInBlock: instructions of the running block retired before this
+  // point (for a CSR instruction's write: including itself, as the write
+  // takes effect after it completes).
+  bool csrWrite(uint16_t number, uint64_t value, bool privileged, uint64_t retiredInBlock = 0);
+  uint64_t counterValue(const Counter& counter, uint64_t inhibitBit, uint64_t retired) const;
+  void setCounter(Counter& counter, uint64_t inhibitBit, uint64_t value, uint64_t retired);
+  void writeMcountinhibit(uint64_t value, uint64_t retired);
   bool csrAccessible(uint16_t number, bool write) const;
   uint64_t effectiveMip() const {
     uint64_t m = mip.load(std::memory_order_relaxed);

@@ -163,7 +163,7 @@ void HartCore::resetToMachineMode(uint64_t entry) {
   for (auto& r : f) r = 0;
   pc = entry;
   instret = 0;
-  cycleOffset = 0;
+  cycleCounter = instretCounter = Counter{};
   mstatus = csr::kStatusXlen64;
   medeleg = mideleg = mie = mtvec = mscratch = mepc = mcause = mtval = 0;
   mcounteren = menvcfg = mcountinhibit = 0;

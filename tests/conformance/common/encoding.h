@@ -43,7 +43,7 @@
 #define CAUSE_STORE_PAGE_FAULT 15
 #define CAUSE_INTERRUPT_BIT 0x8000000000000000
 
-/* Sv39 page-table entry bits. */
+/* Page-table entry bits (Sv39/Sv48/Sv57). */
 #define PTE_V (1 << 0)
 #define PTE_R (1 << 1)
 #define PTE_W (1 << 2)
@@ -53,6 +53,8 @@
 #define PTE_A (1 << 6)
 #define PTE_D (1 << 7)
 #define SATP_MODE_SV39 (8ull << 60)
+#define SATP_MODE_SV48 (9ull << 60)
+#define SATP_MODE_SV57 (10ull << 60)
 
 /* CLINT of the virt and spike boards. */
 #define CLINT_BASE 0x2000000

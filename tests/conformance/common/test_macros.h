@@ -210,33 +210,61 @@
 /* table[index] = a valid PTE for label's page: a leaf with `flags`, or a
    pointer to the next-level table with flags = 0. Uses t1/t2. */
 #define SET_PTE_TO(table, index, label, flags) \
-  la t1, table;                                 \
+  la t1, table + (index) * 8;                   \
   la t2, label;                                 \
   srli t2, t2, 12;                              \
   slli t2, t2, 10;                              \
   ori t2, t2, (flags) | PTE_V;                  \
-  sd t2, ((index) * 8)(t1)
+  sd t2, 0(t1)
 
-/* Runs code in S-mode; it must end in an ecall back to M. */
-#define S_RUN(n, code...)                     \
-  li TESTNUM, n;                              \
-  EXPECT_MTRAP(CAUSE_SUPERVISOR_ECALL, 100f); \
-  ENTER_MODE(1, 101f);                        \
-101: code;                                    \
-  ecall;                                      \
-  j fail;                                     \
+/* A leaf PTE mapping physical address pa (aligned to the leaf's level) with
+   `flags`; table[index] = value. Uses t1/t2. */
+#define LEAF(pa, flags) ((((pa) >> 12) << 10) | (flags) | PTE_V)
+#define SET_PTE(table, index, value) \
+  la t1, table + (index) * 8;        \
+  li t2, value;                      \
+  sd t2, 0(t1)
+
+/* satp = mode (SATP_MODE_SV39/48/57) | root's PPN, then sfence.vma; t0 keeps
+   the satp value. Uses t1. */
+#define SET_SATP(mode, root) \
+  la t0, root;               \
+  srli t0, t0, 12;           \
+  li t1, mode;               \
+  or t0, t0, t1;             \
+  csrw satp, t0;             \
+  sfence.vma
+
+/* a0 = the A and D bits of table[index]. Uses t1. */
+#define PTE_AD(table, index)     \
+  la t1, table + (index) * 8;    \
+  ld a0, 0(t1);                  \
+  andi a0, a0, PTE_A | PTE_D
+
+/* Runs code in `mode` (0 U, 1 S); it must end in an ecall back to M. */
+#define MODE_RUN(n, mode, code...)                 \
+  li TESTNUM, n;                                   \
+  EXPECT_MTRAP(CAUSE_USER_ECALL + (mode), 100f);   \
+  ENTER_MODE(mode, 101f);                          \
+101: code;                                         \
+  ecall;                                           \
+  j fail;                                          \
 100: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1)
 
-/* Runs code in S-mode expecting a trap to M with `cause` and mtval = address. */
-#define S_FAULT(n, cause, address, code...)        \
-  li TESTNUM, n;                                   \
-  EXPECT_MTRAP(cause, 100f);                       \
-  ENTER_MODE(1, 101f);                             \
-101: code;                                         \
-  j fail;                                          \
-100: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1);       \
-  CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_PREV_MODE, 1); \
-  CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_TVAL, address)
+/* Runs code in `mode` expecting a trap to M with `cause` and mtval = tval
+   (the address of a page fault, the instruction bits of an illegal one). */
+#define MODE_FAULT(n, mode, cause, tval, code...)     \
+  li TESTNUM, n;                                      \
+  EXPECT_MTRAP(cause, 100f);                          \
+  ENTER_MODE(mode, 101f);                             \
+101: code;                                            \
+  j fail;                                             \
+100: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1);          \
+  CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_PREV_MODE, mode); \
+  CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_TVAL, tval)
+
+#define S_RUN(n, code...) MODE_RUN(n, 1, code)
+#define S_FAULT(n, cause, address, code...) MODE_FAULT(n, 1, cause, address, code)
 
 /* ---------------------------------------------------------------- interrupts */
 #define INTERRUPT_TIMEOUT (1 << 24)
@@ -246,7 +274,8 @@
 #define POLL_MIP(bit, want)  \
   li t3, INTERRUPT_TIMEOUT;  \
   97: csrr a0, mip;          \
-  andi a0, a0, bit;          \
+  li t4, bit;                \
+  and a0, a0, t4;            \
   li t4, want;               \
   beq a0, t4, 96f;           \
   addi t3, t3, -1;           \

@@ -7,7 +7,6 @@
 # S-mode, and satp ignoring writes of an unsupported mode.
 #include "test_macros.h"
 
-#define LEAF(pa, flags) ((((pa) >> 12) << 10) | (flags) | PTE_V)
 #define VA_A     0x40000000        /* page_a, S read/write */
 #define VA_U     0x40001000        /* page_u, U read/write */
 #define VA_X     0x40002000        /* page_x, execute only */
@@ -45,12 +44,6 @@ u_code:
   .option pop
   .align 12
 
-# Writes pte (a register) into table[index].
-#define SET_PTE(table, index, value) \
-  la t1, table;                      \
-  li t2, value;                      \
-  sd t2, ((index) * 8)(t1)
-
 TEST_BEGIN
   # ---- build the tables (M-mode, physical addresses)
   SET_PTE(root_pt, 0, LEAF(0x00000000, PTE_R | PTE_W | PTE_A | PTE_D))             # devices, 1 GiB
@@ -65,12 +58,7 @@ TEST_BEGIN
   SET_L0(4, page_a, PTE_R | PTE_A)
   SET_L0(5, u_code, PTE_R | PTE_X | PTE_U | PTE_A)
   SET_L0(6, page_a, PTE_W | PTE_A | PTE_D)
-  la t0, root_pt
-  srli t0, t0, 12
-  li t1, SATP_MODE_SV39
-  or t0, t0, t1
-  csrw satp, t0
-  sfence.vma
+  SET_SATP(SATP_MODE_SV39, root_pt)
   mv s10, t0                                    # the satp value, for later checks
   TEST_CASE(1, a0, 0, csrr a0, satp; sub a0, a0, s10)
 
