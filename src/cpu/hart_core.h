@@ -108,8 +108,10 @@ class HartCore {
   uint32_t localFences = 0;  // fences requested by this hart's own fence.i (applied between blocks)
   int timerCountdown = kTimerCheckInterval;  // signed: the chained fast path may overshoot
 
-  // The hart whose run()/step() is executing on this thread, if any.
-  static thread_local HartCore* current;
+  // The hart whose run()/step() is executing on this thread, if any. Inline
+  // with a constant initializer: with the out-of-line definition, GCC 12's
+  // UBSan build reported RunScope's store to it as a store to a null pointer.
+  static inline thread_local HartCore* current = nullptr;
 
   Hart& owner;
   const unsigned hartId;

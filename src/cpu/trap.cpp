@@ -6,8 +6,6 @@
 
 namespace strata::cpu {
 
-thread_local HartCore* HartCore::current = nullptr;
-
 HartCore::HartCore(Hart& ownerHart, unsigned id, PhysicalMemory mem, HartHost& hartHost)
     : owner(ownerHart), hartId(id), memory(mem), host(hartHost) {
   resetToMachineMode(0);
