@@ -10,8 +10,8 @@
 # so the program checks only what both must agree on:
 # - QEMU counts cycles and instructions from the host clock, so only "stays
 #   put" and "moves" are checked, never amounts.
-# - QEMU re-arms inhibited counters once they have counted; only the first
-#   inhibit period (at the start, before anything ran the counters) is
+# - In QEMU an inhibited counter keeps changing once it has counted before;
+#   only the first inhibit period, at the start of the program, is
 #   checked.
 # - QEMU keeps all 64 bits of mcounteren and mcountinhibit (32-bit registers,
 #   mcountinhibit bit 1 reads zero), so only bits that exist are compared.
