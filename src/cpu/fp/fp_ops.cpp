@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <type_traits>
 
 #include "cpu/fp/host_fast_path.h"
 
@@ -484,106 +483,121 @@ void setHostAcceleration(bool enabled) { hostAccelerationOn.store(enabled, std::
 bool hostAccelerationEnabled() { return hostAccelerationOn.load(std::memory_order_relaxed); }
 
 // Each entry point tries the host shortcut first (see host_fast_path.h); the
-// shortcut declines every case it cannot do bit-exactly.
+// shortcut declines every case it cannot do bit-exactly. The arithmetic
+// shortcuts serve round-to-nearest-even only.
 #if STRATA_FP_HOST_FAST_PATH
-#define STRATA_FP_TRY_HOST(RNE_ONLY, CALL)        \
+#define STRATA_FP_TRY_HOST_RNE(CALL)              \
   do {                                            \
-    if (tryHost(rm, RNE_ONLY)) {                  \
+    if (tryHost(rm, true)) {                      \
       decltype(a) hostResult;                     \
-      if (hostfast::CALL) return hostResult;      \
+      if (CALL) return hostResult;                \
     }                                             \
   } while (0)
 #else
-#define STRATA_FP_TRY_HOST(RNE_ONLY, CALL) \
-  do {                                     \
+#define STRATA_FP_TRY_HOST_RNE(CALL) \
+  do {                               \
   } while (0)
 #endif
 
-// ---- Arithmetic ----
-uint32_t f32Add(uint32_t a, uint32_t b, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f32Add(a, b, hostResult, flags));
-  STRATA_FP_TRY_HOST(true, f32Arith(hostfast::ArithOp::Add, a, b, hostResult, flags));
-  return addImpl<F32>(a, b, false, rm, flags);
+namespace {
+
+#if STRATA_FP_HOST_FAST_PATH
+// The host shortcuts of one format, so one entry template serves both widths.
+template <class F> struct HostOps;
+template <> struct HostOps<F32> {
+  static constexpr auto add = hostfast::f32Add;
+  static constexpr auto mul = hostfast::f32Mul;
+  static constexpr auto div = hostfast::f32Div;
+  static constexpr auto sqrt = hostfast::f32Sqrt;
+  static constexpr auto arith = hostfast::f32Arith;
+  static constexpr auto mulAdd = hostfast::f32MulAdd;
+  static constexpr auto toInteger = hostfast::f32ToInteger;
+};
+template <> struct HostOps<F64> {
+  static constexpr auto add = hostfast::f64Add;
+  static constexpr auto mul = hostfast::f64Mul;
+  static constexpr auto div = hostfast::f64Div;
+  static constexpr auto sqrt = hostfast::f64Sqrt;
+  static constexpr auto arith = hostfast::f64Arith;
+  static constexpr auto mulAdd = hostfast::f64MulAdd;
+  static constexpr auto toInteger = hostfast::f64ToInteger;
+};
+#endif
+
+// Arithmetic tries the exact error-free host path, then the MXCSR-scoped one
+// (for the subnormal and extreme operands the first declines), then software.
+// The sign flips are template arguments so each entry point keeps constant
+// operands, as a hand-written one would.
+template <class F, bool Subtract>
+typename F::Bits addEntry(typename F::Bits a, typename F::Bits b, RoundingMode rm, uint32_t& flags) {
+  STRATA_FP_TRY_HOST_RNE(HostOps<F>::add(a, Subtract ? b ^ F::kSignMask : b, hostResult, flags));
+  STRATA_FP_TRY_HOST_RNE(HostOps<F>::arith(Subtract ? hostfast::ArithOp::Sub : hostfast::ArithOp::Add, a, b,
+                                           hostResult, flags));
+  return addImpl<F>(a, b, Subtract, rm, flags);
 }
-uint32_t f32Sub(uint32_t a, uint32_t b, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f32Add(a, b ^ F32::kSignMask, hostResult, flags));
-  STRATA_FP_TRY_HOST(true, f32Arith(hostfast::ArithOp::Sub, a, b, hostResult, flags));
-  return addImpl<F32>(a, b, true, rm, flags);
+template <class F> typename F::Bits mulEntry(typename F::Bits a, typename F::Bits b, RoundingMode rm, uint32_t& flags) {
+  STRATA_FP_TRY_HOST_RNE(HostOps<F>::mul(a, b, hostResult, flags));
+  STRATA_FP_TRY_HOST_RNE(HostOps<F>::arith(hostfast::ArithOp::Mul, a, b, hostResult, flags));
+  return mulImpl<F>(a, b, rm, flags);
 }
-uint32_t f32Mul(uint32_t a, uint32_t b, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f32Mul(a, b, hostResult, flags));
-  STRATA_FP_TRY_HOST(true, f32Arith(hostfast::ArithOp::Mul, a, b, hostResult, flags));
-  return mulImpl<F32>(a, b, rm, flags);
+template <class F> typename F::Bits divEntry(typename F::Bits a, typename F::Bits b, RoundingMode rm, uint32_t& flags) {
+  STRATA_FP_TRY_HOST_RNE(HostOps<F>::div(a, b, hostResult, flags));
+  STRATA_FP_TRY_HOST_RNE(HostOps<F>::arith(hostfast::ArithOp::Div, a, b, hostResult, flags));
+  return divImpl<F>(a, b, rm, flags);
 }
-uint32_t f32Div(uint32_t a, uint32_t b, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f32Div(a, b, hostResult, flags));
-  STRATA_FP_TRY_HOST(true, f32Arith(hostfast::ArithOp::Div, a, b, hostResult, flags));
-  return divImpl<F32>(a, b, rm, flags);
-}
-uint32_t f32Sqrt(uint32_t a, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f32Sqrt(a, hostResult, flags));
-  STRATA_FP_TRY_HOST(true, f32Arith(hostfast::ArithOp::Sqrt, a, a, hostResult, flags));
-  return sqrtImpl<F32>(a, rm, flags);
-}
-uint64_t f64Add(uint64_t a, uint64_t b, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f64Add(a, b, hostResult, flags));
-  STRATA_FP_TRY_HOST(true, f64Arith(hostfast::ArithOp::Add, a, b, hostResult, flags));
-  return addImpl<F64>(a, b, false, rm, flags);
-}
-uint64_t f64Sub(uint64_t a, uint64_t b, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f64Add(a, b ^ F64::kSignMask, hostResult, flags));
-  STRATA_FP_TRY_HOST(true, f64Arith(hostfast::ArithOp::Sub, a, b, hostResult, flags));
-  return addImpl<F64>(a, b, true, rm, flags);
-}
-uint64_t f64Mul(uint64_t a, uint64_t b, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f64Mul(a, b, hostResult, flags));
-  STRATA_FP_TRY_HOST(true, f64Arith(hostfast::ArithOp::Mul, a, b, hostResult, flags));
-  return mulImpl<F64>(a, b, rm, flags);
-}
-uint64_t f64Div(uint64_t a, uint64_t b, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f64Div(a, b, hostResult, flags));
-  STRATA_FP_TRY_HOST(true, f64Arith(hostfast::ArithOp::Div, a, b, hostResult, flags));
-  return divImpl<F64>(a, b, rm, flags);
-}
-uint64_t f64Sqrt(uint64_t a, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f64Sqrt(a, hostResult, flags));
-  STRATA_FP_TRY_HOST(true, f64Arith(hostfast::ArithOp::Sqrt, a, a, hostResult, flags));
-  return sqrtImpl<F64>(a, rm, flags);
+template <class F> typename F::Bits sqrtEntry(typename F::Bits a, RoundingMode rm, uint32_t& flags) {
+  STRATA_FP_TRY_HOST_RNE(HostOps<F>::sqrt(a, hostResult, flags));
+  STRATA_FP_TRY_HOST_RNE(HostOps<F>::arith(hostfast::ArithOp::Sqrt, a, a, hostResult, flags));
+  return sqrtImpl<F>(a, rm, flags);
 }
 
+// The four fused forms are sign flips of operands of one fused a*b + c.
+template <class F, bool NegateProduct, bool NegateAddend>
+typename F::Bits fmaEntry(typename F::Bits a, typename F::Bits b, typename F::Bits c, RoundingMode rm,
+                          uint32_t& flags) {
+  STRATA_FP_TRY_HOST_RNE(HostOps<F>::mulAdd(NegateProduct ? a ^ F::kSignMask : a, b,
+                                            NegateAddend ? c ^ F::kSignMask : c, hostResult, flags));
+  return fmaImpl<F>(a, b, c, NegateProduct, NegateAddend, rm, flags);
+}
+
+}  // namespace
+
+// ---- Arithmetic ----
+uint32_t f32Add(uint32_t a, uint32_t b, RoundingMode rm, uint32_t& flags) { return addEntry<F32, false>(a, b, rm, flags); }
+uint32_t f32Sub(uint32_t a, uint32_t b, RoundingMode rm, uint32_t& flags) { return addEntry<F32, true>(a, b, rm, flags); }
+uint32_t f32Mul(uint32_t a, uint32_t b, RoundingMode rm, uint32_t& flags) { return mulEntry<F32>(a, b, rm, flags); }
+uint32_t f32Div(uint32_t a, uint32_t b, RoundingMode rm, uint32_t& flags) { return divEntry<F32>(a, b, rm, flags); }
+uint32_t f32Sqrt(uint32_t a, RoundingMode rm, uint32_t& flags) { return sqrtEntry<F32>(a, rm, flags); }
+uint64_t f64Add(uint64_t a, uint64_t b, RoundingMode rm, uint32_t& flags) { return addEntry<F64, false>(a, b, rm, flags); }
+uint64_t f64Sub(uint64_t a, uint64_t b, RoundingMode rm, uint32_t& flags) { return addEntry<F64, true>(a, b, rm, flags); }
+uint64_t f64Mul(uint64_t a, uint64_t b, RoundingMode rm, uint32_t& flags) { return mulEntry<F64>(a, b, rm, flags); }
+uint64_t f64Div(uint64_t a, uint64_t b, RoundingMode rm, uint32_t& flags) { return divEntry<F64>(a, b, rm, flags); }
+uint64_t f64Sqrt(uint64_t a, RoundingMode rm, uint32_t& flags) { return sqrtEntry<F64>(a, rm, flags); }
+
 // ---- Fused multiply-add ----
-// The four forms are sign flips of operands of one fused a*b + c.
 uint32_t f32MulAdd(uint32_t a, uint32_t b, uint32_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f32MulAdd(a, b, c, hostResult, flags));
-  return fmaImpl<F32>(a, b, c, false, false, rm, flags);
+  return fmaEntry<F32, false, false>(a, b, c, rm, flags);
 }
 uint32_t f32MulSub(uint32_t a, uint32_t b, uint32_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f32MulAdd(a, b, c ^ F32::kSignMask, hostResult, flags));
-  return fmaImpl<F32>(a, b, c, false, true, rm, flags);
+  return fmaEntry<F32, false, true>(a, b, c, rm, flags);
 }
 uint32_t f32NegMulSub(uint32_t a, uint32_t b, uint32_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f32MulAdd(a ^ F32::kSignMask, b, c, hostResult, flags));
-  return fmaImpl<F32>(a, b, c, true, false, rm, flags);
+  return fmaEntry<F32, true, false>(a, b, c, rm, flags);
 }
 uint32_t f32NegMulAdd(uint32_t a, uint32_t b, uint32_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f32MulAdd(a ^ F32::kSignMask, b, c ^ F32::kSignMask, hostResult, flags));
-  return fmaImpl<F32>(a, b, c, true, true, rm, flags);
+  return fmaEntry<F32, true, true>(a, b, c, rm, flags);
 }
 uint64_t f64MulAdd(uint64_t a, uint64_t b, uint64_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f64MulAdd(a, b, c, hostResult, flags));
-  return fmaImpl<F64>(a, b, c, false, false, rm, flags);
+  return fmaEntry<F64, false, false>(a, b, c, rm, flags);
 }
 uint64_t f64MulSub(uint64_t a, uint64_t b, uint64_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f64MulAdd(a, b, c ^ F64::kSignMask, hostResult, flags));
-  return fmaImpl<F64>(a, b, c, false, true, rm, flags);
+  return fmaEntry<F64, false, true>(a, b, c, rm, flags);
 }
 uint64_t f64NegMulSub(uint64_t a, uint64_t b, uint64_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f64MulAdd(a ^ F64::kSignMask, b, c, hostResult, flags));
-  return fmaImpl<F64>(a, b, c, true, false, rm, flags);
+  return fmaEntry<F64, true, false>(a, b, c, rm, flags);
 }
 uint64_t f64NegMulAdd(uint64_t a, uint64_t b, uint64_t c, RoundingMode rm, uint32_t& flags) {
-  STRATA_FP_TRY_HOST(true, f64MulAdd(a ^ F64::kSignMask, b, c ^ F64::kSignMask, hostResult, flags));
-  return fmaImpl<F64>(a, b, c, true, true, rm, flags);
+  return fmaEntry<F64, true, true>(a, b, c, rm, flags);
 }
 
 // ---- Min / max ----
@@ -627,10 +641,7 @@ uint64_t toIntegerEntry(typename F::Bits a, bool isSigned, int width, RoundingMo
 #if STRATA_FP_HOST_FAST_PATH
   if (tryHost(rm, false)) {
     uint64_t hostResult;
-    const bool done = std::is_same_v<F, F32>
-                          ? hostfast::f32ToInteger(static_cast<uint32_t>(a), isSigned, width, rm, hostResult, flags)
-                          : hostfast::f64ToInteger(a, isSigned, width, rm, hostResult, flags);
-    if (done) return hostResult;
+    if (HostOps<F>::toInteger(a, isSigned, width, rm, hostResult, flags)) return hostResult;
   }
 #endif
   return toInteger<F>(a, isSigned, width, rm, flags);
