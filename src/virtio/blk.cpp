@@ -109,8 +109,18 @@ void VirtioBlk::startRequest(DescriptorChain chain) {
     return bytes <= diskBytes - offset;
   };
   auto onDone = [this, request](int result) { complete(request, statusForErrno(result)); };
-  // Backends hand iovec lists to preadv/io_uring, which refuse more than IOV_MAX.
-  auto tooManySegments = [](const std::vector<iovec>& iovs) { return iovs.size() > IOV_MAX; };
+  // Hands a read or write of bytes [from, from + bytes) of the chain part to
+  // the disk; an empty one completes at once.
+  auto transfer = [&](bool write, const std::vector<iovec>& chainPart, uint64_t from, uint64_t bytes) {
+    if (bytes == 0) return complete(request, blk::kStatusOk);
+    auto buffers = sliceIovecs(chainPart, from, bytes);
+    // Backends hand iovec lists to preadv/io_uring, which refuse more than IOV_MAX.
+    if (buffers.size() > IOV_MAX) return complete(request, blk::kStatusIoError);
+    request->pendingParts = 1;
+    const uint64_t offset = header.sector * blk::kSectorSize;
+    if (write) disk_.writev(offset, std::move(buffers), onDone);
+    else disk_.readv(offset, std::move(buffers), onDone);
+  };
 
   switch (header.type) {
     case blk::kTypeIn: {
@@ -119,17 +129,7 @@ void VirtioBlk::startRequest(DescriptorChain chain) {
         return;
       }
       request->bytesWritten = static_cast<uint32_t>(std::min<uint64_t>(dataInBytes + 1, UINT32_MAX));
-      if (dataInBytes == 0) {
-        complete(request, blk::kStatusOk);
-        return;
-      }
-      auto buffers = sliceIovecs(chain.writable, 0, dataInBytes);
-      if (tooManySegments(buffers)) {
-        complete(request, blk::kStatusIoError);
-        return;
-      }
-      request->pendingParts = 1;
-      disk_.readv(header.sector * blk::kSectorSize, std::move(buffers), onDone);
+      transfer(false, chain.writable, 0, dataInBytes);
       return;
     }
     case blk::kTypeOut: {
@@ -137,17 +137,7 @@ void VirtioBlk::startRequest(DescriptorChain chain) {
         complete(request, blk::kStatusIoError);
         return;
       }
-      if (payloadBytes == 0) {
-        complete(request, blk::kStatusOk);
-        return;
-      }
-      auto buffers = sliceIovecs(chain.readable, sizeof header, payloadBytes);
-      if (tooManySegments(buffers)) {
-        complete(request, blk::kStatusIoError);
-        return;
-      }
-      request->pendingParts = 1;
-      disk_.writev(header.sector * blk::kSectorSize, std::move(buffers), onDone);
+      transfer(true, chain.readable, sizeof header, payloadBytes);
       return;
     }
     case blk::kTypeFlush:
