@@ -164,10 +164,29 @@ TEST_F(MalformedQueueTest, ReadableAfterWritable) {
   expectDeviceFailed();
 }
 
-TEST(MalformedQueueSetup, IndirectWithoutNegotiation) {
+// Queue setups the transport must refuse, on a device with one queue of its own.
+class MalformedQueueSetup : public ::testing::Test {
+ protected:
+  MalformedQueueSetup() { d.attach(rng); }
+
+  // Programs queue 0 register by register (TestDriver::setupQueue only makes
+  // sane layouts) after negotiating VERSION_1, then sets DRIVER_OK.
+  void setUpQueueByHand(uint32_t size, uint64_t descriptors, uint64_t usedRing) {
+    ASSERT_TRUE(d.negotiate(featureBit(kFeatureVersion1)));
+    d.setReg(mmio::kQueueSel, 0);
+    d.setReg(mmio::kQueueNum, size);
+    d.setReg(mmio::kQueueDescLow, static_cast<uint32_t>(descriptors));
+    d.setReg(mmio::kQueueDriverLow, static_cast<uint32_t>(kRingArea + 0x4000));
+    d.setReg(mmio::kQueueDeviceLow, static_cast<uint32_t>(usedRing));
+    d.setReg(mmio::kQueueReady, 1);
+    d.driverOk();
+  }
+
   TestDriver d;
   VirtioRng rng;
-  d.attach(rng);
+};
+
+TEST_F(MalformedQueueSetup, IndirectWithoutNegotiation) {
   d.start(0, {kQueueSize});
   d.writeDescriptorAt(kDataArea + 0x1000, kDataArea, 16, kDescFlagWrite, 0);
   d.writeDescriptor(0, 0, kDataArea + 0x1000, 16, kDescFlagIndirect, 0);
@@ -177,57 +196,24 @@ TEST(MalformedQueueSetup, IndirectWithoutNegotiation) {
   EXPECT_EQ(d.usedIdx(0), 0);
 }
 
-TEST(MalformedQueueSetup, QueueSizeNotPowerOfTwo) {
-  TestDriver d;
-  VirtioRng rng;
-  d.attach(rng);
+TEST_F(MalformedQueueSetup, QueueSizeNotPowerOfTwo) {
   d.start(0, {6});
   EXPECT_TRUE(d.runUntil([&] { return d.needsReset(); }));
   EXPECT_EQ(d.reg(mmio::kInterruptStatus), kInterruptConfigChange);
 }
 
-TEST(MalformedQueueSetup, QueueLargerThanMaximum) {
-  TestDriver d;
-  VirtioRng rng;
-  d.attach(rng);
-  ASSERT_TRUE(d.negotiate(featureBit(kFeatureVersion1)));
-  d.setReg(mmio::kQueueSel, 0);
-  d.setReg(mmio::kQueueNum, 512);
-  d.setReg(mmio::kQueueDescLow, static_cast<uint32_t>(kRingArea));
-  d.setReg(mmio::kQueueDriverLow, static_cast<uint32_t>(kRingArea + 0x4000));
-  d.setReg(mmio::kQueueDeviceLow, static_cast<uint32_t>(kRingArea + 0x8000));
-  d.setReg(mmio::kQueueReady, 1);
-  d.driverOk();
+TEST_F(MalformedQueueSetup, QueueLargerThanMaximum) {
+  ASSERT_NO_FATAL_FAILURE(setUpQueueByHand(512, kRingArea, kRingArea + 0x8000));
   EXPECT_TRUE(d.runUntil([&] { return d.needsReset(); }));
 }
 
-TEST(MalformedQueueSetup, RingOutsideRam) {
-  TestDriver d;
-  VirtioRng rng;
-  d.attach(rng);
-  ASSERT_TRUE(d.negotiate(featureBit(kFeatureVersion1)));
-  d.setReg(mmio::kQueueSel, 0);
-  d.setReg(mmio::kQueueNum, 8);
-  d.setReg(mmio::kQueueDescLow, 0x1000);  // below RAM
-  d.setReg(mmio::kQueueDriverLow, static_cast<uint32_t>(kRingArea + 0x4000));
-  d.setReg(mmio::kQueueDeviceLow, static_cast<uint32_t>(kRingArea + 0x8000));
-  d.setReg(mmio::kQueueReady, 1);
-  d.driverOk();
+TEST_F(MalformedQueueSetup, RingOutsideRam) {
+  ASSERT_NO_FATAL_FAILURE(setUpQueueByHand(8, 0x1000 /* below RAM */, kRingArea + 0x8000));
   EXPECT_TRUE(d.runUntil([&] { return d.needsReset(); }));
 }
 
-TEST(MalformedQueueSetup, MisalignedUsedRing) {
-  TestDriver d;
-  VirtioRng rng;
-  d.attach(rng);
-  ASSERT_TRUE(d.negotiate(featureBit(kFeatureVersion1)));
-  d.setReg(mmio::kQueueSel, 0);
-  d.setReg(mmio::kQueueNum, 8);
-  d.setReg(mmio::kQueueDescLow, static_cast<uint32_t>(kRingArea));
-  d.setReg(mmio::kQueueDriverLow, static_cast<uint32_t>(kRingArea + 0x4000));
-  d.setReg(mmio::kQueueDeviceLow, static_cast<uint32_t>(kRingArea + 0x8002));
-  d.setReg(mmio::kQueueReady, 1);
-  d.driverOk();
+TEST_F(MalformedQueueSetup, MisalignedUsedRing) {
+  ASSERT_NO_FATAL_FAILURE(setUpQueueByHand(8, kRingArea, kRingArea + 0x8002));
   EXPECT_TRUE(d.runUntil([&] { return d.needsReset(); }));
 }
 
