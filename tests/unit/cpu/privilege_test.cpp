@@ -10,7 +10,25 @@ namespace {
 using namespace as;
 using namespace std::chrono_literals;
 
-using Privileged = CpuTest;
+class Privileged : public CpuTest {
+ protected:
+  static constexpr uint64_t kWakeFlag = kRamBase + 0x1000;
+
+  // A program that waits in WFI, then stores 1 at kWakeFlag and spins.
+  void loadWfiThenSetFlag() {
+    hart().setXreg(s0, kWakeFlag);
+    loadWords(kRamBase, {wfi, addi(a0, zero, 1), sw(a0, s0, 0), jal(zero, 0)});
+  }
+  uint32_t wakeFlag() { return __atomic_load_n(reinterpret_cast<uint32_t*>(ram(kWakeFlag)), __ATOMIC_ACQUIRE); }
+  // Polls for up to 2 s for the hart, running on another thread, to set the flag.
+  bool waitForWakeFlag() {
+    for (int i = 0; i < 400; ++i) {
+      if (wakeFlag() == 1) return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  }
+};
 
 constexpr uint64_t kInt = csr::kInterruptFlag;
 
@@ -357,21 +375,15 @@ TEST_F(Privileged, UnsupportedSatpModeIsIgnored) {
 }
 
 TEST_F(Privileged, WfiSleepsUntilInterruptLineFromAnotherThread) {
-  const uint64_t flag = kRamBase + 0x1000;
-  hart().setXreg(s0, flag);
   hart().writeCsr(csr::kMie, csr::kMeip);  // locally enabled, globally disabled: wake without trap
-  loadWords(kRamBase, {wfi, addi(a0, zero, 1), sw(a0, s0, 0), jal(zero, 0)});
+  loadWfiThenSetFlag();
   ExitReason reason{};
   std::thread runner([&] { reason = hart().run(); });
   std::this_thread::sleep_for(50ms);
-  EXPECT_EQ(__atomic_load_n(reinterpret_cast<uint32_t*>(ram(flag)), __ATOMIC_ACQUIRE), 0u);
+  EXPECT_EQ(wakeFlag(), 0u);
   hart().waitForRemoteFences();  // returns although the hart is asleep
   hart().setInterruptLine(kMachineExternal, true);
-  bool woke = false;
-  for (int i = 0; i < 400 && !woke; ++i) {
-    woke = __atomic_load_n(reinterpret_cast<uint32_t*>(ram(flag)), __ATOMIC_ACQUIRE) == 1;
-    if (!woke) std::this_thread::sleep_for(5ms);
-  }
+  bool woke = waitForWakeFlag();
   hart().requestStop();
   runner.join();
   EXPECT_TRUE(woke);
@@ -379,20 +391,14 @@ TEST_F(Privileged, WfiSleepsUntilInterruptLineFromAnotherThread) {
 }
 
 TEST_F(Privileged, WfiWakesAtTimerDeadline) {
-  const uint64_t flag = kRamBase + 0x1000;
-  hart().setXreg(s0, flag);
   hart().writeCsr(csr::kMie, csr::kMtip);
   hart().setMachineTimerCompare(1000);
-  loadWords(kRamBase, {wfi, addi(a0, zero, 1), sw(a0, s0, 0), jal(zero, 0)});
+  loadWfiThenSetFlag();
   std::thread runner([&] { hart().run(); });
   std::this_thread::sleep_for(30ms);
-  EXPECT_EQ(__atomic_load_n(reinterpret_cast<uint32_t*>(ram(flag)), __ATOMIC_ACQUIRE), 0u);
+  EXPECT_EQ(wakeFlag(), 0u);
   host_.time = 2000;  // nobody kicks: the hart must notice its deadline passed by itself
-  bool woke = false;
-  for (int i = 0; i < 400 && !woke; ++i) {
-    woke = __atomic_load_n(reinterpret_cast<uint32_t*>(ram(flag)), __ATOMIC_ACQUIRE) == 1;
-    if (!woke) std::this_thread::sleep_for(5ms);
-  }
+  bool woke = waitForWakeFlag();
   hart().requestStop();
   runner.join();
   EXPECT_TRUE(woke);
@@ -428,13 +434,6 @@ TEST_F(Privileged, RemoteFenceWaitCompletesWhileRunning) {
   runner.join();
   SUCCEED();
 }
-
-}  // namespace
-}  // namespace strata::cpu::test
-
-namespace strata::cpu::test {
-namespace {
-using namespace as;
 
 // Two harts whose SBI calls fence each other must not deadlock: a hart waiting
 // inside its own ecall counts as asleep for the other's wait.
