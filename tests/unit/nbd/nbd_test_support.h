@@ -38,13 +38,12 @@ namespace strata::storage::nbd::testing {
 // Shell commands run as in the storage tests: exit status plus stdout+stderr.
 using storage::testing::CommandResult;
 inline CommandResult run(const std::string& command) { return storage::testing::runCommand(command); }
+// Temporary directories, files and data patterns as in the storage tests.
+using storage::testing::pattern;
+using storage::testing::TempDir;
+using storage::testing::writeFile;
 
 inline bool haveTool(const std::string& name) { return run("command -v " + name).exitCode == 0; }
-
-inline void writeFile(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
 
 inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
@@ -163,22 +162,6 @@ class ClientTls {
   gnutls_session_t session_ = nullptr;
   gnutls_certificate_credentials_t certificate_ = nullptr;
   gnutls_psk_client_credentials_t psk_ = nullptr;
-};
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "strata-nbd-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
 };
 
 // Owns an EventLoop that runs on a background thread once start() is called.
@@ -473,16 +456,6 @@ class RawClient {
   std::unique_ptr<ClientTls> tls_;
   bool structured_ = false;
 };
-
-inline std::vector<uint8_t> pattern(size_t length, uint32_t seed) {
-  std::vector<uint8_t> bytes(length);
-  uint32_t state = seed * 2654435761u + 1;
-  for (auto& b : bytes) {
-    state = state * 1103515245u + 12345u;
-    b = static_cast<uint8_t>(state >> 16);
-  }
-  return bytes;
-}
 
 inline std::string strataBinary() {
   char self[PATH_MAX] = {};
