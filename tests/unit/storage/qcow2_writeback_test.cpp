@@ -49,8 +49,20 @@ class Qcow2Writeback : public DiskImageTest {
     ASSERT_TRUE(writeSync(disk, *loop, offset, data.data(), data.size()).ok());
     std::memcpy(expected.data() + offset, data.data(), data.size());
   }
+  using Request = std::function<void(IoCompletion)>;
+  // Requests for runConcurrently: one write or read of a buffer that outlives them.
+  static Request writeAt(DiskImage& disk, uint64_t offset, uint8_t* data, size_t size) {
+    return [&disk, offset, data, size](IoCompletion done) {
+      disk.writev(offset, {iovec{data, size}}, std::move(done));
+    };
+  }
+  static Request readAt(DiskImage& disk, uint64_t offset, uint8_t* data, size_t size) {
+    return [&disk, offset, data, size](IoCompletion done) {
+      disk.readv(offset, {iovec{data, size}}, std::move(done));
+    };
+  }
   // Submits every request at once, so they are in flight together.
-  int runConcurrently(const std::vector<std::function<void(IoCompletion)>>& requests) {
+  int runConcurrently(const std::vector<Request>& requests) {
     size_t left = requests.size();
     int firstError = 0;
     for (const auto& request : requests) {
@@ -112,11 +124,9 @@ TEST_F(Qcow2Writeback, ConcurrentAllocatingWritesFlushToACleanImage) {
     payloads.push_back(pattern(16384, 100 + static_cast<uint32_t>(slot)));
     std::memcpy(&expected[offsets.back()], payloads.back().data(), 16384);
   }
-  std::vector<std::function<void(IoCompletion)>> writes;
+  std::vector<Request> writes;
   for (size_t i = 0; i < slots.size(); ++i) {
-    writes.push_back([&, i](IoCompletion done) {
-      disk->writev(offsets[i], {iovec{payloads[i].data(), payloads[i].size()}}, std::move(done));
-    });
+    writes.push_back(writeAt(*disk, offsets[i], payloads[i].data(), payloads[i].size()));
   }
   ASSERT_EQ(runConcurrently(writes), 0);
   ASSERT_TRUE(flushSync(*disk, *loop).ok());
@@ -248,12 +258,10 @@ TEST_F(Qcow2Writeback, RefcountTableGrowsSeveralTimesBeforeOneFlush) {
   auto disk = open(image);
   ASSERT_TRUE(disk);
   std::vector<std::vector<uint8_t>> payloads;
-  std::vector<std::function<void(IoCompletion)>> writes;
+  std::vector<Request> writes;
   for (uint64_t i = 0; i < 12; ++i) payloads.push_back(pattern(1 << 20, 300 + static_cast<uint32_t>(i)));
   for (uint64_t i = 0; i < 12; ++i) {
-    writes.push_back([&, i](IoCompletion done) {
-      disk->writev(i << 20, {iovec{payloads[i].data(), payloads[i].size()}}, std::move(done));
-    });
+    writes.push_back(writeAt(*disk, i << 20, payloads[i].data(), payloads[i].size()));
     std::memcpy(expected.data() + (i << 20), payloads[i].data(), payloads[i].size());
   }
   ASSERT_EQ(runConcurrently(writes), 0);
@@ -315,24 +323,18 @@ TEST_P(Qcow2CompressedReads, ConcurrentReadsAndCopyOnWriteMatchTheSource) {
   std::vector<size_t> order(count);
   for (size_t i = 0; i < count; ++i) order[i] = i;
   std::shuffle(order.begin(), order.end(), std::mt19937(3));
-  std::vector<std::function<void(IoCompletion)>> reads;
-  for (size_t i : order) {
-    reads.push_back([&, i](IoCompletion done) {
-      disk->readv(i * kRead, {iovec{target.data() + i * kRead, kRead}}, std::move(done));
-    });
-  }
+  std::vector<Request> reads;
+  for (size_t i : order) reads.push_back(readAt(*disk, i * kRead, target.data() + i * kRead, kRead));
   ASSERT_EQ(runConcurrently(reads), 0);
   EXPECT_EQ(std::memcmp(target.data(), source.data(), count * kRead), 0);
 
   // Partial writes into compressed clusters copy the rest of each cluster up, concurrently.
   AlignedBuffer payload(8192);
   std::memset(payload.data(), 0x6b, payload.size());
-  std::vector<std::function<void(IoCompletion)>> writes;
+  std::vector<Request> writes;
   for (uint64_t cluster : {0u, 2u, 5u, 40u, 41u}) {
     uint64_t offset = cluster * 65536 + 16384;
-    writes.push_back([&, offset](IoCompletion done) {
-      disk->writev(offset, {iovec{payload.data(), payload.size()}}, std::move(done));
-    });
+    writes.push_back(writeAt(*disk, offset, payload.data(), payload.size()));
     std::memset(source.data() + offset, 0x6b, payload.size());
   }
   ASSERT_EQ(runConcurrently(writes), 0);
