@@ -20,8 +20,8 @@ void expectCleanFailure(const ProcessResult& run, const std::string& mustMention
   ASSERT_FALSE(run.timedOut) << run.output;
   EXPECT_NE(run.exitCode, 0) << run.output;
   EXPECT_LT(run.exitCode, 128) << "killed by a signal: " << run.output;
-  EXPECT_NE(run.output.find(mustMention), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("strata run: "), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, mustMention));
+  EXPECT_TRUE(contains(run.output, "strata run: "));
 }
 
 TEST(BadInput, MissingKernel) {

@@ -14,9 +14,9 @@ TEST(GuestBoot, RunsCommandsFromPipedConsoleAndPowersOff) {
   auto run = runStrata({}, "uname -sm\necho answer=$((6*7))\npoweroff\n");
   ASSERT_FALSE(run.timedOut) << run.output;
   EXPECT_EQ(run.exitCode, 0) << run.output;
-  EXPECT_NE(run.output.find(kUserspaceUp), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("Linux riscv64"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("answer=42"), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, kUserspaceUp));
+  EXPECT_TRUE(contains(run.output, "Linux riscv64"));
+  EXPECT_TRUE(contains(run.output, "answer=42"));
 }
 
 TEST(GuestBoot, BootsTheElfKernel) {
@@ -24,14 +24,14 @@ TEST(GuestBoot, BootsTheElfKernel) {
                        "echo elf-$((5*5))\npoweroff\n");
   ASSERT_FALSE(run.timedOut) << run.output;
   EXPECT_EQ(run.exitCode, 0) << run.output;
-  EXPECT_NE(run.output.find("elf-25"), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, "elf-25"));
 }
 
 TEST(GuestBoot, KernelPanicExitsNonZeroWithPanicText) {
   auto run = runStrata({}, "echo c > /proc/sysrq-trigger\n");
   ASSERT_FALSE(run.timedOut) << run.output;
   EXPECT_EQ(run.exitCode, 1) << run.output;
-  EXPECT_NE(run.output.find("Kernel panic"), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, "Kernel panic"));
 }
 
 class GuestSmp : public ::testing::TestWithParam<int> {};
@@ -44,8 +44,8 @@ TEST_P(GuestSmp, AllHartsComeOnline) {
   ASSERT_FALSE(run.timedOut) << run.output;
   EXPECT_EQ(run.exitCode, 0) << run.output;
   std::string online = cpus == 1 ? "online=0" : "online=0-" + std::to_string(cpus - 1);
-  EXPECT_NE(run.output.find(online + "\r\n"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("harts=" + std::to_string(cpus) + "\r\n"), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, online + "\r\n"));
+  EXPECT_TRUE(contains(run.output, "harts=" + std::to_string(cpus) + "\r\n"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Cpus, GuestSmp, ::testing::Values(1, 2, 4));
@@ -61,7 +61,7 @@ TEST(GuestSmpWork, ParallelJobsOnFourHartsComputeCorrectResults) {
   for (int i = 1; i <= 4; ++i) {
     auto expected = runShell("seq " + std::to_string(i) + " 4 60000 | sha256sum | cut -c1-16");
     std::string line = "job" + std::to_string(i) + "=" + expected.output.substr(0, 16) + "\r\n";
-    EXPECT_NE(run.output.find(line), std::string::npos) << line << run.output;
+    EXPECT_TRUE(contains(run.output, line));
   }
 }
 
@@ -75,11 +75,11 @@ TEST(GuestBoot, VirtioConsoleRngAndRtcWork) {
                        "poweroff\n");
   ASSERT_FALSE(run.timedOut) << run.output;
   EXPECT_EQ(run.exitCode, 0) << run.output;
-  EXPECT_NE(run.output.find("hvc-42"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("rng=virtio_rng.0"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("random-bytes=17"), std::string::npos) << run.output;  // 16 hex digits + newline
-  EXPECT_NE(run.output.find("rtc=goldfish_rtc"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("year-ok=1"), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, "hvc-42"));
+  EXPECT_TRUE(contains(run.output, "rng=virtio_rng.0"));
+  EXPECT_TRUE(contains(run.output, "random-bytes=17"));  // 16 hex digits + newline
+  EXPECT_TRUE(contains(run.output, "rtc=goldfish_rtc"));
+  EXPECT_TRUE(contains(run.output, "year-ok=1"));
 }
 
 TEST(GuestDisk, FilesWrittenOnExt4RootSurvivePoweroff) {
@@ -90,7 +90,7 @@ TEST(GuestDisk, FilesWrittenOnExt4RootSurvivePoweroff) {
                        "echo written-by-guest-$((1+1)) > /hello.txt\nsync\npoweroff\n");
   ASSERT_FALSE(run.timedOut) << run.output;
   ASSERT_EQ(run.exitCode, 0) << run.output;
-  EXPECT_NE(run.output.find("root=/dev/vda"), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, "root=/dev/vda"));
 
   auto fsck = runShell("e2fsck -fn " + disk + " 2>&1");
   EXPECT_EQ(fsck.exitCode, 0) << fsck.output;
@@ -113,7 +113,7 @@ TEST(GuestDisk, RebootBootsTheGuestAgain) {
   size_t first = run.output.find("strata-guest: userspace up");
   ASSERT_NE(first, std::string::npos) << run.output;
   EXPECT_NE(run.output.find("strata-guest: userspace up", first + 1), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("second-boot-42"), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, "second-boot-42"));
 }
 
 TEST(GuestDisk, FstrimDiscardsFreedBlocksInTheImageFile) {
@@ -128,8 +128,8 @@ TEST(GuestDisk, FstrimDiscardsFreedBlocksInTheImageFile) {
                        "rm /big; sync; fstrim -v /\npoweroff\n");
   ASSERT_FALSE(run.timedOut) << run.output;
   ASSERT_EQ(run.exitCode, 0) << run.output;
-  EXPECT_NE(run.output.find("used-after-write=16384"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("bytes trimmed"), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, "used-after-write=16384"));
+  EXPECT_TRUE(contains(run.output, "bytes trimmed"));
   EXPECT_LT(usedKiB(), before + 8 * 1024) << run.output;
 }
 
@@ -142,7 +142,7 @@ TEST(GuestDisk, ReadOnlyDiskRefusesWrites) {
                        "poweroff\n");
   ASSERT_FALSE(run.timedOut) << run.output;
   EXPECT_EQ(run.exitCode, 0) << run.output;
-  EXPECT_NE(run.output.find("ro=1"), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, "ro=1"));
   EXPECT_EQ(runShell("md5sum < " + disk).output, before.output);
 }
 

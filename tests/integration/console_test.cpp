@@ -19,8 +19,8 @@ TEST(Console, FileConsoleReceivesGuestOutput) {
   EXPECT_EQ(run.exitCode, 1) << run.output;
   std::stringstream file;
   file << std::ifstream(log).rdbuf();
-  EXPECT_NE(file.str().find("Linux version 6.1"), std::string::npos) << file.str();
-  EXPECT_NE(file.str().find("Attempted to kill init"), std::string::npos) << file.str();
+  EXPECT_TRUE(contains(file.str(), "Linux version 6.1"));
+  EXPECT_TRUE(contains(file.str(), "Attempted to kill init"));
   EXPECT_EQ(run.output.find("Linux version"), std::string::npos) << "console output leaked to stdout";
 }
 
@@ -61,13 +61,13 @@ TEST(Console, PtyConsoleServesTheGuestShell) {
   auto run = runShell(script);
   EXPECT_EQ(run.exitCode, 0) << run.output;
   auto seen = runShell("cat " + out);
-  EXPECT_NE(seen.output.find("pty-8"), std::string::npos) << seen.output;
+  EXPECT_TRUE(contains(seen.output, "pty-8"));
 }
 
 TEST(Console, BadConsoleOptionIsRejected) {
   auto run = runStrata({"--console", "serial"}, "");
   EXPECT_EQ(run.exitCode, 2) << run.output;
-  EXPECT_NE(run.output.find("--console serial: expected stdio, pty or file=PATH"), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, "--console serial: expected stdio, pty or file=PATH"));
 }
 
 }  // namespace

@@ -19,9 +19,9 @@ TEST(Firmware, OpenSbiFwJumpBootsTheDefaultKernel) {
                        "echo harts=$(grep -c ^processor /proc/cpuinfo)\npoweroff\n");
   ASSERT_FALSE(run.timedOut) << run.output;
   EXPECT_EQ(run.exitCode, 0) << run.output;
-  EXPECT_NE(run.output.find("OpenSBI"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("strata-guest: userspace up"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("harts=2\r\n"), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, "OpenSBI"));
+  EXPECT_TRUE(contains(run.output, "strata-guest: userspace up"));
+  EXPECT_TRUE(contains(run.output, "harts=2\r\n"));
 }
 
 // A network namespace with a TAP interface at 10.77.0.1/24, removed afterwards.
@@ -52,15 +52,15 @@ TEST(Network, GuestPingsHostOverTap) {
                       "ping -c 3 -W 5 10.77.0.1\\necho mac=$(cat /sys/class/net/eth0/address)\\npoweroff\\n' | "
                       "timeout 240 ip netns exec " + ns.name() + " " + strataBinary() + " run --net tap=stap0 2>&1");
   EXPECT_EQ(run.exitCode, 0) << run.output;
-  EXPECT_NE(run.output.find("3 packets transmitted, 3 packets received"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("mac=52:54:00:12:34:56"), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, "3 packets transmitted, 3 packets received"));
+  EXPECT_TRUE(contains(run.output, "mac=52:54:00:12:34:56"));
 }
 
 TEST(Network, MissingTapPermissionOrBadNameIsAClearError) {
   auto run = runStrata({"--net", "tap=" + std::string(40, 'x')}, "");
   ASSERT_FALSE(run.timedOut) << run.output;
   EXPECT_NE(run.exitCode, 0) << run.output;
-  EXPECT_NE(run.output.find("--net tap="), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, "--net tap="));
 }
 
 }  // namespace

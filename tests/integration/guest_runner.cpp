@@ -121,6 +121,11 @@ ProcessResult runStrata(const std::vector<std::string>& args, const std::string&
   return runProcess(argv, input, deadline);
 }
 
+::testing::AssertionResult contains(const std::string& output, const std::string& text) {
+  if (output.find(text) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\"" << text << "\" not in the output:\n" << output;
+}
+
 ProcessResult runShell(const std::string& command) {
   return runProcess({"/bin/sh", "-c", command}, "", std::chrono::seconds(120));
 }

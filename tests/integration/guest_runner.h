@@ -3,6 +3,8 @@
 // outlives a deadline, so a hung guest fails a test instead of hanging CTest.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <string>
 #include <vector>
@@ -18,6 +20,9 @@ struct ProcessResult {
 // Runs `strata run ARGS...` with `input` on its standard input (closed after).
 ProcessResult runStrata(const std::vector<std::string>& args, const std::string& input,
                         std::chrono::seconds deadline = std::chrono::seconds(240));
+
+// Whether `output` holds `text`; when not, the failure shows both.
+::testing::AssertionResult contains(const std::string& output, const std::string& text);
 
 // Runs a host shell command and returns its output and status.
 ProcessResult runShell(const std::string& command);

@@ -27,7 +27,7 @@ TEST(GuestDisk, Raid5VolumeKeepsWhatTheGuestWrote) {
                         "echo sum=$(head -c " + std::to_string(std::stol(bytes.output)) + " /dev/vda | md5sum)\npoweroff\n");
   ASSERT_FALSE(read.timedOut) << read.output;
   EXPECT_EQ(read.exitCode, 0) << read.output;
-  EXPECT_NE(read.output.find("sum=" + expected.output.substr(0, 32)), std::string::npos) << read.output;
+  EXPECT_TRUE(contains(read.output, "sum=" + expected.output.substr(0, 32)));
 }
 
 TEST(BadInput, UnknownPoolVolume) {
@@ -35,7 +35,7 @@ TEST(BadInput, UnknownPoolVolume) {
   auto run = runStrata({"--disk", "pool:nosuchpool/vol"}, "");
   ASSERT_FALSE(run.timedOut) << run.output;
   EXPECT_NE(run.exitCode, 0) << run.output;
-  EXPECT_NE(run.output.find("nosuchpool"), std::string::npos) << run.output;
+  EXPECT_TRUE(contains(run.output, "nosuchpool"));
 }
 
 }  // namespace
