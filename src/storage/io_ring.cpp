@@ -1,10 +1,12 @@
 #include "storage/io_ring.h"
 
 #include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <utility>
+#include <vector>
 
 #include "base/log.h"
-
-#include <vector>
 
 namespace strata::storage {
 
@@ -35,11 +37,79 @@ IoRing::~IoRing() {
   while (inKernel_ > 0) {
     io_uring_cqe* cqe = nullptr;
     if (io_uring_wait_cqe(&ring_, &cqe) < 0) break;
-    delete static_cast<Operation*>(io_uring_cqe_get_data(cqe));
-    io_uring_cqe_seen(&ring_, cqe);
-    --inKernel_;
+    delete takeCompletion(cqe);
   }
+  for (auto& [op, result] : deferred_) delete op;
   io_uring_queue_exit(&ring_);
+}
+
+void IoRing::linkInKernel(Operation* op) {
+  op->prev = nullptr;
+  op->next = inKernelList_;
+  if (inKernelList_ != nullptr) inKernelList_->prev = op;
+  inKernelList_ = op;
+  ++inKernel_;
+}
+
+void IoRing::unlinkInKernel(Operation* op) {
+  (op->prev != nullptr ? op->prev->next : inKernelList_) = op->next;
+  if (op->next != nullptr) op->next->prev = op->prev;
+  --inKernel_;
+}
+
+IoRing::Operation* IoRing::takeCompletion(io_uring_cqe* cqe) {
+  auto op = static_cast<Operation*>(io_uring_cqe_get_data(cqe));
+  io_uring_cqe_seen(&ring_, cqe);
+  unlinkInKernel(op);
+  return op;
+}
+
+void IoRing::forget(int fd) {
+  auto recycle = [&](Operation* op) {
+    op->done = nullptr;
+    spare_.emplace_back(op);
+  };
+  for (auto it = backlog_.begin(); it != backlog_.end();) {
+    if ((*it)->fd != fd) {
+      ++it;
+      continue;
+    }
+    recycle(it->release());
+    it = backlog_.erase(it);
+  }
+  // Completed but not yet called back (the file goes away inside a callback).
+  for (Finished* batch : delivering_)
+    for (auto& entry : *batch)
+      if (entry.first != nullptr && entry.first->fd == fd) recycle(std::exchange(entry.first, nullptr));
+  std::erase_if(deferred_, [&](auto& entry) {
+    if (entry.first->fd != fd) return false;
+    recycle(entry.first);
+    return true;
+  });
+  auto pending = [&] {
+    for (Operation* op = inKernelList_; op != nullptr; op = op->next)
+      if (op->fd == fd) return true;
+    return false;
+  };
+  if (pending() && unsubmitted_) submitPrepared();
+  bool deferredAny = false;
+  while (pending()) {
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_wait_cqe(&ring_, &cqe) < 0) break;
+    int result = cqe->res;
+    Operation* op = takeCompletion(cqe);
+    if (op->fd == fd) {
+      recycle(op);
+    } else {
+      deferred_.emplace_back(op, result);
+      deferredAny = true;
+    }
+  }
+  if (deferredAny) {
+    // Their eventfd signal may have been consumed already: raise it again.
+    uint64_t one = 1;
+    [[maybe_unused]] auto written = ::write(eventFd_.get(), &one, sizeof one);
+  }
 }
 
 std::unique_ptr<IoRing::Operation> IoRing::makeOperation(Operation fields) {
@@ -51,19 +121,19 @@ std::unique_ptr<IoRing::Operation> IoRing::makeOperation(Operation fields) {
 }
 
 void IoRing::readv(int fd, const iovec* iov, unsigned count, uint64_t offset, Completion done) {
-  enqueue(makeOperation(Operation{OpKind::Read, fd, iov, count, offset, 0, 0, std::move(done)}));
+  enqueue(makeOperation(Operation{OpKind::Read, fd, iov, count, offset, 0, 0, 0, std::move(done)}));
 }
 
-void IoRing::writev(int fd, const iovec* iov, unsigned count, uint64_t offset, Completion done) {
-  enqueue(makeOperation(Operation{OpKind::Write, fd, iov, count, offset, 0, 0, std::move(done)}));
+void IoRing::writev(int fd, const iovec* iov, unsigned count, uint64_t offset, Completion done, int rwFlags) {
+  enqueue(makeOperation(Operation{OpKind::Write, fd, iov, count, offset, 0, 0, rwFlags, std::move(done)}));
 }
 
 void IoRing::fdatasync(int fd, Completion done) {
-  enqueue(makeOperation(Operation{OpKind::Sync, fd, nullptr, 0, 0, 0, 0, std::move(done)}));
+  enqueue(makeOperation(Operation{OpKind::Sync, fd, nullptr, 0, 0, 0, 0, 0, std::move(done)}));
 }
 
 void IoRing::fallocate(int fd, int mode, uint64_t offset, uint64_t length, Completion done) {
-  enqueue(makeOperation(Operation{OpKind::Fallocate, fd, nullptr, 0, offset, length, mode, std::move(done)}));
+  enqueue(makeOperation(Operation{OpKind::Fallocate, fd, nullptr, 0, offset, length, mode, 0, std::move(done)}));
 }
 
 void IoRing::enqueue(std::unique_ptr<Operation> op) {
@@ -85,7 +155,7 @@ bool IoRing::trySubmit(std::unique_ptr<Operation>& op) {
       io_uring_prep_readv(sqe, op->fd, op->iov, op->count, op->offset);
       break;
     case OpKind::Write:
-      io_uring_prep_writev(sqe, op->fd, op->iov, op->count, op->offset);
+      io_uring_prep_writev2(sqe, op->fd, op->iov, op->count, op->offset, op->rwFlags);
       break;
     case OpKind::Sync:
       io_uring_prep_fsync(sqe, op->fd, IORING_FSYNC_DATASYNC);
@@ -100,8 +170,7 @@ bool IoRing::trySubmit(std::unique_ptr<Operation>& op) {
     if (bytes >= readOffloadThreshold_) io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
   }
   io_uring_sqe_set_data(sqe, op.get());
-  op.release();
-  ++inKernel_;
+  linkInKernel(op.release());
   unsubmitted_ = true;
   // Inside completion callbacks, new work is batched into one io_uring_enter at the end.
   if (!reaping_) submitPrepared();
@@ -130,28 +199,33 @@ void IoRing::reapCompletions() {
   uint64_t counter;
   [[maybe_unused]] auto got = ::read(eventFd_.get(), &counter, sizeof counter);
   // Collect first, then run callbacks: a callback may submit new work or destroy us.
-  std::vector<std::pair<Operation*, int>> finished;
+  Finished finished;
   finished.swap(reapScratch_);  // reuse its capacity; a callback may destroy us, so it is local here
+  finished.insert(finished.end(), deferred_.begin(), deferred_.end());
+  deferred_.clear();
   io_uring_cqe* cqe = nullptr;
   while (io_uring_peek_cqe(&ring_, &cqe) == 0 && cqe != nullptr) {
-    finished.emplace_back(static_cast<Operation*>(io_uring_cqe_get_data(cqe)), cqe->res);
-    io_uring_cqe_seen(&ring_, cqe);
-    --inKernel_;
+    int result = cqe->res;
+    finished.emplace_back(takeCompletion(cqe), result);
   }
   auto alive = alive_;
+  bool outermost = !reaping_;
   reaping_ = true;
+  delivering_.push_back(&finished);
   submitBacklog();
   for (size_t i = 0; i < finished.size(); ++i) {
-    std::unique_ptr<Operation> op(finished[i].first);
+    if (finished[i].first == nullptr) continue;  // forgotten by a callback before it
+    std::unique_ptr<Operation> op(std::exchange(finished[i].first, nullptr));
     if (!*alive) continue;  // a callback destroyed the ring; the rest are dropped with it
     Completion done = std::move(op->done);
     spare_.push_back(std::move(op));
     done(finished[i].second);
   }
   if (!*alive) return;
+  delivering_.pop_back();
   finished.clear();
   reapScratch_.swap(finished);
-  reaping_ = false;
+  if (outermost) reaping_ = false;  // a nested reap (a callback ran the loop) leaves the batch open
   submitPrepared();
 }
 

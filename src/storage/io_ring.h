@@ -1,7 +1,8 @@
 // IoRing: an io_uring instance whose completions are delivered on an EventLoop.
 // The ring's completion eventfd is watched by the loop, so every callback runs on
 // the loop thread; backends (RawImage, Qcow2Image) build their requests on it.
-// Operations queued by completion callbacks go to the kernel in one batch.
+// Operations queued by completion callbacks go to the kernel in one batch, so
+// files that share a ring (a pool's PVs) share that batch and its wakeup.
 #pragma once
 
 #include <liburing.h>
@@ -34,7 +35,9 @@ class IoRing {
 
   // The iovec array must stay valid until `done` runs.
   void readv(int fd, const iovec* iov, unsigned count, uint64_t offset, Completion done);
-  void writev(int fd, const iovec* iov, unsigned count, uint64_t offset, Completion done);
+  // rwFlags are pwritev2's RWF_* flags for this write alone (RWF_DSYNC: durable
+  // when it completes, without opening the file O_DSYNC).
+  void writev(int fd, const iovec* iov, unsigned count, uint64_t offset, Completion done, int rwFlags = 0);
   void fdatasync(int fd, Completion done);
   void fallocate(int fd, int mode, uint64_t offset, uint64_t length, Completion done);
 
@@ -45,6 +48,12 @@ class IoRing {
   // run buffered writes to one file one at a time anyway, so handing them over
   // only adds a thread switch. 0 (the default) keeps everything inline.
   void setReadOffloadThreshold(size_t bytes) { readOffloadThreshold_ = bytes; }
+
+  // For a file that stops using a shared ring (its owner goes away): waits for
+  // the file's operations still in the kernel and drops them, and those not yet
+  // submitted, without running their callbacks. Other files' completions seen
+  // meanwhile are delivered from the loop as usual.
+  void forget(int fd);
 
   unsigned inFlight() const { return inKernel_ + static_cast<unsigned>(backlog_.size()); }
   EventLoop& loop() { return loop_; }
@@ -58,9 +67,13 @@ class IoRing {
     unsigned count;
     uint64_t offset;
     uint64_t length;
-    int mode;
+    int mode;      // fallocate
+    int rwFlags;   // writes
     Completion done;
+    Operation* prev = nullptr;  // the list of operations in the kernel
+    Operation* next = nullptr;
   };
+  using Finished = std::vector<std::pair<Operation*, int>>;
 
   IoRing(EventLoop& loop, UniqueFd eventFd);
   std::unique_ptr<Operation> makeOperation(Operation fields);
@@ -69,6 +82,9 @@ class IoRing {
   void submitBacklog();
   void submitPrepared();
   void reapCompletions();
+  void linkInKernel(Operation* op);
+  void unlinkInKernel(Operation* op);
+  Operation* takeCompletion(io_uring_cqe* cqe);
 
   EventLoop& loop_;
   UniqueFd eventFd_;
@@ -80,7 +96,10 @@ class IoRing {
   bool reaping_ = false;        // completion callbacks are running: batch their submissions
   bool unsubmitted_ = false;    // SQEs prepared but not yet handed to the kernel
   std::vector<std::unique_ptr<Operation>> spare_;  // reused Operation objects
-  std::vector<std::pair<Operation*, int>> reapScratch_;
+  Finished reapScratch_;
+  Operation* inKernelList_ = nullptr;
+  Finished deferred_;                 // completions forget() saw, delivered at the next reap
+  std::vector<Finished*> delivering_;  // batches whose callbacks are running (forget drops from them)
   std::deque<std::unique_ptr<Operation>> backlog_;
   std::shared_ptr<bool> alive_;  // lets a completion callback destroy the ring safely
 };

@@ -69,6 +69,16 @@ Result<UniqueFd> openImageFile(const std::string& path, int flags) {
   return fd;
 }
 
+Result<std::shared_ptr<IoRing>> makeImageRing(EventLoop& loop, bool direct, unsigned entries) {
+  auto ring = IoRing::create(loop, entries);
+  if (!ring) return ring.error();
+  // Through the page cache a large read is a memcpy; several in parallel on the
+  // kernel's workers beat copying them one by one on the loop thread. With
+  // O_DIRECT the device does the work and inline submission is already async.
+  if (!direct) (*ring)->setReadOffloadThreshold(kReadOffloadBytes);
+  return std::shared_ptr<IoRing>(std::move(*ring));
+}
+
 Result<std::unique_ptr<RawImage>> RawImage::open(const std::string& path, const RawOpenOptions& options,
                                                  EventLoop& loop) {
   int flags = options.readOnly ? O_RDONLY : O_RDWR;
@@ -89,13 +99,13 @@ Result<std::unique_ptr<RawImage>> RawImage::open(const std::string& path, const 
   } else {
     return Error{path + ": not a regular file or block device"};
   }
-  auto ring = IoRing::create(loop);
-  if (!ring) return Error{path + ": " + ring.error().message};
-  image->ring_ = std::move(*ring);
-  // Through the page cache a large read is a memcpy; several in parallel on the
-  // kernel's workers beat copying them one by one on the loop thread. With
-  // O_DIRECT the device does the work and inline submission is already async.
-  if (!options.direct) image->ring_->setReadOffloadThreshold(kReadOffloadBytes);
+  image->ring_ = options.ring;
+  if (!image->ring_) {
+    auto ring = makeImageRing(loop, options.direct);
+    if (!ring) return Error{path + ": " + ring.error().message};
+    image->ring_ = std::move(*ring);
+  }
+  image->options_.ring = nullptr;  // held once, in ring_
   return image;
 }
 
@@ -103,7 +113,9 @@ RawImage::RawImage(std::string path, RawOpenOptions options, UniqueFd fd, EventL
     : path_(std::move(path)), options_(options), fd_(std::move(fd)), loop_(loop) {}
 
 RawImage::~RawImage() {
-  // The ring waits for operations still in the kernel; their transfers go after it.
+  // Operations still in the kernel are waited for (their transfers go after
+  // that), without their callbacks; a shared ring goes on serving the others.
+  if (ring_) ring_->forget(fd_.get());
   ring_.reset();
   while (liveTransfers_ != nullptr) {
     Transfer* next = liveTransfers_->next;

@@ -29,7 +29,13 @@ struct RawOpenOptions {
   // Writes may extend the file (a container format's backing store), so no
   // request is refused for lying past the current size.
   bool growable = false;
+  // A ring shared with other images on the same loop (makeImageRing), so the
+  // requests of all of them go to the kernel in one batch; null: its own.
+  std::shared_ptr<IoRing> ring = nullptr;
 };
+
+// An IoRing for images on loop, set up for buffered or O_DIRECT files.
+Result<std::shared_ptr<IoRing>> makeImageRing(EventLoop& loop, bool direct, unsigned entries = 128);
 
 class RawImage final : public DiskImage {
  public:
@@ -74,7 +80,7 @@ class RawImage final : public DiskImage {
   RawOpenOptions options_;
   UniqueFd fd_;
   EventLoop& loop_;
-  std::unique_ptr<IoRing> ring_;
+  std::shared_ptr<IoRing> ring_;
   uint64_t size_ = 0;
   bool blockDevice_ = false;
   bool zeroRangeUnsupported_ = false;

@@ -135,6 +135,19 @@ void IoJoin::release() {
   }
 }
 
+bool requestAllowed(EventLoop& loop, uint64_t sizeBytes, bool readOnly, uint64_t offset, uint64_t length, bool write,
+                    IoCompletion& done) {
+  if (write && readOnly) {
+    completeSoon(loop, std::move(done), -EROFS);
+    return false;
+  }
+  if (offset > sizeBytes || length > sizeBytes - offset) {
+    completeSoon(loop, std::move(done), -EINVAL);
+    return false;
+  }
+  return true;
+}
+
 void completeSoon(EventLoop& loop, IoCompletion done, int result) {
   loop.post([done = std::move(done), result] { done(result); });
 }

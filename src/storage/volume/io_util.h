@@ -75,6 +75,34 @@ class IoJoin : public std::enable_shared_from_this<IoJoin> {
   bool armedWithWork_ = false;
 };
 
+// Per-request state of a completion, recycled rather than allocated: a
+// std::function capturing more than two pointers allocates, and these wrap
+// every request. A completion dropped unrun (at teardown) leaves its node to
+// be freed with the pool.
+template <typename T>
+class NodePool {
+ public:
+  T* take() {
+    if (free_.empty()) return all_.emplace_back(std::make_unique<T>()).get();
+    T* node = free_.back();
+    free_.pop_back();
+    return node;
+  }
+  void give(T* node) {
+    *node = T{};
+    free_.push_back(node);
+  }
+
+ private:
+  std::vector<std::unique_ptr<T>> all_;
+  std::vector<T*> free_;
+};
+
+// The checks every volume makes first: false (done completed with -EROFS or
+// -EINVAL from the loop) for a write to a read-only device or a range past its end.
+bool requestAllowed(EventLoop& loop, uint64_t sizeBytes, bool readOnly, uint64_t offset, uint64_t length, bool write,
+                    IoCompletion& done);
+
 // Runs done(result) on the next loop iteration.
 void completeSoon(EventLoop& loop, IoCompletion done, int result);
 

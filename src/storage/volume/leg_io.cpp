@@ -1,5 +1,7 @@
 #include "storage/volume/leg_io.h"
 
+#include <fmt/core.h>
+
 #include <algorithm>
 
 namespace strata::storage::volume {
@@ -41,13 +43,8 @@ bool pvServes(const Pool& pool, uint32_t pv, LegOp op, bool redundant) {
 void submitToPv(Pool& pool, uint32_t pv, LegOp op, bool redundant, uint64_t pvOffset, uint64_t length,
                 std::vector<iovec> buffers, IoCompletion done) {
   RawImage* image = pool.pvImage(pv);
-  if (redundant) {
-    // The pool owns the image, so it outlives every completion of it.
-    done = [pool = &pool, pv, done = std::move(done)](int result) {
-      if (result < 0 && result != -EINVAL) pool->reportPvFailure(pv, result);
-      done(result);
-    };
-  }
+  // The pool owns the image, so it outlives every completion of it.
+  if (redundant) done = pool.reportingFailures(pv, std::move(done));
   switch (op) {
     case LegOp::Read: image->readv(pvOffset, std::move(buffers), std::move(done)); break;
     case LegOp::Write: image->writev(pvOffset, std::move(buffers), std::move(done)); break;
@@ -61,6 +58,18 @@ void submitToPv(Pool& pool, uint32_t pv, LegOp op, bool redundant, uint64_t pvOf
 void legPvRanges(const Leg& leg, uint64_t extentSize, uint64_t legOffset, uint64_t length, std::vector<PvRange>& out) {
   forEachPvPiece(leg, extentSize, legOffset, length,
                  [&](uint32_t pv, uint64_t pvOffset, uint64_t, uint64_t n) { out.push_back({pv, pvOffset, n}); });
+}
+
+std::vector<uint32_t> volumePvs(const VolumeRecord& volume) {
+  std::vector<uint32_t> pvs;
+  for (const Leg& leg : volume.legs)
+    for (const ExtentRun& run : leg.runs)
+      if (std::find(pvs.begin(), pvs.end(), run.pv) == pvs.end()) pvs.push_back(run.pv);
+  return pvs;
+}
+
+std::string volumeSerial(const Pool& pool, const VolumeRecord& volume) {
+  return fmt::format("{}/{}", pool.name(), volume.name).substr(0, 20);
 }
 
 uint32_t legPrimaryPv(const Leg& leg) { return leg.runs.empty() ? 0 : leg.runs.front().pv; }

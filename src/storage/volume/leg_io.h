@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "storage/block_device.h"
@@ -19,6 +20,11 @@
 namespace strata::storage::volume {
 
 enum class LegOp { Read, Write, Zero, Discard };
+
+// Every PV under the volume's legs, each once (what a flush of the volume flushes).
+std::vector<uint32_t> volumePvs(const VolumeRecord& volume);
+// The serial a pool volume shows its guest: "POOL/VOLUME", cut to 20 bytes.
+std::string volumeSerial(const Pool& pool, const VolumeRecord& volume);
 
 // The PV a leg lives on if it is all on one (RAID legs); else the first one.
 uint32_t legPrimaryPv(const Leg& leg);

@@ -13,24 +13,14 @@ LeggedVolume::LeggedVolume(std::shared_ptr<Pool> pool, VolumeRecord record, bool
   redundant_ = isRedundant(record_.type);
   sets_ = dataLegCount(record_);
   mirrors_ = static_cast<uint32_t>(record_.legs.size()) / sets_;
-  for (const Leg& l : record_.legs)
-    for (const ExtentRun& run : l.runs)
-      if (std::find(pvs_.begin(), pvs_.end(), run.pv) == pvs_.end()) pvs_.push_back(run.pv);
+  pvs_ = volumePvs(record_);
   if (redundant_) lock_ = pool_->volumeLock(record_.id);
 }
 
-std::string LeggedVolume::serial() const { return fmt::format("{}/{}", pool_->name(), record_.name).substr(0, 20); }
+std::string LeggedVolume::serial() const { return volumeSerial(*pool_, record_); }
 
 bool LeggedVolume::rangeOk(uint64_t offset, uint64_t length, bool write, IoCompletion& done) {
-  if (write && readOnly_) {
-    completeSoon(pool_->loop(), std::move(done), -EROFS);
-    return false;
-  }
-  if (offset > record_.sizeBytes || length > record_.sizeBytes - offset) {
-    completeSoon(pool_->loop(), std::move(done), -EINVAL);
-    return false;
-  }
-  return true;
+  return requestAllowed(pool_->loop(), record_.sizeBytes, readOnly_, offset, length, write, done);
 }
 
 template <typename Fn>
@@ -63,31 +53,45 @@ void LeggedVolume::readv(uint64_t offset, std::vector<iovec> buffers, IoCompleti
   if (!rangeOk(offset, length, false, done)) return;
   dispatch(offset, length, std::move(buffers), std::move(done), [this](Piece&& piece, IoCompletion&& pieceDone) {
     uint32_t first = mirrors_ > 1 ? nextReadCopy_++ % mirrors_ : 0;
-    readPiece(std::move(piece), 0, first, std::move(pieceDone));
+    readPiece(std::move(piece), first, std::move(pieceDone));
   });
 }
 
-void LeggedVolume::readPiece(Piece piece, uint32_t attempt, uint32_t first, IoCompletion done) {
+void LeggedVolume::readPiece(Piece piece, uint32_t first, IoCompletion done) {
   if (mirrors_ == 1) {
     if (!legSubmit(*pool_, leg(piece.leg, 0), LegOp::Read, redundant_, piece.legOffset, piece.length,
                    std::move(piece.buffers), std::move(done)))
       completeSoon(pool_->loop(), std::move(done), -EIO);
     return;
   }
-  // Try copies in turn, starting at `first`, skipping those that cannot serve.
+  ReadAttempt* read = reads_.take();
+  read->piece = std::move(piece);
+  read->first = first;
+  read->done = std::move(done);
+  readCopy(read, 0);
+}
+
+void LeggedVolume::readCopy(ReadAttempt* read, uint32_t attempt) {
+  // Copies in turn from `first`, skipping those that cannot serve.
+  const Piece& piece = read->piece;
   for (; attempt < mirrors_; ++attempt) {
-    const Leg& l = leg(piece.leg, (first + attempt) % mirrors_);
-    if (!legAvailable(*pool_, l, pool_->extentSize(), LegOp::Read, redundant_, piece.legOffset, piece.length)) continue;
+    read->attempt = attempt;
     auto buffers = piece.buffers;  // kept for a retry on the next copy
-    uint64_t legOffset = piece.legOffset, length = piece.length;
-    legSubmit(*pool_, l, LegOp::Read, redundant_, legOffset, length, std::move(buffers),
-              [this, piece = std::move(piece), attempt, first, done = std::move(done)](int result) mutable {
-                if (result >= 0 || attempt + 1 >= mirrors_) return done(result);
-                readPiece(std::move(piece), attempt + 1, first, std::move(done));
-              });
-    return;
+    auto retry = [this, read](int result) {
+      if (result >= 0 || read->attempt + 1 >= mirrors_) return finishRead(read, result);
+      readCopy(read, read->attempt + 1);
+    };
+    if (legSubmit(*pool_, leg(piece.leg, (read->first + attempt) % mirrors_), LegOp::Read, redundant_,
+                  piece.legOffset, piece.length, std::move(buffers), std::move(retry)))
+      return;
   }
-  completeSoon(pool_->loop(), std::move(done), -EIO);
+  completeSoon(pool_->loop(), [this, read](int result) { finishRead(read, result); }, -EIO);
+}
+
+void LeggedVolume::finishRead(ReadAttempt* read, int result) {
+  IoCompletion done = std::move(read->done);
+  reads_.give(read);
+  done(result);
 }
 
 void LeggedVolume::writePiece(Piece piece, LegOp op, IoCompletion done) {

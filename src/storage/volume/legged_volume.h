@@ -41,7 +41,16 @@ class LeggedVolume final : public BlockDevice {
   // adjacent on its legs) and hands each to fn with its completion.
   template <typename Fn>
   void dispatch(uint64_t offset, uint64_t length, std::vector<iovec> buffers, IoCompletion done, Fn fn);
-  void readPiece(Piece piece, uint32_t attempt, uint32_t first, IoCompletion done);
+  // A read of one piece, tried on each copy in turn from `first`.
+  struct ReadAttempt {
+    Piece piece;
+    uint32_t first = 0;
+    uint32_t attempt = 0;
+    IoCompletion done;
+  };
+  void readPiece(Piece piece, uint32_t first, IoCompletion done);
+  void readCopy(ReadAttempt* read, uint32_t attempt);
+  void finishRead(ReadAttempt* read, int result);
   void writePiece(Piece piece, LegOp op, IoCompletion done);
   void writeCopies(Piece piece, LegOp op, IoCompletion done);
   const Leg& leg(uint32_t set, uint32_t copy) const { return record_.legs[set * mirrors_ + copy]; }
@@ -55,6 +64,7 @@ class LeggedVolume final : public BlockDevice {
   uint32_t nextReadCopy_ = 0;
   std::vector<uint32_t> pvs_;  // every PV under the volume, for flush
   std::shared_ptr<RangeLock> lock_;  // redundant volumes: shared with maintenance
+  NodePool<ReadAttempt> reads_;
 };
 
 }  // namespace strata::storage::volume

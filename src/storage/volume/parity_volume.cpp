@@ -80,23 +80,13 @@ ParityVolume::ParityVolume(std::shared_ptr<Pool> pool, VolumeRecord record, bool
   legs_ = static_cast<uint32_t>(record_.legs.size());
   stripe_ = record_.stripeSize;
   lock_ = pool_->volumeLock(record_.id);
-  for (const Leg& l : record_.legs)
-    for (const ExtentRun& run : l.runs)
-      if (std::find(pvs_.begin(), pvs_.end(), run.pv) == pvs_.end()) pvs_.push_back(run.pv);
+  pvs_ = volumePvs(record_);
 }
 
-std::string ParityVolume::serial() const { return fmt::format("{}/{}", pool_->name(), record_.name).substr(0, 20); }
+std::string ParityVolume::serial() const { return volumeSerial(*pool_, record_); }
 
 bool ParityVolume::rangeOk(uint64_t offset, uint64_t length, bool write, IoCompletion& done) {
-  if (write && readOnly_) {
-    completeSoon(pool_->loop(), std::move(done), -EROFS);
-    return false;
-  }
-  if (offset > record_.sizeBytes || length > record_.sizeBytes - offset) {
-    completeSoon(pool_->loop(), std::move(done), -EINVAL);
-    return false;
-  }
-  return true;
+  return requestAllowed(pool_->loop(), record_.sizeBytes, readOnly_, offset, length, write, done);
 }
 
 bool ParityVolume::legReadable(uint32_t leg, uint64_t legOffset, uint64_t length) const {
@@ -137,11 +127,19 @@ void ParityVolume::directRead(uint64_t offset, std::vector<iovec> buffers, IoCom
   uint64_t length = iovecLength(buffers);
   if (length == 0) return completeSoon(pool_->loop(), std::move(done), 0);
   uint64_t rowBytes = (legs_ - 1) * stripe_;
-  auto retryLocked = [this, offset](std::vector<iovec>&& kept, IoCompletion&& finished) {
-    // A leg that fails under us is marked failed: read again reconstructing it.
-    return [this, offset, kept = std::move(kept), finished = std::move(finished)](int result) mutable {
-      if (result >= 0) return finished(0);
-      lockedRead(offset, std::move(kept), std::move(finished));
+  // A leg that fails under us is marked failed: read again reconstructing it.
+  auto retryLocked = [this, offset](std::vector<iovec>&& kept, IoCompletion&& finished) -> IoCompletion {
+    DirectRead* read = directReads_.take();
+    read->offset = offset;
+    read->buffers = std::move(kept);
+    read->done = std::move(finished);
+    return [this, read](int result) {
+      uint64_t at = read->offset;
+      auto buffers = std::move(read->buffers);
+      IoCompletion done = std::move(read->done);
+      directReads_.give(read);
+      if (result >= 0) return done(0);
+      lockedRead(at, std::move(buffers), std::move(done));
     };
   };
   if (offset / stripe_ == (offset + length - 1) / stripe_) {
@@ -149,11 +147,11 @@ void ParityVolume::directRead(uint64_t offset, std::vector<iovec> buffers, IoCom
     uint64_t row = offset / rowBytes;
     uint32_t leg = dataLeg(legs_, row, static_cast<uint32_t>(offset % rowBytes / stripe_));
     uint64_t legOffset = row * stripe_ + offset % stripe_;
-    if (!legReadable(leg, legOffset, length)) return lockedRead(offset, std::move(buffers), std::move(done));
     auto iov = buffers;
-    legTransfer(*pool_, record_.legs[leg], LegOp::Read, true, legOffset, length, std::move(iov),
-                retryLocked(std::move(buffers), std::move(done)));
-    return;
+    IoCompletion retry = retryLocked(std::move(buffers), std::move(done));
+    if (legSubmit(*pool_, record_.legs[leg], LegOp::Read, true, legOffset, length, std::move(iov), std::move(retry)))
+      return;
+    return retry(-EIO);  // the leg cannot serve: straight to the reconstructing read
   }
   LegGather gather(buffers, legs_);
   for (uint64_t at = offset, end = offset + length; at < end;) {

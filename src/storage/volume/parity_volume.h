@@ -49,6 +49,12 @@ class ParityVolume final : public BlockDevice {
     IoCompletion done;
   };
   struct Batch;
+  // A healthy-path read, kept to be redone reconstructing if a leg fails.
+  struct DirectRead {
+    uint64_t offset = 0;
+    std::vector<iovec> buffers;
+    IoCompletion done;
+  };
 
   bool rangeOk(uint64_t offset, uint64_t length, bool write, IoCompletion& done);
   // Cuts a request into rows and calls fn(row, member) for each.
@@ -82,6 +88,7 @@ class ParityVolume final : public BlockDevice {
   // Batch scratch space (legs x stripe) for reuse: fresh large allocations
   // are mmapped and would page-fault on every batch.
   std::vector<AlignedBuffer> spareScratch_;
+  NodePool<DirectRead> directReads_;
   std::shared_ptr<char> alive_ = std::make_shared<char>();  // the posted start checks the volume still exists
 };
 

@@ -54,6 +54,16 @@ uint64_t defaultThinMetadataSize(uint64_t dataBytes, uint32_t chunkSize) {
 
 Pool::Pool(EventLoop& loop, PoolOpenOptions options) : loop_(loop), options_(options) {}
 
+Result<void> Pool::makeRing() {
+  // One ring for every PV: a request fanned out over several PVs, and the
+  // requests completions resubmit, reach the kernel in one batch per loop
+  // iteration instead of one io_uring_enter (and one eventfd wakeup) per PV.
+  auto ring = makeImageRing(loop_, options_.direct, 256);
+  if (!ring) return ring.error();
+  ring_ = std::move(*ring);
+  return {};
+}
+
 Pool::~Pool() {
   // A clean close: nothing needs a resync at the next open.
   if (intent_) intent_->closeClean();
@@ -75,6 +85,19 @@ std::string Pool::pvDisplayName(uint32_t pv) const {
   if (pv >= record_.pvs.size()) return fmt::format("#{}", pv);
   const std::string& path = pv < pvs_.size() && !pvs_[pv].path.empty() ? pvs_[pv].path : record_.pvs[pv].lastPath;
   return fmt::format("#{} ({})", pv, path.empty() ? formatUuid(record_.pvs[pv].uuid) : path);
+}
+
+IoCompletion Pool::reportingFailures(uint32_t pv, IoCompletion done) {
+  PvCompletion* node = pvCompletions_.take();
+  node->pv = pv;
+  node->done = std::move(done);
+  return [this, node](int result) {
+    IoCompletion done = std::move(node->done);
+    uint32_t failed = node->pv;
+    pvCompletions_.give(node);
+    if (result < 0 && result != -EINVAL) reportPvFailure(failed, result);
+    done(result);
+  };
 }
 
 void Pool::reportPvFailure(uint32_t pv, int error) {
@@ -169,8 +192,8 @@ Result<void> Pool::labelPv(uint32_t index, RawImage& image) {
 }
 
 static Result<std::unique_ptr<RawImage>> openPvForLabel(const std::string& path, uint64_t extentSize, bool force,
-                                                        bool direct, EventLoop& loop) {
-  auto image = RawImage::open(path, {.readOnly = false, .direct = direct}, loop);
+                                                        bool direct, std::shared_ptr<IoRing> ring, EventLoop& loop) {
+  auto image = RawImage::open(path, {.readOnly = false, .direct = direct, .ring = std::move(ring)}, loop);
   if (!image) return image.error();
   uint64_t minimum = kPvDataStart + extentSize;
   if ((*image)->sizeBytes() < minimum)
@@ -196,11 +219,12 @@ Result<std::shared_ptr<Pool>> Pool::create(const std::string& name, const std::v
 
   if (auto r = checkIntentRegionBytes(options.intentRegionBytes); !r) return r.error();
   std::shared_ptr<Pool> pool(new Pool(loop, PoolOpenOptions{.intentRegionBytes = options.intentRegionBytes}));
+  if (auto r = pool->makeRing(); !r) return r.error();
   pool->record_.uuid = randomUuid();
   pool->record_.name = name;
   pool->record_.extentSize = options.extentSize;
   for (const auto& path : pvPaths) {
-    auto image = openPvForLabel(path, options.extentSize, options.force, false, loop);
+    auto image = openPvForLabel(path, options.extentSize, options.force, false, pool->ring_, loop);
     if (!image) return image.error();
     PvRecord pv;
     pv.uuid = randomUuid();
@@ -226,6 +250,7 @@ Result<std::shared_ptr<Pool>> Pool::open(const std::vector<std::string>& pvPaths
   if (pvPaths.empty()) return Error{"no physical volumes given"};
   if (auto r = checkIntentRegionBytes(options.intentRegionBytes); !r) return r.error();
   std::shared_ptr<Pool> pool(new Pool(loop, options));
+  if (auto r = pool->makeRing(); !r) return r.error();
   struct Found {
     std::string path;
     std::unique_ptr<RawImage> image;
@@ -235,7 +260,8 @@ Result<std::shared_ptr<Pool>> Pool::open(const std::vector<std::string>& pvPaths
   std::vector<Found> found;
   std::vector<std::string> problems;
   for (const auto& path : pvPaths) {
-    auto image = RawImage::open(path, {.readOnly = options.readOnly, .direct = options.direct}, loop);
+    auto image =
+        RawImage::open(path, {.readOnly = options.readOnly, .direct = options.direct, .ring = pool->ring_}, loop);
     if (!image) {
       log::warn("{}; treating that physical volume as missing", image.error().message);
       continue;
@@ -724,7 +750,7 @@ Result<void> Pool::addPhysicalVolume(const std::string& path, bool force) {
   for (const auto& pv : pvs_)
     if (!pv.path.empty() && canonical(pv.path) == canonical(path))
       return Error{fmt::format("{} is already in pool {}", path, record_.name)};
-  auto image = openPvForLabel(path, extentSize(), force, options_.direct, loop_);
+  auto image = openPvForLabel(path, extentSize(), force, options_.direct, ring_, loop_);
   if (!image) return image.error();
   if (::flock((*image)->fd(), LOCK_EX | LOCK_NB) != 0) return Error{path + ": in use by another process"};
   PvRecord pv;
@@ -783,7 +809,7 @@ Result<void> Pool::attachReplacement(uint32_t index, const std::string& path, st
   // Re-adding the same device: its old contents are stale, drop our handle.
   if (samePath) pvs_[index].image.reset();
   if (previous && !pvs_[index].failedAtRuntime) *previous = std::move(pvs_[index].image);
-  auto image = openPvForLabel(path, extentSize(), true, options_.direct, loop_);
+  auto image = openPvForLabel(path, extentSize(), true, options_.direct, ring_, loop_);
   if (!image) return image.error();
   uint64_t needed = kPvDataStart + record_.pvs[index].extentCount * extentSize();
   if ((*image)->sizeBytes() < needed)

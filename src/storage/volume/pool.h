@@ -15,6 +15,7 @@
 #include "base/result.h"
 #include "storage/block_device.h"
 #include "storage/raw_image.h"
+#include "storage/volume/io_util.h"
 #include "storage/volume/pool_format.h"
 #include "storage/volume/range_lock.h"
 
@@ -102,6 +103,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   void reportPvFailure(uint32_t pv, int error);
   // Test hook and `pool fail`: treat the PV as failed from now on.
   void failPhysicalVolume(uint32_t pv) { reportPvFailure(pv, -EIO); }
+  // done, reporting an I/O error of the PV first (redundant volumes' requests).
+  IoCompletion reportingFailures(uint32_t pv, IoCompletion done);
   VolumeHealth health(const VolumeRecord& volume) const;
 
   // --- management (synchronous: run the loop; never call from an I/O callback).
@@ -150,6 +153,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   };
 
   Pool(EventLoop& loop, PoolOpenOptions options);
+  Result<void> makeRing();
   void commitAsync(IoCompletion done);
   void runCommit();
   Result<void> lockPvs();
@@ -162,11 +166,17 @@ class Pool : public std::enable_shared_from_this<Pool> {
   EventLoop& loop_;
   PoolOpenOptions options_;
   PoolRecord record_;
+  std::shared_ptr<IoRing> ring_;     // shared by the PVs' images
   std::vector<PhysicalVolume> pvs_;  // indexed like record_.pvs
   std::map<uint32_t, std::weak_ptr<ThinPoolEngine>> thinEngines_;
   std::map<uint32_t, std::weak_ptr<RangeLock>> volumeLocks_;
   bool commitRunning_ = false;
   std::vector<IoCompletion> commitWaiters_;
+  struct PvCompletion {
+    uint32_t pv = 0;
+    IoCompletion done;
+  };
+  NodePool<PvCompletion> pvCompletions_;
   std::unique_ptr<WriteIntent> intent_;  // after pvs_: closed before the images
 };
 

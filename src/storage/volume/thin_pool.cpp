@@ -215,6 +215,11 @@ void ThinPoolEngine::read(uint32_t device, uint64_t offset, std::vector<iovec> b
     uint32_t chunk = chunks ? chunks->get(vchunk) : kNoChunk;
     return chunk == kNoChunk ? kZeroes : static_cast<uint64_t>(chunk) * chunkSize_;
   };
+  if (offset % chunkSize_ + length <= chunkSize_) {
+    // Inside one mapped chunk (the usual small read): straight through, no run list.
+    auto where = locate(0);
+    if (where && *where != kZeroes) return data_->readv(*where + offset % chunkSize_, std::move(buffers), std::move(done));
+  }
   // Runs of the request: mapped chunks adjacent on the data volume become one read.
   struct Run {
     uint64_t at, length;

@@ -13,15 +13,7 @@ ThinVolume::ThinVolume(std::shared_ptr<ThinPoolEngine> engine, uint32_t device, 
 std::string ThinVolume::serial() const { return fmt::format("thin-{}-{}", engine_->name(), device_).substr(0, 20); }
 
 bool ThinVolume::rangeOk(uint64_t offset, uint64_t length, bool write, IoCompletion& done) {
-  if (write && readOnly_) {
-    completeSoon(loop_, std::move(done), -EROFS);
-    return false;
-  }
-  if (offset > size_ || length > size_ - offset) {
-    completeSoon(loop_, std::move(done), -EINVAL);
-    return false;
-  }
-  return true;
+  return requestAllowed(loop_, size_, readOnly_, offset, length, write, done);
 }
 
 void ThinVolume::readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {

@@ -88,20 +88,9 @@ Result<void> WriteIntent::loadPv(uint32_t pv) {
     // Bits past the last region mean nothing; drop them so they never count.
     for (uint64_t r = b.header.regionCount; r < b.blockCount * kBitsPerBlock; ++r) setBit(b, r, false);
   }
-  if (!pool_.readOnly() && pool_.pvWritable(pv)) return openFd(pv);
-  return {};
-}
-
-Result<void> WriteIntent::openFd(uint32_t pv) {
-  PvBitmap& b = pvs_[pv];
-  // The same open file as the pool's (no new path lookup), with O_DSYNC so a
-  // bitmap write is durable on completion without flushing the PV's data.
-  std::string self = fmt::format("/proc/self/fd/{}", pool_.pvImage(pv)->fd());
-  b.fd.reset(::open(self.c_str(), O_WRONLY | O_DSYNC | O_CLOEXEC));
-  if (!b.fd.valid())
-    return Error{fmt::format("pool {}: PV {}: opening the write-intent bitmap for writing: {}", pool_.name(),
-                             pool_.pvDisplayName(pv), std::strerror(errno))};
-  b.usable = true;
+  // Bitmap blocks go through the PV's own descriptor, each write with
+  // RWF_DSYNC: durable on completion without flushing the PV's data.
+  b.usable = !pool_.readOnly() && pool_.pvWritable(pv);
   return {};
 }
 
@@ -128,6 +117,19 @@ void WriteIntent::forEachRegion(const PvRange& range, Fn fn) {
 
 // --- the write path
 
+void WriteIntent::markNew(uint32_t pv, uint64_t region, Region& g, std::vector<std::pair<uint32_t, size_t>>& toWrite) {
+  PvBitmap& b = pvs_[pv];
+  if (bit(b, region)) {
+    g.kept = true;  // left set by resync for an at-risk volume: never cleared here
+    return;
+  }
+  setBit(b, region, true);
+  size_t blockIndex = static_cast<size_t>(region / kBitsPerBlock);
+  g.durableAt = b.blocks[blockIndex].started + 1;  // the next write of the block carries it
+  std::pair<uint32_t, size_t> write{pv, blockIndex};
+  if (std::find(toWrite.begin(), toWrite.end(), write) == toWrite.end()) toWrite.push_back(write);
+}
+
 void WriteIntent::begin(const std::vector<PvRange>& ranges, std::function<void()> go) {
   std::shared_ptr<Waiter> waiter;
   std::vector<std::pair<uint32_t, size_t>> toWrite;
@@ -138,18 +140,8 @@ void WriteIntent::begin(const std::vector<PvRange>& ranges, std::function<void()
       auto [it, created] = b.regions.try_emplace(r);
       Region& g = it->second;
       ++g.inflight;
-      size_t blockIndex = static_cast<size_t>(r / kBitsPerBlock);
-      Block& block = b.blocks[blockIndex];
-      if (created) {
-        if (bit(b, r)) {
-          g.kept = true;  // left set by resync for an at-risk volume: never cleared here
-        } else {
-          setBit(b, r, true);
-          g.durableAt = block.started + 1;  // the next write of the block carries it
-          std::pair<uint32_t, size_t> write{range.pv, blockIndex};
-          if (std::find(toWrite.begin(), toWrite.end(), write) == toWrite.end()) toWrite.push_back(write);
-        }
-      }
+      if (created) markNew(range.pv, r, g, toWrite);
+      Block& block = b.blocks[static_cast<size_t>(r / kBitsPerBlock)];
       if (block.completed >= g.durableAt) return;
       if (!waiter) waiter = std::make_shared<Waiter>(Waiter{1, std::move(go)});
       ++waiter->remaining;
@@ -189,8 +181,14 @@ void WriteIntent::writeBlock(uint32_t pv, size_t index) {
   if (!block.copy) block.copy = makeAlignedBuffer(kIntentBlockSize);
   std::memcpy(block.copy.get(), b.bits.get() + index * kIntentBlockSize, kIntentBlockSize);
   block.iov = {block.copy.get(), kIntentBlockSize};
-  ring_->writev(b.fd.get(), &block.iov, 1, kPvIntentOffset + (index + 1) * kIntentBlockSize,
-                [this, pv, index, generation](int result) { blockWritten(pv, index, generation, result); });
+  auto written = [this, pv, index, generation](int result) { blockWritten(pv, index, generation, result); };
+  if (!pool_.pvPresent(pv)) {
+    // The PV left the array (its data writes are skipped as well): nothing to guard.
+    pool_.loop().post([written] { written(static_cast<int>(kIntentBlockSize)); });
+    return;
+  }
+  ring_->writev(pool_.pvImage(pv)->fd(), &block.iov, 1, kPvIntentOffset + (index + 1) * kIntentBlockSize,
+                std::move(written), RWF_DSYNC);
 }
 
 void WriteIntent::blockWritten(uint32_t pv, size_t index, uint64_t generation, int result) {
@@ -338,7 +336,8 @@ Result<void> WriteIntent::writeAreaSync(uint32_t pv) {
   auto header = encodeIntentHeader(b.header);
   std::memcpy(area.get(), header.data(), header.size());
   std::memcpy(area.get() + kIntentBlockSize, b.bits.get(), b.blockCount * kIntentBlockSize);
-  ssize_t n = ::pwrite(b.fd.get(), area.get(), length, static_cast<off_t>(kPvIntentOffset));
+  iovec iov{area.get(), length};
+  ssize_t n = ::pwritev2(pool_.pvImage(pv)->fd(), &iov, 1, static_cast<off_t>(kPvIntentOffset), RWF_DSYNC);
   if (n != static_cast<ssize_t>(length))
     return Error{fmt::format("pool {}: writing the write-intent bitmap of PV {}: {}", pool_.name(),
                              pool_.pvDisplayName(pv), n < 0 ? std::strerror(errno) : "short write")};

@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "base/result.h"
-#include "base/unique_fd.h"
 #include "storage/io_ring.h"
 #include "base/loop_timer.h"
 #include "storage/volume/io_util.h"
@@ -113,7 +112,6 @@ class WriteIntent {
   };
   struct PvBitmap {
     bool usable = false;     // present and writable this session
-    UniqueFd fd;             // O_DSYNC: each write is durable when it completes
     uint64_t dataBytes = 0;
     IntentHeader header;
     bool allDirty = false;   // the header could not be trusted
@@ -128,9 +126,9 @@ class WriteIntent {
 
   WriteIntent(Pool& pool, std::chrono::milliseconds idle) : pool_(pool), idle_(idle) {}
   Result<void> loadPv(uint32_t pv);
-  Result<void> openFd(uint32_t pv);
   bool bit(const PvBitmap& b, uint64_t region) const;
   void setBit(PvBitmap& b, uint64_t region, bool value);
+  void markNew(uint32_t pv, uint64_t region, Region& g, std::vector<std::pair<uint32_t, size_t>>& toWrite);
   void writeBlock(uint32_t pv, size_t block);
   void blockWritten(uint32_t pv, size_t block, uint64_t generation, int result);
   void cleanIdle();
