@@ -251,17 +251,30 @@
   j fail;                                          \
 100: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1)
 
-/* Runs code in `mode` expecting a trap to M with `cause` and mtval = tval
-   (the address of a page fault, the instruction bits of an illegal one). */
-#define MODE_FAULT(n, mode, cause, tval, code...)     \
+/* Runs code in `mode` expecting a trap to M with `cause` from that mode; the
+   code starts at local label 101, so a check after this can find it. */
+#define MODE_TRAP(n, mode, cause, code...)            \
   li TESTNUM, n;                                      \
   EXPECT_MTRAP(cause, 100f);                          \
   ENTER_MODE(mode, 101f);                             \
 101: code;                                            \
   j fail;                                             \
 100: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1);          \
-  CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_PREV_MODE, mode); \
+  CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_PREV_MODE, mode)
+
+/* MODE_TRAP with mtval = tval (the address of a page fault, the instruction
+   bits of an illegal one). */
+#define MODE_FAULT(n, mode, cause, tval, code...) \
+  MODE_TRAP(n, mode, cause, code);                \
   CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_TVAL, tval)
+
+/* An instruction illegal in `mode`: mtval must be its bits, read back from
+   where it was assembled. Uses a2. */
+#define MODE_ILLEGAL(n, mode, insn...)                  \
+  MODE_TRAP(n, mode, CAUSE_ILLEGAL_INSTRUCTION, insn);  \
+  la a2, 101b;                                          \
+  lwu a2, 0(a2);                                        \
+  CHECK_TRAP_FIELD_REG(mtrap, TRAP_SEEN_TVAL, a2)
 
 #define S_RUN(n, code...) MODE_RUN(n, 1, code)
 #define S_FAULT(n, cause, address, code...) MODE_FAULT(n, 1, cause, address, code)

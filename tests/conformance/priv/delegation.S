@@ -149,36 +149,25 @@ TEST_BEGIN
   csrci mstatus, MSTATUS_SIE
 
   # ---- TSR: sret in S-mode is illegal
-#define TEST_S_ILLEGAL(n, insn...)                  \
-  li TESTNUM, n;                                     \
-  EXPECT_MTRAP(CAUSE_ILLEGAL_INSTRUCTION, 100f);     \
-  ENTER_MODE(1, 101f);                               \
-101: insn;                                           \
-  j fail;                                            \
-100: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1);         \
-  CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_PREV_MODE, 1);   \
-  la a2, 101b;                                       \
-  lwu a2, 0(a2);                                     \
-  CHECK_TRAP_FIELD_REG(mtrap, TRAP_SEEN_TVAL, a2)
   csrw medeleg, zero
   li t0, MSTATUS_TSR
   csrs mstatus, t0
-  TEST_S_ILLEGAL(20, sret)
+  MODE_ILLEGAL(20, 1, sret)
   li t0, MSTATUS_TSR
   csrc mstatus, t0
   # ---- TW: wfi in S-mode is illegal
   li t0, MSTATUS_TW
   csrs mstatus, t0
-  TEST_S_ILLEGAL(21, wfi)
+  MODE_ILLEGAL(21, 1, wfi)
   li t0, MSTATUS_TW
   csrc mstatus, t0
   # ---- TVM: satp accesses and sfence.vma in S-mode are illegal
   li t0, MSTATUS_TVM
   csrs mstatus, t0
-  TEST_S_ILLEGAL(22, csrr a0, satp)
-  TEST_S_ILLEGAL(23, csrw satp, zero)
-  TEST_S_ILLEGAL(24, sfence.vma)
-  TEST_S_ILLEGAL(25, sfence.vma a0, a1)
+  MODE_ILLEGAL(22, 1, csrr a0, satp)
+  MODE_ILLEGAL(23, 1, csrw satp, zero)
+  MODE_ILLEGAL(24, 1, sfence.vma)
+  MODE_ILLEGAL(25, 1, sfence.vma a0, a1)
   li t0, MSTATUS_TVM
   csrc mstatus, t0
   # Without TVM, S may read satp and run sfence.vma.

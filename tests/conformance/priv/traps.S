@@ -138,30 +138,19 @@ TEST_BEGIN
   CHECK_REG(a0, 0)
 
   # ---- privileged instructions and CSRs from lower modes
-#define TEST_ILLEGAL_IN_MODE(n, mode, insn...)       \
-  li TESTNUM, n;                                     \
-  EXPECT_MTRAP(CAUSE_ILLEGAL_INSTRUCTION, 100f);     \
-  ENTER_MODE(mode, 101f);                            \
-101: insn;                                           \
-  j fail;                                            \
-100: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1);         \
-  CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_PREV_MODE, mode); \
-  la a2, 101b;                                       \
-  lwu a2, 0(a2);                                     \
-  CHECK_TRAP_FIELD_REG(mtrap, TRAP_SEEN_TVAL, a2)
-  TEST_ILLEGAL_IN_MODE(40, 1, csrr a0, mstatus)      # M CSRs from S
-  TEST_ILLEGAL_IN_MODE(41, 1, csrw mscratch, a0)
-  TEST_ILLEGAL_IN_MODE(42, 0, csrr a0, sstatus)      # S CSRs from U
-  TEST_ILLEGAL_IN_MODE(43, 0, csrr a0, mhartid)
-  TEST_ILLEGAL_IN_MODE(44, 1, mret)                  # mret from S
-  TEST_ILLEGAL_IN_MODE(45, 0, sret)                  # sret from U
-  TEST_ILLEGAL_IN_MODE(46, 0, sfence.vma)            # sfence.vma from U
-  TEST_ILLEGAL_IN_MODE(47, 0, csrw satp, a0)          # satp from U
+  MODE_ILLEGAL(40, 1, csrr a0, mstatus)      # M CSRs from S
+  MODE_ILLEGAL(41, 1, csrw mscratch, a0)
+  MODE_ILLEGAL(42, 0, csrr a0, sstatus)      # S CSRs from U
+  MODE_ILLEGAL(43, 0, csrr a0, mhartid)
+  MODE_ILLEGAL(44, 1, mret)                  # mret from S
+  MODE_ILLEGAL(45, 0, sret)                  # sret from U
+  MODE_ILLEGAL(46, 0, sfence.vma)            # sfence.vma from U
+  MODE_ILLEGAL(47, 0, csrw satp, a0)          # satp from U
   # Counters: with mcounteren = 0, S and U cannot read cycle/instret.
   csrw mcounteren, zero
   csrw scounteren, zero
-  TEST_ILLEGAL_IN_MODE(50, 1, rdcycle a0)
-  TEST_ILLEGAL_IN_MODE(51, 0, rdinstret a0)
+  MODE_ILLEGAL(50, 1, rdcycle a0)
+  MODE_ILLEGAL(51, 0, rdinstret a0)
   # mcounteren.CY/IR let S read; U also needs scounteren.
   li t0, 5
   csrw mcounteren, t0
@@ -172,7 +161,7 @@ TEST_BEGIN
   rdinstret a0
   ecall
 11: CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1)
-  TEST_ILLEGAL_IN_MODE(53, 0, rdcycle a0)
+  MODE_ILLEGAL(53, 0, rdcycle a0)
   li t0, 5
   csrw scounteren, t0
   li TESTNUM, 54
