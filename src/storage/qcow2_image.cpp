@@ -363,19 +363,12 @@ bool Qcow2Image::tryRead(uint64_t offset, std::vector<iovec>& buffers, IoComplet
 void Qcow2Image::readDirect(uint64_t hostOffset, std::vector<iovec>& buffers, IoCompletion& done) {
   // The completion is parked in a recycled slot, so the callback handed to the
   // file is two pointers (no allocation per request).
-  DirectRead* read;
-  if (spareDirectReads_.empty()) {
-    directReads_.push_back(std::make_unique<DirectRead>());
-    read = directReads_.back().get();
-  } else {
-    read = spareDirectReads_.back();
-    spareDirectReads_.pop_back();
-  }
+  DirectRead* read = directReads_.take();
   read->done = std::move(done);
   ++active_;
   file_->readv(hostOffset, std::move(buffers), [this, read](int result) {
     IoCompletion finished = std::move(read->done);
-    spareDirectReads_.push_back(read);
+    directReads_.give(read);
     finished(result);
     finishActive();
   });

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/event_loop.h"
+#include "base/node_pool.h"
 #include "storage/disk_image.h"
 #include "storage/qcow2_format.h"
 #include "storage/qcow2_metadata.h"
@@ -146,8 +147,7 @@ class Qcow2Image final : public DiskImage {
   bool flushStarted_ = false;
   IoCompletion flushDone_;
   bool pumping_ = false;
-  std::vector<std::unique_ptr<DirectRead>> directReads_;  // every slot ever made
-  std::vector<DirectRead*> spareDirectReads_;             // the free ones
+  NodePool<DirectRead> directReads_;
 
   // Declared last, so destroyed first: their rings wait for operations still in
   // the kernel before the tables and buffers above those operations use go.

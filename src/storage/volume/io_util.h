@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/event_loop.h"
+#include "base/node_pool.h"
 #include "storage/block_device.h"
 
 namespace strata::storage::volume {
@@ -73,29 +74,6 @@ class IoJoin : public std::enable_shared_from_this<IoJoin> {
   int pending_ = 1;  // the arm() token
   int result_ = 0;
   bool armedWithWork_ = false;
-};
-
-// Per-request state of a completion, recycled rather than allocated: a
-// std::function capturing more than two pointers allocates, and these wrap
-// every request. A completion dropped unrun (at teardown) leaves its node to
-// be freed with the pool.
-template <typename T>
-class NodePool {
- public:
-  T* take() {
-    if (free_.empty()) return all_.emplace_back(std::make_unique<T>()).get();
-    T* node = free_.back();
-    free_.pop_back();
-    return node;
-  }
-  void give(T* node) {
-    *node = T{};
-    free_.push_back(node);
-  }
-
- private:
-  std::vector<std::unique_ptr<T>> all_;
-  std::vector<T*> free_;
 };
 
 // The checks every volume makes first: false (done completed with -EROFS or
