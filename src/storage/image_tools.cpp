@@ -9,7 +9,10 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <map>
+#include <unordered_map>
 
 #include "base/unique_fd.h"
 #include "storage/qcow2_format.h"
@@ -154,13 +157,22 @@ std::string formatInfoJson(const ImageInfo& info) {
 
 namespace {
 
+// Compares every cluster's stored refcount with the references found by
+// walking the tables. The work is bounded by what the file really holds, not
+// by what its header or tables claim: references are kept sparsely (sorted at
+// the end) instead of one counter per cluster the file could hold; each
+// distinct L2 table is read once however many L1 entries point at it, and not
+// at all when it lies in a hole of a sparse file; a refcount block describing
+// only clusters past the end of the file (where nothing can be referenced) is
+// scanned once however many refcount table entries reuse it.
 class RefcountChecker {
  public:
-  RefcountChecker(qcow2::Metadata& meta, uint64_t fileSize, CheckReport& report)
-      : meta_(meta), report_(report), clusterSize_(meta.clusterSize()),
-        fileClusters_((fileSize + clusterSize_ - 1) / clusterSize_), expected_(fileClusters_, 0) {}
+  RefcountChecker(qcow2::Metadata& meta, int fd, uint64_t fileSize, CheckReport& report)
+      : meta_(meta), fd_(fd), report_(report), clusterSize_(meta.clusterSize()),
+        fileClusters_((fileSize + clusterSize_ - 1) / clusterSize_) {}
 
-  void reference(uint64_t offset, uint64_t bytes, const char* what) {
+  // References each cluster of [offset, offset+bytes) `weight` times.
+  void reference(uint64_t offset, uint64_t bytes, const char* what, uint64_t weight = 1) {
     if (bytes == 0) return;
     uint64_t first = offset / clusterSize_;
     uint64_t last = (offset + bytes - 1) / clusterSize_;
@@ -169,12 +181,12 @@ class RefcountChecker {
         corruption(fmt::format("ERROR {} at offset 0x{:x} lies past the end of the image file", what, c * clusterSize_));
         return;
       }
-      ++expected_[c];
+      references_.emplace_back(c, weight);
     }
   }
 
-  void walkL1(const std::vector<uint64_t>& l1, bool active) {
-    const qcow2::Header& h = meta_.header();
+  // Counts the L2 tables an L1 table points at; walkL2Tables reads them.
+  void addL1(const std::vector<uint64_t>& l1, bool active) {
     for (size_t i = 0; i < l1.size(); ++i) {
       uint64_t entry = l1[i];
       if (entry == 0) continue;
@@ -188,8 +200,21 @@ class RefcountChecker {
         corruption(fmt::format("ERROR L2 table offset 0x{:x} is not cluster aligned", l2Offset));
         continue;
       }
-      reference(l2Offset, clusterSize_, "L2 table");
-      if (l2Offset / clusterSize_ >= fileClusters_) continue;
+      if (l2Offset / clusterSize_ >= fileClusters_) {
+        reference(l2Offset, clusterSize_, "L2 table");  // reports it
+        continue;
+      }
+      L2Use& use = l2Tables_[l2Offset];
+      ++use.pointers;
+      if (active) ++use.activePointers;
+    }
+  }
+
+  void walkL2Tables() {
+    const qcow2::Header& h = meta_.header();
+    for (const auto& [l2Offset, use] : l2Tables_) {
+      reference(l2Offset, clusterSize_, "L2 table", use.pointers);
+      if (inHole(l2Offset, clusterSize_)) continue;  // reads as zeroes: maps nothing
       auto l2 = meta_.readEntries(l2Offset, h.l2Entries());
       if (!l2) {
         corruption("ERROR reading L2 table: " + l2.error().message);
@@ -200,58 +225,141 @@ class RefcountChecker {
         if (l2Entry == 0) continue;
         auto m = qcow2::decodeL2Entry(l2Entry, h);
         if (!m) {
-          corruption(fmt::format("ERROR guest cluster {}: {}", i * h.l2Entries() + j, m.error().message));
+          corruption(fmt::format("ERROR L2 table 0x{:x} entry {}: {}", l2Offset, j, m.error().message));
           continue;
         }
         bool allocated = m->kind == qcow2::ClusterKind::Normal || m->kind == qcow2::ClusterKind::Compressed ||
                          (m->kind == qcow2::ClusterKind::Zero && m->hostOffset != 0);
-        if (active && (allocated || m->kind == qcow2::ClusterKind::Zero)) ++report_.allocatedClusters;
+        if (allocated || m->kind == qcow2::ClusterKind::Zero) report_.allocatedClusters += use.activePointers;
         if (m->kind == qcow2::ClusterKind::Compressed) {
-          reference(m->hostOffset, m->compressedBytes, "compressed cluster");
+          reference(m->hostOffset, m->compressedBytes, "compressed cluster", use.pointers);
         } else if (m->hostOffset != 0) {
-          reference(m->hostOffset, clusterSize_, "data cluster");
+          reference(m->hostOffset, clusterSize_, "data cluster", use.pointers);
         }
       }
     }
   }
 
   void compare() {
-    const uint64_t perBlock = meta_.header().refcountsPerBlock();
-    uint64_t limit = fileClusters_;
+    mergeReferences();
+    const qcow2::Header& h = meta_.header();
+    const uint64_t perBlock = h.refcountsPerBlock();
     const auto& table = meta_.refcountTable();
-    for (size_t i = 0; i < table.size(); ++i) {
-      if (table[i] != 0) limit = std::max<uint64_t>(limit, (i + 1) * perBlock);
-    }
-    for (uint64_t c = 0; c < limit; ++c) {
-      uint64_t want = c < fileClusters_ ? expected_[c] : 0;
-      auto stored = meta_.refcount(c);
-      if (!stored) {
-        corruption(fmt::format("ERROR cannot read refcount of cluster {}: {}", c, stored.error().message));
-        // Skip the rest of this refcount block: it is unreadable as a whole.
-        c = (c / perBlock + 1) * perBlock - 1;
+    std::unordered_map<uint64_t, uint64_t> usedPastTheFile;  // block offset -> its nonzero refcounts
+    std::vector<uint8_t> block(clusterSize_);
+    size_t next = 0;  // the first reference not compared yet
+    for (uint64_t i = 0; i < table.size(); ++i) {
+      const uint64_t rangeStart = i * perBlock;
+      const uint64_t entry = table[i];
+      if (entry == 0) {
+        // No block: every refcount in the range is 0.
+        while (next < references_.size() && references_[next].first < rangeStart + perBlock) {
+          mismatch(references_[next].first, 0, references_[next].second);
+          ++next;
+        }
         continue;
       }
-      if (*stored == want) continue;
-      if (*stored < want) {
-        corruption(fmt::format("ERROR cluster {} refcount={} reference={}", c, *stored, want));
-      } else {
-        ++report_.leaks;
-        report_.messages.push_back(fmt::format("Leaked cluster {} refcount={} reference={}", c, *stored, want));
+      if ((entry & ~qcow2::kRefTableOffsetMask) != 0 || entry % clusterSize_ != 0 ||
+          entry / clusterSize_ >= fileClusters_) {
+        corruption(fmt::format("ERROR refcount block {} at 0x{:x} is unusable (reserved bits, unaligned or past the end "
+                               "of the file)", i, entry));
+        while (next < references_.size() && references_[next].first < rangeStart + perBlock) ++next;
+        continue;
       }
+      // Past the file nothing is referenced: a block seen before there adds its count again.
+      const bool pastTheFile = rangeStart >= fileClusters_;
+      if (pastTheFile) {
+        auto seen = usedPastTheFile.find(entry);
+        if (seen != usedPastTheFile.end() && (seen->second == 0 || report_.messages.size() >= kMaxCheckMessages)) {
+          report_.leaks += seen->second;
+          report_.messagesOmitted += seen->second;
+          continue;
+        }
+      }
+      if (!readBlock(entry, block)) {
+        corruption(fmt::format("ERROR cannot read refcount block {} at 0x{:x}: {}", i, entry, std::strerror(errno)));
+        while (next < references_.size() && references_[next].first < rangeStart + perBlock) ++next;
+        continue;
+      }
+      uint64_t nonzero = 0;
+      for (uint64_t k = 0; k < perBlock; ++k) {
+        const uint64_t cluster = rangeStart + k;
+        const uint64_t stored = qcow2::refcountAt(block.data(), k, h.refcountOrder);
+        uint64_t want = 0;
+        if (next < references_.size() && references_[next].first == cluster) want = references_[next++].second;
+        if (stored != 0) ++nonzero;
+        if (stored != want) mismatch(cluster, stored, want);
+      }
+      if (pastTheFile) usedPastTheFile.emplace(entry, nonzero);
     }
+    // Referenced clusters the refcount table does not reach have refcount 0.
+    for (; next < references_.size(); ++next) mismatch(references_[next].first, 0, references_[next].second);
   }
 
   void corruption(std::string message) {
     ++report_.corruptions;
-    report_.messages.push_back(std::move(message));
+    keep([&] { return std::move(message); });
   }
 
  private:
+  struct L2Use {
+    uint64_t pointers = 0;        // L1 entries pointing at the table, in any L1 table
+    uint64_t activePointers = 0;  // those in the active L1 table
+  };
+
+  // Keeps the first kMaxCheckMessages messages; `describe` only runs for those.
+  template <typename Describe>
+  void keep(Describe describe) {
+    if (report_.messages.size() < kMaxCheckMessages) {
+      report_.messages.push_back(describe());
+    } else {
+      ++report_.messagesOmitted;
+    }
+  }
+
+  void mismatch(uint64_t cluster, uint64_t stored, uint64_t want) {
+    const bool leak = stored > want;
+    ++(leak ? report_.leaks : report_.corruptions);
+    keep([&] {
+      return fmt::format("{} cluster {} refcount={} reference={}", leak ? "Leaked" : "ERROR", cluster, stored, want);
+    });
+  }
+
+  // Sorts the references and sums those to the same cluster.
+  void mergeReferences() {
+    std::sort(references_.begin(), references_.end());
+    size_t out = 0;
+    for (size_t in = 0; in < references_.size(); ++in) {
+      if (out > 0 && references_[out - 1].first == references_[in].first) {
+        references_[out - 1].second += references_[in].second;
+      } else {
+        references_[out++] = references_[in];
+      }
+    }
+    references_.resize(out);
+  }
+
+  // True when [offset, offset+length) holds no data in a sparse file.
+  bool inHole(uint64_t offset, uint64_t length) const {
+    off_t data = ::lseek(fd_, static_cast<off_t>(offset), SEEK_DATA);
+    if (data < 0) return errno == ENXIO;  // no data after offset; other errors: read it to find out
+    return static_cast<uint64_t>(data) >= offset + length;
+  }
+
+  bool readBlock(uint64_t offset, std::vector<uint8_t>& block) const {
+    ssize_t got = ::pread(fd_, block.data(), block.size(), static_cast<off_t>(offset));
+    if (got < 0) return false;
+    std::fill(block.begin() + got, block.end(), 0);  // the file's unwritten tail reads as zeroes
+    return true;
+  }
+
   qcow2::Metadata& meta_;
+  int fd_;
   CheckReport& report_;
   uint64_t clusterSize_;
   uint64_t fileClusters_;
-  std::vector<uint64_t> expected_;
+  std::map<uint64_t, L2Use> l2Tables_;                          // L2 table offset -> its users
+  std::vector<std::pair<uint64_t, uint64_t>> references_;       // (cluster, references)
 };
 
 }  // namespace
@@ -271,7 +379,7 @@ Result<CheckReport> checkImage(const std::string& path) {
   report.totalClusters = (header->size + clusterSize - 1) / clusterSize;
   report.imageEndOffset = file->size;
 
-  RefcountChecker checker(**meta, file->size, report);
+  RefcountChecker checker(**meta, file->fd.get(), file->size, report);
   checker.reference(0, clusterSize, "header");
   checker.reference(header->l1TableOffset, uint64_t{header->l1Size} * 8, "L1 table");
   checker.reference(header->refcountTableOffset, uint64_t{header->refcountTableClusters} * clusterSize,
@@ -285,7 +393,11 @@ Result<CheckReport> checkImage(const std::string& path) {
     }
     checker.reference(table[i], clusterSize, "refcount block");
   }
+  checker.addL1((*meta)->l1Table(), true);
   // Internal snapshots: their table and each snapshot's L1 table and clusters.
+  // L1 tables do not overlap in a valid image, so together they hold no more
+  // entries than the file has room for.
+  uint64_t l1EntriesLeft = file->size / 8;
   uint64_t position = header->snapshotsOffset;
   for (uint32_t s = 0; s < header->nbSnapshots; ++s) {
     uint8_t fixed[40];
@@ -301,16 +413,22 @@ Result<CheckReport> checkImage(const std::string& path) {
       checker.corruption(fmt::format("ERROR snapshot {} has an invalid L1 table", s));
       continue;
     }
+    if (l1Size > l1EntriesLeft) {
+      checker.corruption(fmt::format("ERROR snapshot {}: the snapshots' L1 tables claim more entries than the file "
+                                     "holds; the remaining snapshots are not checked", s));
+      break;
+    }
+    l1EntriesLeft -= l1Size;
     checker.reference(l1Offset, uint64_t{l1Size} * 8, "snapshot L1 table");
     auto l1 = (*meta)->readEntries(l1Offset, l1Size);
     if (!l1) {
       checker.corruption("ERROR reading snapshot L1 table: " + l1.error().message);
       continue;
     }
-    checker.walkL1(*l1, false);
+    checker.addL1(*l1, false);
   }
   if (header->nbSnapshots > 0) checker.reference(header->snapshotsOffset, position - header->snapshotsOffset, "snapshot table");
-  checker.walkL1((*meta)->l1Table(), true);
+  checker.walkL2Tables();
   checker.compare();
   return report;
 }

@@ -39,10 +39,13 @@ struct CheckReport {
   uint64_t allocatedClusters = 0;  // guest clusters allocated in this image
   uint64_t totalClusters = 0;      // guest clusters of the virtual disk
   uint64_t imageEndOffset = 0;
-  std::vector<std::string> messages;  // one per problem, like qemu-img check
+  std::vector<std::string> messages;  // one per problem, like qemu-img check, up to kMaxCheckMessages
+  uint64_t messagesOmitted = 0;       // problems beyond those, only counted
 };
+inline constexpr size_t kMaxCheckMessages = 100;
 // Refcount consistency of a qcow2 image: every cluster's stored refcount
-// against the references found by walking all tables.
+// against the references found by walking all tables. Time and memory are
+// bounded by what the file holds, whatever its header and tables claim.
 Result<CheckReport> checkImage(const std::string& path);
 // qemu-img's convention: 0 clean, 2 corruptions, 3 only leaks.
 int checkExitCode(const CheckReport& report);

@@ -240,4 +240,18 @@ Result<ClusterMapping> decodeL2Entry(uint64_t entry, const Header& header) {
   return mapping;
 }
 
+uint64_t refcountAt(const uint8_t* block, uint64_t index, uint32_t order) {
+  uint32_t bits = 1u << order;
+  if (bits >= 8) {
+    uint32_t bytes = bits / 8;
+    const uint8_t* p = block + index * bytes;
+    uint64_t value = 0;
+    for (uint32_t k = 0; k < bytes; ++k) value = (value << 8) | p[k];
+    return value;
+  }
+  uint32_t perByte = 8 / bits;
+  uint32_t shift = static_cast<uint32_t>(index % perByte) * bits;
+  return (block[index / perByte] >> shift) & ((1u << bits) - 1);
+}
+
 }  // namespace strata::storage::qcow2

@@ -122,6 +122,9 @@ inline void storeBe16(uint8_t* p, uint16_t v) {
   p[1] = static_cast<uint8_t>(v);
 }
 
+// Entry `index` of a refcount block whose entries are 2^order bits wide.
+uint64_t refcountAt(const uint8_t* block, uint64_t index, uint32_t order);
+
 // What an L2 entry means for the guest cluster it maps.
 enum class ClusterKind { Unallocated, Zero, Normal, Compressed };
 

@@ -12,6 +12,7 @@
 #include <new>
 #include <iterator>
 #include <optional>
+#include <utility>
 
 #include "base/log.h"
 #include "storage/deflate.h"
@@ -196,6 +197,16 @@ bool Qcow2Image::rangeValid(uint64_t offset, uint64_t length) const {
   return offset + length >= offset && offset + length <= header_.size;
 }
 
+bool Qcow2Image::refuseWhenQueueFull(IoCompletion& done) {
+  if (waiting_.size() < kMaxWaitingRequests) return false;
+  if (!warnedQueueFull_) {
+    log::warn("{}: {} requests already wait; refusing more with EAGAIN", path_, kMaxWaitingRequests);
+    warnedQueueFull_ = true;
+  }
+  completeLater(std::move(done), -EAGAIN);
+  return true;
+}
+
 void Qcow2Image::submit(std::function<bool()> attempt) {
   if (!waiting_.empty() || !attempt()) waiting_.push_back(std::move(attempt));
 }
@@ -250,6 +261,25 @@ bool Qcow2Image::awaitRefblocks(uint64_t firstCluster, uint64_t lastCluster) {
     waiting = true;
   }
   return waiting;
+}
+
+bool Qcow2Image::awaitMetadataRoom(int& error) {
+  if (!meta_->writebackDue()) return false;
+  if (writebackError_ < 0) {
+    // The write-back this request waited for failed: the request fails with
+    // its error, and the next one tries again (no retry loop without requests).
+    error = std::exchange(writebackError_, 0);
+    return false;
+  }
+  if (!exclusive_) {
+    // The same drain-then-write-back a flush does, in dependency order; it
+    // only makes the changes durable earlier than the guest asked.
+    IoCompletion done = [this](int result) {
+      if (result < 0) log::error("{}: writing back dirty metadata: {}", path_, std::strerror(-result));
+    };
+    tryFlush(done);
+  }
+  return true;
 }
 
 void Qcow2Image::loadTable(qcow2::Metadata::TableKind kind, uint64_t offset) {
@@ -332,6 +362,7 @@ void Qcow2Image::readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion
   if (!rangeValid(offset, totalLength(buffers))) return completeLater(std::move(done), -EINVAL);
   // Straight through when nothing waits (no queue entry to allocate); a failed attempt leaves its arguments intact.
   if (waiting_.empty() && tryRead(offset, buffers, done)) return;
+  if (refuseWhenQueueFull(done)) return;
   waiting_.push_back([this, offset, buffers = std::move(buffers), done = std::move(done)]() mutable {
     return tryRead(offset, buffers, done);
   });
@@ -480,6 +511,7 @@ void Qcow2Image::writev(uint64_t offset, std::vector<iovec> buffers, IoCompletio
   if (options_.readOnly) return completeLater(std::move(done), -EROFS);
   if (!rangeValid(offset, totalLength(buffers))) return completeLater(std::move(done), -EINVAL);
   if (waiting_.empty() && tryWrite(offset, buffers, done)) return;
+  if (refuseWhenQueueFull(done)) return;
   waiting_.push_back([this, offset, buffers = std::move(buffers), done = std::move(done)]() mutable {
     return tryWrite(offset, buffers, done);
   });
@@ -487,7 +519,14 @@ void Qcow2Image::writev(uint64_t offset, std::vector<iovec> buffers, IoCompletio
 
 bool Qcow2Image::tryWrite(uint64_t offset, std::vector<iovec>& buffers, IoCompletion& done) {
   const uint64_t length = totalLength(buffers);
-  if (exclusive_ || touchesBusy(offset, length) || awaitMetadata(offset, length, true)) return false;
+  if (exclusive_ || touchesBusy(offset, length)) return false;
+  int refused = 0;
+  if (awaitMetadataRoom(refused)) return false;
+  if (refused < 0) {
+    completeLater(std::move(done), refused);
+    return true;
+  }
+  if (awaitMetadata(offset, length, true)) return false;
   auto pending = begin(std::move(done));
   issueWrite(offset, buffers, pending);
   releaseInitialPart(pending);
@@ -623,47 +662,72 @@ Result<void> Qcow2Image::setClusterEntry(uint64_t guestCluster, uint64_t entry, 
 void Qcow2Image::discard(uint64_t offset, uint64_t length, IoCompletion done) {
   if (options_.readOnly) return completeLater(std::move(done), -EROFS);
   if (!rangeValid(offset, length)) return completeLater(std::move(done), -EINVAL);
-  submit([this, offset, length, done = std::move(done)]() mutable {
-    return tryDiscardOrZero(offset, length, false, done);
-  });
+  if (refuseWhenQueueFull(done)) return;
+  submitDiscardOrZero(ClearRange{offset, length, false, std::move(done)});
 }
 
 void Qcow2Image::writeZeroes(uint64_t offset, uint64_t length, IoCompletion done) {
   if (options_.readOnly) return completeLater(std::move(done), -EROFS);
   if (!rangeValid(offset, length)) return completeLater(std::move(done), -EINVAL);
-  submit([this, offset, length, done = std::move(done)]() mutable {
-    return tryDiscardOrZero(offset, length, true, done);
-  });
+  if (refuseWhenQueueFull(done)) return;
+  submitDiscardOrZero(ClearRange{offset, length, true, std::move(done)});
 }
 
-bool Qcow2Image::tryDiscardOrZero(uint64_t offset, uint64_t length, bool zero, IoCompletion& done) {
-  if (exclusive_ || touchesBusy(offset, length) || awaitMetadata(offset, length, zero)) return false;
-  auto pending = begin(std::move(done));
+void Qcow2Image::submitDiscardOrZero(ClearRange range) {
   const uint64_t clusterSize = header_.clusterSize();
-  const uint64_t end = offset + length;
+  const uint64_t end = range.offset + range.length;
   // Whole clusters change their L2 entry; the last cluster counts as whole when
   // the range reaches the end of the disk.
-  uint64_t firstWhole = (offset + clusterSize - 1) >> header_.clusterBits;
-  uint64_t endWhole = end == header_.size ? (end + clusterSize - 1) >> header_.clusterBits : end >> header_.clusterBits;
+  range.firstWhole = (range.offset + clusterSize - 1) >> header_.clusterBits;
+  range.nextWhole = range.firstWhole;
+  range.endWhole = end == header_.size ? (end + clusterSize - 1) >> header_.clusterBits : end >> header_.clusterBits;
+  submit([this, range = std::move(range)]() mutable { return tryDiscardOrZero(range); });
+}
+
+bool Qcow2Image::tryDiscardOrZero(ClearRange& range) {
+  const uint64_t offset = range.offset;
+  const uint64_t length = range.length;
+  const bool zero = range.zero;
+  if (exclusive_ || touchesBusy(offset, length)) return false;
+  if (range.nextWhole == range.firstWhole && awaitMetadata(offset, length, zero)) return false;
   // Discarded clusters read as zeroes when there is a backing file; without one
   // an unallocated cluster already does.
   const uint64_t newEntry = (zero || backing_) ? qcow2::kL2ZeroFlag : 0;
-  for (uint64_t cluster = firstWhole; cluster < endWhole; ++cluster) {
-    auto m = mapping(cluster);
-    if (!m) {
-      pending->status = -EIO;
-      break;
+  // A huge range goes kAwaitedTables L2 tables at a time, each step's tables
+  // read asynchronously, and waits for a write-back whenever the tables it
+  // dirtied outgrow their bound (the request stays at the head of the queue).
+  const uint64_t perStep = kAwaitedTables * header_.l2Entries();
+  while (range.nextWhole < range.endWhole && range.status == 0) {
+    if (awaitMetadataRoom(range.status)) return false;
+    if (range.status < 0) break;
+    const uint64_t stepEnd = std::min(range.endWhole, (range.nextWhole / perStep + 1) * perStep);
+    if (awaitMetadata(range.nextWhole << header_.clusterBits, (stepEnd - range.nextWhole) << header_.clusterBits,
+                      zero)) {
+      return false;
     }
-    bool alreadyZero = m->kind == ClusterKind::Zero && m->hostOffset == 0;
-    bool alreadyUnallocated = m->kind == ClusterKind::Unallocated && newEntry == 0;
-    if (alreadyZero || alreadyUnallocated || (m->kind == ClusterKind::Unallocated && !backing_)) continue;
-    auto set = setClusterEntry(cluster, newEntry, *m);
-    if (!set) {
-      log::error("{}", set.error().message);
-      pending->status = -EIO;
-      break;
+    for (; range.nextWhole < stepEnd; ++range.nextWhole) {
+      auto m = mapping(range.nextWhole);
+      if (!m) {
+        range.status = -EIO;
+        break;
+      }
+      bool alreadyZero = m->kind == ClusterKind::Zero && m->hostOffset == 0;
+      bool alreadyUnallocated = m->kind == ClusterKind::Unallocated && newEntry == 0;
+      if (alreadyZero || alreadyUnallocated || (m->kind == ClusterKind::Unallocated && !backing_)) continue;
+      auto set = setClusterEntry(range.nextWhole, newEntry, *m);
+      if (!set) {
+        log::error("{}", set.error().message);
+        range.status = -EIO;
+        break;
+      }
     }
   }
+  auto pending = begin(std::move(range.done));
+  pending->status = range.status;
+  const uint64_t clusterSize = header_.clusterSize();
+  const uint64_t end = offset + length;
+  const uint64_t firstWhole = range.firstWhole;
+  const uint64_t endWhole = range.endWhole;
   if (zero && pending->status == 0) {
     // Partial clusters at either end get real zeroes written, unless they already read as zero.
     auto zeroPartial = [&](uint64_t from, uint64_t to) {
@@ -694,6 +758,7 @@ bool Qcow2Image::tryDiscardOrZero(uint64_t offset, uint64_t length, bool zero, I
 
 void Qcow2Image::flush(IoCompletion done) {
   if (options_.readOnly) return completeLater(std::move(done), 0);
+  if (refuseWhenQueueFull(done)) return;
   submit([this, done = std::move(done)]() mutable { return tryFlush(done); });
 }
 
@@ -716,6 +781,7 @@ void Qcow2Image::startFlushPhases() {
 }
 
 void Qcow2Image::finishFlush(int result) {
+  writebackError_ = result < 0 ? result : 0;
   exclusive_ = false;
   flushStarted_ = false;
   auto done = std::move(flushDone_);

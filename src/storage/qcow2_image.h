@@ -12,7 +12,9 @@
 // requests touching a busy cluster wait in FIFO order. Compressed clusters are
 // read and inflated asynchronously too. A flush is exclusive: it drains
 // everything in flight, then writes metadata back asynchronously in dependency
-// order with a data sync after each phase (see qcow2::Writeback).
+// order with a data sync after each phase (see qcow2::Writeback); the image
+// runs the same write-back by itself when dirty tables outgrow their bound.
+// At most kMaxWaitingRequests requests wait at once; more get EAGAIN.
 #pragma once
 
 #include <deque>
@@ -48,6 +50,12 @@ class AlignedBuffer {
 
 class Qcow2Image final : public DiskImage {
  public:
+  // Requests that may wait (behind a busy cluster, a table read or a flush)
+  // before further ones complete with -EAGAIN: a bound on the memory a caller
+  // that never waits for completions can make the image hold. Far above what
+  // a virtio-blk device (256 per queue) or an NBD connection (64) has in flight.
+  static constexpr size_t kMaxWaitingRequests = 4096;
+
   static Result<std::unique_ptr<Qcow2Image>> open(const std::string& path, const DiskOptions& options,
                                                   EventLoop& loop, detail::ChainContext& chain);
   // Writes dirty metadata back synchronously; callers should flush() first to
@@ -71,6 +79,8 @@ class Qcow2Image final : public DiskImage {
   uint64_t allocatedBytes() const override { return file_->allocatedBytes(); }
 
   const qcow2::Header& header() const { return header_; }
+  // The tables in memory (tests check the cache and dirty bounds).
+  const qcow2::Metadata& metadata() const { return *meta_; }
   // The backing file name as stored, and as resolved relative to this image.
   const std::string& backingFileName() const { return header_.backingFile; }
   const std::string& backingPath() const { return backingPath_; }
@@ -78,6 +88,17 @@ class Qcow2Image final : public DiskImage {
  private:
   struct Pending;
   struct Allocation;
+  // A discard or write-zeroes, which may run in several steps (see tryDiscardOrZero).
+  struct ClearRange {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    bool zero = false;
+    IoCompletion done;
+    uint64_t firstWhole = 0;  // whole clusters [firstWhole, endWhole) change their L2 entry
+    uint64_t endWhole = 0;
+    uint64_t nextWhole = 0;   // the first one not done yet
+    int status = 0;
+  };
   struct DirectRead {
     IoCompletion done;
   };
@@ -86,6 +107,8 @@ class Qcow2Image final : public DiskImage {
   Qcow2Image(std::string path, const DiskOptions& options, EventLoop& loop);
   // Request scheduling.
   void submit(std::function<bool()> attempt);
+  // Completes `done` with -EAGAIN (true) when kMaxWaitingRequests already wait.
+  bool refuseWhenQueueFull(IoCompletion& done);
   void pump();
   bool touchesBusy(uint64_t offset, uint64_t length) const;
   PendingPtr begin(IoCompletion done);
@@ -98,6 +121,10 @@ class Qcow2Image final : public DiskImage {
   // the request must wait for it (it is retried when the read completes).
   bool awaitMetadata(uint64_t offset, uint64_t length, bool mayAllocate);
   bool awaitRefblocks(uint64_t firstCluster, uint64_t lastCluster);
+  // True when dirty metadata outgrew its bound (Metadata::writebackDue): a
+  // write-back is started and the request must wait for it. When the previous
+  // one failed, returns false with `error` set instead.
+  bool awaitMetadataRoom(int& error);
   void loadTable(qcow2::Metadata::TableKind kind, uint64_t offset);
   RawImage& metadataFile() { return metaFile_ ? *metaFile_ : *file_; }
   void completeLater(IoCompletion done, int result);
@@ -106,7 +133,8 @@ class Qcow2Image final : public DiskImage {
   // Reads from the file at hostOffset and completes `done` (a read inside one cluster).
   void readDirect(uint64_t hostOffset, std::vector<iovec>& buffers, IoCompletion& done);
   bool tryWrite(uint64_t offset, std::vector<iovec>& buffers, IoCompletion& done);
-  bool tryDiscardOrZero(uint64_t offset, uint64_t length, bool zero, IoCompletion& done);
+  void submitDiscardOrZero(ClearRange range);
+  bool tryDiscardOrZero(ClearRange& range);
   bool tryFlush(IoCompletion& done);
 
   // Maps and issues the reads for [offset, offset+len) into buffers; parts join `pending`.
@@ -147,6 +175,8 @@ class Qcow2Image final : public DiskImage {
   bool flushStarted_ = false;
   IoCompletion flushDone_;
   bool pumping_ = false;
+  bool warnedQueueFull_ = false;  // the EAGAIN refusals are logged once
+  int writebackError_ = 0;        // the last flush or bounded write-back failed: for the request waiting on it
   NodePool<DirectRead> directReads_;
 
   // Declared last, so destroyed first: their rings wait for operations still in

@@ -15,19 +15,12 @@ namespace {
 
 constexpr size_t kL2CacheBytes = 32u << 20;
 constexpr size_t kRefblockCacheBytes = 8u << 20;
+// Deferred refcount drops kept before a write-back applies them (a guest
+// discarding without ever flushing): 16 bytes each.
+constexpr size_t kMaxDeferredReleases = 1u << 16;
 
-uint64_t getRefcountIn(const uint8_t* block, uint64_t index, uint32_t order) {
-  uint32_t bits = 1u << order;
-  if (bits >= 8) {
-    uint32_t bytes = bits / 8;
-    const uint8_t* p = block + index * bytes;
-    uint64_t value = 0;
-    for (uint32_t k = 0; k < bytes; ++k) value = (value << 8) | p[k];
-    return value;
-  }
-  uint32_t perByte = 8 / bits;
-  uint32_t shift = static_cast<uint32_t>(index % perByte) * bits;
-  return (block[index / perByte] >> shift) & ((1u << bits) - 1);
+size_t tablesFor(size_t cacheBytes, uint64_t clusterSize) {
+  return std::max<size_t>(16, cacheBytes / clusterSize);
 }
 
 void setRefcountIn(uint8_t* block, uint64_t index, uint32_t order, uint64_t value) {
@@ -52,7 +45,10 @@ uint64_t roundUp(uint64_t value, uint64_t unit) { return (value + unit - 1) / un
 Metadata::Metadata(int fd, const Header& header, uint64_t fileSize, std::string name, bool writable,
                    size_t l2CacheBytes)
     : fd_(fd), header_(header), name_(std::move(name)), writable_(writable),
-      fileEnd_(roundUp(fileSize, header.clusterSize())), l2CacheBytes_(l2CacheBytes ? l2CacheBytes : kL2CacheBytes) {}
+      fileEnd_(roundUp(fileSize, header.clusterSize())) {
+  l2Cache_.maxTables = tablesFor(l2CacheBytes ? l2CacheBytes : kL2CacheBytes, header.clusterSize());
+  refblockCache_.maxTables = tablesFor(kRefblockCacheBytes, header.clusterSize());
+}
 
 Error Metadata::corrupt(const std::string& what) const {
   log::error("{}: qcow2 metadata is corrupt: {}", name_, what);
@@ -92,9 +88,9 @@ uint64_t Metadata::maxRefcount() const {
   return bits == 64 ? std::numeric_limits<uint64_t>::max() : (1ull << bits) - 1;
 }
 
-Result<Metadata::CachedTable*> Metadata::loadTable(Cache& cache, uint64_t offset, size_t cacheLimit) {
-  auto it = cache.find(offset);
-  if (it != cache.end()) {
+Result<Metadata::CachedTable*> Metadata::loadTable(Cache& cache, uint64_t offset) {
+  auto it = cache.tables.find(offset);
+  if (it != cache.tables.end()) {
     it->second.lastUse = ++useCounter_;
     it->second.fresh = false;
     return &it->second;
@@ -103,14 +99,14 @@ Result<Metadata::CachedTable*> Metadata::loadTable(Cache& cache, uint64_t offset
   if (!tableOffsetValid(offset)) {
     return corrupt(fmt::format("table offset 0x{:x} is unaligned or past the end of the file", offset));
   }
-  evictClean(cache, cacheLimit);
+  evictClean(cache);
   CachedTable table;
   table.bytes.resize(clusterSize);
   ssize_t got = ::pread(fd_, table.bytes.data(), clusterSize, static_cast<off_t>(offset));
   if (got < 0) return errnoError(name_ + ": reading metadata");
   std::fill(table.bytes.begin() + got, table.bytes.end(), 0);
   table.lastUse = ++useCounter_;
-  return &cache.emplace(offset, std::move(table)).first->second;
+  return &cache.tables.emplace(offset, std::move(table)).first->second;
 }
 
 bool Metadata::tableOffsetValid(uint64_t offset) const {
@@ -125,7 +121,7 @@ std::optional<uint64_t> Metadata::missingL2Table(uint64_t firstCluster, uint64_t
     uint64_t entry = l1_[l1Index];
     uint64_t offset = entry & kL1OffsetMask;
     if ((entry & kL1ReservedMask) != 0 || offset == 0 || !tableOffsetValid(offset)) continue;
-    if (l2Cache_.count(offset) == 0) return offset;
+    if (l2Cache_.tables.count(offset) == 0) return offset;
   }
   return std::nullopt;
 }
@@ -143,7 +139,7 @@ std::vector<uint64_t> Metadata::missingRefblocks(uint64_t firstCluster, uint64_t
   for (uint64_t index = firstCluster / perBlock;
        index <= lastCluster / perBlock && index < refTable_.size() && missing.size() < limit; ++index) {
     auto offset = refblockOffset(index);
-    if (offset && refblockCache_.count(*offset) == 0) missing.push_back(*offset);
+    if (offset && refblockCache_.tables.count(*offset) == 0) missing.push_back(*offset);
   }
   return missing;
 }
@@ -151,25 +147,43 @@ std::vector<uint64_t> Metadata::missingRefblocks(uint64_t firstCluster, uint64_t
 void Metadata::insertTable(TableKind kind, uint64_t offset, std::vector<uint8_t> bytes) {
   Cache& cache = kind == TableKind::L2 ? l2Cache_ : refblockCache_;
   // A table created or loaded meanwhile is newer than what was read.
-  if (cache.count(offset) != 0 || bytes.size() != header_.clusterSize() || !tableOffsetValid(offset)) return;
-  evictClean(cache, kind == TableKind::L2 ? l2CacheBytes_ : kRefblockCacheBytes);
+  if (cache.tables.count(offset) != 0 || bytes.size() != header_.clusterSize() || !tableOffsetValid(offset)) return;
+  evictClean(cache);
   CachedTable table;
   table.bytes = std::move(bytes);
   table.fresh = true;
   table.lastUse = ++useCounter_;
-  cache.emplace(offset, std::move(table));
+  cache.tables.emplace(offset, std::move(table));
 }
 
-void Metadata::evictClean(Cache& cache, size_t cacheLimit) {
-  size_t maxTables = std::max<size_t>(16, cacheLimit / header_.clusterSize());
-  while (cache.size() >= maxTables) {
-    auto victim = cache.end();
-    for (auto it = cache.begin(); it != cache.end(); ++it) {
-      if (!it->second.dirty && !it->second.fresh && (victim == cache.end() || it->second.lastUse < victim->second.lastUse)) victim = it;
+void Metadata::evictClean(Cache& cache) {
+  auto& tables = cache.tables;
+  while (tables.size() >= cache.maxTables) {
+    auto victim = tables.end();
+    for (auto it = tables.begin(); it != tables.end(); ++it) {
+      if (!it->second.dirty && !it->second.fresh && (victim == tables.end() || it->second.lastUse < victim->second.lastUse)) victim = it;
     }
-    if (victim == cache.end()) return;  // all dirty or fresh: they leave after the next write-back or use
-    cache.erase(victim);
+    if (victim == tables.end()) return;  // all dirty or fresh: they leave after the next write-back or use
+    tables.erase(victim);
   }
+}
+
+void Metadata::markDirty(Cache& cache, CachedTable& table) {
+  if (table.dirty) return;
+  table.dirty = true;
+  ++cache.dirty;
+}
+
+Metadata::CachedTable& Metadata::addNewTable(Cache& cache, uint64_t offset) {
+  evictClean(cache);
+  auto [it, added] = cache.tables.try_emplace(offset);
+  CachedTable& table = it->second;
+  if (!added && table.dirty) --cache.dirty;
+  table = CachedTable{};
+  table.bytes.assign(header_.clusterSize(), 0);
+  table.lastUse = ++useCounter_;
+  markDirty(cache, table);
+  return table;
 }
 
 Result<Metadata::CachedTable*> Metadata::l2TableFor(uint64_t guestCluster, bool create) {
@@ -182,15 +196,11 @@ Result<Metadata::CachedTable*> Metadata::l2TableFor(uint64_t guestCluster, bool 
     if (!create) return nullptr;
     auto allocated = allocateClusters(1);
     if (!allocated) return allocated.error();
-    CachedTable table;
-    table.bytes.assign(header_.clusterSize(), 0);
-    table.dirty = true;
-    table.lastUse = ++useCounter_;
     l1_[l1Index] = *allocated | kEntryCopied;
     l1Dirty_ = true;
-    return &l2Cache_.insert_or_assign(*allocated, std::move(table)).first->second;
+    return &addNewTable(l2Cache_, *allocated);
   }
-  return loadTable(l2Cache_, offset, l2CacheBytes_);
+  return loadTable(l2Cache_, offset);
 }
 
 Result<uint64_t> Metadata::l2Entry(uint64_t guestCluster) {
@@ -203,8 +213,8 @@ Result<uint64_t> Metadata::l2Entry(uint64_t guestCluster) {
 std::optional<uint64_t> Metadata::cachedL2Entry(uint64_t guestCluster) {
   const uint64_t l1Index = guestCluster / header_.l2Entries();
   if (l1Index >= l1_.size() || (l1_[l1Index] & kL1ReservedMask) != 0) return std::nullopt;
-  auto it = l2Cache_.find(l1_[l1Index] & kL1OffsetMask);
-  if (it == l2Cache_.end()) return std::nullopt;  // also for offset 0: no table is cached there
+  auto it = l2Cache_.tables.find(l1_[l1Index] & kL1OffsetMask);
+  if (it == l2Cache_.tables.end()) return std::nullopt;  // also for offset 0: no table is cached there
   it->second.lastUse = ++useCounter_;
   it->second.fresh = false;
   return loadBe64(&it->second.bytes[(guestCluster % header_.l2Entries()) * 8]);
@@ -215,7 +225,7 @@ Result<void> Metadata::setL2Entry(uint64_t guestCluster, uint64_t entry) {
   auto table = l2TableFor(guestCluster, true);
   if (!table) return table.error();
   storeBe64(&(*table)->bytes[(guestCluster % header_.l2Entries()) * 8], entry);
-  (*table)->dirty = true;
+  markDirty(l2Cache_, **table);
   return {};
 }
 
@@ -227,14 +237,14 @@ Result<Metadata::CachedTable*> Metadata::refblockFor(uint64_t clusterIndex) {
     return corrupt(fmt::format("refcount table entry {} has reserved bits set", tableIndex));
   }
   if (entry == 0) return nullptr;
-  return loadTable(refblockCache_, entry, kRefblockCacheBytes);
+  return loadTable(refblockCache_, entry);
 }
 
 Result<uint64_t> Metadata::refcount(uint64_t clusterIndex) {
   auto block = refblockFor(clusterIndex);
   if (!block) return block.error();
   if (*block == nullptr) return uint64_t{0};
-  return getRefcountIn((*block)->bytes.data(), clusterIndex % header_.refcountsPerBlock(), header_.refcountOrder);
+  return refcountAt((*block)->bytes.data(), clusterIndex % header_.refcountsPerBlock(), header_.refcountOrder);
 }
 
 Result<void> Metadata::setRefcount(uint64_t clusterIndex, uint64_t value) {
@@ -243,18 +253,27 @@ Result<void> Metadata::setRefcount(uint64_t clusterIndex, uint64_t value) {
   if (!block) return block.error();
   if (*block == nullptr) return Error{name_ + ": internal error: no refcount block for cluster"};
   setRefcountIn((*block)->bytes.data(), clusterIndex % header_.refcountsPerBlock(), header_.refcountOrder, value);
-  (*block)->dirty = true;
+  markDirty(refblockCache_, **block);
   return {};
 }
 
 Result<uint64_t> Metadata::findFreeRun(uint64_t count) {
+  // Clusters at or past the end of the file are free whatever their stored
+  // refcount says: every table and entry offset is checked against fileEnd_,
+  // so nothing valid points there. The scan therefore never reads past the
+  // file, however many refcount blocks a crafted image claims.
+  const uint64_t endCluster = fileEnd_ / header_.clusterSize();
   const uint64_t maxClusters = kMaxHostOffset / header_.clusterSize();
   uint64_t start = freeHint_;
   uint64_t length = 0;
-  for (uint64_t index = start; length < count; ++index) {
-    if (index >= maxClusters) return Error{name_ + ": image file is full"};
+  for (uint64_t index = start; length < count && index < endCluster; ++index) {
     auto value = refcount(index);
-    if (!value) return value.error();
+    if (!value) {
+      // What was scanned stays scanned: the next allocation starts here, not
+      // at the old hint (a failing block would make every write rescan).
+      freeHint_ = start;
+      return value.error();
+    }
     if (*value == 0) {
       ++length;
     } else {
@@ -262,6 +281,10 @@ Result<uint64_t> Metadata::findFreeRun(uint64_t count) {
       length = 0;
     }
   }
+  // As QEMU's free_cluster_index: free runs too short for this allocation are
+  // skipped by later ones too, until a release moves the hint back.
+  freeHint_ = start;
+  if (start + count > maxClusters) return Error{name_ + ": image file is full"};
   return start;
 }
 
@@ -309,12 +332,8 @@ Result<void> Metadata::createRefblock(uint64_t tableIndex, uint64_t cluster) {
   // The new block lives in the range it describes (every cluster there is free,
   // since no block counted them), so it holds its own refcount.
   const uint64_t offset = cluster * header_.clusterSize();
-  CachedTable block;
-  block.bytes.assign(header_.clusterSize(), 0);
-  block.dirty = true;
-  block.lastUse = ++useCounter_;
+  CachedTable& block = addNewTable(refblockCache_, offset);
   setRefcountIn(block.bytes.data(), cluster % header_.refcountsPerBlock(), header_.refcountOrder, 1);
-  refblockCache_.insert_or_assign(offset, std::move(block));
   refTable_[tableIndex] = offset;
   refTableDirty_ = true;
   fileEnd_ = std::max(fileEnd_, offset + header_.clusterSize());
@@ -354,11 +373,7 @@ Result<void> Metadata::growRefcountTable(uint64_t neededIndex) {
   refTable_.resize(entries, 0);
   for (size_t j = 0; j < newBlocks.size(); ++j) {
     uint64_t offset = (firstFree + tableClusters + j) * clusterSize;
-    CachedTable block;
-    block.bytes.assign(clusterSize, 0);
-    block.dirty = true;
-    block.lastUse = ++useCounter_;
-    refblockCache_.insert_or_assign(offset, std::move(block));
+    addNewTable(refblockCache_, offset);
     refTable_[newBlocks[j]] = offset;
   }
   fileEnd_ = (firstFree + tableClusters + newBlocks.size()) * clusterSize;
@@ -413,20 +428,18 @@ Result<Metadata::ByteRanges> Metadata::applyDeferredReleases() {
 }
 
 bool Metadata::dirty() const {
-  if (l1Dirty_ || refTableDirty_ || headerDirty_) return true;
-  for (const auto& [offset, table] : l2Cache_) {
-    if (table.dirty) return true;
-  }
-  for (const auto& [offset, table] : refblockCache_) {
-    if (table.dirty) return true;
-  }
-  return false;
+  return l1Dirty_ || refTableDirty_ || headerDirty_ || l2Cache_.dirty > 0 || refblockCache_.dirty > 0;
+}
+
+bool Metadata::writebackDue() const {
+  return l2Cache_.dirty > l2Cache_.maxTables / 2 || refblockCache_.dirty > refblockCache_.maxTables / 2 ||
+         deferredReleases_.size() > kMaxDeferredReleases;
 }
 
 std::vector<Metadata::DirtyWrite> Metadata::dirtyWrites(Phase phase) const {
   std::vector<DirtyWrite> writes;
   auto fromCache = [&](const Cache& cache) {
-    for (const auto& [offset, table] : cache) {
+    for (const auto& [offset, table] : cache.tables) {
       if (table.dirty) writes.push_back(DirtyWrite{offset, table.bytes.data(), table.bytes.size(), nullptr});
     }
     // In file order: neighbouring tables reach the disk as one sequential stream.
@@ -470,8 +483,11 @@ std::vector<Metadata::DirtyWrite> Metadata::dirtyWrites(Phase phase) const {
 void Metadata::markWritten(Phase phase, const std::vector<DirtyWrite>& writes) {
   auto clean = [&](Cache& cache) {
     for (const auto& write : writes) {
-      auto it = cache.find(write.offset);
-      if (it != cache.end()) it->second.dirty = false;
+      auto it = cache.tables.find(write.offset);
+      if (it != cache.tables.end() && it->second.dirty) {
+        it->second.dirty = false;
+        --cache.dirty;
+      }
     }
   };
   switch (phase) {

@@ -92,6 +92,16 @@ class Metadata {
   // The writes dirtyWrites(phase) returned are durable: mark them clean.
   void markWritten(Phase phase, const std::vector<DirtyWrite>& writes);
   bool dirty() const;
+  // Dirty metadata has outgrown its bound (more dirty L2 tables or refcount
+  // blocks than half of what their cache holds, or too many deferred
+  // releases): the owner writes it back before requests change more. Keeps
+  // memory bounded when the guest never flushes.
+  bool writebackDue() const;
+  // Tables in memory and how many of them are dirty (both caches).
+  size_t cachedTables() const { return l2Cache_.tables.size() + refblockCache_.tables.size(); }
+  size_t dirtyTables() const { return l2Cache_.dirty + refblockCache_.dirty; }
+  // Most tables either cache keeps (clean ones are evicted beyond it).
+  size_t l2CacheTables() const { return l2Cache_.maxTables; }
 
   // Raw table access for consistency checks.
   const std::vector<uint64_t>& l1Table() const { return l1_; }
@@ -110,14 +120,21 @@ class Metadata {
     bool fresh = false;
     uint64_t lastUse = 0;
   };
-  using Cache = std::unordered_map<uint64_t, CachedTable>;
+  struct Cache {
+    std::unordered_map<uint64_t, CachedTable> tables;
+    size_t maxTables = 0;  // clean tables are evicted beyond this
+    size_t dirty = 0;      // tables with `dirty` set
+  };
 
   Metadata(int fd, const Header& header, uint64_t fileSize, std::string name, bool writable, size_t l2CacheBytes);
   Error corrupt(const std::string& what) const;
   bool tableOffsetValid(uint64_t offset) const;
   std::optional<uint64_t> refblockOffset(uint64_t tableIndex) const;
-  Result<CachedTable*> loadTable(Cache& cache, uint64_t offset, size_t cacheLimit);
-  void evictClean(Cache& cache, size_t cacheLimit);
+  Result<CachedTable*> loadTable(Cache& cache, uint64_t offset);
+  void evictClean(Cache& cache);
+  static void markDirty(Cache& cache, CachedTable& table);
+  // A table newly placed at `offset` (zeroed, dirty), replacing whatever was cached there.
+  CachedTable& addNewTable(Cache& cache, uint64_t offset);
   Result<CachedTable*> l2TableFor(uint64_t guestCluster, bool create);
   Result<CachedTable*> refblockFor(uint64_t clusterIndex);  // nullptr when none exists
   Result<void> setRefcount(uint64_t clusterIndex, uint64_t value);
@@ -135,11 +152,12 @@ class Metadata {
   std::vector<uint64_t> refTable_;
   bool refTableDirty_ = false;
   bool headerDirty_ = false;  // the refcount table moved; the header must point at it
-  size_t l2CacheBytes_;
   Cache l2Cache_;
   Cache refblockCache_;
   uint64_t useCounter_ = 0;
-  uint64_t freeHint_ = 0;  // no free cluster below this index
+  // Where allocation scans start: clusters below are in use, or free in runs
+  // a scan found too short (QEMU's free_cluster_index); releases move it back.
+  uint64_t freeHint_ = 0;
   std::vector<std::pair<uint64_t, uint64_t>> deferredReleases_;  // (cluster index, count)
 };
 

@@ -159,6 +159,10 @@ int runCheck(const std::string& path) {
     return 1;
   }
   for (const auto& message : report->messages) std::fprintf(stderr, "%s\n", message.c_str());
+  if (report->messagesOmitted > 0) {
+    std::fprintf(stderr, "... and %llu more problems not listed\n",
+                 static_cast<unsigned long long>(report->messagesOmitted));
+  }
   if (report->corruptions > 0) {
     std::printf("\n%llu errors were found on the image.\nData may be corrupted, or further writes to the image "
                 "may corrupt it.\n",

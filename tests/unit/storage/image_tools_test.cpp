@@ -1,6 +1,7 @@
 // The `strata image` operations: check against hand-made leaks and corruption,
 // convert and commit against qemu-img compare, refcount table growth, and
-// crash safety of flushed data.
+// crash safety of flushed data; check of crafted images and huge sparse files
+// in bounded time and memory.
 #include "storage/image_tools.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 
 #include "storage/disk_image.h"
@@ -274,6 +276,60 @@ TEST_F(ImageTools, FlushedDataSurvivesKillMidWrite) {
     ASSERT_TRUE(readSync(**disk, *loop, offset, got.data(), got.size()).ok());
     EXPECT_TRUE(got == pattern(1 << 20, static_cast<uint32_t>(offset >> 20))) << "MiB " << (offset >> 20);
   }
+}
+
+// Seconds checkImage takes on `path` (its report in `report`).
+double timedCheck(const std::string& path, Result<CheckReport>& report) {
+  auto start = std::chrono::steady_clock::now();
+  report = checkImage(path);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+TEST_F(ImageTools, CheckOfAHugeSparseFileIsBounded) {
+  // A valid image with 512-byte clusters grown to 8 TiB of holes: one counter
+  // per cluster the file could hold would be 2^34 of them.
+  std::string path = dir.file("sparse.qcow2");
+  ASSERT_EQ(runCommand("qemu-img create -f qcow2 -o cluster_size=512 " + path + " 16M").exitCode, 0);
+  ASSERT_EQ(runCommand("qemu-io -c 'write -P 3 0 1M' " + path).exitCode, 0);
+  ASSERT_EQ(::truncate(path.c_str(), 8ll << 40), 0);
+  Result<CheckReport> report = Error{"not run"};
+  double seconds = timedCheck(path, report);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_EQ(checkExitCode(*report), 0);
+  for (const auto& m : report->messages) ADD_FAILURE() << m;
+  EXPECT_EQ(report->allocatedClusters, 2048u);
+  EXPECT_LT(seconds, 20.0);
+}
+
+TEST_F(ImageTools, CheckOfAHugeCraftedRefcountTableIsBounded) {
+  // 1-bit refcounts with 64 KiB clusters: a refcount table of 2^20 entries
+  // all pointing at one block of ones claims 2^39 referenced clusters from a
+  // 9 MiB file.
+  std::string path = dir.file("crafted.qcow2");
+  ASSERT_EQ(runCommand("qemu-img create -f qcow2 -o cluster_size=65536,refcount_bits=1 " + path + " 64M").exitCode, 0);
+  auto bytes = readFile(path);
+  const uint64_t cluster = 65536;
+  bytes.resize((bytes.size() + cluster - 1) / cluster * cluster);
+  const uint64_t block = bytes.size();
+  bytes.resize(block + cluster, 0xff);
+  const uint64_t table = bytes.size();
+  const uint64_t entries = qcow2::kMaxRefcountTableBytes / 8;
+  bytes.resize(table + entries * 8);
+  for (uint64_t i = 0; i < entries; ++i) qcow2::storeBe64(&bytes[table + i * 8], block);
+  qcow2::storeBe64(&bytes[48], table);
+  qcow2::storeBe32(&bytes[56], static_cast<uint32_t>(qcow2::kMaxRefcountTableBytes / cluster));
+  writeFile(path, bytes);
+
+  Result<CheckReport> report = Error{"not run"};
+  double seconds = timedCheck(path, report);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  // The block is used 2^20 times but counted once: corruption; every other cluster leaks.
+  EXPECT_EQ(checkExitCode(*report), 2);
+  EXPECT_GE(report->corruptions, 1u);
+  EXPECT_GT(report->leaks, uint64_t{1} << 38);
+  EXPECT_EQ(report->messages.size(), kMaxCheckMessages);
+  EXPECT_EQ(report->messagesOmitted, report->corruptions + report->leaks - kMaxCheckMessages);
+  EXPECT_LT(seconds, 20.0);
 }
 
 }  // namespace
