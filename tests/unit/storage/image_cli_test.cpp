@@ -1,5 +1,6 @@
 // `strata image` end to end through the real binary (built next to this test
-// in the build tree), cross-checked with qemu-img.
+// in the build tree), cross-checked with qemu-img; check lists at most 100
+// problems and counts the rest.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -88,6 +89,26 @@ TEST_F(ImageCli, ErrorsAndExitCodes) {
   auto commit = image("commit r.img");
   EXPECT_EQ(commit.exitCode, 1);
   EXPECT_NE(commit.output.find("has no backing file"), std::string::npos);
+}
+
+TEST_F(ImageCli, CheckListsTheFirstHundredProblemsAndCountsTheRest) {
+  ASSERT_EQ(image("create -f qcow2 leaky.qcow2 64M").exitCode, 0);
+  // Refcount 1 for clusters 5..304, which nothing references.
+  auto bytes = testing::readFile(dir.file("leaky.qcow2"));
+  bytes.resize(305 * 65536);
+  for (int cluster = 5; cluster < 305; ++cluster) bytes[0x20000 + cluster * 2 + 1] = 1;
+  writeFile(dir.file("leaky.qcow2"), bytes);
+  auto check = image("check leaky.qcow2");
+  EXPECT_EQ(check.exitCode, 3) << check.output;
+  EXPECT_EQ(runCommand("qemu-img check " + dir.file("leaky.qcow2")).exitCode, 3);
+  size_t listed = 0;
+  for (size_t at = check.output.find("Leaked cluster "); at != std::string::npos;
+       at = check.output.find("Leaked cluster ", at + 1)) {
+    ++listed;
+  }
+  EXPECT_EQ(listed, 100u) << check.output;
+  EXPECT_NE(check.output.find("... and 200 more problems not listed"), std::string::npos) << check.output;
+  EXPECT_NE(check.output.find("300 leaked clusters were found"), std::string::npos) << check.output;
 }
 
 }  // namespace
