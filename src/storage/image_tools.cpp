@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <map>
 #include <unordered_map>
 
 #include "base/unique_fd.h"
@@ -185,7 +184,7 @@ class RefcountChecker {
     }
   }
 
-  // Counts the L2 tables an L1 table points at; walkL2Tables reads them.
+  // Notes the L2 tables an L1 table points at; walkL2Tables reads them.
   void addL1(const std::vector<uint64_t>& l1, bool active) {
     for (size_t i = 0; i < l1.size(); ++i) {
       uint64_t entry = l1[i];
@@ -204,16 +203,23 @@ class RefcountChecker {
         reference(l2Offset, clusterSize_, "L2 table");  // reports it
         continue;
       }
-      L2Use& use = l2Tables_[l2Offset];
-      ++use.pointers;
-      if (active) ++use.activePointers;
+      l2Pointers_.emplace_back(l2Offset, active);
     }
   }
 
   void walkL2Tables() {
     const qcow2::Header& h = meta_.header();
-    for (const auto& [l2Offset, use] : l2Tables_) {
-      reference(l2Offset, clusterSize_, "L2 table", use.pointers);
+    // Grouped by table: each distinct table is read once, its references
+    // counted as many times as L1 entries point at it.
+    std::sort(l2Pointers_.begin(), l2Pointers_.end());
+    for (size_t group = 0, groupEnd = 0; group < l2Pointers_.size(); group = groupEnd) {
+      const uint64_t l2Offset = l2Pointers_[group].first;
+      uint64_t activePointers = 0;
+      for (groupEnd = group; groupEnd < l2Pointers_.size() && l2Pointers_[groupEnd].first == l2Offset; ++groupEnd) {
+        activePointers += l2Pointers_[groupEnd].second ? 1 : 0;
+      }
+      const uint64_t pointers = groupEnd - group;
+      reference(l2Offset, clusterSize_, "L2 table", pointers);
       if (inHole(l2Offset, clusterSize_)) continue;  // reads as zeroes: maps nothing
       auto l2 = meta_.readEntries(l2Offset, h.l2Entries());
       if (!l2) {
@@ -230,11 +236,11 @@ class RefcountChecker {
         }
         bool allocated = m->kind == qcow2::ClusterKind::Normal || m->kind == qcow2::ClusterKind::Compressed ||
                          (m->kind == qcow2::ClusterKind::Zero && m->hostOffset != 0);
-        if (allocated || m->kind == qcow2::ClusterKind::Zero) report_.allocatedClusters += use.activePointers;
+        if (allocated || m->kind == qcow2::ClusterKind::Zero) report_.allocatedClusters += activePointers;
         if (m->kind == qcow2::ClusterKind::Compressed) {
-          reference(m->hostOffset, m->compressedBytes, "compressed cluster", use.pointers);
+          reference(m->hostOffset, m->compressedBytes, "compressed cluster", pointers);
         } else if (m->hostOffset != 0) {
-          reference(m->hostOffset, clusterSize_, "data cluster", use.pointers);
+          reference(m->hostOffset, clusterSize_, "data cluster", pointers);
         }
       }
     }
@@ -302,11 +308,6 @@ class RefcountChecker {
   }
 
  private:
-  struct L2Use {
-    uint64_t pointers = 0;        // L1 entries pointing at the table, in any L1 table
-    uint64_t activePointers = 0;  // those in the active L1 table
-  };
-
   // Keeps the first kMaxCheckMessages messages; `describe` only runs for those.
   template <typename Describe>
   void keep(Describe describe) {
@@ -358,8 +359,8 @@ class RefcountChecker {
   CheckReport& report_;
   uint64_t clusterSize_;
   uint64_t fileClusters_;
-  std::map<uint64_t, L2Use> l2Tables_;                          // L2 table offset -> its users
-  std::vector<std::pair<uint64_t, uint64_t>> references_;       // (cluster, references)
+  std::vector<std::pair<uint64_t, bool>> l2Pointers_;      // (L2 table offset, from the active L1)
+  std::vector<std::pair<uint64_t, uint64_t>> references_;  // (cluster, references)
 };
 
 }  // namespace

@@ -275,7 +275,9 @@ bool Qcow2Image::awaitMetadataRoom(int& error) {
     // The same drain-then-write-back a flush does, in dependency order; it
     // only makes the changes durable earlier than the guest asked.
     IoCompletion done = [this](int result) {
-      if (result < 0) log::error("{}: writing back dirty metadata: {}", path_, std::strerror(-result));
+      if (result >= 0) return;
+      log::error("{}: writing back dirty metadata: {}", path_, std::strerror(-result));
+      writebackError_ = result;
     };
     tryFlush(done);
   }
@@ -781,7 +783,7 @@ void Qcow2Image::startFlushPhases() {
 }
 
 void Qcow2Image::finishFlush(int result) {
-  writebackError_ = result < 0 ? result : 0;
+  if (result >= 0) writebackError_ = 0;  // any write-back that worked clears an earlier failure
   exclusive_ = false;
   flushStarted_ = false;
   auto done = std::move(flushDone_);

@@ -176,7 +176,7 @@ class Qcow2Image final : public DiskImage {
   IoCompletion flushDone_;
   bool pumping_ = false;
   bool warnedQueueFull_ = false;  // the EAGAIN refusals are logged once
-  int writebackError_ = 0;        // the last flush or bounded write-back failed: for the request waiting on it
+  int writebackError_ = 0;        // a bounded write-back failed: for the request waiting on it
   NodePool<DirectRead> directReads_;
 
   // Declared last, so destroyed first: their rings wait for operations still in
