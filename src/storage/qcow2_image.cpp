@@ -52,8 +52,9 @@ void copyToBuffers(const std::vector<iovec>& buffers, size_t offset, const uint8
   }
 }
 
-// Tables a request waits for before it runs: a huge range (a discard of the
-// whole disk) may need more than the cache holds; the rest load synchronously.
+// Tables a request waits for before it runs (a huge range may need more than
+// the cache holds): a discard or write-zeroes then goes this many at a time;
+// other requests read the rest synchronously.
 constexpr uint64_t kAwaitedTables = 8;
 
 size_t totalLength(const std::vector<iovec>& buffers) {
