@@ -3,7 +3,8 @@
 // EAGAIN; dirty L2 tables are written back (in dependency order, as a flush
 // does) once they outgrow half the L2 cache, by writes and by huge
 // write-zeroes alike, also when the guest never flushes, leaving an image
-// qemu-img accepts at any moment; and an allocation scan that fails moves the
+// qemu-img accepts at any moment (a failed write-back fails the write waiting
+// on it and is tried again); and an allocation scan that fails moves the
 // free-cluster hint, so later writes do not rescan what it covered.
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 
 #include "base/unique_fd.h"
 #include "disk_image_test.h"
@@ -138,6 +140,57 @@ TEST_F(Qcow2Bounds, WriteZeroesOverManyTablesStaysBounded) {
   auto result = runCommand("qemu-img check " + image);
   EXPECT_EQ(result.exitCode, 0) << result.output;
   expectQemuCompare(image, std::vector<uint8_t>(kDisk, 0));
+}
+
+// The one descriptor this process has open on `path` (-1 unless exactly one).
+int openDescriptorOf(const std::string& path) {
+  const auto target = std::filesystem::canonical(path);
+  int found = -1;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code error;
+    auto link = std::filesystem::read_symlink(entry.path(), error);
+    if (error || link != target) continue;
+    if (found >= 0) return -1;
+    found = std::stoi(entry.path().filename().string());
+  }
+  return found;
+}
+
+TEST_F(Qcow2Bounds, FailedBoundedWritebackFailsTheWaitingWriteAndIsRetried) {
+  std::string image = createImage("failing.qcow2");
+  std::vector<uint8_t> expected(kDisk, 0);
+  {
+    auto disk = open(image, kSmallCache);
+    ASSERT_TRUE(disk);
+    auto writeTable = [&](uint64_t table) {
+      auto data = blockData(table);
+      int result = writeSync(*disk, *loop, blockOffset(table), data.data(), data.size()).ok() ? 0 : -1;
+      if (result == 0) std::memcpy(expected.data() + blockOffset(table), data.data(), data.size());
+      return result;
+    };
+    // Nine dirty tables: past the bound, so the next write starts a write-back.
+    for (uint64_t table = 0; table < 9; ++table) ASSERT_EQ(writeTable(table), 0);
+    ASSERT_TRUE(qcow2(*disk).metadata().writebackDue());
+    // The image's descriptor becomes a read-only one: every write to the file fails.
+    const int fd = openDescriptorOf(image);
+    ASSERT_GE(fd, 0);
+    UniqueFd saved(::dup(fd));
+    UniqueFd readOnly(::open(image.c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_GE(::dup2(readOnly.get(), fd), 0);
+    // Each write waits for a write-back that fails, and fails with it (no hang, no loop).
+    EXPECT_NE(writeTable(9), 0);
+    EXPECT_NE(writeTable(9), 0);
+    EXPECT_TRUE(qcow2(*disk).metadata().writebackDue());
+    // Writable again: the next write-back succeeds, so does the write.
+    ASSERT_GE(::dup2(saved.get(), fd), 0);
+    EXPECT_EQ(writeTable(9), 0);
+    EXPECT_FALSE(qcow2(*disk).metadata().writebackDue());
+    for (uint64_t table = 10; table < 24; ++table) ASSERT_EQ(writeTable(table), 0);
+    ASSERT_TRUE(flushSync(*disk, *loop).ok());
+  }
+  auto result = runCommand("qemu-img check " + image);
+  EXPECT_EQ(result.exitCode, 0) << result.output;
+  expectQemuCompare(image, expected);
 }
 
 TEST_F(Qcow2Bounds, KilledWithoutEverFlushingLeavesAConsistentImage) {
