@@ -396,9 +396,10 @@ Result<CheckReport> checkImage(const std::string& path) {
   }
   checker.addL1((*meta)->l1Table(), true);
   // Internal snapshots: their table and each snapshot's L1 table and clusters.
-  // L1 tables do not overlap in a valid image, so together they hold no more
-  // entries than the file has room for.
-  uint64_t l1EntriesLeft = file->size / 8;
+  // L1 tables do not overlap in a valid image and QEMU writes them whole, so
+  // together they hold no more entries than the file has data for (a sparse
+  // file's holes do not count: they would allow terabytes of claimed tables).
+  uint64_t l1EntriesLeft = file->allocated / 8;
   uint64_t position = header->snapshotsOffset;
   for (uint32_t s = 0; s < header->nbSnapshots; ++s) {
     uint8_t fixed[40];

@@ -332,5 +332,34 @@ TEST_F(ImageTools, CheckOfAHugeCraftedRefcountTableIsBounded) {
   EXPECT_LT(seconds, 20.0);
 }
 
+TEST_F(ImageTools, CheckOfSnapshotsClaimingTerabytesOfL1TablesIsBounded) {
+  // 65536 snapshots whose 32 MiB L1 tables lie in the holes of an 8 TiB
+  // sparse file: 2 TiB of tables claimed by a few MiB of data.
+  std::string path = dir.file("snapshots.qcow2");
+  ASSERT_EQ(runCommand("qemu-img create -f qcow2 -o cluster_size=512 " + path + " 16M").exitCode, 0);
+  auto bytes = readFile(path);
+  bytes.resize((bytes.size() + 511) / 512 * 512);
+  const uint64_t snapshotTable = bytes.size();
+  constexpr uint32_t kSnapshots = 65536;
+  constexpr uint32_t kL1Entries = qcow2::kMaxL1Bytes / 8;
+  bytes.resize(snapshotTable + uint64_t{kSnapshots} * 40, 0);
+  for (uint64_t s = 0; s < kSnapshots; ++s) {
+    qcow2::storeBe64(&bytes[snapshotTable + s * 40], (1ull << 40) + s * qcow2::kMaxL1Bytes);
+    qcow2::storeBe32(&bytes[snapshotTable + s * 40 + 8], kL1Entries);
+  }
+  qcow2::storeBe32(&bytes[60], kSnapshots);
+  qcow2::storeBe64(&bytes[64], snapshotTable);
+  writeFile(path, bytes);
+  ASSERT_EQ(::truncate(path.c_str(), 8ll << 40), 0);
+  Result<CheckReport> report = Error{"not run"};
+  double seconds = timedCheck(path, report);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_EQ(checkExitCode(*report), 2);
+  bool named = false;
+  for (const auto& m : report->messages) named |= m.find("claim more entries than the file holds") != std::string::npos;
+  EXPECT_TRUE(named);
+  EXPECT_LT(seconds, 20.0);
+}
+
 }  // namespace
 }  // namespace strata::storage
