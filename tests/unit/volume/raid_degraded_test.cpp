@@ -4,6 +4,9 @@
 // mismatches.
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+#include <sys/sysinfo.h>
+
 #include <atomic>
 #include <iostream>
 #include <random>
@@ -291,26 +294,53 @@ TEST_F(MaintenanceTest, Raid5ParityMatchesTheWrittenDataWhileTheGuestChangesItsB
   constexpr uint64_t kRow = 2 * (64 << 10);
   constexpr uint64_t kSize = 4 * kMiB;
   auto pvs = makePvs(3, 12);
-  auto pool = createPool(pvs);
-  ASSERT_TRUE(pool->createVolume("r5", raid5Options(kSize)).ok());
+  ASSERT_TRUE(createPool(pvs)->createVolume("r5", raid5Options(kSize)).ok());
+  // O_DIRECT, as VMs open pools: the PV reads the buffer while the write is
+  // in flight, not when it is submitted, as a disk DMAs guest memory.
+  auto opened = Pool::open(pvs, {.direct = true}, *loop);
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  auto pool = std::move(*opened);
   auto buffer = makeAlignedBuffer(kRow);  // page-aligned, like guest RAM
   std::atomic<bool> stop{false};
+  std::atomic<uint64_t> rounds{0};
+  // On different CPUs where there are several, so the two really overlap.
+  auto pinTo = [](pthread_t thread, int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % std::max(1, get_nprocs()), &set);
+    pthread_setaffinity_np(thread, sizeof set, &set);
+  };
+  cpu_set_t original;
+  pthread_getaffinity_np(pthread_self(), sizeof original, &original);
+  pinTo(pthread_self(), 0);
   std::thread guest([&] {
     auto* words = reinterpret_cast<uint64_t*>(buffer.get());
-    for (uint64_t round = 1; !stop.load(std::memory_order_relaxed); ++round)
+    for (uint64_t round = 1; !stop.load(std::memory_order_relaxed); ++round) {
       for (size_t i = 0; i < kRow / 8; ++i) __atomic_store_n(&words[i], round * 0x9e3779b97f4a7c15ull + i, __ATOMIC_RELAXED);
+      rounds.store(round, std::memory_order_relaxed);
+    }
   });
+  pinTo(guest.native_handle(), 1);
+  while (rounds.load() == 0) std::this_thread::yield();
   int failures = 0;
   std::vector<uint8_t> written;
   {
     auto device = openVolume(*pool, "r5");
-    for (int pass = 0; pass < 8; ++pass)
-      for (uint64_t row = 0; row < kSize / kRow; ++row)
-        failures += runUntilComplete(*loop, [&](IoCompletion done) {
-                      device->writev(row * kRow, {iovec{buffer.get(), kRow}}, std::move(done));
-                    }) != 0;
+    // Every row at once, so parity passes and data writes interleave; on a
+    // busy host, until the other thread has really run alongside for a while.
+    const uint64_t roundsBefore = rounds.load();
+    for (int pass = 0; pass < 64 || (rounds.load() - roundsBefore < 20000 && pass < 2000); ++pass) {
+      int pending = 0;
+      for (uint64_t row = 0; row < kSize / kRow; ++row, ++pending)
+        device->writev(row * kRow, {iovec{buffer.get(), kRow}}, [&](int result) {
+          failures += result != 0;
+          --pending;
+        });
+      while (pending > 0) loop->runOnce(-1);
+    }
     stop = true;
     guest.join();
+    pthread_setaffinity_np(pthread_self(), sizeof original, &original);
     flush(*device);
     written = readAt(*device, 0, kSize);
   }
