@@ -18,7 +18,7 @@ namespace strata::test {
 namespace {
 
 ProcessResult runProcess(const std::vector<std::string>& argv, const std::string& input,
-                         std::chrono::seconds deadline) {
+                         std::chrono::seconds deadline, const WhileRunning& whileRunning = {}) {
   int toChild[2], fromChild[2];
   if (::pipe2(toChild, O_CLOEXEC) != 0 || ::pipe2(fromChild, O_CLOEXEC) != 0) return {};
   posix_spawn_file_actions_t actions;
@@ -74,6 +74,7 @@ ProcessResult runProcess(const std::vector<std::string>& argv, const std::string
       if (n <= 0) break;
       result.output.append(buffer, static_cast<size_t>(n));
     }
+    if (whileRunning) whileRunning(pid, result.output);
   }
   if (inputFd >= 0) ::close(inputFd);
   ::close(fromChild[0]);
@@ -115,10 +116,11 @@ std::string copyOfRootDisk(const std::string& testName) {
   return copy;
 }
 
-ProcessResult runStrata(const std::vector<std::string>& args, const std::string& input, std::chrono::seconds deadline) {
+ProcessResult runStrata(const std::vector<std::string>& args, const std::string& input, std::chrono::seconds deadline,
+                        const WhileRunning& whileRunning) {
   std::vector<std::string> argv{strataBinary(), "run"};
   argv.insert(argv.end(), args.begin(), args.end());
-  return runProcess(argv, input, deadline);
+  return runProcess(argv, input, deadline, whileRunning);
 }
 
 ::testing::AssertionResult contains(const std::string& output, const std::string& text) {

@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/types.h>
+
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,9 +20,13 @@ struct ProcessResult {
   std::string output;  // stdout and stderr interleaved
 };
 
+// Called while the process runs (after each output read, and at least once
+// a second) with its pid and the output so far, e.g. to sample /proc/PID.
+using WhileRunning = std::function<void(pid_t pid, const std::string& output)>;
+
 // Runs `strata run ARGS...` with `input` on its standard input (closed after).
 ProcessResult runStrata(const std::vector<std::string>& args, const std::string& input,
-                        std::chrono::seconds deadline = std::chrono::seconds(240));
+                        std::chrono::seconds deadline = std::chrono::seconds(240), const WhileRunning& whileRunning = {});
 
 // Whether `output` holds `text`; when not, the failure shows both.
 ::testing::AssertionResult contains(const std::string& output, const std::string& text);

@@ -70,14 +70,6 @@ void forEachPiece(const std::vector<iovec>& buffers, uint64_t offset, size_t len
 }
 }  // namespace
 
-uint8_t* contiguousAt(const std::vector<iovec>& buffers, uint64_t offset, size_t length) {
-  for (const auto& b : buffers) {
-    if (offset < b.iov_len) return length <= b.iov_len - offset ? static_cast<uint8_t*>(b.iov_base) + offset : nullptr;
-    offset -= b.iov_len;
-  }
-  return nullptr;
-}
-
 void copyFromIovecs(const std::vector<iovec>& buffers, uint64_t offset, void* out, size_t length) {
   auto dst = static_cast<uint8_t*>(out);
   forEachPiece(buffers, offset, length, [&](uint8_t* p, size_t n, size_t at) { std::memcpy(dst + at, p, n); });
@@ -133,6 +125,48 @@ void IoJoin::release() {
     auto done = std::move(done_);
     done(result_);
   }
+}
+
+namespace {
+struct PieceWindow : std::enable_shared_from_this<PieceWindow> {
+  uint64_t next, end, pieceBytes;
+  unsigned window, inFlight = 0;
+  int result = 0;
+  PieceSubmit submit;
+  IoCompletion done;
+
+  void fill() {
+    while (inFlight < window && next < end && result == 0) {
+      uint64_t n = std::min(pieceBytes, end - next);
+      uint64_t at = next;
+      next += n;
+      ++inFlight;
+      submit(at, n, [self = shared_from_this()](int r) {
+        --self->inFlight;
+        if (r < 0 && self->result == 0) self->result = r;
+        self->fill();
+      });
+    }
+    if (inFlight == 0 && done) {
+      auto finished = std::move(done);
+      done = nullptr;
+      finished(result);
+    }
+  }
+};
+}  // namespace
+
+void submitInPieces(EventLoop& loop, uint64_t offset, uint64_t length, uint64_t pieceBytes, unsigned window,
+                    PieceSubmit submit, IoCompletion done) {
+  if (length == 0) return completeSoon(loop, std::move(done), 0);
+  auto pieces = std::make_shared<PieceWindow>();
+  pieces->next = offset;
+  pieces->end = offset + length;
+  pieces->pieceBytes = pieceBytes;
+  pieces->window = window;
+  pieces->submit = std::move(submit);
+  pieces->done = std::move(done);
+  pieces->fill();
 }
 
 bool requestAllowed(EventLoop& loop, uint64_t sizeBytes, bool readOnly, uint64_t offset, uint64_t length, bool write,

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -24,8 +25,6 @@ inline constexpr size_t kMaxIovecs = 1024;
 size_t iovecLength(const std::vector<iovec>& buffers);
 // The sub-list covering bytes [offset, offset+length) of buffers.
 std::vector<iovec> sliceIovecs(const std::vector<iovec>& buffers, uint64_t offset, uint64_t length);
-// Where bytes [offset, offset+length) are if one iovec holds them all, else null.
-uint8_t* contiguousAt(const std::vector<iovec>& buffers, uint64_t offset, size_t length);
 void copyFromIovecs(const std::vector<iovec>& buffers, uint64_t offset, void* out, size_t length);
 void copyToIovecs(const std::vector<iovec>& buffers, uint64_t offset, const void* in, size_t length);
 void zeroIovecs(const std::vector<iovec>& buffers, uint64_t offset, size_t length);
@@ -75,6 +74,15 @@ class IoJoin : public std::enable_shared_from_this<IoJoin> {
   int result_ = 0;
   bool armedWithWork_ = false;
 };
+
+// Splits [offset, offset+length) into pieces of at most pieceBytes and calls
+// submit(pieceOffset, pieceLength, pieceDone) for them in order, keeping at
+// most `window` in flight: a request of any length holds bounded memory.
+// done gets the first negative result once every submitted piece completed
+// (no new piece starts after an error).
+using PieceSubmit = std::function<void(uint64_t offset, uint64_t length, IoCompletion done)>;
+void submitInPieces(EventLoop& loop, uint64_t offset, uint64_t length, uint64_t pieceBytes, unsigned window,
+                    PieceSubmit submit, IoCompletion done);
 
 // The checks every volume makes first: false (done completed with -EROFS or
 // -EINVAL from the loop) for a write to a read-only device or a range past its end.

@@ -398,63 +398,33 @@ void ParityVolume::computeBatch(std::shared_ptr<Batch> batch) {
     return finishBatch(batch, 0);
   }
 
-  // Where each column's new contents are, per leg: the scratch slice, or
-  // straight in a request's buffer when one request covers the whole column
-  // from one aligned iovec (no copy for full-column writes).
-  std::vector<uint8_t*> src(columns * legs_);
-  for (size_t c = 0; c < columns; ++c)
-    for (uint32_t leg = 0; leg < legs_; ++leg) src[c * legs_ + leg] = batch->slice(leg, c);
-
+  // The new data is copied into the scratch slices first, and parity is
+  // computed from and the legs written from those copies: a guest changing
+  // its buffer while the batch runs cannot make parity disagree with the data
+  // that reaches the PVs.
   // Read-modify-write: take the old data out of the parity, the new in below.
   auto rmwDelta = [&] {
     for (size_t c = 0; c < columns; ++c) {
       if (modes[c] != Mode::Rmw) continue;
       for (uint32_t leg = 0; leg < legs_; ++leg)
-        if (flags[c * legs_ + leg] & kTouched) xorInto(batch->slice(parity, c), src[c * legs_ + leg], kColumn);
+        if (flags[c * legs_ + leg] & kTouched) xorInto(batch->slice(parity, c), batch->slice(leg, c), kColumn);
     }
   };
   rmwDelta();
   forEachWrittenSlice(*batch, [&](const Member& m, uint32_t i, uint32_t leg, uint64_t c, uint64_t from, uint64_t to) {
     const uint64_t colStart = batch->lo + c * kColumn;
-    const uint64_t at = i * stripe_ + from - m.start;  // within the member's buffers
-    uint8_t*& where = src[c * legs_ + leg];
-    uint8_t* scratch = batch->slice(leg, c);
-    if (to - from == kColumn) {
-      uint8_t* direct = contiguousAt(m.buffers, at, kColumn);
-      if (direct && reinterpret_cast<uintptr_t>(direct) % kColumn == 0) {
-        where = direct;
-        return;
-      }
-    }
-    if (where != scratch) {
-      // An earlier request's buffer held the column: partial overwrite on a copy.
-      std::memcpy(scratch, where, kColumn);
-      where = scratch;
-    }
-    copyFromIovecs(m.buffers, at, scratch + (from - colStart), to - from);
+    copyFromIovecs(m.buffers, i * stripe_ + from - m.start, batch->slice(leg, c) + (from - colStart), to - from);
   });
   rmwDelta();
-  // Reconstruct-write: parity = XOR of the data legs, over runs of columns
-  // whose sources continue from one column to the next.
-  auto recompute = [&](size_t c) { return modes[c] == Mode::Rcw || modes[c] == Mode::Reconstruct; };
-  for (size_t c = 0; c < columns;) {
-    if (!recompute(c)) {
-      ++c;
-      continue;
-    }
-    size_t end = c + 1;
-    auto continues = [&](size_t e) {
-      for (uint32_t leg = 0; leg < legs_; ++leg)
-        if (src[e * legs_ + leg] != src[(e - 1) * legs_ + leg] + kColumn) return false;
-      return true;
-    };
-    while (end < columns && recompute(end) && continues(end)) ++end;
-    std::vector<const uint8_t*> data;
-    for (uint32_t leg = 0; leg < legs_; ++leg)
-      if (leg != parity) data.push_back(src[c * legs_ + leg]);
-    xorBlocks(data, batch->slice(parity, c), runBytes(c, end));
-    c = end;
-  }
+  // Reconstruct-write: parity = XOR of the data legs, over runs of columns.
+  forEachRun(
+      columns, [&](size_t c) { return modes[c] == Mode::Rcw || modes[c] == Mode::Reconstruct; },
+      [&](size_t first, size_t end) {
+        std::vector<const uint8_t*> data;
+        for (uint32_t leg = 0; leg < legs_; ++leg)
+          if (leg != parity) data.push_back(batch->slice(leg, first));
+        xorBlocks(data, batch->slice(parity, first), runBytes(first, end));
+      });
 
   auto join = IoJoin::make(pool_->loop(), [this, batch](int) {
     // Losing one leg mid-write still leaves data and parity consistent.
@@ -464,18 +434,11 @@ void ParityVolume::computeBatch(std::shared_ptr<Batch> batch) {
     forEachRun(
         columns, [&](size_t c) { return (flags[c * legs_ + leg] & kWrite) != 0; },
         [&](size_t first, size_t end) {
-          std::vector<iovec> iov;
-          for (size_t c = first; c < end; ++c) {
-            uint8_t* p = src[c * legs_ + leg];
-            if (!iov.empty() && static_cast<uint8_t*>(iov.back().iov_base) + iov.back().iov_len == p)
-              iov.back().iov_len += kColumn;
-            else
-              iov.push_back({p, kColumn});
-          }
           // A leg that cannot take writes (missing) is skipped: parity covers it.
           IoCompletion sub = join->add();
           if (!legSubmit(*pool_, record_.legs[leg], LegOp::Write, true, legOffset + first * kColumn,
-                         runBytes(first, end), std::move(iov), std::move(sub)))
+                         runBytes(first, end), {iovec{batch->slice(leg, first), runBytes(first, end)}},
+                         std::move(sub)))
             sub(0);
         });
   join->arm();
@@ -518,15 +481,19 @@ void ParityVolume::discard(uint64_t offset, uint64_t length, IoCompletion done) 
 
 void ParityVolume::writeZeroes(uint64_t offset, uint64_t length, IoCompletion done) {
   if (!rangeOk(offset, length, true, done)) return;
-  constexpr uint64_t kPiece = 4 << 20;
-  auto zeroes = std::make_shared<AlignedBuffer>(makeAlignedBuffer(std::min(length, kPiece)));
-  auto join = IoJoin::make(pool_->loop(), [zeroes, done = std::move(done)](int result) { done(result); });
-  for (uint64_t at = 0; at < length; at += kPiece) {
-    uint64_t n = std::min(kPiece, length - at);
-    splitRows(offset + at, {iovec{zeroes->get(), n}}, join->add(),
-              [this](uint64_t row, Member&& member) { queueWrite(row, std::move(member)); });
-  }
-  join->arm();
+  // One shared buffer of zeroes, a few pieces in flight (like a rebuild's
+  // steps): the memory a request holds does not grow with its length. A
+  // piece is at least a row, so wide rows still go out as full stripes.
+  constexpr unsigned kPiecesInFlight = 4;
+  const uint64_t piece = std::max<uint64_t>(1 << 20, (legs_ - 1) * stripe_);
+  auto zeroes = std::make_shared<AlignedBuffer>(makeAlignedBuffer(std::min(length, piece)));
+  submitInPieces(
+      pool_->loop(), offset, length, piece, kPiecesInFlight,
+      [this, zeroes](uint64_t at, uint64_t n, IoCompletion pieceDone) {
+        splitRows(at, {iovec{zeroes->get(), n}}, std::move(pieceDone),
+                  [this](uint64_t row, Member&& member) { queueWrite(row, std::move(member)); });
+      },
+      [zeroes, done = std::move(done)](int result) { done(result); });
 }
 
 }  // namespace strata::storage::volume

@@ -17,10 +17,19 @@ constexpr uint32_t kThinVersion = 1;
 constexpr size_t kJournalHeader = 32;
 constexpr size_t kOpBytes = 17;
 constexpr uint64_t kMaxVchunk = 1ull << 40;
-constexpr uint32_t kMaxDevices = 1 << 20;
 
 uint64_t roundUp4k(uint64_t v) { return (v + 4095) & ~uint64_t{4095}; }
 Error thinCorrupt(const std::string& what) { return Error{"thin pool metadata is corrupt: " + what}; }
+
+// The map of `device`, made empty if new, unless that would exceed kMaxThinDevices.
+Result<ChunkMap*> deviceMap(ThinDevices& devices, uint32_t device, const char* where) {
+  auto it = devices.find(device);
+  if (it != devices.end()) return &it->second;
+  if (devices.size() >= kMaxThinDevices)
+    return thinCorrupt(fmt::format("{} names device {} beyond the {} thin devices a pool can hold", where, device,
+                                   kMaxThinDevices));
+  return &devices[device];
+}
 }  // namespace
 
 uint32_t ChunkMap::get(uint64_t vchunk) const {
@@ -146,12 +155,15 @@ Result<ThinDevices> decodeThinCheckpoint(const uint8_t* bytes, size_t length, ui
   if (!r.raw(magic, 8) || std::memcmp(magic, kCheckpointMagic, 8) != 0 || !r.u64(gen) || !r.u32(count))
     return thinCorrupt("bad checkpoint header");
   if (gen != generation) return thinCorrupt("checkpoint generation does not match the superblock");
-  if (count > kMaxDevices) return thinCorrupt(fmt::format("{} thin devices", count));
+  if (count > kMaxThinDevices)
+    return thinCorrupt(fmt::format("checkpoint lists {} thin devices (at most {})", count, kMaxThinDevices));
   ThinDevices devices;
   for (uint32_t i = 0; i < count; ++i) {
     uint32_t id = 0, runs = 0;
     if (!r.u32(id) || !r.u32(runs) || runs * 16ull > r.remaining()) return thinCorrupt("truncated checkpoint");
+    if (devices.count(id)) return thinCorrupt(fmt::format("checkpoint lists device {} twice", id));
     ChunkMap& map = devices[id];
+    uint64_t previousEnd = 0;  // runs ascend and do not overlap, as encoded
     for (uint32_t k = 0; k < runs; ++k) {
       uint64_t v = 0;
       uint32_t d = 0, n = 0;
@@ -161,6 +173,12 @@ Result<ThinDevices> decodeThinCheckpoint(const uint8_t* bytes, size_t length, ui
       if (n == 0 || v >= kMaxVchunk || n > kMaxVchunk - v || d >= dataChunks || n > dataChunks - d)
         return thinCorrupt(fmt::format("device {} maps chunks {}+{} outside the data volume ({} chunks)", id, d, n,
                                        dataChunks));
+      if (v < previousEnd)
+        return thinCorrupt(fmt::format("device {} has a run at virtual chunk {} overlapping or before the previous one",
+                                       id, v));
+      if (n > dataChunks - map.count())
+        return thinCorrupt(fmt::format("device {} maps more than the {} chunks of the data volume", id, dataChunks));
+      previousEnd = v + n;
       for (uint32_t j = 0; j < n; ++j) map.set(v + j, d + j);
     }
   }
@@ -218,22 +236,38 @@ Result<ThinJournalRecord> decodeThinJournalRecord(const uint8_t* bytes, size_t l
 
 Result<void> applyThinOp(ThinDevices& devices, const ThinOp& op, uint64_t dataChunks) {
   switch (op.kind) {
-    case ThinOp::Map:
+    case ThinOp::Map: {
       if (op.arg >= kMaxVchunk || op.chunk >= dataChunks)
         return thinCorrupt(fmt::format("journal maps device {} chunk {} to {} outside the data volume", op.device,
                                        op.arg, op.chunk));
-      devices[op.device].set(op.arg, op.chunk);
+      auto map = deviceMap(devices, op.device, "journal");
+      if (!map) return map.error();
+      if ((*map)->get(op.arg) == kNoChunk && (*map)->count() >= dataChunks)
+        return thinCorrupt(fmt::format("journal maps more than the {} chunks of the data volume into device {}",
+                                       dataChunks, op.device));
+      (*map)->set(op.arg, op.chunk);
       return {};
+    }
     case ThinOp::Unmap: {
       auto it = devices.find(op.device);
       if (it != devices.end()) it->second.erase(op.arg);
+      return {};
+    }
+    case ThinOp::UnmapRange: {
+      if (op.arg >= kMaxVchunk || op.chunk > kMaxVchunk - op.arg)
+        return thinCorrupt(fmt::format("journal unmaps device {} chunks {}+{} past the largest thin volume",
+                                       op.device, op.arg, op.chunk));
+      auto it = devices.find(op.device);
+      if (it != devices.end()) it->second.eraseRange(op.arg, op.arg + op.chunk, [](uint32_t) {});
       return {};
     }
     case ThinOp::Snapshot: {
       auto it = devices.find(static_cast<uint32_t>(op.arg));
       ChunkMap copy;
       if (it != devices.end()) copy = it->second;
-      devices[op.device] = std::move(copy);
+      auto map = deviceMap(devices, op.device, "journal snapshot");
+      if (!map) return map.error();
+      **map = std::move(copy);
       return {};
     }
     case ThinOp::Delete:

@@ -6,6 +6,7 @@
 // whose checksum, generation or sequence does not match.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <map>
@@ -17,6 +18,10 @@
 namespace strata::storage::volume {
 
 inline constexpr uint32_t kNoChunk = 0xffffffff;
+// Thin devices loaded metadata may hold at once: a pool has at most 1024
+// volumes (kPoolMaxVolumes), and devices of removed volumes or interrupted
+// snapshots live only until the next open for writing drops them.
+inline constexpr uint32_t kMaxThinDevices = 2048;
 
 // Sparse map of virtual chunk -> data chunk, in pages of 1024 entries.
 class ChunkMap {
@@ -32,17 +37,40 @@ class ChunkMap {
       for (size_t i = 0; i < kPage; ++i)
         if (entries[i] != kNoChunk) fn(page * kPage + i, entries[i]);
   }
+  // Removes the mappings of [first, end), visiting only the pages that hold
+  // some (a huge sparse range costs nothing); calls fn(chunk) for each
+  // removed and returns how many there were.
+  template <typename Fn>
+  uint64_t eraseRange(uint64_t first, uint64_t end, Fn fn) {
+    uint64_t removed = 0;
+    for (auto page = pages_.lower_bound(first / kPage); page != pages_.end() && page->first * kPage < end;) {
+      uint64_t base = page->first * kPage;
+      size_t from = first > base ? static_cast<size_t>(first - base) : 0;
+      size_t to = static_cast<size_t>(std::min<uint64_t>(kPage, end - base));
+      uint32_t inPage = 0;
+      for (size_t i = from; i < to; ++i)
+        if (page->second[i] != kNoChunk) {
+          fn(page->second[i]);
+          page->second[i] = kNoChunk;
+          ++inPage;
+        }
+      removed += inPage;
+      count_ -= inPage;
+      auto counted = pageCounts_.find(page->first);
+      counted->second -= inPage;
+      if (counted->second == 0) {
+        pageCounts_.erase(counted);
+        page = pages_.erase(page);
+      } else {
+        ++page;
+      }
+    }
+    return removed;
+  }
   // Removes every mapping at or past vchunk; calls fn(chunk) for each removed.
   template <typename Fn>
   void truncate(uint64_t vchunk, Fn fn) {
-    std::vector<uint64_t> drop;
-    forEach([&](uint64_t v, uint32_t c) {
-      if (v >= vchunk) {
-        drop.push_back(v);
-        fn(c);
-      }
-    });
-    for (uint64_t v : drop) erase(v);
+    eraseRange(vchunk, UINT64_MAX, fn);
   }
 
  private:
@@ -53,11 +81,11 @@ class ChunkMap {
 };
 
 struct ThinOp {
-  enum Kind : uint8_t { Map = 1, Unmap = 2, Snapshot = 3, Delete = 4, Truncate = 5 };
+  enum Kind : uint8_t { Map = 1, Unmap = 2, Snapshot = 3, Delete = 4, Truncate = 5, UnmapRange = 6 };
   Kind kind = Map;
   uint32_t device = 0;
-  uint64_t arg = 0;          // Map/Unmap: vchunk; Snapshot: origin device; Truncate: first vchunk dropped
-  uint32_t chunk = kNoChunk; // Map: data chunk
+  uint64_t arg = 0;          // Map/Unmap/UnmapRange: (first) vchunk; Snapshot: origin device; Truncate: first vchunk dropped
+  uint32_t chunk = kNoChunk; // Map: data chunk; UnmapRange: how many vchunks
 };
 
 struct ThinMetaLayout {
@@ -98,8 +126,10 @@ struct ThinJournalRecord {
 // Fails (the end of the journal) unless a valid record of this generation and sequence starts here.
 Result<ThinJournalRecord> decodeThinJournalRecord(const uint8_t* bytes, size_t length, uint64_t generation,
                                                   uint64_t sequence);
-// Rejects ops that name chunks outside the data volume. `freed` receives chunks
-// whose mapping was dropped (for refcounting callers), may be null.
+// Rejects ops that name chunks outside the data volume, would give a device
+// more mappings than the data volume has chunks (one device never maps a data
+// chunk twice) or make more than kMaxThinDevices devices: what metadata can
+// make the loader allocate is bounded by the pool's real size.
 Result<void> applyThinOp(ThinDevices& devices, const ThinOp& op, uint64_t dataChunks);
 
 }  // namespace strata::storage::volume

@@ -16,6 +16,10 @@ namespace strata::storage::volume {
 
 namespace {
 constexpr uint32_t kQuarantined = 0xffffffff;
+// Whole chunks one step of a discard or write-zeroes unmaps before it yields
+// to the loop: the work and memory per step are bounded whatever the
+// request's length (a guest may ask for 2^32 sectors at once).
+constexpr uint64_t kUnmapStepChunks = 1 << 14;
 }  // namespace
 
 struct ThinPoolEngine::ChunkRequest {
@@ -184,7 +188,10 @@ void ThinPoolEngine::decref(uint32_t chunk) {
   if (--refcounts_[chunk] == 0) {
     // Not reusable until the journal no longer references it durably.
     refcounts_[chunk] = kQuarantined;
-    pendingFree_.push_back(chunk);
+    if (!pendingFree_.empty() && pendingFree_.back().first + pendingFree_.back().count == chunk)
+      ++pendingFree_.back().count;  // runs, as sequential writes allocated them
+    else
+      pendingFree_.push_back({chunk, 1});
     --usedChunks_;
   }
 }
@@ -275,7 +282,53 @@ void ThinPoolEngine::write(uint32_t device, uint64_t offset, std::vector<iovec> 
 
 void ThinPoolEngine::zero(uint32_t device, uint64_t offset, uint64_t length, bool discard, IoCompletion done) {
   if (failed_) return completeSoon(pool_->loop(), std::move(done), -EIO);
-  splitChunks(discard ? ChunkRequest::Discard : ChunkRequest::Zero, device, offset, length, {}, std::move(done));
+  int kind = discard ? ChunkRequest::Discard : ChunkRequest::Zero;
+  uint64_t end = offset + length;
+  uint64_t firstWhole = (offset + chunkSize_ - 1) / chunkSize_, endWhole = end / chunkSize_;
+  if (firstWhole >= endWhole) return splitChunks(kind, device, offset, length, {}, std::move(done));
+  // Whole chunks leave the map range by range; only the partial chunks at
+  // either end take the per-chunk path (a write of zeroes into a mapped chunk).
+  auto join = IoJoin::make(pool_->loop(), std::move(done));
+  uint64_t head = firstWhole * chunkSize_, tail = endWhole * chunkSize_;
+  if (offset < head) splitChunks(kind, device, offset, head - offset, {}, join->add());
+  if (tail < end) splitChunks(kind, device, tail, end - tail, {}, join->add());
+  dropWholeChunks(kind, device, firstWhole, endWhole, join, join->add());
+  join->arm();
+}
+
+void ThinPoolEngine::dropWholeChunks(int kind, uint32_t device, uint64_t first, uint64_t end,
+                                     std::shared_ptr<IoJoin> join, IoCompletion step) {
+  if (failed_) return completeSoon(pool_->loop(), std::move(step), -EIO);
+  uint64_t stop = std::min(end, first + kUnmapStepChunks);
+  // A chunk an allocation or copy-on-write holds waits for it and then goes
+  // the per-chunk way; the runs between such chunks are unmapped at once.
+  uint64_t runStart = first;
+  for (auto busy = busyChunks_.lower_bound({device, first});
+       busy != busyChunks_.end() && busy->first.first == device && busy->first.second < stop; ++busy) {
+    uint64_t vchunk = busy->first.second;
+    unmapRun(device, runStart, vchunk);
+    runStart = vchunk + 1;
+    auto request = std::make_shared<ChunkRequest>();
+    request->kind = static_cast<ChunkRequest::Kind>(kind);
+    request->device = device;
+    request->vchunk = vchunk;
+    request->length = chunkSize_;
+    request->done = join->add();
+    busy->second.push_back([this, request] { chunkOp(request); });
+  }
+  unmapRun(device, runStart, stop);
+  if (stop == end) return completeSoon(pool_->loop(), std::move(step), 0);
+  pool_->loop().post([this, self = shared_from_this(), kind, device, stop, end, join, step = std::move(step)]() mutable {
+    dropWholeChunks(kind, device, stop, end, std::move(join), std::move(step));
+  });
+}
+
+void ThinPoolEngine::unmapRun(uint32_t device, uint64_t first, uint64_t end) {
+  auto it = devices_.find(device);
+  if (it == devices_.end() || first >= end) return;
+  // One journal op for the run, however many chunks it held (unmapped ones are no-ops on replay).
+  if (it->second.eraseRange(first, end, [&](uint32_t chunk) { decref(chunk); }) > 0)
+    pendingOps_.push_back({ThinOp::UnmapRange, device, first, static_cast<uint32_t>(end - first)});
 }
 
 void ThinPoolEngine::splitChunks(int kind, uint32_t device, uint64_t offset, uint64_t length,
@@ -424,7 +477,7 @@ void ThinPoolEngine::runCommit() {
   commitWaiters_.clear();
   auto ops = std::make_shared<std::vector<ThinOp>>(std::move(pendingOps_));
   pendingOps_.clear();
-  auto freed = std::make_shared<std::vector<uint32_t>>(std::move(pendingFree_));
+  auto freed = std::make_shared<std::vector<ChunkRun>>(std::move(pendingFree_));
   pendingFree_.clear();
   auto shared = std::make_shared<std::vector<IoCompletion>>(std::move(waiters));
   auto finish = [this, self = shared_from_this(), ops, freed, shared](int result) {
@@ -499,9 +552,10 @@ void ThinPoolEngine::runCommit() {
   });
 }
 
-void ThinPoolEngine::finishCommit(std::vector<uint32_t> freed, std::vector<IoCompletion> waiters, int result) {
-  for (uint32_t chunk : freed)
-    if (chunk < refcounts_.size() && refcounts_[chunk] == kQuarantined) refcounts_[chunk] = 0;
+void ThinPoolEngine::finishCommit(std::vector<ChunkRun> freed, std::vector<IoCompletion> waiters, int result) {
+  for (const ChunkRun& run : freed)
+    for (uint64_t chunk = run.first; chunk < uint64_t{run.first} + run.count; ++chunk)
+      if (chunk < refcounts_.size() && refcounts_[chunk] == kQuarantined) refcounts_[chunk] = 0;
   commitRunning_ = false;
   for (auto& w : waiters) w(result);
   if (!commitWaiters_.empty() && !commitRunning_) runCommit();

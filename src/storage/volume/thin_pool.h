@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "storage/block_device.h"
+#include "storage/volume/io_util.h"
 #include "storage/volume/pool.h"
 #include "storage/volume/thin_metadata.h"
 
@@ -54,12 +55,20 @@ class ThinPoolEngine : public std::enable_shared_from_this<ThinPoolEngine> {
 
  private:
   struct ChunkRequest;
+  struct ChunkRun {
+    uint32_t first, count;
+  };
   ThinPoolEngine(std::shared_ptr<Pool> pool, const VolumeRecord& thinPool);
   Result<void> load();
   void recount();
-  // Cuts a write/zero/discard into per-chunk requests (kind: ChunkRequest::Kind).
+  // Cuts a write, or a zero/discard of part of a chunk, into per-chunk requests (kind: ChunkRequest::Kind).
   void splitChunks(int kind, uint32_t device, uint64_t offset, uint64_t length, std::vector<iovec> buffers,
                    IoCompletion done);
+  // Drops the mappings of whole chunks [first, end) of a zero/discard, one
+  // step of chunks per loop iteration; `step` completes after the last step.
+  void dropWholeChunks(int kind, uint32_t device, uint64_t first, uint64_t end, std::shared_ptr<IoJoin> join,
+                       IoCompletion step);
+  void unmapRun(uint32_t device, uint64_t first, uint64_t end);
   void chunkOp(std::shared_ptr<ChunkRequest> request);
   void chunkOpLocked(std::shared_ptr<ChunkRequest> request);
   void writeNewChunk(std::shared_ptr<ChunkRequest> request, uint32_t source, uint32_t fresh, IoCompletion done);
@@ -68,7 +77,7 @@ class ThinPoolEngine : public std::enable_shared_from_this<ThinPoolEngine> {
   void unmap(uint32_t device, uint64_t vchunk);
   void decref(uint32_t chunk);
   void runCommit();
-  void finishCommit(std::vector<uint32_t> freed, std::vector<IoCompletion> waiters, int result);
+  void finishCommit(std::vector<ChunkRun> freed, std::vector<IoCompletion> waiters, int result);
 
   std::shared_ptr<Pool> pool_;
   std::string name_;
@@ -84,7 +93,7 @@ class ThinPoolEngine : public std::enable_shared_from_this<ThinPoolEngine> {
   uint64_t usedChunks_ = 0;
   uint64_t allocCursor_ = 0;
   std::vector<ThinOp> pendingOps_;      // since the last commit started
-  std::vector<uint32_t> pendingFree_;   // chunks whose release is in pendingOps_
+  std::vector<ChunkRun> pendingFree_;   // chunks whose release is in pendingOps_
   std::map<std::pair<uint32_t, uint64_t>, std::deque<std::function<void()>>> busyChunks_;
   bool commitRunning_ = false;
   bool failed_ = false;  // metadata could not be written: refuse further writes

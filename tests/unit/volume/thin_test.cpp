@@ -1,7 +1,15 @@
 // Thin provisioning: allocate-on-write, snapshots and clones sharing chunks,
 // space accounting, ENOSPC, journal replay and checkpoints, orphan cleanup,
 // and corrupted thin metadata.
+#include <fmt/core.h>
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <iostream>
+#include <array>
+
+#include "storage/crc32c.h"
+#include "storage/volume/byte_codec.h"
 
 #include "storage/volume/pool_format.h"
 #include "storage/volume/thin_metadata.h"
@@ -226,6 +234,75 @@ TEST_F(ThinTest, DiscardFreesChunksAfterTheNextFlush) {
   EXPECT_EQ(head[kChunk + 10], pattern(4 * kMiB, 9)[kChunk + 10]);
 }
 
+// A guest may discard or zero its whole disk in one request: the host must
+// walk the mapping in ranges, not hold an object per chunk of the request.
+TEST_F(ThinTest, DiscardAndWriteZeroesOfAHugeVolumeUseBoundedMemory) {
+  constexpr uint64_t kTiB = 1ull << 40;
+  constexpr uint64_t kBound = 4 * kMiB;
+  auto pool = makeThinPool(16 * kMiB);
+  makeThin(*pool, "t", kTiB);  // 16 Mi chunks of 64 KiB
+  const std::vector<uint64_t> offsets = {0, 3 * kChunk, kTiB / 2 + kChunk - 100, kTiB - kChunk};
+  auto device = openVolume(*pool, "t");
+  auto fill = [&] {
+    for (size_t i = 0; i < offsets.size(); ++i) writeAt(*device, offsets[i], pattern(kChunk / 2, 60 + i));
+    flush(*device);
+  };
+  fill();
+  ASSERT_EQ(used(*pool, "t"), 5 * kChunk);  // the one at 512 GiB + 100 spans two chunks
+
+  auto discarded = testing::runMeasuringHeap(*loop, [&](IoCompletion done) { device->discard(0, kTiB, std::move(done)); });
+  EXPECT_EQ(discarded.result, 0);
+  std::cout << "discard of 1 TiB: peak heap growth " << discarded.peakHeapGrowth << " bytes\n";
+  EXPECT_LT(discarded.peakHeapGrowth, kBound);
+  EXPECT_EQ(used(*pool, "t"), 0u);
+  for (uint64_t offset : offsets) EXPECT_TRUE(readAt(*device, offset, kChunk / 2) == std::vector<uint8_t>(kChunk / 2, 0));
+  flush(*device);
+
+  // Write-zeroes with partial chunks at both ends: those keep their other bytes.
+  fill();
+  auto zeroed = testing::runMeasuringHeap(
+      *loop, [&](IoCompletion done) { device->writeZeroes(4096, kTiB - 8192, std::move(done)); });
+  EXPECT_EQ(zeroed.result, 0);
+  std::cout << "write-zeroes of 1 TiB: peak heap growth " << zeroed.peakHeapGrowth << " bytes\n";
+  EXPECT_LT(zeroed.peakHeapGrowth, kBound);
+  EXPECT_EQ(used(*pool, "t"), 2 * kChunk);  // the partial first and last chunks stay mapped
+  auto first = readAt(*device, 0, kChunk);
+  auto firstWritten = pattern(kChunk / 2, 60);
+  EXPECT_TRUE(std::equal(first.begin(), first.begin() + 4096, firstWritten.begin()));
+  EXPECT_TRUE(std::all_of(first.begin() + 4096, first.end(), [](uint8_t b) { return b == 0; }));
+  for (uint64_t offset : {offsets[1], offsets[2]})
+    EXPECT_TRUE(readAt(*device, offset, kChunk / 2) == std::vector<uint8_t>(kChunk / 2, 0));
+  flush(*device);
+  device.reset();
+
+  // The unmapping was journaled: it survives a reopen.
+  pool.reset();
+  pool = openPool(pvs);
+  EXPECT_EQ(used(*pool, "t"), 2 * kChunk);
+  device = openVolume(*pool, "t");
+  EXPECT_TRUE(readAt(*device, offsets[2], kChunk / 2) == std::vector<uint8_t>(kChunk / 2, 0));
+  auto last = readAt(*device, kTiB - kChunk, kChunk);
+  EXPECT_TRUE(std::all_of(last.begin(), last.end() - 4096, [](uint8_t b) { return b == 0; }));
+}
+
+// A discard that meets a chunk whose allocation is still in flight waits for
+// it and unmaps it after, like a per-chunk discard would.
+TEST_F(ThinTest, RangeDiscardWaitsForAChunkBeingAllocated) {
+  auto pool = makeThinPool(16 * kMiB);
+  makeThin(*pool, "t", 64 * kMiB);
+  auto device = openVolume(*pool, "t");
+  writeAt(*device, 0, pattern(kChunk, 70));
+  auto data = pattern(kChunk, 71);
+  int written = 1, discarded = 1;
+  device->writev(5 * kChunk, {iovec{data.data(), data.size()}}, [&](int r) { written = r; });
+  device->discard(0, 64 * kMiB, [&](int r) { discarded = r; });
+  while (written > 0 || discarded > 0) loop->runOnce(-1);
+  EXPECT_EQ(written, 0);
+  EXPECT_EQ(discarded, 0);
+  EXPECT_EQ(used(*pool, "t"), 0u);
+  EXPECT_TRUE(readAt(*device, 5 * kChunk, kChunk) == std::vector<uint8_t>(kChunk, 0));
+}
+
 TEST_F(ThinTest, JournalRollsOverIntoCheckpoints) {
   auto pool = makeThinPool(16 * kMiB, kMiB);  // a 1 MiB metadata volume: 256 KiB journal
   makeThin(*pool, "t", 16 * kMiB);
@@ -334,6 +411,110 @@ TEST(ThinMetadataFormatTest, HostileCheckpointsAndRecordsAreRejected) {
   ThinDevices applied;
   EXPECT_FALSE(applyThinOp(applied, {ThinOp::Map, 1, 0, 5000}, 100).ok());
   EXPECT_FALSE(applyThinOp(applied, {static_cast<ThinOp::Kind>(77), 1, 0, 0}, 100).ok());
+}
+
+// Checkpoint bytes as encodeThinCheckpoint lays them out, but with any runs:
+// per device its id and (vchunk, data chunk, count) runs.
+std::vector<uint8_t> craftCheckpoint(uint64_t generation,
+                                     const std::vector<std::pair<uint32_t, std::vector<std::array<uint64_t, 3>>>>& devices) {
+  ByteWriter w;
+  w.raw("STRATACP", 8);
+  w.u64(generation);
+  w.u32(static_cast<uint32_t>(devices.size()));
+  for (const auto& [id, runs] : devices) {
+    w.u32(id);
+    w.u32(static_cast<uint32_t>(runs.size()));
+    for (const auto& run : runs) {
+      w.u64(run[0]);
+      w.u32(static_cast<uint32_t>(run[1]));
+      w.u32(static_cast<uint32_t>(run[2]));
+    }
+  }
+  auto bytes = std::move(w.bytes());
+  bytes.resize((bytes.size() + 4095) / 4096 * 4096, 0);
+  return bytes;
+}
+
+// Crafted metadata must not make the loader allocate more than the pool's
+// data volume can justify: a run of 16 bytes may name up to every data chunk,
+// and a journal op of 17 bytes may copy a whole device.
+TEST(ThinMetadataFormatTest, CraftedMetadataCannotExpandBeyondTheDataVolume) {
+  constexpr uint64_t kChunks = 256;
+  // Every run maps the whole data volume again, at another virtual offset.
+  std::vector<std::array<uint64_t, 3>> repeated;
+  for (uint64_t i = 0; i < 64; ++i) repeated.push_back({i * kChunks, 0, kChunks});
+  auto bytes = craftCheckpoint(3, {{1, repeated}});
+  auto decoded = decodeThinCheckpoint(bytes.data(), bytes.size(), 3, kChunks);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_NE(decoded.error().message.find("device 1 maps more than the 256 chunks"), std::string::npos)
+      << decoded.error().message;
+  // The same device twice, and runs out of order, are not what the encoder writes.
+  bytes = craftCheckpoint(3, {{1, {{0, 0, 1}}}, {1, {{1, 1, 1}}}});
+  EXPECT_FALSE(decodeThinCheckpoint(bytes.data(), bytes.size(), 3, kChunks).ok());
+  bytes = craftCheckpoint(3, {{1, {{10, 0, 5}, {12, 5, 1}}}});
+  EXPECT_FALSE(decodeThinCheckpoint(bytes.data(), bytes.size(), 3, kChunks).ok());
+  bytes = craftCheckpoint(3, {{1, {{0, 0, kChunks}}}, {2, {{0, 0, kChunks}}}});  // a snapshot: fine
+  EXPECT_TRUE(decodeThinCheckpoint(bytes.data(), bytes.size(), 3, kChunks).ok());
+
+  // The journal: fresh virtual chunks beyond the data volume's count, and
+  // snapshots beyond the devices a pool can have.
+  ThinDevices devices;
+  for (uint64_t v = 0; v < kChunks; ++v) ASSERT_TRUE(applyThinOp(devices, {ThinOp::Map, 1, v, 0}, kChunks).ok());
+  EXPECT_TRUE(applyThinOp(devices, {ThinOp::Map, 1, 0, 5}, kChunks).ok());  // a remap (copy-on-write) is fine
+  auto tooMany = applyThinOp(devices, {ThinOp::Map, 1, 1 << 20, 0}, kChunks);
+  ASSERT_FALSE(tooMany.ok());
+  EXPECT_NE(tooMany.error().message.find("more than the 256 chunks"), std::string::npos) << tooMany.error().message;
+  uint32_t made = 0;
+  for (uint32_t id = 2; id < 10000; ++id, ++made)
+    if (!applyThinOp(devices, {ThinOp::Snapshot, id, 1, kNoChunk}, kChunks).ok()) break;
+  EXPECT_EQ(devices.size(), kMaxThinDevices);
+  EXPECT_EQ(made, kMaxThinDevices - 1);
+  EXPECT_FALSE(applyThinOp(devices, {ThinOp::UnmapRange, 1, (1ull << 40) - 1, 2}, kChunks).ok());
+}
+
+// The same through a pool: checkpoint and superblock rewritten with valid
+// checksums, the open refuses and names the pool and what is wrong.
+TEST_F(ThinTest, CraftedCheckpointIsRefusedAtOpen) {
+  auto pool = makeThinPool(16 * kMiB);
+  makeThin(*pool, "t", 64 * kMiB);
+  {
+    auto device = openVolume(*pool, "t");
+    writeAt(*device, 0, pattern(kChunk, 80));
+    flush(*device);
+  }
+  auto layout = ThinMetaLayout::compute(pool->record().findVolume("tp_tmeta")->sizeBytes);
+  ASSERT_TRUE(layout.ok());
+  uint32_t id = pool->record().findVolume("t")->id;
+  auto [superPv, superAt] = locate(*pool, "tp_tmeta", 0);
+  ThinSuperblock super;
+  for (int slot = 0; slot < 2; ++slot) {
+    auto bytes = peekFile(superPv, superAt + slot * kThinSuperblockSize, kThinSuperblockSize);
+    auto decoded = decodeThinSuperblock(bytes.data(), bytes.size());
+    if (decoded.ok() && decoded->sequence >= super.sequence) super = *decoded;
+  }
+  ASSERT_GT(super.sequence, 0u);
+  std::vector<std::array<uint64_t, 3>> repeated;
+  for (uint64_t i = 0; i < 1000; ++i) repeated.push_back({i * 256, 0, 256});  // 1000x the 256 data chunks
+  auto checkpoint = craftCheckpoint(super.generation, {{id, repeated}});
+  ThinSuperblock next = super;
+  next.sequence++;
+  next.checkpointArea = 1 - super.checkpointArea;
+  next.checkpointLength = checkpoint.size();
+  next.checkpointCrc = crc32c(checkpoint.data(), checkpoint.size());
+  std::vector<std::pair<std::string, uint64_t>> places;
+  for (uint64_t at = 0; at < checkpoint.size(); at += 4096)
+    places.push_back(locate(*pool, "tp_tmeta", layout->checkpointOffset[next.checkpointArea] + at));
+  pool.reset();
+  for (size_t i = 0; i < places.size(); ++i)
+    pokeFile(places[i].first, places[i].second,
+             std::vector<uint8_t>(checkpoint.begin() + i * 4096, checkpoint.begin() + (i + 1) * 4096));
+  pokeFile(superPv, superAt + (next.sequence % 2) * kThinSuperblockSize, encodeThinSuperblock(next));
+  pool = openPool(pvs);
+  auto refused = pool->openVolume("t");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("thin pool tp"), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find(fmt::format("device {} maps more than the 256 chunks", id)), std::string::npos)
+      << refused.error().message;
 }
 
 TEST_F(ThinTest, ThinResizeAndRemoveRules) {

@@ -4,12 +4,15 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +35,38 @@ inline std::vector<uint8_t> pattern(size_t length, uint32_t seed) {
     bytes[i] = static_cast<uint8_t>(x);
   }
   return bytes;
+}
+
+// Bytes the process's heap holds (small blocks and mmapped large ones).
+inline size_t heapInUse() {
+  struct mallinfo2 info = ::mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+struct MeasuredRequest {
+  int result = 1;
+  size_t peakHeapGrowth = 0;  // over the heap before the submission
+};
+// Submits one request and runs the loop until it completes, sampling the heap
+// after the submission and after every loop iteration.
+inline MeasuredRequest runMeasuringHeap(EventLoop& loop, const std::function<void(IoCompletion)>& submit) {
+  MeasuredRequest measured;
+  bool finished = false;
+  const size_t base = heapInUse();
+  auto sample = [&] {
+    size_t now = heapInUse();
+    if (now > base) measured.peakHeapGrowth = std::max(measured.peakHeapGrowth, now - base);
+  };
+  submit([&](int result) {
+    measured.result = result;
+    finished = true;
+  });
+  sample();
+  while (!finished) {
+    loop.runOnce(-1);
+    sample();
+  }
+  return measured;
 }
 
 class VolumeTest : public ::testing::Test {
