@@ -18,7 +18,7 @@ namespace strata::test {
 namespace {
 
 ProcessResult runProcess(const std::vector<std::string>& argv, const std::string& input,
-                         std::chrono::seconds deadline) {
+                         std::chrono::seconds deadline, const std::function<void(pid_t)>& whileRunning = nullptr) {
   int toChild[2], fromChild[2];
   if (::pipe2(toChild, O_CLOEXEC) != 0 || ::pipe2(fromChild, O_CLOEXEC) != 0) return {};
   posix_spawn_file_actions_t actions;
@@ -58,7 +58,8 @@ ProcessResult runProcess(const std::vector<std::string>& argv, const std::string
       break;
     }
     pollfd fds[2] = {{fromChild[0], POLLIN, 0}, {inputFd, POLLOUT, 0}};
-    ::poll(fds, inputFd >= 0 ? 2 : 1, static_cast<int>(std::min<long>(left.count(), 1000)));
+    ::poll(fds, inputFd >= 0 ? 2 : 1, static_cast<int>(std::min<long>(left.count(), whileRunning ? 100 : 1000)));
+    if (whileRunning) whileRunning(pid);
     if (inputFd >= 0 && (fds[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
       ssize_t n = ::write(inputFd, input.data() + written, input.size() - written);
       if (n > 0) written += static_cast<size_t>(n);
@@ -119,6 +120,13 @@ ProcessResult runStrata(const std::vector<std::string>& args, const std::string&
   std::vector<std::string> argv{strataBinary(), "run"};
   argv.insert(argv.end(), args.begin(), args.end());
   return runProcess(argv, input, deadline);
+}
+
+ProcessResult runStrataWatched(const std::vector<std::string>& args, std::chrono::seconds deadline,
+                               const std::function<void(pid_t)>& whileRunning) {
+  std::vector<std::string> argv{strataBinary(), "run"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runProcess(argv, "", deadline, whileRunning);
 }
 
 ::testing::AssertionResult contains(const std::string& output, const std::string& text) {

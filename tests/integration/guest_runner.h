@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/types.h>
+
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +23,10 @@ struct ProcessResult {
 // Runs `strata run ARGS...` with `input` on its standard input (closed after).
 ProcessResult runStrata(const std::vector<std::string>& args, const std::string& input,
                         std::chrono::seconds deadline = std::chrono::seconds(240));
+// The same without input, calling whileRunning(pid) about every 100 ms until
+// the process ends (to sample its memory, for instance).
+ProcessResult runStrataWatched(const std::vector<std::string>& args, std::chrono::seconds deadline,
+                               const std::function<void(pid_t)>& whileRunning);
 
 // Whether `output` holds `text`; when not, the failure shows both.
 ::testing::AssertionResult contains(const std::string& output, const std::string& text);
