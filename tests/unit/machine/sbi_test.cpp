@@ -22,9 +22,10 @@ constexpr int64_t kInvalidParam = -3;
 
 class SbiTest : public ::testing::Test, private cpu::HartHost, private SbiPlatform {
  protected:
-  SbiTest() : ram_(4096), sbi_(*this) {
+  SbiTest() : ram_(4096), sbi_(static_cast<SbiPlatform&>(*this)) {
     cpu::PhysicalMemory memory{0x80000000, ram_.size(), ram_.data(), nullptr};
-    for (unsigned id = 0; id < kHarts; ++id) harts_.push_back(std::make_unique<cpu::Hart>(id, memory, *this));
+    cpu::HartHost& host = *this;
+    for (unsigned id = 0; id < kHarts; ++id) harts_.push_back(std::make_unique<cpu::Hart>(id, memory, host));
   }
 
   // Makes hart 0 call extension/function with a0 = mask, a1 = base; returns a0 (the SBI error).
