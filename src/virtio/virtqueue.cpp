@@ -117,7 +117,7 @@ Result<std::optional<DescriptorChain>> VirtQueue::popChain() {
   if (pending == 0) return std::optional<DescriptorChain>{};
 
   uint16_t head = loadRelaxed16(avail_ + kAvailRingOffset + 2ull * (lastAvail_ % size_));
-  // walkChain rejects a head beyond the table; check that first so the in-flight lookup stays in range.
+  // A head beyond the table is walkChain's to reject; the lookup here must stay in range.
   if (head < size_ && headInFlight_[head]) {
     broken_ = Error{fmt::format("virtqueue size exceeded: head {} made available again while the device holds it "
                                 "({} of {} chains in flight)",

@@ -56,8 +56,6 @@ class VirtQueue {
   void undoPop();
   // Returns a chain to the driver with the number of bytes the device wrote.
   void pushUsed(uint16_t head, uint32_t bytesWritten);
-  // Chains popped and not yet pushed to the used ring (at most size()).
-  uint16_t chainsInFlight() const { return inFlightCount_; }
   // True if the driver wants an interrupt for the used entries published since
   // the previous call (honours VIRTQ_AVAIL_F_NO_INTERRUPT or used_event).
   bool shouldInterrupt();
@@ -80,7 +78,7 @@ class VirtQueue {
   uint16_t signalledUsed_ = 0; // used index at the last interrupt decision
   // Heads the device holds (popped, not yet used), indexed by head.
   std::vector<bool> headInFlight_;
-  uint16_t inFlightCount_ = 0;
+  uint16_t inFlightCount_ = 0;  // for the error message
   uint16_t lastPoppedHead_ = 0;
   std::optional<Error> broken_;
 };
