@@ -14,7 +14,7 @@ void PvPanic::write(uint64_t offset, unsigned /*size*/, uint64_t value) {
   if (offset != 0) return;
   if (value & kCrashLoaded) {
     crashLoads_.fetch_add(1);
-    log::warn("guest reported a crash; its crash kernel is running");
+    log::warnRateLimited("guest reported a crash; its crash kernel is running");
   }
   if (value & kPanicked) {
     panics_.fetch_add(1);

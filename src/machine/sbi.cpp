@@ -84,17 +84,17 @@ Sbi::Reply Sbi::timer(cpu::Hart& hart, uint64_t deadline) {
 
 template <typename Visit>
 bool Sbi::forEachHart(uint64_t hartMask, uint64_t hartMaskBase, Visit visit) {
-  unsigned count = platform_.hartCount();
-  if (hartMaskBase == ~uint64_t{0}) {
+  const uint64_t count = platform_.hartCount();
+  if (hartMaskBase == ~uint64_t{0}) {  // "all harts" (SBI 2.0, 3.1); the mask is ignored
     for (unsigned id = 0; id < count; ++id) visit(id);
     return true;
   }
-  for (unsigned bit = 0; bit < 64; ++bit) {
-    if (!(hartMask >> bit & 1)) continue;
-    uint64_t id = hartMaskBase + bit;
-    if (id >= count) return false;
-  }
-  for (unsigned bit = 0; bit < 64; ++bit)
+  // Every selected hart id is base + bit; compare without forming the sum, which
+  // wraps for a base near 2^64 and would turn into a small, valid-looking id.
+  if (hartMaskBase >= count) return false;
+  const uint64_t bitsInRange = count - hartMaskBase;  // 1..count
+  if (bitsInRange < 64 && (hartMask >> bitsInRange) != 0) return false;
+  for (unsigned bit = 0; bit < 64 && bit < bitsInRange; ++bit)
     if (hartMask >> bit & 1) visit(static_cast<unsigned>(hartMaskBase + bit));
   return true;
 }

@@ -3,6 +3,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <utility>
 #include <vector>
 
@@ -138,7 +139,17 @@ void IoRing::fallocate(int fd, int mode, uint64_t offset, uint64_t length, Compl
 
 void IoRing::enqueue(std::unique_ptr<Operation> op) {
   // Keep submission order: nothing overtakes operations already waiting.
-  if (!backlog_.empty() || !trySubmit(op)) backlog_.push_back(std::move(op));
+  if (backlog_.empty() && trySubmit(op)) return;
+  if (backlog_.size() >= backlogLimit_) return refuse(std::move(op));
+  backlog_.push_back(std::move(op));
+}
+
+void IoRing::refuse(std::unique_ptr<Operation> op) {
+  // Delivered by the next reap, as completions are (never from inside the
+  // caller's submit), and dropped with the ring or by forget() like them.
+  deferred_.emplace_back(op.release(), -EAGAIN);
+  uint64_t one = 1;
+  [[maybe_unused]] auto written = ::write(eventFd_.get(), &one, sizeof one);
 }
 
 bool IoRing::trySubmit(std::unique_ptr<Operation>& op) {

@@ -55,6 +55,15 @@ class IoRing {
   // meanwhile are delivered from the loop as usual.
   void forget(int fd);
 
+  // Operations beyond the ring's capacity wait in a backlog. It is bounded: past
+  // the limit an operation is refused and its callback gets -EAGAIN (from the
+  // loop, like any completion), so a caller that issues without bound (a
+  // misbehaving client upstream) costs an error, not host memory. The default
+  // is far above what the callers' own bounds let them queue (virtio-blk holds
+  // at most its queue size of requests per disk).
+  static constexpr size_t kDefaultBacklogLimit = 65536;
+  void setBacklogLimit(size_t operations) { backlogLimit_ = operations; }
+
   unsigned inFlight() const { return inKernel_ + static_cast<unsigned>(backlog_.size()); }
   EventLoop& loop() { return loop_; }
 
@@ -80,6 +89,7 @@ class IoRing {
   void enqueue(std::unique_ptr<Operation> op);
   bool trySubmit(std::unique_ptr<Operation>& op);
   void submitBacklog();
+  void refuse(std::unique_ptr<Operation> op);
   void submitPrepared();
   void reapCompletions();
   void linkInKernel(Operation* op);
@@ -98,9 +108,10 @@ class IoRing {
   std::vector<std::unique_ptr<Operation>> spare_;  // reused Operation objects
   Finished reapScratch_;
   Operation* inKernelList_ = nullptr;
-  Finished deferred_;                 // completions forget() saw, delivered at the next reap
+  Finished deferred_;                 // completions forget() saw, and refusals, delivered at the next reap
   std::vector<Finished*> delivering_;  // batches whose callbacks are running (forget drops from them)
   std::deque<std::unique_ptr<Operation>> backlog_;
+  size_t backlogLimit_ = kDefaultBacklogLimit;
   std::shared_ptr<bool> alive_;  // lets a completion callback destroy the ring safely
 };
 

@@ -207,10 +207,21 @@ void VirtioBlk::startRequest(DescriptorChain chain) {
 void VirtioBlk::complete(const std::shared_ptr<Request>& request, uint8_t status) {
   --inFlight_;
   // Work started before a reset or failure must not touch the rings again.
-  if (request->generation != generation() || host().deviceFailed()) return;
-  *request->statusByte = status;
-  host().queue(0).pushUsed(request->head, request->bytesWritten);
-  host().notifyUsed(0);
+  if (request->generation == generation() && !host().deviceFailed()) {
+    *request->statusByte = status;
+    host().queue(0).pushUsed(request->head, request->bytesWritten);
+    host().notifyUsed(0);
+  }
+  if (inFlight_ == 0 && !idleWaiters_.empty()) {
+    auto waiters = std::move(idleWaiters_);
+    idleWaiters_.clear();
+    for (auto& idle : waiters) idle();
+  }
+}
+
+void VirtioBlk::whenIdle(std::function<void()> idle) {
+  if (inFlight_ == 0) idle();
+  else idleWaiters_.push_back(std::move(idle));
 }
 
 }  // namespace strata::virtio

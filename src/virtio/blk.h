@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <vector>
 
 #include "storage/block_device.h"
 #include "virtio/virtio_device.h"
@@ -52,6 +54,7 @@ class VirtioBlk final : public VirtioDevice {
   unsigned queueCount() const override { return 1; }
   uint16_t queueMaxSize(unsigned) const override { return blk::kQueueSize; }
   void onQueueNotify(unsigned queue) override;
+  void whenIdle(std::function<void()> idle) override;
 
   uint64_t requestsInFlight() const { return inFlight_; }
 
@@ -64,6 +67,7 @@ class VirtioBlk final : public VirtioDevice {
 
   storage::BlockDevice& disk_;
   uint64_t inFlight_ = 0;
+  std::vector<std::function<void()>> idleWaiters_;  // run when inFlight_ drops to 0
 };
 
 }  // namespace strata::virtio

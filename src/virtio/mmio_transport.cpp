@@ -23,7 +23,8 @@ VirtioMmioTransport::VirtioMmioTransport(std::string name, const machine::GuestR
       // Notifications are tracked in a 64-bit mask; no device of ours has more queues.
       queueCount_(std::min(device.queueCount(), 64u)),
       queueRegs_(queueCount_),
-      queues_(queueCount_) {
+      queues_(queueCount_),
+      chainBudget_(queueCount_, kChainBudgetPerRun) {
   device_.attachHost(this);
 }
 
@@ -80,16 +81,25 @@ void VirtioMmioTransport::resetFromDriver() {
     epoch_.fetch_add(1);
     loop_.post([this, done] {
       resetOnLoop();
-      done->set_value();
+      device_.whenIdle([done] { done->set_value(); });
     });
   }
-  // Wait until the loop ran the reset, so no device callback that was already
-  // running can still touch rings the driver is about to reinitialise. Not when
-  // we are the loop thread (or it never ran device work: nothing can be running).
+  // Wait until the loop ran the reset and the backend finished the requests
+  // started before it (as QEMU drains the block device on reset), so neither a
+  // device callback nor a late read can touch rings or buffers the driver is
+  // about to reuse. Not when we are the loop thread (or it never ran device
+  // work: nothing can be running); not past the loop's end (the VM stops).
   std::thread::id loopThread = loopThread_.load();
   if (loopThread == std::thread::id() || loopThread == std::this_thread::get_id()) return;
-  if (resetDone.wait_for(std::chrono::seconds(2)) != std::future_status::ready)
-    log::warn("{}: device reset is taking long on the I/O thread; continuing without waiting", name_);
+  const auto started = std::chrono::steady_clock::now();
+  bool warned = false;
+  while (resetDone.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+    if (loop_.stopped()) return;
+    if (!warned && std::chrono::steady_clock::now() - started > std::chrono::seconds(2)) {
+      log::warnRateLimited("{}: device reset is waiting for the backend to finish requests started before it", name_);
+      warned = true;
+    }
+  }
 }
 
 uint32_t VirtioMmioTransport::readRegister(uint64_t offset) {
@@ -151,10 +161,7 @@ void VirtioMmioTransport::writeRegister(uint64_t offset, uint32_t value) {
         log::debug("{}: driver toggled QueueReady of queue {} after DRIVER_OK; ignored", name_, queueSel_);
       break;
     case mmio::kQueueNotify:
-      if (value < queueCount_ && driverOk) {
-        uint64_t bit = uint64_t{1} << value;
-        if (pendingNotify_.fetch_or(bit) == 0) loop_.post([this] { drainNotifications(); });
-      }
+      if (value < queueCount_ && driverOk) postNotify(value);
       break;
     case mmio::kInterruptAck:
       interruptStatus_ &= ~value;
@@ -182,13 +189,20 @@ void VirtioMmioTransport::resetRegisters() {
 }
 
 void VirtioMmioTransport::writeStatus(uint32_t value) {
+  // Only a reset clears status bits (virtio 1.2, 2.1.2: the driver MUST NOT). Were
+  // DRIVER_OK cleared and set again, the rings would be re-activated from index 0
+  // under work still in flight; keep every bit instead.
+  if (uint32_t cleared = status_ & ~value & ~kStatusDeviceNeedsReset; cleared != 0) {
+    log::warnRateLimited("{}: driver cleared status bits {:#x} without a reset; kept", name_, cleared);
+    value |= cleared;
+  }
   uint32_t newlySet = value & ~status_;
   if (newlySet & kStatusFeaturesOk) {
     uint64_t offered = offeredFeatures();
     uint64_t unknown = driverFeatures_ & ~offered;
     if (unknown != 0 || !(driverFeatures_ & featureBit(kFeatureVersion1))) {
       // Leaving FEATURES_OK clear tells the driver the subset is unacceptable.
-      log::warn("{}: rejecting driver features {:#x} (offered {:#x}{})", name_, driverFeatures_, offered,
+      log::warnRateLimited("{}: rejecting driver features {:#x} (offered {:#x}{})", name_, driverFeatures_, offered,
                 unknown ? "" : ", VERSION_1 is required");
       value &= ~kStatusFeaturesOk;
       newlySet &= ~kStatusFeaturesOk;
@@ -204,6 +218,11 @@ void VirtioMmioTransport::postActivation() {
   loop_.post([this, epoch, features = driverFeatures_, queues = queueRegs_]() mutable {
     activateOnLoop(epoch, features, std::move(queues));
   });
+}
+
+void VirtioMmioTransport::postNotify(unsigned q) {
+  uint64_t bit = uint64_t{1} << q;
+  if (pendingNotify_.fetch_or(bit) == 0) loop_.post([this] { drainNotifications(); });
 }
 
 void VirtioMmioTransport::raiseInterrupt(uint32_t bits) {
@@ -235,8 +254,11 @@ void VirtioMmioTransport::activateOnLoop(uint64_t epoch, uint64_t features, std:
   active_ = true;
   device_.activate(features);
   // Buffers the driver posted before DRIVER_OK (e.g. RX buffers) get looked at now.
-  for (unsigned i = 0; i < queueCount_ && !failed_; ++i)
-    if (queues_[i].enabled()) device_.onQueueNotify(i);
+  for (unsigned i = 0; i < queueCount_ && !failed_; ++i) {
+    if (!queues_[i].enabled()) continue;
+    chainBudget_[i] = kChainBudgetPerRun;
+    device_.onQueueNotify(i);
+  }
 }
 
 void VirtioMmioTransport::resetOnLoop() {
@@ -252,8 +274,21 @@ void VirtioMmioTransport::drainNotifications() {
   uint64_t pending = pendingNotify_.exchange(0);
   if (!active_ || failed_ || activeEpoch_ != epoch_.load()) return;
   for (unsigned i = 0; i < queueCount_ && !failed_; ++i) {
-    if ((pending >> i) & 1 && queues_[i].enabled()) device_.onQueueNotify(i);
+    if (!((pending >> i) & 1) || !queues_[i].enabled()) continue;
+    chainBudget_[i] = kChainBudgetPerRun;
+    device_.onQueueNotify(i);
   }
+}
+
+bool VirtioMmioTransport::takeChainBudget(unsigned q) {
+  if (q >= queueCount_) return false;
+  if (chainBudget_[q] == 0) {
+    // The rest waits behind whatever else the loop has to do.
+    postNotify(q);
+    return false;
+  }
+  --chainBudget_[q];
+  return true;
 }
 
 void VirtioMmioTransport::notifyUsed(unsigned queueIndex) {
@@ -269,7 +304,7 @@ void VirtioMmioTransport::failDevice(const std::string& reason) {
   failed_ = true;
   std::lock_guard lock(mutex_);
   if (epoch_.load() != activeEpoch_) return;  // the driver already reset the device
-  log::warn("{}: guest driver error, device stopped until reset: {}", name_, reason);
+  log::warnRateLimited("{}: guest driver error, device stopped until reset: {}", name_, reason);
   status_ |= kStatusDeviceNeedsReset;
   raiseInterrupt(kInterruptConfigChange);
 }

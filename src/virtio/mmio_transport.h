@@ -101,6 +101,7 @@ class VirtioMmioTransport final : public machine::MmioDevice, private VirtioHost
   void failDevice(const std::string& reason) override;
   bool deviceFailed() const override { return failed_; }
   void notifyConfigChange() override;
+  bool takeChainBudget(unsigned q) override;
   EventLoop& loop() override { return loop_; }
 
   uint32_t readRegister(uint64_t offset);
@@ -110,6 +111,8 @@ class VirtioMmioTransport final : public machine::MmioDevice, private VirtioHost
   void resetRegisters();
   void raiseInterrupt(uint32_t bits);
   void postActivation();
+  // Marks queue q notified and posts a drain task unless one is pending already.
+  void postNotify(unsigned q);
   // EventLoop-side halves.
   void activateOnLoop(uint64_t epoch, uint64_t features, std::vector<QueueRegisters> queues);
   void resetOnLoop();
@@ -146,6 +149,7 @@ class VirtioMmioTransport final : public machine::MmioDevice, private VirtioHost
 
   // EventLoop-thread state.
   std::vector<VirtQueue> queues_;
+  std::vector<unsigned> chainBudget_;  // per queue, refilled when its notification runs
   bool active_ = false;
   bool failed_ = false;
   uint64_t activeEpoch_ = 0;

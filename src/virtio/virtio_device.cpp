@@ -20,7 +20,7 @@ void VirtioDevice::setConfigSpace(std::vector<uint8_t> bytes) {
 }
 
 std::optional<DescriptorChain> VirtioDevice::popChain(unsigned q) {
-  if (!host_ || host_->deviceFailed()) return std::nullopt;
+  if (!host_ || host_->deviceFailed() || !host_->takeChainBudget(q)) return std::nullopt;
   auto popped = host_->queue(q).popChain();
   if (!popped) {
     host_->failDevice(fmt::format("queue {}: {}", q, popped.error().message));

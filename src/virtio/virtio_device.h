@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -16,6 +17,11 @@
 #include "virtio/virtqueue.h"
 
 namespace strata::virtio {
+
+// Chains one queue may pop per notification run. Past it the transport posts
+// the queue's notification again, so a queue the guest keeps full gives way to
+// other devices' work and to backend completions on the I/O thread.
+inline constexpr unsigned kChainBudgetPerRun = 64;
 
 class VirtioHost {
  public:
@@ -28,6 +34,9 @@ class VirtioHost {
   virtual void failDevice(const std::string& reason) = 0;
   virtual bool deviceFailed() const = 0;
   virtual void notifyConfigChange() = 0;
+  // Spends one unit of queue q's budget for this run; false (and the queue's
+  // notification re-posted to the loop) when it is used up.
+  virtual bool takeChainBudget(unsigned q) = 0;
   // Any thread.
   virtual EventLoop& loop() = 0;
 };
@@ -52,6 +61,10 @@ class VirtioDevice {
   virtual void activate(uint64_t /*negotiatedFeatures*/) {}
   virtual void onQueueNotify(unsigned queue) = 0;
   virtual void reset() {}
+  // Runs `idle` (now or later, on the loop) once no backend work started so far
+  // can still write to guest memory. A reset waits for it: a read landing after
+  // the reset would overwrite buffers the driver has reused by then.
+  virtual void whenIdle(std::function<void()> idle) { idle(); }
 
   // Called once by the transport that hosts this device.
   void attachHost(VirtioHost* host) { host_ = host; }
@@ -65,8 +78,9 @@ class VirtioDevice {
   VirtioHost& host() const { return *host_; }
   bool attached() const { return host_ != nullptr; }
   void setConfigSpace(std::vector<uint8_t> bytes);
-  // Next chain of queue q, or nullopt when it is empty, the device failed, or the
-  // ring is malformed (the device is then failed with the reason).
+  // Next chain of queue q, or nullopt when it is empty, the device failed, the
+  // ring is malformed (the device is then failed with the reason), or the queue
+  // used up its budget for this run (it is notified again later).
   std::optional<DescriptorChain> popChain(unsigned q);
 
  private:

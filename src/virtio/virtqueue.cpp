@@ -67,6 +67,8 @@ Result<void> VirtQueue::configure(const machine::GuestRam& ram, const QueueLayou
   lastAvail_ = 0;
   usedIdx_ = 0;
   signalledUsed_ = 0;
+  headInFlight_.assign(size, false);
+  inFlightCount_ = 0;
   broken_.reset();
   return {};
 }
@@ -77,6 +79,8 @@ void VirtQueue::disable() {
   avail_ = nullptr;
   used_ = nullptr;
   size_ = 0;
+  headInFlight_.clear();
+  inFlightCount_ = 0;
   broken_.reset();
 }
 
@@ -113,6 +117,13 @@ Result<std::optional<DescriptorChain>> VirtQueue::popChain() {
   if (pending == 0) return std::optional<DescriptorChain>{};
 
   uint16_t head = loadRelaxed16(avail_ + kAvailRingOffset + 2ull * (lastAvail_ % size_));
+  // A head beyond the table is walkChain's to reject; the lookup here must stay in range.
+  if (head < size_ && headInFlight_[head]) {
+    broken_ = Error{fmt::format("virtqueue size exceeded: head {} made available again while the device holds it "
+                                "({} of {} chains in flight)",
+                                head, inFlightCount_, size_)};
+    return *broken_;
+  }
   DescriptorChain chain;
   chain.head = head;
   if (auto walked = walkChain(head, chain); !walked) {
@@ -120,6 +131,9 @@ Result<std::optional<DescriptorChain>> VirtQueue::popChain() {
     return *broken_;
   }
   ++lastAvail_;
+  headInFlight_[head] = true;
+  ++inFlightCount_;
+  lastPoppedHead_ = head;
   return std::optional<DescriptorChain>{std::move(chain)};
 }
 
@@ -184,11 +198,20 @@ Result<void> VirtQueue::walkChain(uint16_t head, DescriptorChain& chain) const {
 }
 
 void VirtQueue::undoPop() {
-  if (enabled()) --lastAvail_;
+  if (!enabled()) return;
+  --lastAvail_;
+  releaseHead(lastPoppedHead_);
+}
+
+void VirtQueue::releaseHead(uint16_t head) {
+  if (head >= size_ || !headInFlight_[head]) return;
+  headInFlight_[head] = false;
+  --inFlightCount_;
 }
 
 void VirtQueue::pushUsed(uint16_t head, uint32_t bytesWritten) {
   if (!enabled()) return;
+  releaseHead(head);
   uint8_t* elem = used_ + kUsedRingOffset + kUsedElemSize * (usedIdx_ % size_);
   uint32_t id = head;
   std::memcpy(elem, &id, 4);

@@ -1,7 +1,8 @@
 // VirtQueue: the device side of one split virtqueue that lives in guest RAM.
 // Every value the guest controls (ring indices, descriptor indices, addresses,
-// lengths, flags) is validated before use; a malformed ring yields an Error
-// and leaves the queue broken until it is reconfigured. Used only on the VM's
+// lengths, flags) is validated before use, and the device never holds more
+// chains than the queue has entries; a malformed ring yields an Error and
+// leaves the queue broken until it is reconfigured. Used only on the VM's
 // EventLoop thread; the guest driver runs concurrently on vCPU threads, hence
 // the acquire/release ordering on the ring indices.
 #pragma once
@@ -45,7 +46,10 @@ class VirtQueue {
   uint16_t size() const { return size_; }
 
   // The next available descriptor chain; nullopt when the driver has posted
-  // nothing new; Error (with the reason) when the guest's ring data is invalid.
+  // nothing new; Error (with the reason) when the guest's ring data is invalid,
+  // including a head that is still in flight (popped and not yet pushed back):
+  // that is how a driver would make the device hold more chains than the queue
+  // size ("virtqueue size exceeded" in QEMU).
   Result<std::optional<DescriptorChain>> popChain();
   // Puts the most recently popped chain back (it was not consumed), e.g. an RX
   // buffer too small for the frame at hand.
@@ -59,6 +63,7 @@ class VirtQueue {
  private:
   Result<void> walkChain(uint16_t head, DescriptorChain& chain) const;
   uint16_t loadAvailIdx() const;
+  void releaseHead(uint16_t head);
   void publishAvailEvent();
 
   const machine::GuestRam* ram_ = nullptr;
@@ -71,6 +76,10 @@ class VirtQueue {
   uint16_t lastAvail_ = 0;     // next avail ring slot to consume
   uint16_t usedIdx_ = 0;       // next used ring slot to fill
   uint16_t signalledUsed_ = 0; // used index at the last interrupt decision
+  // Heads the device holds (popped, not yet used), indexed by head.
+  std::vector<bool> headInFlight_;
+  uint16_t inFlightCount_ = 0;  // for the error message
+  uint16_t lastPoppedHead_ = 0;
   std::optional<Error> broken_;
 };
 

@@ -58,7 +58,7 @@ ProcessResult runProcess(const std::vector<std::string>& argv, const std::string
       break;
     }
     pollfd fds[2] = {{fromChild[0], POLLIN, 0}, {inputFd, POLLOUT, 0}};
-    ::poll(fds, inputFd >= 0 ? 2 : 1, static_cast<int>(std::min<long>(left.count(), 1000)));
+    ::poll(fds, inputFd >= 0 ? 2 : 1, static_cast<int>(std::min<long>(left.count(), whileRunning ? 100 : 1000)));
     if (inputFd >= 0 && (fds[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
       ssize_t n = ::write(inputFd, input.data() + written, input.size() - written);
       if (n > 0) written += static_cast<size_t>(n);

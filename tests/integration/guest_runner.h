@@ -20,8 +20,8 @@ struct ProcessResult {
   std::string output;  // stdout and stderr interleaved
 };
 
-// Called while the process runs (after each output read, and at least once
-// a second) with its pid and the output so far, e.g. to sample /proc/PID.
+// Called while the process runs (after each output read, and at least every
+// 100 ms) with its pid and the output so far, e.g. to sample /proc/PID.
 using WhileRunning = std::function<void(pid_t pid, const std::string& output)>;
 
 // Runs `strata run ARGS...` with `input` on its standard input (closed after).

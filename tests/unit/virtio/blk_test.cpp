@@ -4,8 +4,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <future>
 #include <string>
+#include <thread>
 
 #include "storage/block_device.h"
 #include "storage/raw_image.h"
@@ -33,6 +37,15 @@ class FileBlockDevice : public storage::BlockDevice {
   std::string serial() const override { return serial_; }
 
   void readv(uint64_t offset, std::vector<iovec> buffers, storage::IoCompletion done) override {
+    if (slowReads) {
+      // The data lands in the buffers only when the test finishes the read, as with a slow disk.
+      slowReadsWaiting.push_back([this, offset, buffers = std::move(buffers), done = std::move(done)] {
+        ssize_t n = ::preadv(fd_, buffers.data(), static_cast<int>(buffers.size()), static_cast<off_t>(offset));
+        done(n < 0 ? -errno : 0);
+      });
+      ++slowReadsStarted;
+      return;
+    }
     ssize_t n = ::preadv(fd_, buffers.data(), static_cast<int>(buffers.size()), static_cast<off_t>(offset));
     finish(std::move(done), n < 0 ? -errno : 0);
   }
@@ -72,6 +85,9 @@ class FileBlockDevice : public storage::BlockDevice {
   }
 
   bool deferCompletions = false;
+  bool slowReads = false;  // set before the loop runs
+  std::vector<std::function<void()>> slowReadsWaiting;  // loop thread only
+  std::atomic<int> slowReadsStarted{0};
   std::vector<std::function<void()>> deferred;
   int flushes = 0;
   std::vector<std::pair<uint64_t, uint64_t>> discards;
@@ -388,6 +404,96 @@ TEST_F(VirtioBlkTest, RequestWithoutStatusByteFailsDevice) {
   d.kick(0);
   EXPECT_TRUE(d.runUntil([&] { return d.needsReset(); }));
   EXPECT_EQ(d.usedIdx(0), 0);
+}
+
+TEST_F(VirtioBlkTest, HeadMadeAvailableAgainWhileInFlightFailsDevice) {
+  // A device never holds more chains than the queue size; reposting a head it
+  // still holds is how a guest would make it allocate without limit.
+  startDevice();
+  disk->deferCompletions = true;
+  uint16_t head = submit(blk::kTypeIn, 0, 512, true);
+  d.runLoopBriefly();
+  ASSERT_EQ(disk->deferred.size(), 1u);
+  for (int i = 0; i < 3; ++i) d.makeAvailable(0, head);
+  d.kick(0);
+  ASSERT_TRUE(d.runUntil([&] { return d.needsReset(); }));
+  EXPECT_EQ(disk->deferred.size(), 1u);
+  EXPECT_EQ(blk->requestsInFlight(), 1u);
+  disk->completeDeferred(0);
+  EXPECT_EQ(d.usedIdx(0), 0);
+  EXPECT_EQ(blk->requestsInFlight(), 0u);
+}
+
+TEST_F(VirtioBlkTest, RequeuedHeadAfterCompletionIsFine) {
+  startDevice();
+  uint16_t head = submit(blk::kTypeFlush, 0, 0, false);
+  ASSERT_TRUE(d.waitUsed(0, 1));
+  for (uint16_t done = 2; done <= 10; ++done) {
+    d.makeAvailable(0, head);  // the same descriptors again, once the device gave them back
+    d.kick(0);
+    ASSERT_TRUE(d.waitUsed(0, done));
+  }
+  EXPECT_FALSE(d.needsReset());
+  EXPECT_EQ(disk->flushes, 10);
+}
+
+TEST_F(VirtioBlkTest, DriverOkClearedAndSetAgainDoesNotRestartTheRings) {
+  startDevice();
+  disk->deferCompletions = true;
+  auto data = pattern(512, 5);
+  disk->writeFile(0, data);
+  submit(blk::kTypeIn, 0, 512, true);
+  d.runLoopBriefly();
+  ASSERT_EQ(disk->deferred.size(), 1u);
+  uint32_t status = d.reg(mmio::kStatus);
+  ASSERT_TRUE(status & kStatusDriverOk);
+  d.setReg(mmio::kStatus, status & ~kStatusDriverOk);  // not a reset: the spec forbids clearing bits
+  d.runLoopBriefly();
+  d.setReg(mmio::kStatus, status);
+  d.runLoopBriefly();
+  EXPECT_EQ(d.reg(mmio::kStatus), status);
+  EXPECT_EQ(disk->deferred.size(), 1u) << "the ring was re-activated and the request popped again";
+  disk->completeDeferred(0);
+  ASSERT_TRUE(d.waitUsed(0, 1));
+  EXPECT_EQ(*d.host(kStatusGpa, 1), blk::kStatusOk);
+  EXPECT_EQ(std::memcmp(d.host(kBufferGpa, 512), data.data(), 512), 0);
+  EXPECT_FALSE(d.needsReset());
+}
+
+TEST_F(VirtioBlkTest, ResetWaitsForReadsStartedBeforeIt) {
+  // The real thread model: the loop on its own thread, this one a vCPU.
+  disk = std::make_unique<FileBlockDevice>(d.loop(), kDiskBytes);
+  disk->slowReads = true;
+  disk->writeFile(0, pattern(512, 0x31));
+  blk = std::make_unique<VirtioBlk>(*disk);
+  d.attach(*blk);
+  std::thread loopThread([&] { d.loop().run(); });
+  ASSERT_TRUE(d.negotiate(featureBit(kFeatureVersion1)));
+  d.setupQueue(0, 64);
+  d.setReg(mmio::kStatus, d.reg(mmio::kStatus) | kStatusDriverOk);
+  submit(blk::kTypeIn, 0, 512, true);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (disk->slowReadsStarted.load() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  ASSERT_EQ(disk->slowReadsStarted.load(), 1);
+
+  // The disk answers 300 ms after the driver resets the device.
+  std::thread slowDisk([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    d.loop().post([&] { disk->slowReadsWaiting.at(0)(); });
+  });
+  d.setReg(mmio::kStatus, 0);
+  // Reset done: the driver reuses the read's buffer for something else.
+  std::memset(d.host(kBufferGpa, 512), 0, 512);
+  slowDisk.join();
+  std::promise<void> drained;
+  d.loop().post([&] { drained.set_value(); });
+  drained.get_future().wait();
+  d.loop().stop();
+  loopThread.join();
+
+  EXPECT_EQ(std::vector<uint8_t>(d.host(kBufferGpa, 512), d.host(kBufferGpa, 512) + 512), std::vector<uint8_t>(512, 0))
+      << "a read started before the reset wrote into guest memory after it";
+  EXPECT_EQ(blk->requestsInFlight(), 0u);
 }
 
 TEST(VirtioBlkRawImage, RoundTripThroughRawBackend) {

@@ -58,6 +58,10 @@ class TestDriver {
     EXPECT_TRUE(loop.ok());
     loop_ = std::move(*loop);
   }
+  // A second device of the same VM: shares RAM and the EventLoop; its rings
+  // start `ringOffset` bytes into the ring area (the first driver's use 64 KiB per queue).
+  TestDriver(TestDriver& sameVm, uint64_t ringOffset)
+      : ram_(sameVm.ram_), loop_(sameVm.loop_), ringArea_(kRingArea + ringOffset) {}
 
   void attach(VirtioDevice& device, VirtioMmioTransport::Options options = {}) {
     transport_ = std::make_unique<VirtioMmioTransport>("virtio-test", *ram_, irq_, *loop_, device, options);
@@ -93,7 +97,7 @@ class TestDriver {
 
   // Programs queue q with `size` entries at its ring area.
   void setupQueue(unsigned q, uint16_t size) {
-    uint64_t base = kRingArea + 0x10000ull * q;
+    uint64_t base = ringArea_ + 0x10000ull * q;
     if (queues_.size() <= q) queues_.resize(q + 1);
     queues_[q] = {size, base, base + 0x4000, base + 0x8000, 0, 0, 0};
     std::memset(ram_->translate(base, 0x10000), 0, 0x10000);
@@ -208,8 +212,9 @@ class TestDriver {
     return __atomic_load_n(reinterpret_cast<uint16_t*>(ram_->translate(gpa, 2)), __ATOMIC_ACQUIRE);
   }
 
-  std::unique_ptr<machine::GuestRam> ram_;
-  std::unique_ptr<EventLoop> loop_;
+  std::shared_ptr<machine::GuestRam> ram_;
+  std::shared_ptr<EventLoop> loop_;
+  uint64_t ringArea_ = kRingArea;
   FakeIrq irq_;
   std::unique_ptr<VirtioMmioTransport> transport_;
   std::vector<DriverQueue> queues_;
