@@ -40,9 +40,6 @@ class EventLoop {
   // Runs ready handlers and tasks once, waiting at most timeoutMs (-1 waits forever).
   void runOnce(int timeoutMs);
   void stop();
-  // Forgets an earlier stop() so run() runs again (a VM's next boot on the same
-  // loop). Only while nothing else may call stop(): between run()s.
-  void resetStop() { stopRequested_ = false; }
   bool stopped() const { return stopRequested_.load(); }
 
  private:

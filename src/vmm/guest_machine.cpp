@@ -327,7 +327,8 @@ GuestOutcome GuestMachine::run() {
   }
   std::vector<std::thread> vcpus;
   for (unsigned id = 0; id < harts_.size(); ++id) vcpus.emplace_back([this, id] { vcpuThread(id); });
-  loop_->run();
+  // Not loop_->run(): the loop outlives this boot, and its stop() would end the next one too.
+  while (!stopping_) loop_->runOnce(-1);
   for (auto& thread : vcpus) thread.join();
   console_.detach(*loop_);
   waitForDiskRequests();

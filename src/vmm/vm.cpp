@@ -42,7 +42,6 @@ Result<int> runVm(const VmConfig& config) {
     disks.push_back(std::move(*opened));
   }
   for (;;) {
-    (*loop)->resetStop();  // the previous boot stopped it; its threads are gone
     auto machine = GuestMachine::create(config, **console, **loop, disks);
     if (!machine) return machine.error();
     GuestOutcome outcome = (*machine)->run();
