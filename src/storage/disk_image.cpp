@@ -37,14 +37,27 @@ Result<ImageFormat> parseFormatName(const std::string& name) {
   return Error{"unknown image format '" + name + "' (expected raw or qcow2)"};
 }
 
+ImageFormat probeFormatOfHead(std::span<const uint8_t> head) {
+  if (head.size() >= kFormatProbeBytes && std::memcmp(head.data(), "QFI\xfb", 4) == 0) return ImageFormat::Qcow2;
+  return ImageFormat::Raw;
+}
+
+std::string probedFormatWarning(const DiskImage& image, const std::string& formatOption) {
+  std::string format = formatName(image.format());
+  std::string text = image.path() + ": no format given, probed as " + format + "; it stays " + format +
+                     " while this process runs";
+  if (image.format() == ImageFormat::Raw && !image.readOnly())
+    text += ", and writes that would make it probe as another format are refused";
+  return text + ". Name the format with " + formatOption + format;
+}
+
 Result<ImageFormat> probeImageFormat(const std::string& path) {
   auto fd = openImageFile(path, O_RDONLY);
   if (!fd) return fd.error();
-  uint8_t magic[4] = {};
-  ssize_t got = ::pread(fd->get(), magic, sizeof magic, 0);
+  uint8_t head[kFormatProbeBytes] = {};
+  ssize_t got = ::pread(fd->get(), head, sizeof head, 0);
   if (got < 0) return errnoError(path);
-  if (got == 4 && std::memcmp(magic, "QFI\xfb", 4) == 0) return ImageFormat::Qcow2;
-  return ImageFormat::Raw;
+  return probeFormatOfHead(std::span<const uint8_t>(head, static_cast<size_t>(got)));
 }
 
 namespace detail {
@@ -61,13 +74,15 @@ Result<std::unique_ptr<DiskImage>> openDiskImageInChain(const std::string& path,
     return Error{path + ": backing chain deeper than " + std::to_string(kMaxBackingDepth) + " images"};
   }
   ImageFormat format = options.format;
-  if (format == ImageFormat::Auto) {
-    auto probed = probeImageFormat(path);
-    if (!probed) return probed.error();
-    format = *probed;
+  const bool probed = format == ImageFormat::Auto;
+  if (probed) {
+    auto detected = probeImageFormat(path);
+    if (!detected) return detected.error();
+    format = *detected;
   }
   if (format == ImageFormat::Raw) {
-    auto raw = RawImage::open(path, RawOpenOptions{options.readOnly, options.direct, false}, loop);
+    RawOpenOptions rawOptions{.readOnly = options.readOnly, .direct = options.direct, .keepProbedFormat = probed};
+    auto raw = RawImage::open(path, rawOptions, loop);
     if (!raw) return raw.error();
     return std::unique_ptr<DiskImage>(std::move(*raw));
   }

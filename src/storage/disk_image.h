@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -58,8 +59,20 @@ class DiskImage : public BlockDevice {
 Result<std::unique_ptr<DiskImage>> openDiskImage(const std::string& path, const DiskOptions& options,
                                                  EventLoop& loop);
 
+// What to tell the user about an image opened without a format: it stays the
+// probed format while this process runs and, if raw, refuses writes that
+// would make it probe as another; `formatOption` (e.g. "--format ") followed
+// by the format's name is how to name it instead.
+std::string probedFormatWarning(const DiskImage& image, const std::string& formatOption);
+
 // Reads the first bytes of path and reports qcow2 (by magic) or raw.
 Result<ImageFormat> probeImageFormat(const std::string& path);
+
+// How many leading bytes of an image decide what it probes as.
+inline constexpr size_t kFormatProbeBytes = 4;
+// The format an image starting with `head` probes as; fewer than
+// kFormatProbeBytes bytes probe as raw. probeImageFormat() decides by this.
+ImageFormat probeFormatOfHead(std::span<const uint8_t> head);
 
 namespace detail {
 // Opens with a backing-chain context so loops (a -> b -> a) and overlong chains fail.

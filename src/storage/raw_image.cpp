@@ -189,6 +189,23 @@ bool RawImage::checkRange(uint64_t offset, uint64_t length, bool write, IoComple
   return true;
 }
 
+bool RawImage::wouldChangeProbedFormat(uint64_t offset, const std::vector<iovec>& buffers) const {
+  if (!options_.keepProbedFormat || offset >= kFormatProbeBytes || totalLength(buffers) == 0) return false;
+  // What the probed bytes become is known only when the write covers all of
+  // them; a write to part of them is refused (QEMU refuses those too).
+  if (offset != 0) return true;
+  uint8_t head[kFormatProbeBytes];
+  size_t got = 0;
+  for (const auto& b : buffers) {
+    size_t step = std::min(b.iov_len, sizeof head - got);
+    std::memcpy(head + got, b.iov_base, step);
+    got += step;
+    if (got == sizeof head) break;
+  }
+  if (got < sizeof head) return true;
+  return probeFormatOfHead(head) != ImageFormat::Raw;
+}
+
 void RawImage::readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
   if (!checkRange(offset, totalLength(buffers), false, done)) return;
   submitTransfer(startTransfer(false, offset, std::move(buffers), std::move(done)));
@@ -197,6 +214,7 @@ void RawImage::readv(uint64_t offset, std::vector<iovec> buffers, IoCompletion d
 void RawImage::writev(uint64_t offset, std::vector<iovec> buffers, IoCompletion done) {
   uint64_t length = totalLength(buffers);
   if (!checkRange(offset, length, true, done)) return;
+  if (wouldChangeProbedFormat(offset, buffers)) return completeLater(std::move(done), -EPERM);
   if (options_.growable) size_ = std::max(size_, offset + length);
   submitTransfer(startTransfer(true, offset, std::move(buffers), std::move(done)));
 }

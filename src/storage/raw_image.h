@@ -29,6 +29,11 @@ struct RawOpenOptions {
   // Writes may extend the file (a container format's backing store), so no
   // request is refused for lying past the current size.
   bool growable = false;
+  // The format was probed, not named: writes that would make the image probe
+  // as another format fail with -EPERM (as in QEMU), so whoever writes the
+  // disk (a guest, an NBD client) cannot turn it into, say, a qcow2 image
+  // whose backing file is any host file, for the next open to follow.
+  bool keepProbedFormat = false;
   // A ring shared with other images on the same loop (makeImageRing), so the
   // requests of all of them go to the kernel in one batch; null: its own.
   std::shared_ptr<IoRing> ring = nullptr;
@@ -68,6 +73,7 @@ class RawImage final : public DiskImage {
   struct Transfer;
   RawImage(std::string path, RawOpenOptions options, UniqueFd fd, EventLoop& loop);
   bool checkRange(uint64_t offset, uint64_t length, bool write, IoCompletion& done);
+  bool wouldChangeProbedFormat(uint64_t offset, const std::vector<iovec>& buffers) const;
   void completeLater(IoCompletion done, int result);
   Transfer* startTransfer(bool write, uint64_t offset, std::vector<iovec> buffers, IoCompletion done);
   void submitTransfer(Transfer* transfer);

@@ -19,8 +19,6 @@
 #include "machine/sifive_test.h"
 #include "machine/uart16550.h"
 #include "machine/virt_layout.h"
-#include "storage/disk_image.h"
-#include "storage/volume/volume_disk.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/mmio_transport.h"
@@ -39,15 +37,6 @@ uint64_t monotonicNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// "pool:NAME/VOLUME" is a logical volume of a strata pool; anything else an image file.
-Result<std::unique_ptr<storage::BlockDevice>> openDisk(const std::string& spec, const storage::DiskOptions& options,
-                                                      EventLoop& loop) {
-  if (storage::volume::isVolumeDiskSpec(spec)) return storage::volume::openVolumeDisk(spec, options, loop);
-  auto image = storage::openDiskImage(spec, options, loop);
-  if (!image) return image.error();
-  return std::unique_ptr<storage::BlockDevice>(std::move(*image));
-}
-
 std::vector<uint8_t> randomSeed() {
   std::random_device source;
   std::vector<uint8_t> seed(64);
@@ -57,25 +46,26 @@ std::vector<uint8_t> randomSeed() {
 
 }  // namespace
 
-Result<std::unique_ptr<GuestMachine>> GuestMachine::create(const VmConfig& config, HostConsole& console) {
-  std::unique_ptr<GuestMachine> machine(new GuestMachine(config, console));
-  if (auto built = machine->buildBoard(); !built) return built.error();
+Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
+    const VmConfig& config, HostConsole& console, EventLoop& loop,
+    const std::vector<std::unique_ptr<storage::BlockDevice>>& disks) {
+  std::unique_ptr<GuestMachine> machine(new GuestMachine(config, console, loop));
+  if (auto built = machine->buildBoard(disks); !built) return built.error();
   auto loaded = config.bareProgram.empty() ? machine->loadBootPayload() : machine->loadBareProgram();
   if (!loaded) return loaded.error();
   return machine;
 }
 
-GuestMachine::GuestMachine(const VmConfig& config, HostConsole& console)
-    : config_(config), console_(console), clockStartNs_(monotonicNs()) {}
+GuestMachine::GuestMachine(const VmConfig& config, HostConsole& console, EventLoop& loop)
+    : config_(config), console_(console), clockStartNs_(monotonicNs()), loop_(&loop) {}
 
-GuestMachine::~GuestMachine() = default;
+GuestMachine::~GuestMachine() {
+  if (toHostTimer_.valid()) loop_->unwatch(toHostTimer_.get());  // the loop outlives this boot
+}
 
-Result<void> GuestMachine::buildBoard() {
+Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks) {
   if (config_.cpus < 1 || config_.cpus > machine::virt::kMaxHarts)
     return Error{fmt::format("--cpus {}: must be between 1 and {}", config_.cpus, machine::virt::kMaxHarts)};
-  auto loop = EventLoop::create();
-  if (!loop) return loop.error();
-  loop_ = std::move(*loop);
   auto ram = machine::GuestRam::create(machine::virt::kRamBase, config_.memoryBytes);
   if (!ram) return ram.error();
   ram_ = std::move(*ram);
@@ -111,19 +101,15 @@ Result<void> GuestMachine::buildBoard() {
                                     {kTestBase, kTestSize, sifiveTest_.get()}}) {
     if (auto mapped = bus_.map(base, size, device); !mapped) return mapped.error();
   }
-  return addVirtioDevices();
+  return addVirtioDevices(disks);
 }
 
 // Slots in order: disks (vda, vdb, ...), network interfaces, console, rng.
-Result<void> GuestMachine::addVirtioDevices() {
-  for (const auto& disk : config_.disks) {
-    storage::DiskOptions options;
-    options.readOnly = disk.readOnly;
-    auto image = openDisk(disk.path, options, *loop_);
-    if (!image) return image.error();
-    disks_.push_back(std::move(*image));
-    auto added = addVirtioDevice(fmt::format("virtio-blk{}", disks_.size() - 1),
-                                 std::make_unique<virtio::VirtioBlk>(*disks_.back()));
+Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks) {
+  for (const auto& disk : disks) {
+    auto device = std::make_unique<virtio::VirtioBlk>(*disk);
+    blockDevices_.push_back(device.get());
+    auto added = addVirtioDevice(fmt::format("virtio-blk{}", blockDevices_.size() - 1), std::move(device));
     if (!added) return added;
   }
   for (const auto& tapName : config_.tapDevices) {
@@ -319,6 +305,18 @@ void GuestMachine::vcpuThread(unsigned id) {
   }
 }
 
+// Requests the guest left in flight complete into this board's devices and
+// RAM, but the disks outlive the board: wait for them before it goes.
+void GuestMachine::waitForDiskRequests() {
+  auto inFlight = [this] {
+    uint64_t requests = 0;
+    for (auto* device : blockDevices_) requests += device->requestsInFlight();
+    return requests;
+  };
+  loop_->runOnce(0);  // work the vCPUs posted after the loop stopped
+  while (inFlight() > 0) loop_->runOnce(-1);
+}
+
 GuestOutcome GuestMachine::run() {
   auto attached = console_.attach(
       *loop_, [this](const uint8_t* data, size_t length) { uart_->pushInput(data, length); },
@@ -329,9 +327,11 @@ GuestOutcome GuestMachine::run() {
   }
   std::vector<std::thread> vcpus;
   for (unsigned id = 0; id < harts_.size(); ++id) vcpus.emplace_back([this, id] { vcpuThread(id); });
-  loop_->run();
+  // Not loop_->run(): the loop outlives this boot, and its stop() would end the next one too.
+  while (!stopping_) loop_->runOnce(-1);
   for (auto& thread : vcpus) thread.join();
   console_.detach(*loop_);
+  waitForDiskRequests();
   std::lock_guard lock(mutex_);
   return outcome_.value_or(GuestOutcome{});
 }

@@ -1,6 +1,7 @@
 // GuestMachine: one boot of a VM — guest RAM, the `virt` board's devices, the
-// harts and their threads, the I/O event loop. It plays M-mode firmware for the
-// guest (SBI) and reports how the boot ended. A reboot builds a new one.
+// harts and their threads, run on the VM's I/O event loop. It plays M-mode
+// firmware for the guest (SBI) and reports how the boot ended. A reboot builds
+// a new one around the same loop and open disks, which the VM owns.
 #pragma once
 
 #include <atomic>
@@ -30,6 +31,7 @@ class SifiveTest;
 }  // namespace strata::machine
 
 namespace strata::virtio {
+class VirtioBlk;
 class VirtioMmioTransport;
 class VirtioDevice;
 class VirtioConsole;
@@ -44,7 +46,9 @@ namespace strata::vmm {
 
 class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
  public:
-  static Result<std::unique_ptr<GuestMachine>> create(const VmConfig& config, HostConsole& console);
+  // disks (one per config.disks entry) complete on loop; both outlive the machine.
+  static Result<std::unique_ptr<GuestMachine>> create(const VmConfig& config, HostConsole& console, EventLoop& loop,
+                                                      const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
   ~GuestMachine() override;
 
   // Runs the guest until it powers off, reboots, panics or quit is requested.
@@ -72,9 +76,10 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
     bool machineMode = false;  // enter in M-mode (firmware, bare programs) instead of S-mode
   };
 
-  GuestMachine(const VmConfig& config, HostConsole& console);
-  Result<void> buildBoard();
-  Result<void> addVirtioDevices();
+  GuestMachine(const VmConfig& config, HostConsole& console, EventLoop& loop);
+  Result<void> buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
+  Result<void> addVirtioDevices(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
+  void waitForDiskRequests();
   Result<void> addVirtioDevice(const std::string& name, std::unique_ptr<virtio::VirtioDevice> device);
   Result<void> loadBootPayload();
   Result<void> loadBareProgram();
@@ -87,7 +92,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
   HostConsole& console_;
   uint64_t clockStartNs_ = 0;
 
-  std::unique_ptr<EventLoop> loop_;
+  EventLoop* loop_;
   std::unique_ptr<machine::GuestRam> ram_;
   machine::Bus bus_;
   machine::Sbi sbi_{*this};
@@ -98,7 +103,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
   std::unique_ptr<machine::Clint> clint_;
   std::unique_ptr<machine::PvPanic> pvpanic_;
   std::unique_ptr<machine::SifiveTest> sifiveTest_;
-  std::vector<std::unique_ptr<storage::BlockDevice>> disks_;
+  std::vector<virtio::VirtioBlk*> blockDevices_;  // in virtioDevices_
   std::vector<std::unique_ptr<virtio::PacketPort>> netPorts_;
   virtio::VirtioConsole* virtioConsole_ = nullptr;
   std::vector<std::unique_ptr<virtio::VirtioDevice>> virtioDevices_;

@@ -1,15 +1,48 @@
 #include "vmm/vm.h"
 
+#include <memory>
+#include <vector>
+
+#include "base/event_loop.h"
 #include "base/log.h"
+#include "storage/disk_image.h"
+#include "storage/volume/volume_disk.h"
 #include "vmm/guest_machine.h"
 
 namespace strata::vmm {
+namespace {
+
+// "pool:NAME/VOLUME" is a logical volume of a strata pool; anything else an image file.
+Result<std::unique_ptr<storage::BlockDevice>> openDisk(const DiskConfig& disk, EventLoop& loop) {
+  storage::DiskOptions options;
+  options.readOnly = disk.readOnly;
+  options.format = disk.format;
+  if (storage::volume::isVolumeDiskSpec(disk.path)) return storage::volume::openVolumeDisk(disk.path, options, loop);
+  auto image = storage::openDiskImage(disk.path, options, loop);
+  if (!image) return image.error();
+  if (disk.format == storage::ImageFormat::Auto)
+    log::warn("{}", storage::probedFormatWarning(**image, "--disk " + disk.path + ",format="));
+  return std::unique_ptr<storage::BlockDevice>(std::move(*image));
+}
+
+}  // namespace
 
 Result<int> runVm(const VmConfig& config) {
   auto console = HostConsole::open(config.console);
   if (!console) return console.error();
+  auto loop = EventLoop::create();
+  if (!loop) return loop.error();
+  // The disks are opened once and outlive every boot (declared after the loop
+  // their completions run on): formats and backing chains stay as resolved
+  // here, whatever a guest writes before it reboots.
+  std::vector<std::unique_ptr<storage::BlockDevice>> disks;
+  for (const auto& disk : config.disks) {
+    auto opened = openDisk(disk, **loop);
+    if (!opened) return opened.error();
+    disks.push_back(std::move(*opened));
+  }
   for (;;) {
-    auto machine = GuestMachine::create(config, **console);
+    auto machine = GuestMachine::create(config, **console, **loop, disks);
     if (!machine) return machine.error();
     GuestOutcome outcome = (*machine)->run();
     switch (outcome.exit) {

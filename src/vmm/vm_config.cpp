@@ -4,6 +4,8 @@
 
 #include <fmt/core.h>
 
+#include "storage/volume/volume_disk.h"
+
 namespace strata::vmm {
 
 Result<DiskConfig> parseDiskConfig(const std::string& text) {
@@ -14,10 +16,19 @@ Result<DiskConfig> parseDiskConfig(const std::string& text) {
   while (comma != std::string::npos) {
     size_t next = text.find(',', comma + 1);
     std::string option = text.substr(comma + 1, next == std::string::npos ? std::string::npos : next - comma - 1);
-    if (option == "readonly" || option == "ro") disk.readOnly = true;
-    else return Error{fmt::format("--disk {}: unknown option '{}' (expected readonly)", text, option)};
+    if (option == "readonly" || option == "ro") {
+      disk.readOnly = true;
+    } else if (option.rfind("format=", 0) == 0) {
+      auto format = storage::parseFormatName(option.substr(7));
+      if (!format) return Error{fmt::format("--disk {}: {}", text, format.error().message)};
+      disk.format = *format;
+    } else {
+      return Error{fmt::format("--disk {}: unknown option '{}' (expected readonly or format=raw|qcow2)", text, option)};
+    }
     comma = next;
   }
+  if (disk.format != storage::ImageFormat::Auto && storage::volume::isVolumeDiskSpec(disk.path))
+    return Error{fmt::format("--disk {}: format= applies to image files; a pool volume has no format", text)};
   return disk;
 }
 

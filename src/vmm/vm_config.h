@@ -6,13 +6,16 @@
 #include <vector>
 
 #include "base/result.h"
+#include "storage/disk_image.h"
 #include "vmm/host_console.h"
 
 namespace strata::vmm {
 
 struct DiskConfig {
-  std::string path;
+  std::string path;  // an image file, or pool:NAME/VOLUME
   bool readOnly = false;
+  // Auto: probed once when the VM starts (images only; volumes have no format).
+  storage::ImageFormat format = storage::ImageFormat::Auto;
 };
 
 struct VmConfig {
@@ -31,7 +34,8 @@ struct VmConfig {
   ConsoleConfig console;
 };
 
-// "PATH" or "PATH,readonly" (also "ro").
+// "PATH" followed by options, each after a comma: "readonly" (also "ro") and
+// "format=raw" or "format=qcow2" (image files only).
 Result<DiskConfig> parseDiskConfig(const std::string& text);
 // "256M", "1G", "1048576" (bytes), at least 1 MiB.
 Result<uint64_t> parseMemorySize(const std::string& text);

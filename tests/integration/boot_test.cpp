@@ -139,10 +139,14 @@ TEST(GuestDisk, ReadOnlyDiskRefusesWrites) {
   auto run = runStrata({"--disk", disk + ",readonly"},
                        "echo ro=$(cat /sys/block/vda/ro)\n"
                        "mount /dev/vda /mnt 2>&1; echo mounted=$?\n"
+                       "echo scribble > /mnt/scribble.txt; echo file-write=$?\n"
+                       "dd if=/dev/urandom of=/dev/vda bs=4k count=4 conv=fsync; echo disk-write=$?\n"
                        "poweroff\n");
   ASSERT_FALSE(run.timedOut) << run.output;
   EXPECT_EQ(run.exitCode, 0) << run.output;
   EXPECT_TRUE(contains(run.output, "ro=1"));
+  EXPECT_TRUE(contains(run.output, "file-write=1"));
+  EXPECT_TRUE(contains(run.output, "disk-write=1"));
   EXPECT_EQ(runShell("md5sum < " + disk).output, before.output);
 }
 

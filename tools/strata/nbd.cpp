@@ -107,6 +107,7 @@ int runServe(const ServeArgs& args) {
   std::unique_ptr<storage::BlockDevice> device;
   storage::nbd::NbdExport exported;
   if (storage::volume::isVolumeDiskSpec(args.image)) {
+    if (!args.format.empty()) return fail("--format applies to image files; a pool volume has no format");
     auto spec = storage::volume::parseVolumeDiskSpec(args.image);
     if (!spec) return fail(spec.error().message);
     auto volume = args.pvPaths.empty() ? storage::volume::openVolumeDisk(args.image, options, **loop)
@@ -117,6 +118,7 @@ int runServe(const ServeArgs& args) {
     if (!args.pvPaths.empty()) return fail("--pv applies to pool:NAME/VOLUME exports only");
     auto image = storage::openDiskImage(args.image, options, **loop);
     if (!image) return fail(image.error().message);
+    if (options.format == storage::ImageFormat::Auto) log::warn("{}", storage::probedFormatWarning(**image, "--format "));
     exported.blockStatus = storage::nbd::diskImageBlockStatus(**image);
     device = std::move(*image);
   }
@@ -191,7 +193,8 @@ void addNbdCommands(CLI::App& app, CommandStatus& status) {
   serve->add_flag("--read-only,-r", args->readOnly, "Refuse writes (clients see a read-only export)");
   serve->add_option("--name,-x", args->name, "Export name (the default export \"\" always works too)");
   serve->add_option("--description", args->description, "Export description shown to clients");
-  serve->add_option("--format,-f", args->format, "Image format: raw or qcow2 (default: probe); images only");
+  serve->add_option("--format,-f", args->format, "Image format: raw or qcow2 (default: probe, and a probed raw image refuses writes that would "
+                    "make it probe as another format); images only");
   serve->add_option("--max-clients", args->maxClients, "Clients served at once; more are refused (default 128)")
       ->check(CLI::PositiveNumber);
   serve->add_option("--handshake-limit", args->handshakeLimit,

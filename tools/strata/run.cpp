@@ -74,7 +74,10 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
                   "(1 = pass, exit 0; (n << 1) | 1 = test n failed, exit n)");
   run->add_option("--initrd", options->initrd, "initramfs");
   run->add_option("--append", options->append, "kernel command line (default: console=ttyS0)");
-  run->add_option("--disk", options->disks, "disk image, PATH[,readonly]; repeatable (vda, vdb, ...)");
+  run->add_option("--disk", options->disks,
+                  "disk image or pool:NAME/VOLUME, PATH[,readonly][,format=raw|qcow2]; repeatable (vda, vdb, ...). "
+                  "Without format= an image's format is probed once, and a probed raw image refuses guest "
+                  "writes that would make it probe as another format");
   run->add_option("--mem", options->mem, "guest memory, e.g. 256M or 1G")->capture_default_str();
   run->add_option("--cpus", options->cpus, "number of vCPUs (1-8)")->capture_default_str();
   run->add_option("--net", options->nets, "network interface, tap=NAME; repeatable");

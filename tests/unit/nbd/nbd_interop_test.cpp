@@ -187,6 +187,26 @@ TEST_F(NbdInterop, ReadOnlyExportRefusesQemuIoWrites) {
   EXPECT_FALSE(contains(readBack.output, "Pattern verification failed")) << readBack.output;
 }
 
+// A client must not turn a probed raw export into a qcow2 image whose backing
+// file is a host file, for the next open to follow (QEMU's rule for probed raw).
+TEST_F(NbdInterop, ProbedRawExportRefusesAQcow2HeaderFromQemuIo) {
+  std::string disk = dir.file("disk.raw");
+  writeFile(disk, std::vector<uint8_t>(1 << 20, 0x11));
+  writeFile(dir.file("secret.raw"), pattern(1 << 20, 5));
+  std::string header = dir.file("header.qcow2");
+  ASSERT_EQ(run("qemu-img create -f qcow2 -b " + dir.file("secret.raw") + " -F raw " + header + " 1M").exitCode, 0);
+  serve(disk);
+  auto planted = run("qemu-io -f raw -c 'write -s " + header + " 0 512' '" + unixUri + "'");
+  EXPECT_TRUE(contains(planted.output, "Operation not permitted")) << planted.output;
+  auto ordinary = run("qemu-io -f raw -c 'write -P 0x22 0 512' '" + unixUri + "'");
+  EXPECT_TRUE(contains(ordinary.output, "wrote 512/512 bytes at offset 0")) << ordinary.output;
+  stopServing();
+  auto file = storage::testing::readFile(disk);
+  ASSERT_EQ(file.size(), 1u << 20);
+  EXPECT_EQ(std::vector<uint8_t>(file.begin(), file.begin() + 512), std::vector<uint8_t>(512, 0x22));
+  EXPECT_EQ(std::vector<uint8_t>(file.begin() + 512, file.end()), std::vector<uint8_t>((1 << 20) - 512, 0x11));
+}
+
 // ---- `strata nbd serve`, the real binary built next to this test ----------
 
 TEST_F(NbdInterop, StrataNbdServeEndToEnd) {
@@ -266,6 +286,38 @@ TEST_F(NbdInterop, StrataNbdServeExportsAStripedVolume) {
   auto compare = run("qemu-img compare -f raw -F raw '" + again.uri() + "' " + dir.file("source.raw"));
   EXPECT_EQ(compare.exitCode, 0) << compare.output;
   EXPECT_EQ(again.stop(SIGTERM), 0);
+}
+
+TEST_F(NbdInterop, StrataNbdServeKeepsAProbedRawExportRawUnlessTheFormatIsNamed) {
+  std::string strata = strataBinary();
+  if (strata.empty()) GTEST_SKIP() << "strata binary not built next to the test";
+  std::string disk = dir.file("disk.raw");
+  writeFile(disk, std::vector<uint8_t>(1 << 20, 0));
+  writeFile(dir.file("secret.raw"), pattern(1 << 20, 6));
+  std::string header = dir.file("header.qcow2");
+  ASSERT_EQ(run("qemu-img create -f qcow2 -b " + dir.file("secret.raw") + " -F raw " + header + " 1M").exitCode, 0);
+  std::string plant = "qemu-io -f raw -c 'write -s " + header + " 0 512' ";
+  {
+    ServeProcess serve(strata, {"--socket", socketPath, disk}, dir.file("probed.log"));
+    auto planted = run(plant + "'" + serve.uri() + "'");
+    EXPECT_TRUE(contains(planted.output, "Operation not permitted")) << planted.output;
+    EXPECT_EQ(serve.stop(SIGTERM), 0);
+  }
+  auto log = run("cat " + dir.file("probed.log")).output;
+  EXPECT_TRUE(contains(log, "probed as raw")) << log;
+  EXPECT_TRUE(contains(log, "--format raw")) << log;
+  EXPECT_EQ(run("cmp -n 512 " + disk + " /dev/zero").exitCode, 0);
+  {
+    ServeProcess serve(strata, {"--socket", socketPath, "--format", "raw", disk}, dir.file("named.log"));
+    auto planted = run(plant + "'" + serve.uri() + "'");
+    EXPECT_TRUE(contains(planted.output, "wrote 512/512 bytes at offset 0")) << planted.output;
+    EXPECT_EQ(serve.stop(SIGTERM), 0);
+  }
+  EXPECT_FALSE(contains(run("cat " + dir.file("named.log")).output, "probed"));
+  EXPECT_EQ(run("cmp -n 512 " + disk + " " + header).exitCode, 0);
+  auto volumeFormat = run(strata + " nbd serve --socket " + socketPath + " --format raw pool:tank/data");
+  EXPECT_NE(volumeFormat.exitCode, 0);
+  EXPECT_TRUE(contains(volumeFormat.output, "a pool volume has no format")) << volumeFormat.output;
 }
 
 }  // namespace
