@@ -95,6 +95,7 @@ Result<rlim_t> diskGrowthLimit(const std::string& path) {
 Result<JailPlan> planJail(const VmConfig& config) {
   if (config.console.kind != ConsoleConfig::Kind::Stdio)
     return Error{"--jail: only the stdio console is supported (a pty or file would live outside the jail)"};
+  if (!config.tapFds.empty()) return Error{"--jail: give --net tap=NAME; the jailer opens the interface itself"};
   JailPlan plan;
   plan.arguments = {kJailedBinary, "run"};
   auto addBootFile = [&](const std::string& path, const char* name, const char* option) {

@@ -97,7 +97,8 @@ void onForbiddenSyscall(int, siginfo_t* info, void*) {
   const char* end = line + sizeof line - 1;
   int number = info->si_syscall;
   appendText(out, end, "strata: seccomp: ");
-  appendText(out, end, inRole ? threadRoleName(currentRole) : "unsandboxed");
+  // A thread not yet in its own role runs under its creator's filter.
+  appendText(out, end, inRole ? threadRoleName(currentRole) : "starting");
   appendText(out, end, " thread made forbidden syscall ");
   const char* name = number >= 0 && number < kNamedSyscalls ? syscallNames[number] : nullptr;
   appendText(out, end, name != nullptr ? name : "?");
