@@ -36,7 +36,8 @@ std::string statusField(const std::string& status, const std::string& field) {
 }
 
 // The strata process whose command line holds `marker` (a unique --append
-// text) and, for a jailed VM, that is PID 1 of its own namespace.
+// text), once its main thread is sandboxed; for a jailed VM, the one that is
+// PID 1 of its own namespace.
 pid_t findVmProcess(const std::string& marker, bool jailed) {
   for (const auto& entry : fs::directory_iterator("/proc")) {
     std::string name = entry.path().filename();
@@ -45,9 +46,11 @@ pid_t findVmProcess(const std::string& marker, bool jailed) {
     if (cmdline.find(marker) == std::string::npos) continue;
     // A jailed VM once the jailer has exec'd strata inside the jail.
     if (jailed && cmdline.rfind(std::string("/strata\0run", 11), 0) != 0) continue;
-    std::string nspid = statusField(readText(entry.path() / "status"), "NSpid");
+    std::string status = readText(entry.path() / "status");
+    std::string nspid = statusField(status, "NSpid");
     bool inOwnNamespace = nspid.find('\t') != std::string::npos && nspid.substr(nspid.rfind('\t') + 1) == "1";
-    if (inOwnNamespace == jailed) return std::stoi(name);
+    // Sandboxed means the board is built: its files are open, the loader's are closed.
+    if (inOwnNamespace == jailed && statusField(status, "Seccomp") == "2") return std::stoi(name);
   }
   return -1;
 }
