@@ -173,6 +173,13 @@ TEST(Jailer, JailedVmPingsHostOverTheTapItWasHanded) {
   EXPECT_TRUE(contains(run.output, "3 packets transmitted, 3 packets received"));
 }
 
+TEST(Jailer, HandedOverTapFdThatIsNotATapIsAClearError) {
+  auto run = runStrata({"--net", "tapfd=99"}, "");
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_NE(run.exitCode, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "--net tapfd=99: TUNGETIFF"));
+}
+
 TEST(Jailer, RefusesToRunAsRoot) {
   auto run = runStrata({"--jail", temporaryPath("jail-root"), "--uid", "0", "--gid", "0"}, "");
   EXPECT_NE(run.exitCode, 0);
