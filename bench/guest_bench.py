@@ -6,6 +6,11 @@ workloads run inside the guest, and the VMM's resident memory beyond guest RAM.
 
 Both VMMs keep guest RAM in a memfd (shared memory), so "memory beyond guest
 RAM" is the VMM's private resident memory (RssAnon + RssFile) for both.
+
+With --compare sandbox it runs strata twice instead, with its sandbox on
+(the default: seccomp, Landlock) and off, and prints on/off ratios: the
+sandbox should cost the guest nothing (target: within 2%). Runs alternate
+on/off so that a change in host load hits both alike.
 """
 import argparse
 import os
@@ -89,6 +94,8 @@ def main():
     parser.add_argument("--cpus", default="1")
     parser.add_argument("--runs", type=int, default=1, help="runs per VMM; the median is reported")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--compare", choices=("qemu", "sandbox"), default="qemu",
+                        help="qemu: strata against QEMU; sandbox: strata with its sandbox on against off")
     args = parser.parse_args()
 
     strata = [args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem,
@@ -98,17 +105,24 @@ def main():
             "-object", f"memory-backend-memfd,id=ram,size={args.mem},share=on",
             "-machine", "memory-backend=ram"]
 
-    table = {}
-    for name, argv in (("strata", strata), ("qemu", qemu)):
-        runs = [measure(argv, args.timeout) for _ in range(args.runs)]
-        table[name] = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-        print(f"measured {name} ({args.runs} run(s))", file=sys.stderr)
+    if args.compare == "sandbox":
+        contenders = (("sandbox on", strata), ("sandbox off", strata + ["--seccomp", "off", "--landlock", "off"]))
+    else:
+        contenders = (("strata", strata), ("qemu", qemu))
+    runs = {name: [] for name, _ in contenders}
+    for _ in range(args.runs):
+        for name, argv in contenders:
+            runs[name].append(measure(argv, args.timeout))
+            print(f"measured {name} (run {len(runs[name])} of {args.runs})", file=sys.stderr)
+    table = {name: {key: statistics.median(run[key] for run in results) for key in results[0]}
+             for name, results in runs.items()}
 
-    print(f"{'metric':42} {'strata':>10} {'qemu':>10} {'strata/qemu':>12}")
-    for key in table["strata"]:
-        s, q = table["strata"][key], table["qemu"][key]
-        ratio = s / q if q else float("inf")
-        print(f"{key:42} {s:10.2f} {q:10.2f} {ratio:11.2f}x")
+    first, second = (name for name, _ in contenders)
+    print(f"{'metric':42} {first:>12} {second:>12} {first + '/' + second:>24}")
+    for key in table[first]:
+        a, b = table[first][key], table[second][key]
+        ratio = a / b if b else float("inf")
+        print(f"{key:42} {a:12.2f} {b:12.2f} {ratio:23.3f}x")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,12 @@ constexpr int kFramesPerWakeup = 64;
 }  // namespace
 
 Result<std::unique_ptr<TapDevice>> TapDevice::open(const std::string& name, EventLoop& loop) {
+  auto fd = openFd(name);
+  if (!fd) return fd.error();
+  return adopt(std::move(*fd), loop);
+}
+
+Result<UniqueFd> TapDevice::openFd(const std::string& name) {
   if (name.size() >= IFNAMSIZ)
     return Error{fmt::format("TAP interface name '{}' is longer than {} characters", name, IFNAMSIZ - 1)};
   UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
@@ -30,6 +36,13 @@ Result<std::unique_ptr<TapDevice>> TapDevice::open(const std::string& name, Even
   std::memcpy(request.ifr_name, name.data(), name.size());
   if (::ioctl(fd.get(), TUNSETIFF, &request) != 0)
     return errnoError(fmt::format("TUNSETIFF for TAP interface '{}'", name));
+  return fd;
+}
+
+Result<std::unique_ptr<TapDevice>> TapDevice::adopt(UniqueFd fd, EventLoop& loop) {
+  ifreq request{};
+  if (::ioctl(fd.get(), TUNGETIFF, &request) != 0) return errnoError("TUNGETIFF: not an attached TAP fd");
+  if ((request.ifr_flags & IFF_TAP) == 0) return Error{"TUNGETIFF: a TUN, not a TAP interface"};
   std::string actualName(request.ifr_name, strnlen(request.ifr_name, IFNAMSIZ));
   return std::unique_ptr<TapDevice>(new TapDevice(std::move(fd), std::move(actualName), loop));
 }

@@ -10,17 +10,47 @@
 #include "base/log.h"
 
 namespace strata::storage {
+namespace {
+
+// io_uring operations bypass seccomp, so the ring itself admits only what
+// trySubmit prepares (and IOSQE_ASYNC, its one flag) and, once enabled, no
+// further io_uring_register calls: a hijacked ring cannot open files or sockets.
+Result<void> restrictToOwnOperations(io_uring& ring) {
+  std::vector<io_uring_restriction> allowed;
+  for (int op : {IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE}) {
+    io_uring_restriction restriction{};
+    restriction.opcode = IORING_RESTRICTION_SQE_OP;
+    restriction.sqe_op = static_cast<uint8_t>(op);
+    allowed.push_back(restriction);
+  }
+  io_uring_restriction flags{};
+  flags.opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+  flags.sqe_flags = IOSQE_ASYNC;
+  allowed.push_back(flags);
+  // Debian's liburing 2.3 declares io_uring_register_restrictions() and
+  // io_uring_enable_rings() but its shared library does not export them.
+  int rc = io_uring_register(static_cast<unsigned>(ring.ring_fd), IORING_REGISTER_RESTRICTIONS, allowed.data(),
+                             static_cast<unsigned>(allowed.size()));
+  if (rc < 0) return errnoError("IORING_REGISTER_RESTRICTIONS", -rc);
+  rc = io_uring_register(static_cast<unsigned>(ring.ring_fd), IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+  if (rc < 0) return errnoError("IORING_REGISTER_ENABLE_RINGS", -rc);
+  return {};
+}
+
+}  // namespace
 
 Result<std::unique_ptr<IoRing>> IoRing::create(EventLoop& loop, unsigned entries) {
   UniqueFd eventFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!eventFd.valid()) return errnoError("eventfd");
   std::unique_ptr<IoRing> ring(new IoRing(loop, std::move(eventFd)));
-  int rc = io_uring_queue_init(entries, &ring->ring_, 0);
+  // The ring starts disabled so that it can be restricted before its first use.
+  int rc = io_uring_queue_init(entries, &ring->ring_, IORING_SETUP_R_DISABLED);
   if (rc < 0) return errnoError("io_uring_queue_init", -rc);
   ring->ringReady_ = true;
   ring->capacity_ = entries;
   rc = io_uring_register_eventfd(&ring->ring_, ring->eventFd_.get());
   if (rc < 0) return errnoError("io_uring_register_eventfd", -rc);
+  if (auto restricted = restrictToOwnOperations(ring->ring_); !restricted) return restricted.error();
   IoRing* self = ring.get();
   auto watched = loop.watch(ring->eventFd_.get(), EPOLLIN, [self](uint32_t) { self->reapCompletions(); });
   if (!watched) return watched.error();

@@ -1,5 +1,6 @@
 #include "vmm/guest_machine.h"
 
+#include <fcntl.h>
 #include <sys/timerfd.h>
 #include <time.h>
 
@@ -27,6 +28,7 @@
 #include "virtio/packet_port.h"
 #include "virtio/tap_port.h"
 #include "virtio/rng.h"
+#include "vmm/sandbox.h"
 
 namespace strata::vmm {
 namespace {
@@ -112,9 +114,14 @@ Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<st
     auto added = addVirtioDevice(fmt::format("virtio-blk{}", blockDevices_.size() - 1), std::move(device));
     if (!added) return added;
   }
-  for (const auto& tapName : config_.tapDevices) {
-    auto tap = network::TapDevice::open(tapName, *loop_);
-    if (!tap) return Error{fmt::format("--net tap={}: {}", tapName, tap.error().message)};
+  std::vector<std::pair<std::string, Result<std::unique_ptr<network::TapDevice>>>> taps;
+  for (const auto& tapName : config_.tapDevices)
+    taps.emplace_back("tap=" + tapName, network::TapDevice::open(tapName, *loop_));
+  for (int tapFd : config_.tapFds)  // a copy: each boot's device closes its own
+    taps.emplace_back(fmt::format("tapfd={}", tapFd),
+                      network::TapDevice::adopt(UniqueFd(::fcntl(tapFd, F_DUPFD_CLOEXEC, 0)), *loop_));
+  for (auto& [option, tap] : taps) {
+    if (!tap) return Error{fmt::format("--net {}: {}", option, tap.error().message)};
     netPorts_.push_back(std::make_unique<virtio::TapPacketPort>(std::move(*tap)));
     // A locally administered MAC, distinct per interface: 52:54:00:12:34:5N as QEMU numbers them.
     std::array<uint8_t, 6> mac{0x52, 0x54, 0x00, 0x12, 0x34, static_cast<uint8_t>(0x56 + netPorts_.size() - 1)};
@@ -282,6 +289,11 @@ void GuestMachine::finish(GuestExit exit, int status) {
 }
 
 void GuestMachine::vcpuThread(unsigned id) {
+  if (auto entered = enterThreadRole(ThreadRole::Vcpu, config_); !entered) {
+    log::error("sandbox: {}", entered.error().message);
+    finish(GuestExit::Failure);
+    return;
+  }
   cpu::Hart& hart = *harts_[id];
   for (;;) {
     {
@@ -323,6 +335,12 @@ GuestOutcome GuestMachine::run() {
       [this] { finish(GuestExit::Quit); });
   if (!attached) {
     log::error("{}", attached.error().message);
+    return {};
+  }
+  // Everything the VM opens is open now; a reboot's new board finds the sandbox already up.
+  if (auto entered = enterThreadRole(ThreadRole::IoLoop, config_); !entered) {
+    log::error("sandbox: {}", entered.error().message);
+    console_.detach(*loop_);
     return {};
   }
   std::vector<std::thread> vcpus;

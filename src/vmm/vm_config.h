@@ -18,6 +18,12 @@ struct DiskConfig {
   storage::ImageFormat format = storage::ImageFormat::Auto;
 };
 
+// The process sandbox (src/vmm/sandbox.h), on by default.
+struct SandboxConfig {
+  bool seccomp = true;   // off only for debugging
+  bool landlock = true;  // used when the host kernel has Landlock
+};
+
 struct VmConfig {
   // Boot modes: a Linux kernel entered in S-mode with strata answering SBI
   // (default); M-mode `firmware` that then boots the kernel; or a `bareProgram`
@@ -29,9 +35,11 @@ struct VmConfig {
   std::string commandLine;
   std::vector<DiskConfig> disks;
   std::vector<std::string> tapDevices;
+  std::vector<int> tapFds;  // TAP fds the jailer opened and handed over (--net tapfd=N)
   uint64_t memoryBytes = 256ull << 20;
   unsigned cpus = 1;
   ConsoleConfig console;
+  SandboxConfig sandbox;
 };
 
 // "PATH" followed by options, each after a comma: "readonly" (also "ro") and

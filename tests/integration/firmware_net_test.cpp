@@ -24,27 +24,6 @@ TEST(Firmware, OpenSbiFwJumpBootsTheDefaultKernel) {
   EXPECT_TRUE(contains(run.output, "harts=2\r\n"));
 }
 
-// A network namespace with a TAP interface at 10.77.0.1/24, removed afterwards.
-class TapNamespace {
- public:
-  TapNamespace() : name_("strata-it-" + std::to_string(::getpid())) {
-    auto made = runShell("ip netns add " + name_ + " && ip netns exec " + name_ +
-                         " sh -c 'ip tuntap add dev stap0 mode tap && ip addr add 10.77.0.1/24 dev stap0 && "
-                         "ip link set stap0 up && ip link set lo up' 2>&1");
-    ok_ = made.exitCode == 0;
-    why_ = made.output;
-  }
-  ~TapNamespace() { runShell("ip netns delete " + name_ + " 2>/dev/null"); }
-  bool ok() const { return ok_; }
-  const std::string& why() const { return why_; }
-  const std::string& name() const { return name_; }
-
- private:
-  std::string name_;
-  bool ok_ = false;
-  std::string why_;
-};
-
 TEST(Network, GuestPingsHostOverTap) {
   TapNamespace ns;
   if (!ns.ok()) GTEST_SKIP() << "cannot create a network namespace with a TAP device here: " << ns.why();

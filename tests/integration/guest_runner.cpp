@@ -116,6 +116,16 @@ std::string copyOfRootDisk(const std::string& testName) {
   return copy;
 }
 
+TapNamespace::TapNamespace() : name_("strata-it-" + std::to_string(::getpid())) {
+  auto made = runShell("ip netns add " + name_ + " && ip netns exec " + name_ +
+                       " sh -c 'ip tuntap add dev stap0 mode tap && ip addr add 10.77.0.1/24 dev stap0 && "
+                       "ip link set stap0 up && ip link set lo up' 2>&1");
+  ok_ = made.exitCode == 0;
+  why_ = made.output;
+}
+
+TapNamespace::~TapNamespace() { runShell("ip netns delete " + name_ + " 2>/dev/null"); }
+
 ProcessResult runStrata(const std::vector<std::string>& args, const std::string& input, std::chrono::seconds deadline,
                         const WhileRunning& whileRunning) {
   std::vector<std::string> argv{strataBinary(), "run"};

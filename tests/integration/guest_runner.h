@@ -40,4 +40,19 @@ std::string defaultGuestFile(const std::string& name);  // out/guest/<name>
 std::string copyOfRootDisk(const std::string& testName);
 std::string temporaryPath(const std::string& name);
 
+// A network namespace with a TAP interface stap0 at 10.77.0.1/24, removed afterwards.
+class TapNamespace {
+ public:
+  TapNamespace();
+  ~TapNamespace();
+  bool ok() const { return ok_; }
+  const std::string& why() const { return why_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+  std::string why_;
+};
+
 }  // namespace strata::test

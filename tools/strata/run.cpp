@@ -1,12 +1,14 @@
 // `strata run`: boot a virtual machine (the default guest when no kernel is given).
 #include <sys/stat.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 
 #include <fmt/core.h>
 
 #include "commands.h"
+#include "vmm/jailer.h"
 #include "vmm/vm.h"
 
 namespace strata::cli {
@@ -16,6 +18,9 @@ struct RunOptions {
   std::string firmware, bare, kernel, initrd, append, mem = "256M", console = "stdio";
   std::vector<std::string> disks, nets;
   unsigned cpus = 1;
+  bool seccomp = true, landlock = true;
+  std::string jailDir;
+  unsigned uid = 0, gid = 0;
 };
 
 // The default guest that guest/build.sh produces.
@@ -51,6 +56,14 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
     config.disks.push_back(*disk);
   }
   for (const auto& text : options.nets) {
+    if (text.rfind("tapfd=", 0) == 0) {  // how the jailer hands over the TAP fds it opened
+      int fd = -1;
+      auto [end, error] = std::from_chars(text.data() + 6, text.data() + text.size(), fd);
+      if (error != std::errc() || end != text.data() + text.size() || fd < 0)
+        return Error{fmt::format("--net {}: expected tapfd=FD", text)};
+      config.tapFds.push_back(fd);
+      continue;
+    }
     if (text.rfind("tap=", 0) != 0 || text.size() == 4)
       return Error{fmt::format("--net {}: expected tap=NAME", text)};
     config.tapDevices.push_back(text.substr(4));
@@ -58,6 +71,8 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   auto console = vmm::parseConsoleConfig(options.console);
   if (!console) return console.error();
   config.console = *console;
+  config.sandbox.seccomp = options.seccomp;
+  config.sandbox.landlock = options.landlock;
   return config;
 }
 
@@ -80,8 +95,23 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
                   "writes that would make it probe as another format");
   run->add_option("--mem", options->mem, "guest memory, e.g. 256M or 1G")->capture_default_str();
   run->add_option("--cpus", options->cpus, "number of vCPUs (1-8)")->capture_default_str();
-  run->add_option("--net", options->nets, "network interface, tap=NAME; repeatable");
+  run->add_option("--net", options->nets, "network interface, tap=NAME (or tapfd=FD, an attached TAP fd); repeatable");
   run->add_option("--console", options->console, "stdio, pty or file=PATH")->capture_default_str();
+  auto onOff = CLI::IsMember({"on", "off"});
+  run->add_option_function<std::string>(
+         "--seccomp", [options](const std::string& value) { options->seccomp = value == "on"; },
+         "seccomp allow-list per thread; off only for debugging (default: on)")
+      ->check(onOff);
+  run->add_option_function<std::string>(
+         "--landlock", [options](const std::string& value) { options->landlock = value == "on"; },
+         "limit file access to the VM's own files when the host kernel has Landlock (default: on)")
+      ->check(onOff);
+  auto* jail = run->add_option("--jail", options->jailDir,
+                               "run the VM jailed (needs root): new namespaces, DIR as its root holding only its "
+                               "files, then exec as --uid/--gid");
+  run->add_option("--uid", options->uid, "unprivileged user the jailed VM runs as")->needs(jail);
+  run->add_option("--gid", options->gid, "unprivileged group the jailed VM runs as")->needs(jail);
+  jail->needs("--uid")->needs("--gid");
   run->footer("Console escape: Ctrl-A x quits, Ctrl-A h helps. Guest poweroff exits 0; a guest panic exits 1.");
   run->callback([options, &status] {
     auto config = makeConfig(*options);
@@ -90,7 +120,9 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
       status.exitCode = 2;
       return;
     }
-    auto result = vmm::runVm(*config);
+    auto result = options->jailDir.empty()
+                      ? vmm::runVm(*config)
+                      : vmm::runJailed(*config, vmm::JailConfig{options->jailDir, options->uid, options->gid});
     if (!result) {
       std::fprintf(stderr, "strata run: %s\n", result.error().message.c_str());
       status.exitCode = 1;

@@ -1,0 +1,327 @@
+#include "vmm/sandbox.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/if_tun.h>
+#include <linux/landlock.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "base/log.h"
+#include "base/unique_fd.h"
+#include "storage/volume/volume_disk.h"
+
+namespace strata::vmm {
+namespace {
+
+// ---- seccomp ----------------------------------------------------------------
+//
+// Forbidden syscalls trap (SECCOMP_RET_TRAP) rather than kill outright: the
+// syscall never runs either way, and the SIGSYS handler gets to name it before
+// the process dies of SIGSYS. A compromised VMM that replaced the handler would
+// only stop dying, never get the syscall.
+
+// vCPU threads: guest code, and device models reached through MMIO that post
+// work to the I/O loop (an eventfd write) or write console output; glibc's
+// allocator, locks and clocks; thread exit; and the SIGSYS handler itself
+// (write, gettid, tgkill below). mmap/mprotect (PROT_EXEC included) serve a
+// translator's code cache. Filters stack and a vCPU thread inherits the I/O
+// loop's, so this list must stay a subset of the I/O loop's. (strace -f of a
+// boot, disk I/O, reboot and poweroff shows write, futex, mmap, munmap,
+// mprotect, madvise, rt_sigprocmask and exit on vCPU threads.)
+constexpr const char* kVcpu[] = {
+    "write", "writev", "futex", "sched_yield", "clock_gettime",
+    "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
+    "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
+};
+
+// The main thread, beyond the vCPU list: the event loop over disks (io_uring),
+// TAP, console and timers, and everything building a new board after a guest
+// reboot needs (guest RAM memfd, reopening kernel, initrd and disks, which
+// Landlock limits to the VM's own files, starting vCPU threads).
+constexpr const char* kIoLoopExtra[] = {
+    "read", "readv", "close", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "eventfd2",
+    "timerfd_create", "timerfd_settime", "io_uring_setup", "io_uring_enter", "io_uring_register",
+    "openat", "newfstatat", "fstat", "lseek", "pread64", "pwrite64", "pwritev2", "fsync", "fdatasync",
+    "fallocate", "ftruncate", "fcntl", "flock", "readlink", "memfd_create", "getrandom",
+    "rseq", "set_robust_list",  // a new thread's first calls, made before it enters its own role
+    "rt_sigaction",             // glibc sets up its thread-control signal at the first pthread_create
+};
+
+// Names for the SIGSYS handler, resolved before any filter is loaded: the
+// handler may not allocate, and libseccomp's lookup does.
+constexpr int kNamedSyscalls = 512;
+std::array<const char*, kNamedSyscalls> syscallNames{};
+thread_local ThreadRole currentRole;
+thread_local bool inRole = false;
+
+void appendText(char*& out, const char* end, const char* text) {
+  while (*text != '\0' && out < end) *out++ = *text++;
+}
+
+void appendNumber(char*& out, const char* end, long value) {
+  char digits[24];
+  int count = 0;
+  unsigned long magnitude = value < 0 ? 0ul - static_cast<unsigned long>(value) : static_cast<unsigned long>(value);
+  do {
+    digits[count++] = static_cast<char>('0' + magnitude % 10);
+    magnitude /= 10;
+  } while (magnitude != 0);
+  if (value < 0 && out < end) *out++ = '-';
+  while (count > 0 && out < end) *out++ = digits[--count];
+}
+
+// Async-signal-safe: formats into a stack buffer, one write(2), then dies of
+// SIGSYS (the handler was installed SA_RESETHAND, so the default action is back).
+void onForbiddenSyscall(int, siginfo_t* info, void*) {
+  char line[160];
+  char* out = line;
+  const char* end = line + sizeof line - 1;
+  int number = info->si_syscall;
+  appendText(out, end, "strata: seccomp: ");
+  // A thread not yet in its own role runs under its creator's filter.
+  appendText(out, end, inRole ? threadRoleName(currentRole) : "starting");
+  appendText(out, end, " thread made forbidden syscall ");
+  const char* name = number >= 0 && number < kNamedSyscalls ? syscallNames[number] : nullptr;
+  appendText(out, end, name != nullptr ? name : "?");
+  appendText(out, end, " (");
+  appendNumber(out, end, number);
+  appendText(out, end, "); killing the VM\n");
+  [[maybe_unused]] auto written = ::write(STDERR_FILENO, line, static_cast<size_t>(out - line));
+  ::syscall(SYS_tgkill, ::getpid(), ::syscall(SYS_gettid), SIGSYS);
+  ::_exit(128 + SIGSYS);  // not reached: SIGSYS is not blocked here (SA_NODEFER)
+}
+
+Result<void> installSigsysHandler() {
+  static std::once_flag once;
+  static int failure = 0;
+  std::call_once(once, [] {
+    for (int number = 0; number < kNamedSyscalls; ++number)
+      syscallNames[number] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, number);  // kept for the process
+    struct sigaction action {};
+    action.sa_sigaction = onForbiddenSyscall;
+    action.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&action.sa_mask);
+    if (::sigaction(SIGSYS, &action, nullptr) != 0) failure = errno;
+  });
+  if (failure != 0) return errnoError("sigaction(SIGSYS)", failure);
+  return {};
+}
+
+struct FilterDeleter {
+  void operator()(scmp_filter_ctx context) const { seccomp_release(context); }
+};
+using Filter = std::unique_ptr<void, FilterDeleter>;
+
+Result<void> allow(scmp_filter_ctx filter, const char* name) {
+  int number = seccomp_syscall_resolve_name(name);
+  if (number == __NR_SCMP_ERROR) return Error{fmt::format("seccomp: unknown syscall {}", name)};
+  if (int rc = seccomp_rule_add(filter, SCMP_ACT_ALLOW, number, 0); rc < 0)
+    return errnoError(fmt::format("seccomp_rule_add({})", name), -rc);
+  return {};
+}
+
+// Rules that look at arguments: only the kinds of call the role really makes.
+Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role) {
+  auto check = [](int rc, const char* what) -> Result<void> {
+    if (rc < 0) return errnoError(fmt::format("seccomp_rule_add({})", what), -rc);
+    return {};
+  };
+  // Signals only to this process's own threads (the SIGSYS handler, abort()).
+  auto self = static_cast<scmp_datum_t>(::getpid());
+  if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_EQ, self)), "tgkill");
+      !ok)
+    return ok;
+  if (role == ThreadRole::Vcpu) return {};
+  // Threads, never processes: glibc tries clone3 first, whose flags sit behind
+  // a pointer the filter cannot read, so it answers ENOSYS and glibc falls back
+  // to clone, whose flags it can.
+  if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0), "clone3"); !ok) return ok;
+  if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                                       SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)),
+                      "clone");
+      !ok)
+    return ok;
+  // Threads it starts (vCPUs) add their own filter on top of this one.
+  if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                                       SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS)),
+                      "prctl");
+      !ok)
+    return ok;
+  if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
+                                       SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER)),
+                      "seccomp");
+      !ok)
+    return ok;
+  // ioctl: attaching a TAP interface (by name or a handed-over fd), the
+  // console's terminal modes, and a host block device's size (a disk reopened).
+  for (unsigned long request : {static_cast<unsigned long>(TUNSETIFF), static_cast<unsigned long>(TUNGETIFF),
+                                static_cast<unsigned long>(TCGETS), static_cast<unsigned long>(TCSETS),
+                                static_cast<unsigned long>(BLKGETSIZE64)}) {
+    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, request)),
+                        "ioctl");
+        !ok)
+      return ok;
+  }
+  return {};
+}
+
+Result<void> loadSeccompFilter(ThreadRole role) {
+  if (auto installed = installSigsysHandler(); !installed) return installed;
+  Filter filter(seccomp_init(SCMP_ACT_TRAP));
+  if (!filter) return Error{"seccomp_init failed"};
+  // A syscall of another ABI (i386, x32) is never ours: kill without a word.
+  if (int rc = seccomp_attr_set(filter.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS); rc < 0)
+    return errnoError("seccomp_attr_set", -rc);
+  for (const char* name : kVcpu)
+    if (auto ok = allow(filter.get(), name); !ok) return ok;
+  if (role == ThreadRole::IoLoop)
+    for (const char* name : kIoLoopExtra)
+      if (auto ok = allow(filter.get(), name); !ok) return ok;
+  if (auto ok = addArgumentRules(filter.get(), role); !ok) return ok;
+  if (int rc = seccomp_load(filter.get()); rc < 0) return errnoError("seccomp_load", -rc);
+  return {};
+}
+
+// ---- Landlock ---------------------------------------------------------------
+//
+// Called through syscall(2): glibc on Debian 12 has no wrappers. The rights
+// handled are those of ABI 1-3 (the ones this code knows); anything the kernel
+// added later is left to seccomp.
+
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)  // ABI 3; Debian 12's headers stop at ABI 2
+#endif
+
+constexpr uint64_t kReadRights = LANDLOCK_ACCESS_FS_READ_FILE;
+constexpr uint64_t kAbi1Rights = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1;  // EXECUTE .. MAKE_SYM
+
+int landlockAbi() {
+  long abi = ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
+  return abi < 0 ? 0 : static_cast<int>(abi);
+}
+
+uint64_t handledRights(int abi) {
+  uint64_t rights = kAbi1Rights;
+  if (abi >= 2) rights |= LANDLOCK_ACCESS_FS_REFER;
+  if (abi >= 3) rights |= LANDLOCK_ACCESS_FS_TRUNCATE;
+  return rights;
+}
+
+uint64_t writeRights(int abi) {
+  return LANDLOCK_ACCESS_FS_WRITE_FILE | (abi >= 3 ? LANDLOCK_ACCESS_FS_TRUNCATE : 0);
+}
+
+Result<void> addFileRule(int ruleset, int fd, uint64_t rights) {
+  landlock_path_beneath_attr rule{};
+  rule.allowed_access = rights;
+  rule.parent_fd = fd;
+  if (::syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0) != 0)
+    return errnoError("landlock_add_rule");
+  return {};
+}
+
+Result<void> addPathRule(int ruleset, const std::string& path, uint64_t rights) {
+  UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
+  if (!fd.valid()) return errnoError(fmt::format("landlock: {}", path));
+  return addFileRule(ruleset, fd.get(), rights);
+}
+
+// Every file or block device the process holds open (disk images, their backing files,
+// a pool's PVs, a console log) stays reachable with the access it was opened
+// with, so a reboot can open them again. Scanned by number: inside the jailer's
+// root there is no /proc to list them.
+Result<void> addOpenFileRules(int ruleset, int abi) {
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  int highest = static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 65536));
+  for (int fd = 0; fd < highest; ++fd) {
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0) continue;
+    struct stat st {};
+    // Files without a name (guest RAM's memfd, deleted files) cannot be reopened and need no rule.
+    if (::fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) || st.st_nlink == 0 ||
+        (flags & O_PATH) != 0)
+      continue;
+    uint64_t rights = kReadRights;
+    if ((flags & O_ACCMODE) != O_RDONLY) rights |= writeRights(abi);
+    if (auto added = addFileRule(ruleset, fd, rights); !added) return added;
+  }
+  return {};
+}
+
+// The files a reboot opens again by path, beyond those held open.
+void bootFiles(const VmConfig& config, std::vector<std::string>& readOnly, std::vector<std::string>& readWrite) {
+  for (const std::string* path : {&config.kernel, &config.initrd, &config.firmware, &config.bareProgram})
+    if (!path->empty()) readOnly.push_back(*path);
+  for (const auto& disk : config.disks) {  // a pool volume's PVs are held open; its registry file is not
+    auto volume = storage::volume::parseVolumeDiskSpec(disk.path);
+    if (storage::volume::isVolumeDiskSpec(disk.path) && volume) readOnly.push_back(storage::volume::poolRegistryPath(volume->pool));
+  }
+  if (!config.tapDevices.empty()) readWrite.push_back("/dev/net/tun");
+}
+
+Result<void> restrictFileAccess(const VmConfig& config) {
+  int abi = landlockAbi();
+  if (abi <= 0) {
+    log::info("Landlock is not available on this host kernel; file access is not restricted beyond seccomp");
+    return {};
+  }
+  landlock_ruleset_attr attributes{};
+  attributes.handled_access_fs = handledRights(abi);
+  UniqueFd ruleset(static_cast<int>(::syscall(SYS_landlock_create_ruleset, &attributes, sizeof attributes, 0)));
+  if (!ruleset.valid()) return errnoError("landlock_create_ruleset");
+  if (auto added = addOpenFileRules(ruleset.get(), abi); !added) return added;
+  std::vector<std::string> readOnly, readWrite;
+  bootFiles(config, readOnly, readWrite);
+  for (const auto& path : readOnly)
+    if (auto added = addPathRule(ruleset.get(), path, kReadRights); !added) return added;
+  for (const auto& path : readWrite)
+    if (auto added = addPathRule(ruleset.get(), path, kReadRights | writeRights(abi)); !added) return added;
+  if (::syscall(SYS_landlock_restrict_self, ruleset.get(), 0) != 0) return errnoError("landlock_restrict_self");
+  return {};
+}
+
+}  // namespace
+
+const char* threadRoleName(ThreadRole role) {
+  switch (role) {
+    case ThreadRole::IoLoop: return "I/O loop";
+    case ThreadRole::Vcpu: return "vCPU";
+  }
+  return "unknown";
+}
+
+Result<void> enterThreadRole(ThreadRole role, const VmConfig& config) {
+  if (inRole) return {};
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errnoError("prctl(PR_SET_NO_NEW_PRIVS)");
+  if (role == ThreadRole::IoLoop && config.sandbox.landlock) {
+    if (auto restricted = restrictFileAccess(config); !restricted) return restricted;
+  }
+  if (config.sandbox.seccomp) {
+    if (auto loaded = loadSeccompFilter(role); !loaded) return loaded;
+  }
+  currentRole = role;
+  inRole = true;
+  return {};
+}
+
+}  // namespace strata::vmm

@@ -1,0 +1,30 @@
+// The sandbox of one VM process: a seccomp-BPF allow-list per thread role and
+// Landlock limiting file access to the VM's own files. Both go up after the
+// first board has opened everything it needs; a syscall outside a role's list
+// kills the process with one line on stderr naming the role and the syscall.
+#pragma once
+
+#include "base/result.h"
+#include "vmm/vm_config.h"
+
+namespace strata::vmm {
+
+// Which allow-list a thread gets. Filters stack: a thread inherits its
+// creator's filter, so vCPU threads (created by the I/O loop's thread) are
+// held to both the IoLoop and the Vcpu lists. The per-VM API thread gets its
+// own role when it exists.
+enum class ThreadRole {
+  IoLoop,  // the main thread: the VM's event loop, and building a new board on reboot
+  Vcpu,    // one per hart: runs guest code, posts work to the loop
+};
+
+const char* threadRoleName(ThreadRole role);
+
+// Puts the calling thread into `role`: no_new_privs, Landlock (IoLoop only: it
+// covers the threads it creates afterwards) and the role's seccomp filter, as
+// config.sandbox asks.
+// A thread already in a role keeps it (filters cannot be removed), so calling
+// this again, e.g. for the board built after a reboot, changes nothing.
+Result<void> enterThreadRole(ThreadRole role, const VmConfig& config);
+
+}  // namespace strata::vmm
