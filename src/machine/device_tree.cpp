@@ -162,9 +162,34 @@ void writeSoc(FdtWriter& w, const DeviceTreeSpec& spec) {
   w.end();
 }
 
+// A tree the guest would misread is refused rather than built: more harts than
+// the phandle numbering has room for, RAM that wraps the address space, an
+// initrd outside RAM, virtio slots the board does not have or names twice,
+// boot arguments that a NUL would cut short.
+Result<void> checkSpec(const DeviceTreeSpec& spec) {
+  if (spec.hartCount < 1 || spec.hartCount > virt::kMaxHarts)
+    return Error{fmt::format("device tree: {} harts (1 to {})", spec.hartCount, virt::kMaxHarts)};
+  if (spec.ramSize == 0 || spec.ramSize > ~virt::kRamBase)
+    return Error{fmt::format("device tree: RAM size {:#x} does not fit the address space", spec.ramSize)};
+  if (spec.initrd) {
+    auto [start, end] = *spec.initrd;
+    if (start > end || start < virt::kRamBase || end - virt::kRamBase > spec.ramSize)
+      return Error{fmt::format("device tree: initrd {:#x}-{:#x} is not inside RAM", start, end)};
+  }
+  std::vector<bool> used(virt::kVirtioSlots);
+  for (unsigned slot : spec.virtioSlots) {
+    if (slot >= virt::kVirtioSlots || used[slot])
+      return Error{fmt::format("device tree: virtio slot {} is out of range or repeated", slot)};
+    used[slot] = true;
+  }
+  if (spec.bootArgs.find('\0') != std::string::npos) return Error{"device tree: boot arguments contain a NUL byte"};
+  return {};
+}
+
 }  // namespace
 
 Result<std::vector<uint8_t>> buildDeviceTree(const DeviceTreeSpec& spec) {
+  if (auto valid = checkSpec(spec); !valid) return valid.error();
   FdtWriter w(64 * 1024);
   w.begin("");
   w.propU32("#address-cells", 2);

@@ -12,16 +12,13 @@
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s qcow2|nbd|nbd-tls PATH...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s TARGET PATH... (targets: %s)\n", argv[0], strata::fuzz::targetNames().c_str());
     return 2;
   }
   std::string target = argv[1];
-  auto run = target == "qcow2"     ? strata::fuzz::qcow2ImageOneInput
-             : target == "nbd"     ? strata::fuzz::nbdServerOneInput
-             : target == "nbd-tls" ? strata::fuzz::nbdTlsServerOneInput
-                                   : nullptr;
+  auto run = strata::fuzz::findTarget(target);
   if (run == nullptr) {
-    std::fprintf(stderr, "unknown target '%s' (qcow2, nbd or nbd-tls)\n", target.c_str());
+    std::fprintf(stderr, "unknown target '%s' (%s)\n", target.c_str(), strata::fuzz::targetNames().c_str());
     return 2;
   }
   std::vector<std::filesystem::path> inputs;

@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 namespace strata::fuzz {
 
@@ -24,5 +26,40 @@ int nbdServerOneInput(const uint8_t* data, size_t size);
 // TLS, then (bit 0) negotiates an export, then sends the bytes encrypted (or raw
 // with bit 2, breaking the record stream), ending with a close_notify if bit 3 is set.
 int nbdTlsServerOneInput(const uint8_t* data, size_t size);
+
+// A program of guest actions against virtio-blk, -net, -console and -rng behind
+// their MMIO transports: guest RAM writes, register accesses, driver set-up,
+// descriptor chains, notifications, I/O loop turns, backend events (see
+// virtio_devices_target.cpp for the encoding).
+int virtioDevicesOneInput(const uint8_t* data, size_t size);
+
+// Aligned register reads and writes, as a hart issues them, through the Bus to
+// every device of the `virt` board: PLIC, CLINT, UART, RTC, pvpanic, the test
+// finisher and four virtio-mmio transports.
+int boardMmioOneInput(const uint8_t* data, size_t size);
+
+// SBI calls (a0-a7) made by the harts of a 1-4 hart machine to machine::Sbi.
+int sbiOneInput(const uint8_t* data, size_t size);
+
+// The bytes as a kernel (Image or ELF), firmware or bare-metal ELF file, with
+// an initrd after the kernel, loaded into a small guest RAM as GuestMachine does.
+int bootLoaderOneInput(const uint8_t* data, size_t size);
+
+// A DeviceTreeSpec decoded from the bytes; a built tree must pass libfdt's checks.
+int deviceTreeOneInput(const uint8_t* data, size_t size);
+
+// The volume manager's on-disk decoders: PV label, pool metadata slot,
+// write-intent header, thin superblock, checkpoint and journal (checksums are
+// usually fixed up first so the parsers behind them are reached).
+int volumeMetadataOneInput(const uint8_t* data, size_t size);
+
+// `strata image check` (storage::checkImage) on the bytes as an image file.
+int imageCheckOneInput(const uint8_t* data, size_t size);
+
+// The targets by the name fuzz_regression and the libFuzzer binaries use; nullptr if unknown.
+using OneInput = int (*)(const uint8_t* data, size_t size);
+OneInput findTarget(std::string_view name);
+// The known names, space separated, for usage messages.
+std::string targetNames();
 
 }  // namespace strata::fuzz

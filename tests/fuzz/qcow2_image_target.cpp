@@ -1,15 +1,10 @@
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "base/event_loop.h"
-#include "base/log.h"
+#include "fuzz_support.h"
 #include "fuzz_targets.h"
 #include "storage/disk_image.h"
 #include "storage/sync_io.h"
@@ -19,36 +14,14 @@ namespace strata::fuzz {
 namespace {
 
 struct Qcow2State {
-  std::unique_ptr<EventLoop> loop;
-  std::string path;
+  Qcow2State() { quietLogs(); }
+  std::unique_ptr<EventLoop> loop = std::move(*EventLoop::create());
+  InputFile file{"qcow2"};
 };
 
 Qcow2State& state() {
-  static Qcow2State* instance = [] {
-    // STRATA_FUZZ_DEBUG=1 shows why inputs are refused when replaying one.
-    log::setLevel(std::getenv("STRATA_FUZZ_DEBUG") ? log::Level::Debug : log::Level::Error);
-    auto* created = new Qcow2State;
-    created->loop = std::move(*EventLoop::create());
-    // tmpfs when there is one: the image is rewritten for every input.
-    const char* directory = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    created->path = std::string(directory) + "/strata-fuzz-qcow2-" + std::to_string(::getpid()) + ".img";
-    std::atexit([] { ::unlink(state().path.c_str()); });
-    return created;
-  }();
-  return *instance;
-}
-
-bool writeInput(const std::string& path, const uint8_t* data, size_t size) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return false;
-  size_t written = 0;
-  while (written < size) {
-    ssize_t n = ::write(fd, data + written, size - written);
-    if (n <= 0) break;
-    written += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  return written == size;
+  static Qcow2State instance;
+  return instance;
 }
 
 // Touches what a guest or `strata image` would: a few clusters spread over the
@@ -89,11 +62,11 @@ int qcow2ImageOneInput(const uint8_t* data, size_t size) {
   auto& fuzz = state();
   for (bool writable : {false, true}) {
     // Rewritten each time: the read-write pass must not see the read-only pass's effects.
-    if (!writeInput(fuzz.path, data, size)) return 0;
+    if (!fuzz.file.write(data, size)) return 0;
     storage::DiskOptions options;
     options.readOnly = !writable;
     options.format = storage::ImageFormat::Qcow2;
-    auto image = storage::openDiskImage(fuzz.path, options, *fuzz.loop);
+    auto image = storage::openDiskImage(fuzz.file.path(), options, *fuzz.loop);
     if (!image) continue;
     exercise(**image, *fuzz.loop, writable);
   }
