@@ -41,20 +41,15 @@ TapDevice::~TapDevice() {
   if (watching_) loop_.unwatch(fd_.get());
 }
 
-Result<void> TapDevice::send(std::span<const uint8_t> frame) {
-  for (;;) {
-    ssize_t written = ::write(fd_.get(), frame.data(), frame.size());
-    if (written >= 0) {
-      ++framesSent_;
-      return {};
-    }
-    if (errno == EINTR) continue;
-    ++sendsDropped_;
-    return errnoError(fmt::format("TAP {}: write", name_));
-  }
+void TapDevice::send(std::span<const uint8_t> frame) {
+  ssize_t written;
+  do written = ::write(fd_.get(), frame.data(), frame.size());
+  while (written < 0 && errno == EINTR);
+  if (written >= 0) ++framesSent_;
+  else ++sendsDropped_;
 }
 
-void TapDevice::setReceiveHandler(FrameHandler handler) {
+void TapDevice::setReceiveHandler(ReceiveHandler handler) {
   handler_ = std::move(handler);
   updateWatch();
 }

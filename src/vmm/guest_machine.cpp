@@ -26,8 +26,6 @@
 #include "virtio/mmio_transport.h"
 #include "network/tap.h"
 #include "virtio/net.h"
-#include "virtio/packet_port.h"
-#include "virtio/tap_port.h"
 #include "virtio/rng.h"
 
 namespace strata::vmm {
@@ -129,7 +127,7 @@ Result<void> GuestMachine::addVirtioDevices() {
   for (const auto& tapName : config_.tapDevices) {
     auto tap = network::TapDevice::open(tapName, *loop_);
     if (!tap) return Error{fmt::format("--net tap={}: {}", tapName, tap.error().message)};
-    netPorts_.push_back(std::make_unique<virtio::TapPacketPort>(std::move(*tap)));
+    netPorts_.push_back(std::move(*tap));
     // A locally administered MAC, distinct per interface: 52:54:00:12:34:5N as QEMU numbers them.
     std::array<uint8_t, 6> mac{0x52, 0x54, 0x00, 0x12, 0x34, static_cast<uint8_t>(0x56 + netPorts_.size() - 1)};
     auto added = addVirtioDevice(fmt::format("virtio-net{}", netPorts_.size() - 1),

@@ -33,8 +33,11 @@ namespace strata::virtio {
 class VirtioMmioTransport;
 class VirtioDevice;
 class VirtioConsole;
-class PacketPort;
 }  // namespace strata::virtio
+
+namespace strata::network {
+class PacketPort;
+}
 
 namespace strata::storage {
 class BlockDevice;
@@ -99,7 +102,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
   std::unique_ptr<machine::PvPanic> pvpanic_;
   std::unique_ptr<machine::SifiveTest> sifiveTest_;
   std::vector<std::unique_ptr<storage::BlockDevice>> disks_;
-  std::vector<std::unique_ptr<virtio::PacketPort>> netPorts_;
+  std::vector<std::unique_ptr<network::PacketPort>> netPorts_;
   virtio::VirtioConsole* virtioConsole_ = nullptr;
   std::vector<std::unique_ptr<virtio::VirtioDevice>> virtioDevices_;
   std::vector<std::unique_ptr<virtio::VirtioMmioTransport>> virtio_;
