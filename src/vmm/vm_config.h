@@ -2,10 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/result.h"
+#include "network/switch.h"
 #include "vmm/host_console.h"
 
 namespace strata::vmm {
@@ -13,6 +15,13 @@ namespace strata::vmm {
 struct DiskConfig {
   std::string path;
   bool readOnly = false;
+};
+
+// --net switch=NAME[,vlan=N|,trunk=N,M,...][,mac=..]: a NIC on `strata switch NAME`.
+struct SwitchNetConfig {
+  std::string switchName;
+  network::PortVlans vlans;
+  std::optional<network::MacAddress> mac;  // none: the NIC's default address
 };
 
 struct VmConfig {
@@ -26,6 +35,7 @@ struct VmConfig {
   std::string commandLine;
   std::vector<DiskConfig> disks;
   std::vector<std::string> tapDevices;
+  std::vector<SwitchNetConfig> switchNets;  // NICs after the TAP ones
   uint64_t memoryBytes = 256ull << 20;
   unsigned cpus = 1;
   ConsoleConfig console;

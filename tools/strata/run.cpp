@@ -7,6 +7,8 @@
 #include <fmt/core.h>
 
 #include "commands.h"
+#include "network/socket_port.h"
+#include "virtio/net.h"
 #include "vmm/vm.h"
 
 namespace strata::cli {
@@ -22,6 +24,32 @@ struct RunOptions {
 std::string defaultGuestDir() {
   if (const char* dir = std::getenv("STRATA_GUEST_DIR")) return dir;
   return STRATA_SOURCE_DIR "/out/guest";
+}
+
+// "switch=NAME" then, in any order, "mac=..", and the port's VLANs ("vlan=N" or "trunk=N,M,..[,native=N]").
+Result<vmm::SwitchNetConfig> parseSwitchNet(const std::string& text) {
+  vmm::SwitchNetConfig net;
+  std::string vlans;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = std::min(text.find(',', start), text.size());
+    std::string token = text.substr(start, comma - start);
+    start = comma + 1;
+    if (token.rfind("switch=", 0) == 0) {
+      net.switchName = token.substr(7);
+    } else if (token.rfind("mac=", 0) == 0) {
+      auto mac = virtio::net::parseMacAddress(token.substr(4));
+      if (!mac) return mac.error();
+      net.mac = *mac;
+    } else {
+      vlans += (vlans.empty() ? "" : ",") + token;
+    }
+  }
+  if (auto paths = network::switchPaths(net.switchName); !paths) return paths.error();
+  auto parsed = network::PortVlans::parse(vlans);
+  if (!parsed) return parsed.error();
+  net.vlans = *parsed;
+  return net;
 }
 
 Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
@@ -51,8 +79,14 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
     config.disks.push_back(*disk);
   }
   for (const auto& text : options.nets) {
+    if (text.rfind("switch=", 0) == 0) {
+      auto net = parseSwitchNet(text);
+      if (!net) return Error{fmt::format("--net {}: {}", text, net.error().message)};
+      config.switchNets.push_back(*net);
+      continue;
+    }
     if (text.rfind("tap=", 0) != 0 || text.size() == 4)
-      return Error{fmt::format("--net {}: expected tap=NAME", text)};
+      return Error{fmt::format("--net {}: expected tap=NAME or switch=NAME[,vlan=N|,trunk=N,M,...][,mac=..]", text)};
     config.tapDevices.push_back(text.substr(4));
   }
   auto console = vmm::parseConsoleConfig(options.console);
@@ -77,7 +111,8 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_option("--disk", options->disks, "disk image, PATH[,readonly]; repeatable (vda, vdb, ...)");
   run->add_option("--mem", options->mem, "guest memory, e.g. 256M or 1G")->capture_default_str();
   run->add_option("--cpus", options->cpus, "number of vCPUs (1-8)")->capture_default_str();
-  run->add_option("--net", options->nets, "network interface, tap=NAME; repeatable");
+  run->add_option("--net", options->nets,
+                  "network interface, tap=NAME or switch=NAME[,vlan=N|,trunk=N,M,...][,mac=..]; repeatable");
   run->add_option("--console", options->console, "stdio, pty or file=PATH")->capture_default_str();
   run->footer("Console escape: Ctrl-A x quits, Ctrl-A h helps. Guest poweroff exits 0; a guest panic exits 1.");
   run->callback([options, &status] {
