@@ -14,6 +14,7 @@
 #include "network/flow_spec.h"
 #include "network/socket_port.h"
 #include "network/tap.h"
+#include "network/vxlan_port.h"
 
 namespace strata::network {
 namespace {
@@ -146,6 +147,22 @@ Result<PortId> SwitchService::addTap(std::string_view spec) {
   auto id = switch_.addPort(portName, **tap, *vlans);
   if (!id) return id.error();
   attachments_[*id] = std::make_unique<Attachment>(Attachment{"tap", std::nullopt, std::move(*tap)});
+  return *id;
+}
+
+Result<PortId> SwitchService::addVxlan(std::string_view spec) {
+  size_t comma = spec.find(',');
+  std::string portName(spec.substr(0, comma));
+  std::string vlanText;
+  auto config = parseVxlanConfig(comma == std::string_view::npos ? std::string_view{} : spec.substr(comma + 1), vlanText);
+  if (!config) return Error{fmt::format("--vxlan {}: {}", spec, config.error().message)};
+  auto vlans = PortVlans::parse(vlanText);
+  if (!vlans) return Error{fmt::format("--vxlan {}: {}", spec, vlans.error().message)};
+  auto port = VxlanPort::open(*config, loop_);
+  if (!port) return Error{fmt::format("--vxlan {}: {}", spec, port.error().message)};
+  auto id = switch_.addPort(portName, **port, *vlans);
+  if (!id) return Error{fmt::format("--vxlan {}: {}", spec, id.error().message)};
+  attachments_[*id] = std::make_unique<Attachment>(Attachment{"vxlan", std::nullopt, std::move(*port)});
   return *id;
 }
 

@@ -1,6 +1,6 @@
 // SwitchService: what `strata switch NAME` runs on its EventLoop — a Switch,
 // the UNIX socket VM processes attach to (one SocketPort each; a VM that dies
-// takes only its port down), TAP ports, periodic MAC aging, and the control
+// takes only its port down), TAP and VXLAN ports, periodic MAC aging, and the control
 // socket serving `strata switch flow|port ...` (one request line, one reply).
 #pragma once
 
@@ -28,6 +28,8 @@ class SwitchService {
 
   // "NAME[,vlan=N|,trunk=N,M,...[,native=N]]": opens (or creates) TAP interface NAME as a port.
   Result<PortId> addTap(std::string_view spec);
+  // "NAME,remote=IP[:PORT],vni=N[,local=IP[:PORT]][,vlan=N|,trunk=...]": a VXLAN tunnel port.
+  Result<PortId> addVxlan(std::string_view spec);
 
   // One control request ("flow-add SPEC", "flow-del ID", "flow-list [json]",
   // "port-list [json]", "mirror PORT PORT|off"); the reply's first line is "ok"

@@ -20,7 +20,7 @@ namespace {
 
 struct SwitchArgs {
   std::string name;
-  std::vector<std::string> taps;
+  std::vector<std::string> taps, vxlans;
   size_t macLimit = 8192;
   unsigned agingSeconds = 300;
 };
@@ -52,6 +52,8 @@ int runSwitch(const SwitchArgs& args) {
   if (!service) return fail(service.error().message);
   for (const auto& tap : args.taps)
     if (auto added = (*service)->addTap(tap); !added) return fail(added.error().message);
+  for (const auto& vxlan : args.vxlans)
+    if (auto added = (*service)->addVxlan(vxlan); !added) return fail(added.error().message);
   auto signals = terminationSignals();
   if (!signals) return fail(signals.error().message);
   if (auto watched = (*loop)->watch(signals->get(), EPOLLIN, [&](uint32_t) { (*loop)->stop(); }); !watched)
@@ -80,6 +82,9 @@ void addSwitchCommands(CLI::App& app, CommandStatus& status) {
   auto args = std::make_shared<SwitchArgs>();
   sw->add_option("name", args->name, "switch name (VMs attach with `strata run --net switch=NAME`)");
   sw->add_option("--tap", args->taps, "TAP port NAME[,vlan=N|,trunk=N,M,A-B[,native=N]]; repeatable");
+  sw->add_option("--vxlan", args->vxlans,
+                 "VXLAN port NAME,remote=IP[:PORT],vni=N[,local=IP[:PORT]][,vlan=N|,trunk=...] (UDP 4789 by "
+                 "default); repeatable");
   sw->add_option("--mac-limit", args->macLimit, "MAC table size limit")->capture_default_str();
   sw->add_option("--aging", args->agingSeconds, "MAC aging time in seconds")->capture_default_str();
   sw->require_subcommand(0, 1);
