@@ -181,6 +181,37 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
   EXPECT_NE(::access(controlSocket.c_str(), F_OK), 0) << "the switch left its control socket behind";
 }
 
+// A VM on a trunk port talks VLAN 10 through its own 802.1Q interface (eth0.10)
+// with a VM on an access port: the switch pops the guest's tags one way and
+// pushes them the other.
+TEST(Switch, TrunkPortCarriesTheGuestsTaggedFrames) {
+  std::string runDir = temporaryPath("switch-trunk");
+  ::mkdir(runDir.c_str(), 0755);
+  ::setenv("STRATA_RUN_DIR", runDir.c_str(), 1);
+  std::string name = "tr" + std::to_string(::getpid());
+  Child sw({strataBinary(), "switch", name}, "", temporaryPath("switch-trunk.log"));
+  std::string controlSocket = runDir + "/switch-" + name + ".ctl";
+  for (int i = 0; i < 100 && ::access(controlSocket.c_str(), F_OK) != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(::access(controlSocket.c_str(), F_OK), 0) << sw.output();
+
+  std::string trunk = "ip link set eth0 up\nvconfig add eth0 10\nip addr add 10.30.0.1/24 dev eth0.10\n"
+                      "ip link set eth0.10 up\n" + waitFor("10.30.0.2") + mark("to-access") +
+                      "ping -c 3 -w 10 10.30.0.2\n" + mark("end") + "sleep 5\npoweroff\n";
+  std::string access = guestScript({"10.30.0.2"}, mark("up") + "sleep 1000\n");
+  Child vmTrunk({strataBinary(), "run", "--net", "switch=" + name + ",trunk=10,20,mac=52:54:00:00:30:01"}, trunk,
+                temporaryPath("vm-trunk.log"));
+  Child vmAccess({strataBinary(), "run", "--net", "switch=" + name + ",vlan=10,mac=52:54:00:00:30:02"}, access,
+                 temporaryPath("vm-access.log"));
+  ASSERT_TRUE(vmTrunk.wait(std::chrono::seconds(480))) << vmTrunk.output();
+  EXPECT_TRUE(contains(section(vmTrunk.output(), "to-access"), "3 packets transmitted, 3 packets received"));
+  auto ports = runShell(switchCommand("port list " + name + " --json"));
+  EXPECT_TRUE(contains(ports.output, "\"vlans\":\"vlan=10\",\"mac\":\"52:54:00:00:30:02\""));
+  EXPECT_TRUE(contains(ports.output, "\"bad_vlan_tag\":0")) << "the guest's 802.1Q tags were refused";
+  vmAccess.kill(SIGKILL);
+  sw.kill(SIGTERM);
+}
+
 // Two network namespaces joined by a veth pair: in one, a Linux kernel `vxlan`
 // device (VNI 4242) with 10.213.97.1; in the other, a strata switch whose VXLAN
 // port tunnels to it and whose TAP port holds 10.213.97.2. The kernel side ARPs
