@@ -31,14 +31,17 @@ bool validSwitchName(std::string_view name) {
 }  // namespace
 
 SocketPort::SocketPort(UniqueFd fd, EventLoop& loop, std::string peerName)
-    : fd_(std::move(fd)), loop_(loop), peerName_(std::move(peerName)), buffer_(kSocketPortMaxFrameBytes) {
+    : fd_(std::move(fd)),
+      peerName_(std::move(peerName)),
+      buffer_(kSocketPortMaxFrameBytes),
+      watch_(loop, fd_.get(), [this](uint32_t events) {
+        if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) onReadable();
+      }) {
   int flags = ::fcntl(fd_.get(), F_GETFL);
   if (flags >= 0) ::fcntl(fd_.get(), F_SETFL, flags | O_NONBLOCK);
 }
 
-SocketPort::~SocketPort() {
-  if (watching_) loop_.unwatch(fd_.get());
-}
+SocketPort::~SocketPort() = default;
 
 void SocketPort::send(std::span<const uint8_t> frame) {
   if (closed_) {
@@ -64,18 +67,7 @@ void SocketPort::setReceiveEnabled(bool enabled) {
 
 // Watching continues without a handler only to notice the peer hanging up.
 void SocketPort::updateWatch() {
-  if (closed_) return;
-  uint32_t wanted = (handler_ && receiveEnabled_) ? uint32_t{EPOLLIN} : uint32_t{EPOLLRDHUP};
-  if (!watching_) {
-    if (loop_.watch(fd_.get(), wanted, [this](uint32_t events) {
-          if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) onReadable();
-        })) {
-      watching_ = true;
-      watchedEvents_ = wanted;
-    }
-    return;
-  }
-  if (wanted != watchedEvents_ && loop_.modify(fd_.get(), wanted)) watchedEvents_ = wanted;
+  if (!closed_) watch_.want((handler_ && receiveEnabled_) ? uint32_t{EPOLLIN} : uint32_t{EPOLLRDHUP});
 }
 
 void SocketPort::onReadable() {
@@ -110,10 +102,7 @@ void SocketPort::onReadable() {
 void SocketPort::close() {
   if (closed_) return;
   closed_ = true;
-  if (watching_) {
-    loop_.unwatch(fd_.get());
-    watching_ = false;
-  }
+  watch_.stop();
   if (closedHandler_) closedHandler_();
 }
 

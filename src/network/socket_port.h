@@ -15,6 +15,7 @@
 #include "base/result.h"
 #include "base/unique_fd.h"
 #include "network/ethernet.h"
+#include "network/fd_watch.h"
 #include "network/packet_port.h"
 #include "network/switch.h"
 
@@ -49,16 +50,14 @@ class SocketPort final : public PacketPort {
   void close();
 
   UniqueFd fd_;
-  EventLoop& loop_;
   std::string peerName_;
   ReceiveHandler handler_;
   std::function<void()> closedHandler_;
   bool receiveEnabled_ = true;
-  bool watching_ = false;
-  uint32_t watchedEvents_ = 0;
   bool closed_ = false;
   std::vector<uint8_t> buffer_;
   uint64_t framesSent_ = 0, sendsDropped_ = 0, oversizeDropped_ = 0;
+  FdWatch watch_;  // last: unregistered before fd_ closes
 };
 
 // The first message on a VM's connection, and the switch's answer.

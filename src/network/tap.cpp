@@ -35,11 +35,12 @@ Result<std::unique_ptr<TapDevice>> TapDevice::open(const std::string& name, Even
 }
 
 TapDevice::TapDevice(UniqueFd fd, std::string name, EventLoop& loop)
-    : fd_(std::move(fd)), name_(std::move(name)), loop_(loop), buffer_(kReadBufferBytes) {}
+    : fd_(std::move(fd)),
+      name_(std::move(name)),
+      buffer_(kReadBufferBytes),
+      watch_(loop, fd_.get(), [this](uint32_t) { onReadable(); }) {}
 
-TapDevice::~TapDevice() {
-  if (watching_) loop_.unwatch(fd_.get());
-}
+TapDevice::~TapDevice() = default;
 
 void TapDevice::send(std::span<const uint8_t> frame) {
   ssize_t written;
@@ -57,19 +58,6 @@ void TapDevice::setReceiveHandler(ReceiveHandler handler) {
 void TapDevice::setReceiveEnabled(bool enabled) {
   receiveEnabled_ = enabled;
   updateWatch();
-}
-
-void TapDevice::updateWatch() {
-  uint32_t wanted = (handler_ && receiveEnabled_) ? uint32_t{EPOLLIN} : 0u;
-  if (!watching_) {
-    if (wanted == 0) return;
-    if (loop_.watch(fd_.get(), wanted, [this](uint32_t) { onReadable(); })) {
-      watching_ = true;
-      watchedEvents_ = wanted;
-    }
-    return;
-  }
-  if (wanted != watchedEvents_ && loop_.modify(fd_.get(), wanted)) watchedEvents_ = wanted;
 }
 
 void TapDevice::onReadable() {

@@ -85,11 +85,12 @@ Result<std::unique_ptr<VxlanPort>> VxlanPort::open(const VxlanConfig& config, Ev
 }
 
 VxlanPort::VxlanPort(UniqueFd fd, const VxlanConfig& config, EventLoop& loop)
-    : fd_(std::move(fd)), config_(config), loop_(loop), buffer_(kMaxDatagramBytes) {}
+    : fd_(std::move(fd)),
+      config_(config),
+      buffer_(kMaxDatagramBytes),
+      watch_(loop, fd_.get(), [this](uint32_t) { onReadable(); }) {}
 
-VxlanPort::~VxlanPort() {
-  if (watching_) loop_.unwatch(fd_.get());
-}
+VxlanPort::~VxlanPort() = default;
 
 uint16_t VxlanPort::localPort() const {
   sockaddr_in bound{};
@@ -122,19 +123,6 @@ void VxlanPort::setReceiveHandler(ReceiveHandler handler) {
 void VxlanPort::setReceiveEnabled(bool enabled) {
   receiveEnabled_ = enabled;
   updateWatch();
-}
-
-void VxlanPort::updateWatch() {
-  uint32_t wanted = (handler_ && receiveEnabled_) ? uint32_t{EPOLLIN} : 0u;
-  if (!watching_) {
-    if (wanted == 0) return;
-    if (loop_.watch(fd_.get(), wanted, [this](uint32_t) { onReadable(); })) {
-      watching_ = true;
-      watchedEvents_ = wanted;
-    }
-    return;
-  }
-  if (wanted != watchedEvents_ && loop_.modify(fd_.get(), wanted)) watchedEvents_ = wanted;
 }
 
 void VxlanPort::onReadable() {

@@ -16,6 +16,7 @@
 #include "base/event_loop.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "network/fd_watch.h"
 #include "network/packet_port.h"
 
 namespace strata::network {
@@ -52,17 +53,15 @@ class VxlanPort final : public PacketPort {
  private:
   VxlanPort(UniqueFd fd, const VxlanConfig& config, EventLoop& loop);
   void onReadable();
-  void updateWatch();
+  void updateWatch() { watch_.want(handler_ && receiveEnabled_ ? uint32_t{EPOLLIN} : 0u); }
 
   UniqueFd fd_;
   VxlanConfig config_;
-  EventLoop& loop_;
   ReceiveHandler handler_;
   bool receiveEnabled_ = true;
-  bool watching_ = false;
-  uint32_t watchedEvents_ = 0;
   std::vector<uint8_t> buffer_;
   uint64_t framesSent_ = 0, sendsDropped_ = 0, malformedDropped_ = 0;
+  FdWatch watch_;  // last: unregistered before fd_ closes
 };
 
 }  // namespace strata::network

@@ -2,7 +2,7 @@
 // run` processes (the default guest), each NIC attached over the switch's UNIX
 // socket. Two VMs on VLAN 10 ping each other; a third on VLAN 20 cannot reach
 // them and receives nothing of theirs; a flow rule dropping one VM's ICMP to
-// one address stops that ping while the other still works; VMs that die take
+// one address stops that ping while the other, and TCP to it, still work; VMs that die take
 // only their own ports down.
 #include <fcntl.h>
 #include <signal.h>
@@ -128,10 +128,12 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
 
   std::string a = guestScript({"10.10.0.1"}, waitFor("10.10.0.2") + mark("to-b") + "ping -c 3 -w 10 10.10.0.2\n" +
                                                  mark("to-b-dropped") + "ping -c 3 -w 6 10.10.0.22\n" +
-                                                 mark("to-c") + "ping -c 2 -w 4 10.10.0.3\n" + mark("end") +
+                                                 mark("to-c") + "ping -c 2 -w 4 10.10.0.3\n" +
+                                                 "echo strata-tcp-payload | nc -w 5 10.10.0.22 5000\n" + mark("end") +
                                                  "sleep 15\npoweroff\n");
   std::string b = guestScript({"10.10.0.2", "10.10.0.22"},
-                              waitFor("10.10.0.1") + mark("to-a") + "ping -c 3 -w 10 10.10.0.1\n" + mark("end") +
+                              waitFor("10.10.0.1") + mark("to-a") + "ping -c 3 -w 10 10.10.0.1\n" + mark("tcp") +
+                                  "nc -l -p 5000 </dev/null\n" + mark("end") +
                                   "sleep 1000\n");
   std::string c = guestScript({"10.10.0.3"}, mark("c-up") + "sleep 1000\n");
   auto vm = [&](const std::string& net, const std::string& script, const std::string& log) {
@@ -154,6 +156,8 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
   EXPECT_EQ(toC.find(" 1 packets received"), std::string::npos) << toC;
   EXPECT_EQ(toC.find(" 2 packets received"), std::string::npos) << toC;
   EXPECT_TRUE(contains(section(vmB->output(), "to-a"), "3 packets transmitted, 3 packets received"));
+  // The ICMP rule leaves TCP alone: A's connection to the same address got through.
+  EXPECT_TRUE(contains(section(vmB->output(), "tcp"), "strata-tcp-payload"));
   EXPECT_TRUE(contains(vmC->output(), "MARK=c-up")) << "VM C was not up while A tried to reach it";
 
   auto flows = runShell(switchCommand("flow list " + name + " --json"));
