@@ -107,6 +107,27 @@ TEST_F(SwitchServiceTest, FlowRulesAreManagedOverTheControlSocket) {
   EXPECT_NE(request("explode").find("unknown request"), std::string::npos);
 }
 
+TEST_F(SwitchServiceTest, MirrorRequestCopiesAPortsTrafficToAnother) {
+  std::vector<std::vector<uint8_t>> inboxA, inboxB, inboxMonitor;
+  auto a = attach("vlan=1", inboxA);
+  auto b = attach("vlan=1", inboxB);
+  auto monitor = attach("vlan=99", inboxMonitor);
+  ASSERT_TRUE(a && b && monitor);
+  EXPECT_NE(request("mirror 1 42").find("error: "), std::string::npos) << "mirror to a port that does not exist";
+  EXPECT_NE(request("mirror nosuch 3").find("error: "), std::string::npos);
+  ASSERT_EQ(request("mirror 1 3"), "");
+  auto frame = buildFrame({.src = mac(1)});
+  a->send(frame);
+  ASSERT_TRUE(pump([&] { return !inboxMonitor.empty() && !inboxB.empty(); }));
+  EXPECT_EQ(inboxMonitor[0], frame);
+  EXPECT_NE(request("port-list json").find("\"mirror_to\":3"), std::string::npos);
+  ASSERT_EQ(request("mirror 1 off"), "");
+  a->send(frame);
+  ASSERT_TRUE(pump([&] { return inboxB.size() == 2; }));
+  clientLoop_->runOnce(50);
+  EXPECT_EQ(inboxMonitor.size(), 1u) << "mirroring went on after 'off'";
+}
+
 TEST_F(SwitchServiceTest, AVmThatDiesTakesOnlyItsPortDown) {
   std::vector<std::vector<uint8_t>> inboxA, inboxB;
   auto a = attach("vlan=1", inboxA);
