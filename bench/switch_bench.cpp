@@ -1,8 +1,11 @@
 // Switch forwarding rate in-process (Google Benchmark): frames of 64 and 1500
 // bytes between two access ports whose MACs are learned, with 0, 100 and
 // 10 000 flow rules that the frame does not match (so every lookup scans the
-// whole table before normal forwarding: the worst case), plus a trunk variant
-// that pushes a tag on every frame. Ports are null sinks; no I/O is measured.
+// whole table before normal forwarding), plus a trunk variant that pushes a tag
+// on every frame. `flows` is how many distinct UDP source ports the frames
+// cycle through: 1 lets the flow table's exact-match cache answer every lookup,
+// 65536 (more than its 4096 slots) makes nearly every lookup scan the rules.
+// Ports are null sinks; no I/O is measured.
 #include <benchmark/benchmark.h>
 #include <fmt/core.h>
 
@@ -57,6 +60,7 @@ void addNonMatchingRules(Switch& sw, int count) {
 void forward(benchmark::State& state, bool trunkEgress) {
   auto frameBytes = static_cast<size_t>(state.range(0));
   auto ruleCount = static_cast<int>(state.range(1));
+  auto flows = static_cast<uint32_t>(state.range(2));
   Switch sw;
   NullPort in, out, bystander;
   uint16_t vlans[] = {10};
@@ -71,18 +75,26 @@ void forward(benchmark::State& state, bool trunkEgress) {
     fromOut.insert(fromOut.begin() + 12, tag, tag + 4);
   }
   sw.receive(*sw.portByName("out"), fromOut);  // learn the destination
-  for (auto _ : state) sw.receive(inId, toOut);
+  uint32_t flow = 0;
+  for (auto _ : state) {
+    storeBe16(toOut.data() + 14 + 20, static_cast<uint16_t>(1024 + flow));  // UDP source port
+    flow = flow + 1 == flows ? 0 : flow + 1;
+    sw.receive(inId, toOut);
+  }
   if (bystander.bytes > fromOut.size()) state.SkipWithError("frames were flooded: destination not learned");
   state.SetItemsProcessed(state.iterations());
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * frameBytes));
   state.counters["rules"] = ruleCount;
+  state.counters["flows"] = flows;
 }
 
 void accessToAccess(benchmark::State& state) { forward(state, false); }
 void accessToTrunk(benchmark::State& state) { forward(state, true); }
 
-BENCHMARK(accessToAccess)->ArgNames({"bytes", "rules"})->ArgsProduct({{64, 1500}, {0, 100, 10000}});
-BENCHMARK(accessToTrunk)->ArgNames({"bytes", "rules"})->ArgsProduct({{64, 1500}, {0, 100}});
+BENCHMARK(accessToAccess)
+    ->ArgNames({"bytes", "rules", "flows"})
+    ->ArgsProduct({{64, 1500}, {0, 100, 10000}, {1, 65536}});
+BENCHMARK(accessToTrunk)->ArgNames({"bytes", "rules", "flows"})->ArgsProduct({{64, 1500}, {0, 100}, {1, 65536}});
 
 }  // namespace
 }  // namespace strata::network

@@ -135,6 +135,7 @@ Result<uint64_t> FlowTable::add(FlowRule rule) {
   uint64_t id = rule.id;
   rules_.insert(position, std::move(rule));
   compiled_.insert(compiled_.begin() + index, *compiled);
+  ++generation_;
   return id;
 }
 
@@ -143,6 +144,7 @@ bool FlowTable::remove(uint64_t id) {
     if (rules_[i].id != id) continue;
     rules_.erase(rules_.begin() + static_cast<ptrdiff_t>(i));
     compiled_.erase(compiled_.begin() + static_cast<ptrdiff_t>(i));
+    ++generation_;
     return true;
   }
   return false;
@@ -151,17 +153,38 @@ bool FlowTable::remove(uint64_t id) {
 void FlowTable::clear() {
   rules_.clear();
   compiled_.clear();
+  ++generation_;
 }
 
-FlowRule* FlowTable::lookup(const FlowKey& key) {
-  auto words = wordsOf(key);
+int32_t FlowTable::scan(const std::array<uint64_t, 8>& words) const {
   for (size_t i = 0; i < compiled_.size(); ++i) {
     const Compiled& rule = compiled_[i];
     uint64_t differ = 0;
     for (size_t w = 0; w < 8; ++w) differ |= (words[w] & rule.mask[w]) ^ rule.value[w];
-    if (differ == 0) return &rules_[i];
+    if (differ == 0) return static_cast<int32_t>(i);
   }
-  return nullptr;
+  return -1;
+}
+
+FlowRule* FlowTable::lookupUncached(const FlowKey& key) {
+  int32_t index = scan(wordsOf(key));
+  return index < 0 ? nullptr : &rules_[static_cast<size_t>(index)];
+}
+
+FlowRule* FlowTable::lookup(const FlowKey& key) {
+  auto words = wordsOf(key);
+  uint64_t hash = 0;
+  for (uint64_t word : words) {
+    hash = (hash ^ word) * 0x9e3779b97f4a7c15ull;
+    hash ^= hash >> 29;
+  }
+  CacheSlot& slot = cache_[hash % kCacheSlots];
+  if (slot.generation != generation_ || slot.key != words) {
+    slot.key = words;
+    slot.generation = generation_;
+    slot.rule = scan(words);
+  }
+  return slot.rule < 0 ? nullptr : &rules_[static_cast<size_t>(slot.rule)];
 }
 
 const FlowRule* FlowTable::find(uint64_t id) const {

@@ -2,6 +2,8 @@
 // fields of a frame's FlowKey under a mask (in-port, MACs, VLAN, ethertype,
 // IPv4/IPv6 prefixes, IP protocol, TCP/UDP ports) and carries a list of
 // actions; the highest-priority matching rule wins (ties: the older rule).
+// Lookups scan the rules in order; an exact-match cache of recent keys (cleared
+// whenever the rules change) spares repeated flows the scan.
 #pragma once
 
 #include <array>
@@ -94,6 +96,7 @@ class FlowTable {
 
   // The highest-priority rule matching key, or nullptr.
   FlowRule* lookup(const FlowKey& key);
+  FlowRule* lookupUncached(const FlowKey& key);  // the scan alone (what the cache remembers)
   const FlowRule* find(uint64_t id) const;
   // In lookup order (priority descending, then age).
   const std::vector<FlowRule>& rules() const { return rules_; }
@@ -103,8 +106,18 @@ class FlowTable {
     std::array<uint64_t, 8> mask;
     std::array<uint64_t, 8> value;  // already masked
   };
+  // One remembered key and its answer; direct-mapped by a hash of the key.
+  struct CacheSlot {
+    std::array<uint64_t, 8> key{};
+    uint64_t generation = 0;  // valid only while equal to generation_
+    int32_t rule = -1;        // index into rules_, -1: no rule matches
+  };
+  static constexpr size_t kCacheSlots = 4096;
   static Result<Compiled> compile(const FlowMatch& match);
+  int32_t scan(const std::array<uint64_t, 8>& words) const;
 
+  std::vector<CacheSlot> cache_ = std::vector<CacheSlot>(kCacheSlots);
+  uint64_t generation_ = 1;  // bumped by every change of the rules
   std::vector<FlowRule> rules_;
   std::vector<Compiled> compiled_;  // parallel to rules_, kept dense for the lookup loop
   uint64_t nextId_ = 1;

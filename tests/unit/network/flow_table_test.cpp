@@ -127,6 +127,28 @@ TEST(FlowTable, HighestPriorityWinsAndTiesGoToTheOlderRule) {
   EXPECT_EQ(table.size(), 2u);
 }
 
+TEST(FlowTable, CachedAnswersFollowEveryChangeOfTheRules) {
+  FlowTable table;
+  auto icmp = keyOf(ipv4Frame(kIpA, kIpB, 1));
+  EXPECT_EQ(table.lookup(icmp), nullptr);  // a remembered miss
+  uint64_t first = addRule(table, "priority=10,icmp,actions=drop");
+  EXPECT_EQ(table.lookup(icmp)->id, first) << "a rule added after a cached miss must match";
+  uint64_t better = addRule(table, "priority=20,ip,actions=normal");
+  EXPECT_EQ(table.lookup(icmp)->id, better) << "a higher-priority rule must replace a cached answer";
+  table.remove(better);
+  EXPECT_EQ(table.lookup(icmp)->id, first);
+  table.clear();
+  EXPECT_EQ(table.lookup(icmp), nullptr);
+  // Many distinct keys (more than the cache holds) agree with the plain scan.
+  addRule(table, "priority=5,udp,tp_dst=53,actions=drop");
+  addRule(table, "priority=6,nw_src=10.0.0.0/25,actions=normal");
+  for (int i = 0; i < 20000; ++i) {
+    auto key = keyOf(ipv4Frame({10, 0, 0, static_cast<uint8_t>(i % 251)}, kIpB, i % 3 ? 17 : 6,
+                               static_cast<uint16_t>(i), static_cast<uint16_t>(i % 7 ? 53 : 80)));
+    ASSERT_EQ(table.lookup(key), table.lookupUncached(key)) << i;
+  }
+}
+
 TEST(FlowTable, RejectsInconsistentRules) {
   FlowTable table;
   auto add = [&](const char* text) {
