@@ -73,6 +73,11 @@ struct SwitchService::Attachment {
   std::unique_ptr<PacketPort> port;
 };
 
+struct SwitchService::PendingAttach {
+  UniqueFd fd;
+  std::unique_ptr<LoopTimer> deadline;  // a peer that never says which VLANs it wants frees its slot
+};
+
 struct SwitchService::ControlClient {
   UniqueFd fd;
   std::string input, output;
@@ -177,23 +182,25 @@ void SwitchService::acceptPorts() {
       continue;
     }
     int raw = fd.get();
+    auto deadline = LoopTimer::create(loop_, [this, raw] {
+      loop_.unwatch(raw);
+      pendingAttach_.erase(raw);  // closes the connection and destroys this timer, which LoopTimer allows
+    });
+    if (!deadline || !(*deadline)->arm(std::chrono::milliseconds(kClientTimeoutMs))) continue;
     if (!loop_.watch(raw, EPOLLIN, [this, raw](uint32_t) { onAttachRequest(raw); })) continue;
-    pendingAttach_.emplace(raw, std::move(fd));
+    pendingAttach_.emplace(raw, std::make_unique<PendingAttach>(PendingAttach{std::move(fd), std::move(*deadline)}));
   }
 }
 
 void SwitchService::onAttachRequest(int raw) {
-  auto node = pendingAttach_.extract(raw);
-  if (node.empty()) return;
-  loop_.unwatch(raw);
-  UniqueFd fd = std::move(node.mapped());
+  auto it = pendingAttach_.find(raw);
+  if (it == pendingAttach_.end()) return;
   char message[4096];
-  ssize_t got = ::recv(fd.get(), message, sizeof message, MSG_DONTWAIT);
-  if (got < 0 && (errno == EAGAIN || errno == EINTR)) {  // spurious wake-up: keep waiting
-    if (loop_.watch(raw, EPOLLIN, [this, raw](uint32_t) { onAttachRequest(raw); }))
-      pendingAttach_.emplace(raw, std::move(fd));
-    return;
-  }
+  ssize_t got = ::recv(raw, message, sizeof message, MSG_DONTWAIT);
+  if (got < 0 && (errno == EAGAIN || errno == EINTR)) return;  // spurious wake-up: keep waiting
+  loop_.unwatch(raw);
+  UniqueFd fd = std::move(it->second->fd);
+  pendingAttach_.erase(it);
   if (got <= 0) return;
   auto request = decodeAttachRequest(std::string_view(message, static_cast<size_t>(got)));
   auto reply = [raw](const std::string& text) { (void)::send(raw, text.data(), text.size(), MSG_NOSIGNAL); };

@@ -41,6 +41,7 @@ class SwitchService {
 
  private:
   struct Attachment;
+  struct PendingAttach;
   struct ControlClient;
 
   SwitchService(std::string name, EventLoop& loop, Switch::Options options);
@@ -61,7 +62,7 @@ class SwitchService {
   Switch switch_;
   std::string portsPath_, controlPath_;
   UniqueFd portsListener_, controlListener_;
-  std::map<int, UniqueFd> pendingAttach_;  // accepted, attach request not yet read
+  std::map<int, std::unique_ptr<PendingAttach>> pendingAttach_;  // accepted, attach request not yet read
   std::map<PortId, std::unique_ptr<Attachment>> attachments_;
   std::map<int, std::unique_ptr<ControlClient>> controlClients_;
   std::unique_ptr<LoopTimer> agingTimer_;

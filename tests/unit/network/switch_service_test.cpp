@@ -173,6 +173,26 @@ TEST_F(SwitchServiceTest, MalformedAttachRequestsAreRefused) {
   EXPECT_EQ(request("port-list json").find("\"id\":"), std::string::npos) << "a refused attach left a port";
 }
 
+TEST_F(SwitchServiceTest, AConnectionThatNeverAttachesIsClosedAndBlocksNobody) {
+  int stalled = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::string path = switchPaths("t")->ports;
+  std::memcpy(address.sun_path, path.data(), path.size());
+  ASSERT_EQ(::connect(stalled, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  std::vector<std::vector<uint8_t>> inboxA, inboxB;
+  auto a = attach("vlan=1", inboxA);  // others attach and switch meanwhile
+  auto b = attach("vlan=1", inboxB);
+  ASSERT_TRUE(a && b);
+  a->send(buildFrame({.src = mac(1)}));
+  ASSERT_TRUE(pump([&] { return !inboxB.empty(); }));
+  timeval timeout{15, 0};
+  ::setsockopt(stalled, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  char byte;
+  EXPECT_EQ(::recv(stalled, &byte, 1, 0), 0) << "the switch kept a silent connection open";
+  ::close(stalled);
+}
+
 TEST_F(SwitchServiceTest, ASecondSwitchOfTheSameNameIsRefused) {
   auto loop = EventLoop::create();
   auto second = SwitchService::start("t", **loop);
