@@ -256,8 +256,8 @@ TEST(Switch, ExchangesFramesWithAKernelVxlanDevice) {
   ::mkdir(runDir.c_str(), 0755);
   ::setenv("STRATA_RUN_DIR", runDir.c_str(), 1);
   std::string name = "vx" + std::to_string(::getpid());
-  Child sw({"ip", "netns", "exec", ns.switchSide(), strataBinary(), "switch", name, "--vxlan",
-            "tunnel,remote=10.213.98.1,vni=4242,local=10.213.98.2", "--tap", "stap0"},
+  Child sw({"ip", "netns", "exec", ns.switchSide(), strataBinary(), "switch", "--vxlan",
+            "tunnel,remote=10.213.98.1,vni=4242,local=10.213.98.2", "--tap", "stap0", name},  // name after options
            "", temporaryPath("switch-vxlan.log"));
   std::string controlSocket = runDir + "/switch-" + name + ".ctl";
   for (int i = 0; i < 100 && ::access(controlSocket.c_str(), F_OK) != 0; ++i)

@@ -81,10 +81,13 @@ void addSwitchCommands(CLI::App& app, CommandStatus& status) {
   auto* sw = app.add_subcommand("switch", "Run a virtual switch, or manage a running one (flow, port)");
   auto args = std::make_shared<SwitchArgs>();
   sw->add_option("name", args->name, "switch name (VMs attach with `strata run --net switch=NAME`)");
-  sw->add_option("--tap", args->taps, "TAP port NAME[,vlan=N|,trunk=N,M,A-B[,native=N]]; repeatable");
+  // One value per --tap/--vxlan, so a switch name after them stays the positional.
+  sw->add_option("--tap", args->taps, "TAP port NAME[,vlan=N|,trunk=N,M,A-B[,native=N]]; repeatable")
+      ->allow_extra_args(false);
   sw->add_option("--vxlan", args->vxlans,
                  "VXLAN port NAME,remote=IP[:PORT],vni=N[,local=IP[:PORT]][,vlan=N|,trunk=...] (UDP 4789 by "
-                 "default); repeatable");
+                 "default); repeatable")
+      ->allow_extra_args(false);
   sw->add_option("--mac-limit", args->macLimit, "MAC table size limit")->capture_default_str();
   sw->add_option("--aging", args->agingSeconds, "MAC aging time in seconds")->capture_default_str();
   sw->require_subcommand(0, 1);
