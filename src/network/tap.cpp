@@ -48,26 +48,22 @@ Result<std::unique_ptr<TapDevice>> TapDevice::adopt(UniqueFd fd, EventLoop& loop
 }
 
 TapDevice::TapDevice(UniqueFd fd, std::string name, EventLoop& loop)
-    : fd_(std::move(fd)), name_(std::move(name)), loop_(loop), buffer_(kReadBufferBytes) {}
+    : fd_(std::move(fd)),
+      name_(std::move(name)),
+      buffer_(kReadBufferBytes),
+      watch_(loop, fd_.get(), [this](uint32_t) { onReadable(); }) {}
 
-TapDevice::~TapDevice() {
-  if (watching_) loop_.unwatch(fd_.get());
+TapDevice::~TapDevice() = default;
+
+void TapDevice::send(std::span<const uint8_t> frame) {
+  ssize_t written;
+  do written = ::write(fd_.get(), frame.data(), frame.size());
+  while (written < 0 && errno == EINTR);
+  if (written >= 0) ++framesSent_;
+  else ++sendsDropped_;
 }
 
-Result<void> TapDevice::send(std::span<const uint8_t> frame) {
-  for (;;) {
-    ssize_t written = ::write(fd_.get(), frame.data(), frame.size());
-    if (written >= 0) {
-      ++framesSent_;
-      return {};
-    }
-    if (errno == EINTR) continue;
-    ++sendsDropped_;
-    return errnoError(fmt::format("TAP {}: write", name_));
-  }
-}
-
-void TapDevice::setReceiveHandler(FrameHandler handler) {
+void TapDevice::setReceiveHandler(ReceiveHandler handler) {
   handler_ = std::move(handler);
   updateWatch();
 }
@@ -75,19 +71,6 @@ void TapDevice::setReceiveHandler(FrameHandler handler) {
 void TapDevice::setReceiveEnabled(bool enabled) {
   receiveEnabled_ = enabled;
   updateWatch();
-}
-
-void TapDevice::updateWatch() {
-  uint32_t wanted = (handler_ && receiveEnabled_) ? uint32_t{EPOLLIN} : 0u;
-  if (!watching_) {
-    if (wanted == 0) return;
-    if (loop_.watch(fd_.get(), wanted, [this](uint32_t) { onReadable(); })) {
-      watching_ = true;
-      watchedEvents_ = wanted;
-    }
-    return;
-  }
-  if (wanted != watchedEvents_ && loop_.modify(fd_.get(), wanted)) watchedEvents_ = wanted;
 }
 
 void TapDevice::onReadable() {

@@ -1,6 +1,6 @@
 // TapDevice: a Linux TAP interface (/dev/net/tun, IFF_TAP | IFF_NO_PI) as a
-// non-blocking Ethernet frame endpoint driven by an EventLoop: frames read from
-// the kernel go to a handler on the loop thread, send() writes one frame.
+// non-blocking PacketPort driven by an EventLoop: frames read from the kernel
+// go to a handler on the loop thread, send() writes one frame.
 // No vnet header: frames cross the fd exactly as they appear on the wire.
 #pragma once
 
@@ -14,13 +14,13 @@
 #include "base/event_loop.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "network/fd_watch.h"
+#include "network/packet_port.h"
 
 namespace strata::network {
 
-class TapDevice {
+class TapDevice final : public PacketPort {
  public:
-  using FrameHandler = std::function<void(std::span<const uint8_t> frame)>;
-
   // Attaches to TAP interface `name`, creating it if it does not exist (needs
   // CAP_NET_ADMIN unless pre-created for this user); "" lets the kernel pick tapN.
   // Call on the loop thread or before the loop runs; loop must outlive the device.
@@ -29,19 +29,18 @@ class TapDevice {
   // privileges, and the jailed VM adopts it (a copy per boot) on its loop.
   static Result<UniqueFd> openFd(const std::string& name);
   static Result<std::unique_ptr<TapDevice>> adopt(UniqueFd fd, EventLoop& loop);
-  ~TapDevice();
+  ~TapDevice() override;
   TapDevice(const TapDevice&) = delete;
   TapDevice& operator=(const TapDevice&) = delete;
 
   const std::string& name() const { return name_; }
   int fd() const { return fd_.get(); }
 
-  // Writes one frame. Fails (and counts a drop) if the kernel queue is full or the interface is down.
-  Result<void> send(std::span<const uint8_t> frame);
-  // Starts delivering received frames to handler (nullptr stops). Loop thread.
-  void setReceiveHandler(FrameHandler handler);
-  // Flow control: while disabled the fd is not read and the kernel queues (then drops) frames.
-  void setReceiveEnabled(bool enabled);
+  // Writes one frame; counts a drop if the kernel queue is full or the interface is down.
+  void send(std::span<const uint8_t> frame) override;
+  void setReceiveHandler(ReceiveHandler handler) override;
+  // While disabled the fd is not read and the kernel queues (then drops) frames.
+  void setReceiveEnabled(bool enabled) override;
 
   uint64_t framesReceived() const { return framesReceived_; }
   uint64_t framesSent() const { return framesSent_; }
@@ -50,19 +49,17 @@ class TapDevice {
  private:
   TapDevice(UniqueFd fd, std::string name, EventLoop& loop);
   void onReadable();
-  void updateWatch();
+  void updateWatch() { watch_.want(handler_ && receiveEnabled_ ? uint32_t{EPOLLIN} : 0u); }
 
   UniqueFd fd_;
   std::string name_;
-  EventLoop& loop_;
-  FrameHandler handler_;
+  ReceiveHandler handler_;
   bool receiveEnabled_ = true;
-  bool watching_ = false;
-  uint32_t watchedEvents_ = 0;
   std::vector<uint8_t> buffer_;
   uint64_t framesReceived_ = 0;
   uint64_t framesSent_ = 0;
   uint64_t sendsDropped_ = 0;
+  FdWatch watch_;  // last: unregistered before fd_ closes
 };
 
 }  // namespace strata::network

@@ -14,10 +14,12 @@
 
 #include "base/result.h"
 
-#include "virtio/packet_port.h"
+#include "network/packet_port.h"
 #include "virtio/virtio_device.h"
 
 namespace strata::virtio {
+
+using network::PacketPort;
 
 namespace net {
 inline constexpr unsigned kFeatureMac = 5;

@@ -23,10 +23,9 @@
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/mmio_transport.h"
+#include "network/socket_port.h"
 #include "network/tap.h"
 #include "virtio/net.h"
-#include "virtio/packet_port.h"
-#include "virtio/tap_port.h"
 #include "virtio/rng.h"
 #include "vmm/sandbox.h"
 
@@ -122,9 +121,19 @@ Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<st
                       network::TapDevice::adopt(UniqueFd(::fcntl(tapFd, F_DUPFD_CLOEXEC, 0)), *loop_));
   for (auto& [option, tap] : taps) {
     if (!tap) return Error{fmt::format("--net {}: {}", option, tap.error().message)};
-    netPorts_.push_back(std::make_unique<virtio::TapPacketPort>(std::move(*tap)));
+    netPorts_.push_back(std::move(*tap));
     // A locally administered MAC, distinct per interface: 52:54:00:12:34:5N as QEMU numbers them.
     std::array<uint8_t, 6> mac{0x52, 0x54, 0x00, 0x12, 0x34, static_cast<uint8_t>(0x56 + netPorts_.size() - 1)};
+    auto added = addVirtioDevice(fmt::format("virtio-net{}", netPorts_.size() - 1),
+                                 std::make_unique<virtio::VirtioNet>(*netPorts_.back(), mac));
+    if (!added) return added;
+  }
+  for (const auto& net : config_.switchNets) {
+    auto mac = net.mac.value_or(virtio::net::defaultMacAddress(static_cast<unsigned>(netPorts_.size())));
+    auto port = network::attachToSwitch(net.switchName, {net.vlans, mac}, *loop_);
+    if (!port) return Error{fmt::format("--net switch={}: {}", net.switchName, port.error().message)};
+    (*port)->setClosedHandler([name = net.switchName] { log::warn("switch {} went away: NIC disconnected", name); });
+    netPorts_.push_back(std::move(*port));
     auto added = addVirtioDevice(fmt::format("virtio-net{}", netPorts_.size() - 1),
                                  std::make_unique<virtio::VirtioNet>(*netPorts_.back(), mac));
     if (!added) return added;

@@ -35,8 +35,11 @@ class VirtioBlk;
 class VirtioMmioTransport;
 class VirtioDevice;
 class VirtioConsole;
-class PacketPort;
 }  // namespace strata::virtio
+
+namespace strata::network {
+class PacketPort;
+}
 
 namespace strata::storage {
 class BlockDevice;
@@ -104,7 +107,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
   std::unique_ptr<machine::PvPanic> pvpanic_;
   std::unique_ptr<machine::SifiveTest> sifiveTest_;
   std::vector<virtio::VirtioBlk*> blockDevices_;  // in virtioDevices_
-  std::vector<std::unique_ptr<virtio::PacketPort>> netPorts_;
+  std::vector<std::unique_ptr<network::PacketPort>> netPorts_;
   virtio::VirtioConsole* virtioConsole_ = nullptr;
   std::vector<std::unique_ptr<virtio::VirtioDevice>> virtioDevices_;
   std::vector<std::unique_ptr<virtio::VirtioMmioTransport>> virtio_;

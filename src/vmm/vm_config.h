@@ -2,11 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/result.h"
 #include "storage/disk_image.h"
+#include "network/switch.h"
 #include "vmm/host_console.h"
 
 namespace strata::vmm {
@@ -24,6 +26,13 @@ struct SandboxConfig {
   bool landlock = true;  // used when the host kernel has Landlock
 };
 
+// --net switch=NAME[,vlan=N|,trunk=N,M,...][,mac=..]: a NIC on `strata switch NAME`.
+struct SwitchNetConfig {
+  std::string switchName;
+  network::PortVlans vlans;
+  std::optional<network::MacAddress> mac;  // none: the NIC's default address
+};
+
 struct VmConfig {
   // Boot modes: a Linux kernel entered in S-mode with strata answering SBI
   // (default); M-mode `firmware` that then boots the kernel; or a `bareProgram`
@@ -36,6 +45,7 @@ struct VmConfig {
   std::vector<DiskConfig> disks;
   std::vector<std::string> tapDevices;
   std::vector<int> tapFds;  // TAP fds the jailer opened and handed over (--net tapfd=N)
+  std::vector<SwitchNetConfig> switchNets;  // NICs after the TAP ones
   uint64_t memoryBytes = 256ull << 20;
   unsigned cpus = 1;
   ConsoleConfig console;

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   strata::cli::addPoolCommands(app, status);
   strata::cli::addVolumeCommands(app, status);
   strata::cli::addNbdCommands(app, status);
+  strata::cli::addSwitchCommands(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -9,6 +9,8 @@
 
 #include "commands.h"
 #include "vmm/jailer.h"
+#include "network/socket_port.h"
+#include "virtio/net.h"
 #include "vmm/vm.h"
 
 namespace strata::cli {
@@ -27,6 +29,32 @@ struct RunOptions {
 std::string defaultGuestDir() {
   if (const char* dir = std::getenv("STRATA_GUEST_DIR")) return dir;
   return STRATA_SOURCE_DIR "/out/guest";
+}
+
+// "switch=NAME" then, in any order, "mac=..", and the port's VLANs ("vlan=N" or "trunk=N,M,..[,native=N]").
+Result<vmm::SwitchNetConfig> parseSwitchNet(const std::string& text) {
+  vmm::SwitchNetConfig net;
+  std::string vlans;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = std::min(text.find(',', start), text.size());
+    std::string token = text.substr(start, comma - start);
+    start = comma + 1;
+    if (token.rfind("switch=", 0) == 0) {
+      net.switchName = token.substr(7);
+    } else if (token.rfind("mac=", 0) == 0) {
+      auto mac = virtio::net::parseMacAddress(token.substr(4));
+      if (!mac) return mac.error();
+      net.mac = *mac;
+    } else {
+      vlans += (vlans.empty() ? "" : ",") + token;
+    }
+  }
+  if (auto paths = network::switchPaths(net.switchName); !paths) return paths.error();
+  auto parsed = network::PortVlans::parse(vlans);
+  if (!parsed) return parsed.error();
+  net.vlans = *parsed;
+  return net;
 }
 
 Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
@@ -64,8 +92,14 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
       config.tapFds.push_back(fd);
       continue;
     }
+    if (text.rfind("switch=", 0) == 0) {
+      auto net = parseSwitchNet(text);
+      if (!net) return Error{fmt::format("--net {}: {}", text, net.error().message)};
+      config.switchNets.push_back(*net);
+      continue;
+    }
     if (text.rfind("tap=", 0) != 0 || text.size() == 4)
-      return Error{fmt::format("--net {}: expected tap=NAME", text)};
+      return Error{fmt::format("--net {}: expected tap=NAME or switch=NAME[,vlan=N|,trunk=N,M,...][,mac=..]", text)};
     config.tapDevices.push_back(text.substr(4));
   }
   auto console = vmm::parseConsoleConfig(options.console);
@@ -95,7 +129,9 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
                   "writes that would make it probe as another format");
   run->add_option("--mem", options->mem, "guest memory, e.g. 256M or 1G")->capture_default_str();
   run->add_option("--cpus", options->cpus, "number of vCPUs (1-8)")->capture_default_str();
-  run->add_option("--net", options->nets, "network interface, tap=NAME (or tapfd=FD, an attached TAP fd); repeatable");
+  run->add_option("--net", options->nets,
+                  "network interface, tap=NAME, switch=NAME[,vlan=N|,trunk=N,M,...][,mac=..] or tapfd=FD (an "
+                  "attached TAP fd); repeatable");
   run->add_option("--console", options->console, "stdio, pty or file=PATH")->capture_default_str();
   auto onOff = CLI::IsMember({"on", "off"});
   run->add_option_function<std::string>(

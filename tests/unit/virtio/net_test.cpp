@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "virtio/net.h"
-#include "virtio/packet_port.h"
+#include "network/packet_port.h"
 #include "virtio_test_driver.h"
 
 namespace strata::virtio::testing {

@@ -13,7 +13,6 @@
 
 #include "network/tap.h"
 #include "virtio/net.h"
-#include "virtio/tap_port.h"
 #include "virtio_test_driver.h"
 
 namespace strata::virtio::testing {
@@ -54,7 +53,7 @@ TEST(VirtioNetTap, ArpAndUdpThroughHostTap) {
   if (auto error = configureInterface(name); !error.empty())
     GTEST_SKIP() << "cannot configure TAP interface " << name << ": " << error;
 
-  TapPacketPort port(std::move(*tap));
+  network::TapDevice& port = **tap;
   VirtioNet net(port, kGuestMac);
   d.attach(net);
   d.start(featureBit(net::kFeatureMac) | featureBit(net::kFeatureStatus), {64, 16});
@@ -115,7 +114,7 @@ TEST(VirtioNetTap, ArpAndUdpThroughHostTap) {
   d.addChain(1, {{kDataArea + 0x100000, static_cast<uint32_t>(txBuffer.size()), false}});
   d.kick(1);
   ASSERT_TRUE(d.waitUsed(1, 1));
-  EXPECT_EQ(port.tap().framesSent(), 1u);
+  EXPECT_EQ(port.framesSent(), 1u);
 
   // Now resolved, the kernel releases the queued UDP datagram to the guest MAC.
   const uint8_t* datagram = nullptr;

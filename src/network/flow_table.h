@@ -1,0 +1,126 @@
+// FlowTable: the switch's data-plane rules (the SDN part). Each rule matches
+// fields of a frame's FlowKey under a mask (in-port, MACs, VLAN, ethertype,
+// IPv4/IPv6 prefixes, IP protocol, TCP/UDP ports) and carries a list of
+// actions; the highest-priority matching rule wins (ties: the older rule).
+// Lookups scan the rules in order; an exact-match cache of recent keys (cleared
+// whenever the rules change) spares repeated flows the scan.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "network/ethernet.h"
+
+namespace strata::network {
+
+using PortId = uint32_t;
+
+// The fields a rule can match, extracted once per frame. 64 bytes, compared
+// as eight masked words, so a lookup is a short branch-light loop per rule.
+struct FlowKey {
+  uint32_t inPort = 0;
+  uint16_t vlan = 0;       // the VLAN the frame was classified into
+  uint16_t etherType = 0;  // after any 802.1Q tag
+  uint8_t dstMac[6] = {};
+  uint8_t srcMac[6] = {};
+  uint8_t ipProto = 0;     // IPv4 protocol / IPv6 next header; 0 when not IP
+  uint8_t reserved[3] = {};
+  uint16_t l4Src = 0;      // TCP/UDP ports (host order); 0 otherwise
+  uint16_t l4Dst = 0;
+  uint8_t ipSrc[16] = {};  // IPv4 uses the first 4 bytes
+  uint8_t ipDst[16] = {};
+  uint8_t padding[4] = {};
+};
+static_assert(sizeof(FlowKey) == 64);
+
+// Fills key from an Ethernet frame whose (inner) ethertype sits at etherTypeOffset (12, or 16 when tagged).
+// Only IPv4 first fragments and IPv6 with TCP/UDP as the first next header yield ports.
+void extractFlowKey(std::span<const uint8_t> frame, size_t etherTypeOffset, PortId inPort, uint16_t vlan,
+                    FlowKey& key);
+
+// What a rule matches: each field either wildcarded or set (IP addresses as prefixes).
+struct FlowMatch {
+  std::optional<PortId> inPort;
+  std::optional<MacAddress> srcMac, dstMac;
+  std::optional<uint16_t> vlan;
+  std::optional<uint16_t> etherType;
+  struct Prefix {
+    std::array<uint8_t, 16> address{};
+    unsigned length = 0;  // bits
+  };
+  // IPv4 prefixes imply etherType 0x0800, IPv6 ones 0x86dd; the two families cannot mix.
+  std::optional<Prefix> ipv4Src, ipv4Dst, ipv6Src, ipv6Dst;
+  std::optional<uint8_t> ipProto;
+  std::optional<uint16_t> l4Src, l4Dst;  // need ipProto 6 (TCP) or 17 (UDP)
+};
+
+struct FlowAction {
+  enum class Kind : uint8_t {
+    Output,     // to port `port`, tagged as that port's VLAN mode says (see Switch)
+    Flood,      // to every other port that carries the frame's VLAN
+    Normal,     // the learning switch's decision
+    Drop,       // stop: nothing more is done with the frame
+    SetVlan,    // later outputs carry VLAN `vlan`
+    StripVlan,  // later outputs leave untagged
+    Mirror,     // a copy of the frame exactly as received to port `port`
+  };
+  Kind kind = Kind::Drop;
+  PortId port = 0;
+  uint16_t vlan = 0;
+};
+
+struct FlowRule {
+  uint64_t id = 0;  // assigned by the table
+  uint16_t priority = 0;
+  FlowMatch match;
+  std::vector<FlowAction> actions;  // empty: drop
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+};
+
+class FlowTable {
+ public:
+  static constexpr size_t kMaxRules = 65536;  // bounds what a control client can make us hold
+
+  // Validates the rule (ranges, prerequisites) and adds it; returns its id.
+  Result<uint64_t> add(FlowRule rule);
+  bool remove(uint64_t id);
+  void clear();
+  bool empty() const { return rules_.empty(); }
+  size_t size() const { return rules_.size(); }
+
+  // The highest-priority rule matching key, or nullptr.
+  FlowRule* lookup(const FlowKey& key);
+  FlowRule* lookupUncached(const FlowKey& key);  // the scan alone (what the cache remembers)
+  const FlowRule* find(uint64_t id) const;
+  // In lookup order (priority descending, then age).
+  const std::vector<FlowRule>& rules() const { return rules_; }
+
+ private:
+  struct Compiled {
+    std::array<uint64_t, 8> mask;
+    std::array<uint64_t, 8> value;  // already masked
+  };
+  // One remembered key and its answer; direct-mapped by a hash of the key.
+  struct CacheSlot {
+    std::array<uint64_t, 8> key{};
+    uint64_t generation = 0;  // valid only while equal to generation_
+    int32_t rule = -1;        // index into rules_, -1: no rule matches
+  };
+  static constexpr size_t kCacheSlots = 4096;
+  static Result<Compiled> compile(const FlowMatch& match);
+  int32_t scan(const std::array<uint64_t, 8>& words) const;
+
+  std::vector<CacheSlot> cache_ = std::vector<CacheSlot>(kCacheSlots);
+  uint64_t generation_ = 1;  // bumped by every change of the rules
+  std::vector<FlowRule> rules_;
+  std::vector<Compiled> compiled_;  // parallel to rules_, kept dense for the lookup loop
+  uint64_t nextId_ = 1;
+};
+
+}  // namespace strata::network
