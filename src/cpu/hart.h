@@ -1,12 +1,15 @@
 // Hart: one RISC-V RV64GC hardware thread (M, S and U modes, Sv39/48/57 MMU,
-// Sstc) executed by the interpreter engine from pre-decoded blocks keyed by
-// guest physical address. One host thread drives one Hart through run();
+// Sstc) executed by an Engine (interpreter or translator, chosen per hart) from
+// pre-decoded blocks keyed by guest physical address. One host thread drives one Hart through run();
 // other threads talk to it only through the thread-safe calls marked below.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "cpu/physical_memory.h"
 
@@ -48,9 +51,21 @@ enum class ExitReason {
 
 enum class RemoteFence { Tlb, InstructionCache };
 
+// Which engine executes guest code (`strata run --engine`).
+enum class EngineKind : uint8_t { Interpreter };
+// "interp"; nullopt for an unknown name.
+std::optional<EngineKind> parseEngineKind(std::string_view name);
+const char* engineName(EngineKind kind);
+
+// One counter an engine reports for `strata run --stats`.
+struct EngineStat {
+  std::string name;
+  uint64_t value;
+};
+
 class Hart {
  public:
-  Hart(unsigned hartId, PhysicalMemory memory, HartHost& host);
+  Hart(unsigned hartId, PhysicalMemory memory, HartHost& host, EngineKind engine = EngineKind::Interpreter);
   ~Hart();
   Hart(const Hart&) = delete;
   Hart& operator=(const Hart&) = delete;
@@ -105,6 +120,8 @@ class Hart {
 
   // Instructions retired since reset (minstret).
   uint64_t instructionsRetired() const;
+  // The engine's counters (owner thread, or after run() returned).
+  std::vector<EngineStat> engineStats() const;
 
  private:
   struct State;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "cpu/hart.h"
 #include "vmm/host_console.h"
 
 namespace strata::vmm {
@@ -28,6 +29,8 @@ struct VmConfig {
   std::vector<std::string> tapDevices;
   uint64_t memoryBytes = 256ull << 20;
   unsigned cpus = 1;
+  cpu::EngineKind engine = cpu::EngineKind::Interpreter;
+  bool printEngineStats = false;  // per-hart engine counters on stderr when the VM ends
   ConsoleConfig console;
 };
 

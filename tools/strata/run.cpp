@@ -13,7 +13,8 @@ namespace strata::cli {
 namespace {
 
 struct RunOptions {
-  std::string firmware, bare, kernel, initrd, append, mem = "256M", console = "stdio";
+  std::string firmware, bare, kernel, initrd, append, mem = "256M", console = "stdio", engine = "interp";
+  bool stats = false;
   std::vector<std::string> disks, nets;
   unsigned cpus = 1;
 };
@@ -42,6 +43,10 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   }
   config.commandLine = options.append.empty() ? "console=ttyS0" : options.append;
   config.cpus = options.cpus;
+  auto engine = cpu::parseEngineKind(options.engine);
+  if (!engine) return Error{fmt::format("--engine {}: expected interp or jit", options.engine)};
+  config.engine = *engine;
+  config.printEngineStats = options.stats;
   auto memory = vmm::parseMemorySize(options.mem);
   if (!memory) return memory.error();
   config.memoryBytes = *memory;
@@ -79,6 +84,8 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_option("--cpus", options->cpus, "number of vCPUs (1-8)")->capture_default_str();
   run->add_option("--net", options->nets, "network interface, tap=NAME; repeatable");
   run->add_option("--console", options->console, "stdio, pty or file=PATH")->capture_default_str();
+  run->add_option("--engine", options->engine, "CPU engine: interp or jit")->capture_default_str();
+  run->add_flag("--stats", options->stats, "print each hart's engine counters when the VM ends");
   run->footer("Console escape: Ctrl-A x quits, Ctrl-A h helps. Guest poweroff exits 0; a guest panic exits 1.");
   run->callback([options, &status] {
     auto config = makeConfig(*options);
