@@ -3,17 +3,20 @@
 
 #include "cpu/hart_core.h"
 #include "cpu/interp/interpreter.h"
+#include "cpu/jit/jit_engine.h"
 
 namespace strata::cpu {
 
 std::optional<EngineKind> parseEngineKind(std::string_view name) {
   if (name == "interp") return EngineKind::Interpreter;
+  if (name == "jit") return EngineKind::Jit;
   return std::nullopt;
 }
 
 const char* engineName(EngineKind kind) {
   switch (kind) {
     case EngineKind::Interpreter: return "interp";
+    case EngineKind::Jit: return "jit";
   }
   return "?";
 }
@@ -21,6 +24,7 @@ const char* engineName(EngineKind kind) {
 std::unique_ptr<Engine> makeEngine(EngineKind kind) {
   switch (kind) {
     case EngineKind::Interpreter: return std::make_unique<interp::InterpreterEngine>();
+    case EngineKind::Jit: return std::make_unique<jit::JitEngine>();
   }
   return nullptr;
 }

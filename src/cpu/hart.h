@@ -52,8 +52,8 @@ enum class ExitReason {
 enum class RemoteFence { Tlb, InstructionCache };
 
 // Which engine executes guest code (`strata run --engine`).
-enum class EngineKind : uint8_t { Interpreter };
-// "interp"; nullopt for an unknown name.
+enum class EngineKind : uint8_t { Interpreter, Jit };
+// "interp" or "jit"; nullopt for an unknown name.
 std::optional<EngineKind> parseEngineKind(std::string_view name);
 const char* engineName(EngineKind kind);
 

@@ -1,0 +1,155 @@
+#include "cpu/jit/jit_engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "cpu/block_cache.h"
+#include "cpu/hart_core.h"
+#include "cpu/interp/interpreter.h"
+#include "cpu/jit/translator.h"
+
+namespace strata::cpu::jit {
+
+JitEngine::JitEngine() : code_(kCodeCacheBytes), jumpCache_(new JumpCacheEntry[kJumpCacheSlots]) {
+  const Trampolines trampolines = emitTrampolines(code_);
+  enter_ = trampolines.enter;
+  exitToRunLoop_ = trampolines.exitToRunLoop;
+}
+
+void JitEngine::followBlockCache(HartCore& hart) {
+  if (hart.blocks.generation() == blockGeneration_) [[likely]]
+    return;
+  // The blocks our code was translated from (and the chains patched between
+  // them) are gone: the code goes with them.
+  blockGeneration_ = hart.blocks.generation();
+  resetCode();
+  ++counters_.blockCacheFlushes;
+}
+
+void JitEngine::resetCode() {
+  code_.reset();
+  std::fill(jumpCache_.get(), jumpCache_.get() + kJumpCacheSlots, JumpCacheEntry{});
+}
+
+void JitEngine::dropEverything(HartCore& hart) {
+  ++counters_.codeCacheFlushes;
+  hart.blocks.flush();  // their Block::translated pointers go with them
+  blockGeneration_ = hart.blocks.generation();
+  resetCode();
+}
+
+const void* JitEngine::translation(Block& block) {
+  if (block.translated != nullptr) return block.translated;
+  const auto start = std::chrono::steady_clock::now();
+  const void* code = translateBlock(block, code_, *this, exitToRunLoop_);
+  counters_.translateNanos += static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
+  if (code == nullptr) return nullptr;
+  ++counters_.blocksTranslated;
+  block.translated = const_cast<void*>(code);
+  return code;
+}
+
+const void* JitEngine::linkDirect(JitEngine* engine, HartCore* hart, uint64_t targetPa, uint8_t* jumpSite) {
+  Block* target = hart->blocks.find(targetPa);
+  if (target == nullptr) return nullptr;  // not decoded yet: the run loop decodes it (decoding may flush)
+  // Translating here is safe: when the code cache is full it fails without flushing.
+  const void* code = engine->translation(*target);
+  if (code == nullptr) return nullptr;
+  const int64_t displacement = reinterpret_cast<const uint8_t*>(code) - (jumpSite + 5);
+  const auto rel32 = static_cast<int32_t>(displacement);
+  std::memcpy(jumpSite + 1, &rel32, 4);  // the code cache is one mapping far below 2 GiB: always in range
+  ++engine->counters_.chainLinks;
+  return code;
+}
+
+const void* JitEngine::lookup(JitEngine* engine, HartCore* hart) {
+  const uint64_t pc = hart->pc;
+  const FetchTlbEntry& e = hart->currentFetchTlb[(pc >> 12) & (HartHotState::kTlbSlots - 1)];
+  if (e.tag != (pc >> 12)) {
+    ++engine->counters_.lookupMisses;
+    return nullptr;
+  }
+  const uint64_t pa = pc + e.physicalAddend;
+  Block* next = hart->blocks.find(pa);
+  if (next == nullptr || next->translated == nullptr) {
+    ++engine->counters_.lookupMisses;
+    return nullptr;
+  }
+  ++engine->counters_.lookupHits;
+  engine->jumpCache_[jumpCacheSlot(pa)] = JumpCacheEntry{pa, next->translated};
+  return next->translated;
+}
+
+bool JitEngine::runOneBlock(HartCore& hart, uint64_t limit) {
+  Block* block = hart.lookupBlock();
+  if (block == nullptr) [[unlikely]] {
+    hart.takeException();
+    return true;
+  }
+  followBlockCache(hart);  // decoding may have flushed a full block cache
+  // Scratch blocks (code straddling pages or on a page PMP splits) are
+  // re-decoded every time; a limit inside the block is single-stepping.
+  if (block == &hart.scratch.block || block->instructionCount > limit) {
+    ++counters_.interpretedBlocks;
+    return interp::executeLimited(hart, block, static_cast<uint32_t>(std::min<uint64_t>(limit, block->instructionCount)))
+        .trapped;
+  }
+  const void* code = translation(*block);
+  if (code == nullptr) {  // the code cache is full: start over
+    dropEverything(hart);
+    return false;
+  }
+  ++counters_.dispatches;
+  return enter_(&hart, &hart, hart.pc, code) != 0;
+}
+
+ExitReason JitEngine::run(HartCore& h) {
+  RunScope scope(h);
+  h.singleBlock = 0;
+  for (;;) {
+    if (h.attention.load(std::memory_order_relaxed) != 0 || --h.timerCountdown <= 0) [[unlikely]] {
+      ExitReason reason;
+      if (h.serviceAttention(true, true, reason)) return reason;
+      followBlockCache(h);
+    }
+    runOneBlock(h, HartCore::kMaxBlockInstructions);
+  }
+}
+
+uint64_t JitEngine::step(HartCore& h, uint64_t count) {
+  RunScope scope(h);
+  h.singleBlock = 1;  // translated blocks return after themselves
+  const uint64_t start = h.instret;
+  uint64_t attempts = 0;
+  while (attempts < count) {
+    if (h.attention.load(std::memory_order_relaxed) != 0 || --h.timerCountdown <= 0) {
+      ExitReason reason;
+      if (h.serviceAttention(true, false, reason)) break;
+      followBlockCache(h);
+    }
+    const uint64_t before = h.instret;
+    const bool trapped = runOneBlock(h, count - attempts);
+    attempts += (h.instret - before) + (trapped ? 1 : 0);
+  }
+  h.singleBlock = 0;
+  return h.instret - start;
+}
+
+std::vector<EngineStat> JitEngine::stats() const {
+  return {
+      {"blocks_translated", counters_.blocksTranslated},
+      {"translate_us", counters_.translateNanos / 1000},
+      {"code_bytes", code_.used()},
+      {"code_cache_flushes", counters_.codeCacheFlushes},
+      {"block_cache_flushes", counters_.blockCacheFlushes},
+      {"chain_links", counters_.chainLinks},
+      {"lookup_hits", counters_.lookupHits},
+      {"lookup_misses", counters_.lookupMisses},
+      {"dispatches", counters_.dispatches},
+      {"interpreted_blocks", counters_.interpretedBlocks},
+  };
+}
+
+}  // namespace strata::cpu::jit
