@@ -1,16 +1,24 @@
 // The engine factory and the run-scope bookkeeping every engine shares.
 #include "cpu/engine.h"
 
+#include <charconv>
+
 #include "cpu/hart_core.h"
 #include "cpu/interp/interpreter.h"
 #include "cpu/jit/jit_engine.h"
 
 namespace strata::cpu {
 
-std::optional<EngineKind> parseEngineKind(std::string_view name) {
-  if (name == "interp") return EngineKind::Interpreter;
-  if (name == "jit") return EngineKind::Jit;
-  return std::nullopt;
+std::optional<EngineConfig> parseEngineConfig(std::string_view text) {
+  if (text == "interp") return EngineConfig{EngineKind::Interpreter};
+  if (text == "jit") return EngineConfig{EngineKind::Jit};
+  constexpr std::string_view kJitThreshold = "jit,threshold=";
+  if (text.substr(0, kJitThreshold.size()) != kJitThreshold) return std::nullopt;
+  const std::string_view number = text.substr(kJitThreshold.size());
+  uint32_t threshold = 0;
+  const auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), threshold);
+  if (error != std::errc{} || end != number.data() + number.size() || threshold == 0) return std::nullopt;
+  return EngineConfig{EngineKind::Jit, threshold};
 }
 
 const char* engineName(EngineKind kind) {
@@ -21,10 +29,10 @@ const char* engineName(EngineKind kind) {
   return "?";
 }
 
-std::unique_ptr<Engine> makeEngine(EngineKind kind) {
-  switch (kind) {
+std::unique_ptr<Engine> makeEngine(const EngineConfig& config) {
+  switch (config.kind) {
     case EngineKind::Interpreter: return std::make_unique<interp::InterpreterEngine>();
-    case EngineKind::Jit: return std::make_unique<jit::JitEngine>();
+    case EngineKind::Jit: return std::make_unique<jit::JitEngine>(config.translateThreshold);
   }
   return nullptr;
 }

@@ -27,7 +27,7 @@ class Engine {
   virtual std::vector<EngineStat> stats() const = 0;
 };
 
-std::unique_ptr<Engine> makeEngine(EngineKind kind);
+std::unique_ptr<Engine> makeEngine(const EngineConfig& config);
 
 // Marks `hart` as running on this thread for the scope of a run()/step().
 class RunScope {

@@ -9,12 +9,12 @@
 namespace strata::cpu {
 
 struct Hart::State : HartCore {
-  State(Hart& owner, unsigned hartId, PhysicalMemory memory, HartHost& host, EngineKind kind)
-      : HartCore(owner, hartId, memory, host), engine(makeEngine(kind)) {}
+  State(Hart& owner, unsigned hartId, PhysicalMemory memory, HartHost& host, const EngineConfig& config)
+      : HartCore(owner, hartId, memory, host), engine(makeEngine(config)) {}
   std::unique_ptr<Engine> engine;
 };
 
-Hart::Hart(unsigned hartId, PhysicalMemory memory, HartHost& host, EngineKind engine)
+Hart::Hart(unsigned hartId, PhysicalMemory memory, HartHost& host, EngineConfig engine)
     : state_(std::make_unique<State>(*this, hartId, memory, host, engine)) {}
 
 Hart::~Hart() = default;

@@ -53,9 +53,18 @@ enum class RemoteFence { Tlb, InstructionCache };
 
 // Which engine executes guest code (`strata run --engine`).
 enum class EngineKind : uint8_t { Interpreter, Jit };
-// "interp" or "jit"; nullopt for an unknown name.
-std::optional<EngineKind> parseEngineKind(std::string_view name);
 const char* engineName(EngineKind kind);
+
+// The engine of one hart and its tuning (converts from a bare EngineKind).
+struct EngineConfig {
+  EngineConfig(EngineKind engineKind = EngineKind::Interpreter, uint32_t threshold = 16)  // NOLINT: implicit on purpose
+      : kind(engineKind), translateThreshold(threshold) {}
+  EngineKind kind;
+  // jit: times a block runs in the interpreter before it is translated (tests use 1).
+  uint32_t translateThreshold;
+};
+// "interp", "jit" or "jit,threshold=N" (N >= 1); nullopt for anything else.
+std::optional<EngineConfig> parseEngineConfig(std::string_view text);
 
 // One counter an engine reports for `strata run --stats`.
 struct EngineStat {
@@ -65,7 +74,7 @@ struct EngineStat {
 
 class Hart {
  public:
-  Hart(unsigned hartId, PhysicalMemory memory, HartHost& host, EngineKind engine = EngineKind::Interpreter);
+  Hart(unsigned hartId, PhysicalMemory memory, HartHost& host, EngineConfig engine = {});
   ~Hart();
   Hart(const Hart&) = delete;
   Hart& operator=(const Hart&) = delete;

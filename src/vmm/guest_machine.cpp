@@ -334,7 +334,7 @@ GuestOutcome GuestMachine::run() {
   console_.detach(*loop_);
   if (config_.printEngineStats) {  // `strata run --stats`
     for (const auto& hart : harts_) {
-      std::string line = fmt::format("hart {}: engine {} instret {}", hart->id(), cpu::engineName(config_.engine),
+      std::string line = fmt::format("hart {}: engine {} instret {}", hart->id(), cpu::engineName(config_.engine.kind),
                                      hart->instructionsRetired());
       for (const auto& stat : hart->engineStats()) line += fmt::format(" {} {}", stat.name, stat.value);
       std::fprintf(stderr, "%s\n", line.c_str());

@@ -29,7 +29,7 @@ struct VmConfig {
   std::vector<std::string> tapDevices;
   uint64_t memoryBytes = 256ull << 20;
   unsigned cpus = 1;
-  cpu::EngineKind engine = cpu::EngineKind::Interpreter;
+  cpu::EngineConfig engine;
   bool printEngineStats = false;  // per-hart engine counters on stderr when the VM ends
   ConsoleConfig console;
 };

@@ -43,8 +43,8 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   }
   config.commandLine = options.append.empty() ? "console=ttyS0" : options.append;
   config.cpus = options.cpus;
-  auto engine = cpu::parseEngineKind(options.engine);
-  if (!engine) return Error{fmt::format("--engine {}: expected interp or jit", options.engine)};
+  auto engine = cpu::parseEngineConfig(options.engine);
+  if (!engine) return Error{fmt::format("--engine {}: expected interp, jit or jit,threshold=N", options.engine)};
   config.engine = *engine;
   config.printEngineStats = options.stats;
   auto memory = vmm::parseMemorySize(options.mem);
@@ -84,7 +84,7 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_option("--cpus", options->cpus, "number of vCPUs (1-8)")->capture_default_str();
   run->add_option("--net", options->nets, "network interface, tap=NAME; repeatable");
   run->add_option("--console", options->console, "stdio, pty or file=PATH")->capture_default_str();
-  run->add_option("--engine", options->engine, "CPU engine: interp or jit")->capture_default_str();
+  run->add_option("--engine", options->engine, "CPU engine: interp or jit[,threshold=N] (N: runs before a block is translated)")->capture_default_str();
   run->add_flag("--stats", options->stats, "print each hart's engine counters when the VM ends");
   run->footer("Console escape: Ctrl-A x quits, Ctrl-A h helps. Guest poweroff exits 0; a guest panic exits 1.");
   run->callback([options, &status] {

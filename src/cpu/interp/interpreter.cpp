@@ -334,6 +334,7 @@ limit_reached:
 }  // namespace
 
 BlockResult executeLimited(HartCore& h, Block* block, uint32_t limit) { return executeBlock<true>(h, block, limit); }
+void executeChained(HartCore& h, Block* block) { executeBlock<false>(h, block, 0); }
 
 ExitReason InterpreterEngine::run(HartCore& h) {
   RunScope scope(h);
@@ -347,7 +348,7 @@ ExitReason InterpreterEngine::run(HartCore& h) {
       h.takeException();
       continue;
     }
-    executeBlock<false>(h, block, 0);
+    executeChained(h, block);
   }
 }
 

@@ -30,6 +30,10 @@ struct BlockResult {
 // instruction with any trap taken. Other engines use it for the code they do
 // not run themselves.
 BlockResult executeLimited(HartCore& hart, Block* block, uint32_t limit);
+// Executes `block` and the decoded blocks it chains to, as the interpreter's
+// own run loop does, until something needs attention, the timer poll is due,
+// a trap, or a successor that is not decoded yet.
+void executeChained(HartCore& hart, Block* block);
 
 }  // namespace interp
 }  // namespace strata::cpu

@@ -11,7 +11,9 @@
 
 namespace strata::cpu::jit {
 
-JitEngine::JitEngine() : code_(kCodeCacheBytes), jumpCache_(new JumpCacheEntry[kJumpCacheSlots]) {
+JitEngine::JitEngine(uint32_t translateThreshold)
+    : translateThreshold_(translateThreshold),
+      code_(kCodeCacheBytes), jumpCache_(new JumpCacheEntry[kJumpCacheSlots]) {
   const Trampolines trampolines = emitTrampolines(code_);
   enter_ = trampolines.enter;
   exitToRunLoop_ = trampolines.exitToRunLoop;
@@ -52,11 +54,11 @@ const void* JitEngine::translation(Block& block) {
 }
 
 const void* JitEngine::linkDirect(JitEngine* engine, HartCore* hart, uint64_t targetPa, uint8_t* jumpSite) {
+  // Only to code already translated: the run loop decodes (which may flush)
+  // and decides when a block is hot enough to translate.
   Block* target = hart->blocks.find(targetPa);
-  if (target == nullptr) return nullptr;  // not decoded yet: the run loop decodes it (decoding may flush)
-  // Translating here is safe: when the code cache is full it fails without flushing.
-  const void* code = engine->translation(*target);
-  if (code == nullptr) return nullptr;
+  if (target == nullptr || target->translated == nullptr) return nullptr;
+  const void* code = target->translated;
   const int64_t displacement = reinterpret_cast<const uint8_t*>(code) - (jumpSite + 5);
   const auto rel32 = static_cast<int32_t>(displacement);
   std::memcpy(jumpSite + 1, &rel32, 4);  // the code cache is one mapping far below 2 GiB: always in range
@@ -90,9 +92,16 @@ bool JitEngine::runOneBlock(HartCore& hart, uint64_t limit) {
   }
   followBlockCache(hart);  // decoding may have flushed a full block cache
   // Scratch blocks (code straddling pages or on a page PMP splits) are
-  // re-decoded every time; a limit inside the block is single-stepping.
-  if (block == &hart.scratch.block || block->instructionCount > limit) {
+  // re-decoded every time; a limit inside the block is single-stepping; code
+  // run only a few times between fence.i flushes costs more to translate
+  // than to interpret.
+  const bool cold = block->translated == nullptr && ++block->executions < translateThreshold_;
+  if (block == &hart.scratch.block || block->instructionCount > limit || cold) {
     ++counters_.interpretedBlocks;
+    if (hart.singleBlock == 0) {  // run() (which ignores the answer): cold code chains in the interpreter
+      interp::executeChained(hart, block);
+      return false;
+    }
     return interp::executeLimited(hart, block, static_cast<uint32_t>(std::min<uint64_t>(limit, block->instructionCount)))
         .trapped;
   }

@@ -49,15 +49,16 @@ class JitEngine final : public Engine {
   static constexpr size_t kCodeCacheBytes = 32u << 20;
   static constexpr unsigned kJumpCacheSlots = 4096;
 
-  JitEngine();
+  // translateThreshold: runs of a block in the interpreter before it is translated.
+  explicit JitEngine(uint32_t translateThreshold);
   ExitReason run(HartCore& hart) override;
   uint64_t step(HartCore& hart, uint64_t count) override;
   std::vector<EngineStat> stats() const override;
 
   // Called from generated code. Both return the successor's native code or
   // null (the generated code then returns to the run loop).
-  // A direct exit to the block at `targetPa` (same guest page): translates
-  // the successor if needed and patches the 5-byte jmp at `jumpSite` to it.
+  // A direct exit to the block at `targetPa` (same guest page): when that
+  // block is translated, patches the 5-byte jmp at `jumpSite` to it.
   static const void* linkDirect(JitEngine* engine, HartCore* hart, uint64_t targetPa, uint8_t* jumpSite);
   // An exit to hart.pc through a register or across a page.
   static const void* lookup(JitEngine* engine, HartCore* hart);
@@ -71,9 +72,12 @@ class JitEngine final : public Engine {
   const void* translation(Block& block);
   void dropEverything(HartCore& hart);
   void resetCode();
-  // Runs the block at hart.pc (at most `limit` instructions); returns true if it trapped.
+  // Runs the block at hart.pc (at most `limit` instructions); returns true if
+  // it trapped. Under run() (singleBlock == 0) it may run on into more blocks
+  // and its answer means nothing.
   bool runOneBlock(HartCore& hart, uint64_t limit);
 
+  const uint32_t translateThreshold_;
   CodeCache code_;
   std::unique_ptr<JumpCacheEntry[]> jumpCache_;
   EnterFunction enter_ = nullptr;

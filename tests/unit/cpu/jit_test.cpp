@@ -1,5 +1,6 @@
 // The translator (--engine jit) against the interpreter: each program runs in
-// S-mode on a fresh hart with each engine until it ecalls, and everything
+// S-mode on a fresh hart with each engine until it ecalls (the translator
+// translating every block on first use), and everything
 // architectural (x registers, pc, instret, trap CSRs, RAM written) must be
 // identical, plus checks of the expected values themselves. Programs are
 // built to hit what the translator generates: chained and indirect exits,
@@ -43,7 +44,7 @@ class JitTest : public ::testing::Test {
       return true;
     };
     TestMmio mmio;
-    Hart hart(0, PhysicalMemory{kRamBase, kRamSize, ram.get(), &mmio}, host, engine);
+    Hart hart(0, PhysicalMemory{kRamBase, kRamSize, ram.get(), &mmio}, host, EngineConfig{engine, 1});
     hart.resetToSupervisorBoot(kRamBase, 0);
     hart.writeCsr(csr::kStvec, kHandler);
     if (setup) setup(hart, ram.get());
@@ -293,7 +294,7 @@ TEST_F(JitTest, ChainedLoopStillStopsOnRequest) {
   std::memcpy(ram.get(), &loop, 4);
   TestHost host;
   TestMmio mmio;
-  Hart hart(0, PhysicalMemory{kRamBase, kRamSize, ram.get(), &mmio}, host, EngineKind::Jit);
+  Hart hart(0, PhysicalMemory{kRamBase, kRamSize, ram.get(), &mmio}, host, EngineConfig{EngineKind::Jit, 1});
   hart.resetToSupervisorBoot(kRamBase, 0);
   std::thread stopper([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -317,7 +318,7 @@ TEST_F(JitTest, StepRetiresExactlyTheRequestedCount) {
     std::memcpy(ram.get(), program.data(), program.size() * 4);
     TestHost host;
     TestMmio mmio;
-    Hart hart(0, PhysicalMemory{kRamBase, kRamSize, ram.get(), &mmio}, host, EngineKind::Jit);
+    Hart hart(0, PhysicalMemory{kRamBase, kRamSize, ram.get(), &mmio}, host, EngineConfig{EngineKind::Jit, 1});
     hart.resetToSupervisorBoot(kRamBase, 0);
     EXPECT_EQ(hart.step(n), n);
     EXPECT_EQ(hart.instructionsRetired(), n);
@@ -325,6 +326,45 @@ TEST_F(JitTest, StepRetiresExactlyTheRequestedCount) {
     const uint64_t rounds = (n - 1) / 4, extra = std::min<uint64_t>((n - 1) % 4, 3);
     EXPECT_EQ(hart.xreg(a0), rounds * 3 + extra) << "n = " << n;
   }
+}
+
+}  // namespace
+}  // namespace strata::cpu::test
+
+namespace strata::cpu::test {
+namespace {
+using namespace as;
+
+TEST(JitThreshold, ColdBlocksAreInterpretedUntilTheyRunOften) {
+  // A 102400-iteration loop with the default threshold: the interpreter runs
+  // it (chaining) and hands back to the run loop every few hundred blocks;
+  // after the loop block has been handed back 16 times it is translated, and
+  // the rest of the loop runs translated. The blocks before and after the
+  // loop run once and are never translated.
+  constexpr uint64_t kBase = 0x80000000, kSize = 1 << 20;
+  const std::vector<uint32_t> program = {
+      lui(a0, 0x19000),
+      addi(a1, a1, 2), addi(a0, a0, -1), bne(a0, zero, -8),
+      ecall,
+  };
+  auto ram = std::make_unique<uint8_t[]>(kSize);
+  std::memcpy(ram.get(), program.data(), program.size() * 4);
+  TestHost host;
+  host.onEcall = [](Hart& h) {
+    h.stopSelf();
+    return true;
+  };
+  TestMmio mmio;
+  Hart hart(0, PhysicalMemory{kBase, kSize, ram.get(), &mmio}, host, EngineKind::Jit);
+  hart.resetToSupervisorBoot(kBase, 0);
+  EXPECT_EQ(hart.run(), ExitReason::HartStopped);
+  EXPECT_EQ(hart.xreg(a1), 2u * 0x19000);
+  std::map<std::string, uint64_t> stats;
+  for (const auto& s : hart.engineStats()) stats[s.name] = s.value;
+  EXPECT_EQ(stats["blocks_translated"], 1u);
+  EXPECT_GE(stats["interpreted_blocks"], 16u);
+  EXPECT_LT(stats["interpreted_blocks"], 40u);
+  EXPECT_GT(stats["dispatches"], 0u);
 }
 
 }  // namespace
