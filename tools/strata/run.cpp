@@ -13,7 +13,7 @@ namespace strata::cli {
 namespace {
 
 struct RunOptions {
-  std::string firmware, bare, kernel, initrd, append, mem = "256M", console = "stdio", engine = "interp";
+  std::string firmware, bare, kernel, initrd, append, mem = "256M", console = "stdio", engine = "jit";
   bool stats = false;
   std::vector<std::string> disks, nets;
   unsigned cpus = 1;
