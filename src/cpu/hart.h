@@ -4,6 +4,7 @@
 // other threads talk to it only through the thread-safe calls marked below.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -57,11 +58,14 @@ const char* engineName(EngineKind kind);
 
 // The engine of one hart and its tuning (converts from a bare EngineKind).
 struct EngineConfig {
-  EngineConfig(EngineKind engineKind = EngineKind::Interpreter, uint32_t threshold = 16)  // NOLINT: implicit on purpose
-      : kind(engineKind), translateThreshold(threshold) {}
+  EngineConfig(EngineKind engineKind = EngineKind::Interpreter, uint32_t threshold = 16,  // NOLINT: implicit on purpose
+               size_t codeBytes = 32u << 20)
+      : kind(engineKind), translateThreshold(threshold), codeCacheBytes(codeBytes) {}
   EngineKind kind;
   // jit: times a block runs in the interpreter before it is translated (tests use 1).
   uint32_t translateThreshold;
+  // jit: size of the hart's code cache; when full, every translation is dropped.
+  size_t codeCacheBytes;
 };
 // "interp", "jit" or "jit,threshold=N" (N >= 1); nullopt for anything else.
 std::optional<EngineConfig> parseEngineConfig(std::string_view text);

@@ -19,6 +19,7 @@ class CodeCache {
   uint8_t* cursor() const { return base_ + used_; }
   size_t remaining() const { return capacity_ - used_; }
   size_t used() const { return used_; }
+  bool holdsTranslations() const { return used_ > pinned_; }
   // Keeps `bytes` just written at cursor() (16-byte aligned for the next one).
   void commit(size_t bytes);
   // Marks everything written so far as permanent (the trampolines).

@@ -11,9 +11,9 @@
 
 namespace strata::cpu::jit {
 
-JitEngine::JitEngine(uint32_t translateThreshold)
+JitEngine::JitEngine(uint32_t translateThreshold, size_t codeCacheBytes)
     : translateThreshold_(translateThreshold),
-      code_(kCodeCacheBytes), jumpCache_(new JumpCacheEntry[kJumpCacheSlots]) {
+      code_(codeCacheBytes), jumpCache_(new JumpCacheEntry[kJumpCacheSlots]) {
   const Trampolines trampolines = emitTrampolines(code_);
   enter_ = trampolines.enter;
   exitToRunLoop_ = trampolines.exitToRunLoop;
@@ -96,7 +96,17 @@ bool JitEngine::runOneBlock(HartCore& hart, uint64_t limit) {
   // run only a few times between fence.i flushes costs more to translate
   // than to interpret.
   const bool cold = block->translated == nullptr && ++block->executions < translateThreshold_;
-  if (block == &hart.scratch.block || block->instructionCount > limit || cold) {
+  const void* code = nullptr;
+  if (!cold && block != &hart.scratch.block && block->instructionCount <= limit) {
+    code = translation(*block);
+    // The code cache is full: start over. (A block too big for even an empty
+    // cache stays with the interpreter.)
+    if (code == nullptr && code_.holdsTranslations()) {
+      dropEverything(hart);
+      return false;
+    }
+  }
+  if (code == nullptr) {
     ++counters_.interpretedBlocks;
     if (hart.singleBlock == 0) {  // run() (which ignores the answer): cold code chains in the interpreter
       interp::executeChained(hart, block);
@@ -104,11 +114,6 @@ bool JitEngine::runOneBlock(HartCore& hart, uint64_t limit) {
     }
     return interp::executeLimited(hart, block, static_cast<uint32_t>(std::min<uint64_t>(limit, block->instructionCount)))
         .trapped;
-  }
-  const void* code = translation(*block);
-  if (code == nullptr) {  // the code cache is full: start over
-    dropEverything(hart);
-    return false;
   }
   ++counters_.dispatches;
   return enter_(&hart, &hart, hart.pc, code) != 0;

@@ -1,6 +1,7 @@
 // JitEngine: the binary translator. It runs the same decoded blocks as the
-// interpreter (HartCore's block cache), translating each to x86-64 on first
-// use into a per-hart CodeCache; translated blocks chain to each other
+// interpreter (HartCore's block cache): cold ones in the interpreter, and a
+// block entered translateThreshold times is translated to x86-64 into a
+// per-hart CodeCache; translated blocks chain to each other
 // directly (patched jumps) and through a lookup of the fetch TLB and block
 // cache for indirect jumps. Instructions it does not translate are calls to
 // the interpreter's executors, so both engines share one definition of them.
@@ -32,7 +33,7 @@ struct JitCounters {
   uint64_t lookupHits = 0;    // indirect/cross-page exits the jump cache missed but the block cache had
   uint64_t lookupMisses = 0;  // ... and those that went back to the run loop
   uint64_t dispatches = 0;         // entries from the run loop
-  uint64_t interpretedBlocks = 0;  // blocks the interpreter ran (straddling pages, step limits)
+  uint64_t interpretedBlocks = 0;  // entries into the interpreter (cold blocks, straddling pages, step limits)
 };
 
 // Indirect-jump cache: guest physical pc -> native code, probed inline by
@@ -46,11 +47,10 @@ struct JumpCacheEntry {
 
 class JitEngine final : public Engine {
  public:
-  static constexpr size_t kCodeCacheBytes = 32u << 20;
   static constexpr unsigned kJumpCacheSlots = 4096;
 
   // translateThreshold: runs of a block in the interpreter before it is translated.
-  explicit JitEngine(uint32_t translateThreshold);
+  JitEngine(uint32_t translateThreshold, size_t codeCacheBytes);
   ExitReason run(HartCore& hart) override;
   uint64_t step(HartCore& hart, uint64_t count) override;
   std::vector<EngineStat> stats() const override;

@@ -369,3 +369,49 @@ TEST(JitThreshold, ColdBlocksAreInterpretedUntilTheyRunOften) {
 
 }  // namespace
 }  // namespace strata::cpu::test
+
+namespace strata::cpu::test {
+namespace {
+using namespace as;
+
+TEST(JitCodeCache, FullCacheIsFlushedAndCountedAndResultsStayExact) {
+  // 1500 two-instruction blocks (addi; jal to the next), run 3 times, through
+  // a 64 KiB code cache that cannot hold them all: the engine must drop
+  // everything when full (counted) and keep computing the right sum.
+  constexpr uint64_t kBase = 0x80000000, kSize = 1 << 20;
+  constexpr int kBlocks = 1500;
+  std::vector<uint32_t> program = {addi(s2, zero, 3)};
+  for (int i = 0; i < kBlocks; ++i) {
+    program.push_back(addi(a0, a0, 1));
+    program.push_back(jal(zero, 4));
+  }
+  program.push_back(addi(s2, s2, -1));
+  program.push_back(beq(s2, zero, 8));                  // done: skip the jump back
+  program.push_back(jal(zero, -4 * (2 * kBlocks + 2)));  // too far for a branch
+  program.push_back(ecall);
+  for (EngineConfig config : {EngineConfig{EngineKind::Jit, 1, 64 << 10}, EngineConfig{EngineKind::Interpreter}}) {
+    auto ram = std::make_unique<uint8_t[]>(kSize);
+    std::memcpy(ram.get(), program.data(), program.size() * 4);
+    TestHost host;
+    host.onEcall = [](Hart& h) {
+      h.stopSelf();
+      return true;
+    };
+    TestMmio mmio;
+    Hart hart(0, PhysicalMemory{kBase, kSize, ram.get(), &mmio}, host, config);
+    hart.resetToSupervisorBoot(kBase, 0);
+    EXPECT_EQ(hart.run(), ExitReason::HartStopped);
+    EXPECT_EQ(hart.xreg(a0), 3u * kBlocks);
+    EXPECT_EQ(hart.instructionsRetired(), 1u + 3u * (2 * kBlocks + 2) + 2u + 1u);  // 2 jumps back, the ecall
+    if (config.kind == EngineKind::Jit) {
+      std::map<std::string, uint64_t> stats;
+      for (const auto& s : hart.engineStats()) stats[s.name] = s.value;
+      EXPECT_GT(stats["code_cache_flushes"], 0u);
+      EXPECT_LE(stats["code_bytes"], 64u << 10);
+      EXPECT_GT(stats["blocks_translated"], static_cast<uint64_t>(3 * kBlocks) / 2);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace strata::cpu::test
