@@ -1,19 +1,21 @@
 // Hart: the public face of one hart. Thin forwarding to HartCore (the pimpl
-// State) and the interpreter engine; the thread-safety contract of hart.h is
+// State) and its Engine; the thread-safety contract of hart.h is
 // implemented here with HartCore's attention flags.
 #include "cpu/hart.h"
 
 #include "cpu/hart_core.h"
-#include "cpu/interp/interpreter.h"
+#include "cpu/engine.h"
 
 namespace strata::cpu {
 
 struct Hart::State : HartCore {
-  using HartCore::HartCore;
+  State(Hart& owner, unsigned hartId, PhysicalMemory memory, HartHost& host, const EngineConfig& config)
+      : HartCore(owner, hartId, memory, host), engine(makeEngine(config)) {}
+  std::unique_ptr<Engine> engine;
 };
 
-Hart::Hart(unsigned hartId, PhysicalMemory memory, HartHost& host)
-    : state_(std::make_unique<State>(*this, hartId, memory, host)) {}
+Hart::Hart(unsigned hartId, PhysicalMemory memory, HartHost& host, EngineConfig engine)
+    : state_(std::make_unique<State>(*this, hartId, memory, host, engine)) {}
 
 Hart::~Hart() = default;
 
@@ -51,8 +53,8 @@ bool Hart::writeCsr(uint16_t csr, uint64_t value) {
 void Hart::resetToMachineMode(uint64_t pc) { state_->resetToMachineMode(pc); }
 void Hart::resetToSupervisorBoot(uint64_t entry, uint64_t a1) { state_->resetToSupervisorBoot(entry, a1); }
 
-ExitReason Hart::run() { return interp::run(*state_); }
-uint64_t Hart::step(uint64_t count) { return interp::step(*state_, count); }
+ExitReason Hart::run() { return state_->engine->run(*state_); }
+uint64_t Hart::step(uint64_t count) { return state_->engine->step(*state_, count); }
 void Hart::stopSelf() { state_->attention.fetch_or(kAttnSelfStop); }
 
 void Hart::setInterruptLine(InterruptBit bit, bool level) {
@@ -112,5 +114,6 @@ void Hart::requestStop() { state_->requestAttention(kAttnStop); }
 void Hart::kick() { state_->requestAttention(kAttnKick); }
 
 uint64_t Hart::instructionsRetired() const { return state_->instret; }
+std::vector<EngineStat> Hart::engineStats() const { return state_->engine->stats(); }
 
 }  // namespace strata::cpu

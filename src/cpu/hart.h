@@ -1,12 +1,16 @@
 // Hart: one RISC-V RV64GC hardware thread (M, S and U modes, Sv39/48/57 MMU,
-// Sstc) executed by the interpreter engine from pre-decoded blocks keyed by
-// guest physical address. One host thread drives one Hart through run();
+// Sstc) executed by an Engine (interpreter or translator, chosen per hart) from
+// pre-decoded blocks keyed by guest physical address. One host thread drives one Hart through run();
 // other threads talk to it only through the thread-safe calls marked below.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "cpu/physical_memory.h"
 
@@ -48,9 +52,33 @@ enum class ExitReason {
 
 enum class RemoteFence { Tlb, InstructionCache };
 
+// Which engine executes guest code (`strata run --engine`).
+enum class EngineKind : uint8_t { Interpreter, Jit };
+const char* engineName(EngineKind kind);
+
+// The engine of one hart and its tuning (converts from a bare EngineKind).
+struct EngineConfig {
+  EngineConfig(EngineKind engineKind = EngineKind::Interpreter, uint32_t threshold = 16,  // NOLINT: implicit on purpose
+               size_t codeBytes = 32u << 20)
+      : kind(engineKind), translateThreshold(threshold), codeCacheBytes(codeBytes) {}
+  EngineKind kind;
+  // jit: times a block runs in the interpreter before it is translated (tests use 1).
+  uint32_t translateThreshold;
+  // jit: size of the hart's code cache; when full, every translation is dropped.
+  size_t codeCacheBytes;
+};
+// "interp", "jit" or "jit,threshold=N" (N >= 1); nullopt for anything else.
+std::optional<EngineConfig> parseEngineConfig(std::string_view text);
+
+// One counter an engine reports for `strata run --stats`.
+struct EngineStat {
+  std::string name;
+  uint64_t value;
+};
+
 class Hart {
  public:
-  Hart(unsigned hartId, PhysicalMemory memory, HartHost& host);
+  Hart(unsigned hartId, PhysicalMemory memory, HartHost& host, EngineConfig engine = {});
   ~Hart();
   Hart(const Hart&) = delete;
   Hart& operator=(const Hart&) = delete;
@@ -105,6 +133,8 @@ class Hart {
 
   // Instructions retired since reset (minstret).
   uint64_t instructionsRetired() const;
+  // The engine's counters (owner thread, or after run() returned).
+  std::vector<EngineStat> engineStats() const;
 
  private:
   struct State;

@@ -12,25 +12,15 @@
 #include <mutex>
 #include <thread>
 
+#include "cpu/block_cache.h"
 #include "cpu/csr_defs.h"
 #include "cpu/decoder.h"
 #include "cpu/hart.h"
-#include "cpu/interp/block_cache.h"
+#include "cpu/hart_state.h"
 
 namespace strata::cpu {
 
 enum class Access : uint8_t { Fetch, Load, Store };
-
-// Software TLB entry for one 4 KiB virtual page of RAM: host = va + hostAddend.
-struct TlbEntry {
-  uint64_t tag = ~0ull;  // virtual page number; ~0 never matches
-  uint64_t hostAddend = 0;
-};
-struct FetchTlbEntry {
-  uint64_t tag = ~0ull;
-  uint64_t hostAddend = 0;
-  uint64_t physicalAddend = 0;  // pa = va + physicalAddend
-};
 
 // Bits of HartCore::attention: reasons to leave the fast path at a block boundary.
 enum AttentionBit : uint32_t {
@@ -45,22 +35,18 @@ enum AttentionBit : uint32_t {
 
 enum FenceBit : uint32_t { kFenceTlb = 1u << 0, kFenceICache = 1u << 1 };
 
-class HartCore {
+class Engine;
+
+// The hot registers, TLBs and run-loop signals come from HartHotState (the
+// first base, so its fields sit at the offsets generated code uses).
+class HartCore : public HartHotState {
  public:
-  static constexpr unsigned kTlbSlots = 256;
-  static constexpr unsigned kDataTlbContexts = 4;   // U, S, S+SUM, M/bare
-  static constexpr unsigned kFetchTlbContexts = 3;  // U, S, M
   static constexpr unsigned kMaxBlockInstructions = 128;
-  static constexpr int kTimerCheckInterval = 512;  // blocks between timer polls
 
   HartCore(Hart& owner, unsigned hartId, PhysicalMemory memory, HartHost& host);
 
   // ---------------- architectural state (owner thread) ----------------
-  uint64_t x[33] = {};  // x[32] is the write sink for rd == x0
-  uint64_t f[32] = {};
-  uint64_t pc = 0;
   Privilege priv = Privilege::Machine;
-  uint64_t instret = 0;  // instructions retired since reset; software writes to minstret do not change it
   // mcycle and minstret: an offset from instret while counting, the held value
   // while mcountinhibit.CY/IR stops them.
   struct Counter {
@@ -74,7 +60,6 @@ class HartCore {
   uint64_t mcounteren = 0, menvcfg = 0, mcountinhibit = 0;
   uint64_t stvec = 0, sscratch = 0, sepc = 0, scause = 0, stval = 0, scounteren = 0, senvcfg = 0, satp = 0;
   uint64_t stimecmp = ~0ull;
-  uint32_t fflags = 0, frm = 0;
   uint8_t pmpcfg[64] = {};
   uint64_t pmpaddr[64] = {};
   unsigned pmpActiveEntries = 0;  // 1 + the last entry whose mode is not OFF
@@ -95,7 +80,6 @@ class HartCore {
   uint64_t pendingTval = 0;
 
   // ---------------- cross-thread coordination ----------------
-  std::atomic<uint32_t> attention{0};
   std::atomic<uint32_t> pendingFences{0};
   std::atomic<bool> sleeping{false};
   enum class RunState : uint8_t { Idle, Running, Sleeping };
@@ -106,7 +90,6 @@ class HartCore {
   std::mutex fenceMutex;
   std::condition_variable fenceCv;
   uint32_t localFences = 0;  // fences requested by this hart's own fence.i (applied between blocks)
-  int timerCountdown = kTimerCheckInterval;  // signed: the chained fast path may overshoot
 
   // The hart whose run()/step() is executing on this thread, if any. Inline
   // with a constant initializer: with the out-of-line definition, GCC 12's
@@ -118,19 +101,6 @@ class HartCore {
   const PhysicalMemory memory;
   HartHost& host;
   BlockCache blocks;
-
-  // ---------------- TLBs ----------------
-  TlbEntry readTlb[kDataTlbContexts][kTlbSlots];
-  TlbEntry writeTlb[kDataTlbContexts][kTlbSlots];
-  FetchTlbEntry fetchTlb[kFetchTlbContexts][kTlbSlots];
-  TlbEntry* currentReadTlb = readTlb[3];
-  TlbEntry* currentWriteTlb = writeTlb[3];
-  FetchTlbEntry* currentFetchTlb = fetchTlb[2];
-  unsigned dataContext = 3;
-  unsigned fetchContext = 2;
-  // TLB sets filled since the last flush (bit i: data set i, bit 4 + i: fetch
-  // set i), so bursts of sfence.vma do not re-clear clean sets.
-  uint32_t usedTlbSets = 0;
 
   // ---------------- memory fast paths ----------------
   template <typename T>

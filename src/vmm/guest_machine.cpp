@@ -72,7 +72,7 @@ Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage:
   ram_ = std::move(*ram);
 
   cpu::PhysicalMemory memory{ram_->base(), ram_->size(), ram_->hostBase(), &bus_};
-  for (unsigned id = 0; id < config_.cpus; ++id) harts_.push_back(std::make_unique<cpu::Hart>(id, memory, *this));
+  for (unsigned id = 0; id < config_.cpus; ++id) harts_.push_back(std::make_unique<cpu::Hart>(id, memory, *this, config_.engine));
   slots_.resize(config_.cpus);
 
   plic_ = std::make_unique<machine::Plic>(config_.cpus, machine::virt::kPlicSources,
@@ -359,6 +359,14 @@ GuestOutcome GuestMachine::run() {
   for (auto& thread : vcpus) thread.join();
   console_.detach(*loop_);
   waitForDiskRequests();
+  if (config_.printEngineStats) {  // `strata run --stats`
+    for (const auto& hart : harts_) {
+      std::string line = fmt::format("hart {}: engine {} instret {}", hart->id(), cpu::engineName(config_.engine.kind),
+                                     hart->instructionsRetired());
+      for (const auto& stat : hart->engineStats()) line += fmt::format(" {} {}", stat.name, stat.value);
+      std::fprintf(stderr, "%s\n", line.c_str());
+    }
+  }
   std::lock_guard lock(mutex_);
   return outcome_.value_or(GuestOutcome{});
 }

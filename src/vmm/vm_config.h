@@ -9,6 +9,7 @@
 #include "base/result.h"
 #include "storage/disk_image.h"
 #include "network/switch.h"
+#include "cpu/hart.h"
 #include "vmm/host_console.h"
 
 namespace strata::vmm {
@@ -48,6 +49,8 @@ struct VmConfig {
   std::vector<SwitchNetConfig> switchNets;  // NICs after the TAP ones
   uint64_t memoryBytes = 256ull << 20;
   unsigned cpus = 1;
+  cpu::EngineConfig engine;
+  bool printEngineStats = false;  // per-hart engine counters on stderr when the VM ends
   ConsoleConfig console;
   SandboxConfig sandbox;
 };

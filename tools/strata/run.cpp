@@ -17,7 +17,8 @@ namespace strata::cli {
 namespace {
 
 struct RunOptions {
-  std::string firmware, bare, kernel, initrd, append, mem = "256M", console = "stdio";
+  std::string firmware, bare, kernel, initrd, append, mem = "256M", console = "stdio", engine = "jit";
+  bool stats = false;
   std::vector<std::string> disks, nets;
   unsigned cpus = 1;
   bool seccomp = true, landlock = true;
@@ -75,6 +76,10 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   }
   config.commandLine = options.append.empty() ? "console=ttyS0" : options.append;
   config.cpus = options.cpus;
+  auto engine = cpu::parseEngineConfig(options.engine);
+  if (!engine) return Error{fmt::format("--engine {}: expected interp, jit or jit,threshold=N", options.engine)};
+  config.engine = *engine;
+  config.printEngineStats = options.stats;
   auto memory = vmm::parseMemorySize(options.mem);
   if (!memory) return memory.error();
   config.memoryBytes = *memory;
@@ -133,6 +138,8 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
                   "network interface, tap=NAME, switch=NAME[,vlan=N|,trunk=N,M,...][,mac=..] or tapfd=FD (an "
                   "attached TAP fd); repeatable");
   run->add_option("--console", options->console, "stdio, pty or file=PATH")->capture_default_str();
+  run->add_option("--engine", options->engine, "CPU engine: interp or jit[,threshold=N] (N: runs before a block is translated)")->capture_default_str();
+  run->add_flag("--stats", options->stats, "print each hart's engine counters when the VM ends");
   auto onOff = CLI::IsMember({"on", "off"});
   run->add_option_function<std::string>(
          "--seccomp", [options](const std::string& value) { options->seccomp = value == "on"; },

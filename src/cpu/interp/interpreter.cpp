@@ -4,16 +4,13 @@
 #include <atomic>
 #include <type_traits>
 
+#include "cpu/block_cache.h"
+#include "cpu/divide.h"
 #include "cpu/hart_core.h"
 
 namespace strata::cpu::interp {
 
 namespace {
-
-struct BlockResult {
-  uint32_t retired;
-  bool trapped;
-};
 
 // Executes `block` (which starts at hart.pc) up to its end, a trap, or — when
 // kLimited — `limit` instructions. Leaves hart.pc at the next instruction to
@@ -204,54 +201,38 @@ op_Mulh:
                               static_cast<__int128>(static_cast<int64_t>(RS2))) >> 64);
   NEXT();
 op_Mulhsu:
-  RD = static_cast<uint64_t>((static_cast<__int128>(static_cast<int64_t>(RS1)) * static_cast<__int128>(RS2)) >> 64);
+  RD = mulhsu(RS1, RS2);
   NEXT();
 op_Mulhu:
   RD = static_cast<uint64_t>((static_cast<unsigned __int128>(RS1) * RS2) >> 64);
   NEXT();
-op_Div: {
-  const auto a = static_cast<int64_t>(RS1), b = static_cast<int64_t>(RS2);
-  RD = b == 0 ? ~0ull : (a == INT64_MIN && b == -1) ? static_cast<uint64_t>(a) : static_cast<uint64_t>(a / b);
+op_Div:
+  RD = divSigned(RS1, RS2);
   NEXT();
-}
-op_Divu: {
-  const uint64_t a = RS1, b = RS2;
-  RD = b == 0 ? ~0ull : a / b;
+op_Divu:
+  RD = divUnsigned(RS1, RS2);
   NEXT();
-}
-op_Rem: {
-  const auto a = static_cast<int64_t>(RS1), b = static_cast<int64_t>(RS2);
-  RD = b == 0 ? static_cast<uint64_t>(a) : (a == INT64_MIN && b == -1) ? 0 : static_cast<uint64_t>(a % b);
+op_Rem:
+  RD = remSigned(RS1, RS2);
   NEXT();
-}
-op_Remu: {
-  const uint64_t a = RS1, b = RS2;
-  RD = b == 0 ? a : a % b;
+op_Remu:
+  RD = remUnsigned(RS1, RS2);
   NEXT();
-}
 op_Mulw:
   RD = SEXT32(RS1 * RS2);
   NEXT();
-op_Divw: {
-  const auto a = static_cast<int32_t>(RS1), b = static_cast<int32_t>(RS2);
-  RD = b == 0 ? ~0ull : (a == INT32_MIN && b == -1) ? SEXT32(a) : SEXT32(a / b);
+op_Divw:
+  RD = divSignedWord(RS1, RS2);
   NEXT();
-}
-op_Divuw: {
-  const auto a = static_cast<uint32_t>(RS1), b = static_cast<uint32_t>(RS2);
-  RD = b == 0 ? ~0ull : SEXT32(a / b);
+op_Divuw:
+  RD = divUnsignedWord(RS1, RS2);
   NEXT();
-}
-op_Remw: {
-  const auto a = static_cast<int32_t>(RS1), b = static_cast<int32_t>(RS2);
-  RD = b == 0 ? SEXT32(a) : (a == INT32_MIN && b == -1) ? 0 : SEXT32(a % b);
+op_Remw:
+  RD = remSignedWord(RS1, RS2);
   NEXT();
-}
-op_Remuw: {
-  const auto a = static_cast<uint32_t>(RS1), b = static_cast<uint32_t>(RS2);
-  RD = b == 0 ? SEXT32(a) : SEXT32(a % b);
+op_Remuw:
+  RD = remUnsignedWord(RS1, RS2);
   NEXT();
-}
 op_Atomic:
   if (!h.executeAtomic(*in)) goto fault;
   NEXT();
@@ -350,27 +331,12 @@ limit_reached:
 #undef STORE
 }
 
-class RunScope {
- public:
-  explicit RunScope(HartCore& h) : h_(h), previous_(HartCore::current) {
-    h_.ownerThread.store(std::this_thread::get_id());
-    h_.runState.store(HartCore::RunState::Running);
-    HartCore::current = &h_;
-  }
-  ~RunScope() {
-    HartCore::current = previous_;
-    h_.runState.store(HartCore::RunState::Idle);
-    h_.notifyFenceWaiters();
-  }
-
- private:
-  HartCore& h_;
-  HartCore* previous_;
-};
-
 }  // namespace
 
-ExitReason run(HartCore& h) {
+BlockResult executeLimited(HartCore& h, Block* block, uint32_t limit) { return executeBlock<true>(h, block, limit); }
+void executeChained(HartCore& h, Block* block) { executeBlock<false>(h, block, 0); }
+
+ExitReason InterpreterEngine::run(HartCore& h) {
   RunScope scope(h);
   for (;;) {
     if (h.attention.load(std::memory_order_relaxed) != 0 || --h.timerCountdown <= 0) [[unlikely]] {
@@ -382,11 +348,11 @@ ExitReason run(HartCore& h) {
       h.takeException();
       continue;
     }
-    executeBlock<false>(h, block, 0);
+    executeChained(h, block);
   }
 }
 
-uint64_t step(HartCore& h, uint64_t count) {
+uint64_t InterpreterEngine::step(HartCore& h, uint64_t count) {
   RunScope scope(h);
   const uint64_t start = h.instret;
   uint64_t attempts = 0;

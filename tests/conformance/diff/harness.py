@@ -48,8 +48,8 @@ class Engines:
         self.args = args
 
     def strata(self, elf):
-        return run_engine([self.args.strata, "run", "--bare", elf, "--cpus", str(harts_for(elf))],
-                          self.args.timeout)
+        return run_engine([self.args.strata, "run", "--bare", elf, "--cpus", str(harts_for(elf)),
+                           "--engine", self.args.engine], self.args.timeout)
 
     def qemu(self, elf):
         return run_engine([self.args.qemu, "-M", "spike", "-bios", "none", "-nographic", "-smp",
@@ -180,6 +180,7 @@ def main():
     parser.add_argument("mode", choices=["random", "programs"])
     parser.add_argument("elfs", nargs="*", help="ELF programs (programs mode)")
     parser.add_argument("--strata", required=True)
+    parser.add_argument("--engine", default="interp", help="strata's CPU engine (interp or jit)")
     parser.add_argument("--qemu", default="qemu-system-riscv64")
     parser.add_argument("--cc", default="riscv64-linux-gnu-gcc")
     parser.add_argument("--work-dir", default="/tmp/strata-diff")

@@ -7,9 +7,10 @@
 // fence.i / remote instruction-cache fences, which is when the architecture
 // says stale code may be discarded.
 //
-// Engine seam: the interpreter walks Block::insns; a binary translator can
-// attach native code for the same block through Block::translated (and count
-// hot blocks with Block::executions) without changing lookup or invalidation.
+// Engine seam: the interpreter walks Block::insns; the translator attaches
+// native code for the same block through Block::translated and drops all of
+// it when generation() moves (every flush), so lookup and invalidation stay
+// in one place for every engine.
 #pragma once
 
 #include <cstddef>
@@ -60,6 +61,8 @@ class BlockCache {
   void flush();
 
   size_t blockCount() const { return index_.size(); }
+  // Counts flushes: an engine's state derived from blocks is stale once it moves.
+  uint64_t generation() const { return generation_; }
 
  private:
   static constexpr size_t kDirectSlots = 1u << 14;
@@ -75,6 +78,7 @@ class BlockCache {
   std::vector<std::unique_ptr<std::byte[]>> chunks_;
   size_t chunkIndex_ = 0;
   size_t chunkUsed_ = 0;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace strata::cpu

@@ -1,4 +1,4 @@
-#include "cpu/interp/block_cache.h"
+#include "cpu/block_cache.h"
 
 #include <cstring>
 #include <new>
@@ -57,6 +57,7 @@ void BlockCache::flush() {
   index_.clear();
   chunkIndex_ = 0;
   chunkUsed_ = 0;
+  ++generation_;
 }
 
 }  // namespace strata::cpu

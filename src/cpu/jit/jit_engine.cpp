@@ -1,0 +1,169 @@
+#include "cpu/jit/jit_engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "cpu/block_cache.h"
+#include "cpu/hart_core.h"
+#include "cpu/interp/interpreter.h"
+#include "cpu/jit/translator.h"
+
+namespace strata::cpu::jit {
+
+JitEngine::JitEngine(uint32_t translateThreshold, size_t codeCacheBytes)
+    : translateThreshold_(translateThreshold),
+      code_(codeCacheBytes), jumpCache_(new JumpCacheEntry[kJumpCacheSlots]) {
+  const Trampolines trampolines = emitTrampolines(code_);
+  enter_ = trampolines.enter;
+  exitToRunLoop_ = trampolines.exitToRunLoop;
+}
+
+void JitEngine::followBlockCache(HartCore& hart) {
+  if (hart.blocks.generation() == blockGeneration_) [[likely]]
+    return;
+  // The blocks our code was translated from (and the chains patched between
+  // them) are gone: the code goes with them.
+  blockGeneration_ = hart.blocks.generation();
+  resetCode();
+  ++counters_.blockCacheFlushes;
+}
+
+void JitEngine::resetCode() {
+  code_.reset();
+  std::fill(jumpCache_.get(), jumpCache_.get() + kJumpCacheSlots, JumpCacheEntry{});
+}
+
+void JitEngine::dropEverything(HartCore& hart) {
+  ++counters_.codeCacheFlushes;
+  hart.blocks.flush();  // their Block::translated pointers go with them
+  blockGeneration_ = hart.blocks.generation();
+  resetCode();
+}
+
+const void* JitEngine::translation(Block& block) {
+  if (block.translated != nullptr) return block.translated;
+  const auto start = std::chrono::steady_clock::now();
+  const void* code = translateBlock(block, code_, *this, exitToRunLoop_);
+  counters_.translateNanos += static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
+  if (code == nullptr) return nullptr;
+  ++counters_.blocksTranslated;
+  block.translated = const_cast<void*>(code);
+  return code;
+}
+
+const void* JitEngine::linkDirect(JitEngine* engine, HartCore* hart, uint64_t targetPa, uint8_t* jumpSite) {
+  // Only to code already translated: the run loop decodes (which may flush)
+  // and decides when a block is hot enough to translate.
+  Block* target = hart->blocks.find(targetPa);
+  if (target == nullptr || target->translated == nullptr) return nullptr;
+  const void* code = target->translated;
+  const int64_t displacement = reinterpret_cast<const uint8_t*>(code) - (jumpSite + 5);
+  const auto rel32 = static_cast<int32_t>(displacement);
+  std::memcpy(jumpSite + 1, &rel32, 4);  // the code cache is one mapping far below 2 GiB: always in range
+  ++engine->counters_.chainLinks;
+  return code;
+}
+
+const void* JitEngine::lookup(JitEngine* engine, HartCore* hart) {
+  const uint64_t pc = hart->pc;
+  const FetchTlbEntry& e = hart->currentFetchTlb[(pc >> 12) & (HartHotState::kTlbSlots - 1)];
+  if (e.tag != (pc >> 12)) {
+    ++engine->counters_.lookupMisses;
+    return nullptr;
+  }
+  const uint64_t pa = pc + e.physicalAddend;
+  Block* next = hart->blocks.find(pa);
+  if (next == nullptr || next->translated == nullptr) {
+    ++engine->counters_.lookupMisses;
+    return nullptr;
+  }
+  ++engine->counters_.lookupHits;
+  engine->jumpCache_[jumpCacheSlot(pa)] = JumpCacheEntry{pa, next->translated};
+  return next->translated;
+}
+
+bool JitEngine::runOneBlock(HartCore& hart, uint64_t limit) {
+  Block* block = hart.lookupBlock();
+  if (block == nullptr) [[unlikely]] {
+    hart.takeException();
+    return true;
+  }
+  followBlockCache(hart);  // decoding may have flushed a full block cache
+  // Scratch blocks (code straddling pages or on a page PMP splits) are
+  // re-decoded every time; a limit inside the block is single-stepping; code
+  // run only a few times between fence.i flushes costs more to translate
+  // than to interpret.
+  const bool cold = block->translated == nullptr && ++block->executions < translateThreshold_;
+  const void* code = nullptr;
+  if (!cold && block != &hart.scratch.block && block->instructionCount <= limit) {
+    code = translation(*block);
+    // The code cache is full: start over. (A block too big for even an empty
+    // cache stays with the interpreter.)
+    if (code == nullptr && code_.holdsTranslations()) {
+      dropEverything(hart);
+      return false;
+    }
+  }
+  if (code == nullptr) {
+    ++counters_.interpretedBlocks;
+    if (hart.singleBlock == 0) {  // run() (which ignores the answer): cold code chains in the interpreter
+      interp::executeChained(hart, block);
+      return false;
+    }
+    return interp::executeLimited(hart, block, static_cast<uint32_t>(std::min<uint64_t>(limit, block->instructionCount)))
+        .trapped;
+  }
+  ++counters_.dispatches;
+  return enter_(&hart, &hart, hart.pc, code) != 0;
+}
+
+ExitReason JitEngine::run(HartCore& h) {
+  RunScope scope(h);
+  h.singleBlock = 0;
+  for (;;) {
+    if (h.attention.load(std::memory_order_relaxed) != 0 || --h.timerCountdown <= 0) [[unlikely]] {
+      ExitReason reason;
+      if (h.serviceAttention(true, true, reason)) return reason;
+      followBlockCache(h);
+    }
+    runOneBlock(h, HartCore::kMaxBlockInstructions);
+  }
+}
+
+uint64_t JitEngine::step(HartCore& h, uint64_t count) {
+  RunScope scope(h);
+  h.singleBlock = 1;  // translated blocks return after themselves
+  const uint64_t start = h.instret;
+  uint64_t attempts = 0;
+  while (attempts < count) {
+    if (h.attention.load(std::memory_order_relaxed) != 0 || --h.timerCountdown <= 0) {
+      ExitReason reason;
+      if (h.serviceAttention(true, false, reason)) break;
+      followBlockCache(h);
+    }
+    const uint64_t before = h.instret;
+    const bool trapped = runOneBlock(h, count - attempts);
+    attempts += (h.instret - before) + (trapped ? 1 : 0);
+  }
+  h.singleBlock = 0;
+  return h.instret - start;
+}
+
+std::vector<EngineStat> JitEngine::stats() const {
+  return {
+      {"blocks_translated", counters_.blocksTranslated},
+      {"translate_us", counters_.translateNanos / 1000},
+      {"code_bytes", code_.used()},
+      {"code_cache_flushes", counters_.codeCacheFlushes},
+      {"block_cache_flushes", counters_.blockCacheFlushes},
+      {"chain_links", counters_.chainLinks},
+      {"lookup_hits", counters_.lookupHits},
+      {"lookup_misses", counters_.lookupMisses},
+      {"dispatches", counters_.dispatches},
+      {"interpreted_blocks", counters_.interpretedBlocks},
+  };
+}
+
+}  // namespace strata::cpu::jit

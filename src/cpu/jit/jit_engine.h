@@ -1,0 +1,90 @@
+// JitEngine: the binary translator. It runs the same decoded blocks as the
+// interpreter (HartCore's block cache): cold ones in the interpreter, and a
+// block entered translateThreshold times is translated to x86-64 into a
+// per-hart CodeCache; translated blocks chain to each other
+// directly (patched jumps) and through a lookup of the fetch TLB and block
+// cache for indirect jumps. Instructions it does not translate are calls to
+// the interpreter's executors, so both engines share one definition of them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "cpu/engine.h"
+#include "cpu/jit/code_cache.h"
+
+namespace strata::cpu {
+
+struct Block;
+struct HartHotState;
+
+namespace jit {
+
+// Entry into translated code: runs from `code` (the block at `pc`) until an
+// exit; returns 1 when the exit was a trap (already taken), else 0.
+using EnterFunction = uint32_t (*)(HartHotState* hot, HartCore* core, uint64_t pc, const void* code);
+
+struct JitCounters {
+  uint64_t blocksTranslated = 0;
+  uint64_t translateNanos = 0;
+  uint64_t codeCacheFlushes = 0;  // code cache full: everything dropped
+  uint64_t blockCacheFlushes = 0;  // fence.i and friends: translations dropped with their blocks
+  uint64_t chainLinks = 0;         // direct exits patched to jump straight to their successor
+  uint64_t lookupHits = 0;    // indirect/cross-page exits the jump cache missed but the block cache had
+  uint64_t lookupMisses = 0;  // ... and those that went back to the run loop
+  uint64_t dispatches = 0;         // entries from the run loop
+  uint64_t interpretedBlocks = 0;  // entries into the interpreter (cold blocks, straddling pages, step limits)
+};
+
+// Indirect-jump cache: guest physical pc -> native code, probed inline by
+// generated code after it has translated the target through the fetch TLB
+// (so it is exact under any mapping change), refilled by lookup(), cleared
+// with the code cache.
+struct JumpCacheEntry {
+  uint64_t physicalPc = ~0ull;
+  const void* code = nullptr;
+};
+
+class JitEngine final : public Engine {
+ public:
+  static constexpr unsigned kJumpCacheSlots = 4096;
+
+  // translateThreshold: runs of a block in the interpreter before it is translated.
+  JitEngine(uint32_t translateThreshold, size_t codeCacheBytes);
+  ExitReason run(HartCore& hart) override;
+  uint64_t step(HartCore& hart, uint64_t count) override;
+  std::vector<EngineStat> stats() const override;
+
+  // Called from generated code. Both return the successor's native code or
+  // null (the generated code then returns to the run loop).
+  // A direct exit to the block at `targetPa` (same guest page): when that
+  // block is translated, patches the 5-byte jmp at `jumpSite` to it.
+  static const void* linkDirect(JitEngine* engine, HartCore* hart, uint64_t targetPa, uint8_t* jumpSite);
+  // An exit to hart.pc through a register or across a page.
+  static const void* lookup(JitEngine* engine, HartCore* hart);
+  const JumpCacheEntry* jumpCache() const { return jumpCache_.get(); }
+  static unsigned jumpCacheSlot(uint64_t physicalPc) { return (physicalPc >> 1) & (kJumpCacheSlots - 1); }
+
+ private:
+  // Drops translations when the block cache was flushed since we last looked.
+  void followBlockCache(HartCore& hart);
+  // Native code for `block`, translating it if needed; null if the code cache is full.
+  const void* translation(Block& block);
+  void dropEverything(HartCore& hart);
+  void resetCode();
+  // Runs the block at hart.pc (at most `limit` instructions); returns true if
+  // it trapped. Under run() (singleBlock == 0) it may run on into more blocks
+  // and its answer means nothing.
+  bool runOneBlock(HartCore& hart, uint64_t limit);
+
+  const uint32_t translateThreshold_;
+  CodeCache code_;
+  std::unique_ptr<JumpCacheEntry[]> jumpCache_;
+  EnterFunction enter_ = nullptr;
+  const void* exitToRunLoop_ = nullptr;
+  uint64_t blockGeneration_ = 0;
+  JitCounters counters_;
+};
+
+}  // namespace jit
+}  // namespace strata::cpu

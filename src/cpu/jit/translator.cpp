@@ -1,0 +1,676 @@
+// Block translation to x86-64. Guest registers live in HartHotState (no
+// pinning yet); RV64IM arithmetic, branches, jumps, loads and stores are
+// generated inline, the soft-TLB hit path included; everything else calls the
+// HartCore executor the interpreter uses for that instruction. Exits mirror
+// the interpreter's executeBlock exactly: pc and instret are written at every
+// exit, and a trap in the middle of a block leaves pc at the faulting
+// instruction with instret counting only the ones before it.
+#include "cpu/jit/translator.h"
+
+#include <xbyak/xbyak.h>
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <vector>
+
+#include "cpu/block_cache.h"
+#include "cpu/divide.h"
+#include "cpu/hart_core.h"
+
+namespace strata::cpu::jit {
+
+namespace {
+
+using namespace Xbyak::util;
+using Xbyak::Label;
+
+constexpr int kX = offsetof(HartHotState, x);
+constexpr int kPc = offsetof(HartHotState, pc);
+constexpr int kInstret = offsetof(HartHotState, instret);
+constexpr int kAttention = offsetof(HartHotState, attention);
+constexpr int kTimerCountdown = offsetof(HartHotState, timerCountdown);
+constexpr int kSingleBlock = offsetof(HartHotState, singleBlock);
+constexpr int kReadTlb = offsetof(HartHotState, currentReadTlb);
+constexpr int kWriteTlb = offsetof(HartHotState, currentWriteTlb);
+constexpr int kFetchTlb = offsetof(HartHotState, currentFetchTlb);
+static_assert(JitEngine::kJumpCacheSlots == 4096 && sizeof(JumpCacheEntry) == 16);
+static_assert(HartHotState::kTlbSlots == 256, "the TLB index below masks with 0xff");
+
+// ---- helpers called from generated code (SysV ABI, plain functions)
+
+bool helperLoad(HartCore* h, uint64_t va, uint64_t size, uint64_t* out) {
+  return h->loadSlow(va, static_cast<unsigned>(size), *out);
+}
+bool helperStore(HartCore* h, uint64_t va, uint64_t value, uint64_t size) {
+  return h->storeSlow(va, static_cast<unsigned>(size), value);
+}
+bool helperAtomic(HartCore* h, const DecodedInsn* in) { return h->executeAtomic(*in); }
+bool helperFp(HartCore* h, const DecodedInsn* in) { return h->executeFp(*in); }
+bool helperCsr(HartCore* h, const DecodedInsn* in, uint64_t retiredInBlock) {
+  return h->executeCsr(*in, retiredInBlock);
+}
+bool helperSystem(HartCore* h, const DecodedInsn* in) { return h->executeSystem(*in); }
+bool helperIllegal(HartCore* h, const DecodedInsn* in) { return h->raiseIllegal(*in); }
+void helperTakeException(HartCore* h) { h->takeException(); }
+uint64_t helperMulDiv(uint64_t a, uint64_t b, uint64_t op) {
+  switch (static_cast<Op>(op)) {
+    case Op::Mulhsu: return mulhsu(a, b);
+    case Op::Div: return divSigned(a, b);
+    case Op::Divu: return divUnsigned(a, b);
+    case Op::Rem: return remSigned(a, b);
+    case Op::Remu: return remUnsigned(a, b);
+    case Op::Divw: return divSignedWord(a, b);
+    case Op::Divuw: return divUnsignedWord(a, b);
+    case Op::Remw: return remSignedWord(a, b);
+    default: return remUnsignedWord(a, b);  // Remuw
+  }
+}
+
+class BlockTranslator : public Xbyak::CodeGenerator {
+ public:
+  BlockTranslator(CodeCache& cache, const Block& block, JitEngine& engine, const void* exitToRunLoop)
+      : CodeGenerator(cache.remaining(), cache.cursor()),
+        block_(block),
+        engine_(engine),
+        exitToRunLoop_(exitToRunLoop),
+        pageOffset_(block.physicalPc & 0xfff) {}
+
+  void translate() {
+    const uint32_t count = block_.instructionCount;
+    bool endedByInstruction = false;
+    for (uint32_t i = 0; i < count; ++i) {
+      const DecodedInsn& in = block_.insns[i];
+      emitInstruction(i, in);
+      if (endsBlock(in.op)) {
+        endedByInstruction = true;
+        break;
+      }
+    }
+    // Fell off a block cut by its size or the page end.
+    if (!endedByInstruction) emitDirectExit(block_.byteLength, count);
+    // Deferred emitters may defer more (fault stubs): index, and copy before calling.
+    for (size_t i = 0; i < deferred_.size(); ++i) {
+      const std::function<void()> emit = deferred_[i];
+      emit();
+    }
+    emitSharedExits();
+  }
+
+ private:
+  Xbyak::Address xreg(unsigned r) { return qword[rbx + kX + 8 * static_cast<int>(r)]; }
+  Label& newLabel() { return labels_.emplace_back(); }
+  void callHelper(const void* function) {
+    mov(rax, reinterpret_cast<uint64_t>(function));
+    call(rax);
+  }
+  void loadArgInsn(const Xbyak::Reg64& reg, const DecodedInsn& in) { mov(reg, reinterpret_cast<uint64_t>(&in)); }
+
+  // Jumps to a per-instruction fault stub when al == 0 (a helper reported a pending exception).
+  void faultIfFalse(uint32_t index, const DecodedInsn& in) {
+    test(al, al);
+    jz(faultLabel(index, in), T_NEAR);
+  }
+  Label& faultLabel(uint32_t index, const DecodedInsn& in) {
+    Label& label = newLabel();
+    deferred_.push_back([this, &label, index, offset = in.pcOffset] {
+      L(label);
+      mov(ecx, index);
+      mov(edx, offset);
+      jmp(fault_, T_NEAR);
+    });
+    return label;
+  }
+
+  // Exit with pc = block base + delta after retiring `retired` instructions;
+  // chains straight to the successor while nothing needs attention.
+  void emitDirectExit(int64_t delta, uint32_t retired) {
+    add(qword[rbx + kInstret], retired);
+    if (delta != 0) add(r12, static_cast<uint32_t>(static_cast<int32_t>(delta)));
+    emitChainChecks();
+    const int64_t targetOffset = static_cast<int64_t>(pageOffset_) + delta;
+    if (targetOffset < 0 || targetOffset >= 4096) {
+      jmp(lookup_, T_NEAR);
+      return;
+    }
+    // Same page: the successor's physical address follows from ours, for every virtual alias.
+    const uint64_t targetPa = block_.physicalPc + static_cast<uint64_t>(delta);
+    Label& site = newLabel();
+    Label& link = newLabel();
+    L(site);
+    jmp(link, T_NEAR);  // 5 bytes, patched by linkDirect
+    deferred_.push_back([this, &site, &link, targetPa] {
+      L(link);
+      mov(rdi, reinterpret_cast<uint64_t>(&engine_));
+      mov(rsi, rbp);
+      mov(rdx, targetPa);
+      lea(rcx, ptr[rip + site]);
+      callHelper(reinterpret_cast<const void*>(&JitEngine::linkDirect));
+      test(rax, rax);
+      jz(exit_, T_NEAR);
+      jmp(rax);
+    });
+  }
+  // Exit to the pc in r12 (computed jump).
+  void emitIndirectExit(uint32_t retired) {
+    add(qword[rbx + kInstret], retired);
+    emitChainChecks();
+    jmp(lookup_, T_NEAR);
+  }
+  // As the interpreter's chaining: only when nothing needs attention and the timer poll is not due.
+  void emitChainChecks() {
+    mov(eax, dword[rbx + kAttention]);
+    or_(eax, dword[rbx + kSingleBlock]);
+    jnz(exit_, T_NEAR);
+    sub(dword[rbx + kTimerCountdown], 1);
+    jle(exit_, T_NEAR);
+  }
+  // Exit to the run loop after an instruction that may have changed privilege,
+  // translation or interrupt state (pc already set by its executor).
+  void emitReturnToRunLoop(uint32_t retired) {
+    add(qword[rbx + kInstret], retired);
+    xor_(eax, eax);
+    jmp(exitToRunLoop_, T_NEAR);
+  }
+
+  void emitSharedExits() {
+    L(exit_);
+    mov(qword[rbx + kPc], r12);
+    xor_(eax, eax);
+    jmp(exitToRunLoop_, T_NEAR);
+    // Computed or cross-page exit to r12: fetch TLB -> physical pc -> jump cache, inline.
+    Label& slowLookup = newLabel();
+    L(lookup_);
+    mov(qword[rbx + kPc], r12);
+    mov(rax, r12);
+    shr(rax, 12);
+    movzx(ecx, al);  // TLB slot (256 slots)
+    lea(rcx, ptr[rcx + rcx * 2]);  // * 24 bytes: 3 qwords
+    mov(rdx, qword[rbx + kFetchTlb]);
+    cmp(rax, qword[rdx + rcx * 8]);
+    jne(slowLookup, T_NEAR);
+    mov(rax, r12);
+    add(rax, qword[rdx + rcx * 8 + offsetof(FetchTlbEntry, physicalAddend)]);
+    mov(ecx, eax);
+    shr(ecx, 1);
+    and_(ecx, JitEngine::kJumpCacheSlots - 1);
+    shl(ecx, 4);
+    mov(rdx, reinterpret_cast<uint64_t>(engine_.jumpCache()));
+    cmp(rax, qword[rdx + rcx]);
+    jne(slowLookup, T_NEAR);
+    jmp(qword[rdx + rcx + 8]);
+    L(slowLookup);
+    mov(rdi, reinterpret_cast<uint64_t>(&engine_));
+    mov(rsi, rbp);
+    callHelper(reinterpret_cast<const void*>(&JitEngine::lookup));
+    test(rax, rax);
+    jz(exit_, T_NEAR);
+    jmp(rax);
+    L(fault_);  // ecx = instructions retired before the faulting one, edx = its pc offset
+    lea(rax, ptr[r12 + rdx]);
+    mov(qword[rbx + kPc], rax);
+    add(qword[rbx + kInstret], rcx);
+    mov(rdi, rbp);
+    callHelper(reinterpret_cast<const void*>(&helperTakeException));
+    mov(eax, 1);
+    jmp(exitToRunLoop_, T_NEAR);
+  }
+
+  // rax = the loaded value, extended as the guest load requires.
+  void loadExtended(Op op, const Xbyak::RegExp& address) {
+    switch (op) {
+      case Op::Lb: movsx(rax, byte[address]); break;
+      case Op::Lbu: movzx(eax, byte[address]); break;
+      case Op::Lh: movsx(rax, word[address]); break;
+      case Op::Lhu: movzx(eax, word[address]); break;
+      case Op::Lw: movsxd(rax, dword[address]); break;
+      case Op::Lwu: mov(eax, dword[address]); break;
+      default: mov(rax, qword[address]); break;  // Ld
+    }
+  }
+
+  // rsi = va; on a TLB hit leaves rcx = the host addend and falls through, else jumps to `miss`.
+  void emitTlbProbe(int currentTlbOffset, unsigned size, Label& miss) {
+    mov(rax, rsi);
+    shr(rax, 12);
+    mov(ecx, eax);
+    and_(ecx, HartHotState::kTlbSlots - 1);
+    shl(ecx, 4);
+    add(rcx, qword[rbx + currentTlbOffset]);
+    cmp(rax, qword[rcx]);
+    jne(miss, T_NEAR);
+    if (size > 1) {  // the access must not run past the page
+      mov(eax, esi);
+      and_(eax, 0xfff);
+      cmp(eax, 4096 - size);
+      ja(miss, T_NEAR);
+    }
+    mov(rcx, qword[rcx + 8]);
+  }
+
+  void emitAddress(const DecodedInsn& in) {
+    mov(rsi, xreg(in.rs1));
+    if (in.imm != 0) add(rsi, in.imm);
+  }
+
+  void emitLoad(uint32_t index, const DecodedInsn& in, unsigned size) {
+    Label& miss = newLabel();
+    Label& done = newLabel();
+    emitAddress(in);
+    emitTlbProbe(kReadTlb, size, miss);
+    loadExtended(in.op, rsi + rcx);
+    L(done);
+    mov(xreg(in.rd), rax);
+    deferred_.push_back([this, &miss, &done, index, &in, size] {
+      L(miss);
+      mov(rdi, rbp);
+      mov(edx, size);
+      mov(rcx, rsp);  // the trampoline's spare stack slot receives the value
+      callHelper(reinterpret_cast<const void*>(&helperLoad));
+      faultIfFalse(index, in);
+      loadExtended(in.op, rsp);
+      jmp(done, T_NEAR);
+    });
+  }
+
+  void emitStore(uint32_t index, const DecodedInsn& in, unsigned size) {
+    Label& miss = newLabel();
+    Label& done = newLabel();
+    emitAddress(in);
+    mov(rdx, xreg(in.rs2));
+    emitTlbProbe(kWriteTlb, size, miss);
+    switch (size) {
+      case 1: mov(byte[rsi + rcx], dl); break;
+      case 2: mov(word[rsi + rcx], dx); break;
+      case 4: mov(dword[rsi + rcx], edx); break;
+      default: mov(qword[rsi + rcx], rdx); break;
+    }
+    L(done);
+    deferred_.push_back([this, &miss, &done, index, &in, size] {
+      L(miss);
+      mov(rdi, rbp);
+      mov(ecx, size);
+      callHelper(reinterpret_cast<const void*>(&helperStore));
+      faultIfFalse(index, in);
+      jmp(done, T_NEAR);
+    });
+  }
+
+  void emitBranch(uint32_t index, const DecodedInsn& in) {
+    Label& taken = newLabel();
+    mov(rax, xreg(in.rs1));
+    cmp(rax, xreg(in.rs2));
+    switch (in.op) {
+      case Op::Beq: je(taken, T_NEAR); break;
+      case Op::Bne: jne(taken, T_NEAR); break;
+      case Op::Blt: jl(taken, T_NEAR); break;
+      case Op::Bge: jge(taken, T_NEAR); break;
+      case Op::Bltu: jb(taken, T_NEAR); break;
+      default: jae(taken, T_NEAR); break;  // Bgeu
+    }
+    const DecodedInsn& next = block_.insns[index + 1];
+    emitDirectExit(next.pcOffset, index + 1);
+    L(taken);
+    emitDirectExit(static_cast<int64_t>(in.pcOffset) + in.imm, index + 1);
+  }
+
+  // rax op= rs2, result (64-bit) to rd.
+  void emitRegisterOp(const DecodedInsn& in, void (BlockTranslator::*op)(const Xbyak::Operand&, const Xbyak::Operand&)) {
+    mov(rax, xreg(in.rs1));
+    (this->*op)(rax, xreg(in.rs2));
+    mov(xreg(in.rd), rax);
+  }
+  void emitImmediateOp(const DecodedInsn& in, void (BlockTranslator::*op)(const Xbyak::Operand&, uint32_t)) {
+    mov(rax, xreg(in.rs1));
+    (this->*op)(rax, static_cast<uint32_t>(in.imm));
+    mov(xreg(in.rd), rax);
+  }
+  void storeSignExtendedEax(const DecodedInsn& in) {
+    movsxd(rax, eax);
+    mov(xreg(in.rd), rax);
+  }
+  // rd = (rs1 <cmp> rhs) ? 1 : 0
+  void emitSet(const DecodedInsn& in, bool isSigned, bool immediate) {
+    xor_(ecx, ecx);
+    mov(rax, xreg(in.rs1));
+    if (immediate) cmp(rax, in.imm);
+    else cmp(rax, xreg(in.rs2));
+    if (isSigned) setl(cl);
+    else setb(cl);
+    mov(xreg(in.rd), rcx);
+  }
+  void emitShift(const DecodedInsn& in, bool word, void (BlockTranslator::*op)(const Xbyak::Operand&, const Xbyak::Reg8&)) {
+    mov(rcx, xreg(in.rs2));
+    if (word) {
+      mov(eax, dword[rbx + kX + 8 * in.rs1]);
+      (this->*op)(eax, cl);
+      storeSignExtendedEax(in);
+    } else {
+      mov(rax, xreg(in.rs1));
+      (this->*op)(rax, cl);
+      mov(xreg(in.rd), rax);
+    }
+  }
+  void emitShiftImmediate(const DecodedInsn& in, bool word, void (BlockTranslator::*op)(const Xbyak::Operand&, int)) {
+    if (word) {
+      mov(eax, dword[rbx + kX + 8 * in.rs1]);
+      (this->*op)(eax, in.imm);
+      storeSignExtendedEax(in);
+    } else {
+      mov(rax, xreg(in.rs1));
+      (this->*op)(rax, in.imm);
+      mov(xreg(in.rd), rax);
+    }
+  }
+  void emitMulDivHelper(const DecodedInsn& in) {
+    mov(rdi, xreg(in.rs1));
+    mov(rsi, xreg(in.rs2));
+    mov(edx, static_cast<uint32_t>(in.op));
+    callHelper(reinterpret_cast<const void*>(&helperMulDiv));
+    mov(xreg(in.rd), rax);
+  }
+  // An instruction executed by its HartCore executor: helper(core, insn) -> false on exception.
+  void emitExecutorCall(uint32_t index, const DecodedInsn& in, const void* helper) {
+    mov(rdi, rbp);
+    loadArgInsn(rsi, in);
+    callHelper(helper);
+    faultIfFalse(index, in);
+  }
+
+  void emitInstruction(uint32_t index, const DecodedInsn& in) {
+    // Results aimed at x0 go to the discard slot; pure computations into it can be dropped.
+    const bool discard = in.rd == kDiscardRegister;
+    switch (in.op) {
+      case Op::Lui:
+        if (discard) break;
+        mov(rax, static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
+        mov(xreg(in.rd), rax);
+        break;
+      case Op::Auipc:
+        if (discard) break;
+        mov(rax, static_cast<uint64_t>(static_cast<int64_t>(in.pcOffset) + in.imm));
+        add(rax, r12);
+        mov(xreg(in.rd), rax);
+        break;
+      case Op::Jal:
+        if (!discard) {
+          lea(rax, ptr[r12 + block_.insns[index + 1].pcOffset]);
+          mov(xreg(in.rd), rax);
+        }
+        emitDirectExit(static_cast<int64_t>(in.pcOffset) + in.imm, index + 1);
+        break;
+      case Op::Jalr:
+        mov(rax, xreg(in.rs1));
+        if (in.imm != 0) add(rax, in.imm);
+        and_(rax, -2);
+        if (!discard) {
+          lea(rcx, ptr[r12 + block_.insns[index + 1].pcOffset]);
+          mov(xreg(in.rd), rcx);
+        }
+        mov(r12, rax);
+        emitIndirectExit(index + 1);
+        break;
+      case Op::Beq:
+      case Op::Bne:
+      case Op::Blt:
+      case Op::Bge:
+      case Op::Bltu:
+      case Op::Bgeu: emitBranch(index, in); break;
+      case Op::Lb:
+      case Op::Lbu: emitLoad(index, in, 1); break;
+      case Op::Lh:
+      case Op::Lhu: emitLoad(index, in, 2); break;
+      case Op::Lw:
+      case Op::Lwu: emitLoad(index, in, 4); break;
+      case Op::Ld: emitLoad(index, in, 8); break;
+      case Op::Sb: emitStore(index, in, 1); break;
+      case Op::Sh: emitStore(index, in, 2); break;
+      case Op::Sw: emitStore(index, in, 4); break;
+      case Op::Sd: emitStore(index, in, 8); break;
+      case Op::Addi:
+        if (discard) break;
+        mov(rax, xreg(in.rs1));
+        if (in.imm != 0) add(rax, in.imm);
+        mov(xreg(in.rd), rax);
+        break;
+      case Op::Slti:
+        if (!discard) emitSet(in, true, true);
+        break;
+      case Op::Sltiu:
+        if (!discard) emitSet(in, false, true);
+        break;
+      case Op::Xori:
+        if (!discard) emitImmediateOp(in, &BlockTranslator::xorImmediate);
+        break;
+      case Op::Ori:
+        if (!discard) emitImmediateOp(in, &BlockTranslator::orImmediate);
+        break;
+      case Op::Andi:
+        if (!discard) emitImmediateOp(in, &BlockTranslator::andImmediate);
+        break;
+      case Op::Slli:
+        if (!discard) emitShiftImmediate(in, false, &BlockTranslator::shlImmediate);
+        break;
+      case Op::Srli:
+        if (!discard) emitShiftImmediate(in, false, &BlockTranslator::shrImmediate);
+        break;
+      case Op::Srai:
+        if (!discard) emitShiftImmediate(in, false, &BlockTranslator::sarImmediate);
+        break;
+      case Op::Add:
+        if (!discard) emitRegisterOp(in, &BlockTranslator::addOperands);
+        break;
+      case Op::Sub:
+        if (!discard) emitRegisterOp(in, &BlockTranslator::subOperands);
+        break;
+      case Op::Xor:
+        if (!discard) emitRegisterOp(in, &BlockTranslator::xorOperands);
+        break;
+      case Op::Or:
+        if (!discard) emitRegisterOp(in, &BlockTranslator::orOperands);
+        break;
+      case Op::And:
+        if (!discard) emitRegisterOp(in, &BlockTranslator::andOperands);
+        break;
+      case Op::Mul:
+        if (!discard) emitRegisterOp(in, &BlockTranslator::imulOperands);
+        break;
+      case Op::Sll:
+        if (!discard) emitShift(in, false, &BlockTranslator::shlByCl);
+        break;
+      case Op::Srl:
+        if (!discard) emitShift(in, false, &BlockTranslator::shrByCl);
+        break;
+      case Op::Sra:
+        if (!discard) emitShift(in, false, &BlockTranslator::sarByCl);
+        break;
+      case Op::Slt:
+        if (!discard) emitSet(in, true, false);
+        break;
+      case Op::Sltu:
+        if (!discard) emitSet(in, false, false);
+        break;
+      case Op::Addiw:
+        if (discard) break;
+        mov(eax, dword[rbx + kX + 8 * in.rs1]);
+        if (in.imm != 0) add(eax, in.imm);
+        storeSignExtendedEax(in);
+        break;
+      case Op::Slliw:
+        if (!discard) emitShiftImmediate(in, true, &BlockTranslator::shlImmediate);
+        break;
+      case Op::Srliw:
+        if (!discard) emitShiftImmediate(in, true, &BlockTranslator::shrImmediate);
+        break;
+      case Op::Sraiw:
+        if (!discard) emitShiftImmediate(in, true, &BlockTranslator::sarImmediate);
+        break;
+      case Op::Addw:
+      case Op::Subw:
+      case Op::Mulw:
+        if (discard) break;
+        mov(eax, dword[rbx + kX + 8 * in.rs1]);
+        if (in.op == Op::Addw) add(eax, dword[rbx + kX + 8 * in.rs2]);
+        else if (in.op == Op::Subw) sub(eax, dword[rbx + kX + 8 * in.rs2]);
+        else imul(eax, dword[rbx + kX + 8 * in.rs2]);
+        storeSignExtendedEax(in);
+        break;
+      case Op::Sllw:
+        if (!discard) emitShift(in, true, &BlockTranslator::shlByCl);
+        break;
+      case Op::Srlw:
+        if (!discard) emitShift(in, true, &BlockTranslator::shrByCl);
+        break;
+      case Op::Sraw:
+        if (!discard) emitShift(in, true, &BlockTranslator::sarByCl);
+        break;
+      case Op::Mulh:
+      case Op::Mulhu:
+        if (discard) break;
+        mov(rax, xreg(in.rs1));
+        if (in.op == Op::Mulh) imul(xreg(in.rs2));
+        else mul(xreg(in.rs2));
+        mov(xreg(in.rd), rdx);
+        break;
+      case Op::Mulhsu:
+      case Op::Div:
+      case Op::Divu:
+      case Op::Rem:
+      case Op::Remu:
+      case Op::Divw:
+      case Op::Divuw:
+      case Op::Remw:
+      case Op::Remuw:
+        if (!discard) emitMulDivHelper(in);
+        break;
+      case Op::Fence: break;  // host loads and stores already keep TSO order
+      case Op::FenceFull: mfence(); break;
+      case Op::Csrrw:
+      case Op::Csrrs:
+      case Op::Csrrc:
+      case Op::Csrrwi:
+      case Op::Csrrsi:
+      case Op::Csrrci:
+        // pc is that of the CSR instruction while it runs, the next one after it.
+        lea(rax, ptr[r12 + in.pcOffset]);
+        mov(qword[rbx + kPc], rax);
+        mov(rdi, rbp);
+        loadArgInsn(rsi, in);
+        mov(edx, index);
+        callHelper(reinterpret_cast<const void*>(&helperCsr));
+        faultIfFalse(index, in);
+        lea(rax, ptr[r12 + block_.insns[index + 1].pcOffset]);
+        mov(qword[rbx + kPc], rax);
+        emitReturnToRunLoop(index + 1);
+        break;
+      case Op::FenceI:
+      case Op::Ecall:
+      case Op::Ebreak:
+      case Op::Mret:
+      case Op::Sret:
+      case Op::Wfi:
+      case Op::SfenceVma:
+        lea(rax, ptr[r12 + in.pcOffset]);
+        mov(qword[rbx + kPc], rax);
+        emitExecutorCall(index, in, reinterpret_cast<const void*>(&helperSystem));
+        emitReturnToRunLoop(index + 1);
+        break;
+      case Op::Illegal:
+        mov(rdi, rbp);
+        loadArgInsn(rsi, in);
+        callHelper(reinterpret_cast<const void*>(&helperIllegal));
+        jmp(faultLabel(index, in), T_NEAR);
+        break;
+      default:
+        if (in.op >= Op::LrW && in.op <= Op::AmoMaxuD) {
+          emitExecutorCall(index, in, reinterpret_cast<const void*>(&helperAtomic));
+        } else {  // F and D
+          emitExecutorCall(index, in, reinterpret_cast<const void*>(&helperFp));
+        }
+        break;
+    }
+  }
+
+  // Member-function adaptors so one emitter serves several x86 opcodes.
+  void addOperands(const Xbyak::Operand& a, const Xbyak::Operand& b) { add(a, b); }
+  void subOperands(const Xbyak::Operand& a, const Xbyak::Operand& b) { sub(a, b); }
+  void xorOperands(const Xbyak::Operand& a, const Xbyak::Operand& b) { xor_(a, b); }
+  void orOperands(const Xbyak::Operand& a, const Xbyak::Operand& b) { or_(a, b); }
+  void andOperands(const Xbyak::Operand& a, const Xbyak::Operand& b) { and_(a, b); }
+  void imulOperands(const Xbyak::Operand& a, const Xbyak::Operand& b) { imul(static_cast<const Xbyak::Reg&>(a), b); }
+  void xorImmediate(const Xbyak::Operand& a, uint32_t imm) { xor_(a, imm); }
+  void orImmediate(const Xbyak::Operand& a, uint32_t imm) { or_(a, imm); }
+  void andImmediate(const Xbyak::Operand& a, uint32_t imm) { and_(a, imm); }
+  void shlByCl(const Xbyak::Operand& a, const Xbyak::Reg8& count) { shl(a, count); }
+  void shrByCl(const Xbyak::Operand& a, const Xbyak::Reg8& count) { shr(a, count); }
+  void sarByCl(const Xbyak::Operand& a, const Xbyak::Reg8& count) { sar(a, count); }
+  void shlImmediate(const Xbyak::Operand& a, int count) { shl(a, count); }
+  void shrImmediate(const Xbyak::Operand& a, int count) { shr(a, count); }
+  void sarImmediate(const Xbyak::Operand& a, int count) { sar(a, count); }
+
+  const Block& block_;
+  JitEngine& engine_;
+  const void* exitToRunLoop_;
+  const uint64_t pageOffset_;
+  std::deque<Label> labels_;  // stable addresses: deferred emitters refer to them
+  std::vector<std::function<void()>> deferred_;  // out-of-line paths, emitted after the block's body
+  Label exit_, lookup_, fault_;
+};
+
+class TrampolineEmitter : public Xbyak::CodeGenerator {
+ public:
+  explicit TrampolineEmitter(CodeCache& cache) : CodeGenerator(cache.remaining(), cache.cursor()) {
+    // enter(hot, core, pc, code): save the callee-saved registers generated code
+    // owns; the 8-byte spare slot at [rsp] keeps calls 16-byte aligned and
+    // receives slow-path load results.
+    enter = getCurr();
+    push(rbx);
+    push(rbp);
+    push(r12);
+    push(r13);
+    push(r14);
+    push(r15);
+    sub(rsp, 8);
+    mov(rbx, rdi);
+    mov(rbp, rsi);
+    mov(r12, rdx);
+    jmp(rcx);
+    align(16);
+    exit = getCurr();
+    add(rsp, 8);
+    pop(r15);
+    pop(r14);
+    pop(r13);
+    pop(r12);
+    pop(rbp);
+    pop(rbx);
+    ret();
+  }
+  const uint8_t* enter;
+  const uint8_t* exit;
+};
+
+}  // namespace
+
+Trampolines emitTrampolines(CodeCache& cache) {
+  TrampolineEmitter emitter(cache);
+  cache.commit(emitter.getSize());
+  cache.pinPrefix();
+  return {reinterpret_cast<EnterFunction>(const_cast<uint8_t*>(emitter.enter)), emitter.exit};
+}
+
+const void* translateBlock(const Block& block, CodeCache& cache, JitEngine& engine, const void* exitToRunLoop) {
+  const uint8_t* start = cache.cursor();
+  try {
+    BlockTranslator translator(cache, block, engine, exitToRunLoop);
+    translator.translate();
+    translator.ready();
+    cache.commit(translator.getSize());
+  } catch (const Xbyak::Error& error) {
+    if (static_cast<int>(error) == Xbyak::ERR_CODE_IS_TOO_BIG) return nullptr;  // the cache is full
+    throw;
+  }
+  return start;
+}
+
+}  // namespace strata::cpu::jit

@@ -1,0 +1,28 @@
+// The x86-64 code generator (xbyak): the entry/exit trampolines and one
+// function per decoded block. Register roles in generated code: rbx = the
+// HartHotState, rbp = the HartCore (for helper calls), r12 = the guest
+// virtual pc of the running block's first instruction.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cpu/jit/code_cache.h"
+#include "cpu/jit/jit_engine.h"
+
+namespace strata::cpu {
+struct Block;
+}
+
+namespace strata::cpu::jit {
+
+struct Trampolines {
+  EnterFunction enter;
+  const void* exitToRunLoop;  // jump here with eax = the enter function's result
+};
+Trampolines emitTrampolines(CodeCache& cache);
+
+// Translates `block` at cache.cursor() and commits it; null if it does not fit.
+const void* translateBlock(const Block& block, CodeCache& cache, JitEngine& engine, const void* exitToRunLoop);
+
+}  // namespace strata::cpu::jit

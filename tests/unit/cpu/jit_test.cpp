@@ -1,0 +1,417 @@
+// The translator (--engine jit) against the interpreter: each program runs in
+// S-mode on a fresh hart with each engine until it ecalls (the translator
+// translating every block on first use), and everything
+// architectural (x registers, pc, instret, trap CSRs, RAM written) must be
+// identical, plus checks of the expected values themselves. Programs are
+// built to hit what the translator generates: chained and indirect exits,
+// the TLB fast and slow paths, traps in the middle of blocks, helper calls.
+#include <chrono>
+#include <thread>
+
+#include "cpu_test_support.h"
+
+namespace strata::cpu::test {
+namespace {
+using namespace as;
+
+constexpr uint64_t kData = 0x80100000;  // a data area the programs read and write
+constexpr uint64_t kDataBytes = 8192;
+constexpr uint64_t kHandler = 0x80080000;
+
+struct Outcome {
+  uint64_t x[32];
+  uint64_t pc, instret, sepc, scause, stval;
+  std::vector<uint8_t> data;
+  std::vector<EngineStat> stats;
+};
+
+class JitTest : public ::testing::Test {
+ protected:
+  static constexpr uint64_t kRamBase = 0x80000000;
+  static constexpr uint64_t kRamSize = 4ull << 20;
+
+  // Runs `program` at the RAM base in S-mode (bare translation) until an
+  // ecall, with `handler` (if any) installed at kHandler as stvec.
+  Outcome runOn(EngineKind engine, const std::vector<uint32_t>& program, const std::vector<uint32_t>& handler = {},
+                const std::function<void(Hart&, uint8_t* ram)>& setup = {}) {
+    auto ram = std::make_unique<uint8_t[]>(kRamSize);
+    std::memcpy(ram.get(), program.data(), program.size() * 4);
+    std::memcpy(ram.get() + (kHandler - kRamBase), handler.data(), handler.size() * 4);
+    for (unsigned i = 0; i < 4096; ++i) ram[(kData - kRamBase) + i] = static_cast<uint8_t>(i * 7 + 3);
+    TestHost host;
+    host.onEcall = [](Hart& h) {
+      h.stopSelf();
+      return true;
+    };
+    TestMmio mmio;
+    Hart hart(0, PhysicalMemory{kRamBase, kRamSize, ram.get(), &mmio}, host, EngineConfig{engine, 1});
+    hart.resetToSupervisorBoot(kRamBase, 0);
+    hart.writeCsr(csr::kStvec, kHandler);
+    if (setup) setup(hart, ram.get());
+    EXPECT_EQ(hart.run(), ExitReason::HartStopped);
+    Outcome out;
+    for (unsigned i = 0; i < 32; ++i) out.x[i] = hart.xreg(i);
+    out.pc = hart.pc();
+    out.instret = hart.instructionsRetired();
+    out.sepc = *hart.readCsr(csr::kSepc);
+    out.scause = *hart.readCsr(csr::kScause);
+    out.stval = *hart.readCsr(csr::kStval);
+    out.data.assign(ram.get() + (kData - kRamBase), ram.get() + (kData - kRamBase) + kDataBytes);
+    out.stats = hart.engineStats();
+    return out;
+  }
+
+  // Runs on both engines, expects identical outcomes, returns the JIT's.
+  Outcome runBoth(const std::vector<uint32_t>& program, const std::vector<uint32_t>& handler = {},
+                  const std::function<void(Hart&, uint8_t* ram)>& setup = {}) {
+    const Outcome interp = runOn(EngineKind::Interpreter, program, handler, setup);
+    const Outcome jit = runOn(EngineKind::Jit, program, handler, setup);
+    for (unsigned i = 0; i < 32; ++i) EXPECT_EQ(jit.x[i], interp.x[i]) << "x" << i;
+    EXPECT_EQ(jit.pc, interp.pc);
+    EXPECT_EQ(jit.instret, interp.instret);
+    EXPECT_EQ(jit.sepc, interp.sepc);
+    EXPECT_EQ(jit.scause, interp.scause);
+    EXPECT_EQ(jit.stval, interp.stval);
+    EXPECT_TRUE(jit.data == interp.data) << "data areas differ";
+    return jit;
+  }
+
+  static uint64_t stat(const Outcome& o, const std::string& name) {
+    for (const auto& s : o.stats)
+      if (s.name == name) return s.value;
+    ADD_FAILURE() << "no stat " << name;
+    return 0;
+  }
+};
+
+// As the first instruction of a program (at the RAM base): rd = kData.
+uint32_t dataPointer(unsigned rd) { return auipc(rd, static_cast<int32_t>(kData - 0x80000000)); }
+
+TEST_F(JitTest, EveryIntegerOperationOverOperandPairs) {
+  // For each of 16 operand pairs (a, b) from the data area, compute every
+  // RV64IM register-register and immediate operation and store the results.
+  std::vector<uint32_t> program = {
+      dataPointer(s0),     // s0 = inputs
+      addi(s1, s0, 256),   // s1 = outputs
+      addi(s2, zero, 16),  // pairs left
+  };
+  const size_t loopStart = program.size();
+  program.insert(program.end(), {
+      ld(a0, s0, 0), ld(a1, s0, 8),
+      add(t0, a0, a1), sd(t0, s1, 0), sub(t0, a0, a1), sd(t0, s1, 8),
+      sll(t0, a0, a1), sd(t0, s1, 16), slt(t0, a0, a1), sd(t0, s1, 24),
+      sltu(t0, a0, a1), sd(t0, s1, 32), xor_(t0, a0, a1), sd(t0, s1, 40),
+      srl(t0, a0, a1), sd(t0, s1, 48), sra(t0, a0, a1), sd(t0, s1, 56),
+      or_(t0, a0, a1), sd(t0, s1, 64), and_(t0, a0, a1), sd(t0, s1, 72),
+      addw(t0, a0, a1), sd(t0, s1, 80), subw(t0, a0, a1), sd(t0, s1, 88),
+      sllw(t0, a0, a1), sd(t0, s1, 96), srlw(t0, a0, a1), sd(t0, s1, 104),
+      sraw(t0, a0, a1), sd(t0, s1, 112), mul(t0, a0, a1), sd(t0, s1, 120),
+      mulh(t0, a0, a1), sd(t0, s1, 128), mulhsu(t0, a0, a1), sd(t0, s1, 136),
+      mulhu(t0, a0, a1), sd(t0, s1, 144), div(t0, a0, a1), sd(t0, s1, 152),
+      divu(t0, a0, a1), sd(t0, s1, 160), rem(t0, a0, a1), sd(t0, s1, 168),
+      remu(t0, a0, a1), sd(t0, s1, 176), mulw(t0, a0, a1), sd(t0, s1, 184),
+      divw(t0, a0, a1), sd(t0, s1, 192), divuw(t0, a0, a1), sd(t0, s1, 200),
+      remw(t0, a0, a1), sd(t0, s1, 208), remuw(t0, a0, a1), sd(t0, s1, 216),
+      addi(t0, a0, -2048), sd(t0, s1, 224), slti(t0, a0, -1), sd(t0, s1, 232),
+      sltiu(t0, a0, -1), sd(t0, s1, 240), xori(t0, a0, -1), sd(t0, s1, 248),
+      ori(t0, a0, 0x555), sd(t0, s1, 256), andi(t0, a0, -16), sd(t0, s1, 264),
+      slli(t0, a0, 63), sd(t0, s1, 272), srli(t0, a0, 1), sd(t0, s1, 280),
+      srai(t0, a0, 7), sd(t0, s1, 288), addiw(t0, a0, 1), sd(t0, s1, 296),
+      slliw(t0, a0, 31), sd(t0, s1, 304), srliw(t0, a0, 3), sd(t0, s1, 312),
+      sraiw(t0, a0, 31), sd(t0, s1, 320),
+      lb(t0, s0, 3), sd(t0, s1, 328), lbu(t0, s0, 3), sd(t0, s1, 336),
+      lh(t0, s0, 2), sd(t0, s1, 344), lhu(t0, s0, 2), sd(t0, s1, 352),
+      lw(t0, s0, 4), sd(t0, s1, 360), lwu(t0, s0, 4), sd(t0, s1, 368),
+      sb(a1, s1, 376), sh(a1, s1, 378), sw(a1, s1, 380),
+      addi(zero, a0, 1), add(zero, a0, a1),  // writes to x0 vanish
+      addi(s0, s0, 16), addi(s1, s1, 384), addi(s2, s2, -1),
+  });
+  const auto loopLength = static_cast<int32_t>(program.size() - loopStart + 1);
+  program.push_back(bne(s2, zero, -4 * (loopLength - 1)));
+  program.push_back(ecall);
+  const Outcome out = runBoth(program, {}, [](Hart&, uint8_t* ram) {
+    // Operand pairs with the interesting corners: zero divisors, INT_MIN / -1, shifts past 31/63.
+    const uint64_t values[] = {0, 1, ~0ull, 0x8000000000000000ull, 0x7fffffffffffffffull, 0xffffffff80000000ull,
+                               0x80000000ull, 63, 64, 31, 0x123456789abcdef0ull, 0xfedcba9876543210ull, 2, 3, 17, 5};
+    for (unsigned i = 0; i < 16; ++i) {
+      const uint64_t a = values[i], b = values[(i * 5 + 3) % 16];
+      std::memcpy(ram + (kData - kRamBase) + 16 * i, &a, 8);
+      std::memcpy(ram + (kData - kRamBase) + 16 * i + 8, &b, 8);
+    }
+  });
+  // Spot checks of the arithmetic itself: pair 0 is (0, INT64_MIN), pair 9 is (31, 0).
+  uint64_t first[48], ninth[48];
+  std::memcpy(first, out.data.data() + 256, sizeof(first));
+  std::memcpy(ninth, out.data.data() + 256 + 9 * 384, sizeof(ninth));
+  EXPECT_EQ(first[0], 0x8000000000000000ull);  // add
+  EXPECT_EQ(first[1], 0x8000000000000000ull);  // sub
+  EXPECT_EQ(ninth[19], ~0ull);                 // div by zero
+  EXPECT_EQ(ninth[21], 31u);                   // rem by zero
+  EXPECT_EQ(ninth[28], static_cast<uint64_t>(31 - 2048));  // addi -2048
+  EXPECT_EQ(out.instret, 3u + 16u * loopLength + 1);  // the loop 16 times, then the ecall
+  EXPECT_GT(stat(out, "chain_links"), 0u);
+  EXPECT_GT(stat(out, "blocks_translated"), 0u);
+}
+
+TEST_F(JitTest, DivisionCornerCasesMatchTheArchitecture) {
+  const std::vector<uint32_t> program = {
+      addi(a0, zero, 7), addi(a1, zero, 0), addi(a2, zero, -1),
+      slli(a3, a2, 63),             // INT64_MIN
+      div(s2, a0, a1),              // -1
+      rem(s3, a0, a1),              // 7
+      div(s4, a3, a2),              // INT64_MIN
+      rem(s5, a3, a2),              // 0
+      divuw(s6, a0, a1),            // all ones
+      remw(s7, a3, a2),             // low word 0 / -1: 0
+      ecall,
+  };
+  const Outcome out = runBoth(program);
+  EXPECT_EQ(out.x[s2], ~0ull);
+  EXPECT_EQ(out.x[s3], 7u);
+  EXPECT_EQ(out.x[s4], 0x8000000000000000ull);
+  EXPECT_EQ(out.x[s5], 0u);
+  EXPECT_EQ(out.x[s6], ~0ull);
+  EXPECT_EQ(out.x[s7], 0u);
+}
+
+TEST_F(JitTest, TrapInTheMiddleOfABlockIsPrecise) {
+  // The load from an address with no RAM or device faults at index 3 of the
+  // block: the instructions before it are retired, the ones after are not.
+  const std::vector<uint32_t> program = {
+      addi(a0, zero, 11),
+      addi(a1, zero, 22),
+      lui(t0, 0x40000000),          // nothing lives at 0x40000000
+      ld(a2, t0, 8),                // faults
+      addi(a3, zero, 33),           // never runs
+      ecall,
+  };
+  const std::vector<uint32_t> handler = {
+      csrr(s2, csr::kInstret),
+      ecall,
+  };
+  const Outcome out = runBoth(program, handler);
+  EXPECT_EQ(out.sepc, kRamBase + 12);
+  EXPECT_EQ(out.scause, csr::kLoadAccessFault);
+  EXPECT_EQ(out.stval, 0x40000008u);
+  EXPECT_EQ(out.x[a0], 11u);
+  EXPECT_EQ(out.x[a1], 22u);
+  EXPECT_EQ(out.x[a3], 0u);
+  EXPECT_EQ(out.x[s2], 3u);  // three instructions retired before the trap
+}
+
+TEST_F(JitTest, HelperExecutedInstructionsTrapPrecisely) {
+  // A misaligned AMO (executed by the interpreter's executor) in mid-block,
+  // then an illegal instruction; both must trap with exact pc and instret.
+  const std::vector<uint32_t> program = {
+      dataPointer(s0),
+      addi(a0, s0, 2),
+      amoadd_d(a1, a0, a0),         // misaligned: store/AMO misaligned fault
+      addi(a3, zero, 1),
+      ecall,
+  };
+  const std::vector<uint32_t> handler = {csrr(s2, csr::kInstret), ecall};
+  const Outcome out = runBoth(program, handler);
+  EXPECT_EQ(out.sepc, kRamBase + 8);
+  EXPECT_EQ(out.scause, csr::kStoreMisaligned);
+  EXPECT_EQ(out.x[s2], 2u);
+  EXPECT_EQ(out.x[a3], 0u);
+
+  const Outcome illegal = runBoth({addi(a0, zero, 1), 0xffffffff, ecall}, handler);
+  EXPECT_EQ(illegal.sepc, kRamBase + 4);
+  EXPECT_EQ(illegal.scause, csr::kIllegalInstruction);
+  EXPECT_EQ(illegal.stval, 0xffffffffu);
+}
+
+TEST_F(JitTest, CallsAndReturnsGoThroughTheJumpCache) {
+  // A loop calling a function 1000 times: jal + jalr (ret), with the function on another page.
+  const int32_t toFunction = 0x2000;
+  std::vector<uint32_t> program = {
+      addi(s2, zero, 1000),
+      addi(a0, zero, 0),
+      // loop (index 2):
+      jal(ra, toFunction - 8),      // call (from index 2: offset 8)
+      addi(s2, s2, -1),
+      bne(s2, zero, -8),
+      ecall,
+  };
+  program.resize(toFunction / 4);
+  program.push_back(addi(a0, a0, 3));
+  program.push_back(jalr(zero, ra, 0));  // ret
+  const Outcome out = runBoth(program);
+  EXPECT_EQ(out.x[a0], 3000u);
+  // The first call and return of each fill the jump cache through the
+  // out-of-line lookup; the other 999 are served inline.
+  EXPECT_GT(stat(out, "lookup_hits"), 0u);
+  EXPECT_LT(stat(out, "lookup_hits"), 10u);
+}
+
+TEST_F(JitTest, SelfModifyingCodeIsSeenAfterFenceI) {
+  // Runs `addi a0, a0, 1` at `patch`, rewrites it to `addi a0, a0, 100`,
+  // fence.i, runs it again: 1 + 100.
+  const std::vector<uint32_t> program = {
+      auipc(s0, 0),                 // s0 = base
+      lw(t1, s0, 40),               // the replacement word, stored at index 10
+      jal(ra, 20),                  // call patch (index 7)
+      sw(t1, s0, 28),               // rewrite index 7
+      fence_i,
+      jal(ra, 8),                   // call patch again
+      ecall,
+      addi(a0, a0, 1),              // index 7: patch
+      jalr(zero, ra, 0),
+      nop,
+      addi(a0, a0, 100),            // index 10: the replacement (data)
+  };
+  const Outcome out = runBoth(program);
+  EXPECT_EQ(out.x[a0], 101u);
+  EXPECT_GE(stat(out, "block_cache_flushes"), 2u);  // the reset's, then fence.i's
+}
+
+TEST_F(JitTest, SlowPathsPageCrossingAndMmio) {
+  // A load and a store straddling a page boundary go through the slow path;
+  // a store to a device reaches it through the bus.
+  const std::vector<uint32_t> program = {
+      auipc(s0, static_cast<int32_t>(kData + 0x1000 - 0x80000000)),
+      ld(a0, s0, -4),               // straddles 0x80100ffc..0x80101003
+      sd(a0, s0, -12),              // 0x80100ff4: inside the page, fast path
+      addi(a1, zero, 0x5a),
+      sw(a1, s0, -2),               // straddles
+      lui(s1, 0x10000000),
+      sw(a1, s1, 8),                // MMIO
+      lw(a2, s1, 8),                // reads back the device register
+      ecall,
+  };
+  const Outcome out = runBoth(program);
+  EXPECT_EQ(out.x[a2], 0x5au);
+  uint64_t crossed;
+  std::memcpy(&crossed, out.data.data() + 0xff4, 8);
+  EXPECT_EQ(crossed, out.x[a0]);
+}
+
+TEST_F(JitTest, ChainedLoopStillStopsOnRequest) {
+  // `j .` chains to itself forever; requestStop() from another thread must end run().
+  auto ram = std::make_unique<uint8_t[]>(kRamSize);
+  const uint32_t loop = jal(zero, 0);
+  std::memcpy(ram.get(), &loop, 4);
+  TestHost host;
+  TestMmio mmio;
+  Hart hart(0, PhysicalMemory{kRamBase, kRamSize, ram.get(), &mmio}, host, EngineConfig{EngineKind::Jit, 1});
+  hart.resetToSupervisorBoot(kRamBase, 0);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    hart.requestStop();
+  });
+  EXPECT_EQ(hart.run(), ExitReason::StopRequested);
+  stopper.join();
+  EXPECT_GT(hart.instructionsRetired(), 1000u);
+  EXPECT_EQ(hart.pc(), kRamBase);
+}
+
+TEST_F(JitTest, StepRetiresExactlyTheRequestedCount) {
+  // step(n) through translated blocks and partial (interpreted) ones alike.
+  const std::vector<uint32_t> program = {
+      addi(a0, zero, 0),
+      addi(a0, a0, 1), addi(a0, a0, 1), addi(a0, a0, 1),
+      jal(zero, -12),
+  };
+  for (uint64_t n : {1u, 3u, 4u, 5u, 17u, 100u}) {
+    auto ram = std::make_unique<uint8_t[]>(kRamSize);
+    std::memcpy(ram.get(), program.data(), program.size() * 4);
+    TestHost host;
+    TestMmio mmio;
+    Hart hart(0, PhysicalMemory{kRamBase, kRamSize, ram.get(), &mmio}, host, EngineConfig{EngineKind::Jit, 1});
+    hart.resetToSupervisorBoot(kRamBase, 0);
+    EXPECT_EQ(hart.step(n), n);
+    EXPECT_EQ(hart.instructionsRetired(), n);
+    // After n instructions: the first sets a0 = 0, then each 4-instruction round adds 3.
+    const uint64_t rounds = (n - 1) / 4, extra = std::min<uint64_t>((n - 1) % 4, 3);
+    EXPECT_EQ(hart.xreg(a0), rounds * 3 + extra) << "n = " << n;
+  }
+}
+
+}  // namespace
+}  // namespace strata::cpu::test
+
+namespace strata::cpu::test {
+namespace {
+using namespace as;
+
+TEST(JitThreshold, ColdBlocksAreInterpretedUntilTheyRunOften) {
+  // A 102400-iteration loop with the default threshold: the interpreter runs
+  // it (chaining) and hands back to the run loop every few hundred blocks;
+  // after the loop block has been handed back 16 times it is translated, and
+  // the rest of the loop runs translated. The blocks before and after the
+  // loop run once and are never translated.
+  constexpr uint64_t kBase = 0x80000000, kSize = 1 << 20;
+  const std::vector<uint32_t> program = {
+      lui(a0, 0x19000),
+      addi(a1, a1, 2), addi(a0, a0, -1), bne(a0, zero, -8),
+      ecall,
+  };
+  auto ram = std::make_unique<uint8_t[]>(kSize);
+  std::memcpy(ram.get(), program.data(), program.size() * 4);
+  TestHost host;
+  host.onEcall = [](Hart& h) {
+    h.stopSelf();
+    return true;
+  };
+  TestMmio mmio;
+  Hart hart(0, PhysicalMemory{kBase, kSize, ram.get(), &mmio}, host, EngineKind::Jit);
+  hart.resetToSupervisorBoot(kBase, 0);
+  EXPECT_EQ(hart.run(), ExitReason::HartStopped);
+  EXPECT_EQ(hart.xreg(a1), 2u * 0x19000);
+  std::map<std::string, uint64_t> stats;
+  for (const auto& s : hart.engineStats()) stats[s.name] = s.value;
+  EXPECT_EQ(stats["blocks_translated"], 1u);
+  EXPECT_GE(stats["interpreted_blocks"], 16u);
+  EXPECT_LT(stats["interpreted_blocks"], 40u);
+  EXPECT_GT(stats["dispatches"], 0u);
+}
+
+}  // namespace
+}  // namespace strata::cpu::test
+
+namespace strata::cpu::test {
+namespace {
+using namespace as;
+
+TEST(JitCodeCache, FullCacheIsFlushedAndCountedAndResultsStayExact) {
+  // 1500 two-instruction blocks (addi; jal to the next), run 3 times, through
+  // a 64 KiB code cache that cannot hold them all: the engine must drop
+  // everything when full (counted) and keep computing the right sum.
+  constexpr uint64_t kBase = 0x80000000, kSize = 1 << 20;
+  constexpr int kBlocks = 1500;
+  std::vector<uint32_t> program = {addi(s2, zero, 3)};
+  for (int i = 0; i < kBlocks; ++i) {
+    program.push_back(addi(a0, a0, 1));
+    program.push_back(jal(zero, 4));
+  }
+  program.push_back(addi(s2, s2, -1));
+  program.push_back(beq(s2, zero, 8));                  // done: skip the jump back
+  program.push_back(jal(zero, -4 * (2 * kBlocks + 2)));  // too far for a branch
+  program.push_back(ecall);
+  for (EngineConfig config : {EngineConfig{EngineKind::Jit, 1, 64 << 10}, EngineConfig{EngineKind::Interpreter}}) {
+    auto ram = std::make_unique<uint8_t[]>(kSize);
+    std::memcpy(ram.get(), program.data(), program.size() * 4);
+    TestHost host;
+    host.onEcall = [](Hart& h) {
+      h.stopSelf();
+      return true;
+    };
+    TestMmio mmio;
+    Hart hart(0, PhysicalMemory{kBase, kSize, ram.get(), &mmio}, host, config);
+    hart.resetToSupervisorBoot(kBase, 0);
+    EXPECT_EQ(hart.run(), ExitReason::HartStopped);
+    EXPECT_EQ(hart.xreg(a0), 3u * kBlocks);
+    EXPECT_EQ(hart.instructionsRetired(), 1u + 3u * (2 * kBlocks + 2) + 2u + 1u);  // 2 jumps back, the ecall
+    if (config.kind == EngineKind::Jit) {
+      std::map<std::string, uint64_t> stats;
+      for (const auto& s : hart.engineStats()) stats[s.name] = s.value;
+      EXPECT_GT(stats["code_cache_flushes"], 0u);
+      EXPECT_LE(stats["code_bytes"], 64u << 10);
+      EXPECT_GT(stats["blocks_translated"], static_cast<uint64_t>(3 * kBlocks) / 2);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace strata::cpu::test
