@@ -92,10 +92,18 @@ Result<rlim_t> diskGrowthLimit(const std::string& path) {
   return static_cast<rlim_t>(std::max<uint64_t>(st.st_size, virtualBytes + virtualBytes / 8 + (64u << 20)));
 }
 
+// The --engine value that gives the jailed VM the same CPU engine.
+std::string engineArgument(const cpu::EngineConfig& engine) {
+  if (engine.kind != cpu::EngineKind::Jit) return cpu::engineName(engine.kind);
+  return fmt::format("{},threshold={}", cpu::engineName(engine.kind), engine.translateThreshold);
+}
+
 Result<JailPlan> planJail(const VmConfig& config) {
   if (config.console.kind != ConsoleConfig::Kind::Stdio)
     return Error{"--jail: only the stdio console is supported (a pty or file would live outside the jail)"};
   if (!config.tapFds.empty()) return Error{"--jail: give --net tap=NAME; the jailer opens the interface itself"};
+  if (!config.switchNets.empty())
+    return Error{"--jail: --net switch= is not supported yet (the switch's socket lives outside the jail)"};
   JailPlan plan;
   plan.arguments = {kJailedBinary, "run"};
   auto addBootFile = [&](const std::string& path, const char* name, const char* option) {
@@ -115,7 +123,9 @@ Result<JailPlan> planJail(const VmConfig& config) {
       return Error{fmt::format("--jail: pool volume {} is not supported; give an image file", disk.path)};
     std::string target = fmt::format("/disk{}", i);
     plan.files.push_back({disk.path, target, disk.readOnly, false});
-    plan.arguments.insert(plan.arguments.end(), {"--disk", disk.readOnly ? target + ",readonly" : target});
+    std::string options = disk.readOnly ? ",readonly" : "";
+    if (disk.format != storage::ImageFormat::Auto) options += fmt::format(",format={}", storage::formatName(disk.format));
+    plan.arguments.insert(plan.arguments.end(), {"--disk", target + options});
     if (!disk.readOnly) {
       auto limit = diskGrowthLimit(disk.path);
       if (!limit) return limit.error();
@@ -128,7 +138,8 @@ Result<JailPlan> planJail(const VmConfig& config) {
   plan.arguments.insert(plan.arguments.end(),
                         {"--append", config.commandLine, "--mem", fmt::format("{}K", config.memoryBytes >> 10), "--cpus",
                          std::to_string(config.cpus), "--console", "stdio", "--seccomp",
-                         config.sandbox.seccomp ? "on" : "off", "--landlock", config.sandbox.landlock ? "on" : "off"});
+                         config.sandbox.seccomp ? "on" : "off", "--landlock", config.sandbox.landlock ? "on" : "off",
+                         "--engine", engineArgument(config.engine)});
   if (auto added = addProgramFiles(plan.files); !added) return added.error();
   // The loader is both the program's PT_INTERP and a loaded object: bind it once.
   std::sort(plan.files.begin(), plan.files.end(), [](auto& a, auto& b) { return a.target < b.target; });
