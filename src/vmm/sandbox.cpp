@@ -62,6 +62,7 @@ constexpr const char* kIoLoopExtra[] = {
     "timerfd_create", "timerfd_settime", "io_uring_setup", "io_uring_enter", "io_uring_register",
     "openat", "newfstatat", "fstat", "lseek", "pread64", "pwrite64", "pwritev2", "fsync", "fdatasync",
     "fallocate", "ftruncate", "fcntl", "flock", "readlink", "memfd_create", "getrandom",
+    "sendto", "recvfrom",       // frames to and from a `strata switch` port (send/recv with flags)
     "rseq", "set_robust_list",  // a new thread's first calls, made before it enters its own role
     "rt_sigaction",             // glibc sets up its thread-control signal at the first pthread_create
 };
