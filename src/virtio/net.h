@@ -14,6 +14,7 @@
 
 #include "base/result.h"
 
+#include "network/ethernet.h"
 #include "network/packet_port.h"
 #include "virtio/virtio_device.h"
 
@@ -32,12 +33,11 @@ inline constexpr size_t kHeaderBytes = 12;
 inline constexpr size_t kMaxFrameBytes = 65535;
 inline constexpr size_t kBacklogFrames = 256;
 
-using MacAddress = std::array<uint8_t, 6>;
+using network::MacAddress;
 // Parses "52:54:00:12:34:56" (also with '-'); rejects multicast addresses.
 Result<MacAddress> parseMacAddress(std::string_view text);
 // A locally administered unicast address for the index-th NIC of a VM (52:54:00:12:34:56+index).
 MacAddress defaultMacAddress(unsigned index);
-std::string formatMacAddress(const MacAddress& mac);
 }  // namespace net
 
 class VirtioNet final : public VirtioDevice {

@@ -122,8 +122,7 @@ Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<st
   for (auto& [option, tap] : taps) {
     if (!tap) return Error{fmt::format("--net {}: {}", option, tap.error().message)};
     netPorts_.push_back(std::move(*tap));
-    // A locally administered MAC, distinct per interface: 52:54:00:12:34:5N as QEMU numbers them.
-    std::array<uint8_t, 6> mac{0x52, 0x54, 0x00, 0x12, 0x34, static_cast<uint8_t>(0x56 + netPorts_.size() - 1)};
+    auto mac = virtio::net::defaultMacAddress(static_cast<unsigned>(netPorts_.size() - 1));
     auto added = addVirtioDevice(fmt::format("virtio-net{}", netPorts_.size() - 1),
                                  std::make_unique<virtio::VirtioNet>(*netPorts_.back(), mac));
     if (!added) return added;

@@ -152,7 +152,7 @@ TEST(MacAddress, ParsesAndFormats) {
   auto mac = net::parseMacAddress("52:54:00:AB:cd:0f");
   ASSERT_TRUE(mac.ok()) << mac.error().message;
   EXPECT_EQ(*mac, (net::MacAddress{0x52, 0x54, 0x00, 0xab, 0xcd, 0x0f}));
-  EXPECT_EQ(net::formatMacAddress(*mac), "52:54:00:ab:cd:0f");
+  EXPECT_EQ(network::formatMac(*mac), "52:54:00:ab:cd:0f");
   EXPECT_TRUE(net::parseMacAddress("02-00-00-00-00-01").ok());
 }
 
@@ -167,8 +167,8 @@ TEST(MacAddress, RejectsMalformedAndMulticast) {
 }
 
 TEST(MacAddress, DefaultsAreDistinctUnicast) {
-  EXPECT_EQ(net::formatMacAddress(net::defaultMacAddress(0)), "52:54:00:12:34:56");
-  EXPECT_EQ(net::formatMacAddress(net::defaultMacAddress(1)), "52:54:00:12:34:57");
+  EXPECT_EQ(network::formatMac(net::defaultMacAddress(0)), "52:54:00:12:34:56");
+  EXPECT_EQ(network::formatMac(net::defaultMacAddress(1)), "52:54:00:12:34:57");
   EXPECT_EQ(net::defaultMacAddress(0)[0] & 1, 0);
 }
 
