@@ -19,6 +19,7 @@
 #include "base/event_loop.h"
 #include "base/log.h"
 #include "commands.h"
+#include "termination_signals.h"
 #include "storage/disk_image.h"
 #include "storage/nbd/nbd_server.h"
 #include "storage/sync_io.h"
@@ -49,18 +50,6 @@ struct ServeArgs {
 int fail(const std::string& message) {
   std::fprintf(stderr, "strata nbd: %s\n", message.c_str());
   return 1;
-}
-
-// Blocks SIGINT/SIGTERM for the process and delivers them through an fd the loop watches.
-Result<UniqueFd> terminationSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  if (::sigprocmask(SIG_BLOCK, &signals, nullptr) != 0) return errnoError("sigprocmask");
-  UniqueFd fd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
-  if (!fd.valid()) return errnoError("signalfd");
-  return fd;
 }
 
 // --tls, --tls-certs and --tls-psk as a policy; credentials alone mean TLS is required.

@@ -1,8 +1,6 @@
 // `strata switch`: run a virtual switch (`strata switch NAME [--tap ...]`) and
 // manage a running one over its control socket: `strata switch flow
 // add|del|list NAME ...`, `strata switch port list|mirror NAME ...`.
-#include <signal.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,6 +10,7 @@
 #include "base/event_loop.h"
 #include "base/log.h"
 #include "commands.h"
+#include "termination_signals.h"
 #include "network/socket_port.h"
 #include "network/switch_service.h"
 
@@ -28,18 +27,6 @@ struct SwitchArgs {
 int fail(const std::string& message) {
   std::fprintf(stderr, "strata switch: %s\n", message.c_str());
   return 1;
-}
-
-// Blocks SIGINT/SIGTERM for the process and delivers them through an fd the loop watches.
-Result<UniqueFd> terminationSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  if (::sigprocmask(SIG_BLOCK, &signals, nullptr) != 0) return errnoError("sigprocmask");
-  UniqueFd fd(::signalfd(-1, &signals, SFD_NONBLOCK | SFD_CLOEXEC));
-  if (!fd.valid()) return errnoError("signalfd");
-  return fd;
 }
 
 int runSwitch(const SwitchArgs& args) {
