@@ -138,6 +138,25 @@ ProcessResult runStrata(const std::vector<std::string>& args, const std::string&
   return ::testing::AssertionFailure() << "\"" << text << "\" not in the output:\n" << output;
 }
 
+std::string parallelHashCommands(int jobs, int last) {
+  std::string ids;
+  for (int i = 1; i <= jobs; ++i) ids += (i > 1 ? " " : "") + std::to_string(i);
+  std::string slices = std::to_string(jobs) + " " + std::to_string(last);
+  return "for i in " + ids + "; do (seq $i " + slices + " | sha256sum > /tmp/sum$i) & done; wait\n" +
+         "for i in " + ids + "; do echo job$i=$(cut -c1-16 /tmp/sum$i); done\n";
+}
+
+::testing::AssertionResult hasParallelHashes(const std::string& output, int jobs, int last) {
+  for (int i = 1; i <= jobs; ++i) {
+    std::string job = std::to_string(i);
+    auto expected = runShell("seq " + job + " " + std::to_string(jobs) + " " + std::to_string(last) +
+                             " | sha256sum | cut -c1-16");
+    auto found = contains(output, "job" + job + "=" + expected.output.substr(0, 16) + "\r\n");
+    if (!found) return found;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 ProcessResult runShell(const std::string& command) {
   return runProcess({"/bin/sh", "-c", command}, "", std::chrono::seconds(120));
 }

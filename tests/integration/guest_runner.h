@@ -31,6 +31,12 @@ ProcessResult runStrata(const std::vector<std::string>& args, const std::string&
 // Whether `output` holds `text`; when not, the failure shows both.
 ::testing::AssertionResult contains(const std::string& output, const std::string& text);
 
+// Guest shell lines that hash `jobs` interleaved slices of 1..last at once (job i
+// hashes i, i+jobs, ...) and print "job<i>=<first 16 hex digits of the sum>".
+std::string parallelHashCommands(int jobs, int last);
+// Whether `output` holds every job's line with the sum the host computes.
+::testing::AssertionResult hasParallelHashes(const std::string& output, int jobs, int last);
+
 // Runs a host shell command and returns its output and status.
 ProcessResult runShell(const std::string& command);
 

@@ -25,6 +25,31 @@ struct Outcome {
   std::vector<EngineStat> stats;
 };
 
+// A hart running `program` from `base` in S-mode (RAM of `ramBytes` there),
+// stopped by the program's ecall.
+struct ProgramHart {
+  ProgramHart(const std::vector<uint32_t>& program, uint64_t base, uint64_t ramBytes, const EngineConfig& engine)
+      : ram(std::make_unique<uint8_t[]>(ramBytes)) {
+    std::memcpy(ram.get(), program.data(), program.size() * 4);
+    host.onEcall = [](Hart& h) {
+      h.stopSelf();
+      return true;
+    };
+    hart = std::make_unique<Hart>(0, PhysicalMemory{base, ramBytes, ram.get(), &mmio}, host, engine);
+    hart->resetToSupervisorBoot(base, 0);
+  }
+  std::map<std::string, uint64_t> stats() const {
+    std::map<std::string, uint64_t> byName;
+    for (const auto& stat : hart->engineStats()) byName[stat.name] = stat.value;
+    return byName;
+  }
+
+  std::unique_ptr<uint8_t[]> ram;
+  TestHost host;
+  TestMmio mmio;
+  std::unique_ptr<Hart> hart;
+};
+
 class JitTest : public ::testing::Test {
  protected:
   static constexpr uint64_t kRamBase = 0x80000000;
@@ -34,20 +59,13 @@ class JitTest : public ::testing::Test {
   // ecall, with `handler` (if any) installed at kHandler as stvec.
   Outcome runOn(EngineKind engine, const std::vector<uint32_t>& program, const std::vector<uint32_t>& handler = {},
                 const std::function<void(Hart&, uint8_t* ram)>& setup = {}) {
-    auto ram = std::make_unique<uint8_t[]>(kRamSize);
-    std::memcpy(ram.get(), program.data(), program.size() * 4);
-    std::memcpy(ram.get() + (kHandler - kRamBase), handler.data(), handler.size() * 4);
+    ProgramHart run(program, kRamBase, kRamSize, EngineConfig{engine, 1});
+    Hart& hart = *run.hart;
+    uint8_t* ram = run.ram.get();
+    std::memcpy(ram + (kHandler - kRamBase), handler.data(), handler.size() * 4);
     for (unsigned i = 0; i < 4096; ++i) ram[(kData - kRamBase) + i] = static_cast<uint8_t>(i * 7 + 3);
-    TestHost host;
-    host.onEcall = [](Hart& h) {
-      h.stopSelf();
-      return true;
-    };
-    TestMmio mmio;
-    Hart hart(0, PhysicalMemory{kRamBase, kRamSize, ram.get(), &mmio}, host, EngineConfig{engine, 1});
-    hart.resetToSupervisorBoot(kRamBase, 0);
     hart.writeCsr(csr::kStvec, kHandler);
-    if (setup) setup(hart, ram.get());
+    if (setup) setup(hart, ram);
     EXPECT_EQ(hart.run(), ExitReason::HartStopped);
     Outcome out;
     for (unsigned i = 0; i < 32; ++i) out.x[i] = hart.xreg(i);
@@ -56,7 +74,7 @@ class JitTest : public ::testing::Test {
     out.sepc = *hart.readCsr(csr::kSepc);
     out.scause = *hart.readCsr(csr::kScause);
     out.stval = *hart.readCsr(csr::kStval);
-    out.data.assign(ram.get() + (kData - kRamBase), ram.get() + (kData - kRamBase) + kDataBytes);
+    out.data.assign(ram + (kData - kRamBase), ram + (kData - kRamBase) + kDataBytes);
     out.stats = hart.engineStats();
     return out;
   }
@@ -289,13 +307,8 @@ TEST_F(JitTest, SlowPathsPageCrossingAndMmio) {
 
 TEST_F(JitTest, ChainedLoopStillStopsOnRequest) {
   // `j .` chains to itself forever; requestStop() from another thread must end run().
-  auto ram = std::make_unique<uint8_t[]>(kRamSize);
-  const uint32_t loop = jal(zero, 0);
-  std::memcpy(ram.get(), &loop, 4);
-  TestHost host;
-  TestMmio mmio;
-  Hart hart(0, PhysicalMemory{kRamBase, kRamSize, ram.get(), &mmio}, host, EngineConfig{EngineKind::Jit, 1});
-  hart.resetToSupervisorBoot(kRamBase, 0);
+  ProgramHart run({jal(zero, 0)}, kRamBase, kRamSize, EngineConfig{EngineKind::Jit, 1});
+  Hart& hart = *run.hart;
   std::thread stopper([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     hart.requestStop();
@@ -314,12 +327,8 @@ TEST_F(JitTest, StepRetiresExactlyTheRequestedCount) {
       jal(zero, -12),
   };
   for (uint64_t n : {1u, 3u, 4u, 5u, 17u, 100u}) {
-    auto ram = std::make_unique<uint8_t[]>(kRamSize);
-    std::memcpy(ram.get(), program.data(), program.size() * 4);
-    TestHost host;
-    TestMmio mmio;
-    Hart hart(0, PhysicalMemory{kRamBase, kRamSize, ram.get(), &mmio}, host, EngineConfig{EngineKind::Jit, 1});
-    hart.resetToSupervisorBoot(kRamBase, 0);
+    ProgramHart run(program, kRamBase, kRamSize, EngineConfig{EngineKind::Jit, 1});
+    Hart& hart = *run.hart;
     EXPECT_EQ(hart.step(n), n);
     EXPECT_EQ(hart.instructionsRetired(), n);
     // After n instructions: the first sets a0 = 0, then each 4-instruction round adds 3.
@@ -327,13 +336,6 @@ TEST_F(JitTest, StepRetiresExactlyTheRequestedCount) {
     EXPECT_EQ(hart.xreg(a0), rounds * 3 + extra) << "n = " << n;
   }
 }
-
-}  // namespace
-}  // namespace strata::cpu::test
-
-namespace strata::cpu::test {
-namespace {
-using namespace as;
 
 TEST(JitThreshold, ColdBlocksAreInterpretedUntilTheyRunOften) {
   // A 102400-iteration loop with the default threshold: the interpreter runs
@@ -347,32 +349,15 @@ TEST(JitThreshold, ColdBlocksAreInterpretedUntilTheyRunOften) {
       addi(a1, a1, 2), addi(a0, a0, -1), bne(a0, zero, -8),
       ecall,
   };
-  auto ram = std::make_unique<uint8_t[]>(kSize);
-  std::memcpy(ram.get(), program.data(), program.size() * 4);
-  TestHost host;
-  host.onEcall = [](Hart& h) {
-    h.stopSelf();
-    return true;
-  };
-  TestMmio mmio;
-  Hart hart(0, PhysicalMemory{kBase, kSize, ram.get(), &mmio}, host, EngineKind::Jit);
-  hart.resetToSupervisorBoot(kBase, 0);
-  EXPECT_EQ(hart.run(), ExitReason::HartStopped);
-  EXPECT_EQ(hart.xreg(a1), 2u * 0x19000);
-  std::map<std::string, uint64_t> stats;
-  for (const auto& s : hart.engineStats()) stats[s.name] = s.value;
+  ProgramHart run(program, kBase, kSize, EngineKind::Jit);
+  EXPECT_EQ(run.hart->run(), ExitReason::HartStopped);
+  EXPECT_EQ(run.hart->xreg(a1), 2u * 0x19000);
+  auto stats = run.stats();
   EXPECT_EQ(stats["blocks_translated"], 1u);
   EXPECT_GE(stats["interpreted_blocks"], 16u);
   EXPECT_LT(stats["interpreted_blocks"], 40u);
   EXPECT_GT(stats["dispatches"], 0u);
 }
-
-}  // namespace
-}  // namespace strata::cpu::test
-
-namespace strata::cpu::test {
-namespace {
-using namespace as;
 
 TEST(JitCodeCache, FullCacheIsFlushedAndCountedAndResultsStayExact) {
   // 1500 two-instruction blocks (addi; jal to the next), run 3 times, through
@@ -390,22 +375,12 @@ TEST(JitCodeCache, FullCacheIsFlushedAndCountedAndResultsStayExact) {
   program.push_back(jal(zero, -4 * (2 * kBlocks + 2)));  // too far for a branch
   program.push_back(ecall);
   for (EngineConfig config : {EngineConfig{EngineKind::Jit, 1, 64 << 10}, EngineConfig{EngineKind::Interpreter}}) {
-    auto ram = std::make_unique<uint8_t[]>(kSize);
-    std::memcpy(ram.get(), program.data(), program.size() * 4);
-    TestHost host;
-    host.onEcall = [](Hart& h) {
-      h.stopSelf();
-      return true;
-    };
-    TestMmio mmio;
-    Hart hart(0, PhysicalMemory{kBase, kSize, ram.get(), &mmio}, host, config);
-    hart.resetToSupervisorBoot(kBase, 0);
-    EXPECT_EQ(hart.run(), ExitReason::HartStopped);
-    EXPECT_EQ(hart.xreg(a0), 3u * kBlocks);
-    EXPECT_EQ(hart.instructionsRetired(), 1u + 3u * (2 * kBlocks + 2) + 2u + 1u);  // 2 jumps back, the ecall
+    ProgramHart run(program, kBase, kSize, config);
+    EXPECT_EQ(run.hart->run(), ExitReason::HartStopped);
+    EXPECT_EQ(run.hart->xreg(a0), 3u * kBlocks);
+    EXPECT_EQ(run.hart->instructionsRetired(), 1u + 3u * (2 * kBlocks + 2) + 2u + 1u);  // 2 jumps back, the ecall
     if (config.kind == EngineKind::Jit) {
-      std::map<std::string, uint64_t> stats;
-      for (const auto& s : hart.engineStats()) stats[s.name] = s.value;
+      auto stats = run.stats();
       EXPECT_GT(stats["code_cache_flushes"], 0u);
       EXPECT_LE(stats["code_bytes"], 64u << 10);
       EXPECT_GT(stats["blocks_translated"], static_cast<uint64_t>(3 * kBlocks) / 2);

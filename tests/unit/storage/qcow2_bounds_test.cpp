@@ -27,6 +27,7 @@ namespace strata::storage {
 namespace {
 
 using testing::DiskImageTest;
+using testing::killAfterReady;
 using testing::pattern;
 using testing::runCommand;
 
@@ -199,34 +200,21 @@ TEST_F(Qcow2Bounds, KilledWithoutEverFlushingLeavesAConsistentImage) {
   // find leaks, never corruption.
   for (int attempt = 0; attempt < 4; ++attempt) {
     std::string image = createImage("killed" + std::to_string(attempt) + ".qcow2");
-    int ready[2];
-    ASSERT_EQ(::pipe(ready), 0);
-    pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-      ::close(ready[0]);
-      auto childLoop = std::move(*EventLoop::create());
-      auto disk = openDiskImage(image, kSmallCache, *childLoop);
-      if (!disk.ok()) ::_exit(1);
-      for (uint64_t i = 0;; ++i) {
-        uint64_t table = i % kTables;
-        auto data = blockData(table + i / kTables);
-        if (!writeSync(**disk, *childLoop, blockOffset(table), data.data(), data.size()).ok()) ::_exit(2);
-        // The parent starts its clock once the first write-backs must have run.
-        if (i == 64) {
-          char byte = 1;
-          if (::write(ready[1], &byte, 1) != 1) ::_exit(3);
-        }
-      }
-    }
-    ::close(ready[1]);
-    char byte = 0;
-    ASSERT_EQ(::read(ready[0], &byte, 1), 1);
-    ::close(ready[0]);
-    ::usleep(20000 + attempt * 30000);
-    ::kill(child, SIGKILL);
-    int status = 0;
-    ::waitpid(child, &status, 0);
+    int status = killAfterReady(
+        [&](const std::function<void()>& ready) {
+          auto childLoop = std::move(*EventLoop::create());
+          auto disk = openDiskImage(image, kSmallCache, *childLoop);
+          if (!disk.ok()) ::_exit(1);
+          for (uint64_t i = 0;; ++i) {
+            uint64_t table = i % kTables;
+            auto data = blockData(table + i / kTables);
+            if (!writeSync(**disk, *childLoop, blockOffset(table), data.data(), data.size()).ok()) ::_exit(2);
+            // The parent starts its clock once the first write-backs must have run.
+            if (i == 64) ready();
+          }
+        },
+        20000 + attempt * 30000);
+    ASSERT_NE(status, -1) << "the child failed before its first write-backs";
     ASSERT_TRUE(WIFSIGNALED(status)) << "the child stopped by itself: " << status;
     auto result = runCommand("qemu-img check " + image);
     EXPECT_TRUE(result.exitCode == 0 || result.exitCode == 3) << "attempt " << attempt << "\n" << result.output;

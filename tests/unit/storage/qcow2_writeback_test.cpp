@@ -27,6 +27,7 @@ namespace strata::storage {
 namespace {
 
 using testing::DiskImageTest;
+using testing::killAfterReady;
 using testing::pattern;
 using testing::readFile;
 using testing::runCommand;
@@ -143,37 +144,26 @@ TEST_F(Qcow2Writeback, KilledDuringFlushesLeavesOnlyLeaks) {
   for (int attempt = 0; attempt < 6; ++attempt) {
     std::string image = dir.file("killed" + std::to_string(attempt) + ".qcow2");
     run("qemu-img create -f qcow2 -o cluster_size=512 " + image + " 16M");
-    int ready[2];
-    ASSERT_EQ(::pipe(ready), 0);
-    pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-      ::close(ready[0]);
-      auto childLoop = std::move(*EventLoop::create());
-      auto disk = openDiskImage(image, {}, *childLoop);
-      if (!disk.ok()) ::_exit(1);
-      // Generation 0 is flushed before the parent starts its clock.
-      auto first = pattern(1 << 20, 7);
-      if (!writeSync(**disk, *childLoop, 0, first.data(), first.size()).ok()) ::_exit(2);
-      if (!flushSync(**disk, *childLoop).ok()) ::_exit(3);
-      char byte = 1;
-      if (::write(ready[1], &byte, 1) != 1) ::_exit(4);
-      for (uint32_t i = 0;; ++i) {
-        auto data = pattern(96 * 1024, 1000 + i);
-        uint64_t offset = (1 << 20) + (uint64_t{i} * 70001 * 512) % (14 << 20);
-        (void)writeSync(**disk, *childLoop, offset, data.data(), data.size());
-        if (i % 4 == 3) (void)discardSync(**disk, *childLoop, offset, 64 * 1024);
-        (void)flushSync(**disk, *childLoop);
-      }
-    }
-    ::close(ready[1]);
-    char byte = 0;
-    ASSERT_EQ(::read(ready[0], &byte, 1), 1);
-    ::close(ready[0]);
-    ::usleep(30000 + attempt * 37000);
-    ::kill(child, SIGKILL);
-    int status = 0;
-    ::waitpid(child, &status, 0);
+    int status = killAfterReady(
+        [&](const std::function<void()>& ready) {
+          auto childLoop = std::move(*EventLoop::create());
+          auto disk = openDiskImage(image, {}, *childLoop);
+          if (!disk.ok()) ::_exit(1);
+          // Generation 0 is flushed before the parent starts its clock.
+          auto first = pattern(1 << 20, 7);
+          if (!writeSync(**disk, *childLoop, 0, first.data(), first.size()).ok()) ::_exit(2);
+          if (!flushSync(**disk, *childLoop).ok()) ::_exit(3);
+          ready();
+          for (uint32_t i = 0;; ++i) {
+            auto data = pattern(96 * 1024, 1000 + i);
+            uint64_t offset = (1 << 20) + (uint64_t{i} * 70001 * 512) % (14 << 20);
+            (void)writeSync(**disk, *childLoop, offset, data.data(), data.size());
+            if (i % 4 == 3) (void)discardSync(**disk, *childLoop, offset, 64 * 1024);
+            (void)flushSync(**disk, *childLoop);
+          }
+        },
+        30000 + attempt * 37000);
+    ASSERT_NE(status, -1) << "the child failed before its first flush";
     auto result = check(image);
     EXPECT_TRUE(result.exitCode == 0 || result.exitCode == 3) << "attempt " << attempt << "\n" << result.output;
     auto disk = open(image, {.readOnly = true});

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -11,10 +13,39 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace strata::storage::testing {
+
+// A crash test's child: forks, runs `work` in the child (which calls `ready()`
+// once the parent may start its clock, and never returns; it _exits on
+// failure), waits for ready, lets the child run `delayUs` longer, SIGKILLs it
+// and returns its wait status, or -1 when it ended before saying ready.
+inline int killAfterReady(const std::function<void(const std::function<void()>& ready)>& work, useconds_t delayUs) {
+  int ready[2];
+  if (::pipe(ready) != 0) return -1;
+  pid_t child = ::fork();
+  if (child < 0) return -1;
+  if (child == 0) {
+    ::close(ready[0]);
+    work([&] {
+      char byte = 1;
+      if (::write(ready[1], &byte, 1) != 1) ::_exit(120);
+    });
+    ::_exit(121);
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  bool saidReady = ::read(ready[0], &byte, 1) == 1;
+  ::close(ready[0]);
+  if (saidReady) ::usleep(delayUs);
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return saidReady ? status : -1;
+}
 
 class TempDir {
  public:
