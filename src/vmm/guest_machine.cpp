@@ -247,7 +247,7 @@ void GuestMachine::pollToHost() {
     uint8_t byte = static_cast<uint8_t>(payload);
     console_.write(&byte, 1);
   } else {
-    log::warn("{}: unsupported HTIF command {:#x} ignored", config_.bareProgram, value);
+    log::warnRateLimited("{}: unsupported HTIF command {:#x} ignored", config_.bareProgram, value);
   }
   __atomic_store_n(toHost_, 0, __ATOMIC_RELEASE);
   if (fromHost_) __atomic_store_n(fromHost_, (device << 56) | (command << 48) | 1, __ATOMIC_RELEASE);
