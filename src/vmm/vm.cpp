@@ -8,6 +8,7 @@
 #include "storage/disk_image.h"
 #include "storage/volume/volume_disk.h"
 #include "vmm/guest_machine.h"
+#include "vmm/vm_control.h"
 
 namespace strata::vmm {
 namespace {
@@ -28,6 +29,11 @@ Result<std::unique_ptr<storage::BlockDevice>> openDisk(const DiskConfig& disk, E
 }  // namespace
 
 Result<int> runVm(const VmConfig& config) {
+  VmControl control(config);
+  return runVm(config, control);
+}
+
+Result<int> runVm(const VmConfig& config, VmControl& control) {
   auto console = HostConsole::open(config.console);
   if (!console) return console.error();
   auto loop = EventLoop::create();
@@ -41,10 +47,16 @@ Result<int> runVm(const VmConfig& config) {
     if (!opened) return opened.error();
     disks.push_back(std::move(*opened));
   }
+  struct Ending {  // whichever way runVm returns
+    VmControl& control;
+    ~Ending() { control.markEnded(); }
+  } ending{control};
   for (;;) {
-    auto machine = GuestMachine::create(config, **console, **loop, disks);
+    auto machine = GuestMachine::create(config, control, **console, **loop, disks);
     if (!machine) return machine.error();
+    control.attach(machine->get());
     GuestOutcome outcome = (*machine)->run();
+    control.detach();
     switch (outcome.exit) {
       case GuestExit::Reboot:
         log::info("guest rebooting");
