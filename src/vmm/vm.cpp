@@ -7,8 +7,10 @@
 #include "base/log.h"
 #include "storage/disk_image.h"
 #include "storage/volume/volume_disk.h"
+#include "vmm/api_server.h"
 #include "vmm/guest_machine.h"
 #include "vmm/vm_control.h"
+#include "vmm/vm_routes.h"
 
 namespace strata::vmm {
 namespace {
@@ -30,6 +32,12 @@ Result<std::unique_ptr<storage::BlockDevice>> openDisk(const DiskConfig& disk, E
 
 Result<int> runVm(const VmConfig& config) {
   VmControl control(config);
+  if (config.apiSocket.empty()) return runVm(config, control);
+  // Started before the VM's sandbox goes up: the API thread keeps its own allow-list only.
+  auto api = ApiServer::create(config);
+  if (!api) return api.error();
+  addApiRoutes((*api)->router(), control);
+  (*api)->start();
   return runVm(config, control);
 }
 
