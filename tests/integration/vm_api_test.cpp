@@ -79,7 +79,6 @@ HttpAnswer rawHttp(const std::string& socketPath, const std::string& request) {
     if (n <= 0) break;  // the server may refuse an oversize body before reading it all
     sent += static_cast<size_t>(n);
   }
-  ::shutdown(fd, SHUT_WR);
   std::string response;
   char buffer[4096];
   for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) response.append(buffer, static_cast<size_t>(n));
