@@ -33,6 +33,12 @@ class StateWriter {
     putRaw(&value, sizeof value);
   }
   void putBytes(std::span<const uint8_t> bytes);  // length-prefixed
+  // An array of integers, read back by getArrayInto into an array of the same length.
+  template <typename T>
+    requires std::is_integral_v<T>
+  void putArray(std::span<const T> values) {
+    putBytes({reinterpret_cast<const uint8_t*>(values.data()), values.size_bytes()});
+  }
   void putString(std::string_view text);          // length-prefixed
 
   // The framed file contents.
@@ -74,6 +80,11 @@ class StateReader {
   std::string getString(size_t maxLength);
   // Reads exactly out.size() bytes written by putBytes (a length mismatch fails).
   void getBytesInto(std::span<uint8_t> out);
+  template <typename T>
+    requires std::is_integral_v<T>
+  void getArrayInto(std::span<T> out) {
+    getBytesInto({reinterpret_cast<uint8_t*>(out.data()), out.size_bytes()});
+  }
 
   // Records a device's verdict on a value it read ("queue size 3 is not a power of two").
   void fail(std::string message);
