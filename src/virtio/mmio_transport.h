@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "base/event_loop.h"
+#include "base/state_stream.h"
 #include "machine/guest_ram.h"
 #include "machine/mmio_device.h"
 #include "virtio/virtio_device.h"
-#include "base/state_stream.h"
 #include "virtio/virtqueue.h"
 
 namespace strata::virtio {
@@ -85,8 +85,6 @@ class VirtioMmioTransport final : public machine::MmioDevice, private VirtioHost
   uint64_t read(uint64_t offset, unsigned size) override;
   void write(uint64_t offset, unsigned size, uint64_t value) override;
 
-  const std::string& name() const { return name_; }
-
   // Snapshots (section "<name>"): registers, negotiated features and each
   // queue's ring positions. Save on the loop thread or while it is idle (the
   // VM paused). Load into a freshly built transport before the guest runs; a
@@ -94,6 +92,8 @@ class VirtioMmioTransport final : public machine::MmioDevice, private VirtioHost
   // saved positions.
   void save(StateWriter& out) const;
   Result<void> load(StateReader& in);
+
+  const std::string& name() const { return name_; }
 
  private:
   struct QueueRegisters {
