@@ -340,6 +340,7 @@ void VirtioMmioTransport::save(StateWriter& out) const {
     VirtQueue::Position position = queues_[i].position();
     for (uint16_t index : {position.nextAvail, position.nextUsed, position.signalledUsed}) out.put(index);
   }
+  device_.saveState(out);
   out.endSection();
 }
 
@@ -365,6 +366,7 @@ Result<void> VirtioMmioTransport::load(StateReader& in) {
       for (uint16_t* index : {&positions[i].nextAvail, &positions[i].nextUsed, &positions[i].signalledUsed})
         *index = in.get<uint16_t>();
     }
+    device_.loadState(in);
     if (auto left = in.leaveSection(); !left) return left;
     if (interruptStatus_) irq_.setLevel(true);
   }

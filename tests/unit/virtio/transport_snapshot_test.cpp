@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "base/state_stream.h"
+#include "virtio/console.h"
 #include "virtio/rng.h"
 #include "virtio_test_driver.h"
 
@@ -50,6 +51,26 @@ TEST(TransportSnapshot, RestoredQueueContinuesFromTheSavedPositions) {
   d.runLoopBriefly();
   EXPECT_EQ(d.usedIdx(0), 4);
   EXPECT_EQ(std::memcmp(d.host(kDataArea, 256), pattern.data(), 256), 0);
+}
+
+TEST(TransportSnapshot, ConsoleInputNotYetDeliveredSurvives) {
+  TestDriver d;
+  VirtioConsole console([](std::span<const uint8_t>) {});
+  d.attach(console);
+  d.start(0, {16, 16});
+  const uint8_t typed[] = {'l', 's', '\n'};
+  console.pushInput(typed);  // no receive buffer posted yet: the input waits
+  d.runLoopBriefly();
+  auto reader = saved(d.transport());
+
+  VirtioConsole restored([](std::span<const uint8_t>) {});
+  d.attach(restored);
+  ASSERT_TRUE(d.transport().load(reader).ok());
+  d.addChain(0, {{kDataArea, 64, true}});
+  d.kick(0);
+  ASSERT_TRUE(d.waitUsed(0, 1));
+  ASSERT_EQ(d.used(0, 0).len, 3u);
+  EXPECT_EQ(std::memcmp(d.host(kDataArea, 3), typed, 3), 0);
 }
 
 TEST(TransportSnapshot, RefusesFeaturesTheDeviceDoesNotOffer) {
