@@ -53,6 +53,9 @@ bool Hart::writeCsr(uint16_t csr, uint64_t value) {
 void Hart::resetToMachineMode(uint64_t pc) { state_->resetToMachineMode(pc); }
 void Hart::resetToSupervisorBoot(uint64_t entry, uint64_t a1) { state_->resetToSupervisorBoot(entry, a1); }
 
+void Hart::save(StateWriter& out) const { state_->saveState(out); }
+Result<void> Hart::load(StateReader& in) { return state_->loadState(in); }
+
 ExitReason Hart::run() { return state_->engine->run(*state_); }
 uint64_t Hart::step(uint64_t count) { return state_->engine->step(*state_, count); }
 void Hart::stopSelf() { state_->attention.fetch_or(kAttnSelfStop); }

@@ -12,7 +12,13 @@
 #include <string_view>
 #include <vector>
 
+#include "base/result.h"
 #include "cpu/physical_memory.h"
+
+namespace strata {
+class StateWriter;
+class StateReader;
+}  // namespace strata
 
 namespace strata::cpu {
 
@@ -104,6 +110,12 @@ class Hart {
   // exceptions delegated to S-mode as OpenSBI does, counters and Sstc enabled
   // for S-mode, misaligned accesses handled transparently.
   void resetToSupervisorBoot(uint64_t entry, uint64_t a1);
+
+  // ---- Snapshots (while the hart is not running). The section is "hart<id>";
+  // TLBs and decoded blocks are derived and rebuilt after a load, an LR
+  // reservation is dropped (SC fails once, as after any trap).
+  void save(StateWriter& out) const;
+  Result<void> load(StateReader& in);
 
   // ---- Execution (owner thread).
   // Executes until requestStop() or stopSelf(). Sleeps in WFI without burning CPU.

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/state_stream.h"
 #include "cpu/block_cache.h"
 #include "cpu/csr_defs.h"
 #include "cpu/decoder.h"
@@ -203,6 +204,10 @@ class HartCore : public HartHotState {
 
   void resetToMachineMode(uint64_t entry);
   void resetToSupervisorBoot(uint64_t entry, uint64_t a1);
+
+  // ---------------- snapshots (hart_snapshot.cpp) ----------------
+  void saveState(StateWriter& out) const;
+  Result<void> loadState(StateReader& in);
 
   // ---------------- physical memory protection (pmp.cpp) ----------------
   bool pmpAllows(uint64_t pa, uint64_t size, Access access, Privilege p) const;

@@ -81,4 +81,29 @@ bool Clint::softwareInterruptPending(unsigned hart) const {
   return hart < msip_.size() && msip_[hart];
 }
 
+namespace {
+constexpr uint32_t kClintStateVersion = 1;
+}
+
+// mtimecmp lives in each hart and is saved with it; the platform timer is the VM's clock.
+void Clint::save(StateWriter& out) const {
+  std::lock_guard lock(mutex_);
+  out.beginSection("clint", kClintStateVersion);
+  out.putArray(std::span<const uint8_t>(msip_));
+  out.endSection();
+}
+
+Result<void> Clint::load(StateReader& in) {
+  std::lock_guard lock(mutex_);
+  auto version = in.enterSection("clint", kClintStateVersion);
+  if (!version) return version.error();
+  in.getArrayInto(std::span<uint8_t>(msip_));
+  if (auto left = in.leaveSection(); !left) return left;
+  for (size_t hart = 0; hart < msip_.size(); ++hart) {
+    msip_[hart] = msip_[hart] & 1;
+    targets_[hart]->setSoftwareInterrupt(msip_[hart]);
+  }
+  return {};
+}
+
 }  // namespace strata::machine

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "cpu/hart.h"
+#include "base/result.h"
+#include "base/state_stream.h"
 #include "machine/mmio_device.h"
 
 namespace strata::machine {
@@ -72,6 +74,11 @@ class Clint : public MmioDevice {
   void write(uint64_t offset, unsigned size, uint64_t value) override;
 
   bool softwareInterruptPending(unsigned hart) const;
+
+  // Snapshots: the device's registers and latched state (section "clint").
+  // Loading re-drives its output lines from the loaded state.
+  void save(StateWriter& out) const;
+  Result<void> load(StateReader& in);
 
  private:
   struct OwnedTargets {

@@ -109,4 +109,35 @@ void GoldfishRtc::write(uint64_t offset, unsigned size, uint64_t value) {
   checkAlarmLocked();
 }
 
+namespace {
+constexpr uint32_t kRtcStateVersion = 1;
+}
+
+// The guest's offset from host wall-clock time is kept, so a restored guest's
+// calendar time follows the host's rather than resuming at the saved instant.
+void GoldfishRtc::save(StateWriter& out) const {
+  std::lock_guard lock(mutex_);
+  out.beginSection("rtc", kRtcStateVersion);
+  out.put(offset_);
+  out.put(timeHighLatch_);
+  out.put(alarmNs_);
+  for (bool flag : {alarmArmed_, irqEnabled_, irqPending_}) out.put(static_cast<uint8_t>(flag));
+  out.endSection();
+}
+
+Result<void> GoldfishRtc::load(StateReader& in) {
+  std::lock_guard lock(mutex_);
+  auto version = in.enterSection("rtc", kRtcStateVersion);
+  if (!version) return version.error();
+  offset_ = in.get<uint64_t>();
+  timeHighLatch_ = in.get<uint32_t>();
+  alarmNs_ = in.get<uint64_t>();
+  for (bool* flag : {&alarmArmed_, &irqEnabled_, &irqPending_}) *flag = in.get<uint8_t>() != 0;
+  if (auto left = in.leaveSection(); !left) return left;
+  irqAsserted_ = false;
+  checkAlarmLocked();
+  updateIrqLocked();
+  return {};
+}
+
 }  // namespace strata::machine

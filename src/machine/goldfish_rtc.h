@@ -9,6 +9,8 @@
 #include <functional>
 #include <mutex>
 
+#include "base/result.h"
+#include "base/state_stream.h"
 #include "machine/mmio_device.h"
 
 namespace strata::machine {
@@ -47,6 +49,11 @@ class GoldfishRtc : public MmioDevice {
   uint64_t guestTimeNs() const;
 
   static uint64_t hostRealtimeNs();
+
+  // Snapshots: the device's registers and latched state (section "rtc").
+  // Loading re-drives its output lines from the loaded state.
+  void save(StateWriter& out) const;
+  Result<void> load(StateReader& in);
 
  private:
   uint64_t guestTimeLocked() const { return hostClock_() + offset_; }

@@ -1,6 +1,12 @@
 #include "machine/guest_ram.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
 
 namespace strata::machine {
 
@@ -12,6 +18,48 @@ Result<std::unique_ptr<GuestRam>> GuestRam::create(uint64_t base, uint64_t size)
   if (host == MAP_FAILED) return errnoError("guest RAM mmap");
   ::madvise(host, size, MADV_HUGEPAGE);
   return std::unique_ptr<GuestRam>(new GuestRam(base, size, std::move(fd), static_cast<uint8_t*>(host)));
+}
+
+Result<std::unique_ptr<GuestRam>> GuestRam::mapFile(uint64_t base, uint64_t size, const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return errnoError(path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errnoError(path);
+  if (static_cast<uint64_t>(st.st_size) != size)
+    return Error{path + ": memory file holds " + std::to_string(st.st_size) + " bytes, the VM has " +
+                 std::to_string(size)};
+  void* host = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd.get(), 0);
+  if (host == MAP_FAILED) return errnoError(path + ": mmap");
+  return std::unique_ptr<GuestRam>(new GuestRam(base, size, std::move(fd), static_cast<uint8_t*>(host)));
+}
+
+Result<void> GuestRam::saveTo(const std::string& path) const {
+  constexpr uint64_t kPage = 4096;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return errnoError(path);
+  if (::ftruncate(fd.get(), static_cast<off_t>(size_)) != 0) return errnoError(path + ": ftruncate");
+  static const uint8_t kZeroPage[kPage] = {};
+  // Runs of non-zero pages go out in one pwrite; zero pages stay holes of the truncated file.
+  uint64_t runStart = 0, offset = 0;
+  auto flush = [&](uint64_t end) -> Result<void> {
+    while (runStart < end) {
+      ssize_t n = ::pwrite(fd.get(), host_ + runStart, std::min<uint64_t>(end - runStart, 1u << 30),
+                           static_cast<off_t>(runStart));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return errnoError(path + ": write");
+      runStart += static_cast<uint64_t>(n);
+    }
+    return {};
+  };
+  for (; offset < size_; offset += kPage) {
+    uint64_t length = std::min(kPage, size_ - offset);
+    if (std::memcmp(host_ + offset, kZeroPage, length) != 0) continue;
+    if (auto written = flush(offset); !written) return written;
+    runStart = offset + length;
+  }
+  if (auto written = flush(size_); !written) return written;
+  if (::fsync(fd.get()) != 0) return errnoError(path + ": fsync");
+  return {};
 }
 
 GuestRam::GuestRam(uint64_t base, uint64_t size, UniqueFd fd, uint8_t* host)

@@ -1,10 +1,13 @@
 // GuestRam: the VM's physical memory, one memfd-backed MAP_SHARED mapping so
-// that snapshots, migration and page sharing can later reach it by fd.
-// Shared lock-free between vCPU threads and device backends.
+// that snapshots, migration and page sharing can reach it by fd; or, for a
+// restored VM, a MAP_PRIVATE mapping of a snapshot's memory file (pages come in
+// on first touch, writes stay private). Shared lock-free between vCPU threads
+// and device backends.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -14,6 +17,13 @@ namespace strata::machine {
 class GuestRam {
  public:
   static Result<std::unique_ptr<GuestRam>> create(uint64_t base, uint64_t size);
+  // Maps a memory file written by saveTo copy-on-write; its size must be `size`.
+  // Restore time does not grow with RAM: nothing is read until the guest touches it.
+  static Result<std::unique_ptr<GuestRam>> mapFile(uint64_t base, uint64_t size, const std::string& path);
+
+  // Writes RAM to `path` as a sparse file: all-zero 4 KiB pages become holes.
+  // The guest must not be running (vCPUs paused, no DMA in flight).
+  Result<void> saveTo(const std::string& path) const;
   ~GuestRam();
   GuestRam(const GuestRam&) = delete;
   GuestRam& operator=(const GuestRam&) = delete;

@@ -201,4 +201,36 @@ void Plic::write(uint64_t offset, unsigned size, uint64_t value) {
   }
 }
 
+namespace {
+constexpr uint32_t kPlicStateVersion = 1;
+}
+
+void Plic::save(StateWriter& out) const {
+  std::lock_guard lock(mutex_);
+  out.beginSection("plic", kPlicStateVersion);
+  out.put(hartCount_);
+  out.put(sourceCount_);
+  for (const auto* words : {&priority_, &level_, &pending_, &claimed_, &enable_, &threshold_})
+    out.putArray(std::span<const uint32_t>(*words));
+  out.endSection();
+}
+
+Result<void> Plic::load(StateReader& in) {
+  std::lock_guard lock(mutex_);
+  auto version = in.enterSection("plic", kPlicStateVersion);
+  if (!version) return version.error();
+  if (in.get<unsigned>() != hartCount_ || in.get<unsigned>() != sourceCount_)
+    in.fail("saved for a different number of harts or interrupt sources");
+  for (auto* words : {&priority_, &level_, &pending_, &claimed_, &enable_, &threshold_})
+    in.getArrayInto(std::span<uint32_t>(*words));
+  for (auto& priority : priority_) priority &= kMaxPriority;
+  for (auto& threshold : threshold_) threshold &= kMaxPriority;
+  if (auto left = in.leaveSection(); !left) return left;
+  // Force every context's output to be driven anew from the loaded state.
+  for (unsigned context = 0; context < contextCount(); ++context)
+    output_[context] = !contextWantsInterruptLocked(context);
+  updateOutputsLocked();
+  return {};
+}
+
 }  // namespace strata::machine

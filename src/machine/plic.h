@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "cpu/hart.h"
+#include "base/result.h"
+#include "base/state_stream.h"
 #include "machine/mmio_device.h"
 
 namespace strata::machine {
@@ -55,6 +57,11 @@ class Plic : public MmioDevice {
   // are ignored, as the PLIC's registers are 32 bits wide.
   uint64_t read(uint64_t offset, unsigned size) override;
   void write(uint64_t offset, unsigned size, uint64_t value) override;
+
+  // Snapshots: the device's registers and latched state (section "plic").
+  // Loading re-drives its output lines from the loaded state.
+  void save(StateWriter& out) const;
+  Result<void> load(StateReader& in);
 
  private:
   class SourceLine;

@@ -197,4 +197,38 @@ size_t Uart16550::pendingInput() const {
   return input_.size();
 }
 
+namespace {
+constexpr uint32_t kUartStateVersion = 1;
+constexpr size_t kMaxSavedInput = 1u << 20;
+}
+
+void Uart16550::save(StateWriter& out) const {
+  std::lock_guard lock(mutex_);
+  out.beginSection("uart", kUartStateVersion);
+  for (uint8_t reg : {ier_, lcr_, mcr_, scr_, fcr_, divisorLow_, divisorHigh_}) out.put(reg);
+  out.put(static_cast<uint8_t>(thrInterruptPending_));
+  out.put(static_cast<uint8_t>(rxVisible_));
+  out.put(lsrPollsSinceRead_);
+  out.putBytes(std::vector<uint8_t>(input_.begin(), input_.end()));
+  out.endSection();
+}
+
+Result<void> Uart16550::load(StateReader& in) {
+  std::lock_guard lock(mutex_);
+  auto version = in.enterSection("uart", kUartStateVersion);
+  if (!version) return version.error();
+  for (uint8_t* reg : {&ier_, &lcr_, &mcr_, &scr_, &fcr_, &divisorLow_, &divisorHigh_}) *reg = in.get<uint8_t>();
+  ier_ &= kIerMask;
+  thrInterruptPending_ = in.get<uint8_t>() != 0;
+  rxVisible_ = in.get<uint8_t>() != 0;
+  lsrPollsSinceRead_ = in.get<unsigned>();
+  std::vector<uint8_t> input = in.getBytes(kMaxSavedInput);
+  if (auto left = in.leaveSection(); !left) return left;
+  input_.assign(input.begin(), input.end());
+  rxVisible_ = rxVisible_ && !input_.empty();
+  irqAsserted_ = false;
+  updateIrqLocked();
+  return {};
+}
+
 }  // namespace strata::machine

@@ -10,6 +10,8 @@
 #include <functional>
 #include <mutex>
 
+#include "base/result.h"
+#include "base/state_stream.h"
 #include "machine/mmio_device.h"
 
 namespace strata::machine {
@@ -67,6 +69,11 @@ class Uart16550 : public MmioDevice {
   void pushInput(const uint8_t* data, size_t length);
   // Bytes queued that the guest has not read yet.
   size_t pendingInput() const;
+
+  // Snapshots: the device's registers and latched state (section "uart").
+  // Loading re-drives its output lines from the loaded state.
+  void save(StateWriter& out) const;
+  Result<void> load(StateReader& in);
 
  private:
   uint8_t interruptIdentificationLocked() const;

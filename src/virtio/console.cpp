@@ -79,4 +79,16 @@ void VirtioConsole::transmit() {
   if (completed) host().notifyUsed(kTransmitQueue);
 }
 
+void VirtioConsole::saveState(StateWriter& out) const {
+  std::lock_guard lock(inputMutex_);
+  out.putBytes(std::vector<uint8_t>(input_.begin(), input_.end()));
+}
+
+void VirtioConsole::loadState(StateReader& in) {
+  constexpr size_t kMaxSavedInput = 1u << 20;
+  std::vector<uint8_t> input = in.getBytes(kMaxSavedInput);
+  std::lock_guard lock(inputMutex_);
+  input_.assign(input.begin(), input.end());
+}
+
 }  // namespace strata::virtio

@@ -28,6 +28,9 @@ class VirtioConsole final : public VirtioDevice {
   void activate(uint64_t features) override;
   void onQueueNotify(unsigned queue) override;
   void reset() override;
+  // Host input not yet delivered to the guest survives a snapshot.
+  void saveState(StateWriter& out) const override;
+  void loadState(StateReader& in) override;
 
   // Queues input for the guest. Any thread, any time (input before the driver is ready waits).
   void pushInput(std::span<const uint8_t> bytes);
@@ -40,7 +43,7 @@ class VirtioConsole final : public VirtioDevice {
 
   OutputHandler output_;
   bool active_ = false;
-  std::mutex inputMutex_;
+  mutable std::mutex inputMutex_;
   std::deque<uint8_t> input_;
   std::atomic<bool> deliveryPosted_{false};
 };

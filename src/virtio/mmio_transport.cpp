@@ -230,7 +230,8 @@ void VirtioMmioTransport::raiseInterrupt(uint32_t bits) {
   irq_.setLevel(true);
 }
 
-void VirtioMmioTransport::activateOnLoop(uint64_t epoch, uint64_t features, std::vector<QueueRegisters> queues) {
+void VirtioMmioTransport::activateOnLoop(uint64_t epoch, uint64_t features, std::vector<QueueRegisters> queues,
+                                         std::vector<VirtQueue::Position> resumeAt) {
   loopThread_ = std::this_thread::get_id();
   if (epoch != epoch_.load()) return;  // reset again before we got here
   activeEpoch_ = epoch;
@@ -250,6 +251,7 @@ void VirtioMmioTransport::activateOnLoop(uint64_t epoch, uint64_t features, std:
       failDevice(fmt::format("queue {}: {}", i, configured.error().message));
       return;
     }
+    if (i < resumeAt.size()) queues_[i].resumeAt(resumeAt[i]);
   }
   active_ = true;
   device_.activate(features);
@@ -323,6 +325,71 @@ void VirtioMmioTransport::notifyConfigChange() {
   std::lock_guard lock(mutex_);
   ++configGeneration_;
   if (status_ & kStatusDriverOk) raiseInterrupt(kInterruptConfigChange);
+}
+
+}  // namespace strata::virtio
+
+namespace strata::virtio {
+namespace {
+constexpr uint32_t kTransportStateVersion = 1;
+}
+
+void VirtioMmioTransport::save(StateWriter& out) const {
+  std::lock_guard lock(mutex_);
+  out.beginSection(name_, kTransportStateVersion);
+  out.put(queueCount_);
+  for (uint32_t reg : {status_, deviceFeaturesSel_, driverFeaturesSel_, queueSel_, interruptStatus_, configGeneration_})
+    out.put(reg);
+  out.put(driverFeatures_);
+  out.put(static_cast<uint8_t>(failed_));
+  for (unsigned i = 0; i < queueCount_; ++i) {
+    const QueueRegisters& regs = queueRegs_[i];
+    out.put(regs.num);
+    out.put(static_cast<uint8_t>(regs.ready));
+    for (uint64_t address : {regs.desc, regs.driver, regs.device}) out.put(address);
+    VirtQueue::Position position = queues_[i].position();
+    for (uint16_t index : {position.nextAvail, position.nextUsed, position.signalledUsed}) out.put(index);
+  }
+  device_.saveState(out);
+  out.endSection();
+}
+
+Result<void> VirtioMmioTransport::load(StateReader& in) {
+  std::vector<VirtQueue::Position> positions(queueCount_);
+  bool failed;
+  {
+    std::lock_guard lock(mutex_);
+    auto version = in.enterSection(name_, kTransportStateVersion);
+    if (!version) return version.error();
+    if (in.get<unsigned>() != queueCount_) in.fail("saved with a different number of queues");
+    for (uint32_t* reg :
+         {&status_, &deviceFeaturesSel_, &driverFeaturesSel_, &queueSel_, &interruptStatus_, &configGeneration_})
+      *reg = in.get<uint32_t>();
+    driverFeatures_ = in.get<uint64_t>();
+    failed = in.get<uint8_t>() != 0;
+    if (driverFeatures_ & ~offeredFeatures()) in.fail("driver features the device does not offer");
+    for (unsigned i = 0; i < queueCount_ && in.ok(); ++i) {
+      QueueRegisters& regs = queueRegs_[i];
+      regs.num = in.get<uint32_t>();
+      regs.ready = in.get<uint8_t>() != 0;
+      for (uint64_t* address : {&regs.desc, &regs.driver, &regs.device}) *address = in.get<uint64_t>();
+      for (uint16_t* index : {&positions[i].nextAvail, &positions[i].nextUsed, &positions[i].signalledUsed})
+        *index = in.get<uint16_t>();
+    }
+    device_.loadState(in);
+    if (auto left = in.leaveSection(); !left) return left;
+    if (interruptStatus_) irq_.setLevel(true);
+  }
+  // The same path as the driver's DRIVER_OK, so a restored queue is checked like a new one.
+  if ((status_ & kStatusDriverOk) && !failed) {
+    uint64_t epoch = epoch_.load();
+    loop_.post([this, epoch, features = driverFeatures_, queues = queueRegs_, positions]() mutable {
+      activateOnLoop(epoch, features, std::move(queues), std::move(positions));
+    });
+  } else if (failed) {
+    failed_ = true;
+  }
+  return {};
 }
 
 }  // namespace strata::virtio

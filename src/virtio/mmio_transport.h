@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/event_loop.h"
+#include "base/state_stream.h"
 #include "machine/guest_ram.h"
 #include "machine/mmio_device.h"
 #include "virtio/virtio_device.h"
@@ -84,6 +85,14 @@ class VirtioMmioTransport final : public machine::MmioDevice, private VirtioHost
   uint64_t read(uint64_t offset, unsigned size) override;
   void write(uint64_t offset, unsigned size, uint64_t value) override;
 
+  // Snapshots (section "<name>"): registers, negotiated features and each
+  // queue's ring positions. Save on the loop thread or while it is idle (the
+  // VM paused). Load into a freshly built transport before the guest runs; a
+  // driver-ready device is re-activated on the loop and continues from the
+  // saved positions.
+  void save(StateWriter& out) const;
+  Result<void> load(StateReader& in);
+
   const std::string& name() const { return name_; }
 
   // EventLoop thread. While held the device takes no chain from its queues
@@ -119,7 +128,9 @@ class VirtioMmioTransport final : public machine::MmioDevice, private VirtioHost
   // Marks queue q notified and posts a drain task unless one is pending already.
   void postNotify(unsigned q);
   // EventLoop-side halves.
-  void activateOnLoop(uint64_t epoch, uint64_t features, std::vector<QueueRegisters> queues);
+  // resumeAt: per-queue positions to continue from (a restore), or empty.
+  void activateOnLoop(uint64_t epoch, uint64_t features, std::vector<QueueRegisters> queues,
+                      std::vector<VirtQueue::Position> resumeAt = {});
   void resetOnLoop();
   void drainNotifications();
   uint64_t offeredFeatures() const;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/event_loop.h"
+#include "base/state_stream.h"
 #include "virtio/virtqueue.h"
 
 namespace strata::virtio {
@@ -65,6 +66,12 @@ class VirtioDevice {
   // can still write to guest memory. A reset waits for it: a read landing after
   // the reset would overwrite buffers the driver has reused by then.
   virtual void whenIdle(std::function<void()> idle) { idle(); }
+
+  // Snapshots: state of the device itself beyond its transport and rings,
+  // written inside the transport's section. Devices whose state is all in
+  // their configuration and rings (blk and rng once idle) keep the defaults.
+  virtual void saveState(StateWriter& /*out*/) const {}
+  virtual void loadState(StateReader& /*in*/) {}
 
   // Called once by the transport that hosts this device.
   void attachHost(VirtioHost* host) { host_ = host; }

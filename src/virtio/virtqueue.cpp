@@ -238,4 +238,14 @@ bool VirtQueue::shouldInterrupt() {
   return (loadRelaxed16(avail_) & kAvailFlagNoInterrupt) == 0;
 }
 
+VirtQueue::Position VirtQueue::position() const {
+  return {static_cast<uint16_t>(lastAvail_ - inFlightCount_), usedIdx_, signalledUsed_};
+}
+
+void VirtQueue::resumeAt(const Position& position) {
+  lastAvail_ = position.nextAvail;
+  usedIdx_ = position.nextUsed;
+  signalledUsed_ = position.signalledUsed;
+}
+
 }  // namespace strata::virtio

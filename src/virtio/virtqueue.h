@@ -60,6 +60,18 @@ class VirtQueue {
   // the previous call (honours VIRTQ_AVAIL_F_NO_INTERRUPT or used_event).
   bool shouldInterrupt();
 
+  // The device-side ring positions, for snapshots. Chains the device still
+  // holds count as not yet consumed (as QEMU rewinds by its in-use count), so
+  // a restored device pops them again; a quiesced device holds none for blk.
+  struct Position {
+    uint16_t nextAvail = 0;
+    uint16_t nextUsed = 0;
+    uint16_t signalledUsed = 0;
+  };
+  Position position() const;
+  // On a freshly configured queue: continue from a saved position.
+  void resumeAt(const Position& position);
+
  private:
   Result<void> walkChain(uint16_t head, DescriptorChain& chain) const;
   uint16_t loadAvailIdx() const;
