@@ -86,8 +86,9 @@ std::string bearerToken(const httplib::Request& request) {
 
 Result<std::optional<uint64_t>> quotaLimit(const json& body, const char* field) {
   if (!body.contains(field) || body[field].is_null()) return std::optional<uint64_t>{};
-  if (!body[field].is_number_unsigned()) return Error{fmt::format("{}: expected a non-negative integer or null", field)};
-  return std::optional<uint64_t>{body[field].get<uint64_t>()};
+  auto limit = nonNegativeInteger(body[field]);
+  if (!limit) return Error{fmt::format("{}: expected a non-negative integer or null", field)};
+  return limit;
 }
 
 Result<int64_t> timeParameter(const httplib::Request& request, const char* name, int64_t fallback) {

@@ -30,10 +30,10 @@ Result<std::string> stringField(const json& object, const char* field) {
 
 Result<uint64_t> numberField(const json& object, const char* field, uint64_t fallback, uint64_t min, uint64_t max) {
   if (!object.contains(field)) return fallback;
-  const json& value = object[field];
-  if (!value.is_number_unsigned() || value.get<uint64_t>() < min || value.get<uint64_t>() > max)
+  auto value = nonNegativeInteger(object[field]);
+  if (!value || *value < min || *value > max)
     return Error{fmt::format("{}: expected an integer from {} to {}", field, min, max)};
-  return value.get<uint64_t>();
+  return *value;
 }
 
 Result<void> onlyKnownFields(const json& object, std::initializer_list<const char*> known, const std::string& where) {
@@ -100,6 +100,12 @@ Result<std::string> parseNet(const json& value, size_t index, const PathPolicy& 
 }
 
 }  // namespace
+
+std::optional<uint64_t> nonNegativeInteger(const json& value) {
+  if (value.is_number_unsigned()) return value.get<uint64_t>();
+  if (value.is_number_integer() && value.get<int64_t>() >= 0) return static_cast<uint64_t>(value.get<int64_t>());
+  return std::nullopt;
+}
 
 bool isValidName(const std::string& name) {
   if (name.empty() || name.size() > 63 || name.front() == '-' || name.front() == '_') return false;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,9 @@ struct ResourceUse {
   uint64_t vms = 0, vcpus = 0, memoryMib = 0, diskGib = 0;
 };
 inline ResourceUse resourcesOf(const VmSpec& spec) { return {1, spec.cpus, spec.memoryMib, spec.diskGib}; }
+
+// A JSON number that is a non-negative integer, or nullopt.
+std::optional<uint64_t> nonNegativeInteger(const nlohmann::json& value);
 
 // Names of VMs and tenants: 1-63 of [A-Za-z0-9_-], starting with a letter or digit,
 // so a name is always safe as a path component and in a URL.
