@@ -239,5 +239,64 @@ TEST(DaemonCli, ListsAsATableOrJsonAndNamesErrorsWithTheirStatus) {
   EXPECT_TRUE(contains(absent.output, "cannot reach the daemon"));
 }
 
+// Whether the process is gone (or a zombie nobody has reaped yet).
+bool processEnded(pid_t pid) {
+  std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t close = stat.rfind(')');
+  return close == std::string::npos || stat.compare(close + 2, 1, "Z") == 0;
+}
+
+TEST(DaemonVm, BootsTheDefaultGuestAndIsAdoptedByARestartedDaemon) {
+  DaemonProcess daemon("vm");
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "guest"}, {"cpus", 2}}).first, 201);
+  auto [started, vm] = daemon.call("POST", "/vms/guest/start");
+  ASSERT_EQ(started, 200) << vm;
+  EXPECT_EQ(vm["state"], "running");
+  pid_t pid = vm["pid"].get<pid_t>();
+  std::string console = vm["console"].get<std::string>();
+  ASSERT_TRUE(waitFor([&] { return readFile(console).find("strata-guest: userspace up") != std::string::npos; },
+                      std::chrono::seconds(240)))
+      << readFile(console);
+
+  daemon.stop(SIGKILL);
+  EXPECT_FALSE(processEnded(pid)) << "the VM died with the daemon";
+  daemon.start();
+  auto [found, adopted] = daemon.call("GET", "/vms/guest");
+  ASSERT_EQ(found, 200);
+  EXPECT_EQ(adopted["state"], "running") << adopted;
+  EXPECT_EQ(adopted["pid"], pid);
+
+  auto [paused, afterPause] = daemon.call("POST", "/vms/guest/pause");
+  EXPECT_EQ(paused, 200) << afterPause;
+  EXPECT_EQ(afterPause["state"], "paused");
+  EXPECT_EQ(daemon.call("GET", "/vms").second[0]["state"], "paused");
+  auto [resumed, afterResume] = daemon.call("POST", "/vms/guest/resume");
+  EXPECT_EQ(resumed, 200) << afterResume;
+  EXPECT_EQ(afterResume["state"], "running");
+
+  // Metered every second while it ran, before and after the restart.
+  ASSERT_TRUE(waitFor([&] { return !daemon.call("GET", "/usage").second.empty(); }, std::chrono::seconds(10)));
+  auto usage = daemon.call("GET", "/usage").second;
+  EXPECT_EQ(usage[0]["vm"], "guest");
+  EXPECT_GT(usage[0]["vcpu_seconds"].get<double>(), 0.0) << usage;
+  EXPECT_GT(usage[0]["memory_gib_hours"].get<double>(), 0.0) << usage;
+  auto csv = daemon.raw("GET", "/usage?format=csv", "", daemon.adminToken());
+  EXPECT_TRUE(contains(csv.body, "vm,tenant,start,end,vcpu_seconds,memory_gib_hours\nguest,default,"));
+
+  auto [stopped, afterShutdown] = daemon.call("POST", "/vms/guest/shutdown");
+  EXPECT_EQ(stopped, 200) << afterShutdown;
+  EXPECT_EQ(afterShutdown["state"], "stopped");
+  EXPECT_TRUE(waitFor([&] { return processEnded(pid); }, std::chrono::seconds(10)));
+
+  // A VM that crashes ends alone: the daemon records how, and keeps serving.
+  auto [restarted, again] = daemon.call("POST", "/vms/guest/start");
+  ASSERT_EQ(restarted, 200) << again;
+  ::kill(again["pid"].get<pid_t>(), SIGABRT);
+  ASSERT_TRUE(waitFor([&] { return daemon.call("GET", "/vms/guest").second["state"] == "stopped"; },
+                      std::chrono::seconds(10)));
+  EXPECT_EQ(daemon.call("GET", "/vms/guest").second["last_exit"], 128 + SIGABRT);
+  EXPECT_EQ(daemon.call("DELETE", "/vms/guest").first, 200);
+}
+
 }  // namespace
 }  // namespace strata::test
