@@ -1,6 +1,7 @@
 // `strata daemon`: run the management daemon (src/control) for this host.
 #include <cstdio>
 
+#include "base/log.h"
 #include "commands.h"
 #include "control/daemon.h"
 
@@ -18,6 +19,7 @@ void addDaemonCommand(CLI::App& app, CommandStatus& status) {
       ->capture_default_str();
   daemon->callback([options, meterSeconds, graceSeconds, &status] {
     options->strataBinary = "/proc/self/exe";
+    log::setLevel(log::Level::Info);  // an operator's record of VMs started, ended and adopted
     options->meterInterval = std::chrono::seconds(std::max(1u, *meterSeconds));
     options->shutdownGrace = std::chrono::seconds(*graceSeconds);
     if (auto ran = control::runDaemon(*options); !ran) {
