@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <regex>
 
 #include <fmt/core.h>
@@ -22,6 +23,13 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kMaxBody = 64 * 1024;
+
+// Debian's httplib listens with a backlog of 5; a UNIX socket refuses connects
+// beyond it at once (EAGAIN), so a burst of clients would see failures.
+class ListeningServer : public httplib::Server {
+ public:
+  bool raiseBacklog() { return ::listen(svr_sock_, SOMAXCONN) == 0; }
+};
 const std::string kDefaultTenant = "default";
 
 // One request being answered: who asks, what, and the reply.
@@ -369,7 +377,7 @@ std::vector<ApiRoute> apiRoutes() {
 }
 
 ApiServer::ApiServer(Store& store, Supervisor& supervisor, Options options)
-    : store_(store), supervisor_(supervisor), options_(std::move(options)), server_(std::make_unique<httplib::Server>()) {
+    : store_(store), supervisor_(supervisor), options_(std::move(options)), server_(std::make_unique<ListeningServer>()) {
   auto handlers = std::make_shared<Handlers>(Handlers{*this});
   for (const auto& entry : routeTable()) {
     auto handler = [this, handlers, &entry](const httplib::Request& request, httplib::Response& response) {
@@ -423,7 +431,7 @@ Result<void> ApiServer::listen(const std::string& socketPath) {
   server_->set_address_family(AF_UNIX);
   bool bound = server_->bind_to_port(socketPath, 80);
   ::umask(previous);
-  if (!bound) return errnoError(socketPath);
+  if (!bound || !static_cast<ListeningServer&>(*server_).raiseBacklog()) return errnoError(socketPath);
   return {};
 }
 

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS vms(
   cpus INTEGER NOT NULL, memory_mib INTEGER NOT NULL, disk_gib INTEGER NOT NULL,
   state TEXT NOT NULL DEFAULT 'stopped',
   pid INTEGER, pid_start INTEGER, api_socket TEXT, last_exit INTEGER,
+  metered_ticks INTEGER NOT NULL DEFAULT 0, metered_at INTEGER NOT NULL DEFAULT 0,
   changed INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS usage(
   id INTEGER PRIMARY KEY,
@@ -134,7 +135,8 @@ VmState parseState(const std::string& text) {
   return VmState::Stopped;
 }
 
-constexpr const char* kVmColumns = "name, tenant, spec, state, pid, pid_start, api_socket, last_exit";
+constexpr const char* kVmColumns =
+    "name, tenant, spec, state, pid, pid_start, api_socket, last_exit, metered_ticks, metered_at";
 
 VmRecord readVm(const Statement& row) {
   VmRecord vm;
@@ -144,6 +146,8 @@ VmRecord readVm(const Statement& row) {
   vm.pidStartTime = static_cast<uint64_t>(row.integer(5));
   vm.apiSocket = row.text(6);
   if (!row.isNull(7)) vm.lastExit = static_cast<int>(row.integer(7));
+  vm.meteredTicks = static_cast<uint64_t>(row.integer(8));
+  vm.meteredAt = row.integer(9);
   return vm;
 }
 
@@ -316,8 +320,8 @@ Outcome Store::claimStart(const std::string& name) {
 void Store::recordRunning(const std::string& name, pid_t pid, uint64_t pidStartTime, const std::string& apiSocket) {
   std::lock_guard lock(mutex_);
   Statement update(db_,
-                   "UPDATE vms SET state='running', pid=?, pid_start=?, api_socket=?, last_exit=NULL, changed=? "
-                   "WHERE name=?");
+                   "UPDATE vms SET state='running', pid=?, pid_start=?, api_socket=?, last_exit=NULL, metered_ticks=0, "
+                   "metered_at=?4, changed=?4 WHERE name=?5");
   update.bind(1, int64_t{pid}).bind(2, static_cast<int64_t>(pidStartTime)).bind(3, apiSocket).bind(4, now());
   update.bind(5, name).step();
 }
@@ -349,12 +353,16 @@ Outcome Store::deleteVm(const std::string& name) {
   return {};
 }
 
-void Store::addUsage(const UsageRecord& record) {
+void Store::addUsage(const UsageRecord& record, uint64_t meteredTicks) {
   std::lock_guard lock(mutex_);
+  Transaction transaction(db_);
+  Statement mark(db_, "UPDATE vms SET metered_ticks=?, metered_at=? WHERE name=?");
+  mark.bind(1, static_cast<int64_t>(meteredTicks)).bind(2, record.end).bind(3, record.vm).step();
   Statement insert(db_,
                    "INSERT INTO usage(vm, tenant, start, end, vcpu_seconds, memory_gib_hours) VALUES(?,?,?,?,?,?)");
   insert.bind(1, record.vm).bind(2, record.tenant).bind(3, record.start).bind(4, record.end);
   insert.bind(5, record.vcpuSeconds).bind(6, record.memoryGibHours).step();
+  transaction.commit();
 }
 
 std::vector<UsageRecord> Store::usage(int64_t from, int64_t to, const std::optional<std::string>& tenant) {

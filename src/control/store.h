@@ -57,7 +57,9 @@ struct VmRecord {
   pid_t pid = 0;
   uint64_t pidStartTime = 0;  // /proc/PID/stat field 22, so a reused pid is not mistaken for the VM
   std::string apiSocket;
-  std::optional<int> lastExit;  // wait status text source: exit code, or 128+signal
+  std::optional<int> lastExit;  // exit code, or 128+signal, of the last run
+  uint64_t meteredTicks = 0;    // the run's CPU time (clock ticks) already in usage records
+  int64_t meteredAt = 0;        // when the last record of this run ended (its start at first)
 };
 
 struct UsageRecord {
@@ -93,7 +95,9 @@ class Store {
   void recordStopped(const std::string& name, std::optional<int> exitStatus);
   Outcome deleteVm(const std::string& name);  // only a stopped VM
 
-  void addUsage(const UsageRecord& record);
+  // Adds a record and moves the VM's metering mark to (ticks, record.end), in
+  // one transaction: a restarted daemon continues where the last record ended.
+  void addUsage(const UsageRecord& record, uint64_t meteredTicks);
   // Records whose interval overlaps [from, to), optionally one tenant's.
   std::vector<UsageRecord> usage(int64_t from, int64_t to, const std::optional<std::string>& tenant);
 

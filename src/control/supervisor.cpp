@@ -104,7 +104,6 @@ void Supervisor::adoptRunningVms() {
 
 void Supervisor::startWatching() {
   lastMeter_ = std::chrono::steady_clock::now();
-  lastMeterTime_ = static_cast<int64_t>(::time(nullptr));
   watcher_ = std::thread([this] { watch(); });
 }
 
@@ -144,26 +143,22 @@ void Supervisor::noticeEndedVms() {
 }
 
 // Process CPU time stands for vCPU time (the vCPU threads dominate it); memory
-// is what the VM was given, for as long as it ran.
+// is what the VM was given, for as long as it ran. Each record continues from
+// the VM's metering mark in the store, so a restarted daemon loses or repeats nothing.
 void Supervisor::meter() {
   auto now = static_cast<int64_t>(::time(nullptr));
-  double hours = static_cast<double>(now - lastMeterTime_) / 3600.0;
   static const double ticksPerSecond = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  std::map<std::string, std::pair<pid_t, uint64_t>> samples;
   for (const auto& vm : store_.vms()) {
-    if (!isLive(vm)) continue;
+    if (!isLive(vm) || now <= vm.meteredAt) continue;
     auto ticks = cpuTicks(vm.pid);
-    if (!ticks) continue;
-    samples[vm.spec.name] = {vm.pid, *ticks};
-    auto last = lastCpuTicks_.find(vm.spec.name);
-    if (last == lastCpuTicks_.end() || last->second.first != vm.pid) continue;  // first sample of this run
-    store_.addUsage({vm.spec.name, vm.spec.tenant, lastMeterTime_, now,
-                     static_cast<double>(*ticks - last->second.second) / ticksPerSecond,
-                     static_cast<double>(vm.spec.memoryMib) / 1024.0 * hours});
+    if (!ticks || processStartTime(vm.pid) != vm.pidStartTime || *ticks < vm.meteredTicks) continue;
+    double hours = static_cast<double>(now - vm.meteredAt) / 3600.0;
+    store_.addUsage({vm.spec.name, vm.spec.tenant, vm.meteredAt, now,
+                     static_cast<double>(*ticks - vm.meteredTicks) / ticksPerSecond,
+                     static_cast<double>(vm.spec.memoryMib) / 1024.0 * hours},
+                    *ticks);
   }
-  lastCpuTicks_ = std::move(samples);
   lastMeter_ = std::chrono::steady_clock::now();
-  lastMeterTime_ = now;
 }
 
 Result<void> Supervisor::start(const std::string& name) {

@@ -9,7 +9,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -68,9 +67,7 @@ class Supervisor {
   Store& store_;
   Options options_;
   std::mutex spawnMutex_;  // spawning a child and recording its pid vs reaping
-  std::map<std::string, std::pair<pid_t, uint64_t>> lastCpuTicks_;  // VM -> (pid, utime+stime) at the last meter
   std::chrono::steady_clock::time_point lastMeter_;
-  int64_t lastMeterTime_ = 0;
   std::mutex watchMutex_;
   std::condition_variable watchWake_;
   bool stopping_ = false;

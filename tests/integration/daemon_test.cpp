@@ -186,7 +186,7 @@ TEST(DaemonApi, ParallelClientsCannotExceedTheQuota) {
   DaemonProcess daemon("quota");
   std::string token = daemon.newTenantToken("acme");
   ASSERT_EQ(daemon.call("PUT", "/tenants/acme/quota", {{"vms", 3}, {"vcpus", 100}}).first, 200);
-  std::vector<int> statuses(16);
+  std::vector<int> statuses(48);
   std::vector<std::thread> clients;
   for (size_t i = 0; i < statuses.size(); ++i)
     clients.emplace_back([&, i] {
@@ -194,7 +194,7 @@ TEST(DaemonApi, ParallelClientsCannotExceedTheQuota) {
     });
   for (auto& client : clients) client.join();
   EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 201), 3);
-  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 403), 13);
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 403), 45) << json(statuses);
   auto tenant = daemon.call("GET", "/tenants/acme", nullptr, token).second;
   EXPECT_EQ(tenant["used"]["vms"], 3);
   auto over = daemon.call("POST", "/vms", {{"name", "one-more"}}, token);

@@ -182,9 +182,13 @@ TEST_F(StoreTest, ParallelDefinesOnOneConnectionNeverExceedTheQuota) {
 }
 
 TEST_F(StoreTest, UsageRecordsAreSelectedByIntervalAndTenant) {
-  store_->addUsage({"a", "acme", 100, 130, 12.5, 0.01});
-  store_->addUsage({"a", "acme", 130, 160, 7.5, 0.01});
-  store_->addUsage({"g", "globex", 100, 130, 3, 0.02});
+  ASSERT_TRUE(store_->addTenant("acme").ok());
+  ASSERT_TRUE(store_->defineVm(spec("a", "acme")).ok());
+  store_->addUsage({"a", "acme", 100, 130, 12.5, 0.01}, 1250);
+  store_->addUsage({"a", "acme", 130, 160, 7.5, 0.01}, 2000);
+  store_->addUsage({"g", "globex", 100, 130, 3, 0.02}, 300);
+  EXPECT_EQ(store_->vm("a")->meteredTicks, 2000u);  // where a restarted daemon continues
+  EXPECT_EQ(store_->vm("a")->meteredAt, 160);
   EXPECT_EQ(store_->usage(0, 1000, std::nullopt).size(), 3u);
   EXPECT_EQ(store_->usage(0, 1000, "acme").size(), 2u);
   auto late = store_->usage(140, 1000, std::nullopt);
