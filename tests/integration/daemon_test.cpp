@@ -273,6 +273,17 @@ TEST(DaemonVm, BootsTheDefaultGuestAndIsAdoptedByARestartedDaemon) {
   auto [resumed, afterResume] = daemon.call("POST", "/vms/guest/resume");
   EXPECT_EQ(resumed, 200) << afterResume;
   EXPECT_EQ(afterResume["state"], "running");
+  // The same through the CLI, which names the VM instead of its API socket.
+  std::string cli = "STRATA_TOKEN=" + daemon.adminToken() + " " + strataBinary() + " vm ";
+  auto pausedByCli = runShell(cli + "pause guest --daemon " + daemon.socket() + " 2>&1");
+  EXPECT_EQ(pausedByCli.exitCode, 0) << pausedByCli.output;
+  EXPECT_TRUE(contains(pausedByCli.output, " paused "));
+  auto status = runShell(cli + "status guest --json --daemon " + daemon.socket());
+  EXPECT_EQ(json::parse(status.output, nullptr, false)["vm_api"]["state"], "paused") << status.output;
+  auto resumedByCli = runShell(cli + "resume guest --daemon " + daemon.socket() + " 2>&1");
+  EXPECT_TRUE(contains(resumedByCli.output, " running "));
+  auto neither = runShell(cli + "pause 2>&1");
+  EXPECT_TRUE(contains(neither.output, "give a VM NAME (one strata daemon manages) or --api-socket PATH"));
 
   // Metered every second while it ran, before and after the restart.
   ASSERT_TRUE(waitFor([&] { return !daemon.call("GET", "/usage").second.empty(); }, std::chrono::seconds(10)));

@@ -1,6 +1,7 @@
-// `strata vm list|define|start|shutdown|destroy|delete|info NAME`: the VM
-// commands that go through the management daemon (`strata daemon`), as a
-// table for people or JSON (-o json) for scripts.
+// `strata vm list|define|start|destroy|delete|info NAME`: the VM commands that
+// go through the management daemon (`strata daemon`), as a table for people or
+// JSON (-o json) for scripts; and the daemon side of vm.cpp's
+// status|pause|resume|shutdown|reset when they are given a NAME.
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,11 +17,8 @@
 #include "control/http_client.h"
 
 namespace strata::cli {
-namespace {
 
-using nlohmann::json;
-
-struct DaemonArgs {
+struct DaemonVmArgs {
   std::string socket = control::defaultDaemonSocket();
   std::string token;
   std::string output = "table";
@@ -28,14 +26,9 @@ struct DaemonArgs {
   unsigned timeout = 0;  // shutdown: 0 = the daemon's default
 };
 
-// The `vm` command group; the per-VM API commands may have created it already.
-CLI::App* vmCommand(CLI::App& app) {
-  for (auto* sub : app.get_subcommands([](CLI::App* candidate) { return candidate->get_name() == "vm"; }))
-    return sub;
-  auto* vm = app.add_subcommand("vm", "Manage virtual machines");
-  vm->require_subcommand(1);
-  return vm;
-}
+namespace {
+
+using nlohmann::json;
 
 std::string cell(const json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
 
@@ -52,7 +45,7 @@ void printInfo(const json& vm) {
 }
 
 // Sends one request; prints the answer, or says what went wrong with the HTTP status.
-int call(const DaemonArgs& args, const std::string& what, control::HttpRequest request,
+int call(const DaemonVmArgs& args, const std::string& what, control::HttpRequest request,
          void (*printForPeople)(const json&)) {
   request.bearerToken = args.token;
   request.timeout = std::chrono::minutes(10);  // a shutdown waits for the guest
@@ -74,38 +67,63 @@ int call(const DaemonArgs& args, const std::string& what, control::HttpRequest r
 
 void printVm(const json& vm) { printTable(json::array({vm})); }
 
+// --daemon and --token, with the token from $STRATA_TOKEN when not given.
+void addConnectionOptions(CLI::App& command, DaemonVmArgs& args) {
+  command.add_option("--daemon", args.socket, "the daemon's socket ($STRATA_RUN_DIR/daemon.sock)")
+      ->capture_default_str();
+  command.add_option("--token", args.token, "bearer token (default: $STRATA_TOKEN)");
+  command.parse_complete_callback([&args] {
+    if (const char* token = std::getenv("STRATA_TOKEN"); args.token.empty() && token) args.token = token;
+  });
+}
+
 }  // namespace
 
-void addDaemonVmCommands(CLI::App& app, CommandStatus& status) {
-  auto* vm = vmCommand(app);
-  auto args = std::make_shared<DaemonArgs>();
-  auto common = [args](CLI::App* command) {
-    command->add_option("--daemon", args->socket, "the daemon's socket")->capture_default_str();
-    command->add_option("--token", args->token, "bearer token (default: $STRATA_TOKEN)");
-    command->add_option("-o,--output", args->output, "table or json")->check(CLI::IsMember({"table", "json"}));
+std::shared_ptr<DaemonVmArgs> addDaemonVmOptions(CLI::App& command) {
+  auto args = std::make_shared<DaemonVmArgs>();
+  command.add_option("name", args->name, "VM name (one strata daemon manages)");
+  addConnectionOptions(command, *args);
+  if (command.get_name() == "shutdown")
+    command.add_option("--timeout", args->timeout, "seconds before the daemon kills the VM (default: the daemon's)");
+  return args;
+}
+
+bool namesDaemonVm(const DaemonVmArgs& args) { return !args.name.empty(); }
+
+int daemonVmAction(const DaemonVmArgs& given, const std::string& action, bool json) {
+  DaemonVmArgs args = given;
+  if (json) args.output = "json";
+  std::string path = "/vms/" + args.name;
+  if (action == "status") return call(args, "status " + args.name, {"GET", path}, printInfo);
+  std::string query = action == "shutdown" && args.timeout ? fmt::format("?timeout={}", args.timeout) : "";
+  std::string operation = action == "reset" ? "reboot" : action;
+  return call(args, action + " " + args.name, {"POST", path + "/" + operation + query}, printVm);
+}
+
+void addDaemonVmCommands(CLI::App& vm, CommandStatus& status) {
+  auto common = [](CLI::App* command, DaemonVmArgs& args) {
+    addConnectionOptions(*command, args);
+    command->add_option("-o,--output", args.output, "table or json")->check(CLI::IsMember({"table", "json"}));
     return command;
   };
-  auto withToken = [args] {
-    if (const char* token = std::getenv("STRATA_TOKEN"); args->token.empty() && token) args->token = token;
-  };
 
-  common(vm->add_subcommand("list", "List the VMs the daemon runs for you"))->callback([args, withToken, &status] {
-    withToken();
-    status.exitCode = call(*args, "list", {"GET", "/vms"}, printTable);
+  auto list = std::make_shared<DaemonVmArgs>();
+  common(vm.add_subcommand("list", "List the VMs the daemon runs for you"), *list)->callback([list, &status] {
+    status.exitCode = call(*list, "list", {"GET", "/vms"}, printTable);
   });
 
-  auto* define = common(vm->add_subcommand("define", "Define a VM from a JSON spec (see docs/api/daemon-api.openapi.json)"));
-  define->add_option("spec", args->specFile, "spec file, - for standard input")->required();
-  define->callback([args, withToken, &status] {
-    withToken();
-    std::ifstream file(args->specFile == "-" ? "/dev/stdin" : args->specFile);
+  auto spec = std::make_shared<DaemonVmArgs>();
+  auto* define = common(vm.add_subcommand("define", "Define a VM from a JSON spec (docs/api/daemon-api.openapi.json)"), *spec);
+  define->add_option("spec", spec->specFile, "spec file, - for standard input")->required();
+  define->callback([spec, &status] {
+    std::ifstream file(spec->specFile == "-" ? "/dev/stdin" : spec->specFile);
     if (!file) {
-      std::fprintf(stderr, "strata vm define: cannot read %s\n", args->specFile.c_str());
+      std::fprintf(stderr, "strata vm define: cannot read %s\n", spec->specFile.c_str());
       status.exitCode = 1;
       return;
     }
-    std::string spec((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-    status.exitCode = call(*args, "define", {"POST", "/vms", spec}, printVm);
+    std::string body((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    status.exitCode = call(*spec, "define", {"POST", "/vms", body}, printVm);
   });
 
   struct Action {
@@ -115,24 +133,15 @@ void addDaemonVmCommands(CLI::App& app, CommandStatus& status) {
                                Action{"destroy", "Kill a running VM at once", "POST", "/destroy"},
                                Action{"delete", "Delete a stopped VM's definition", "DELETE", ""},
                                Action{"info", "Show one VM", "GET", ""}}) {
-    auto* command = common(vm->add_subcommand(action.name, action.help));
+    auto args = std::make_shared<DaemonVmArgs>();
+    auto* command = common(vm.add_subcommand(action.name, action.help), *args);
     command->add_option("name", args->name, "VM name")->required();
-    command->callback([args, withToken, action, &status] {
-      withToken();
+    command->callback([args, action, &status] {
       bool showsVmRow = *action.suffix != '\0';
       status.exitCode = call(*args, fmt::format("{} {}", action.name, args->name),
                              {action.method, "/vms/" + args->name + action.suffix}, showsVmRow ? printVm : printInfo);
     });
   }
-
-  auto* shutdown = common(vm->add_subcommand("shutdown", "Shut a VM down (graceful, killed after --timeout)"));
-  shutdown->add_option("name", args->name, "VM name")->required();
-  shutdown->add_option("--timeout", args->timeout, "seconds before the VM is killed (default: the daemon's)");
-  shutdown->callback([args, withToken, &status] {
-    withToken();
-    std::string query = args->timeout ? fmt::format("?timeout={}", args->timeout) : "";
-    status.exitCode = call(*args, "shutdown " + args->name, {"POST", "/vms/" + args->name + "/shutdown" + query}, printVm);
-  });
 }
 
 }  // namespace strata::cli
