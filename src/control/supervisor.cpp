@@ -81,7 +81,9 @@ VmPaths Supervisor::pathsOf(const std::string& name) const {
 Result<HttpReply> Supervisor::vmRequest(const VmRecord& vm, const std::string& method, const std::string& path,
                                         const std::string& body) {
   if (!isLive(vm)) return Error{fmt::format("{} is not running", vm.spec.name)};
-  return httpOverUnixSocket(vm.apiSocket, {method, path, body, "", std::chrono::milliseconds(5000)});
+  // Changing state may wait for the guest's disk requests (pause); a query should answer at once.
+  auto timeout = method == "GET" ? std::chrono::seconds(5) : std::chrono::seconds(60);
+  return httpOverUnixSocket(vm.apiSocket, {method, path, body, "", timeout});
 }
 
 void Supervisor::adoptRunningVms() {
