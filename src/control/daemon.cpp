@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -63,6 +64,12 @@ Result<void> runDaemon(const DaemonOptions& options) {
                              sizeof(sockaddr_un::sun_path) - 5 - 63 - 9 - 1)};
   for (const auto& dir : {dataDir, dataDir + "/vms", dataDir + "/tenants"})
     if (auto made = makeDirectory(dir); !made) return made.error();
+  // One daemon per data directory: a second would adopt the same VMs and take over the socket.
+  std::string lockPath = dataDir + "/daemon.lock";
+  UniqueFd lock(::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock.valid()) return errnoError(lockPath);
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
+    return Error{fmt::format("{}: another strata daemon is using this data directory", dataDir)};
   std::string socketPath = options.socketPath.empty() ? dataDir + "/daemon.sock" : options.socketPath;
   if (auto made = makeDirectory(std::filesystem::path(socketPath).parent_path().string()); !made) return made.error();
 

@@ -206,6 +206,9 @@ TEST(DaemonApi, DefinitionsAndTokensSurviveAKill9) {
   DaemonProcess daemon("restart");
   std::string token = daemon.newTenantToken("acme");
   ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "kept"}, {"cpus", 2}}, token).first, 201);
+  auto second = runShell(strataBinary() + " daemon --data-dir " + daemon.dataDir() + " 2>&1");
+  EXPECT_EQ(second.exitCode, 1);
+  EXPECT_TRUE(contains(second.output, "another strata daemon is using this data directory"));
   daemon.stop(SIGKILL);
   daemon.start();
   auto [status, vm] = daemon.call("GET", "/vms/kept", nullptr, token);
@@ -273,6 +276,10 @@ TEST(DaemonVm, BootsTheDefaultGuestAndIsAdoptedByARestartedDaemon) {
   auto [resumed, afterResume] = daemon.call("POST", "/vms/guest/resume");
   EXPECT_EQ(resumed, 200) << afterResume;
   EXPECT_EQ(afterResume["state"], "running");
+  auto [rebooted, afterReboot] = daemon.call("POST", "/vms/guest/reboot");
+  EXPECT_EQ(rebooted, 200) << afterReboot;
+  EXPECT_EQ(afterReboot["state"], "running");
+  EXPECT_EQ(afterReboot["pid"], pid);  // a reboot stays in the same process
   // The same through the CLI, which names the VM instead of its API socket.
   std::string cli = "STRATA_TOKEN=" + daemon.adminToken() + " " + strataBinary() + " vm ";
   auto pausedByCli = runShell(cli + "pause guest --daemon " + daemon.socket() + " 2>&1");
