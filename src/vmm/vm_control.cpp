@@ -28,6 +28,10 @@ VmControl::VmControl(const VmConfig& config)
 
 VmState VmControl::state() const {
   std::lock_guard lock(mutex_);
+  return stateLocked();
+}
+
+VmState VmControl::stateLocked() const {
   if (ending_) return VmState::ShuttingDown;
   return paused_ ? VmState::Paused : VmState::Running;
 }
@@ -59,7 +63,7 @@ VmState VmControl::pause() {
   ControlledMachine* machine;
   {
     std::lock_guard lock(mutex_);
-    if (ending_ || paused_) return state();
+    if (ending_ || paused_) return stateLocked();
     machine = machine_;
     if (machine) machine->beginPause();
   }
@@ -76,7 +80,7 @@ VmState VmControl::pause() {
 VmState VmControl::resume() {
   std::lock_guard operation(operationMutex_);
   std::lock_guard lock(mutex_);
-  if (ending_ || !paused_) return ending_ ? VmState::ShuttingDown : VmState::Running;
+  if (ending_ || !paused_) return stateLocked();
   thawClock();
   paused_ = false;
   if (machine_) machine_->resume();

@@ -72,6 +72,7 @@ class VmControl {
   void markEnded();  // the VM is going away: state shutting_down from now on
 
  private:
+  VmState stateLocked() const;  // mutex_ held
   void freezeClock();
   void thawClock();
 

@@ -84,6 +84,30 @@ TEST(SandboxDeathTest, IoLoopStartsVcpuThreadsButNoProcesses) {
               "thread started\n.*strata: seccomp: I/O loop thread made forbidden syscall clone \\(56\\)");
 }
 
+TEST(SandboxDeathTest, ApiThreadServesSocketsAndRemovesOnlyItsOwnSocketFile) {
+  // The API thread accepts and answers clients and unlinks config.apiSocket
+  // (that string's buffer) at the end; any other path is refused with the process's death.
+  char other[] = "/tmp/strata-sandbox-api-other-XXXXXX";
+  int otherFd = ::mkstemp(other);
+  ASSERT_GE(otherFd, 0);
+  ::close(otherFd);
+  VmConfig config = sandboxed(true, false);
+  config.apiSocket = "/tmp/strata-sandbox-api-socket-" + std::to_string(::getpid());
+  ASSERT_EQ(::close(::open(config.apiSocket.c_str(), O_CREAT | O_WRONLY, 0600)), 0);
+  // Its listening socket is bound before it starts: it makes no sockets of its own.
+  EXPECT_EXIT(onThreadInRole(ThreadRole::Api, config, [] { ::socket(AF_INET, SOCK_STREAM, 0); }),
+              ::testing::KilledBySignal(SIGSYS), "API thread made forbidden syscall socket");
+  EXPECT_EXIT(onThreadInRole(ThreadRole::Api, config,
+                             [&] {
+                               int removed = ::unlink(config.apiSocket.c_str());
+                               std::fprintf(stderr, "own socket removed %d\n", removed == 0);
+                               ::unlink(other);
+                             }),
+              ::testing::KilledBySignal(SIGSYS), "own socket removed 1\n.*API thread made forbidden syscall unlink");
+  EXPECT_EQ(::access(other, F_OK), 0) << "the other file must survive";
+  ::unlink(other);
+}
+
 TEST(SandboxDeathTest, SeccompOffLeavesSyscallsAlone) {
   EXPECT_EXIT(onThreadInRole(ThreadRole::Vcpu, sandboxed(false, false),
                              [] {

@@ -1,0 +1,106 @@
+// The control API's router (dispatch, errors) and the OpenAPI document
+// docs/api/vm-api.openapi.json, which must list exactly the routes served.
+#include "vmm/api_server.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cctype>
+#include <fstream>
+#include <set>
+
+#include "vmm/vm_routes.h"
+
+namespace strata::vmm {
+namespace {
+
+ApiRouter echoRouter() {
+  ApiRouter router;
+  router.addRoute("PUT", "/echo", [](const nlohmann::json& body) { return ApiReply{200, {{"got", body}}}; });
+  router.addRoute("PUT", "/strict", [](const nlohmann::json& body) {
+    return ApiReply{200, {{"n", body.at("n").get<int>()}}};  // throws on a body of another shape
+  });
+  return router;
+}
+
+TEST(ApiRouter, DispatchesByPathAndMethodWithTheParsedBody) {
+  auto reply = echoRouter().dispatch("PUT", "/echo", R"({"a": [1, 2]})");
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body["got"]["a"][1], 2);
+  EXPECT_TRUE(echoRouter().dispatch("PUT", "/echo", "").body["got"].is_null());
+}
+
+TEST(ApiRouter, RefusesWithAJsonErrorEachKindOfBadRequest) {
+  ApiRouter router = echoRouter();
+  struct Case {
+    const char *method, *path, *body;
+    int status;
+  };
+  for (const Case& bad : {Case{"PUT", "/nowhere", "", 404}, Case{"GET", "/echo", "", 405},
+                          Case{"PUT", "/echo", "{\"a\":", 400}, Case{"PUT", "/echo", "\xff\xfe", 400},
+                          Case{"PUT", "/strict", R"({"n": "seven"})", 400}, Case{"PUT", "/strict", "[]", 400}}) {
+    auto reply = router.dispatch(bad.method, bad.path, bad.body);
+    EXPECT_EQ(reply.status, bad.status) << bad.method << " " << bad.path << " " << bad.body;
+    ASSERT_TRUE(reply.body.contains("error")) << reply.body.dump();
+    EXPECT_TRUE(reply.body["error"].is_string());
+  }
+}
+
+TEST(VmRoutes, StateChangeRefusesBodiesWithoutAKnownAction) {
+  VmConfig config;
+  VmControl control(config);
+  ApiRouter router;
+  addVmRoutes(router, control);
+  for (const char* body : {"", "{}", R"({"action": 3})", R"({"action": "explode"})", R"(["pause"])"}) {
+    auto reply = router.dispatch("PUT", "/vm/state", body);
+    EXPECT_EQ(reply.status, 400) << body;
+    EXPECT_TRUE(reply.body.contains("error")) << body;
+  }
+  // No boot attached: the VM reads as running and pausing it waits for none.
+  EXPECT_EQ(router.dispatch("GET", "/vm", "").body["state"], "running");
+  EXPECT_EQ(router.dispatch("PUT", "/vm/state", R"({"action": "pause"})").body["state"], "paused");
+  EXPECT_EQ(router.dispatch("PUT", "/vm/state", R"({"action": "pause"})").body["state"], "paused");
+  EXPECT_EQ(router.dispatch("PUT", "/vm/state", R"({"action": "resume"})").body["state"], "running");
+}
+
+TEST(VmClock, StandsStillWhilePaused) {
+  VmConfig config;
+  VmControl control(config);
+  control.pause();
+  uint64_t atPause = control.guestNs();
+  ::usleep(50'000);
+  EXPECT_EQ(control.guestNs(), atPause);
+  control.resume();
+  uint64_t afterResume = control.guestNs();
+  EXPECT_GE(afterResume, atPause);
+  EXPECT_LT(afterResume - atPause, 40'000'000u) << "the 50 ms pause leaked into guest time";
+}
+
+TEST(ApiDocument, ListsExactlyTheRoutesTheServerServes) {
+  std::ifstream file(STRATA_SOURCE_DIR "/docs/api/vm-api.openapi.json");
+  ASSERT_TRUE(file) << "docs/api/vm-api.openapi.json is missing";
+  auto document = nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(document.is_discarded()) << "docs/api/vm-api.openapi.json is not valid JSON";
+  ASSERT_TRUE(document.contains("openapi") && document["openapi"].get<std::string>().rfind("3.", 0) == 0);
+  std::set<std::pair<std::string, std::string>> documented;
+  for (const auto& [path, operations] : document["paths"].items())
+    for (const auto& [method, operation] : operations.items()) {
+      std::string upper = method;
+      for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      documented.emplace(upper, path);
+    }
+  VmConfig config;
+  VmControl control(config);
+  ApiRouter router;
+  addApiRoutes(router, control);
+  std::set<std::pair<std::string, std::string>> served;
+  for (const auto& route : router.routes()) served.insert(route);
+  for (const auto& [method, path] : served)
+    EXPECT_TRUE(documented.count({method, path})) << method << " " << path << " is served but not documented";
+  for (const auto& [method, path] : documented)
+    EXPECT_TRUE(served.count({method, path})) << method << " " << path << " is documented but not served";
+}
+
+}  // namespace
+}  // namespace strata::vmm
