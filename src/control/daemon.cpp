@@ -70,7 +70,7 @@ Result<void> runDaemon(const DaemonOptions& options) {
   if (!lock.valid()) return errnoError(lockPath);
   if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
     return Error{fmt::format("{}: another strata daemon is using this data directory", dataDir)};
-  std::string socketPath = options.socketPath.empty() ? dataDir + "/daemon.sock" : options.socketPath;
+  std::string socketPath = options.socketPath.empty() ? defaultDaemonSocket() : options.socketPath;
   if (auto made = makeDirectory(std::filesystem::path(socketPath).parent_path().string()); !made) return made.error();
 
   auto store = Store::open(dataDir + "/strata.db");

@@ -12,7 +12,7 @@ namespace strata::control {
 
 struct DaemonOptions {
   std::string dataDir;
-  std::string socketPath;     // default: DATADIR/daemon.sock
+  std::string socketPath;     // default: defaultDaemonSocket(), where the CLI looks
   std::string strataBinary;   // what runs each VM (`strata run`)
   std::chrono::seconds meterInterval{30};
   std::chrono::seconds shutdownGrace{30};

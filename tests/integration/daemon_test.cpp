@@ -59,8 +59,8 @@ class DaemonProcess {
       std::string log = dataDir_ + ".log";
       FILE* out = std::freopen(log.c_str(), "a", stdout);
       if (out) ::dup2(STDOUT_FILENO, STDERR_FILENO);
-      ::execl(strataBinary().c_str(), strataBinary().c_str(), "daemon", "--data-dir", dataDir_.c_str(),
-              "--meter-interval", "1", "--shutdown-timeout", "20", nullptr);
+      ::execl(strataBinary().c_str(), strataBinary().c_str(), "daemon", "--data-dir", dataDir_.c_str(), "--socket",
+              socket().c_str(), "--meter-interval", "1", "--shutdown-timeout", "20", nullptr);
       ::_exit(127);
     }
     bool up = waitFor([&] { return ::access(socket().c_str(), F_OK) == 0 && raw("GET", "/openapi.json").status == 200; },
@@ -206,7 +206,8 @@ TEST(DaemonApi, DefinitionsAndTokensSurviveAKill9) {
   DaemonProcess daemon("restart");
   std::string token = daemon.newTenantToken("acme");
   ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "kept"}, {"cpus", 2}}, token).first, 201);
-  auto second = runShell(strataBinary() + " daemon --data-dir " + daemon.dataDir() + " 2>&1");
+  auto second = runShell(strataBinary() + " daemon --data-dir " + daemon.dataDir() + " --socket " +
+                         daemon.dataDir() + "/other.sock 2>&1");
   EXPECT_EQ(second.exitCode, 1);
   EXPECT_TRUE(contains(second.output, "another strata daemon is using this data directory"));
   daemon.stop(SIGKILL);

@@ -13,7 +13,7 @@ void addDaemonCommand(CLI::App& app, CommandStatus& status) {
   auto* daemon = app.add_subcommand("daemon", "Run the management daemon: VMs, tenants, quotas over a REST API");
   daemon->add_option("--data-dir", options->dataDir, "state directory (SQLite store, admin token, VM files)")
       ->required();
-  daemon->add_option("--socket", options->socketPath, "API socket (default: DATA-DIR/daemon.sock)");
+  daemon->add_option("--socket", options->socketPath, "API socket (default: $STRATA_RUN_DIR/daemon.sock, or /run/strata/daemon.sock)");
   daemon->add_option("--meter-interval", *meterSeconds, "seconds between usage records")->capture_default_str();
   daemon->add_option("--shutdown-timeout", *graceSeconds, "seconds a VM gets to shut down before it is killed")
       ->capture_default_str();
