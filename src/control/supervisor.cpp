@@ -116,7 +116,7 @@ void Supervisor::watch() {
       reapChildren();
       noticeEndedVms();
       if (std::chrono::steady_clock::now() - lastMeter_ >= options_.meterInterval) meter();
-    } catch (const StoreFailure& failure) {
+    } catch (const std::exception& failure) {  // the database, or an unreadable /proc entry: try again next turn
       log::error("supervisor: {}", failure.what());
     }
   }
