@@ -56,6 +56,9 @@ int volumeMetadataOneInput(const uint8_t* data, size_t size);
 // `strata image check` (storage::checkImage) on the bytes as an image file.
 int imageCheckOneInput(const uint8_t* data, size_t size);
 
+// The bytes as a JSON VM spec through the daemon's validation (control::parseVmSpec).
+int vmSpecOneInput(const uint8_t* data, size_t size);
+
 // The targets by the name fuzz_regression and the libFuzzer binaries use; nullptr if unknown.
 using OneInput = int (*)(const uint8_t* data, size_t size);
 OneInput findTarget(std::string_view name);

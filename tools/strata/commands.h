@@ -17,8 +17,19 @@ void addPoolCommands(CLI::App& app, CommandStatus& status);   // pool.cpp: strat
 void addVolumeCommands(CLI::App& app, CommandStatus& status); // volume.cpp: strata volume ...
 void addNbdCommands(CLI::App& app, CommandStatus& status);    // nbd.cpp: strata nbd ...
 void addSwitchCommands(CLI::App& app, CommandStatus& status); // switch.cpp: strata switch ...
-// vm.cpp: strata vm status|pause|resume|shutdown|reset --api-socket PATH. Returns
-// the `vm` group, so other ways of naming a VM can add their subcommands to it.
+// vm.cpp: strata vm status|pause|resume|shutdown|reset --api-socket PATH (or NAME,
+// through the daemon). Returns the `vm` group, so other ways of naming a VM can
+// add their subcommands to it.
 CLI::App* addVmCommands(CLI::App& app, CommandStatus& status);
+void addDaemonCommand(CLI::App& app, CommandStatus& status);  // daemon.cpp: strata daemon
+
+// vm_daemon.cpp: strata vm list|define|start|destroy|delete|info NAME, through the daemon.
+void addDaemonVmCommands(CLI::App& vm, CommandStatus& status);
+// The NAME, --daemon and --token of a `strata vm` command that names a VM the daemon manages.
+struct DaemonVmArgs;
+std::shared_ptr<DaemonVmArgs> addDaemonVmOptions(CLI::App& command);
+bool namesDaemonVm(const DaemonVmArgs& args);
+// Runs status|pause|resume|shutdown|reset on that VM through the daemon; the exit status.
+int daemonVmAction(const DaemonVmArgs& args, const std::string& action, bool json);
 
 }  // namespace strata::cli

@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
   strata::cli::addVolumeCommands(app, status);
   strata::cli::addNbdCommands(app, status);
   strata::cli::addSwitchCommands(app, status);
-  strata::cli::addVmCommands(app, status);
+  strata::cli::addDaemonVmCommands(*strata::cli::addVmCommands(app, status), status);
+  strata::cli::addDaemonCommand(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

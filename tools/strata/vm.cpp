@@ -1,7 +1,7 @@
 // `strata vm`: drive a running VM through its control API (`strata run
 // --api-socket PATH`): `strata vm status|pause|resume|shutdown|reset
-// --api-socket PATH [--json]`. Other ways to name a VM (a daemon's VM names)
-// add their subcommands to the group addVmCommands returns.
+// --api-socket PATH [--json]`; given a VM NAME instead, the same commands go
+// through the daemon (vm_daemon.cpp), which adds its own subcommands to the group.
 #include <cstdio>
 
 #include <fmt/core.h>
@@ -64,9 +64,15 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
   auto args = std::make_shared<VmArgs>();
   auto addAction = [&](const std::string& name, const std::string& description, std::function<int()> act) {
     auto* command = vm->add_subcommand(name, description);
-    command->add_option("--api-socket", args->apiSocket, "the VM's API socket")->required();
+    auto daemonVm = addDaemonVmOptions(*command);
+    command->add_option("--api-socket", args->apiSocket, "the VM's API socket (instead of a daemon's VM NAME)");
     command->add_flag("--json", args->json, "print the API's JSON answer as it is");
-    command->callback([&status, act] { status.exitCode = act(); });
+    command->callback([&status, act, args, daemonVm, name] {
+      if (args->apiSocket.empty() != namesDaemonVm(*daemonVm))  // neither or both
+        status.exitCode = fail("give a VM NAME (one strata daemon manages) or --api-socket PATH");
+      else
+        status.exitCode = args->apiSocket.empty() ? daemonVmAction(*daemonVm, name, args->json) : act();
+    });
   };
   addAction("status", "print the VM's state, uptime, vCPUs, memory and configuration",
             [args] { return showStatus(*args); });

@@ -1,0 +1,442 @@
+#include "control/api_server.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <regex>
+
+#include <fmt/core.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "base/log.h"
+#include "control/token.h"
+
+namespace strata::control {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kMaxBody = 64 * 1024;
+
+// Debian's httplib listens with a backlog of 5; a UNIX socket refuses connects
+// beyond it at once (EAGAIN), so a burst of clients would see failures.
+class ListeningServer : public httplib::Server {
+ public:
+  bool raiseBacklog() { return ::listen(svr_sock_, SOMAXCONN) == 0; }
+};
+const std::string kDefaultTenant = "default";
+
+// One request being answered: who asks, what, and the reply.
+struct Call {
+  Principal principal;
+  const httplib::Request& request;
+  httplib::Response& response;
+
+  std::string arg(size_t index) const { return request.matches[index]; }
+  void reply(int status, const json& body) { response.status = status, response.set_content(body.dump(), "application/json"); }
+  void fail(int status, const std::string& message) { reply(status, json{{"error", message}}); }
+  void refuse(const Outcome& outcome) {
+    static const int statuses[] = {200, 404, 409, 403};
+    fail(statuses[outcome.status], outcome.message);
+  }
+  // The body as a JSON object, or a 400 reply and nullopt.
+  std::optional<json> body() {
+    json parsed = json::parse(request.body, nullptr, false);
+    if (parsed.is_discarded()) return fail(400, "request body is not valid JSON"), std::nullopt;
+    if (!parsed.is_object()) return fail(400, "request body must be a JSON object"), std::nullopt;
+    return parsed;
+  }
+};
+
+json quotaJson(const Quota& quota) {
+  auto value = [](const std::optional<uint64_t>& limit) { return limit ? json(*limit) : json(nullptr); };
+  return {{"vms", value(quota.vms)},
+          {"vcpus", value(quota.vcpus)},
+          {"memory_mib", value(quota.memoryMib)},
+          {"disk_gib", value(quota.diskGib)}};
+}
+
+json tenantJson(const TenantRecord& tenant) {
+  return {{"name", tenant.name},
+          {"quota", quotaJson(tenant.quota)},
+          {"used",
+           {{"vms", tenant.used.vms},
+            {"vcpus", tenant.used.vcpus},
+            {"memory_mib", tenant.used.memoryMib},
+            {"disk_gib", tenant.used.diskGib}}}};
+}
+
+json vmJson(const VmRecord& vm, const VmPaths& paths) {
+  json result = toJson(vm.spec);
+  result["state"] = vmStateName(vm.state);
+  result["console"] = paths.console;
+  if (vm.state != VmState::Stopped) result["pid"] = vm.pid;
+  if (vm.lastExit) result["last_exit"] = *vm.lastExit;
+  return result;
+}
+
+// "/vms/{name}/start" -> "/vms/([^/]+)/start"
+std::string routePattern(const std::string& path) {
+  return std::regex_replace(path, std::regex(R"(\{[a-z_]+\})"), "([^/]+)");
+}
+
+std::string bearerToken(const httplib::Request& request) {
+  std::string header = request.get_header_value("Authorization");
+  const std::string prefix = "Bearer ";
+  return header.rfind(prefix, 0) == 0 ? header.substr(prefix.size()) : std::string{};
+}
+
+Result<std::optional<uint64_t>> quotaLimit(const json& body, const char* field) {
+  if (!body.contains(field) || body[field].is_null()) return std::optional<uint64_t>{};
+  auto limit = nonNegativeInteger(body[field]);
+  if (!limit) return Error{fmt::format("{}: expected a non-negative integer or null", field)};
+  return limit;
+}
+
+Result<int64_t> timeParameter(const httplib::Request& request, const char* name, int64_t fallback) {
+  if (!request.has_param(name)) return fallback;
+  std::string text = request.get_param_value(name);
+  try {
+    size_t used = 0;
+    int64_t value = std::stoll(text, &used);
+    if (used == text.size()) return value;
+  } catch (const std::exception&) {
+  }
+  return Error{fmt::format("{}: expected UNIX seconds, got '{}'", name, text)};
+}
+
+}  // namespace
+
+struct ApiServer::Handlers {
+  ApiServer& server;
+  Store& store() { return server.store_; }
+  Supervisor& supervisor() { return server.supervisor_; }
+
+  // The VM the caller may see, or a 404 reply and nullopt.
+  std::optional<VmRecord> visibleVm(Call& call, const std::string& name) {
+    auto vm = isValidName(name) ? store().vm(name) : std::nullopt;
+    if (!vm || (!call.principal.admin && vm->spec.tenant != call.principal.tenant)) {
+      call.fail(404, fmt::format("no VM {}", name));
+      return std::nullopt;
+    }
+    return vm;
+  }
+
+  bool mayUseTenant(const Call& call, const std::string& tenant) {
+    return call.principal.admin || call.principal.tenant == tenant;
+  }
+
+  void listVms(Call& call) {
+    json list = json::array();
+    auto tenant = call.principal.admin ? std::nullopt : std::optional(call.principal.tenant);
+    for (const auto& vm : store().vms(tenant)) list.push_back(vmJson(vm, supervisor().pathsOf(vm.spec.name)));
+    call.reply(200, list);
+  }
+
+  void defineVm(Call& call) {
+    auto body = call.body();
+    if (!body) return;
+    std::string tenant = call.principal.admin ? kDefaultTenant : call.principal.tenant;
+    if (body->contains("tenant")) {
+      if (!(*body)["tenant"].is_string()) return call.fail(400, "tenant: expected a string");
+      tenant = (*body)["tenant"].get<std::string>();
+      if (!mayUseTenant(call, tenant)) return call.fail(403, fmt::format("this token may define VMs only for tenant {}", call.principal.tenant));
+    }
+    PathPolicy policy{call.principal.admin, server.options_.dataDir + "/tenants/" + tenant};
+    auto spec = parseVmSpec(*body, tenant, policy);
+    if (!spec) return call.fail(400, spec.error().message);
+    if (auto outcome = store().defineVm(*spec); !outcome.ok()) return call.refuse(outcome);
+    call.reply(201, vmJson(*store().vm(spec->name), supervisor().pathsOf(spec->name)));
+  }
+
+  void getVm(Call& call) {
+    auto vm = visibleVm(call, call.arg(1));
+    if (!vm) return;
+    json result = vmJson(*vm, supervisor().pathsOf(vm->spec.name));
+    if (vm->state == VmState::Running || vm->state == VmState::Paused) {
+      auto live = supervisor().vmRequest(*vm, "GET", "/vm");
+      if (live && live->status == 200) result["vm_api"] = json::parse(live->body, nullptr, false);
+    }
+    call.reply(200, result);
+  }
+
+  void replyWithVm(Call& call, const std::string& name) {
+    call.reply(200, vmJson(*store().vm(name), supervisor().pathsOf(name)));
+  }
+
+  void startVm(Call& call) {
+    auto vm = visibleVm(call, call.arg(1));
+    if (!vm) return;
+    if (auto claimed = store().claimStart(vm->spec.name); !claimed.ok()) return call.refuse(claimed);
+    if (auto started = supervisor().start(vm->spec.name); !started) return call.fail(500, started.error().message);
+    replyWithVm(call, vm->spec.name);
+  }
+
+  // Lifecycle calls on a VM that must be running; a refusal names the state.
+  std::optional<VmRecord> runningVm(Call& call) {
+    auto vm = visibleVm(call, call.arg(1));
+    if (vm && (vm->state == VmState::Stopped || vm->state == VmState::Starting)) {
+      call.fail(409, fmt::format("{} is {}", vm->spec.name, vmStateName(vm->state)));
+      return std::nullopt;
+    }
+    return vm;
+  }
+
+  void shutdownVm(Call& call) {
+    auto vm = runningVm(call);
+    if (!vm) return;
+    auto grace = server.options_.shutdownGrace;
+    if (call.request.has_param("timeout")) {
+      auto seconds = timeParameter(call.request, "timeout", 0);
+      if (!seconds || *seconds < 0 || *seconds > 3600) return call.fail(400, "timeout: expected 0 to 3600 seconds");
+      grace = std::chrono::seconds(*seconds);
+    }
+    if (auto done = supervisor().shutdown(vm->spec.name, grace); !done) return call.fail(500, done.error().message);
+    replyWithVm(call, vm->spec.name);
+  }
+
+  void destroyVm(Call& call) {
+    auto vm = runningVm(call);
+    if (!vm) return;
+    if (auto done = supervisor().destroy(vm->spec.name); !done) return call.fail(500, done.error().message);
+    replyWithVm(call, vm->spec.name);
+  }
+
+  // pause, resume, reset: passed to the VM's own API; its refusal is passed back.
+  void changeState(Call& call, const std::string& action, VmState after) {
+    auto vm = runningVm(call);
+    if (!vm) return;
+    auto reply = supervisor().changeState(vm->spec.name, action);
+    if (!reply) return call.fail(502, fmt::format("{}: its API socket did not answer: {}", vm->spec.name, reply.error().message));
+    if (reply->status >= 300) {
+      json error = json::parse(reply->body, nullptr, false);
+      std::string message = error.is_object() && error.contains("error") ? error["error"].dump() : reply->body;
+      return call.fail(reply->status, fmt::format("{}: {} refused: {}", vm->spec.name, action, message));
+    }
+    store().recordState(vm->spec.name, after);
+    replyWithVm(call, vm->spec.name);
+  }
+
+  void deleteVm(Call& call) {
+    auto vm = visibleVm(call, call.arg(1));
+    if (!vm) return;
+    if (auto outcome = store().deleteVm(vm->spec.name); !outcome.ok()) return call.refuse(outcome);
+    std::error_code ignored;
+    std::filesystem::remove_all(supervisor().pathsOf(vm->spec.name).dir, ignored);
+    call.reply(200, json{{"deleted", vm->spec.name}});
+  }
+
+  void listTenants(Call& call) {
+    json list = json::array();
+    for (const auto& tenant : store().tenants())
+      if (mayUseTenant(call, tenant.name)) list.push_back(tenantJson(tenant));
+    call.reply(200, list);
+  }
+
+  void addTenant(Call& call) {
+    auto body = call.body();
+    if (!body) return;
+    if (!body->contains("name") || !(*body)["name"].is_string() || !isValidName((*body)["name"].get<std::string>()))
+      return call.fail(400, "name: expected 1-63 letters, digits, '-' or '_' (not first)");
+    std::string name = (*body)["name"].get<std::string>();
+    if (auto outcome = store().addTenant(name); !outcome.ok()) return call.refuse(outcome);
+    std::error_code ignored;
+    std::filesystem::create_directories(server.options_.dataDir + "/tenants/" + name, ignored);
+    call.reply(201, tenantJson(*store().tenant(name)));
+  }
+
+  std::optional<TenantRecord> visibleTenant(Call& call) {
+    std::string name = call.arg(1);
+    auto tenant = isValidName(name) && mayUseTenant(call, name) ? store().tenant(name) : std::nullopt;
+    if (!tenant) call.fail(404, fmt::format("no tenant {}", name));
+    return tenant;
+  }
+
+  void getTenant(Call& call) {
+    if (auto tenant = visibleTenant(call)) call.reply(200, tenantJson(*tenant));
+  }
+
+  void addToken(Call& call) {
+    auto tenant = visibleTenant(call);
+    if (!tenant) return;
+    auto token = newToken();
+    if (!token) return call.fail(500, token.error().message);
+    if (auto outcome = store().addToken(tokenHash(*token), tenant->name); !outcome.ok()) return call.refuse(outcome);
+    call.reply(201, json{{"tenant", tenant->name}, {"token", *token}});
+  }
+
+  void setQuota(Call& call) {
+    auto tenant = visibleTenant(call);
+    if (!tenant) return;
+    auto body = call.body();
+    if (!body) return;
+    for (const auto& [key, value] : body->items())
+      if (key != "vms" && key != "vcpus" && key != "memory_mib" && key != "disk_gib")
+        return call.fail(400, fmt::format("unknown field '{}'", key));
+    Quota quota;
+    for (auto [field, target] : {std::pair{"vms", &quota.vms}, std::pair{"vcpus", &quota.vcpus},
+                                 std::pair{"memory_mib", &quota.memoryMib}, std::pair{"disk_gib", &quota.diskGib}}) {
+      auto limit = quotaLimit(*body, field);
+      if (!limit) return call.fail(400, limit.error().message);
+      *target = *limit;
+    }
+    if (auto outcome = store().setQuota(tenant->name, quota); !outcome.ok()) return call.refuse(outcome);
+    call.reply(200, tenantJson(*store().tenant(tenant->name)));
+  }
+
+  // Per VM totals of the records overlapping [from, to).
+  void usage(Call& call) {
+    auto from = timeParameter(call.request, "from", 0);
+    auto to = timeParameter(call.request, "to", INT64_MAX);
+    if (!from) return call.fail(400, from.error().message);
+    if (!to) return call.fail(400, to.error().message);
+    std::string format = call.request.has_param("format") ? call.request.get_param_value("format") : "json";
+    if (format != "json" && format != "csv") return call.fail(400, "format: expected json or csv");
+    auto tenant = call.principal.admin ? std::nullopt : std::optional(call.principal.tenant);
+    std::map<std::string, UsageRecord> totals;
+    for (const auto& record : store().usage(*from, *to, tenant)) {
+      auto [entry, fresh] = totals.try_emplace(record.vm, record);
+      if (fresh) continue;
+      entry->second.start = std::min(entry->second.start, record.start);
+      entry->second.end = std::max(entry->second.end, record.end);
+      entry->second.vcpuSeconds += record.vcpuSeconds;
+      entry->second.memoryGibHours += record.memoryGibHours;
+    }
+    if (format == "csv") {
+      std::string csv = "vm,tenant,start,end,vcpu_seconds,memory_gib_hours\n";
+      for (const auto& [vm, total] : totals)
+        csv += fmt::format("{},{},{},{},{:.3f},{:.6f}\n", vm, total.tenant, total.start, total.end, total.vcpuSeconds,
+                           total.memoryGibHours);
+      call.response.status = 200;
+      call.response.set_content(csv, "text/csv");
+      return;
+    }
+    json list = json::array();
+    for (const auto& [vm, total] : totals)
+      list.push_back({{"vm", vm},
+                      {"tenant", total.tenant},
+                      {"start", total.start},
+                      {"end", total.end},
+                      {"vcpu_seconds", total.vcpuSeconds},
+                      {"memory_gib_hours", total.memoryGibHours}});
+    call.reply(200, list);
+  }
+};
+
+namespace {
+
+enum class Access { Anyone, Token, Admin };
+
+struct RouteEntry {
+  ApiRoute route;
+  Access access;
+  std::function<void(ApiServer::Handlers&, Call&)> handle;
+};
+
+}  // namespace
+
+// The one table both the server and apiRoutes() read.
+static const std::vector<RouteEntry>& routeTable() {
+  using H = ApiServer::Handlers;
+  static const std::vector<RouteEntry> table = {
+      {{"GET", "/openapi.json"}, Access::Anyone,
+       [](H&, Call& call) { call.response.set_content(openApiDocument(), "application/json"); }},
+      {{"GET", "/vms"}, Access::Token, &H::listVms},
+      {{"POST", "/vms"}, Access::Token, &H::defineVm},
+      {{"GET", "/vms/{name}"}, Access::Token, &H::getVm},
+      {{"DELETE", "/vms/{name}"}, Access::Token, &H::deleteVm},
+      {{"POST", "/vms/{name}/start"}, Access::Token, &H::startVm},
+      {{"POST", "/vms/{name}/shutdown"}, Access::Token, &H::shutdownVm},
+      {{"POST", "/vms/{name}/destroy"}, Access::Token, &H::destroyVm},
+      {{"POST", "/vms/{name}/reboot"}, Access::Token,
+       [](H& h, Call& call) { h.changeState(call, "reset", VmState::Running); }},
+      {{"POST", "/vms/{name}/pause"}, Access::Token,
+       [](H& h, Call& call) { h.changeState(call, "pause", VmState::Paused); }},
+      {{"POST", "/vms/{name}/resume"}, Access::Token,
+       [](H& h, Call& call) { h.changeState(call, "resume", VmState::Running); }},
+      {{"GET", "/tenants"}, Access::Token, &H::listTenants},
+      {{"POST", "/tenants"}, Access::Admin, &H::addTenant},
+      {{"GET", "/tenants/{tenant}"}, Access::Token, &H::getTenant},
+      {{"POST", "/tenants/{tenant}/tokens"}, Access::Admin, &H::addToken},
+      {{"PUT", "/tenants/{tenant}/quota"}, Access::Admin, &H::setQuota},
+      {{"GET", "/usage"}, Access::Token, &H::usage},
+  };
+  return table;
+}
+
+std::vector<ApiRoute> apiRoutes() {
+  std::vector<ApiRoute> routes;
+  for (const auto& entry : routeTable()) routes.push_back(entry.route);
+  return routes;
+}
+
+ApiServer::ApiServer(Store& store, Supervisor& supervisor, Options options)
+    : store_(store), supervisor_(supervisor), options_(std::move(options)), server_(std::make_unique<ListeningServer>()) {
+  auto handlers = std::make_shared<Handlers>(Handlers{*this});
+  for (const auto& entry : routeTable()) {
+    auto handler = [this, handlers, &entry](const httplib::Request& request, httplib::Response& response) {
+      Call call{{}, request, response};
+      if (entry.access != Access::Anyone) {
+        std::string token = bearerToken(request);
+        auto principal = token.empty() ? std::nullopt : store_.principalForToken(tokenHash(token));
+        if (!principal) {
+          response.set_header("WWW-Authenticate", "Bearer");
+          return call.fail(401, token.empty() ? "missing bearer token" : "unknown token");
+        }
+        if (entry.access == Access::Admin && !principal->admin) return call.fail(403, "this needs an admin token");
+        call.principal = *principal;
+      }
+      entry.handle(*handlers, call);
+    };
+    std::string pattern = routePattern(entry.route.path);
+    const std::string& method = entry.route.method;
+    if (method == "GET") server_->Get(pattern, handler);
+    else if (method == "POST") server_->Post(pattern, handler);
+    else if (method == "PUT") server_->Put(pattern, handler);
+    else server_->Delete(pattern, handler);
+  }
+  server_->set_payload_max_length(kMaxBody);
+  // Unmatched routes and library-level refusals (413, 400) get a JSON error too.
+  server_->set_error_handler([](const httplib::Request& request, httplib::Response& response) {
+    if (!response.body.empty()) return;
+    std::string message = response.status == 404 ? fmt::format("no route for {} {}", request.method, request.path)
+                                                  : fmt::format("HTTP {}", response.status);
+    response.set_content(json{{"error", message}}.dump(), "application/json");
+  });
+  server_->set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr thrown) {
+    std::string message = "internal error";
+    try {
+      std::rethrow_exception(thrown);
+    } catch (const std::exception& error) {
+      message = error.what();
+    } catch (...) {
+    }
+    log::error("API: {}", message);
+    response.status = 500;
+    response.set_content(json{{"error", message}}.dump(), "application/json");
+  });
+}
+
+ApiServer::~ApiServer() = default;
+
+Result<void> ApiServer::listen(const std::string& socketPath) {
+  ::unlink(socketPath.c_str());
+  mode_t previous = ::umask(0177);  // the socket is created 0600, with no window in between
+  server_->set_address_family(AF_UNIX);
+  bool bound = server_->bind_to_port(socketPath, 80);
+  ::umask(previous);
+  if (!bound || !static_cast<ListeningServer&>(*server_).raiseBacklog()) return errnoError(socketPath);
+  return {};
+}
+
+void ApiServer::run() { server_->listen_after_bind(); }
+
+void ApiServer::stop() { server_->stop(); }
+
+}  // namespace strata::control

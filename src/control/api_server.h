@@ -1,0 +1,54 @@
+// ApiServer: the daemon's REST API (HTTP/1.1 + JSON, cpp-httplib) on a UNIX
+// socket: VMs, tenants, tokens, quotas, usage. Every request but
+// /openapi.json needs a bearer token; a tenant's token sees only its own
+// tenant and VMs (others' are 404, as if they did not exist).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "control/store.h"
+#include "control/supervisor.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace strata::control {
+
+struct ApiRoute {
+  std::string method;  // GET, POST, PUT, DELETE
+  std::string path;    // OpenAPI form: /vms/{name}/start
+};
+// Every route the server answers; the OpenAPI document must describe exactly these.
+std::vector<ApiRoute> apiRoutes();
+// docs/api/daemon-api.openapi.json, compiled in.
+const char* openApiDocument();
+
+class ApiServer {
+ public:
+  struct Options {
+    std::string dataDir;
+    std::chrono::milliseconds shutdownGrace{30000};  // before a VM that ignores shutdown is killed
+  };
+  ApiServer(Store& store, Supervisor& supervisor, Options options);
+  ~ApiServer();
+
+  // Creates the socket (mode 0600: only its owner may talk to the daemon).
+  Result<void> listen(const std::string& socketPath);
+  void run();   // serves until stop()
+  void stop();  // safe from another thread
+
+ struct Handlers;  // the route handlers, defined with the route table in api_server.cpp
+
+ private:
+  Store& store_;
+  Supervisor& supervisor_;
+  Options options_;
+  std::unique_ptr<httplib::Server> server_;
+};
+
+}  // namespace strata::control

@@ -1,0 +1,120 @@
+#include "control/daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include <fmt/core.h>
+
+#include "base/log.h"
+#include "base/unique_fd.h"
+#include "control/api_server.h"
+#include "control/store.h"
+#include "control/supervisor.h"
+#include "control/token.h"
+
+namespace strata::control {
+namespace {
+
+// At first start (no DATADIR/admin.token yet) makes an admin token, stores its
+// hash and writes it to that file, readable by the daemon's user only.
+Result<void> ensureAdminToken(Store& store, const std::string& dataDir) {
+  std::string path = dataDir + "/admin.token";
+  if (::access(path.c_str(), F_OK) == 0) return {};
+  auto token = newToken();
+  if (!token) return token.error();
+  UniqueFd file(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!file.valid()) return errnoError(path);
+  std::string line = *token + "\n";
+  if (::write(file.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) return errnoError(path);
+  if (auto added = store.addToken(tokenHash(*token), std::nullopt); !added.ok()) return Error{added.message};
+  log::info("admin token written to {}", path);
+  return {};
+}
+
+Result<void> makeDirectory(const std::string& path) {
+  std::error_code error;
+  std::filesystem::create_directories(path, error);
+  if (error) return Error{fmt::format("{}: {}", path, error.message())};
+  ::chmod(path.c_str(), 0700);
+  return {};
+}
+
+}  // namespace
+
+std::string defaultDaemonSocket() {
+  const char* runDir = std::getenv("STRATA_RUN_DIR");
+  return std::string(runDir && *runDir ? runDir : "/run/strata") + "/daemon.sock";
+}
+
+Result<void> runDaemon(const DaemonOptions& options) {
+  ::umask(0077);  // the store, the token file and the VMs' files are the daemon user's alone
+  std::string dataDir = std::filesystem::absolute(options.dataDir).lexically_normal().string();
+  // Each VM's API socket is DATADIR/vms/NAME/api.sock, NAME up to 63 characters.
+  if (dataDir.size() + 5 + 63 + 9 >= sizeof(sockaddr_un::sun_path))
+    return Error{fmt::format("--data-dir {}: too long for the VMs' socket paths (at most {} characters)", dataDir,
+                             sizeof(sockaddr_un::sun_path) - 5 - 63 - 9 - 1)};
+  for (const auto& dir : {dataDir, dataDir + "/vms", dataDir + "/tenants"})
+    if (auto made = makeDirectory(dir); !made) return made.error();
+  // One daemon per data directory: a second would adopt the same VMs and take over the socket.
+  std::string lockPath = dataDir + "/daemon.lock";
+  UniqueFd lock(::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock.valid()) return errnoError(lockPath);
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0)
+    return Error{fmt::format("{}: another strata daemon is using this data directory", dataDir)};
+  std::string socketPath = options.socketPath.empty() ? defaultDaemonSocket() : options.socketPath;
+  if (auto made = makeDirectory(std::filesystem::path(socketPath).parent_path().string()); !made) return made.error();
+
+  auto store = Store::open(dataDir + "/strata.db");
+  if (!store) return store.error();
+  try {
+    (*store)->addTenant("default");  // where an admin's VMs go when the spec names no tenant
+    if (auto admin = ensureAdminToken(**store, dataDir); !admin) return admin.error();
+  } catch (const StoreFailure& failure) {
+    return Error{failure.what()};
+  }
+
+  // Signals are taken by one thread with sigwait; every other thread (and so
+  // httplib's) starts with them blocked. Spawned VMs get the default mask back.
+  sigset_t stopSignals;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGTERM);
+  sigaddset(&stopSignals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  Supervisor supervisor(**store, {dataDir, options.strataBinary, options.meterInterval});
+  ApiServer server(**store, supervisor, {dataDir, options.shutdownGrace});
+  try {
+    supervisor.adoptRunningVms();
+  } catch (const StoreFailure& failure) {
+    return Error{failure.what()};
+  }
+  if (auto listening = server.listen(socketPath); !listening) return listening.error();
+  supervisor.startWatching();
+  log::info("strata daemon: data in {}, API on {}", dataDir, socketPath);
+
+  std::atomic<bool> signalled = false;
+  std::thread signalWaiter([&] {
+    int signal = 0;
+    sigwait(&stopSignals, &signal);
+    signalled = true;
+    log::info("strata daemon: stopping on signal {} (VMs keep running)", signal);
+    server.stop();
+  });
+  server.run();
+  if (!signalled) ::kill(::getpid(), SIGTERM);  // the server ended on its own: release the waiter
+  signalWaiter.join();
+  ::unlink(socketPath.c_str());
+  return {};
+}
+
+}  // namespace strata::control

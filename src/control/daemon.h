@@ -1,0 +1,26 @@
+// `strata daemon`: the management plane's entry point. Opens (or creates) the
+// data directory with its SQLite store and admin token, adopts the VMs a
+// previous daemon left running, and serves the REST API until SIGTERM/SIGINT.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "base/result.h"
+
+namespace strata::control {
+
+struct DaemonOptions {
+  std::string dataDir;
+  std::string socketPath;     // default: defaultDaemonSocket(), where the CLI looks
+  std::string strataBinary;   // what runs each VM (`strata run`)
+  std::chrono::seconds meterInterval{30};
+  std::chrono::seconds shutdownGrace{30};
+};
+
+// The daemon socket clients use when none is given: $STRATA_RUN_DIR/daemon.sock, or /run/strata/daemon.sock.
+std::string defaultDaemonSocket();
+
+Result<void> runDaemon(const DaemonOptions& options);
+
+}  // namespace strata::control

@@ -1,0 +1,26 @@
+// HTTP/1.1 over a UNIX socket: how the daemon drives each VM's API socket and
+// how the CLI and tests reach the daemon. One request per call; a dead or
+// silent peer is an Error after the timeout, never a hang.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "base/result.h"
+
+namespace strata::control {
+
+struct HttpReply {
+  int status = 0;
+  std::string body;
+};
+
+struct HttpRequest {
+  std::string method, path, body;
+  std::string bearerToken;  // sent as "Authorization: Bearer ..." when set
+  std::chrono::milliseconds timeout{5000};
+};
+
+Result<HttpReply> httpOverUnixSocket(const std::string& socketPath, const HttpRequest& request);
+
+}  // namespace strata::control

@@ -1,0 +1,380 @@
+#include "control/store.h"
+
+#include <sqlite3.h>
+
+#include <ctime>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+namespace strata::control {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS tenants(
+  name TEXT PRIMARY KEY,
+  max_vms INTEGER, max_vcpus INTEGER, max_memory_mib INTEGER, max_disk_gib INTEGER);
+CREATE TABLE IF NOT EXISTS tokens(
+  hash TEXT PRIMARY KEY,
+  tenant TEXT REFERENCES tenants(name),
+  created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS vms(
+  name TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL REFERENCES tenants(name),
+  spec TEXT NOT NULL,
+  cpus INTEGER NOT NULL, memory_mib INTEGER NOT NULL, disk_gib INTEGER NOT NULL,
+  state TEXT NOT NULL DEFAULT 'stopped',
+  pid INTEGER, pid_start INTEGER, api_socket TEXT, last_exit INTEGER,
+  metered_ticks INTEGER NOT NULL DEFAULT 0, metered_at INTEGER NOT NULL DEFAULT 0,
+  changed INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS usage(
+  id INTEGER PRIMARY KEY,
+  vm TEXT NOT NULL, tenant TEXT NOT NULL,
+  start INTEGER NOT NULL, end INTEGER NOT NULL,
+  vcpu_seconds REAL NOT NULL, memory_gib_hours REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS usage_by_end ON usage(end);
+)sql";
+
+// One prepared statement; binds by position, throws StoreFailure on errors.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) fail("prepare");
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  Statement& bind(int index, const std::string& text) {
+    check(sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Statement& bind(int index, int64_t value) {
+    check(sqlite3_bind_int64(stmt_, index, value));
+    return *this;
+  }
+  Statement& bind(int index, double value) {
+    check(sqlite3_bind_double(stmt_, index, value));
+    return *this;
+  }
+  template <typename T>
+  Statement& bind(int index, const std::optional<T>& value) {
+    if (value) return bind(index, static_cast<int64_t>(*value));
+    check(sqlite3_bind_null(stmt_, index));
+    return *this;
+  }
+  Statement& bindOptionalText(int index, const std::optional<std::string>& value) {
+    if (value) return bind(index, *value);
+    check(sqlite3_bind_null(stmt_, index));
+    return *this;
+  }
+  // True while there is a row to read.
+  bool step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc != SQLITE_DONE) fail("step");
+    return false;
+  }
+  // Runs a statement that may violate a constraint; false when it did.
+  bool stepUnlessConstraint() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW) return true;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) return false;
+    fail("step");
+    return false;
+  }
+  std::string text(int column) const {
+    auto* data = sqlite3_column_text(stmt_, column);
+    return data ? reinterpret_cast<const char*>(data) : "";
+  }
+  int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+  double real(int column) const { return sqlite3_column_double(stmt_, column); }
+  bool isNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+  std::optional<uint64_t> optionalCount(int column) const {
+    if (isNull(column)) return std::nullopt;
+    return static_cast<uint64_t>(integer(column));
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) fail("bind");
+  }
+  [[noreturn]] void fail(const char* what) {
+    throw StoreFailure(fmt::format("database {}: {}", what, sqlite3_errmsg(db_)));
+  }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// BEGIN IMMEDIATE takes the write lock up front, so a check-then-insert inside
+// cannot interleave with another connection's; rolled back unless committed.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) { run("BEGIN IMMEDIATE"); }
+  ~Transaction() {
+    if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  void commit() {
+    run("COMMIT");
+    done_ = true;
+  }
+
+ private:
+  void run(const char* sql) {
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
+      throw StoreFailure(fmt::format("database {}: {}", sql, sqlite3_errmsg(db_)));
+  }
+  sqlite3* db_;
+  bool done_ = false;
+};
+
+int64_t now() { return static_cast<int64_t>(::time(nullptr)); }
+
+VmState parseState(const std::string& text) {
+  if (text == "running") return VmState::Running;
+  if (text == "paused") return VmState::Paused;
+  if (text == "starting") return VmState::Starting;
+  return VmState::Stopped;
+}
+
+constexpr const char* kVmColumns =
+    "name, tenant, spec, state, pid, pid_start, api_socket, last_exit, metered_ticks, metered_at";
+
+VmRecord readVm(const Statement& row) {
+  VmRecord vm;
+  vm.spec = vmSpecFromStored(row.text(0), row.text(1), row.text(2));
+  vm.state = parseState(row.text(3));
+  vm.pid = static_cast<pid_t>(row.integer(4));
+  vm.pidStartTime = static_cast<uint64_t>(row.integer(5));
+  vm.apiSocket = row.text(6);
+  if (!row.isNull(7)) vm.lastExit = static_cast<int>(row.integer(7));
+  vm.meteredTicks = static_cast<uint64_t>(row.integer(8));
+  vm.meteredAt = row.integer(9);
+  return vm;
+}
+
+std::string overQuota(const char* what, uint64_t used, uint64_t asked, uint64_t limit) {
+  return fmt::format("quota exceeded: {} {} in use + {} asked > {} allowed", what, used, asked, limit);
+}
+
+}  // namespace
+
+const char* vmStateName(VmState state) {
+  switch (state) {
+    case VmState::Stopped: return "stopped";
+    case VmState::Starting: return "starting";
+    case VmState::Running: return "running";
+    case VmState::Paused: return "paused";
+  }
+  return "stopped";
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    Error error{fmt::format("{}: {}", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc))};
+    sqlite3_close(db);
+    return error;
+  }
+  std::unique_ptr<Store> store(new Store(db));
+  sqlite3_busy_timeout(db, 10000);  // other connections' transactions are short
+  try {
+    store->exec("PRAGMA journal_mode=WAL");
+    store->exec("PRAGMA synchronous=NORMAL");
+    store->exec("PRAGMA foreign_keys=ON");
+    store->exec(kSchema);
+  } catch (const StoreFailure& failure) {
+    return Error{fmt::format("{}: {}", path, failure.what())};
+  }
+  return store;
+}
+
+Store::~Store() { sqlite3_close(db_); }
+
+void Store::exec(const char* sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string text = message ? message : sqlite3_errmsg(db_);
+    sqlite3_free(message);
+    throw StoreFailure("database: " + text);
+  }
+}
+
+Outcome Store::addTenant(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Statement insert(db_, "INSERT INTO tenants(name) VALUES(?)");
+  if (!insert.bind(1, name).stepUnlessConstraint())
+    return {Outcome::Conflict, fmt::format("tenant {} already exists", name)};
+  return {};
+}
+
+ResourceUse Store::usedBy(const std::string& tenant) {
+  Statement sum(db_,
+                "SELECT count(*), coalesce(sum(cpus),0), coalesce(sum(memory_mib),0), coalesce(sum(disk_gib),0) "
+                "FROM vms WHERE tenant=?");
+  sum.bind(1, tenant).step();
+  return {static_cast<uint64_t>(sum.integer(0)), static_cast<uint64_t>(sum.integer(1)),
+          static_cast<uint64_t>(sum.integer(2)), static_cast<uint64_t>(sum.integer(3))};
+}
+
+std::vector<TenantRecord> Store::tenants() {
+  std::lock_guard lock(mutex_);
+  std::vector<TenantRecord> result;
+  Statement rows(db_, "SELECT name, max_vms, max_vcpus, max_memory_mib, max_disk_gib FROM tenants ORDER BY name");
+  while (rows.step())
+    result.push_back({rows.text(0),
+                      {rows.optionalCount(1), rows.optionalCount(2), rows.optionalCount(3), rows.optionalCount(4)},
+                      {}});
+  for (auto& tenant : result) tenant.used = usedBy(tenant.name);
+  return result;
+}
+
+std::optional<TenantRecord> Store::tenant(const std::string& name) {
+  for (auto& tenant : tenants())
+    if (tenant.name == name) return tenant;
+  return std::nullopt;
+}
+
+Outcome Store::setQuota(const std::string& tenant, const Quota& quota) {
+  std::lock_guard lock(mutex_);
+  Statement update(db_, "UPDATE tenants SET max_vms=?, max_vcpus=?, max_memory_mib=?, max_disk_gib=? WHERE name=?");
+  update.bind(1, quota.vms).bind(2, quota.vcpus).bind(3, quota.memoryMib).bind(4, quota.diskGib).bind(5, tenant).step();
+  if (sqlite3_changes(db_) == 0) return {Outcome::NotFound, fmt::format("no tenant {}", tenant)};
+  return {};
+}
+
+Outcome Store::addToken(const std::string& hash, const std::optional<std::string>& tenant) {
+  std::lock_guard lock(mutex_);
+  Statement insert(db_, "INSERT INTO tokens(hash, tenant, created) VALUES(?,?,?)");
+  if (!insert.bind(1, hash).bindOptionalText(2, tenant).bind(3, now()).stepUnlessConstraint())
+    return {Outcome::NotFound, fmt::format("no tenant {}", tenant.value_or(""))};
+  return {};
+}
+
+std::optional<Principal> Store::principalForToken(const std::string& hash) {
+  std::lock_guard lock(mutex_);
+  Statement row(db_, "SELECT tenant FROM tokens WHERE hash=?");
+  if (!row.bind(1, hash).step()) return std::nullopt;
+  if (row.isNull(0)) return Principal{true, ""};
+  return Principal{false, row.text(0)};
+}
+
+Outcome Store::defineVm(const VmSpec& spec) {
+  std::lock_guard lock(mutex_);
+  Transaction transaction(db_);
+  Statement limits(db_, "SELECT max_vms, max_vcpus, max_memory_mib, max_disk_gib FROM tenants WHERE name=?");
+  if (!limits.bind(1, spec.tenant).step()) return {Outcome::NotFound, fmt::format("no tenant {}", spec.tenant)};
+  Statement existing(db_, "SELECT 1 FROM vms WHERE name=?");
+  if (existing.bind(1, spec.name).step())
+    return {Outcome::Conflict, fmt::format("a VM named {} already exists", spec.name)};
+  ResourceUse used = usedBy(spec.tenant), asked = resourcesOf(spec);
+  struct Check {
+    const char* what;
+    std::optional<uint64_t> limit;
+    uint64_t used, asked;
+  } checks[] = {{"vms", limits.optionalCount(0), used.vms, asked.vms},
+                {"vcpus", limits.optionalCount(1), used.vcpus, asked.vcpus},
+                {"memory_mib", limits.optionalCount(2), used.memoryMib, asked.memoryMib},
+                {"disk_gib", limits.optionalCount(3), used.diskGib, asked.diskGib}};
+  for (const auto& check : checks)
+    if (check.limit && check.used + check.asked > *check.limit)
+      return {Outcome::OverQuota, overQuota(check.what, check.used, check.asked, *check.limit)};
+  Statement insert(db_,
+                   "INSERT INTO vms(name, tenant, spec, cpus, memory_mib, disk_gib, changed) VALUES(?,?,?,?,?,?,?)");
+  insert.bind(1, spec.name)
+      .bind(2, spec.tenant)
+      .bind(3, toJson(spec).dump())
+      .bind(4, int64_t{spec.cpus})
+      .bind(5, static_cast<int64_t>(spec.memoryMib))
+      .bind(6, static_cast<int64_t>(spec.diskGib))
+      .bind(7, now())
+      .step();
+  transaction.commit();
+  return {};
+}
+
+std::optional<VmRecord> Store::vm(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Statement row(db_, fmt::format("SELECT {} FROM vms WHERE name=?", kVmColumns).c_str());
+  if (!row.bind(1, name).step()) return std::nullopt;
+  return readVm(row);
+}
+
+std::vector<VmRecord> Store::vms(const std::optional<std::string>& tenant) {
+  std::lock_guard lock(mutex_);
+  Statement rows(db_, fmt::format("SELECT {} FROM vms WHERE ?1 IS NULL OR tenant=?1 ORDER BY name", kVmColumns).c_str());
+  rows.bindOptionalText(1, tenant);
+  std::vector<VmRecord> result;
+  while (rows.step()) result.push_back(readVm(rows));
+  return result;
+}
+
+Outcome Store::claimStart(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Statement update(db_, "UPDATE vms SET state='starting', changed=? WHERE name=? AND state='stopped'");
+  update.bind(1, now()).bind(2, name).step();
+  if (sqlite3_changes(db_) == 1) return {};
+  return {Outcome::Conflict, fmt::format("{} is not stopped", name)};
+}
+
+void Store::recordRunning(const std::string& name, pid_t pid, uint64_t pidStartTime, const std::string& apiSocket) {
+  std::lock_guard lock(mutex_);
+  Statement update(db_,
+                   "UPDATE vms SET state='running', pid=?, pid_start=?, api_socket=?, last_exit=NULL, metered_ticks=0, "
+                   "metered_at=?4, changed=?4 WHERE name=?5");
+  update.bind(1, int64_t{pid}).bind(2, static_cast<int64_t>(pidStartTime)).bind(3, apiSocket).bind(4, now());
+  update.bind(5, name).step();
+}
+
+void Store::recordState(const std::string& name, VmState state) {
+  std::lock_guard lock(mutex_);
+  Statement update(db_, "UPDATE vms SET state=?, changed=? WHERE name=?");
+  update.bind(1, std::string(vmStateName(state))).bind(2, now()).bind(3, name).step();
+}
+
+void Store::recordStopped(const std::string& name, std::optional<int> exitStatus) {
+  std::lock_guard lock(mutex_);
+  Statement update(db_,
+                   "UPDATE vms SET state='stopped', pid=NULL, pid_start=NULL, api_socket=NULL, last_exit=?, changed=? "
+                   "WHERE name=?");
+  update.bind(1, exitStatus).bind(2, now()).bind(3, name).step();
+}
+
+Outcome Store::deleteVm(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Transaction transaction(db_);
+  Statement state(db_, "SELECT state FROM vms WHERE name=?");
+  if (!state.bind(1, name).step()) return {Outcome::NotFound, fmt::format("no VM {}", name)};
+  if (state.text(0) != "stopped")
+    return {Outcome::Conflict, fmt::format("{} is {}: stop it first", name, state.text(0))};
+  Statement remove(db_, "DELETE FROM vms WHERE name=?");
+  remove.bind(1, name).step();
+  transaction.commit();
+  return {};
+}
+
+void Store::addUsage(const UsageRecord& record, uint64_t meteredTicks) {
+  std::lock_guard lock(mutex_);
+  Transaction transaction(db_);
+  Statement mark(db_, "UPDATE vms SET metered_ticks=?, metered_at=? WHERE name=?");
+  mark.bind(1, static_cast<int64_t>(meteredTicks)).bind(2, record.end).bind(3, record.vm).step();
+  Statement insert(db_,
+                   "INSERT INTO usage(vm, tenant, start, end, vcpu_seconds, memory_gib_hours) VALUES(?,?,?,?,?,?)");
+  insert.bind(1, record.vm).bind(2, record.tenant).bind(3, record.start).bind(4, record.end);
+  insert.bind(5, record.vcpuSeconds).bind(6, record.memoryGibHours).step();
+  transaction.commit();
+}
+
+std::vector<UsageRecord> Store::usage(int64_t from, int64_t to, const std::optional<std::string>& tenant) {
+  std::lock_guard lock(mutex_);
+  Statement rows(db_,
+                 "SELECT vm, tenant, start, end, vcpu_seconds, memory_gib_hours FROM usage "
+                 "WHERE end > ?1 AND start < ?2 AND (?3 IS NULL OR tenant=?3) ORDER BY start, vm");
+  rows.bind(1, from).bind(2, to).bindOptionalText(3, tenant);
+  std::vector<UsageRecord> result;
+  while (rows.step())
+    result.push_back({rows.text(0), rows.text(1), rows.integer(2), rows.integer(3), rows.real(4), rows.real(5)});
+  return result;
+}
+
+}  // namespace strata::control

@@ -1,0 +1,113 @@
+// Store: the daemon's state in SQLite (WAL): tenants and their quotas, tokens
+// (only their SHA-256 hashes), VM definitions with their run state (pid, API
+// socket) and usage records. Each mutation is one transaction, so a kill -9 of
+// the daemon leaves nothing half made, and quota checks cannot race.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "control/vm_spec.h"
+
+struct sqlite3;
+
+namespace strata::control {
+
+// The database itself failed (disk full, corrupt file): not a client's fault.
+struct StoreFailure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// How a request the store refused went wrong; the API maps each to its HTTP status.
+struct Outcome {
+  enum Status { Ok, NotFound, Conflict, OverQuota } status = Ok;
+  std::string message;
+  bool ok() const { return status == Ok; }
+};
+
+struct Quota {  // nullopt: unlimited
+  std::optional<uint64_t> vms, vcpus, memoryMib, diskGib;
+};
+
+struct TenantRecord {
+  std::string name;
+  Quota quota;
+  ResourceUse used;
+};
+
+// Who a token speaks for: the admin, or one tenant.
+struct Principal {
+  bool admin = false;
+  std::string tenant;
+};
+
+enum class VmState { Stopped, Starting, Running, Paused };
+const char* vmStateName(VmState state);
+
+struct VmRecord {
+  VmSpec spec;
+  VmState state = VmState::Stopped;
+  pid_t pid = 0;
+  uint64_t pidStartTime = 0;  // /proc/PID/stat field 22, so a reused pid is not mistaken for the VM
+  std::string apiSocket;
+  std::optional<int> lastExit;  // exit code, or 128+signal, of the last run
+  uint64_t meteredTicks = 0;    // the run's CPU time (clock ticks) already in usage records
+  int64_t meteredAt = 0;        // when the last record of this run ended (its start at first)
+};
+
+struct UsageRecord {
+  std::string vm, tenant;
+  int64_t start = 0, end = 0;  // UNIX seconds
+  double vcpuSeconds = 0, memoryGibHours = 0;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> open(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  Outcome addTenant(const std::string& name);
+  std::vector<TenantRecord> tenants();
+  std::optional<TenantRecord> tenant(const std::string& name);
+  Outcome setQuota(const std::string& tenant, const Quota& quota);
+
+  // tenant nullopt: an admin token.
+  Outcome addToken(const std::string& hash, const std::optional<std::string>& tenant);
+  std::optional<Principal> principalForToken(const std::string& hash);
+
+  // Checks the name is free and the tenant's quota, and inserts, in one transaction.
+  Outcome defineVm(const VmSpec& spec);
+  std::optional<VmRecord> vm(const std::string& name);
+  std::vector<VmRecord> vms(const std::optional<std::string>& tenant = std::nullopt);
+  // Stopped -> Starting, or Conflict: two concurrent starts cannot both win.
+  Outcome claimStart(const std::string& name);
+  void recordRunning(const std::string& name, pid_t pid, uint64_t pidStartTime, const std::string& apiSocket);
+  void recordState(const std::string& name, VmState state);
+  void recordStopped(const std::string& name, std::optional<int> exitStatus);
+  Outcome deleteVm(const std::string& name);  // only a stopped VM
+
+  // Adds a record and moves the VM's metering mark to (ticks, record.end), in
+  // one transaction: a restarted daemon continues where the last record ended.
+  void addUsage(const UsageRecord& record, uint64_t meteredTicks);
+  // Records whose interval overlaps [from, to), optionally one tenant's.
+  std::vector<UsageRecord> usage(int64_t from, int64_t to, const std::optional<std::string>& tenant);
+
+ private:
+  explicit Store(sqlite3* db) : db_(db) {}
+  void exec(const char* sql);
+  ResourceUse usedBy(const std::string& tenant);
+
+  sqlite3* db_;
+  std::mutex mutex_;  // one transaction at a time on this connection
+};
+
+}  // namespace strata::control

@@ -1,0 +1,270 @@
+#include "control/supervisor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "base/log.h"
+
+namespace strata::control {
+namespace {
+
+constexpr auto kWatchPeriod = std::chrono::milliseconds(200);
+constexpr auto kSocketWait = std::chrono::seconds(20);
+constexpr auto kKillWait = std::chrono::seconds(10);
+
+// Fields 3.. of /proc/PID/stat (after the parenthesized command name, which may hold spaces).
+std::optional<std::vector<std::string>> statFields(pid_t pid) {
+  std::ifstream file(fmt::format("/proc/{}/stat", pid));
+  std::string text;
+  if (!std::getline(file, text)) return std::nullopt;
+  size_t close = text.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(text.substr(close + 1));
+  std::vector<std::string> fields;
+  for (std::string field; rest >> field;) fields.push_back(field);
+  if (fields.size() < 20) return std::nullopt;
+  return fields;
+}
+
+std::optional<uint64_t> cpuTicks(pid_t pid) {
+  auto fields = statFields(pid);
+  if (!fields) return std::nullopt;
+  return std::stoull((*fields)[14 - 3]) + std::stoull((*fields)[15 - 3]);  // utime + stime
+}
+
+std::string tailOf(const std::string& path, size_t bytes) {
+  std::ifstream file(path);
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  return text.size() > bytes ? text.substr(text.size() - bytes) : text;
+}
+
+int exitCodeOf(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+bool isLive(const VmRecord& vm) { return vm.state != VmState::Stopped && vm.pid > 0; }
+
+}  // namespace
+
+std::optional<uint64_t> processStartTime(pid_t pid) {
+  auto fields = statFields(pid);
+  if (!fields || (*fields)[0] == "Z" || (*fields)[0] == "X") return std::nullopt;
+  return std::stoull((*fields)[22 - 3]);
+}
+
+Supervisor::Supervisor(Store& store, Options options) : store_(store), options_(std::move(options)) {}
+
+Supervisor::~Supervisor() {
+  {
+    std::lock_guard lock(watchMutex_);
+    stopping_ = true;
+  }
+  watchWake_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+VmPaths Supervisor::pathsOf(const std::string& name) const {
+  std::string dir = options_.dataDir + "/vms/" + name;
+  return {dir, dir + "/api.sock", dir + "/console.log", dir + "/strata.log"};
+}
+
+Result<HttpReply> Supervisor::vmRequest(const VmRecord& vm, const std::string& method, const std::string& path,
+                                        const std::string& body) {
+  if (!isLive(vm)) return Error{fmt::format("{} is not running", vm.spec.name)};
+  // Changing state may wait for the guest's disk requests (pause); a query should answer at once.
+  auto timeout = method == "GET" ? std::chrono::seconds(5) : std::chrono::seconds(60);
+  return httpOverUnixSocket(vm.apiSocket, {method, path, body, "", timeout});
+}
+
+void Supervisor::adoptRunningVms() {
+  for (const auto& vm : store_.vms()) {
+    if (vm.state == VmState::Stopped) continue;
+    bool alive = vm.pid > 0 && processStartTime(vm.pid) == vm.pidStartTime;
+    auto reply = alive ? vmRequest(vm, "GET", "/vm") : Result<HttpReply>(Error{"not running"});
+    if (!reply || reply->status != 200) {
+      log::info("{}: no longer running ({}); recorded as stopped", vm.spec.name,
+                reply ? fmt::format("API status {}", reply->status) : reply.error().message);
+      store_.recordStopped(vm.spec.name, std::nullopt);
+      continue;
+    }
+    auto info = nlohmann::json::parse(reply->body, nullptr, false);
+    bool paused = info.is_object() && info.value("state", "") == "paused";
+    store_.recordState(vm.spec.name, paused ? VmState::Paused : VmState::Running);
+    log::info("{}: adopted running VM (pid {})", vm.spec.name, vm.pid);
+  }
+}
+
+void Supervisor::startWatching() {
+  lastMeter_ = std::chrono::steady_clock::now();
+  watcher_ = std::thread([this] { watch(); });
+}
+
+void Supervisor::watch() {
+  std::unique_lock lock(watchMutex_);
+  while (!watchWake_.wait_for(lock, kWatchPeriod, [this] { return stopping_; })) {
+    try {
+      reapChildren();
+      noticeEndedVms();
+      if (std::chrono::steady_clock::now() - lastMeter_ >= options_.meterInterval) meter();
+    } catch (const std::exception& failure) {  // the database, or an unreadable /proc entry: try again next turn
+      log::error("supervisor: {}", failure.what());
+    }
+  }
+}
+
+void Supervisor::reapChildren() {
+  std::lock_guard lock(spawnMutex_);
+  int status = 0;
+  for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+    for (const auto& vm : store_.vms())
+      if (isLive(vm) && vm.pid == pid) {
+        log::info("{}: ended with status {}", vm.spec.name, exitCodeOf(status));
+        store_.recordStopped(vm.spec.name, exitCodeOf(status));
+      }
+  }
+}
+
+// VMs adopted from an earlier daemon are not our children: they are watched by pid and start time.
+void Supervisor::noticeEndedVms() {
+  std::lock_guard lock(spawnMutex_);
+  for (const auto& vm : store_.vms())
+    if (isLive(vm) && processStartTime(vm.pid) != vm.pidStartTime) {
+      log::info("{}: ended", vm.spec.name);
+      store_.recordStopped(vm.spec.name, std::nullopt);
+    }
+}
+
+// Process CPU time stands for vCPU time (the vCPU threads dominate it); memory
+// is what the VM was given, for as long as it ran. Each record continues from
+// the VM's metering mark in the store, so a restarted daemon loses or repeats nothing.
+void Supervisor::meter() {
+  auto now = static_cast<int64_t>(::time(nullptr));
+  static const double ticksPerSecond = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  for (const auto& vm : store_.vms()) {
+    if (!isLive(vm) || now <= vm.meteredAt) continue;
+    auto ticks = cpuTicks(vm.pid);
+    if (!ticks || processStartTime(vm.pid) != vm.pidStartTime || *ticks < vm.meteredTicks) continue;
+    double hours = static_cast<double>(now - vm.meteredAt) / 3600.0;
+    store_.addUsage({vm.spec.name, vm.spec.tenant, vm.meteredAt, now,
+                     static_cast<double>(*ticks - vm.meteredTicks) / ticksPerSecond,
+                     static_cast<double>(vm.spec.memoryMib) / 1024.0 * hours},
+                    *ticks);
+  }
+  lastMeter_ = std::chrono::steady_clock::now();
+}
+
+Result<void> Supervisor::start(const std::string& name) {
+  auto vm = store_.vm(name);
+  if (!vm) return Error{fmt::format("no VM {}", name)};
+  VmPaths paths = pathsOf(name);
+  auto failed = [&](const std::string& why) -> Result<void> {
+    store_.recordStopped(name, std::nullopt);
+    return Error{why};
+  };
+  if (::mkdir(paths.dir.c_str(), 0700) != 0 && errno != EEXIST) return failed(errnoError(paths.dir).message);
+  ::unlink(paths.apiSocket.c_str());  // left by a VM that was killed
+
+  std::vector<std::string> args = runArguments(vm->spec, paths.apiSocket, paths.console);
+  args.insert(args.begin(), options_.strataBinary);
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+
+  // A new session: the VM gets no signal meant for the daemon's terminal or
+  // process group, and outlives the daemon. Default signal handling, no
+  // inherited descriptors beyond its stdio (the log).
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attributes;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attributes);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, paths.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setsigdefault(&attributes, &all);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = 0;
+  int rc;
+  {
+    std::lock_guard lock(spawnMutex_);
+    rc = ::posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), environ);
+    if (rc == 0) store_.recordRunning(name, pid, processStartTime(pid).value_or(0), paths.apiSocket);
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  if (rc != 0) return failed(errnoError(options_.strataBinary, rc).message);
+  log::info("{}: started (pid {})", name, pid);
+
+  auto deadline = std::chrono::steady_clock::now() + kSocketWait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto current = store_.vm(name);
+    if (!current || current->state == VmState::Stopped)
+      return Error{fmt::format("{} ended while starting: {}", name, tailOf(paths.log, 2000))};
+    auto reply = vmRequest(*current, "GET", "/vm");
+    if (reply && reply->status == 200) return {};
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (auto current = store_.vm(name)) signalVm(*current, SIGKILL);
+  waitUntilStopped(name, kKillWait);
+  return Error{fmt::format("{}: its API socket did not answer within {} s; killed", name, kSocketWait.count())};
+}
+
+bool Supervisor::signalVm(const VmRecord& vm, int signal) {
+  std::lock_guard lock(spawnMutex_);  // the pid is not reaped (and reused) in between
+  if (!isLive(vm) || processStartTime(vm.pid) != vm.pidStartTime) return false;
+  return ::kill(vm.pid, signal) == 0;
+}
+
+bool Supervisor::waitUntilStopped(const std::string& name, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    auto vm = store_.vm(name);
+    if (!vm || vm->state == VmState::Stopped) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+Result<void> Supervisor::shutdown(const std::string& name, std::chrono::milliseconds grace) {
+  auto vm = store_.vm(name);
+  if (!vm || !isLive(*vm)) return Error{fmt::format("{} is not running", name)};
+  auto asked = changeState(name, "shutdown");
+  if (!asked || asked->status >= 300)
+    log::warn("{}: graceful shutdown refused ({}); killing it", name,
+              asked ? fmt::format("status {}: {}", asked->status, asked->body) : asked.error().message);
+  else if (waitUntilStopped(name, grace))
+    return {};
+  else
+    log::warn("{}: still running {} ms after shutdown; killing it", name, grace.count());
+  return destroy(name);
+}
+
+Result<void> Supervisor::destroy(const std::string& name) {
+  auto vm = store_.vm(name);
+  if (!vm || !isLive(*vm)) return Error{fmt::format("{} is not running", name)};
+  signalVm(*vm, SIGKILL);
+  if (!waitUntilStopped(name, kKillWait)) return Error{fmt::format("{} (pid {}) did not end after SIGKILL", name, vm->pid)};
+  return {};
+}
+
+Result<HttpReply> Supervisor::changeState(const std::string& name, const std::string& action) {
+  auto vm = store_.vm(name);
+  if (!vm) return Error{fmt::format("no VM {}", name)};
+  return vmRequest(*vm, "PUT", "/vm/state", nlohmann::json{{"action", action}}.dump());
+}
+
+}  // namespace strata::control

@@ -1,0 +1,77 @@
+// Supervisor: runs each VM as its own `strata run --api-socket` child in a new
+// session (so VMs outlive the daemon and a crashing VM only ends itself),
+// drives it only through that socket, reaps children, notices VMs that end,
+// adopts the VMs a previous daemon left running, and meters what they use.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "base/result.h"
+#include "control/http_client.h"
+#include "control/store.h"
+
+namespace strata::control {
+
+// /proc/PID/stat field 22 (start time in clock ticks since boot), or nullopt when
+// the process is gone or a zombie: with the pid, it identifies one process.
+std::optional<uint64_t> processStartTime(pid_t pid);
+
+struct VmPaths {
+  std::string dir, apiSocket, console, log;
+};
+
+class Supervisor {
+ public:
+  struct Options {
+    std::string dataDir, strataBinary;
+    std::chrono::seconds meterInterval{30};
+  };
+  Supervisor(Store& store, Options options);
+  ~Supervisor();  // stops watching; the VMs keep running
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  VmPaths pathsOf(const std::string& name) const;
+  // Keeps each VM recorded as running whose process still lives (same start
+  // time) and whose API socket answers; records the others as stopped.
+  void adoptRunningVms();
+  void startWatching();
+
+  // Spawns a VM the store has claimed (state Starting) and waits until its API
+  // socket answers; on failure the VM is recorded stopped and the error quotes its log.
+  Result<void> start(const std::string& name);
+  // Asks the VM to shut down, and kills it if it has not ended after `grace`.
+  Result<void> shutdown(const std::string& name, std::chrono::milliseconds grace);
+  Result<void> destroy(const std::string& name);  // SIGKILL
+  // PUT /vm/state {"action": ...} on the VM's socket: pause, resume, reset.
+  Result<HttpReply> changeState(const std::string& name, const std::string& action);
+  Result<HttpReply> vmRequest(const VmRecord& vm, const std::string& method, const std::string& path,
+                              const std::string& body = "");
+
+ private:
+  void watch();
+  void reapChildren();
+  void noticeEndedVms();
+  void meter();
+  bool waitUntilStopped(const std::string& name, std::chrono::milliseconds limit);
+  bool signalVm(const VmRecord& vm, int signal);
+
+  Store& store_;
+  Options options_;
+  std::mutex spawnMutex_;  // spawning a child and recording its pid vs reaping
+  std::chrono::steady_clock::time_point lastMeter_;
+  std::mutex watchMutex_;
+  std::condition_variable watchWake_;
+  bool stopping_ = false;
+  std::thread watcher_;
+};
+
+}  // namespace strata::control

@@ -1,0 +1,321 @@
+// `strata daemon` as a process: its REST API's authentication, tenant
+// isolation and refusals of malformed requests, quotas under parallel
+// clients, state that survives a kill -9, and the default guest booted,
+// driven and adopted through it.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "control/http_client.h"
+#include "guest_runner.h"
+
+namespace strata::test {
+namespace {
+
+using nlohmann::json;
+
+std::string readFile(const std::string& path) {
+  std::ifstream file(path);
+  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+}
+
+// Polls `ready` every 50 ms for up to `limit`; whether it became true.
+template <typename Ready>
+bool waitFor(Ready ready, std::chrono::seconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return ready();
+}
+
+// One `strata daemon` child with its data directory; VMs it left running are killed at the end.
+class DaemonProcess {
+ public:
+  explicit DaemonProcess(const std::string& name) : dataDir_(temporaryPath(name)) {
+    std::filesystem::remove_all(dataDir_);
+    start();
+  }
+  ~DaemonProcess() {
+    if (pid_ > 0) {
+      for (const auto& vm : call("GET", "/vms").second)
+        if (vm.contains("pid")) ::kill(vm["pid"].get<pid_t>(), SIGKILL);
+      stop(SIGTERM);
+    }
+  }
+
+  void start() {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::string log = dataDir_ + ".log";
+      FILE* out = std::freopen(log.c_str(), "a", stdout);
+      if (out) ::dup2(STDOUT_FILENO, STDERR_FILENO);
+      ::execl(strataBinary().c_str(), strataBinary().c_str(), "daemon", "--data-dir", dataDir_.c_str(), "--socket",
+              socket().c_str(), "--meter-interval", "1", "--shutdown-timeout", "20", nullptr);
+      ::_exit(127);
+    }
+    bool up = waitFor([&] { return ::access(socket().c_str(), F_OK) == 0 && raw("GET", "/openapi.json").status == 200; },
+                      std::chrono::seconds(20));
+    ASSERT_TRUE(up) << readFile(dataDir_ + ".log");
+    adminToken_ = readFile(dataDir_ + "/admin.token");
+    if (!adminToken_.empty()) adminToken_.pop_back();  // the newline
+  }
+  void stop(int signal) {
+    ::kill(pid_, signal);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+  control::HttpReply raw(const std::string& method, const std::string& path, const std::string& body = "",
+                         const std::string& token = "") {
+    auto reply = control::httpOverUnixSocket(socket(), {method, path, body, token, std::chrono::seconds(120)});
+    return reply ? *reply : control::HttpReply{-1, reply.error().message};
+  }
+  // (status, parsed body); the admin token unless another is given.
+  std::pair<int, json> call(const std::string& method, const std::string& path, const json& body = nullptr,
+                            const std::string& token = "") {
+    auto reply = raw(method, path, body.is_null() ? "" : body.dump(), token.empty() ? adminToken_ : token);
+    return {reply.status, json::parse(reply.body, nullptr, false)};
+  }
+  std::string newTenantToken(const std::string& tenant) {
+    EXPECT_EQ(call("POST", "/tenants", {{"name", tenant}}).first, 201);
+    auto [status, body] = call("POST", "/tenants/" + tenant + "/tokens");
+    EXPECT_EQ(status, 201) << body;
+    return body.value("token", "");
+  }
+
+  std::string socket() const { return dataDir_ + "/daemon.sock"; }
+  const std::string& dataDir() const { return dataDir_; }
+  const std::string& adminToken() const { return adminToken_; }
+
+ private:
+  std::string dataDir_, adminToken_;
+  pid_t pid_ = -1;
+};
+
+TEST(DaemonApi, NeedsAValidTokenExceptForTheOpenApiDocument) {
+  DaemonProcess daemon("auth");
+  EXPECT_EQ(daemon.raw("GET", "/vms").status, 401);
+  auto wrong = daemon.raw("GET", "/vms", "", "strata_0000");
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_TRUE(contains(wrong.body, "unknown token"));
+  auto document = daemon.raw("GET", "/openapi.json");
+  EXPECT_EQ(document.status, 200);
+  EXPECT_EQ(json::parse(document.body, nullptr, false)["info"]["title"], "strata daemon API");
+  EXPECT_EQ(daemon.call("GET", "/vms").first, 200);
+  EXPECT_EQ(std::filesystem::status(daemon.socket()).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_EQ(std::filesystem::status(daemon.dataDir() + "/admin.token").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
+TEST(DaemonApi, ATenantSeesAndTouchesOnlyItsOwnVms) {
+  DaemonProcess daemon("tenants");
+  std::string acme = daemon.newTenantToken("acme"), globex = daemon.newTenantToken("globex");
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "a1"}}, acme).first, 201);
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "g1"}}, globex).first, 201);
+
+  auto [listed, list] = daemon.call("GET", "/vms", nullptr, globex);
+  ASSERT_EQ(listed, 200);
+  ASSERT_EQ(list.size(), 1u) << list;
+  EXPECT_EQ(list[0]["name"], "g1");
+  EXPECT_EQ(daemon.call("GET", "/vms").second.size(), 2u);  // the admin sees both
+
+  // Another tenant's VM answers exactly like one that does not exist.
+  auto other = daemon.raw("GET", "/vms/a1", "", globex), missing = daemon.raw("GET", "/vms/zz", "", globex);
+  EXPECT_EQ(other.status, 404);
+  EXPECT_EQ(json::parse(other.body)["error"], "no VM a1");
+  EXPECT_EQ(json::parse(missing.body)["error"], "no VM zz");
+  for (const char* action : {"start", "shutdown", "destroy", "pause", "resume", "reboot"})
+    EXPECT_EQ(daemon.call("POST", std::string("/vms/a1/") + action, nullptr, globex).first, 404) << action;
+  EXPECT_EQ(daemon.call("DELETE", "/vms/a1", nullptr, globex).first, 404);
+  EXPECT_EQ(daemon.call("GET", "/vms/a1", nullptr, acme).first, 200);
+
+  EXPECT_EQ(daemon.call("POST", "/vms", {{"name", "x"}, {"tenant", "acme"}}, globex).first, 403);
+  EXPECT_EQ(daemon.call("POST", "/vms", {{"name", "a1"}}, globex).first, 409);  // names are per host
+  auto tenants = daemon.call("GET", "/tenants", nullptr, acme).second;
+  ASSERT_EQ(tenants.size(), 1u);
+  EXPECT_EQ(tenants[0]["name"], "acme");
+  EXPECT_EQ(daemon.call("GET", "/tenants/globex", nullptr, acme).first, 404);
+  EXPECT_EQ(daemon.call("POST", "/tenants", {{"name", "evil"}}, acme).first, 403);
+  EXPECT_EQ(daemon.call("POST", "/tenants/acme/tokens", nullptr, acme).first, 403);
+  EXPECT_EQ(daemon.call("PUT", "/tenants/acme/quota", {{"vms", 100}}, acme).first, 403);
+  EXPECT_EQ(daemon.call("DELETE", "/vms/a1", nullptr, acme).first, 200);
+  EXPECT_EQ(daemon.call("GET", "/vms/a1").first, 404);
+}
+
+TEST(DaemonApi, RefusesMalformedRequestsWithAJsonError) {
+  DaemonProcess daemon("malformed");
+  std::string token = daemon.adminToken();
+  auto expect = [&](const control::HttpReply& reply, int status, const std::string& message) {
+    EXPECT_EQ(reply.status, status) << reply.body;
+    auto body = json::parse(reply.body, nullptr, false);
+    ASSERT_TRUE(body.is_object() && body.contains("error")) << reply.body;
+    EXPECT_TRUE(contains(body["error"].get<std::string>(), message));
+  };
+  expect(daemon.raw("POST", "/vms", "{\"name\": ", token), 400, "not valid JSON");
+  expect(daemon.raw("POST", "/vms", "[1, 2]", token), 400, "must be a JSON object");
+  expect(daemon.raw("POST", "/vms", R"({"name": "a", "gpu": true})", token), 400, "unknown field 'gpu'");
+  expect(daemon.raw("POST", "/vms", R"({"name": "../../etc"})", token), 400, "name:");
+  expect(daemon.raw("POST", "/vms", R"({"name": "a", "cpus": 99})", token), 400, "cpus: expected an integer from 1 to 8");
+  expect(daemon.raw("POST", "/vms", R"({"name": "a", "kernel": "/nonexistent"})", token), 400, "does not exist");
+  expect(daemon.raw("POST", "/vms", "{\"name\": \"" + std::string(100000, 'a') + "\"}", token), 413, "413");
+  expect(daemon.raw("GET", "/vms/..%2F..%2Fetc", "", token), 404, "no route for GET /vms/../../etc");
+  expect(daemon.raw("GET", "/nowhere", "", token), 404, "no route for GET /nowhere");
+  expect(daemon.raw("PUT", "/tenants/default/quota", R"({"vms": -1})", token), 400, "vms:");
+  expect(daemon.raw("PUT", "/tenants/default/quota", R"({"cpu": 1})", token), 400, "unknown field 'cpu'");
+  expect(daemon.raw("POST", "/tenants", R"({"name": "a b"})", token), 400, "name:");
+  expect(daemon.raw("GET", "/usage?from=yesterday", "", token), 400, "from:");
+  expect(daemon.raw("POST", "/vms/nothere/start", "", token), 404, "no VM nothere");
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "idle"}}).first, 201);
+  expect(daemon.raw("POST", "/vms/idle/pause", "", token), 409, "idle is stopped");
+  expect(daemon.raw("POST", "/vms/idle/shutdown", "", token), 409, "idle is stopped");
+}
+
+TEST(DaemonApi, ParallelClientsCannotExceedTheQuota) {
+  DaemonProcess daemon("quota");
+  std::string token = daemon.newTenantToken("acme");
+  ASSERT_EQ(daemon.call("PUT", "/tenants/acme/quota", {{"vms", 3}, {"vcpus", 100}}).first, 200);
+  std::vector<int> statuses(48);
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < statuses.size(); ++i)
+    clients.emplace_back([&, i] {
+      statuses[i] = daemon.call("POST", "/vms", {{"name", "vm" + std::to_string(i)}}, token).first;
+    });
+  for (auto& client : clients) client.join();
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 201), 3);
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 403), 45) << json(statuses);
+  auto tenant = daemon.call("GET", "/tenants/acme", nullptr, token).second;
+  EXPECT_EQ(tenant["used"]["vms"], 3);
+  auto over = daemon.call("POST", "/vms", {{"name", "one-more"}}, token);
+  EXPECT_EQ(over.first, 403);
+  EXPECT_TRUE(contains(over.second["error"].get<std::string>(), "quota exceeded: vms 3 in use + 1 asked > 3"));
+}
+
+TEST(DaemonApi, DefinitionsAndTokensSurviveAKill9) {
+  DaemonProcess daemon("restart");
+  std::string token = daemon.newTenantToken("acme");
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "kept"}, {"cpus", 2}}, token).first, 201);
+  auto second = runShell(strataBinary() + " daemon --data-dir " + daemon.dataDir() + " --socket " +
+                         daemon.dataDir() + "/other.sock 2>&1");
+  EXPECT_EQ(second.exitCode, 1);
+  EXPECT_TRUE(contains(second.output, "another strata daemon is using this data directory"));
+  daemon.stop(SIGKILL);
+  daemon.start();
+  auto [status, vm] = daemon.call("GET", "/vms/kept", nullptr, token);
+  ASSERT_EQ(status, 200) << vm;
+  EXPECT_EQ(vm["cpus"], 2);
+  EXPECT_EQ(vm["state"], "stopped");
+}
+
+TEST(DaemonCli, ListsAsATableOrJsonAndNamesErrorsWithTheirStatus) {
+  DaemonProcess daemon("cli");
+  std::string vm = strataBinary() + " vm ";
+  std::string options = " --daemon " + daemon.socket() + " --token " + daemon.adminToken();
+  std::string spec = temporaryPath("cli-spec.json");
+  std::ofstream(spec) << R"({"name": "web1", "cpus": 2, "memory_mib": 128})";
+  auto defined = runShell(vm + "define " + spec + options + " 2>&1");
+  EXPECT_EQ(defined.exitCode, 0) << defined.output;
+  auto table = runShell(vm + "list" + options + " 2>&1");
+  EXPECT_EQ(table.exitCode, 0) << table.output;
+  EXPECT_TRUE(contains(table.output, "NAME"));
+  EXPECT_TRUE(contains(table.output, "web1                     default          stopped      2     128M"));
+  auto listed = runShell(vm + "list -o json" + options);
+  auto list = json::parse(listed.output, nullptr, false);
+  ASSERT_TRUE(list.is_array()) << listed.output;
+  EXPECT_EQ(list[0]["memory_mib"], 128);
+  auto missing = runShell(vm + "info nope" + options + " 2>&1");
+  EXPECT_EQ(missing.exitCode, 1);
+  EXPECT_TRUE(contains(missing.output, "strata vm info nope: HTTP 404: no VM nope"));
+  auto unauthorized = runShell(vm + "list --daemon " + daemon.socket() + " --token wrong 2>&1");
+  EXPECT_TRUE(contains(unauthorized.output, "HTTP 401: unknown token"));
+  auto absent = runShell(vm + "list --daemon /nonexistent.sock --token x 2>&1");
+  EXPECT_TRUE(contains(absent.output, "cannot reach the daemon"));
+}
+
+// Whether the process is gone (or a zombie nobody has reaped yet).
+bool processEnded(pid_t pid) {
+  std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t close = stat.rfind(')');
+  return close == std::string::npos || stat.compare(close + 2, 1, "Z") == 0;
+}
+
+TEST(DaemonVm, BootsTheDefaultGuestAndIsAdoptedByARestartedDaemon) {
+  DaemonProcess daemon("vm");
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "guest"}, {"cpus", 2}}).first, 201);
+  auto [started, vm] = daemon.call("POST", "/vms/guest/start");
+  ASSERT_EQ(started, 200) << vm;
+  EXPECT_EQ(vm["state"], "running");
+  pid_t pid = vm["pid"].get<pid_t>();
+  std::string console = vm["console"].get<std::string>();
+  ASSERT_TRUE(waitFor([&] { return readFile(console).find("strata-guest: userspace up") != std::string::npos; },
+                      std::chrono::seconds(240)))
+      << readFile(console);
+
+  daemon.stop(SIGKILL);
+  EXPECT_FALSE(processEnded(pid)) << "the VM died with the daemon";
+  daemon.start();
+  auto [found, adopted] = daemon.call("GET", "/vms/guest");
+  ASSERT_EQ(found, 200);
+  EXPECT_EQ(adopted["state"], "running") << adopted;
+  EXPECT_EQ(adopted["pid"], pid);
+
+  auto [paused, afterPause] = daemon.call("POST", "/vms/guest/pause");
+  EXPECT_EQ(paused, 200) << afterPause;
+  EXPECT_EQ(afterPause["state"], "paused");
+  EXPECT_EQ(daemon.call("GET", "/vms").second[0]["state"], "paused");
+  auto [resumed, afterResume] = daemon.call("POST", "/vms/guest/resume");
+  EXPECT_EQ(resumed, 200) << afterResume;
+  EXPECT_EQ(afterResume["state"], "running");
+  auto [rebooted, afterReboot] = daemon.call("POST", "/vms/guest/reboot");
+  EXPECT_EQ(rebooted, 200) << afterReboot;
+  EXPECT_EQ(afterReboot["state"], "running");
+  EXPECT_EQ(afterReboot["pid"], pid);  // a reboot stays in the same process
+  // The same through the CLI, which names the VM instead of its API socket.
+  std::string cli = "STRATA_TOKEN=" + daemon.adminToken() + " " + strataBinary() + " vm ";
+  auto pausedByCli = runShell(cli + "pause guest --daemon " + daemon.socket() + " 2>&1");
+  EXPECT_EQ(pausedByCli.exitCode, 0) << pausedByCli.output;
+  EXPECT_TRUE(contains(pausedByCli.output, " paused "));
+  auto status = runShell(cli + "status guest --json --daemon " + daemon.socket());
+  EXPECT_EQ(json::parse(status.output, nullptr, false)["vm_api"]["state"], "paused") << status.output;
+  auto resumedByCli = runShell(cli + "resume guest --daemon " + daemon.socket() + " 2>&1");
+  EXPECT_TRUE(contains(resumedByCli.output, " running "));
+  auto neither = runShell(cli + "pause 2>&1");
+  EXPECT_TRUE(contains(neither.output, "give a VM NAME (one strata daemon manages) or --api-socket PATH"));
+
+  // Metered every second while it ran, before and after the restart.
+  ASSERT_TRUE(waitFor([&] { return !daemon.call("GET", "/usage").second.empty(); }, std::chrono::seconds(10)));
+  auto usage = daemon.call("GET", "/usage").second;
+  EXPECT_EQ(usage[0]["vm"], "guest");
+  EXPECT_GT(usage[0]["vcpu_seconds"].get<double>(), 0.0) << usage;
+  EXPECT_GT(usage[0]["memory_gib_hours"].get<double>(), 0.0) << usage;
+  auto csv = daemon.raw("GET", "/usage?format=csv", "", daemon.adminToken());
+  EXPECT_TRUE(contains(csv.body, "vm,tenant,start,end,vcpu_seconds,memory_gib_hours\nguest,default,"));
+
+  auto [stopped, afterShutdown] = daemon.call("POST", "/vms/guest/shutdown");
+  EXPECT_EQ(stopped, 200) << afterShutdown;
+  EXPECT_EQ(afterShutdown["state"], "stopped");
+  EXPECT_TRUE(waitFor([&] { return processEnded(pid); }, std::chrono::seconds(10)));
+
+  // A VM that crashes ends alone: the daemon records how, and keeps serving.
+  auto [restarted, again] = daemon.call("POST", "/vms/guest/start");
+  ASSERT_EQ(restarted, 200) << again;
+  ::kill(again["pid"].get<pid_t>(), SIGABRT);
+  ASSERT_TRUE(waitFor([&] { return daemon.call("GET", "/vms/guest").second["state"] == "stopped"; },
+                      std::chrono::seconds(10)));
+  EXPECT_EQ(daemon.call("GET", "/vms/guest").second["last_exit"], 128 + SIGABRT);
+  EXPECT_EQ(daemon.call("DELETE", "/vms/guest").first, 200);
+}
+
+}  // namespace
+}  // namespace strata::test

@@ -1,0 +1,201 @@
+// The daemon's SQLite store: definitions, tokens by hash, tenants' views, and
+// quotas that parallel defines (threads, and separate connections as separate
+// daemons would have) can never exceed.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "control/store.h"
+#include "control/token.h"
+
+namespace strata::control {
+namespace {
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("strata-store-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    store_ = openStore();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::unique_ptr<Store> openStore() {
+    auto store = Store::open((dir_ / "strata.db").string());
+    EXPECT_TRUE(store) << store.error().message;
+    return std::move(*store);
+  }
+  static VmSpec spec(const std::string& name, const std::string& tenant, unsigned cpus = 1, uint64_t memory = 256) {
+    VmSpec spec;
+    spec.name = name;
+    spec.tenant = tenant;
+    spec.cpus = cpus;
+    spec.memoryMib = memory;
+    return spec;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, DefinitionsSurviveReopeningAndKeepTheirSpec) {
+  ASSERT_TRUE(store_->addTenant("acme").ok());
+  VmSpec web = spec("web", "acme", 2, 512);
+  web.append = "console=ttyS0 quiet";
+  web.disks.push_back({"/srv/web.qcow2", "qcow2", true});
+  web.nets.push_back("switch=sw0,vlan=5");
+  ASSERT_TRUE(store_->defineVm(web).ok());
+  store_->recordRunning("web", 4242, 777, "/data/vms/web/api.sock");
+  store_.reset();
+  auto reopened = openStore();
+  auto vm = reopened->vm("web");
+  ASSERT_TRUE(vm);
+  EXPECT_EQ(vm->spec.tenant, "acme");
+  EXPECT_EQ(vm->spec.cpus, 2u);
+  EXPECT_EQ(vm->spec.memoryMib, 512u);
+  EXPECT_EQ(vm->spec.append, "console=ttyS0 quiet");
+  ASSERT_EQ(vm->spec.disks.size(), 1u);
+  EXPECT_EQ(vm->spec.disks[0].path, "/srv/web.qcow2");
+  EXPECT_TRUE(vm->spec.disks[0].readOnly);
+  EXPECT_EQ(vm->spec.nets, std::vector<std::string>{"switch=sw0,vlan=5"});
+  EXPECT_EQ(vm->state, VmState::Running);
+  EXPECT_EQ(vm->pid, 4242);
+  EXPECT_EQ(vm->pidStartTime, 777u);
+  EXPECT_EQ(vm->apiSocket, "/data/vms/web/api.sock");
+}
+
+TEST_F(StoreTest, RefusesDuplicatesUnknownTenantsAndDeletingARunningVm) {
+  ASSERT_TRUE(store_->addTenant("acme").ok());
+  EXPECT_EQ(store_->addTenant("acme").status, Outcome::Conflict);
+  EXPECT_EQ(store_->defineVm(spec("a", "nobody")).status, Outcome::NotFound);
+  ASSERT_TRUE(store_->defineVm(spec("a", "acme")).ok());
+  EXPECT_EQ(store_->defineVm(spec("a", "acme")).status, Outcome::Conflict);
+  ASSERT_TRUE(store_->claimStart("a").ok());
+  EXPECT_EQ(store_->claimStart("a").status, Outcome::Conflict);  // a second start loses
+  EXPECT_EQ(store_->deleteVm("a").status, Outcome::Conflict);
+  store_->recordStopped("a", 0);
+  EXPECT_TRUE(store_->deleteVm("a").ok());
+  EXPECT_FALSE(store_->vm("a"));
+  EXPECT_EQ(store_->deleteVm("a").status, Outcome::NotFound);
+}
+
+TEST_F(StoreTest, TokensAreKeptOnlyAsHashesAndNameTheirTenant) {
+  ASSERT_TRUE(store_->addTenant("acme").ok());
+  auto admin = newToken(), tenant = newToken();
+  ASSERT_TRUE(admin && tenant);
+  EXPECT_NE(*admin, *tenant);
+  ASSERT_TRUE(store_->addToken(tokenHash(*admin), std::nullopt).ok());
+  ASSERT_TRUE(store_->addToken(tokenHash(*tenant), "acme").ok());
+  EXPECT_EQ(store_->addToken(tokenHash("x"), "nobody").status, Outcome::NotFound);
+  auto asAdmin = store_->principalForToken(tokenHash(*admin));
+  auto asTenant = store_->principalForToken(tokenHash(*tenant));
+  ASSERT_TRUE(asAdmin && asTenant);
+  EXPECT_TRUE(asAdmin->admin);
+  EXPECT_FALSE(asTenant->admin);
+  EXPECT_EQ(asTenant->tenant, "acme");
+  EXPECT_FALSE(store_->principalForToken(*tenant));  // the token itself is not a key
+  EXPECT_FALSE(store_->principalForToken(tokenHash(*tenant + "x")));
+  // The database file holds no token in the clear.
+  store_.reset();
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    std::ifstream file(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.find(*tenant), std::string::npos) << entry.path();
+    EXPECT_EQ(bytes.find(*admin), std::string::npos) << entry.path();
+  }
+}
+
+TEST_F(StoreTest, ListsOnlyTheTenantsOwnVms) {
+  ASSERT_TRUE(store_->addTenant("acme").ok());
+  ASSERT_TRUE(store_->addTenant("globex").ok());
+  ASSERT_TRUE(store_->defineVm(spec("a1", "acme")).ok());
+  ASSERT_TRUE(store_->defineVm(spec("g1", "globex")).ok());
+  ASSERT_TRUE(store_->defineVm(spec("a2", "acme")).ok());
+  auto acme = store_->vms("acme");
+  ASSERT_EQ(acme.size(), 2u);
+  EXPECT_EQ(acme[0].spec.name, "a1");
+  EXPECT_EQ(acme[1].spec.name, "a2");
+  EXPECT_EQ(store_->vms().size(), 3u);
+}
+
+TEST_F(StoreTest, QuotaCountsEveryResourceAndNamesTheOneExceeded) {
+  ASSERT_TRUE(store_->addTenant("acme").ok());
+  ASSERT_TRUE(store_->setQuota("acme", {10, 4, 1024, std::nullopt}).ok());
+  ASSERT_TRUE(store_->defineVm(spec("a", "acme", 3, 256)).ok());
+  auto cpus = store_->defineVm(spec("b", "acme", 2, 256));
+  EXPECT_EQ(cpus.status, Outcome::OverQuota);
+  EXPECT_NE(cpus.message.find("vcpus 3 in use + 2 asked > 4"), std::string::npos) << cpus.message;
+  auto memory = store_->defineVm(spec("c", "acme", 1, 1024));
+  EXPECT_EQ(memory.status, Outcome::OverQuota);
+  EXPECT_NE(memory.message.find("memory_mib"), std::string::npos) << memory.message;
+  EXPECT_TRUE(store_->defineVm(spec("d", "acme", 1, 768)).ok());
+  auto tenant = store_->tenant("acme");
+  ASSERT_TRUE(tenant);
+  EXPECT_EQ(tenant->used.vms, 2u);
+  EXPECT_EQ(tenant->used.vcpus, 4u);
+  EXPECT_EQ(tenant->used.memoryMib, 1024u);
+  EXPECT_EQ(store_->setQuota("nobody", {}).status, Outcome::NotFound);
+}
+
+// 8 threads, each with its own connection (as if each were a daemon), race
+// to define 10 VMs each against a quota of 5: exactly 5 definitions win.
+TEST_F(StoreTest, ParallelDefinesNeverExceedTheQuota) {
+  ASSERT_TRUE(store_->addTenant("acme").ok());
+  ASSERT_TRUE(store_->setQuota("acme", {5, std::nullopt, std::nullopt, std::nullopt}).ok());
+  std::atomic<int> accepted = 0, refused = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      auto connection = openStore();
+      for (int i = 0; i < 10; ++i) {
+        auto outcome = connection->defineVm(spec("vm" + std::to_string(t) + "-" + std::to_string(i), "acme"));
+        (outcome.ok() ? accepted : refused)++;
+        if (!outcome.ok()) {
+          EXPECT_EQ(outcome.status, Outcome::OverQuota) << outcome.message;
+        }
+      }
+    });
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(accepted, 5);
+  EXPECT_EQ(refused, 75);
+  EXPECT_EQ(store_->vms("acme").size(), 5u);
+}
+
+// The same race on one shared connection (the daemon's HTTP threads).
+TEST_F(StoreTest, ParallelDefinesOnOneConnectionNeverExceedTheQuota) {
+  ASSERT_TRUE(store_->addTenant("acme").ok());
+  ASSERT_TRUE(store_->setQuota("acme", {std::nullopt, 7, std::nullopt, std::nullopt}).ok());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5; ++i) (void)store_->defineVm(spec("v" + std::to_string(t * 5 + i), "acme", 2));
+    });
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(store_->tenant("acme")->used.vcpus, 6u);  // three 2-vCPU VMs fit in 7
+}
+
+TEST_F(StoreTest, UsageRecordsAreSelectedByIntervalAndTenant) {
+  ASSERT_TRUE(store_->addTenant("acme").ok());
+  ASSERT_TRUE(store_->defineVm(spec("a", "acme")).ok());
+  store_->addUsage({"a", "acme", 100, 130, 12.5, 0.01}, 1250);
+  store_->addUsage({"a", "acme", 130, 160, 7.5, 0.01}, 2000);
+  store_->addUsage({"g", "globex", 100, 130, 3, 0.02}, 300);
+  EXPECT_EQ(store_->vm("a")->meteredTicks, 2000u);  // where a restarted daemon continues
+  EXPECT_EQ(store_->vm("a")->meteredAt, 160);
+  EXPECT_EQ(store_->usage(0, 1000, std::nullopt).size(), 3u);
+  EXPECT_EQ(store_->usage(0, 1000, "acme").size(), 2u);
+  auto late = store_->usage(140, 1000, std::nullopt);
+  ASSERT_EQ(late.size(), 1u);
+  EXPECT_DOUBLE_EQ(late[0].vcpuSeconds, 7.5);
+  EXPECT_TRUE(store_->usage(200, 300, std::nullopt).empty());
+}
+
+}  // namespace
+}  // namespace strata::control
