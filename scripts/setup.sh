@@ -9,6 +9,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libfdt-dev liburing-dev libcli11-dev libfmt-dev libisal-dev zlib1g-dev libgnutls28-dev libseccomp-dev
   libxbyak-dev  # the CPU translator's x86-64 assembler (header-only)
+  libcpp-httplib-dev nlohmann-json3-dev  # the per-VM control API: HTTP on a UNIX socket, JSON bodies
   # tests and benchmarks: QEMU is the peer we measure against and test with, never a dependency
   libgtest-dev libgmock-dev libbenchmark-dev
   qemu-system-misc qemu-utils libnbd-bin e2fsprogs iproute2 hyperfine python3 opensbi qemu-user

@@ -269,8 +269,14 @@ void VirtioMmioTransport::resetOnLoop() {
   device_.reset();
 }
 
+void VirtioMmioTransport::holdQueues(bool held) {
+  held_ = held;
+  if (!held && pendingNotify_.load() != 0) loop_.post([this] { drainNotifications(); });
+}
+
 void VirtioMmioTransport::drainNotifications() {
   loopThread_ = std::this_thread::get_id();
+  if (held_) return;  // the pending bits stay for holdQueues(false)
   uint64_t pending = pendingNotify_.exchange(0);
   if (!active_ || failed_ || activeEpoch_ != epoch_.load()) return;
   for (unsigned i = 0; i < queueCount_ && !failed_; ++i) {
@@ -282,6 +288,10 @@ void VirtioMmioTransport::drainNotifications() {
 
 bool VirtioMmioTransport::takeChainBudget(unsigned q) {
   if (q >= queueCount_) return false;
+  if (held_) {
+    pendingNotify_.fetch_or(uint64_t{1} << q);  // looked at again when released
+    return false;
+  }
   if (chainBudget_[q] == 0) {
     // The rest waits behind whatever else the loop has to do.
     postNotify(q);

@@ -86,6 +86,11 @@ class VirtioMmioTransport final : public machine::MmioDevice, private VirtioHost
 
   const std::string& name() const { return name_; }
 
+  // EventLoop thread. While held the device takes no chain from its queues
+  // (a paused VM's devices start no new work); notifications wait and run
+  // once released.
+  void holdQueues(bool held);
+
  private:
   struct QueueRegisters {
     uint32_t num = 0;
@@ -152,6 +157,7 @@ class VirtioMmioTransport final : public machine::MmioDevice, private VirtioHost
   std::vector<unsigned> chainBudget_;  // per queue, refilled when its notification runs
   bool active_ = false;
   bool failed_ = false;
+  bool held_ = false;
   uint64_t activeEpoch_ = 0;
 };
 

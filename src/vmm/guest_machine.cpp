@@ -33,12 +33,6 @@
 namespace strata::vmm {
 namespace {
 
-uint64_t monotonicNs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 std::vector<uint8_t> randomSeed() {
   std::random_device source;
   std::vector<uint8_t> seed(64);
@@ -49,17 +43,17 @@ std::vector<uint8_t> randomSeed() {
 }  // namespace
 
 Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
-    const VmConfig& config, HostConsole& console, EventLoop& loop,
+    const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
     const std::vector<std::unique_ptr<storage::BlockDevice>>& disks) {
-  std::unique_ptr<GuestMachine> machine(new GuestMachine(config, console, loop));
+  std::unique_ptr<GuestMachine> machine(new GuestMachine(config, control, console, loop));
   if (auto built = machine->buildBoard(disks); !built) return built.error();
   auto loaded = config.bareProgram.empty() ? machine->loadBootPayload() : machine->loadBareProgram();
   if (!loaded) return loaded.error();
   return machine;
 }
 
-GuestMachine::GuestMachine(const VmConfig& config, HostConsole& console, EventLoop& loop)
-    : config_(config), console_(console), clockStartNs_(monotonicNs()), loop_(&loop) {}
+GuestMachine::GuestMachine(const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop)
+    : config_(config), control_(control), console_(console), clockStartNs_(control.guestNs()), loop_(&loop) {}
 
 GuestMachine::~GuestMachine() {
   if (toHostTimer_.valid()) loop_->unwatch(toHostTimer_.get());  // the loop outlives this boot
@@ -261,7 +255,9 @@ void GuestMachine::pollToHost() {
   if (fromHost_) __atomic_store_n(fromHost_, (device << 56) | (command << 48) | 1, __ATOMIC_RELEASE);
 }
 
-uint64_t GuestMachine::timeNow() { return (monotonicNs() - clockStartNs_) / (1'000'000'000ull / cpu::kTimebaseHz); }
+// The VM's clock, not the host's: it stands still while the VM is paused, so
+// the guest sees no jump and no burst of timers when it resumes.
+uint64_t GuestMachine::timeNow() { return (control_.guestNs() - clockStartNs_) / (1'000'000'000ull / cpu::kTimebaseHz); }
 
 bool GuestMachine::supervisorEcall(cpu::Hart& hart) {
   // With firmware (or a bare program) in M-mode, ecalls trap to it as on hardware.
@@ -314,7 +310,9 @@ void GuestMachine::vcpuThread(unsigned id) {
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      changed_.wait(lock, [&] { return stopping_.load() || slots_[id].state == machine::HartRunState::StartPending; });
+      changed_.wait(lock, [&] {
+        return stopping_.load() || (slots_[id].state == machine::HartRunState::StartPending && !pauseRequested_);
+      });
       if (stopping_) return;
       const HartSlot& slot = slots_[id];
       if (slot.machineMode) {
@@ -326,23 +324,117 @@ void GuestMachine::vcpuThread(unsigned id) {
       }
       slots_[id].state = machine::HartRunState::Started;
     }
-    cpu::ExitReason reason = hart.run();
-    std::lock_guard lock(mutex_);
-    if (reason == cpu::ExitReason::StopRequested && stopping_) return;
-    slots_[id].state = machine::HartRunState::Stopped;
+    for (;;) {
+      cpu::ExitReason reason = hart.run();
+      std::unique_lock lock(mutex_);
+      if (reason == cpu::ExitReason::StopRequested) {
+        if (!serviceStopRequest(id, lock)) return;
+        continue;  // on from the instruction it stopped before
+      }
+      slots_[id].state = machine::HartRunState::Stopped;
+      break;
+    }
   }
+}
+
+bool GuestMachine::serviceStopRequest(unsigned id, std::unique_lock<std::mutex>& lock) {
+  if (stopping_) return false;
+  HartSlot& slot = slots_[id];
+  if (slot.sampleRound != sampleRound_) {
+    slot.sample = sampleHart(id);
+    slot.sampleRound = sampleRound_;
+    changed_.notify_all();
+  }
+  if (!pauseRequested_) return true;
+  slot.parked = true;
+  changed_.notify_all();
+  loop_->post([] {});  // wakes the loop to see whether the pause is complete
+  changed_.wait(lock, [&] { return stopping_.load() || !pauseRequested_; });
+  slot.parked = false;
+  return !stopping_;
+}
+
+bool GuestMachine::runsGuestCode(unsigned id) const {
+  return slots_[id].state == machine::HartRunState::Started && !slots_[id].parked;
+}
+
+HartStats GuestMachine::sampleHart(unsigned id) const {
+  return HartStats{id, harts_[id]->instructionsRetired(), harts_[id]->engineStats()};
+}
+
+void GuestMachine::beginPause() {
+  std::lock_guard lock(mutex_);
+  if (stopping_ || pauseRequested_) return;
+  pauseRequested_ = true;
+  paused_ = false;
+  for (auto& hart : harts_) hart->requestStop();
+  loop_->post([] {});  // vCPUs that never started are parked already
+}
+
+void GuestMachine::waitPaused() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return stopping_.load() || paused_; });
+}
+
+void GuestMachine::resume() {
+  std::lock_guard lock(mutex_);
+  pauseRequested_ = false;
+  paused_ = false;
+  changed_.notify_all();
+  loop_->post([] {});  // releases the device queues
+}
+
+// Each hart running guest code answers at its next instruction boundary; the
+// others are sampled here, their threads parked or waiting to be started.
+VmStats GuestMachine::sampleStats() {
+  std::unique_lock lock(mutex_);
+  uint64_t round = ++sampleRound_;
+  for (unsigned id = 0; id < harts_.size(); ++id)
+    if (runsGuestCode(id)) harts_[id]->requestStop();
+  auto answered = [&](unsigned id) { return slots_[id].sampleRound == round || !runsGuestCode(id); };
+  changed_.wait(lock, [&] {
+    if (stopping_) return true;
+    for (unsigned id = 0; id < harts_.size(); ++id)
+      if (!answered(id)) return false;
+    return true;
+  });
+  VmStats stats;
+  if (stopping_) return stats;
+  for (unsigned id = 0; id < harts_.size(); ++id)
+    stats.harts.push_back(slots_[id].sampleRound == round ? slots_[id].sample : sampleHart(id));
+  return stats;
+}
+
+uint64_t GuestMachine::diskRequestsInFlight() const {
+  uint64_t requests = 0;
+  for (auto* device : blockDevices_) requests += device->requestsInFlight();
+  return requests;
+}
+
+void GuestMachine::updatePause() {
+  std::lock_guard lock(mutex_);
+  if (!pauseRequested_) {
+    if (queuesHeld_)
+      for (auto& transport : virtio_) transport->holdQueues(false);
+    queuesHeld_ = false;
+    return;
+  }
+  if (paused_) return;
+  for (unsigned id = 0; id < harts_.size(); ++id)
+    if (runsGuestCode(id)) return;
+  if (!queuesHeld_)
+    for (auto& transport : virtio_) transport->holdQueues(true);
+  queuesHeld_ = true;
+  if (diskRequestsInFlight() != 0) return;  // each completion wakes the loop again
+  paused_ = true;
+  changed_.notify_all();
 }
 
 // Requests the guest left in flight complete into this board's devices and
 // RAM, but the disks outlive the board: wait for them before it goes.
 void GuestMachine::waitForDiskRequests() {
-  auto inFlight = [this] {
-    uint64_t requests = 0;
-    for (auto* device : blockDevices_) requests += device->requestsInFlight();
-    return requests;
-  };
   loop_->runOnce(0);  // work the vCPUs posted after the loop stopped
-  while (inFlight() > 0) loop_->runOnce(-1);
+  while (diskRequestsInFlight() > 0) loop_->runOnce(-1);
 }
 
 GuestOutcome GuestMachine::run() {
@@ -362,7 +454,10 @@ GuestOutcome GuestMachine::run() {
   std::vector<std::thread> vcpus;
   for (unsigned id = 0; id < harts_.size(); ++id) vcpus.emplace_back([this, id] { vcpuThread(id); });
   // Not loop_->run(): the loop outlives this boot, and its stop() would end the next one too.
-  while (!stopping_) loop_->runOnce(-1);
+  while (!stopping_) {
+    loop_->runOnce(-1);
+    updatePause();
+  }
   for (auto& thread : vcpus) thread.join();
   console_.detach(*loop_);
   waitForDiskRequests();

@@ -1,7 +1,8 @@
 // GuestMachine: one boot of a VM — guest RAM, the `virt` board's devices, the
 // harts and their threads, run on the VM's I/O event loop. It plays M-mode
 // firmware for the guest (SBI) and reports how the boot ended. A reboot builds
-// a new one around the same loop and open disks, which the VM owns.
+// a new one around the same loop and open disks, which the VM owns. VmControl
+// pauses and resumes it through ControlledMachine.
 #pragma once
 
 #include <atomic>
@@ -20,6 +21,7 @@
 #include "vmm/host_console.h"
 #include "vmm/vm.h"
 #include "vmm/vm_config.h"
+#include "vmm/vm_control.h"
 
 namespace strata::machine {
 class Plic;
@@ -48,15 +50,23 @@ class BlockDevice;
 
 namespace strata::vmm {
 
-class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
+class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public ControlledMachine {
  public:
-  // disks (one per config.disks entry) complete on loop; both outlive the machine.
-  static Result<std::unique_ptr<GuestMachine>> create(const VmConfig& config, HostConsole& console, EventLoop& loop,
+  // disks (one per config.disks entry) complete on loop; they, the loop and control outlive the machine.
+  static Result<std::unique_ptr<GuestMachine>> create(const VmConfig& config, VmControl& control, HostConsole& console,
+                                                      EventLoop& loop,
                                                       const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
   ~GuestMachine() override;
 
   // Runs the guest until it powers off, reboots, panics or quit is requested.
   GuestOutcome run();
+
+  // ControlledMachine (any thread but the vCPUs' and the loop's)
+  void beginPause() override;
+  void waitPaused() override;
+  void resume() override;
+  void requestExit(GuestExit exit) override { finish(exit); }
+  VmStats sampleStats() override;
 
   // cpu::HartHost
   uint64_t timeNow() override;
@@ -78,9 +88,12 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
     uint64_t startAddress = 0;
     uint64_t opaque = 0;     // a1 at entry
     bool machineMode = false;  // enter in M-mode (firmware, bare programs) instead of S-mode
+    bool parked = false;       // its vCPU thread waits out a pause inside a run
+    uint64_t sampleRound = 0;  // the last stats round this hart answered
+    HartStats sample;
   };
 
-  GuestMachine(const VmConfig& config, HostConsole& console, EventLoop& loop);
+  GuestMachine(const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop);
   Result<void> buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
   Result<void> addVirtioDevices(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
   void waitForDiskRequests();
@@ -90,9 +103,19 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
   Result<void> watchToHost(uint64_t toHost, std::optional<uint64_t> fromHost);
   void pollToHost();
   void vcpuThread(unsigned id);
+  // vCPU thread, mutex_ held, after run() returned StopRequested: answers a stats
+  // round, waits out a pause. False when the boot is ending.
+  bool serviceStopRequest(unsigned id, std::unique_lock<std::mutex>& lock);
+  bool runsGuestCode(unsigned id) const;  // mutex_ held
+  HartStats sampleHart(unsigned id) const;  // its thread running no guest code
+  // Loop thread, after each loop round: holds the device queues once every vCPU
+  // parked and reports the pause done once no disk request is in flight.
+  void updatePause();
+  uint64_t diskRequestsInFlight() const;
   void finish(GuestExit exit, int status = 0);
 
   const VmConfig& config_;
+  VmControl& control_;
   HostConsole& console_;
   uint64_t clockStartNs_ = 0;
 
@@ -115,7 +138,11 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform {
   std::vector<std::unique_ptr<virtio::VirtioMmioTransport>> virtio_;
   std::vector<unsigned> virtioSlots_;
 
-  std::mutex mutex_;  // guards slots_, exit_
+  std::mutex mutex_;  // guards slots_, outcome_ and the pause and stats state
+  bool pauseRequested_ = false;
+  bool paused_ = false;       // parked and drained
+  bool queuesHeld_ = false;   // loop thread
+  uint64_t sampleRound_ = 0;
   std::condition_variable changed_;
   std::vector<HartSlot> slots_;
   std::optional<GuestOutcome> outcome_;

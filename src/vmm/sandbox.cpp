@@ -67,6 +67,18 @@ constexpr const char* kIoLoopExtra[] = {
     "rt_sigaction",             // glibc sets up its thread-control signal at the first pthread_create
 };
 
+// The API thread: accepting and serving its socket's clients (httplib reads
+// and writes with recv/send, waits with poll or select, sets timeouts with
+// setsockopt), glibc's allocator, locks and clocks, and, last, unlinking its
+// socket file (an argument rule below: that path only). Control operations
+// reach the VM through VmControl's locks and the event loop's eventfd (write).
+constexpr const char* kApi[] = {
+    "accept", "accept4", "read", "recvfrom", "write", "writev", "sendto", "poll", "ppoll", "select", "pselect6",
+    "close", "shutdown", "setsockopt", "getsockopt", "getsockname", "getpeername", "fcntl",
+    "futex", "sched_yield", "clock_gettime", "clock_nanosleep", "nanosleep",
+    "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
+    "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
+};
 // Names for the SIGSYS handler, resolved before any filter is loaded: the
 // handler may not allocate, and libseccomp's lookup does.
 constexpr int kNamedSyscalls = 512;
@@ -141,7 +153,7 @@ Result<void> allow(scmp_filter_ctx filter, const char* name) {
 }
 
 // Rules that look at arguments: only the kinds of call the role really makes.
-Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role) {
+Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role, const VmConfig& config) {
   auto check = [](int rc, const char* what) -> Result<void> {
     if (rc < 0) return errnoError(fmt::format("seccomp_rule_add({})", what), -rc);
     return {};
@@ -152,6 +164,16 @@ Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role) {
       !ok)
     return ok;
   if (role == ThreadRole::Vcpu) return {};
+  if (role == ThreadRole::Api) {
+    // The pointer compared is config.apiSocket's buffer, the one ApiServer passes.
+    auto socketPath = static_cast<scmp_datum_t>(reinterpret_cast<uintptr_t>(config.apiSocket.c_str()));
+    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(unlink), 1, SCMP_A0(SCMP_CMP_EQ, socketPath)),
+                        "unlink");
+        !ok)
+      return ok;
+    return check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(unlinkat), 1, SCMP_A1(SCMP_CMP_EQ, socketPath)),
+                 "unlinkat");
+  }
   // Threads, never processes: glibc tries clone3 first, whose flags sit behind
   // a pointer the filter cannot read, so it answers ENOSYS and glibc falls back
   // to clone, whose flags it can.
@@ -185,19 +207,24 @@ Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role) {
   return {};
 }
 
-Result<void> loadSeccompFilter(ThreadRole role) {
+Result<void> loadSeccompFilter(ThreadRole role, const VmConfig& config) {
   if (auto installed = installSigsysHandler(); !installed) return installed;
   Filter filter(seccomp_init(SCMP_ACT_TRAP));
   if (!filter) return Error{"seccomp_init failed"};
   // A syscall of another ABI (i386, x32) is never ours: kill without a word.
   if (int rc = seccomp_attr_set(filter.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS); rc < 0)
     return errnoError("seccomp_attr_set", -rc);
-  for (const char* name : kVcpu)
-    if (auto ok = allow(filter.get(), name); !ok) return ok;
+  if (role == ThreadRole::Api) {
+    for (const char* name : kApi)
+      if (auto ok = allow(filter.get(), name); !ok) return ok;
+  } else {
+    for (const char* name : kVcpu)
+      if (auto ok = allow(filter.get(), name); !ok) return ok;
+  }
   if (role == ThreadRole::IoLoop)
     for (const char* name : kIoLoopExtra)
       if (auto ok = allow(filter.get(), name); !ok) return ok;
-  if (auto ok = addArgumentRules(filter.get(), role); !ok) return ok;
+  if (auto ok = addArgumentRules(filter.get(), role, config); !ok) return ok;
   if (int rc = seccomp_load(filter.get()); rc < 0) return errnoError("seccomp_load", -rc);
   return {};
 }
@@ -307,6 +334,7 @@ const char* threadRoleName(ThreadRole role) {
   switch (role) {
     case ThreadRole::IoLoop: return "I/O loop";
     case ThreadRole::Vcpu: return "vCPU";
+    case ThreadRole::Api: return "API";
   }
   return "unknown";
 }
@@ -318,7 +346,7 @@ Result<void> enterThreadRole(ThreadRole role, const VmConfig& config) {
     if (auto restricted = restrictFileAccess(config); !restricted) return restricted;
   }
   if (config.sandbox.seccomp) {
-    if (auto loaded = loadSeccompFilter(role); !loaded) return loaded;
+    if (auto loaded = loadSeccompFilter(role, config); !loaded) return loaded;
   }
   currentRole = role;
   inRole = true;

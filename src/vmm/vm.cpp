@@ -7,7 +7,10 @@
 #include "base/log.h"
 #include "storage/disk_image.h"
 #include "storage/volume/volume_disk.h"
+#include "vmm/api_server.h"
 #include "vmm/guest_machine.h"
+#include "vmm/vm_control.h"
+#include "vmm/vm_routes.h"
 
 namespace strata::vmm {
 namespace {
@@ -28,6 +31,17 @@ Result<std::unique_ptr<storage::BlockDevice>> openDisk(const DiskConfig& disk, E
 }  // namespace
 
 Result<int> runVm(const VmConfig& config) {
+  VmControl control(config);
+  if (config.apiSocket.empty()) return runVm(config, control);
+  // Started before the VM's sandbox goes up: the API thread keeps its own allow-list only.
+  auto api = ApiServer::create(config);
+  if (!api) return api.error();
+  addApiRoutes((*api)->router(), control);
+  (*api)->start();
+  return runVm(config, control);
+}
+
+Result<int> runVm(const VmConfig& config, VmControl& control) {
   auto console = HostConsole::open(config.console);
   if (!console) return console.error();
   auto loop = EventLoop::create();
@@ -41,10 +55,16 @@ Result<int> runVm(const VmConfig& config) {
     if (!opened) return opened.error();
     disks.push_back(std::move(*opened));
   }
+  struct Ending {  // whichever way runVm returns
+    VmControl& control;
+    ~Ending() { control.markEnded(); }
+  } ending{control};
   for (;;) {
-    auto machine = GuestMachine::create(config, **console, **loop, disks);
+    auto machine = GuestMachine::create(config, control, **console, **loop, disks);
     if (!machine) return machine.error();
+    control.attach(machine->get());
     GuestOutcome outcome = (*machine)->run();
+    control.detach();
     switch (outcome.exit) {
       case GuestExit::Reboot:
         log::info("guest rebooting");

@@ -28,4 +28,8 @@ struct GuestOutcome {
 // program's or firmware's failure code when it reports one.
 Result<int> runVm(const VmConfig& config);
 
+class VmControl;
+// The same, controlled through `control` (built on the same config) from other threads.
+Result<int> runVm(const VmConfig& config, VmControl& control);
+
 }  // namespace strata::vmm

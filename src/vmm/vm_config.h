@@ -59,6 +59,7 @@ struct VmConfig {
   bool printEngineStats = false;  // per-hart engine counters on stderr when the VM ends
   ConsoleConfig console;
   SandboxConfig sandbox;
+  std::string apiSocket;  // --api-socket: where the control API is served (api_server.h); empty: none
 };
 
 // "PATH" followed by options, each after a comma: "readonly" (also "ro") and

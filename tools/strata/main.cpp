@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   strata::cli::addVolumeCommands(app, status);
   strata::cli::addNbdCommands(app, status);
   strata::cli::addSwitchCommands(app, status);
+  strata::cli::addVmCommands(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

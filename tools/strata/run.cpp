@@ -26,6 +26,7 @@ struct RunOptions {
   bool seccomp = true, landlock = true;
   std::string jailDir;
   unsigned uid = 0, gid = 0;
+  std::string apiSocket;
 };
 
 // The default guest that guest/build.sh produces.
@@ -123,6 +124,7 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   config.console = *console;
   config.sandbox.seccomp = options.seccomp;
   config.sandbox.landlock = options.landlock;
+  config.apiSocket = options.apiSocket;
   return config;
 }
 
@@ -156,6 +158,8 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_option("--console", options->console, "stdio, pty or file=PATH")->capture_default_str();
   run->add_option("--engine", options->engine, "CPU engine: interp or jit[,threshold=N] (N: runs before a block is translated)")->capture_default_str();
   run->add_flag("--stats", options->stats, "print each hart's engine counters when the VM ends");
+  run->add_option("--api-socket", options->apiSocket,
+                  "serve the VM's control API (HTTP + JSON, see docs/api/) on this UNIX socket; `strata vm` drives it");
   auto onOff = CLI::IsMember({"on", "off"});
   run->add_option_function<std::string>(
          "--seccomp", [options](const std::string& value) { options->seccomp = value == "on"; },

@@ -1,0 +1,77 @@
+// ApiServer: the control API of one VM — HTTP/1.1 + JSON on a UNIX socket
+// (cpp-httplib), served by one thread in the sandbox's Api role. The units that
+// own a capability register its routes (VM state in vm_routes, snapshots,
+// balloon, migration...); ApiRouter dispatches them by exact method and path.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/result.h"
+#include "vmm/vm_config.h"
+
+namespace strata::vmm {
+
+struct ApiReply {
+  int status = 200;
+  nlohmann::json body = nlohmann::json::object();
+};
+
+// A 4xx/5xx reply: {"error": message}.
+ApiReply apiError(int status, const std::string& message);
+
+class ApiRouter {
+ public:
+  // The parsed request body (null when it was empty). A handler may throw
+  // nlohmann::json::exception on a body of the wrong shape: the client gets a 400.
+  using Handler = std::function<ApiReply(const nlohmann::json& body)>;
+
+  // method: "GET", "PUT", ...; path: exact, e.g. "/vm/state". Registering a route twice replaces it.
+  void addRoute(const std::string& method, const std::string& path, Handler handler);
+  // 404 for an unknown path, 405 for a known path with another method, 400 for
+  // a body that is not JSON; otherwise the route's handler answers.
+  ApiReply dispatch(const std::string& method, const std::string& path, const std::string& body) const;
+  // Every route as (method, path), sorted.
+  std::vector<std::pair<std::string, std::string>> routes() const;
+
+ private:
+  std::map<std::string, std::map<std::string, Handler>> routes_;  // path -> method -> handler
+};
+
+class ApiServer {
+ public:
+  static constexpr size_t kMaxBodyBytes = 64 * 1024;  // larger requests get a 413
+
+  // Binds config.apiSocket, mode 0600: a socket file nobody serves (a dead VM's)
+  // is replaced, one a live VM serves is refused. Call before the sandbox is up.
+  static Result<std::unique_ptr<ApiServer>> create(const VmConfig& config);
+  // Stops serving and removes the socket file.
+  ~ApiServer();
+
+  // Routes are added before start().
+  ApiRouter& router() { return router_; }
+  void addRoute(const std::string& method, const std::string& path, ApiRouter::Handler handler) {
+    router_.addRoute(method, path, std::move(handler));
+  }
+  // Serves on a thread of its own, one connection at a time.
+  void start();
+
+ private:
+  class HttpServer;
+  ApiServer(const VmConfig& config, int listenFd);
+  void serve();
+
+  const VmConfig& config_;
+  ApiRouter router_;
+  std::unique_ptr<HttpServer> http_;
+  std::thread thread_;
+};
+
+}  // namespace strata::vmm

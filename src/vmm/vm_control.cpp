@@ -1,0 +1,133 @@
+#include "vmm/vm_control.h"
+
+#include <time.h>
+
+namespace strata::vmm {
+namespace {
+
+uint64_t hostNs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+const char* vmStateName(VmState state) {
+  switch (state) {
+    case VmState::Running: return "running";
+    case VmState::Paused: return "paused";
+    case VmState::ShuttingDown: return "shutting_down";
+  }
+  return "unknown";
+}
+
+// pausedNs_ starts at the host time of the VM's start, so guest time counts from 0.
+VmControl::VmControl(const VmConfig& config)
+    : config_(config), started_(std::chrono::steady_clock::now()), pausedNs_(hostNs()) {}
+
+VmState VmControl::state() const {
+  std::lock_guard lock(mutex_);
+  if (ending_) return VmState::ShuttingDown;
+  return paused_ ? VmState::Paused : VmState::Running;
+}
+
+double VmControl::uptimeSeconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+}
+
+uint64_t VmControl::guestNs() const {
+  // frozenNs_ is cleared only after pausedNs_ took the pause in (both seq_cst),
+  // so a reader never pairs the running formula with a stale offset.
+  uint64_t frozen = frozenNs_.load();
+  if (frozen != kNotFrozen) return frozen;
+  return hostNs() - pausedNs_.load();
+}
+
+void VmControl::freezeClock() {
+  pauseStartedNs_ = hostNs();
+  frozenNs_.store(pauseStartedNs_ - pausedNs_.load());
+}
+
+void VmControl::thawClock() {
+  pausedNs_.fetch_add(hostNs() - pauseStartedNs_);
+  frozenNs_.store(kNotFrozen);
+}
+
+VmState VmControl::pause() {
+  std::lock_guard operation(operationMutex_);
+  ControlledMachine* machine;
+  {
+    std::lock_guard lock(mutex_);
+    if (ending_ || paused_) return state();
+    machine = machine_;
+    if (machine) machine->beginPause();
+  }
+  // Between boots (a reboot in progress) the next board starts parked instead.
+  // detach() takes operationMutex_, so the machine outlives this wait.
+  if (machine) machine->waitPaused();
+  std::lock_guard lock(mutex_);
+  if (ending_) return VmState::ShuttingDown;
+  paused_ = true;
+  freezeClock();
+  return VmState::Paused;
+}
+
+VmState VmControl::resume() {
+  std::lock_guard operation(operationMutex_);
+  std::lock_guard lock(mutex_);
+  if (ending_ || !paused_) return ending_ ? VmState::ShuttingDown : VmState::Running;
+  thawClock();
+  paused_ = false;
+  if (machine_) machine_->resume();
+  return VmState::Running;
+}
+
+VmState VmControl::shutdown() {
+  std::lock_guard operation(operationMutex_);
+  std::lock_guard lock(mutex_);
+  ending_ = true;
+  if (machine_) machine_->requestExit(GuestExit::Quit);
+  return VmState::ShuttingDown;
+}
+
+VmState VmControl::reset() {
+  std::lock_guard operation(operationMutex_);
+  std::lock_guard lock(mutex_);
+  if (ending_) return VmState::ShuttingDown;
+  if (paused_) {
+    thawClock();
+    paused_ = false;
+  }
+  if (machine_) machine_->requestExit(GuestExit::Reboot);
+  return VmState::Running;
+}
+
+VmStats VmControl::stats() {
+  std::lock_guard operation(operationMutex_);
+  ControlledMachine* machine;
+  {
+    std::lock_guard lock(mutex_);
+    machine = machine_;
+  }
+  return machine ? machine->sampleStats() : VmStats{};
+}
+
+void VmControl::attach(ControlledMachine* machine) {
+  std::lock_guard lock(mutex_);
+  machine_ = machine;
+  if (paused_) machine_->beginPause();
+}
+
+void VmControl::detach() {
+  std::lock_guard operation(operationMutex_);
+  std::lock_guard lock(mutex_);
+  machine_ = nullptr;
+}
+
+void VmControl::markEnded() {
+  std::lock_guard lock(mutex_);
+  ending_ = true;
+}
+
+}  // namespace strata::vmm

@@ -1,0 +1,92 @@
+// VmControl: the control surface of one running VM — state, pause, resume,
+// shutdown, reset, stats — safe to call from any thread (the API server's) and
+// kept across reboots, which build a new board (ControlledMachine) each time.
+// It also owns the guest clock, which stands still while the VM is paused.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cpu/hart.h"
+#include "vmm/vm.h"
+#include "vmm/vm_config.h"
+
+namespace strata::vmm {
+
+enum class VmState { Running, Paused, ShuttingDown };
+const char* vmStateName(VmState state);  // "running", "paused", "shutting_down"
+
+struct HartStats {
+  unsigned id = 0;
+  uint64_t instructionsRetired = 0;
+  std::vector<cpu::EngineStat> engine;
+};
+
+struct VmStats {
+  std::vector<HartStats> harts;  // sampled at an instruction boundary of each hart
+};
+
+// What one boot of the VM (GuestMachine) does for VmControl.
+class ControlledMachine {
+ public:
+  virtual ~ControlledMachine() = default;
+  // Asks every vCPU to park at its next instruction boundary and the devices to
+  // take no more queue work; returns at once.
+  virtual void beginPause() = 0;
+  // Blocks until every vCPU is parked and no disk request is in flight, or the boot ends.
+  virtual void waitPaused() = 0;
+  // Lets the vCPUs run on from where they parked.
+  virtual void resume() = 0;
+  virtual void requestExit(GuestExit exit) = 0;
+  virtual VmStats sampleStats() = 0;
+};
+
+class VmControl {
+ public:
+  explicit VmControl(const VmConfig& config);
+
+  const VmConfig& config() const { return config_; }
+  VmState state() const;
+  double uptimeSeconds() const;
+
+  // Each returns the state it left the VM in. pause() returns once the VM is
+  // quiescent (vCPUs parked, disk requests done); pausing a paused VM and
+  // resuming a running one change nothing.
+  VmState pause();
+  VmState resume();
+  VmState shutdown();  // ends the VM: `strata run` exits 0
+  VmState reset();     // reboots the guest; a paused VM runs again after it
+  VmStats stats();
+
+  // Guest time in ns since the VM started: host monotonic time less the time
+  // spent paused, frozen while paused. Lock-free; vCPUs read it constantly.
+  uint64_t guestNs() const;
+
+  // For runVm: the boot now running (it starts parked if the VM is paused), or none.
+  void attach(ControlledMachine* machine);
+  void detach();
+  void markEnded();  // the VM is going away: state shutting_down from now on
+
+ private:
+  void freezeClock();
+  void thawClock();
+
+  const VmConfig& config_;
+  const std::chrono::steady_clock::time_point started_;
+  std::mutex operationMutex_;  // one control operation at a time; held across a pause's wait
+  mutable std::mutex mutex_;   // guards machine_ and the state below
+  ControlledMachine* machine_ = nullptr;
+  bool paused_ = false;
+  bool ending_ = false;
+  // The clock: guest ns = host ns - pausedNs_, or frozenNs_ while paused.
+  static constexpr uint64_t kNotFrozen = ~0ull;
+  uint64_t pauseStartedNs_ = 0;  // host ns; guarded by mutex_
+  std::atomic<uint64_t> pausedNs_;
+  std::atomic<uint64_t> frozenNs_{kNotFrozen};
+};
+
+}  // namespace strata::vmm
