@@ -56,6 +56,7 @@ GuestMachine::GuestMachine(const VmConfig& config, VmControl& control, HostConso
     : config_(config), control_(control), console_(console), clockStartNs_(control.guestNs()), loop_(&loop) {}
 
 GuestMachine::~GuestMachine() {
+  if (balloon_) control_.balloon().detach();  // before the device goes with this boot
   if (toHostTimer_.valid()) loop_->unwatch(toHostTimer_.get());  // the loop outlives this boot
 }
 
@@ -139,11 +140,15 @@ Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<st
   virtioConsole_ = console.get();
   if (auto added = addVirtioDevice("virtio-console", std::move(console)); !added) return added;
   if (auto added = addVirtioDevice("virtio-rng", std::make_unique<virtio::VirtioRng>()); !added) return added;
-  if (!config_.balloonTargetBytes) return {};
+  if (!control_.balloon().present()) return {};
+  // The latest target (set through the API before a reboot) carries over.
   auto balloon = std::make_unique<virtio::VirtioBalloon>(
-      *ram_, virtio::VirtioBalloon::Options{.targetBytes = *config_.balloonTargetBytes});
-  balloon_ = balloon.get();
-  return addVirtioDevice("virtio-balloon", std::move(balloon));
+      *ram_, virtio::VirtioBalloon::Options{.targetBytes = control_.balloon().targetBytes()});
+  auto* device = balloon.get();
+  if (auto added = addVirtioDevice("virtio-balloon", std::move(balloon)); !added) return added;
+  balloon_ = device;
+  control_.balloon().attach(balloon_);
+  return {};
 }
 
 Result<void> GuestMachine::addVirtioDevice(const std::string& name, std::unique_ptr<virtio::VirtioDevice> device) {
