@@ -7,6 +7,8 @@
 #include <fstream>
 #include <string>
 
+#include <fmt/core.h>
+
 #include "base/log.h"
 
 namespace strata::vmm {
@@ -31,8 +33,9 @@ std::optional<uint64_t> PageSharingReport::mergedPages() const {
 }
 
 void PageSharingReport::log() const {
+  // On stderr like --stats' counters: the operator asked for it with the flag.
   if (auto pages = mergedPages())
-    log::info("--mem-merge: KSM merges {} of this VM's pages ({} MiB)", *pages, (*pages * 4096) >> 20);
+    fmt::print(stderr, "strata: --mem-merge: KSM merges {} of this VM's pages ({} MiB)\n", *pages, (*pages * 4096) >> 20);
 }
 
 }  // namespace strata::vmm

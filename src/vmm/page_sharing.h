@@ -17,7 +17,7 @@ class PageSharingReport {
   PageSharingReport();
   // Pages of this process KSM merges now; none when the host does not say.
   std::optional<uint64_t> mergedPages() const;
-  // One log line with the figure (called as a boot ends, while guest RAM is still mapped).
+  // One line on stderr with the figure (called as a boot ends, while guest RAM is still mapped).
   void log() const;
 
  private:
