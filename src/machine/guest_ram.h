@@ -1,8 +1,9 @@
 // GuestRam: the VM's physical memory, one memfd-backed MAP_SHARED mapping so
-// that snapshots, migration and page sharing can reach it by fd; or, for a
-// restored VM, a MAP_PRIVATE mapping of a snapshot's memory file (pages come in
-// on first touch, writes stay private). Shared lock-free between vCPU threads
-// and device backends.
+// that snapshots, migration and page sharing can reach it by fd; for KSM page
+// merging (`--mem-merge`, KSM merges only private anonymous memory) a private
+// anonymous mapping marked MADV_MERGEABLE; or, for a restored VM, a MAP_PRIVATE
+// mapping of a snapshot's memory file (pages come in on first touch). Shared
+// lock-free between vCPU threads and device backends; discard() hands pages back.
 #pragma once
 
 #include <cstdint>
@@ -14,9 +15,18 @@
 
 namespace strata::machine {
 
+enum class RamBacking {
+  SharedMemfd,        // MAP_SHARED memfd (default)
+  MergeableAnonymous, // MAP_PRIVATE anonymous, MADV_MERGEABLE: KSM may merge identical pages
+  PrivateFile,        // MAP_PRIVATE of a snapshot's memory file (discarded pages read the file's again)
+};
+
 class GuestRam {
  public:
-  static Result<std::unique_ptr<GuestRam>> create(uint64_t base, uint64_t size);
+  static constexpr uint64_t kPageSize = 4096;
+
+  static Result<std::unique_ptr<GuestRam>> create(uint64_t base, uint64_t size,
+                                                  RamBacking backing = RamBacking::SharedMemfd);
   // Maps a memory file written by saveTo copy-on-write; its size must be `size`.
   // Restore time does not grow with RAM: nothing is read until the guest touches it.
   static Result<std::unique_ptr<GuestRam>> mapFile(uint64_t base, uint64_t size, const std::string& path);
@@ -31,7 +41,8 @@ class GuestRam {
   uint64_t base() const { return base_; }
   uint64_t size() const { return size_; }
   uint64_t end() const { return base_ + size_; }
-  int fd() const { return fd_.get(); }
+  RamBacking backing() const { return backing_; }
+  int fd() const { return fd_.get(); }  // -1 for MergeableAnonymous; the memory file for PrivateFile
   uint8_t* hostBase() const { return host_; }
 
   // Host pointer for guest-physical [gpa, gpa+len), or nullptr if any byte lies outside RAM.
@@ -41,10 +52,18 @@ class GuestRam {
     return host_ + offset;
   }
 
+  // Returns the whole 4 KiB pages inside guest-physical [gpa, gpa+length) to
+  // the host (hole punched in the memfd, or MADV_DONTNEED); they read as zero
+  // on the next touch. Fails (nothing freed) if the range is not inside RAM.
+  Result<void> discard(uint64_t gpa, uint64_t length);
+  // The same for a host pointer range inside the mapping (e.g. a descriptor's iovec).
+  Result<void> discardHost(const uint8_t* host, uint64_t length);
+
  private:
-  GuestRam(uint64_t base, uint64_t size, UniqueFd fd, uint8_t* host);
+  GuestRam(uint64_t base, uint64_t size, RamBacking backing, UniqueFd fd, uint8_t* host);
   uint64_t base_;
   uint64_t size_;
+  RamBacking backing_;
   UniqueFd fd_;
   uint8_t* host_;
 };

@@ -27,6 +27,7 @@ inline constexpr uint32_t kDeviceIdNet = 1;
 inline constexpr uint32_t kDeviceIdBlock = 2;
 inline constexpr uint32_t kDeviceIdConsole = 3;
 inline constexpr uint32_t kDeviceIdEntropy = 4;
+inline constexpr uint32_t kDeviceIdBalloon = 5;
 
 // Split virtqueue layout (spec 2.7).
 inline constexpr uint16_t kDescFlagNext = 1;

@@ -20,6 +20,7 @@
 #include "machine/sifive_test.h"
 #include "machine/uart16550.h"
 #include "machine/virt_layout.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/mmio_transport.h"
@@ -55,13 +56,16 @@ GuestMachine::GuestMachine(const VmConfig& config, VmControl& control, HostConso
     : config_(config), control_(control), console_(console), clockStartNs_(control.guestNs()), loop_(&loop) {}
 
 GuestMachine::~GuestMachine() {
+  if (balloon_) control_.balloon().detach();  // before the device goes with this boot
   if (toHostTimer_.valid()) loop_->unwatch(toHostTimer_.get());  // the loop outlives this boot
 }
 
 Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks) {
   if (config_.cpus < 1 || config_.cpus > machine::virt::kMaxHarts)
     return Error{fmt::format("--cpus {}: must be between 1 and {}", config_.cpus, machine::virt::kMaxHarts)};
-  auto ram = machine::GuestRam::create(machine::virt::kRamBase, config_.memoryBytes);
+  auto ram = machine::GuestRam::create(machine::virt::kRamBase, config_.memoryBytes,
+                                      config_.memMerge ? machine::RamBacking::MergeableAnonymous
+                                                       : machine::RamBacking::SharedMemfd);
   if (!ram) return ram.error();
   ram_ = std::move(*ram);
 
@@ -99,7 +103,7 @@ Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage:
   return addVirtioDevices(disks);
 }
 
-// Slots in order: disks (vda, vdb, ...), network interfaces, console, rng.
+// Slots in order: disks (vda, vdb, ...), network interfaces, console, rng, balloon (with --balloon).
 Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks) {
   for (const auto& disk : disks) {
     auto device = std::make_unique<virtio::VirtioBlk>(*disk);
@@ -135,7 +139,16 @@ Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<st
       [this](std::span<const uint8_t> bytes) { console_.write(bytes.data(), bytes.size()); });
   virtioConsole_ = console.get();
   if (auto added = addVirtioDevice("virtio-console", std::move(console)); !added) return added;
-  return addVirtioDevice("virtio-rng", std::make_unique<virtio::VirtioRng>());
+  if (auto added = addVirtioDevice("virtio-rng", std::make_unique<virtio::VirtioRng>()); !added) return added;
+  if (!control_.balloon().present()) return {};
+  // The latest target (set through the API before a reboot) carries over.
+  auto balloon = std::make_unique<virtio::VirtioBalloon>(
+      *ram_, virtio::VirtioBalloon::Options{.targetBytes = control_.balloon().targetBytes()});
+  auto* device = balloon.get();
+  if (auto added = addVirtioDevice("virtio-balloon", std::move(balloon)); !added) return added;
+  balloon_ = device;
+  control_.balloon().attach(balloon_);
+  return {};
 }
 
 Result<void> GuestMachine::addVirtioDevice(const std::string& name, std::unique_ptr<virtio::VirtioDevice> device) {

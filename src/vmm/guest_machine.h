@@ -37,6 +37,7 @@ class VirtioBlk;
 class VirtioMmioTransport;
 class VirtioDevice;
 class VirtioConsole;
+class VirtioBalloon;
 }  // namespace strata::virtio
 
 namespace strata::network {
@@ -132,6 +133,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   std::vector<virtio::VirtioBlk*> blockDevices_;  // in virtioDevices_
   std::vector<std::unique_ptr<network::PacketPort>> netPorts_;
   virtio::VirtioConsole* virtioConsole_ = nullptr;
+  virtio::VirtioBalloon* balloon_ = nullptr;  // in virtioDevices_, with --balloon
   std::vector<std::unique_ptr<virtio::VirtioDevice>> virtioDevices_;
   std::vector<std::unique_ptr<virtio::VirtioMmioTransport>> virtio_;
   std::vector<unsigned> virtioSlots_;

@@ -1,6 +1,7 @@
 #include "vmm/vm.h"
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "base/event_loop.h"
@@ -9,6 +10,7 @@
 #include "storage/volume/volume_disk.h"
 #include "vmm/api_server.h"
 #include "vmm/guest_machine.h"
+#include "vmm/page_sharing.h"
 #include "vmm/vm_control.h"
 #include "vmm/vm_routes.h"
 
@@ -59,11 +61,14 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
     VmControl& control;
     ~Ending() { control.markEnded(); }
   } ending{control};
+  std::optional<PageSharingReport> sharing;
+  if (config.memMerge) sharing.emplace();
   for (;;) {
     auto machine = GuestMachine::create(config, control, **console, **loop, disks);
     if (!machine) return machine.error();
     control.attach(machine->get());
     GuestOutcome outcome = (*machine)->run();
+    if (sharing) sharing->log();  // guest RAM is still mapped
     control.detach();
     switch (outcome.exit) {
       case GuestExit::Reboot:

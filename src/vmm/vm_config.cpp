@@ -32,21 +32,27 @@ Result<DiskConfig> parseDiskConfig(const std::string& text) {
   return disk;
 }
 
-Result<uint64_t> parseMemorySize(const std::string& text) {
+Result<uint64_t> parseByteSize(const std::string& text, std::string_view option) {
   size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  if (digits == 0 || digits > 12) return Error{fmt::format("--mem {}: expected a size such as 256M or 1G", text)};
+  if (digits == 0 || digits > 12) return Error{fmt::format("{} {}: expected a size such as 256M or 1G", option, text)};
   uint64_t value = std::stoull(text.substr(0, digits));
   std::string suffix = text.substr(digits);
   unsigned shift = 0;
   if (suffix == "K" || suffix == "k" || suffix == "KiB") shift = 10;
   else if (suffix == "M" || suffix == "m" || suffix == "MiB") shift = 20;
   else if (suffix == "G" || suffix == "g" || suffix == "GiB") shift = 30;
-  else if (!suffix.empty()) return Error{fmt::format("--mem {}: unknown unit '{}'", text, suffix)};
+  else if (!suffix.empty()) return Error{fmt::format("{} {}: unknown unit '{}'", option, text, suffix)};
   else if (value < (1u << 20)) shift = 20;  // a bare small number means MiB, as QEMU's -m does
   uint64_t bytes = value << shift;
-  if ((bytes >> shift) != value || bytes < (1u << 20) || bytes > (64ull << 30))
-    return Error{fmt::format("--mem {}: must be between 1M and 64G", text)};
+  if ((bytes >> shift) != value || bytes > (64ull << 30))
+    return Error{fmt::format("{} {}: must be at most 64G", option, text)};
+  return bytes;
+}
+
+Result<uint64_t> parseMemorySize(const std::string& text) {
+  auto bytes = parseByteSize(text, "--mem");
+  if (bytes && *bytes < (1u << 20)) return Error{fmt::format("--mem {}: must be between 1M and 64G", text)};
   return bytes;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -48,6 +49,11 @@ struct VmConfig {
   std::vector<int> tapFds;  // TAP fds the jailer opened and handed over (--net tapfd=N)
   std::vector<SwitchNetConfig> switchNets;  // NICs after the TAP ones
   uint64_t memoryBytes = 256ull << 20;
+  // --balloon TARGET: a virtio-balloon device (free page reporting included)
+  // asking the guest for TARGET bytes back from the start; none without it.
+  std::optional<uint64_t> balloonTargetBytes;
+  // --mem-merge: guest RAM private and MADV_MERGEABLE so the host's KSM can share its pages.
+  bool memMerge = false;
   unsigned cpus = 1;
   cpu::EngineConfig engine;
   bool printEngineStats = false;  // per-hart engine counters on stderr when the VM ends
@@ -61,5 +67,7 @@ struct VmConfig {
 Result<DiskConfig> parseDiskConfig(const std::string& text);
 // "256M", "1G", "1048576" (bytes), at least 1 MiB.
 Result<uint64_t> parseMemorySize(const std::string& text);
+// The same syntax for any size option (0 allowed, at most 64G); errors name `option`.
+Result<uint64_t> parseByteSize(const std::string& text, std::string_view option);
 
 }  // namespace strata::vmm

@@ -24,7 +24,10 @@ const char* vmStateName(VmState state) {
 
 // pausedNs_ starts at the host time of the VM's start, so guest time counts from 0.
 VmControl::VmControl(const VmConfig& config)
-    : config_(config), started_(std::chrono::steady_clock::now()), pausedNs_(hostNs()) {}
+    : config_(config),
+      started_(std::chrono::steady_clock::now()),
+      balloon_(config.balloonTargetBytes, config.memoryBytes),
+      pausedNs_(hostNs()) {}
 
 VmState VmControl::state() const {
   std::lock_guard lock(mutex_);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cpu/hart.h"
+#include "vmm/balloon_control.h"
 #include "vmm/vm.h"
 #include "vmm/vm_config.h"
 
@@ -61,6 +62,7 @@ class VmControl {
   VmState shutdown();  // ends the VM: `strata run` exits 0
   VmState reset();     // reboots the guest; a paused VM runs again after it
   VmStats stats();
+  BalloonControl& balloon() { return balloon_; }
 
   // Guest time in ns since the VM started: host monotonic time less the time
   // spent paused, frozen while paused. Lock-free; vCPUs read it constantly.
@@ -78,6 +80,7 @@ class VmControl {
 
   const VmConfig& config_;
   const std::chrono::steady_clock::time_point started_;
+  BalloonControl balloon_;
   std::mutex operationMutex_;  // one control operation at a time; held across a pause's wait
   mutable std::mutex mutex_;   // guards machine_ and the state below
   ControlledMachine* machine_ = nullptr;

@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include "vmm/balloon_routes.h"
+
 namespace strata::vmm {
 namespace {
 
@@ -62,6 +64,9 @@ void addVmRoutes(ApiRouter& router, VmControl& control) {
   router.addRoute("GET", "/vm/stats", [&control](const nlohmann::json&) { return describeStats(control); });
 }
 
-void addApiRoutes(ApiRouter& router, VmControl& control) { addVmRoutes(router, control); }
+void addApiRoutes(ApiRouter& router, VmControl& control) {
+  addVmRoutes(router, control);
+  addBalloonRoutes(router, control.balloon());
+}
 
 }  // namespace strata::vmm

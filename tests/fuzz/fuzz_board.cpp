@@ -68,8 +68,11 @@ FuzzBoard::FuzzBoard() {
     for (uint8_t byte : bytes) sink_ += byte;
   });
   rng_ = std::make_unique<virtio::VirtioRng>();
-  virtio::VirtioDevice* devices[kVirtioCount] = {blk_.get(), net_.get(), console_.get(), rng_.get()};
-  const char* names[kVirtioCount] = {"virtio-blk0", "virtio-net0", "virtio-console", "virtio-rng"};
+  // Statistics only when asked: no timer, so a run depends on its input alone.
+  balloon_ = std::make_unique<virtio::VirtioBalloon>(
+      *ram_, virtio::VirtioBalloon::Options{.targetBytes = kRamBytes / 2, .statsInterval = std::chrono::milliseconds(0)});
+  virtio::VirtioDevice* devices[kVirtioCount] = {blk_.get(), net_.get(), console_.get(), rng_.get(), balloon_.get()};
+  const char* names[kVirtioCount] = {"virtio-blk0", "virtio-net0", "virtio-console", "virtio-rng", "virtio-balloon"};
   for (unsigned slot = 0; slot < kVirtioCount; ++slot)
     transports_[slot] = std::make_unique<virtio::VirtioMmioTransport>(names[slot], *ram_, plic_->line(kVirtioIrqFirst + slot),
                                                                       *loop_, *devices[slot]);

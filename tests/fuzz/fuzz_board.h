@@ -1,6 +1,6 @@
 // FuzzBoard: the `virt` board's devices wired as GuestMachine wires them (PLIC,
-// CLINT, UART, RTC, pvpanic, test finisher, virtio-blk/-net/-console/-rng on
-// slots 0-3, all on one Bus over a small GuestRam), with deterministic fakes
+// CLINT, UART, RTC, pvpanic, test finisher, virtio-blk/-net/-console/-rng/-balloon
+// on slots 0-4, all on one Bus over a small GuestRam), with deterministic fakes
 // where the board meets the host: hart lines, clocks, an in-memory disk, a
 // packet port that loops frames back or swallows them. Built fresh per input;
 // everything runs on the calling thread, which also turns the EventLoop.
@@ -21,6 +21,7 @@
 #include "machine/sifive_test.h"
 #include "machine/uart16550.h"
 #include "memory_block_device.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/mmio_transport.h"
@@ -55,7 +56,7 @@ class FuzzBoard {
   static constexpr uint64_t kRamBytes = 256 * 1024;
   static constexpr uint64_t kDiskBytes = 64 * 1024;
   static constexpr unsigned kHarts = 2;
-  enum VirtioSlot : unsigned { kBlk, kNet, kConsole, kRng, kVirtioCount };
+  enum VirtioSlot : unsigned { kBlk, kNet, kConsole, kRng, kBalloon, kVirtioCount };
 
   FuzzBoard();
   ~FuzzBoard();
@@ -103,6 +104,7 @@ class FuzzBoard {
   std::unique_ptr<virtio::VirtioNet> net_;
   std::unique_ptr<virtio::VirtioConsole> console_;
   std::unique_ptr<virtio::VirtioRng> rng_;
+  std::unique_ptr<virtio::VirtioBalloon> balloon_;
   std::array<std::unique_ptr<virtio::VirtioMmioTransport>, kVirtioCount> transports_;
   uint64_t sink_ = 0;  // output bytes go here, so nothing the guest sends is optimised away
 };

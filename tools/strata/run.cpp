@@ -19,6 +19,8 @@ namespace {
 struct RunOptions {
   std::string firmware, bare, kernel, initrd, append, mem = "256M", console = "stdio", engine = "jit";
   bool stats = false;
+  std::string balloon;  // empty: no balloon device
+  bool memMerge = false;
   std::vector<std::string> disks, nets;
   unsigned cpus = 1;
   bool seccomp = true, landlock = true;
@@ -84,6 +86,15 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   auto memory = vmm::parseMemorySize(options.mem);
   if (!memory) return memory.error();
   config.memoryBytes = *memory;
+  if (!options.balloon.empty()) {
+    auto target = vmm::parseByteSize(options.balloon, "--balloon");
+    if (!target) return target.error();
+    if (*target > config.memoryBytes)
+      return Error{fmt::format("--balloon {}: more than the guest's {} MiB of memory", options.balloon,
+                               config.memoryBytes >> 20)};
+    config.balloonTargetBytes = *target;
+  }
+  config.memMerge = options.memMerge;
   for (const auto& text : options.disks) {
     auto disk = vmm::parseDiskConfig(text);
     if (!disk) return disk.error();
@@ -135,6 +146,11 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
                   "Without format= an image's format is probed once, and a probed raw image refuses guest "
                   "writes that would make it probe as another format");
   run->add_option("--mem", options->mem, "guest memory, e.g. 256M or 1G")->capture_default_str();
+  run->add_option("--balloon", options->balloon,
+                  "add a virtio-balloon device (with free page reporting) and ask the guest for this much memory "
+                  "back, e.g. 128M (0: reporting only)");
+  run->add_flag("--mem-merge", options->memMerge,
+                "let the host's KSM merge identical guest pages (private anonymous RAM marked MADV_MERGEABLE)");
   run->add_option("--cpus", options->cpus, "number of vCPUs (1-8)")->capture_default_str();
   run->add_option("--net", options->nets,
                   "network interface, tap=NAME, switch=NAME[,vlan=N|,trunk=N,M,...][,mac=..] or tapfd=FD (an "

@@ -8,6 +8,7 @@
 
 #include "api_client.h"
 #include "commands.h"
+#include "vmm/vm_config.h"
 
 namespace strata::cli {
 namespace {
@@ -56,6 +57,36 @@ int changeState(const VmArgs& args, const std::string& action) {
   return 0;
 }
 
+void printBalloon(const nlohmann::json& balloon) {
+  auto mib = [&](const char* key) { return static_cast<unsigned long long>(balloon.value(key, uint64_t{0}) >> 20); };
+  std::printf("target:   %llu MiB\n", mib("target_bytes"));
+  if (!balloon.value("device_active", false)) {
+    std::printf("device:   not active (the guest is rebooting)\n");
+    return;
+  }
+  std::printf("actual:   %llu MiB (the guest's figure)\n", mib("actual_bytes"));
+  std::printf("inflated: %llu MiB (freed by the host)\n", mib("inflated_bytes"));
+  std::printf("reported: %llu MiB (free page reporting, in all)\n", mib("reported_bytes"));
+  const nlohmann::json statistics = balloon.value("statistics", nlohmann::json::object());
+  for (const auto& [name, value] : statistics.items())
+    std::printf("guest %s: %s\n", name.c_str(), value.dump().c_str());
+}
+
+// SIZE: a byte count as --mem takes it (128M, 1G); empty: only show the balloon.
+int balloon(const VmArgs& args, const std::string& size) {
+  if (!size.empty()) {
+    auto bytes = vmm::parseByteSize(size, "balloon target");
+    if (!bytes) return fail(bytes.error().message);
+    auto set = apiCall(args.apiSocket, "PUT", "/vm/balloon", {{"target_bytes", *bytes}});
+    if (!set) return fail(set.error().message);
+  }
+  auto reply = apiCall(args.apiSocket, "GET", "/vm/balloon");
+  if (!reply) return fail(reply.error().message);
+  if (args.json) std::printf("%s\n", reply->dump(2).c_str());
+  else printBalloon(*reply);
+  return 0;
+}
+
 }  // namespace
 
 CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
@@ -82,6 +113,10 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
         {"shutdown", "stop the VM (strata run exits 0)"},
         {"reset", "reboot the guest"}})
     addAction(action, description, [args, action] { return changeState(*args, action); });
+  auto balloonSize = std::make_shared<std::string>();
+  addAction("balloon", "show the balloon, or set its target (memory taken back from the guest), e.g. 128M",
+            [args, balloonSize] { return balloon(*args, *balloonSize); });
+  vm->get_subcommand("balloon")->add_option("SIZE", *balloonSize, "new target, e.g. 128M (0: give everything back)");
   return vm;
 }
 
