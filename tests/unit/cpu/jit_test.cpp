@@ -380,9 +380,10 @@ TEST(JitThreshold, ColdBlocksAreInterpretedUntilTheyRunOften) {
   // A 102400-iteration loop with the default threshold (16): the interpreter
   // runs it chained, counting the loop block's runs, and hands back to the run
   // loop as soon as the block is hot; it is translated then and the rest of
-  // the loop runs translated (one dispatch, chained to itself). Before, the
-  // interpreter chained on for hundreds of blocks per hand-back and the loop
-  // only got translated after 16 hand-backs. The blocks before and after the
+  // the loop runs translated (chained to itself, back in the run loop only at
+  // timer polls). Before, the interpreter chained on for hundreds of blocks
+  // per hand-back and the loop only got translated after 16 hand-backs. The
+  // blocks before and after the
   // loop run once and are never translated.
   constexpr uint64_t kBase = 0x80000000, kSize = 1 << 20;
   const std::vector<uint32_t> program = {
