@@ -40,6 +40,10 @@ struct HartHotState {
   int32_t timerCountdown = kTimerCheckInterval;  // signed: chained fast paths may overshoot
   // Set while an engine single-steps (Hart::step): blocks must not chain.
   uint32_t singleBlock = 0;
+  // The interpreter's block chaining stops before a block that is translated
+  // or has now run this many times, so a translating engine's run loop gets
+  // to run (or translate) it; ~0: chain through everything.
+  uint64_t chainUntilExecutions = ~0ull;
 
   // ---- software TLBs (derived state: rebuilt by updateTranslationContext and refills)
   TlbEntry readTlb[kDataTlbContexts][kTlbSlots];

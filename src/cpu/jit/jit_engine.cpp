@@ -122,6 +122,8 @@ bool JitEngine::runOneBlock(HartCore& hart, uint64_t limit) {
 ExitReason JitEngine::run(HartCore& h) {
   RunScope scope(h);
   h.singleBlock = 0;
+  // Cold code runs chained in the interpreter until it reaches a hot block.
+  h.chainUntilExecutions = translateThreshold_;
   for (;;) {
     if (h.attention.load(std::memory_order_relaxed) != 0 || --h.timerCountdown <= 0) [[unlikely]] {
       ExitReason reason;

@@ -1,5 +1,6 @@
 // JitEngine: the binary translator. It runs the same decoded blocks as the
-// interpreter (HartCore's block cache): cold ones in the interpreter, and a
+// interpreter (HartCore's block cache): cold ones in the interpreter (whose
+// chaining stops at a translated or hot block), and a
 // block entered translateThreshold times is translated to x86-64 into a
 // per-hart CodeCache; translated blocks chain to each other
 // directly (patched jumps) and through a lookup of the fetch TLB and block

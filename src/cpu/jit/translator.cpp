@@ -1,6 +1,7 @@
 // Block translation to x86-64. Guest registers live in HartHotState (no
 // pinning yet); RV64IM arithmetic, branches, jumps, loads and stores are
-// generated inline, the soft-TLB hit path included; everything else calls the
+// generated inline, the soft-TLB hit path included, a few common pairs fused
+// (emitFusedPair); everything else calls the
 // HartCore executor the interpreter uses for that instruction. Exits mirror
 // the interpreter's executeBlock exactly: pc and instret are written at every
 // exit, and a trap in the middle of a block leaves pc at the faulting
@@ -81,6 +82,12 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     bool endedByInstruction = false;
     for (uint32_t i = 0; i < count; ++i) {
       const DecodedInsn& in = block_.insns[i];
+      // Neither half of a fused pair can trap or end the block, so exits
+      // after it still retire by index.
+      if (i + 1 < count && emitFusedPair(in, block_.insns[i + 1])) {
+        ++i;
+        continue;
+      }
       emitInstruction(i, in);
       if (endsBlock(in.op)) {
         endedByInstruction = true;
@@ -375,6 +382,36 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     loadArgInsn(rsi, in);
     callHelper(helper);
     faultIfFalse(index, in);
+  }
+
+  // Common two-instruction idioms as one host operation: lui/auipc + addi(w)
+  // on the same register (a constant or pc-relative address) and
+  // slli 32 + srli 32 (zero-extend the low word). False if `first, second`
+  // is not such a pair.
+  bool emitFusedPair(const DecodedInsn& first, const DecodedInsn& second) {
+    const unsigned rd = first.rd;
+    if (rd == kDiscardRegister || second.rd != rd || second.rs1 != rd) return false;
+    if ((first.op == Op::Lui || first.op == Op::Auipc) && (second.op == Op::Addi || second.op == Op::Addiw)) {
+      const int64_t upper = static_cast<int64_t>(first.imm);
+      if (first.op == Op::Lui) {
+        int64_t value = upper + second.imm;
+        if (second.op == Op::Addiw) value = static_cast<int32_t>(static_cast<uint32_t>(value));
+        mov(rax, static_cast<uint64_t>(value));
+      } else {
+        const int64_t displacement = first.pcOffset + upper + second.imm;
+        if (displacement != static_cast<int32_t>(displacement)) return false;  // beyond lea's reach
+        lea(rax, ptr[r12 + static_cast<int32_t>(displacement)]);
+        if (second.op == Op::Addiw) movsxd(rax, eax);
+      }
+      mov(xreg(rd), rax);
+      return true;
+    }
+    if (first.op == Op::Slli && second.op == Op::Srli && first.imm == 32 && second.imm == 32) {
+      mov(eax, dword[rbx + kX + 8 * static_cast<int>(first.rs1)]);
+      mov(xreg(rd), rax);
+      return true;
+    }
+    return false;
   }
 
   void emitInstruction(uint32_t index, const DecodedInsn& in) {
