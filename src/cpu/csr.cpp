@@ -87,6 +87,7 @@ bool HartCore::csrRead(uint16_t number, uint64_t& value, bool privileged, uint64
     value = 0;  // no hardware performance counters
     return true;
   }
+  if (number >= csr::kTselect && number <= csr::kTinfo) return triggerCsrRead(number, value);
   if (number >= csr::kPmpcfg0 && number <= csr::kPmpcfg15) {
     if (number & 1) return false;  // odd pmpcfg registers do not exist on RV64
     value = readPmpcfg((number - csr::kPmpcfg0) * 4);
@@ -207,6 +208,7 @@ bool HartCore::csrWrite(uint16_t number, uint64_t value, bool privileged, uint64
   if ((number >= csr::kMhpmCounter3 && number <= csr::kMhpmCounter31) ||
       (number >= csr::kMhpmEvent3 && number <= csr::kMhpmEvent31))
     return true;
+  if (number >= csr::kTselect && number <= csr::kTinfo) return triggerCsrWrite(number, value);
   if (number >= csr::kPmpcfg0 && number <= csr::kPmpcfg15) {
     if (number & 1) return false;
     writePmpcfg((number - csr::kPmpcfg0) * 4, value);

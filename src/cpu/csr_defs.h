@@ -22,6 +22,8 @@ inline constexpr uint16_t kMstatus = 0x300, kMisa = 0x301, kMedeleg = 0x302, kMi
                           kMcause = 0x342, kMtval = 0x343, kMip = 0x344, kPmpcfg0 = 0x3a0, kPmpcfg15 = 0x3af,
                           kPmpaddr0 = 0x3b0, kPmpaddr63 = 0x3ef, kMcycle = 0xb00, kMinstret = 0xb02,
                           kMhpmCounter3 = 0xb03, kMhpmCounter31 = 0xb1f;
+// Sdtrig (debug spec 1.0, chapter 5): trigger select, data and info.
+inline constexpr uint16_t kTselect = 0x7a0, kTdata1 = 0x7a1, kTdata2 = 0x7a2, kTdata3 = 0x7a3, kTinfo = 0x7a4;
 
 // ---- mstatus / sstatus ----
 inline constexpr uint64_t kStatusSie = 1ull << 1, kStatusMie = 1ull << 3, kStatusSpie = 1ull << 5,

@@ -65,6 +65,16 @@ class HartCore : public HartHotState {
   uint64_t pmpaddr[64] = {};
   unsigned pmpActiveEntries = 0;  // 1 + the last entry whose mode is not OFF
 
+  // Sdtrig address triggers (triggers.cpp): tdata1 is an mcontrol6 or disabled.
+  static constexpr unsigned kTriggers = 4;
+  static constexpr uint64_t kTriggerDisabled = 15ull << 60;
+  uint64_t tselect = 0;
+  uint64_t tdata1[kTriggers] = {kTriggerDisabled, kTriggerDisabled, kTriggerDisabled, kTriggerDisabled};
+  uint64_t tdata2[kTriggers] = {};
+  // Some trigger can fire: no TLB fills and no cached blocks, so every fetch
+  // goes through lookupBlock() and every load/store through translate().
+  bool triggersArmed = false;
+
   // mip: architectural bits plus the SEIP line from the interrupt controller
   // kept apart (bit kSeipLineBit) because software can also write SEIP.
   static constexpr uint64_t kSeipLineBit = 1ull << 41;
@@ -180,6 +190,16 @@ class HartCore : public HartHotState {
     return (m & csr::kAllInterrupts) | ((m & kSeipLineBit) ? csr::kSeip : 0);
   }
   void writeMstatus(uint64_t value);
+  bool triggerCsrRead(uint16_t number, uint64_t& value) const;
+  bool triggerCsrWrite(uint16_t number, uint64_t value);
+  // True if an armed trigger matches an access (Fetch = execute) at `address`
+  // in the current mode: the access raises a breakpoint exception instead.
+  bool triggerFires(uint64_t address, Access access) const;
+  // Pages whose translations and decoded blocks may be cached.
+  bool cacheablePage(uint64_t pageBase) const { return !triggersArmed && pmpUniformPage(pageBase); }
+  // Drops cached translations and decoded blocks between blocks (the running
+  // block stays valid until it ends): the rules they were admitted under changed.
+  void dropCachedTranslations();
   void setFsDirty() { mstatus |= csr::kFsDirty; }
   bool fpEnabled() const { return (mstatus & csr::kStatusFs) != 0; }
 

@@ -84,6 +84,7 @@ void HartCore::fillTlb(uint64_t va, uint64_t pa, Access access) {
 }
 
 bool HartCore::translate(uint64_t va, unsigned size, Access access, uint64_t& pa) {
+  if (triggersArmed && access != Access::Fetch && triggerFires(va, access)) return raise(csr::kBreakpoint, va);
   Privilege effective = priv;
   if (access != Access::Fetch && priv == Privilege::Machine && (mstatus & csr::kStatusMprv))
     effective = static_cast<Privilege>((mstatus >> csr::kStatusMppShift) & 3);
@@ -93,7 +94,7 @@ bool HartCore::translate(uint64_t va, unsigned size, Access access, uint64_t& pa
     return false;
   }
   if (!pmpAllows(pa, size, access, effective)) return accessFault(access, va);
-  if (pmpUniformPage(pa & ~0xfffull)) fillTlb(va, pa, access);
+  if (cacheablePage(pa & ~0xfffull)) fillTlb(va, pa, access);
   return true;
 }
 
@@ -266,6 +267,10 @@ uint8_t* HartCore::atomicAddress(uint64_t va, unsigned size, bool isLoadReserved
 
 Block* HartCore::lookupBlock() {
   const uint64_t va = pc;
+  if (triggersArmed && triggerFires(va, Access::Fetch)) [[unlikely]] {
+    raise(csr::kBreakpoint, va);
+    return nullptr;
+  }
   const FetchTlbEntry& e = currentFetchTlb[(va >> 12) & (kTlbSlots - 1)];
   uint64_t pa;
   if (e.tag == (va >> 12)) [[likely]] {
@@ -284,7 +289,7 @@ Block* HartCore::buildBlock(uint64_t va, uint64_t pa) {
     accessFault(Access::Fetch, va);
     return nullptr;
   }
-  if (!pmpUniformPage(pa & ~0xfffull)) return buildRestrictedBlock(va, pa);
+  if (!cacheablePage(pa & ~0xfffull)) return buildRestrictedBlock(va, pa);
   const uint64_t pageRemaining = 4096 - (pa & 0xfff);
   const uint64_t ramRemaining = memory.ramBase + memory.ramSize - pa;
   const uint64_t available = std::min(pageRemaining, ramRemaining);

@@ -97,8 +97,10 @@ void HartCore::pmpChanged() {
   pmpActiveEntries = 0;
   for (unsigned i = 0; i < 64; ++i)
     if (modeOf(pmpcfg[i]) != kPmpOff) pmpActiveEntries = i + 1;
-  // Cached translations and decoded blocks were admitted under the old rules;
-  // drop them between blocks (the running block stays valid until it ends).
+  dropCachedTranslations();
+}
+
+void HartCore::dropCachedTranslations() {
   localFences |= kFenceTlb | kFenceICache;
   attention.fetch_or(kAttnFence, std::memory_order_relaxed);
 }

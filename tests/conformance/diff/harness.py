@@ -148,8 +148,9 @@ def run_random(args, engines):
         failed += len(bad)
         print(f"seed {args.seed} program {program}: {args.sequences - len(bad)}/{args.sequences} sequences agree "
               f"(strata {s_time:.2f}s status {s_status}, qemu {q_time:.2f}s)")
-        if s_status != 0:
-            print(f"  strata status {s_status}: {s_out[-300:]} {s_err.strip()[-300:]}")
+        if s_status != 0:  # a crash or a failed check after agreeing digests is still a failure
+            failed += 1
+            print(f"FAIL strata status {s_status}: {s_out[-300:]} {s_err.strip()[-300:]}")
         for sequence in bad[: args.explain]:
             print(f"MISMATCH seed {args.seed} program {program} sequence {sequence}")
             explain_mismatch(args, engines, program_seed, program, sequence)
