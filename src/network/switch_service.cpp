@@ -22,7 +22,7 @@ namespace {
 constexpr size_t kMaxPendingAttach = 64;
 constexpr size_t kMaxControlClients = 16;
 constexpr size_t kMaxRequestBytes = 64 * 1024;
-constexpr auto kAgingInterval = std::chrono::seconds(5);
+constexpr auto kAgingInterval = std::chrono::seconds(1);  // MAC aging and flow idle/hard timeouts
 constexpr int kClientTimeoutMs = 10000;
 
 sockaddr_un unixAddress(const std::string& path) {
@@ -129,6 +129,7 @@ Result<void> SwitchService::listen() {
     return watched;
   auto timer = LoopTimer::create(loop_, [this] {
     switch_.expireMacs();
+    switch_.flows().expire(switch_.nowMs());
     scheduleAging();
   });
   if (!timer) return timer.error();
@@ -169,6 +170,13 @@ Result<PortId> SwitchService::addVxlan(std::string_view spec) {
   if (!id) return Error{fmt::format("--vxlan {}: {}", spec, id.error().message)};
   attachments_[*id] = std::make_unique<Attachment>(Attachment{"vxlan", std::nullopt, std::move(*port)});
   return *id;
+}
+
+Result<std::string> SwitchService::listenOpenFlow(std::string_view target) {
+  auto server = OpenFlowServer::listen(target, switch_, name_, loop_);
+  if (!server) return server.error();
+  openFlow_ = std::move(*server);
+  return openFlow_->address();
 }
 
 // ---------------------------------------------------------------- VM ports
@@ -300,6 +308,7 @@ std::string SwitchService::handleRequest(std::string_view request) {
   if (verb == "flow-add") {
     auto rule = parseFlowRule(argument, [this](std::string_view text) { return resolvePort(text); });
     if (!rule) return fail(rule.error().message);
+    rule->createdMs = switch_.nowMs();
     auto id = switch_.flows().add(std::move(*rule));
     if (!id) return fail(id.error().message);
     return fmt::format("ok\n{}\n", *id);
