@@ -149,6 +149,45 @@ TEST(FlowTable, CachedAnswersFollowEveryChangeOfTheRules) {
   }
 }
 
+TEST(FlowTable, MacMasksMatchOnlyTheMaskedBits) {
+  FlowTable table;
+  addRule(table, "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=drop");  // any group address
+  EXPECT_NE(table.lookup(keyOf(buildFrame({.dst = kBroadcast}))), nullptr);
+  EXPECT_NE(table.lookup(keyOf(buildFrame({.dst = {0x33, 0x33, 0, 0, 0, 1}}))), nullptr);
+  EXPECT_EQ(table.lookup(keyOf(buildFrame({.dst = mac(2)}))), nullptr);
+  EXPECT_EQ(formatFlowMatch(table.rules()[0].match), "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00");
+}
+
+TEST(FlowTable, HardAndIdleTimeoutsExpireRules) {
+  FlowTable table;
+  auto rule = *parseFlowRule("tcp,actions=drop", numbersOnly());
+  rule.createdMs = 1000;
+  rule.hardTimeoutS = 10;
+  ASSERT_TRUE(table.add(rule).ok());
+  rule.hardTimeoutS = 0;
+  rule.idleTimeoutS = 2;
+  rule.priority = 1;
+  uint64_t idle = *table.add(rule);
+  EXPECT_EQ(table.expire(2999), 0u);
+  table.find(idle)->lastUsedMs = 2500;  // a hit keeps an idle rule alive
+  EXPECT_EQ(table.expire(4000), 0u);
+  EXPECT_EQ(table.expire(4500), 1u);
+  EXPECT_EQ(table.find(idle), nullptr);
+  EXPECT_EQ(table.expire(10999), 0u);
+  EXPECT_EQ(table.expire(11000), 1u);
+  EXPECT_TRUE(table.empty());
+}
+
+TEST(FlowTable, WithinTellsWhetherAMatchIsCoveredByAWiderOne) {
+  auto compile = [](const char* text) { return *FlowTable::compile(parseFlowRule(text, numbersOnly())->match); };
+  auto narrow = compile("tcp,nw_dst=10.0.0.2,tp_dst=22,actions=drop");
+  EXPECT_TRUE(narrow.within(compile("ip,actions=drop")));
+  EXPECT_TRUE(narrow.within(compile("nw_dst=10.0.0.0/24,actions=drop")));
+  EXPECT_TRUE(narrow.within(compile("actions=drop")));
+  EXPECT_FALSE(narrow.within(compile("udp,actions=drop")));
+  EXPECT_FALSE(compile("ip,actions=drop").within(narrow));
+}
+
 TEST(FlowTable, RejectsInconsistentRules) {
   FlowTable table;
   auto add = [&](const char* text) {
