@@ -146,6 +146,7 @@ Result<uint64_t> FlowTable::add(FlowRule rule) {
   rules_.insert(position, std::move(rule));
   compiled_.insert(compiled_.begin() + index, *compiled);
   ++generation_;
+  indexStale_ = true;
   return id;
 }
 
@@ -155,6 +156,7 @@ bool FlowTable::remove(uint64_t id) {
     rules_.erase(rules_.begin() + static_cast<ptrdiff_t>(i));
     compiled_.erase(compiled_.begin() + static_cast<ptrdiff_t>(i));
     ++generation_;
+    indexStale_ = true;
     return true;
   }
   return false;
@@ -173,7 +175,10 @@ size_t FlowTable::removeIf(const std::function<bool(const FlowRule&, const Maske
   size_t removed = rules_.size() - kept;
   rules_.resize(kept);
   compiled_.resize(kept);
-  if (removed != 0) ++generation_;
+  if (removed != 0) {
+    ++generation_;
+    indexStale_ = true;
+  }
   return removed;
 }
 
@@ -194,35 +199,55 @@ void FlowTable::clear() {
   rules_.clear();
   compiled_.clear();
   ++generation_;
+  indexStale_ = true;
 }
 
-int32_t FlowTable::scan(const std::array<uint64_t, 8>& words) const {
-  for (size_t i = 0; i < compiled_.size(); ++i) {
-    const MaskedKey& rule = compiled_[i];
-    uint64_t differ = 0;
-    for (size_t w = 0; w < 8; ++w) differ |= (words[w] & rule.mask[w]) ^ rule.value[w];
-    if (differ == 0) return static_cast<int32_t>(i);
-  }
-  return -1;
-}
-
-FlowRule* FlowTable::lookupUncached(const FlowKey& key) {
-  int32_t index = scan(wordsOf(key));
-  return index < 0 ? nullptr : &rules_[static_cast<size_t>(index)];
-}
-
-FlowRule* FlowTable::lookup(const FlowKey& key) {
-  auto words = wordsOf(key);
+size_t FlowTable::WordsHash::operator()(const Words& words) const {
   uint64_t hash = 0;
   for (uint64_t word : words) {
     hash = (hash ^ word) * 0x9e3779b97f4a7c15ull;
     hash ^= hash >> 29;
   }
-  CacheSlot& slot = cache_[hash % kCacheSlots];
+  return static_cast<size_t>(hash);
+}
+
+void FlowTable::rebuildIndex() {
+  tuples_.clear();
+  std::unordered_map<Words, size_t, WordsHash> byMask;
+  for (size_t i = 0; i < compiled_.size(); ++i) {
+    auto [slot, added] = byMask.try_emplace(compiled_[i].mask, tuples_.size());
+    if (added) tuples_.push_back(Tuple{compiled_[i].mask, static_cast<int32_t>(i), {}});
+    tuples_[slot->second].first.try_emplace(compiled_[i].value, static_cast<int32_t>(i));  // keeps the first
+  }
+  // Rules are in lookup order, so tuples are created in order of their best rule: already sorted.
+  indexStale_ = false;
+}
+
+int32_t FlowTable::search(const Words& words) {
+  if (indexStale_) rebuildIndex();
+  int32_t found = -1;
+  for (const Tuple& tuple : tuples_) {
+    if (found >= 0 && tuple.best > found) break;  // no rule of this tuple or later ones comes first
+    Words masked;
+    for (size_t w = 0; w < 8; ++w) masked[w] = words[w] & tuple.mask[w];
+    auto hit = tuple.first.find(masked);
+    if (hit != tuple.first.end() && (found < 0 || hit->second < found)) found = hit->second;
+  }
+  return found;
+}
+
+FlowRule* FlowTable::lookupUncached(const FlowKey& key) {
+  int32_t index = search(wordsOf(key));
+  return index < 0 ? nullptr : &rules_[static_cast<size_t>(index)];
+}
+
+FlowRule* FlowTable::lookup(const FlowKey& key) {
+  auto words = wordsOf(key);
+  CacheSlot& slot = cache_[WordsHash{}(words) % kCacheSlots];
   if (slot.generation != generation_ || slot.key != words) {
     slot.key = words;
     slot.generation = generation_;
-    slot.rule = scan(words);
+    slot.rule = search(words);
   }
   return slot.rule < 0 ? nullptr : &rules_[static_cast<size_t>(slot.rule)];
 }

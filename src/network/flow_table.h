@@ -2,8 +2,9 @@
 // fields of a frame's FlowKey under a mask (in-port, MACs, VLAN, ethertype,
 // IPv4/IPv6 prefixes, IP protocol, TCP/UDP ports) and carries a list of
 // actions; the highest-priority matching rule wins (ties: the older rule).
-// Lookups scan the rules in order; an exact-match cache of recent keys (cleared
-// whenever the rules change) spares repeated flows the scan.
+// Lookups are a tuple space search (one hash probe per distinct mask, best
+// tuples first) behind an exact-match cache of recent keys; both are rebuilt or
+// cleared whenever the rules change.
 #pragma once
 
 #include <array>
@@ -12,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/result.h"
@@ -119,7 +121,7 @@ class FlowTable {
 
   // The highest-priority rule matching key, or nullptr.
   FlowRule* lookup(const FlowKey& key);
-  FlowRule* lookupUncached(const FlowKey& key);  // the scan alone (what the cache remembers)
+  FlowRule* lookupUncached(const FlowKey& key);  // the search alone (what the cache remembers)
   const FlowRule* find(uint64_t id) const;
   // For changing a rule's actions, cookie or counters (never its match or priority).
   FlowRule* find(uint64_t id);
@@ -134,10 +136,24 @@ class FlowTable {
     uint64_t generation = 0;  // valid only while equal to generation_
     int32_t rule = -1;        // index into rules_, -1: no rule matches
   };
+  using Words = std::array<uint64_t, 8>;
+  struct WordsHash {
+    size_t operator()(const Words& words) const;
+  };
+  // The rules sharing one mask: each masked value maps to the first rule (in lookup order) with
+  // that value, so one probe answers for all of them.
+  struct Tuple {
+    Words mask;
+    int32_t best;  // the first rule of this tuple: tuples after a match with a lower index cannot win
+    std::unordered_map<Words, int32_t, WordsHash> first;
+  };
   static constexpr size_t kCacheSlots = 4096;
-  int32_t scan(const std::array<uint64_t, 8>& words) const;
+  int32_t search(const Words& words);
+  void rebuildIndex();
 
   std::vector<CacheSlot> cache_ = std::vector<CacheSlot>(kCacheSlots);
+  std::vector<Tuple> tuples_;  // sorted by best; rebuilt on the first lookup after a change
+  bool indexStale_ = false;
   uint64_t generation_ = 1;  // bumped by every change of the rules
   std::vector<FlowRule> rules_;
   std::vector<MaskedKey> compiled_;  // parallel to rules_, kept dense for the lookup loop
