@@ -1,6 +1,7 @@
 // Child: a process an integration test starts (posix_spawnp), fed a script on
 // stdin, its stdout and stderr going to a log file; killed when it goes out of
-// scope. Shared by the tests that run `strata switch` and `strata run` side by side.
+// scope. Shared by the tests that run `strata switch` and `strata run` side by
+// side, with openFlowTarget() for a switch started with `--openflow ptcp:0`.
 #pragma once
 
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -76,5 +78,17 @@ class Child {
   pid_t pid_ = -1;
   int exitCode_ = -1;
 };
+
+// The "tcp:127.0.0.1:PORT" a `strata switch ... --openflow ptcp:0` child printed; "" if it did not within 10 s.
+inline std::string openFlowTarget(const Child& switchProcess) {
+  std::regex listening("OpenFlow 1\\.3 at (tcp:127\\.0\\.0\\.1:[0-9]+)");
+  for (int i = 0; i < 100; ++i) {
+    std::smatch found;
+    std::string log = switchProcess.output();
+    if (std::regex_search(log, found, listening)) return found[1];
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return "";
+}
 
 }  // namespace strata::test

@@ -155,13 +155,9 @@ class OpenFlow : public ::testing::Test {
     name_ = "of" + std::to_string(::getpid());
     switch_ = std::make_unique<Child>(std::vector<std::string>{strataBinary(), "switch", name_, "--openflow", "ptcp:0"},
                                       "", temporaryPath("openflow-switch.log"));
-    std::smatch found;
-    std::regex listening("OpenFlow 1\\.3 at tcp:127\\.0\\.0\\.1:([0-9]+)");
-    for (int i = 0; i < 100 && !std::regex_search(log_ = switch_->output(), found, listening); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ASSERT_FALSE(found.empty()) << "the switch did not report its OpenFlow port:\n" << log_;
-    port_ = static_cast<uint16_t>(std::stoi(found[1]));
-    target_ = "tcp:127.0.0.1:" + std::to_string(port_);
+    target_ = openFlowTarget(*switch_);
+    ASSERT_FALSE(target_.empty()) << "the switch did not report its OpenFlow port:\n" << switch_->output();
+    port_ = static_cast<uint16_t>(std::stoi(target_.substr(target_.rfind(':') + 1)));
     std::string socketPath = runDir_ + "/switch-" + name_ + ".sock";
     for (int i = 0; i < 50 && ::access(socketPath.c_str(), F_OK) != 0; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -198,7 +194,7 @@ class OpenFlow : public ::testing::Test {
     return fd;
   }
 
-  std::string runDir_, name_, log_, target_;
+  std::string runDir_, name_, target_;
   uint16_t port_ = 0;
   std::unique_ptr<Child> switch_;
   Fd a_, b_;

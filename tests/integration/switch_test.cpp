@@ -2,8 +2,8 @@
 // run` processes (the default guest), each NIC attached over the switch's UNIX
 // socket. Two VMs on VLAN 10 ping each other; a third on VLAN 20 cannot reach
 // them and receives nothing of theirs; a flow rule dropping one VM's ICMP to
-// one address stops that ping while the other, and TCP to it, still work; VMs that die take
-// only their own ports down.
+// one address stops that ping while the other, and TCP to it, still work; the same
+// for a rule ovs-ofctl adds over OpenFlow 1.3; VMs that die take only their own ports down.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -57,8 +57,10 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
   ::mkdir(runDir.c_str(), 0755);
   ::setenv("STRATA_RUN_DIR", runDir.c_str(), 1);
   std::string name = "it" + std::to_string(::getpid());
-  Child sw({strataBinary(), "switch", name}, "", temporaryPath("switch.log"));
+  Child sw({strataBinary(), "switch", name, "--openflow", "ptcp:0"}, "", temporaryPath("switch.log"));
   ASSERT_TRUE(sw.running());
+  std::string openFlow = openFlowTarget(sw);
+  ASSERT_FALSE(openFlow.empty()) << sw.output();
   std::string controlSocket = runDir + "/switch-" + name + ".ctl";
   for (int i = 0; i < 100 && ::access(controlSocket.c_str(), F_OK) != 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -68,13 +70,20 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
   auto added = runShell(switchCommand("flow add " + name +
                                       " priority=100,icmp,nw_src=10.10.0.1,nw_dst=10.10.0.22,actions=drop"));
   ASSERT_EQ(added.exitCode, 0) << added.output;
+  // And one to a third address of B's, added by a controller (Open vSwitch's ovs-ofctl over OpenFlow 1.3).
+  auto ofctl = [&](const std::string& command, const std::string& arguments = "") {
+    return runShell("ovs-ofctl -O OpenFlow13 " + command + " " + openFlow + " " + arguments + " 2>&1");
+  };
+  auto addedByOpenFlow = ofctl("add-flow", "\"priority=100,icmp,nw_src=10.10.0.1,nw_dst=10.10.0.23,actions=drop\"");
+  ASSERT_EQ(addedByOpenFlow.exitCode, 0) << addedByOpenFlow.output;
 
   std::string a = guestScript({"10.10.0.1"}, waitFor("10.10.0.2") + mark("to-b") + "ping -c 3 -w 10 10.10.0.2\n" +
                                                  mark("to-b-dropped") + "ping -c 3 -w 6 10.10.0.22\n" +
+                                                 mark("to-b-openflow-dropped") + "ping -c 3 -w 6 10.10.0.23\n" +
                                                  mark("to-c") + "ping -c 2 -w 4 10.10.0.3\n" +
                                                  "echo strata-tcp-payload | nc -w 5 10.10.0.22 5000\n" + mark("end") +
                                                  "sleep 15\npoweroff\n");
-  std::string b = guestScript({"10.10.0.2", "10.10.0.22"},
+  std::string b = guestScript({"10.10.0.2", "10.10.0.22", "10.10.0.23"},
                               waitFor("10.10.0.1") + mark("to-a") + "ping -c 3 -w 10 10.10.0.1\n" + mark("tcp") +
                                   "nc -l -p 5000 </dev/null\n" + mark("end") +
                                   "sleep 1000\n");
@@ -92,6 +101,7 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
   EXPECT_EQ(vmA->exitCode(), 0) << outA;
   EXPECT_TRUE(contains(section(outA, "to-b"), "3 packets transmitted, 3 packets received"));
   EXPECT_TRUE(contains(section(outA, "to-b-dropped"), "3 packets transmitted, 0 packets received"));
+  EXPECT_TRUE(contains(section(outA, "to-b-openflow-dropped"), "3 packets transmitted, 0 packets received"));
   // VLAN 20 is another network: ARP for C goes unanswered (busybox may end with "unreachable").
   std::string toC = section(outA, "to-c");
   EXPECT_FALSE(toC.empty()) << outA;
@@ -106,6 +116,10 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
   auto flows = runShell(switchCommand("flow list " + name + " --json"));
   EXPECT_EQ(flows.exitCode, 0) << flows.output;
   EXPECT_TRUE(contains(flows.output, "\"packets\":3")) << "the drop rule did not see A's three pings";
+  auto dumped = ofctl("dump-flows");
+  EXPECT_TRUE(std::regex_search(dumped.output, std::regex("n_packets=3, .*priority=100,icmp,nw_src=10\\.10\\.0\\.1,"
+                                                               "nw_dst=10\\.10\\.0\\.23 actions=drop")))
+      << "the OpenFlow rule did not see A's three pings:\n" << dumped.output;
   auto ports = runShell(switchCommand("port list " + name + " --json"));
   // VM C (VLAN 20) must not have been sent a single frame of VLAN 10's traffic.
   size_t cAt = ports.output.find("\"mac\":\"52:54:00:00:20:03\"");
