@@ -138,25 +138,11 @@ void OpenFlowServer::onEvent(int fd, uint32_t events) {
 }
 
 bool OpenFlowServer::processInput(Connection& connection) {
-  size_t used = 0;
-  auto& input = connection.input;
   bool open = true;
-  // One message at a time, pausing once replies back up: a client that never reads cannot grow them.
-  while (open && input.size() - used >= openflow::kHeaderBytes && connection.pending() < kPauseInputBytes) {
-    size_t length = loadBe16(input.data() + used + 2);
-    if (length < openflow::kHeaderBytes) {
-      // A length shorter than the header cannot be skipped over: refuse and hang up.
-      connection.session->refuse(std::span<const uint8_t>(input.data() + used, openflow::kHeaderBytes),
-                                 {openflow::kBadRequest, openflow::kBadLen});
-      log::warn("switch {}: OpenFlow message with length {} < 8; closing the connection", name_, length);
-      flush(connection);
-      return false;
-    }
-    if (input.size() - used < length) break;
-    open = connection.session->handle(std::span<const uint8_t>(input.data() + used, length));
-    used += length;
-  }
-  input.erase(input.begin(), input.begin() + static_cast<ptrdiff_t>(used));
+  // Pausing once replies back up: a client that never reads cannot grow them.
+  size_t used = connection.session->consume(
+      connection.input, [&connection] { return connection.pending() < kPauseInputBytes; }, open);
+  connection.input.erase(connection.input.begin(), connection.input.begin() + static_cast<ptrdiff_t>(used));
   if (!open) flush(connection);  // the refusal (e.g. HELLO_FAILED) goes out before the close, if it can
   return open;
 }

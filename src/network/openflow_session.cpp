@@ -59,6 +59,24 @@ void OpenFlowSession::error(std::span<const uint8_t> request, Failure failure) {
   w.bytes(request.data(), data);
 }
 
+size_t OpenFlowSession::consume(std::span<const uint8_t> stream, const std::function<bool()>& mayContinue,
+                                bool& open) {
+  size_t used = 0;
+  open = true;
+  while (open && stream.size() - used >= kHeaderBytes && mayContinue()) {
+    size_t length = loadBe16(stream.data() + used + 2);
+    if (length < kHeaderBytes) {
+      error(stream.subspan(used, kHeaderBytes), {kBadRequest, kBadLen});
+      open = false;
+      break;
+    }
+    if (stream.size() - used < length) break;
+    open = handle(stream.subspan(used, length));
+    used += length;
+  }
+  return used;
+}
+
 bool OpenFlowSession::handle(std::span<const uint8_t> message) {
   Reader reader(message);
   uint8_t version = reader.u8();

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -23,13 +24,15 @@ class OpenFlowSession {
 
   // Queues the switch's HELLO; call once when the connection opens.
   void start();
+  // Handles the complete messages at the front of a received byte stream, one at a time while
+  // mayContinue() holds; returns how many bytes it used. open turns false when the connection must
+  // close: a HELLO that fails, or a length below the header's (which cannot be skipped over).
+  size_t consume(std::span<const uint8_t> stream, const std::function<bool()>& mayContinue, bool& open);
   // One message whose header length equals message.size() (>= 8). false: close the connection.
   bool handle(std::span<const uint8_t> message);
   // Queues a PACKET_IN; ignored before the version is agreed.
   void packetIn(const PacketToController& packet);
   bool negotiated() const { return negotiated_; }
-  // Queues an OFPT_ERROR answering `request` (the connection's framing refuses some itself).
-  void refuse(std::span<const uint8_t> request, openflow::Failure failure) { error(request, failure); }
 
  private:
   void header(uint8_t type, uint32_t xid, size_t length);

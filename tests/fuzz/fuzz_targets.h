@@ -56,6 +56,9 @@ int volumeMetadataOneInput(const uint8_t* data, size_t size);
 // `strata image check` (storage::checkImage) on the bytes as an image file.
 int imageCheckOneInput(const uint8_t* data, size_t size);
 
+// The bytes as a controller's stream to the switch's OpenFlow 1.3 session (then frames meet its rules).
+int openFlowOneInput(const uint8_t* data, size_t size);
+
 // The targets by the name fuzz_regression and the libFuzzer binaries use; nullptr if unknown.
 using OneInput = int (*)(const uint8_t* data, size_t size);
 OneInput findTarget(std::string_view name);
