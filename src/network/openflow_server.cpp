@@ -133,7 +133,15 @@ void OpenFlowServer::onEvent(int fd, uint32_t events) {
     connection.input.resize(had + static_cast<size_t>(std::max<ssize_t>(got, 0)));
     if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) return close(fd);
   }
-  if (!processInput(connection) || !flush(connection)) return close(fd);
+  for (;;) {
+    bool paused = connection.pending() >= kPauseInputBytes;
+    size_t before = connection.input.size();
+    if (!processInput(connection) || !flush(connection)) return close(fd);
+    // Requests left waiting while replies backed up go on once the socket took those replies.
+    bool progressed = connection.input.size() != before;
+    bool resumable = paused && connection.pending() < kPauseInputBytes;
+    if ((!progressed && !resumable) || connection.pending() >= kPauseInputBytes) break;
+  }
   watchFor(connection);
 }
 

@@ -16,9 +16,11 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <optional>
 #include <random>
 #include <regex>
+#include <thread>
 
 #include "child_process.h"
 #include "guest_runner.h"
@@ -315,6 +317,39 @@ TEST_F(OpenFlow, ControllerThatNeverReadsDoesNotStopForwarding) {
   auto flows = ofctl("dump-flows");
   EXPECT_EQ(flows.exitCode, 0) << flows.output;
   EXPECT_TRUE(contains(flows.output, "n_packets=" + std::to_string(kFrames) + ",")) << flows.output;
+}
+
+// Replies that back up past the switch's limit pause a controller's requests, even ones already
+// received; once it reads, every request gets its answer.
+TEST_F(OpenFlow, ControllerThatReadsLateGetsEveryReply) {
+  std::string rules = temporaryPath("openflow-rules.txt");
+  {
+    std::ofstream file(rules);
+    for (int i = 0; i < 1000; ++i) file << "priority=" << 1000 + i << ",tcp,tp_dst=" << i << ",actions=output:2\n";
+  }
+  auto added = ofctl("add-flows", rules);
+  ASSERT_EQ(added.exitCode, 0) << added.output;
+
+  // 60 small flow-stats requests (one read for the switch), each answered by ~100 KB of statistics.
+  constexpr int kRequests = 60;
+  Bytes stream = ofMessage(kTypeHello);
+  Bytes flowStats = {0, 1, 0, 0, 0, 0, 0, 0,  // OFPMP_FLOW
+                     0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+  flowStats.resize(8 + 32, 0);
+  flowStats.insert(flowStats.end(), {0, 1, 0, 4, 0, 0, 0, 0});  // an empty OXM match
+  for (int i = 0; i < kRequests; ++i) {
+    Bytes request = ofMessage(18, flowStats);  // OFPT_MULTIPART_REQUEST
+    stream.insert(stream.end(), request.begin(), request.end());
+  }
+  Fd slow = controller();
+  ASSERT_TRUE(sendAll(slow.get(), stream));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the replies back up first
+  EXPECT_TRUE(passes(2)) << "forwarding waited on the backed-up controller";
+  auto transcript = readUntilClosed(slow.get(), 3000);
+  int complete = 0;  // replies whose last part arrived (OFPMPF_REPLY_MORE clear)
+  for (const auto& m : transcript.messages) complete += m[1] == 19 && m.size() >= 16 && (m[11] & 1) == 0 ? 1 : 0;
+  EXPECT_EQ(complete, kRequests);
+  EXPECT_FALSE(transcript.closed);
 }
 
 }  // namespace
