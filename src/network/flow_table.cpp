@@ -195,6 +195,12 @@ bool FlowTable::MaskedKey::within(const MaskedKey& wider) const {
   return true;
 }
 
+bool FlowTable::MaskedKey::overlaps(const MaskedKey& other) const {
+  for (size_t w = 0; w < 8; ++w)
+    if ((value[w] ^ other.value[w]) & mask[w] & other.mask[w]) return false;
+  return true;
+}
+
 void FlowTable::clear() {
   rules_.clear();
   compiled_.clear();

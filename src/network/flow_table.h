@@ -104,6 +104,8 @@ class FlowTable {
     bool operator==(const MaskedKey&) const = default;
     // True when every frame this matches, `wider` matches too (OpenFlow's non-strict selection).
     bool within(const MaskedKey& wider) const;
+    // True when some frame could match both (OpenFlow's overlap check).
+    bool overlaps(const MaskedKey& other) const;
   };
   // Validates a match (ranges, prerequisites) and compiles it.
   static Result<MaskedKey> compile(const FlowMatch& match);

@@ -214,6 +214,11 @@ std::optional<Failure> OpenFlowSession::flowMod(std::span<const uint8_t> message
     }
     return std::nullopt;
   }
+  if (flags & kFlagCheckOverlap) {
+    for (size_t i = 0; i < table.rules().size(); ++i)
+      if (table.rules()[i].priority == priority && table.compiled(i) != *key && table.compiled(i).overlaps(*key))
+        return Failure{kFlowModFailed, kFmOverlap};
+  }
   // ADD replaces a rule of the same match and priority, keeping its counters unless told otherwise.
   uint64_t packets = 0, bytes = 0;
   for (uint64_t id : ids) {

@@ -27,7 +27,7 @@ enum MultipartType : uint16_t {
 };
 
 enum FlowModCommand : uint8_t { kAdd = 0, kModify = 1, kModifyStrict = 2, kDelete = 3, kDeleteStrict = 4 };
-inline constexpr uint16_t kFlagResetCounts = 1 << 2;
+inline constexpr uint16_t kFlagCheckOverlap = 1 << 1, kFlagResetCounts = 1 << 2;
 
 // Error types and the codes strata sends.
 enum ErrorType : uint16_t {
@@ -46,7 +46,9 @@ enum BadMatchCode : uint16_t {
   kMatchBadType = 0, kMatchBadLen = 1, kMatchBadField = 6, kMatchBadValue = 7, kMatchBadMask = 8,
   kMatchBadPrereq = 9, kMatchDupField = 10,
 };
-enum FlowModFailedCode : uint16_t { kFmUnknown = 0, kFmTableFull = 1, kFmBadTableId = 2, kFmBadCommand = 6 };
+enum FlowModFailedCode : uint16_t {
+  kFmUnknown = 0, kFmTableFull = 1, kFmBadTableId = 2, kFmOverlap = 3, kFmBadCommand = 6,
+};
 
 // Reserved port numbers.
 inline constexpr uint32_t kPortMax = 0xffffff00;

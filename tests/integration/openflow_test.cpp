@@ -240,6 +240,14 @@ TEST_F(OpenFlow, OvsOfctlManagesFlowsThatChangeForwarding) {
   EXPECT_EQ(empty.output.find("priority="), std::string::npos) << empty.output;
   auto refused = ofctl("add-flow", "\"priority=1,tcp,tp_dst=22,actions=group:1\"");
   EXPECT_NE(refused.exitCode, 0) << "groups are not supported: " << refused.output;
+
+  // A hard timeout removes the rule by itself (the switch sweeps every second).
+  ASSERT_EQ(ofctl("add-flow", "\"hard_timeout=1,priority=300,arp,actions=drop\"").exitCode, 0);
+  EXPECT_TRUE(contains(ofctl("dump-flows").output, "hard_timeout=1, priority=300,arp actions=drop"));
+  std::string remaining;
+  for (int i = 0; i < 50 && contains(remaining = ofctl("dump-flows").output, "priority=300"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(contains(remaining, "priority=300")) << remaining;
 }
 
 TEST_F(OpenFlow, MalformedControllersAreRefusedWhileFramesKeepFlowing) {

@@ -285,6 +285,17 @@ TEST_F(OpenFlowSessionTest, ModifyAndDeleteSelectStrictlyOrByCoverAndCookie) {
   EXPECT_TRUE(sw_.flows().empty());
 }
 
+TEST_F(OpenFlowSessionTest, CheckOverlapRefusesARuleThatCouldMatchTheSameFrameAtItsPriority) {
+  Bytes ip = oxm(kOxmEthType, be16(kEtherTypeIpv4));
+  Bytes udp53 = concat({ip, oxm(kOxmIpProto, {17}), oxm(kOxmUdpDst, be16(53))});
+  send(flowMod({.priority = 10, .oxms = kIpToB}));
+  expectError(flowMod({.priority = 10, .oxms = udp53, .flags = kFlagCheckOverlap}), kFlowModFailed, kFmOverlap);
+  EXPECT_TRUE(send(flowMod({.priority = 11, .oxms = udp53, .flags = kFlagCheckOverlap})).empty());
+  EXPECT_TRUE(send(flowMod({.priority = 10, .oxms = oxm(kOxmEthType, be16(kEtherTypeArp)),
+                            .flags = kFlagCheckOverlap})).empty()) << "ARP never meets IPv4";
+  EXPECT_EQ(sw_.flows().size(), 3u);
+}
+
 TEST_F(OpenFlowSessionTest, MalformedFlowModsAreRefusedWithTheRightError) {
   struct Case {
     const char* what;
