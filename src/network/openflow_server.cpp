@@ -84,7 +84,9 @@ Result<std::unique_ptr<OpenFlowServer>> OpenFlowServer::listen(std::string_view 
   server->port_ = ntohs(address.sin_port);
   OpenFlowServer* self = server.get();
   if (auto watched = loop.watch(fd, EPOLLIN, [self](uint32_t) { self->accept(); }); !watched) return watched.error();
-  fabric.setControllerHandler([self](const PacketToController& packet) { self->toControllers(packet); });
+  fabric.setControllerHandler([self](const PacketToController& packet) {
+    self->toControllers([&packet](OpenFlowSession& session) { session.packetIn(packet); }, true);
+  });
   return server;
 }
 
@@ -182,14 +184,18 @@ void OpenFlowServer::watchFor(Connection& connection) {
   if (events != connection.events && loop_.modify(connection.fd.get(), events)) connection.events = events;
 }
 
-void OpenFlowServer::toControllers(const PacketToController& packet) {
+void OpenFlowServer::portChanged(bool added, const Switch::PortInfo& port) {
+  toControllers([&](OpenFlowSession& session) { session.portStatus(added, port); }, false);
+}
+
+void OpenFlowServer::toControllers(const std::function<void(OpenFlowSession&)>& queue, bool dropWhenBehind) {
   for (auto& [fd, connection] : connections_) {
     if (!connection->session->negotiated()) continue;
-    if (connection->pending() > kPacketInBacklog) {
+    if (dropWhenBehind && connection->pending() > kPacketInBacklog) {
       ++droppedPacketIns_;
       continue;
     }
-    connection->session->packetIn(packet);
+    queue(*connection->session);
     watchFor(*connection);  // written when the socket can take it, never here on the data path
   }
 }

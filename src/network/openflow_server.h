@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -30,6 +31,9 @@ class OpenFlowServer {
   OpenFlowServer(const OpenFlowServer&) = delete;
   OpenFlowServer& operator=(const OpenFlowServer&) = delete;
 
+  // Tells the connected controllers that a switch port attached (added) or is going away.
+  void portChanged(bool added, const Switch::PortInfo& port);
+
   uint16_t port() const { return port_; }
   std::string address() const;  // "IP:PORT" as bound
   size_t connections() const { return connections_.size(); }
@@ -46,7 +50,7 @@ class OpenFlowServer {
   bool flush(Connection& connection);
   void watchFor(Connection& connection);
   void close(int fd);
-  void toControllers(const PacketToController& packet);
+  void toControllers(const std::function<void(OpenFlowSession&)>& queue, bool dropWhenBehind);
 
   Switch& switch_;
   std::string name_;

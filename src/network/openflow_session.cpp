@@ -186,25 +186,22 @@ std::optional<Failure> OpenFlowSession::flowMod(std::span<const uint8_t> message
   if (bufferId != kNoBuffer) return Failure{kBadRequest, kBufferUnknown};
 
   FlowTable& table = switch_.flows();
+  // ADD replaces the rule of identical match and priority; the others select by cookie (under its
+  // mask) and then strictly (the same) or loosely (the request's match covers the rule's).
   bool strict = command == kModifyStrict || command == kDeleteStrict || command == kAdd;
   auto selected = [&](const FlowRule& rule, const FlowTable::MaskedKey& compiled) {
-    if (strict) return rule.priority == priority && compiled == *key;
-    return (rule.cookie & cookieMask) == (cookie & cookieMask) && compiled.within(*key);
+    if (command != kAdd && (rule.cookie & cookieMask) != (cookie & cookieMask)) return false;
+    return strict ? rule.priority == priority && compiled == *key : compiled.within(*key);
   };
   if (deleting) {
     table.removeIf([&](const FlowRule& rule, const FlowTable::MaskedKey& compiled) {
-      if (command == kDeleteStrict && (rule.cookie & cookieMask) != (cookie & cookieMask)) return false;
       return selected(rule, compiled) && (outPort == kPortAny || outputsTo(rule.actions, outPort));
     });
     return std::nullopt;
   }
   std::vector<uint64_t> ids;
-  for (size_t i = 0; i < table.rules().size(); ++i) {
-    const FlowRule& rule = table.rules()[i];
-    if (selected(rule, table.compiled(i)) &&
-        (command != kModifyStrict || (rule.cookie & cookieMask) == (cookie & cookieMask)))
-      ids.push_back(rule.id);
-  }
+  for (size_t i = 0; i < table.rules().size(); ++i)
+    if (selected(table.rules()[i], table.compiled(i))) ids.push_back(table.rules()[i].id);
   bool reset = flags & kFlagResetCounts;
   if (command == kModify || command == kModifyStrict) {
     for (uint64_t id : ids) {
@@ -502,18 +499,29 @@ void OpenFlowSession::portStats(uint32_t xid, uint32_t portNo) {
 
 void OpenFlowSession::portDesc(uint32_t xid) {
   size_t start = beginMultipart(xid, kMpPortDesc);
-  for (const auto& port : switch_.ports()) {
-    Writer w(out_);
-    w.u32(port.id);
-    w.zeros(4);
-    w.zeros(6);  // hw_addr: switch ports have none of their own
-    w.zeros(2);
-    putString(w, port.name, 16);
-    w.u32(0);  // config
-    w.u32(4);  // state: OFPPS_LIVE
-    w.zeros(6 * 4);  // features and speeds: virtual
-  }
+  for (const auto& port : switch_.ports()) putPort(port);
   endMultipart(start, false);
+}
+
+void OpenFlowSession::putPort(const Switch::PortInfo& port) {
+  Writer w(out_);
+  w.u32(port.id);
+  w.zeros(4);
+  w.zeros(6);  // hw_addr: switch ports have none of their own
+  w.zeros(2);
+  putString(w, port.name, 16);
+  w.u32(0);  // config
+  w.u32(4);  // state: OFPPS_LIVE
+  w.zeros(6 * 4);  // features and speeds: virtual
+}
+
+void OpenFlowSession::portStatus(bool added, const Switch::PortInfo& port) {
+  if (!negotiated_) return;
+  header(kPortStatus, 0, kHeaderBytes + 8 + 64);
+  Writer w(out_);
+  w.u8(added ? 0 : 1);  // OFPPR_ADD, OFPPR_DELETE
+  w.zeros(7);
+  putPort(port);
 }
 
 }  // namespace strata::network

@@ -32,6 +32,8 @@ class OpenFlowSession {
   bool handle(std::span<const uint8_t> message);
   // Queues a PACKET_IN; ignored before the version is agreed.
   void packetIn(const PacketToController& packet);
+  // Queues a PORT_STATUS (a port attached or went away); ignored before the version is agreed.
+  void portStatus(bool added, const Switch::PortInfo& port);
   bool negotiated() const { return negotiated_; }
 
  private:
@@ -50,6 +52,7 @@ class OpenFlowSession {
   std::optional<openflow::Failure> flowStats(uint32_t xid, std::span<const uint8_t> body, bool aggregate);
   void portStats(uint32_t xid, uint32_t port);
   void portDesc(uint32_t xid);
+  void putPort(const Switch::PortInfo& port);  // an ofp_port
   void desc(uint32_t xid);
   void tableStats(uint32_t xid);
   void tableFeatures(uint32_t xid);

@@ -18,7 +18,7 @@ inline constexpr size_t kMaxMessageBytes = 65535;
 enum MessageType : uint8_t {
   kHello = 0, kError = 1, kEchoRequest = 2, kEchoReply = 3, kExperimenter = 4,
   kFeaturesRequest = 5, kFeaturesReply = 6, kGetConfigRequest = 7, kGetConfigReply = 8, kSetConfig = 9,
-  kPacketIn = 10, kPacketOut = 13, kFlowMod = 14,
+  kPacketIn = 10, kPortStatus = 12, kPacketOut = 13, kFlowMod = 14,
   kMultipartRequest = 18, kMultipartReply = 19, kBarrierRequest = 20, kBarrierReply = 21,
 };
 

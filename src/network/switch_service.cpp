@@ -172,6 +172,11 @@ Result<PortId> SwitchService::addVxlan(std::string_view spec) {
   return *id;
 }
 
+void SwitchService::announcePort(PortId id, bool added) {
+  if (!openFlow_) return;
+  if (auto port = switch_.port(id)) openFlow_->portChanged(added, *port);
+}
+
 Result<std::string> SwitchService::listenOpenFlow(std::string_view target) {
   auto server = OpenFlowServer::listen(target, switch_, name_, loop_);
   if (!server) return server.error();
@@ -219,6 +224,7 @@ void SwitchService::onAttachRequest(int raw) {
   auto id = switch_.addPort(name, *port, request->vlans);
   if (!id) return reply("error " + id.error().message);
   reply("ok " + name);
+  announcePort(*id, true);
   SocketPort* socketPort = port.get();
   PortId portId = *id;
   socketPort->setClosedHandler(
@@ -231,6 +237,7 @@ void SwitchService::detach(PortId id, const PacketPort* port) {
   auto it = attachments_.find(id);
   if (it == attachments_.end() || it->second->port.get() != port) return;
   log::info("switch {}: port {} detached", name_, id);
+  announcePort(id, false);
   switch_.removePort(id);
   attachments_.erase(it);
 }

@@ -54,6 +54,7 @@ class SwitchService {
   void acceptPorts();
   void onAttachRequest(int fd);
   void detach(PortId id, const PacketPort* port);
+  void announcePort(PortId id, bool added);  // PORT_STATUS to OpenFlow controllers
   void acceptControl();
   void onControlEvent(int fd, uint32_t events);
   void closeControl(int fd);

@@ -327,6 +327,37 @@ TEST_F(OpenFlow, ControllerThatNeverReadsDoesNotStopForwarding) {
   EXPECT_TRUE(contains(flows.output, "n_packets=" + std::to_string(kFrames) + ",")) << flows.output;
 }
 
+// A controller hears of ports that attach (a VM starting) and go (its process ending).
+TEST_F(OpenFlow, ControllersHearOfPortsComingAndGoing) {
+  Fd watcher = controller();
+  sendAll(watcher.get(), ofMessage(kTypeHello));
+  sendAll(watcher.get(), ofMessage(kTypeEchoRequest));  // its reply: the session is up
+  auto upTo = [&](uint8_t type) {
+    for (int i = 0; i < 20; ++i) {
+      auto got = readUntilClosed(watcher.get(), 100);
+      for (const auto& m : got.messages)
+        if (m[1] == type) return std::optional<Bytes>(m);
+    }
+    return std::optional<Bytes>();
+  };
+  ASSERT_TRUE(upTo(kTypeEchoReply));
+  constexpr uint8_t kTypePortStatus = 12;
+  std::optional<Bytes> added, removed;
+  {
+    Fd third = attachPort(runDir_ + "/switch-" + name_ + ".sock");
+    ASSERT_GE(third.get(), 0);
+    added = upTo(kTypePortStatus);
+  }
+  removed = upTo(kTypePortStatus);
+  ASSERT_TRUE(added && added->size() == 80u);
+  EXPECT_EQ((*added)[8], 0) << "OFPPR_ADD";
+  EXPECT_EQ((*added)[19], 3) << "port 3";
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(added->data() + 32), 3), "vm-");
+  ASSERT_TRUE(removed && removed->size() == 80u);
+  EXPECT_EQ((*removed)[8], 1) << "OFPPR_DELETE";
+  EXPECT_EQ((*removed)[19], 3);
+}
+
 // Replies that back up past the switch's limit pause a controller's requests, even ones already
 // received; once it reads, every request gets its answer.
 TEST_F(OpenFlow, ControllerThatReadsLateGetsEveryReply) {

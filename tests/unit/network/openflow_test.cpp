@@ -404,6 +404,17 @@ TEST_F(OpenFlowSessionTest, TableMissRuleSendsPacketInAndPacketOutSendsFrames) {
   expectError(lying, kBadRequest, kBadLen);
 }
 
+TEST_F(OpenFlowSessionTest, PortStatusDescribesTheAttachedPort) {
+  session_.portStatus(true, *sw_.port(2));
+  auto status = replies();
+  ASSERT_EQ(status.size(), 1u);
+  ASSERT_EQ(status[0].type, kPortStatus);
+  ASSERT_EQ(status[0].bytes.size(), 8u + 8u + 64u);
+  EXPECT_EQ(status[0].bytes[8], 0u) << "OFPPR_ADD";
+  EXPECT_EQ(status[0].bytes[16 + 3], 2u) << "port_no";
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(status[0].bytes.data() + 16 + 16)), "b");
+}
+
 TEST_F(OpenFlowSessionTest, FlowStatsSplitAcrossMultipartRepliesAndPortStatsCount) {
   constexpr int kRules = 1500;
   for (int i = 0; i < kRules; ++i) {
