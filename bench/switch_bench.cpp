@@ -147,6 +147,29 @@ void socketPorts(benchmark::State& state) {
   state.counters["flows"] = flows;
 }
 
+// A controller installing rules one by one while traffic flows: each added rule is followed by a
+// frame (a lookup that misses the cache). Items are rules added; the table starts from empty each run.
+void ruleChurn(benchmark::State& state) {
+  auto ruleCount = static_cast<int>(state.range(0));
+  auto noPorts = [](std::string_view) -> std::optional<PortId> { return std::nullopt; };
+  std::vector<FlowRule> rules;
+  for (int i = 0; i < ruleCount; ++i)
+    rules.push_back(*parseFlowRule(fmt::format("priority={},tcp,tp_dst={},actions=drop", 100 + i % 1000, i), noPorts));
+  auto frame = udpFrame(64, 1, 2);
+  for (auto _ : state) {
+    Switch sw;
+    NullPort in, out;
+    PortId inId = *sw.addPort("in", in, PortVlans::access(10));
+    if (!sw.addPort("out", out, PortVlans::access(10))) std::abort();
+    for (int i = 0; i < ruleCount; ++i) {
+      if (!sw.flows().add(rules[static_cast<size_t>(i)])) std::abort();
+      storeBe16(frame.data() + 14 + 20, static_cast<uint16_t>(i));  // a new flow: the cache misses
+      sw.receive(inId, frame);
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * ruleCount);
+}
+
 void accessToAccess(benchmark::State& state) { forward(state, false); }
 void accessToTrunk(benchmark::State& state) { forward(state, true); }
 
@@ -154,6 +177,7 @@ BENCHMARK(accessToAccess)
     ->ArgNames({"bytes", "rules", "flows"})
     ->ArgsProduct({{64, 1500}, {0, 100, 10000}, {1, 65536}});
 BENCHMARK(accessToTrunk)->ArgNames({"bytes", "rules", "flows"})->ArgsProduct({{64, 1500}, {0, 100}, {1, 65536}});
+BENCHMARK(ruleChurn)->ArgNames({"rules"})->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
 BENCHMARK(socketPorts)
     ->ArgNames({"bytes", "rules", "flows"})
     ->ArgsProduct({{64, 1500}, {0, 100, 10000}, {65536}})

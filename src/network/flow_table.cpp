@@ -143,20 +143,20 @@ Result<uint64_t> FlowTable::add(FlowRule rule) {
                                    [](uint16_t priority, const FlowRule& r) { return priority > r.priority; });
   auto index = position - rules_.begin();
   uint64_t id = rule.id;
+  indexAdd(rule, *compiled);
   rules_.insert(position, std::move(rule));
   compiled_.insert(compiled_.begin() + index, *compiled);
   ++generation_;
-  indexStale_ = true;
   return id;
 }
 
 bool FlowTable::remove(uint64_t id) {
   for (size_t i = 0; i < rules_.size(); ++i) {
     if (rules_[i].id != id) continue;
+    indexRemove(rules_[i], compiled_[i]);
     rules_.erase(rules_.begin() + static_cast<ptrdiff_t>(i));
     compiled_.erase(compiled_.begin() + static_cast<ptrdiff_t>(i));
     ++generation_;
-    indexStale_ = true;
     return true;
   }
   return false;
@@ -165,7 +165,10 @@ bool FlowTable::remove(uint64_t id) {
 size_t FlowTable::removeIf(const std::function<bool(const FlowRule&, const MaskedKey&)>& pred) {
   size_t kept = 0;
   for (size_t i = 0; i < rules_.size(); ++i) {
-    if (pred(rules_[i], compiled_[i])) continue;
+    if (pred(rules_[i], compiled_[i])) {
+      indexRemove(rules_[i], compiled_[i]);
+      continue;
+    }
     if (kept != i) {
       rules_[kept] = std::move(rules_[i]);
       compiled_[kept] = compiled_[i];
@@ -175,10 +178,7 @@ size_t FlowTable::removeIf(const std::function<bool(const FlowRule&, const Maske
   size_t removed = rules_.size() - kept;
   rules_.resize(kept);
   compiled_.resize(kept);
-  if (removed != 0) {
-    ++generation_;
-    indexStale_ = true;
-  }
+  if (removed != 0) ++generation_;
   return removed;
 }
 
@@ -204,8 +204,9 @@ bool FlowTable::MaskedKey::overlaps(const MaskedKey& other) const {
 void FlowTable::clear() {
   rules_.clear();
   compiled_.clear();
+  tuples_.clear();
+  order_.clear();
   ++generation_;
-  indexStale_ = true;
 }
 
 size_t FlowTable::WordsHash::operator()(const Words& words) const {
@@ -217,29 +218,55 @@ size_t FlowTable::WordsHash::operator()(const Words& words) const {
   return static_cast<size_t>(hash);
 }
 
-void FlowTable::rebuildIndex() {
-  tuples_.clear();
-  std::unordered_map<Words, size_t, WordsHash> byMask;
-  for (size_t i = 0; i < compiled_.size(); ++i) {
-    auto [slot, added] = byMask.try_emplace(compiled_[i].mask, tuples_.size());
-    if (added) tuples_.push_back(Tuple{compiled_[i].mask, static_cast<int32_t>(i), {}});
-    tuples_[slot->second].first.try_emplace(compiled_[i].value, static_cast<int32_t>(i));  // keeps the first
-  }
-  // Rules are in lookup order, so tuples are created in order of their best rule: already sorted.
-  indexStale_ = false;
+void FlowTable::indexAdd(const FlowRule& rule, const MaskedKey& compiled) {
+  uint64_t rank = rankOf(rule);
+  Tuple& tuple = tuples_.try_emplace(compiled.mask, Tuple{compiled.mask, {}, {}}).first->second;
+  bool newTuple = tuple.ranks.empty();
+  bool newBest = newTuple || rank < *tuple.ranks.begin();
+  tuple.ranks.insert(rank);
+  tuple.byValue[compiled.value].insert(rank);
+  if (newTuple) order_.push_back(&tuple);
+  if (newBest) sortTuples();
 }
 
-int32_t FlowTable::search(const Words& words) {
-  if (indexStale_) rebuildIndex();
-  int32_t found = -1;
-  for (const Tuple& tuple : tuples_) {
-    if (found >= 0 && tuple.best > found) break;  // no rule of this tuple or later ones comes first
-    Words masked;
-    for (size_t w = 0; w < 8; ++w) masked[w] = words[w] & tuple.mask[w];
-    auto hit = tuple.first.find(masked);
-    if (hit != tuple.first.end() && (found < 0 || hit->second < found)) found = hit->second;
+void FlowTable::indexRemove(const FlowRule& rule, const MaskedKey& compiled) {
+  auto found = tuples_.find(compiled.mask);
+  if (found == tuples_.end()) return;
+  Tuple& tuple = found->second;
+  uint64_t rank = rankOf(rule);
+  bool wasBest = rank == *tuple.ranks.begin();
+  tuple.ranks.erase(rank);
+  if (auto value = tuple.byValue.find(compiled.value); value != tuple.byValue.end()) {
+    value->second.erase(rank);
+    if (value->second.empty()) tuple.byValue.erase(value);
   }
-  return found;
+  if (tuple.ranks.empty()) {
+    std::erase(order_, &tuple);
+    tuples_.erase(found);
+  } else if (wasBest) {
+    sortTuples();
+  }
+}
+
+void FlowTable::sortTuples() {
+  std::sort(order_.begin(), order_.end(),
+            [](const Tuple* a, const Tuple* b) { return *a->ranks.begin() < *b->ranks.begin(); });
+}
+
+int32_t FlowTable::search(const Words& words) const {
+  uint64_t found = UINT64_MAX;
+  for (const Tuple* tuple : order_) {
+    if (*tuple->ranks.begin() > found) break;  // no rule of this tuple or later ones comes first
+    Words masked;
+    for (size_t w = 0; w < 8; ++w) masked[w] = words[w] & tuple->mask[w];
+    auto hit = tuple->byValue.find(masked);
+    if (hit != tuple->byValue.end() && *hit->second.begin() < found) found = *hit->second.begin();
+  }
+  if (found == UINT64_MAX) return -1;
+  // rules_ is in rank order, so the winner's index is a binary search away.
+  auto at = std::lower_bound(rules_.begin(), rules_.end(), found,
+                             [](const FlowRule& rule, uint64_t rank) { return rankOf(rule) < rank; });
+  return static_cast<int32_t>(at - rules_.begin());
 }
 
 FlowRule* FlowTable::lookupUncached(const FlowKey& key) {

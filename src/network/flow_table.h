@@ -3,14 +3,15 @@
 // IPv4/IPv6 prefixes, IP protocol, TCP/UDP ports) and carries a list of
 // actions; the highest-priority matching rule wins (ties: the older rule).
 // Lookups are a tuple space search (one hash probe per distinct mask, best
-// tuples first) behind an exact-match cache of recent keys; both are rebuilt or
-// cleared whenever the rules change.
+// tuples first, updated as rules come and go) behind an exact-match cache of
+// recent keys that any change of the rules clears.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -142,20 +143,24 @@ class FlowTable {
   struct WordsHash {
     size_t operator()(const Words& words) const;
   };
-  // The rules sharing one mask: each masked value maps to the first rule (in lookup order) with
-  // that value, so one probe answers for all of them.
+  // The rules sharing one mask, by masked value. A rule's rank orders it as the lookup does
+  // (priority descending, then id: the older first), so the lowest rank wins.
   struct Tuple {
     Words mask;
-    int32_t best;  // the first rule of this tuple: tuples after a match with a lower index cannot win
-    std::unordered_map<Words, int32_t, WordsHash> first;
+    std::set<uint64_t> ranks;  // of all its rules: *begin() is the best this tuple can offer
+    std::unordered_map<Words, std::set<uint64_t>, WordsHash> byValue;
   };
+  static uint64_t rankOf(const FlowRule& rule) { return uint64_t{0xffffu - rule.priority} << 48 | rule.id; }
   static constexpr size_t kCacheSlots = 4096;
-  int32_t search(const Words& words);
-  void rebuildIndex();
+  int32_t search(const Words& words) const;
+  void indexAdd(const FlowRule& rule, const MaskedKey& compiled);
+  void indexRemove(const FlowRule& rule, const MaskedKey& compiled);
+  void sortTuples();
 
   std::vector<CacheSlot> cache_ = std::vector<CacheSlot>(kCacheSlots);
-  std::vector<Tuple> tuples_;  // sorted by best; rebuilt on the first lookup after a change
-  bool indexStale_ = false;
+  // Tuple space search: one hash probe per distinct mask, kept up to date rule by rule.
+  std::unordered_map<Words, Tuple, WordsHash> tuples_;  // by mask (nodes stay put: order_ points at them)
+  std::vector<const Tuple*> order_;                     // by best rank
   uint64_t generation_ = 1;  // bumped by every change of the rules
   std::vector<FlowRule> rules_;
   std::vector<MaskedKey> compiled_;  // parallel to rules_, kept dense for the lookup loop

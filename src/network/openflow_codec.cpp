@@ -167,7 +167,8 @@ std::optional<Failure> decodeMatch(Reader& reader, FlowMatch& match) {
     bool hasMask = fieldAndMask & 1;
     size_t bytes = oxmBytes(field);
     if (bytes == 0) return Failure{kBadMatch, kMatchBadField};
-    if (payload != (hasMask ? 2 * bytes : bytes) || payload > fields.remaining()) return Failure{kBadMatch, kMatchBadLen};
+    if (payload != (hasMask ? 2 * bytes : bytes) || payload > fields.remaining())
+      return Failure{kBadMatch, kMatchBadLen};
     if (hasMask && !maskable(field)) return Failure{kBadMatch, kMatchBadMask};
     if (seen & (uint64_t{1} << field)) return Failure{kBadMatch, kMatchDupField};
     seen |= uint64_t{1} << field;
@@ -268,8 +269,9 @@ void encodeMatch(Writer& out, const FlowMatch& match) {
                        static_cast<uint8_t>(*match.inPort >> 8), static_cast<uint8_t>(*match.inPort)};
     putOxm(out, kOxmInPort, port, 4);
   }
-  if (match.dstMac) putOxm(out, kOxmEthDst, match.dstMac->data(), 6, match.dstMacMask ? match.dstMacMask->data() : nullptr);
-  if (match.srcMac) putOxm(out, kOxmEthSrc, match.srcMac->data(), 6, match.srcMacMask ? match.srcMacMask->data() : nullptr);
+  auto maskOf = [](const std::optional<MacAddress>& mask) { return mask ? mask->data() : nullptr; };
+  if (match.dstMac) putOxm(out, kOxmEthDst, match.dstMac->data(), 6, maskOf(match.dstMacMask));
+  if (match.srcMac) putOxm(out, kOxmEthSrc, match.srcMac->data(), 6, maskOf(match.srcMacMask));
   std::optional<uint16_t> etherType = match.etherType;
   if (match.ipv4Src || match.ipv4Dst) etherType = kEtherTypeIpv4;
   if (match.ipv6Src || match.ipv6Dst) etherType = kEtherTypeIpv6;

@@ -314,7 +314,8 @@ Result<void> Switch::inject(std::optional<PortId> inId, std::span<const uint8_t>
     priorityBits = tci & 0xf000;
     etherTypeOffset = 16;
   }
-  if (!validVlan(vlan)) vlan = in ? (in->vlans.mode == PortVlans::Mode::Access ? in->vlans.accessVlan : in->vlans.nativeVlan) : 0;
+  if (!validVlan(vlan) && in)
+    vlan = in->vlans.mode == PortVlans::Mode::Access ? in->vlans.accessVlan : in->vlans.nativeVlan;
   if (!validVlan(vlan)) vlan = kMinVlan;
   Egress egress(frame, etherTypeOffset, priorityBits);
   applyActions(in, egress, actions, nullptr, vlan);

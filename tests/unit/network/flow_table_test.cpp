@@ -220,6 +220,9 @@ TEST(FlowTable, IndexedLookupAgreesWithAScanInPriorityOrder) {
   for (int round = 0; round < 200; ++round) {
     addRandom();
     if (round % 5 == 4) table.remove(ids[static_cast<size_t>(pick(static_cast<int>(ids.size())))]);
+    if (round % 50 == 49)
+      table.removeIf([](const FlowRule& rule, const FlowTable::MaskedKey&) { return rule.priority == 1; });
+    if (round == 120) table.clear();
     for (int probe = 0; probe < 20; ++probe) {
       auto frame = buildFrame({.dst = mac(2), .src = mac(static_cast<uint8_t>(1 + pick(2))),
                                .etherType = kEtherTypeIpv4,
