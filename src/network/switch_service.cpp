@@ -391,17 +391,21 @@ std::string SwitchService::listPorts(bool json) const {
     first = false;
   }
   const DropCounters& d = switch_.drops();
+  size_t controllers = openFlow_ ? openFlow_->connections() : 0;
+  uint64_t packetInsDropped = openFlow_ ? openFlow_->droppedPacketIns() : 0;
   if (json) {
     return out + fmt::format(
                      "],\"drops\":{{\"runt\":{},\"oversize\":{},\"bad_vlan_tag\":{},\"bad_source_mac\":{},"
-                     "\"vlan_not_allowed\":{},\"by_rule\":{},\"learning_full\":{}}},\"mac_entries\":{}}}\n",
+                     "\"vlan_not_allowed\":{},\"by_rule\":{},\"learning_full\":{}}},\"mac_entries\":{},"
+                     "\"openflow_connections\":{},\"packet_in_dropped\":{}}}\n",
                      d.runt, d.oversize, d.badVlanTag, d.badSourceMac, d.vlanNotAllowed, d.byRule, d.learningFull,
-                     switch_.macTable().size());
+                     switch_.macTable().size(), controllers, packetInsDropped);
   }
   return out + fmt::format("drops: runt={} oversize={} bad_vlan_tag={} bad_source_mac={} vlan_not_allowed={} "
-                           "by_rule={} (not learned, table full: {}); MAC entries: {}\n",
+                           "by_rule={} (not learned, table full: {}); MAC entries: {}; OpenFlow connections: {}, "
+                           "PACKET_INs dropped (controller behind): {}\n",
                            d.runt, d.oversize, d.badVlanTag, d.badSourceMac, d.vlanNotAllowed, d.byRule,
-                           d.learningFull, switch_.macTable().size());
+                           d.learningFull, switch_.macTable().size(), controllers, packetInsDropped);
 }
 
 Result<std::string> sendSwitchRequest(std::string_view switchName, std::string_view request) {

@@ -325,6 +325,11 @@ TEST_F(OpenFlow, ControllerThatNeverReadsDoesNotStopForwarding) {
   auto flows = ofctl("dump-flows");
   EXPECT_EQ(flows.exitCode, 0) << flows.output;
   EXPECT_TRUE(contains(flows.output, "n_packets=" + std::to_string(kFrames) + ",")) << flows.output;
+  // The stalled controller fell behind: its PACKET_INs were dropped, not waited for.
+  auto ports = runShell(strataBinary() + " switch port list " + name_ + " --json 2>&1");
+  std::smatch dropped;
+  ASSERT_TRUE(std::regex_search(ports.output, dropped, std::regex("\"packet_in_dropped\":([0-9]+)"))) << ports.output;
+  EXPECT_GT(std::stoull(dropped[1]), 0u) << ports.output;
 }
 
 // A controller hears of ports that attach (a VM starting) and go (its process ending).
