@@ -36,6 +36,7 @@ struct OpenFlowServer::Connection {
   std::vector<uint8_t> input, output;
   size_t written = 0;  // of output
   uint32_t events = 0;
+  uint64_t sequence = 0;  // order of acceptance
   std::unique_ptr<OpenFlowSession> session;
   size_t pending() const { return output.size() - written; }
 };
@@ -100,7 +101,7 @@ void OpenFlowServer::accept() {
   for (;;) {
     UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd.valid()) return;
-    if (connections_.size() >= kMaxConnections) {
+    if (connections_.size() >= kMaxConnections && !evictOneSilent()) {
       log::warn("switch {}: too many OpenFlow connections; refusing one", name_);
       continue;
     }
@@ -112,9 +113,23 @@ void OpenFlowServer::accept() {
     connection->session = std::make_unique<OpenFlowSession>(switch_, name_, connection->output);
     connection->session->start();
     connection->events = EPOLLIN | EPOLLOUT;
+    connection->sequence = nextSequence_++;
     if (!loop_.watch(raw, connection->events, [this, raw](uint32_t events) { onEvent(raw, events); })) continue;
     connections_.emplace(raw, std::move(connection));
   }
+}
+
+bool OpenFlowServer::evictOneSilent() {
+  int oldest = -1;
+  uint64_t oldestSequence = UINT64_MAX;
+  for (const auto& [fd, connection] : connections_) {
+    if (connection->session->negotiated() || connection->sequence >= oldestSequence) continue;
+    oldest = fd;
+    oldestSequence = connection->sequence;
+  }
+  if (oldest < 0) return false;
+  close(oldest);
+  return true;
 }
 
 void OpenFlowServer::close(int fd) {

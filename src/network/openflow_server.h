@@ -50,6 +50,9 @@ class OpenFlowServer {
   bool flush(Connection& connection);
   void watchFor(Connection& connection);
   void close(int fd);
+  // With every slot taken, a new connection replaces the oldest one that never said HELLO,
+  // so idle connections cannot lock controllers out. False: all are real sessions.
+  bool evictOneSilent();
   void toControllers(const std::function<void(OpenFlowSession&)>& queue, bool dropWhenBehind);
 
   Switch& switch_;
@@ -60,6 +63,7 @@ class OpenFlowServer {
   uint16_t port_ = 0;
   std::map<int, std::unique_ptr<Connection>> connections_;
   uint64_t droppedPacketIns_ = 0;
+  uint64_t nextSequence_ = 0;
 };
 
 }  // namespace strata::network

@@ -299,6 +299,12 @@ TEST_F(OpenFlow, MalformedControllersAreRefusedWhileFramesKeepFlowing) {
   partial[3] = 0xff;
   sendAll(oversize.get(), partial);
 
+  // Connections that never say HELLO cannot take every slot (16) from real controllers.
+  std::vector<Fd> silent;
+  for (int i = 0; i < 20; ++i) silent.push_back(controller());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(readUntilClosed(silent.front().get(), 2000).closed) << "the oldest silent connection stayed";
+
   EXPECT_TRUE(passes(2)) << "forwarding stopped after malformed controllers";
   auto show = ofctl("show");
   EXPECT_EQ(show.exitCode, 0) << show.output;
