@@ -78,6 +78,10 @@ size_t OpenFlowSession::consume(std::span<const uint8_t> stream, const std::func
 }
 
 bool OpenFlowSession::handle(std::span<const uint8_t> message) {
+  if (message.size() < kHeaderBytes || loadBe16(message.data() + 2) != message.size()) {
+    error(message, {kBadRequest, kBadLen});  // not one framed message: nothing after it can be trusted
+    return false;
+  }
   Reader reader(message);
   uint8_t version = reader.u8();
   uint8_t type = reader.u8();

@@ -228,6 +228,10 @@ TEST_F(OpenFlowSessionTest, AnswersEchoFeaturesConfigAndBarrier) {
   expectError(message(kFeaturesRequest, [](Writer& w) { w.u32(0); }), kBadRequest, kBadLen);
   expectError(message(kEchoRequest, {}, 1, 1), kBadRequest, kBadVersion);
   expectError(message(99), kBadRequest, kBadType);
+  Bytes misframed = message(kEchoRequest, [](Writer& w) { w.u32(0); });
+  misframed[3] = 9;  // the header claims 9 bytes, 12 were handed over
+  EXPECT_FALSE(session_.handle(misframed));
+  EXPECT_EQ(replies().size(), 1u);
   expectError(message(kExperimenter, [](Writer& w) { w.u64(0); }), kBadRequest, kBadExperimenter);
   expectError(message(kMultipartRequest, [](Writer& w) { w.u16(kMpPortStats); w.u16(0); w.u32(0); w.u32(1); }),
               kBadRequest, kBadLen);
