@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   qemu-system-misc qemu-utils libnbd-bin e2fsprogs iproute2 hyperfine python3 opensbi qemu-user
   gnutls-bin  # certtool and psktool make the NBD TLS tests' keys
+  openvswitch-common  # ovs-ofctl drives the switch's OpenFlow 1.3 listener in the integration tests
 )
 
 missing=()

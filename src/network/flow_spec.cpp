@@ -74,6 +74,8 @@ Result<void> parseAction(std::string_view text, const PortResolver& resolvePort,
   else if (name == "normal") action.kind = Kind::Normal;
   else if (name == "drop") action.kind = Kind::Drop;
   else if (name == "strip_vlan") action.kind = Kind::StripVlan;
+  else if (name == "all") action.kind = Kind::AllPorts;
+  else if (name == "controller") action.kind = Kind::Controller;
   else return Error{fmt::format("unknown action '{}'", text)};
   actions.push_back(action);
   return {};
@@ -100,6 +102,23 @@ bool applyShorthand(std::string_view word, FlowMatch& match) {
   return false;
 }
 
+// "52:54:00:00:00:01" or "01:00:00:00:00:00/01:00:00:00:00:00" (address/mask).
+Result<void> parseMaskedMac(std::string_view text, std::optional<MacAddress>& mac, std::optional<MacAddress>& mask) {
+  size_t slash = text.find('/');
+  auto address = parseMac(text.substr(0, slash));
+  if (!address) return address.error();
+  mac = *address;
+  if (slash == std::string_view::npos) return {};
+  auto bits = parseMac(text.substr(slash + 1));
+  if (!bits) return bits.error();
+  mask = *bits;
+  return {};
+}
+
+std::string formatMaskedMac(const MacAddress& mac, const std::optional<MacAddress>& mask) {
+  return mask ? formatMac(mac) + "/" + formatMac(*mask) : formatMac(mac);
+}
+
 Result<void> parseField(std::string_view key, std::string_view value, const PortResolver& resolvePort,
                         FlowRule& rule) {
   FlowMatch& match = rule.match;
@@ -110,8 +129,8 @@ Result<void> parseField(std::string_view key, std::string_view value, const Port
   };
   if (key == "priority") return set(rule.priority, parseNumber<uint16_t>(key, value, 65535));
   if (key == "in_port") return set(match.inPort, resolve(key, value, resolvePort));
-  if (key == "dl_src") return set(match.srcMac, parseMac(value));
-  if (key == "dl_dst") return set(match.dstMac, parseMac(value));
+  if (key == "dl_src") return parseMaskedMac(value, match.srcMac, match.srcMacMask);
+  if (key == "dl_dst") return parseMaskedMac(value, match.dstMac, match.dstMacMask);
   if (key == "dl_vlan") return set(match.vlan, parseNumber<uint16_t>(key, value, kMaxVlan));
   if (key == "dl_type") return set(match.etherType, parseNumber<uint16_t>(key, value, 0xffff));
   if (key == "nw_src") return set(match.ipv4Src, parsePrefix(key, value, AF_INET));
@@ -159,8 +178,8 @@ Result<FlowRule> parseFlowRule(std::string_view text, const PortResolver& resolv
 std::string formatFlowMatch(const FlowMatch& match) {
   std::vector<std::string> parts;
   if (match.inPort) parts.push_back(fmt::format("in_port={}", *match.inPort));
-  if (match.srcMac) parts.push_back("dl_src=" + formatMac(*match.srcMac));
-  if (match.dstMac) parts.push_back("dl_dst=" + formatMac(*match.dstMac));
+  if (match.srcMac) parts.push_back("dl_src=" + formatMaskedMac(*match.srcMac, match.srcMacMask));
+  if (match.dstMac) parts.push_back("dl_dst=" + formatMaskedMac(*match.dstMac, match.dstMacMask));
   if (match.vlan) parts.push_back(fmt::format("dl_vlan={}", *match.vlan));
   if (match.etherType) parts.push_back(fmt::format("dl_type={:#06x}", *match.etherType));
   if (match.ipv4Src) parts.push_back("nw_src=" + formatPrefix(*match.ipv4Src, AF_INET));
@@ -188,6 +207,8 @@ std::string formatFlowActions(const std::vector<FlowAction>& actions) {
       case FlowAction::Kind::SetVlan: out += fmt::format("set_vlan:{}", action.vlan); break;
       case FlowAction::Kind::StripVlan: out += "strip_vlan"; break;
       case FlowAction::Kind::Mirror: out += fmt::format("mirror:{}", action.port); break;
+      case FlowAction::Kind::AllPorts: out += "all"; break;
+      case FlowAction::Kind::Controller: out += "controller"; break;
     }
   }
   return out;

@@ -22,7 +22,8 @@ using PortResolver = std::function<std::optional<PortId>(std::string_view)>;
 // Fields: priority, in_port, dl_src, dl_dst, dl_vlan, dl_type, nw_src, nw_dst,
 // ipv6_src, ipv6_dst, nw_proto, tp_src, tp_dst, and the shorthands ip, ipv6, arp,
 // icmp, icmp6, tcp, udp, tcp6, udp6. `actions=` comes last: output:P, flood,
-// normal, drop, set_vlan:N (or mod_vlan_vid:N), strip_vlan, mirror:P.
+// normal, drop, set_vlan:N (or mod_vlan_vid:N), strip_vlan, mirror:P, all, controller.
+// dl_src/dl_dst take an optional /MASK (a MAC).
 Result<FlowRule> parseFlowRule(std::string_view text, const PortResolver& resolvePort);
 std::string formatFlowMatch(const FlowMatch& match);  // "" when it matches everything
 std::string formatFlowActions(const std::vector<FlowAction>& actions);

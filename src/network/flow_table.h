@@ -2,15 +2,19 @@
 // fields of a frame's FlowKey under a mask (in-port, MACs, VLAN, ethertype,
 // IPv4/IPv6 prefixes, IP protocol, TCP/UDP ports) and carries a list of
 // actions; the highest-priority matching rule wins (ties: the older rule).
-// Lookups scan the rules in order; an exact-match cache of recent keys (cleared
-// whenever the rules change) spares repeated flows the scan.
+// Lookups are a tuple space search (one hash probe per distinct mask, best
+// tuples first, updated as rules come and go) behind an exact-match cache of
+// recent keys that any change of the rules clears.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/result.h"
@@ -47,6 +51,7 @@ void extractFlowKey(std::span<const uint8_t> frame, size_t etherTypeOffset, Port
 struct FlowMatch {
   std::optional<PortId> inPort;
   std::optional<MacAddress> srcMac, dstMac;
+  std::optional<MacAddress> srcMacMask, dstMacMask;  // bits that must equal (nullopt: all); only with the MAC
   std::optional<uint16_t> vlan;
   std::optional<uint16_t> etherType;
   struct Prefix {
@@ -68,10 +73,13 @@ struct FlowAction {
     SetVlan,    // later outputs carry VLAN `vlan`
     StripVlan,  // later outputs leave untagged
     Mirror,     // a copy of the frame exactly as received to port `port`
+    AllPorts,   // to every other port, whatever VLANs it carries (OpenFlow's OFPP_ALL)
+    Controller, // the frame as received to the OpenFlow controller, at most `maxLen` bytes of it
   };
   Kind kind = Kind::Drop;
   PortId port = 0;
   uint16_t vlan = 0;
+  uint16_t maxLen = 0xffff;  // Controller only
 };
 
 struct FlowRule {
@@ -79,47 +87,83 @@ struct FlowRule {
   uint16_t priority = 0;
   FlowMatch match;
   std::vector<FlowAction> actions;  // empty: drop
+  uint64_t cookie = 0;              // the controller's own label (OpenFlow), 0 otherwise
+  uint16_t idleTimeoutS = 0, hardTimeoutS = 0;  // seconds; 0: never expires
   uint64_t packets = 0;
   uint64_t bytes = 0;
+  uint64_t createdMs = 0, lastUsedMs = 0;  // the switch's clock; set by add() and by hits
 };
 
 class FlowTable {
  public:
   static constexpr size_t kMaxRules = 65536;  // bounds what a control client can make us hold
 
+  // A match in the lookup's form: FlowKey-shaped mask and (already masked) value, as eight words.
+  struct MaskedKey {
+    std::array<uint64_t, 8> mask{};
+    std::array<uint64_t, 8> value{};
+    bool operator==(const MaskedKey&) const = default;
+    // True when every frame this matches, `wider` matches too (OpenFlow's non-strict selection).
+    bool within(const MaskedKey& wider) const;
+    // True when some frame could match both (OpenFlow's overlap check).
+    bool overlaps(const MaskedKey& other) const;
+  };
+  // Validates a match (ranges, prerequisites) and compiles it.
+  static Result<MaskedKey> compile(const FlowMatch& match);
+
   // Validates the rule (ranges, prerequisites) and adds it; returns its id.
   Result<uint64_t> add(FlowRule rule);
   bool remove(uint64_t id);
+  // Removes every rule for which pred(rule, its compiled match) holds; returns how many.
+  size_t removeIf(const std::function<bool(const FlowRule&, const MaskedKey&)>& pred);
+  // Removes rules whose hard or idle timeout has passed at nowMs; returns how many.
+  size_t expire(uint64_t nowMs);
   void clear();
   bool empty() const { return rules_.empty(); }
   size_t size() const { return rules_.size(); }
 
   // The highest-priority rule matching key, or nullptr.
   FlowRule* lookup(const FlowKey& key);
-  FlowRule* lookupUncached(const FlowKey& key);  // the scan alone (what the cache remembers)
+  FlowRule* lookupUncached(const FlowKey& key);  // the search alone (what the cache remembers)
   const FlowRule* find(uint64_t id) const;
-  // In lookup order (priority descending, then age).
+  // For changing a rule's actions, cookie or counters (never its match or priority).
+  FlowRule* find(uint64_t id);
+  // In lookup order (priority descending, then age); compiled(i) is rules()[i]'s match.
   const std::vector<FlowRule>& rules() const { return rules_; }
+  const MaskedKey& compiled(size_t index) const { return compiled_[index]; }
 
  private:
-  struct Compiled {
-    std::array<uint64_t, 8> mask;
-    std::array<uint64_t, 8> value;  // already masked
-  };
   // One remembered key and its answer; direct-mapped by a hash of the key.
   struct CacheSlot {
     std::array<uint64_t, 8> key{};
     uint64_t generation = 0;  // valid only while equal to generation_
     int32_t rule = -1;        // index into rules_, -1: no rule matches
   };
+  using Words = std::array<uint64_t, 8>;
+  struct WordsHash {
+    size_t operator()(const Words& words) const;
+  };
+  // The rules sharing one mask, by masked value. A rule's rank orders it as the lookup does
+  // (priority descending, then id: the older first), so the lowest rank wins.
+  struct Tuple {
+    Words mask;
+    std::set<uint64_t> ranks;  // of all its rules: *begin() is the best this tuple can offer
+    std::unordered_map<Words, std::set<uint64_t>, WordsHash> byValue;
+  };
+  static uint64_t rankOf(const FlowRule& rule) { return uint64_t{0xffffu - rule.priority} << 48 | rule.id; }
   static constexpr size_t kCacheSlots = 4096;
-  static Result<Compiled> compile(const FlowMatch& match);
-  int32_t scan(const std::array<uint64_t, 8>& words) const;
+  int32_t search(const Words& words) const;
+  void indexAdd(const FlowRule& rule, const MaskedKey& compiled);
+  void indexRemove(const FlowRule& rule, const MaskedKey& compiled);
+  void sortTuples();
 
   std::vector<CacheSlot> cache_ = std::vector<CacheSlot>(kCacheSlots);
+  // Tuple space search: one hash probe per distinct mask, kept up to date rule by rule.
+  std::unordered_map<Words, Tuple, WordsHash> tuples_;  // by mask (nodes stay put: order_ points at them)
+  std::vector<const Tuple*> order_;                     // by best rank
   uint64_t generation_ = 1;  // bumped by every change of the rules
   std::vector<FlowRule> rules_;
-  std::vector<Compiled> compiled_;  // parallel to rules_, kept dense for the lookup loop
+  std::vector<MaskedKey> compiled_;  // parallel to rules_, kept dense for the lookup loop
   uint64_t nextId_ = 1;
 };
 

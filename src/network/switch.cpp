@@ -286,40 +286,79 @@ void Switch::receive(PortId id, std::span<const uint8_t> frame) {
   if (!flows_.empty()) {
     FlowKey key;
     extractFlowKey(frame, etherTypeOffset, id, vlan, key);
+    ++table_.lookups;
     if (FlowRule* rule = flows_.lookup(key)) {
+      ++table_.matched;
       ++rule->packets;
       rule->bytes += frame.size();
-      return applyActions(*in, egress, *rule, vlan);
+      rule->lastUsedMs = nowMs_;
+      return applyActions(in, egress, rule->actions, rule, vlan);
     }
   }
-  forwardNormal(*in, egress, vlan);
+  forwardNormal(in, egress, vlan);
 }
 
-void Switch::forwardNormal(Port& in, Egress& egress, uint16_t vlan) {
+Result<void> Switch::inject(std::optional<PortId> inId, std::span<const uint8_t> frame,
+                            const std::vector<FlowAction>& actions) {
+  if (frame.size() < kEthernetHeaderBytes || frame.size() > options_.maxFrameBytes)
+    return Error{fmt::format("a {}-byte frame is not a frame this switch carries", frame.size())};
+  Port* in = inId ? portAt(*inId) : nullptr;
+  if (inId && !in) return Error{fmt::format("no port {}", *inId)};
+  nowMs_ = options_.clockMs();
+  size_t etherTypeOffset = 12;
+  uint16_t vlan = 0, priorityBits = 0;
+  if (loadBe16(frame.data() + 12) == kEtherTypeVlan) {
+    if (frame.size() < kEthernetHeaderBytes + kVlanTagBytes) return Error{"a tagged frame shorter than its tag"};
+    uint16_t tci = loadBe16(frame.data() + 14);
+    vlan = tci & 0x0fff;
+    priorityBits = tci & 0xf000;
+    etherTypeOffset = 16;
+  }
+  if (!validVlan(vlan) && in)
+    vlan = in->vlans.mode == PortVlans::Mode::Access ? in->vlans.accessVlan : in->vlans.nativeVlan;
+  if (!validVlan(vlan)) vlan = kMinVlan;
+  Egress egress(frame, etherTypeOffset, priorityBits);
+  applyActions(in, egress, actions, nullptr, vlan);
+  return {};
+}
+
+void Switch::setControllerHandler(std::function<void(const PacketToController&)> handler) {
+  toController_ = std::move(handler);
+}
+
+void Switch::forwardNormal(Port* in, Egress& egress, uint16_t vlan) {
   const uint8_t* dst = egress.original().data();
   if (isMulticast(dst)) return flood(in, egress, vlan);
   auto known = macs_.lookup(vlan, dst, nowMs_);
   if (!known) return flood(in, egress, vlan);
   Port* out = portAt(*known);
-  if (out && out != &in && out->vlans.carries(vlan)) transmit(*out, egress, vlan);
+  if (out && out != in && out->vlans.carries(vlan)) transmit(*out, egress, vlan);
   // Known on the port it came from: the destination already saw it on that segment.
 }
 
-void Switch::flood(Port& in, Egress& egress, uint16_t vlan) {
+void Switch::flood(Port* in, Egress& egress, uint16_t vlan, bool anyVlan) {
   for (auto& port : ports_)
-    if (port && port.get() != &in && port->vlans.carries(vlan)) transmit(*port, egress, vlan);
+    if (port && port.get() != in && (anyVlan || port->vlans.carries(vlan))) transmit(*port, egress, vlan);
 }
 
-void Switch::applyActions(Port& in, Egress& egress, const FlowRule& rule, uint16_t vlan) {
-  if (rule.actions.empty()) {
+void Switch::applyActions(Port* in, Egress& egress, const std::vector<FlowAction>& actions, const FlowRule* rule,
+                          uint16_t vlan) {
+  if (actions.empty()) {
     ++drops_.byRule;
     return;
   }
-  for (const FlowAction& action : rule.actions) {
+  for (const FlowAction& action : actions) {
     switch (action.kind) {
       case FlowAction::Kind::Output:
         // Explicit outputs go where the rule says, whatever VLANs that port carries; never back out of in.
-        if (Port* out = portAt(action.port); out && out != &in) transmit(*out, egress, vlan);
+        if (Port* out = portAt(action.port); out && out != in) transmit(*out, egress, vlan);
+        break;
+      case FlowAction::Kind::AllPorts: flood(in, egress, vlan, true); break;
+      case FlowAction::Kind::Controller:
+        if (toController_) {
+          bool tableMiss = rule && rule->priority == 0;
+          toController_({in ? in->id : 0, egress.original(), tableMiss, rule ? rule->cookie : 0, action.maxLen});
+        }
         break;
       case FlowAction::Kind::Flood: flood(in, egress, vlan); break;
       case FlowAction::Kind::Normal: forwardNormal(in, egress, vlan); break;

@@ -56,6 +56,21 @@ struct DropCounters {
   uint64_t learningFull = 0;    // source not learned: the MAC table was full
 };
 
+// A frame a rule's Controller action (or PACKET_OUT) hands to the OpenFlow controller.
+struct PacketToController {
+  PortId inPort;                   // 0: the frame came from the controller itself
+  std::span<const uint8_t> frame;  // as received
+  bool tableMiss;                  // sent by a priority-0 (table-miss) rule
+  uint64_t cookie;                 // of that rule
+  uint16_t maxLen;                 // bytes of frame the action asked for
+};
+
+// Lookups and hits of the flow table (OpenFlow table statistics).
+struct TableCounters {
+  uint64_t lookups = 0;
+  uint64_t matched = 0;
+};
+
 class Switch {
  public:
   struct Options {
@@ -95,20 +110,30 @@ class Switch {
   void receive(PortId in, std::span<const uint8_t> frame);
   // Ages out stale MAC entries; call now and then (e.g. every few seconds).
   void expireMacs();
+  // Applies actions to a frame that comes from the controller (OpenFlow PACKET_OUT) as if it had
+  // arrived on `in` (nullopt: from the controller; an untagged frame is then on VLAN 1).
+  Result<void> inject(std::optional<PortId> in, std::span<const uint8_t> frame,
+                      const std::vector<FlowAction>& actions);
+  // Where Controller actions deliver frames; none: such frames are dropped.
+  void setControllerHandler(std::function<void(const PacketToController&)> handler);
+  uint64_t nowMs() const { return options_.clockMs(); }
 
   FlowTable& flows() { return flows_; }
   const FlowTable& flows() const { return flows_; }
   const MacTable& macTable() const { return macs_; }
   const DropCounters& drops() const { return drops_; }
+  const TableCounters& tableCounters() const { return table_; }
 
  private:
   struct Port;
   class Egress;
 
   Port* portAt(PortId id) const;
-  void forwardNormal(Port& in, Egress& egress, uint16_t vlan);
-  void flood(Port& in, Egress& egress, uint16_t vlan);
-  void applyActions(Port& in, Egress& egress, const FlowRule& rule, uint16_t vlan);
+  // `in` is null for frames from the controller.
+  void forwardNormal(Port* in, Egress& egress, uint16_t vlan);
+  void flood(Port* in, Egress& egress, uint16_t vlan, bool anyVlan = false);
+  void applyActions(Port* in, Egress& egress, const std::vector<FlowAction>& actions, const FlowRule* rule,
+                    uint16_t vlan);
   void transmit(Port& out, Egress& egress, uint16_t vlan);
   void sendMirrorCopy(const Port& watched, std::span<const uint8_t> wire);
   void dropOnPort(Port& in, uint64_t& reason);
@@ -118,6 +143,8 @@ class Switch {
   MacTable macs_;
   FlowTable flows_;
   DropCounters drops_;
+  TableCounters table_;
+  std::function<void(const PacketToController&)> toController_;
   uint64_t nowMs_ = 0;  // clock read once per received frame
 };
 

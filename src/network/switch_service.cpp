@@ -22,7 +22,7 @@ namespace {
 constexpr size_t kMaxPendingAttach = 64;
 constexpr size_t kMaxControlClients = 16;
 constexpr size_t kMaxRequestBytes = 64 * 1024;
-constexpr auto kAgingInterval = std::chrono::seconds(5);
+constexpr auto kAgingInterval = std::chrono::seconds(1);  // MAC aging and flow idle/hard timeouts
 constexpr int kClientTimeoutMs = 10000;
 
 sockaddr_un unixAddress(const std::string& path) {
@@ -129,6 +129,7 @@ Result<void> SwitchService::listen() {
     return watched;
   auto timer = LoopTimer::create(loop_, [this] {
     switch_.expireMacs();
+    switch_.flows().expire(switch_.nowMs());
     scheduleAging();
   });
   if (!timer) return timer.error();
@@ -171,6 +172,18 @@ Result<PortId> SwitchService::addVxlan(std::string_view spec) {
   return *id;
 }
 
+void SwitchService::announcePort(PortId id, bool added) {
+  if (!openFlow_) return;
+  if (auto port = switch_.port(id)) openFlow_->portChanged(added, *port);
+}
+
+Result<std::string> SwitchService::listenOpenFlow(std::string_view target) {
+  auto server = OpenFlowServer::listen(target, switch_, name_, loop_);
+  if (!server) return server.error();
+  openFlow_ = std::move(*server);
+  return openFlow_->address();
+}
+
 // ---------------------------------------------------------------- VM ports
 
 void SwitchService::acceptPorts() {
@@ -211,6 +224,7 @@ void SwitchService::onAttachRequest(int raw) {
   auto id = switch_.addPort(name, *port, request->vlans);
   if (!id) return reply("error " + id.error().message);
   reply("ok " + name);
+  announcePort(*id, true);
   SocketPort* socketPort = port.get();
   PortId portId = *id;
   socketPort->setClosedHandler(
@@ -223,6 +237,7 @@ void SwitchService::detach(PortId id, const PacketPort* port) {
   auto it = attachments_.find(id);
   if (it == attachments_.end() || it->second->port.get() != port) return;
   log::info("switch {}: port {} detached", name_, id);
+  announcePort(id, false);
   switch_.removePort(id);
   attachments_.erase(it);
 }
@@ -300,6 +315,7 @@ std::string SwitchService::handleRequest(std::string_view request) {
   if (verb == "flow-add") {
     auto rule = parseFlowRule(argument, [this](std::string_view text) { return resolvePort(text); });
     if (!rule) return fail(rule.error().message);
+    rule->createdMs = switch_.nowMs();
     auto id = switch_.flows().add(std::move(*rule));
     if (!id) return fail(id.error().message);
     return fmt::format("ok\n{}\n", *id);
@@ -375,17 +391,21 @@ std::string SwitchService::listPorts(bool json) const {
     first = false;
   }
   const DropCounters& d = switch_.drops();
+  size_t controllers = openFlow_ ? openFlow_->connections() : 0;
+  uint64_t packetInsDropped = openFlow_ ? openFlow_->droppedPacketIns() : 0;
   if (json) {
     return out + fmt::format(
                      "],\"drops\":{{\"runt\":{},\"oversize\":{},\"bad_vlan_tag\":{},\"bad_source_mac\":{},"
-                     "\"vlan_not_allowed\":{},\"by_rule\":{},\"learning_full\":{}}},\"mac_entries\":{}}}\n",
+                     "\"vlan_not_allowed\":{},\"by_rule\":{},\"learning_full\":{}}},\"mac_entries\":{},"
+                     "\"openflow_connections\":{},\"packet_in_dropped\":{}}}\n",
                      d.runt, d.oversize, d.badVlanTag, d.badSourceMac, d.vlanNotAllowed, d.byRule, d.learningFull,
-                     switch_.macTable().size());
+                     switch_.macTable().size(), controllers, packetInsDropped);
   }
   return out + fmt::format("drops: runt={} oversize={} bad_vlan_tag={} bad_source_mac={} vlan_not_allowed={} "
-                           "by_rule={} (not learned, table full: {}); MAC entries: {}\n",
+                           "by_rule={} (not learned, table full: {}); MAC entries: {}; OpenFlow connections: {}, "
+                           "PACKET_INs dropped (controller behind): {}\n",
                            d.runt, d.oversize, d.badVlanTag, d.badSourceMac, d.vlanNotAllowed, d.byRule,
-                           d.learningFull, switch_.macTable().size());
+                           d.learningFull, switch_.macTable().size(), controllers, packetInsDropped);
 }
 
 Result<std::string> sendSwitchRequest(std::string_view switchName, std::string_view request) {

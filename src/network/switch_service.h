@@ -1,7 +1,8 @@
 // SwitchService: what `strata switch NAME` runs on its EventLoop — a Switch,
 // the UNIX socket VM processes attach to (one SocketPort each; a VM that dies
 // takes only its port down), TAP and VXLAN ports, periodic MAC aging, and the control
-// socket serving `strata switch flow|port ...` (one request line, one reply).
+// socket serving `strata switch flow|port ...` (one request line, one reply),
+// flow rule timeouts, and optionally an OpenFlow 1.3 listener for controllers.
 #pragma once
 
 #include <map>
@@ -13,6 +14,7 @@
 #include "base/loop_timer.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "network/openflow_server.h"
 #include "network/switch.h"
 
 namespace strata::network {
@@ -30,6 +32,9 @@ class SwitchService {
   Result<PortId> addTap(std::string_view spec);
   // "NAME,remote=IP[:PORT],vni=N[,local=IP[:PORT]][,vlan=N|,trunk=...]": a VXLAN tunnel port.
   Result<PortId> addVxlan(std::string_view spec);
+
+  // Serves OpenFlow 1.3 controllers at target ("ptcp:PORT[:IP]" or "ptcp:IP:PORT"); returns "IP:PORT".
+  Result<std::string> listenOpenFlow(std::string_view target);
 
   // One control request ("flow-add SPEC", "flow-del ID", "flow-list [json]",
   // "port-list [json]", "mirror PORT PORT|off"); the reply's first line is "ok"
@@ -49,6 +54,7 @@ class SwitchService {
   void acceptPorts();
   void onAttachRequest(int fd);
   void detach(PortId id, const PacketPort* port);
+  void announcePort(PortId id, bool added);  // PORT_STATUS to OpenFlow controllers
   void acceptControl();
   void onControlEvent(int fd, uint32_t events);
   void closeControl(int fd);
@@ -66,6 +72,7 @@ class SwitchService {
   std::map<PortId, std::unique_ptr<Attachment>> attachments_;
   std::map<int, std::unique_ptr<ControlClient>> controlClients_;
   std::unique_ptr<LoopTimer> agingTimer_;
+  std::unique_ptr<OpenFlowServer> openFlow_;
 };
 
 // Client side of the control socket: sends request to switch NAME, returns the reply body or its error.

@@ -21,6 +21,7 @@ constexpr NamedTarget kTargets[] = {
     {"volume-meta", volumeMetadataOneInput},
     {"image-check", imageCheckOneInput},
     {"vm-spec", vmSpecOneInput},
+    {"openflow", openFlowOneInput},
 };
 
 }  // namespace

@@ -58,6 +58,8 @@ int imageCheckOneInput(const uint8_t* data, size_t size);
 
 // The bytes as a JSON VM spec through the daemon's validation (control::parseVmSpec).
 int vmSpecOneInput(const uint8_t* data, size_t size);
+// The bytes as a controller's stream to the switch's OpenFlow 1.3 session (then frames meet its rules).
+int openFlowOneInput(const uint8_t* data, size_t size);
 
 // The targets by the name fuzz_regression and the libFuzzer binaries use; nullptr if unknown.
 using OneInput = int (*)(const uint8_t* data, size_t size);

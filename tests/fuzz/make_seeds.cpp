@@ -1,5 +1,5 @@
 // fuzz_make_seeds OUTDIR: writes the hand-made seed inputs of the board, boot,
-// device tree, volume metadata and image check targets (well-formed requests,
+// device tree, volume metadata, image check and OpenFlow targets (well-formed requests,
 // files and records in each target's input encoding, see the *_target.cpp
 // files) into OUTDIR/<corpus>/, from which the committed corpus was merged.
 #include <elf.h>
@@ -8,11 +8,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "base/event_loop.h"
 #include "machine/virt_layout.h"
+#include "network/openflow_wire.h"
 #include "storage/disk_image.h"
 #include "storage/image_create.h"
 #include "storage/sync_io.h"
@@ -458,6 +460,93 @@ void imageSeeds() {
 
 }  // namespace
 
+// --- OpenFlow controller streams (openflow_target.cpp): big-endian messages after a HELLO
+
+Bytes ofMessage(uint8_t type, const std::function<void(network::openflow::Writer&)>& body, uint8_t version = 4) {
+  Bytes out;
+  network::openflow::Writer w(out);
+  w.u8(version);
+  w.u8(type);
+  w.u16(0);
+  w.u32(1);
+  if (body) body(w);
+  w.patch16(2, static_cast<uint16_t>(out.size()));
+  return out;
+}
+
+void openFlowSeeds() {
+  using namespace network::openflow;
+  using OfWriter = network::openflow::Writer;
+  auto hello = ofMessage(kHello, {});
+  auto flowMod = [](uint8_t command, const Bytes& oxms, const Bytes& actions) {
+    return ofMessage(kFlowMod, [&](OfWriter& w) {
+      w.u64(0x10);
+      w.u64(0);
+      w.u8(0);
+      w.u8(command);
+      w.u32(0);  // idle, hard timeouts
+      w.u16(100);
+      w.u32(kNoBuffer);
+      w.u32(kPortAny);
+      w.u32(0xffffffff);
+      w.u32(0);  // flags, pad
+      w.u16(1);
+      w.u16(static_cast<uint16_t>(4 + oxms.size()));
+      w.bytes(oxms.data(), oxms.size());
+      w.zeros((8 - (4 + oxms.size()) % 8) % 8);
+      if (actions.empty()) return;
+      w.u16(kInstApplyActions);
+      w.u16(static_cast<uint16_t>(8 + actions.size()));
+      w.zeros(4);
+      w.bytes(actions.data(), actions.size());
+    });
+  };
+  Bytes ipToB = {0x80, 0, kOxmEthType << 1, 2, 0x08, 0x00, 0x80, 0, kOxmIpv4Dst << 1, 4, 10, 0, 0, 2};
+  Bytes vlan20 = {0x80, 0, kOxmVlanVid << 1, 2, 0x10, 20};
+  Bytes outputs = {0, 0, 0, 16, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0,                    // output:2
+                   0, 0, 0, 16, 0xff, 0xff, 0xff, 0xfd, 0xff, 0xff, 0, 0, 0, 0, 0, 0};  // CONTROLLER
+  Bytes vlanActions = {0, kActPushVlan, 0, 8, 0x81, 0x00, 0, 0, 0, kActSetField, 0, 16, 0x80, 0, kOxmVlanVid << 1, 2,
+                       0x10, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0xff, 0xff, 0xff, 0xfb, 0, 0, 0, 0, 0, 0, 0, 0};
+  auto multipart = [](uint16_t type, const Bytes& body) {
+    return ofMessage(kMultipartRequest, [&](OfWriter& w) {
+      w.u16(type);
+      w.u16(0);
+      w.zeros(4);
+      w.bytes(body.data(), body.size());
+    });
+  };
+  Bytes flowStatsBody = {0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+  flowStatsBody.resize(32, 0);
+  flowStatsBody.insert(flowStatsBody.end(), {0, 1, 0, 4, 0, 0, 0, 0});
+  Bytes packetOut = ofMessage(kPacketOut, [](OfWriter& w) {
+    w.u32(kNoBuffer);
+    w.u32(kPortController);
+    w.u16(16);
+    w.zeros(6);
+    w.u16(kActOutput);
+    w.u16(16);
+    w.u32(kPortFlood);
+    w.zeros(8);
+    Bytes frame = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0, 0, 9, 0x08, 0x06};
+    frame.resize(60, 0);
+    w.bytes(frame.data(), frame.size());
+  });
+  auto join = [](std::initializer_list<Bytes> parts) {
+    Bytes out;
+    for (const auto& part : parts) out.insert(out.end(), part.begin(), part.end());
+    return out;
+  };
+  save("openflow", "flows-and-stats",
+       join({hello, flowMod(kAdd, ipToB, outputs), flowMod(kAdd, vlan20, vlanActions), multipart(kMpFlow, flowStatsBody),
+             multipart(kMpAggregate, flowStatsBody), multipart(kMpPortStats, {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}),
+             flowMod(kModify, {}, outputs), flowMod(kDeleteStrict, ipToB, {})}));
+  save("openflow", "table-miss-and-packet-out",
+       join({hello, flowMod(kAdd, {}, outputs), packetOut, multipart(kMpPortDesc, {}), multipart(kMpTableFeatures, {}),
+             multipart(kMpDesc, {}), multipart(kMpTable, {}), ofMessage(kEchoRequest, {}),
+             ofMessage(kFeaturesRequest, {}), ofMessage(kGetConfigRequest, {}), ofMessage(kBarrierRequest, {})}));
+  save("openflow", "hello-1.0", ofMessage(kHello, {}, 1));
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s OUTDIR\n", argv[0]);
@@ -471,5 +560,6 @@ int main(int argc, char** argv) {
   deviceTreeSeeds();
   volumeSeeds();
   imageSeeds();
+  openFlowSeeds();
   return 0;
 }

@@ -2,8 +2,8 @@
 // run` processes (the default guest), each NIC attached over the switch's UNIX
 // socket. Two VMs on VLAN 10 ping each other; a third on VLAN 20 cannot reach
 // them and receives nothing of theirs; a flow rule dropping one VM's ICMP to
-// one address stops that ping while the other, and TCP to it, still work; VMs that die take
-// only their own ports down.
+// one address stops that ping while the other, and TCP to it, still work; the same
+// for a rule ovs-ofctl adds over OpenFlow 1.3; VMs that die take only their own ports down.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -19,69 +19,12 @@
 #include <sstream>
 #include <thread>
 
+#include "child_process.h"
 #include "guest_runner.h"
 
-extern char** environ;
 
 namespace strata::test {
 namespace {
-
-// A child process this test started, fed `input` on stdin, its output going to a file.
-class Child {
- public:
-  Child(std::vector<std::string> argv, const std::string& input, const std::string& logPath) : log_(logPath) {
-    int toChild[2];
-    if (::pipe2(toChild, O_CLOEXEC) != 0) return;
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, toChild[0], 0);
-    posix_spawn_file_actions_addopen(&actions, 1, logPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    if (posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(toChild[0]);
-    if (!input.empty()) (void)!::write(toChild[1], input.data(), input.size());  // scripts fit the pipe
-    ::close(toChild[1]);
-  }
-  ~Child() { kill(SIGKILL); }
-
-  bool running() const { return pid_ > 0; }
-  // Waits for the child to exit; false (still running) after the deadline.
-  bool wait(std::chrono::seconds deadline) {
-    auto end = std::chrono::steady_clock::now() + deadline;
-    while (pid_ > 0) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        exitCode_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        pid_ = -1;
-        return true;
-      }
-      if (std::chrono::steady_clock::now() > end) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return true;
-  }
-  void kill(int signal) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, signal);
-    wait(std::chrono::seconds(10));
-  }
-  std::string output() const {
-    std::ifstream in(log_);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-  int exitCode() const { return exitCode_; }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  int exitCode_ = -1;
-};
 
 std::string switchCommand(const std::string& args) { return strataBinary() + " switch " + args + " 2>&1"; }
 
@@ -114,8 +57,10 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
   ::mkdir(runDir.c_str(), 0755);
   ::setenv("STRATA_RUN_DIR", runDir.c_str(), 1);
   std::string name = "it" + std::to_string(::getpid());
-  Child sw({strataBinary(), "switch", name}, "", temporaryPath("switch.log"));
+  Child sw({strataBinary(), "switch", name, "--openflow", "ptcp:0"}, "", temporaryPath("switch.log"));
   ASSERT_TRUE(sw.running());
+  std::string openFlow = openFlowTarget(sw);
+  ASSERT_FALSE(openFlow.empty()) << sw.output();
   std::string controlSocket = runDir + "/switch-" + name + ".ctl";
   for (int i = 0; i < 100 && ::access(controlSocket.c_str(), F_OK) != 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -125,13 +70,20 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
   auto added = runShell(switchCommand("flow add " + name +
                                       " priority=100,icmp,nw_src=10.10.0.1,nw_dst=10.10.0.22,actions=drop"));
   ASSERT_EQ(added.exitCode, 0) << added.output;
+  // And one to a third address of B's, added by a controller (Open vSwitch's ovs-ofctl over OpenFlow 1.3).
+  auto ofctl = [&](const std::string& command, const std::string& arguments = "") {
+    return runShell("ovs-ofctl -O OpenFlow13 " + command + " " + openFlow + " " + arguments + " 2>&1");
+  };
+  auto addedByOpenFlow = ofctl("add-flow", "\"priority=100,icmp,nw_src=10.10.0.1,nw_dst=10.10.0.23,actions=drop\"");
+  ASSERT_EQ(addedByOpenFlow.exitCode, 0) << addedByOpenFlow.output;
 
   std::string a = guestScript({"10.10.0.1"}, waitFor("10.10.0.2") + mark("to-b") + "ping -c 3 -w 10 10.10.0.2\n" +
                                                  mark("to-b-dropped") + "ping -c 3 -w 6 10.10.0.22\n" +
+                                                 mark("to-b-openflow-dropped") + "ping -c 3 -w 6 10.10.0.23\n" +
                                                  mark("to-c") + "ping -c 2 -w 4 10.10.0.3\n" +
                                                  "echo strata-tcp-payload | nc -w 5 10.10.0.22 5000\n" + mark("end") +
                                                  "sleep 15\npoweroff\n");
-  std::string b = guestScript({"10.10.0.2", "10.10.0.22"},
+  std::string b = guestScript({"10.10.0.2", "10.10.0.22", "10.10.0.23"},
                               waitFor("10.10.0.1") + mark("to-a") + "ping -c 3 -w 10 10.10.0.1\n" + mark("tcp") +
                                   "nc -l -p 5000 </dev/null\n" + mark("end") +
                                   "sleep 1000\n");
@@ -149,6 +101,7 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
   EXPECT_EQ(vmA->exitCode(), 0) << outA;
   EXPECT_TRUE(contains(section(outA, "to-b"), "3 packets transmitted, 3 packets received"));
   EXPECT_TRUE(contains(section(outA, "to-b-dropped"), "3 packets transmitted, 0 packets received"));
+  EXPECT_TRUE(contains(section(outA, "to-b-openflow-dropped"), "3 packets transmitted, 0 packets received"));
   // VLAN 20 is another network: ARP for C goes unanswered (busybox may end with "unreachable").
   std::string toC = section(outA, "to-c");
   EXPECT_FALSE(toC.empty()) << outA;
@@ -163,6 +116,10 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
   auto flows = runShell(switchCommand("flow list " + name + " --json"));
   EXPECT_EQ(flows.exitCode, 0) << flows.output;
   EXPECT_TRUE(contains(flows.output, "\"packets\":3")) << "the drop rule did not see A's three pings";
+  auto dumped = ofctl("dump-flows");
+  EXPECT_TRUE(std::regex_search(dumped.output, std::regex("n_packets=3, .*priority=100,icmp,nw_src=10\\.10\\.0\\.1,"
+                                                               "nw_dst=10\\.10\\.0\\.23 actions=drop")))
+      << "the OpenFlow rule did not see A's three pings:\n" << dumped.output;
   auto ports = runShell(switchCommand("port list " + name + " --json"));
   // VM C (VLAN 20) must not have been sent a single frame of VLAN 10's traffic.
   size_t cAt = ports.output.find("\"mac\":\"52:54:00:00:20:03\"");

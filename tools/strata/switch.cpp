@@ -1,6 +1,7 @@
 // `strata switch`: run a virtual switch (`strata switch NAME [--tap ...]`) and
 // manage a running one over its control socket: `strata switch flow
-// add|del|list NAME ...`, `strata switch port list|mirror NAME ...`.
+// add|del|list NAME ...`, `strata switch port list|mirror NAME ...`; with
+// `--openflow ptcp:...` it also serves OpenFlow 1.3 controllers.
 #include <unistd.h>
 
 #include <cstdio>
@@ -20,6 +21,7 @@ namespace {
 struct SwitchArgs {
   std::string name;
   std::vector<std::string> taps, vxlans;
+  std::string openflow;
   size_t macLimit = 8192;
   unsigned agingSeconds = 300;
 };
@@ -41,6 +43,11 @@ int runSwitch(const SwitchArgs& args) {
     if (auto added = (*service)->addTap(tap); !added) return fail(added.error().message);
   for (const auto& vxlan : args.vxlans)
     if (auto added = (*service)->addVxlan(vxlan); !added) return fail(added.error().message);
+  if (!args.openflow.empty()) {
+    auto address = (*service)->listenOpenFlow(args.openflow);
+    if (!address) return fail(address.error().message);
+    std::printf("switch %s: OpenFlow 1.3 at tcp:%s\n", args.name.c_str(), address->c_str());
+  }
   auto signals = terminationSignals();
   if (!signals) return fail(signals.error().message);
   if (auto watched = (*loop)->watch(signals->get(), EPOLLIN, [&](uint32_t) { (*loop)->stop(); }); !watched)
@@ -75,6 +82,9 @@ void addSwitchCommands(CLI::App& app, CommandStatus& status) {
                  "VXLAN port NAME,remote=IP[:PORT],vni=N[,local=IP[:PORT]][,vlan=N|,trunk=...] (UDP 4789 by "
                  "default); repeatable")
       ->allow_extra_args(false);
+  sw->add_option("--openflow", args->openflow,
+                 "serve OpenFlow 1.3 controllers: ptcp:PORT[:IP] or ptcp:IP:PORT (IP defaults to 127.0.0.1, "
+                 "PORT 0 picks one), e.g. for `ovs-ofctl -O OpenFlow13 dump-flows tcp:127.0.0.1:6653`");
   sw->add_option("--mac-limit", args->macLimit, "MAC table size limit")->capture_default_str();
   sw->add_option("--aging", args->agingSeconds, "MAC aging time in seconds")->capture_default_str();
   sw->require_subcommand(0, 1);

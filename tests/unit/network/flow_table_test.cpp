@@ -1,6 +1,10 @@
 // Flow rules: matching on every field, priorities, actions through the switch,
 // per-rule counters, and the text syntax of `strata switch flow add`.
+#include <fmt/core.h>
 #include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
 
 #include "network/flow_spec.h"
 #include "network/switch.h"
@@ -146,6 +150,88 @@ TEST(FlowTable, CachedAnswersFollowEveryChangeOfTheRules) {
     auto key = keyOf(ipv4Frame({10, 0, 0, static_cast<uint8_t>(i % 251)}, kIpB, i % 3 ? 17 : 6,
                                static_cast<uint16_t>(i), static_cast<uint16_t>(i % 7 ? 53 : 80)));
     ASSERT_EQ(table.lookup(key), table.lookupUncached(key)) << i;
+  }
+}
+
+TEST(FlowTable, MacMasksMatchOnlyTheMaskedBits) {
+  FlowTable table;
+  addRule(table, "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=drop");  // any group address
+  EXPECT_NE(table.lookup(keyOf(buildFrame({.dst = kBroadcast}))), nullptr);
+  EXPECT_NE(table.lookup(keyOf(buildFrame({.dst = {0x33, 0x33, 0, 0, 0, 1}}))), nullptr);
+  EXPECT_EQ(table.lookup(keyOf(buildFrame({.dst = mac(2)}))), nullptr);
+  EXPECT_EQ(formatFlowMatch(table.rules()[0].match), "dl_dst=01:00:00:00:00:00/01:00:00:00:00:00");
+}
+
+TEST(FlowTable, HardAndIdleTimeoutsExpireRules) {
+  FlowTable table;
+  auto rule = *parseFlowRule("tcp,actions=drop", numbersOnly());
+  rule.createdMs = 1000;
+  rule.hardTimeoutS = 10;
+  ASSERT_TRUE(table.add(rule).ok());
+  rule.hardTimeoutS = 0;
+  rule.idleTimeoutS = 2;
+  rule.priority = 1;
+  uint64_t idle = *table.add(rule);
+  EXPECT_EQ(table.expire(2999), 0u);
+  table.find(idle)->lastUsedMs = 2500;  // a hit keeps an idle rule alive
+  EXPECT_EQ(table.expire(4000), 0u);
+  EXPECT_EQ(table.expire(4500), 1u);
+  EXPECT_EQ(table.find(idle), nullptr);
+  EXPECT_EQ(table.expire(10999), 0u);
+  EXPECT_EQ(table.expire(11000), 1u);
+  EXPECT_TRUE(table.empty());
+}
+
+TEST(FlowTable, WithinTellsWhetherAMatchIsCoveredByAWiderOne) {
+  auto compile = [](const char* text) { return *FlowTable::compile(parseFlowRule(text, numbersOnly())->match); };
+  auto narrow = compile("tcp,nw_dst=10.0.0.2,tp_dst=22,actions=drop");
+  EXPECT_TRUE(narrow.within(compile("ip,actions=drop")));
+  EXPECT_TRUE(narrow.within(compile("nw_dst=10.0.0.0/24,actions=drop")));
+  EXPECT_TRUE(narrow.within(compile("actions=drop")));
+  EXPECT_FALSE(narrow.within(compile("udp,actions=drop")));
+  EXPECT_FALSE(compile("ip,actions=drop").within(narrow));
+}
+
+// The tuple space search must answer exactly what a scan of the rules in order would.
+TEST(FlowTable, IndexedLookupAgreesWithAScanInPriorityOrder) {
+  std::mt19937 random(99);
+  auto pick = [&](int n) { return static_cast<int>(random() % static_cast<unsigned>(n)); };
+  FlowTable table;
+  std::vector<uint64_t> ids;
+  auto addRandom = [&] {
+    std::string text = fmt::format("priority={}", pick(4));  // few priorities: many ties
+    if (pick(2)) text += fmt::format(",in_port={}", 1 + pick(2));
+    if (pick(3) == 0) text += fmt::format(",dl_src=52:54:00:00:00:0{}", 1 + pick(2));
+    int kind = pick(3);
+    if (kind == 1) text += fmt::format(",udp,tp_dst={}", 5000 + pick(3));
+    if (kind == 2) text += fmt::format(",ip,nw_dst=10.0.{}.0/{}", pick(2), 16 + 8 * pick(3));
+    ids.push_back(addRule(table, text + ",actions=drop"));
+  };
+  auto scanned = [&](const FlowKey& key) -> const FlowRule* {
+    std::array<uint64_t, 8> words;
+    std::memcpy(words.data(), &key, sizeof key);
+    for (size_t i = 0; i < table.rules().size(); ++i) {
+      FlowTable::MaskedKey exact{table.compiled(i).mask, {}};
+      for (size_t w = 0; w < 8; ++w) exact.value[w] = words[w] & exact.mask[w];
+      if (exact == table.compiled(i)) return &table.rules()[i];
+    }
+    return nullptr;
+  };
+  for (int round = 0; round < 200; ++round) {
+    addRandom();
+    if (round % 5 == 4) table.remove(ids[static_cast<size_t>(pick(static_cast<int>(ids.size())))]);
+    if (round % 50 == 49)
+      table.removeIf([](const FlowRule& rule, const FlowTable::MaskedKey&) { return rule.priority == 1; });
+    if (round == 120) table.clear();
+    for (int probe = 0; probe < 20; ++probe) {
+      auto frame = buildFrame({.dst = mac(2), .src = mac(static_cast<uint8_t>(1 + pick(2))),
+                               .etherType = kEtherTypeIpv4,
+                               .payload = ipv4Payload({10, 0, 0, 1}, {10, static_cast<uint8_t>(pick(2)), 0, 5}, 17, 9,
+                                                      static_cast<uint16_t>(5000 + pick(3)))});
+      auto key = keyOf(frame, static_cast<PortId>(1 + pick(2)));
+      ASSERT_EQ(table.lookupUncached(key), scanned(key)) << "round " << round;
+      ASSERT_EQ(table.lookup(key), scanned(key)) << "round " << round;
+    }
   }
 }
 
