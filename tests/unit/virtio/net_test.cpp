@@ -13,12 +13,18 @@ namespace {
 
 class TestPort : public PacketPort {
  public:
-  void send(std::span<const uint8_t> frame) override { sent.emplace_back(frame.begin(), frame.end()); }
+  void send(std::span<const uint8_t> frame, const FrameOffload& offload) override {
+    sent.emplace_back(frame.begin(), frame.end());
+    offloads.push_back(offload);
+  }
+  OffloadCaps acceptedOffloads() const override { return accepts; }
   void setReceiveHandler(ReceiveHandler h) override { handler = std::move(h); }
   void setReceiveEnabled(bool enabled) override { receiveEnabled = enabled; }
-  void deliver(const std::vector<uint8_t>& frame) { handler(frame); }
+  void deliver(const std::vector<uint8_t>& frame, const FrameOffload& offload = {}) { handler(frame, offload); }
 
   std::vector<std::vector<uint8_t>> sent;
+  std::vector<FrameOffload> offloads;
+  OffloadCaps accepts;
   ReceiveHandler handler;
   bool receiveEnabled = true;
 };
