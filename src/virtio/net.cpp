@@ -120,8 +120,11 @@ void VirtioNet::deliverBacklog() {
 
 // struct virtio_net_hdr with num_buffers, at the start of the frame's first buffer.
 void VirtioNet::writeHeader(const DescriptorChain& chain, const FrameOffload& offload, uint16_t buffers) {
+  // Without GUEST_CSUM the flags must be zero (virtio 1.2, 5.1.6.4.1): no DATA_VALID either.
+  FrameOffload shown = offload;
+  shown.checksumValid = shown.checksumValid && guestAccepts_.checksum;
   uint8_t header[net::kHeaderBytes];
-  network::encodeVirtioNetHeader(offload, std::span<uint8_t, network::kVirtioNetHeaderBytes>(header, 10));
+  network::encodeVirtioNetHeader(shown, std::span<uint8_t, network::kVirtioNetHeaderBytes>(header, 10));
   std::memcpy(header + network::kVirtioNetHeaderBytes, &buffers, 2);
   copyToIovecs(chain.writable, 0, header, sizeof header);
 }
