@@ -319,9 +319,9 @@ TEST(Switch, RunRefusesAMissingSwitchOrBadNetOptions) {
 // The switch's port list entry for mac (rx/tx counters), or null.
 nlohmann::json portWithMac(const std::string& switchName, const std::string& mac) {
   auto listed = runShell(switchCommand("port list " + switchName + " --json"));
-  auto ports = nlohmann::json::parse(listed.output, nullptr, false);
-  if (ports.is_array())
-    for (const auto& port : ports)
+  auto list = nlohmann::json::parse(listed.output, nullptr, false);
+  if (list.is_object() && list["ports"].is_array())
+    for (const auto& port : list["ports"])
       if (port.value("mac", "") == mac) return port;
   ADD_FAILURE() << "no port with MAC " << mac << " in: " << listed.output;
   return nullptr;
