@@ -41,7 +41,8 @@ class SwitchServiceTest : public ::testing::Test {
     auto port = attachToSwitch("t", {*PortVlans::parse(vlans), mac(9)}, *clientLoop_);
     EXPECT_TRUE(port.ok()) << (port.ok() ? "" : port.error().message);
     if (!port.ok()) return nullptr;
-    (*port)->setReceiveHandler([&inbox](std::span<const uint8_t> f, const FrameOffload&) { inbox.emplace_back(f.begin(), f.end()); });
+    (*port)->setReceiveHandler(
+        [&inbox](std::span<const uint8_t> f, const FrameOffload&) { inbox.emplace_back(f.begin(), f.end()); });
     return std::move(*port);
   }
   // Runs the client loop until done() or two seconds pass.
