@@ -104,8 +104,8 @@ TEST(SoftwareSegmentation, CutsTso4IntoMssSegments) {
 TEST(SoftwareSegmentation, CutsTso6IntoMssSegments) {
   auto frame = tcpFrame(true, 3000);
   std::vector<std::vector<uint8_t>> segments;
-  ASSERT_TRUE(segmentTcp(frame, tsoOffload(true, 1428),
-                         [&](std::span<const uint8_t> s, const FrameOffload&) { segments.emplace_back(s.begin(), s.end()); }));
+  auto keep = [&](std::span<const uint8_t> s, const FrameOffload&) { segments.emplace_back(s.begin(), s.end()); };
+  ASSERT_TRUE(segmentTcp(frame, tsoOffload(true, 1428), keep));
   ASSERT_EQ(segments.size(), 3u);
   for (const auto& s : segments) {
     EXPECT_EQ(loadBe16(s.data() + kIp + 4), s.size() - kIp - 40);

@@ -27,7 +27,10 @@ inline std::vector<uint8_t> tcpFrame(bool ipv6, size_t payloadBytes, uint8_t tcp
     ip[0] = 0x60;
     storeBe16(ip + 4, static_cast<uint16_t>(tcpLength));
     ip[6] = 6, ip[7] = 64;
-    for (int i = 0; i < 16; ++i) ip[8 + i] = static_cast<uint8_t>(0x20 + i), ip[24 + i] = static_cast<uint8_t>(0x40 + i);
+    for (int i = 0; i < 16; ++i) {
+      ip[8 + i] = static_cast<uint8_t>(0x20 + i);   // source
+      ip[24 + i] = static_cast<uint8_t>(0x40 + i);  // destination
+    }
     pseudo = checksumAdd(0, {ip + 8, 32});
   } else {
     ip[0] = 0x45;
