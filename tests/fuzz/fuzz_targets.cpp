@@ -20,6 +20,7 @@ constexpr NamedTarget kTargets[] = {
     {"device-tree", deviceTreeOneInput},
     {"volume-meta", volumeMetadataOneInput},
     {"image-check", imageCheckOneInput},
+    {"net-offload", netOffloadOneInput},
 };
 
 }  // namespace
