@@ -29,7 +29,7 @@ namespace {
 
 class NullPort : public PacketPort {
  public:
-  void send(std::span<const uint8_t> frame) override { bytes += frame.size(); }
+  void send(std::span<const uint8_t> frame, const FrameOffload&) override { bytes += frame.size(); }
   void setReceiveHandler(ReceiveHandler) override {}
   void setReceiveEnabled(bool) override {}
   uint64_t bytes = 0;

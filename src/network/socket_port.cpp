@@ -33,7 +33,7 @@ bool validSwitchName(std::string_view name) {
 SocketPort::SocketPort(UniqueFd fd, EventLoop& loop, std::string peerName)
     : fd_(std::move(fd)),
       peerName_(std::move(peerName)),
-      buffer_(kSocketPortMaxFrameBytes),
+      buffer_(kSocketPortMaxMessageBytes),
       watch_(loop, fd_.get(), [this](uint32_t events) {
         if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) onReadable();
       }) {
@@ -43,13 +43,21 @@ SocketPort::SocketPort(UniqueFd fd, EventLoop& loop, std::string peerName)
 
 SocketPort::~SocketPort() = default;
 
-void SocketPort::send(std::span<const uint8_t> frame) {
+void SocketPort::send(std::span<const uint8_t> frame, const FrameOffload& offload) {
   if (closed_) {
     ++sendsDropped_;
     return;
   }
+  if (frame.size() > kSocketPortMaxFrameBytes) {
+    ++oversizeDropped_;
+    return;
+  }
+  // One message per frame; send(2) (not sendmsg) is what the VM's sandbox allows.
+  sendBuffer_.resize(kVirtioNetHeaderBytes + frame.size());
+  encodeVirtioNetHeader(offload, std::span<uint8_t, kVirtioNetHeaderBytes>(sendBuffer_.data(), kVirtioNetHeaderBytes));
+  std::memcpy(sendBuffer_.data() + kVirtioNetHeaderBytes, frame.data(), frame.size());
   ssize_t sent;
-  do sent = ::send(fd_.get(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  do sent = ::send(fd_.get(), sendBuffer_.data(), sendBuffer_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   while (sent < 0 && errno == EINTR);
   if (sent >= 0) ++framesSent_;
   else ++sendsDropped_;  // EAGAIN: the peer is not keeping up; EPIPE: it is gone (the reader notices)
@@ -95,7 +103,18 @@ void SocketPort::onReadable() {
       ++oversizeDropped_;
       continue;
     }
-    handler_(std::span<const uint8_t>(buffer_.data(), static_cast<size_t>(got)));
+    std::span<const uint8_t> message(buffer_.data(), static_cast<size_t>(got));
+    if (message.size() < kVirtioNetHeaderBytes) {
+      ++malformedDropped_;
+      continue;
+    }
+    auto frame = message.subspan(kVirtioNetHeaderBytes);
+    auto offload = decodeVirtioNetHeader(message.first<kVirtioNetHeaderBytes>(), frame.size());
+    if (!offload) {
+      ++malformedDropped_;
+      continue;
+    }
+    handler_(frame, *offload);
   }
 }
 

@@ -2,6 +2,8 @@
 // Ethernet frame per message — how a VM process (`strata run --net switch=`)
 // and `strata switch` exchange frames; both ends use this class. Also the small
 // attach handshake a VM sends first (its VLANs and MAC) and the switch answers.
+// Each message is a 10-byte virtio_net_hdr (the frame's FrameOffload) then the
+// frame: both ends are strata, which finishes any offload its consumer lacks.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,7 @@ namespace strata::network {
 
 // Largest frame a socket port carries: a 64 KiB frame plus an 802.1Q tag.
 inline constexpr size_t kSocketPortMaxFrameBytes = 65535 + kVlanTagBytes;
+inline constexpr size_t kSocketPortMaxMessageBytes = kVirtioNetHeaderBytes + kSocketPortMaxFrameBytes;
 
 class SocketPort final : public PacketPort {
  public:
@@ -32,9 +35,10 @@ class SocketPort final : public PacketPort {
   SocketPort(const SocketPort&) = delete;
   SocketPort& operator=(const SocketPort&) = delete;
 
-  void send(std::span<const uint8_t> frame) override;
+  void send(std::span<const uint8_t> frame, const FrameOffload& offload) override;
   void setReceiveHandler(ReceiveHandler handler) override;
   void setReceiveEnabled(bool enabled) override;
+  OffloadCaps acceptedOffloads() const override { return OffloadCaps::all(); }
   // Runs once when the peer hangs up or the socket fails (after which nothing is received).
   // The handler may not destroy the port synchronously: post that to the loop.
   void setClosedHandler(std::function<void()> handler) { closedHandler_ = std::move(handler); }
@@ -43,6 +47,7 @@ class SocketPort final : public PacketPort {
   uint64_t framesSent() const { return framesSent_; }
   uint64_t sendsDropped() const { return sendsDropped_; }  // peer's queue full, or gone
   uint64_t oversizeDropped() const { return oversizeDropped_; }
+  uint64_t malformedDropped() const { return malformedDropped_; }  // no header, or one that did not validate
 
  private:
   void onReadable();
@@ -55,8 +60,8 @@ class SocketPort final : public PacketPort {
   std::function<void()> closedHandler_;
   bool receiveEnabled_ = true;
   bool closed_ = false;
-  std::vector<uint8_t> buffer_;
-  uint64_t framesSent_ = 0, sendsDropped_ = 0, oversizeDropped_ = 0;
+  std::vector<uint8_t> buffer_, sendBuffer_;
+  uint64_t framesSent_ = 0, sendsDropped_ = 0, oversizeDropped_ = 0, malformedDropped_ = 0;
   FdWatch watch_;  // last: unregistered before fd_ closes
 };
 

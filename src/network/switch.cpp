@@ -121,10 +121,22 @@ struct Switch::Port {
 // the current VLAN (trunks). An untagged ingress frame leaves as-is, no copy.
 class Switch::Egress {
  public:
-  Egress(std::span<const uint8_t> frame, size_t etherTypeOffset, uint16_t priorityBits)
-      : frame_(frame), ingressTagged_(etherTypeOffset != 12), priorityBits_(priorityBits) {}
+  Egress(std::span<const uint8_t> frame, const FrameOffload& offload, size_t etherTypeOffset, uint16_t priorityBits)
+      : frame_(frame),
+        offload_(offload),
+        untaggedOffload_(offload),
+        ingressTagged_(etherTypeOffset != 12),
+        priorityBits_(priorityBits) {
+    if (ingressTagged_) untaggedOffload_.shiftHeaders(-static_cast<int>(kVlanTagBytes));
+    taggedOffload_ = untaggedOffload_;
+    taggedOffload_.shiftHeaders(static_cast<int>(kVlanTagBytes));
+  }
 
   std::span<const uint8_t> original() const { return frame_; }
+  // The offload of each wire form: checksum start and header length move with the tag.
+  const FrameOffload& originalOffload() const { return offload_; }
+  const FrameOffload& untaggedOffload() const { return untaggedOffload_; }
+  const FrameOffload& taggedOffload() const { return taggedOffload_; }
   std::span<const uint8_t> untagged() {
     if (!ingressTagged_) return frame_;
     if (untagged_.empty()) {
@@ -154,6 +166,7 @@ class Switch::Egress {
 
  private:
   std::span<const uint8_t> frame_;
+  FrameOffload offload_, untaggedOffload_, taggedOffload_;
   bool ingressTagged_;
   uint16_t priorityBits_;  // PCP and DEI of the ingress tag, kept on re-tagging
   uint16_t taggedVlan_ = 0;
@@ -191,7 +204,8 @@ Result<PortId> Switch::addPort(std::string name, PacketPort& port, PortVlans vla
   if (slot == ports_.size()) ports_.emplace_back();
   auto id = static_cast<PortId>(slot + 1);
   ports_[slot] = std::make_unique<Port>(Port{id, std::move(name), &port, vlans, {}, std::nullopt});
-  port.setReceiveHandler([this, id](std::span<const uint8_t> frame) { receive(id, frame); });
+  port.setReceiveHandler(
+      [this, id](std::span<const uint8_t> frame, const FrameOffload& offload) { receive(id, frame, offload); });
   return id;
 }
 
@@ -241,7 +255,7 @@ void Switch::dropOnPort(Port& in, uint64_t& reason) {
   ++in.counters.rxDropped;
 }
 
-void Switch::receive(PortId id, std::span<const uint8_t> frame) {
+void Switch::receive(PortId id, std::span<const uint8_t> frame, const FrameOffload& offload) {
   Port* in = portAt(id);
   if (!in) return;
   nowMs_ = options_.clockMs();
@@ -278,11 +292,14 @@ void Switch::receive(PortId id, std::span<const uint8_t> frame) {
     if (vlan == 0) return dropOnPort(*in, drops_.vlanNotAllowed);
   }
   if (isMulticast(frame.data() + 6)) return dropOnPort(*in, drops_.badSourceMac);
+  // The checksummed part must lie beyond the L2 header, so tag pushes and pops can move it.
+  if (!validateOffload(offload, frame.size()) || (offload.needsChecksum && offload.checksumStart < etherTypeOffset + 2))
+    return dropOnPort(*in, drops_.badOffload);
 
-  if (in->mirrorTo) sendMirrorCopy(*in, frame);
+  if (in->mirrorTo) sendMirrorCopy(*in, frame, offload);
   if (!macs_.learn(vlan, frame.data() + 6, id, nowMs_)) ++drops_.learningFull;
 
-  Egress egress(frame, etherTypeOffset, priorityBits);
+  Egress egress(frame, offload, etherTypeOffset, priorityBits);
   if (!flows_.empty()) {
     FlowKey key;
     extractFlowKey(frame, etherTypeOffset, id, vlan, key);
@@ -369,11 +386,7 @@ void Switch::applyActions(Port* in, Egress& egress, const std::vector<FlowAction
         break;
       case FlowAction::Kind::StripVlan: egress.stripped = true; break;
       case FlowAction::Kind::Mirror:
-        if (Port* out = portAt(action.port)) {
-          out->port->send(egress.original());
-          ++out->counters.txPackets;
-          out->counters.txBytes += egress.original().size();
-        }
+        if (Port* out = portAt(action.port)) sendTo(*out, egress.original(), egress.originalOffload());
         break;
     }
   }
@@ -382,18 +395,25 @@ void Switch::applyActions(Port* in, Egress& egress, const std::vector<FlowAction
 void Switch::transmit(Port& out, Egress& egress, uint16_t vlan) {
   bool untagged = out.vlans.mode == PortVlans::Mode::Access || egress.stripped || vlan == out.vlans.nativeVlan;
   std::span<const uint8_t> wire = untagged ? egress.untagged() : egress.tagged(vlan);
-  out.port->send(wire);
-  ++out.counters.txPackets;
-  out.counters.txBytes += wire.size();
-  if (out.mirrorTo) sendMirrorCopy(out, wire);
+  const FrameOffload& offload = untagged ? egress.untaggedOffload() : egress.taggedOffload();
+  sendTo(out, wire, offload);
+  if (out.mirrorTo) sendMirrorCopy(out, wire, offload);
 }
 
-void Switch::sendMirrorCopy(const Port& watched, std::span<const uint8_t> wire) {
+void Switch::sendMirrorCopy(const Port& watched, std::span<const uint8_t> wire, const FrameOffload& offload) {
   Port* destination = portAt(*watched.mirrorTo);
   if (!destination || destination == &watched) return;
-  destination->port->send(wire);
-  ++destination->counters.txPackets;
-  destination->counters.txBytes += wire.size();
+  sendTo(*destination, wire, offload);
+}
+
+// Counted as one frame however the port takes it (as-is, or segmented in software).
+void Switch::sendTo(Port& out, std::span<const uint8_t> wire, const FrameOffload& offload) {
+  if (!sendFinished(*out.port, wire, offload)) {
+    ++drops_.badOffload;
+    return;
+  }
+  ++out.counters.txPackets;
+  out.counters.txBytes += wire.size();
 }
 
 }  // namespace strata::network

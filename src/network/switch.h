@@ -54,6 +54,7 @@ struct DropCounters {
   uint64_t vlanNotAllowed = 0;  // tagged on an access port, VLAN not in a trunk's list, untagged without native
   uint64_t byRule = 0;          // a flow rule's drop (or empty action list)
   uint64_t learningFull = 0;    // source not learned: the MAC table was full
+  uint64_t badOffload = 0;      // checksum field outside the frame or its L3 part, GSO headers that do not parse
 };
 
 // A frame a rule's Controller action (or PACKET_OUT) hands to the OpenFlow controller.
@@ -106,8 +107,9 @@ class Switch {
   // `destination` (nullopt stops it). Mirror copies are not mirrored again.
   Result<void> setMirror(PortId source, std::optional<PortId> destination);
 
-  // One frame arriving on port `in` (what the port's receive handler calls).
-  void receive(PortId in, std::span<const uint8_t> frame);
+  // One frame arriving on port `in` (what the port's receive handler calls). The offload
+  // travels with the frame to ports that accept it; others get it finished in software.
+  void receive(PortId in, std::span<const uint8_t> frame, const FrameOffload& offload = {});
   // Ages out stale MAC entries; call now and then (e.g. every few seconds).
   void expireMacs();
   // Applies actions to a frame that comes from the controller (OpenFlow PACKET_OUT) as if it had
@@ -135,7 +137,8 @@ class Switch {
   void applyActions(Port* in, Egress& egress, const std::vector<FlowAction>& actions, const FlowRule* rule,
                     uint16_t vlan);
   void transmit(Port& out, Egress& egress, uint16_t vlan);
-  void sendMirrorCopy(const Port& watched, std::span<const uint8_t> wire);
+  void sendMirrorCopy(const Port& watched, std::span<const uint8_t> wire, const FrameOffload& offload);
+  void sendTo(Port& out, std::span<const uint8_t> wire, const FrameOffload& offload);
   void dropOnPort(Port& in, uint64_t& reason);
 
   Options options_;

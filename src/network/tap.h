@@ -1,7 +1,8 @@
 // TapDevice: a Linux TAP interface (/dev/net/tun, IFF_TAP | IFF_NO_PI) as a
 // non-blocking PacketPort driven by an EventLoop: frames read from the kernel
-// go to a handler on the loop thread, send() writes one frame.
-// No vnet header: frames cross the fd exactly as they appear on the wire.
+// go to a handler on the loop thread, send() writes one frame. Opened with a
+// vnet header (IFF_VNET_HDR) and TUNSETOFFLOAD, so checksum and TSO offloads
+// cross to and from the host stack; an adopted fd without one carries plain frames.
 #pragma once
 
 #include <cstdint>
@@ -37,17 +38,20 @@ class TapDevice final : public PacketPort {
   int fd() const { return fd_.get(); }
 
   // Writes one frame; counts a drop if the kernel queue is full or the interface is down.
-  void send(std::span<const uint8_t> frame) override;
+  void send(std::span<const uint8_t> frame, const FrameOffload& offload) override;
   void setReceiveHandler(ReceiveHandler handler) override;
   // While disabled the fd is not read and the kernel queues (then drops) frames.
   void setReceiveEnabled(bool enabled) override;
+  OffloadCaps acceptedOffloads() const override { return vnetHeader_ ? OffloadCaps::all() : OffloadCaps{}; }
+  bool vnetHeader() const { return vnetHeader_; }
 
   uint64_t framesReceived() const { return framesReceived_; }
   uint64_t framesSent() const { return framesSent_; }
   uint64_t sendsDropped() const { return sendsDropped_; }
+  uint64_t malformedDropped() const { return malformedDropped_; }  // a vnet header that did not validate
 
  private:
-  TapDevice(UniqueFd fd, std::string name, EventLoop& loop);
+  TapDevice(UniqueFd fd, std::string name, bool vnetHeader, EventLoop& loop);
   void onReadable();
   void updateWatch() { watch_.want(handler_ && receiveEnabled_ ? uint32_t{EPOLLIN} : 0u); }
 
@@ -55,10 +59,12 @@ class TapDevice final : public PacketPort {
   std::string name_;
   ReceiveHandler handler_;
   bool receiveEnabled_ = true;
+  bool vnetHeader_;
   std::vector<uint8_t> buffer_;
   uint64_t framesReceived_ = 0;
   uint64_t framesSent_ = 0;
   uint64_t sendsDropped_ = 0;
+  uint64_t malformedDropped_ = 0;
   FdWatch watch_;  // last: unregistered before fd_ closes
 };
 

@@ -99,7 +99,7 @@ uint16_t VxlanPort::localPort() const {
   return ntohs(bound.sin_port);
 }
 
-void VxlanPort::send(std::span<const uint8_t> frame) {
+void VxlanPort::send(std::span<const uint8_t> frame, const FrameOffload&) {
   uint8_t header[kVxlanHeaderBytes] = {kVxlanFlagVni, 0, 0, 0, static_cast<uint8_t>(config_.vni >> 16),
                                        static_cast<uint8_t>(config_.vni >> 8), static_cast<uint8_t>(config_.vni), 0};
   iovec parts[2] = {{header, sizeof header}, {const_cast<uint8_t*>(frame.data()), frame.size()}};
@@ -144,7 +144,7 @@ void VxlanPort::onReadable() {
       ++malformedDropped_;
       continue;
     }
-    handler_(std::span<const uint8_t>(h + kVxlanHeaderBytes, bytes - kVxlanHeaderBytes));
+    handler_(std::span<const uint8_t>(h + kVxlanHeaderBytes, bytes - kVxlanHeaderBytes), FrameOffload{});
   }
 }
 

@@ -41,7 +41,8 @@ class VxlanPort final : public PacketPort {
   VxlanPort(const VxlanPort&) = delete;
   VxlanPort& operator=(const VxlanPort&) = delete;
 
-  void send(std::span<const uint8_t> frame) override;
+  // Takes plain frames only (acceptedOffloads is empty): the remote may be a kernel vxlan device.
+  void send(std::span<const uint8_t> frame, const FrameOffload& offload) override;
   void setReceiveHandler(ReceiveHandler handler) override;
   void setReceiveEnabled(bool enabled) override;
 

@@ -1,8 +1,11 @@
 // VirtioNet: the virtio network device (type 1) with one RX/TX queue pair over
-// a PacketPort. No offloads: the virtio_net_hdr is stripped on transmit and
-// written as "plain frame" on receive. Received frames wait in a bounded
-// backlog while the guest has posted no RX buffers; when the backlog fills the
-// port is paused, so the backend's own queue absorbs (or drops) the excess.
+// a PacketPort, with checksum offload both ways, TSO4/6 both ways and merged
+// RX buffers. The virtio_net_hdr of a transmitted frame becomes its
+// FrameOffload (validated: a bad one drops the frame); received frames get the
+// offloads the driver negotiated passed through, the rest finished in software.
+// Received frames wait in a bounded backlog while the guest has posted no RX
+// buffers; when the backlog fills the port is paused, so the backend's own
+// queue absorbs (or drops) the excess.
 #pragma once
 
 #include <array>
@@ -20,9 +23,18 @@
 
 namespace strata::virtio {
 
+using network::FrameOffload;
+using network::OffloadCaps;
 using network::PacketPort;
 
 namespace net {
+inline constexpr unsigned kFeatureChecksum = 0;       // VIRTIO_NET_F_CSUM: the driver sends partial checksums
+inline constexpr unsigned kFeatureGuestChecksum = 1;  // the driver takes partial checksums
+inline constexpr unsigned kFeatureGuestTso4 = 7;
+inline constexpr unsigned kFeatureGuestTso6 = 8;
+inline constexpr unsigned kFeatureHostTso4 = 11;
+inline constexpr unsigned kFeatureHostTso6 = 12;
+inline constexpr unsigned kFeatureMergeRxBuffers = 15;
 inline constexpr unsigned kFeatureMac = 5;
 inline constexpr unsigned kFeatureStatus = 16;
 inline constexpr uint16_t kStatusLinkUp = 1;
@@ -44,7 +56,7 @@ class VirtioNet final : public VirtioDevice {
  public:
   struct Counters {
     uint64_t txFrames = 0;
-    uint64_t txDropped = 0;  // malformed or oversized frames from the guest
+    uint64_t txDropped = 0;  // malformed or oversized frames, or offload headers that did not validate
     uint64_t rxFrames = 0;
     uint64_t rxDropped = 0;  // frames that did not fit a guest buffer, or arrived while inactive
   };
@@ -63,14 +75,27 @@ class VirtioNet final : public VirtioDevice {
   const Counters& counters() const { return counters_; }
 
  private:
-  void onFrameFromPort(std::span<const uint8_t> frame);
+  struct Received {
+    std::vector<uint8_t> frame;
+    FrameOffload offload;
+  };
+  enum class Delivery { Done, NoBuffers, Dropped };
+
+  void onFrameFromPort(std::span<const uint8_t> frame, const FrameOffload& offload);
   void deliverBacklog();
+  Delivery deliverInOneBuffer(const Received& received);
+  Delivery deliverInMergedBuffers(const Received& received);
+  void writeHeader(const DescriptorChain& chain, const FrameOffload& offload, uint16_t buffers);
   void transmit();
+  Result<FrameOffload> transmitOffload(std::span<const uint8_t, network::kVirtioNetHeaderBytes> header,
+                                       size_t frameBytes) const;
 
   PacketPort& port_;
   bool active_ = false;
   bool portPaused_ = false;
-  std::deque<std::vector<uint8_t>> backlog_;
+  uint64_t features_ = 0;
+  OffloadCaps guestAccepts_;  // what the driver negotiated to receive
+  std::deque<Received> backlog_;
   Counters counters_;
 };
 

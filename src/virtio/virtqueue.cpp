@@ -197,10 +197,12 @@ Result<void> VirtQueue::walkChain(uint16_t head, DescriptorChain& chain) const {
   }
 }
 
-void VirtQueue::undoPop() {
+void VirtQueue::undoPop() { undoPop(lastPoppedHead_); }
+
+void VirtQueue::undoPop(uint16_t head) {
   if (!enabled()) return;
   --lastAvail_;
-  releaseHead(lastPoppedHead_);
+  releaseHead(head);
 }
 
 void VirtQueue::releaseHead(uint16_t head) {

@@ -54,6 +54,8 @@ class VirtQueue {
   // Puts the most recently popped chain back (it was not consumed), e.g. an RX
   // buffer too small for the frame at hand.
   void undoPop();
+  // Puts back the chain with this head; several go back newest first (merged RX buffers).
+  void undoPop(uint16_t head);
   // Returns a chain to the driver with the number of bytes the device wrote.
   void pushUsed(uint16_t head, uint32_t bytesWritten);
   // True if the driver wants an interrupt for the used entries published since

@@ -194,9 +194,10 @@ Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role, const VmC
                       "seccomp");
       !ok)
     return ok;
-  // ioctl: attaching a TAP interface (by name or a handed-over fd), the
+  // ioctl: attaching a TAP interface (by name or a handed-over fd) and its offloads, the
   // console's terminal modes, and a host block device's size (a disk reopened).
   for (unsigned long request : {static_cast<unsigned long>(TUNSETIFF), static_cast<unsigned long>(TUNGETIFF),
+                                static_cast<unsigned long>(TUNSETOFFLOAD),
                                 static_cast<unsigned long>(TCGETS), static_cast<unsigned long>(TCSETS),
                                 static_cast<unsigned long>(BLKGETSIZE64)}) {
     if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, request)),

@@ -6,7 +6,7 @@
 
 namespace strata::fuzz {
 
-void LoopbackPort::send(std::span<const uint8_t> frame) {
+void LoopbackPort::send(std::span<const uint8_t> frame, const network::FrameOffload&) {
   if (loopback) deliver(std::vector<uint8_t>(frame.begin(), frame.end()));
 }
 
@@ -20,7 +20,7 @@ void LoopbackPort::drainHeld() {
   while (receiveEnabled_ && handler_ && !held_.empty()) {
     std::vector<uint8_t> frame = std::move(held_.front());
     held_.erase(held_.begin());
-    handler_(frame);
+    handler_(frame, {});
   }
 }
 

@@ -35,7 +35,7 @@ namespace strata::fuzz {
 class LoopbackPort final : public virtio::PacketPort {
  public:
   explicit LoopbackPort(EventLoop& loop) : loop_(loop) {}
-  void send(std::span<const uint8_t> frame) override;
+  void send(std::span<const uint8_t> frame, const network::FrameOffload& offload) override;
   void setReceiveHandler(ReceiveHandler handler) override { handler_ = std::move(handler); }
   void setReceiveEnabled(bool enabled) override { receiveEnabled_ = enabled; }
   // A frame from the outside; held back (like a TAP queue) while receiving is disabled.

@@ -22,6 +22,7 @@ constexpr NamedTarget kTargets[] = {
     {"image-check", imageCheckOneInput},
     {"vm-spec", vmSpecOneInput},
     {"openflow", openFlowOneInput},
+    {"net-offload", netOffloadOneInput},
 };
 
 }  // namespace

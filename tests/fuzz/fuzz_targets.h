@@ -60,6 +60,10 @@ int imageCheckOneInput(const uint8_t* data, size_t size);
 int vmSpecOneInput(const uint8_t* data, size_t size);
 // The bytes as a controller's stream to the switch's OpenFlow 1.3 session (then frames meet its rules).
 int openFlowOneInput(const uint8_t* data, size_t size);
+// A virtio_net_hdr and a frame as a guest or a switch peer sends them: decoded,
+// moved as by a tag push, then finished (checksum, TCP segmentation) for the
+// offloads the first byte says the receiving port takes.
+int netOffloadOneInput(const uint8_t* data, size_t size);
 
 // The targets by the name fuzz_regression and the libFuzzer binaries use; nullptr if unknown.
 using OneInput = int (*)(const uint8_t* data, size_t size);

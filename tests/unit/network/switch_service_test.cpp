@@ -41,7 +41,8 @@ class SwitchServiceTest : public ::testing::Test {
     auto port = attachToSwitch("t", {*PortVlans::parse(vlans), mac(9)}, *clientLoop_);
     EXPECT_TRUE(port.ok()) << (port.ok() ? "" : port.error().message);
     if (!port.ok()) return nullptr;
-    (*port)->setReceiveHandler([&inbox](std::span<const uint8_t> f) { inbox.emplace_back(f.begin(), f.end()); });
+    (*port)->setReceiveHandler(
+        [&inbox](std::span<const uint8_t> f, const FrameOffload&) { inbox.emplace_back(f.begin(), f.end()); });
     return std::move(*port);
   }
   // Runs the client loop until done() or two seconds pass.
@@ -71,10 +72,10 @@ TEST_F(SwitchServiceTest, VmPortsExchangeFramesWithinTheirVlan) {
   auto c = attach("vlan=20", inboxC);
   ASSERT_TRUE(a && b && c);
   auto frame = buildFrame({.src = mac(1)});
-  a->send(frame);
+  a->send(frame, {});
   ASSERT_TRUE(pump([&] { return !inboxB.empty(); }));
   EXPECT_EQ(inboxB[0], frame);
-  b->send(buildFrame({.dst = mac(1), .src = mac(2)}));
+  b->send(buildFrame({.dst = mac(1), .src = mac(2)}), {});
   ASSERT_TRUE(pump([&] { return !inboxA.empty(); }));
   clientLoop_->runOnce(50);
   EXPECT_TRUE(inboxC.empty()) << "VLAN 20 port received VLAN 10 traffic";
@@ -92,8 +93,8 @@ TEST_F(SwitchServiceTest, FlowRulesAreManagedOverTheControlSocket) {
   ASSERT_TRUE(a && b);
   EXPECT_EQ(request("flow-add priority=10,dl_type=0x88b5,actions=drop"), "1\n");
   EXPECT_NE(request("flow-add priority=10,bogus,actions=drop").find("error: "), std::string::npos);
-  a->send(buildFrame({.src = mac(1)}));
-  a->send(buildFrame({.src = mac(1), .etherType = kEtherTypeArp}));
+  a->send(buildFrame({.src = mac(1)}), {});
+  a->send(buildFrame({.src = mac(1), .etherType = kEtherTypeArp}), {});
   ASSERT_TRUE(pump([&] { return !inboxB.empty(); }));
   clientLoop_->runOnce(50);
   ASSERT_EQ(inboxB.size(), 1u) << "the dropped frame arrived";
@@ -117,12 +118,12 @@ TEST_F(SwitchServiceTest, MirrorRequestCopiesAPortsTrafficToAnother) {
   EXPECT_NE(request("mirror nosuch 3").find("error: "), std::string::npos);
   ASSERT_EQ(request("mirror 1 3"), "");
   auto frame = buildFrame({.src = mac(1)});
-  a->send(frame);
+  a->send(frame, {});
   ASSERT_TRUE(pump([&] { return !inboxMonitor.empty() && !inboxB.empty(); }));
   EXPECT_EQ(inboxMonitor[0], frame);
   EXPECT_NE(request("port-list json").find("\"mirror_to\":3"), std::string::npos);
   ASSERT_EQ(request("mirror 1 off"), "");
-  a->send(frame);
+  a->send(frame, {});
   ASSERT_TRUE(pump([&] { return inboxB.size() == 2; }));
   clientLoop_->runOnce(50);
   EXPECT_EQ(inboxMonitor.size(), 1u) << "mirroring went on after 'off'";
@@ -148,7 +149,7 @@ TEST_F(SwitchServiceTest, AVmThatDiesTakesOnlyItsPortDown) {
   std::vector<std::vector<uint8_t>> inboxC;
   auto c = attach("vlan=1", inboxC);
   ASSERT_TRUE(c);
-  b->send(buildFrame({.src = mac(2)}));
+  b->send(buildFrame({.src = mac(2)}), {});
   ASSERT_TRUE(pump([&] { return !inboxC.empty(); })) << "the switch stopped forwarding after a port died";
 }
 
@@ -184,7 +185,7 @@ TEST_F(SwitchServiceTest, AConnectionThatNeverAttachesIsClosedAndBlocksNobody) {
   auto a = attach("vlan=1", inboxA);  // others attach and switch meanwhile
   auto b = attach("vlan=1", inboxB);
   ASSERT_TRUE(a && b);
-  a->send(buildFrame({.src = mac(1)}));
+  a->send(buildFrame({.src = mac(1)}), {});
   ASSERT_TRUE(pump([&] { return !inboxB.empty(); }));
   timeval timeout{15, 0};
   ::setsockopt(stalled, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);

@@ -13,13 +13,17 @@ namespace strata::network::testing {
 
 class RecordingPort : public PacketPort {
  public:
-  void send(std::span<const uint8_t> frame) override { sent.emplace_back(frame.begin(), frame.end()); }
+  void send(std::span<const uint8_t> frame, const FrameOffload& offload) override {
+    sent.emplace_back(frame.begin(), frame.end());
+    offloads.push_back(offload);
+  }
+  OffloadCaps acceptedOffloads() const override { return accepts; }
   void setReceiveHandler(ReceiveHandler handler) override { handler_ = std::move(handler); }
   void setReceiveEnabled(bool) override {}
   // A frame arriving on this port's wire; false when no switch is attached.
-  bool inject(const std::vector<uint8_t>& frame) {
+  bool inject(const std::vector<uint8_t>& frame, const FrameOffload& offload = {}) {
     if (!handler_) return false;
-    handler_(frame);
+    handler_(frame, offload);
     return true;
   }
   std::vector<uint8_t> takeOne() {
@@ -30,6 +34,8 @@ class RecordingPort : public PacketPort {
   }
 
   std::vector<std::vector<uint8_t>> sent;
+  std::vector<FrameOffload> offloads;  // of every frame sent, in order (clear() and takeOne() leave it)
+  OffloadCaps accepts;                 // what the test lets this port take
 
  private:
   ReceiveHandler handler_;

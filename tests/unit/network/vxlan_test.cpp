@@ -81,7 +81,7 @@ TEST(Vxlan, DropsWhatIsNotVxlanForThisNetwork) {
   auto tunnel = openPair(**loop, 77);
   ASSERT_TRUE(tunnel.one && tunnel.two);
   std::vector<std::vector<uint8_t>> received;
-  tunnel.two->setReceiveHandler([&](std::span<const uint8_t> f) { received.emplace_back(f.begin(), f.end()); });
+  tunnel.two->setReceiveHandler([&](std::span<const uint8_t> f, const FrameOffload&) { received.emplace_back(f.begin(), f.end()); });
   auto sendFrom = [&](const char* source, std::vector<uint8_t> datagram) {
     int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_in from{}, to{};
