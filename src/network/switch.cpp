@@ -334,7 +334,7 @@ Result<void> Switch::inject(std::optional<PortId> inId, std::span<const uint8_t>
   if (!validVlan(vlan) && in)
     vlan = in->vlans.mode == PortVlans::Mode::Access ? in->vlans.accessVlan : in->vlans.nativeVlan;
   if (!validVlan(vlan)) vlan = kMinVlan;
-  Egress egress(frame, etherTypeOffset, priorityBits);
+  Egress egress(frame, FrameOffload{}, etherTypeOffset, priorityBits);  // a controller's frame is finished
   applyActions(in, egress, actions, nullptr, vlan);
   return {};
 }

@@ -13,7 +13,7 @@ namespace {
 
 class NullPort : public network::PacketPort {
  public:
-  void send(std::span<const uint8_t>) override {}
+  void send(std::span<const uint8_t>, const network::FrameOffload&) override {}
   void setReceiveHandler(ReceiveHandler handler) override { handler_ = std::move(handler); }
   void setReceiveEnabled(bool) override {}
 
