@@ -61,7 +61,8 @@ std::optional<Bytes> receive(int fd, int timeoutMs, size_t max = 65536) {
   return buffer;
 }
 
-// The VM side of a switch port: "strata-attach/1 vlan=1 mac=..", then one frame per message.
+// The VM side of a switch port: "strata-attach/1 vlan=1 mac=..", then one frame per
+// message behind a 10-byte virtio_net_hdr (all zero: a finished frame, no offloads).
 Fd attachPort(const std::string& socketPath) {
   Fd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
   sockaddr_un address{};
@@ -87,8 +88,19 @@ Bytes udpFrame(uint8_t srcMac, uint8_t dstMac, uint8_t dstIp, size_t bytes = 64)
   return frame;
 }
 
+constexpr size_t kPortHeaderBytes = 10;
+
 bool sendFrame(int fd, const Bytes& frame) {
-  return ::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(frame.size());
+  Bytes message(kPortHeaderBytes, 0);
+  message.insert(message.end(), frame.begin(), frame.end());
+  return ::send(fd, message.data(), message.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(message.size());
+}
+
+// One frame from a switch port, its virtio_net_hdr dropped.
+std::optional<Bytes> receiveFrame(int fd, int timeoutMs) {
+  auto message = receive(fd, timeoutMs);
+  if (!message || message->size() < kPortHeaderBytes) return std::nullopt;
+  return Bytes(message->begin() + kPortHeaderBytes, message->end());
 }
 
 Bytes ofMessage(uint8_t type, Bytes body = {}, uint8_t version = kOfpVersion, uint32_t xid = 1) {
@@ -168,7 +180,7 @@ class OpenFlow : public ::testing::Test {
     ASSERT_GE(a_.get(), 0);
     ASSERT_GE(b_.get(), 0);
     ASSERT_TRUE(sendFrame(b_.get(), udpFrame(2, 0xff, 1)));  // the switch learns B's MAC
-    receive(a_.get(), 1000);  // B's frame, flooded to A
+    receiveFrame(a_.get(), 1000);  // B's frame, flooded to A
   }
   void TearDown() override {
     if (!switch_) return;
@@ -183,7 +195,7 @@ class OpenFlow : public ::testing::Test {
   bool passes(uint8_t dstIp, size_t bytes = 64) {
     auto frame = udpFrame(1, 2, dstIp, bytes);
     if (!sendFrame(a_.get(), frame)) return false;
-    auto got = receive(b_.get(), 300);
+    auto got = receiveFrame(b_.get(), 300);
     return got && *got == frame;
   }
   Fd controller() {
