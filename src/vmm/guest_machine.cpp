@@ -47,12 +47,19 @@ Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
     const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
     const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, const std::string& restoreDir) {
   std::unique_ptr<GuestMachine> machine(new GuestMachine(config, control, console, loop));
-  if (auto built = machine->buildBoard(disks, restoreDir.empty() ? std::string() : restoreDir + "/memory"); !built)
-    return built.error();
   if (!restoreDir.empty()) {
-    if (auto restored = machine->restoreFrom(restoreDir); !restored) return restored.error();
+    // The state file is checked whole before anything is built from it.
+    auto state = StateReader::readFile(restoreDir + "/state");
+    if (!state) return Error{fmt::format("{}/state: {}", restoreDir, state.error().message)};
+    // RAM is mapped from the snapshot's memory file before loadState checks the rest.
+    if (auto checked = machine->checkMemorySize(*state); !checked)
+      return Error{fmt::format("{}/state: {}", restoreDir, checked.error().message)};
+    if (auto built = machine->buildBoard(disks, restoreDir + "/memory"); !built) return built.error();
+    if (auto loaded = machine->loadState(*state); !loaded)
+      return Error{fmt::format("{}/state: {}", restoreDir, loaded.error().message)};
     return machine;
   }
+  if (auto built = machine->buildBoard(disks, {}); !built) return built.error();
   auto loaded = config.bareProgram.empty() ? machine->loadBootPayload() : machine->loadBareProgram();
   if (!loaded) return loaded.error();
   return machine;
@@ -178,7 +185,19 @@ Result<void> GuestMachine::addVirtioDevice(const std::string& name, std::unique_
 namespace {
 constexpr uint32_t kVmStateVersion = 1;
 constexpr uint32_t kMachineStateVersion = 1;
+
+Error snapshotMismatch(std::string_view what, const auto& saved, const auto& now) {
+  return Error{fmt::format("snapshot mismatch: {} is {} in the snapshot but {} here", what, saved, now)};
+}
 }  // namespace
+
+Result<void> GuestMachine::checkMemorySize(StateReader& in) const {
+  if (auto entered = in.enterSection("vm", kVmStateVersion); !entered) return entered.error();
+  auto memory = in.get<uint64_t>();
+  if (auto read = in.status(); !read) return read;
+  if (memory != config_.memoryBytes) return snapshotMismatch("memory size", memory, config_.memoryBytes);
+  return {};
+}
 
 void GuestMachine::saveState(StateWriter& out) const {
   out.beginSection("vm", kVmStateVersion);
@@ -214,9 +233,7 @@ void GuestMachine::saveState(StateWriter& out) const {
 
 Result<void> GuestMachine::loadState(StateReader& in) {
   if (auto entered = in.enterSection("vm", kVmStateVersion); !entered) return entered.error();
-  auto mismatch = [](std::string_view what, const auto& saved, const auto& now) {
-    return Error{fmt::format("snapshot mismatch: {} is {} in the snapshot but {} here", what, saved, now)};
-  };
+  auto mismatch = [](std::string_view what, const auto& saved, const auto& now) { return snapshotMismatch(what, saved, now); };
   if (auto memory = in.get<uint64_t>(); in.ok() && memory != config_.memoryBytes)
     return mismatch("memory size", memory, config_.memoryBytes);
   if (auto cpus = in.get<unsigned>(); in.ok() && cpus != config_.cpus) return mismatch("--cpus", cpus, config_.cpus);
@@ -267,13 +284,6 @@ Result<void> GuestMachine::loadState(StateReader& in) {
     if (!loaded) return loaded.error();
   for (auto& transport : virtio_)
     if (auto loaded = transport->load(in); !loaded) return loaded.error();
-  return {};
-}
-
-Result<void> GuestMachine::restoreFrom(const std::string& dir) {
-  auto reader = StateReader::readFile(dir + "/state");
-  if (!reader) return Error{fmt::format("{}/state: {}", dir, reader.error().message)};
-  if (auto loaded = loadState(*reader); !loaded) return Error{fmt::format("{}/state: {}", dir, loaded.error().message)};
   return {};
 }
 

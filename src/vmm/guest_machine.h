@@ -76,6 +76,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   // slot order and the guest clock, after a "vm" section naming the board they fit.
   void saveState(StateWriter& out) const;
   Result<void> loadState(StateReader& in);
+  Result<void> checkMemorySize(StateReader& in) const;  // before RAM is mapped from the snapshot
 
   // cpu::HartHost
   uint64_t timeNow() override;
@@ -105,7 +106,6 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
 
   GuestMachine(const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop);
   Result<void> buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, const std::string& memoryFile);
-  Result<void> restoreFrom(const std::string& dir);
   Result<void> addVirtioDevices(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
   void waitForDiskRequests();
   Result<void> addVirtioDevice(const std::string& name, std::unique_ptr<virtio::VirtioDevice> device);
