@@ -1,9 +1,9 @@
 // `strata vm`: drive a running VM through its control API (`strata run
 // --api-socket PATH`): `strata vm status|pause|resume|shutdown|reset
-// --api-socket PATH [--json]`; given a VM NAME instead, the same commands go
+// --api-socket PATH [--json]`, `strata vm snapshot --api-socket PATH DIR [--no-resume]`; given a VM NAME instead, the same commands go
 // through the daemon (vm_daemon.cpp), which adds its own subcommands to the group.
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 
 #include <fmt/core.h>
 
