@@ -1,6 +1,7 @@
 #include "vmm/guest_machine.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 
@@ -44,9 +45,21 @@ std::vector<uint8_t> randomSeed() {
 
 Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
     const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
-    const std::vector<std::unique_ptr<storage::BlockDevice>>& disks) {
+    const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, const std::string& restoreDir) {
   std::unique_ptr<GuestMachine> machine(new GuestMachine(config, control, console, loop));
-  if (auto built = machine->buildBoard(disks); !built) return built.error();
+  if (!restoreDir.empty()) {
+    // The state file is checked whole before anything is built from it.
+    auto state = StateReader::readFile(restoreDir + "/state");
+    if (!state) return Error{fmt::format("{}/state: {}", restoreDir, state.error().message)};
+    // RAM is mapped from the snapshot's memory file before loadState checks the rest.
+    if (auto checked = machine->checkMemorySize(*state); !checked)
+      return Error{fmt::format("{}/state: {}", restoreDir, checked.error().message)};
+    if (auto built = machine->buildBoard(disks, restoreDir + "/memory"); !built) return built.error();
+    if (auto loaded = machine->loadState(*state); !loaded)
+      return Error{fmt::format("{}/state: {}", restoreDir, loaded.error().message)};
+    return machine;
+  }
+  if (auto built = machine->buildBoard(disks, {}); !built) return built.error();
   auto loaded = config.bareProgram.empty() ? machine->loadBootPayload() : machine->loadBareProgram();
   if (!loaded) return loaded.error();
   return machine;
@@ -60,12 +73,15 @@ GuestMachine::~GuestMachine() {
   if (toHostTimer_.valid()) loop_->unwatch(toHostTimer_.get());  // the loop outlives this boot
 }
 
-Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks) {
+Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
+                                      const std::string& memoryFile) {
   if (config_.cpus < 1 || config_.cpus > machine::virt::kMaxHarts)
     return Error{fmt::format("--cpus {}: must be between 1 and {}", config_.cpus, machine::virt::kMaxHarts)};
-  auto ram = machine::GuestRam::create(machine::virt::kRamBase, config_.memoryBytes,
-                                      config_.memMerge ? machine::RamBacking::MergeableAnonymous
-                                                       : machine::RamBacking::SharedMemfd);
+  auto ram = !memoryFile.empty()
+                 ? machine::GuestRam::mapFile(machine::virt::kRamBase, config_.memoryBytes, memoryFile)
+                 : machine::GuestRam::create(machine::virt::kRamBase, config_.memoryBytes,
+                                             config_.memMerge ? machine::RamBacking::MergeableAnonymous
+                                                              : machine::RamBacking::SharedMemfd);
   if (!ram) return ram.error();
   ram_ = std::move(*ram);
 
@@ -106,6 +122,7 @@ Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage:
 // Slots in order: disks (vda, vdb, ...), network interfaces, console, rng, balloon (with --balloon).
 Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks) {
   for (const auto& disk : disks) {
+    diskBytes_.push_back(disk->sizeBytes());
     auto device = std::make_unique<virtio::VirtioBlk>(*disk);
     blockDevices_.push_back(device.get());
     auto added = addVirtioDevice(fmt::format("virtio-blk{}", blockDevices_.size() - 1), std::move(device));
@@ -163,6 +180,122 @@ Result<void> GuestMachine::addVirtioDevice(const std::string& name, std::unique_
   virtio_.push_back(std::move(transport));
   virtioSlots_.push_back(slot);
   return {};
+}
+
+namespace {
+constexpr uint32_t kVmStateVersion = 1;
+constexpr uint32_t kMachineStateVersion = 1;
+
+Error snapshotMismatch(std::string_view what, const auto& saved, const auto& now) {
+  return Error{fmt::format("snapshot mismatch: {} is {} in the snapshot but {} here", what, saved, now)};
+}
+}  // namespace
+
+Result<void> GuestMachine::checkMemorySize(StateReader& in) const {
+  if (auto entered = in.enterSection("vm", kVmStateVersion); !entered) return entered.error();
+  auto memory = in.get<uint64_t>();
+  if (auto read = in.status(); !read) return read;
+  if (memory != config_.memoryBytes) return snapshotMismatch("memory size", memory, config_.memoryBytes);
+  return {};
+}
+
+void GuestMachine::saveState(StateWriter& out) const {
+  out.beginSection("vm", kVmStateVersion);
+  out.put(config_.memoryBytes);
+  out.put(config_.cpus);
+  out.put(config_.engine.kind);
+  out.putString(config_.commandLine);
+  out.put(static_cast<uint32_t>(virtio_.size()));
+  for (const auto& transport : virtio_) out.putString(transport->name());
+  out.put(static_cast<uint32_t>(config_.disks.size()));
+  for (size_t index = 0; index < config_.disks.size(); ++index) {
+    out.putString(config_.disks[index].path);
+    out.put(diskBytes_[index]);
+    out.put(config_.disks[index].readOnly);
+  }
+  out.endSection();
+  out.beginSection("machine", kMachineStateVersion);
+  out.put(control_.guestNs() - clockStartNs_);
+  for (const HartSlot& slot : slots_) {
+    out.put(slot.state);
+    out.put(slot.startAddress);
+    out.put(slot.opaque);
+    out.put(slot.machineMode);
+  }
+  out.endSection();
+  for (const auto& hart : harts_) hart->save(out);
+  plic_->save(out);
+  uart_->save(out);
+  rtc_->save(out);
+  clint_->save(out);
+  for (const auto& transport : virtio_) transport->save(out);
+}
+
+Result<void> GuestMachine::loadState(StateReader& in) {
+  if (auto entered = in.enterSection("vm", kVmStateVersion); !entered) return entered.error();
+  auto mismatch = [](std::string_view what, const auto& saved, const auto& now) { return snapshotMismatch(what, saved, now); };
+  if (auto memory = in.get<uint64_t>(); in.ok() && memory != config_.memoryBytes)
+    return mismatch("memory size", memory, config_.memoryBytes);
+  if (auto cpus = in.get<unsigned>(); in.ok() && cpus != config_.cpus) return mismatch("--cpus", cpus, config_.cpus);
+  if (auto engine = in.get<cpu::EngineKind>(); in.ok() && engine != config_.engine.kind)
+    return mismatch("the CPU engine", static_cast<int>(engine), static_cast<int>(config_.engine.kind));
+  in.getString(1 << 16);  // the kernel command line: already in guest memory
+  if (auto count = in.get<uint32_t>(); in.ok() && count != virtio_.size())
+    return mismatch("the number of virtio devices", count, virtio_.size());
+  for (const auto& transport : virtio_)
+    if (auto name = in.getString(256); in.ok() && name != transport->name())
+      return mismatch("a virtio slot's device", name, transport->name());
+  if (auto count = in.get<uint32_t>(); in.ok() && count != config_.disks.size())
+    return mismatch("the number of disks", count, config_.disks.size());
+  for (size_t index = 0; index < config_.disks.size() && in.ok(); ++index) {
+    auto path = in.getString(4096);
+    auto capacity = in.get<uint64_t>();
+    auto readOnly = in.get<bool>();
+    if (!in.ok()) break;
+    if (path != config_.disks[index].path) return mismatch(fmt::format("disk {}", index), path, config_.disks[index].path);
+    if (capacity != diskBytes_[index])
+      return mismatch(fmt::format("disk {}'s size", path), capacity, diskBytes_[index]);
+    if (readOnly != config_.disks[index].readOnly) return mismatch(fmt::format("disk {} read-only", path), readOnly, config_.disks[index].readOnly);
+  }
+  if (auto left = in.leaveSection(); !left) return left.error();
+
+  if (auto entered = in.enterSection("machine", kMachineStateVersion); !entered) return entered.error();
+  uint64_t guestTicksNs = in.get<uint64_t>();
+  // Guest time goes on from the saved value (unsigned arithmetic wraps back in timeNow).
+  clockStartNs_ = control_.guestNs() - guestTicksNs;
+  for (HartSlot& slot : slots_) {
+    slot.state = in.get<machine::HartRunState>();
+    slot.startAddress = in.get<uint64_t>();
+    slot.opaque = in.get<uint64_t>();
+    slot.machineMode = in.get<bool>();
+    if (slot.state != machine::HartRunState::Stopped && slot.state != machine::HartRunState::Started &&
+        slot.state != machine::HartRunState::StartPending)
+      in.fail("a hart slot has an unknown run state");
+    // A hart that was running goes on from its saved registers.
+    if (slot.state == machine::HartRunState::Started) {
+      slot.state = machine::HartRunState::StartPending;
+      slot.resumeInPlace = true;
+    }
+  }
+  if (auto left = in.leaveSection(); !left) return left.error();
+  for (auto& hart : harts_)
+    if (auto loaded = hart->load(in); !loaded) return loaded.error();
+  for (auto loaded : {plic_->load(in), uart_->load(in), rtc_->load(in), clint_->load(in)})
+    if (!loaded) return loaded.error();
+  for (auto& transport : virtio_)
+    if (auto loaded = transport->load(in); !loaded) return loaded.error();
+  return {};
+}
+
+Result<void> GuestMachine::saveSnapshot(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return errnoError(dir);
+  StateWriter out;
+  saveState(out);
+  // Memory first: a state file only ever sits beside the memory it describes.
+  const std::string memory = dir + "/memory";
+  if (auto saved = ram_->saveTo(memory + ".tmp"); !saved) return saved;
+  if (::rename((memory + ".tmp").c_str(), memory.c_str()) != 0) return errnoError(memory);
+  return out.writeFile(dir + "/state");
 }
 
 Result<void> GuestMachine::loadBootPayload() {
@@ -319,8 +452,10 @@ void GuestMachine::vcpuThread(unsigned id) {
         return stopping_.load() || (slots_[id].state == machine::HartRunState::StartPending && !pauseRequested_);
       });
       if (stopping_) return;
-      const HartSlot& slot = slots_[id];
-      if (slot.machineMode) {
+      HartSlot& slot = slots_[id];
+      if (slot.resumeInPlace) {
+        slot.resumeInPlace = false;  // its registers came from the snapshot
+      } else if (slot.machineMode) {
         hart.resetToMachineMode(slot.startAddress);
         hart.setXreg(10, id);
         hart.setXreg(11, slot.opaque);

@@ -14,6 +14,7 @@
 
 #include "base/event_loop.h"
 #include "base/result.h"
+#include "base/state_stream.h"
 #include "cpu/hart.h"
 #include "machine/bus.h"
 #include "machine/guest_ram.h"
@@ -53,9 +54,11 @@ namespace strata::vmm {
 class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public ControlledMachine {
  public:
   // disks (one per config.disks entry) complete on loop; they, the loop and control outlive the machine.
+  // restoreDir non-empty: the board resumes the snapshot there (DIR/state, DIR/memory mapped) instead of booting.
   static Result<std::unique_ptr<GuestMachine>> create(const VmConfig& config, VmControl& control, HostConsole& console,
                                                       EventLoop& loop,
-                                                      const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
+                                                      const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
+                                                      const std::string& restoreDir = {});
   ~GuestMachine() override;
 
   // Runs the guest until it powers off, reboots, panics or quit is requested.
@@ -67,6 +70,13 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   void resume() override;
   void requestExit(GuestExit exit) override { finish(exit); }
   VmStats sampleStats() override;
+  Result<void> saveSnapshot(const std::string& dir) override;  // paused
+
+  // Every hart, the hart slots, the board's devices, the virtio transports in
+  // slot order and the guest clock, after a "vm" section naming the board they fit.
+  void saveState(StateWriter& out) const;
+  Result<void> loadState(StateReader& in);
+  Result<void> checkMemorySize(StateReader& in) const;  // before RAM is mapped from the snapshot
 
   // cpu::HartHost
   uint64_t timeNow() override;
@@ -89,12 +99,13 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
     uint64_t opaque = 0;     // a1 at entry
     bool machineMode = false;  // enter in M-mode (firmware, bare programs) instead of S-mode
     bool parked = false;       // its vCPU thread waits out a pause inside a run
+    bool resumeInPlace = false;  // restored mid-run: StartPending enters run() without a reset
     uint64_t sampleRound = 0;  // the last stats round this hart answered
     HartStats sample;
   };
 
   GuestMachine(const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop);
-  Result<void> buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
+  Result<void> buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, const std::string& memoryFile);
   Result<void> addVirtioDevices(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
   void waitForDiskRequests();
   Result<void> addVirtioDevice(const std::string& name, std::unique_ptr<virtio::VirtioDevice> device);
@@ -131,6 +142,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   std::unique_ptr<machine::PvPanic> pvpanic_;
   std::unique_ptr<machine::SifiveTest> sifiveTest_;
   std::vector<virtio::VirtioBlk*> blockDevices_;  // in virtioDevices_
+  std::vector<uint64_t> diskBytes_;  // each disk's size, recorded in a snapshot as part of its identity
   std::vector<std::unique_ptr<network::PacketPort>> netPorts_;
   virtio::VirtioConsole* virtioConsole_ = nullptr;
   virtio::VirtioBalloon* balloon_ = nullptr;  // in virtioDevices_, with --balloon

@@ -51,6 +51,8 @@ constexpr const char* kVcpu[] = {
     "write", "writev", "futex", "sched_yield", "clock_gettime",
     "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
     "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
+    // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot).
+    "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat",
 };
 
 // The main thread, beyond the vCPU list: the event loop over disks (io_uring),
@@ -78,6 +80,8 @@ constexpr const char* kApi[] = {
     "futex", "sched_yield", "clock_gettime", "clock_nanosleep", "nanosleep",
     "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
     "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
+    // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot).
+    "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat",
 };
 // Names for the SIGSYS handler, resolved before any filter is loaded: the
 // handler may not allocate, and libseccomp's lookup does.

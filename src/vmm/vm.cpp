@@ -63,8 +63,10 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   } ending{control};
   std::optional<PageSharingReport> sharing;
   if (config.memMerge) sharing.emplace();
+  std::string restoreDir = config.restoreDir;  // the first boot only; a reboot boots afresh
   for (;;) {
-    auto machine = GuestMachine::create(config, control, **console, **loop, disks);
+    auto machine = GuestMachine::create(config, control, **console, **loop, disks, restoreDir);
+    restoreDir.clear();
     if (!machine) return machine.error();
     control.attach(machine->get());
     GuestOutcome outcome = (*machine)->run();

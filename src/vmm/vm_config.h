@@ -59,6 +59,9 @@ struct VmConfig {
   bool printEngineStats = false;  // per-hart engine counters on stderr when the VM ends
   ConsoleConfig console;
   SandboxConfig sandbox;
+  // --restore DIR: the first boot resumes the snapshot in DIR (written by PUT /vm/snapshot)
+  // instead of loading the kernel; the board options must match the snapshot's.
+  std::string restoreDir;
   std::string apiSocket;  // --api-socket: where the control API is served (api_server.h); empty: none
 };
 

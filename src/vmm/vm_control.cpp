@@ -110,6 +110,20 @@ VmState VmControl::reset() {
   return VmState::Running;
 }
 
+Result<VmState> VmControl::snapshot(const std::string& dir, bool resumeAfter) {
+  bool wasRunning = state() == VmState::Running;
+  if (pause() != VmState::Paused) return Error{"the VM is shutting down"};
+  Result<void> saved = [&]() -> Result<void> {
+    std::lock_guard operation(operationMutex_);
+    std::lock_guard lock(mutex_);
+    if (!machine_) return Error{"the guest is rebooting; no board to snapshot"};
+    return machine_->saveSnapshot(dir);
+  }();
+  if (resumeAfter && wasRunning) resume();
+  if (!saved) return saved.error();
+  return state();
+}
+
 VmStats VmControl::stats() {
   std::lock_guard operation(operationMutex_);
   ControlledMachine* machine;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/result.h"
 #include "cpu/hart.h"
 #include "vmm/balloon_control.h"
 #include "vmm/vm.h"
@@ -44,6 +45,8 @@ class ControlledMachine {
   virtual void resume() = 0;
   virtual void requestExit(GuestExit exit) = 0;
   virtual VmStats sampleStats() = 0;
+  // Paused: writes DIR/state and DIR/memory (each to a temporary name, then renamed).
+  virtual Result<void> saveSnapshot(const std::string& dir) = 0;
 };
 
 class VmControl {
@@ -62,6 +65,9 @@ class VmControl {
   VmState shutdown();  // ends the VM: `strata run` exits 0
   VmState reset();     // reboots the guest; a paused VM runs again after it
   VmStats stats();
+  // Pauses, writes the snapshot into dir (created if missing), resumes if asked
+  // (and if the VM was running before). Returns the state it left the VM in.
+  Result<VmState> snapshot(const std::string& dir, bool resume);
   BalloonControl& balloon() { return balloon_; }
 
   // Guest time in ns since the VM started: host monotonic time less the time

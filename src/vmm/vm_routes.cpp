@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include "vmm/balloon_routes.h"
+#include "vmm/snapshot_routes.h"
 
 namespace strata::vmm {
 namespace {
@@ -67,6 +68,7 @@ void addVmRoutes(ApiRouter& router, VmControl& control) {
 void addApiRoutes(ApiRouter& router, VmControl& control) {
   addVmRoutes(router, control);
   addBalloonRoutes(router, control.balloon());
+  addSnapshotRoutes(router, control);
 }
 
 }  // namespace strata::vmm

@@ -27,6 +27,7 @@ struct RunOptions {
   std::string jailDir;
   unsigned uid = 0, gid = 0;
   std::string apiSocket;
+  std::string restoreDir;
 };
 
 // The default guest that guest/build.sh produces.
@@ -125,6 +126,7 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   config.sandbox.seccomp = options.seccomp;
   config.sandbox.landlock = options.landlock;
   config.apiSocket = options.apiSocket;
+  config.restoreDir = options.restoreDir;
   return config;
 }
 
@@ -160,6 +162,9 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_flag("--stats", options->stats, "print each hart's engine counters when the VM ends");
   run->add_option("--api-socket", options->apiSocket,
                   "serve the VM's control API (HTTP + JSON, see docs/api/) on this UNIX socket; `strata vm` drives it");
+  run->add_option("--restore", options->restoreDir,
+                  "resume the snapshot in this directory (written by `strata vm snapshot`) instead of booting; "
+                  "--mem, --cpus, --engine and the disks and devices must match the snapshot's");
   auto onOff = CLI::IsMember({"on", "off"});
   run->add_option_function<std::string>(
          "--seccomp", [options](const std::string& value) { options->seccomp = value == "on"; },

@@ -1,8 +1,9 @@
 // `strata vm`: drive a running VM through its control API (`strata run
 // --api-socket PATH`): `strata vm status|pause|resume|shutdown|reset
-// --api-socket PATH [--json]`; given a VM NAME instead, the same commands go
+// --api-socket PATH [--json]`, `strata vm snapshot --api-socket PATH DIR [--no-resume]`; given a VM NAME instead, the same commands go
 // through the daemon (vm_daemon.cpp), which adds its own subcommands to the group.
 #include <cstdio>
+#include <filesystem>
 
 #include <fmt/core.h>
 
@@ -87,6 +88,14 @@ int balloon(const VmArgs& args, const std::string& size) {
   return 0;
 }
 
+int snapshot(const VmArgs& args, const std::string& dir, bool noResume) {
+  auto reply = apiCall(args.apiSocket, "PUT", "/vm/snapshot", {{"dir", std::filesystem::absolute(dir).string()}, {"resume", !noResume}});
+  if (!reply) return fail(reply.error().message);
+  if (args.json) std::printf("%s\n", reply->dump(2).c_str());
+  else std::printf("snapshot in %s, VM %s\n", dir.c_str(), text(reply->value("state", nlohmann::json())).c_str());
+  return 0;
+}
+
 }  // namespace
 
 CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
@@ -117,6 +126,17 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
   addAction("balloon", "show the balloon, or set its target (memory taken back from the guest), e.g. 128M",
             [args, balloonSize] { return balloon(*args, *balloonSize); });
   vm->get_subcommand("balloon")->add_option("SIZE", *balloonSize, "new target, e.g. 128M (0: give everything back)");
+  // Served by the VM's own API only (a daemon's VM NAME would take DIR's place).
+  auto* snapshotCommand =
+      vm->add_subcommand("snapshot", "pause, write the VM's state and memory into DIR (for strata run --restore DIR), resume");
+  auto snapshotDir = std::make_shared<std::string>();
+  auto noResume = std::make_shared<bool>(false);
+  snapshotCommand->add_option("--api-socket", args->apiSocket, "the VM's API socket")->required();
+  snapshotCommand->add_option("DIR", *snapshotDir, "snapshot directory (created if missing)")->required();
+  snapshotCommand->add_flag("--no-resume", *noResume, "leave the VM paused after the snapshot");
+  snapshotCommand->add_flag("--json", args->json, "print the API's JSON answer as it is");
+  snapshotCommand->callback(
+      [&status, args, snapshotDir, noResume] { status.exitCode = snapshot(*args, *snapshotDir, *noResume); });
   return vm;
 }
 

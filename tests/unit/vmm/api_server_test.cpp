@@ -10,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include "vmm/snapshot_routes.h"
 #include "vmm/vm_routes.h"
 
 namespace strata::vmm {
@@ -62,6 +63,24 @@ TEST(VmRoutes, StateChangeRefusesBodiesWithoutAKnownAction) {
   EXPECT_EQ(router.dispatch("PUT", "/vm/state", R"({"action": "pause"})").body["state"], "paused");
   EXPECT_EQ(router.dispatch("PUT", "/vm/state", R"({"action": "pause"})").body["state"], "paused");
   EXPECT_EQ(router.dispatch("PUT", "/vm/state", R"({"action": "resume"})").body["state"], "running");
+}
+
+TEST(SnapshotRoutes, RefusesBadBodiesAndAnswersWithoutABoardWithAnError) {
+  VmConfig config;
+  VmControl control(config);
+  ApiRouter router;
+  addSnapshotRoutes(router, control);
+  for (const char* body : {"", "{}", R"({"dir": 3})", R"({"dir": ""})", R"({"dir": "/tmp/x", "resume": "yes"})",
+                           R"(["/tmp/x"])"}) {
+    auto reply = router.dispatch("PUT", "/vm/snapshot", body);
+    EXPECT_EQ(reply.status, 400) << body;
+    EXPECT_TRUE(reply.body.contains("error")) << body;
+  }
+  // No boot attached (as between two boots of a reboot): nothing to save, and the VM runs on.
+  auto reply = router.dispatch("PUT", "/vm/snapshot", R"({"dir": "/nonexistent/snap"})");
+  EXPECT_EQ(reply.status, 500);
+  EXPECT_TRUE(reply.body.contains("error"));
+  EXPECT_EQ(control.state(), VmState::Running);
 }
 
 TEST(VmClock, StandsStillWhilePaused) {
