@@ -122,11 +122,14 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
         {"shutdown", "stop the VM (strata run exits 0)"},
         {"reset", "reboot the guest"}})
     addAction(action, description, [args, action] { return changeState(*args, action); });
+  // balloon and snapshot are served by the VM's own API only (a daemon's VM NAME would take SIZE's or DIR's place).
+  auto* balloonCommand =
+      vm->add_subcommand("balloon", "show the balloon, or set its target (memory taken back from the guest), e.g. 128M");
   auto balloonSize = std::make_shared<std::string>();
-  addAction("balloon", "show the balloon, or set its target (memory taken back from the guest), e.g. 128M",
-            [args, balloonSize] { return balloon(*args, *balloonSize); });
-  vm->get_subcommand("balloon")->add_option("SIZE", *balloonSize, "new target, e.g. 128M (0: give everything back)");
-  // Served by the VM's own API only (a daemon's VM NAME would take DIR's place).
+  balloonCommand->add_option("--api-socket", args->apiSocket, "the VM's API socket")->required();
+  balloonCommand->add_option("SIZE", *balloonSize, "new target, e.g. 128M (0: give everything back)");
+  balloonCommand->add_flag("--json", args->json, "print the API's JSON answer as it is");
+  balloonCommand->callback([&status, args, balloonSize] { status.exitCode = balloon(*args, *balloonSize); });
   auto* snapshotCommand =
       vm->add_subcommand("snapshot", "pause, write the VM's state and memory into DIR (for strata run --restore DIR), resume");
   auto snapshotDir = std::make_shared<std::string>();
