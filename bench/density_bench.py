@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest_bench import ROOT, USERSPACE_UP, Guest  # noqa: E402
+from guest_bench import USERSPACE_UP, Guest, add_guest_arguments  # noqa: E402
 
 
 def pss_kib(pid):
@@ -62,9 +62,7 @@ def measure(name, argv, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kernel", default=os.path.join(ROOT, "out/guest/Image"))
-    parser.add_argument("--initrd", default=os.path.join(ROOT, "out/guest/initramfs.cpio.gz"))
-    parser.add_argument("--strata", default=os.path.join(ROOT, "build/strata"))
+    add_guest_arguments(parser)
     parser.add_argument("--mem", default="512M")
     parser.add_argument("--guests", type=int, default=2, help="guests booted at once per configuration")
     parser.add_argument("--churn", type=int, default=200, help="MiB each guest writes to tmpfs and deletes")

@@ -72,6 +72,13 @@ class Guest:
             self.proc.kill()
 
 
+def add_guest_arguments(parser):
+    """The options every guest bench takes: the default guest's kernel and initramfs, the strata binary."""
+    parser.add_argument("--kernel", default=os.path.join(ROOT, "out/guest/Image"))
+    parser.add_argument("--initrd", default=os.path.join(ROOT, "out/guest/initramfs.cpio.gz"))
+    parser.add_argument("--strata", default=os.path.join(ROOT, "build/strata"))
+
+
 def measure(argv, timeout):
     guest = Guest(argv)
     results = {"boot to userspace (s)": guest.wait_for(USERSPACE_UP, timeout) - guest.start}
@@ -88,9 +95,7 @@ def measure(argv, timeout):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kernel", default=os.path.join(ROOT, "out/guest/Image"))
-    parser.add_argument("--initrd", default=os.path.join(ROOT, "out/guest/initramfs.cpio.gz"))
-    parser.add_argument("--strata", default=os.path.join(ROOT, "build/strata"))
+    add_guest_arguments(parser)
     parser.add_argument("--mem", default="256M")
     parser.add_argument("--cpus", default="1")
     parser.add_argument("--runs", type=int, default=1, help="runs per VMM; the median is reported")

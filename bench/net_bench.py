@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from guest_bench import ROOT, USERSPACE_UP, Guest
+from guest_bench import USERSPACE_UP, Guest, add_guest_arguments
 
 SENDER_IP, RECEIVER_IP = "10.99.0.1", "10.99.0.2"
 PORT = 5001
@@ -89,9 +89,7 @@ def measure_qemu(args, base):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kernel", default=os.path.join(ROOT, "out/guest/Image"))
-    parser.add_argument("--initrd", default=os.path.join(ROOT, "out/guest/initramfs.cpio.gz"))
-    parser.add_argument("--strata", default=os.path.join(ROOT, "build/strata"))
+    add_guest_arguments(parser)
     parser.add_argument("--engine", default="jit", help="strata CPU engine")
     parser.add_argument("--mem", default="256M")
     parser.add_argument("--mib", type=int, default=64, help="MiB sent per transfer")
