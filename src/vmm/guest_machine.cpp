@@ -233,29 +233,28 @@ void GuestMachine::saveState(StateWriter& out) const {
 
 Result<void> GuestMachine::loadState(StateReader& in) {
   if (auto entered = in.enterSection("vm", kVmStateVersion); !entered) return entered.error();
-  auto mismatch = [](std::string_view what, const auto& saved, const auto& now) { return snapshotMismatch(what, saved, now); };
   if (auto memory = in.get<uint64_t>(); in.ok() && memory != config_.memoryBytes)
-    return mismatch("memory size", memory, config_.memoryBytes);
-  if (auto cpus = in.get<unsigned>(); in.ok() && cpus != config_.cpus) return mismatch("--cpus", cpus, config_.cpus);
+    return snapshotMismatch("memory size", memory, config_.memoryBytes);
+  if (auto cpus = in.get<unsigned>(); in.ok() && cpus != config_.cpus) return snapshotMismatch("--cpus", cpus, config_.cpus);
   if (auto engine = in.get<cpu::EngineKind>(); in.ok() && engine != config_.engine.kind)
-    return mismatch("the CPU engine", static_cast<int>(engine), static_cast<int>(config_.engine.kind));
+    return snapshotMismatch("the CPU engine", static_cast<int>(engine), static_cast<int>(config_.engine.kind));
   in.getString(1 << 16);  // the kernel command line: already in guest memory
   if (auto count = in.get<uint32_t>(); in.ok() && count != virtio_.size())
-    return mismatch("the number of virtio devices", count, virtio_.size());
+    return snapshotMismatch("the number of virtio devices", count, virtio_.size());
   for (const auto& transport : virtio_)
     if (auto name = in.getString(256); in.ok() && name != transport->name())
-      return mismatch("a virtio slot's device", name, transport->name());
+      return snapshotMismatch("a virtio slot's device", name, transport->name());
   if (auto count = in.get<uint32_t>(); in.ok() && count != config_.disks.size())
-    return mismatch("the number of disks", count, config_.disks.size());
+    return snapshotMismatch("the number of disks", count, config_.disks.size());
   for (size_t index = 0; index < config_.disks.size() && in.ok(); ++index) {
     auto path = in.getString(4096);
     auto capacity = in.get<uint64_t>();
     auto readOnly = in.get<bool>();
     if (!in.ok()) break;
-    if (path != config_.disks[index].path) return mismatch(fmt::format("disk {}", index), path, config_.disks[index].path);
+    if (path != config_.disks[index].path) return snapshotMismatch(fmt::format("disk {}", index), path, config_.disks[index].path);
     if (capacity != diskBytes_[index])
-      return mismatch(fmt::format("disk {}'s size", path), capacity, diskBytes_[index]);
-    if (readOnly != config_.disks[index].readOnly) return mismatch(fmt::format("disk {} read-only", path), readOnly, config_.disks[index].readOnly);
+      return snapshotMismatch(fmt::format("disk {}'s size", path), capacity, diskBytes_[index]);
+    if (readOnly != config_.disks[index].readOnly) return snapshotMismatch(fmt::format("disk {} read-only", path), readOnly, config_.disks[index].readOnly);
   }
   if (auto left = in.leaveSection(); !left) return left.error();
 
