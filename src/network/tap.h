@@ -27,7 +27,7 @@ class TapDevice final : public PacketPort {
   // Call on the loop thread or before the loop runs; loop must outlive the device.
   static Result<std::unique_ptr<TapDevice>> open(const std::string& name, EventLoop& loop);
   // The two halves of open(): the jailer opens the fd before dropping its
-  // privileges, and the jailed VM adopts it (a copy per boot) on its loop.
+  // privileges, and the jailed VM adopts it (a copy) on its loop.
   static Result<UniqueFd> openFd(const std::string& name);
   static Result<std::unique_ptr<TapDevice>> adopt(UniqueFd fd, EventLoop& loop);
   ~TapDevice() override;

@@ -38,7 +38,11 @@ VirtioNet::VirtioNet(PacketPort& port, std::array<uint8_t, 6> mac) : port_(port)
       [this](std::span<const uint8_t> frame, const FrameOffload& offload) { onFrameFromPort(frame, offload); });
 }
 
-VirtioNet::~VirtioNet() { port_.setReceiveHandler(nullptr); }
+// The port outlives this device (a reboot binds the next boot's device to it): leave it receiving.
+VirtioNet::~VirtioNet() {
+  port_.setReceiveHandler(nullptr);
+  if (portPaused_) port_.setReceiveEnabled(true);
+}
 
 uint32_t VirtioNet::deviceId() const { return kDeviceIdNet; }
 

@@ -1,6 +1,5 @@
 #include "vmm/guest_machine.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -25,8 +24,6 @@
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/mmio_transport.h"
-#include "network/socket_port.h"
-#include "network/tap.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
 #include "vmm/sandbox.h"
@@ -45,8 +42,9 @@ std::vector<uint8_t> randomSeed() {
 
 Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
     const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
-    const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, const std::string& restoreDir) {
-  std::unique_ptr<GuestMachine> machine(new GuestMachine(config, control, console, loop));
+    const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, const std::vector<NetInterface>& nics,
+    const std::string& restoreDir) {
+  std::unique_ptr<GuestMachine> machine(new GuestMachine(config, control, console, loop, nics));
   if (!restoreDir.empty()) {
     // The state file is checked whole before anything is built from it.
     auto state = StateReader::readFile(restoreDir + "/state");
@@ -65,8 +63,9 @@ Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
   return machine;
 }
 
-GuestMachine::GuestMachine(const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop)
-    : config_(config), control_(control), console_(console), clockStartNs_(control.guestNs()), loop_(&loop) {}
+GuestMachine::GuestMachine(const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
+                           const std::vector<NetInterface>& nics)
+    : config_(config), control_(control), console_(console), clockStartNs_(control.guestNs()), loop_(&loop), nics_(nics) {}
 
 GuestMachine::~GuestMachine() {
   if (balloon_) control_.balloon().detach();  // before the device goes with this boot
@@ -128,28 +127,9 @@ Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<st
     auto added = addVirtioDevice(fmt::format("virtio-blk{}", blockDevices_.size() - 1), std::move(device));
     if (!added) return added;
   }
-  std::vector<std::pair<std::string, Result<std::unique_ptr<network::TapDevice>>>> taps;
-  for (const auto& tapName : config_.tapDevices)
-    taps.emplace_back("tap=" + tapName, network::TapDevice::open(tapName, *loop_));
-  for (int tapFd : config_.tapFds)  // a copy: each boot's device closes its own
-    taps.emplace_back(fmt::format("tapfd={}", tapFd),
-                      network::TapDevice::adopt(UniqueFd(::fcntl(tapFd, F_DUPFD_CLOEXEC, 0)), *loop_));
-  for (auto& [option, tap] : taps) {
-    if (!tap) return Error{fmt::format("--net {}: {}", option, tap.error().message)};
-    netPorts_.push_back(std::move(*tap));
-    auto mac = virtio::net::defaultMacAddress(static_cast<unsigned>(netPorts_.size() - 1));
-    auto added = addVirtioDevice(fmt::format("virtio-net{}", netPorts_.size() - 1),
-                                 std::make_unique<virtio::VirtioNet>(*netPorts_.back(), mac));
-    if (!added) return added;
-  }
-  for (const auto& net : config_.switchNets) {
-    auto mac = net.mac.value_or(virtio::net::defaultMacAddress(static_cast<unsigned>(netPorts_.size())));
-    auto port = network::attachToSwitch(net.switchName, {net.vlans, mac}, *loop_);
-    if (!port) return Error{fmt::format("--net switch={}: {}", net.switchName, port.error().message)};
-    (*port)->setClosedHandler([name = net.switchName] { log::warn("switch {} went away: NIC disconnected", name); });
-    netPorts_.push_back(std::move(*port));
-    auto added = addVirtioDevice(fmt::format("virtio-net{}", netPorts_.size() - 1),
-                                 std::make_unique<virtio::VirtioNet>(*netPorts_.back(), mac));
+  for (const auto& nic : nics_) {
+    auto added = addVirtioDevice(fmt::format("virtio-net{}", &nic - nics_.data()),
+                                 std::make_unique<virtio::VirtioNet>(*nic.port, nic.mac));
     if (!added) return added;
   }
   auto console = std::make_unique<virtio::VirtioConsole>(

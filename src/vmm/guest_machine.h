@@ -1,7 +1,7 @@
 // GuestMachine: one boot of a VM — guest RAM, the `virt` board's devices, the
 // harts and their threads, run on the VM's I/O event loop. It plays M-mode
 // firmware for the guest (SBI) and reports how the boot ended. A reboot builds
-// a new one around the same loop and open disks, which the VM owns. VmControl
+// a new one around the same loop, open disks and network ports, which the VM owns. VmControl
 // pauses and resumes it through ControlledMachine.
 #pragma once
 
@@ -20,6 +20,7 @@
 #include "machine/guest_ram.h"
 #include "machine/sbi.h"
 #include "vmm/host_console.h"
+#include "vmm/net_interfaces.h"
 #include "vmm/vm.h"
 #include "vmm/vm_config.h"
 #include "vmm/vm_control.h"
@@ -41,10 +42,6 @@ class VirtioConsole;
 class VirtioBalloon;
 }  // namespace strata::virtio
 
-namespace strata::network {
-class PacketPort;
-}
-
 namespace strata::storage {
 class BlockDevice;
 }
@@ -53,11 +50,13 @@ namespace strata::vmm {
 
 class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public ControlledMachine {
  public:
-  // disks (one per config.disks entry) complete on loop; they, the loop and control outlive the machine.
+  // disks (one per config.disks entry) complete on loop and nics (openNetInterfaces) receive on it;
+  // they, the loop and control outlive the machine.
   // restoreDir non-empty: the board resumes the snapshot there (DIR/state, DIR/memory mapped) instead of booting.
   static Result<std::unique_ptr<GuestMachine>> create(const VmConfig& config, VmControl& control, HostConsole& console,
                                                       EventLoop& loop,
                                                       const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
+                                                      const std::vector<NetInterface>& nics,
                                                       const std::string& restoreDir = {});
   ~GuestMachine() override;
 
@@ -104,7 +103,8 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
     HartStats sample;
   };
 
-  GuestMachine(const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop);
+  GuestMachine(const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
+               const std::vector<NetInterface>& nics);
   Result<void> buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, const std::string& memoryFile);
   Result<void> addVirtioDevices(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
   void waitForDiskRequests();
@@ -143,7 +143,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   std::unique_ptr<machine::SifiveTest> sifiveTest_;
   std::vector<virtio::VirtioBlk*> blockDevices_;  // in virtioDevices_
   std::vector<uint64_t> diskBytes_;  // each disk's size, recorded in a snapshot as part of its identity
-  std::vector<std::unique_ptr<network::PacketPort>> netPorts_;
+  const std::vector<NetInterface>& nics_;  // each one's virtio-net in virtioDevices_
   virtio::VirtioConsole* virtioConsole_ = nullptr;
   virtio::VirtioBalloon* balloon_ = nullptr;  // in virtioDevices_, with --balloon
   std::vector<std::unique_ptr<virtio::VirtioDevice>> virtioDevices_;

@@ -10,6 +10,7 @@
 #include "storage/volume/volume_disk.h"
 #include "vmm/api_server.h"
 #include "vmm/guest_machine.h"
+#include "vmm/net_interfaces.h"
 #include "vmm/page_sharing.h"
 #include "vmm/vm_control.h"
 #include "vmm/vm_routes.h"
@@ -57,6 +58,9 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
     if (!opened) return opened.error();
     disks.push_back(std::move(*opened));
   }
+  // So are the network ports: a reboot keeps the switch port and TAP device.
+  auto nics = openNetInterfaces(config, **loop);
+  if (!nics) return nics.error();
   struct Ending {  // whichever way runVm returns
     VmControl& control;
     ~Ending() { control.markEnded(); }
@@ -65,7 +69,7 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   if (config.memMerge) sharing.emplace();
   std::string restoreDir = config.restoreDir;  // the first boot only; a reboot boots afresh
   for (;;) {
-    auto machine = GuestMachine::create(config, control, **console, **loop, disks, restoreDir);
+    auto machine = GuestMachine::create(config, control, **console, **loop, disks, *nics, restoreDir);
     restoreDir.clear();
     if (!machine) return machine.error();
     control.attach(machine->get());

@@ -3,7 +3,9 @@
 // socket. Two VMs on VLAN 10 ping each other; a third on VLAN 20 cannot reach
 // them and receives nothing of theirs; a flow rule dropping one VM's ICMP to
 // one address stops that ping while the other, and TCP to it, still work; the same
-// for a rule ovs-ofctl adds over OpenFlow 1.3; VMs that die take only their own ports down.
+// for a rule ovs-ofctl adds over OpenFlow 1.3; VMs that die take only their own ports down;
+// a VM (sandboxed, the default) that reboots keeps its port and reaches its peer again.
+// Two switch processes joined by VXLAN carry traffic between VMs on different switches.
 // With offloads: 4 MiB of TCP between two VMs arrive intact in 64 KiB segments, and a VM
 // reaches the host through the switch's TAP port.
 #include <fcntl.h>
@@ -31,6 +33,13 @@ namespace strata::test {
 namespace {
 
 std::string switchCommand(const std::string& args) { return strataBinary() + " switch " + args + " 2>&1"; }
+
+// Waits (at most 10 s) for a switch process to create its control socket.
+bool switchIsUp(const std::string& controlSocket) {
+  for (int i = 0; i < 100 && ::access(controlSocket.c_str(), F_OK) != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return ::access(controlSocket.c_str(), F_OK) == 0;
+}
 
 // A line the guest prints, "MARK=name", written so the console's echo of the command does not contain it.
 std::string mark(const std::string& name) { return "echo MARK\"\"=" + name + "\n"; }
@@ -66,9 +75,7 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
   std::string openFlow = openFlowTarget(sw);
   ASSERT_FALSE(openFlow.empty()) << sw.output();
   std::string controlSocket = runDir + "/switch-" + name + ".ctl";
-  for (int i = 0; i < 100 && ::access(controlSocket.c_str(), F_OK) != 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_EQ(::access(controlSocket.c_str(), F_OK), 0) << sw.output();
+  ASSERT_TRUE(switchIsUp(controlSocket)) << sw.output();
 
   // One VM's ICMP to one of the other's addresses is dropped; everything else switches normally.
   auto added = runShell(switchCommand("flow add " + name +
@@ -146,6 +153,38 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
   EXPECT_NE(::access(controlSocket.c_str(), F_OK), 0) << "the switch left its control socket behind";
 }
 
+// The switch port is opened once per VM process: after the guest reboots (its
+// sandbox forbids connecting again) the next boot's NIC uses the same port.
+TEST(Switch, VmReachesItsPeerAgainAfterTheGuestReboots) {
+  std::string runDir = temporaryPath("switch-reboot");
+  ::mkdir(runDir.c_str(), 0755);
+  ::setenv("STRATA_RUN_DIR", runDir.c_str(), 1);
+  std::string name = "rb" + std::to_string(::getpid());
+  Child sw({strataBinary(), "switch", name}, "", temporaryPath("switch-reboot.log"));
+  std::string controlSocket = runDir + "/switch-" + name + ".ctl";
+  ASSERT_TRUE(switchIsUp(controlSocket)) << sw.output();
+
+  Child peer({strataBinary(), "run", "--net", "switch=" + name + ",mac=52:54:00:00:13:02"},
+             guestScript({"10.10.3.2"}, "sleep 1000\n"), temporaryPath("vm-reboot-peer.log"));
+  // The first boot reaches the peer, leaves /autorun (the second boot's script) on its root disk and reboots.
+  std::string reachPeer = "ip link set eth0 up\nip addr add 10.10.3.1/24 dev eth0\n" + waitFor("10.10.3.2") +
+                          "echo MARK\"\"=$1\nping -c 3 -w 10 10.10.3.2\n";
+  std::string firstBoot = "cat > /reach <<'EOF'\n" + reachPeer + "EOF\nchmod +x /reach\n" +
+                          "printf '#!/bin/sh\\nsh /reach second-boot\\nexec /sbin/strata-shutdown poweroff\\n' > /autorun\n"
+                          "chmod +x /autorun\nsh /reach first-boot\nsync\nreboot\n";
+  std::string disk = copyOfRootDisk("switch-reboot");
+  Child vm({strataBinary(), "run", "--disk", disk, "--append", "console=ttyS0 root=/dev/vda", "--net",
+            "switch=" + name + ",mac=52:54:00:00:13:01"},
+           firstBoot, temporaryPath("vm-reboot.log"));
+  ASSERT_TRUE(vm.wait(std::chrono::seconds(480))) << "the VM did not finish:\n" << vm.output();
+  std::string out = vm.output();
+  EXPECT_EQ(vm.exitCode(), 0) << out;
+  EXPECT_TRUE(contains(section(out, "first-boot"), "3 packets transmitted, 3 packets received")) << out;
+  EXPECT_TRUE(contains(section(out, "second-boot"), "3 packets transmitted, 3 packets received")) << out;
+  peer.kill(SIGKILL);
+  sw.kill(SIGTERM);
+}
+
 // A VM on a trunk port talks VLAN 10 through its own 802.1Q interface (eth0.10)
 // with a VM on an access port: the switch pops the guest's tags one way and
 // pushes them the other.
@@ -156,9 +195,7 @@ TEST(Switch, TrunkPortCarriesTheGuestsTaggedFrames) {
   std::string name = "tr" + std::to_string(::getpid());
   Child sw({strataBinary(), "switch", name}, "", temporaryPath("switch-trunk.log"));
   std::string controlSocket = runDir + "/switch-" + name + ".ctl";
-  for (int i = 0; i < 100 && ::access(controlSocket.c_str(), F_OK) != 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_EQ(::access(controlSocket.c_str(), F_OK), 0) << sw.output();
+  ASSERT_TRUE(switchIsUp(controlSocket)) << sw.output();
 
   std::string trunk = "ip link set eth0 up\nvconfig add eth0 10\nip addr add 10.30.0.1/24 dev eth0.10\n"
                       "ip link set eth0.10 up\n" + waitFor("10.30.0.2") + mark("to-access") +
@@ -210,6 +247,42 @@ class VxlanNamespaces {
   std::string why_;
 };
 
+// Two switch processes joined by a VXLAN tunnel (over loopback, 127.0.0.1 and
+// 127.0.0.2) are one network: a VM on each pings the other and sends it TCP.
+TEST(Switch, VmsOnTwoSwitchesJoinedByVxlanReachEachOther) {
+  std::string runDir = temporaryPath("switch-vxlan2");
+  ::mkdir(runDir.c_str(), 0755);
+  ::setenv("STRATA_RUN_DIR", runDir.c_str(), 1);
+  std::string left = "vl" + std::to_string(::getpid()), right = "vr" + std::to_string(::getpid());
+  std::string udpPort = std::to_string(20000 + ::getpid() % 20000);  // apart from other tests' tunnels
+  auto tunnel = [&](const std::string& local, const std::string& remote) {
+    return "tunnel,remote=" + remote + ":" + udpPort + ",vni=4243,local=" + local + ":" + udpPort;
+  };
+  Child swLeft({strataBinary(), "switch", "--vxlan", tunnel("127.0.0.1", "127.0.0.2"), left}, "",
+               temporaryPath("switch-vxlan-left.log"));
+  Child swRight({strataBinary(), "switch", "--vxlan", tunnel("127.0.0.2", "127.0.0.1"), right}, "",
+                temporaryPath("switch-vxlan-right.log"));
+  ASSERT_TRUE(switchIsUp(runDir + "/switch-" + left + ".ctl")) << swLeft.output();
+  ASSERT_TRUE(switchIsUp(runDir + "/switch-" + right + ".ctl")) << swRight.output();
+
+  std::string a = guestScript({"10.10.4.1"}, waitFor("10.10.4.2") + mark("ping") + "ping -c 3 -w 10 10.10.4.2\n" +
+                                                 "echo across-the-tunnel | nc -w 5 10.10.4.2 5003\n" + mark("end") +
+                                                 "poweroff\n");
+  std::string b = guestScript({"10.10.4.2"}, mark("tcp") + "nc -l -p 5003 </dev/null\n" + mark("end") + "sleep 1000\n");
+  Child vmB({strataBinary(), "run", "--net", "switch=" + right + ",mac=52:54:00:00:14:02"}, b,
+            temporaryPath("vm-vxlan-b.log"));
+  Child vmA({strataBinary(), "run", "--net", "switch=" + left + ",mac=52:54:00:00:14:01"}, a,
+            temporaryPath("vm-vxlan-a.log"));
+  ASSERT_TRUE(vmA.wait(std::chrono::seconds(480))) << "VM A did not finish:\n" << vmA.output();
+  EXPECT_TRUE(contains(section(vmA.output(), "ping"), "3 packets transmitted, 3 packets received")) << vmA.output();
+  EXPECT_TRUE(contains(section(vmB.output(), "tcp"), "across-the-tunnel")) << vmB.output();
+  auto ports = runShell(switchCommand("port list " + right + " --json"));
+  EXPECT_TRUE(contains(ports.output, "\"name\":\"tunnel\",\"kind\":\"vxlan\"")) << ports.output;
+  vmB.kill(SIGKILL);
+  swLeft.kill(SIGTERM);
+  swRight.kill(SIGTERM);
+}
+
 TEST(Switch, ExchangesFramesWithAKernelVxlanDevice) {
   VxlanNamespaces ns;
   if (!ns.ok()) GTEST_SKIP() << "cannot create network namespaces with veth and vxlan devices here: " << ns.why();
@@ -221,9 +294,7 @@ TEST(Switch, ExchangesFramesWithAKernelVxlanDevice) {
             "tunnel,remote=10.213.98.1,vni=4242,local=10.213.98.2", "--tap", "stap0", name},  // name after options
            "", temporaryPath("switch-vxlan.log"));
   std::string controlSocket = runDir + "/switch-" + name + ".ctl";
-  for (int i = 0; i < 100 && ::access(controlSocket.c_str(), F_OK) != 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_EQ(::access(controlSocket.c_str(), F_OK), 0) << sw.output();
+  ASSERT_TRUE(switchIsUp(controlSocket)) << sw.output();
   auto tapUp = runShell("ip -n " + ns.switchSide() + " addr add 10.213.97.2/24 dev stap0 && ip -n " + ns.switchSide() +
                         " link set stap0 up 2>&1");
   ASSERT_EQ(tapUp.exitCode, 0) << tapUp.output;
@@ -316,9 +387,7 @@ TEST(SwitchOffload, TcpBetweenTwoVmsArrivesIntactWithTsoAndChecksumOffload) {
   std::string name = "of" + std::to_string(::getpid());
   Child sw({strataBinary(), "switch", name}, "", temporaryPath("switch-offload.log"));
   std::string controlSocket = runDir + "/switch-" + name + ".ctl";
-  for (int i = 0; i < 100 && ::access(controlSocket.c_str(), F_OK) != 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_EQ(::access(controlSocket.c_str(), F_OK), 0) << sw.output();
+  ASSERT_TRUE(switchIsUp(controlSocket)) << sw.output();
 
   std::string sender = guestScript({"10.10.1.1"}, negotiatedFeatures() + waitFor("10.10.1.2") +
                                                       "dd if=/dev/urandom of=/tmp/data bs=1024 count=4096 2>/dev/null\n"
@@ -373,9 +442,7 @@ TEST(SwitchOffload, VmReachesTheHostThroughTheSwitchsTapPort) {
   Child sw({"ip", "netns", "exec", ns, strataBinary(), "switch", "--tap", "stap1", name}, "",
            temporaryPath("switch-tap.log"));
   std::string controlSocket = runDir + "/switch-" + name + ".ctl";
-  for (int i = 0; i < 100 && ::access(controlSocket.c_str(), F_OK) != 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  if (::access(controlSocket.c_str(), F_OK) != 0 && contains(sw.output(), "TUNSETIFF"))
+  if (!switchIsUp(controlSocket) && contains(sw.output(), "TUNSETIFF"))
     GTEST_SKIP() << "cannot create a TAP interface here: " << sw.output();
   ASSERT_EQ(::access(controlSocket.c_str(), F_OK), 0) << sw.output();
   auto up = runShell("ip -n " + ns + " addr add 10.77.1.1/24 dev stap1 && ip -n " + ns + " link set stap1 up 2>&1");

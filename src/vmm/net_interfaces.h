@@ -1,0 +1,27 @@
+// NetInterface: one of a VM's network interfaces — the frame port behind it
+// (TAP device or switch connection) and its MAC address. runVm opens them once
+// and every boot's virtio-net binds to the same ports, so a guest reboot keeps
+// its switch port and TAP device (the sandbox would refuse opening them again).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "base/event_loop.h"
+#include "base/result.h"
+#include "network/ethernet.h"
+#include "network/packet_port.h"
+#include "vmm/vm_config.h"
+
+namespace strata::vmm {
+
+struct NetInterface {
+  std::unique_ptr<network::PacketPort> port;
+  network::MacAddress mac;
+};
+
+// The TAP interfaces (--net tap=, tapfd=) then the switch ones (--net switch=), in
+// config order; their frames are handled on loop, which must outlive them.
+Result<std::vector<NetInterface>> openNetInterfaces(const VmConfig& config, EventLoop& loop);
+
+}  // namespace strata::vmm
