@@ -79,15 +79,35 @@ def add_guest_arguments(parser):
     parser.add_argument("--strata", default=os.path.join(ROOT, "build/strata"))
 
 
+def strata_command(args):
+    """`strata run` on the default guest (args: add_guest_arguments plus --mem, --cpus)."""
+    return [args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem,
+            "--cpus", args.cpus, "--append", "console=ttyS0"]
+
+
+def qemu_command(args):
+    """qemu-system-riscv64 on the same guest, RAM in a memfd as strata keeps it."""
+    return ["qemu-system-riscv64", "-M", "virt", "-nographic", "-m", args.mem, "-smp", args.cpus,
+            "-kernel", args.kernel, "-initrd", args.initrd, "-append", "console=ttyS0",
+            "-object", f"memory-backend-memfd,id=ram,size={args.mem},share=on",
+            "-machine", "memory-backend=ram"]
+
+
+def run_timed(guest, marker, command, timeout):
+    """Runs a shell command in the guest between two marker lines (the console's echo of
+    the command line does not contain them); returns its seconds and what it printed."""
+    guest.send(f"echo @@B$(({marker}+0))@@; {command}; echo @@E$(({marker}+0))@@")
+    began = guest.wait_for(f"@@B{marker}@@".encode(), timeout)
+    ended = guest.wait_for(f"@@E{marker}@@".encode(), timeout)
+    printed = guest.output.split(f"@@B{marker}@@".encode(), 1)[1].split(f"@@E{marker}@@".encode(), 1)[0]
+    return ended - began, printed.decode(errors="replace")
+
+
 def measure(argv, timeout):
     guest = Guest(argv)
     results = {"boot to userspace (s)": guest.wait_for(USERSPACE_UP, timeout) - guest.start}
     for index, (name, command) in enumerate(WORKLOADS):
-        marker = 100 + index
-        guest.send(f"echo @@B$(({marker}+0))@@; {command} >/dev/null; echo @@E$(({marker}+0))@@")
-        began = guest.wait_for(f"@@B{marker}@@".encode(), timeout)
-        ended = guest.wait_for(f"@@E{marker}@@".encode(), timeout)
-        results[name + " (s)"] = ended - began
+        results[name + " (s)"], _ = run_timed(guest, 100 + index, command + " >/dev/null", timeout)
     results["VMM memory beyond guest RAM (MiB)"] = guest.private_rss_kib() / 1024
     guest.finish()
     return results
@@ -105,12 +125,7 @@ def main():
                         help="qemu: strata against QEMU; sandbox: strata with its sandbox on against off")
     args = parser.parse_args()
 
-    strata = [args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem,
-              "--cpus", args.cpus, "--append", "console=ttyS0"]
-    qemu = ["qemu-system-riscv64", "-M", "virt", "-nographic", "-m", args.mem, "-smp", args.cpus,
-            "-kernel", args.kernel, "-initrd", args.initrd, "-append", "console=ttyS0",
-            "-object", f"memory-backend-memfd,id=ram,size={args.mem},share=on",
-            "-machine", "memory-backend=ram"]
+    strata, qemu = strata_command(args), qemu_command(args)
 
     if args.compare == "sandbox":
         contenders = [("sandbox-on", strata), ("sandbox-off", strata + ["--seccomp", "off", "--landlock", "off"])]
