@@ -131,6 +131,10 @@ TEST(Switch, VlansIsolateVmsAndAFlowRuleDropsOneVmsIcmp) {
   EXPECT_TRUE(std::regex_search(dumped.output, std::regex("n_packets=3, .*priority=100,icmp,nw_src=10\\.10\\.0\\.1,"
                                                                "nw_dst=10\\.10\\.0\\.23 actions=drop")))
       << "the OpenFlow rule did not see A's three pings:\n" << dumped.output;
+  // The same CLI deletes them (both, whoever added them: one table).
+  auto deleted = runShell(switchCommand("flow del " + name + " all"));
+  EXPECT_EQ(deleted.exitCode, 0) << deleted.output;
+  EXPECT_TRUE(contains(runShell(switchCommand("flow list " + name + " --json")).output, "{\"flows\":[]}"));
   auto ports = runShell(switchCommand("port list " + name + " --json"));
   // VM C (VLAN 20) must not have been sent a single frame of VLAN 10's traffic.
   size_t cAt = ports.output.find("\"mac\":\"52:54:00:00:20:03\"");
