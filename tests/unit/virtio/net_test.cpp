@@ -128,6 +128,24 @@ TEST_F(VirtioNetTest, FullBacklogPausesThePort) {
   EXPECT_FALSE(port.receiveEnabled);  // 240 still waiting: above the resume mark
 }
 
+// A reboot destroys the device, maybe with the port paused; the port is the VM's and
+// the next boot's device must get frames from it.
+TEST(VirtioNetPort, APortPausedByADestroyedDeviceReceivesAgain) {
+  TestPort port;
+  {
+    TestDriver driver;
+    VirtioNet device{port, kMac};
+    driver.attach(device);
+    driver.start(featureBit(net::kFeatureMac) | featureBit(net::kFeatureStatus), {16, 16});
+    for (size_t i = 0; i < net::kBacklogFrames; ++i) port.deliver(frameOf(60, static_cast<uint8_t>(i)));
+    ASSERT_FALSE(port.receiveEnabled);
+  }
+  EXPECT_TRUE(port.receiveEnabled);
+  EXPECT_FALSE(port.handler);
+  VirtioNet next{port, kMac};
+  EXPECT_TRUE(port.handler);
+}
+
 TEST_F(VirtioNetTest, FrameTooBigForBufferIsDroppedAndBufferKept) {
   d.addChain(0, {{kDataArea, 64, true}});
   d.kick(0);
