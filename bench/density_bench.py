@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest_bench import USERSPACE_UP, Guest, add_guest_arguments  # noqa: E402
+from guest_bench import USERSPACE_UP, Guest, add_guest_arguments, qemu_command, strata_command  # noqa: E402
 
 
 def pss_kib(pid):
@@ -71,11 +71,7 @@ def main():
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
 
-    strata = [args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem,
-              "--append", "console=ttyS0"]
-    qemu = ["qemu-system-riscv64", "-M", "virt", "-nographic", "-m", args.mem, "-kernel", args.kernel,
-            "-initrd", args.initrd, "-append", "console=ttyS0",
-            "-object", f"memory-backend-memfd,id=ram,size={args.mem},share=on", "-machine", "memory-backend=ram"]
+    strata, qemu = strata_command(args), qemu_command(args)
     configurations = [
         ("strata", strata),
         ("strata-reporting", strata + ["--balloon", "0"]),

@@ -80,14 +80,14 @@ def add_guest_arguments(parser):
 
 
 def strata_command(args):
-    """`strata run` on the default guest (args: add_guest_arguments plus --mem, --cpus)."""
+    """`strata run` on the default guest (args: add_guest_arguments, --mem and maybe --cpus)."""
     return [args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem,
-            "--cpus", args.cpus, "--append", "console=ttyS0"]
+            "--cpus", getattr(args, "cpus", "1"), "--append", "console=ttyS0"]
 
 
 def qemu_command(args):
     """qemu-system-riscv64 on the same guest, RAM in a memfd as strata keeps it."""
-    return ["qemu-system-riscv64", "-M", "virt", "-nographic", "-m", args.mem, "-smp", args.cpus,
+    return ["qemu-system-riscv64", "-M", "virt", "-nographic", "-m", args.mem, "-smp", getattr(args, "cpus", "1"),
             "-kernel", args.kernel, "-initrd", args.initrd, "-append", "console=ttyS0",
             "-object", f"memory-backend-memfd,id=ram,size={args.mem},share=on",
             "-machine", "memory-backend=ram"]

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from guest_bench import USERSPACE_UP, Guest, add_guest_arguments
+from guest_bench import USERSPACE_UP, Guest, add_guest_arguments, strata_command
 
 SENDER_IP, RECEIVER_IP = "10.99.0.1", "10.99.0.2"
 PORT = 5001
@@ -97,8 +97,7 @@ def main():
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
 
-    strata = [args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem,
-              "--append", "console=ttyS0", "--engine", args.engine]
+    strata = strata_command(args) + ["--engine", args.engine]
     qemu = ["qemu-system-riscv64", "-M", "virt", "-nographic", "-m", args.mem, "-kernel", args.kernel,
             "-initrd", args.initrd, "-append", "console=ttyS0"]
     results = {"strata": [], "qemu": []}
