@@ -65,7 +65,12 @@ Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
 
 GuestMachine::GuestMachine(const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
                            const std::vector<NetInterface>& nics)
-    : config_(config), control_(control), console_(console), clockStartNs_(control.guestNs()), loop_(&loop), nics_(nics) {}
+    : config_(config),
+      control_(control),
+      console_(console),
+      clockStartNs_(control.guestNs()),
+      loop_(&loop),
+      nics_(nics) {}
 
 GuestMachine::~GuestMachine() {
   if (balloon_) control_.balloon().detach();  // before the device goes with this boot
