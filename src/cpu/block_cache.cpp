@@ -30,8 +30,10 @@ void* BlockCache::allocate(size_t bytes) {
   return chunks_[chunkIndex_].get();
 }
 
-Block* BlockCache::insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_t count, uint32_t byteLength) {
-  const size_t bytes = sizeof(Block) + sizeof(DecodedInsn) * (count + 1);
+Block* BlockCache::insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_t count, uint32_t byteLength,
+                          const uint8_t* guestBytes) {
+  const size_t insnBytes = sizeof(DecodedInsn) * (count + 1);
+  const size_t bytes = sizeof(Block) + insnBytes + byteLength;
   void* memory = allocate(bytes);
   if (memory == nullptr) {  // arena full: start over rather than grow without bound
     flush();
@@ -47,14 +49,45 @@ Block* BlockCache::insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_
   sentinel.op = Op::BlockEnd;
   sentinel.pcOffset = static_cast<uint16_t>(byteLength);
   block->insns[count] = sentinel;
+  auto* copy = reinterpret_cast<uint8_t*>(block->insns) + insnBytes;
+  std::memcpy(copy, guestBytes, byteLength);
+  block->guestBytes = copy;
+  Block*& pageHead = pages_[physicalPc >> 12];
+  block->nextOnPage = pageHead;
+  pageHead = block;
   index_[physicalPc] = block;
   direct_[slot(physicalPc)] = block;
   return block;
 }
 
+size_t BlockCache::dropStale(const PhysicalMemory& memory) {
+  size_t dropped = 0;
+  for (auto page = pages_.begin(); page != pages_.end();) {
+    bool stale = false;
+    for (const Block* b = page->second; b != nullptr && !stale; b = b->nextOnPage) {
+      const uint8_t* now = memory.ram(b->physicalPc, b->byteLength);
+      stale = now == nullptr || std::memcmp(now, b->guestBytes, b->byteLength) != 0;
+    }
+    if (!stale) {
+      ++page;
+      continue;
+    }
+    // The whole page goes: its blocks chain to each other by pointer.
+    for (Block* b = page->second; b != nullptr; b = b->nextOnPage) {
+      index_.erase(b->physicalPc);
+      if (direct_[slot(b->physicalPc)] == b) direct_[slot(b->physicalPc)] = nullptr;
+    }
+    page = pages_.erase(page);
+    ++dropped;
+  }
+  pageDrops_ += dropped;
+  return dropped;
+}
+
 void BlockCache::flush() {
   std::memset(static_cast<void*>(direct_.get()), 0, sizeof(Block*) * kDirectSlots);
   index_.clear();
+  pages_.clear();
   chunkIndex_ = 0;
   chunkUsed_ = 0;
   ++generation_;

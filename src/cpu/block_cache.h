@@ -3,14 +3,17 @@
 // starting at a guest PHYSICAL address; it never crosses a 4 KiB page and ends
 // at the first control transfer, CSR access or system instruction (see
 // endsBlock()). Keying by physical address lets one block serve every
-// virtual alias and survive satp switches; the cache is flushed wholesale on
-// fence.i / remote instruction-cache fences, which is when the architecture
-// says stale code may be discarded.
+// virtual alias and survive satp switches. On fence.i / remote
+// instruction-cache fences (when the architecture says stale code must go)
+// dropStale() compares each block's guest bytes, copied at decode time, with
+// memory and drops the pages whose code changed (by any hart, or DMA); the
+// rest stay. flush() drops everything (PMP or trigger changes, a full arena).
 //
 // Engine seam: the interpreter walks Block::insns; the translator attaches
-// native code for the same block through Block::translated and drops all of
-// it when generation() moves (every flush), so lookup and invalidation stay
-// in one place for every engine.
+// native code for the same block through Block::translated, drops all of it
+// when generation() moves (every flush) and forgets its pointers into
+// dropped pages when pageDrops() moves, so lookup and invalidation stay in
+// one place for every engine.
 #pragma once
 
 #include <cstddef>
@@ -20,6 +23,7 @@
 #include <vector>
 
 #include "cpu/decoder.h"
+#include "cpu/physical_memory.h"
 
 namespace strata::cpu {
 
@@ -34,10 +38,12 @@ struct alignas(16) Block {
   DecodedInsn* insns = nullptr;   // instructionCount + 1 entries
   // Successors on the same guest page, found by their page offset. Valid for
   // the block's whole life: a same-page target's physical address follows from
-  // ours, and the cache drops all blocks at once.
+  // ours, and the cache drops a page's blocks all at once.
   Block* chain[2] = {nullptr, nullptr};
   uint16_t chainOffset[2] = {0, 0};
   uint8_t chainVictim = 0;
+  Block* nextOnPage = nullptr;         // the other blocks decoded from this page
+  const uint8_t* guestBytes = nullptr;  // byteLength bytes of code as decoded (after insns)
 
   const DecodedInsn* firstInsn() const { return reinterpret_cast<const DecodedInsn*>(this + 1); }
 };
@@ -54,15 +60,23 @@ class BlockCache {
     return findSlow(physicalPc);
   }
 
-  // Copies `count` decoded instructions plus a sentinel into a new block.
-  Block* insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_t count, uint32_t byteLength);
+  // Copies `count` decoded instructions plus a sentinel, and the byteLength
+  // guest bytes they were decoded from, into a new block.
+  Block* insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_t count, uint32_t byteLength,
+                const uint8_t* guestBytes);
 
   // Drops every block. Callers must not hold Block pointers across this.
   void flush();
+  // Drops the blocks of every page where some block's guest bytes differ
+  // from `memory` now (fence.i); returns the number of pages dropped.
+  // Callers must not hold Block pointers into those pages across this.
+  size_t dropStale(const PhysicalMemory& memory);
 
   size_t blockCount() const { return index_.size(); }
   // Counts flushes: an engine's state derived from blocks is stale once it moves.
   uint64_t generation() const { return generation_; }
+  // Counts pages dropped by dropStale(): pointers into them are stale once it moves.
+  uint64_t pageDrops() const { return pageDrops_; }
 
  private:
   static constexpr size_t kDirectSlots = 1u << 14;
@@ -75,10 +89,12 @@ class BlockCache {
 
   std::unique_ptr<Block*[]> direct_;
   std::unordered_map<uint64_t, Block*> index_;
+  std::unordered_map<uint64_t, Block*> pages_;  // physical page number -> its blocks (nextOnPage list)
   std::vector<std::unique_ptr<std::byte[]>> chunks_;
   size_t chunkIndex_ = 0;
   size_t chunkUsed_ = 0;
   uint64_t generation_ = 0;
+  uint64_t pageDrops_ = 0;
 };
 
 }  // namespace strata::cpu

@@ -96,7 +96,8 @@ void HartCore::applyFences() {
   const uint32_t fences = remote | localFences;
   localFences = 0;
   if (fences & kFenceTlb) flushTlb();
-  if (fences & kFenceICache) blocks.flush();
+  if (fences & kFenceAllBlocks) blocks.flush();
+  else if (fences & kFenceICache) blocks.dropStale(memory);
   if (remote) {
     pendingFences.fetch_and(~remote);
     notifyFenceWaiters();

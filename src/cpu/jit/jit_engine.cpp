@@ -20,8 +20,17 @@ JitEngine::JitEngine(uint32_t translateThreshold, size_t codeCacheBytes)
 }
 
 void JitEngine::followBlockCache(HartCore& hart) {
-  if (hart.blocks.generation() == blockGeneration_) [[likely]]
+  if (hart.blocks.generation() == blockGeneration_ && hart.blocks.pageDrops() == blockPageDrops_) [[likely]]
     return;
+  counters_.stalePagesDropped += hart.blocks.pageDrops() - blockPageDrops_;
+  blockPageDrops_ = hart.blocks.pageDrops();
+  if (hart.blocks.generation() == blockGeneration_) {
+    // Some pages' blocks went (fence.i after their code changed): only the
+    // jump cache points into them from elsewhere (patched chains stay within
+    // a page). Their code stays in the cache, dead, until it fills.
+    clearJumpCache();
+    return;
+  }
   // The blocks our code was translated from (and the chains patched between
   // them) are gone: the code goes with them.
   blockGeneration_ = hart.blocks.generation();
@@ -29,9 +38,11 @@ void JitEngine::followBlockCache(HartCore& hart) {
   ++counters_.blockCacheFlushes;
 }
 
+void JitEngine::clearJumpCache() { std::fill(jumpCache_.get(), jumpCache_.get() + kJumpCacheSlots, JumpCacheEntry{}); }
+
 void JitEngine::resetCode() {
   code_.reset();
-  std::fill(jumpCache_.get(), jumpCache_.get() + kJumpCacheSlots, JumpCacheEntry{});
+  clearJumpCache();
 }
 
 void JitEngine::dropEverything(HartCore& hart) {
@@ -160,6 +171,7 @@ std::vector<EngineStat> JitEngine::stats() const {
       {"code_bytes", code_.used()},
       {"code_cache_flushes", counters_.codeCacheFlushes},
       {"block_cache_flushes", counters_.blockCacheFlushes},
+      {"stale_pages_dropped", counters_.stalePagesDropped},
       {"chain_links", counters_.chainLinks},
       {"lookup_hits", counters_.lookupHits},
       {"lookup_misses", counters_.lookupMisses},
