@@ -5,13 +5,40 @@
 
 namespace strata::cpu {
 
-BlockCache::BlockCache() : direct_(new Block*[kDirectSlots]()) {}
+BlockCache::BlockCache(const PhysicalMemory& memory) : direct_(new Block*[kDirectSlots]()), memory_(memory) {}
 
 Block* BlockCache::findSlow(uint64_t physicalPc) {
   auto it = index_.find(physicalPc);
   if (it == index_.end()) return nullptr;
+  CodePage& page = *it->second->page;
+  check(page);
+  if (page.blocks == nullptr) return nullptr;  // its code changed: dropped
   direct_[slot(physicalPc)] = it->second;
   return it->second;
+}
+
+void BlockCache::check(CodePage& page) {
+  if (page.checkedAtFence == fences_) return;
+  page.checkedAtFence = fences_;
+  if (!unchanged(page)) dropBlocks(page);
+}
+
+bool BlockCache::unchanged(const CodePage& page) const {
+  for (const Block* b = page.blocks; b != nullptr; b = b->nextOnPage) {
+    const uint8_t* now = memory_.ram(b->physicalPc, b->byteLength);
+    if (now == nullptr || std::memcmp(now, b->guestBytes, b->byteLength) != 0) return false;
+  }
+  return true;
+}
+
+// The whole page goes: its blocks chain to each other by pointer.
+void BlockCache::dropBlocks(CodePage& page) {
+  for (Block* b = page.blocks; b != nullptr; b = b->nextOnPage) {
+    index_.erase(b->physicalPc);
+    if (direct_[slot(b->physicalPc)] == b) direct_[slot(b->physicalPc)] = nullptr;
+  }
+  page.blocks = nullptr;
+  ++pagesDropped_;
 }
 
 void* BlockCache::allocate(size_t bytes) {
@@ -52,36 +79,21 @@ Block* BlockCache::insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_
   auto* copy = reinterpret_cast<uint8_t*>(block->insns) + insnBytes;
   std::memcpy(copy, guestBytes, byteLength);
   block->guestBytes = copy;
-  Block*& pageHead = pages_[physicalPc >> 12];
-  block->nextOnPage = pageHead;
-  pageHead = block;
+  // Checked first: a page's blocks are only ever all current, since they chain to each other.
+  CodePage& page = pages_[physicalPc >> 12];
+  check(page);
+  block->page = &page;
+  block->nextOnPage = page.blocks;
+  page.blocks = block;
   index_[physicalPc] = block;
   direct_[slot(physicalPc)] = block;
   return block;
 }
 
-size_t BlockCache::dropStale(const PhysicalMemory& memory) {
-  size_t dropped = 0;
-  for (auto page = pages_.begin(); page != pages_.end();) {
-    bool stale = false;
-    for (const Block* b = page->second; b != nullptr && !stale; b = b->nextOnPage) {
-      const uint8_t* now = memory.ram(b->physicalPc, b->byteLength);
-      stale = now == nullptr || std::memcmp(now, b->guestBytes, b->byteLength) != 0;
-    }
-    if (!stale) {
-      ++page;
-      continue;
-    }
-    // The whole page goes: its blocks chain to each other by pointer.
-    for (Block* b = page->second; b != nullptr; b = b->nextOnPage) {
-      index_.erase(b->physicalPc);
-      if (direct_[slot(b->physicalPc)] == b) direct_[slot(b->physicalPc)] = nullptr;
-    }
-    page = pages_.erase(page);
-    ++dropped;
-  }
-  pageDrops_ += dropped;
-  return dropped;
+void BlockCache::dropStale() {
+  ++fences_;
+  // Every later find() goes through findSlow(), which checks the block's page first.
+  std::memset(static_cast<void*>(direct_.get()), 0, sizeof(Block*) * kDirectSlots);
 }
 
 void BlockCache::flush() {

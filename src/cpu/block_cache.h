@@ -3,17 +3,19 @@
 // starting at a guest PHYSICAL address; it never crosses a 4 KiB page and ends
 // at the first control transfer, CSR access or system instruction (see
 // endsBlock()). Keying by physical address lets one block serve every
-// virtual alias and survive satp switches. On fence.i / remote
-// instruction-cache fences (when the architecture says stale code must go)
-// dropStale() compares each block's guest bytes, copied at decode time, with
-// memory and drops the pages whose code changed (by any hart, or DMA); the
-// rest stay. flush() drops everything (PMP or trigger changes, a full arena).
+// virtual alias and survive satp switches. fence.i / remote instruction-cache
+// fences (when the architecture says stale code must go) call dropStale():
+// from then on each page is checked when it is next reached through find(),
+// its blocks' guest bytes (copied at decode time) compared with memory, and
+// dropped if they changed (written by any hart, or by DMA). Pages the guest
+// did not touch keep their blocks and translations. flush() drops everything
+// (PMP or trigger changes, a full arena).
 //
 // Engine seam: the interpreter walks Block::insns; the translator attaches
 // native code for the same block through Block::translated, drops all of it
-// when generation() moves (every flush) and forgets its pointers into
-// dropped pages when pageDrops() moves, so lookup and invalidation stay in
-// one place for every engine.
+// when generation() moves (every flush) and forgets the pointers it got
+// other than through find() (its jump cache) when fences() moves, so lookup
+// and invalidation stay in one place for every engine.
 #pragma once
 
 #include <cstddef>
@@ -29,6 +31,8 @@ namespace strata::cpu {
 
 // The decoded instructions follow the Block header directly in memory
 // (insns == firstInsn()), so engines reach them without a dependent load.
+struct CodePage;
+
 struct alignas(16) Block {
   uint64_t physicalPc = 0;
   uint32_t instructionCount = 0;  // excluding the trailing Op::BlockEnd sentinel
@@ -38,21 +42,29 @@ struct alignas(16) Block {
   DecodedInsn* insns = nullptr;   // instructionCount + 1 entries
   // Successors on the same guest page, found by their page offset. Valid for
   // the block's whole life: a same-page target's physical address follows from
-  // ours, and the cache drops a page's blocks all at once.
+  // ours, and the cache checks and drops a page's blocks all at once.
   Block* chain[2] = {nullptr, nullptr};
   uint16_t chainOffset[2] = {0, 0};
   uint8_t chainVictim = 0;
-  Block* nextOnPage = nullptr;         // the other blocks decoded from this page
+  CodePage* page = nullptr;             // the cache's record of this block's page
+  Block* nextOnPage = nullptr;          // the other blocks decoded from it
   const uint8_t* guestBytes = nullptr;  // byteLength bytes of code as decoded (after insns)
 
   const DecodedInsn* firstInsn() const { return reinterpret_cast<const DecodedInsn*>(this + 1); }
 };
 static_assert(sizeof(Block) % 16 == 0);
 
+// The blocks decoded from one physical page and the last fence they were checked after.
+struct CodePage {
+  Block* blocks = nullptr;
+  uint64_t checkedAtFence = 0;
+};
+
 class BlockCache {
  public:
-  BlockCache();
+  explicit BlockCache(const PhysicalMemory& memory);
 
+  // Null if the block is not cached (or its page's code changed since it was decoded).
   Block* find(uint64_t physicalPc) {
     Block* block = direct_[slot(physicalPc)];
     if (block != nullptr && block->physicalPc == physicalPc) [[likely]]
@@ -67,16 +79,16 @@ class BlockCache {
 
   // Drops every block. Callers must not hold Block pointers across this.
   void flush();
-  // Drops the blocks of every page where some block's guest bytes differ
-  // from `memory` now (fence.i); returns the number of pages dropped.
-  // Callers must not hold Block pointers into those pages across this.
-  size_t dropStale(const PhysicalMemory& memory);
+  // fence.i: every page is checked against memory when next found; callers
+  // must not use Block pointers they got before this without find().
+  void dropStale();
 
   size_t blockCount() const { return index_.size(); }
   // Counts flushes: an engine's state derived from blocks is stale once it moves.
   uint64_t generation() const { return generation_; }
-  // Counts pages dropped by dropStale(): pointers into them are stale once it moves.
-  uint64_t pageDrops() const { return pageDrops_; }
+  // Counts dropStale() calls, and the pages it found changed.
+  uint64_t fences() const { return fences_; }
+  uint64_t pagesDropped() const { return pagesDropped_; }
 
  private:
   static constexpr size_t kDirectSlots = 1u << 14;
@@ -85,16 +97,22 @@ class BlockCache {
 
   static size_t slot(uint64_t physicalPc) { return (physicalPc >> 1) & (kDirectSlots - 1); }
   Block* findSlow(uint64_t physicalPc);
+  // Once per fence: drops the page's blocks if its code changed.
+  void check(CodePage& page);
+  bool unchanged(const CodePage& page) const;
+  void dropBlocks(CodePage& page);
   void* allocate(size_t bytes);
 
   std::unique_ptr<Block*[]> direct_;
   std::unordered_map<uint64_t, Block*> index_;
-  std::unordered_map<uint64_t, Block*> pages_;  // physical page number -> its blocks (nextOnPage list)
+  std::unordered_map<uint64_t, CodePage> pages_;  // by physical page number (node-based: stable addresses)
+  const PhysicalMemory memory_;
   std::vector<std::unique_ptr<std::byte[]>> chunks_;
   size_t chunkIndex_ = 0;
   size_t chunkUsed_ = 0;
   uint64_t generation_ = 0;
-  uint64_t pageDrops_ = 0;
+  uint64_t fences_ = 0;
+  uint64_t pagesDropped_ = 0;
 };
 
 }  // namespace strata::cpu

@@ -20,20 +20,22 @@ JitEngine::JitEngine(uint32_t translateThreshold, size_t codeCacheBytes)
 }
 
 void JitEngine::followBlockCache(HartCore& hart) {
-  if (hart.blocks.generation() == blockGeneration_ && hart.blocks.pageDrops() == blockPageDrops_) [[likely]]
+  const BlockCache& blocks = hart.blocks;
+  counters_.stalePagesDropped = blocks.pagesDropped();  // found by any find() since the last call
+  if (blocks.generation() == blockGeneration_ && blocks.fences() == blockFences_) [[likely]]
     return;
-  counters_.stalePagesDropped += hart.blocks.pageDrops() - blockPageDrops_;
-  blockPageDrops_ = hart.blocks.pageDrops();
-  if (hart.blocks.generation() == blockGeneration_) {
-    // Some pages' blocks went (fence.i after their code changed): only the
-    // jump cache points into them from elsewhere (patched chains stay within
-    // a page). Their code stays in the cache, dead, until it fills.
+  if (blocks.generation() == blockGeneration_) {
+    // fence.i: the block cache checks pages when find() reaches them, and
+    // only the jump cache reaches blocks without it (patched chains never
+    // leave a page). Code of pages found changed stays in the cache, dead, until it fills.
+    blockFences_ = blocks.fences();
     clearJumpCache();
     return;
   }
   // The blocks our code was translated from (and the chains patched between
   // them) are gone: the code goes with them.
-  blockGeneration_ = hart.blocks.generation();
+  blockGeneration_ = blocks.generation();
+  blockFences_ = blocks.fences();
   resetCode();
   ++counters_.blockCacheFlushes;
 }
@@ -49,6 +51,7 @@ void JitEngine::dropEverything(HartCore& hart) {
   ++counters_.codeCacheFlushes;
   hart.blocks.flush();  // their Block::translated pointers go with them
   blockGeneration_ = hart.blocks.generation();
+  blockFences_ = hart.blocks.fences();
   resetCode();
 }
 

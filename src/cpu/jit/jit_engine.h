@@ -30,7 +30,7 @@ struct JitCounters {
   uint64_t translateNanos = 0;
   uint64_t codeCacheFlushes = 0;  // code cache full: everything dropped
   uint64_t blockCacheFlushes = 0;  // PMP/trigger changes, full arena: translations dropped with their blocks
-  uint64_t stalePagesDropped = 0;  // pages whose code changed, dropped at fence.i with their translations
+  uint64_t stalePagesDropped = 0;  // pages whose code changed, dropped after fence.i with their translations
   uint64_t chainLinks = 0;         // direct exits patched to jump straight to their successor
   uint64_t lookupHits = 0;    // indirect/cross-page exits the jump cache missed but the block cache had
   uint64_t lookupMisses = 0;  // ... and those that went back to the run loop
@@ -41,7 +41,7 @@ struct JitCounters {
 // Indirect-jump cache: guest physical pc -> native code, probed inline by
 // generated code after it has translated the target through the fetch TLB
 // (so it is exact under any mapping change), refilled by lookup(), cleared
-// with the code cache and when the block cache drops pages.
+// with the code cache and at every fence.i.
 struct JumpCacheEntry {
   uint64_t physicalPc = ~0ull;
   const void* code = nullptr;
@@ -68,8 +68,8 @@ class JitEngine final : public Engine {
   static unsigned jumpCacheSlot(uint64_t physicalPc) { return (physicalPc >> 1) & (kJumpCacheSlots - 1); }
 
  private:
-  // Drops translations when the block cache was flushed, and jump-cache
-  // entries when it dropped pages, since we last looked.
+  // Drops translations when the block cache was flushed, and the jump
+  // cache when a fence.i made it check pages, since we last looked.
   void followBlockCache(HartCore& hart);
   void clearJumpCache();
   // Native code for `block`, translating it if needed; null if the code cache is full.
@@ -87,7 +87,7 @@ class JitEngine final : public Engine {
   EnterFunction enter_ = nullptr;
   const void* exitToRunLoop_ = nullptr;
   uint64_t blockGeneration_ = 0;
-  uint64_t blockPageDrops_ = 0;
+  uint64_t blockFences_ = 0;
   JitCounters counters_;
 };
 
