@@ -8,13 +8,17 @@ namespace strata::cpu {
 BlockCache::BlockCache(const PhysicalMemory& memory) : direct_(new Block*[kDirectSlots]()), memory_(memory) {}
 
 Block* BlockCache::findSlow(uint64_t physicalPc) {
-  auto it = index_.find(physicalPc);
-  if (it == index_.end()) return nullptr;
-  CodePage& page = *it->second->page;
+  Block* block = direct_[slot(physicalPc)];
+  if (block == nullptr || block->physicalPc != physicalPc) {
+    auto it = index_.find(physicalPc);
+    if (it == index_.end()) return nullptr;
+    block = it->second;
+  }
+  CodePage& page = *block->page;
   check(page);
   if (page.blocks == nullptr) return nullptr;  // its code changed: dropped
-  direct_[slot(physicalPc)] = it->second;
-  return it->second;
+  direct_[slot(physicalPc)] = block;
+  return block;
 }
 
 void BlockCache::check(CodePage& page) {
@@ -91,9 +95,7 @@ Block* BlockCache::insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_
 }
 
 void BlockCache::dropStale() {
-  ++fences_;
-  // Every later find() goes through findSlow(), which checks the block's page first.
-  std::memset(static_cast<void*>(direct_.get()), 0, sizeof(Block*) * kDirectSlots);
+  ++fences_;  // find() sends every block of a page not checked since to findSlow()
 }
 
 void BlockCache::flush() {

@@ -5,7 +5,7 @@
 // endsBlock()). Keying by physical address lets one block serve every
 // virtual alias and survive satp switches. fence.i / remote instruction-cache
 // fences (when the architecture says stale code must go) call dropStale():
-// from then on each page is checked when it is next reached through find(),
+// from then on each page is checked once, when it is next reached through find(),
 // its blocks' guest bytes (copied at decode time) compared with memory, and
 // dropped if they changed (written by any hart, or by DMA). Pages the guest
 // did not touch keep their blocks and translations. flush() drops everything
@@ -67,7 +67,7 @@ class BlockCache {
   // Null if the block is not cached (or its page's code changed since it was decoded).
   Block* find(uint64_t physicalPc) {
     Block* block = direct_[slot(physicalPc)];
-    if (block != nullptr && block->physicalPc == physicalPc) [[likely]]
+    if (block != nullptr && block->physicalPc == physicalPc && block->page->checkedAtFence == fences_) [[likely]]
       return block;
     return findSlow(physicalPc);
   }

@@ -14,9 +14,7 @@ namespace strata::cpu::jit {
 JitEngine::JitEngine(uint32_t translateThreshold, size_t codeCacheBytes)
     : translateThreshold_(translateThreshold),
       code_(codeCacheBytes), jumpCache_(new JumpCacheEntry[kJumpCacheSlots]) {
-  const Trampolines trampolines = emitTrampolines(code_);
-  enter_ = trampolines.enter;
-  exitToRunLoop_ = trampolines.exitToRunLoop;
+  trampolines_ = emitTrampolines(code_);
 }
 
 void JitEngine::followBlockCache(HartCore& hart) {
@@ -58,7 +56,7 @@ void JitEngine::dropEverything(HartCore& hart) {
 const void* JitEngine::translation(Block& block) {
   if (block.translated != nullptr) return block.translated;
   const auto start = std::chrono::steady_clock::now();
-  const void* code = translateBlock(block, code_, *this, exitToRunLoop_);
+  const void* code = translateBlock(block, code_, *this, trampolines_);
   counters_.translateNanos += static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
   if (code == nullptr) return nullptr;
@@ -130,7 +128,7 @@ bool JitEngine::runOneBlock(HartCore& hart, uint64_t limit) {
         .trapped;
   }
   ++counters_.dispatches;
-  return enter_(&hart, &hart, hart.pc, code) != 0;
+  return trampolines_.enter(&hart, &hart, hart.pc, code) != 0;
 }
 
 ExitReason JitEngine::run(HartCore& h) {

@@ -25,6 +25,13 @@ namespace jit {
 // exit; returns 1 when the exit was a trap (already taken), else 0.
 using EnterFunction = uint32_t (*)(HartHotState* hot, HartCore* core, uint64_t pc, const void* code);
 
+// Shared code at the start of the code cache (translator.cpp emits it).
+struct Trampolines {
+  EnterFunction enter = nullptr;
+  const void* exitToRunLoop = nullptr;  // jump here with eax = the enter function's result
+  const void* callHelper = nullptr;     // call here with rax = a helper: runs it with x complete in HartHotState
+};
+
 struct JitCounters {
   uint64_t blocksTranslated = 0;
   uint64_t translateNanos = 0;
@@ -84,8 +91,7 @@ class JitEngine final : public Engine {
   const uint32_t translateThreshold_;
   CodeCache code_;
   std::unique_ptr<JumpCacheEntry[]> jumpCache_;
-  EnterFunction enter_ = nullptr;
-  const void* exitToRunLoop_ = nullptr;
+  Trampolines trampolines_;
   uint64_t blockGeneration_ = 0;
   uint64_t blockFences_ = 0;
   JitCounters counters_;

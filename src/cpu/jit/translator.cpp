@@ -42,10 +42,10 @@ static_assert(HartHotState::kTlbSlots == 256, "the TLB index below masks with 0x
 // Guest registers kept in host registers by generated code: the ones compiled
 // RISC-V code uses most (a5, a0, sp, a4, s0, a3, a1, by static counts over
 // the default guest's kernel and busybox). The enter trampoline loads them,
-// the exit trampoline stores them back, and every helper call writes them
-// to HartHotState before and reloads them after (helpers read and write x
-// there, and r8-r11 do not survive calls), so outside generated code
-// HartHotState::x is always complete.
+// the exit trampoline stores them back, and the callHelper thunk writes them
+// to HartHotState before every helper and reloads them after (helpers read
+// and write x there, and r8-r11 do not survive calls), so outside generated
+// code HartHotState::x is always complete.
 struct PinnedRegister {
   unsigned guest;
   int host;  // Xbyak register index
@@ -95,11 +95,12 @@ uint64_t helperMulDiv(uint64_t a, uint64_t b, uint64_t op) {
 
 class BlockTranslator : public Xbyak::CodeGenerator {
  public:
-  BlockTranslator(CodeCache& cache, const Block& block, JitEngine& engine, const void* exitToRunLoop)
+  BlockTranslator(CodeCache& cache, const Block& block, JitEngine& engine, const Trampolines& trampolines)
       : CodeGenerator(cache.remaining(), cache.cursor()),
         block_(block),
         engine_(engine),
-        exitToRunLoop_(exitToRunLoop),
+        exitToRunLoop_(trampolines.exitToRunLoop),
+        callHelper_(trampolines.callHelper),
         pageOffset_(block.physicalPc & 0xfff) {
     for (unsigned r = 0; r <= kDiscardRegister; ++r) {
       xMemory_.push_back(guestSlot(r));
@@ -150,12 +151,10 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     return xMemory32_[r];
   }
   Label& newLabel() { return labels_.emplace_back(); }
-  // Every helper sees (and may change) all of x in HartHotState.
+  // Through the shared thunk: every helper sees (and may change) all of x in HartHotState.
   void callHelper(const void* function) {
-    syncPinned(*this, true);
     mov(rax, reinterpret_cast<uint64_t>(function));
-    call(rax);
-    syncPinned(*this, false);
+    call(callHelper_);
   }
   void loadArgInsn(const Xbyak::Reg64& reg, const DecodedInsn& in) { mov(reg, reinterpret_cast<uint64_t>(&in)); }
 
@@ -694,6 +693,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   const Block& block_;
   JitEngine& engine_;
   const void* exitToRunLoop_;
+  const void* callHelper_;
   const uint64_t pageOffset_;
   std::vector<Xbyak::Address> xMemory_, xMemory32_;
   Xbyak::Reg64 pinned_[kDiscardRegister + 1];
@@ -734,9 +734,20 @@ class TrampolineEmitter : public Xbyak::CodeGenerator {
     pop(rbp);
     pop(rbx);
     ret();
+    // callHelper (rax = the helper, its arguments in place): generated code
+    // calls it with rsp 16-byte aligned, so the return address needs 8 more.
+    align(16);
+    callHelper = getCurr();
+    sub(rsp, 8);
+    syncPinned(*this, true);
+    call(rax);
+    syncPinned(*this, false);
+    add(rsp, 8);
+    ret();
   }
   const uint8_t* enter;
   const uint8_t* exit;
+  const uint8_t* callHelper;
 };
 
 }  // namespace
@@ -745,13 +756,13 @@ Trampolines emitTrampolines(CodeCache& cache) {
   TrampolineEmitter emitter(cache);
   cache.commit(emitter.getSize());
   cache.pinPrefix();
-  return {reinterpret_cast<EnterFunction>(const_cast<uint8_t*>(emitter.enter)), emitter.exit};
+  return {reinterpret_cast<EnterFunction>(const_cast<uint8_t*>(emitter.enter)), emitter.exit, emitter.callHelper};
 }
 
-const void* translateBlock(const Block& block, CodeCache& cache, JitEngine& engine, const void* exitToRunLoop) {
+const void* translateBlock(const Block& block, CodeCache& cache, JitEngine& engine, const Trampolines& trampolines) {
   const uint8_t* start = cache.cursor();
   try {
-    BlockTranslator translator(cache, block, engine, exitToRunLoop);
+    BlockTranslator translator(cache, block, engine, trampolines);
     translator.translate();
     translator.ready();
     cache.commit(translator.getSize());
