@@ -93,6 +93,30 @@ uint64_t helperMulDiv(uint64_t a, uint64_t b, uint64_t op) {
   }
 }
 
+// Each guest register as an operand, built once: its host register if
+// pinned, else its HartHotState slot (64 and 32 bits).
+struct GuestOperands {
+  GuestOperands() {
+    for (unsigned r = 0; r <= kDiscardRegister; ++r) {
+      memory.push_back(guestSlot(r));
+      memory32.push_back(dword[rbx + kX + 8 * static_cast<int>(r)]);
+    }
+    for (const PinnedRegister& p : kPinned) {
+      pinned[p.guest] = Xbyak::Reg64(p.host);
+      pinned32[p.guest] = Xbyak::Reg32(p.host);
+      isPinned[p.guest] = true;
+    }
+  }
+  std::vector<Xbyak::Address> memory, memory32;
+  Xbyak::Reg64 pinned[kDiscardRegister + 1];
+  Xbyak::Reg32 pinned32[kDiscardRegister + 1];
+  bool isPinned[kDiscardRegister + 1] = {};
+};
+const GuestOperands& guestOperands() {
+  static const GuestOperands operands;
+  return operands;
+}
+
 class BlockTranslator : public Xbyak::CodeGenerator {
  public:
   BlockTranslator(CodeCache& cache, const Block& block, JitEngine& engine, const Trampolines& trampolines)
@@ -101,17 +125,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         engine_(engine),
         exitToRunLoop_(trampolines.exitToRunLoop),
         callHelper_(trampolines.callHelper),
-        pageOffset_(block.physicalPc & 0xfff) {
-    for (unsigned r = 0; r <= kDiscardRegister; ++r) {
-      xMemory_.push_back(guestSlot(r));
-      xMemory32_.push_back(dword[rbx + kX + 8 * static_cast<int>(r)]);
-    }
-    for (const PinnedRegister& p : kPinned) {
-      pinned_[p.guest] = Xbyak::Reg64(p.host);
-      pinned32_[p.guest] = Xbyak::Reg32(p.host);
-      isPinned_[p.guest] = true;
-    }
-  }
+        pageOffset_(block.physicalPc & 0xfff) {}
 
   void translate() {
     const uint32_t count = block_.instructionCount;
@@ -143,12 +157,14 @@ class BlockTranslator : public Xbyak::CodeGenerator {
  private:
   // x[r] (64 or 32 bits) as an operand: its host register if pinned, else its HartHotState slot.
   const Xbyak::Operand& xreg(unsigned r) const {
-    if (isPinned_[r]) return pinned_[r];
-    return xMemory_[r];
+    const GuestOperands& operands = guestOperands();
+    if (operands.isPinned[r]) return operands.pinned[r];
+    return operands.memory[r];
   }
   const Xbyak::Operand& xreg32(unsigned r) const {
-    if (isPinned_[r]) return pinned32_[r];
-    return xMemory32_[r];
+    const GuestOperands& operands = guestOperands();
+    if (operands.isPinned[r]) return operands.pinned32[r];
+    return operands.memory32[r];
   }
   Label& newLabel() { return labels_.emplace_back(); }
   // Through the shared thunk: every helper sees (and may change) all of x in HartHotState.
@@ -695,10 +711,6 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   const void* exitToRunLoop_;
   const void* callHelper_;
   const uint64_t pageOffset_;
-  std::vector<Xbyak::Address> xMemory_, xMemory32_;
-  Xbyak::Reg64 pinned_[kDiscardRegister + 1];
-  Xbyak::Reg32 pinned32_[kDiscardRegister + 1];
-  bool isPinned_[kDiscardRegister + 1] = {};
   std::deque<Label> labels_;  // stable addresses: deferred emitters refer to them
   std::vector<std::function<void()>> deferred_;  // out-of-line paths, emitted after the block's body
   Label exit_, lookup_, fault_;
