@@ -29,10 +29,10 @@
 
 namespace strata::cpu {
 
-// The decoded instructions follow the Block header directly in memory
-// (insns == firstInsn()), so engines reach them without a dependent load.
 struct CodePage;
 
+// The decoded instructions follow the Block header directly in memory
+// (insns == firstInsn()), so engines reach them without a dependent load.
 struct alignas(16) Block {
   uint64_t physicalPc = 0;
   uint32_t instructionCount = 0;  // excluding the trailing Op::BlockEnd sentinel
@@ -86,7 +86,7 @@ class BlockCache {
   size_t blockCount() const { return index_.size(); }
   // Counts flushes: an engine's state derived from blocks is stale once it moves.
   uint64_t generation() const { return generation_; }
-  // Counts dropStale() calls, and the pages it found changed.
+  // Counts dropStale() calls, and the pages found changed after them.
   uint64_t fences() const { return fences_; }
   uint64_t pagesDropped() const { return pagesDropped_; }
 
