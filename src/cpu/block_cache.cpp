@@ -5,13 +5,44 @@
 
 namespace strata::cpu {
 
-BlockCache::BlockCache() : direct_(new Block*[kDirectSlots]()) {}
+BlockCache::BlockCache(const PhysicalMemory& memory) : direct_(new Block*[kDirectSlots]()), memory_(memory) {}
 
 Block* BlockCache::findSlow(uint64_t physicalPc) {
-  auto it = index_.find(physicalPc);
-  if (it == index_.end()) return nullptr;
-  direct_[slot(physicalPc)] = it->second;
-  return it->second;
+  Block* block = direct_[slot(physicalPc)];
+  if (block == nullptr || block->physicalPc != physicalPc) {
+    auto it = index_.find(physicalPc);
+    if (it == index_.end()) return nullptr;
+    block = it->second;
+  }
+  CodePage& page = *block->page;
+  check(page);
+  if (page.blocks == nullptr) return nullptr;  // its code changed: dropped
+  direct_[slot(physicalPc)] = block;
+  return block;
+}
+
+void BlockCache::check(CodePage& page) {
+  if (page.checkedAtFence == fences_) return;
+  page.checkedAtFence = fences_;
+  if (!unchanged(page)) dropBlocks(page);
+}
+
+bool BlockCache::unchanged(const CodePage& page) const {
+  for (const Block* b = page.blocks; b != nullptr; b = b->nextOnPage) {
+    const uint8_t* now = memory_.ram(b->physicalPc, b->byteLength);
+    if (now == nullptr || std::memcmp(now, b->guestBytes, b->byteLength) != 0) return false;
+  }
+  return true;
+}
+
+// The whole page goes: its blocks chain to each other by pointer.
+void BlockCache::dropBlocks(CodePage& page) {
+  for (Block* b = page.blocks; b != nullptr; b = b->nextOnPage) {
+    index_.erase(b->physicalPc);
+    if (direct_[slot(b->physicalPc)] == b) direct_[slot(b->physicalPc)] = nullptr;
+  }
+  page.blocks = nullptr;
+  ++pagesDropped_;
 }
 
 void* BlockCache::allocate(size_t bytes) {
@@ -30,8 +61,10 @@ void* BlockCache::allocate(size_t bytes) {
   return chunks_[chunkIndex_].get();
 }
 
-Block* BlockCache::insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_t count, uint32_t byteLength) {
-  const size_t bytes = sizeof(Block) + sizeof(DecodedInsn) * (count + 1);
+Block* BlockCache::insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_t count, uint32_t byteLength,
+                          const uint8_t* guestBytes) {
+  const size_t insnBytes = sizeof(DecodedInsn) * (count + 1);
+  const size_t bytes = sizeof(Block) + insnBytes + byteLength;
   void* memory = allocate(bytes);
   if (memory == nullptr) {  // arena full: start over rather than grow without bound
     flush();
@@ -47,14 +80,28 @@ Block* BlockCache::insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_
   sentinel.op = Op::BlockEnd;
   sentinel.pcOffset = static_cast<uint16_t>(byteLength);
   block->insns[count] = sentinel;
+  auto* copy = reinterpret_cast<uint8_t*>(block->insns) + insnBytes;
+  std::memcpy(copy, guestBytes, byteLength);
+  block->guestBytes = copy;
+  // Checked first: a page's blocks are only ever all current, since they chain to each other.
+  CodePage& page = pages_[physicalPc >> 12];
+  check(page);
+  block->page = &page;
+  block->nextOnPage = page.blocks;
+  page.blocks = block;
   index_[physicalPc] = block;
   direct_[slot(physicalPc)] = block;
   return block;
 }
 
+void BlockCache::dropStale() {
+  ++fences_;  // find() sends every block of a page not checked since to findSlow()
+}
+
 void BlockCache::flush() {
   std::memset(static_cast<void*>(direct_.get()), 0, sizeof(Block*) * kDirectSlots);
   index_.clear();
+  pages_.clear();
   chunkIndex_ = 0;
   chunkUsed_ = 0;
   ++generation_;

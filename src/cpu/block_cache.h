@@ -3,14 +3,19 @@
 // starting at a guest PHYSICAL address; it never crosses a 4 KiB page and ends
 // at the first control transfer, CSR access or system instruction (see
 // endsBlock()). Keying by physical address lets one block serve every
-// virtual alias and survive satp switches; the cache is flushed wholesale on
-// fence.i / remote instruction-cache fences, which is when the architecture
-// says stale code may be discarded.
+// virtual alias and survive satp switches. fence.i / remote instruction-cache
+// fences (when the architecture says stale code must go) call dropStale():
+// from then on each page is checked once, when it is next reached through find(),
+// its blocks' guest bytes (copied at decode time) compared with memory, and
+// dropped if they changed (written by any hart, or by DMA). Pages the guest
+// did not touch keep their blocks and translations. flush() drops everything
+// (PMP or trigger changes, a full arena).
 //
 // Engine seam: the interpreter walks Block::insns; the translator attaches
-// native code for the same block through Block::translated and drops all of
-// it when generation() moves (every flush), so lookup and invalidation stay
-// in one place for every engine.
+// native code for the same block through Block::translated, drops all of it
+// when generation() moves (every flush) and forgets the pointers it got
+// other than through find() (its jump cache) when fences() moves, so lookup
+// and invalidation stay in one place for every engine.
 #pragma once
 
 #include <cstddef>
@@ -20,8 +25,11 @@
 #include <vector>
 
 #include "cpu/decoder.h"
+#include "cpu/physical_memory.h"
 
 namespace strata::cpu {
+
+struct CodePage;
 
 // The decoded instructions follow the Block header directly in memory
 // (insns == firstInsn()), so engines reach them without a dependent load.
@@ -34,35 +42,53 @@ struct alignas(16) Block {
   DecodedInsn* insns = nullptr;   // instructionCount + 1 entries
   // Successors on the same guest page, found by their page offset. Valid for
   // the block's whole life: a same-page target's physical address follows from
-  // ours, and the cache drops all blocks at once.
+  // ours, and the cache checks and drops a page's blocks all at once.
   Block* chain[2] = {nullptr, nullptr};
   uint16_t chainOffset[2] = {0, 0};
   uint8_t chainVictim = 0;
+  CodePage* page = nullptr;             // the cache's record of this block's page
+  Block* nextOnPage = nullptr;          // the other blocks decoded from it
+  const uint8_t* guestBytes = nullptr;  // byteLength bytes of code as decoded (after insns)
 
   const DecodedInsn* firstInsn() const { return reinterpret_cast<const DecodedInsn*>(this + 1); }
 };
 static_assert(sizeof(Block) % 16 == 0);
 
+// The blocks decoded from one physical page and the last fence they were checked after.
+struct CodePage {
+  Block* blocks = nullptr;
+  uint64_t checkedAtFence = 0;
+};
+
 class BlockCache {
  public:
-  BlockCache();
+  explicit BlockCache(const PhysicalMemory& memory);
 
+  // Null if the block is not cached (or its page's code changed since it was decoded).
   Block* find(uint64_t physicalPc) {
     Block* block = direct_[slot(physicalPc)];
-    if (block != nullptr && block->physicalPc == physicalPc) [[likely]]
+    if (block != nullptr && block->physicalPc == physicalPc && block->page->checkedAtFence == fences_) [[likely]]
       return block;
     return findSlow(physicalPc);
   }
 
-  // Copies `count` decoded instructions plus a sentinel into a new block.
-  Block* insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_t count, uint32_t byteLength);
+  // Copies `count` decoded instructions plus a sentinel, and the byteLength
+  // guest bytes they were decoded from, into a new block.
+  Block* insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_t count, uint32_t byteLength,
+                const uint8_t* guestBytes);
 
   // Drops every block. Callers must not hold Block pointers across this.
   void flush();
+  // fence.i: every page is checked against memory when next found; callers
+  // must not use Block pointers they got before this without find().
+  void dropStale();
 
   size_t blockCount() const { return index_.size(); }
   // Counts flushes: an engine's state derived from blocks is stale once it moves.
   uint64_t generation() const { return generation_; }
+  // Counts dropStale() calls, and the pages found changed after them.
+  uint64_t fences() const { return fences_; }
+  uint64_t pagesDropped() const { return pagesDropped_; }
 
  private:
   static constexpr size_t kDirectSlots = 1u << 14;
@@ -71,14 +97,22 @@ class BlockCache {
 
   static size_t slot(uint64_t physicalPc) { return (physicalPc >> 1) & (kDirectSlots - 1); }
   Block* findSlow(uint64_t physicalPc);
+  // Once per fence: drops the page's blocks if its code changed.
+  void check(CodePage& page);
+  bool unchanged(const CodePage& page) const;
+  void dropBlocks(CodePage& page);
   void* allocate(size_t bytes);
 
   std::unique_ptr<Block*[]> direct_;
   std::unordered_map<uint64_t, Block*> index_;
+  std::unordered_map<uint64_t, CodePage> pages_;  // by physical page number (node-based: stable addresses)
+  const PhysicalMemory memory_;
   std::vector<std::unique_ptr<std::byte[]>> chunks_;
   size_t chunkIndex_ = 0;
   size_t chunkUsed_ = 0;
   uint64_t generation_ = 0;
+  uint64_t fences_ = 0;
+  uint64_t pagesDropped_ = 0;
 };
 
 }  // namespace strata::cpu

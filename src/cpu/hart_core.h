@@ -34,7 +34,9 @@ enum AttentionBit : uint32_t {
   kAttnKick = 1u << 6,        // kick(): just wake up and look around
 };
 
-enum FenceBit : uint32_t { kFenceTlb = 1u << 0, kFenceICache = 1u << 1 };
+// kFenceICache (fence.i) drops the decoded blocks whose code changed;
+// kFenceAllBlocks drops every block (the rules they were admitted under changed).
+enum FenceBit : uint32_t { kFenceTlb = 1u << 0, kFenceICache = 1u << 1, kFenceAllBlocks = 1u << 2 };
 
 class Engine;
 

@@ -314,7 +314,7 @@ Block* HartCore::buildBlock(uint64_t va, uint64_t pa) {
     offset += instructionLength(low);
     if (endsBlock(insn.op)) break;
   }
-  return blocks.insert(pa, insns, count, offset);
+  return blocks.insert(pa, insns, count, offset, host);
 }
 
 Block* HartCore::buildStraddlingBlock(uint64_t va, uint64_t pa) {

@@ -101,7 +101,7 @@ void HartCore::pmpChanged() {
 }
 
 void HartCore::dropCachedTranslations() {
-  localFences |= kFenceTlb | kFenceICache;
+  localFences |= kFenceTlb | kFenceAllBlocks;
   attention.fetch_or(kAttnFence, std::memory_order_relaxed);
 }
 

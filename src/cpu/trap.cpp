@@ -7,7 +7,7 @@
 namespace strata::cpu {
 
 HartCore::HartCore(Hart& ownerHart, unsigned id, PhysicalMemory mem, HartHost& hartHost)
-    : owner(ownerHart), hartId(id), memory(mem), host(hartHost) {
+    : owner(ownerHart), hartId(id), memory(mem), host(hartHost), blocks(memory) {
   resetToMachineMode(0);
 }
 
@@ -96,7 +96,8 @@ void HartCore::applyFences() {
   const uint32_t fences = remote | localFences;
   localFences = 0;
   if (fences & kFenceTlb) flushTlb();
-  if (fences & kFenceICache) blocks.flush();
+  if (fences & kFenceAllBlocks) blocks.flush();
+  else if (fences & kFenceICache) blocks.dropStale();
   if (remote) {
     pendingFences.fetch_and(~remote);
     notifyFenceWaiters();

@@ -14,37 +14,49 @@ namespace strata::cpu::jit {
 JitEngine::JitEngine(uint32_t translateThreshold, size_t codeCacheBytes)
     : translateThreshold_(translateThreshold),
       code_(codeCacheBytes), jumpCache_(new JumpCacheEntry[kJumpCacheSlots]) {
-  const Trampolines trampolines = emitTrampolines(code_);
-  enter_ = trampolines.enter;
-  exitToRunLoop_ = trampolines.exitToRunLoop;
+  trampolines_ = emitTrampolines(code_);
 }
 
 void JitEngine::followBlockCache(HartCore& hart) {
-  if (hart.blocks.generation() == blockGeneration_) [[likely]]
+  const BlockCache& blocks = hart.blocks;
+  counters_.stalePagesDropped = blocks.pagesDropped();  // found by any find() since the last call
+  if (blocks.generation() == blockGeneration_ && blocks.fences() == blockFences_) [[likely]]
     return;
+  if (blocks.generation() == blockGeneration_) {
+    // fence.i: the block cache checks pages when find() reaches them, and
+    // only the jump cache reaches blocks without it (patched chains never
+    // leave a page). Code of pages found changed stays in the cache, dead, until it fills.
+    blockFences_ = blocks.fences();
+    clearJumpCache();
+    return;
+  }
   // The blocks our code was translated from (and the chains patched between
   // them) are gone: the code goes with them.
-  blockGeneration_ = hart.blocks.generation();
+  blockGeneration_ = blocks.generation();
+  blockFences_ = blocks.fences();
   resetCode();
   ++counters_.blockCacheFlushes;
 }
 
+void JitEngine::clearJumpCache() { std::fill(jumpCache_.get(), jumpCache_.get() + kJumpCacheSlots, JumpCacheEntry{}); }
+
 void JitEngine::resetCode() {
   code_.reset();
-  std::fill(jumpCache_.get(), jumpCache_.get() + kJumpCacheSlots, JumpCacheEntry{});
+  clearJumpCache();
 }
 
 void JitEngine::dropEverything(HartCore& hart) {
   ++counters_.codeCacheFlushes;
   hart.blocks.flush();  // their Block::translated pointers go with them
   blockGeneration_ = hart.blocks.generation();
+  blockFences_ = hart.blocks.fences();
   resetCode();
 }
 
 const void* JitEngine::translation(Block& block) {
   if (block.translated != nullptr) return block.translated;
   const auto start = std::chrono::steady_clock::now();
-  const void* code = translateBlock(block, code_, *this, exitToRunLoop_);
+  const void* code = translateBlock(block, code_, *this, trampolines_);
   counters_.translateNanos += static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
   if (code == nullptr) return nullptr;
@@ -116,7 +128,7 @@ bool JitEngine::runOneBlock(HartCore& hart, uint64_t limit) {
         .trapped;
   }
   ++counters_.dispatches;
-  return enter_(&hart, &hart, hart.pc, code) != 0;
+  return trampolines_.enter(&hart, &hart, hart.pc, code) != 0;
 }
 
 ExitReason JitEngine::run(HartCore& h) {
@@ -160,6 +172,7 @@ std::vector<EngineStat> JitEngine::stats() const {
       {"code_bytes", code_.used()},
       {"code_cache_flushes", counters_.codeCacheFlushes},
       {"block_cache_flushes", counters_.blockCacheFlushes},
+      {"stale_pages_dropped", counters_.stalePagesDropped},
       {"chain_links", counters_.chainLinks},
       {"lookup_hits", counters_.lookupHits},
       {"lookup_misses", counters_.lookupMisses},

@@ -25,11 +25,19 @@ namespace jit {
 // exit; returns 1 when the exit was a trap (already taken), else 0.
 using EnterFunction = uint32_t (*)(HartHotState* hot, HartCore* core, uint64_t pc, const void* code);
 
+// Shared code at the start of the code cache (translator.cpp emits it).
+struct Trampolines {
+  EnterFunction enter = nullptr;
+  const void* exitToRunLoop = nullptr;  // jump here with eax = the enter function's result
+  const void* callHelper = nullptr;     // call here with rax = a helper: runs it with x complete in HartHotState
+};
+
 struct JitCounters {
   uint64_t blocksTranslated = 0;
   uint64_t translateNanos = 0;
   uint64_t codeCacheFlushes = 0;  // code cache full: everything dropped
-  uint64_t blockCacheFlushes = 0;  // fence.i and friends: translations dropped with their blocks
+  uint64_t blockCacheFlushes = 0;  // PMP/trigger changes, full arena: translations dropped with their blocks
+  uint64_t stalePagesDropped = 0;  // pages whose code changed, dropped after fence.i with their translations
   uint64_t chainLinks = 0;         // direct exits patched to jump straight to their successor
   uint64_t lookupHits = 0;    // indirect/cross-page exits the jump cache missed but the block cache had
   uint64_t lookupMisses = 0;  // ... and those that went back to the run loop
@@ -40,7 +48,7 @@ struct JitCounters {
 // Indirect-jump cache: guest physical pc -> native code, probed inline by
 // generated code after it has translated the target through the fetch TLB
 // (so it is exact under any mapping change), refilled by lookup(), cleared
-// with the code cache.
+// with the code cache and at every fence.i.
 struct JumpCacheEntry {
   uint64_t physicalPc = ~0ull;
   const void* code = nullptr;
@@ -67,8 +75,10 @@ class JitEngine final : public Engine {
   static unsigned jumpCacheSlot(uint64_t physicalPc) { return (physicalPc >> 1) & (kJumpCacheSlots - 1); }
 
  private:
-  // Drops translations when the block cache was flushed since we last looked.
+  // Drops translations when the block cache was flushed, and the jump
+  // cache when a fence.i made it check pages, since we last looked.
   void followBlockCache(HartCore& hart);
+  void clearJumpCache();
   // Native code for `block`, translating it if needed; null if the code cache is full.
   const void* translation(Block& block);
   void dropEverything(HartCore& hart);
@@ -81,9 +91,9 @@ class JitEngine final : public Engine {
   const uint32_t translateThreshold_;
   CodeCache code_;
   std::unique_ptr<JumpCacheEntry[]> jumpCache_;
-  EnterFunction enter_ = nullptr;
-  const void* exitToRunLoop_ = nullptr;
+  Trampolines trampolines_;
   uint64_t blockGeneration_ = 0;
+  uint64_t blockFences_ = 0;
   JitCounters counters_;
 };
 

@@ -1,5 +1,6 @@
-// Block translation to x86-64. Guest registers live in HartHotState (no
-// pinning yet); RV64IM arithmetic, branches, jumps, loads and stores are
+// Block translation to x86-64. The most used guest registers live in host
+// registers (kPinned) while generated code runs, the rest in HartHotState;
+// RV64IM arithmetic, branches, jumps, loads and stores are
 // generated inline, the soft-TLB hit path included, a few common pairs fused
 // (emitFusedPair); everything else calls the
 // HartCore executor the interpreter uses for that instruction. Exits mirror
@@ -38,6 +39,30 @@ constexpr int kFetchTlb = offsetof(HartHotState, currentFetchTlb);
 static_assert(JitEngine::kJumpCacheSlots == 4096 && sizeof(JumpCacheEntry) == 16);
 static_assert(HartHotState::kTlbSlots == 256, "the TLB index below masks with 0xff");
 
+// Guest registers kept in host registers by generated code: the ones compiled
+// RISC-V code uses most (a5, a0, sp, a4, s0, a3, a1, by static counts over
+// the default guest's kernel and busybox). The enter trampoline loads them,
+// the exit trampoline stores them back, and the callHelper thunk writes them
+// to HartHotState before every helper and reloads them after (helpers read
+// and write x there, and r8-r11 do not survive calls), so outside generated
+// code HartHotState::x is always complete.
+struct PinnedRegister {
+  unsigned guest;
+  int host;  // Xbyak register index
+};
+constexpr PinnedRegister kPinned[] = {{15, Xbyak::Operand::R13}, {10, Xbyak::Operand::R14}, {2, Xbyak::Operand::R15},
+                                      {14, Xbyak::Operand::R8},  {8, Xbyak::Operand::R9},   {13, Xbyak::Operand::R10},
+                                      {11, Xbyak::Operand::R11}};
+
+Xbyak::Address guestSlot(unsigned r) { return qword[rbx + kX + 8 * static_cast<int>(r)]; }
+// Pinned registers to HartHotState (toMemory) or back.
+void syncPinned(Xbyak::CodeGenerator& code, bool toMemory) {
+  for (const PinnedRegister& p : kPinned) {
+    if (toMemory) code.mov(guestSlot(p.guest), Xbyak::Reg64(p.host));
+    else code.mov(Xbyak::Reg64(p.host), guestSlot(p.guest));
+  }
+}
+
 // ---- helpers called from generated code (SysV ABI, plain functions)
 
 bool helperLoad(HartCore* h, uint64_t va, uint64_t size, uint64_t* out) {
@@ -68,13 +93,38 @@ uint64_t helperMulDiv(uint64_t a, uint64_t b, uint64_t op) {
   }
 }
 
+// Each guest register as an operand, built once: its host register if
+// pinned, else its HartHotState slot (64 and 32 bits).
+struct GuestOperands {
+  GuestOperands() {
+    for (unsigned r = 0; r <= kDiscardRegister; ++r) {
+      memory.push_back(guestSlot(r));
+      memory32.push_back(dword[rbx + kX + 8 * static_cast<int>(r)]);
+    }
+    for (const PinnedRegister& p : kPinned) {
+      pinned[p.guest] = Xbyak::Reg64(p.host);
+      pinned32[p.guest] = Xbyak::Reg32(p.host);
+      isPinned[p.guest] = true;
+    }
+  }
+  std::vector<Xbyak::Address> memory, memory32;
+  Xbyak::Reg64 pinned[kDiscardRegister + 1];
+  Xbyak::Reg32 pinned32[kDiscardRegister + 1];
+  bool isPinned[kDiscardRegister + 1] = {};
+};
+const GuestOperands& guestOperands() {
+  static const GuestOperands operands;
+  return operands;
+}
+
 class BlockTranslator : public Xbyak::CodeGenerator {
  public:
-  BlockTranslator(CodeCache& cache, const Block& block, JitEngine& engine, const void* exitToRunLoop)
+  BlockTranslator(CodeCache& cache, const Block& block, JitEngine& engine, const Trampolines& trampolines)
       : CodeGenerator(cache.remaining(), cache.cursor()),
         block_(block),
         engine_(engine),
-        exitToRunLoop_(exitToRunLoop),
+        exitToRunLoop_(trampolines.exitToRunLoop),
+        callHelper_(trampolines.callHelper),
         pageOffset_(block.physicalPc & 0xfff) {}
 
   void translate() {
@@ -105,11 +155,22 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
 
  private:
-  Xbyak::Address xreg(unsigned r) { return qword[rbx + kX + 8 * static_cast<int>(r)]; }
+  // x[r] (64 or 32 bits) as an operand: its host register if pinned, else its HartHotState slot.
+  const Xbyak::Operand& xreg(unsigned r) const {
+    const GuestOperands& operands = guestOperands();
+    if (operands.isPinned[r]) return operands.pinned[r];
+    return operands.memory[r];
+  }
+  const Xbyak::Operand& xreg32(unsigned r) const {
+    const GuestOperands& operands = guestOperands();
+    if (operands.isPinned[r]) return operands.pinned32[r];
+    return operands.memory32[r];
+  }
   Label& newLabel() { return labels_.emplace_back(); }
+  // Through the shared thunk: every helper sees (and may change) all of x in HartHotState.
   void callHelper(const void* function) {
     mov(rax, reinterpret_cast<uint64_t>(function));
-    call(rax);
+    call(callHelper_);
   }
   void loadArgInsn(const Xbyak::Reg64& reg, const DecodedInsn& in) { mov(reg, reinterpret_cast<uint64_t>(&in)); }
 
@@ -349,7 +410,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   void emitShift(const DecodedInsn& in, bool word, void (BlockTranslator::*op)(const Xbyak::Operand&, const Xbyak::Reg8&)) {
     mov(rcx, xreg(in.rs2));
     if (word) {
-      mov(eax, dword[rbx + kX + 8 * in.rs1]);
+      mov(eax, xreg32(in.rs1));
       (this->*op)(eax, cl);
       storeSignExtendedEax(in);
     } else {
@@ -360,7 +421,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
   void emitShiftImmediate(const DecodedInsn& in, bool word, void (BlockTranslator::*op)(const Xbyak::Operand&, int)) {
     if (word) {
-      mov(eax, dword[rbx + kX + 8 * in.rs1]);
+      mov(eax, xreg32(in.rs1));
       (this->*op)(eax, in.imm);
       storeSignExtendedEax(in);
     } else {
@@ -407,7 +468,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       return true;
     }
     if (first.op == Op::Slli && second.op == Op::Srli && first.imm == 32 && second.imm == 32) {
-      mov(eax, dword[rbx + kX + 8 * static_cast<int>(first.rs1)]);
+      mov(eax, xreg32(first.rs1));
       mov(xreg(rd), rax);
       return true;
     }
@@ -529,7 +590,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         break;
       case Op::Addiw:
         if (discard) break;
-        mov(eax, dword[rbx + kX + 8 * in.rs1]);
+        mov(eax, xreg32(in.rs1));
         if (in.imm != 0) add(eax, in.imm);
         storeSignExtendedEax(in);
         break;
@@ -546,10 +607,10 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       case Op::Subw:
       case Op::Mulw:
         if (discard) break;
-        mov(eax, dword[rbx + kX + 8 * in.rs1]);
-        if (in.op == Op::Addw) add(eax, dword[rbx + kX + 8 * in.rs2]);
-        else if (in.op == Op::Subw) sub(eax, dword[rbx + kX + 8 * in.rs2]);
-        else imul(eax, dword[rbx + kX + 8 * in.rs2]);
+        mov(eax, xreg32(in.rs1));
+        if (in.op == Op::Addw) add(eax, xreg32(in.rs2));
+        else if (in.op == Op::Subw) sub(eax, xreg32(in.rs2));
+        else imul(eax, xreg32(in.rs2));
         storeSignExtendedEax(in);
         break;
       case Op::Sllw:
@@ -648,6 +709,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   const Block& block_;
   JitEngine& engine_;
   const void* exitToRunLoop_;
+  const void* callHelper_;
   const uint64_t pageOffset_;
   std::deque<Label> labels_;  // stable addresses: deferred emitters refer to them
   std::vector<std::function<void()>> deferred_;  // out-of-line paths, emitted after the block's body
@@ -671,9 +733,11 @@ class TrampolineEmitter : public Xbyak::CodeGenerator {
     mov(rbx, rdi);
     mov(rbp, rsi);
     mov(r12, rdx);
+    syncPinned(*this, false);
     jmp(rcx);
     align(16);
     exit = getCurr();
+    syncPinned(*this, true);
     add(rsp, 8);
     pop(r15);
     pop(r14);
@@ -682,9 +746,20 @@ class TrampolineEmitter : public Xbyak::CodeGenerator {
     pop(rbp);
     pop(rbx);
     ret();
+    // callHelper (rax = the helper, its arguments in place): generated code
+    // calls it with rsp 16-byte aligned, so the return address needs 8 more.
+    align(16);
+    callHelper = getCurr();
+    sub(rsp, 8);
+    syncPinned(*this, true);
+    call(rax);
+    syncPinned(*this, false);
+    add(rsp, 8);
+    ret();
   }
   const uint8_t* enter;
   const uint8_t* exit;
+  const uint8_t* callHelper;
 };
 
 }  // namespace
@@ -693,13 +768,13 @@ Trampolines emitTrampolines(CodeCache& cache) {
   TrampolineEmitter emitter(cache);
   cache.commit(emitter.getSize());
   cache.pinPrefix();
-  return {reinterpret_cast<EnterFunction>(const_cast<uint8_t*>(emitter.enter)), emitter.exit};
+  return {reinterpret_cast<EnterFunction>(const_cast<uint8_t*>(emitter.enter)), emitter.exit, emitter.callHelper};
 }
 
-const void* translateBlock(const Block& block, CodeCache& cache, JitEngine& engine, const void* exitToRunLoop) {
+const void* translateBlock(const Block& block, CodeCache& cache, JitEngine& engine, const Trampolines& trampolines) {
   const uint8_t* start = cache.cursor();
   try {
-    BlockTranslator translator(cache, block, engine, exitToRunLoop);
+    BlockTranslator translator(cache, block, engine, trampolines);
     translator.translate();
     translator.ready();
     cache.commit(translator.getSize());

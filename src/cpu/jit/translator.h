@@ -16,13 +16,9 @@ struct Block;
 
 namespace strata::cpu::jit {
 
-struct Trampolines {
-  EnterFunction enter;
-  const void* exitToRunLoop;  // jump here with eax = the enter function's result
-};
 Trampolines emitTrampolines(CodeCache& cache);
 
 // Translates `block` at cache.cursor() and commits it; null if it does not fit.
-const void* translateBlock(const Block& block, CodeCache& cache, JitEngine& engine, const void* exitToRunLoop);
+const void* translateBlock(const Block& block, CodeCache& cache, JitEngine& engine, const Trampolines& trampolines);
 
 }  // namespace strata::cpu::jit

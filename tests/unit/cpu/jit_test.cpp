@@ -320,7 +320,70 @@ TEST_F(JitTest, SelfModifyingCodeIsSeenAfterFenceI) {
   };
   const Outcome out = runBoth(program);
   EXPECT_EQ(out.x[a0], 101u);
-  EXPECT_GE(stat(out, "block_cache_flushes"), 2u);  // the reset's, then fence.i's
+  EXPECT_EQ(stat(out, "stale_pages_dropped"), 1u);  // the one page, rewritten before fence.i
+}
+
+TEST_F(JitTest, FenceIDropsOnlyThePagesWhoseCodeChanged) {
+  // f (a0 += 1) and g (a1 += 1) on two pages of their own, each called before
+  // and after f's first instruction is rewritten to a0 += 100 and fence.i:
+  // only f's page is dropped; main's and g's translations stay.
+  std::vector<uint32_t> program = {
+      auipc(s0, 0),             // 0: s0 = base
+      lw(t1, s0, 48),           // the replacement word (index 12)
+      jal(ra, 0x2000 - 8),      // f
+      jal(ra, 0x3000 - 12),     // g
+      lui(t2, 0x2000),
+      add(t2, s0, t2),          // t2 = f
+      sw(t1, t2, 0),
+      fence_i,
+      jal(ra, 0x2000 - 32),     // f again
+      jal(ra, 0x3000 - 36),     // g again
+      ecall,
+      nop,
+      addi(a0, a0, 100),        // 12: the replacement (data)
+  };
+  program.resize(0x2000 / 4);
+  program.push_back(addi(a0, a0, 1));  // f
+  program.push_back(jalr(zero, ra, 0));
+  program.resize(0x3000 / 4);
+  program.push_back(addi(a1, a1, 1));  // g
+  program.push_back(jalr(zero, ra, 0));
+  const Outcome out = runBoth(program);
+  EXPECT_EQ(out.x[a0], 101u);
+  EXPECT_EQ(out.x[a1], 2u);
+  EXPECT_EQ(stat(out, "stale_pages_dropped"), 1u);
+  EXPECT_EQ(stat(out, "block_cache_flushes"), 1u);  // the reset's only
+}
+
+TEST_F(JitTest, FenceISeesCodeWrittenBehindTheHartsBack) {
+  // The hart runs f (a0 += 1) and stops; the host rewrites f in RAM (as a
+  // device's DMA or another hart would); after fence.i the hart runs the new
+  // f (a0 += 100). A fence.i with nothing changed drops nothing.
+  std::vector<uint32_t> program = {
+      fence_i,
+      jal(ra, 0x1000 - 4),   // f
+      ecall,                 // the host rewrites f here
+      fence_i,
+      jal(ra, 0x1000 - 16),  // f again
+      ecall,
+  };
+  program.resize(0x1000 / 4);
+  program.push_back(addi(a0, a0, 1));  // f
+  program.push_back(jalr(zero, ra, 0));
+  for (EngineKind engine : {EngineKind::Interpreter, EngineKind::Jit}) {
+    ProgramHart run(program, kRamBase, kRamSize, EngineConfig{engine, 1});
+    EXPECT_EQ(run.hart->run(), ExitReason::HartStopped);
+    EXPECT_EQ(run.hart->xreg(a0), 1u);
+    const uint32_t replacement = addi(a0, a0, 100);
+    std::memcpy(run.ram.get() + 0x1000, &replacement, 4);
+    EXPECT_EQ(run.hart->run(), ExitReason::HartStopped);
+    EXPECT_EQ(run.hart->xreg(a0), 101u);
+    if (engine == EngineKind::Jit) {
+      auto stats = run.stats();
+      EXPECT_EQ(stats["stale_pages_dropped"], 1u);
+      EXPECT_EQ(stats["block_cache_flushes"], 1u);
+    }
+  }
 }
 
 TEST_F(JitTest, SlowPathsPageCrossingAndMmio) {
