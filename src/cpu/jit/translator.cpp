@@ -1,7 +1,8 @@
 // Block translation to x86-64. The most used guest registers live in host
 // registers (kPinned) while generated code runs, the rest in HartHotState;
-// RV64IM arithmetic, branches, jumps, loads and stores are
-// generated inline, the soft-TLB hit path included, a few common pairs fused
+// RV64IM arithmetic, branches, jumps, loads and stores are generated inline,
+// the hot F/D instructions too (jit_fp.h), the soft-TLB hit path included, a
+// few common pairs fused
 // (emitFusedPair); everything else calls the
 // HartCore executor the interpreter uses for that instruction. Exits mirror
 // the interpreter's executeBlock exactly: pc and instret are written at every
@@ -19,6 +20,7 @@
 #include "cpu/block_cache.h"
 #include "cpu/divide.h"
 #include "cpu/hart_core.h"
+#include "cpu/jit/jit_fp.h"
 
 namespace strata::cpu::jit {
 
@@ -445,6 +447,29 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     faultIfFalse(index, in);
   }
 
+  // F and D: jit_fp's inline fast path where it has one, falling back to the
+  // executor; the executor alone for the rest.
+  void emitFp(uint32_t index, const DecodedInsn& in) {
+    const void* executor = reinterpret_cast<const void*>(&helperFp);
+    Label& slow = newLabel();
+    FpEmitContext context{*this, [this](const Xbyak::Reg64& to, unsigned r) { mov(to, xreg(r)); },
+                          [this](unsigned r, const Xbyak::Reg64& from) { mov(xreg(r), from); },
+                          [this](bool write, unsigned size, Label& miss) {
+                            emitTlbProbe(write ? kWriteTlb : kReadTlb, size, miss);
+                          }};
+    if (!emitFpFastPath(context, in, slow)) {
+      emitExecutorCall(index, in, executor);
+      return;
+    }
+    Label& done = newLabel();
+    L(done);
+    deferred_.push_back([this, &slow, &done, index, &in, executor] {
+      L(slow);
+      emitExecutorCall(index, in, executor);
+      jmp(done, T_NEAR);
+    });
+  }
+
   // Common two-instruction idioms as one host operation: lui/auipc + addi(w)
   // on the same register (a constant or pc-relative address) and
   // slli 32 + srli 32 (zero-extend the low word). False if `first, second`
@@ -683,7 +708,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         if (in.op >= Op::LrW && in.op <= Op::AmoMaxuD) {
           emitExecutorCall(index, in, reinterpret_cast<const void*>(&helperAtomic));
         } else {  // F and D
-          emitExecutorCall(index, in, reinterpret_cast<const void*>(&helperFp));
+          emitFp(index, in);
         }
         break;
     }

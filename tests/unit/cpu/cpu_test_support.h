@@ -111,6 +111,11 @@ inline uint32_t fsd(unsigned rs2, unsigned rs1, int32_t imm) { return sType(kOpS
 inline uint32_t fop(unsigned funct7, unsigned rd, unsigned rs1, unsigned rs2, unsigned rm = 7) {
   return rType(kOpFp, rd, rm, rs1, rs2, funct7);
 }
+// Fused multiply-add family (opcode kOpMadd..kOpNmadd), fmt 0 = single, 1 = double.
+inline uint32_t fr4(uint32_t opcode, unsigned fmt, unsigned rd, unsigned rs1, unsigned rs2, unsigned rs3,
+                    unsigned rm = 7) {
+  return rType(opcode, rd, rm, rs1, rs2, (rs3 << 2) | fmt);
+}
 }  // namespace as
 
 // ---- machine ----

@@ -192,6 +192,134 @@ TEST_F(JitTest, DivisionCornerCasesMatchTheArchitecture) {
   EXPECT_EQ(out.x[s7], 0u);
 }
 
+// F/D instructions, which the translator runs inline when the host's result
+// and flags are exact and through the interpreter's executor otherwise, over
+// operands chosen for both: NaN payloads and signaling NaNs, infinities,
+// signed zeros, subnormals and the smallest normal, overflow, ties and
+// integer-range edges, an improperly boxed single, in every rounding mode.
+// Every result and the fflags after every instruction must match.
+struct FpOperation {
+  uint32_t insn;
+  bool integerResult;  // in t0, else in f10
+};
+std::vector<FpOperation> fpOperations() {
+  const unsigned fa = 1, fb = 2, fc = 3, sa = 4, sb = 5, sc = 6, fr = 10;
+  std::vector<FpOperation> ops;
+  auto toFloat = [&](uint32_t insn) { ops.push_back({insn, false}); };
+  auto toInteger = [&](uint32_t insn) { ops.push_back({insn, true}); };
+  for (unsigned funct7 : {0x01u, 0x05u, 0x09u, 0x0du}) toFloat(fop(funct7, fr, fa, fb));  // fadd..fdiv.d
+  for (unsigned funct7 : {0x00u, 0x04u, 0x08u, 0x0cu}) toFloat(fop(funct7, fr, sa, sb));  // fadd..fdiv.s
+  toFloat(fop(0x2d, fr, fa, 0)), toFloat(fop(0x2d, fr, fc, 0)), toFloat(fop(0x2c, fr, sa, 0));  // fsqrt
+  toFloat(fop(0x2c, fr, sc, 0));
+  for (uint32_t opcode : {kOpMadd, kOpMsub, kOpNmsub, kOpNmadd}) {
+    toFloat(fr4(opcode, 1, fr, fa, fb, fc));
+    toFloat(fr4(opcode, 0, fr, sa, sb, sc));
+  }
+  for (unsigned rm = 0; rm < 3; ++rm) toFloat(fop(0x11, fr, fa, fb, rm)), toFloat(fop(0x10, fr, sa, sb, rm));  // fsgnj*
+  for (unsigned rm = 0; rm < 2; ++rm) toFloat(fop(0x15, fr, fa, fb, rm)), toFloat(fop(0x14, fr, sa, sb, rm));  // fmin/fmax
+  for (unsigned rm = 0; rm < 3; ++rm) toInteger(fop(0x51, t0, fa, fb, rm)), toInteger(fop(0x50, t0, sa, sb, rm));  // fle/flt/feq
+  toFloat(fop(0x20, fr, fa, 1)), toFloat(fop(0x20, fr, fc, 1)), toFloat(fop(0x21, fr, sa, 0));  // fcvt.s.d, fcvt.d.s
+  for (unsigned rm : {7u, 1u, 0u}) {
+    toInteger(fop(0x61, t0, fa, 0, rm)), toInteger(fop(0x61, t0, fa, 2, rm));  // fcvt.w.d, fcvt.l.d
+    toInteger(fop(0x60, t0, sa, 0, rm)), toInteger(fop(0x60, t0, sa, 2, rm));  // fcvt.w.s, fcvt.l.s
+  }
+  toInteger(fop(0x61, t0, fa, 1)), toInteger(fop(0x60, t0, sa, 3));  // fcvt.wu.d, fcvt.lu.s (executor)
+  for (unsigned source : {unsigned{a0}, unsigned{a1}, unsigned{a2}}) {  // raw bits, a word, bits >> 20
+    for (unsigned rs2 = 0; rs2 < 3; ++rs2) toFloat(fop(0x69, fr, source, rs2)), toFloat(fop(0x68, fr, source, rs2));
+  }
+  toInteger(fop(0x71, t0, fa, 0, 0)), toInteger(fop(0x70, t0, sa, 0, 0));  // fmv.x.d, fmv.x.w
+  toFloat(fop(0x79, fr, a0, 0, 0)), toFloat(fop(0x78, fr, a1, 0, 0));      // fmv.d.x, fmv.w.x
+  toFloat(fop(0x00, fr, fa, sb));                                          // fa is not a boxed single
+  toFloat(fop(0x01, fr, fa, fb, 0)), toFloat(fop(0x01, fr, fa, fb, 1));   // static RNE, static RTZ
+  toInteger(fop(0x71, t0, fa, 0, 1));                                      // fclass.d
+  return ops;
+}
+
+TEST_F(JitTest, FloatingPointMatchesTheInterpreterInEveryRoundingMode) {
+  // Operand triples: binary64 (a, b, c) and binary32 (a, b, c), four per run.
+  const uint64_t doubles[][3] = {
+      {0x3ff0000000000000, 0xbff8000000000000, 0x3fb999999999999a},  // 1, -1.5, 0.1
+      {0x3fb999999999999a, 0x4008000000000000, 0x01a56e1fc2f8f359},  // 0.1, 3, 1e-300
+      {0x7fe1ccf385ebc8a0, 0x4024000000000000, 0xffe1ccf385ebc8a0},  // 1e308, 10, -1e308
+      {0x0010000000000000, 0x3fe0000000000000, 0x0000000000000001},  // smallest normal, 0.5, smallest subnormal
+      {0x8000000000000000, 0x0000000000000000, 0x8000000000000000},  // -0, +0, -0
+      {0x7ff0000000000000, 0xfff0000000000000, 0x3ff0000000000000},  // inf, -inf, 1
+      {0x7ff8000000000123, 0x4000000000000000, 0x7ff0000000000001},  // qNaN with payload, 2, sNaN
+      {0x4004000000000000, 0xc004000000000000, 0x41e65a0bc0000000},  // 2.5, -2.5, 3e9
+      {0x0008000000000000, 0x4008000000000000, 0x3ff0000000000000},  // subnormal, 3, 1
+      {0x3fd5555555555555, 0x401c000000000000, 0xbfe5555555555555},  // 1/3, 7, -2/3
+      {0x43e0000000000000, 0xc3e0000000000000, 0x41e0000000000000},  // 2^63, -2^63, 2^31
+      {0xc1e0000000000000, 0xc1e0000000100000, 0x3ff8000000000000},  // -2^31, -2^31 - 0.5, 1.5
+      {0x7fefffffffffffff, 0x3ff0000000000001, 0x4000000000000000},  // largest, 1 + ulp, 2
+      {0x4010000000000000, 0x4010000000000000, 0xbff0000000000000},  // 4, 4, -1
+      {0xbff0000000000000, 0x7ff8000000000000, 0x7ff0000000000001},  // -1, qNaN, sNaN
+      {0x419d6f3454f9db23, 0x00001d6329f1c35c, 0x0010000000000001},  // 123456789.2, 1e-310, smallest normal + ulp
+  };
+  const uint32_t singles[][3] = {
+      {0x3f800000, 0xbfc00000, 0x3dcccccd}, {0x3dcccccd, 0x40400000, 0x0da24260}, {0x7f7fffff, 0x41200000, 0xff7fffff},
+      {0x00800000, 0x3f000000, 0x00000001}, {0x80000000, 0x00000000, 0x80000000}, {0x7f800000, 0xff800000, 0x3f800000},
+      {0x7fc00123, 0x40000000, 0x7f800001}, {0x40200000, 0xc0200000, 0x4f32d05e}, {0x00400000, 0x40400000, 0x3f800000},
+      {0x3eaaaaab, 0x40e00000, 0xbf2aaaab}, {0x5f000000, 0xdf000000, 0x4f000000}, {0xcf000000, 0xcf000001, 0x3fc00000},
+      {0x7f7fffff, 0x3f800001, 0x40000000}, {0x40800000, 0x40800000, 0xbf800000}, {0xbf800000, 0x7fc00000, 0x7f800001},
+      {0x4ceb79a3, 0x00000100, 0x00800001},
+  };
+  constexpr unsigned kTriplesPerRun = 4, kOutputs = 1024;
+  const std::vector<FpOperation> ops = fpOperations();
+  const auto slot = [&](unsigned triple, size_t op) { return kOutputs + (triple * ops.size() + op) * 16; };
+  ASSERT_LE(slot(kTriplesPerRun, 0), kDataBytes);
+  // s0 = doubles, s3 = singles, s1 = outputs, s2 = triples left.
+  std::vector<uint32_t> program = {dataPointer(s0), addi(s3, s0, 512), addi(s1, s0, kOutputs),
+                                   addi(s2, zero, kTriplesPerRun)};
+  const size_t loopStart = program.size();
+  program.insert(program.end(), {fld(1, s0, 0), fld(2, s0, 8), fld(3, s0, 16), flw(4, s3, 0), flw(5, s3, 4),
+                                 flw(6, s3, 8), ld(a0, s0, 0), lw(a1, s3, 0), srai(a2, a0, 20),
+                                 csrw(csr::kFflags, zero)});
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const auto offset = static_cast<int32_t>(slot(0, i) - kOutputs);
+    program.push_back(ops[i].insn);
+    program.push_back(ops[i].integerResult ? sd(t0, s1, offset) : fsd(10, s1, offset));
+    program.push_back(csrr(t1, csr::kFflags));
+    program.push_back(sd(t1, s1, offset + 8));
+  }
+  program.insert(program.end(), {addi(s0, s0, 24), addi(s3, s3, 12), addi(s1, s1, static_cast<int32_t>(ops.size() * 16)),
+                                 addi(s2, s2, -1)});
+  program.push_back(bne(s2, zero, -4 * static_cast<int32_t>(program.size() - loopStart)));
+  program.push_back(ecall);
+  ASSERT_LT(program.size() * 4, kData - kRamBase);
+
+  const auto result = [&](const Outcome& out, unsigned triple, size_t op, unsigned part) {
+    uint64_t value;
+    std::memcpy(&value, out.data.data() + slot(triple, op) + 8 * part, 8);
+    return value;
+  };
+  for (unsigned first = 0; first < 16; first += kTriplesPerRun) {
+    for (uint32_t mode = 0; mode <= 4; ++mode) {
+      SCOPED_TRACE("triples from " + std::to_string(first) + ", frm " + std::to_string(mode));
+      const Outcome out = runBoth(program, {}, [&](Hart& hart, uint8_t* ram) {
+        hart.writeCsr(csr::kMstatus, *hart.readCsr(csr::kMstatus) | csr::kFsInitial);
+        hart.writeCsr(csr::kFrm, mode);
+        std::memcpy(ram + (kData - kRamBase), doubles[first], sizeof(doubles[0]) * kTriplesPerRun);
+        std::memcpy(ram + (kData - kRamBase) + 512, singles[first], sizeof(singles[0]) * kTriplesPerRun);
+      });
+      EXPECT_EQ(out.scause, 0u) << "no trap expected";
+      if (first == 0 && mode == 0) {  // fadd.d, then fmul.d, on triples 0, 1, 2 and 6
+        EXPECT_EQ(result(out, 0, 0, 0), 0xbfe0000000000000u);  // 1 + -1.5 = -0.5, exact
+        EXPECT_EQ(result(out, 0, 0, 1), 0u);
+        EXPECT_EQ(result(out, 1, 0, 1), 1u);                   // 0.1 + 3: NX
+        EXPECT_EQ(result(out, 2, 2, 0), 0x7ff0000000000000u);  // 1e308 * 10 = inf: OF | NX
+        EXPECT_EQ(result(out, 2, 2, 1), 5u);
+        EXPECT_EQ(result(out, 3, 2, 0), 0x0008000000000000u);  // smallest normal * 0.5: tiny but exact,
+        EXPECT_EQ(result(out, 3, 2, 1), 1u);                   // so no UF (NX is fsub's)
+      }
+      if (first == 4 && mode == 0) {
+        EXPECT_EQ(result(out, 2, 0, 0), 0x7ff8000000000000u);  // qNaN + 2 = the canonical NaN, no flags
+        EXPECT_EQ(result(out, 2, 0, 1), 0u);
+        EXPECT_EQ(result(out, 1, 0, 1), 0x10u);                // inf + -inf: NV
+      }
+    }
+  }
+}
+
 TEST_F(JitTest, FusedPairsMatchTheInterpreter) {
   // lui/auipc + addi(w) and slli 32 + srli 32 on one register are emitted as
   // one operation; look-alikes on different registers, x0, and an auipc

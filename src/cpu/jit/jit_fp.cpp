@@ -1,0 +1,469 @@
+// Inline F and D fast paths (see jit_fp.h). Why the host result is exact on
+// each fast path: with RNE and no FTZ/DAZ, x86 SSE/FMA3 round like RISC-V and
+// both detect tininess after rounding; they differ only in NaN results (x86
+// propagates payloads, RISC-V returns the canonical NaN), so a result that is
+// NaN, infinite, zero, subnormal or the smallest normal goes to the slow
+// path, and what remains can only have raised NX. NX comes from MXCSR, read
+// only while fflags.NX is still clear (once set, it cannot change anything).
+#include "cpu/jit/jit_fp.h"
+
+#include <xbyak/xbyak_util.h>
+
+#include <cstddef>
+
+#include "cpu/fp/fp_ops.h"
+#include "cpu/hart_core.h"
+
+namespace strata::cpu::jit {
+
+namespace {
+
+using namespace Xbyak::util;
+using Xbyak::Label;
+
+constexpr int kF = offsetof(HartHotState, f);
+constexpr int kFflags = offsetof(HartHotState, fflags);
+constexpr int kFrm = offsetof(HartHotState, frm);
+// HartCore is not standard-layout (it owns mutexes) but has no virtual base,
+// so mstatus sits at a fixed offset from the HartCore pointer in rbp.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+constexpr int kMstatus = offsetof(HartCore, mstatus);
+#pragma GCC diagnostic pop
+static_assert(csr::kStatusFs == 0x6000, "the FS check compares the low dword of mstatus");
+
+constexpr uint32_t kMxcsrDefault = 0x1f80;  // RNE, exceptions masked, no FTZ/DAZ, status clear
+constexpr uint8_t kMxcsrInexact = 0x20;     // PE
+constexpr uint8_t kInexact = static_cast<uint8_t>(fp::fflags::NX);
+
+// Fused multiply-add needs FMA3 (and the OS saving AVX state, which Xbyak's check includes).
+bool hostHasFma() {
+  static const bool has = Xbyak::util::Cpu().has(Xbyak::util::Cpu::tFMA);
+  return has;
+}
+
+enum class Width { Single, Double };
+// What an instruction needs of its rounding mode: none, any valid one (the
+// operation is exact), round-to-nearest-even, or either RNE or RTZ (float to
+// integer, where x86 has a truncating form).
+enum class Rounding { None, Any, Nearest, NearestOrTruncate };
+
+class FpEmitter {
+ public:
+  FpEmitter(FpEmitContext& context, const DecodedInsn& in, Label& slow)
+      : ctx_(context), c_(context.code), in_(in), slow_(slow) {}
+
+  bool emit() {
+    switch (in_.op) {
+      case Op::Fld: return emitLoad(Width::Double);
+      case Op::Flw: return emitLoad(Width::Single);
+      case Op::Fsd: return emitStore(Width::Double);
+      case Op::Fsw: return emitStore(Width::Single);
+
+      case Op::FaddD: case Op::FsubD: case Op::FmulD: case Op::FdivD: case Op::FsqrtD:
+        return emitArithmetic(Width::Double);
+      case Op::FaddS: case Op::FsubS: case Op::FmulS: case Op::FdivS: case Op::FsqrtS:
+        return emitArithmetic(Width::Single);
+      case Op::FmaddD: case Op::FmsubD: case Op::FnmsubD: case Op::FnmaddD: return emitFused(Width::Double);
+      case Op::FmaddS: case Op::FmsubS: case Op::FnmsubS: case Op::FnmaddS: return emitFused(Width::Single);
+
+      case Op::FsgnjD: case Op::FsgnjnD: case Op::FsgnjxD: return emitSignInjection(Width::Double);
+      case Op::FsgnjS: case Op::FsgnjnS: case Op::FsgnjxS: return emitSignInjection(Width::Single);
+      case Op::FminD: case Op::FmaxD: return emitMinMax(Width::Double);
+      case Op::FminS: case Op::FmaxS: return emitMinMax(Width::Single);
+      case Op::FeqD: case Op::FltD: case Op::FleD: return emitCompare(Width::Double);
+      case Op::FeqS: case Op::FltS: case Op::FleS: return emitCompare(Width::Single);
+
+      case Op::FmvXD: case Op::FmvDX: case Op::FmvXW: case Op::FmvWX: return emitMove();
+
+      case Op::FcvtDS: return emitWiden();
+      case Op::FcvtSD: return emitNarrow();
+      case Op::FcvtDW: case Op::FcvtDWu: case Op::FcvtDL:
+      case Op::FcvtSW: case Op::FcvtSWu: case Op::FcvtSL: return emitFromInteger();
+      case Op::FcvtWD: case Op::FcvtLD: case Op::FcvtWS: case Op::FcvtLS: return emitToInteger();
+      default: return false;
+    }
+  }
+
+ private:
+  static Width widthOf(Op op) {
+    switch (op) {
+      case Op::FcvtDW: case Op::FcvtDWu: case Op::FcvtDL: case Op::FcvtWD: case Op::FcvtLD: return Width::Double;
+      default: return Width::Single;
+    }
+  }
+  Xbyak::Address fDouble(unsigned r) { return qword[rbx + kF + 8 * static_cast<int>(r)]; }
+  Xbyak::Address fSingle(unsigned r) { return dword[rbx + kF + 8 * static_cast<int>(r)]; }
+  Xbyak::Address fBoxHalf(unsigned r) { return dword[rbx + kF + 8 * static_cast<int>(r) + 4]; }
+  Xbyak::Address fOperand(Width w, unsigned r) { return w == Width::Double ? fDouble(r) : fSingle(r); }
+
+  // Whether the instruction's static rounding mode allows a fast path.
+  bool allows(Rounding rounding) const {
+    switch (rounding) {
+      case Rounding::None: return true;
+      case Rounding::Any: return in_.rm <= 4 || in_.rm == 7;
+      case Rounding::Nearest: return in_.rm == 0 || in_.rm == 7;
+      default: return in_.rm <= 1 || in_.rm == 7;
+    }
+  }
+  // Run-time entry checks: FS is Dirty (so neither an illegal-instruction
+  // trap nor an FS update is due) and a dynamic rounding mode is acceptable.
+  void emitEntryChecks(Rounding rounding) {
+    c_.mov(eax, dword[rbp + kMstatus]);
+    c_.and_(eax, static_cast<uint32_t>(csr::kStatusFs));
+    c_.cmp(eax, static_cast<uint32_t>(csr::kStatusFs));
+    c_.jne(slow_, Xbyak::CodeGenerator::T_NEAR);
+    if (in_.rm != 7 || rounding == Rounding::None) return;
+    c_.cmp(dword[rbx + kFrm], rounding == Rounding::Any ? 4 : 0);  // RNE is 0, the valid modes 0..4
+    c_.ja(slow_, Xbyak::CodeGenerator::T_NEAR);
+  }
+  // A single operand that is not NaN-boxed reads as the canonical NaN: software's case.
+  void requireBoxed(unsigned r) {
+    c_.cmp(fBoxHalf(r), -1);
+    c_.jne(slow_, Xbyak::CodeGenerator::T_NEAR);
+  }
+  void storeResult(Width w) {
+    if (w == Width::Double) {
+      c_.movsd(fDouble(in_.rd), xmm0);
+    } else {
+      c_.movss(fSingle(in_.rd), xmm0);
+      c_.mov(fBoxHalf(in_.rd), -1);
+    }
+  }
+  // Slow path unless |xmm0| is above the smallest normal and finite: then
+  // the result is neither NaN nor tiny nor overflowed.
+  void requireNormalResult(Width w) {
+    if (w == Width::Double) {
+      c_.movq(rax, xmm0);
+      c_.add(rax, rax);  // drops the sign
+      c_.mov(rcx, 0x0020000000000002ull);  // 2 * (smallest normal + 1 ulp)
+      c_.sub(rax, rcx);
+      c_.mov(rcx, 0xffbffffffffffffeull);  // 2 * (infinity - smallest normal - 1 ulp)
+      c_.cmp(rax, rcx);
+    } else {
+      c_.movd(eax, xmm0);
+      c_.add(eax, eax);
+      c_.sub(eax, 0x01000002);
+      c_.cmp(eax, 0xfdfffffe);
+    }
+    c_.jae(slow_, Xbyak::CodeGenerator::T_NEAR);
+  }
+  // Emits `compute` (which completes the instruction or jumps to the slow
+  // path, and can have raised only the host's inexact flag) so fflags.NX is
+  // set when it is due: nothing to do if it already is, else MXCSR is
+  // cleared before and read after.
+  void withInexact(const std::function<void()>& compute) {
+    Label precise, done;
+    c_.test(byte[rbx + kFflags], kInexact);
+    c_.jz(precise, Xbyak::CodeGenerator::T_NEAR);
+    compute();
+    c_.jmp(done, Xbyak::CodeGenerator::T_NEAR);
+    c_.L(precise);
+    c_.mov(dword[rsp], kMxcsrDefault);
+    c_.ldmxcsr(dword[rsp]);
+    compute();
+    c_.stmxcsr(dword[rsp]);
+    c_.test(byte[rsp], kMxcsrInexact);
+    c_.jz(done, Xbyak::CodeGenerator::T_NEAR);
+    c_.or_(byte[rbx + kFflags], kInexact);
+    c_.L(done);
+  }
+
+  // rsi = x[rs1] + imm
+  void emitAddress() {
+    ctx_.loadX(rsi, in_.rs1);
+    if (in_.imm != 0) c_.add(rsi, in_.imm);
+  }
+  // A TLB miss takes the slow path, whose executor does the full access.
+  bool emitLoad(Width w) {
+    emitEntryChecks(Rounding::None);
+    emitAddress();
+    ctx_.tlbProbe(false, w == Width::Double ? 8 : 4, slow_);
+    if (w == Width::Double) {
+      c_.mov(rax, qword[rsi + rcx]);
+      c_.mov(fDouble(in_.rd), rax);
+    } else {
+      c_.mov(eax, dword[rsi + rcx]);
+      c_.mov(fSingle(in_.rd), eax);
+      c_.mov(fBoxHalf(in_.rd), -1);
+    }
+    return true;
+  }
+  bool emitStore(Width w) {
+    emitEntryChecks(Rounding::None);
+    emitAddress();
+    ctx_.tlbProbe(true, w == Width::Double ? 8 : 4, slow_);
+    if (w == Width::Double) {
+      c_.mov(rax, fDouble(in_.rs2));
+      c_.mov(qword[rsi + rcx], rax);
+    } else {  // the low half as it is, boxed or not
+      c_.mov(eax, fSingle(in_.rs2));
+      c_.mov(dword[rsi + rcx], eax);
+    }
+    return true;
+  }
+
+  bool emitArithmetic(Width w) {
+    if (!allows(Rounding::Nearest)) return false;
+    const bool unary = in_.op == Op::FsqrtD || in_.op == Op::FsqrtS;
+    emitEntryChecks(Rounding::Nearest);
+    if (w == Width::Single) {
+      requireBoxed(in_.rs1);
+      if (!unary) requireBoxed(in_.rs2);
+    }
+    withInexact([&] {
+      const Xbyak::Address b = fOperand(w, in_.rs2);
+      if (w == Width::Double) c_.movsd(xmm0, fDouble(in_.rs1));
+      else c_.movss(xmm0, fSingle(in_.rs1));
+      switch (in_.op) {
+        case Op::FaddD: c_.addsd(xmm0, b); break;
+        case Op::FsubD: c_.subsd(xmm0, b); break;
+        case Op::FmulD: c_.mulsd(xmm0, b); break;
+        case Op::FdivD: c_.divsd(xmm0, b); break;
+        case Op::FsqrtD: c_.sqrtsd(xmm0, xmm0); break;
+        case Op::FaddS: c_.addss(xmm0, b); break;
+        case Op::FsubS: c_.subss(xmm0, b); break;
+        case Op::FmulS: c_.mulss(xmm0, b); break;
+        case Op::FdivS: c_.divss(xmm0, b); break;
+        default: c_.sqrtss(xmm0, xmm0); break;  // FsqrtS
+      }
+      requireNormalResult(w);
+      storeResult(w);
+    });
+    return true;
+  }
+
+  // RISC-V fnmsub is -(a*b) + c (x86 vfnmadd), fnmadd is -(a*b) - c (x86 vfnmsub).
+  bool emitFused(Width w) {
+    if (!hostHasFma() || !allows(Rounding::Nearest)) return false;
+    emitEntryChecks(Rounding::Nearest);
+    if (w == Width::Single) {
+      requireBoxed(in_.rs1);
+      requireBoxed(in_.rs2);
+      requireBoxed(in_.rs3);
+    }
+    withInexact([&] {
+      const Xbyak::Address c = fOperand(w, in_.rs3);
+      if (w == Width::Double) {
+        c_.movsd(xmm0, fDouble(in_.rs1));
+        c_.movsd(xmm1, fDouble(in_.rs2));
+      } else {
+        c_.movss(xmm0, fSingle(in_.rs1));
+        c_.movss(xmm1, fSingle(in_.rs2));
+      }
+      switch (in_.op) {  // xmm0 = xmm1 * xmm0 +- c
+        case Op::FmaddD: c_.vfmadd213sd(xmm0, xmm1, c); break;
+        case Op::FmsubD: c_.vfmsub213sd(xmm0, xmm1, c); break;
+        case Op::FnmsubD: c_.vfnmadd213sd(xmm0, xmm1, c); break;
+        case Op::FnmaddD: c_.vfnmsub213sd(xmm0, xmm1, c); break;
+        case Op::FmaddS: c_.vfmadd213ss(xmm0, xmm1, c); break;
+        case Op::FmsubS: c_.vfmsub213ss(xmm0, xmm1, c); break;
+        case Op::FnmsubS: c_.vfnmadd213ss(xmm0, xmm1, c); break;
+        default: c_.vfnmsub213ss(xmm0, xmm1, c); break;  // FnmaddS
+      }
+      requireNormalResult(w);
+      storeResult(w);
+    });
+    return true;
+  }
+
+  // Bit operations on the sign; no flags.
+  bool emitSignInjection(Width w) {
+    emitEntryChecks(Rounding::None);
+    const bool isDouble = w == Width::Double;
+    if (!isDouble) {
+      requireBoxed(in_.rs1);
+      requireBoxed(in_.rs2);
+    }
+    const int signBit = isDouble ? 63 : 31;
+    const Xbyak::Reg32e value = isDouble ? Xbyak::Reg32e(rax) : Xbyak::Reg32e(eax);
+    const Xbyak::Reg32e sign = isDouble ? Xbyak::Reg32e(rdx) : Xbyak::Reg32e(edx);
+    c_.mov(value, fOperand(w, in_.rs1));
+    c_.mov(sign, fOperand(w, in_.rs2));
+    const bool xorSign = in_.op == Op::FsgnjxD || in_.op == Op::FsgnjxS;
+    if (in_.op == Op::FsgnjnD || in_.op == Op::FsgnjnS) c_.not_(sign);
+    c_.shr(sign, signBit);  // isolate the sign bit
+    c_.shl(sign, signBit);
+    if (xorSign) {
+      c_.xor_(value, sign);
+    } else {
+      c_.btr(value, signBit);
+      c_.or_(value, sign);
+    }
+    if (isDouble) {
+      c_.mov(fDouble(in_.rd), rax);
+    } else {
+      c_.mov(fSingle(in_.rd), eax);
+      c_.mov(fBoxHalf(in_.rd), -1);
+    }
+    return true;
+  }
+
+  // Ordered, unequal operands only: NaNs (flags, canonical results) and
+  // equal ones (-0 vs +0) go to software. No flags otherwise.
+  bool emitMinMax(Width w) {
+    emitEntryChecks(Rounding::None);
+    const bool isMin = in_.op == Op::FminD || in_.op == Op::FminS;
+    if (w == Width::Double) {
+      c_.movsd(xmm0, fDouble(in_.rs1));
+      c_.movsd(xmm1, fDouble(in_.rs2));
+      c_.ucomisd(xmm0, xmm1);
+    } else {
+      requireBoxed(in_.rs1);
+      requireBoxed(in_.rs2);
+      c_.movss(xmm0, fSingle(in_.rs1));
+      c_.movss(xmm1, fSingle(in_.rs2));
+      c_.ucomiss(xmm0, xmm1);
+    }
+    c_.jp(slow_, Xbyak::CodeGenerator::T_NEAR);
+    c_.je(slow_, Xbyak::CodeGenerator::T_NEAR);
+    if (w == Width::Double) {
+      if (isMin) c_.minsd(xmm0, xmm1);
+      else c_.maxsd(xmm0, xmm1);
+    } else {
+      if (isMin) c_.minss(xmm0, xmm1);
+      else c_.maxss(xmm0, xmm1);
+    }
+    storeResult(w);
+    return true;
+  }
+
+  // Ordered operands only: a NaN operand's flags (NV for flt/fle, or for a signaling NaN) are software's.
+  bool emitCompare(Width w) {
+    emitEntryChecks(Rounding::None);
+    if (w == Width::Double) {
+      c_.movsd(xmm0, fDouble(in_.rs1));
+      c_.ucomisd(xmm0, fDouble(in_.rs2));
+    } else {
+      requireBoxed(in_.rs1);
+      requireBoxed(in_.rs2);
+      c_.movss(xmm0, fSingle(in_.rs1));
+      c_.ucomiss(xmm0, fSingle(in_.rs2));
+    }
+    c_.jp(slow_, Xbyak::CodeGenerator::T_NEAR);
+    switch (in_.op) {
+      case Op::FeqD: case Op::FeqS: c_.sete(al); break;
+      case Op::FltD: case Op::FltS: c_.setb(al); break;
+      default: c_.setbe(al); break;  // Fle
+    }
+    c_.movzx(eax, al);
+    ctx_.storeX(in_.rd, rax);
+    return true;
+  }
+
+  // Moves copy bits without unboxing.
+  bool emitMove() {
+    emitEntryChecks(Rounding::None);
+    switch (in_.op) {
+      case Op::FmvXD:
+        c_.mov(rax, fDouble(in_.rs1));
+        ctx_.storeX(in_.rd, rax);
+        break;
+      case Op::FmvXW:
+        c_.movsxd(rax, fSingle(in_.rs1));
+        ctx_.storeX(in_.rd, rax);
+        break;
+      case Op::FmvDX:
+        ctx_.loadX(rax, in_.rs1);
+        c_.mov(fDouble(in_.rd), rax);
+        break;
+      default:  // FmvWX
+        ctx_.loadX(rax, in_.rs1);
+        c_.mov(fSingle(in_.rd), eax);
+        c_.mov(fBoxHalf(in_.rd), -1);
+        break;
+    }
+    return true;
+  }
+
+  // Exact for every non-NaN value; a NaN needs the canonical NaN (and NV if signaling).
+  bool emitWiden() {
+    if (!allows(Rounding::Any)) return false;
+    emitEntryChecks(Rounding::Any);
+    requireBoxed(in_.rs1);
+    c_.cvtss2sd(xmm0, fSingle(in_.rs1));
+    c_.ucomisd(xmm0, xmm0);
+    c_.jp(slow_, Xbyak::CodeGenerator::T_NEAR);
+    storeResult(Width::Double);
+    return true;
+  }
+  bool emitNarrow() {
+    if (!allows(Rounding::Nearest)) return false;
+    emitEntryChecks(Rounding::Nearest);
+    withInexact([&] {
+      c_.cvtsd2ss(xmm0, fDouble(in_.rs1));
+      requireNormalResult(Width::Single);
+      storeResult(Width::Single);
+    });
+    return true;
+  }
+
+  // Integer to float never overflows or underflows; 32-bit integers to double are exact.
+  bool emitFromInteger() {
+    const Op op = in_.op;
+    const bool exact = op == Op::FcvtDW || op == Op::FcvtDWu;
+    const Rounding rounding = exact ? Rounding::Any : Rounding::Nearest;
+    if (!allows(rounding)) return false;
+    emitEntryChecks(rounding);
+    const Width w = widthOf(op);
+    const auto convert = [&] {
+      ctx_.loadX(rax, in_.rs1);
+      if (op == Op::FcvtDWu || op == Op::FcvtSWu) c_.mov(eax, eax);  // zero-extend, then convert as 64-bit
+      else if (op == Op::FcvtDW || op == Op::FcvtSW) c_.movsxd(rax, eax);
+      c_.xorps(xmm0, xmm0);  // no false dependency on the old xmm0
+      if (w == Width::Double) c_.cvtsi2sd(xmm0, rax);
+      else c_.cvtsi2ss(xmm0, rax);
+      storeResult(w);
+    };
+    if (exact) convert();
+    else withInexact(convert);
+    return true;
+  }
+
+  // Signed conversions; out-of-range and NaN operands give x86's "integer
+  // indefinite" (the minimum value), which goes to software (with a genuine
+  // minimum too).
+  bool emitToInteger() {
+    if (!allows(Rounding::NearestOrTruncate)) return false;
+    // A dynamic mode must be RNE; a static one RNE or RTZ.
+    emitEntryChecks(in_.rm == 7 ? Rounding::Nearest : Rounding::None);
+    const Width w = widthOf(in_.op);
+    const bool wide = in_.op == Op::FcvtLD || in_.op == Op::FcvtLS;
+    const bool truncate = in_.rm == 1;
+    if (w == Width::Single) requireBoxed(in_.rs1);
+    withInexact([&] {
+      const Xbyak::Reg32e result = wide ? Xbyak::Reg32e(rax) : Xbyak::Reg32e(eax);
+      const Xbyak::Address source = fOperand(w, in_.rs1);
+      if (w == Width::Double) {
+        if (truncate) c_.cvttsd2si(result, source);
+        else c_.cvtsd2si(result, source);
+      } else {
+        if (truncate) c_.cvttss2si(result, source);
+        else c_.cvtss2si(result, source);
+      }
+      if (wide) {
+        c_.mov(rcx, 0x8000000000000000ull);
+        c_.cmp(rax, rcx);
+      } else {
+        c_.cmp(eax, 0x80000000);
+      }
+      c_.je(slow_, Xbyak::CodeGenerator::T_NEAR);
+      if (!wide) c_.movsxd(rax, eax);
+      ctx_.storeX(in_.rd, rax);
+    });
+    return true;
+  }
+
+  FpEmitContext& ctx_;
+  Xbyak::CodeGenerator& c_;
+  const DecodedInsn& in_;
+  Label& slow_;
+};
+
+}  // namespace
+
+bool emitFpFastPath(FpEmitContext& context, const DecodedInsn& in, Xbyak::Label& slow) {
+  return FpEmitter(context, in, slow).emit();
+}
+
+}  // namespace strata::cpu::jit
