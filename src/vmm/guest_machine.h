@@ -158,6 +158,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   std::condition_variable changed_;
   std::vector<HartSlot> slots_;
   std::optional<GuestOutcome> outcome_;
+  uint64_t restoredRunningNs_ = 0;  // CLOCK_MONOTONIC when a restored hart first ran (--stats prints it)
   // Bare programs: the HTIF words in guest RAM and the timer that polls them.
   uint64_t* toHost_ = nullptr;
   uint64_t* fromHost_ = nullptr;
