@@ -1,13 +1,16 @@
 // Snapshots and restore with the real default guest: a shell variable and a
 // file in /tmp survive PUT /vm/snapshot, the VM's end and `strata run
-// --restore DIR`; a truncated, damaged or mismatched snapshot is refused with
-// one line and a non-zero exit, nothing run. The sandbox stays on (the default).
+// --restore DIR`, which builds the board the snapshot recorded; a truncated,
+// damaged or conflicting snapshot or option is refused with one line and a
+// non-zero exit, nothing run. The sandbox stays on (the default).
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
 #include <iterator>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -18,14 +21,16 @@ namespace {
 
 // Boots the default guest, sets X and writes /tmp/f, snapshots it into a new
 // directory through the API and shuts the VM down. Returns the directory.
-std::string takeSnapshot(const std::string& name) {
+// `boardOptions` shape the machine the snapshot records.
+std::string takeSnapshot(const std::string& name, std::vector<std::string> boardOptions = {}) {
   const std::string socket = temporaryPath(name + ".sock");
   const std::string dir = temporaryPath(name);
   ::unlink(socket.c_str());
   runShell("rm -rf " + dir);
   bool snapshotted = false;
   std::string failures;
-  auto run = runStrata({"--api-socket", socket}, "X=hello42; echo filedata7 > /tmp/f; echo set-$((40+2))\n",
+  boardOptions.insert(boardOptions.end(), {"--api-socket", socket});
+  auto run = runStrata(boardOptions, "X=hello42; echo filedata7 > /tmp/f; echo set-$((40+2))\n",
                        std::chrono::seconds(240), [&](pid_t, const std::string& output) {
                          if (snapshotted || output.find("set-42") == std::string::npos) return;
                          snapshotted = true;
@@ -65,8 +70,11 @@ TEST(Snapshot, RestoredGuestKeepsItsShellVariableAndTmpFile) {
   EXPECT_EQ(memory.st_size, 256 << 20);
   EXPECT_LT(memory.st_blocks * 512, memory.st_size) << "the memory file is written sparse";
   // Twice from the same snapshot: restoring maps the file privately and never changes it.
+  // The second time with a board option that agrees with the snapshot's.
   for (int round = 0; round < 2; ++round) {
-    auto run = runStrata({"--restore", dir}, "echo got-$X; cat /tmp/f; echo sum-$((6*7))\npoweroff\n",
+    std::vector<std::string> args{"--restore", dir};
+    if (round == 1) args.insert(args.end(), {"--mem", "256M"});
+    auto run = runStrata(args, "echo got-$X; cat /tmp/f; echo sum-$((6*7))\npoweroff\n",
                          std::chrono::seconds(120));
     EXPECT_EQ(run.exitCode, 0) << run.output;
     EXPECT_TRUE(contains(run.output, "got-hello42"));
@@ -93,9 +101,33 @@ TEST(Snapshot, FlippedByteInStateFileIsRefused) {
   expectOneLineRefusal(runStrata({"--restore", dir}, "", std::chrono::seconds(60)), "/state:");
 }
 
-TEST(Snapshot, MismatchedMemorySizeIsRefused) {
+TEST(Snapshot, ConflictingBoardOptionsAreRefused) {
   expectOneLineRefusal(runStrata({"--restore", sharedSnapshot(), "--mem", "512M"}, "", std::chrono::seconds(60)),
-                       "snapshot mismatch: memory size");
+                       "--mem 512M conflicts with the snapshot's 256M");
+  expectOneLineRefusal(runStrata({"--restore", sharedSnapshot(), "--cpus", "2"}, "", std::chrono::seconds(60)),
+                       "--cpus 2 conflicts with the snapshot's 1");
+  expectOneLineRefusal(
+      runStrata({"--restore", sharedSnapshot(), "--disk", "/nonexistent.img"}, "", std::chrono::seconds(60)),
+      "--disk /nonexistent.img conflicts with the snapshot's none");
+}
+
+// Restore needs no board options: memory, vCPUs, the kernel command line and
+// the disk all come from what the snapshot recorded.
+TEST(Snapshot, RestoreBuildsTheBoardTheSnapshotRecorded) {
+  const std::string disk = copyOfRootDisk("snapshot-board");
+  const std::string dir = takeSnapshot(
+      "snapshot-board", {"--mem", "320M", "--cpus", "2", "--disk", disk, "--append", "console=ttyS0 quiet board=7"});
+  auto run = runStrata({"--restore", dir},
+                       "echo cpus-$(nproc); grep -o 'board=[0-9]*' /proc/cmdline; "
+                       "echo mem-$(($(awk '/MemTotal/{print $2}' /proc/meminfo) > 280000)); "
+                       "echo vda-$(cat /sys/block/vda/size); echo got-$X\npoweroff\n",
+                       std::chrono::seconds(120));
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "cpus-2"));
+  EXPECT_TRUE(contains(run.output, "\nboard=7"));
+  EXPECT_TRUE(contains(run.output, "mem-1"));
+  EXPECT_TRUE(contains(run.output, "vda-" + std::to_string(std::stoll(runShell("stat -c %s " + disk).output) / 512)));
+  EXPECT_TRUE(contains(run.output, "got-hello42"));
 }
 
 }  // namespace
