@@ -20,6 +20,7 @@
 #include "machine/pvpanic.h"
 #include "machine/sifive_test.h"
 #include "machine/uart16550.h"
+#include "machine/vm_generation_id.h"
 #include "machine/virt_layout.h"
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
@@ -64,6 +65,8 @@ Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
     if (auto built = machine->buildBoard(disks, restoreDir + "/memory"); !built) return built.error();
     if (auto loaded = machine->loadState(*state); !loaded)
       return Error{fmt::format("{}/state: {}", restoreDir, loaded.error().message)};
+    // The guest resumes as a copy of a moment that may run again: a new generation.
+    machine->generationId_->regenerate();
     return machine;
   }
   if (auto built = machine->buildBoard(disks, {}); !built) return built.error();
@@ -114,16 +117,30 @@ Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage:
     else finish(GuestExit::Failed, code == 0 ? 1 : code);
   });
 
+  generationId_ = std::make_unique<machine::VmGenerationId>();
+
   using namespace machine::virt;
   for (auto [base, size, device] : {std::tuple<uint64_t, uint64_t, machine::MmioDevice*>{kPlicBase, kPlicSize, plic_.get()},
                                     {kUartBase, kUartSize, uart_.get()},
                                     {kRtcBase, kRtcSize, rtc_.get()},
                                     {kClintBase, kClintSize, clint_.get()},
                                     {kPvPanicBase, kPvPanicSize, pvpanic_.get()},
-                                    {kTestBase, kTestSize, sifiveTest_.get()}}) {
+                                    {kTestBase, kTestSize, sifiveTest_.get()},
+                                    {kVmGenIdBase, kVmGenIdSize, generationId_.get()}}) {
     if (auto mapped = bus_.map(base, size, device); !mapped) return mapped.error();
   }
   return addVirtioDevices(disks);
+}
+
+// A clone's NICs get new random addresses (locally administered, unicast):
+// each copy of the snapshot is its own host on the network.
+network::MacAddress GuestMachine::nicAddress(std::optional<network::MacAddress> configured, size_t index) const {
+  if (!config_.clone) return configured.value_or(virtio::net::defaultMacAddress(static_cast<unsigned>(index)));
+  network::MacAddress mac{};
+  std::random_device source;
+  for (auto& byte : mac) byte = static_cast<uint8_t>(source());
+  mac[0] = static_cast<uint8_t>((mac[0] & 0xfe) | 0x02);
+  return mac;
 }
 
 // Slots in order: disks (vda, vdb, ...), network interfaces, console, rng, balloon (with --balloon).
@@ -144,13 +161,13 @@ Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<st
   for (auto& [option, tap] : taps) {
     if (!tap) return Error{fmt::format("--net {}: {}", option, tap.error().message)};
     netPorts_.push_back(std::move(*tap));
-    auto mac = virtio::net::defaultMacAddress(static_cast<unsigned>(netPorts_.size() - 1));
+    auto mac = nicAddress(std::nullopt, netPorts_.size() - 1);
     auto added = addVirtioDevice(fmt::format("virtio-net{}", netPorts_.size() - 1),
                                  std::make_unique<virtio::VirtioNet>(*netPorts_.back(), mac));
     if (!added) return added;
   }
   for (const auto& net : config_.switchNets) {
-    auto mac = net.mac.value_or(virtio::net::defaultMacAddress(static_cast<unsigned>(netPorts_.size())));
+    auto mac = nicAddress(net.mac, netPorts_.size());
     auto port = network::attachToSwitch(net.switchName, {net.vlans, mac}, *loop_);
     if (!port) return Error{fmt::format("--net switch={}: {}", net.switchName, port.error().message)};
     (*port)->setClosedHandler([name = net.switchName] { log::warn("switch {} went away: NIC disconnected", name); });
@@ -223,6 +240,7 @@ void GuestMachine::saveState(StateWriter& out) const {
   uart_->save(out);
   rtc_->save(out);
   clint_->save(out);
+  generationId_->save(out);
   for (const auto& transport : virtio_) transport->save(out);
 }
 
@@ -273,7 +291,7 @@ Result<void> GuestMachine::loadState(StateReader& in) {
   if (auto left = in.leaveSection(); !left) return left.error();
   for (auto& hart : harts_)
     if (auto loaded = hart->load(in); !loaded) return loaded.error();
-  for (auto loaded : {plic_->load(in), uart_->load(in), rtc_->load(in), clint_->load(in)})
+  for (auto loaded : {plic_->load(in), uart_->load(in), rtc_->load(in), clint_->load(in), generationId_->load(in)})
     if (!loaded) return loaded.error();
   for (auto& transport : virtio_)
     if (auto loaded = transport->load(in); !loaded) return loaded.error();

@@ -19,6 +19,7 @@
 #include "machine/bus.h"
 #include "machine/guest_ram.h"
 #include "machine/sbi.h"
+#include "network/ethernet.h"
 #include "vmm/host_console.h"
 #include "vmm/vm.h"
 #include "vmm/vm_config.h"
@@ -31,6 +32,7 @@ class GoldfishRtc;
 class Clint;
 class PvPanic;
 class SifiveTest;
+class VmGenerationId;
 }  // namespace strata::machine
 
 namespace strata::virtio {
@@ -107,6 +109,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   GuestMachine(const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop);
   Result<void> buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, const std::string& memoryFile);
   Result<void> addVirtioDevices(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
+  network::MacAddress nicAddress(std::optional<network::MacAddress> configured, size_t index) const;
   void waitForDiskRequests();
   Result<void> addVirtioDevice(const std::string& name, std::unique_ptr<virtio::VirtioDevice> device);
   Result<void> loadBootPayload();
@@ -141,6 +144,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   std::unique_ptr<machine::Clint> clint_;
   std::unique_ptr<machine::PvPanic> pvpanic_;
   std::unique_ptr<machine::SifiveTest> sifiveTest_;
+  std::unique_ptr<machine::VmGenerationId> generationId_;
   std::vector<virtio::VirtioBlk*> blockDevices_;  // in virtioDevices_
   std::vector<uint64_t> diskBytes_;  // each disk's size, recorded in a snapshot as part of its identity
   std::vector<std::unique_ptr<network::PacketPort>> netPorts_;

@@ -29,6 +29,7 @@ struct RunOptions {
   unsigned uid = 0, gid = 0;
   std::string apiSocket;
   std::string restoreDir;
+  bool clone = false;
   std::vector<std::string> givenBoardOptions;  // those of kBoardOptions on the command line
 };
 
@@ -133,6 +134,7 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   config.sandbox.landlock = options.landlock;
   config.apiSocket = options.apiSocket;
   config.restoreDir = options.restoreDir;
+  config.clone = options.clone;
   if (config.restoreDir.empty()) return config;
   auto recorded = vmm::readSnapshotBoard(config.restoreDir);
   if (!recorded) return recorded.error();
@@ -171,10 +173,15 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_flag("--stats", options->stats, "print each hart's engine counters when the VM ends");
   run->add_option("--api-socket", options->apiSocket,
                   "serve the VM's control API (HTTP + JSON, see docs/api/) on this UNIX socket; `strata vm` drives it");
-  run->add_option("--restore", options->restoreDir,
+  auto* restore = run->add_option("--restore", options->restoreDir,
                   "resume the snapshot in this directory (written by `strata vm snapshot`) instead of booting; "
                   "the board (memory, vCPUs, engine, boot files, disks, NICs, balloon) is the snapshot's, and "
                   "such an option given must match it");
+  run->add_flag("--clone", options->clone,
+                "with --restore: start one of many VMs from the snapshot: RAM shared copy-on-write, each disk a new "
+                "qcow2 overlay on the snapshot's image (DIR/clone-PID-diskN.qcow2), new NIC addresses and VM "
+                "generation id")
+      ->needs(restore);
   auto onOff = CLI::IsMember({"on", "off"});
   run->add_option_function<std::string>(
          "--seccomp", [options](const std::string& value) { options->seccomp = value == "on"; },
