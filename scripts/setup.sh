@@ -8,6 +8,7 @@ packages=(
   # build
   cmake ninja-build g++ pkg-config
   libfdt-dev liburing-dev libcli11-dev libfmt-dev libisal-dev zlib1g-dev libgnutls28-dev libseccomp-dev
+  libunistring-dev  # its static archive: GnuTLS is linked from archives (CMakeLists.txt)
   libxbyak-dev  # the CPU translator's x86-64 assembler (header-only)
   libcpp-httplib-dev nlohmann-json3-dev  # the per-VM control API: HTTP on a UNIX socket, JSON bodies
   libsqlite3-dev  # the management daemon's store (src/control)

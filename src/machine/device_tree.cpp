@@ -154,6 +154,8 @@ void writeSoc(FdtWriter& w, const DeviceTreeSpec& spec) {
   w.end();
   device("pvpanic", "qemu,pvpanic-mmio", virt::kPvPanicBase, virt::kPvPanicSize, std::nullopt);
   w.end();
+  device("vmgenid", "microsoft,vmgenid", virt::kVmGenIdBase, virt::kVmGenIdSize, std::nullopt);
+  w.end();
   for (unsigned slot : spec.virtioSlots) {
     device("virtio_mmio", "virtio,mmio", virt::virtioSlotBase(slot), virt::kVirtioStride,
            virt::kVirtioIrqFirst + slot);

@@ -1,5 +1,5 @@
 // Builds the flattened device tree (libfdt) that describes a `virt` board to
-// the guest kernel: memory, harts, CLINT, PLIC, UART, RTC, pvpanic, the
+// the guest kernel: memory, harts, CLINT, PLIC, UART, RTC, pvpanic, vmgenid, the
 // virtio-mmio slots in use, and the /chosen boot arguments.
 #pragma once
 

@@ -64,15 +64,31 @@ Result<void> GuestRam::saveTo(const std::string& path) const {
     }
     return {};
   };
-  for (; offset < size_; offset += kPage) {
-    uint64_t length = std::min(kPage, size_ - offset);
-    if (std::memcmp(host_ + offset, kZeroPage, length) != 0) continue;
-    if (auto written = flush(offset); !written) return written;
-    runStart = offset + length;
+  while (offset < size_) {
+    auto [dataBegin, dataEnd] = nextDataRange(offset);
+    if (dataBegin > offset) {  // a hole: never written, so skipped without touching it
+      if (auto written = flush(offset); !written) return written;
+      offset = runStart = dataBegin;
+    }
+    for (; offset < dataEnd; offset += kPage) {
+      uint64_t length = std::min(kPage, size_ - offset);
+      if (std::memcmp(host_ + offset, kZeroPage, length) != 0) continue;
+      if (auto written = flush(offset); !written) return written;
+      runStart = offset + length;
+    }
   }
   if (auto written = flush(size_); !written) return written;
   if (::fsync(fd.get()) != 0) return errnoError(path + ": fsync");
   return {};
+}
+
+std::pair<uint64_t, uint64_t> GuestRam::nextDataRange(uint64_t offset) const {
+  if (backing_ != RamBacking::SharedMemfd) return {offset, size_};
+  off_t data = ::lseek(fd_.get(), static_cast<off_t>(offset), SEEK_DATA);
+  if (data < 0) return errno == ENXIO ? std::pair{size_, size_} : std::pair{offset, size_};  // ENXIO: no more data
+  off_t hole = ::lseek(fd_.get(), data, SEEK_HOLE);
+  uint64_t begin = std::min<uint64_t>(static_cast<uint64_t>(data) / kPageSize * kPageSize, size_);
+  return {begin, hole < 0 ? size_ : std::min<uint64_t>(static_cast<uint64_t>(hole), size_)};
 }
 
 GuestRam::GuestRam(uint64_t base, uint64_t size, RamBacking backing, UniqueFd fd, uint8_t* host)

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -61,6 +62,9 @@ class GuestRam {
 
  private:
   GuestRam(uint64_t base, uint64_t size, RamBacking backing, UniqueFd fd, uint8_t* host);
+  // The next range at or after `offset` that may hold data: the memfd's next
+  // allocated extent (begin == size() if none); everything left for a mapping without holes to ask about.
+  std::pair<uint64_t, uint64_t> nextDataRange(uint64_t offset) const;
   uint64_t base_;
   uint64_t size_;
   RamBacking backing_;

@@ -19,6 +19,7 @@
 #include "machine/bus.h"
 #include "machine/guest_ram.h"
 #include "machine/sbi.h"
+#include "network/ethernet.h"
 #include "vmm/host_console.h"
 #include "vmm/net_interfaces.h"
 #include "vmm/vm.h"
@@ -32,6 +33,7 @@ class GoldfishRtc;
 class Clint;
 class PvPanic;
 class SifiveTest;
+class VmGenerationId;
 }  // namespace strata::machine
 
 namespace strata::virtio {
@@ -141,6 +143,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   std::unique_ptr<machine::Clint> clint_;
   std::unique_ptr<machine::PvPanic> pvpanic_;
   std::unique_ptr<machine::SifiveTest> sifiveTest_;
+  std::unique_ptr<machine::VmGenerationId> generationId_;
   std::vector<virtio::VirtioBlk*> blockDevices_;  // in virtioDevices_
   std::vector<uint64_t> diskBytes_;  // each disk's size, recorded in a snapshot as part of its identity
   const std::vector<NetInterface>& nics_;  // each one's virtio-net in virtioDevices_
@@ -158,6 +161,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   std::condition_variable changed_;
   std::vector<HartSlot> slots_;
   std::optional<GuestOutcome> outcome_;
+  uint64_t restoredRunningNs_ = 0;  // CLOCK_MONOTONIC when a restored hart first ran (--stats prints it)
   // Bare programs: the HTIF words in guest RAM and the timer that polls them.
   uint64_t* toHost_ = nullptr;
   uint64_t* fromHost_ = nullptr;

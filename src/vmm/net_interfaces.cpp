@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 
+#include <random>
+
 #include <fmt/core.h>
 
 #include "base/log.h"
@@ -10,10 +12,25 @@
 #include "virtio/net.h"
 
 namespace strata::vmm {
+namespace {
+
+// A clone's NICs get new random addresses (locally administered, unicast):
+// each copy of the snapshot is its own host on the network.
+network::MacAddress randomLocalMac() {
+  network::MacAddress mac{};
+  std::random_device source;
+  for (auto& byte : mac) byte = static_cast<uint8_t>(source());
+  mac[0] = static_cast<uint8_t>((mac[0] & 0xfe) | 0x02);
+  return mac;
+}
+
+}  // namespace
 
 Result<std::vector<NetInterface>> openNetInterfaces(const VmConfig& config, EventLoop& loop) {
   std::vector<NetInterface> nics;
-  auto nextDefaultMac = [&nics] { return virtio::net::defaultMacAddress(static_cast<unsigned>(nics.size())); };
+  auto nextDefaultMac = [&] {
+    return config.clone ? randomLocalMac() : virtio::net::defaultMacAddress(static_cast<unsigned>(nics.size()));
+  };
   for (const auto& tapName : config.tapDevices) {
     auto tap = network::TapDevice::open(tapName, loop);
     if (!tap) return Error{fmt::format("--net tap={}: {}", tapName, tap.error().message)};
@@ -25,7 +42,7 @@ Result<std::vector<NetInterface>> openNetInterfaces(const VmConfig& config, Even
     nics.push_back({std::move(*tap), nextDefaultMac()});
   }
   for (const auto& net : config.switchNets) {
-    auto mac = net.mac.value_or(nextDefaultMac());
+    auto mac = config.clone ? randomLocalMac() : net.mac.value_or(nextDefaultMac());
     auto port = network::attachToSwitch(net.switchName, {net.vlans, mac}, loop);
     if (!port) return Error{fmt::format("--net switch={}: {}", net.switchName, port.error().message)};
     (*port)->setClosedHandler([name = net.switchName] { log::warn("switch {} went away: NIC disconnected", name); });

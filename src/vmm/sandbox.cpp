@@ -6,6 +6,7 @@
 #include <linux/landlock.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -51,8 +52,9 @@ constexpr const char* kVcpu[] = {
     "write", "writev", "futex", "sched_yield", "clock_gettime",
     "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
     "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
-    // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot).
-    "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat",
+    // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot;
+    // lseek finds the RAM memfd's holes).
+    "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "lseek",
 };
 
 // The main thread, beyond the vCPU list: the event loop over disks (io_uring),
@@ -80,8 +82,9 @@ constexpr const char* kApi[] = {
     "futex", "sched_yield", "clock_gettime", "clock_nanosleep", "nanosleep",
     "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
     "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
-    // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot).
-    "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat",
+    // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot;
+    // lseek finds the RAM memfd's holes).
+    "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "lseek",
 };
 // Names for the SIGSYS handler, resolved before any filter is loaded: the
 // handler may not allocate, and libseccomp's lookup does.
@@ -278,15 +281,30 @@ Result<void> addPathRule(int ruleset, const std::string& path, uint64_t rights) 
   return addFileRule(ruleset, fd.get(), rights);
 }
 
-// Every file or block device the process holds open (disk images, their backing files,
-// a pool's PVs, a console log) stays reachable with the access it was opened
-// with, so a reboot can open them again. Scanned by number: inside the jailer's
-// root there is no /proc to list them.
-Result<void> addOpenFileRules(int ruleset, int abi) {
+// The process's open descriptors, found by one poll(2) over every number the
+// fd limit allows (a closed one answers POLLNVAL): inside the jailer's root
+// there is no /proc to list them, and a syscall per number (tens of thousands
+// under a high limit) would cost more than the rest of a restore.
+std::vector<int> openDescriptors() {
   rlimit limit{};
   ::getrlimit(RLIMIT_NOFILE, &limit);
-  int highest = static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 65536));
-  for (int fd = 0; fd < highest; ++fd) {
+  std::vector<pollfd> probes(std::min<rlim_t>(limit.rlim_cur, 65536));
+  for (size_t fd = 0; fd < probes.size(); ++fd) probes[fd] = {static_cast<int>(fd), 0, 0};
+  std::vector<int> open;
+  if (::poll(probes.data(), probes.size(), 0) < 0) {  // cannot list them: every number is a candidate
+    for (const auto& probe : probes) open.push_back(probe.fd);
+    return open;
+  }
+  for (const auto& probe : probes)
+    if ((probe.revents & POLLNVAL) == 0) open.push_back(probe.fd);
+  return open;
+}
+
+// Every file or block device the process holds open (disk images, their backing files,
+// a pool's PVs, a console log) stays reachable with the access it was opened
+// with, so a reboot can open them again.
+Result<void> addOpenFileRules(int ruleset, int abi) {
+  for (int fd : openDescriptors()) {
     int flags = ::fcntl(fd, F_GETFL);
     if (flags < 0) continue;
     struct stat st {};

@@ -1,12 +1,19 @@
 #include "vmm/vm.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <vector>
 
+#include <fmt/core.h>
+
 #include "base/event_loop.h"
 #include "base/log.h"
 #include "storage/disk_image.h"
+#include "storage/image_create.h"
+#include "storage/image_tools.h"
 #include "storage/volume/volume_disk.h"
 #include "vmm/api_server.h"
 #include "vmm/guest_machine.h"
@@ -31,6 +38,31 @@ Result<std::unique_ptr<storage::BlockDevice>> openDisk(const DiskConfig& disk, E
   return std::unique_ptr<storage::BlockDevice>(std::move(*image));
 }
 
+// A clone's disk: a new qcow2 overlay on the snapshot's image, next to the
+// snapshot (DIR/clone-PID-diskN.qcow2), so the clone's writes never reach the
+// image other clones share. The overlay stays after the clone ends.
+Result<std::unique_ptr<storage::BlockDevice>> openLinkedClone(const VmConfig& config, size_t index, EventLoop& loop) {
+  const DiskConfig& disk = config.disks[index];
+  if (storage::volume::isVolumeDiskSpec(disk.path))
+    return Error{fmt::format("--clone: disk {} is a pool volume; linked clones are qcow2 overlays of image files", disk.path)};
+  auto base = storage::imageInfo(disk.path);
+  if (!base) return Error{fmt::format("--clone: disk {}: {}", disk.path, base.error().message)};
+  char* absolute = ::realpath(disk.path.c_str(), nullptr);
+  if (!absolute) return errnoError(fmt::format("--clone: disk {}", disk.path));
+  storage::CreateOptions overlay;
+  overlay.format = storage::ImageFormat::Qcow2;
+  overlay.size = base->virtualSize;
+  overlay.backingFile = absolute;
+  overlay.backingFormat = base->format;
+  std::free(absolute);
+  DiskConfig clone = disk;
+  clone.path = fmt::format("{}/clone-{}-disk{}.qcow2", config.restoreDir, ::getpid(), index);
+  clone.format = storage::ImageFormat::Qcow2;
+  if (auto created = storage::createImage(clone.path, overlay); !created)
+    return Error{fmt::format("--clone: {}: {}", clone.path, created.error().message)};
+  return openDisk(clone, loop);
+}
+
 }  // namespace
 
 Result<int> runVm(const VmConfig& config) {
@@ -53,8 +85,8 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   // their completions run on): formats and backing chains stay as resolved
   // here, whatever a guest writes before it reboots.
   std::vector<std::unique_ptr<storage::BlockDevice>> disks;
-  for (const auto& disk : config.disks) {
-    auto opened = openDisk(disk, **loop);
+  for (size_t index = 0; index < config.disks.size(); ++index) {
+    auto opened = config.clone ? openLinkedClone(config, index, **loop) : openDisk(config.disks[index], **loop);
     if (!opened) return opened.error();
     disks.push_back(std::move(*opened));
   }

@@ -62,6 +62,10 @@ struct VmConfig {
   // --restore DIR: the first boot resumes the snapshot in DIR (written by PUT /vm/snapshot)
   // instead of loading the kernel; the board options must match the snapshot's.
   std::string restoreDir;
+  // --clone (with --restore): one of many VMs from the same snapshot: its RAM
+  // shares the snapshot's pages copy-on-write, each disk is a new qcow2 overlay
+  // (a linked clone) on the snapshot's image, each NIC gets a new random MAC.
+  bool clone = false;
   std::string apiSocket;  // --api-socket: where the control API is served (api_server.h); empty: none
 };
 

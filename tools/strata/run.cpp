@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "vmm/jailer.h"
+#include "vmm/snapshot_config.h"
 #include "network/socket_port.h"
 #include "virtio/net.h"
 #include "vmm/vm.h"
@@ -28,7 +29,13 @@ struct RunOptions {
   unsigned uid = 0, gid = 0;
   std::string apiSocket;
   std::string restoreDir;
+  bool clone = false;
+  std::vector<std::string> givenBoardOptions;  // those of kBoardOptions on the command line
 };
+
+// What shapes the guest's machine: with --restore it comes from the snapshot.
+constexpr const char* kBoardOptions[] = {"--kernel", "--firmware", "--bare", "--initrd", "--append", "--disk", "--mem",
+                                         "--balloon", "--mem-merge", "--cpus", "--net", "--engine"};
 
 // The default guest that guest/build.sh produces.
 std::string defaultGuestDir() {
@@ -70,7 +77,7 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   config.initrd = options.initrd;
   if (!config.bareProgram.empty() && (!config.kernel.empty() || !config.firmware.empty() || !config.initrd.empty()))
     return Error{"--bare runs a program on its own: no --kernel, --initrd or --firmware with it"};
-  if (config.kernel.empty() && config.bareProgram.empty()) {
+  if (config.kernel.empty() && config.bareProgram.empty() && options.restoreDir.empty()) {
     std::string dir = defaultGuestDir();
     config.kernel = dir + "/Image";
     struct stat st;
@@ -127,7 +134,11 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   config.sandbox.landlock = options.landlock;
   config.apiSocket = options.apiSocket;
   config.restoreDir = options.restoreDir;
-  return config;
+  config.clone = options.clone;
+  if (config.restoreDir.empty()) return config;
+  auto recorded = vmm::readSnapshotBoard(config.restoreDir);
+  if (!recorded) return recorded.error();
+  return vmm::restoreConfig(*recorded, config, options.givenBoardOptions);
 }
 
 }  // namespace
@@ -162,9 +173,15 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_flag("--stats", options->stats, "print each hart's engine counters when the VM ends");
   run->add_option("--api-socket", options->apiSocket,
                   "serve the VM's control API (HTTP + JSON, see docs/api/) on this UNIX socket; `strata vm` drives it");
-  run->add_option("--restore", options->restoreDir,
+  auto* restore = run->add_option("--restore", options->restoreDir,
                   "resume the snapshot in this directory (written by `strata vm snapshot`) instead of booting; "
-                  "--mem, --cpus, --engine and the disks and devices must match the snapshot's");
+                  "the board (memory, vCPUs, engine, boot files, disks, NICs, balloon) is the snapshot's, and "
+                  "such an option given must match it");
+  run->add_flag("--clone", options->clone,
+                "with --restore: start one of many VMs from the snapshot: RAM shared copy-on-write, each disk a new "
+                "qcow2 overlay on the snapshot's image (DIR/clone-PID-diskN.qcow2), new NIC addresses and VM "
+                "generation id")
+      ->needs(restore);
   auto onOff = CLI::IsMember({"on", "off"});
   run->add_option_function<std::string>(
          "--seccomp", [options](const std::string& value) { options->seccomp = value == "on"; },
@@ -181,7 +198,9 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_option("--gid", options->gid, "unprivileged group the jailed VM runs as")->needs(jail);
   jail->needs("--uid")->needs("--gid");
   run->footer("Console escape: Ctrl-A x quits, Ctrl-A h helps. Guest poweroff exits 0; a guest panic exits 1.");
-  run->callback([options, &status] {
+  run->callback([options, run, &status] {
+    for (const char* option : kBoardOptions)
+      if (run->count(option) > 0) options->givenBoardOptions.push_back(option);
     auto config = makeConfig(*options);
     if (!config) {
       std::fprintf(stderr, "strata run: %s\n", config.error().message.c_str());
