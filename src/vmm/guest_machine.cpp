@@ -65,6 +65,14 @@ Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
   return machine;
 }
 
+Result<std::unique_ptr<GuestMachine>> GuestMachine::createForIncoming(
+    const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
+    const std::vector<std::unique_ptr<storage::BlockDevice>>& disks) {
+  std::unique_ptr<GuestMachine> machine(new GuestMachine(config, control, console, loop));
+  if (auto built = machine->buildBoard(disks, {}); !built) return built.error();
+  return machine;
+}
+
 GuestMachine::GuestMachine(const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop)
     : config_(config), control_(control), console_(console), clockStartNs_(control.guestNs()), loop_(&loop) {}
 
@@ -85,7 +93,7 @@ Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage:
   if (!ram) return ram.error();
   ram_ = std::move(*ram);
 
-  cpu::PhysicalMemory memory{ram_->base(), ram_->size(), ram_->hostBase(), &bus_};
+  cpu::PhysicalMemory memory{ram_->base(), ram_->size(), ram_->hostBase(), &bus_, &ram_->dirtyLog()};
   for (unsigned id = 0; id < config_.cpus; ++id) harts_.push_back(std::make_unique<cpu::Hart>(id, memory, *this, config_.engine));
   slots_.resize(config_.cpus);
 
@@ -295,6 +303,18 @@ Result<void> GuestMachine::saveSnapshot(const std::string& dir) {
   if (auto saved = ram_->saveTo(memory + ".tmp"); !saved) return saved;
   if (::rename((memory + ".tmp").c_str(), memory.c_str()) != 0) return errnoError(memory);
   return out.writeFile(dir + "/state");
+}
+
+void GuestMachine::flushHartTlbs() {
+  for (auto& hart : harts_) hart->requestRemoteFence(cpu::RemoteFence::Tlb);
+  for (auto& hart : harts_) hart->waitForRemoteFences();
+}
+
+Result<std::vector<uint8_t>> GuestMachine::saveStateBytes() {
+  if (stopping_) return Error{"the guest's boot ended (reboot or poweroff) during the migration"};
+  StateWriter out;
+  saveState(out);
+  return out.finish();
 }
 
 Result<void> GuestMachine::loadBootPayload() {

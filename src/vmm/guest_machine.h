@@ -59,6 +59,11 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
                                                       EventLoop& loop,
                                                       const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
                                                       const std::string& restoreDir = {});
+  // Live migration's destination: the board with zeroed RAM and no boot payload,
+  // for the incoming pages and then loadState.
+  static Result<std::unique_ptr<GuestMachine>> createForIncoming(
+      const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
+      const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
   ~GuestMachine() override;
 
   // Runs the guest until it powers off, reboots, panics or quit is requested.
@@ -71,6 +76,9 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   void requestExit(GuestExit exit) override { finish(exit); }
   VmStats sampleStats() override;
   Result<void> saveSnapshot(const std::string& dir) override;  // paused
+  machine::GuestRam& guestRam() override { return *ram_; }
+  void flushHartTlbs() override;
+  Result<std::vector<uint8_t>> saveStateBytes() override;
 
   // Every hart, the hart slots, the board's devices, the virtio transports in
   // slot order and the guest clock, after a "vm" section naming the board they fit.

@@ -10,6 +10,7 @@
 #include "storage/volume/volume_disk.h"
 #include "vmm/api_server.h"
 #include "vmm/guest_machine.h"
+#include "vmm/migration_incoming.h"
 #include "vmm/page_sharing.h"
 #include "vmm/vm_control.h"
 #include "vmm/vm_routes.h"
@@ -64,8 +65,15 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   std::optional<PageSharingReport> sharing;
   if (config.memMerge) sharing.emplace();
   std::string restoreDir = config.restoreDir;  // the first boot only; a reboot boots afresh
+  std::unique_ptr<GuestMachine> migrated;
+  if (!config.incoming.empty()) {
+    auto received = receiveMigration(config, control, **console, **loop, disks);
+    if (!received) return received.error();
+    migrated = std::move(*received);
+  }
   for (;;) {
-    auto machine = GuestMachine::create(config, control, **console, **loop, disks, restoreDir);
+    auto machine = migrated ? Result<std::unique_ptr<GuestMachine>>(std::move(migrated))
+                            : GuestMachine::create(config, control, **console, **loop, disks, restoreDir);
     restoreDir.clear();
     if (!machine) return machine.error();
     control.attach(machine->get());

@@ -62,6 +62,9 @@ struct VmConfig {
   // --restore DIR: the first boot resumes the snapshot in DIR (written by PUT /vm/snapshot)
   // instead of loading the kernel; the board options must match the snapshot's.
   std::string restoreDir;
+  // --incoming tcp:ADDR:PORT: the first boot is a VM live-migrated from another
+  // strata (PUT /vm/migrate there), received before anything runs; board options must match.
+  std::string incoming;
   std::string apiSocket;  // --api-socket: where the control API is served (api_server.h); empty: none
 };
 

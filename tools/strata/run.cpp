@@ -28,6 +28,7 @@ struct RunOptions {
   unsigned uid = 0, gid = 0;
   std::string apiSocket;
   std::string restoreDir;
+  std::string incoming;
 };
 
 // The default guest that guest/build.sh produces.
@@ -127,6 +128,8 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   config.sandbox.landlock = options.landlock;
   config.apiSocket = options.apiSocket;
   config.restoreDir = options.restoreDir;
+  config.incoming = options.incoming;
+  if (!config.incoming.empty() && !config.restoreDir.empty()) return Error{"--incoming and --restore exclude each other"};
   return config;
 }
 
@@ -165,6 +168,9 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_option("--restore", options->restoreDir,
                   "resume the snapshot in this directory (written by `strata vm snapshot`) instead of booting; "
                   "--mem, --cpus, --engine and the disks and devices must match the snapshot's");
+  run->add_option("--incoming", options->incoming,
+                  "wait on tcp:ADDR:PORT for a VM live-migrated from another strata (`strata vm migrate --to`) and run it; "
+                  "the board options must match the source's");
   auto onOff = CLI::IsMember({"on", "off"});
   run->add_option_function<std::string>(
          "--seccomp", [options](const std::string& value) { options->seccomp = value == "on"; },
