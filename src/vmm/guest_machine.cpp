@@ -25,6 +25,7 @@
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/mmio_transport.h"
+#include "network/self_announce.h"
 #include "network/socket_port.h"
 #include "network/tap.h"
 #include "virtio/net.h"
@@ -146,6 +147,7 @@ Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<st
     if (!tap) return Error{fmt::format("--net {}: {}", option, tap.error().message)};
     netPorts_.push_back(std::move(*tap));
     auto mac = virtio::net::defaultMacAddress(static_cast<unsigned>(netPorts_.size() - 1));
+    netMacs_.push_back(mac);
     auto added = addVirtioDevice(fmt::format("virtio-net{}", netPorts_.size() - 1),
                                  std::make_unique<virtio::VirtioNet>(*netPorts_.back(), mac));
     if (!added) return added;
@@ -156,6 +158,7 @@ Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<st
     if (!port) return Error{fmt::format("--net switch={}: {}", net.switchName, port.error().message)};
     (*port)->setClosedHandler([name = net.switchName] { log::warn("switch {} went away: NIC disconnected", name); });
     netPorts_.push_back(std::move(*port));
+    netMacs_.push_back(mac);
     auto added = addVirtioDevice(fmt::format("virtio-net{}", netPorts_.size() - 1),
                                  std::make_unique<virtio::VirtioNet>(*netPorts_.back(), mac));
     if (!added) return added;
@@ -303,6 +306,19 @@ Result<void> GuestMachine::saveSnapshot(const std::string& dir) {
   if (auto saved = ram_->saveTo(memory + ".tmp"); !saved) return saved;
   if (::rename((memory + ".tmp").c_str(), memory.c_str()) != 0) return errnoError(memory);
   return out.writeFile(dir + "/state");
+}
+
+Result<void> GuestMachine::announceSelf() {
+  if (netPorts_.empty()) return {};
+  auto timer = LoopTimer::create(*loop_, [this] {
+    for (size_t index = 0; index < netPorts_.size(); ++index)
+      netPorts_[index]->send(network::selfAnnounceFrame(netMacs_[index]), {});
+    // QEMU's rhythm: 5 rounds, 50 ms apart and 100 ms more each time.
+    if (++announceRounds_ < 5) (void)announceTimer_->arm(std::chrono::milliseconds(50 + 100 * (announceRounds_ - 1)));
+  });
+  if (!timer) return timer.error();
+  announceTimer_ = std::move(*timer);
+  return announceTimer_->arm(std::chrono::milliseconds(1));
 }
 
 void GuestMachine::flushHartTlbs() {

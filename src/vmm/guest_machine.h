@@ -5,6 +5,7 @@
 // pauses and resumes it through ControlledMachine.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "base/event_loop.h"
+#include "base/loop_timer.h"
 #include "base/result.h"
 #include "base/state_stream.h"
 #include "cpu/hart.h"
@@ -43,6 +45,7 @@ class VirtioBalloon;
 
 namespace strata::network {
 class PacketPort;
+using MacAddress = std::array<uint8_t, 6>;
 }
 
 namespace strata::storage {
@@ -65,6 +68,9 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
       const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
       const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
   ~GuestMachine() override;
+  // After a live migration: each NIC broadcasts its MAC a few times (self_announce.h)
+  // once the loop runs, so switches learn the VM's new port.
+  Result<void> announceSelf();
 
   // Runs the guest until it powers off, reboots, panics or quit is requested.
   GuestOutcome run();
@@ -152,6 +158,9 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   std::vector<virtio::VirtioBlk*> blockDevices_;  // in virtioDevices_
   std::vector<uint64_t> diskBytes_;  // each disk's size, recorded in a snapshot as part of its identity
   std::vector<std::unique_ptr<network::PacketPort>> netPorts_;
+  std::vector<network::MacAddress> netMacs_;  // each port's NIC's
+  std::unique_ptr<LoopTimer> announceTimer_;
+  unsigned announceRounds_ = 0;
   virtio::VirtioConsole* virtioConsole_ = nullptr;
   virtio::VirtioBalloon* balloon_ = nullptr;  // in virtioDevices_, with --balloon
   std::vector<std::unique_ptr<virtio::VirtioDevice>> virtioDevices_;

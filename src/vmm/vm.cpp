@@ -70,6 +70,7 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
     auto received = receiveMigration(config, control, **console, **loop, disks);
     if (!received) return received.error();
     migrated = std::move(*received);
+    if (auto announced = migrated->announceSelf(); !announced) log::warn("announcing the migrated VM: {}", announced.error().message);
   }
   for (;;) {
     auto machine = migrated ? Result<std::unique_ptr<GuestMachine>>(std::move(migrated))
