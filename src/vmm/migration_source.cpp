@@ -224,8 +224,8 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   }
 
   // Stop and copy: the pause drains disk requests; nobody else may resume the VM until it is decided.
-  const auto pausedAt = Clock::now();
   if (control_.pause() != VmState::Paused) return Error{"the VM is shutting down"};
+  const auto pausedAt = Clock::now();  // the vCPUs parked just now
   control_.holdPaused(true);
   struct ResumeOnFailure {
     VmControl& control;

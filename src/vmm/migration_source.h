@@ -27,7 +27,7 @@ struct MigrationRequest {
   migration::TcpAddress to;
   unsigned channels = 1;
   bool compress = false;
-  uint64_t downtimeLimitMs = 300;  // QEMU's default
+  uint64_t downtimeLimitMs = 30;  // the pause to aim for (QEMU defaults to 300 ms)
   bool autoConverge = true;        // throttle the vCPUs when the guest dirties faster than the link
 };
 

@@ -103,7 +103,7 @@ struct MigrateArgs {
   std::string to;
   unsigned channels = 1;
   bool compress = false;
-  uint64_t downtimeMs = 300;
+  uint64_t downtimeMs = 30;
   bool noAutoConverge = false;
 };
 
