@@ -216,12 +216,9 @@ Result<void> ChannelReader::read(void* data, size_t size) {
     if (bufferAt_ == buffer_.size()) {
       buffer_.resize(kFlushBytes);
       ssize_t got = ::recv(socket_.get(), buffer_.data(), buffer_.size(), 0);
-      if (got < 0 && errno == EINTR) {
-        buffer_.clear();
-        continue;
-      }
       buffer_.resize(got > 0 ? static_cast<size_t>(got) : 0);
       bufferAt_ = 0;
+      if (got < 0 && errno == EINTR) continue;
       if (got == 0) return Error{"the source closed the connection mid-stream"};
       if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Error{"the source went silent (timed out)"};
       if (got < 0) return errnoError("receiving from the source");
