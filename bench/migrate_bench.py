@@ -62,23 +62,26 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_workload(guest, commands):
-    guest.wait_for(USERSPACE_UP, 180)
-    guest.send("stty -echo")
+def start_pair(source_argv, destination_argv, commands, settle):
+    """Boots the source, starts the workload, starts the destination; both consoles' ticks go into one dict."""
+    source = Guest(source_argv)
+    source.wait_for(USERSPACE_UP, 180)
+    source.send("stty -echo")
     for command in commands:
-        guest.send(command)
+        source.send(command)
+    destination = Guest(destination_argv)
+    ticks = {}
+    TickWatcher(source, ticks)
+    TickWatcher(destination, ticks)
+    time.sleep(settle)
+    return source, destination, ticks
 
 
 def migrate_strata(args, commands, directory):
     port, api = free_port(), os.path.join(directory, "api.sock")
     base = [args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem]
-    source = Guest(base + ["--api-socket", api])
-    start_workload(source, commands)
-    destination = Guest(base + ["--incoming", f"tcp:127.0.0.1:{port}"])
-    ticks = {}
-    TickWatcher(source, ticks)
-    TickWatcher(destination, ticks)
-    time.sleep(args.settle)
+    source, destination, ticks = start_pair(base + ["--api-socket", api], base + ["--incoming", f"tcp:127.0.0.1:{port}"],
+                                            commands, args.settle)
     result = subprocess.run([args.strata, "vm", "migrate", "--api-socket", api, "--to", f"tcp:127.0.0.1:{port}",
                              "--json"] + args.strata_options.split(), capture_output=True, text=True, check=True)
     progress = json.loads(result.stdout)
@@ -116,13 +119,8 @@ def migrate_qemu(args, commands, directory):
     base = ["qemu-system-riscv64", "-M", "virt", "-nographic", "-m", args.mem, "-kernel", args.kernel,
             "-initrd", args.initrd, "-append", "console=ttyS0"]
     source_qmp = os.path.join(directory, "source.qmp")
-    source = Guest(base + ["-qmp", f"unix:{source_qmp},server=on,wait=off"])
-    start_workload(source, commands)
-    destination = Guest(base + ["-incoming", f"tcp:127.0.0.1:{port}"])
-    ticks = {}
-    TickWatcher(source, ticks)
-    TickWatcher(destination, ticks)
-    time.sleep(args.settle)
+    source, destination, ticks = start_pair(base + ["-qmp", f"unix:{source_qmp},server=on,wait=off"],
+                                            base + ["-incoming", f"tcp:127.0.0.1:{port}"], commands, args.settle)
     call = qmp(source_qmp)
     call("migrate", uri=f"tcp:127.0.0.1:{port}")
     deadline = time.monotonic() + args.qemu_limit
