@@ -94,6 +94,9 @@ bool HartCore::translate(uint64_t va, unsigned size, Access access, uint64_t& pa
     return false;
   }
   if (!pmpAllows(pa, size, access, effective)) return accessFault(access, va);
+  // Before the TLB fill: a round of live migration that flushes the TLBs sees
+  // every page written through an entry filled since.
+  if (access == Access::Store) memory.noteStore(pa);
   if (cacheablePage(pa & ~0xfffull)) fillTlb(va, pa, access);
   return true;
 }
@@ -152,6 +155,7 @@ bool HartCore::walk(uint64_t va, Access access, Privilege effective, uint64_t& p
           pte = expected;
           continue;
         }
+        memory.noteStore(pteAddress);
       }
       const uint64_t pageOffsetMask = (1ull << (12 + 9 * level)) - 1;
       pa = ((ppn << 12) & ~pageOffsetMask) | (va & pageOffsetMask);

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "base/dirty_bitmap.h"
+
 namespace strata::cpu {
 
 class MmioHandler {
@@ -22,12 +24,18 @@ struct PhysicalMemory {
   uint64_t ramSize = 0;
   uint8_t* ramHost = nullptr;
   MmioHandler* mmio = nullptr;
+  // Guest RAM's dirty log (live migration); marked by every store the slow path
+  // translates, so a write TLB entry exists only for a page already marked.
+  DirtyBitmap* dirty = nullptr;
 
   // Host pointer for [pa, pa+len) if it lies wholly in RAM, else nullptr.
   uint8_t* ram(uint64_t pa, uint64_t len) const {
     uint64_t offset = pa - ramBase;
     if (pa < ramBase || offset > ramSize || len > ramSize - offset) return nullptr;
     return ramHost + offset;
+  }
+  void noteStore(uint64_t pa) const {
+    if (dirty != nullptr && pa - ramBase < ramSize) dirty->markRange(pa - ramBase, 1);
   }
 };
 

@@ -92,7 +92,7 @@ std::pair<uint64_t, uint64_t> GuestRam::nextDataRange(uint64_t offset) const {
 }
 
 GuestRam::GuestRam(uint64_t base, uint64_t size, RamBacking backing, UniqueFd fd, uint8_t* host)
-    : base_(base), size_(size), backing_(backing), fd_(std::move(fd)), host_(host) {}
+    : base_(base), size_(size), backing_(backing), fd_(std::move(fd)), host_(host), dirty_(size) {}
 
 GuestRam::~GuestRam() { ::munmap(host_, size_); }
 
@@ -111,6 +111,7 @@ Result<void> GuestRam::discard(uint64_t gpa, uint64_t length) {
   } else if (::madvise(host_ + first, bytes, MADV_DONTNEED) != 0) {
     return errnoError("guest RAM madvise(MADV_DONTNEED)");
   }
+  dirty_.markRange(first, bytes);  // they read zero now
   return {};
 }
 

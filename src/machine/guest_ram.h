@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "base/dirty_bitmap.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 
@@ -53,6 +54,13 @@ class GuestRam {
     return host_ + offset;
   }
 
+  // Pages written while logging is on (live migration). Devices mark what they
+  // write into guest RAM (markWritten) after writing it; harts mark their stores.
+  DirtyBitmap& dirtyLog() const { return dirty_; }
+  void markWritten(const uint8_t* host, uint64_t length) const {
+    if (host >= host_) dirty_.markRange(static_cast<uint64_t>(host - host_), length);
+  }
+
   // Returns the whole 4 KiB pages inside guest-physical [gpa, gpa+length) to
   // the host (hole punched in the memfd, or MADV_DONTNEED); they read as zero
   // on the next touch. Fails (nothing freed) if the range is not inside RAM.
@@ -70,6 +78,7 @@ class GuestRam {
   RamBacking backing_;
   UniqueFd fd_;
   uint8_t* host_;
+  mutable DirtyBitmap dirty_;
 };
 
 }  // namespace strata::machine

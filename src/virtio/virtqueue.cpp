@@ -68,6 +68,7 @@ Result<void> VirtQueue::configure(const machine::GuestRam& ram, const QueueLayou
   usedIdx_ = 0;
   signalledUsed_ = 0;
   headInFlight_.assign(size, false);
+  writableOfHead_.assign(size, {});
   inFlightCount_ = 0;
   broken_.reset();
   return {};
@@ -80,6 +81,7 @@ void VirtQueue::disable() {
   used_ = nullptr;
   size_ = 0;
   headInFlight_.clear();
+  writableOfHead_.clear();
   inFlightCount_ = 0;
   broken_.reset();
 }
@@ -93,6 +95,7 @@ uint16_t VirtQueue::loadAvailIdx() const {
 void VirtQueue::publishAvailEvent() {
   uint16_t value = lastAvail_;
   std::memcpy(used_ + kUsedRingOffset + kUsedElemSize * size_, &value, sizeof value);
+  ram_->markWritten(used_ + kUsedRingOffset + kUsedElemSize * size_, sizeof value);
   // Store-load barrier: the driver must see avail_event before we re-read avail idx,
   // otherwise a buffer added in between could go unnotified.
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -132,6 +135,7 @@ Result<std::optional<DescriptorChain>> VirtQueue::popChain() {
   }
   ++lastAvail_;
   headInFlight_[head] = true;
+  writableOfHead_[head] = chain.writable;
   ++inFlightCount_;
   lastPoppedHead_ = head;
   return std::optional<DescriptorChain>{std::move(chain)};
@@ -213,6 +217,8 @@ void VirtQueue::releaseHead(uint16_t head) {
 
 void VirtQueue::pushUsed(uint16_t head, uint32_t bytesWritten) {
   if (!enabled()) return;
+  if (head < size_ && headInFlight_[head])
+    for (const iovec& written : writableOfHead_[head]) ram_->markWritten(static_cast<uint8_t*>(written.iov_base), written.iov_len);
   releaseHead(head);
   uint8_t* elem = used_ + kUsedRingOffset + kUsedElemSize * (usedIdx_ % size_);
   uint32_t id = head;
@@ -221,6 +227,8 @@ void VirtQueue::pushUsed(uint16_t head, uint32_t bytesWritten) {
   ++usedIdx_;
   // Release: the element and the buffer contents must be visible before the new idx.
   __atomic_store_n(reinterpret_cast<uint16_t*>(used_ + 2), usedIdx_, __ATOMIC_RELEASE);
+  ram_->markWritten(used_, 4);
+  ram_->markWritten(elem, kUsedElemSize);
 }
 
 bool VirtQueue::shouldInterrupt() {

@@ -92,6 +92,9 @@ class VirtQueue {
   uint16_t signalledUsed_ = 0; // used index at the last interrupt decision
   // Heads the device holds (popped, not yet used), indexed by head.
   std::vector<bool> headInFlight_;
+  // What each held chain lets the device write: marked in RAM's dirty log when
+  // the chain is used, after the device wrote it (live migration).
+  std::vector<std::vector<iovec>> writableOfHead_;
   uint16_t inFlightCount_ = 0;  // for the error message
   uint16_t lastPoppedHead_ = 0;
   std::optional<Error> broken_;

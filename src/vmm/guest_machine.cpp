@@ -25,6 +25,7 @@
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/mmio_transport.h"
+#include "network/self_announce.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
 #include "vmm/sandbox.h"
@@ -73,6 +74,14 @@ Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
   return machine;
 }
 
+Result<std::unique_ptr<GuestMachine>> GuestMachine::createForIncoming(
+    const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
+    const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, const std::vector<NetInterface>& nics) {
+  std::unique_ptr<GuestMachine> machine(new GuestMachine(config, control, console, loop, nics));
+  if (auto built = machine->buildBoard(disks, {}); !built) return built.error();
+  return machine;
+}
+
 GuestMachine::GuestMachine(const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
                            const std::vector<NetInterface>& nics)
     : config_(config),
@@ -99,7 +108,7 @@ Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage:
   if (!ram) return ram.error();
   ram_ = std::move(*ram);
 
-  cpu::PhysicalMemory memory{ram_->base(), ram_->size(), ram_->hostBase(), &bus_};
+  cpu::PhysicalMemory memory{ram_->base(), ram_->size(), ram_->hostBase(), &bus_, &ram_->dirtyLog()};
   for (unsigned id = 0; id < config_.cpus; ++id) harts_.push_back(std::make_unique<cpu::Hart>(id, memory, *this, config_.engine));
   slots_.resize(config_.cpus);
 
@@ -281,6 +290,30 @@ Result<void> GuestMachine::saveSnapshot(const std::string& dir) {
   if (auto saved = ram_->saveTo(memory + ".tmp"); !saved) return saved;
   if (::rename((memory + ".tmp").c_str(), memory.c_str()) != 0) return errnoError(memory);
   return out.writeFile(dir + "/state");
+}
+
+Result<void> GuestMachine::announceSelf() {
+  if (nics_.empty()) return {};
+  auto timer = LoopTimer::create(*loop_, [this] {
+    for (const NetInterface& nic : nics_) nic.port->send(network::selfAnnounceFrame(nic.mac), {});
+    // QEMU's rhythm: 5 rounds, 50 ms apart and 100 ms more each time.
+    if (++announceRounds_ < 5) (void)announceTimer_->arm(std::chrono::milliseconds(50 + 100 * (announceRounds_ - 1)));
+  });
+  if (!timer) return timer.error();
+  announceTimer_ = std::move(*timer);
+  return announceTimer_->arm(std::chrono::milliseconds(1));
+}
+
+void GuestMachine::flushHartTlbs() {
+  for (auto& hart : harts_) hart->requestRemoteFence(cpu::RemoteFence::Tlb);
+  for (auto& hart : harts_) hart->waitForRemoteFences();
+}
+
+Result<std::vector<uint8_t>> GuestMachine::saveStateBytes() {
+  if (stopping_) return Error{"the guest's boot ended (reboot or poweroff) during the migration"};
+  StateWriter out;
+  saveState(out);
+  return out.finish();
 }
 
 Result<void> GuestMachine::loadBootPayload() {

@@ -5,6 +5,7 @@
 // pauses and resumes it through ControlledMachine.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "base/event_loop.h"
+#include "base/loop_timer.h"
 #include "base/result.h"
 #include "base/state_stream.h"
 #include "cpu/hart.h"
@@ -60,7 +62,15 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
                                                       const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
                                                       const std::vector<NetInterface>& nics,
                                                       const std::string& restoreDir = {});
+  // Live migration's destination: the board with zeroed RAM and no boot payload,
+  // for the incoming pages and then loadState.
+  static Result<std::unique_ptr<GuestMachine>> createForIncoming(
+      const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
+      const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, const std::vector<NetInterface>& nics);
   ~GuestMachine() override;
+  // After a live migration: each NIC broadcasts its MAC a few times (self_announce.h)
+  // once the loop runs, so switches learn the VM's new port.
+  Result<void> announceSelf();
 
   // Runs the guest until it powers off, reboots, panics or quit is requested.
   GuestOutcome run();
@@ -72,6 +82,9 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   void requestExit(GuestExit exit) override { finish(exit); }
   VmStats sampleStats() override;
   Result<void> saveSnapshot(const std::string& dir) override;  // paused
+  machine::GuestRam& guestRam() override { return *ram_; }
+  void flushHartTlbs() override;
+  Result<std::vector<uint8_t>> saveStateBytes() override;
 
   // Every hart, the hart slots, the board's devices, the virtio transports in
   // slot order and the guest clock, after a "vm" section naming the board they fit.
@@ -147,6 +160,8 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   std::vector<virtio::VirtioBlk*> blockDevices_;  // in virtioDevices_
   std::vector<uint64_t> diskBytes_;  // each disk's size, recorded in a snapshot as part of its identity
   const std::vector<NetInterface>& nics_;  // each one's virtio-net in virtioDevices_
+  std::unique_ptr<LoopTimer> announceTimer_;
+  unsigned announceRounds_ = 0;
   virtio::VirtioConsole* virtioConsole_ = nullptr;
   virtio::VirtioBalloon* balloon_ = nullptr;  // in virtioDevices_, with --balloon
   std::vector<std::unique_ptr<virtio::VirtioDevice>> virtioDevices_;

@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
@@ -86,6 +87,17 @@ constexpr const char* kApi[] = {
     // lseek finds the RAM memfd's holes).
     "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "lseek",
 };
+// The live migration sender: IPv4 TCP sockets (an argument rule below) to the
+// destination, sends and receives with timeouts, skipping the RAM memfd's holes
+// (lseek SEEK_DATA), pausing and ending the VM through VmControl (futex, the
+// loop's eventfd write), glibc's allocator, locks and clocks.
+constexpr const char* kMigration[] = {
+    "connect", "setsockopt", "getsockopt", "sendto", "recvfrom", "read", "write", "poll", "ppoll", "close",
+    "shutdown", "lseek", "futex", "sched_yield", "clock_gettime", "clock_nanosleep", "nanosleep",
+    "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
+    "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
+};
+
 // Names for the SIGSYS handler, resolved before any filter is loaded: the
 // handler may not allocate, and libseccomp's lookup does.
 constexpr int kNamedSyscalls = 512;
@@ -171,6 +183,8 @@ Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role, const VmC
       !ok)
     return ok;
   if (role == ThreadRole::Vcpu) return {};
+  if (role == ThreadRole::Migration)
+    return check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET)), "socket");
   if (role == ThreadRole::Api) {
     // The pointer compared is config.apiSocket's buffer, the one ApiServer passes.
     auto socketPath = static_cast<scmp_datum_t>(reinterpret_cast<uintptr_t>(config.apiSocket.c_str()));
@@ -224,6 +238,9 @@ Result<void> loadSeccompFilter(ThreadRole role, const VmConfig& config) {
     return errnoError("seccomp_attr_set", -rc);
   if (role == ThreadRole::Api) {
     for (const char* name : kApi)
+      if (auto ok = allow(filter.get(), name); !ok) return ok;
+  } else if (role == ThreadRole::Migration) {
+    for (const char* name : kMigration)
       if (auto ok = allow(filter.get(), name); !ok) return ok;
   } else {
     for (const char* name : kVcpu)
@@ -358,6 +375,7 @@ const char* threadRoleName(ThreadRole role) {
     case ThreadRole::IoLoop: return "I/O loop";
     case ThreadRole::Vcpu: return "vCPU";
     case ThreadRole::Api: return "API";
+    case ThreadRole::Migration: return "migration";
   }
   return "unknown";
 }

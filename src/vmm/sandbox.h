@@ -12,11 +12,13 @@ namespace strata::vmm {
 // Which allow-list a thread gets. Filters stack: a thread inherits its
 // creator's filter, so vCPU threads (created by the I/O loop's thread) are
 // held to both the IoLoop and the Vcpu lists. The API thread is started before
-// the main thread's sandbox goes up, so it is held to its own list only.
+// the main thread's sandbox goes up, so it is held to its own list only, and so
+// is the migration sender's.
 enum class ThreadRole {
   IoLoop,  // the main thread: the VM's event loop, and building a new board on reboot
   Vcpu,    // one per hart: runs guest code, posts work to the loop
   Api,     // the control API server (api_server.h): its UNIX socket's clients, one at a time
+  Migration,  // live migration's sender (migration_source.h): TCP connections to the destination
 };
 
 const char* threadRoleName(ThreadRole role);

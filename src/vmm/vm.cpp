@@ -18,6 +18,7 @@
 #include "vmm/api_server.h"
 #include "vmm/guest_machine.h"
 #include "vmm/net_interfaces.h"
+#include "vmm/migration_incoming.h"
 #include "vmm/page_sharing.h"
 #include "vmm/vm_control.h"
 #include "vmm/vm_routes.h"
@@ -100,8 +101,16 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   std::optional<PageSharingReport> sharing;
   if (config.memMerge) sharing.emplace();
   std::string restoreDir = config.restoreDir;  // the first boot only; a reboot boots afresh
+  std::unique_ptr<GuestMachine> migrated;
+  if (!config.incoming.empty()) {
+    auto received = receiveMigration(config, control, **console, **loop, disks, *nics);
+    if (!received) return received.error();
+    migrated = std::move(*received);
+    if (auto announced = migrated->announceSelf(); !announced) log::warn("announcing the migrated VM: {}", announced.error().message);
+  }
   for (;;) {
-    auto machine = GuestMachine::create(config, control, **console, **loop, disks, *nics, restoreDir);
+    auto machine = migrated ? Result<std::unique_ptr<GuestMachine>>(std::move(migrated))
+                            : GuestMachine::create(config, control, **console, **loop, disks, *nics, restoreDir);
     restoreDir.clear();
     if (!machine) return machine.error();
     control.attach(machine->get());

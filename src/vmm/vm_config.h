@@ -66,6 +66,9 @@ struct VmConfig {
   // shares the snapshot's pages copy-on-write, each disk is a new qcow2 overlay
   // (a linked clone) on the snapshot's image, each NIC gets a new random MAC.
   bool clone = false;
+  // --incoming tcp:ADDR:PORT: the first boot is a VM live-migrated from another
+  // strata (PUT /vm/migrate there), received before anything runs; board options must match.
+  std::string incoming;
   std::string apiSocket;  // --api-socket: where the control API is served (api_server.h); empty: none
 };
 

@@ -83,7 +83,7 @@ VmState VmControl::pause() {
 VmState VmControl::resume() {
   std::lock_guard operation(operationMutex_);
   std::lock_guard lock(mutex_);
-  if (ending_ || !paused_) return stateLocked();
+  if (ending_ || !paused_ || pauseHeld_) return stateLocked();
   thawClock();
   paused_ = false;
   if (machine_) machine_->resume();
@@ -102,6 +102,7 @@ VmState VmControl::reset() {
   std::lock_guard operation(operationMutex_);
   std::lock_guard lock(mutex_);
   if (ending_) return VmState::ShuttingDown;
+  if (pauseHeld_) return stateLocked();
   if (paused_) {
     thawClock();
     paused_ = false;
@@ -140,7 +141,22 @@ void VmControl::attach(ControlledMachine* machine) {
   if (paused_) machine_->beginPause();
 }
 
+Result<std::unique_ptr<VmControl::MachineLease>> VmControl::leaseMachine() {
+  std::unique_ptr<MachineLease> lease(new MachineLease(boardMutex_, nullptr));
+  std::lock_guard lock(mutex_);
+  if (ending_) return Error{"the VM is shutting down"};
+  if (!machine_) return Error{"the guest is rebooting; try again"};
+  lease->machine_ = machine_;
+  return lease;
+}
+
+void VmControl::holdPaused(bool hold) {
+  std::lock_guard lock(mutex_);
+  pauseHeld_ = hold;
+}
+
 void VmControl::detach() {
+  std::unique_lock board(boardMutex_);
   std::lock_guard operation(operationMutex_);
   std::lock_guard lock(mutex_);
   machine_ = nullptr;

@@ -6,13 +6,16 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "base/result.h"
 #include "cpu/hart.h"
+#include "machine/guest_ram.h"
 #include "vmm/balloon_control.h"
 #include "vmm/vm.h"
 #include "vmm/vm_config.h"
@@ -47,6 +50,13 @@ class ControlledMachine {
   virtual VmStats sampleStats() = 0;
   // Paused: writes DIR/state and DIR/memory (each to a temporary name, then renamed).
   virtual Result<void> saveSnapshot(const std::string& dir) = 0;
+  // Live migration's source side. Guest RAM and its dirty log:
+  virtual machine::GuestRam& guestRam() = 0;
+  // Every hart drops its TLBs (returns once each did or runs no guest code), so
+  // its next store to any page takes the slow path, which marks the page dirty.
+  virtual void flushHartTlbs() = 0;
+  // Paused: the state a snapshot holds (StateWriter framing); fails once the boot is ending.
+  virtual Result<std::vector<uint8_t>> saveStateBytes() = 0;
 };
 
 class VmControl {
@@ -70,6 +80,21 @@ class VmControl {
   Result<VmState> snapshot(const std::string& dir, bool resume);
   BalloonControl& balloon() { return balloon_; }
 
+  // Live migration: the board running now, kept attached while the lease lives
+  // (a reboot's detach waits for it), and, while holdPaused(true), a pause
+  // nobody else may lift (resume and reset leave the VM paused).
+  class MachineLease {
+   public:
+    ControlledMachine& machine() const { return *machine_; }
+   private:
+    friend class VmControl;
+    MachineLease(std::shared_mutex& board, ControlledMachine* machine) : lock_(board), machine_(machine) {}
+    std::shared_lock<std::shared_mutex> lock_;
+    ControlledMachine* machine_;
+  };
+  Result<std::unique_ptr<MachineLease>> leaseMachine();
+  void holdPaused(bool hold);
+
   // Guest time in ns since the VM started: host monotonic time less the time
   // spent paused, frozen while paused. Lock-free; vCPUs read it constantly.
   uint64_t guestNs() const;
@@ -87,6 +112,8 @@ class VmControl {
   const VmConfig& config_;
   const std::chrono::steady_clock::time_point started_;
   BalloonControl balloon_;
+  std::shared_mutex boardMutex_;  // leases share it; detach takes it alone
+  bool pauseHeld_ = false;        // guarded by mutex_
   std::mutex operationMutex_;  // one control operation at a time; held across a pause's wait
   mutable std::mutex mutex_;   // guards machine_ and the state below
   ControlledMachine* machine_ = nullptr;

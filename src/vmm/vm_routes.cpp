@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include "vmm/balloon_routes.h"
+#include "vmm/migration_routes.h"
 #include "vmm/snapshot_routes.h"
 
 namespace strata::vmm {
@@ -69,6 +70,7 @@ void addApiRoutes(ApiRouter& router, VmControl& control) {
   addVmRoutes(router, control);
   addBalloonRoutes(router, control.balloon());
   addSnapshotRoutes(router, control);
+  addMigrationRoutes(router, control);
 }
 
 }  // namespace strata::vmm

@@ -31,6 +31,7 @@ struct RunOptions {
   std::string restoreDir;
   bool clone = false;
   std::vector<std::string> givenBoardOptions;  // those of kBoardOptions on the command line
+  std::string incoming;
 };
 
 // What shapes the guest's machine: with --restore it comes from the snapshot.
@@ -135,6 +136,8 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   config.apiSocket = options.apiSocket;
   config.restoreDir = options.restoreDir;
   config.clone = options.clone;
+  config.incoming = options.incoming;
+  if (!config.incoming.empty() && !config.restoreDir.empty()) return Error{"--incoming and --restore exclude each other"};
   if (config.restoreDir.empty()) return config;
   auto recorded = vmm::readSnapshotBoard(config.restoreDir);
   if (!recorded) return recorded.error();
@@ -182,6 +185,9 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
                 "qcow2 overlay on the snapshot's image (DIR/clone-PID-diskN.qcow2), new NIC addresses and VM "
                 "generation id")
       ->needs(restore);
+  run->add_option("--incoming", options->incoming,
+                  "wait on tcp:ADDR:PORT for a VM live-migrated from another strata (`strata vm migrate --to`) and run it; "
+                  "the board options must match the source's");
   auto onOff = CLI::IsMember({"on", "off"});
   run->add_option_function<std::string>(
          "--seccomp", [options](const std::string& value) { options->seccomp = value == "on"; },

@@ -1,9 +1,12 @@
 // `strata vm`: drive a running VM through its control API (`strata run
 // --api-socket PATH`): `strata vm status|pause|resume|shutdown|reset
-// --api-socket PATH [--json]`, `strata vm snapshot --api-socket PATH DIR [--no-resume]`; given a VM NAME instead, the same commands go
+// --api-socket PATH [--json]`, `strata vm snapshot --api-socket PATH DIR [--no-resume]`,
+// `strata vm migrate --api-socket PATH --to tcp:HOST:PORT [--channels N] [--compress]`; given a VM NAME instead, the same commands go
 // through the daemon (vm_daemon.cpp), which adds its own subcommands to the group.
 #include <cstdio>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include <fmt/core.h>
 
@@ -96,6 +99,42 @@ int snapshot(const VmArgs& args, const std::string& dir, bool noResume) {
   return 0;
 }
 
+struct MigrateArgs {
+  std::string to;
+  unsigned channels = 1;
+  bool compress = false;
+  uint64_t downtimeMs = 30;
+  bool noAutoConverge = false;
+};
+
+// Starts the migration, then follows GET /vm/migrate until it completed or failed.
+int migrate(const VmArgs& args, const MigrateArgs& migrateArgs) {
+  nlohmann::json body = {{"to", migrateArgs.to},
+                         {"channels", migrateArgs.channels},
+                         {"compress", migrateArgs.compress},
+                         {"downtime_ms", migrateArgs.downtimeMs},
+                         {"auto_converge", !migrateArgs.noAutoConverge}};
+  auto started = apiCall(args.apiSocket, "PUT", "/vm/migrate", body);
+  if (!started) return fail(started.error().message);
+  for (;;) {
+    auto progress = apiCall(args.apiSocket, "GET", "/vm/migrate");
+    if (!progress) return fail("lost the VM's API while migrating: " + progress.error().message);
+    const std::string state = progress->value("state", "");
+    if (state == "active") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    if (args.json) std::printf("%s\n", progress->dump(2).c_str());
+    if (state == "failed") return fail("migration failed, the VM runs on here: " + progress->value("error", ""));
+    if (!args.json)
+      std::printf("migrated to %s: %llu MiB sent in %.0f ms, %.0f ms downtime, %u rounds\n", migrateArgs.to.c_str(),
+                  static_cast<unsigned long long>(progress->value("bytes_sent", uint64_t{0}) >> 20),
+                  progress->value("total_ms", 0.0), progress->value("downtime_ms", 0.0),
+                  progress->value("iteration", 0u) + 1);
+    return 0;
+  }
+}
+
 }  // namespace
 
 CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
@@ -140,6 +179,18 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
   snapshotCommand->add_flag("--json", args->json, "print the API's JSON answer as it is");
   snapshotCommand->callback(
       [&status, args, snapshotDir, noResume] { status.exitCode = snapshot(*args, *snapshotDir, *noResume); });
+  auto* migrateCommand = vm->add_subcommand(
+      "migrate", "live-migrate the VM to a `strata run --incoming tcp:ADDR:PORT` (this VM ends once it runs there)");
+  auto migrateArgs = std::make_shared<MigrateArgs>();
+  migrateCommand->add_option("--api-socket", args->apiSocket, "the VM's API socket")->required();
+  migrateCommand->add_option("--to", migrateArgs->to, "the destination, tcp:HOST:PORT")->required();
+  migrateCommand->add_option("--channels", migrateArgs->channels, "parallel TCP connections (1-16)")->capture_default_str();
+  migrateCommand->add_flag("--compress", migrateArgs->compress, "compress pages with zstd");
+  migrateCommand->add_option("--downtime-ms", migrateArgs->downtimeMs, "the longest pause to aim for")->capture_default_str();
+  migrateCommand->add_flag("--no-auto-converge", migrateArgs->noAutoConverge,
+                           "never throttle the vCPUs of a guest dirtying memory faster than the link");
+  migrateCommand->add_flag("--json", args->json, "print the final progress JSON as it is");
+  migrateCommand->callback([&status, args, migrateArgs] { status.exitCode = migrate(*args, *migrateArgs); });
   return vm;
 }
 

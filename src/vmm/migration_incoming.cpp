@@ -1,0 +1,87 @@
+#include "vmm/migration_incoming.h"
+
+#include <future>
+#include <thread>
+
+#include <fmt/core.h>
+
+#include "vmm/migration_stream.h"
+
+namespace strata::vmm {
+namespace {
+
+constexpr int kIoSeconds = 30;            // a source silent this long has failed
+constexpr int kNextChannelTimeoutMs = 10'000;
+
+// Every channel of one migration, channel 0 first.
+Result<std::vector<migration::ChannelReader>> acceptChannels(int listenFd, uint64_t memoryBytes) {
+  std::vector<std::optional<migration::ChannelReader>> channels;
+  std::optional<migration::Hello> first;
+  size_t accepted = 0;
+  do {
+    auto socket = migration::acceptTcp(listenFd, first ? kNextChannelTimeoutMs : -1, kIoSeconds);
+    if (!socket) return socket.error();
+    migration::ChannelReader reader(std::move(*socket));
+    auto hello = reader.readHello();
+    if (!hello) return hello.error();
+    if (hello->memoryBytes != memoryBytes)
+      return Error{fmt::format("the source VM has {} MiB of memory, this one {} MiB", hello->memoryBytes >> 20,
+                               memoryBytes >> 20)};
+    if (!first) {
+      first = *hello;
+      channels.resize(hello->channels);
+    }
+    if (hello->session != first->session || hello->channels != first->channels || channels[hello->channel])
+      return Error{fmt::format("channel {} does not belong to this migration", hello->channel)};
+    channels[hello->channel].emplace(std::move(reader));
+  } while (++accepted < channels.size());
+  std::vector<migration::ChannelReader> ordered;
+  for (auto& channel : channels) ordered.push_back(std::move(*channel));
+  return ordered;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<GuestMachine>> receiveMigration(const VmConfig& config, VmControl& control, HostConsole& console,
+                                                       EventLoop& loop,
+                                                       const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
+                                                       const std::vector<NetInterface>& nics) {
+  auto address = migration::parseTcpAddress(config.incoming);
+  if (!address) return Error{"--incoming " + address.error().message};
+  auto listening = migration::listenTcp(*address);
+  if (!listening) return Error{"--incoming: " + listening.error().message};
+  auto refused = [&](const std::string& why) { return Error{fmt::format("incoming migration refused: {}", why)}; };
+  auto channels = acceptChannels(listening->get(), config.memoryBytes);
+  if (!channels) return refused(channels.error().message);
+  listening->reset();
+
+  auto machine = GuestMachine::createForIncoming(config, control, console, loop, disks, nics);
+  if (!machine) return machine.error();
+  machine::GuestRam& ram = (*machine)->guestRam();
+  const uint64_t pages = ram.size() / migration::kPageBytes;
+  // Channels other than 0 on threads of their own; the pages they write never overlap.
+  std::vector<std::future<Result<void>>> others;
+  for (size_t index = 1; index < channels->size(); ++index)
+    others.push_back(std::async(std::launch::async, [&, index] {
+      return (*channels)[index].receive(ram.hostBase(), pages, nullptr);
+    }));
+  std::vector<uint8_t> stateBytes;
+  Result<void> received = (*channels)[0].receive(ram.hostBase(), pages, &stateBytes);
+  for (auto& other : others)
+    if (auto done = other.get(); !done && received) received = done;
+  int answerFd = (*channels)[0].fd();
+  auto refuse = [&](const std::string& why) {
+    (void)migration::sendAnswer(answerFd, "ERR " + why);
+    return refused(why);
+  };
+  if (!received) return refuse(received.error().message);
+  if (stateBytes.empty()) return refuse("the stream carried no device state");
+  auto state = StateReader::parse(std::move(stateBytes));
+  if (!state) return refuse("device state: " + state.error().message);
+  if (auto loaded = (*machine)->loadState(*state); !loaded) return refuse(loaded.error().message);
+  if (auto answered = migration::sendAnswer(answerFd, "OK"); !answered)
+    return refused("the source went away before the confirmation: " + answered.error().message);
+  return machine;
+}
+
+}  // namespace strata::vmm

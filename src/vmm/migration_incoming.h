@@ -1,0 +1,22 @@
+// Live migration's destination side (`strata run --incoming tcp:ADDR:PORT`):
+// waits for a source, receives every channel's pages into a fresh board's RAM
+// and the device state, checks it all (stream CRCs, the state file's framing,
+// the board it describes) and only then answers OK; the VM never runs from a
+// half-received or refused stream, which ends `strata run` with one line.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "base/event_loop.h"
+#include "base/result.h"
+#include "vmm/guest_machine.h"
+
+namespace strata::vmm {
+
+Result<std::unique_ptr<GuestMachine>> receiveMigration(const VmConfig& config, VmControl& control, HostConsole& console,
+                                                       EventLoop& loop,
+                                                       const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
+                                                       const std::vector<NetInterface>& nics);
+
+}  // namespace strata::vmm

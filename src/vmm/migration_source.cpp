@@ -1,0 +1,264 @@
+#include "vmm/migration_source.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "base/log.h"
+#include "vmm/sandbox.h"
+
+namespace strata::vmm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kIoSeconds = 15;           // a destination silent this long has failed
+constexpr unsigned kMaxIterations = 30;  // then the last round goes whatever its size
+constexpr unsigned kThrottleStartPercent = 20;
+constexpr unsigned kThrottleStepPercent = 10;
+constexpr unsigned kThrottleMaxPercent = 90;
+constexpr auto kThrottlePeriod = std::chrono::milliseconds(100);
+constexpr auto kCompletionLinger = std::chrono::seconds(2);
+
+double msSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// The pages the first round sends: all of them, less the memfd's holes (pages
+// never written read as zero at the destination too, and reading them here
+// would allocate them).
+std::vector<uint64_t> pagesHoldingData(const machine::GuestRam& ram) {
+  std::vector<uint64_t> pages;
+  const uint64_t count = ram.size() / migration::kPageBytes;
+  if (ram.backing() != machine::RamBacking::SharedMemfd) {
+    for (uint64_t page = 0; page < count; ++page) pages.push_back(page);
+    return pages;
+  }
+  off_t at = 0;
+  const off_t end = static_cast<off_t>(ram.size());
+  while (at < end) {
+    off_t data = ::lseek(ram.fd(), at, SEEK_DATA);
+    if (data < 0) break;  // ENXIO: only holes from here
+    off_t hole = ::lseek(ram.fd(), data, SEEK_HOLE);
+    if (hole < 0) hole = end;
+    for (uint64_t page = static_cast<uint64_t>(data) / migration::kPageBytes;
+         page * migration::kPageBytes < static_cast<uint64_t>(hole); ++page)
+      pages.push_back(page);
+    at = hole;
+  }
+  return pages;
+}
+
+uint64_t bytesSent(const std::vector<migration::ChannelWriter>& channels) {
+  uint64_t bytes = 0;
+  for (const auto& channel : channels) bytes += channel.bytesSent();
+  return bytes;
+}
+
+}  // namespace
+
+nlohmann::json MigrationProgress::toJson() const {
+  nlohmann::json json = {{"state", state},
+                         {"to", to},
+                         {"iteration", iteration},
+                         {"bytes_sent", bytesSent},
+                         {"pages_sent", pagesSent},
+                         {"dirty_pages_remaining", dirtyPagesRemaining},
+                         {"throttle_percent", throttlePercent},
+                         {"total_ms", totalMs},
+                         {"downtime_ms", downtimeMs}};
+  if (!error.empty()) json["error"] = error;
+  return json;
+}
+
+OutgoingMigration::OutgoingMigration(VmControl& control) : control_(control), thread_([this] { serve(); }) {}
+
+OutgoingMigration::~OutgoingMigration() {
+  {
+    std::lock_guard lock(mutex_);
+    quitting_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+Result<void> OutgoingMigration::start(const MigrationRequest& request) {
+  std::lock_guard lock(mutex_);
+  if (progress_.state == "active") return Error{"a migration is already running"};
+  progress_ = MigrationProgress{};
+  progress_.state = "active";
+  progress_.to = request.to.text();
+  pending_ = request;
+  wake_.notify_all();
+  return {};
+}
+
+MigrationProgress OutgoingMigration::progress() {
+  std::lock_guard lock(mutex_);
+  if (progress_.state == "completed" && !completionSeen_) {
+    completionSeen_ = true;
+    wake_.notify_all();
+  }
+  return progress_;
+}
+
+void OutgoingMigration::update(const std::function<void(MigrationProgress&)>& change) {
+  std::lock_guard lock(mutex_);
+  change(progress_);
+}
+
+void OutgoingMigration::serve() {
+  auto entered = enterThreadRole(ThreadRole::Migration, control_.config());
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [&] { return quitting_ || pending_; });
+    if (quitting_) return;
+    MigrationRequest request = *pending_;
+    pending_.reset();
+    lock.unlock();
+    const auto started = Clock::now();
+    Result<void> done = entered ? migrate(request) : Result<void>(Error{"sandbox: " + entered.error().message});
+    lock.lock();
+    progress_.totalMs = msSince(started);
+    if (done) {
+      // The VM ends here once a client saw the outcome (or after a while: nobody asks).
+      progress_.state = "completed";
+      wake_.wait_for(lock, kCompletionLinger, [&] { return completionSeen_ || quitting_; });
+      control_.shutdown();
+      continue;
+    }
+    progress_.state = "failed";
+    progress_.error = done.error().message;
+    log::warn("migration to {} failed, the VM runs on here: {}", request.to.text(), done.error().message);
+  }
+}
+
+Result<void> OutgoingMigration::sendPages(std::vector<migration::ChannelWriter>& channels, const uint8_t* ram,
+                                          const std::vector<uint64_t>& pages, unsigned throttlePercent) {
+  uint64_t unreported = 0;
+  auto report = [&] {
+    update([&](MigrationProgress& progress) {
+      progress.pagesSent += unreported;
+      progress.bytesSent = bytesSent(channels);
+    });
+    unreported = 0;
+  };
+  const auto started = Clock::now();
+  bool throttled = false;
+  auto setThrottled = [&](bool on) {
+    if (on == throttled) return;
+    throttled = on;
+    if (on) control_.pause();
+    else control_.resume();
+  };
+  for (uint64_t page : pages) {
+    auto& channel = channels[page % channels.size()];
+    if (auto done = channel.sendPage(page, ram + page * migration::kPageBytes); !done) {
+      setThrottled(false);
+      return done;
+    }
+    if (++unreported < 256) continue;
+    report();
+    if (throttlePercent != 0)
+      setThrottled((Clock::now() - started) % kThrottlePeriod < kThrottlePeriod * throttlePercent / 100);
+  }
+  setThrottled(false);
+  report();
+  return {};
+}
+
+Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
+  auto lease = control_.leaseMachine();
+  if (!lease) return lease.error();
+  ControlledMachine& machine = (*lease)->machine();
+  machine::GuestRam& ram = machine.guestRam();
+
+  std::vector<migration::ChannelWriter> channels;
+  const uint64_t session = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
+  for (unsigned index = 0; index < request.channels; ++index) {
+    auto socket = migration::connectTcp(request.to, kIoSeconds);
+    if (!socket) return socket.error();
+    channels.emplace_back(std::move(*socket), request.compress);
+    if (auto hello = channels.back().sendHello({index, request.channels, session, ram.size()}); !hello) return hello;
+  }
+
+  // From here every store marks its page: the TLBs dropped, each store's first
+  // one to a page goes through the slow path again.
+  DirtyBitmap& dirty = ram.dirtyLog();
+  dirty.setLogging(true);
+  struct LoggingOff {
+    DirtyBitmap& dirty;
+    ~LoggingOff() { dirty.setLogging(false); }
+  } loggingOff{dirty};
+  machine.flushHartTlbs();
+
+  const bool wasRunning = control_.state() == VmState::Running;
+  std::vector<uint64_t> pages = pagesHoldingData(ram);
+  unsigned throttlePercent = 0;
+  uint64_t pagesSentSoFar = 0;
+  const auto copyStarted = Clock::now();
+  for (unsigned iteration = 0;; ++iteration) {
+    update([&](MigrationProgress& progress) {
+      progress.iteration = iteration;
+      progress.dirtyPagesRemaining = pages.size();
+      progress.throttlePercent = throttlePercent;
+    });
+    if (auto sent = sendPages(channels, ram.hostBase(), pages, throttlePercent); !sent) return sent;
+    // The rate over the whole migration: a small round lands in the socket buffers, not at the destination.
+    pagesSentSoFar += pages.size();
+    const double pagesPerSecond = static_cast<double>(std::max<uint64_t>(pagesSentSoFar, 1)) /
+                                  (std::max(msSince(copyStarted), 1.0) / 1000);
+    const size_t sentThisRound = pages.size();
+
+    pages.clear();
+    dirty.takeMarked(pages);
+    machine.flushHartTlbs();
+    if (control_.state() == VmState::ShuttingDown) return Error{"the VM is shutting down"};
+    const double expectedDowntimeMs = static_cast<double>(pages.size()) / pagesPerSecond * 1000;
+    if (expectedDowntimeMs <= static_cast<double>(request.downtimeLimitMs) || iteration + 1 >= kMaxIterations) break;
+    // The guest dirtied more than half of what went out: slow it down more.
+    if (request.autoConverge && wasRunning && pages.size() * 2 > sentThisRound)
+      throttlePercent = throttlePercent == 0 ? kThrottleStartPercent
+                                             : std::min(throttlePercent + kThrottleStepPercent, kThrottleMaxPercent);
+  }
+
+  // Stop and copy: the pause drains disk requests; nobody else may resume the VM until it is decided.
+  if (control_.pause() != VmState::Paused) return Error{"the VM is shutting down"};
+  const auto pausedAt = Clock::now();  // the vCPUs parked just now
+  control_.holdPaused(true);
+  struct ResumeOnFailure {
+    VmControl& control;
+    bool wasRunning;
+    bool succeeded = false;
+    ~ResumeOnFailure() {
+      if (succeeded) return;
+      control.holdPaused(false);
+      if (wasRunning) control.resume();
+    }
+  } resumeOnFailure{control_, wasRunning};
+  dirty.takeMarked(pages);
+  std::sort(pages.begin(), pages.end());
+  pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
+  update([&](MigrationProgress& progress) { progress.dirtyPagesRemaining = pages.size(); });
+  if (auto sent = sendPages(channels, ram.hostBase(), pages, 0); !sent) return sent;
+  auto state = machine.saveStateBytes();
+  if (!state) return state.error();
+  if (auto sent = channels[0].sendState(*state); !sent) return sent;
+  for (size_t index = channels.size(); index-- > 0;)  // channel 0 last: its answer follows
+    if (auto ended = channels[index].sendEnd(); !ended) return ended;
+  update([&](MigrationProgress& progress) {
+    progress.bytesSent = bytesSent(channels);
+    progress.dirtyPagesRemaining = 0;
+  });
+  auto answer = migration::readAnswer(channels[0].fd());
+  if (!answer) return answer.error();
+  if (*answer != "OK") return Error{"the destination refused the VM: " + answer->substr(answer->rfind("ERR ", 0) == 0 ? 4 : 0)};
+  resumeOnFailure.succeeded = true;
+  const double downtimeMs = msSince(pausedAt);
+  update([&](MigrationProgress& progress) { progress.downtimeMs = downtimeMs; });
+  log::info("migrated to {} ({:.0f} ms downtime); this VM ends", request.to.text(), downtimeMs);
+  return {};
+}
+
+}  // namespace strata::vmm

@@ -1,0 +1,104 @@
+// The live migration wire format and its TCP plumbing. A migration is one or
+// more TCP connections ("channels"); each opens with a hello, carries page
+// records and ends with the CRC-32 of everything it carried; channel 0 also
+// carries the device state and, after its end, the destination's one-line
+// answer ("OK" or "ERR reason"). A page always travels on the same channel
+// (page number modulo the channel count), so its newer copies arrive after older ones.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/unique_fd.h"
+
+struct ZSTD_CCtx_s;
+struct ZSTD_DCtx_s;
+
+namespace strata::vmm::migration {
+
+inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kMaxChannels = 16;
+inline constexpr uint64_t kPageBytes = 4096;
+inline constexpr uint64_t kMaxStateBytes = 64ull << 20;
+
+struct Hello {
+  uint32_t channel = 0;
+  uint32_t channels = 1;
+  uint64_t session = 0;  // the same on every channel of one migration
+  uint64_t memoryBytes = 0;
+};
+
+// "tcp:HOST:PORT" with HOST an IPv4 address or "localhost".
+struct TcpAddress {
+  std::string host;
+  uint16_t port = 0;
+  std::string text() const;
+};
+Result<TcpAddress> parseTcpAddress(const std::string& text);
+// Connects with a time limit; sends and receives then time out after `ioSeconds`.
+Result<UniqueFd> connectTcp(const TcpAddress& address, int ioSeconds);
+Result<UniqueFd> listenTcp(const TcpAddress& address);
+// Waits up to timeoutMs for a connection (-1: forever).
+Result<UniqueFd> acceptTcp(int listenFd, int timeoutMs, int ioSeconds);
+
+// Buffers records for one channel and sends them; pages are zstd-compressed when asked
+// (and when that makes them smaller). Not thread-safe: one sender thread.
+class ChannelWriter {
+ public:
+  ChannelWriter(UniqueFd socket, bool compress);
+  ~ChannelWriter();
+  ChannelWriter(ChannelWriter&&) noexcept;
+  ChannelWriter& operator=(ChannelWriter&&) = delete;
+
+  Result<void> sendHello(const Hello& hello);
+  // A zero page goes as its number only.
+  Result<void> sendPage(uint64_t page, const uint8_t* data);
+  Result<void> sendState(std::span<const uint8_t> state);
+  Result<void> sendEnd();  // the CRC record, then everything buffered
+  uint64_t bytesSent() const { return bytesSent_ + buffer_.size(); }
+  int fd() const { return socket_.get(); }
+
+ private:
+  void append(const void* data, size_t size);
+  Result<void> flush();
+  UniqueFd socket_;
+  bool compress_;
+  ZSTD_CCtx_s* zstd_ = nullptr;
+  std::vector<uint8_t> buffer_;
+  std::vector<uint8_t> compressed_;
+  uint32_t crc_ = 0;
+  uint64_t bytesSent_ = 0;
+};
+
+// Reads one channel: checks the hello, writes page records into guest RAM
+// (every length and page number checked) and the state record into `state`,
+// until the end record, whose CRC must match.
+class ChannelReader {
+ public:
+  explicit ChannelReader(UniqueFd socket);
+  ~ChannelReader();
+  ChannelReader(ChannelReader&&) noexcept;
+  ChannelReader& operator=(ChannelReader&&) = delete;
+
+  Result<Hello> readHello();
+  // ram: guest RAM's host base, `pages` pages long. state: null on channels other than 0.
+  Result<void> receive(uint8_t* ram, uint64_t pages, std::vector<uint8_t>* state);
+  int fd() const { return socket_.get(); }
+
+ private:
+  Result<void> read(void* data, size_t size);
+  UniqueFd socket_;
+  ZSTD_DCtx_s* zstd_ = nullptr;
+  std::vector<uint8_t> buffer_;
+  size_t bufferAt_ = 0;
+  uint32_t crc_ = 0;
+};
+
+// The destination's answer on channel 0 after the end records: "OK" or "ERR reason".
+Result<void> sendAnswer(int fd, const std::string& line);
+Result<std::string> readAnswer(int fd);
+
+}  // namespace strata::vmm::migration

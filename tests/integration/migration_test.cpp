@@ -1,0 +1,248 @@
+// Live migration with the real default guest over loopback TCP, sandbox on:
+// an idle guest and one dirtying memory (zstd, several channels) move to a
+// `strata run --incoming` and go on there (a shell variable set before, the
+// command the shell was running, a counter still ticking); a destination killed
+// mid-transfer leaves the source running and answering; garbage sent to
+// --incoming is refused in one line; bad migrate requests get 4xx; the
+// destination announces the VM on its switch port (RARP, as QEMU does).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "child_process.h"
+#include "guest_runner.h"
+
+namespace strata::test {
+namespace {
+
+// A loopback port nothing listens on right now.
+int freePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+struct Migration {
+  ProcessResult source;
+  ProcessResult destination;
+  ProcessResult command;  // `strata vm migrate`
+};
+
+// Boots the source with `sourceInput`; once it printed `ready`, runs `strata vm
+// migrate ... MIGRATE_OPTIONS` to a destination started with `destinationInput`.
+Migration migrate(const std::string& name, const std::string& sourceInput, const std::string& ready,
+                  const std::string& migrateOptions, const std::string& destinationInput,
+                  const std::function<void(pid_t)>& whileDestinationRuns = {},
+                  const std::vector<std::string>& boardOptions = {}) {
+  const std::string socket = temporaryPath(name + ".sock");
+  ::unlink(socket.c_str());
+  const std::string to = "tcp:127.0.0.1:" + std::to_string(freePort());
+  Migration result;
+  std::atomic<pid_t> destinationPid{0};
+  auto destination = std::async(std::launch::async, [&] {
+    std::vector<std::string> args{"--incoming", to};
+    args.insert(args.end(), boardOptions.begin(), boardOptions.end());
+    return runStrata(args, destinationInput, std::chrono::seconds(400),
+                     [&](pid_t pid, const std::string&) {
+                       destinationPid = pid;
+                       if (whileDestinationRuns) whileDestinationRuns(pid);
+                     });
+  });
+  bool started = false;
+  std::vector<std::string> sourceArgs{"--api-socket", socket};
+  sourceArgs.insert(sourceArgs.end(), boardOptions.begin(), boardOptions.end());
+  result.source = runStrata(sourceArgs, sourceInput, std::chrono::seconds(400),
+                            [&](pid_t, const std::string& output) {
+                              if (started || output.find(ready) == std::string::npos) return;
+                              started = true;
+                              result.command = runShell(strataBinary() + " vm migrate --api-socket " + socket +
+                                                        " --to " + to + " " + migrateOptions + " 2>&1");
+                            });
+  EXPECT_TRUE(started) << result.source.output;
+  // A migration that never completed leaves the destination waiting: stop it.
+  if ((!started || result.command.exitCode != 0) && destinationPid != 0) ::kill(destinationPid, SIGKILL);
+  result.destination = destination.get();
+  return result;
+}
+
+TEST(Migration, IdleGuestMovesWithItsShellStateAndRunningCommand) {
+  // The shell is inside `sleep` when the VM moves: the destination finishes the line it was running.
+  auto moved = migrate("migrate-idle", "X=hello42; echo set-$((40+2)); sleep 10; echo after-$X-$((6*7))\n", "set-42",
+                       "", "echo dest-$X\npoweroff\n");
+  EXPECT_EQ(moved.command.exitCode, 0) << moved.command.output;
+  EXPECT_TRUE(contains(moved.command.output, "migrated to tcp:127.0.0.1:"));
+  EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
+  EXPECT_EQ(moved.source.output.find("after-hello42"), std::string::npos) << "the source must stop once the VM moved";
+  EXPECT_EQ(moved.destination.exitCode, 0) << moved.destination.output;
+  EXPECT_TRUE(contains(moved.destination.output, "after-hello42-42"));
+  EXPECT_TRUE(contains(moved.destination.output, "dest-hello42"));
+  EXPECT_EQ(moved.destination.output.find("Linux version"), std::string::npos) << "the destination must not boot";
+}
+
+// The VM side of a `strata switch` port (strata-attach/1), to watch what the switch floods.
+int attachObserver(const std::string& socketPath) {
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", socketPath.c_str());
+  for (int tries = 0; tries < 100 && ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0; ++tries)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string hello = "strata-attach/1 vlan=1";
+  char reply[256] = {};
+  if (::send(fd, hello.data(), hello.size(), 0) != static_cast<ssize_t>(hello.size()) ||
+      ::recv(fd, reply, sizeof reply - 1, 0) <= 0 || std::string(reply).rfind("ok ", 0) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST(Migration, DestinationAnnouncesTheVmOnItsSwitch) {
+  const std::string runDir = temporaryPath("migrate-switch-" + std::to_string(::getpid()));
+  ::mkdir(runDir.c_str(), 0755);
+  ::setenv("STRATA_RUN_DIR", runDir.c_str(), 1);
+  const std::string name = "mig" + std::to_string(::getpid());
+  Child switchProcess({strataBinary(), "switch", name}, "", temporaryPath("migrate-switch.log"));
+  const int observer = attachObserver(runDir + "/switch-" + name + ".sock");
+  ASSERT_GE(observer, 0) << switchProcess.output();
+  auto moved = migrate("migrate-switch", "echo ready-$((3*3))\n", "ready-9", "", "sleep 1; echo moved-$((4*4))\npoweroff\n", {},
+                       {"--net", "switch=" + name});
+  EXPECT_EQ(moved.command.exitCode, 0) << moved.command.output;
+  EXPECT_TRUE(contains(moved.destination.output, "moved-16"));
+  // Frames behind the port's 10-byte virtio_net_hdr: broadcast RARP from the NIC's MAC.
+  const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+  int announcements = 0;
+  uint8_t message[2048];
+  for (ssize_t got; (got = ::recv(observer, message, sizeof message, MSG_DONTWAIT)) > 0;) {
+    const uint8_t* frame = message + 10;
+    if (got >= 10 + 60 && frame[12] == 0x80 && frame[13] == 0x35 && std::memcmp(frame + 6, mac, 6) == 0 &&
+        std::all_of(frame, frame + 6, [](uint8_t byte) { return byte == 0xff; }) && std::memcmp(frame + 22, mac, 6) == 0)
+      ++announcements;
+  }
+  ::close(observer);
+  EXPECT_GE(announcements, 1) << "the destination announces the VM";
+  EXPECT_LE(announcements, 5) << "five rounds at most";
+  ::unsetenv("STRATA_RUN_DIR");
+}
+
+TEST(Migration, GuestDirtyingMemoryMovesCompressedOverSeveralChannels) {
+  // A counter ticking in /tmp and 16 MiB of page cache rewritten over and over (text, not zeros:
+  // zero pages go as their number only) while the VM moves.
+  const std::string workload =
+      "X=$((1234*5678)); (i=0; while :; do i=$((i+1)); echo $i > /tmp/tick; done) &\n"
+      "(while :; do yes abcdefgh | head -c 16777216 > /tmp/blob; done) &\n"
+      "sleep 2; echo dirtying-$X\n";
+  auto moved = migrate("migrate-dirty", workload, "dirtying-7006652", "--channels 3 --compress --downtime-ms 20", 
+                       "r() { v=; while [ -z \"$v\" ]; do v=$(cat /tmp/tick); done; echo $v; }\n"  // the loop may be mid-write
+                       "a=$(r); sleep 1; b=$(r); [ \"$b\" -gt \"$a\" ] && echo ticking-$X\n"
+                       "poweroff\n");
+  EXPECT_EQ(moved.command.exitCode, 0) << moved.command.output << moved.source.output;
+  EXPECT_TRUE(contains(moved.command.output, "migrated to"));
+  std::printf("%s", moved.command.output.c_str());
+  EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
+  EXPECT_EQ(moved.destination.exitCode, 0) << moved.destination.output;
+  EXPECT_TRUE(contains(moved.destination.output, "ticking-7006652"));
+}
+
+TEST(Migration, DestinationKilledMidTransferLeavesTheSourceRunning) {
+  std::atomic<bool> killed{false};
+  uint64_t firstRssKiB = 0;
+  // The destination dies once the first 4 MiB of pages came in (its memory grows), before a
+  // guest dirtying memory with random data under a 1 ms downtime limit could be done.
+  auto moved = migrate(
+      "migrate-killed",
+      "(while :; do dd if=/dev/urandom of=/tmp/blob bs=64k count=64 2>/dev/null; done) &\n"
+      "X=alive7; echo go-$((1+1)); sleep 8; echo after-$X\npoweroff\n",
+      "go-2", "--downtime-ms 1 --no-auto-converge", "",
+      [&](pid_t pid) {
+        if (killed) return;
+        auto status = runShell("grep -s VmRSS /proc/" + std::to_string(pid) + "/status | tr -dc 0-9");
+        if (status.output.empty()) return;
+        const uint64_t rssKiB = std::stoull(status.output);
+        if (firstRssKiB == 0) firstRssKiB = rssKiB;
+        if (rssKiB > firstRssKiB + 4096) {  // 4 MiB of guest pages arrived
+          ::kill(pid, SIGKILL);
+          killed = true;
+        }
+      });
+  EXPECT_TRUE(killed);
+  EXPECT_NE(moved.command.exitCode, 0) << moved.command.output;
+  EXPECT_TRUE(contains(moved.command.output, "migration failed, the VM runs on here"));
+  EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
+  EXPECT_TRUE(contains(moved.source.output, "after-alive7"));
+}
+
+TEST(Migration, GarbageSentToIncomingIsRefusedInOneLine) {
+  const int port = freePort();
+  auto destination = std::async(std::launch::async, [&] {
+    return runStrata({"--incoming", "tcp:127.0.0.1:" + std::to_string(port)}, "", std::chrono::seconds(120));
+  });
+  int fd = -1;
+  for (int tries = 0; tries < 600 && fd < 0; ++tries) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) break;
+    ::close(fd);
+    fd = -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_GE(fd, 0);
+  const std::string garbage = "GET / HTTP/1.1\r\nHost: strata\r\n\r\n" + std::string(100, 'x');
+  EXPECT_EQ(::send(fd, garbage.data(), garbage.size(), MSG_NOSIGNAL), static_cast<ssize_t>(garbage.size()));
+  auto run = destination.get();
+  ::close(fd);
+  EXPECT_NE(run.exitCode, 0) << run.output;
+  EXPECT_FALSE(run.timedOut);
+  EXPECT_TRUE(contains(run.output, "incoming migration refused: not a strata migration stream"));
+  EXPECT_EQ(std::count(run.output.begin(), run.output.end(), '\n'), 1) << run.output;
+}
+
+TEST(Migration, BadRequestsAreRefusedAndAnUnreachableDestinationLeavesTheVmRunning) {
+  const std::string socket = temporaryPath("migrate-bad.sock");
+  ::unlink(socket.c_str());
+  std::string answers;
+  bool asked = false;
+  auto run = runStrata({"--api-socket", socket}, "echo up-$((2+3)); sleep 3; echo still-$((3+4))\npoweroff\n",
+                       std::chrono::seconds(240), [&](pid_t, const std::string& output) {
+                         if (asked || output.find("up-5") == std::string::npos) return;
+                         asked = true;
+                         const std::string vm = strataBinary() + " vm migrate --api-socket " + socket;
+                         for (const std::string& options :
+                              {std::string("--to tcp:nowhere:1"), std::string("--to tcp:127.0.0.1:1 --channels 40"),
+                               "--to tcp:127.0.0.1:" + std::to_string(freePort())}) {
+                           auto answer = runShell(vm + " " + options + " 2>&1");
+                           answers += "[" + std::to_string(answer.exitCode) + "] " + answer.output;
+                         }
+                       });
+  EXPECT_TRUE(asked);
+  EXPECT_TRUE(contains(answers, "[1] strata vm: PUT /vm/migrate: 400"));
+  EXPECT_TRUE(contains(answers, "expected tcp:HOST:PORT"));
+  EXPECT_TRUE(contains(answers, "\"channels\" must be between 1 and 16"));
+  EXPECT_TRUE(contains(answers, "migration failed, the VM runs on here: connecting to tcp:127.0.0.1:"));
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "still-7"));
+}
+
+}  // namespace
+}  // namespace strata::test

@@ -1,0 +1,162 @@
+// Live migration without a guest: the wire format round trip (zero, raw and
+// zstd pages, device state, the end CRC), refusal of garbage, damaged and
+// out-of-range streams, the RAM dirty log, and PUT /vm/migrate's bad bodies.
+#include <sys/socket.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "base/dirty_bitmap.h"
+#include "vmm/migration_routes.h"
+#include "vmm/migration_stream.h"
+
+namespace strata::vmm {
+namespace {
+
+using migration::ChannelReader;
+using migration::ChannelWriter;
+using migration::kPageBytes;
+
+struct SocketPair {
+  UniqueFd source, destination;
+  SocketPair() {
+    int fds[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    source.reset(fds[0]);
+    destination.reset(fds[1]);
+  }
+};
+
+constexpr uint64_t kPages = 8;
+
+// Sends pages 1 (zero), 2 (compressible), 5 (random, raw), a state record and the end.
+std::vector<uint8_t> sampleStream(std::vector<uint8_t>& sourceRam, bool compress) {
+  sourceRam.assign(kPages * kPageBytes, 0);
+  std::memset(&sourceRam[2 * kPageBytes], 'a', kPageBytes);
+  uint32_t seed = 12345;
+  for (uint64_t i = 0; i < kPageBytes; ++i) sourceRam[5 * kPageBytes + i] = static_cast<uint8_t>((seed = seed * 1103515245 + 12345) >> 16);
+  SocketPair pair;
+  ChannelWriter writer(std::move(pair.source), compress);
+  EXPECT_TRUE(writer.sendHello({0, 1, 77, kPages * kPageBytes}));
+  for (uint64_t page : {1, 2, 5}) EXPECT_TRUE(writer.sendPage(page, &sourceRam[page * kPageBytes]));
+  const uint8_t state[] = {9, 8, 7};
+  EXPECT_TRUE(writer.sendState(state));
+  EXPECT_TRUE(writer.sendEnd());
+  std::vector<uint8_t> bytes(1 << 20);
+  ssize_t got = ::recv(pair.destination.get(), bytes.data(), bytes.size(), MSG_DONTWAIT);
+  bytes.resize(got > 0 ? static_cast<size_t>(got) : 0);
+  return bytes;
+}
+
+// Feeds `bytes` to a reader; returns its result and what it wrote into a RAM of 0xee.
+Result<void> receive(const std::vector<uint8_t>& bytes, std::vector<uint8_t>& ram, std::vector<uint8_t>& state) {
+  SocketPair pair;
+  EXPECT_EQ(::send(pair.source.get(), bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+  pair.source.reset();  // the source goes away after its stream
+  ram.assign(kPages * kPageBytes, 0xee);
+  ChannelReader reader(std::move(pair.destination));
+  auto hello = reader.readHello();
+  if (!hello) return hello.error();
+  return reader.receive(ram.data(), kPages, &state);
+}
+
+TEST(MigrationStream, PagesAndStateArriveAsSentWithAndWithoutCompression) {
+  for (bool compress : {false, true}) {
+    std::vector<uint8_t> sourceRam, ram, state;
+    auto bytes = sampleStream(sourceRam, compress);
+    ASSERT_TRUE(receive(bytes, ram, state)) << compress;
+    for (uint64_t page : {1, 2, 5})
+      EXPECT_EQ(std::memcmp(&ram[page * kPageBytes], &sourceRam[page * kPageBytes], kPageBytes), 0) << page;
+    EXPECT_EQ(ram[0], 0xee) << "pages never sent are left alone";
+    EXPECT_EQ(state, (std::vector<uint8_t>{9, 8, 7}));
+    if (compress) EXPECT_LT(bytes.size(), 2 * kPageBytes) << "page 2 is compressed";
+    else EXPECT_GT(bytes.size(), 2 * kPageBytes);
+  }
+}
+
+TEST(MigrationStream, DamagedTruncatedAndForeignStreamsAreRefused) {
+  std::vector<uint8_t> sourceRam, ram, state;
+  const auto good = sampleStream(sourceRam, false);
+  auto flipped = good;
+  flipped[good.size() - 40] ^= 0x01;  // inside page 5's data
+  auto outcome = receive(flipped, ram, state);
+  ASSERT_FALSE(outcome);
+  EXPECT_NE(outcome.error().message.find("checksum mismatch"), std::string::npos) << outcome.error().message;
+
+  std::vector<uint8_t> truncated(good.begin(), good.begin() + static_cast<long>(good.size() / 2));
+  outcome = receive(truncated, ram, state);
+  ASSERT_FALSE(outcome);
+  EXPECT_NE(outcome.error().message.find("closed the connection mid-stream"), std::string::npos);
+
+  const std::string http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  outcome = receive(std::vector<uint8_t>(http.begin(), http.end()), ram, state);
+  ASSERT_FALSE(outcome);
+  EXPECT_NE(outcome.error().message.find("bad magic"), std::string::npos);
+
+  auto beyond = good;
+  const size_t firstPageRecord = 8 + 3 * 4 + 2 * 8;
+  ASSERT_EQ(beyond[firstPageRecord], 1);  // a page record
+  beyond[firstPageRecord + 1] = kPages;   // page number past RAM
+  outcome = receive(beyond, ram, state);
+  ASSERT_FALSE(outcome);
+  EXPECT_NE(outcome.error().message.find("beyond guest RAM"), std::string::npos) << outcome.error().message;
+}
+
+TEST(MigrationStream, TcpAddressesAreParsedStrictly) {
+  auto address = migration::parseTcpAddress("tcp:127.0.0.1:4444");
+  ASSERT_TRUE(address);
+  EXPECT_EQ(address->port, 4444);
+  EXPECT_TRUE(migration::parseTcpAddress("tcp:localhost:1"));
+  for (const char* bad : {"", "tcp:", "127.0.0.1:80", "tcp:127.0.0.1", "tcp:127.0.0.1:99999", "tcp:host.example:80",
+                          "tcp:1.2.3.4:8x", "udp:1.2.3.4:80"})
+    EXPECT_FALSE(migration::parseTcpAddress(bad)) << bad;
+}
+
+TEST(DirtyBitmap, MarksOnlyWhileLoggingAndTakesEachMarkOnce) {
+  DirtyBitmap dirty(10 * 4096 + 1);
+  EXPECT_EQ(dirty.pageCount(), 11u);
+  dirty.markRange(0, 4096);
+  std::vector<uint64_t> pages;
+  dirty.takeMarked(pages);
+  EXPECT_TRUE(pages.empty()) << "nothing is logged before logging starts";
+  dirty.setLogging(true);
+  dirty.markRange(4095, 2);          // straddles pages 0 and 1
+  dirty.markRange(10 * 4096, 4096);  // the last, partial page; nothing past it
+  dirty.takeMarked(pages);
+  EXPECT_EQ(pages, (std::vector<uint64_t>{0, 1, 10}));
+  pages.clear();
+  dirty.takeMarked(pages);
+  EXPECT_TRUE(pages.empty());
+}
+
+TEST(MigrationRoutes, BadBodiesGet400AndAStartWithoutABoardFails) {
+  VmConfig config;
+  VmControl control(config);
+  ApiRouter router;
+  addMigrationRoutes(router, control);
+  EXPECT_EQ(router.dispatch("GET", "/vm/migrate", "").body["state"], "none");
+  for (const char* body : {"", "{}", "[]", R"({"to": 5})", R"({"to": "tcp:1.2.3.4"})", R"({"to": "host:1"})",
+                           R"({"to": "tcp:127.0.0.1:1", "channels": 0})", R"({"to": "tcp:127.0.0.1:1", "channels": 17})",
+                           R"({"to": "tcp:127.0.0.1:1", "compress": "yes"})", R"({"to": "tcp:127.0.0.1:1", "downtime_ms": -5})",
+                           R"({"to": "tcp:127.0.0.1:1", "speed": 1})"}) {
+    auto reply = router.dispatch("PUT", "/vm/migrate", body);
+    EXPECT_EQ(reply.status, 400) << body;
+    EXPECT_TRUE(reply.body.contains("error")) << body;
+  }
+  auto started = router.dispatch("PUT", "/vm/migrate", R"({"to": "tcp:127.0.0.1:1", "channels": 2, "compress": true})");
+  EXPECT_EQ(started.status, 202) << started.body.dump();
+  nlohmann::json progress;
+  for (int tries = 0; tries < 500; ++tries) {
+    progress = router.dispatch("GET", "/vm/migrate", "").body;
+    if (progress["state"] != "active") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(progress["state"], "failed") << progress.dump();
+  EXPECT_TRUE(progress.contains("error"));
+}
+
+}  // namespace
+}  // namespace strata::vmm
