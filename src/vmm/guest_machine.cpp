@@ -29,6 +29,7 @@
 #include "network/tap.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
+#include "vmm/balloon_autopilot.h"
 #include "vmm/sandbox.h"
 
 namespace strata::vmm {
@@ -159,8 +160,9 @@ Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<st
   if (auto added = addVirtioDevice("virtio-rng", std::make_unique<virtio::VirtioRng>()); !added) return added;
   if (!control_.balloon().present()) return {};
   // The latest target (set through the API before a reboot) carries over.
-  auto balloon = std::make_unique<virtio::VirtioBalloon>(
-      *ram_, virtio::VirtioBalloon::Options{.targetBytes = control_.balloon().targetBytes()});
+  virtio::VirtioBalloon::Options options{.targetBytes = control_.balloon().targetBytes()};
+  if (config_.balloonAuto) options.statsInterval = kBalloonAutoInterval;  // fresh figures for each decision
+  auto balloon = std::make_unique<virtio::VirtioBalloon>(*ram_, options);
   auto* device = balloon.get();
   if (auto added = addVirtioDevice("virtio-balloon", std::move(balloon)); !added) return added;
   balloon_ = device;

@@ -82,6 +82,8 @@ constexpr const char* kApi[] = {
     "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
     // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot).
     "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat",
+    // GET /vm and /vm/stats read /proc/self/ksm_merging_pages through the fd PageSharingReport holds.
+    "pread64",
 };
 // Names for the SIGSYS handler, resolved before any filter is loaded: the
 // handler may not allocate, and libseccomp's lookup does.

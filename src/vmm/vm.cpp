@@ -9,8 +9,8 @@
 #include "storage/disk_image.h"
 #include "storage/volume/volume_disk.h"
 #include "vmm/api_server.h"
+#include "vmm/balloon_autopilot.h"
 #include "vmm/guest_machine.h"
-#include "vmm/page_sharing.h"
 #include "vmm/vm_control.h"
 #include "vmm/vm_routes.h"
 
@@ -61,8 +61,12 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
     VmControl& control;
     ~Ending() { control.markEnded(); }
   } ending{control};
-  std::optional<PageSharingReport> sharing;
-  if (config.memMerge) sharing.emplace();
+  std::unique_ptr<BalloonAutopilot> autopilot;  // on the loop, across reboots
+  if (config.balloonAuto) {
+    auto started = BalloonAutopilot::start(*config.balloonAuto, control.balloon(), **loop);
+    if (!started) return started.error();
+    autopilot = std::move(*started);
+  }
   std::string restoreDir = config.restoreDir;  // the first boot only; a reboot boots afresh
   for (;;) {
     auto machine = GuestMachine::create(config, control, **console, **loop, disks, restoreDir);
@@ -70,7 +74,7 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
     if (!machine) return machine.error();
     control.attach(machine->get());
     GuestOutcome outcome = (*machine)->run();
-    if (sharing) sharing->log();  // guest RAM is still mapped
+    if (auto* sharing = control.pageSharing()) sharing->log();  // guest RAM is still mapped
     control.detach();
     switch (outcome.exit) {
       case GuestExit::Reboot:

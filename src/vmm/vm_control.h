@@ -8,12 +8,14 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/result.h"
 #include "cpu/hart.h"
 #include "vmm/balloon_control.h"
+#include "vmm/page_sharing.h"
 #include "vmm/vm.h"
 #include "vmm/vm_config.h"
 
@@ -69,6 +71,8 @@ class VmControl {
   // (and if the VM was running before). Returns the state it left the VM in.
   Result<VmState> snapshot(const std::string& dir, bool resume);
   BalloonControl& balloon() { return balloon_; }
+  // With --mem-merge: what the host's KSM says of this VM's pages; none without.
+  const PageSharingReport* pageSharing() const { return pageSharing_ ? &*pageSharing_ : nullptr; }
 
   // Guest time in ns since the VM started: host monotonic time less the time
   // spent paused, frozen while paused. Lock-free; vCPUs read it constantly.
@@ -87,6 +91,7 @@ class VmControl {
   const VmConfig& config_;
   const std::chrono::steady_clock::time_point started_;
   BalloonControl balloon_;
+  std::optional<PageSharingReport> pageSharing_;  // opened here, before the sandbox
   std::mutex operationMutex_;  // one control operation at a time; held across a pause's wait
   mutable std::mutex mutex_;   // guards machine_ and the state below
   ControlledMachine* machine_ = nullptr;

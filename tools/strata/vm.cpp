@@ -34,6 +34,11 @@ void printSummary(const nlohmann::json& vm) {
   std::printf("uptime:  %.1f s\n", vm.value("uptime_s", 0.0));
   std::printf("vcpus:   %s\n", text(vm.value("vcpus", nlohmann::json())).c_str());
   std::printf("memory:  %llu MiB\n", static_cast<unsigned long long>(vm.value("memory_bytes", uint64_t{0}) >> 20));
+  if (vm.contains("ksm_merging_pages")) {
+    auto pages = vm.value("ksm_merging_pages", uint64_t{0});
+    std::printf("shared:  %llu pages merged by the host's KSM (%llu MiB)\n", static_cast<unsigned long long>(pages),
+                static_cast<unsigned long long>(pages >> 8));
+  }
   std::printf("engine:  %s\n", text(config.value("engine", nlohmann::json())).c_str());
   std::printf("kernel:  %s\n", text(config.value("kernel", nlohmann::json())).c_str());
   for (const auto& disk : config.value("disks", nlohmann::json::array()))
