@@ -66,6 +66,13 @@ int changeState(const VmArgs& args, const std::string& action) {
 void printBalloon(const nlohmann::json& balloon) {
   auto mib = [&](const char* key) { return static_cast<unsigned long long>(balloon.value(key, uint64_t{0}) >> 20); };
   std::printf("target:   %llu MiB\n", mib("target_bytes"));
+  if (balloon.contains("auto")) {
+    const nlohmann::json& automatic = balloon["auto"];
+    auto autoMib = [&](const char* key) { return static_cast<unsigned long long>(automatic.value(key, uint64_t{0}) >> 20); };
+    std::printf("auto:     keeps %llu MiB free on the host, at most %llu MiB, last move %s (%llu moves)\n",
+                autoMib("host_free_bytes"), autoMib("max_bytes"), text(automatic.value("last_move", nlohmann::json())).c_str(),
+                static_cast<unsigned long long>(automatic.value("moves", uint64_t{0})));
+  }
   if (!balloon.value("device_active", false)) {
     std::printf("device:   not active (the guest is rebooting)\n");
     return;
