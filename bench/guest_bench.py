@@ -32,10 +32,10 @@ WORKLOADS = [
 
 
 class Guest:
-    def __init__(self, argv):
+    def __init__(self, argv, preexec_fn=None):
         self.start = time.monotonic()
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
         self.output = b""
 
     def wait_for(self, needle, timeout):
@@ -65,7 +65,12 @@ class Guest:
         return int(fields["RssAnon"].split()[0]) + int(fields["RssFile"].split()[0])
 
     def finish(self):
-        self.send("poweroff")
+        if self.proc.poll() is not None:
+            return
+        try:
+            self.send("poweroff")
+        except BrokenPipeError:  # it died before it read the line
+            pass
         try:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:

@@ -28,6 +28,23 @@ std::optional<virtio::BalloonStatus> BalloonControl::status() const {
   return device_->status();
 }
 
+void BalloonControl::setAutoPolicy(const BalloonPolicyConfig& config) {
+  std::lock_guard lock(mutex_);
+  auto_ = AutoState{.config = config};
+}
+
+void BalloonControl::recordAutoMove(BalloonMove move) {
+  std::lock_guard lock(mutex_);
+  if (!auto_) return;
+  auto_->lastMove = move;
+  ++auto_->moves;
+}
+
+std::optional<BalloonControl::AutoState> BalloonControl::autoState() const {
+  std::lock_guard lock(mutex_);
+  return auto_;
+}
+
 void BalloonControl::attach(virtio::VirtioBalloon* device) {
   std::lock_guard lock(mutex_);
   device_ = device;

@@ -9,6 +9,7 @@
 
 #include "base/result.h"
 #include "virtio/balloon.h"
+#include "vmm/balloon_policy.h"
 
 namespace strata::vmm {
 
@@ -24,6 +25,16 @@ class BalloonControl {
   // The current boot's device's figures; none between boots or without a device.
   std::optional<virtio::BalloonStatus> status() const;
 
+  // --balloon-auto: its settings and the target changes it made (shown by GET /vm/balloon).
+  struct AutoState {
+    BalloonPolicyConfig config;
+    BalloonMove lastMove = BalloonMove::Hold;
+    uint64_t moves = 0;
+  };
+  void setAutoPolicy(const BalloonPolicyConfig& config);
+  void recordAutoMove(BalloonMove move);
+  std::optional<AutoState> autoState() const;
+
   // For GuestMachine: the device of the boot now running, and its end.
   void attach(virtio::VirtioBalloon* device);
   void detach();
@@ -34,6 +45,7 @@ class BalloonControl {
   mutable std::mutex mutex_;
   uint64_t target_;
   virtio::VirtioBalloon* device_ = nullptr;
+  std::optional<AutoState> auto_;
 };
 
 }  // namespace strata::vmm

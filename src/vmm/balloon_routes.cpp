@@ -8,6 +8,13 @@ ApiReply describeBalloon(const BalloonControl& balloon) {
   nlohmann::json reply = {{"target_bytes", balloon.targetBytes()}};
   auto status = balloon.status();
   reply["device_active"] = status.has_value();  // false while the guest reboots
+  if (auto automatic = balloon.autoState()) {
+    const BalloonPolicyConfig& config = automatic->config;
+    reply["auto"] = {{"host_free_bytes", config.hostFreeBytes}, {"min_bytes", config.minBytes},
+                     {"max_bytes", config.maxBytes},           {"guest_free_bytes", config.guestFreeBytes},
+                     {"step_bytes", config.stepBytes},         {"last_move", balloonMoveName(automatic->lastMove)},
+                     {"moves", automatic->moves}};
+  }
   if (!status) return {200, reply};
   reply["actual_bytes"] = status->actualBytes;
   reply["inflated_bytes"] = status->inflatedBytes;

@@ -28,6 +28,7 @@
 #include "network/self_announce.h"
 #include "virtio/net.h"
 #include "virtio/rng.h"
+#include "vmm/balloon_autopilot.h"
 #include "vmm/sandbox.h"
 #include "vmm/snapshot_config.h"
 
@@ -166,8 +167,9 @@ Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<st
   if (auto added = addVirtioDevice("virtio-rng", std::make_unique<virtio::VirtioRng>()); !added) return added;
   if (!control_.balloon().present()) return {};
   // The latest target (set through the API before a reboot) carries over.
-  auto balloon = std::make_unique<virtio::VirtioBalloon>(
-      *ram_, virtio::VirtioBalloon::Options{.targetBytes = control_.balloon().targetBytes()});
+  virtio::VirtioBalloon::Options options{.targetBytes = control_.balloon().targetBytes()};
+  if (config_.balloonAuto) options.statsInterval = kBalloonAutoInterval;  // fresh figures for each decision
+  auto balloon = std::make_unique<virtio::VirtioBalloon>(*ram_, options);
   auto* device = balloon.get();
   if (auto added = addVirtioDevice("virtio-balloon", std::move(balloon)); !added) return added;
   balloon_ = device;

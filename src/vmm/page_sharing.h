@@ -1,7 +1,7 @@
-// PageSharingReport: what `strata run --mem-merge` can say about KSM. The host
-// merges pages on its own schedule (and only while /sys/kernel/mm/ksm/run is
-// 1); how many of this VM's pages it merged is in /proc/self/ksm_merging_pages
-// on Linux 6.1 and later. Opened before the sandbox, read at the end of a boot.
+// PageSharingReport: what `strata run --mem-merge` can say about KSM, which merges
+// pages only while /sys/kernel/mm/ksm/run is 1. This VM's merged pages come from
+// /proc/self/ksm_merging_pages (Linux 6.1+), opened before the sandbox, read as a
+// boot ends and by GET /vm and /vm/stats.
 #pragma once
 
 #include <cstdint>

@@ -86,6 +86,8 @@ constexpr const char* kApi[] = {
     // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot;
     // lseek finds the RAM memfd's holes).
     "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "lseek",
+    // GET /vm and /vm/stats read /proc/self/ksm_merging_pages through the fd PageSharingReport holds.
+    "pread64",
 };
 // The live migration sender: IPv4 TCP sockets (an argument rule below) to the
 // destination, sends and receives with timeouts, skipping the RAM memfd's holes

@@ -16,10 +16,10 @@
 #include "storage/image_tools.h"
 #include "storage/volume/volume_disk.h"
 #include "vmm/api_server.h"
+#include "vmm/balloon_autopilot.h"
 #include "vmm/guest_machine.h"
 #include "vmm/net_interfaces.h"
 #include "vmm/migration_incoming.h"
-#include "vmm/page_sharing.h"
 #include "vmm/vm_control.h"
 #include "vmm/vm_routes.h"
 
@@ -98,8 +98,12 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
     VmControl& control;
     ~Ending() { control.markEnded(); }
   } ending{control};
-  std::optional<PageSharingReport> sharing;
-  if (config.memMerge) sharing.emplace();
+  std::unique_ptr<BalloonAutopilot> autopilot;  // on the loop, across reboots
+  if (config.balloonAuto) {
+    auto started = BalloonAutopilot::start(*config.balloonAuto, control.balloon(), **loop);
+    if (!started) return started.error();
+    autopilot = std::move(*started);
+  }
   std::string restoreDir = config.restoreDir;  // the first boot only; a reboot boots afresh
   std::unique_ptr<GuestMachine> migrated;
   if (!config.incoming.empty()) {
@@ -115,7 +119,7 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
     if (!machine) return machine.error();
     control.attach(machine->get());
     GuestOutcome outcome = (*machine)->run();
-    if (sharing) sharing->log();  // guest RAM is still mapped
+    if (auto* sharing = control.pageSharing()) sharing->log();  // guest RAM is still mapped
     control.detach();
     switch (outcome.exit) {
       case GuestExit::Reboot:

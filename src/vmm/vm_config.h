@@ -11,6 +11,7 @@
 #include "storage/disk_image.h"
 #include "network/switch.h"
 #include "cpu/hart.h"
+#include "vmm/balloon_policy.h"
 #include "vmm/host_console.h"
 
 namespace strata::vmm {
@@ -52,6 +53,8 @@ struct VmConfig {
   // --balloon TARGET: a virtio-balloon device (free page reporting included)
   // asking the guest for TARGET bytes back from the start; none without it.
   std::optional<uint64_t> balloonTargetBytes;
+  // --balloon-auto: the balloon's target follows the host's free memory and the guest's pressure.
+  std::optional<BalloonPolicyConfig> balloonAuto;
   // --mem-merge: guest RAM private and MADV_MERGEABLE so the host's KSM can share its pages.
   bool memMerge = false;
   unsigned cpus = 1;

@@ -27,7 +27,9 @@ VmControl::VmControl(const VmConfig& config)
     : config_(config),
       started_(std::chrono::steady_clock::now()),
       balloon_(config.balloonTargetBytes, config.memoryBytes),
-      pausedNs_(hostNs()) {}
+      pausedNs_(hostNs()) {
+  if (config.memMerge) pageSharing_.emplace();
+}
 
 VmState VmControl::state() const {
   std::lock_guard lock(mutex_);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <mutex>
 #include <shared_mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "cpu/hart.h"
 #include "machine/guest_ram.h"
 #include "vmm/balloon_control.h"
+#include "vmm/page_sharing.h"
 #include "vmm/vm.h"
 #include "vmm/vm_config.h"
 
@@ -79,6 +81,8 @@ class VmControl {
   // (and if the VM was running before). Returns the state it left the VM in.
   Result<VmState> snapshot(const std::string& dir, bool resume);
   BalloonControl& balloon() { return balloon_; }
+  // With --mem-merge: what the host's KSM says of this VM's pages; none without.
+  const PageSharingReport* pageSharing() const { return pageSharing_ ? &*pageSharing_ : nullptr; }
 
   // Live migration: the board running now, kept attached while the lease lives
   // (a reboot's detach waits for it), and, while holdPaused(true), a pause
@@ -114,6 +118,7 @@ class VmControl {
   BalloonControl balloon_;
   std::shared_mutex boardMutex_;  // leases share it; detach takes it alone
   bool pauseHeld_ = false;        // guarded by mutex_
+  std::optional<PageSharingReport> pageSharing_;  // opened here, before the sandbox
   std::mutex operationMutex_;  // one control operation at a time; held across a pause's wait
   mutable std::mutex mutex_;   // guards machine_ and the state below
   ControlledMachine* machine_ = nullptr;

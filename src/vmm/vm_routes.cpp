@@ -23,14 +23,21 @@ nlohmann::json describeConfig(const VmConfig& config) {
           {"nets", nets},                  {"engine", cpu::engineName(config.engine.kind)}};
 }
 
+// --mem-merge: the pages of this VM the host's KSM merged, where the host says.
+void addPageSharing(nlohmann::json& reply, const VmControl& control) {
+  if (const auto* sharing = control.pageSharing())
+    if (auto pages = sharing->mergedPages()) reply["ksm_merging_pages"] = *pages;
+}
+
 ApiReply describeVm(VmControl& control) {
   const VmConfig& config = control.config();
-  return {200,
-          {{"state", vmStateName(control.state())},
-           {"uptime_s", control.uptimeSeconds()},
-           {"vcpus", config.cpus},
-           {"memory_bytes", config.memoryBytes},
-           {"config", describeConfig(config)}}};
+  nlohmann::json reply = {{"state", vmStateName(control.state())},
+                          {"uptime_s", control.uptimeSeconds()},
+                          {"vcpus", config.cpus},
+                          {"memory_bytes", config.memoryBytes},
+                          {"config", describeConfig(config)}};
+  addPageSharing(reply, control);
+  return {200, reply};
 }
 
 ApiReply changeState(VmControl& control, const nlohmann::json& body) {
@@ -53,9 +60,11 @@ ApiReply describeStats(VmControl& control) {
     for (const auto& stat : hart.engine) engine[stat.name] = stat.value;
     harts.push_back({{"id", hart.id}, {"instret", hart.instructionsRetired}, {"engine", engine}});
   }
-  return {200, {{"state", vmStateName(control.state())},
-                {"engine", cpu::engineName(control.config().engine.kind)},
-                {"harts", harts}}};
+  nlohmann::json reply = {{"state", vmStateName(control.state())},
+                          {"engine", cpu::engineName(control.config().engine.kind)},
+                          {"harts", harts}};
+  addPageSharing(reply, control);
+  return {200, reply};
 }
 
 }  // namespace

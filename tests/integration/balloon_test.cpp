@@ -124,6 +124,55 @@ TEST(Balloon, ReportingAndInflationReturnGuestMemoryToTheHost) {
   EXPECT_EQ(run.output.substr(before + 12, 64), run.output.substr(after + 11, 64)) << run.output;
 }
 
+// --balloon-auto with a host target no host meets (64G free): the policy
+// inflates the idle guest's balloon up to what it can spare (never past max);
+// then the guest fills 300 MiB of tmpfs a little at a time and the policy gives
+// the memory back as its statistics show the pressure, so every write succeeds.
+// With the sandbox on (the default): the I/O loop reads /proc/meminfo through
+// an fd opened before it.
+TEST(Balloon, AutoPolicyInflatesForTheHostAndDeflatesUnderGuestPressure) {
+  std::string socket = temporaryPath("balloon-auto-api.sock");
+  const std::string script =
+      "avail() { awk '/MemAvailable/{print $2}' /proc/meminfo; }\n"
+      "n=0; while [ $(avail) -gt 160000 ] && [ $n -lt 300 ]; do sleep 1; n=$((n+1)); done; sleep 3\n"
+      "printf 'AVAIL-%s=%s\\n' SQUEEZED $(avail); printf 'PHASE-%s\\n' SQUEEZED; sleep 3\n"
+      "mkdir -p /mnt/fill && mount -t tmpfs -o size=400M none /mnt/fill\n"
+      "i=0; while [ $i -lt 30 ]; do dd if=/dev/zero of=/mnt/fill/f$i bs=1M count=10 2>/dev/null || break; "
+      "i=$((i+1)); sleep 1; done\n"
+      "sleep 3; printf 'FILLED-%s=%s\\n' MIB $(du -sm /mnt/fill | cut -f1); printf 'PHASE-%s\\n' FILLED; sleep 3\n"
+      "poweroff\n";
+  const std::string vm = strataBinary() + " vm balloon --api-socket " + socket + " --json 2>&1";
+  std::string squeezedApi, filledApi;
+  auto run = runStrata({"--mem", "512M", "--balloon-auto", "host-free=64G,max=384M", "--api-socket", socket}, script,
+                       std::chrono::seconds(500), [&](pid_t, const std::string& output) {
+                         if (squeezedApi.empty() && output.find("PHASE-SQUEEZED") != std::string::npos)
+                           squeezedApi = runShell(vm).output;
+                         if (filledApi.empty() && output.find("PHASE-FILLED") != std::string::npos) filledApi = runShell(vm).output;
+                       });
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+
+  // Inflated for the host: the guest lost most of its memory, to the balloon and no further than max.
+  long long squeezedTarget = jsonNumber(squeezedApi, "target_bytes");
+  EXPECT_GE(squeezedTarget, 256ll << 20) << squeezedApi;
+  EXPECT_LE(squeezedTarget, 384ll << 20) << squeezedApi;
+  EXPECT_GE(jsonNumber(squeezedApi, "inflated_bytes"), 256ll << 20) << squeezedApi;
+  EXPECT_EQ(jsonNumber(squeezedApi, "host_free_bytes"), 64ll << 30) << squeezedApi;
+  EXPECT_TRUE(contains(squeezedApi, R"("last_move": "inflate")"));
+  long long squeezed = guestNumber(run.output, "AVAIL-SQUEEZED");
+  EXPECT_GT(squeezed, 0) << run.output;
+  EXPECT_LT(squeezed, 160 * kMiB) << run.output;
+
+  // Deflated for the guest: all 300 MiB written, the balloon gave back most of it. With the
+  // host never at its target, only the guest's pressure can have lowered the target.
+  EXPECT_EQ(guestNumber(run.output, "FILLED-MIB"), 300) << run.output;
+  long long filledTarget = jsonNumber(filledApi, "target_bytes");
+  EXPECT_GE(filledTarget, 0) << filledApi;
+  EXPECT_LT(filledTarget, squeezedTarget - (200ll << 20)) << squeezedApi << filledApi;
+  std::cout << "balloon target (MiB): squeezed " << (squeezedTarget >> 20) << " (guest available " << squeezed / kMiB
+            << " MiB), after 300 MiB of guest tmpfs " << (filledTarget >> 20) << "\n";
+}
+
 TEST(Balloon, ControlApiRefusesBadTargets) {
   std::string socket = temporaryPath("balloon-bad-api.sock");
   const std::string vm = strataBinary() + " vm balloon --api-socket " + socket;

@@ -191,6 +191,25 @@ TEST(VmApi, ResetRebootsTheGuestAndStatusDescribesIt) {
   EXPECT_TRUE(contains(status, "\"engine\": \"jit\""));
 }
 
+// --mem-merge: the API thread reads the VM's KSM figure (sandbox on) for status and stats.
+TEST(VmApi, MemMergeShowsMergedPagesInStatus) {
+  if (::access("/proc/self/ksm_merging_pages", R_OK) != 0)
+    GTEST_SKIP() << "this host kernel does not count merged pages per process (no /proc/self/ksm_merging_pages)";
+  const std::string socket = socketPath("merge.sock");
+  std::string json, text;
+  auto run = runStrata({"--mem-merge", "--api-socket", socket}, "", std::chrono::seconds(240),
+                       [&](pid_t, const std::string& output) {
+                         if (!json.empty() || output.find("strata-guest: userspace up") == std::string::npos) return;
+                         json = strataVm("status --json", socket).output;
+                         text = strataVm("status", socket).output;
+                         strataVm("shutdown", socket);
+                       });
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_TRUE(contains(json, "\"ksm_merging_pages\": "));
+  EXPECT_TRUE(contains(text, "pages merged by the host's KSM"));
+}
+
 TEST(VmApi, BadRequestsGetA4xxJsonErrorAndTheGuestRunsOn) {
   const std::string socket = socketPath("bad.sock");
   TickLog log;

@@ -21,6 +21,7 @@ struct RunOptions {
   std::string firmware, bare, kernel, initrd, append, mem = "256M", console = "stdio", engine = "jit";
   bool stats = false;
   std::string balloon;  // empty: no balloon device
+  std::string balloonAuto;
   bool memMerge = false;
   std::vector<std::string> disks, nets;
   unsigned cpus = 1;
@@ -103,6 +104,12 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
                                config.memoryBytes >> 20)};
     config.balloonTargetBytes = *target;
   }
+  if (!options.balloonAuto.empty()) {
+    auto policy = vmm::parseBalloonAuto(options.balloonAuto, config.memoryBytes, config.balloonTargetBytes.value_or(0));
+    if (!policy) return policy.error();
+    config.balloonAuto = *policy;
+    if (!config.balloonTargetBytes) config.balloonTargetBytes = 0;  // the policy needs the device
+  }
   config.memMerge = options.memMerge;
   for (const auto& text : options.disks) {
     auto disk = vmm::parseDiskConfig(text);
@@ -165,6 +172,11 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_option("--balloon", options->balloon,
                   "add a virtio-balloon device (with free page reporting) and ask the guest for this much memory "
                   "back, e.g. 128M (0: reporting only)");
+  run->add_option("--balloon-auto", options->balloonAuto,
+                  "host-free=SIZE[,max=SIZE][,guest-free=SIZE][,step=SIZE]: inflate the balloon (implies --balloon 0) "
+                  "while the host's MemAvailable is below host-free and the guest has more than guest-free available "
+                  "(default 1/8 of --mem), up to max (default 3/4); deflate under guest pressure or when the host has "
+                  "room again");
   run->add_flag("--mem-merge", options->memMerge,
                 "let the host's KSM merge identical guest pages (private anonymous RAM marked MADV_MERGEABLE)");
   run->add_option("--cpus", options->cpus, "number of vCPUs (1-8)")->capture_default_str();

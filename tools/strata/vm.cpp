@@ -37,6 +37,11 @@ void printSummary(const nlohmann::json& vm) {
   std::printf("uptime:  %.1f s\n", vm.value("uptime_s", 0.0));
   std::printf("vcpus:   %s\n", text(vm.value("vcpus", nlohmann::json())).c_str());
   std::printf("memory:  %llu MiB\n", static_cast<unsigned long long>(vm.value("memory_bytes", uint64_t{0}) >> 20));
+  if (vm.contains("ksm_merging_pages")) {
+    auto pages = vm.value("ksm_merging_pages", uint64_t{0});
+    std::printf("shared:  %llu pages merged by the host's KSM (%llu MiB)\n", static_cast<unsigned long long>(pages),
+                static_cast<unsigned long long>(pages >> 8));
+  }
   std::printf("engine:  %s\n", text(config.value("engine", nlohmann::json())).c_str());
   std::printf("kernel:  %s\n", text(config.value("kernel", nlohmann::json())).c_str());
   for (const auto& disk : config.value("disks", nlohmann::json::array()))
@@ -64,6 +69,13 @@ int changeState(const VmArgs& args, const std::string& action) {
 void printBalloon(const nlohmann::json& balloon) {
   auto mib = [&](const char* key) { return static_cast<unsigned long long>(balloon.value(key, uint64_t{0}) >> 20); };
   std::printf("target:   %llu MiB\n", mib("target_bytes"));
+  if (balloon.contains("auto")) {
+    const nlohmann::json& automatic = balloon["auto"];
+    auto autoMib = [&](const char* key) { return static_cast<unsigned long long>(automatic.value(key, uint64_t{0}) >> 20); };
+    std::printf("auto:     keeps %llu MiB free on the host, at most %llu MiB, last move %s (%llu moves)\n",
+                autoMib("host_free_bytes"), autoMib("max_bytes"), text(automatic.value("last_move", nlohmann::json())).c_str(),
+                static_cast<unsigned long long>(automatic.value("moves", uint64_t{0})));
+  }
   if (!balloon.value("device_active", false)) {
     std::printf("device:   not active (the guest is rebooting)\n");
     return;

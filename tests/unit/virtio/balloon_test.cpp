@@ -166,6 +166,37 @@ TEST_F(BalloonTest, ReportedPagesAreDiscardedAndReturned) {
   EXPECT_EQ(balloon.status().inflatedBytes, 0u);  // reported pages stay the guest's
 }
 
+TEST_F(BalloonTest, ReportedRangeReachingPastRamFailsOnlyTheDeviceAndDropsNothing) {
+  start();
+  scribble(kRamBase + kRamSize - 2 * kPageBytes, 2);
+  // The last two pages of RAM and one past it: refused whole, not trimmed.
+  d.addChain(kReporting, {{kRamBase + kRamSize - 2 * kPageBytes, 3 * kPageBytes, true}});
+  d.kick(kReporting);
+  ASSERT_TRUE(d.runUntil([&] { return d.needsReset(); }));
+  EXPECT_FALSE(allZero(kRamBase + kRamSize - 2 * kPageBytes, 2 * kPageBytes));
+  EXPECT_EQ(balloon.status().reportedBytes, 0u);
+}
+
+TEST_F(BalloonTest, StatisticsAreShownAsTheGuestClaimsThem) {
+  // Nothing in the device acts on them (BalloonPolicy bounds what a policy does with lies).
+  start();
+  struct [[gnu::packed]] Stat {
+    uint16_t tag;
+    uint64_t value;
+  };
+  Stat lies[3] = {{kFreeMemory, UINT64_MAX}, {kTotalMemory, 1}, {kAvailableMemory, UINT64_MAX}};
+  d.fill(kDataArea, lies, sizeof lies);
+  d.addChain(kStats, {{kDataArea, sizeof lies, false}});
+  d.kick(kStats);
+  ASSERT_TRUE(d.runUntil([&] { return balloon.status().statistics.updates == 1; }));
+  auto status = balloon.status();
+  EXPECT_EQ(status.statistics.values[kFreeMemory], UINT64_MAX);
+  EXPECT_EQ(status.statistics.values[kTotalMemory], 1u);
+  EXPECT_EQ(status.inflatedBytes, 0u);
+  EXPECT_EQ(status.targetBytes, 0u);
+  EXPECT_FALSE(d.needsReset());
+}
+
 TEST_F(BalloonTest, ReportingQueueMovesDownWithoutStatistics) {
   ASSERT_TRUE(d.negotiate((uint64_t{1} << kFeaturePageReporting) | featureBit(kFeatureVersion1)));
   for (unsigned q = 0; q < 3; ++q) d.setupQueue(q, 16);
