@@ -1,5 +1,6 @@
 // ApiServer: the daemon's REST API (HTTP/1.1 + JSON, cpp-httplib) on a UNIX
-// socket: VMs, tenants, tokens, quotas, usage. Every request but
+// socket: VMs, templates, operations, the event stream, tenants, tokens,
+// quotas, usage. Every request but
 // /openapi.json needs a bearer token; a tenant's token sees only its own
 // tenant and VMs (others' are 404, as if they did not exist).
 #pragma once
@@ -10,6 +11,8 @@
 #include <vector>
 
 #include "base/result.h"
+#include "control/event_bus.h"
+#include "control/operations.h"
 #include "control/store.h"
 #include "control/supervisor.h"
 
@@ -49,6 +52,9 @@ class ApiServer {
   Supervisor& supervisor_;
   Options options_;
   std::unique_ptr<httplib::Server> server_;
+  // Shared with the store's VM observer, which the supervisor's thread may call after this server is gone.
+  std::shared_ptr<EventBus> events_ = std::make_shared<EventBus>();
+  Operations operations_;  // after events_: a finishing operation publishes there
 };
 
 }  // namespace strata::control

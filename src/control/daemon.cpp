@@ -62,7 +62,7 @@ Result<void> runDaemon(const DaemonOptions& options) {
   if (dataDir.size() + 5 + 63 + 9 >= sizeof(sockaddr_un::sun_path))
     return Error{fmt::format("--data-dir {}: too long for the VMs' socket paths (at most {} characters)", dataDir,
                              sizeof(sockaddr_un::sun_path) - 5 - 63 - 9 - 1)};
-  for (const auto& dir : {dataDir, dataDir + "/vms", dataDir + "/tenants"})
+  for (const auto& dir : {dataDir, dataDir + "/vms", dataDir + "/tenants", dataDir + "/templates"})
     if (auto made = makeDirectory(dir); !made) return made.error();
   // One daemon per data directory: a second would adopt the same VMs and take over the socket.
   std::string lockPath = dataDir + "/daemon.lock";
@@ -78,6 +78,10 @@ Result<void> runDaemon(const DaemonOptions& options) {
   try {
     (*store)->addTenant("default");  // where an admin's VMs go when the spec names no tenant
     if (auto admin = ensureAdminToken(**store, dataDir); !admin) return admin.error();
+    for (const auto& path : (*store)->dropUnreadyTemplates()) {  // imports a killed daemon left half done
+      log::info("dropping the unfinished template import {}", path);
+      ::unlink(path.c_str());
+    }
   } catch (const StoreFailure& failure) {
     return Error{failure.what()};
   }

@@ -1,7 +1,8 @@
 // `strata daemon` as a process: its REST API's authentication, tenant
 // isolation and refusals of malformed requests, quotas under parallel
-// clients, state that survives a kill -9, and the default guest booted,
-// driven and adopted through it.
+// clients, state that survives a kill -9, templates and their linked clones,
+// the event stream read by curl, and the default guest booted, driven and
+// adopted through it.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -241,6 +242,124 @@ TEST(DaemonCli, ListsAsATableOrJsonAndNamesErrorsWithTheirStatus) {
   EXPECT_TRUE(contains(unauthorized.output, "HTTP 401: unknown token"));
   auto absent = runShell(vm + "list --daemon /nonexistent.sock --token x 2>&1");
   EXPECT_TRUE(contains(absent.output, "cannot reach the daemon"));
+}
+
+// Imports FILE as template NAME and follows the operation to its end; the final operation.
+json importTemplate(DaemonProcess& daemon, const json& request, const std::string& token = "") {
+  auto [status, started] = daemon.call("POST", "/templates", request, token);
+  EXPECT_EQ(status, 202) << started;
+  if (status != 202) return started;
+  std::string id = started["operation"]["id"];
+  json operation;
+  waitFor([&] {
+    operation = daemon.call("GET", "/operations/" + id, nullptr, token).second;
+    return operation.value("state", "") != "running";
+  }, std::chrono::seconds(60));
+  return operation;
+}
+
+TEST(DaemonTemplates, AreTenantScopedCountedInTheDiskQuotaAndRefuseBadImports) {
+  DaemonProcess daemon("templates");
+  std::string acme = daemon.newTenantToken("acme"), globex = daemon.newTenantToken("globex");
+  std::string acmeDir = daemon.dataDir() + "/tenants/acme";
+  std::string image = acmeDir + "/base.raw";
+  ASSERT_EQ(runShell("head -c 3145728 /dev/urandom > " + image).exitCode, 0);
+
+  auto imported = importTemplate(daemon, {{"name", "base"}, {"path", image}}, acme);
+  EXPECT_EQ(imported["state"], "succeeded") << imported;
+  EXPECT_EQ(imported["done"], imported["total"]);
+  auto [found, record] = daemon.call("GET", "/templates/base", nullptr, acme);
+  ASSERT_EQ(found, 200) << record;
+  EXPECT_EQ(record["tenant"], "acme");
+  EXPECT_EQ(record["virtual_size"], 3145728);
+  EXPECT_EQ(record["state"], "ready");
+  EXPECT_EQ(daemon.call("GET", "/tenants/acme", nullptr, acme).second["used"]["disk_gib"], 1);
+
+  // Another tenant sees nothing of it: not listed, 404 like a missing one, not clonable, not its operation.
+  EXPECT_EQ(daemon.call("GET", "/templates", nullptr, globex).second, json::array());
+  EXPECT_EQ(daemon.call("GET", "/templates/base", nullptr, globex).second["error"], "no template base");
+  EXPECT_EQ(daemon.call("DELETE", "/templates/base", nullptr, globex).first, 404);
+  EXPECT_EQ(daemon.call("POST", "/vms", {{"name", "g1"}, {"template", "base"}}, globex).second["error"],
+            "no template base");
+  EXPECT_EQ(daemon.call("GET", "/operations/" + imported["id"].get<std::string>(), nullptr, globex).first, 404);
+
+  // A linked clone: the VM's first disk is a qcow2 overlay backed by the daemon's copy of the template.
+  auto [created, vm] = daemon.call("POST", "/vms", {{"name", "a1"}, {"template", "base"}}, acme);
+  ASSERT_EQ(created, 201) << vm;
+  EXPECT_EQ(vm["template"], "base");
+  EXPECT_EQ(vm["disk_gib"], 1);
+  std::string clone = vm["disks"][0]["path"];
+  auto info = json::parse(runShell(strataBinary() + " image info --output json " + clone).output, nullptr, false);
+  EXPECT_EQ(info["format"], "qcow2") << info;
+  EXPECT_EQ(info["virtual-size"], 3145728) << info;
+  EXPECT_EQ(info["backing-filename"], daemon.dataDir() + "/templates/base.qcow2") << info;
+  auto read = runShell("qemu-img convert -O raw " + clone + " " + clone + ".raw && cmp " + clone + ".raw " + image +
+                       " 2>&1");
+  EXPECT_EQ(read.exitCode, 0) << "the clone reads other bytes than the imported image: " << read.output;
+
+  // The disk quota counts templates and clones; the template stays while a VM is cloned from it.
+  ASSERT_EQ(daemon.call("PUT", "/tenants/acme/quota", {{"disk_gib", 2}}).first, 200);
+  auto over = daemon.call("POST", "/vms", {{"name", "a2"}, {"template", "base"}}, acme);
+  EXPECT_EQ(over.first, 403);
+  EXPECT_EQ(over.second["error"], "quota exceeded: disk_gib 2 in use + 1 asked > 2 allowed");
+  EXPECT_EQ(daemon.call("POST", "/templates", {{"name", "more"}, {"path", image}}, acme).first, 403);
+  auto busy = daemon.call("DELETE", "/templates/base", nullptr, acme);
+  EXPECT_EQ(busy.first, 409);
+  EXPECT_EQ(busy.second["error"], "template base backs VM a1: delete its VMs first");
+  EXPECT_EQ(daemon.call("DELETE", "/vms/a1", nullptr, acme).first, 200);
+  EXPECT_FALSE(std::filesystem::exists(clone));
+  EXPECT_EQ(daemon.call("DELETE", "/templates/base", nullptr, acme).first, 200);
+  EXPECT_FALSE(std::filesystem::exists(daemon.dataDir() + "/templates/base.qcow2"));
+
+  // An admin's template without a tenant is shared: every tenant clones it, only the admin deletes it.
+  EXPECT_EQ(importTemplate(daemon, {{"name", "shared"}, {"path", image}})["state"], "succeeded");
+  EXPECT_EQ(daemon.call("GET", "/templates", nullptr, globex).second[0]["name"], "shared");
+  EXPECT_EQ(daemon.call("POST", "/vms", {{"name", "g1"}, {"template", "shared"}}, globex).first, 201);
+  EXPECT_EQ(daemon.call("DELETE", "/templates/shared", nullptr, globex).first, 403);
+
+  // Refused imports: a 4xx JSON error naming what is wrong.
+  auto refused = [&](const json& request, const std::string& token, int status, const std::string& message) {
+    auto [got, body] = daemon.call("POST", "/templates", request, token);
+    EXPECT_EQ(got, status) << request << " " << body;
+    EXPECT_TRUE(contains(body.value("error", ""), message)) << request << " " << body;
+  };
+  refused({{"name", "x"}, {"path", "/etc/passwd"}}, acme, 400, "outside the tenant's directory");
+  refused({{"name", "x"}, {"path", acmeDir + "/../globex/../../admin.token"}}, acme, 400, "outside the tenant's");
+  refused({{"name", "../x"}, {"path", image}}, acme, 400, "name:");
+  refused({{"name", "x"}, {"path", image}, {"size", 1}}, acme, 400, "unknown field 'size'");
+  refused({{"name", "x"}, {"path", image}, {"format", "qcow2"}}, acme, 400, "is raw, not qcow2");
+  refused({{"name", "x"}, {"path", image}, {"tenant", "globex"}}, acme, 403, "only for tenant acme");
+  refused({{"name", "shared"}, {"path", image}}, daemon.adminToken(), 409, "already exists");
+  std::string backed = acmeDir + "/backed.qcow2";
+  auto made = runShell(strataBinary() + " image create -f qcow2 -b /etc/passwd -F raw " + backed + " 2>&1");
+  ASSERT_EQ(made.exitCode, 0) << made.output;
+  refused({{"name", "x"}, {"path", backed}}, acme, 400, "has a backing file");
+  EXPECT_EQ(daemon.call("GET", "/templates/x", nullptr, acme).first, 404);  // nothing half made stays
+}
+
+TEST(DaemonEvents, StreamsOnlyTheTenantsOwnVmChangesToCurl) {
+  DaemonProcess daemon("events");
+  std::string acme = daemon.newTenantToken("acme"), globex = daemon.newTenantToken("globex");
+  std::string stream = daemon.dataDir() + "/events.txt";
+  // curl as the client: the SSE response as it arrives, into a file.
+  std::string curl = "curl -sN --unix-socket " + daemon.socket() + " -H 'Authorization: Bearer " + globex +
+                     "' http://localhost/events > " + stream + " 2>&1 & echo $!";
+  pid_t client = std::stoi(runShell(curl).output);
+  ASSERT_TRUE(waitFor([&] { return contains(readFile(stream), ": subscribed"); }, std::chrono::seconds(10)))
+      << readFile(stream);
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "a1"}}, acme).first, 201);
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "g1"}}, globex).first, 201);
+  ASSERT_EQ(daemon.call("DELETE", "/vms/g1", nullptr, globex).first, 200);
+  EXPECT_TRUE(waitFor([&] { return contains(readFile(stream), "\"deleted\""); }, std::chrono::seconds(10)))
+      << readFile(stream);
+  ::kill(client, SIGTERM);
+  std::string events = readFile(stream);
+  EXPECT_TRUE(contains(events, "event: vm\ndata: {\"state\":\"defined\",\"tenant\":\"globex\",\"vm\":\"g1\"}\n\n"))
+      << events;
+  EXPECT_TRUE(contains(events, "data: {\"state\":\"deleted\",\"tenant\":\"globex\",\"vm\":\"g1\"}")) << events;
+  EXPECT_FALSE(contains(events, "a1")) << "another tenant's event leaked: " << events;
+  EXPECT_FALSE(contains(events, "acme")) << events;
+  EXPECT_EQ(daemon.raw("GET", "/events", "", "wrong").status, 401);
 }
 
 // Whether the process is gone (or a zombie nobody has reaped yet).
