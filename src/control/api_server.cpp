@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <regex>
+#include <thread>
 
 #include <fmt/core.h>
 #include <httplib.h>
@@ -557,11 +558,15 @@ ApiServer::ApiServer(Store& store, Supervisor& supervisor, Options options)
   store_.setVmObserver([events = events_](const VmChange& change) {
     events->publish(change.tenant, "vm", json{{"vm", change.vm}, {"tenant", change.tenant}, {"state", change.state}});
   });
+  handlers_ = std::make_shared<Handlers>(Handlers{*this});
+  serveRoutesOn(*server_);
+}
+
+void ApiServer::serveRoutesOn(httplib::Server& server) {
   // Each event stream holds a worker thread for as long as its client listens.
-  server_->new_task_queue = [] { return new httplib::ThreadPool(EventBus::kMaxSubscribers + 16); };
-  auto handlers = std::make_shared<Handlers>(Handlers{*this});
+  server.new_task_queue = [] { return new httplib::ThreadPool(EventBus::kMaxSubscribers + 16); };
   for (const auto& entry : routeTable()) {
-    auto handler = [this, handlers, &entry](const httplib::Request& request, httplib::Response& response) {
+    auto handler = [this, handlers = handlers_, &entry](const httplib::Request& request, httplib::Response& response) {
       Call call{{}, request, response};
       if (entry.access != Access::Anyone) {
         std::string token = bearerToken(request);
@@ -577,20 +582,20 @@ ApiServer::ApiServer(Store& store, Supervisor& supervisor, Options options)
     };
     std::string pattern = routePattern(entry.route.path);
     const std::string& method = entry.route.method;
-    if (method == "GET") server_->Get(pattern, handler);
-    else if (method == "POST") server_->Post(pattern, handler);
-    else if (method == "PUT") server_->Put(pattern, handler);
-    else server_->Delete(pattern, handler);
+    if (method == "GET") server.Get(pattern, handler);
+    else if (method == "POST") server.Post(pattern, handler);
+    else if (method == "PUT") server.Put(pattern, handler);
+    else server.Delete(pattern, handler);
   }
-  server_->set_payload_max_length(kMaxBody);
+  server.set_payload_max_length(kMaxBody);
   // Unmatched routes and library-level refusals (413, 400) get a JSON error too.
-  server_->set_error_handler([](const httplib::Request& request, httplib::Response& response) {
+  server.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
     if (!response.body.empty()) return;
     std::string message = response.status == 404 ? fmt::format("no route for {} {}", request.method, request.path)
                                                   : fmt::format("HTTP {}", response.status);
     response.set_content(json{{"error", message}}.dump(), "application/json");
   });
-  server_->set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr thrown) {
+  server.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr thrown) {
     std::string message = "internal error";
     try {
       std::rethrow_exception(thrown);
@@ -616,8 +621,26 @@ Result<void> ApiServer::listen(const std::string& socketPath) {
   return {};
 }
 
-void ApiServer::run() { server_->listen_after_bind(); }
+Result<void> ApiServer::listenTls(const std::string& host, int port, const std::string& certFile,
+                                  const std::string& keyFile) {
+  tlsServer_ = std::make_unique<httplib::SSLServer>(certFile.c_str(), keyFile.c_str());
+  if (!tlsServer_->is_valid())
+    return Error{fmt::format("--tls-cert {} / --tls-key {}: cannot load the certificate and its key", certFile, keyFile)};
+  serveRoutesOn(*tlsServer_);
+  if (!tlsServer_->bind_to_port(host.c_str(), port)) return errnoError(fmt::format("{}:{}", host, port));
+  return {};
+}
 
-void ApiServer::stop() { server_->stop(); }
+void ApiServer::run() {
+  std::thread tls;
+  if (tlsServer_) tls = std::thread([this] { tlsServer_->listen_after_bind(); });
+  server_->listen_after_bind();
+  if (tls.joinable()) tls.join();
+}
+
+void ApiServer::stop() {
+  server_->stop();
+  if (tlsServer_) tlsServer_->stop();
+}
 
 }  // namespace strata::control

@@ -48,6 +48,17 @@ Result<void> makeDirectory(const std::string& path) {
   return {};
 }
 
+// "tcp:ADDR:PORT" -> (ADDR, PORT).
+Result<std::pair<std::string, int>> tcpAddress(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (listen.rfind("tcp:", 0) != 0 || colon <= 4) return Error{fmt::format("--listen {}: expected tcp:ADDR:PORT", listen)};
+  std::string port = listen.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535)
+    return Error{fmt::format("--listen {}: the port must be a number from 0 to 65535", listen)};
+  return std::pair{listen.substr(4, colon - 4), std::stoi(port)};
+}
+
 }  // namespace
 
 std::string defaultDaemonSocket() {
@@ -103,6 +114,15 @@ Result<void> runDaemon(const DaemonOptions& options) {
     return Error{failure.what()};
   }
   if (auto listening = server.listen(socketPath); !listening) return listening.error();
+  if (!options.listen.empty()) {
+    auto address = tcpAddress(options.listen);
+    if (!address) return address.error();
+    if (options.tlsCert.empty() || options.tlsKey.empty())
+      return Error{"--listen needs --tls-cert and --tls-key: tokens do not cross a network in the clear"};
+    if (auto tls = server.listenTls(address->first, address->second, options.tlsCert, options.tlsKey); !tls)
+      return tls.error();
+    log::info("strata daemon: API also on https://{}:{}", address->first, address->second);
+  }
   supervisor.startWatching();
   log::info("strata daemon: data in {}, API on {}", dataDir, socketPath);
 

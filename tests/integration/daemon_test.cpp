@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -42,8 +43,13 @@ bool waitFor(Ready ready, std::chrono::seconds limit) {
 // One `strata daemon` child with its data directory; VMs it left running are killed at the end.
 class DaemonProcess {
  public:
-  explicit DaemonProcess(const std::string& name) : dataDir_(temporaryPath(name)) {
+  // extraArgs: more `strata daemon` options; files they name may be put in DATADIR by `prepare`.
+  explicit DaemonProcess(const std::string& name, std::vector<std::string> extraArgs = {},
+                         const std::function<void(const std::string& dataDir)>& prepare = nullptr)
+      : dataDir_(temporaryPath(name)), extraArgs_(std::move(extraArgs)) {
     std::filesystem::remove_all(dataDir_);
+    std::filesystem::create_directories(dataDir_);
+    if (prepare) prepare(dataDir_);
     start();
   }
   ~DaemonProcess() {
@@ -60,8 +66,13 @@ class DaemonProcess {
       std::string log = dataDir_ + ".log";
       FILE* out = std::freopen(log.c_str(), "a", stdout);
       if (out) ::dup2(STDOUT_FILENO, STDERR_FILENO);
-      ::execl(strataBinary().c_str(), strataBinary().c_str(), "daemon", "--data-dir", dataDir_.c_str(), "--socket",
-              socket().c_str(), "--meter-interval", "1", "--shutdown-timeout", "20", nullptr);
+      std::vector<std::string> args{strataBinary(), "daemon", "--data-dir", dataDir_, "--socket", socket(),
+                                    "--meter-interval", "1", "--shutdown-timeout", "20"};
+      args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());
+      std::vector<char*> argv;
+      for (auto& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
       ::_exit(127);
     }
     bool up = waitFor([&] { return ::access(socket().c_str(), F_OK) == 0 && raw("GET", "/openapi.json").status == 200; },
@@ -101,6 +112,7 @@ class DaemonProcess {
 
  private:
   std::string dataDir_, adminToken_;
+  std::vector<std::string> extraArgs_;
   pid_t pid_ = -1;
 };
 
@@ -360,6 +372,96 @@ TEST(DaemonEvents, StreamsOnlyTheTenantsOwnVmChangesToCurl) {
   EXPECT_FALSE(contains(events, "a1")) << "another tenant's event leaked: " << events;
   EXPECT_FALSE(contains(events, "acme")) << events;
   EXPECT_EQ(daemon.raw("GET", "/events", "", "wrong").status, 401);
+}
+
+TEST(DaemonTls, ServesTheApiOverTlsWithBearerTokensToCurl) {
+  int port = 20000 + ::getpid() % 20000;
+  std::string listen = "tcp:127.0.0.1:" + std::to_string(port);
+  DaemonProcess daemon("tls", {"--listen", listen, "--tls-cert", "cert.pem", "--tls-key", "key.pem"},
+                       [](const std::string& dir) {
+                         auto made = runShell("cd " + dir + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout "
+                                              "key.pem -out cert.pem -days 1 -subj /CN=localhost -addext "
+                                              "subjectAltName=IP:127.0.0.1 2>&1");
+                         ASSERT_EQ(made.exitCode, 0) << made.output;
+                       });
+  std::string curl = "cd " + daemon.dataDir() + " && curl -s --cacert cert.pem -w ' %{http_code}' ";
+  std::string url = " https://127.0.0.1:" + std::to_string(port);
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "over-tls"}}).first, 201);
+  auto listed = runShell(curl + "-H 'Authorization: Bearer " + daemon.adminToken() + "'" + url + "/vms");
+  EXPECT_TRUE(contains(listed.output, "\"name\":\"over-tls\"")) << listed.output;
+  EXPECT_TRUE(contains(listed.output, "] 200")) << listed.output;
+  auto wrong = runShell(curl + "-H 'Authorization: Bearer strata_00'" + url + "/vms");
+  EXPECT_EQ(wrong.output, "{\"error\":\"unknown token\"} 401");
+  auto clear = runShell("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:" + std::to_string(port) + "/vms");
+  EXPECT_EQ(clear.output, "000") << "the TCP listener answered HTTP in the clear";
+
+  auto noCert = runShell(strataBinary() + " daemon --data-dir " + daemon.dataDir() + "-plain --socket " +
+                         daemon.dataDir() + "-plain.sock --listen " + listen + " 2>&1");
+  EXPECT_EQ(noCert.exitCode, 1);
+  EXPECT_TRUE(contains(noCert.output, "--listen needs --tls-cert and --tls-key")) << noCert.output;
+}
+
+TEST(DaemonCli, ManagesTenantsQuotasUsageAndTemplates) {
+  DaemonProcess daemon("cli-tenants");
+  std::string options = " --daemon " + daemon.socket() + " --token " + daemon.adminToken();
+  std::string strata = strataBinary() + " ";
+  auto created = runShell(strata + "tenant create acme" + options + " 2>&1");
+  EXPECT_EQ(created.exitCode, 0) << created.output;
+  auto quota = runShell(strata + "tenant quota acme --vms 2 --disk-gib 5" + options + " 2>&1");
+  EXPECT_EQ(quota.exitCode, 0) << quota.output;
+  auto table = runShell(strata + "tenant list" + options + " 2>&1");
+  EXPECT_TRUE(contains(table.output, "acme                     0/2         0/-         0/-             0/5")) << table.output;
+  auto info = json::parse(runShell(strata + "tenant info acme -o json" + options).output, nullptr, false);
+  EXPECT_EQ(info["quota"]["disk_gib"], 5) << info;
+  std::string token = runShell(strata + "tenant token acme" + options).output;
+  ASSERT_TRUE(contains(token, "strata_")) << token;
+  token.pop_back();
+  auto duplicate = runShell(strata + "tenant create acme" + options + " 2>&1");
+  EXPECT_EQ(duplicate.exitCode, 1);
+  EXPECT_TRUE(contains(duplicate.output, "strata tenant create acme: HTTP 409: tenant acme already exists"));
+  auto forbidden = runShell(strata + "tenant create evil --daemon " + daemon.socket() + " --token " + token + " 2>&1");
+  EXPECT_TRUE(contains(forbidden.output, "HTTP 403: this needs an admin token")) << forbidden.output;
+
+  std::string image = daemon.dataDir() + "/tenants/acme/disk.raw";
+  ASSERT_EQ(runShell("head -c 1048576 /dev/zero > " + image).exitCode, 0);
+  std::string asAcme = " --daemon " + daemon.socket() + " --token " + token;
+  auto imported = runShell(strata + "template import base " + image + asAcme + " 2>&1");
+  EXPECT_EQ(imported.exitCode, 0) << imported.output;
+  EXPECT_TRUE(contains(imported.output, "base                     acme             ready")) << imported.output;
+  auto clone = runShell(strata + "vm create --template base --name web1 --no-start -o json" + asAcme + " 2>&1");
+  EXPECT_EQ(json::parse(clone.output, nullptr, false)["template"], "base") << clone.output;
+  auto busy = runShell(strata + "template delete base" + asAcme + " 2>&1");
+  EXPECT_TRUE(contains(busy.output, "strata template delete base: HTTP 409: template base backs VM web1")) << busy.output;
+  auto templates = json::parse(runShell(strata + "template list -o json" + asAcme).output, nullptr, false);
+  EXPECT_EQ(templates.size(), 1u) << templates;
+
+  auto csv = runShell(strata + "usage -o csv" + options);
+  EXPECT_TRUE(contains(csv.output, "vm,tenant,start,end,vcpu_seconds,memory_gib_hours\n")) << csv.output;
+  auto badRange = runShell(strata + "usage --from yesterday" + options + " 2>&1");
+  EXPECT_TRUE(contains(badRange.output, "strata usage: HTTP 400: from: expected UNIX seconds")) << badRange.output;
+}
+
+TEST(DaemonVm, MadeFromATemplateBootsFromItsLinkedClone) {
+  DaemonProcess daemon("vm-template");
+  auto imported = importTemplate(daemon, {{"name", "rootfs"}, {"path", defaultGuestFile("rootfs.ext4")}});
+  ASSERT_EQ(imported["state"], "succeeded") << imported;
+  std::string templateFile = daemon.dataDir() + "/templates/rootfs.qcow2";
+  auto templateBefore = runShell("md5sum < " + templateFile).output;
+  // No initrd: the kernel mounts the clone as / and runs the disk's own /init, which prints the line.
+  auto [defined, vm] = daemon.call("POST", "/vms", {{"name", "web1"}, {"template", "rootfs"},
+                                                    {"kernel", defaultGuestFile("Image")},
+                                                    {"append", "console=ttyS0 root=/dev/vda rw"}});
+  ASSERT_EQ(defined, 201) << vm;
+  auto [started, running] = daemon.call("POST", "/vms/web1/start");
+  ASSERT_EQ(started, 200) << running;
+  std::string console = running["console"];
+  EXPECT_TRUE(waitFor([&] { return contains(readFile(console), "strata-guest: userspace up"); },
+                      std::chrono::seconds(240)))
+      << readFile(console);
+  EXPECT_EQ(daemon.call("POST", "/vms/web1/destroy").first, 200);
+  EXPECT_EQ(runShell("md5sum < " + templateFile).output, templateBefore) << "the guest wrote into the template";
+  auto check = runShell(strataBinary() + " image check " + daemon.dataDir() + "/vms/web1/disk.qcow2 2>&1");
+  EXPECT_EQ(check.exitCode, 0) << check.output;
 }
 
 // Whether the process is gone (or a zombie nobody has reaped yet).

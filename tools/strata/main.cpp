@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   strata::cli::addDaemonVmCommands(*strata::cli::addVmCommands(app, status), status);
   strata::cli::addDaemonCommand(app, status);
   strata::cli::addTemplateCommands(app, status);
+  strata::cli::addTenantCommands(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
