@@ -48,7 +48,8 @@ int daemonCall(const DaemonConnection& connection, const std::string& what, cont
                void (*printForPeople)(const json&)) {
   auto body = daemonRequest(connection, what, std::move(request));
   if (!body) return 1;
-  if (connection.output == "json" || body->is_string()) std::printf("%s\n", body->is_string() ? cell(*body).c_str() : body->dump(2).c_str());
+  if (body->is_string()) std::fputs(cell(*body).c_str(), stdout);  // CSV: printed as the daemon sent it
+  else if (connection.output == "json") std::printf("%s\n", body->dump(2).c_str());
   else printForPeople(*body);
   return 0;
 }
