@@ -67,6 +67,8 @@ std::string defaultDaemonSocket() {
 }
 
 Result<void> runDaemon(const DaemonOptions& options) {
+  if (!options.listen.empty() && (options.tlsCert.empty() || options.tlsKey.empty()))
+    return Error{"--listen needs --tls-cert and --tls-key: tokens do not cross a network in the clear"};
   ::umask(0077);  // the store, the token file and the VMs' files are the daemon user's alone
   std::string dataDir = std::filesystem::absolute(options.dataDir).lexically_normal().string();
   // Each VM's API socket is DATADIR/vms/NAME/api.sock, NAME up to 63 characters.
@@ -117,8 +119,6 @@ Result<void> runDaemon(const DaemonOptions& options) {
   if (!options.listen.empty()) {
     auto address = tcpAddress(options.listen);
     if (!address) return address.error();
-    if (options.tlsCert.empty() || options.tlsKey.empty())
-      return Error{"--listen needs --tls-cert and --tls-key: tokens do not cross a network in the clear"};
     if (auto tls = server.listenTls(address->first, address->second, options.tlsCert, options.tlsKey); !tls)
       return tls.error();
     log::info("strata daemon: API also on https://{}:{}", address->first, address->second);
