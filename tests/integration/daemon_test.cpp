@@ -377,7 +377,8 @@ TEST(DaemonEvents, StreamsOnlyTheTenantsOwnVmChangesToCurl) {
 TEST(DaemonTls, ServesTheApiOverTlsWithBearerTokensToCurl) {
   int port = 20000 + ::getpid() % 20000;
   std::string listen = "tcp:127.0.0.1:" + std::to_string(port);
-  DaemonProcess daemon("tls", {"--listen", listen, "--tls-cert", "cert.pem", "--tls-key", "key.pem"},
+  std::string dir = temporaryPath("tls");
+  DaemonProcess daemon("tls", {"--listen", listen, "--tls-cert", dir + "/cert.pem", "--tls-key", dir + "/key.pem"},
                        [](const std::string& dir) {
                          auto made = runShell("cd " + dir + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout "
                                               "key.pem -out cert.pem -days 1 -subj /CN=localhost -addext "
@@ -402,7 +403,7 @@ TEST(DaemonTls, ServesTheApiOverTlsWithBearerTokensToCurl) {
 }
 
 TEST(DaemonCli, ManagesTenantsQuotasUsageAndTemplates) {
-  DaemonProcess daemon("cli-tenants");
+  DaemonProcess daemon("clitenant");  // short: the VMs' socket paths under it must fit sun_path
   std::string options = " --daemon " + daemon.socket() + " --token " + daemon.adminToken();
   std::string strata = strataBinary() + " ";
   auto created = runShell(strata + "tenant create acme" + options + " 2>&1");
@@ -442,7 +443,7 @@ TEST(DaemonCli, ManagesTenantsQuotasUsageAndTemplates) {
 }
 
 TEST(DaemonVm, MadeFromATemplateBootsFromItsLinkedClone) {
-  DaemonProcess daemon("vm-template");
+  DaemonProcess daemon("vmclone");
   auto imported = importTemplate(daemon, {{"name", "rootfs"}, {"path", defaultGuestFile("rootfs.ext4")}});
   ASSERT_EQ(imported["state"], "succeeded") << imported;
   std::string templateFile = daemon.dataDir() + "/templates/rootfs.qcow2";
