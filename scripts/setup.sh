@@ -13,6 +13,8 @@ packages=(
   libcpp-httplib-dev nlohmann-json3-dev  # the per-VM control API: HTTP on a UNIX socket, JSON bodies
   libsqlite3-dev  # the management daemon's store (src/control)
   libzstd-dev  # live migration's page compression
+  libssl-dev  # the daemon's TLS listener (cpp-httplib's SSLServer, strata daemon --listen)
+  curl openssl  # the daemon tests' real HTTP client (event stream, TLS) and their test certificate
   # tests and benchmarks: QEMU is the peer we measure against and test with, never a dependency
   libgtest-dev libgmock-dev libbenchmark-dev
   qemu-system-misc qemu-utils libnbd-bin e2fsprogs iproute2 hyperfine python3 opensbi qemu-user

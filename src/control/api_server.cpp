@@ -8,12 +8,14 @@
 #include <functional>
 #include <map>
 #include <regex>
+#include <thread>
 
 #include <fmt/core.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "base/log.h"
+#include "control/templates.h"
 #include "control/token.h"
 
 namespace strata::control {
@@ -70,6 +72,25 @@ json tenantJson(const TenantRecord& tenant) {
             {"vcpus", tenant.used.vcpus},
             {"memory_mib", tenant.used.memoryMib},
             {"disk_gib", tenant.used.diskGib}}}};
+}
+
+json templateJson(const TemplateRecord& record) {
+  return {{"name", record.name},
+          {"tenant", record.tenant ? json(*record.tenant) : json(nullptr)},
+          {"virtual_size", record.virtualSize},
+          {"disk_gib", record.diskGib},
+          {"state", record.ready ? "ready" : "importing"}};
+}
+
+json operationJson(const Operation& operation) {
+  json result = {{"id", operation.id},
+                 {"kind", operation.kind},
+                 {"target", operation.target},
+                 {"state", operationStateName(operation.state)},
+                 {"done", operation.done},
+                 {"total", operation.total}};
+  if (!operation.error.empty()) result["error"] = operation.error;
+  return result;
 }
 
 json vmJson(const VmRecord& vm, const VmPaths& paths) {
@@ -151,8 +172,42 @@ struct ApiServer::Handlers {
     PathPolicy policy{call.principal.admin, server.options_.dataDir + "/tenants/" + tenant};
     auto spec = parseVmSpec(*body, tenant, policy);
     if (!spec) return call.fail(400, spec.error().message);
+    std::optional<TemplateRecord> backing;
+    VmPaths paths = supervisor().pathsOf(spec->name);
+    if (!spec->templateName.empty()) {
+      backing = usableTemplate(call, spec->templateName, tenant);
+      if (!backing) return;
+      spec->disks.insert(spec->disks.begin(), DiskSpec{paths.clonedDisk, "qcow2", false});
+      spec->diskGib += backing->diskGib;
+    }
     if (auto outcome = store().defineVm(*spec); !outcome.ok()) return call.refuse(outcome);
-    call.reply(201, vmJson(*store().vm(spec->name), supervisor().pathsOf(spec->name)));
+    if (backing) {  // the name is ours now; a failure takes the definition back
+      std::error_code error;
+      std::filesystem::create_directories(paths.dir, error);
+      auto cloned = error ? Result<void>(Error{paths.dir + ": " + error.message()})
+                          : createLinkedClone(backing->path, backing->virtualSize, paths.clonedDisk);
+      if (!cloned) {
+        store().deleteVm(spec->name);
+        std::filesystem::remove_all(paths.dir, error);
+        return call.fail(500, fmt::format("{}: linked clone of {}: {}", spec->name, backing->name, cloned.error().message));
+      }
+    }
+    call.reply(201, vmJson(*store().vm(spec->name), paths));
+  }
+
+  // A ready template `tenant` may make VMs from (its own or a shared one), or a 404/409 reply and nullopt.
+  std::optional<TemplateRecord> usableTemplate(Call& call, const std::string& name, const std::string& tenant) {
+    auto record = store().templateNamed(name);
+    if (!record || (record->tenant && *record->tenant != tenant) ||
+        (!call.principal.admin && record->tenant && *record->tenant != call.principal.tenant)) {
+      call.fail(404, fmt::format("no template {}", name));
+      return std::nullopt;
+    }
+    if (!record->ready) {
+      call.fail(409, fmt::format("template {} is still being imported", name));
+      return std::nullopt;
+    }
+    return record;
   }
 
   void getVm(Call& call) {
@@ -327,6 +382,116 @@ struct ApiServer::Handlers {
                       {"memory_gib_hours", total.memoryGibHours}});
     call.reply(200, list);
   }
+
+  // The template the caller may see (its tenant's or a shared one), or a 404 reply and nullopt.
+  std::optional<TemplateRecord> visibleTemplate(Call& call) {
+    std::string name = call.arg(1);
+    auto record = isValidName(name) ? store().templateNamed(name) : std::nullopt;
+    if (!record || (!call.principal.admin && record->tenant && *record->tenant != call.principal.tenant)) {
+      call.fail(404, fmt::format("no template {}", name));
+      return std::nullopt;
+    }
+    return record;
+  }
+
+  void listTemplates(Call& call) {
+    json list = json::array();
+    auto tenant = call.principal.admin ? std::nullopt : std::optional(call.principal.tenant);
+    for (const auto& record : store().templates(tenant)) list.push_back(templateJson(record));
+    call.reply(200, list);
+  }
+
+  void getTemplate(Call& call) {
+    if (auto record = visibleTemplate(call)) call.reply(200, templateJson(*record));
+  }
+
+  // Reserves the name and the disk quota, then copies the image on an operation's thread: 202 with its id.
+  void importTemplate(Call& call) {
+    auto body = call.body();
+    if (!body) return;
+    for (const auto& [key, value] : body->items())
+      if (key != "name" && key != "path" && key != "format" && key != "tenant")
+        return call.fail(400, fmt::format("unknown field '{}'", key));
+    auto text = [&](const char* field) -> std::optional<std::string> {
+      if (!body->contains(field)) return std::string{};
+      if (!(*body)[field].is_string()) return call.fail(400, fmt::format("{}: expected a string", field)), std::nullopt;
+      return (*body)[field].get<std::string>();
+    };
+    auto name = text("name"), path = text("path"), format = text("format"), owner = text("tenant");
+    if (!name || !path || !format || !owner) return;
+    if (!isValidName(*name)) return call.fail(400, "name: expected 1-63 letters, digits, '-' or '_' (not first)");
+    // An admin's template without a tenant is shared by all; a tenant's is its own.
+    std::optional<std::string> tenant = owner->empty() ? std::nullopt : owner;
+    if (!call.principal.admin) {
+      if (tenant && *tenant != call.principal.tenant)
+        return call.fail(403, fmt::format("this token may import templates only for tenant {}", call.principal.tenant));
+      tenant = call.principal.tenant;
+    }
+    if (tenant && !isValidName(*tenant)) return call.fail(404, fmt::format("no tenant {}", *tenant));
+    PathPolicy policy{call.principal.admin, server.options_.dataDir + "/tenants/" + tenant.value_or("")};
+    auto source = inspectTemplateSource(*path, *format, policy);
+    if (!source) return call.fail(400, source.error().message);
+    constexpr uint64_t kGib = uint64_t{1} << 30;
+    TemplateRecord record{*name, tenant, server.options_.dataDir + "/templates/" + *name + ".qcow2",
+                          source->virtualSize, (source->virtualSize + kGib - 1) / kGib, false};
+    if (auto outcome = store().reserveTemplate(record); !outcome.ok()) return call.refuse(outcome);
+    Store& store = this->store();
+    std::string id = server.operations_.start(
+        "import", record.name, tenant.value_or(""), [&store, source = *source, record](const auto& progress) {
+          std::error_code ignored;
+          std::filesystem::remove(record.path, ignored);  // left by an import a killed daemon did not finish
+          auto imported = importTemplateImage(source, record.path, progress);
+          if (imported) {
+            store.markTemplateReady(record.name);
+            return imported;
+          }
+          std::filesystem::remove(record.path, ignored);
+          store.removeUnreadyTemplate(record.name);
+          return imported;
+        });
+    call.reply(202, json{{"operation", operationJson(*server.operations_.find(id))}, {"template", templateJson(record)}});
+  }
+
+  void deleteTemplate(Call& call) {
+    auto record = visibleTemplate(call);
+    if (!record) return;
+    if (!record->tenant && !call.principal.admin)
+      return call.fail(403, fmt::format("template {} is shared: only an admin may delete it", record->name));
+    if (auto outcome = store().deleteTemplate(record->name); !outcome.ok()) return call.refuse(outcome);
+    std::error_code ignored;
+    std::filesystem::remove(record->path, ignored);
+    call.reply(200, json{{"deleted", record->name}});
+  }
+
+  void getOperation(Call& call) {
+    auto operation = server.operations_.find(call.arg(1));
+    if (!operation || (!call.principal.admin && operation->tenant != call.principal.tenant))
+      return call.fail(404, fmt::format("no operation {}", call.arg(1)));
+    call.reply(200, operationJson(*operation));
+  }
+
+  // Server-Sent Events: the caller's tenant's VM changes and operation outcomes, as they happen.
+  void streamEvents(Call& call) {
+    auto tenant = call.principal.admin ? std::nullopt : std::optional(call.principal.tenant);
+    auto subscriber = server.events_->subscribe(tenant);
+    if (!subscriber) return call.fail(503, "too many event stream clients; try again later");
+    std::shared_ptr<EventBus> bus = server.events_;
+    call.response.status = 200;
+    call.response.set_header("Cache-Control", "no-cache");
+    call.response.set_chunked_content_provider(
+        "text/event-stream",
+        [bus, subscriber, quietSeconds = -1](size_t, httplib::DataSink& sink) mutable {
+          // A comment at once (the client knows it is subscribed), and every 15 s of silence.
+          auto events = quietSeconds < 0 ? std::vector<std::string>{} : bus->take(*subscriber, std::chrono::seconds(1));
+          if (events.empty() && quietSeconds >= 0 && ++quietSeconds < 15) return true;
+          if (events.empty()) events.push_back(": subscribed\n\n");
+          quietSeconds = 0;
+          for (const auto& event : events)
+            if (!sink.write(event.data(), event.size())) return false;
+          return true;
+        },
+        [bus, subscriber](bool) { bus->unsubscribe(subscriber); });
+  }
 };
 
 namespace {
@@ -366,6 +531,12 @@ static const std::vector<RouteEntry>& routeTable() {
       {{"POST", "/tenants/{tenant}/tokens"}, Access::Admin, &H::addToken},
       {{"PUT", "/tenants/{tenant}/quota"}, Access::Admin, &H::setQuota},
       {{"GET", "/usage"}, Access::Token, &H::usage},
+      {{"GET", "/templates"}, Access::Token, &H::listTemplates},
+      {{"POST", "/templates"}, Access::Token, &H::importTemplate},
+      {{"GET", "/templates/{template}"}, Access::Token, &H::getTemplate},
+      {{"DELETE", "/templates/{template}"}, Access::Token, &H::deleteTemplate},
+      {{"GET", "/operations/{id}"}, Access::Token, &H::getOperation},
+      {{"GET", "/events"}, Access::Token, &H::streamEvents},
   };
   return table;
 }
@@ -377,10 +548,25 @@ std::vector<ApiRoute> apiRoutes() {
 }
 
 ApiServer::ApiServer(Store& store, Supervisor& supervisor, Options options)
-    : store_(store), supervisor_(supervisor), options_(std::move(options)), server_(std::make_unique<ListeningServer>()) {
-  auto handlers = std::make_shared<Handlers>(Handlers{*this});
+    : store_(store),
+      supervisor_(supervisor),
+      options_(std::move(options)),
+      server_(std::make_unique<ListeningServer>()),
+      operations_([events = events_](const Operation& operation) {
+        events->publish(operation.tenant, "operation", operationJson(operation));
+      }) {
+  store_.setVmObserver([events = events_](const VmChange& change) {
+    events->publish(change.tenant, "vm", json{{"vm", change.vm}, {"tenant", change.tenant}, {"state", change.state}});
+  });
+  handlers_ = std::make_shared<Handlers>(Handlers{*this});
+  serveRoutesOn(*server_);
+}
+
+void ApiServer::serveRoutesOn(httplib::Server& server) {
+  // Each event stream holds a worker thread for as long as its client listens.
+  server.new_task_queue = [] { return new httplib::ThreadPool(EventBus::kMaxSubscribers + 16); };
   for (const auto& entry : routeTable()) {
-    auto handler = [this, handlers, &entry](const httplib::Request& request, httplib::Response& response) {
+    auto handler = [this, handlers = handlers_, &entry](const httplib::Request& request, httplib::Response& response) {
       Call call{{}, request, response};
       if (entry.access != Access::Anyone) {
         std::string token = bearerToken(request);
@@ -396,20 +582,20 @@ ApiServer::ApiServer(Store& store, Supervisor& supervisor, Options options)
     };
     std::string pattern = routePattern(entry.route.path);
     const std::string& method = entry.route.method;
-    if (method == "GET") server_->Get(pattern, handler);
-    else if (method == "POST") server_->Post(pattern, handler);
-    else if (method == "PUT") server_->Put(pattern, handler);
-    else server_->Delete(pattern, handler);
+    if (method == "GET") server.Get(pattern, handler);
+    else if (method == "POST") server.Post(pattern, handler);
+    else if (method == "PUT") server.Put(pattern, handler);
+    else server.Delete(pattern, handler);
   }
-  server_->set_payload_max_length(kMaxBody);
+  server.set_payload_max_length(kMaxBody);
   // Unmatched routes and library-level refusals (413, 400) get a JSON error too.
-  server_->set_error_handler([](const httplib::Request& request, httplib::Response& response) {
+  server.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
     if (!response.body.empty()) return;
     std::string message = response.status == 404 ? fmt::format("no route for {} {}", request.method, request.path)
                                                   : fmt::format("HTTP {}", response.status);
     response.set_content(json{{"error", message}}.dump(), "application/json");
   });
-  server_->set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr thrown) {
+  server.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr thrown) {
     std::string message = "internal error";
     try {
       std::rethrow_exception(thrown);
@@ -435,8 +621,26 @@ Result<void> ApiServer::listen(const std::string& socketPath) {
   return {};
 }
 
-void ApiServer::run() { server_->listen_after_bind(); }
+Result<void> ApiServer::listenTls(const std::string& host, int port, const std::string& certFile,
+                                  const std::string& keyFile) {
+  tlsServer_ = std::make_unique<httplib::SSLServer>(certFile.c_str(), keyFile.c_str());
+  if (!tlsServer_->is_valid())
+    return Error{fmt::format("--tls-cert {} / --tls-key {}: cannot load the certificate and its key", certFile, keyFile)};
+  serveRoutesOn(*tlsServer_);
+  if (!tlsServer_->bind_to_port(host.c_str(), port)) return errnoError(fmt::format("{}:{}", host, port));
+  return {};
+}
 
-void ApiServer::stop() { server_->stop(); }
+void ApiServer::run() {
+  std::thread tls;
+  if (tlsServer_) tls = std::thread([this] { tlsServer_->listen_after_bind(); });
+  server_->listen_after_bind();
+  if (tls.joinable()) tls.join();
+}
+
+void ApiServer::stop() {
+  server_->stop();
+  if (tlsServer_) tlsServer_->stop();
+}
 
 }  // namespace strata::control

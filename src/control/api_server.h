@@ -1,5 +1,6 @@
 // ApiServer: the daemon's REST API (HTTP/1.1 + JSON, cpp-httplib) on a UNIX
-// socket: VMs, tenants, tokens, quotas, usage. Every request but
+// socket (and optionally TCP with TLS): VMs, templates, operations, the event stream, tenants, tokens,
+// quotas, usage. Every request but
 // /openapi.json needs a bearer token; a tenant's token sees only its own
 // tenant and VMs (others' are 404, as if they did not exist).
 #pragma once
@@ -10,11 +11,14 @@
 #include <vector>
 
 #include "base/result.h"
+#include "control/event_bus.h"
+#include "control/operations.h"
 #include "control/store.h"
 #include "control/supervisor.h"
 
 namespace httplib {
 class Server;
+class SSLServer;
 }
 
 namespace strata::control {
@@ -39,16 +43,25 @@ class ApiServer {
 
   // Creates the socket (mode 0600: only its owner may talk to the daemon).
   Result<void> listen(const std::string& socketPath);
+  // Also serves on TCP, only over TLS (the bearer tokens must not cross a network in the clear).
+  Result<void> listenTls(const std::string& host, int port, const std::string& certFile, const std::string& keyFile);
   void run();   // serves until stop()
   void stop();  // safe from another thread
 
  struct Handlers;  // the route handlers, defined with the route table in api_server.cpp
 
  private:
+  void serveRoutesOn(httplib::Server& server);
+
   Store& store_;
   Supervisor& supervisor_;
   Options options_;
   std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<httplib::SSLServer> tlsServer_;
+  std::shared_ptr<Handlers> handlers_;
+  // Shared with the store's VM observer, which the supervisor's thread may call after this server is gone.
+  std::shared_ptr<EventBus> events_ = std::make_shared<EventBus>();
+  Operations operations_;  // after events_: a finishing operation publishes there
 };
 
 }  // namespace strata::control

@@ -48,6 +48,17 @@ Result<void> makeDirectory(const std::string& path) {
   return {};
 }
 
+// "tcp:ADDR:PORT" -> (ADDR, PORT).
+Result<std::pair<std::string, int>> tcpAddress(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (listen.rfind("tcp:", 0) != 0 || colon <= 4) return Error{fmt::format("--listen {}: expected tcp:ADDR:PORT", listen)};
+  std::string port = listen.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535)
+    return Error{fmt::format("--listen {}: the port must be a number from 0 to 65535", listen)};
+  return std::pair{listen.substr(4, colon - 4), std::stoi(port)};
+}
+
 }  // namespace
 
 std::string defaultDaemonSocket() {
@@ -56,13 +67,15 @@ std::string defaultDaemonSocket() {
 }
 
 Result<void> runDaemon(const DaemonOptions& options) {
+  if (!options.listen.empty() && (options.tlsCert.empty() || options.tlsKey.empty()))
+    return Error{"--listen needs --tls-cert and --tls-key: tokens do not cross a network in the clear"};
   ::umask(0077);  // the store, the token file and the VMs' files are the daemon user's alone
   std::string dataDir = std::filesystem::absolute(options.dataDir).lexically_normal().string();
   // Each VM's API socket is DATADIR/vms/NAME/api.sock, NAME up to 63 characters.
   if (dataDir.size() + 5 + 63 + 9 >= sizeof(sockaddr_un::sun_path))
     return Error{fmt::format("--data-dir {}: too long for the VMs' socket paths (at most {} characters)", dataDir,
                              sizeof(sockaddr_un::sun_path) - 5 - 63 - 9 - 1)};
-  for (const auto& dir : {dataDir, dataDir + "/vms", dataDir + "/tenants"})
+  for (const auto& dir : {dataDir, dataDir + "/vms", dataDir + "/tenants", dataDir + "/templates"})
     if (auto made = makeDirectory(dir); !made) return made.error();
   // One daemon per data directory: a second would adopt the same VMs and take over the socket.
   std::string lockPath = dataDir + "/daemon.lock";
@@ -78,6 +91,10 @@ Result<void> runDaemon(const DaemonOptions& options) {
   try {
     (*store)->addTenant("default");  // where an admin's VMs go when the spec names no tenant
     if (auto admin = ensureAdminToken(**store, dataDir); !admin) return admin.error();
+    for (const auto& path : (*store)->dropUnreadyTemplates()) {  // imports a killed daemon left half done
+      log::info("dropping the unfinished template import {}", path);
+      ::unlink(path.c_str());
+    }
   } catch (const StoreFailure& failure) {
     return Error{failure.what()};
   }
@@ -99,6 +116,13 @@ Result<void> runDaemon(const DaemonOptions& options) {
     return Error{failure.what()};
   }
   if (auto listening = server.listen(socketPath); !listening) return listening.error();
+  if (!options.listen.empty()) {
+    auto address = tcpAddress(options.listen);
+    if (!address) return address.error();
+    if (auto tls = server.listenTls(address->first, address->second, options.tlsCert, options.tlsKey); !tls)
+      return tls.error();
+    log::info("strata daemon: API also on https://{}:{}", address->first, address->second);
+  }
   supervisor.startWatching();
   log::info("strata daemon: data in {}, API on {}", dataDir, socketPath);
 

@@ -16,6 +16,8 @@ struct DaemonOptions {
   std::string strataBinary;   // what runs each VM (`strata run`)
   std::chrono::seconds meterInterval{30};
   std::chrono::seconds shutdownGrace{30};
+  std::string listen;           // "tcp:ADDR:PORT": also serve the API there, over TLS with these
+  std::string tlsCert, tlsKey;  // PEM files
 };
 
 // The daemon socket clients use when none is given: $STRATA_RUN_DIR/daemon.sock, or /run/strata/daemon.sock.

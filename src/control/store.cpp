@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS usage(
   start INTEGER NOT NULL, end INTEGER NOT NULL,
   vcpu_seconds REAL NOT NULL, memory_gib_hours REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS usage_by_end ON usage(end);
+CREATE TABLE IF NOT EXISTS templates(
+  name TEXT PRIMARY KEY,
+  tenant TEXT REFERENCES tenants(name),
+  path TEXT NOT NULL, virtual_size INTEGER NOT NULL, disk_gib INTEGER NOT NULL,
+  ready INTEGER NOT NULL DEFAULT 0,
+  created INTEGER NOT NULL);
 )sql";
 
 // One prepared statement; binds by position, throws StoreFailure on errors.
@@ -213,8 +219,10 @@ ResourceUse Store::usedBy(const std::string& tenant) {
                 "SELECT count(*), coalesce(sum(cpus),0), coalesce(sum(memory_mib),0), coalesce(sum(disk_gib),0) "
                 "FROM vms WHERE tenant=?");
   sum.bind(1, tenant).step();
+  Statement templates(db_, "SELECT coalesce(sum(disk_gib),0) FROM templates WHERE tenant=?");
+  templates.bind(1, tenant).step();
   return {static_cast<uint64_t>(sum.integer(0)), static_cast<uint64_t>(sum.integer(1)),
-          static_cast<uint64_t>(sum.integer(2)), static_cast<uint64_t>(sum.integer(3))};
+          static_cast<uint64_t>(sum.integer(2)), static_cast<uint64_t>(sum.integer(3) + templates.integer(0))};
 }
 
 std::vector<TenantRecord> Store::tenants() {
@@ -259,15 +267,10 @@ std::optional<Principal> Store::principalForToken(const std::string& hash) {
   return Principal{false, row.text(0)};
 }
 
-Outcome Store::defineVm(const VmSpec& spec) {
-  std::lock_guard lock(mutex_);
-  Transaction transaction(db_);
+Outcome Store::checkQuota(const std::string& tenant, const ResourceUse& asked) {
   Statement limits(db_, "SELECT max_vms, max_vcpus, max_memory_mib, max_disk_gib FROM tenants WHERE name=?");
-  if (!limits.bind(1, spec.tenant).step()) return {Outcome::NotFound, fmt::format("no tenant {}", spec.tenant)};
-  Statement existing(db_, "SELECT 1 FROM vms WHERE name=?");
-  if (existing.bind(1, spec.name).step())
-    return {Outcome::Conflict, fmt::format("a VM named {} already exists", spec.name)};
-  ResourceUse used = usedBy(spec.tenant), asked = resourcesOf(spec);
+  if (!limits.bind(1, tenant).step()) return {Outcome::NotFound, fmt::format("no tenant {}", tenant)};
+  ResourceUse used = usedBy(tenant);
   struct Check {
     const char* what;
     std::optional<uint64_t> limit;
@@ -277,8 +280,24 @@ Outcome Store::defineVm(const VmSpec& spec) {
                 {"memory_mib", limits.optionalCount(2), used.memoryMib, asked.memoryMib},
                 {"disk_gib", limits.optionalCount(3), used.diskGib, asked.diskGib}};
   for (const auto& check : checks)
-    if (check.limit && check.used + check.asked > *check.limit)
+    if (check.limit && check.asked > 0 && check.used + check.asked > *check.limit)
       return {Outcome::OverQuota, overQuota(check.what, check.used, check.asked, *check.limit)};
+  return {};
+}
+
+Outcome Store::defineVm(const VmSpec& spec) {
+  {
+    std::lock_guard lock(mutex_);
+    Transaction transaction(db_);
+    Statement existing(db_, "SELECT 1 FROM vms WHERE name=?");
+    if (existing.bind(1, spec.name).step())
+      return {Outcome::Conflict, fmt::format("a VM named {} already exists", spec.name)};
+    if (!spec.templateName.empty()) {  // checked again here: a template deleted meanwhile backs no new VM
+      Statement backing(db_, "SELECT 1 FROM templates WHERE name=? AND ready=1");
+      if (!backing.bind(1, spec.templateName).step())
+        return {Outcome::NotFound, fmt::format("no template {}", spec.templateName)};
+    }
+    if (auto quota = checkQuota(spec.tenant, resourcesOf(spec)); !quota.ok()) return quota;
   Statement insert(db_,
                    "INSERT INTO vms(name, tenant, spec, cpus, memory_mib, disk_gib, changed) VALUES(?,?,?,?,?,?,?)");
   insert.bind(1, spec.name)
@@ -289,7 +308,9 @@ Outcome Store::defineVm(const VmSpec& spec) {
       .bind(6, static_cast<int64_t>(spec.diskGib))
       .bind(7, now())
       .step();
-  transaction.commit();
+    transaction.commit();
+  }
+  notify(spec.name, "defined");
   return {};
 }
 
@@ -310,47 +331,166 @@ std::vector<VmRecord> Store::vms(const std::optional<std::string>& tenant) {
 }
 
 Outcome Store::claimStart(const std::string& name) {
-  std::lock_guard lock(mutex_);
-  Statement update(db_, "UPDATE vms SET state='starting', changed=? WHERE name=? AND state='stopped'");
-  update.bind(1, now()).bind(2, name).step();
-  if (sqlite3_changes(db_) == 1) return {};
-  return {Outcome::Conflict, fmt::format("{} is not stopped", name)};
+  {
+    std::lock_guard lock(mutex_);
+    Statement update(db_, "UPDATE vms SET state='starting', changed=? WHERE name=? AND state='stopped'");
+    update.bind(1, now()).bind(2, name).step();
+    if (sqlite3_changes(db_) != 1) return {Outcome::Conflict, fmt::format("{} is not stopped", name)};
+  }
+  notify(name, vmStateName(VmState::Starting));
+  return {};
 }
 
 void Store::recordRunning(const std::string& name, pid_t pid, uint64_t pidStartTime, const std::string& apiSocket) {
-  std::lock_guard lock(mutex_);
-  Statement update(db_,
-                   "UPDATE vms SET state='running', pid=?, pid_start=?, api_socket=?, last_exit=NULL, metered_ticks=0, "
-                   "metered_at=?4, changed=?4 WHERE name=?5");
-  update.bind(1, int64_t{pid}).bind(2, static_cast<int64_t>(pidStartTime)).bind(3, apiSocket).bind(4, now());
-  update.bind(5, name).step();
+  {
+    std::lock_guard lock(mutex_);
+    Statement update(db_,
+                     "UPDATE vms SET state='running', pid=?, pid_start=?, api_socket=?, last_exit=NULL, "
+                     "metered_ticks=0, metered_at=?4, changed=?4 WHERE name=?5");
+    update.bind(1, int64_t{pid}).bind(2, static_cast<int64_t>(pidStartTime)).bind(3, apiSocket).bind(4, now());
+    update.bind(5, name).step();
+  }
+  notify(name, vmStateName(VmState::Running));
 }
 
 void Store::recordState(const std::string& name, VmState state) {
-  std::lock_guard lock(mutex_);
-  Statement update(db_, "UPDATE vms SET state=?, changed=? WHERE name=?");
-  update.bind(1, std::string(vmStateName(state))).bind(2, now()).bind(3, name).step();
+  {
+    std::lock_guard lock(mutex_);
+    Statement update(db_, "UPDATE vms SET state=?, changed=? WHERE name=?");
+    update.bind(1, std::string(vmStateName(state))).bind(2, now()).bind(3, name).step();
+  }
+  notify(name, vmStateName(state));
 }
 
 void Store::recordStopped(const std::string& name, std::optional<int> exitStatus) {
-  std::lock_guard lock(mutex_);
-  Statement update(db_,
-                   "UPDATE vms SET state='stopped', pid=NULL, pid_start=NULL, api_socket=NULL, last_exit=?, changed=? "
-                   "WHERE name=?");
-  update.bind(1, exitStatus).bind(2, now()).bind(3, name).step();
+  {
+    std::lock_guard lock(mutex_);
+    Statement update(db_,
+                     "UPDATE vms SET state='stopped', pid=NULL, pid_start=NULL, api_socket=NULL, last_exit=?, "
+                     "changed=? WHERE name=?");
+    update.bind(1, exitStatus).bind(2, now()).bind(3, name).step();
+  }
+  notify(name, vmStateName(VmState::Stopped));
 }
 
 Outcome Store::deleteVm(const std::string& name) {
+  std::string tenant;
+  {
+    std::lock_guard lock(mutex_);
+    Transaction transaction(db_);
+    Statement state(db_, "SELECT state, tenant FROM vms WHERE name=?");
+    if (!state.bind(1, name).step()) return {Outcome::NotFound, fmt::format("no VM {}", name)};
+    if (state.text(0) != "stopped")
+      return {Outcome::Conflict, fmt::format("{} is {}: stop it first", name, state.text(0))};
+    tenant = state.text(1);
+    Statement remove(db_, "DELETE FROM vms WHERE name=?");
+    remove.bind(1, name).step();
+    transaction.commit();
+  }
+  if (vmObserver_) vmObserver_({name, tenant, "deleted"});
+  return {};
+}
+
+void Store::notify(const std::string& vm, const std::string& state) {
+  if (!vmObserver_) return;
+  std::string tenant;
+  {
+    std::lock_guard lock(mutex_);
+    Statement row(db_, "SELECT tenant FROM vms WHERE name=?");
+    if (!row.bind(1, vm).step()) return;
+    tenant = row.text(0);
+  }
+  vmObserver_({vm, tenant, state});
+}
+
+namespace {
+
+constexpr const char* kTemplateColumns = "name, tenant, path, virtual_size, disk_gib, ready";
+
+TemplateRecord readTemplate(const Statement& row) {
+  return {row.text(0),
+          row.isNull(1) ? std::nullopt : std::optional(row.text(1)),
+          row.text(2),
+          static_cast<uint64_t>(row.integer(3)),
+          static_cast<uint64_t>(row.integer(4)),
+          row.integer(5) != 0};
+}
+
+}  // namespace
+
+Outcome Store::reserveTemplate(const TemplateRecord& record) {
   std::lock_guard lock(mutex_);
   Transaction transaction(db_);
-  Statement state(db_, "SELECT state FROM vms WHERE name=?");
-  if (!state.bind(1, name).step()) return {Outcome::NotFound, fmt::format("no VM {}", name)};
-  if (state.text(0) != "stopped")
-    return {Outcome::Conflict, fmt::format("{} is {}: stop it first", name, state.text(0))};
-  Statement remove(db_, "DELETE FROM vms WHERE name=?");
+  Statement existing(db_, "SELECT 1 FROM templates WHERE name=?");
+  if (existing.bind(1, record.name).step())
+    return {Outcome::Conflict, fmt::format("a template named {} already exists", record.name)};
+  if (record.tenant)
+    if (auto quota = checkQuota(*record.tenant, {0, 0, 0, record.diskGib}); !quota.ok()) return quota;
+  Statement insert(db_,
+                   "INSERT INTO templates(name, tenant, path, virtual_size, disk_gib, ready, created) "
+                   "VALUES(?,?,?,?,?,0,?)");
+  insert.bind(1, record.name).bindOptionalText(2, record.tenant).bind(3, record.path);
+  insert.bind(4, static_cast<int64_t>(record.virtualSize)).bind(5, static_cast<int64_t>(record.diskGib));
+  insert.bind(6, now()).step();
+  transaction.commit();
+  return {};
+}
+
+void Store::markTemplateReady(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Statement update(db_, "UPDATE templates SET ready=1 WHERE name=?");
+  update.bind(1, name).step();
+}
+
+void Store::removeUnreadyTemplate(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Statement remove(db_, "DELETE FROM templates WHERE name=? AND ready=0");
+  remove.bind(1, name).step();
+}
+
+std::optional<TemplateRecord> Store::templateNamed(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Statement row(db_, fmt::format("SELECT {} FROM templates WHERE name=?", kTemplateColumns).c_str());
+  if (!row.bind(1, name).step()) return std::nullopt;
+  return readTemplate(row);
+}
+
+std::vector<TemplateRecord> Store::templates(const std::optional<std::string>& tenant) {
+  std::lock_guard lock(mutex_);
+  Statement rows(db_, fmt::format("SELECT {} FROM templates WHERE ?1 IS NULL OR tenant IS NULL OR tenant=?1 "
+                                  "ORDER BY name",
+                                  kTemplateColumns)
+                          .c_str());
+  rows.bindOptionalText(1, tenant);
+  std::vector<TemplateRecord> result;
+  while (rows.step()) result.push_back(readTemplate(rows));
+  return result;
+}
+
+Outcome Store::deleteTemplate(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Transaction transaction(db_);
+  Statement row(db_, "SELECT ready FROM templates WHERE name=?");
+  if (!row.bind(1, name).step()) return {Outcome::NotFound, fmt::format("no template {}", name)};
+  if (row.integer(0) == 0) return {Outcome::Conflict, fmt::format("template {} is still being imported", name)};
+  Statement clones(db_, "SELECT name FROM vms WHERE json_extract(spec, '$.template')=? ORDER BY name LIMIT 1");
+  if (clones.bind(1, name).step())
+    return {Outcome::Conflict, fmt::format("template {} backs VM {}: delete its VMs first", name, clones.text(0))};
+  Statement remove(db_, "DELETE FROM templates WHERE name=?");
   remove.bind(1, name).step();
   transaction.commit();
   return {};
+}
+
+std::vector<std::string> Store::dropUnreadyTemplates() {
+  std::lock_guard lock(mutex_);
+  Transaction transaction(db_);
+  std::vector<std::string> paths;
+  Statement rows(db_, "SELECT path FROM templates WHERE ready=0");
+  while (rows.step()) paths.push_back(rows.text(0));
+  exec("DELETE FROM templates WHERE ready=0");
+  transaction.commit();
+  return paths;
 }
 
 void Store::addUsage(const UsageRecord& record, uint64_t meteredTicks) {

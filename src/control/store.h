@@ -1,11 +1,12 @@
 // Store: the daemon's state in SQLite (WAL): tenants and their quotas, tokens
-// (only their SHA-256 hashes), VM definitions with their run state (pid, API
-// socket) and usage records. Each mutation is one transaction, so a kill -9 of
+// (only their SHA-256 hashes), templates, VM definitions with their run state
+// (pid, API socket) and usage records. Each mutation is one transaction, so a kill -9 of
 // the daemon leaves nothing half made, and quota checks cannot race.
 #pragma once
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -62,6 +63,22 @@ struct VmRecord {
   int64_t meteredAt = 0;        // when the last record of this run ended (its start at first)
 };
 
+// A disk image VMs are created from as linked clones. tenant nullopt: the
+// admin's, shared with every tenant (who may use it but not delete it).
+struct TemplateRecord {
+  std::string name;
+  std::optional<std::string> tenant;
+  std::string path;          // the daemon's own qcow2 copy, DATADIR/templates/NAME.qcow2
+  uint64_t virtualSize = 0;  // bytes the guest sees
+  uint64_t diskGib = 0;      // what it counts against its tenant's disk quota
+  bool ready = false;        // false while it is being imported
+};
+
+// A VM's state changed ("defined", a VmState name, or "deleted"); who owns it.
+struct VmChange {
+  std::string vm, tenant, state;
+};
+
 struct UsageRecord {
   std::string vm, tenant;
   int64_t start = 0, end = 0;  // UNIX seconds
@@ -94,6 +111,21 @@ class Store {
   void recordState(const std::string& name, VmState state);
   void recordStopped(const std::string& name, std::optional<int> exitStatus);
   Outcome deleteVm(const std::string& name);  // only a stopped VM
+  // Told of every VM change after its transaction; set once, before serving.
+  void setVmObserver(std::function<void(const VmChange&)> observer) { vmObserver_ = std::move(observer); }
+
+  // Checks the name is free and the tenant's disk quota, and inserts the
+  // template as not ready, in one transaction.
+  Outcome reserveTemplate(const TemplateRecord& record);
+  void markTemplateReady(const std::string& name);
+  void removeUnreadyTemplate(const std::string& name);  // its import failed
+  std::optional<TemplateRecord> templateNamed(const std::string& name);
+  // A tenant's own templates and the shared ones (all of them for nullopt).
+  std::vector<TemplateRecord> templates(const std::optional<std::string>& tenant);
+  // Refused while a VM is a linked clone of it.
+  Outcome deleteTemplate(const std::string& name);
+  // Removes the templates an interrupted import left unready; their paths.
+  std::vector<std::string> dropUnreadyTemplates();
 
   // Adds a record and moves the VM's metering mark to (ticks, record.end), in
   // one transaction: a restarted daemon continues where the last record ended.
@@ -105,9 +137,12 @@ class Store {
   explicit Store(sqlite3* db) : db_(db) {}
   void exec(const char* sql);
   ResourceUse usedBy(const std::string& tenant);
+  Outcome checkQuota(const std::string& tenant, const ResourceUse& asked);
+  void notify(const std::string& vm, const std::string& state);
 
   sqlite3* db_;
   std::mutex mutex_;  // one transaction at a time on this connection
+  std::function<void(const VmChange&)> vmObserver_;
 };
 
 }  // namespace strata::control

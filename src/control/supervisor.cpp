@@ -75,7 +75,7 @@ Supervisor::~Supervisor() {
 
 VmPaths Supervisor::pathsOf(const std::string& name) const {
   std::string dir = options_.dataDir + "/vms/" + name;
-  return {dir, dir + "/api.sock", dir + "/console.log", dir + "/strata.log"};
+  return {dir, dir + "/api.sock", dir + "/console.log", dir + "/strata.log", dir + "/disk.qcow2"};
 }
 
 Result<HttpReply> Supervisor::vmRequest(const VmRecord& vm, const std::string& method, const std::string& path,

@@ -26,6 +26,7 @@ std::optional<uint64_t> processStartTime(pid_t pid);
 
 struct VmPaths {
   std::string dir, apiSocket, console, log;
+  std::string clonedDisk;  // a VM made from a template: its qcow2 overlay
 };
 
 class Supervisor {

@@ -45,25 +45,6 @@ Result<void> onlyKnownFields(const json& object, std::initializer_list<const cha
   return {};
 }
 
-// Resolves a host file the VM will open, refusing what the caller may not use.
-// A comma would be read as an option separator by `strata run`, so none is allowed.
-Result<std::string> checkedFile(const std::string& field, const std::string& path, const PathPolicy& policy) {
-  if (path.empty() || path.front() != '/') return Error{fmt::format("{}: expected an absolute path", field)};
-  if (path.find(',') != std::string::npos) return Error{fmt::format("{}: a path may not contain ','", field)};
-  char resolved[PATH_MAX];
-  if (!::realpath(path.c_str(), resolved)) return Error{fmt::format("{}: {} does not exist", field, path)};
-  struct stat st;
-  if (::stat(resolved, &st) != 0 || !S_ISREG(st.st_mode))
-    return Error{fmt::format("{}: {} is not a regular file", field, path)};
-  if (!policy.admin) {
-    char dir[PATH_MAX];
-    std::string root = ::realpath(policy.tenantDir.c_str(), dir) ? std::string(dir) + "/" : std::string{};
-    if (root.empty() || std::string(resolved).rfind(root, 0) != 0)
-      return Error{fmt::format("{}: {} is outside the tenant's directory {}", field, path, policy.tenantDir)};
-  }
-  return std::string(resolved);
-}
-
 Result<DiskSpec> parseDisk(const json& value, size_t index, const PathPolicy& policy) {
   std::string where = fmt::format("disks[{}]", index);
   if (!value.is_object()) return Error{where + ": expected an object {\"path\": ...}"};
@@ -101,6 +82,24 @@ Result<std::string> parseNet(const json& value, size_t index, const PathPolicy& 
 
 }  // namespace
 
+// A comma would be read as an option separator by `strata run`, so none is allowed.
+Result<std::string> checkedFile(const std::string& field, const std::string& path, const PathPolicy& policy) {
+  if (path.empty() || path.front() != '/') return Error{fmt::format("{}: expected an absolute path", field)};
+  if (path.find(',') != std::string::npos) return Error{fmt::format("{}: a path may not contain ','", field)};
+  char resolved[PATH_MAX];
+  if (!::realpath(path.c_str(), resolved)) return Error{fmt::format("{}: {} does not exist", field, path)};
+  struct stat st;
+  if (::stat(resolved, &st) != 0 || !S_ISREG(st.st_mode))
+    return Error{fmt::format("{}: {} is not a regular file", field, path)};
+  if (!policy.admin) {
+    char dir[PATH_MAX];
+    std::string root = ::realpath(policy.tenantDir.c_str(), dir) ? std::string(dir) + "/" : std::string{};
+    if (root.empty() || std::string(resolved).rfind(root, 0) != 0)
+      return Error{fmt::format("{}: {} is outside the tenant's directory {}", field, path, policy.tenantDir)};
+  }
+  return std::string(resolved);
+}
+
 std::optional<uint64_t> nonNegativeInteger(const json& value) {
   if (value.is_number_unsigned()) return value.get<uint64_t>();
   if (value.is_number_integer() && value.get<int64_t>() >= 0) return static_cast<uint64_t>(value.get<int64_t>());
@@ -117,7 +116,8 @@ bool isValidName(const std::string& name) {
 Result<VmSpec> parseVmSpec(const json& object, const std::string& tenant, const PathPolicy& policy) {
   if (!object.is_object()) return Error{"expected a JSON object"};
   if (auto known = onlyKnownFields(
-          object, {"name", "tenant", "cpus", "memory_mib", "kernel", "initrd", "append", "disks", "nets"}, "");
+          object, {"name", "tenant", "cpus", "memory_mib", "kernel", "initrd", "append", "disks", "nets", "template"},
+          "");
       !known)
     return known.error();
   VmSpec spec;
@@ -126,6 +126,11 @@ Result<VmSpec> parseVmSpec(const json& object, const std::string& tenant, const 
   if (!name) return name.error();
   if (!isValidName(*name)) return Error{"name: expected 1-63 letters, digits, '-' or '_' (not first)"};
   spec.name = *name;
+  auto templateName = stringField(object, "template");
+  if (!templateName) return templateName.error();
+  if (object.contains("template") && !isValidName(*templateName))
+    return Error{"template: expected a template's name (1-63 letters, digits, '-' or '_')"};
+  spec.templateName = *templateName;
   auto cpus = numberField(object, "cpus", 1, 1, kMaxCpus);
   if (!cpus) return cpus.error();
   spec.cpus = static_cast<unsigned>(*cpus);
@@ -178,7 +183,7 @@ json toJson(const VmSpec& spec) {
     disks.push_back({{"path", disk.path}, {"format", disk.format}, {"readonly", disk.readOnly}});
   return {{"name", spec.name},     {"tenant", spec.tenant}, {"cpus", spec.cpus},     {"memory_mib", spec.memoryMib},
           {"kernel", spec.kernel}, {"initrd", spec.initrd}, {"append", spec.append}, {"disks", disks},
-          {"nets", spec.nets},     {"disk_gib", spec.diskGib}};
+          {"nets", spec.nets},     {"disk_gib", spec.diskGib}, {"template", spec.templateName}};
 }
 
 VmSpec vmSpecFromStored(const std::string& name, const std::string& tenant, const std::string& storedJson) {
@@ -196,6 +201,7 @@ VmSpec vmSpecFromStored(const std::string& name, const std::string& tenant, cons
                           disk.at("readonly").get<bool>()});
   spec.nets = stored.at("nets").get<std::vector<std::string>>();
   spec.diskGib = stored.at("disk_gib").get<uint64_t>();
+  spec.templateName = stored.value("template", "");  // absent in definitions stored before templates existed
   return spec;
 }
 

@@ -28,6 +28,7 @@ struct VmSpec {
   std::vector<DiskSpec> disks;
   std::vector<std::string> nets;  // `strata run --net` values: switch=NAME[,...] (tap=NAME for admins)
   uint64_t diskGib = 0;           // sum of the disks' sizes, rounded up; what the disk quota counts
+  std::string templateName;       // made as a linked clone of this template (its first disk is the clone)
 };
 
 // What a VM definition costs against its tenant's quota.
@@ -49,6 +50,10 @@ struct PathPolicy {
   bool admin = false;
   std::string tenantDir;
 };
+
+// Resolves a host file the daemon or a VM will open, refusing what the caller
+// may not use (outside its directory, not a regular file); `field` names it in errors.
+Result<std::string> checkedFile(const std::string& field, const std::string& path, const PathPolicy& policy);
 
 // Parses and checks a definition; `tenant` is the owner the caller resolved.
 // Errors say which field is wrong and why.

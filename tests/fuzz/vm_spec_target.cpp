@@ -29,10 +29,12 @@ int vmSpecOneInput(const uint8_t* data, size_t size) {
       continue;
     }
     require(control::isValidName(spec->name));
+    require(spec->templateName.empty() || control::isValidName(spec->templateName));
     require(spec->cpus >= 1 && spec->cpus <= 8 && spec->memoryMib >= 16);
     require(policy.admin || spec->disks.empty());  // a tenant's directory that does not exist holds no file
     auto stored = control::vmSpecFromStored(spec->name, "t", control::toJson(*spec).dump());
     require(control::runArguments(stored, "s", "c") == control::runArguments(*spec, "s", "c"));
+    require(stored.templateName == spec->templateName);
   }
   return 0;
 }

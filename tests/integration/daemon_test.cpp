@@ -1,7 +1,8 @@
 // `strata daemon` as a process: its REST API's authentication, tenant
 // isolation and refusals of malformed requests, quotas under parallel
-// clients, state that survives a kill -9, and the default guest booted,
-// driven and adopted through it.
+// clients, state that survives a kill -9, templates and their linked clones,
+// the event stream read by curl, and the default guest booted, driven and
+// adopted through it.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -10,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -41,8 +43,13 @@ bool waitFor(Ready ready, std::chrono::seconds limit) {
 // One `strata daemon` child with its data directory; VMs it left running are killed at the end.
 class DaemonProcess {
  public:
-  explicit DaemonProcess(const std::string& name) : dataDir_(temporaryPath(name)) {
+  // extraArgs: more `strata daemon` options; files they name may be put in DATADIR by `prepare`.
+  explicit DaemonProcess(const std::string& name, std::vector<std::string> extraArgs = {},
+                         const std::function<void(const std::string& dataDir)>& prepare = nullptr)
+      : dataDir_(temporaryPath(name)), extraArgs_(std::move(extraArgs)) {
     std::filesystem::remove_all(dataDir_);
+    std::filesystem::create_directories(dataDir_);
+    if (prepare) prepare(dataDir_);
     start();
   }
   ~DaemonProcess() {
@@ -59,8 +66,13 @@ class DaemonProcess {
       std::string log = dataDir_ + ".log";
       FILE* out = std::freopen(log.c_str(), "a", stdout);
       if (out) ::dup2(STDOUT_FILENO, STDERR_FILENO);
-      ::execl(strataBinary().c_str(), strataBinary().c_str(), "daemon", "--data-dir", dataDir_.c_str(), "--socket",
-              socket().c_str(), "--meter-interval", "1", "--shutdown-timeout", "20", nullptr);
+      std::vector<std::string> args{strataBinary(), "daemon", "--data-dir", dataDir_, "--socket", socket(),
+                                    "--meter-interval", "1", "--shutdown-timeout", "20"};
+      args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());
+      std::vector<char*> argv;
+      for (auto& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
       ::_exit(127);
     }
     bool up = waitFor([&] { return ::access(socket().c_str(), F_OK) == 0 && raw("GET", "/openapi.json").status == 200; },
@@ -100,6 +112,7 @@ class DaemonProcess {
 
  private:
   std::string dataDir_, adminToken_;
+  std::vector<std::string> extraArgs_;
   pid_t pid_ = -1;
 };
 
@@ -241,6 +254,215 @@ TEST(DaemonCli, ListsAsATableOrJsonAndNamesErrorsWithTheirStatus) {
   EXPECT_TRUE(contains(unauthorized.output, "HTTP 401: unknown token"));
   auto absent = runShell(vm + "list --daemon /nonexistent.sock --token x 2>&1");
   EXPECT_TRUE(contains(absent.output, "cannot reach the daemon"));
+}
+
+// Imports FILE as template NAME and follows the operation to its end; the final operation.
+json importTemplate(DaemonProcess& daemon, const json& request, const std::string& token = "") {
+  auto [status, started] = daemon.call("POST", "/templates", request, token);
+  EXPECT_EQ(status, 202) << started;
+  if (status != 202) return started;
+  std::string id = started["operation"]["id"];
+  json operation;
+  waitFor([&] {
+    operation = daemon.call("GET", "/operations/" + id, nullptr, token).second;
+    return operation.value("state", "") != "running";
+  }, std::chrono::seconds(60));
+  return operation;
+}
+
+TEST(DaemonTemplates, AreTenantScopedCountedInTheDiskQuotaAndRefuseBadImports) {
+  DaemonProcess daemon("templates");
+  std::string acme = daemon.newTenantToken("acme"), globex = daemon.newTenantToken("globex");
+  std::string acmeDir = daemon.dataDir() + "/tenants/acme";
+  std::string image = acmeDir + "/base.raw";
+  ASSERT_EQ(runShell("head -c 3145728 /dev/urandom > " + image).exitCode, 0);
+
+  auto imported = importTemplate(daemon, {{"name", "base"}, {"path", image}}, acme);
+  EXPECT_EQ(imported["state"], "succeeded") << imported;
+  EXPECT_EQ(imported["done"], imported["total"]);
+  auto [found, record] = daemon.call("GET", "/templates/base", nullptr, acme);
+  ASSERT_EQ(found, 200) << record;
+  EXPECT_EQ(record["tenant"], "acme");
+  EXPECT_EQ(record["virtual_size"], 3145728);
+  EXPECT_EQ(record["state"], "ready");
+  EXPECT_EQ(daemon.call("GET", "/tenants/acme", nullptr, acme).second["used"]["disk_gib"], 1);
+
+  // Another tenant sees nothing of it: not listed, 404 like a missing one, not clonable, not its operation.
+  EXPECT_EQ(daemon.call("GET", "/templates", nullptr, globex).second, json::array());
+  EXPECT_EQ(daemon.call("GET", "/templates/base", nullptr, globex).second["error"], "no template base");
+  EXPECT_EQ(daemon.call("DELETE", "/templates/base", nullptr, globex).first, 404);
+  EXPECT_EQ(daemon.call("POST", "/vms", {{"name", "g1"}, {"template", "base"}}, globex).second["error"],
+            "no template base");
+  EXPECT_EQ(daemon.call("GET", "/operations/" + imported["id"].get<std::string>(), nullptr, globex).first, 404);
+
+  // A linked clone: the VM's first disk is a qcow2 overlay backed by the daemon's copy of the template.
+  auto [created, vm] = daemon.call("POST", "/vms", {{"name", "a1"}, {"template", "base"}}, acme);
+  ASSERT_EQ(created, 201) << vm;
+  EXPECT_EQ(vm["template"], "base");
+  EXPECT_EQ(vm["disk_gib"], 1);
+  std::string clone = vm["disks"][0]["path"];
+  auto info = json::parse(runShell(strataBinary() + " image info --output json " + clone).output, nullptr, false);
+  EXPECT_EQ(info["format"], "qcow2") << info;
+  EXPECT_EQ(info["virtual-size"], 3145728) << info;
+  EXPECT_EQ(info["backing-filename"], daemon.dataDir() + "/templates/base.qcow2") << info;
+  auto read = runShell("qemu-img convert -O raw " + clone + " " + clone + ".raw && cmp " + clone + ".raw " + image +
+                       " 2>&1");
+  EXPECT_EQ(read.exitCode, 0) << "the clone reads other bytes than the imported image: " << read.output;
+
+  // The disk quota counts templates and clones; the template stays while a VM is cloned from it.
+  ASSERT_EQ(daemon.call("PUT", "/tenants/acme/quota", {{"disk_gib", 2}}).first, 200);
+  auto over = daemon.call("POST", "/vms", {{"name", "a2"}, {"template", "base"}}, acme);
+  EXPECT_EQ(over.first, 403);
+  EXPECT_EQ(over.second["error"], "quota exceeded: disk_gib 2 in use + 1 asked > 2 allowed");
+  EXPECT_EQ(daemon.call("POST", "/templates", {{"name", "more"}, {"path", image}}, acme).first, 403);
+  auto busy = daemon.call("DELETE", "/templates/base", nullptr, acme);
+  EXPECT_EQ(busy.first, 409);
+  EXPECT_EQ(busy.second["error"], "template base backs VM a1: delete its VMs first");
+  EXPECT_EQ(daemon.call("DELETE", "/vms/a1", nullptr, acme).first, 200);
+  EXPECT_FALSE(std::filesystem::exists(clone));
+  EXPECT_EQ(daemon.call("DELETE", "/templates/base", nullptr, acme).first, 200);
+  EXPECT_FALSE(std::filesystem::exists(daemon.dataDir() + "/templates/base.qcow2"));
+
+  // An admin's template without a tenant is shared: every tenant clones it, only the admin deletes it.
+  EXPECT_EQ(importTemplate(daemon, {{"name", "shared"}, {"path", image}})["state"], "succeeded");
+  EXPECT_EQ(daemon.call("GET", "/templates", nullptr, globex).second[0]["name"], "shared");
+  EXPECT_EQ(daemon.call("POST", "/vms", {{"name", "g1"}, {"template", "shared"}}, globex).first, 201);
+  EXPECT_EQ(daemon.call("DELETE", "/templates/shared", nullptr, globex).first, 403);
+
+  // Refused imports: a 4xx JSON error naming what is wrong.
+  auto refused = [&](const json& request, const std::string& token, int status, const std::string& message) {
+    auto [got, body] = daemon.call("POST", "/templates", request, token);
+    EXPECT_EQ(got, status) << request << " " << body;
+    EXPECT_TRUE(contains(body.value("error", ""), message)) << request << " " << body;
+  };
+  refused({{"name", "x"}, {"path", "/etc/passwd"}}, acme, 400, "outside the tenant's directory");
+  refused({{"name", "x"}, {"path", acmeDir + "/../globex/../../admin.token"}}, acme, 400, "outside the tenant's");
+  refused({{"name", "../x"}, {"path", image}}, acme, 400, "name:");
+  refused({{"name", "x"}, {"path", image}, {"size", 1}}, acme, 400, "unknown field 'size'");
+  refused({{"name", "x"}, {"path", image}, {"format", "qcow2"}}, acme, 400, "is raw, not qcow2");
+  refused({{"name", "x"}, {"path", image}, {"tenant", "globex"}}, acme, 403, "only for tenant acme");
+  refused({{"name", "shared"}, {"path", image}}, daemon.adminToken(), 409, "already exists");
+  std::string backed = acmeDir + "/backed.qcow2";
+  auto made = runShell(strataBinary() + " image create -f qcow2 -b /etc/passwd -F raw " + backed + " 2>&1");
+  ASSERT_EQ(made.exitCode, 0) << made.output;
+  refused({{"name", "x"}, {"path", backed}}, acme, 400, "has a backing file");
+  EXPECT_EQ(daemon.call("GET", "/templates/x", nullptr, acme).first, 404);  // nothing half made stays
+}
+
+TEST(DaemonEvents, StreamsOnlyTheTenantsOwnVmChangesToCurl) {
+  DaemonProcess daemon("events");
+  std::string acme = daemon.newTenantToken("acme"), globex = daemon.newTenantToken("globex");
+  std::string stream = daemon.dataDir() + "/events.txt";
+  // curl as the client: the SSE response as it arrives, into a file.
+  std::string curl = "curl -sN --unix-socket " + daemon.socket() + " -H 'Authorization: Bearer " + globex +
+                     "' http://localhost/events > " + stream + " 2>&1 & echo $!";
+  pid_t client = std::stoi(runShell(curl).output);
+  ASSERT_TRUE(waitFor([&] { return contains(readFile(stream), ": subscribed"); }, std::chrono::seconds(10)))
+      << readFile(stream);
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "a1"}}, acme).first, 201);
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "g1"}}, globex).first, 201);
+  ASSERT_EQ(daemon.call("DELETE", "/vms/g1", nullptr, globex).first, 200);
+  EXPECT_TRUE(waitFor([&] { return contains(readFile(stream), "\"deleted\""); }, std::chrono::seconds(10)))
+      << readFile(stream);
+  ::kill(client, SIGTERM);
+  std::string events = readFile(stream);
+  EXPECT_TRUE(contains(events, "event: vm\ndata: {\"state\":\"defined\",\"tenant\":\"globex\",\"vm\":\"g1\"}\n\n"))
+      << events;
+  EXPECT_TRUE(contains(events, "data: {\"state\":\"deleted\",\"tenant\":\"globex\",\"vm\":\"g1\"}")) << events;
+  EXPECT_FALSE(contains(events, "a1")) << "another tenant's event leaked: " << events;
+  EXPECT_FALSE(contains(events, "acme")) << events;
+  EXPECT_EQ(daemon.raw("GET", "/events", "", "wrong").status, 401);
+}
+
+TEST(DaemonTls, ServesTheApiOverTlsWithBearerTokensToCurl) {
+  int port = 20000 + ::getpid() % 20000;
+  std::string listen = "tcp:127.0.0.1:" + std::to_string(port);
+  std::string dir = temporaryPath("tls");
+  DaemonProcess daemon("tls", {"--listen", listen, "--tls-cert", dir + "/cert.pem", "--tls-key", dir + "/key.pem"},
+                       [](const std::string& dir) {
+                         auto made = runShell("cd " + dir + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout "
+                                              "key.pem -out cert.pem -days 1 -subj /CN=localhost -addext "
+                                              "subjectAltName=IP:127.0.0.1 2>&1");
+                         ASSERT_EQ(made.exitCode, 0) << made.output;
+                       });
+  std::string curl = "cd " + daemon.dataDir() + " && curl -s --cacert cert.pem -w ' %{http_code}' ";
+  std::string url = " https://127.0.0.1:" + std::to_string(port);
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "over-tls"}}).first, 201);
+  auto listed = runShell(curl + "-H 'Authorization: Bearer " + daemon.adminToken() + "'" + url + "/vms");
+  EXPECT_TRUE(contains(listed.output, "\"name\":\"over-tls\"")) << listed.output;
+  EXPECT_TRUE(contains(listed.output, "] 200")) << listed.output;
+  auto wrong = runShell(curl + "-H 'Authorization: Bearer strata_00'" + url + "/vms");
+  EXPECT_EQ(wrong.output, "{\"error\":\"unknown token\"} 401");
+  auto clear = runShell("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:" + std::to_string(port) + "/vms");
+  EXPECT_EQ(clear.output, "000") << "the TCP listener answered HTTP in the clear";
+
+  auto noCert = runShell(strataBinary() + " daemon --data-dir " + daemon.dataDir() + "-plain --socket " +
+                         daemon.dataDir() + "-plain.sock --listen " + listen + " 2>&1");
+  EXPECT_EQ(noCert.exitCode, 1);
+  EXPECT_TRUE(contains(noCert.output, "--listen needs --tls-cert and --tls-key")) << noCert.output;
+}
+
+TEST(DaemonCli, ManagesTenantsQuotasUsageAndTemplates) {
+  DaemonProcess daemon("clitenant");  // short: the VMs' socket paths under it must fit sun_path
+  std::string options = " --daemon " + daemon.socket() + " --token " + daemon.adminToken();
+  std::string strata = strataBinary() + " ";
+  auto created = runShell(strata + "tenant create acme" + options + " 2>&1");
+  EXPECT_EQ(created.exitCode, 0) << created.output;
+  auto quota = runShell(strata + "tenant quota acme --vms 2 --disk-gib 5" + options + " 2>&1");
+  EXPECT_EQ(quota.exitCode, 0) << quota.output;
+  auto table = runShell(strata + "tenant list" + options + " 2>&1");
+  EXPECT_TRUE(contains(table.output, "acme                     0/2         0/-         0/-             0/5")) << table.output;
+  auto info = json::parse(runShell(strata + "tenant info acme -o json" + options).output, nullptr, false);
+  EXPECT_EQ(info["quota"]["disk_gib"], 5) << info;
+  std::string token = runShell(strata + "tenant token acme" + options).output;
+  ASSERT_TRUE(contains(token, "strata_")) << token;
+  token.pop_back();
+  auto duplicate = runShell(strata + "tenant create acme" + options + " 2>&1");
+  EXPECT_EQ(duplicate.exitCode, 1);
+  EXPECT_TRUE(contains(duplicate.output, "strata tenant create acme: HTTP 409: tenant acme already exists"));
+  auto forbidden = runShell(strata + "tenant create evil --daemon " + daemon.socket() + " --token " + token + " 2>&1");
+  EXPECT_TRUE(contains(forbidden.output, "HTTP 403: this needs an admin token")) << forbidden.output;
+
+  std::string image = daemon.dataDir() + "/tenants/acme/disk.raw";
+  ASSERT_EQ(runShell("head -c 1048576 /dev/zero > " + image).exitCode, 0);
+  std::string asAcme = " --daemon " + daemon.socket() + " --token " + token;
+  auto imported = runShell(strata + "template import base " + image + asAcme + " 2>&1");
+  EXPECT_EQ(imported.exitCode, 0) << imported.output;
+  EXPECT_TRUE(contains(imported.output, "base                     acme             ready")) << imported.output;
+  auto clone = runShell(strata + "vm create --template base --name web1 --no-start -o json" + asAcme + " 2>&1");
+  EXPECT_EQ(json::parse(clone.output, nullptr, false)["template"], "base") << clone.output;
+  auto busy = runShell(strata + "template delete base" + asAcme + " 2>&1");
+  EXPECT_TRUE(contains(busy.output, "strata template delete base: HTTP 409: template base backs VM web1")) << busy.output;
+  auto templates = json::parse(runShell(strata + "template list -o json" + asAcme).output, nullptr, false);
+  EXPECT_EQ(templates.size(), 1u) << templates;
+
+  auto csv = runShell(strata + "usage -o csv" + options);
+  EXPECT_TRUE(contains(csv.output, "vm,tenant,start,end,vcpu_seconds,memory_gib_hours\n")) << csv.output;
+  auto badRange = runShell(strata + "usage --from yesterday" + options + " 2>&1");
+  EXPECT_TRUE(contains(badRange.output, "strata usage: HTTP 400: from: expected UNIX seconds")) << badRange.output;
+}
+
+TEST(DaemonVm, MadeFromATemplateBootsFromItsLinkedClone) {
+  DaemonProcess daemon("vmclone");
+  auto imported = importTemplate(daemon, {{"name", "rootfs"}, {"path", defaultGuestFile("rootfs.ext4")}});
+  ASSERT_EQ(imported["state"], "succeeded") << imported;
+  std::string templateFile = daemon.dataDir() + "/templates/rootfs.qcow2";
+  auto templateBefore = runShell("md5sum < " + templateFile).output;
+  // No initrd: the kernel mounts the clone as / and runs the disk's own /init, which prints the line.
+  auto [defined, vm] = daemon.call("POST", "/vms", {{"name", "web1"}, {"template", "rootfs"},
+                                                    {"kernel", defaultGuestFile("Image")},
+                                                    {"append", "console=ttyS0 root=/dev/vda rw"}});
+  ASSERT_EQ(defined, 201) << vm;
+  auto [started, running] = daemon.call("POST", "/vms/web1/start");
+  ASSERT_EQ(started, 200) << running;
+  std::string console = running["console"];
+  EXPECT_TRUE(waitFor([&] { return contains(readFile(console), "strata-guest: userspace up"); },
+                      std::chrono::seconds(240)))
+      << readFile(console);
+  EXPECT_EQ(daemon.call("POST", "/vms/web1/destroy").first, 200);
+  EXPECT_EQ(runShell("md5sum < " + templateFile).output, templateBefore) << "the guest wrote into the template";
+  auto check = runShell(strataBinary() + " image check " + daemon.dataDir() + "/vms/web1/disk.qcow2 2>&1");
+  EXPECT_EQ(check.exitCode, 0) << check.output;
 }
 
 // Whether the process is gone (or a zombie nobody has reaped yet).

@@ -22,8 +22,10 @@ void addSwitchCommands(CLI::App& app, CommandStatus& status); // switch.cpp: str
 // add their subcommands to it.
 CLI::App* addVmCommands(CLI::App& app, CommandStatus& status);
 void addDaemonCommand(CLI::App& app, CommandStatus& status);  // daemon.cpp: strata daemon
+void addTemplateCommands(CLI::App& app, CommandStatus& status);  // template.cpp: strata template ...
+void addTenantCommands(CLI::App& app, CommandStatus& status);    // tenant.cpp: strata tenant ..., strata usage
 
-// vm_daemon.cpp: strata vm list|define|start|destroy|delete|info NAME, through the daemon.
+// vm_daemon.cpp: strata vm list|define|create|start|destroy|delete|info NAME, through the daemon.
 void addDaemonVmCommands(CLI::App& vm, CommandStatus& status);
 // The NAME, --daemon and --token of a `strata vm` command that names a VM the daemon manages.
 struct DaemonVmArgs;

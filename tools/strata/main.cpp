@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   strata::cli::addSwitchCommands(app, status);
   strata::cli::addDaemonVmCommands(*strata::cli::addVmCommands(app, status), status);
   strata::cli::addDaemonCommand(app, status);
+  strata::cli::addTemplateCommands(app, status);
+  strata::cli::addTenantCommands(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,4 +1,4 @@
-// `strata vm list|define|start|destroy|delete|info NAME`: the VM commands that
+// `strata vm list|define|create|start|destroy|delete|info NAME`: the VM commands that
 // go through the management daemon (`strata daemon`), as a table for people or
 // JSON (-o json) for scripts; and the daemon side of vm.cpp's
 // status|pause|resume|shutdown|reset when they are given a NAME.
@@ -13,15 +13,11 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "control/daemon.h"
-#include "control/http_client.h"
+#include "daemon_client.h"
 
 namespace strata::cli {
 
-struct DaemonVmArgs {
-  std::string socket = control::defaultDaemonSocket();
-  std::string token;
-  std::string output = "table";
+struct DaemonVmArgs : DaemonConnection {
   std::string name, specFile;
   unsigned timeout = 0;  // shutdown: 0 = the daemon's default
 };
@@ -29,8 +25,6 @@ struct DaemonVmArgs {
 namespace {
 
 using nlohmann::json;
-
-std::string cell(const json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
 
 void printTable(const json& vms) {
   std::printf("%-24s %-16s %-9s %4s %8s %s\n", "NAME", "TENANT", "STATE", "CPUS", "MEMORY", "PID");
@@ -44,38 +38,12 @@ void printInfo(const json& vm) {
   for (const auto& [key, value] : vm.items()) std::printf("%-11s %s\n", (key + ":").c_str(), cell(value).c_str());
 }
 
-// Sends one request; prints the answer, or says what went wrong with the HTTP status.
 int call(const DaemonVmArgs& args, const std::string& what, control::HttpRequest request,
          void (*printForPeople)(const json&)) {
-  request.bearerToken = args.token;
-  request.timeout = std::chrono::minutes(10);  // a shutdown waits for the guest
-  auto reply = control::httpOverUnixSocket(args.socket, request);
-  if (!reply) {
-    std::fprintf(stderr, "strata vm %s: cannot reach the daemon: %s\n", what.c_str(), reply.error().message.c_str());
-    return 1;
-  }
-  json body = json::parse(reply->body, nullptr, false);
-  if (reply->status >= 300) {
-    std::string message = body.is_object() && body.contains("error") ? cell(body["error"]) : reply->body;
-    std::fprintf(stderr, "strata vm %s: HTTP %d: %s\n", what.c_str(), reply->status, message.c_str());
-    return 1;
-  }
-  if (args.output == "json" || body.is_discarded()) std::printf("%s\n", body.is_discarded() ? reply->body.c_str() : body.dump(2).c_str());
-  else printForPeople(body);
-  return 0;
+  return daemonCall(args, "vm " + what, std::move(request), printForPeople);
 }
 
 void printVm(const json& vm) { printTable(json::array({vm})); }
-
-// --daemon and --token, with the token from $STRATA_TOKEN when not given.
-void addConnectionOptions(CLI::App& command, DaemonVmArgs& args) {
-  command.add_option("--daemon", args.socket, "the daemon's socket ($STRATA_RUN_DIR/daemon.sock)")
-      ->capture_default_str();
-  command.add_option("--token", args.token, "bearer token (default: $STRATA_TOKEN)");
-  command.parse_complete_callback([&args] {
-    if (const char* token = std::getenv("STRATA_TOKEN"); args.token.empty() && token) args.token = token;
-  });
-}
 
 }  // namespace
 
@@ -102,8 +70,7 @@ int daemonVmAction(const DaemonVmArgs& given, const std::string& action, bool js
 
 void addDaemonVmCommands(CLI::App& vm, CommandStatus& status) {
   auto common = [](CLI::App* command, DaemonVmArgs& args) {
-    addConnectionOptions(*command, args);
-    command->add_option("-o,--output", args.output, "table or json")->check(CLI::IsMember({"table", "json"}));
+    addConnectionAndOutputOptions(*command, args);
     return command;
   };
 
@@ -124,6 +91,35 @@ void addDaemonVmCommands(CLI::App& vm, CommandStatus& status) {
     }
     std::string body((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
     status.exitCode = call(*spec, "define", {"POST", "/vms", body}, printVm);
+  });
+
+  // A linked clone of a template, booted at once unless --no-start.
+  struct CreateArgs : DaemonVmArgs {
+    std::string templateName;
+    unsigned cpus = 1;
+    uint64_t memoryMib = 256;
+    bool noStart = false;
+  };
+  auto create = std::make_shared<CreateArgs>();
+  auto* createCommand = common(vm.add_subcommand("create", "Create a VM as a linked clone of a template and boot it"), *create);
+  createCommand->add_option("--template", create->templateName, "template to clone")->required();
+  createCommand->add_option("--name", create->name, "the new VM's name")->required();
+  createCommand->add_option("--cpus", create->cpus, "vCPUs")->capture_default_str();
+  createCommand->add_option("--memory", create->memoryMib, "memory in MiB")->capture_default_str();
+  createCommand->add_flag("--no-start", create->noStart, "only define it");
+  createCommand->callback([create, &status] {
+    json spec{{"name", create->name}, {"template", create->templateName}, {"cpus", create->cpus},
+              {"memory_mib", create->memoryMib}};
+    std::string what = "create " + create->name;
+    if (create->noStart) {
+      status.exitCode = call(*create, what, {"POST", "/vms", spec.dump()}, printVm);
+      return;
+    }
+    if (!daemonRequest(*create, "vm " + what, {"POST", "/vms", spec.dump()})) {
+      status.exitCode = 1;
+      return;
+    }
+    status.exitCode = call(*create, what, {"POST", "/vms/" + create->name + "/start"}, printVm);
   });
 
   struct Action {

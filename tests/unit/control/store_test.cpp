@@ -197,5 +197,41 @@ TEST_F(StoreTest, UsageRecordsAreSelectedByIntervalAndTenant) {
   EXPECT_TRUE(store_->usage(200, 300, std::nullopt).empty());
 }
 
+TEST_F(StoreTest, TemplatesCountInTheDiskQuotaAndStayWhileAVmIsClonedFromThem) {
+  ASSERT_TRUE(store_->addTenant("acme").ok());
+  ASSERT_TRUE(store_->setQuota("acme", {std::nullopt, std::nullopt, std::nullopt, 3}).ok());
+  std::vector<VmChange> changes;
+  store_->setVmObserver([&](const VmChange& change) { changes.push_back(change); });
+  ASSERT_TRUE(store_->reserveTemplate({"base", "acme", "/t/base.qcow2", 1 << 30, 2, false}).ok());
+  EXPECT_EQ(store_->reserveTemplate({"base", std::nullopt, "/t/x.qcow2", 1, 1, false}).status, Outcome::Conflict);
+  auto over = store_->reserveTemplate({"big", "acme", "/t/big.qcow2", 1, 2, false});
+  EXPECT_EQ(over.status, Outcome::OverQuota);
+  EXPECT_EQ(over.message, "quota exceeded: disk_gib 2 in use + 2 asked > 3 allowed");
+  VmSpec clone = spec("web", "acme");
+  clone.templateName = "base";
+  EXPECT_EQ(store_->defineVm(clone).status, Outcome::NotFound) << "an unready template backs no VM";
+  store_->markTemplateReady("base");
+  clone.diskGib = 1;
+  ASSERT_TRUE(store_->defineVm(clone).ok());
+  EXPECT_EQ(store_->tenant("acme")->used.diskGib, 3u);
+  EXPECT_EQ(store_->deleteTemplate("base").status, Outcome::Conflict);
+  ASSERT_TRUE(store_->deleteVm("web").ok());
+  EXPECT_TRUE(store_->deleteTemplate("base").ok());
+  EXPECT_FALSE(store_->templateNamed("base"));
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].state, "defined");
+  EXPECT_EQ(changes[1].state, "deleted");
+  EXPECT_EQ(changes[1].tenant, "acme");
+
+  ASSERT_TRUE(store_->reserveTemplate({"shared", std::nullopt, "/t/shared.qcow2", 1, 1, false}).ok());
+  ASSERT_TRUE(store_->reserveTemplate({"half", "acme", "/t/half.qcow2", 1, 1, false}).ok());
+  store_->markTemplateReady("shared");
+  EXPECT_EQ(store_->dropUnreadyTemplates(), std::vector<std::string>{"/t/half.qcow2"});
+  auto visible = store_->templates("acme");
+  ASSERT_EQ(visible.size(), 1u);
+  EXPECT_EQ(visible[0].name, "shared");
+  EXPECT_FALSE(visible[0].tenant);
+}
+
 }  // namespace
 }  // namespace strata::control

@@ -78,6 +78,9 @@ TEST_F(VmSpecTest, RefusesBadFieldsNamingThem) {
             std::string::npos);
   EXPECT_NE(refusal(json{{"name", "a"}, {"nets", {"switch=a b"}}}, admin).find("nets[0]"), std::string::npos);
   EXPECT_EQ(refusal(json{{"name", "a"}, {"nets", {"tap=tap0"}}}, admin), "accepted");
+  for (const json& name : {json("../base"), json(""), json(7)})
+    EXPECT_NE(refusal(json{{"name", "a"}, {"template", name}}, admin).find("template:"), std::string::npos) << name;
+  EXPECT_EQ(refusal(json{{"name", "a"}, {"template", "debian-min"}}, admin), "accepted");
 }
 
 TEST_F(VmSpecTest, ConfinesATenantToItsOwnDirectory) {

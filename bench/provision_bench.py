@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Provisioning through `strata daemon`: the time from the create request
+(define a linked clone of a template + start) to the VM's first console line
+and to its first userspace line, for one VM and for ten created in parallel
+(target: ten within 2 s on this 2-core machine); the API's latency (p50/p99)
+for list and info under 50 concurrent clients; and the daemon's own memory.
+
+The template is the default guest's root disk; each VM boots the default
+kernel straight from its clone (no initrd). No peer: QEMU has no daemon.
+"""
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USERSPACE_UP = b"strata-guest: userspace up"
+
+
+class UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=120)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+class Daemon:
+    def __init__(self, strata, data_dir):
+        self.socket = os.path.join(data_dir, "daemon.sock")
+        self.log = open(data_dir + ".log", "w")
+        self.proc = subprocess.Popen([strata, "daemon", "--data-dir", data_dir, "--socket", self.socket],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(os.path.join(data_dir, "admin.token")) or not os.path.exists(self.socket):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                sys.exit(f"the daemon did not come up; see {data_dir}.log")
+            time.sleep(0.05)
+        with open(os.path.join(data_dir, "admin.token")) as token:
+            self.token = token.read().strip()
+
+    def call(self, method, path, body=None, connection=None):
+        conn = connection or UnixConnection(self.socket)
+        conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                     headers={"Authorization": "Bearer " + self.token, "Content-Type": "application/json"})
+        reply = conn.getresponse()
+        data = json.loads(reply.read() or b"null")
+        if connection is None:
+            conn.close()
+        return reply.status, data
+
+    def memory_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        for vm in self.call("GET", "/vms")[1]:
+            if vm["state"] != "stopped":
+                self.call("POST", f"/vms/{vm['name']}/destroy")
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def wait_for_console(path, marker, deadline):
+    """Seconds (monotonic) when the console file first holds marker, or None."""
+    while time.monotonic() < deadline:
+        try:
+            with open(path, "rb") as console:
+                if marker in console.read():
+                    return time.monotonic()
+        except FileNotFoundError:
+            pass
+        time.sleep(0.005)
+    return None
+
+
+def provision(daemon, name, kernel, results):
+    start = time.monotonic()
+    status, vm = daemon.call("POST", "/vms", {"name": name, "template": "rootfs", "kernel": kernel,
+                                              "append": "console=ttyS0 root=/dev/vda rw"})
+    if status != 201:
+        sys.exit(f"define {name}: HTTP {status}: {vm}")
+    status, vm = daemon.call("POST", f"/vms/{name}/start")
+    if status != 200:
+        sys.exit(f"start {name}: HTTP {status}: {vm}")
+    deadline = start + 120
+    first_line = wait_for_console(vm["console"], b"\n", deadline)
+    userspace = wait_for_console(vm["console"], USERSPACE_UP, deadline)
+    results[name] = (first_line - start if first_line else None, userspace - start if userspace else None)
+
+
+def provision_parallel(daemon, names, kernel):
+    results = {}
+    threads = [threading.Thread(target=provision, args=(daemon, name, kernel, results)) for name in names]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.monotonic() - start, results
+
+
+def latency(daemon, path, clients, seconds):
+    samples, lock = [], threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client():
+        conn = UnixConnection(daemon.socket)
+        mine = []
+        while time.monotonic() < stop_at:
+            begin = time.perf_counter()
+            status, _ = daemon.call("GET", path, connection=conn)
+            mine.append(time.perf_counter() - begin)
+            if status != 200:
+                sys.exit(f"GET {path}: HTTP {status}")
+        with lock:
+            samples.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    samples.sort()
+    return samples[len(samples) // 2], samples[int(len(samples) * 0.99)], len(samples) / seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--strata", default=os.path.join(ROOT, "build", "strata"))
+    parser.add_argument("--guest", default=os.path.join(ROOT, "out", "guest"))
+    parser.add_argument("--parallel", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=5, help="duration of each latency run")
+    args = parser.parse_args()
+
+    data_dir = tempfile.mkdtemp(prefix="strata-provision-")
+    daemon = Daemon(args.strata, data_dir)
+    try:
+        idle_kib = daemon.memory_kib()
+        status, started = daemon.call("POST", "/templates", {"name": "rootfs",
+                                                             "path": os.path.realpath(os.path.join(args.guest, "rootfs.ext4"))})
+        if status != 202:
+            sys.exit(f"template import: HTTP {status}: {started}")
+        while daemon.call("GET", "/operations/" + started["operation"]["id"])[1]["state"] == "running":
+            time.sleep(0.05)
+        kernel = os.path.realpath(os.path.join(args.guest, "Image"))
+
+        _, one = provision_parallel(daemon, ["one"], kernel)
+        print(f"one VM:    first console line {one['one'][0]:.3f} s, userspace up {one['one'][1]:.3f} s")
+        daemon.call("POST", "/vms/one/destroy")
+        names = [f"p{i}" for i in range(args.parallel)]
+        _, many = provision_parallel(daemon, names, kernel)
+        firsts = [many[name][0] for name in names if many[name][0] is not None]
+        ups = [many[name][1] for name in names if many[name][1] is not None]
+        print(f"{args.parallel} VMs:    all first console lines {max(firsts):.3f} s "
+              f"(median {statistics.median(firsts):.3f} s), all userspace up {max(ups):.3f} s "
+              f"({len(ups)}/{args.parallel} came up)")
+        print(f"daemon memory: {idle_kib / 1024:.1f} MiB idle, {daemon.memory_kib() / 1024:.1f} MiB with "
+              f"{args.parallel} VMs")
+        for path in ("/vms", "/vms/p0"):
+            p50, p99, rate = latency(daemon, path, args.clients, args.seconds)
+            print(f"GET {path:8} {args.clients} clients: p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
+                  f"{rate:.0f} requests/s")
+        print(f"daemon memory after the latency runs: {daemon.memory_kib() / 1024:.1f} MiB")
+    finally:
+        daemon.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
