@@ -435,6 +435,8 @@ Result<void> ApiServer::listen(const std::string& socketPath) {
   return {};
 }
 
+void ApiServer::mountStatic(const std::string& prefix, const std::string& dir) { server_->set_mount_point(prefix, dir); }
+
 void ApiServer::run() { server_->listen_after_bind(); }
 
 void ApiServer::stop() { server_->stop(); }

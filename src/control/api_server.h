@@ -39,6 +39,8 @@ class ApiServer {
 
   // Creates the socket (mode 0600: only its owner may talk to the daemon).
   Result<void> listen(const std::string& socketPath);
+  // Serves the files under `dir` at `prefix` (the dashboard); no token needed, they hold no data.
+  void mountStatic(const std::string& prefix, const std::string& dir);
   void run();   // serves until stop()
   void stop();  // safe from another thread
 

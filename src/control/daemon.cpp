@@ -20,6 +20,7 @@
 #include "control/store.h"
 #include "control/supervisor.h"
 #include "control/token.h"
+#include "control/web_front.h"
 
 namespace strata::control {
 namespace {
@@ -58,10 +59,10 @@ std::string defaultDaemonSocket() {
 Result<void> runDaemon(const DaemonOptions& options) {
   ::umask(0077);  // the store, the token file and the VMs' files are the daemon user's alone
   std::string dataDir = std::filesystem::absolute(options.dataDir).lexically_normal().string();
-  // Each VM's API socket is DATADIR/vms/NAME/api.sock, NAME up to 63 characters.
-  if (dataDir.size() + 5 + 63 + 9 >= sizeof(sockaddr_un::sun_path))
+  // Each VM's longest socket path is DATADIR/vms/NAME/console.sock, NAME up to 63 characters.
+  if (dataDir.size() + 5 + 63 + 13 >= sizeof(sockaddr_un::sun_path))
     return Error{fmt::format("--data-dir {}: too long for the VMs' socket paths (at most {} characters)", dataDir,
-                             sizeof(sockaddr_un::sun_path) - 5 - 63 - 9 - 1)};
+                             sizeof(sockaddr_un::sun_path) - 5 - 63 - 13 - 1)};
   for (const auto& dir : {dataDir, dataDir + "/vms", dataDir + "/tenants"})
     if (auto made = makeDirectory(dir); !made) return made.error();
   // One daemon per data directory: a second would adopt the same VMs and take over the socket.
@@ -98,9 +99,20 @@ Result<void> runDaemon(const DaemonOptions& options) {
   } catch (const StoreFailure& failure) {
     return Error{failure.what()};
   }
-  if (auto listening = server.listen(socketPath); !listening) return listening.error();
+  // The REST server listens privately; WebFront takes the public sockets and
+  // passes it every request but a console WebSocket.
+  std::string apiSocket = dataDir + "/api-server.sock";
+  if (auto listening = server.listen(apiSocket); !listening) return listening.error();
+  if (!options.webDir.empty()) server.mountStatic("/ui", options.webDir);
+  server.mountStatic("/ui/xterm", "/usr/share/nodejs/xterm");
+  WebFront front(**store, supervisor, apiSocket);
+  if (auto listening = front.listenUnix(socketPath); !listening) return listening.error();
+  if (!options.webListen.empty())
+    if (auto listening = front.listenTcp(options.webListen); !listening) return listening.error();
   supervisor.startWatching();
-  log::info("strata daemon: data in {}, API on {}", dataDir, socketPath);
+  log::info("strata daemon: data in {}, API on {}{}", dataDir, socketPath,
+            options.webListen.empty() ? "" : ", dashboard on http://" + options.webListen + "/ui/");
+  std::thread apiThread([&] { server.run(); });
 
   std::atomic<bool> signalled = false;
   std::thread signalWaiter([&] {
@@ -108,12 +120,16 @@ Result<void> runDaemon(const DaemonOptions& options) {
     sigwait(&stopSignals, &signal);
     signalled = true;
     log::info("strata daemon: stopping on signal {} (VMs keep running)", signal);
-    server.stop();
+    front.stop();
   });
-  server.run();
-  if (!signalled) ::kill(::getpid(), SIGTERM);  // the server ended on its own: release the waiter
+  front.run();
+  if (!signalled) ::kill(::getpid(), SIGTERM);  // the front ended on its own: release the waiter
   signalWaiter.join();
+  front.stop();  // ends the connections (and so their threads) before the store goes
+  server.stop();
+  apiThread.join();
   ::unlink(socketPath.c_str());
+  ::unlink(apiSocket.c_str());
   return {};
 }
 

@@ -75,7 +75,7 @@ Supervisor::~Supervisor() {
 
 VmPaths Supervisor::pathsOf(const std::string& name) const {
   std::string dir = options_.dataDir + "/vms/" + name;
-  return {dir, dir + "/api.sock", dir + "/console.log", dir + "/strata.log"};
+  return {dir, dir + "/api.sock", dir + "/console.log", dir + "/console.sock", dir + "/strata.log"};
 }
 
 Result<HttpReply> Supervisor::vmRequest(const VmRecord& vm, const std::string& method, const std::string& path,
@@ -176,6 +176,7 @@ Result<void> Supervisor::start(const std::string& name) {
 
   std::vector<std::string> args = runArguments(vm->spec, paths.apiSocket, paths.console);
   args.insert(args.begin(), options_.strataBinary);
+  args.insert(args.end(), {"--console-socket", paths.consoleSocket});  // where ConsoleHub reaches the console
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);

@@ -25,7 +25,7 @@ namespace strata::control {
 std::optional<uint64_t> processStartTime(pid_t pid);
 
 struct VmPaths {
-  std::string dir, apiSocket, console, log;
+  std::string dir, apiSocket, console, consoleSocket, log;
 };
 
 class Supervisor {
