@@ -86,6 +86,15 @@ Result<HttpReply> Supervisor::vmRequest(const VmRecord& vm, const std::string& m
   return httpOverUnixSocket(vm.apiSocket, {method, path, body, "", timeout});
 }
 
+std::optional<ProcessUsage> Supervisor::usageOf(const VmRecord& vm) const {
+  auto fields = isLive(vm) ? statFields(vm.pid) : std::nullopt;
+  if (!fields || processStartTime(vm.pid) != vm.pidStartTime) return std::nullopt;
+  static const double ticksPerSecond = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  static const uint64_t pageSize = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  return ProcessUsage{static_cast<double>(*cpuTicks(vm.pid)) / ticksPerSecond,
+                      std::stoull((*fields)[24 - 3]) * pageSize};  // field 24: resident pages
+}
+
 void Supervisor::adoptRunningVms() {
   for (const auto& vm : store_.vms()) {
     if (vm.state == VmState::Stopped) continue;
