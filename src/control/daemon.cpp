@@ -59,10 +59,10 @@ std::string defaultDaemonSocket() {
 Result<void> runDaemon(const DaemonOptions& options) {
   ::umask(0077);  // the store, the token file and the VMs' files are the daemon user's alone
   std::string dataDir = std::filesystem::absolute(options.dataDir).lexically_normal().string();
-  // Each VM's longest socket path is DATADIR/vms/NAME/console.sock, NAME up to 63 characters.
-  if (dataDir.size() + 5 + 63 + 13 >= sizeof(sockaddr_un::sun_path))
+  // Each VM's sockets are DATADIR/vms/NAME/api.sock and tty.sock, NAME up to 63 characters.
+  if (dataDir.size() + 5 + 63 + 9 >= sizeof(sockaddr_un::sun_path))
     return Error{fmt::format("--data-dir {}: too long for the VMs' socket paths (at most {} characters)", dataDir,
-                             sizeof(sockaddr_un::sun_path) - 5 - 63 - 13 - 1)};
+                             sizeof(sockaddr_un::sun_path) - 5 - 63 - 9 - 1)};
   for (const auto& dir : {dataDir, dataDir + "/vms", dataDir + "/tenants"})
     if (auto made = makeDirectory(dir); !made) return made.error();
   // One daemon per data directory: a second would adopt the same VMs and take over the socket.

@@ -75,7 +75,7 @@ Supervisor::~Supervisor() {
 
 VmPaths Supervisor::pathsOf(const std::string& name) const {
   std::string dir = options_.dataDir + "/vms/" + name;
-  return {dir, dir + "/api.sock", dir + "/console.log", dir + "/console.sock", dir + "/strata.log"};
+  return {dir, dir + "/api.sock", dir + "/console.log", dir + "/tty.sock", dir + "/strata.log"};
 }
 
 Result<HttpReply> Supervisor::vmRequest(const VmRecord& vm, const std::string& method, const std::string& path,

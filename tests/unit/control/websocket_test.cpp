@@ -28,7 +28,7 @@ std::string header(uint8_t first, uint8_t second, std::string extended = "") {
 }
 
 TEST(WebSocket, AcceptKeyMatchesTheRfcExample) {
-  EXPECT_EQ(acceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kOkXWzLmbOxOOo=");  // RFC 6455 section 1.3
+  EXPECT_EQ(acceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");  // RFC 6455 section 1.3
   EXPECT_EQ(newClientKey().size(), 24u);
   EXPECT_NE(newClientKey(), newClientKey());
 }
