@@ -20,6 +20,8 @@ packages=(
   qemu-system-misc qemu-utils libnbd-bin e2fsprogs iproute2 hyperfine python3 opensbi qemu-user
   gnutls-bin  # certtool and psktool make the NBD TLS tests' keys
   openvswitch-common  # ovs-ofctl drives the switch's OpenFlow 1.3 listener in the integration tests
+  node-xterm  # xterm.js for the daemon's web dashboard console (served from /usr/share/nodejs/xterm)
+  chromium python3-websocket  # the dashboard's browser test: headless Chromium driven over the DevTools protocol
 )
 
 missing=()

@@ -278,6 +278,40 @@ struct ApiServer::Handlers {
     replyWithVm(call, vm->spec.name);
   }
 
+  // What the dashboard graphs: the VM process's CPU time and resident memory, and the guest's retired instructions.
+  void vmStats(Call& call) {
+    auto vm = runningVm(call);
+    if (!vm) return;
+    auto usage = supervisor().usageOf(*vm);
+    if (!usage) return call.fail(409, fmt::format("{} is not running", vm->spec.name));
+    json result = {{"name", vm->spec.name},
+                   {"state", vmStateName(vm->state)},
+                   {"cpu_seconds", usage->cpuSeconds},
+                   {"resident_bytes", usage->residentBytes},
+                   {"memory_mib", vm->spec.memoryMib}};
+    auto stats = supervisor().vmRequest(*vm, "GET", "/vm/stats");
+    json harts = stats && stats->status == 200 ? json::parse(stats->body, nullptr, false)["harts"] : json();
+    uint64_t instret = 0;
+    if (harts.is_array())
+      for (const auto& hart : harts) instret += hart.value("instret", uint64_t{0});
+    result["instret"] = instret;
+    call.reply(200, result);
+  }
+
+  // Into DATADIR/vms/NAME/snapshots/UNIX-SECONDS; the VM runs on (`strata run --restore DIR` resumes one).
+  void snapshotVm(Call& call) {
+    auto vm = runningVm(call);
+    if (!vm) return;
+    std::string dir = fmt::format("{}/snapshots/{}", supervisor().pathsOf(vm->spec.name).dir, ::time(nullptr));
+    std::error_code error;
+    std::filesystem::create_directories(dir, error);
+    if (error) return call.fail(500, fmt::format("{}: {}", dir, error.message()));
+    auto reply = supervisor().vmRequest(*vm, "PUT", "/vm/snapshot", json{{"dir", dir}, {"resume", true}}.dump());
+    if (!reply) return call.fail(502, reply.error().message);
+    if (reply->status >= 300) return call.fail(reply->status, fmt::format("{}: snapshot refused: {}", vm->spec.name, reply->body));
+    call.reply(200, json{{"name", vm->spec.name}, {"snapshot", dir}});
+  }
+
   void deleteVm(Call& call) {
     auto vm = visibleVm(call, call.arg(1));
     if (!vm) return;
@@ -525,6 +559,11 @@ static const std::vector<RouteEntry>& routeTable() {
        [](H& h, Call& call) { h.changeState(call, "pause", VmState::Paused); }},
       {{"POST", "/vms/{name}/resume"}, Access::Token,
        [](H& h, Call& call) { h.changeState(call, "resume", VmState::Running); }},
+      {{"GET", "/vms/{name}/stats"}, Access::Token, &H::vmStats},
+      {{"POST", "/vms/{name}/snapshot"}, Access::Token, &H::snapshotVm},
+      // WebFront serves the WebSocket upgrade itself; a plain GET gets here.
+      {{"GET", "/vms/{name}/console"}, Access::Token,
+       [](H&, Call& call) { call.fail(426, "the console is a WebSocket: ask with Upgrade: websocket"); }},
       {{"GET", "/tenants"}, Access::Token, &H::listTenants},
       {{"POST", "/tenants"}, Access::Admin, &H::addTenant},
       {{"GET", "/tenants/{tenant}"}, Access::Token, &H::getTenant},
@@ -629,6 +668,12 @@ Result<void> ApiServer::listenTls(const std::string& host, int port, const std::
   serveRoutesOn(*tlsServer_);
   if (!tlsServer_->bind_to_port(host.c_str(), port)) return errnoError(fmt::format("{}:{}", host, port));
   return {};
+}
+
+// On the TLS server too when there is one: listenTls comes first.
+void ApiServer::mountStatic(const std::string& prefix, const std::string& dir) {
+  server_->set_mount_point(prefix, dir);
+  if (tlsServer_) tlsServer_->set_mount_point(prefix, dir);
 }
 
 void ApiServer::run() {

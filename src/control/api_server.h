@@ -45,6 +45,8 @@ class ApiServer {
   Result<void> listen(const std::string& socketPath);
   // Also serves on TCP, only over TLS (the bearer tokens must not cross a network in the clear).
   Result<void> listenTls(const std::string& host, int port, const std::string& certFile, const std::string& keyFile);
+  // Serves the files under `dir` at `prefix` (the dashboard); no token needed, they hold no data.
+  void mountStatic(const std::string& prefix, const std::string& dir);
   void run();   // serves until stop()
   void stop();  // safe from another thread
 

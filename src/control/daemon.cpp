@@ -20,6 +20,7 @@
 #include "control/store.h"
 #include "control/supervisor.h"
 #include "control/token.h"
+#include "control/web_front.h"
 
 namespace strata::control {
 namespace {
@@ -71,7 +72,7 @@ Result<void> runDaemon(const DaemonOptions& options) {
     return Error{"--listen needs --tls-cert and --tls-key: tokens do not cross a network in the clear"};
   ::umask(0077);  // the store, the token file and the VMs' files are the daemon user's alone
   std::string dataDir = std::filesystem::absolute(options.dataDir).lexically_normal().string();
-  // Each VM's API socket is DATADIR/vms/NAME/api.sock, NAME up to 63 characters.
+  // Each VM's sockets are DATADIR/vms/NAME/api.sock and tty.sock, NAME up to 63 characters.
   if (dataDir.size() + 5 + 63 + 9 >= sizeof(sockaddr_un::sun_path))
     return Error{fmt::format("--data-dir {}: too long for the VMs' socket paths (at most {} characters)", dataDir,
                              sizeof(sockaddr_un::sun_path) - 5 - 63 - 9 - 1)};
@@ -115,16 +116,27 @@ Result<void> runDaemon(const DaemonOptions& options) {
   } catch (const StoreFailure& failure) {
     return Error{failure.what()};
   }
-  if (auto listening = server.listen(socketPath); !listening) return listening.error();
-  if (!options.listen.empty()) {
+  // The REST server listens privately; WebFront takes the public sockets and
+  // passes it every request but a console WebSocket.
+  std::string apiSocket = dataDir + "/api-server.sock";
+  if (auto listening = server.listen(apiSocket); !listening) return listening.error();
+  if (!options.listen.empty()) {  // TLS clients reach the REST server directly (no console WebSocket there)
     auto address = tcpAddress(options.listen);
     if (!address) return address.error();
     if (auto tls = server.listenTls(address->first, address->second, options.tlsCert, options.tlsKey); !tls)
       return tls.error();
     log::info("strata daemon: API also on https://{}:{}", address->first, address->second);
   }
+  if (!options.webDir.empty()) server.mountStatic("/ui", options.webDir);
+  server.mountStatic("/ui/xterm", "/usr/share/nodejs/xterm");
+  WebFront front(**store, supervisor, apiSocket);
+  if (auto listening = front.listenUnix(socketPath); !listening) return listening.error();
+  if (!options.webListen.empty())
+    if (auto listening = front.listenTcp(options.webListen); !listening) return listening.error();
   supervisor.startWatching();
-  log::info("strata daemon: data in {}, API on {}", dataDir, socketPath);
+  log::info("strata daemon: data in {}, API on {}{}", dataDir, socketPath,
+            options.webListen.empty() ? "" : ", dashboard on http://" + options.webListen + "/ui/");
+  std::thread apiThread([&] { server.run(); });
 
   std::atomic<bool> signalled = false;
   std::thread signalWaiter([&] {
@@ -132,12 +144,16 @@ Result<void> runDaemon(const DaemonOptions& options) {
     sigwait(&stopSignals, &signal);
     signalled = true;
     log::info("strata daemon: stopping on signal {} (VMs keep running)", signal);
-    server.stop();
+    front.stop();
   });
-  server.run();
-  if (!signalled) ::kill(::getpid(), SIGTERM);  // the server ended on its own: release the waiter
+  front.run();
+  if (!signalled) ::kill(::getpid(), SIGTERM);  // the front ended on its own: release the waiter
   signalWaiter.join();
+  front.stop();  // ends the connections (and so their threads) before the store goes
+  server.stop();
+  apiThread.join();
   ::unlink(socketPath.c_str());
+  ::unlink(apiSocket.c_str());
   return {};
 }
 

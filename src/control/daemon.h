@@ -14,6 +14,8 @@ struct DaemonOptions {
   std::string dataDir;
   std::string socketPath;     // default: defaultDaemonSocket(), where the CLI looks
   std::string strataBinary;   // what runs each VM (`strata run`)
+  std::string webListen;      // HOST:PORT for browsers (plain HTTP: loopback, or behind a TLS proxy), or empty
+  std::string webDir;         // the dashboard's files, served under /ui/
   std::chrono::seconds meterInterval{30};
   std::chrono::seconds shutdownGrace{30};
   std::string listen;           // "tcp:ADDR:PORT": also serve the API there, over TLS with these

@@ -75,7 +75,7 @@ Supervisor::~Supervisor() {
 
 VmPaths Supervisor::pathsOf(const std::string& name) const {
   std::string dir = options_.dataDir + "/vms/" + name;
-  return {dir, dir + "/api.sock", dir + "/console.log", dir + "/strata.log", dir + "/disk.qcow2"};
+  return {dir, dir + "/api.sock", dir + "/console.log", dir + "/tty.sock", dir + "/strata.log", dir + "/disk.qcow2"};
 }
 
 Result<HttpReply> Supervisor::vmRequest(const VmRecord& vm, const std::string& method, const std::string& path,
@@ -84,6 +84,15 @@ Result<HttpReply> Supervisor::vmRequest(const VmRecord& vm, const std::string& m
   // Changing state may wait for the guest's disk requests (pause); a query should answer at once.
   auto timeout = method == "GET" ? std::chrono::seconds(5) : std::chrono::seconds(60);
   return httpOverUnixSocket(vm.apiSocket, {method, path, body, "", timeout});
+}
+
+std::optional<ProcessUsage> Supervisor::usageOf(const VmRecord& vm) const {
+  auto fields = isLive(vm) ? statFields(vm.pid) : std::nullopt;
+  if (!fields || processStartTime(vm.pid) != vm.pidStartTime) return std::nullopt;
+  static const double ticksPerSecond = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  static const uint64_t pageSize = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  return ProcessUsage{static_cast<double>(*cpuTicks(vm.pid)) / ticksPerSecond,
+                      std::stoull((*fields)[24 - 3]) * pageSize};  // field 24: resident pages
 }
 
 void Supervisor::adoptRunningVms() {
@@ -176,6 +185,7 @@ Result<void> Supervisor::start(const std::string& name) {
 
   std::vector<std::string> args = runArguments(vm->spec, paths.apiSocket, paths.console);
   args.insert(args.begin(), options_.strataBinary);
+  args.insert(args.end(), {"--console-socket", paths.consoleSocket});  // where ConsoleHub reaches the console
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);

@@ -24,8 +24,14 @@ namespace strata::control {
 // the process is gone or a zombie: with the pid, it identifies one process.
 std::optional<uint64_t> processStartTime(pid_t pid);
 
+// What a VM's process uses now, from /proc: the dashboard's CPU and memory graphs.
+struct ProcessUsage {
+  double cpuSeconds = 0;  // user + system time since the VM started
+  uint64_t residentBytes = 0;
+};
+
 struct VmPaths {
-  std::string dir, apiSocket, console, log;
+  std::string dir, apiSocket, console, consoleSocket, log;
   std::string clonedDisk;  // a VM made from a template: its qcow2 overlay
 };
 
@@ -54,6 +60,8 @@ class Supervisor {
   Result<void> destroy(const std::string& name);  // SIGKILL
   // PUT /vm/state {"action": ...} on the VM's socket: pause, resume, reset.
   Result<HttpReply> changeState(const std::string& name, const std::string& action);
+  // Of a live VM's own process (same start time), or nullopt.
+  std::optional<ProcessUsage> usageOf(const VmRecord& vm) const;
   Result<HttpReply> vmRequest(const VmRecord& vm, const std::string& method, const std::string& path,
                               const std::string& body = "");
 

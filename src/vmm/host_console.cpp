@@ -2,6 +2,9 @@
 
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -62,6 +65,8 @@ Result<std::unique_ptr<HostConsole>> HostConsole::open(const ConsoleConfig& conf
       break;
     }
   }
+  if (!config.socketPath.empty())
+    if (auto listening = console->listenOn(config.socketPath); !listening) return listening.error();
   if (console->terminal_) {
     ::tcgetattr(0, &console->savedTermios_);
     termios raw = console->savedTermios_;
@@ -75,9 +80,35 @@ HostConsole::~HostConsole() {
   if (terminal_) ::tcsetattr(0, TCSANOW, &savedTermios_);
 }
 
+// The socket is its owner's alone (mode 0600): whoever connects types into the guest.
+Result<void> HostConsole::listenOn(const std::string& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof address.sun_path) return Error{fmt::format("--console-socket {}: path too long", path)};
+  path.copy(address.sun_path, path.size());
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!listener.valid()) return errnoError("console socket");
+  ::unlink(path.c_str());  // left by a VM that was killed
+  mode_t previous = ::umask(0177);
+  int bound = ::bind(listener.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address);
+  ::umask(previous);
+  if (bound != 0 || ::listen(listener.get(), 4) != 0) return errnoError(path);
+  listener_ = std::move(listener);
+  return {};
+}
+
 Result<void> HostConsole::attach(EventLoop& loop, InputHandler onInput, QuitHandler onQuit) {
   onInput_ = std::move(onInput);
   onQuit_ = std::move(onQuit);
+  if (listener_.valid()) {
+    if (auto watched = loop.watch(listener_.get(), EPOLLIN, [this, &loop](uint32_t) { acceptClient(loop); }); !watched)
+      return watched.error();
+    std::lock_guard lock(clientMutex_);
+    if (client_.valid())
+      if (auto watched = loop.watch(client_.get(), EPOLLIN, [this, &loop](uint32_t) { onClientReadable(loop); });
+          !watched)
+        return watched.error();
+  }
   if (inputFd_ < 0) return {};
   int flags = ::fcntl(inputFd_, F_GETFL);
   ::fcntl(inputFd_, F_SETFL, flags | O_NONBLOCK);
@@ -92,6 +123,11 @@ Result<void> HostConsole::attach(EventLoop& loop, InputHandler onInput, QuitHand
 }
 
 void HostConsole::detach(EventLoop& loop) {
+  if (listener_.valid()) {
+    loop.unwatch(listener_.get());
+    std::lock_guard lock(clientMutex_);
+    if (client_.valid()) loop.unwatch(client_.get());
+  }
   if (attached_) loop.unwatch(inputFd_);
   attached_ = false;
   if (inputFd_ >= 0) {
@@ -147,6 +183,52 @@ void HostConsole::filterEscapes(const uint8_t* data, size_t length) {
   if (!passed.empty()) onInput_(passed.data(), passed.size());
 }
 
-void HostConsole::write(const uint8_t* data, size_t length) { writeAll(outputFd_, data, length); }
+// A new client replaces the one before it (a restarted daemon connects again
+// while the kernel may not yet have told us the old one is gone).
+void HostConsole::acceptClient(EventLoop& loop) {
+  UniqueFd accepted(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  if (!accepted.valid()) return;
+  dropClient(loop);
+  int fd = accepted.get();
+  {
+    std::lock_guard lock(clientMutex_);
+    client_ = std::move(accepted);
+  }
+  if (!loop.watch(fd, EPOLLIN, [this, &loop](uint32_t) { onClientReadable(loop); })) dropClient(loop);
+}
+
+void HostConsole::onClientReadable(EventLoop& loop) {
+  uint8_t buffer[4096];
+  for (;;) {
+    ssize_t n;
+    {
+      std::lock_guard lock(clientMutex_);
+      if (!client_.valid()) return;
+      n = ::read(client_.get(), buffer, sizeof buffer);
+    }
+    if (n > 0) {
+      onInput_(buffer, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    dropClient(loop);  // the client hung up
+    return;
+  }
+}
+
+void HostConsole::dropClient(EventLoop& loop) {
+  std::lock_guard lock(clientMutex_);
+  if (!client_.valid()) return;
+  loop.unwatch(client_.get());
+  client_.reset();
+}
+
+void HostConsole::write(const uint8_t* data, size_t length) {
+  writeAll(outputFd_, data, length);
+  std::lock_guard lock(clientMutex_);
+  // Never blocks the vCPU: what the client's socket buffer cannot take now is not sent to it.
+  if (client_.valid()) ::send(client_.get(), data, length, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
 
 }  // namespace strata::vmm

@@ -51,6 +51,7 @@ namespace {
 // mprotect, madvise, rt_sigprocmask and exit on vCPU threads.)
 constexpr const char* kVcpu[] = {
     "write", "writev", "futex", "sched_yield", "clock_gettime",
+    "sendto",  // console output to a --console-socket client (send, never blocking)
     "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
     "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
     // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot;
@@ -68,6 +69,7 @@ constexpr const char* kIoLoopExtra[] = {
     "openat", "newfstatat", "fstat", "lseek", "pread64", "pwrite64", "pwritev2", "fsync", "fdatasync",
     "fallocate", "ftruncate", "fcntl", "flock", "readlink", "memfd_create", "getrandom",
     "sendto", "recvfrom",       // frames to and from a `strata switch` port (send/recv with flags)
+    "accept4",                  // a --console-socket client
     "rseq", "set_robust_list",  // a new thread's first calls, made before it enters its own role
     "rt_sigaction",             // glibc sets up its thread-control signal at the first pthread_create
 };

@@ -23,6 +23,7 @@ constexpr NamedTarget kTargets[] = {
     {"vm-spec", vmSpecOneInput},
     {"openflow", openFlowOneInput},
     {"net-offload", netOffloadOneInput},
+    {"websocket", websocketOneInput},
 };
 
 }  // namespace

@@ -64,6 +64,8 @@ int openFlowOneInput(const uint8_t* data, size_t size);
 // moved as by a tag push, then finished (checksum, TCP segmentation) for the
 // offloads the first byte says the receiving port takes.
 int netOffloadOneInput(const uint8_t* data, size_t size);
+// A console WebSocket client's bytes through the daemon's frame reader (control::websocket::Reader).
+int websocketOneInput(const uint8_t* data, size_t size);
 
 // The targets by the name fuzz_regression and the libFuzzer binaries use; nullptr if unknown.
 using OneInput = int (*)(const uint8_t* data, size_t size);

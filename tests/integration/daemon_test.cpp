@@ -16,105 +16,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "control/http_client.h"
-#include "guest_runner.h"
+#include "daemon_process.h"
 
 namespace strata::test {
 namespace {
 
 using nlohmann::json;
-
-std::string readFile(const std::string& path) {
-  std::ifstream file(path);
-  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-}
-
-// Polls `ready` every 50 ms for up to `limit`; whether it became true.
-template <typename Ready>
-bool waitFor(Ready ready, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return ready();
-}
-
-// One `strata daemon` child with its data directory; VMs it left running are killed at the end.
-class DaemonProcess {
- public:
-  // extraArgs: more `strata daemon` options; files they name may be put in DATADIR by `prepare`.
-  explicit DaemonProcess(const std::string& name, std::vector<std::string> extraArgs = {},
-                         const std::function<void(const std::string& dataDir)>& prepare = nullptr)
-      : dataDir_(temporaryPath(name)), extraArgs_(std::move(extraArgs)) {
-    std::filesystem::remove_all(dataDir_);
-    std::filesystem::create_directories(dataDir_);
-    if (prepare) prepare(dataDir_);
-    start();
-  }
-  ~DaemonProcess() {
-    if (pid_ > 0) {
-      for (const auto& vm : call("GET", "/vms").second)
-        if (vm.contains("pid")) ::kill(vm["pid"].get<pid_t>(), SIGKILL);
-      stop(SIGTERM);
-    }
-  }
-
-  void start() {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::string log = dataDir_ + ".log";
-      FILE* out = std::freopen(log.c_str(), "a", stdout);
-      if (out) ::dup2(STDOUT_FILENO, STDERR_FILENO);
-      std::vector<std::string> args{strataBinary(), "daemon", "--data-dir", dataDir_, "--socket", socket(),
-                                    "--meter-interval", "1", "--shutdown-timeout", "20"};
-      args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());
-      std::vector<char*> argv;
-      for (auto& arg : args) argv.push_back(arg.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    bool up = waitFor([&] { return ::access(socket().c_str(), F_OK) == 0 && raw("GET", "/openapi.json").status == 200; },
-                      std::chrono::seconds(20));
-    ASSERT_TRUE(up) << readFile(dataDir_ + ".log");
-    adminToken_ = readFile(dataDir_ + "/admin.token");
-    if (!adminToken_.empty()) adminToken_.pop_back();  // the newline
-  }
-  void stop(int signal) {
-    ::kill(pid_, signal);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-
-  control::HttpReply raw(const std::string& method, const std::string& path, const std::string& body = "",
-                         const std::string& token = "") {
-    auto reply = control::httpOverUnixSocket(socket(), {method, path, body, token, std::chrono::seconds(120)});
-    return reply ? *reply : control::HttpReply{-1, reply.error().message};
-  }
-  // (status, parsed body); the admin token unless another is given.
-  std::pair<int, json> call(const std::string& method, const std::string& path, const json& body = nullptr,
-                            const std::string& token = "") {
-    auto reply = raw(method, path, body.is_null() ? "" : body.dump(), token.empty() ? adminToken_ : token);
-    return {reply.status, json::parse(reply.body, nullptr, false)};
-  }
-  std::string newTenantToken(const std::string& tenant) {
-    EXPECT_EQ(call("POST", "/tenants", {{"name", tenant}}).first, 201);
-    auto [status, body] = call("POST", "/tenants/" + tenant + "/tokens");
-    EXPECT_EQ(status, 201) << body;
-    return body.value("token", "");
-  }
-
-  std::string socket() const { return dataDir_ + "/daemon.sock"; }
-  const std::string& dataDir() const { return dataDir_; }
-  const std::string& adminToken() const { return adminToken_; }
-
- private:
-  std::string dataDir_, adminToken_;
-  std::vector<std::string> extraArgs_;
-  pid_t pid_ = -1;
-};
 
 TEST(DaemonApi, NeedsAValidTokenExceptForTheOpenApiDocument) {
   DaemonProcess daemon("auth");

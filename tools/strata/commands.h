@@ -33,5 +33,7 @@ std::shared_ptr<DaemonVmArgs> addDaemonVmOptions(CLI::App& command);
 bool namesDaemonVm(const DaemonVmArgs& args);
 // Runs status|pause|resume|shutdown|reset on that VM through the daemon; the exit status.
 int daemonVmAction(const DaemonVmArgs& args, const std::string& action, bool json);
+// vm_console.cpp: strata vm console NAME; the exit status.
+int attachVmConsole(const std::string& daemonSocket, const std::string& token, const std::string& name);
 
 }  // namespace strata::cli

@@ -9,6 +9,7 @@ namespace strata::cli {
 
 void addDaemonCommand(CLI::App& app, CommandStatus& status) {
   auto options = std::make_shared<control::DaemonOptions>();
+  options->webDir = STRATA_SOURCE_DIR "/web";  // the dashboard, from the source tree
   auto meterSeconds = std::make_shared<unsigned>(30), graceSeconds = std::make_shared<unsigned>(30);
   auto* daemon = app.add_subcommand("daemon", "Run the management daemon: VMs, tenants, quotas over a REST API");
   daemon->add_option("--data-dir", options->dataDir, "state directory (SQLite store, admin token, VM files)")
@@ -17,6 +18,9 @@ void addDaemonCommand(CLI::App& app, CommandStatus& status) {
   daemon->add_option("--listen", options->listen, "also serve the API on tcp:ADDR:PORT, over TLS");
   daemon->add_option("--tls-cert", options->tlsCert, "PEM certificate (chain) for --listen");
   daemon->add_option("--tls-key", options->tlsKey, "PEM private key for --listen");
+  daemon->add_option("--web-listen", options->webListen,
+                     "also serve the API, console and dashboard (/ui/) to browsers on HOST:PORT, plain HTTP");
+  daemon->add_option("--web-dir", options->webDir, "the dashboard's files")->capture_default_str();
   daemon->add_option("--meter-interval", *meterSeconds, "seconds between usage records")->capture_default_str();
   daemon->add_option("--shutdown-timeout", *graceSeconds, "seconds a VM gets to shut down before it is killed")
       ->capture_default_str();

@@ -19,6 +19,7 @@ namespace {
 
 struct RunOptions {
   std::string firmware, bare, kernel, initrd, append, mem = "256M", console = "stdio", engine = "jit";
+  std::string consoleSocket;
   bool stats = false;
   std::string balloon;  // empty: no balloon device
   std::string balloonAuto;
@@ -138,6 +139,7 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   auto console = vmm::parseConsoleConfig(options.console);
   if (!console) return console.error();
   config.console = *console;
+  config.console.socketPath = options.consoleSocket;
   config.sandbox.seccomp = options.seccomp;
   config.sandbox.landlock = options.landlock;
   config.apiSocket = options.apiSocket;
@@ -184,6 +186,8 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
                   "network interface, tap=NAME, switch=NAME[,vlan=N|,trunk=N,M,...][,mac=..] or tapfd=FD (an "
                   "attached TAP fd); repeatable");
   run->add_option("--console", options->console, "stdio, pty or file=PATH")->capture_default_str();
+  run->add_option("--console-socket", options->consoleSocket,
+                  "also serve the console on this UNIX socket (one client at a time, the newest wins)");
   run->add_option("--engine", options->engine, "CPU engine: interp or jit[,threshold=N] (N: runs before a block is translated)")->capture_default_str();
   run->add_flag("--stats", options->stats, "print each hart's engine counters when the VM ends");
   run->add_option("--api-socket", options->apiSocket,

@@ -1,4 +1,4 @@
-// `strata vm list|define|create|start|destroy|delete|info NAME`: the VM commands that
+// `strata vm list|define|create|start|destroy|delete|info|console NAME`: the VM commands that
 // go through the management daemon (`strata daemon`), as a table for people or
 // JSON (-o json) for scripts; and the daemon side of vm.cpp's
 // status|pause|resume|shutdown|reset when they are given a NAME.
@@ -120,6 +120,14 @@ void addDaemonVmCommands(CLI::App& vm, CommandStatus& status) {
       return;
     }
     status.exitCode = call(*create, what, {"POST", "/vms/" + create->name + "/start"}, printVm);
+  });
+
+  auto consoleArgs = std::make_shared<DaemonVmArgs>();
+  auto* console = vm.add_subcommand("console", "Attach this terminal to a VM's serial console (Ctrl-] leaves)");
+  addConnectionOptions(*console, *consoleArgs);
+  console->add_option("name", consoleArgs->name, "VM name")->required();
+  console->callback([consoleArgs, &status] {
+    status.exitCode = attachVmConsole(consoleArgs->socket, consoleArgs->token, consoleArgs->name);
   });
 
   struct Action {
