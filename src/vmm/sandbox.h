@@ -17,6 +17,7 @@ enum class ThreadRole {
   IoLoop,  // the main thread: the VM's event loop, and building a new board on reboot
   Vcpu,    // one per hart: runs guest code, posts work to the loop
   Api,     // the control API server (api_server.h): its UNIX socket's clients, one at a time
+  Gdb,     // the GDB stub (gdb_stub.h): its TCP socket's client, one at a time
 };
 
 const char* threadRoleName(ThreadRole role);

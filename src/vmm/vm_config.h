@@ -63,6 +63,8 @@ struct VmConfig {
   // instead of loading the kernel; the board options must match the snapshot's.
   std::string restoreDir;
   std::string apiSocket;  // --api-socket: where the control API is served (api_server.h); empty: none
+  std::string gdb;        // --gdb tcp:HOST:PORT: where the GDB stub listens (gdb_stub.h); empty: none
+  bool gdbWait = false;   // --gdb-wait: the guest starts paused, until the debugger resumes it
 };
 
 // "PATH" followed by options, each after a comma: "readonly" (also "ro") and

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -47,6 +48,12 @@ class ControlledMachine {
   virtual VmStats sampleStats() = 0;
   // Paused: writes DIR/state and DIR/memory (each to a temporary name, then renamed).
   virtual Result<void> saveSnapshot(const std::string& dir) = 0;
+  // Paused: the board's harts (their threads parked or not started).
+  virtual std::vector<cpu::Hart*> harts() = 0;
+  // Paused: the parked vCPU thread of hart `id` executes one instruction
+  // (Hart::debugStep) and parks again. False if that hart is not running (never
+  // started, or stopped).
+  virtual bool stepHart(unsigned id) = 0;
 };
 
 class VmControl {
@@ -69,6 +76,20 @@ class VmControl {
   // (and if the VM was running before). Returns the state it left the VM in.
   Result<VmState> snapshot(const std::string& dir, bool resume);
   BalloonControl& balloon() { return balloon_; }
+
+  // ---- The debugger (`strata run --gdb`, debug/gdb_stub.h), one at a time.
+  // Runs fn on the harts of the board while the VM is paused; false (fn not
+  // run) when it is not paused or between boots.
+  bool withPausedHarts(const std::function<void(const std::vector<cpu::Hart*>&)>& fn);
+  bool stepHart(unsigned id);  // paused; see ControlledMachine::stepHart
+  // The points every hart stops at, this board's (applied now: paused only)
+  // and those built after a reboot.
+  void setDebugPoints(const cpu::DebugPoints& points);
+  cpu::DebugPoints debugPoints() const;
+  // Who hears that a hart stopped at a debug point (its vCPU thread then waits for a pause).
+  void setDebugStopHandler(std::function<void(unsigned hart)> handler);
+  // vCPU threads; false when no debugger listens (the hart then runs on).
+  bool debugStopped(unsigned hart);
 
   // Guest time in ns since the VM started: host monotonic time less the time
   // spent paused, frozen while paused. Lock-free; vCPUs read it constantly.
@@ -97,6 +118,8 @@ class VmControl {
   uint64_t pauseStartedNs_ = 0;  // host ns; guarded by mutex_
   std::atomic<uint64_t> pausedNs_;
   std::atomic<uint64_t> frozenNs_{kNotFrozen};
+  cpu::DebugPoints debugPoints_;                    // guarded by mutex_
+  std::function<void(unsigned)> debugStopHandler_;  // guarded by mutex_
 };
 
 }  // namespace strata::vmm

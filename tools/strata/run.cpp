@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 
 #include "commands.h"
+#include "vmm/gdb_stub.h"
 #include "vmm/jailer.h"
 #include "network/socket_port.h"
 #include "virtio/net.h"
@@ -28,6 +29,8 @@ struct RunOptions {
   unsigned uid = 0, gid = 0;
   std::string apiSocket;
   std::string restoreDir;
+  std::string gdb;
+  bool gdbWait = false;
 };
 
 // The default guest that guest/build.sh produces.
@@ -127,6 +130,12 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   config.sandbox.landlock = options.landlock;
   config.apiSocket = options.apiSocket;
   config.restoreDir = options.restoreDir;
+  if (options.gdbWait && options.gdb.empty()) return Error{"--gdb-wait needs --gdb"};
+  if (!options.gdb.empty()) {
+    if (auto endpoint = vmm::parseGdbEndpoint(options.gdb); !endpoint) return endpoint.error();
+  }
+  config.gdb = options.gdb;
+  config.gdbWait = options.gdbWait;
   return config;
 }
 
@@ -165,6 +174,10 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_option("--restore", options->restoreDir,
                   "resume the snapshot in this directory (written by `strata vm snapshot`) instead of booting; "
                   "--mem, --cpus, --engine and the disks and devices must match the snapshot's");
+  run->add_option("--gdb", options->gdb,
+                  "serve the GDB remote protocol (gdb-multiarch: target remote HOST:PORT) on tcp:HOST:PORT; "
+                  "port 0 picks one (logged)");
+  run->add_flag("--gdb-wait", options->gdbWait, "start the guest paused until the debugger continues it");
   auto onOff = CLI::IsMember({"on", "off"});
   run->add_option_function<std::string>(
          "--seccomp", [options](const std::string& value) { options->seccomp = value == "on"; },
