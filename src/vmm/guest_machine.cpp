@@ -86,11 +86,7 @@ Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage:
   ram_ = std::move(*ram);
 
   cpu::PhysicalMemory memory{ram_->base(), ram_->size(), ram_->hostBase(), &bus_};
-  const cpu::DebugPoints debugPoints = control_.debugPoints();  // a debugger's, kept across reboots
-  for (unsigned id = 0; id < config_.cpus; ++id) {
-    harts_.push_back(std::make_unique<cpu::Hart>(id, memory, *this, config_.engine));
-    harts_.back()->setDebugPoints(debugPoints);
-  }
+  for (unsigned id = 0; id < config_.cpus; ++id) harts_.push_back(std::make_unique<cpu::Hart>(id, memory, *this, config_.engine));
   slots_.resize(config_.cpus);
 
   plic_ = std::make_unique<machine::Plic>(config_.cpus, machine::virt::kPlicSources,

@@ -137,6 +137,8 @@ VmStats VmControl::stats() {
 void VmControl::attach(ControlledMachine* machine) {
   std::lock_guard lock(mutex_);
   machine_ = machine;
+  // A debugger's points, set before this board existed (or before a reboot), apply to its harts too.
+  for (cpu::Hart* hart : machine_->harts()) hart->setDebugPoints(debugPoints_);
   if (paused_) machine_->beginPause();
 }
 

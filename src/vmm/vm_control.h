@@ -95,7 +95,7 @@ class VmControl {
   // spent paused, frozen while paused. Lock-free; vCPUs read it constantly.
   uint64_t guestNs() const;
 
-  // For runVm: the boot now running (it starts parked if the VM is paused), or none.
+  // For runVm: the boot about to run (it starts parked if the VM is paused, with the debugger's points), or none.
   void attach(ControlledMachine* machine);
   void detach();
   void markEnded();  // the VM is going away: state shutting_down from now on
