@@ -16,6 +16,7 @@ packages=(
   qemu-system-misc qemu-utils libnbd-bin e2fsprogs iproute2 hyperfine python3 opensbi qemu-user
   gnutls-bin  # certtool and psktool make the NBD TLS tests' keys
   openvswitch-common  # ovs-ofctl drives the switch's OpenFlow 1.3 listener in the integration tests
+  gdb-multiarch  # attaches to `strata run --gdb` in the integration tests
 )
 
 missing=()
