@@ -9,6 +9,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libfdt-dev liburing-dev libcli11-dev libfmt-dev libisal-dev zlib1g-dev libgnutls28-dev libseccomp-dev
   libxbyak-dev  # the CPU translator's x86-64 assembler (header-only)
+  libcapstone-dev  # disassembles the translator's code for --engine-trace
   libcpp-httplib-dev nlohmann-json3-dev  # the per-VM control API: HTTP on a UNIX socket, JSON bodies
   libsqlite3-dev  # the management daemon's store (src/control)
   # tests and benchmarks: QEMU is the peer we measure against and test with, never a dependency

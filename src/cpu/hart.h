@@ -86,11 +86,15 @@ enum class RemoteFence { Tlb, InstructionCache };
 enum class EngineKind : uint8_t { Interpreter, Jit };
 const char* engineName(EngineKind kind);
 
+class EngineTrace;
+
 // The engine of one hart and its tuning (converts from a bare EngineKind).
 struct EngineConfig {
   EngineConfig(EngineKind engineKind = EngineKind::Interpreter, uint32_t threshold = 16,  // NOLINT: implicit on purpose
                size_t codeBytes = 32u << 20)
       : kind(engineKind), translateThreshold(threshold), codeCacheBytes(codeBytes) {}
+  // jit: where each translation is written beside its guest code (--engine-trace); shared by the harts.
+  std::shared_ptr<EngineTrace> trace;
   EngineKind kind;
   // jit: times a block runs in the interpreter before it is translated (tests use 1).
   uint32_t translateThreshold;

@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 
 #include "commands.h"
+#include "cpu/jit/engine_trace.h"
 #include "vmm/gdb_stub.h"
 #include "vmm/jailer.h"
 #include "network/socket_port.h"
@@ -31,6 +32,7 @@ struct RunOptions {
   std::string restoreDir;
   std::string gdb;
   bool gdbWait = false;
+  std::string engineTrace;
 };
 
 // The default guest that guest/build.sh produces.
@@ -87,6 +89,12 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   if (!engine) return Error{fmt::format("--engine {}: expected interp, jit or jit,threshold=N", options.engine)};
   config.engine = *engine;
   config.printEngineStats = options.stats;
+  if (!options.engineTrace.empty()) {
+    if (config.engine.kind != cpu::EngineKind::Jit) return Error{"--engine-trace traces the translator: it needs --engine jit"};
+    auto trace = cpu::EngineTrace::open(options.engineTrace);  // before the sandbox: opens a file
+    if (!trace) return trace.error();
+    config.engine.trace = *trace;
+  }
   auto memory = vmm::parseMemorySize(options.mem);
   if (!memory) return memory.error();
   config.memoryBytes = *memory;
@@ -168,6 +176,9 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
                   "attached TAP fd); repeatable");
   run->add_option("--console", options->console, "stdio, pty or file=PATH")->capture_default_str();
   run->add_option("--engine", options->engine, "CPU engine: interp or jit[,threshold=N] (N: runs before a block is translated)")->capture_default_str();
+  run->add_option("--engine-trace", options->engineTrace,
+                  "write each block the translator translates to this file: its guest instructions beside the "
+                  "x86-64 code made for them (disassembled)");
   run->add_flag("--stats", options->stats, "print each hart's engine counters when the VM ends");
   run->add_option("--api-socket", options->apiSocket,
                   "serve the VM's control API (HTTP + JSON, see docs/api/) on this UNIX socket; `strata vm` drives it");
