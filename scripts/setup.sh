@@ -10,6 +10,7 @@ packages=(
   libfdt-dev liburing-dev libcli11-dev libfmt-dev libisal-dev zlib1g-dev libgnutls28-dev libseccomp-dev
   libunistring-dev  # its static archive: GnuTLS is linked from archives (CMakeLists.txt)
   libxbyak-dev  # the CPU translator's x86-64 assembler (header-only)
+  libcapstone-dev  # disassembles the translator's code for --engine-trace
   libcpp-httplib-dev nlohmann-json3-dev  # the per-VM control API: HTTP on a UNIX socket, JSON bodies
   libsqlite3-dev  # the management daemon's store (src/control)
   libzstd-dev  # live migration's page compression
@@ -22,6 +23,7 @@ packages=(
   openvswitch-common  # ovs-ofctl drives the switch's OpenFlow 1.3 listener in the integration tests
   node-xterm  # xterm.js for the daemon's web dashboard console (served from /usr/share/nodejs/xterm)
   chromium python3-websocket  # the dashboard's browser test: headless Chromium driven over the DevTools protocol
+  gdb-multiarch  # attaches to `strata run --gdb` in the integration tests
 )
 
 missing=()

@@ -32,7 +32,7 @@ const char* engineName(EngineKind kind) {
 std::unique_ptr<Engine> makeEngine(const EngineConfig& config) {
   switch (config.kind) {
     case EngineKind::Interpreter: return std::make_unique<interp::InterpreterEngine>();
-    case EngineKind::Jit: return std::make_unique<jit::JitEngine>(config.translateThreshold, config.codeCacheBytes);
+    case EngineKind::Jit: return std::make_unique<jit::JitEngine>(config.translateThreshold, config.codeCacheBytes, config.trace);
   }
   return nullptr;
 }

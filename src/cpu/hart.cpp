@@ -3,6 +3,9 @@
 // implemented here with HartCore's attention flags.
 #include "cpu/hart.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "cpu/hart_core.h"
 #include "cpu/engine.h"
 
@@ -115,6 +118,45 @@ void Hart::waitForRemoteFences() {
 
 void Hart::requestStop() { state_->requestAttention(kAttnStop); }
 void Hart::kick() { state_->requestAttention(kAttnKick); }
+
+void Hart::setDebugPoints(const DebugPoints& points) { state_->setDebugPoints(points); }
+DebugStop Hart::lastDebugStop() const { return state_->debugStop; }
+
+uint64_t Hart::debugStep() {
+  State& core = *state_;
+  // A stop asked for before the step (the pause this hart waits in) must not cut it short.
+  core.attention.fetch_and(~kAttnStop);
+  core.debugStepping = true;
+  const uint64_t retired = core.engine->step(core, 1);
+  core.debugStepping = false;
+  core.attention.fetch_or(kAttnInterrupts);  // interrupts held off by the step are taken when it runs on
+  return retired;
+}
+
+// Page by page: each page translates on its own.
+template <typename Copy>
+static bool forEachDebugPage(HartCore& core, uint64_t address, size_t length, Copy copy) {
+  size_t done = 0;
+  while (done < length) {
+    const uint64_t va = address + done;
+    const size_t chunk = std::min<size_t>(length - done, 4096 - (va & 0xfff));
+    uint8_t* host = core.memory.ram(core.debugPhysicalAddress(va), chunk);
+    if (host == nullptr) return false;
+    copy(host, done, chunk);
+    done += chunk;
+  }
+  return true;
+}
+
+bool Hart::debugReadMemory(uint64_t address, uint8_t* out, size_t length) {
+  return forEachDebugPage(*state_, address, length,
+                          [&](const uint8_t* host, size_t done, size_t chunk) { std::memcpy(out + done, host, chunk); });
+}
+
+bool Hart::debugWriteMemory(uint64_t address, const uint8_t* data, size_t length) {
+  return forEachDebugPage(*state_, address, length,
+                          [&](uint8_t* host, size_t done, size_t chunk) { std::memcpy(host, data + done, chunk); });
+}
 
 uint64_t Hart::instructionsRetired() const { return state_->instret; }
 std::vector<EngineStat> Hart::engineStats() const { return state_->engine->stats(); }

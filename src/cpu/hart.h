@@ -54,6 +54,30 @@ class HartHost {
 enum class ExitReason {
   StopRequested,  // requestStop() was called
   HartStopped,    // stopSelf() (SBI HSM hart_stop)
+  DebugStop,      // a debugger's breakpoint or watchpoint (setDebugPoints); see lastDebugStop()
+};
+
+// What a debugger (`strata run --gdb`) asks a hart to stop at. These are the
+// host's, invisible to the guest (unlike the Sdtrig triggers it programs
+// itself): breakpoints on the virtual pc, watchpoints on virtual data addresses.
+struct DebugWatchpoint {
+  uint64_t address = 0;
+  uint64_t length = 1;
+  bool onRead = false;
+  bool onWrite = false;
+  bool operator==(const DebugWatchpoint&) const = default;
+};
+struct DebugPoints {
+  std::vector<uint64_t> breakpoints;
+  std::vector<DebugWatchpoint> watchpoints;
+  bool operator==(const DebugPoints&) const = default;
+};
+// Why run() last returned DebugStop. A watchpoint stops before the access
+// executes: pc is that of the load or store.
+struct DebugStop {
+  enum class Kind : uint8_t { None, Breakpoint, Watchpoint } kind = Kind::None;
+  uint64_t address = 0;  // the breakpoint's pc, or the data address accessed
+  bool write = false;    // watchpoint: the access was a store
 };
 
 enum class RemoteFence { Tlb, InstructionCache };
@@ -62,11 +86,15 @@ enum class RemoteFence { Tlb, InstructionCache };
 enum class EngineKind : uint8_t { Interpreter, Jit };
 const char* engineName(EngineKind kind);
 
+class EngineTrace;
+
 // The engine of one hart and its tuning (converts from a bare EngineKind).
 struct EngineConfig {
   EngineConfig(EngineKind engineKind = EngineKind::Interpreter, uint32_t threshold = 16,  // NOLINT: implicit on purpose
                size_t codeBytes = 32u << 20)
       : kind(engineKind), translateThreshold(threshold), codeCacheBytes(codeBytes) {}
+  // jit: where each translation is written beside its guest code (--engine-trace); shared by the harts.
+  std::shared_ptr<EngineTrace> trace;
   EngineKind kind;
   // jit: times a block runs in the interpreter before it is translated (tests use 1).
   uint32_t translateThreshold;
@@ -142,6 +170,23 @@ class Hart {
   void requestStop();
   // Wakes the hart from WFI so it re-evaluates interrupts and requests.
   void kick();
+
+  // ---- Debugger (while the hart is not running).
+  // Both engines honour these: blocks end at breakpoints and every block
+  // boundary checks the pc; loads and stores take the slow path while a
+  // watchpoint is set. Changing breakpoints drops the hart's decoded blocks.
+  void setDebugPoints(const DebugPoints& points);
+  DebugStop lastDebugStop() const;
+  // Executes one instruction with interrupts held off and debug points
+  // ignored (a debugger's single step). Returns the instructions retired
+  // (0 when it trapped: pc is then at the trap handler).
+  uint64_t debugStep();
+  // Reads or writes guest memory as this hart sees it now (its MMU, without
+  // permission checks or A/D updates), falling back to the address as a
+  // physical one where it does not translate; RAM only. False if any byte is
+  // not in RAM. A write does not drop decoded blocks: use requestRemoteFence.
+  bool debugReadMemory(uint64_t address, uint8_t* out, size_t length);
+  bool debugWriteMemory(uint64_t address, const uint8_t* data, size_t length);
 
   // Instructions retired since reset (minstret).
   uint64_t instructionsRetired() const;

@@ -32,6 +32,9 @@ enum AttentionBit : uint32_t {
   kAttnTimers = 1u << 4,      // timer compare changed: re-read time
   kAttnWfi = 1u << 5,         // a WFI wants to sleep
   kAttnKick = 1u << 6,        // kick(): just wake up and look around
+  // A debugger's breakpoints are set (kept set, so no engine chains past a
+  // block boundary without checking the pc), or a watchpoint was hit.
+  kAttnDebug = 1u << 7,
 };
 
 // kFenceICache (fence.i) drops the decoded blocks whose code changed;
@@ -76,6 +79,15 @@ class HartCore : public HartHotState {
   // Some trigger can fire: no TLB fills and no cached blocks, so every fetch
   // goes through lookupBlock() and every load/store through translate().
   bool triggersArmed = false;
+
+  // The debugger's points (debug.cpp; breakpoints sorted) and what stopped the hart last.
+  DebugPoints debugPoints;
+  bool debugWatchArmed = false;
+  bool debugStepping = false;     // Hart::debugStep(): points ignored, interrupts held
+  bool debugStopPending = false;  // a watchpoint hit waits to be reported by serviceAttention
+  DebugStop debugStop;
+  // pendingCause of a watchpoint hit: not an architectural trap, takeException() stops the hart instead.
+  static constexpr uint64_t kDebuggerStopCause = ~0ull;
 
   // mip: architectural bits plus the SEIP line from the interrupt controller
   // kept apart (bit kSeipLineBit) because software can also write SEIP.
@@ -207,7 +219,13 @@ class HartCore : public HartHotState {
 
   // ---------------- traps and interrupts ----------------
   void takeTrap(uint64_t cause, uint64_t tval, bool interrupt);
-  void takeException() { takeTrap(pendingCause, pendingTval, false); }
+  void takeException() {
+    if (pendingCause == kDebuggerStopCause) [[unlikely]] {
+      attention.fetch_or(kAttnDebug, std::memory_order_relaxed);
+      return;
+    }
+    takeTrap(pendingCause, pendingTval, false);
+  }
   // Takes the highest-priority pending and enabled interrupt; true if one was taken.
   bool takePendingInterrupt();
   bool interruptWakesWfi() const { return (effectiveMip() & mie) != 0; }
@@ -226,6 +244,16 @@ class HartCore : public HartHotState {
 
   void resetToMachineMode(uint64_t entry);
   void resetToSupervisorBoot(uint64_t entry, uint64_t a1);
+
+  // ---------------- debugger (debug.cpp) ----------------
+  void setDebugPoints(const DebugPoints& points);
+  bool debugBreakpointAt(uint64_t va) const;
+  // A load or store at [va, va + size) that a watchpoint covers: records the stop.
+  bool debugWatchHit(uint64_t va, unsigned size, Access access);
+  // serviceAttention, before code runs at pc: true (and `reason` set) when the debugger stops here.
+  bool debugStopsHere(ExitReason& reason);
+  // va as the debugger sees it: the current MMU context without checks or side effects, else physical.
+  uint64_t debugPhysicalAddress(uint64_t va);
 
   // ---------------- snapshots (hart_snapshot.cpp) ----------------
   void saveState(StateWriter& out) const;
@@ -248,7 +276,8 @@ class HartCore : public HartHotState {
   };
   PmpRange pmpRange(unsigned index) const;
   void pmpChanged();
-  bool walk(uint64_t va, Access access, Privilege effective, uint64_t& pa);
+  // inspectOnly: the debugger's walk, with no permission checks and no A/D updates.
+  bool walk(uint64_t va, Access access, Privilege effective, uint64_t& pa, bool inspectOnly = false);
   bool pageFault(Access access, uint64_t va);
   bool accessFault(Access access, uint64_t va);
   void fillTlb(uint64_t va, uint64_t pa, Access access);

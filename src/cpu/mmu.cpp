@@ -85,6 +85,7 @@ void HartCore::fillTlb(uint64_t va, uint64_t pa, Access access) {
 
 bool HartCore::translate(uint64_t va, unsigned size, Access access, uint64_t& pa) {
   if (triggersArmed && access != Access::Fetch && triggerFires(va, access)) return raise(csr::kBreakpoint, va);
+  if (debugWatchArmed && access != Access::Fetch && debugWatchHit(va, size, access)) return raise(kDebuggerStopCause, va);
   Privilege effective = priv;
   if (access != Access::Fetch && priv == Privilege::Machine && (mstatus & csr::kStatusMprv))
     effective = static_cast<Privilege>((mstatus >> csr::kStatusMppShift) & 3);
@@ -97,11 +98,12 @@ bool HartCore::translate(uint64_t va, unsigned size, Access access, uint64_t& pa
   // Before the TLB fill: a round of live migration that flushes the TLBs sees
   // every page written through an entry filled since.
   if (access == Access::Store) memory.noteStore(pa);
-  if (cacheablePage(pa & ~0xfffull)) fillTlb(va, pa, access);
+  // While the debugger watches data, every load and store comes through here.
+  if (cacheablePage(pa & ~0xfffull) && (access == Access::Fetch || !debugWatchArmed)) fillTlb(va, pa, access);
   return true;
 }
 
-bool HartCore::walk(uint64_t va, Access access, Privilege effective, uint64_t& pa) {
+bool HartCore::walk(uint64_t va, Access access, Privilege effective, uint64_t& pa, bool inspectOnly) {
   const unsigned levels = levelsForMode(satp >> 60);
   const unsigned vaBits = 12 + 9 * levels;
   // Bits above the virtual address width must equal its top bit.
@@ -126,6 +128,13 @@ bool HartCore::walk(uint64_t va, Access access, Privilege effective, uint64_t& p
         table = ppn << 12;
         break;
       }
+      const uint64_t superpageMask = (1ull << (9 * level)) - 1;
+      if (ppn & superpageMask) return pageFault(access, va);  // misaligned superpage
+      const uint64_t pageOffsetMask = (1ull << (12 + 9 * level)) - 1;
+      if (inspectOnly) {
+        pa = ((ppn << 12) & ~pageOffsetMask) | (va & pageOffsetMask);
+        return true;
+      }
       // Leaf: permission checks.
       const bool userPage = (pte & kPteU) != 0;
       if (effective == Privilege::User && !userPage) return pageFault(access, va);
@@ -143,8 +152,6 @@ bool HartCore::walk(uint64_t va, Access access, Privilege effective, uint64_t& p
           if (!(pte & kPteW)) return pageFault(access, va);
           break;
       }
-      const uint64_t superpageMask = (1ull << (9 * level)) - 1;
-      if (ppn & superpageMask) return pageFault(access, va);  // misaligned superpage
       const uint64_t needed = kPteA | (access == Access::Store ? kPteD : 0);
       if ((pte & needed) != needed) {
         // Set A/D atomically: another hart may be updating the same PTE, and the
@@ -157,7 +164,6 @@ bool HartCore::walk(uint64_t va, Access access, Privilege effective, uint64_t& p
         }
         memory.noteStore(pteAddress);
       }
-      const uint64_t pageOffsetMask = (1ull << (12 + 9 * level)) - 1;
       pa = ((ppn << 12) & ~pageOffsetMask) | (va & pageOffsetMask);
       return true;
     }
@@ -302,6 +308,8 @@ Block* HartCore::buildBlock(uint64_t va, uint64_t pa) {
   unsigned count = 0;
   uint32_t offset = 0;
   while (count < kMaxBlockInstructions && offset + 2 <= available) {
+    // A debugger's breakpoint starts a block of its own, so the pc is checked there.
+    if (count > 0 && !debugPoints.breakpoints.empty() && debugBreakpointAt(va + offset)) break;
     uint16_t low;
     std::memcpy(&low, host + offset, 2);
     uint32_t word = low;

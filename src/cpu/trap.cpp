@@ -106,6 +106,12 @@ void HartCore::applyFences() {
 
 bool HartCore::serviceAttention(bool mayStop, bool maySleep, ExitReason& reason) {
   const uint32_t bits = attention.exchange(0, std::memory_order_acq_rel);
+  if (bits & kAttnDebug) {
+    // Breakpoints keep the bit set: engines then come here at every block
+    // boundary, skipping their own timer countdown.
+    if (!debugPoints.breakpoints.empty()) attention.fetch_or(kAttnDebug, std::memory_order_relaxed);
+    --timerCountdown;
+  }
   // Reading the clock is a host call: only when a compare moved or the poll interval ran out.
   if ((bits & kAttnTimers) || timerCountdown <= 0) {
     timerCountdown = kTimerCheckInterval;
@@ -120,12 +126,13 @@ bool HartCore::serviceAttention(bool mayStop, bool maySleep, ExitReason& reason)
     reason = ExitReason::StopRequested;
     return true;
   }
-  if (takePendingInterrupt()) return false;
-  if ((bits & kAttnWfi) && maySleep && !interruptWakesWfi()) {
+  // A debugger's single step holds interrupts off (they stay pending in mip).
+  const bool interrupted = !debugStepping && takePendingInterrupt();
+  if (!interrupted && (bits & kAttnWfi) && maySleep && !interruptWakesWfi()) {
     sleepUntilWoken();
     takePendingInterrupt();
   }
-  return false;
+  return mayStop && debugStopsHere(reason);
 }
 
 void HartCore::sleepUntilWoken() {
@@ -135,7 +142,8 @@ void HartCore::sleepUntilWoken() {
   for (;;) {
     checkTimers();
     attention.fetch_and(~kAttnInterrupts);  // our own timer bookkeeping is not a wake-up
-    if (interruptWakesWfi() || attention.load() != 0) break;
+    // Nor are the debugger's standing breakpoints.
+    if (interruptWakesWfi() || (attention.load() & ~kAttnDebug) != 0) break;
     const uint64_t now = host.timeNow();
     uint64_t deadline = ~0ull;
     if (mie & csr::kMtip) deadline = std::min(deadline, mtimecmp.load());
@@ -149,7 +157,7 @@ void HartCore::sleepUntilWoken() {
     }
     std::unique_lock lock(sleepMutex);
     sleeping.store(true);
-    if (attention.load() == 0 && !interruptWakesWfi()) sleepCv.wait_for(lock, wait);
+    if ((attention.load() & ~kAttnDebug) == 0 && !interruptWakesWfi()) sleepCv.wait_for(lock, wait);
     sleeping.store(false);
   }
   runState.store(RunState::Running);

@@ -487,10 +487,17 @@ void GuestMachine::vcpuThread(unsigned id) {
     }
     for (;;) {
       cpu::ExitReason reason = hart.run();
+      const bool debuggerHeard = reason == cpu::ExitReason::DebugStop && control_.debugStopped(id);
       std::unique_lock lock(mutex_);
-      if (reason == cpu::ExitReason::StopRequested) {
+      if (reason == cpu::ExitReason::StopRequested || debuggerHeard) {
+        // At a debug point the debugger pauses the VM in answer: this hart parks in that pause.
+        if (debuggerHeard) changed_.wait(lock, [&] { return stopping_.load() || pauseRequested_; });
         if (!serviceStopRequest(id, lock)) return;
         continue;  // on from the instruction it stopped before
+      }
+      if (reason == cpu::ExitReason::DebugStop) {  // no debugger any more: its points go, the hart runs on
+        hart.setDebugPoints({});
+        continue;
       }
       slots_[id].state = machine::HartRunState::Stopped;
       break;
@@ -510,7 +517,15 @@ bool GuestMachine::serviceStopRequest(unsigned id, std::unique_lock<std::mutex>&
   slot.parked = true;
   changed_.notify_all();
   loop_->post([] {});  // wakes the loop to see whether the pause is complete
-  changed_.wait(lock, [&] { return stopping_.load() || !pauseRequested_; });
+  for (;;) {
+    changed_.wait(lock, [&] { return stopping_.load() || !pauseRequested_ || slot.stepRequested; });
+    if (stopping_ || !slot.stepRequested) break;
+    lock.unlock();
+    harts_[id]->debugStep();
+    lock.lock();
+    slot.stepRequested = false;
+    changed_.notify_all();
+  }
   slot.parked = false;
   return !stopping_;
 }
@@ -528,6 +543,7 @@ void GuestMachine::beginPause() {
   if (stopping_ || pauseRequested_) return;
   pauseRequested_ = true;
   paused_ = false;
+  changed_.notify_all();  // a hart at a debug point waits for this pause
   for (auto& hart : harts_) hart->requestStop();
   loop_->post([] {});  // vCPUs that never started are parked already
 }
@@ -543,6 +559,21 @@ void GuestMachine::resume() {
   paused_ = false;
   changed_.notify_all();
   loop_->post([] {});  // releases the device queues
+}
+
+std::vector<cpu::Hart*> GuestMachine::harts() {
+  std::vector<cpu::Hart*> harts;
+  for (auto& hart : harts_) harts.push_back(hart.get());
+  return harts;
+}
+
+bool GuestMachine::stepHart(unsigned id) {
+  std::unique_lock lock(mutex_);
+  if (id >= slots_.size() || !slots_[id].parked) return false;
+  slots_[id].stepRequested = true;
+  changed_.notify_all();
+  changed_.wait(lock, [&] { return stopping_.load() || !slots_[id].stepRequested; });
+  return !stopping_;
 }
 
 // Each hart running guest code answers at its next instruction boundary; the

@@ -85,6 +85,8 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   machine::GuestRam& guestRam() override { return *ram_; }
   void flushHartTlbs() override;
   Result<std::vector<uint8_t>> saveStateBytes() override;
+  std::vector<cpu::Hart*> harts() override;
+  bool stepHart(unsigned id) override;
 
   // Every hart, the hart slots, the board's devices, the virtio transports in
   // slot order and the guest clock, after a "vm" section naming the board they fit.
@@ -113,6 +115,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
     uint64_t opaque = 0;     // a1 at entry
     bool machineMode = false;  // enter in M-mode (firmware, bare programs) instead of S-mode
     bool parked = false;       // its vCPU thread waits out a pause inside a run
+    bool stepRequested = false;  // parked: execute one instruction for the debugger (stepHart)
     bool resumeInPlace = false;  // restored mid-run: StartPending enters run() without a reset
     uint64_t sampleRound = 0;  // the last stats round this hart answered
     HartStats sample;

@@ -102,6 +102,18 @@ constexpr const char* kMigration[] = {
     "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
 };
 
+// The GDB stub's thread: accepting and serving one TCP client (recv, send,
+// poll, socket options), its eventfd, glibc's allocator, locks and clocks. It
+// reaches the VM through VmControl (locks, the event loop's eventfd) and reads
+// guest memory directly; vCPU threads do the stepping.
+constexpr const char* kGdb[] = {
+    "accept", "accept4", "read", "recvfrom", "write", "writev", "sendto", "poll", "ppoll",
+    "close", "shutdown", "setsockopt", "getsockopt", "getsockname", "getpeername", "fcntl",
+    "futex", "sched_yield", "clock_gettime", "clock_nanosleep", "nanosleep",
+    "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
+    "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
+};
+
 // Names for the SIGSYS handler, resolved before any filter is loaded: the
 // handler may not allocate, and libseccomp's lookup does.
 constexpr int kNamedSyscalls = 512;
@@ -186,7 +198,7 @@ Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role, const VmC
   if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_EQ, self)), "tgkill");
       !ok)
     return ok;
-  if (role == ThreadRole::Vcpu) return {};
+  if (role == ThreadRole::Vcpu || role == ThreadRole::Gdb) return {};
   if (role == ThreadRole::Migration)
     return check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET)), "socket");
   if (role == ThreadRole::Api) {
@@ -245,6 +257,9 @@ Result<void> loadSeccompFilter(ThreadRole role, const VmConfig& config) {
       if (auto ok = allow(filter.get(), name); !ok) return ok;
   } else if (role == ThreadRole::Migration) {
     for (const char* name : kMigration)
+      if (auto ok = allow(filter.get(), name); !ok) return ok;
+  } else if (role == ThreadRole::Gdb) {
+    for (const char* name : kGdb)
       if (auto ok = allow(filter.get(), name); !ok) return ok;
   } else {
     for (const char* name : kVcpu)
@@ -380,6 +395,7 @@ const char* threadRoleName(ThreadRole role) {
     case ThreadRole::Vcpu: return "vCPU";
     case ThreadRole::Api: return "API";
     case ThreadRole::Migration: return "migration";
+    case ThreadRole::Gdb: return "gdb";
   }
   return "unknown";
 }

@@ -19,6 +19,7 @@ enum class ThreadRole {
   Vcpu,    // one per hart: runs guest code, posts work to the loop
   Api,     // the control API server (api_server.h): its UNIX socket's clients, one at a time
   Migration,  // live migration's sender (migration_source.h): TCP connections to the destination
+  Gdb,     // the GDB stub (gdb_stub.h): its TCP socket's client, one at a time
 };
 
 const char* threadRoleName(ThreadRole role);

@@ -17,6 +17,7 @@
 #include "storage/volume/volume_disk.h"
 #include "vmm/api_server.h"
 #include "vmm/balloon_autopilot.h"
+#include "vmm/gdb_stub.h"
 #include "vmm/guest_machine.h"
 #include "vmm/net_interfaces.h"
 #include "vmm/migration_incoming.h"
@@ -68,12 +69,23 @@ Result<std::unique_ptr<storage::BlockDevice>> openLinkedClone(const VmConfig& co
 
 Result<int> runVm(const VmConfig& config) {
   VmControl control(config);
-  if (config.apiSocket.empty()) return runVm(config, control);
-  // Started before the VM's sandbox goes up: the API thread keeps its own allow-list only.
-  auto api = ApiServer::create(config);
-  if (!api) return api.error();
-  addApiRoutes((*api)->router(), control);
-  (*api)->start();
+  // The API and gdb threads start before the VM's sandbox goes up: each keeps its own allow-list only.
+  std::unique_ptr<GdbStub> gdb;
+  if (!config.gdb.empty()) {
+    auto stub = GdbStub::create(config, control);
+    if (!stub) return stub.error();
+    gdb = std::move(*stub);
+    if (config.gdbWait) control.pause();  // the first board starts parked
+    gdb->start();
+  }
+  std::unique_ptr<ApiServer> api;
+  if (!config.apiSocket.empty()) {
+    auto server = ApiServer::create(config);
+    if (!server) return server.error();
+    api = std::move(*server);
+    addApiRoutes(api->router(), control);
+    api->start();
+  }
   return runVm(config, control);
 }
 

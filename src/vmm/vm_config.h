@@ -73,6 +73,8 @@ struct VmConfig {
   // strata (PUT /vm/migrate there), received before anything runs; board options must match.
   std::string incoming;
   std::string apiSocket;  // --api-socket: where the control API is served (api_server.h); empty: none
+  std::string gdb;        // --gdb tcp:HOST:PORT: where the GDB stub listens (gdb_stub.h); empty: none
+  bool gdbWait = false;   // --gdb-wait: the guest starts paused, until the debugger resumes it
 };
 
 // "PATH" followed by options, each after a comma: "readonly" (also "ro") and

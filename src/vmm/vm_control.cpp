@@ -140,6 +140,8 @@ VmStats VmControl::stats() {
 void VmControl::attach(ControlledMachine* machine) {
   std::lock_guard lock(mutex_);
   machine_ = machine;
+  // A debugger's points, set before this board existed (or before a reboot), apply to its harts too.
+  for (cpu::Hart* hart : machine_->harts()) hart->setDebugPoints(debugPoints_);
   if (paused_) machine_->beginPause();
 }
 
@@ -167,6 +169,50 @@ void VmControl::detach() {
 void VmControl::markEnded() {
   std::lock_guard lock(mutex_);
   ending_ = true;
+}
+
+bool VmControl::withPausedHarts(const std::function<void(const std::vector<cpu::Hart*>&)>& fn) {
+  std::lock_guard operation(operationMutex_);
+  std::lock_guard lock(mutex_);
+  if (!paused_ || ending_ || !machine_) return false;
+  fn(machine_->harts());
+  return true;
+}
+
+bool VmControl::stepHart(unsigned id) {
+  std::lock_guard operation(operationMutex_);  // the board stays, and stays paused
+  ControlledMachine* machine;
+  {
+    std::lock_guard lock(mutex_);
+    if (!paused_ || ending_ || !machine_) return false;
+    machine = machine_;
+  }
+  return machine->stepHart(id);
+}
+
+void VmControl::setDebugPoints(const cpu::DebugPoints& points) {
+  std::lock_guard operation(operationMutex_);
+  std::lock_guard lock(mutex_);
+  debugPoints_ = points;
+  if (paused_ && machine_)
+    for (cpu::Hart* hart : machine_->harts()) hart->setDebugPoints(points);
+}
+
+cpu::DebugPoints VmControl::debugPoints() const {
+  std::lock_guard lock(mutex_);
+  return debugPoints_;
+}
+
+void VmControl::setDebugStopHandler(std::function<void(unsigned hart)> handler) {
+  std::lock_guard lock(mutex_);
+  debugStopHandler_ = std::move(handler);
+}
+
+bool VmControl::debugStopped(unsigned hart) {
+  std::lock_guard lock(mutex_);
+  if (!debugStopHandler_) return false;
+  debugStopHandler_(hart);
+  return true;
 }
 
 }  // namespace strata::vmm

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <shared_mutex>
 #include <optional>
@@ -59,6 +60,12 @@ class ControlledMachine {
   virtual void flushHartTlbs() = 0;
   // Paused: the state a snapshot holds (StateWriter framing); fails once the boot is ending.
   virtual Result<std::vector<uint8_t>> saveStateBytes() = 0;
+  // Paused: the board's harts (their threads parked or not started).
+  virtual std::vector<cpu::Hart*> harts() = 0;
+  // Paused: the parked vCPU thread of hart `id` executes one instruction
+  // (Hart::debugStep) and parks again. False if that hart is not running (never
+  // started, or stopped).
+  virtual bool stepHart(unsigned id) = 0;
 };
 
 class VmControl {
@@ -99,11 +106,25 @@ class VmControl {
   Result<std::unique_ptr<MachineLease>> leaseMachine();
   void holdPaused(bool hold);
 
+  // ---- The debugger (`strata run --gdb`, debug/gdb_stub.h), one at a time.
+  // Runs fn on the harts of the board while the VM is paused; false (fn not
+  // run) when it is not paused or between boots.
+  bool withPausedHarts(const std::function<void(const std::vector<cpu::Hart*>&)>& fn);
+  bool stepHart(unsigned id);  // paused; see ControlledMachine::stepHart
+  // The points every hart stops at, this board's (applied now: paused only)
+  // and those built after a reboot.
+  void setDebugPoints(const cpu::DebugPoints& points);
+  cpu::DebugPoints debugPoints() const;
+  // Who hears that a hart stopped at a debug point (its vCPU thread then waits for a pause).
+  void setDebugStopHandler(std::function<void(unsigned hart)> handler);
+  // vCPU threads; false when no debugger listens (the hart then runs on).
+  bool debugStopped(unsigned hart);
+
   // Guest time in ns since the VM started: host monotonic time less the time
   // spent paused, frozen while paused. Lock-free; vCPUs read it constantly.
   uint64_t guestNs() const;
 
-  // For runVm: the boot now running (it starts parked if the VM is paused), or none.
+  // For runVm: the boot about to run (it starts parked if the VM is paused, with the debugger's points), or none.
   void attach(ControlledMachine* machine);
   void detach();
   void markEnded();  // the VM is going away: state shutting_down from now on
@@ -129,6 +150,8 @@ class VmControl {
   uint64_t pauseStartedNs_ = 0;  // host ns; guarded by mutex_
   std::atomic<uint64_t> pausedNs_;
   std::atomic<uint64_t> frozenNs_{kNotFrozen};
+  cpu::DebugPoints debugPoints_;                    // guarded by mutex_
+  std::function<void(unsigned)> debugStopHandler_;  // guarded by mutex_
 };
 
 }  // namespace strata::vmm

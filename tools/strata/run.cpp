@@ -8,6 +8,8 @@
 #include <fmt/core.h>
 
 #include "commands.h"
+#include "cpu/jit/engine_trace.h"
+#include "vmm/gdb_stub.h"
 #include "vmm/jailer.h"
 #include "vmm/snapshot_config.h"
 #include "network/socket_port.h"
@@ -34,6 +36,9 @@ struct RunOptions {
   bool clone = false;
   std::vector<std::string> givenBoardOptions;  // those of kBoardOptions on the command line
   std::string incoming;
+  std::string gdb;
+  bool gdbWait = false;
+  std::string engineTrace;
 };
 
 // What shapes the guest's machine: with --restore it comes from the snapshot.
@@ -94,6 +99,12 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   if (!engine) return Error{fmt::format("--engine {}: expected interp, jit or jit,threshold=N", options.engine)};
   config.engine = *engine;
   config.printEngineStats = options.stats;
+  if (!options.engineTrace.empty()) {
+    if (config.engine.kind != cpu::EngineKind::Jit) return Error{"--engine-trace traces the translator: it needs --engine jit"};
+    auto trace = cpu::EngineTrace::open(options.engineTrace);  // before the sandbox: opens a file
+    if (!trace) return trace.error();
+    config.engine.trace = *trace;
+  }
   auto memory = vmm::parseMemorySize(options.mem);
   if (!memory) return memory.error();
   config.memoryBytes = *memory;
@@ -144,6 +155,12 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   config.sandbox.landlock = options.landlock;
   config.apiSocket = options.apiSocket;
   config.restoreDir = options.restoreDir;
+  if (options.gdbWait && options.gdb.empty()) return Error{"--gdb-wait needs --gdb"};
+  if (!options.gdb.empty()) {
+    if (auto endpoint = vmm::parseGdbEndpoint(options.gdb); !endpoint) return endpoint.error();
+  }
+  config.gdb = options.gdb;
+  config.gdbWait = options.gdbWait;
   config.clone = options.clone;
   config.incoming = options.incoming;
   if (!config.incoming.empty() && !config.restoreDir.empty()) return Error{"--incoming and --restore exclude each other"};
@@ -189,6 +206,9 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_option("--console-socket", options->consoleSocket,
                   "also serve the console on this UNIX socket (one client at a time, the newest wins)");
   run->add_option("--engine", options->engine, "CPU engine: interp or jit[,threshold=N] (N: runs before a block is translated)")->capture_default_str();
+  run->add_option("--engine-trace", options->engineTrace,
+                  "write each block the translator translates to this file: its guest instructions beside the "
+                  "x86-64 code made for them (disassembled)");
   run->add_flag("--stats", options->stats, "print each hart's engine counters when the VM ends");
   run->add_option("--api-socket", options->apiSocket,
                   "serve the VM's control API (HTTP + JSON, see docs/api/) on this UNIX socket; `strata vm` drives it");
@@ -204,6 +224,10 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_option("--incoming", options->incoming,
                   "wait on tcp:ADDR:PORT for a VM live-migrated from another strata (`strata vm migrate --to`) and run it; "
                   "the board options must match the source's");
+  run->add_option("--gdb", options->gdb,
+                  "serve the GDB remote protocol (gdb-multiarch: target remote HOST:PORT) on tcp:HOST:PORT; "
+                  "port 0 picks one (logged)");
+  run->add_flag("--gdb-wait", options->gdbWait, "start the guest paused until the debugger continues it");
   auto onOff = CLI::IsMember({"on", "off"});
   run->add_option_function<std::string>(
          "--seccomp", [options](const std::string& value) { options->seccomp = value == "on"; },

@@ -7,13 +7,14 @@
 #include "cpu/block_cache.h"
 #include "cpu/hart_core.h"
 #include "cpu/interp/interpreter.h"
+#include "cpu/jit/engine_trace.h"
 #include "cpu/jit/translator.h"
 
 namespace strata::cpu::jit {
 
-JitEngine::JitEngine(uint32_t translateThreshold, size_t codeCacheBytes)
+JitEngine::JitEngine(uint32_t translateThreshold, size_t codeCacheBytes, std::shared_ptr<EngineTrace> trace)
     : translateThreshold_(translateThreshold),
-      code_(codeCacheBytes), jumpCache_(new JumpCacheEntry[kJumpCacheSlots]) {
+      code_(codeCacheBytes), jumpCache_(new JumpCacheEntry[kJumpCacheSlots]), trace_(std::move(trace)) {
   trampolines_ = emitTrampolines(code_);
 }
 
@@ -56,11 +57,13 @@ void JitEngine::dropEverything(HartCore& hart) {
 const void* JitEngine::translation(Block& block) {
   if (block.translated != nullptr) return block.translated;
   const auto start = std::chrono::steady_clock::now();
+  const size_t usedBefore = code_.used();
   const void* code = translateBlock(block, code_, *this, trampolines_);
   counters_.translateNanos += static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
   if (code == nullptr) return nullptr;
   ++counters_.blocksTranslated;
+  if (trace_) trace_->record(block, static_cast<const uint8_t*>(code), code_.used() - usedBefore);
   block.translated = const_cast<void*>(code);
   return code;
 }

@@ -59,7 +59,7 @@ class JitEngine final : public Engine {
   static constexpr unsigned kJumpCacheSlots = 4096;
 
   // translateThreshold: runs of a block in the interpreter before it is translated.
-  JitEngine(uint32_t translateThreshold, size_t codeCacheBytes);
+  JitEngine(uint32_t translateThreshold, size_t codeCacheBytes, std::shared_ptr<EngineTrace> trace = nullptr);
   ExitReason run(HartCore& hart) override;
   uint64_t step(HartCore& hart, uint64_t count) override;
   std::vector<EngineStat> stats() const override;
@@ -95,6 +95,7 @@ class JitEngine final : public Engine {
   uint64_t blockGeneration_ = 0;
   uint64_t blockFences_ = 0;
   JitCounters counters_;
+  std::shared_ptr<EngineTrace> trace_;  // --engine-trace, or null
 };
 
 }  // namespace jit

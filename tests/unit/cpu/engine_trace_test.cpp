@@ -1,0 +1,54 @@
+// --engine-trace: a translated block appears in the trace with its guest
+// instructions and the x86-64 code generated for them, disassembled.
+#include <fstream>
+#include <sstream>
+
+#include <fmt/core.h>
+
+#include "cpu/jit/engine_trace.h"
+#include "cpu_test_support.h"
+
+namespace strata::cpu::test {
+namespace {
+using namespace as;
+
+TEST(EngineTrace, ShowsEachTranslationsGuestCodeBesideItsHostCode) {
+  constexpr uint64_t kBase = 0x80000000, kRamBytes = 1 << 20;
+  const std::string path = ::testing::TempDir() + "engine_trace_test.txt";
+  auto trace = EngineTrace::open(path);
+  ASSERT_TRUE(trace) << trace.error().message;
+  const std::vector<uint32_t> program = {addi(a0, zero, 5), addi(a0, a0, 37), slli(a1, a0, 3), ecall};
+  auto ram = std::make_unique<uint8_t[]>(kRamBytes);
+  std::memcpy(ram.get(), program.data(), program.size() * 4);
+  TestHost host;
+  host.onEcall = [](Hart& h) {
+    h.stopSelf();
+    return true;
+  };
+  TestMmio mmio;
+  EngineConfig engine{EngineKind::Jit, 1};
+  engine.trace = *trace;
+  {
+    Hart hart(0, PhysicalMemory{kBase, kRamBytes, ram.get(), &mmio}, host, engine);
+    hart.resetToSupervisorBoot(kBase, 0);
+    EXPECT_EQ(hart.run(), ExitReason::HartStopped);
+    EXPECT_EQ(hart.xreg(a0), 42u);
+  }
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string log = text.str();
+  EXPECT_NE(log.find("block pa 0x80000000: 4 guest instructions"), std::string::npos) << log;
+  EXPECT_NE(log.find(fmt::format("guest 0x80000004: {:08x} Addi", program[1])), std::string::npos) << log;
+  EXPECT_NE(log.find(fmt::format("guest 0x80000008: {:08x} Slli", program[2])), std::string::npos) << log;
+  // x86-64 from capstone: the hart state lives behind rbx (translator.h).
+  EXPECT_NE(log.find("  host  0x"), std::string::npos) << log;
+  EXPECT_NE(log.find("mov qword ptr [rbx"), std::string::npos) << log;
+}
+
+TEST(EngineTrace, AnUnwritablePathIsAnError) {
+  EXPECT_FALSE(EngineTrace::open("/nonexistent-directory/trace.txt"));
+}
+
+}  // namespace
+}  // namespace strata::cpu::test
