@@ -16,9 +16,11 @@
 #include <algorithm>
 #include <cstring>
 #include <atomic>
+#include <fstream>
 #include <future>
 #include <thread>
 
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include "child_process.h"
@@ -40,6 +42,17 @@ int freePort() {
   return ntohs(address.sin_port);
 }
 
+// Whether a TCP socket listens on loopback `port` (read from /proc/net/tcp,
+// so no connection is spent on the destination, which takes only migrations).
+bool listensOn(int port) {
+  std::ifstream table("/proc/net/tcp");
+  std::string line;
+  const std::string local = fmt::format("0100007F:{:04X}", port);
+  while (std::getline(table, line))
+    if (line.find(local + " 00000000:0000 0A") != std::string::npos) return true;
+  return false;
+}
+
 struct Migration {
   ProcessResult source;
   ProcessResult destination;
@@ -54,7 +67,8 @@ Migration migrate(const std::string& name, const std::string& sourceInput, const
                   const std::vector<std::string>& boardOptions = {}) {
   const std::string socket = temporaryPath(name + ".sock");
   ::unlink(socket.c_str());
-  const std::string to = "tcp:127.0.0.1:" + std::to_string(freePort());
+  const int port = freePort();
+  const std::string to = "tcp:127.0.0.1:" + std::to_string(port);
   Migration result;
   std::atomic<pid_t> destinationPid{0};
   auto destination = std::async(std::launch::async, [&] {
@@ -73,6 +87,9 @@ Migration migrate(const std::string& name, const std::string& sourceInput, const
                             [&](pid_t, const std::string& output) {
                               if (started || output.find(ready) == std::string::npos) return;
                               started = true;
+                              // The destination may still be starting on a loaded host.
+                              for (int tries = 0; tries < 600 && !listensOn(port); ++tries)
+                                std::this_thread::sleep_for(std::chrono::milliseconds(100));
                               result.command = runShell(strataBinary() + " vm migrate --api-socket " + socket +
                                                         " --to " + to + " " + migrateOptions + " 2>&1");
                             });
