@@ -324,10 +324,10 @@ TEST(Migration, GuestWritingItsDisksMovesWithThemToSeparateFiles) {
   std::vector<std::string> seeds = {makeDisk(dir + "-src-vda.raw", "raw"), makeDisk(dir + "-src-vdb.qcow2", "qcow2")};
   const std::vector<std::pair<std::string, std::string>> targets = {{emptyDisk(dir + "-dst-vda.qcow2", "qcow2"), "qcow2"},
                                                                     {emptyDisk(dir + "-dst-vdb.raw", "raw"), "raw"}};
-  constexpr int kBlocks = 1500;
+  constexpr int kBlocks = 200;
   const std::string workload = fmt::format(
       "X=$((6*7)); w() {{ yes $2-block-$1 | head -c 4096 | dd of=/dev/$2 bs=4096 seek=$1 conv=notrunc,fsync 2>/dev/null; }}; "
-      "i=0; while [ $i -lt {} ]; do w $i vda; w $i vdb; i=$((i+1)); [ $i = 30 ] && echo writing-$X; done; "
+      "i=0; while [ $i -lt {} ]; do w $i vda; w $i vdb; i=$((i+1)); [ $i = 20 ] && echo writing-$X; done; "
       "echo wrote-$i-$X\n",
       kBlocks);
   auto moved = migrate("migrate-disks", workload, "writing-42", "--with-disks", "sync; poweroff\n", {}, {},
@@ -336,7 +336,8 @@ TEST(Migration, GuestWritingItsDisksMovesWithThemToSeparateFiles) {
   EXPECT_EQ(moved.command.exitCode, 0) << moved.command.output << moved.source.output;
   std::printf("%s", moved.command.output.c_str());
   EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
-  EXPECT_EQ(moved.source.output.find("wrote-"), std::string::npos) << "the move happened before the guest was done";
+  EXPECT_EQ(moved.source.output.find(fmt::format("wrote-{}-42", kBlocks)), std::string::npos)
+      << "the move happened before the guest was done";
   EXPECT_EQ(moved.destination.exitCode, 0) << moved.destination.output;
   EXPECT_TRUE(contains(moved.destination.output, fmt::format("wrote-{}-42", kBlocks)));
   const char* names[] = {"vda", "vdb"};

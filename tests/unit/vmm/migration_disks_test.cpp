@@ -164,9 +164,8 @@ TEST(DiskMirrorTarget, RefusesMalformedMismatchedAndOutOfRangeRecords) {
   EXPECT_TRUE(contains(refused(record({{&unknown, 1}}), "kind"), "unknown disk record kind"));
   ASSERT_TRUE(target.apply(record({{&data, 1}, {&disk0, 4}, {&at, 8}, {&crc, 4}, {bytes.data(), bytes.size()}})));
   ASSERT_TRUE(target.finish());
-  EXPECT_EQ(std::vector<uint8_t>(storage::testing::readFile(dir.file("dst.raw")).begin() + at,
-                                 storage::testing::readFile(dir.file("dst.raw")).begin() + at + bytes.size()),
-            bytes);
+  const auto written = storage::testing::readFile(dir.file("dst.raw"));
+  EXPECT_EQ(std::vector<uint8_t>(written.begin() + at, written.begin() + at + bytes.size()), bytes);
 }
 
 TEST(MigrationStream, ADiskRecordWithNowhereToGoIsRefused) {
