@@ -2,7 +2,8 @@
 // the dirty-block tracker marks what completed writes touched (only while on);
 // a mirror sends a disk with data, holes and a later write over a socket into
 // another disk file, byte for byte; the destination refuses every malformed,
-// mismatched or out-of-range record, and a stream's disk record with nowhere to go.
+// mismatched or out-of-range record, and a stream's disk record with nowhere to
+// go; PUT /vm/migrate takes "with_disks" as a boolean only.
 #include <sys/socket.h>
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 #include "storage/dirty_tracked_disk.h"
 #include "storage/sync_io.h"
 #include "vmm/migration_disks.h"
+#include "vmm/migration_routes.h"
 
 namespace strata::vmm {
 namespace {
@@ -179,6 +181,16 @@ TEST(MigrationStream, ADiskRecordWithNowhereToGoIsRefused) {
   auto got = reader.receive(nullptr, 0, nullptr);
   ASSERT_FALSE(got);
   EXPECT_NE(got.error().message.find("unexpected disk record"), std::string::npos) << got.error().message;
+}
+
+TEST(MigrationRoutes, WithDisksMustBeABoolean) {
+  VmConfig config;
+  VmControl control(config);
+  ApiRouter router;
+  addMigrationRoutes(router, control);
+  auto reply = router.dispatch("PUT", "/vm/migrate", R"({"to": "tcp:127.0.0.1:1", "with_disks": 1})");
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_TRUE(contains(reply.body.value("error", ""), "\"with_disks\" must be true or false"));
 }
 
 }  // namespace
