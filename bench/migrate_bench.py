@@ -70,6 +70,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_listening(port, timeout=60):
+    """Until a socket listens on loopback `port` (read from /proc/net/tcp: a test connection would be taken
+    for the migration stream)."""
+    needle = f"0100007F:{port:04X} 00000000:0000 0A"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/net/tcp") as table:
+            if needle in table.read():
+                return
+        time.sleep(0.05)
+
+
 def start_pair(source_argv, destination_argv, commands, settle):
     """Boots the source, starts the workload, starts the destination; both consoles' ticks go into one dict."""
     source = Guest(source_argv)
@@ -109,6 +121,7 @@ def migrate_strata(args, commands, directory):
                                             base + ["--incoming", f"tcp:127.0.0.1:{port}"] + target_extra,
                                             commands, args.settle)
     with_disks = ["--with-disks"] if args.with_disks else []
+    wait_listening(port)
     result = subprocess.run([args.strata, "vm", "migrate", "--api-socket", api, "--to", f"tcp:127.0.0.1:{port}",
                              "--json"] + with_disks + args.strata_options.split(), capture_output=True, text=True,
                             check=True)
@@ -155,6 +168,7 @@ def migrate_qemu(args, commands, directory):
                                             base + ["-incoming", f"tcp:127.0.0.1:{port}"] + disk(target_disk),
                                             commands, args.settle)
     call = qmp(source_qmp)
+    wait_listening(port)  # a loaded host may take QEMU longer than the settle time to get there
     if args.with_disks:
         call("migrate", uri=f"tcp:127.0.0.1:{port}", blk=True)
     else:
@@ -172,7 +186,8 @@ def migrate_qemu(args, commands, directory):
     if completed:
         time.sleep(args.settle)
     else:
-        print(f"QEMU migration {status['status']}: {status.get('error-desc', '')}", file=sys.stderr)
+        print(f"QEMU migration {status['status']}: {status.get('error-desc', '')}; destination said: "
+              f"{destination.output[-300:].decode(errors='replace')}", file=sys.stderr)
     destination.proc.kill()
     source.proc.kill()
     if not completed:

@@ -17,7 +17,8 @@ namespace {
 // Disk record layout (little-endian), inside the stream's disk records:
 // Manifest: u8 1 | u32 count | u64 size per disk. Data: u8 2 | u32 disk | u64
 // offset | u32 CRC-32C of the bytes | bytes. Zero: u8 3 | u32 disk | u64 offset | u64 length.
-enum DiskRecordKind : uint8_t { kManifest = 1, kData = 2, kZero = 3 };
+// Flush: u8 4, after each round, so the flush before OK (in the downtime) finds little left to write.
+enum DiskRecordKind : uint8_t { kManifest = 1, kData = 2, kZero = 3, kFlush = 4 };
 constexpr size_t kDataHeaderBytes = 1 + 4 + 8 + 4;
 constexpr uint64_t kReadBytes = 1 << 20;     // one read from the source disk
 constexpr uint64_t kChunkBytes = 64 << 10;   // one data record, checksummed on its own
@@ -154,6 +155,7 @@ Result<void> DiskMirror::sendData(ChannelWriter& channel, const Range& range) {
 }
 
 Result<void> DiskMirror::sendPending(ChannelWriter& channel) {
+  if (pending_.empty()) return {};
   for (const Range& range : pending_) {
     if (!range.zero) {
       if (auto sent = sendData(channel, range); !sent) return sent;
@@ -167,7 +169,8 @@ Result<void> DiskMirror::sendPending(ChannelWriter& channel) {
     if (auto sent = channel.sendDiskRecord(record); !sent) return sent;
   }
   pending_.clear();
-  return {};
+  const uint8_t flush = kFlush;
+  return channel.sendDiskRecord(std::span(&flush, 1));
 }
 
 void DiskMirror::takeDirty() {
@@ -218,6 +221,7 @@ Result<void> DiskMirrorTarget::apply(std::span<const uint8_t> record) {
     mirrored_ = true;
     return {};
   }
+  if (*kind == kFlush) return mirrored_ ? finish() : Error{"a disk flush before the disk manifest"};
   if (*kind != kData && *kind != kZero) return Error{fmt::format("unknown disk record kind {}", *kind)};
   if (!mirrored_) return Error{"disk data before the disk manifest"};
   auto disk = fields.get<uint32_t>();

@@ -3,9 +3,9 @@
 // sends what the disks hold (allocated extents as data, the rest as zero
 // ranges), later rounds the 4 KiB blocks guest writes marked meanwhile
 // (storage::DirtyTrackedDisk), the last one while the VM is paused. Records:
-// a manifest (disk count and sizes), data (CRC-32C per chunk) and zero ranges.
-// The destination checks each against its disks, writes it, and flushes the
-// disks before it answers OK.
+// a manifest (disk count and sizes), data (CRC-32C per chunk), zero ranges and
+// a flush after each round. The destination checks each against its disks,
+// writes it, flushes where told and again before it answers OK.
 #pragma once
 
 #include <cstdint>
@@ -31,7 +31,7 @@ class DiskMirror {
   DiskMirror& operator=(const DiskMirror&) = delete;
 
   Result<void> sendManifest(ChannelWriter& channel);
-  // Sends every pending range and forgets it.
+  // Sends every pending range and forgets it, then a flush record.
   Result<void> sendPending(ChannelWriter& channel);
   // Adds the blocks written since the last call to the pending ranges.
   void takeDirty();

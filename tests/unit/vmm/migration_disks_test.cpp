@@ -136,7 +136,7 @@ TEST(DiskMirrorTarget, RefusesMalformedMismatchedAndOutOfRangeRecords) {
   std::vector<std::unique_ptr<storage::BlockDevice>> disks;
   disks.push_back(openTracked(dir.file("dst.raw"), **loop));
   migration::DiskMirrorTarget target(disks, **loop);
-  const uint8_t manifest = 1, data = 2, zero = 3, unknown = 9;
+  const uint8_t manifest = 1, data = 2, zero = 3, flush = 4, unknown = 9;
   const uint32_t disk0 = 0, disk1 = 1, oneDisk = 1, twoDisks = 2;
   const uint64_t size = kDiskBytes, smaller = kDiskBytes - 4096, at = 4096, past = kDiskBytes - 10, huge = ~uint64_t{0} - 5;
   const auto bytes = pattern(100, 5);
@@ -148,6 +148,7 @@ TEST(DiskMirrorTarget, RefusesMalformedMismatchedAndOutOfRangeRecords) {
   };
   EXPECT_TRUE(contains(refused(record({{&data, 1}, {&disk0, 4}, {&at, 8}, {&crc, 4}, {bytes.data(), bytes.size()}}), "before"),
                        "before the disk manifest"));
+  EXPECT_TRUE(contains(refused(record({{&flush, 1}}), "flush before"), "before the disk manifest"));
   EXPECT_TRUE(contains(refused(record({{&manifest, 1}, {&twoDisks, 4}, {&size, 8}, {&size, 8}}), "count"), "mirrors 2 disks"));
   EXPECT_TRUE(contains(refused(record({{&manifest, 1}, {&oneDisk, 4}, {&smaller, 8}}), "size"), "bytes, this one"));
   EXPECT_TRUE(contains(refused(record({{&manifest, 1}, {&oneDisk, 4}}), "short"), "cut short"));
@@ -165,7 +166,7 @@ TEST(DiskMirrorTarget, RefusesMalformedMismatchedAndOutOfRangeRecords) {
   EXPECT_TRUE(contains(refused(record({{&zero, 1}, {&disk0, 4}, {&at, 8}}), "zero short"), "cut short"));
   EXPECT_TRUE(contains(refused(record({{&unknown, 1}}), "kind"), "unknown disk record kind"));
   ASSERT_TRUE(target.apply(record({{&data, 1}, {&disk0, 4}, {&at, 8}, {&crc, 4}, {bytes.data(), bytes.size()}})));
-  ASSERT_TRUE(target.finish());
+  ASSERT_TRUE(target.apply(record({{&flush, 1}})));
   const auto written = storage::testing::readFile(dir.file("dst.raw"));
   EXPECT_EQ(std::vector<uint8_t>(written.begin() + at, written.begin() + at + bytes.size()), bytes);
 }
