@@ -5,6 +5,7 @@
 
 #include <fmt/core.h>
 
+#include "vmm/migration_disks.h"
 #include "vmm/migration_stream.h"
 
 namespace strata::vmm {
@@ -59,6 +60,9 @@ Result<std::unique_ptr<GuestMachine>> receiveMigration(const VmConfig& config, V
   if (!machine) return machine.error();
   machine::GuestRam& ram = (*machine)->guestRam();
   const uint64_t pages = ram.size() / migration::kPageBytes;
+  // Disk records come on channel 0 only, in the order they were sent.
+  migration::DiskMirrorTarget mirror(disks, loop);
+  (*channels)[0].setDiskSink([&mirror](std::span<const uint8_t> record) { return mirror.apply(record); });
   // Channels other than 0 on threads of their own; the pages they write never overlap.
   std::vector<std::future<Result<void>>> others;
   for (size_t index = 1; index < channels->size(); ++index)
@@ -75,10 +79,12 @@ Result<std::unique_ptr<GuestMachine>> receiveMigration(const VmConfig& config, V
     return refused(why);
   };
   if (!received) return refuse(received.error().message);
+  if (mirror.mirrored())
+    if (auto flushed = mirror.finish(); !flushed) return refuse(flushed.error().message);
   if (stateBytes.empty()) return refuse("the stream carried no device state");
   auto state = StateReader::parse(std::move(stateBytes));
   if (!state) return refuse("device state: " + state.error().message);
-  if (auto loaded = (*machine)->loadState(*state); !loaded) return refuse(loaded.error().message);
+  if (auto loaded = (*machine)->loadState(*state, mirror.mirrored()); !loaded) return refuse(loaded.error().message);
   if (auto answered = migration::sendAnswer(answerFd, "OK"); !answered)
     return refused("the source went away before the confirmation: " + answered.error().message);
   return machine;

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "base/log.h"
+#include "vmm/migration_disks.h"
 #include "vmm/sandbox.h"
 
 namespace strata::vmm {
@@ -65,6 +66,7 @@ nlohmann::json MigrationProgress::toJson() const {
                          {"bytes_sent", bytesSent},
                          {"pages_sent", pagesSent},
                          {"dirty_pages_remaining", dirtyPagesRemaining},
+                         {"disk_blocks_remaining", diskBlocksRemaining},
                          {"throttle_percent", throttlePercent},
                          {"total_ms", totalMs},
                          {"downtime_ms", downtimeMs}};
@@ -192,6 +194,14 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
     ~LoggingOff() { dirty.setLogging(false); }
   } loggingOff{dirty};
   machine.flushHartTlbs();
+  // The disks' tracking starts now too; their blocks count as pages in the rounds below.
+  std::unique_ptr<migration::DiskMirror> disks;
+  if (request.withDisks) {
+    auto mirror = migration::DiskMirror::start(machine.disks(), machine.diskLoop());
+    if (!mirror) return mirror.error();
+    disks = std::move(*mirror);
+    if (auto sent = disks->sendManifest(channels[0]); !sent) return sent;
+  }
 
   const bool wasRunning = control_.state() == VmState::Running;
   std::vector<uint64_t> pages = pagesHoldingData(ram);
@@ -202,23 +212,29 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
     update([&](MigrationProgress& progress) {
       progress.iteration = iteration;
       progress.dirtyPagesRemaining = pages.size();
+      progress.diskBlocksRemaining = disks ? disks->pendingBlocks() : 0;
       progress.throttlePercent = throttlePercent;
     });
+    const size_t diskBlocksThisRound = disks ? disks->pendingBlocks() : 0;
+    if (disks)
+      if (auto sent = disks->sendPending(channels[0]); !sent) return sent;
     if (auto sent = sendPages(channels, ram.hostBase(), pages, throttlePercent); !sent) return sent;
     // The rate over the whole migration: a small round lands in the socket buffers, not at the destination.
-    pagesSentSoFar += pages.size();
+    pagesSentSoFar += pages.size() + diskBlocksThisRound;
     const double pagesPerSecond = static_cast<double>(std::max<uint64_t>(pagesSentSoFar, 1)) /
                                   (std::max(msSince(copyStarted), 1.0) / 1000);
-    const size_t sentThisRound = pages.size();
+    const size_t sentThisRound = pages.size() + diskBlocksThisRound;
 
     pages.clear();
     dirty.takeMarked(pages);
+    if (disks) disks->takeDirty();
+    const size_t dirtyBlocks = pages.size() + (disks ? disks->pendingBlocks() : 0);
     machine.flushHartTlbs();
     if (control_.state() == VmState::ShuttingDown) return Error{"the VM is shutting down"};
-    const double expectedDowntimeMs = static_cast<double>(pages.size()) / pagesPerSecond * 1000;
+    const double expectedDowntimeMs = static_cast<double>(dirtyBlocks) / pagesPerSecond * 1000;
     if (expectedDowntimeMs <= static_cast<double>(request.downtimeLimitMs) || iteration + 1 >= kMaxIterations) break;
     // The guest dirtied more than half of what went out: slow it down more.
-    if (request.autoConverge && wasRunning && pages.size() * 2 > sentThisRound)
+    if (request.autoConverge && wasRunning && dirtyBlocks * 2 > sentThisRound)
       throttlePercent = throttlePercent == 0 ? kThrottleStartPercent
                                              : std::min(throttlePercent + kThrottleStepPercent, kThrottleMaxPercent);
   }
@@ -241,6 +257,10 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   std::sort(pages.begin(), pages.end());
   pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
   update([&](MigrationProgress& progress) { progress.dirtyPagesRemaining = pages.size(); });
+  if (disks) {  // the pause drained the disk requests: these are the last changes
+    disks->takeDirty();
+    if (auto sent = disks->sendPending(channels[0]); !sent) return sent;
+  }
   if (auto sent = sendPages(channels, ram.hostBase(), pages, 0); !sent) return sent;
   auto state = machine.saveStateBytes();
   if (!state) return state.error();
@@ -250,6 +270,7 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   update([&](MigrationProgress& progress) {
     progress.bytesSent = bytesSent(channels);
     progress.dirtyPagesRemaining = 0;
+    progress.diskBlocksRemaining = 0;
   });
   auto answer = migration::readAnswer(channels[0].fd());
   if (!answer) return answer.error();

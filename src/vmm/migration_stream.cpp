@@ -20,9 +20,10 @@ namespace {
 // Layout (little-endian). Hello: "STRATAMG" | u32 version | u32 channel |
 // u32 channels | u64 session | u64 memory bytes. Records: u8 kind, then
 // Page: u64 page | u32 length (0: zero page, 4096: raw, less: zstd) | bytes;
-// State: u32 length | bytes; End: u32 CRC-32 of every byte before the End record.
+// State: u32 length | bytes; End: u32 CRC-32 of every byte before the End record;
+// Disk: u32 length | bytes.
 constexpr char kMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'M', 'G'};
-enum RecordKind : uint8_t { kPageRecord = 1, kStateRecord = 2, kEndRecord = 3 };
+enum RecordKind : uint8_t { kPageRecord = 1, kStateRecord = 2, kEndRecord = 3, kDiskRecord = 4 };
 constexpr size_t kFlushBytes = 256 * 1024;
 constexpr size_t kMaxAnswerBytes = 1024;
 
@@ -185,6 +186,16 @@ Result<void> ChannelWriter::sendState(std::span<const uint8_t> state) {
   return flush();
 }
 
+Result<void> ChannelWriter::sendDiskRecord(std::span<const uint8_t> record) {
+  const uint8_t kind = kDiskRecord;
+  const uint32_t length = static_cast<uint32_t>(record.size());
+  append(&kind, 1);
+  append(&length, 4);
+  append(record.data(), record.size());
+  if (buffer_.size() >= kFlushBytes) return flush();
+  return {};
+}
+
 Result<void> ChannelWriter::sendEnd() {
   const uint8_t kind = kEndRecord;
   append(&kind, 1);
@@ -208,7 +219,8 @@ ChannelReader::ChannelReader(ChannelReader&& other) noexcept
       zstd_(std::exchange(other.zstd_, nullptr)),
       buffer_(std::move(other.buffer_)),
       bufferAt_(other.bufferAt_),
-      crc_(other.crc_) {}
+      crc_(other.crc_),
+      diskSink_(std::move(other.diskSink_)) {}
 
 Result<void> ChannelReader::read(void* data, size_t size) {
   auto* out = static_cast<uint8_t*>(data);
@@ -268,6 +280,16 @@ Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<ui
         return Error{fmt::format("unexpected device state record ({} bytes)", length)};
       state->resize(length);
       if (auto got = read(state->data(), length); !got) return got;
+      continue;
+    }
+    if (kind == kDiskRecord) {
+      uint32_t length = 0;
+      if (auto got = read(&length, 4); !got) return got;
+      if (!diskSink_ || length > kMaxDiskRecordBytes)
+        return Error{fmt::format("unexpected disk record ({} bytes)", length)};
+      std::vector<uint8_t> record(length);
+      if (auto got = read(record.data(), length); !got) return got;
+      if (auto applied = diskSink_(record); !applied) return applied;
       continue;
     }
     if (kind != kPageRecord) return Error{fmt::format("unknown record kind {}", kind)};

@@ -4,9 +4,11 @@
 // carries the device state and, after its end, the destination's one-line
 // answer ("OK" or "ERR reason"). A page always travels on the same channel
 // (page number modulo the channel count), so its newer copies arrive after older ones.
+// With --with-disks, channel 0 also carries the disk mirror's records (migration_disks.h).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -23,6 +25,7 @@ inline constexpr uint32_t kVersion = 1;
 inline constexpr uint32_t kMaxChannels = 16;
 inline constexpr uint64_t kPageBytes = 4096;
 inline constexpr uint64_t kMaxStateBytes = 64ull << 20;
+inline constexpr uint32_t kMaxDiskRecordBytes = 128u << 10;
 
 struct Hello {
   uint32_t channel = 0;
@@ -57,6 +60,8 @@ class ChannelWriter {
   // A zero page goes as its number only.
   Result<void> sendPage(uint64_t page, const uint8_t* data);
   Result<void> sendState(std::span<const uint8_t> state);
+  // One disk mirror record, at most kMaxDiskRecordBytes (its content is migration_disks' business).
+  Result<void> sendDiskRecord(std::span<const uint8_t> record);
   Result<void> sendEnd();  // the CRC record, then everything buffered
   uint64_t bytesSent() const { return bytesSent_ + buffer_.size(); }
   int fd() const { return socket_.get(); }
@@ -86,6 +91,9 @@ class ChannelReader {
   Result<Hello> readHello();
   // ram: guest RAM's host base, `pages` pages long. state: null on channels other than 0.
   Result<void> receive(uint8_t* ram, uint64_t pages, std::vector<uint8_t>* state);
+  // Where disk records go; without one they are refused.
+  using DiskSink = std::function<Result<void>(std::span<const uint8_t>)>;
+  void setDiskSink(DiskSink sink) { diskSink_ = std::move(sink); }
   int fd() const { return socket_.get(); }
 
  private:
@@ -95,6 +103,7 @@ class ChannelReader {
   std::vector<uint8_t> buffer_;
   size_t bufferAt_ = 0;
   uint32_t crc_ = 0;
+  DiskSink diskSink_;
 };
 
 // The destination's answer on channel 0 after the end records: "OK" or "ERR reason".

@@ -223,7 +223,9 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
       ->needs(restore);
   run->add_option("--incoming", options->incoming,
                   "wait on tcp:ADDR:PORT for a VM live-migrated from another strata (`strata vm migrate --to`) and run it; "
-                  "the board options must match the source's");
+                  "the board options must match the source's (with `migrate --with-disks`, each --disk is this "
+                  "host's own file of the source disk's virtual size, e.g. `strata image create`, which the "
+                  "source's disk is copied into)");
   run->add_option("--gdb", options->gdb,
                   "serve the GDB remote protocol (gdb-multiarch: target remote HOST:PORT) on tcp:HOST:PORT; "
                   "port 0 picks one (logged)");

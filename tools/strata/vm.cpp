@@ -1,7 +1,7 @@
 // `strata vm`: drive a running VM through its control API (`strata run
 // --api-socket PATH`): `strata vm status|pause|resume|shutdown|reset
 // --api-socket PATH [--json]`, `strata vm snapshot --api-socket PATH DIR [--no-resume]`,
-// `strata vm migrate --api-socket PATH --to tcp:HOST:PORT [--channels N] [--compress]`; given a VM NAME instead, the same commands go
+// `strata vm migrate --api-socket PATH --to tcp:HOST:PORT [--channels N] [--compress] [--with-disks]`; given a VM NAME instead, the same commands go
 // through the daemon (vm_daemon.cpp), which adds its own subcommands to the group.
 #include <cstdio>
 #include <chrono>
@@ -117,6 +117,7 @@ struct MigrateArgs {
   bool compress = false;
   uint64_t downtimeMs = 30;
   bool noAutoConverge = false;
+  bool withDisks = false;
 };
 
 // Starts the migration, then follows GET /vm/migrate until it completed or failed.
@@ -125,7 +126,8 @@ int migrate(const VmArgs& args, const MigrateArgs& migrateArgs) {
                          {"channels", migrateArgs.channels},
                          {"compress", migrateArgs.compress},
                          {"downtime_ms", migrateArgs.downtimeMs},
-                         {"auto_converge", !migrateArgs.noAutoConverge}};
+                         {"auto_converge", !migrateArgs.noAutoConverge},
+                         {"with_disks", migrateArgs.withDisks}};
   auto started = apiCall(args.apiSocket, "PUT", "/vm/migrate", body);
   if (!started) return fail(started.error().message);
   for (;;) {
@@ -201,6 +203,9 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
   migrateCommand->add_option("--downtime-ms", migrateArgs->downtimeMs, "the longest pause to aim for")->capture_default_str();
   migrateCommand->add_flag("--no-auto-converge", migrateArgs->noAutoConverge,
                            "never throttle the vCPUs of a guest dirtying memory faster than the link");
+  migrateCommand->add_flag("--with-disks", migrateArgs->withDisks,
+                           "no shared storage: mirror each disk to the destination's own --disk files (each the same "
+                           "virtual size) while the VM runs");
   migrateCommand->add_flag("--json", args->json, "print the final progress JSON as it is");
   migrateCommand->callback([&status, args, migrateArgs] { status.exitCode = migrate(*args, *migrateArgs); });
   return vm;
