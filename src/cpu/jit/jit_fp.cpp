@@ -81,7 +81,7 @@ class FpEmitter {
       case Op::FcvtDW: case Op::FcvtDWu: case Op::FcvtDL:
       case Op::FcvtSW: case Op::FcvtSWu: case Op::FcvtSL: return emitFromInteger();
       case Op::FcvtWD: case Op::FcvtLD: case Op::FcvtWS: case Op::FcvtLS: return emitToInteger();
-      default: return false;
+      default: return isFpCsrAccess(in_) && emitCsr();
     }
   }
 
@@ -451,6 +451,45 @@ class FpEmitter {
       if (!wide) c_.movsxd(rax, eax);
       ctx_.storeX(in_.rd, rax);
     });
+    return true;
+  }
+
+  // fflags, frm, fcsr with FS Dirty: accessible at every privilege, and a
+  // write leaves FS as it is (executeCsr does the rest: FS Off or Clean).
+  bool emitCsr() {
+    emitEntryChecks(Rounding::None);
+    const unsigned number = static_cast<unsigned>(in_.imm) & 0xfff;
+    const Xbyak::Address flags = dword[rbx + kFflags], mode = dword[rbx + kFrm];
+    if (number == csr::kFflags) {
+      c_.mov(eax, flags);
+    } else if (number == csr::kFrm) {
+      c_.mov(eax, mode);
+    } else {
+      c_.mov(eax, mode);
+      c_.shl(eax, 5);
+      c_.or_(eax, flags);
+    }
+    const bool immediate = in_.op == Op::Csrrwi || in_.op == Op::Csrrsi || in_.op == Op::Csrrci;
+    const bool swap = in_.op == Op::Csrrw || in_.op == Op::Csrrwi;
+    if (swap || in_.rs1 != 0) {  // csrrs/csrrc with rs1 = x0 (or zimm 0) do not write
+      if (immediate) c_.mov(ecx, in_.rs1);
+      else ctx_.loadX(rcx, in_.rs1);
+      if (in_.op == Op::Csrrs || in_.op == Op::Csrrsi) {
+        c_.or_(ecx, eax);
+      } else if (in_.op == Op::Csrrc || in_.op == Op::Csrrci) {
+        c_.not_(ecx);
+        c_.and_(ecx, eax);
+      }
+      if (number == csr::kFcsr) {
+        c_.mov(edx, ecx);
+        c_.and_(edx, 0x1f);
+        c_.mov(flags, edx);
+        c_.shr(ecx, 5);
+      }
+      c_.and_(ecx, number == csr::kFflags ? 0x1f : 7);
+      c_.mov(number == csr::kFflags ? flags : mode, ecx);
+    }
+    ctx_.storeX(in_.rd, rax);
     return true;
   }
 

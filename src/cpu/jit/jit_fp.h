@@ -1,4 +1,5 @@
-// Inline x86-64 code for the hot RISC-V F and D instructions. Each fast path
+// Inline x86-64 code for the hot RISC-V F and D instructions and the fflags,
+// frm and fcsr CSR accesses. Each fast path
 // runs the host SSE/FMA3 instruction only where its result and flags are
 // bit-exact for RISC-V (FS dirty, round-to-nearest-even, NaN-boxed singles,
 // normal non-tiny results, ...) and otherwise jumps to a slow label where the

@@ -1,10 +1,9 @@
 // Block translation to x86-64. The most used guest registers live in host
 // registers (kPinned) while generated code runs, the rest in HartHotState;
 // RV64IM arithmetic, branches, jumps, loads and stores are generated inline,
-// the hot F/D instructions too (jit_fp.h), the soft-TLB hit path included, a
-// few common pairs fused
-// (emitFusedPair); everything else calls the
-// HartCore executor the interpreter uses for that instruction. Exits mirror
+// the hot F/D instructions and fflags/frm/fcsr accesses too (jit_fp.h), the
+// soft-TLB hit path included, a few common pairs fused (emitFusedPair);
+// everything else calls the HartCore executor the interpreter uses for that instruction. Exits mirror
 // the interpreter's executeBlock exactly: pc and instret are written at every
 // exit, and a trap in the middle of a block leaves pc at the faulting
 // instruction with instret counting only the ones before it.
@@ -141,7 +140,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         continue;
       }
       emitInstruction(i, in);
-      if (endsBlock(in.op)) {
+      if (endsBlock(in)) {
         endedByInstruction = true;
         break;
       }
@@ -450,24 +449,37 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   // F and D: jit_fp's inline fast path where it has one, falling back to the
   // executor; the executor alone for the rest.
   void emitFp(uint32_t index, const DecodedInsn& in) {
-    const void* executor = reinterpret_cast<const void*>(&helperFp);
     Label& slow = newLabel();
     FpEmitContext context{*this, [this](const Xbyak::Reg64& to, unsigned r) { mov(to, xreg(r)); },
                           [this](unsigned r, const Xbyak::Reg64& from) { mov(xreg(r), from); },
                           [this](bool write, unsigned size, Label& miss) {
                             emitTlbProbe(write ? kWriteTlb : kReadTlb, size, miss);
                           }};
+    const auto emitExecutor = [this, index, &in] {
+      if (isFpCsrAccess(in)) emitCsrCall(index, in);
+      else emitExecutorCall(index, in, reinterpret_cast<const void*>(&helperFp));
+    };
     if (!emitFpFastPath(context, in, slow)) {
-      emitExecutorCall(index, in, executor);
+      emitExecutor();
       return;
     }
     Label& done = newLabel();
     L(done);
-    deferred_.push_back([this, &slow, &done, index, &in, executor] {
+    deferred_.push_back([this, &slow, &done, emitExecutor] {
       L(slow);
-      emitExecutorCall(index, in, executor);
+      emitExecutor();
       jmp(done, T_NEAR);
     });
+  }
+  // executeCsr, with pc that of the CSR instruction while it runs.
+  void emitCsrCall(uint32_t index, const DecodedInsn& in) {
+    lea(rax, ptr[r12 + in.pcOffset]);
+    mov(qword[rbx + kPc], rax);
+    mov(rdi, rbp);
+    loadArgInsn(rsi, in);
+    mov(edx, index);
+    callHelper(reinterpret_cast<const void*>(&helperCsr));
+    faultIfFalse(index, in);
   }
 
   // Common two-instruction idioms as one host operation: lui/auipc + addi(w)
@@ -674,14 +686,12 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       case Op::Csrrwi:
       case Op::Csrrsi:
       case Op::Csrrci:
+        if (isFpCsrAccess(in)) {  // inline where FS is Dirty; the block goes on
+          emitFp(index, in);
+          break;
+        }
         // pc is that of the CSR instruction while it runs, the next one after it.
-        lea(rax, ptr[r12 + in.pcOffset]);
-        mov(qword[rbx + kPc], rax);
-        mov(rdi, rbp);
-        loadArgInsn(rsi, in);
-        mov(edx, index);
-        callHelper(reinterpret_cast<const void*>(&helperCsr));
-        faultIfFalse(index, in);
+        emitCsrCall(index, in);
         lea(rax, ptr[r12 + block_.insns[index + 1].pcOffset]);
         mov(qword[rbx + kPc], rax);
         emitReturnToRunLoop(index + 1);
