@@ -106,16 +106,26 @@ class FpEmitter {
       default: return in_.rm <= 1 || in_.rm == 7;
     }
   }
-  // Run-time entry checks: FS is Dirty (so neither an illegal-instruction
-  // trap nor an FS update is due) and a dynamic rounding mode is acceptable.
+  // Run-time entry checks, once per block (FpBlockFacts): FS is Dirty (so
+  // neither an illegal-instruction trap nor an FS update is due) and a
+  // dynamic rounding mode is acceptable.
   void emitEntryChecks(Rounding rounding) {
-    c_.mov(eax, dword[rbp + kMstatus]);
-    c_.and_(eax, static_cast<uint32_t>(csr::kStatusFs));
-    c_.cmp(eax, static_cast<uint32_t>(csr::kStatusFs));
-    c_.jne(slow_, Xbyak::CodeGenerator::T_NEAR);
-    if (in_.rm != 7 || rounding == Rounding::None) return;
-    c_.cmp(dword[rbx + kFrm], rounding == Rounding::Any ? 4 : 0);  // RNE is 0, the valid modes 0..4
-    c_.ja(slow_, Xbyak::CodeGenerator::T_NEAR);
+    if (!ctx_.facts.fsDirty) {
+      c_.mov(eax, dword[rbp + kMstatus]);
+      c_.and_(eax, static_cast<uint32_t>(csr::kStatusFs));
+      c_.cmp(eax, static_cast<uint32_t>(csr::kStatusFs));
+      c_.jne(ctx_.checkFailed(), Xbyak::CodeGenerator::T_NEAR);
+      ctx_.facts.fsDirty = true;
+    }
+    if (in_.rm != 7 || rounding == Rounding::None || ctx_.facts.frmNearest) return;
+    if (rounding == Rounding::Any) {  // valid modes 0..4; says nothing about RNE (0)
+      c_.cmp(dword[rbx + kFrm], 4);
+      c_.ja(slow_, Xbyak::CodeGenerator::T_NEAR);
+      return;
+    }
+    c_.cmp(dword[rbx + kFrm], 0);
+    c_.jne(ctx_.checkFailed(), Xbyak::CodeGenerator::T_NEAR);
+    ctx_.facts.frmNearest = true;
   }
   // A single operand that is not NaN-boxed reads as the canonical NaN: software's case.
   void requireBoxed(unsigned r) {
@@ -488,6 +498,7 @@ class FpEmitter {
       }
       c_.and_(ecx, number == csr::kFflags ? 0x1f : 7);
       c_.mov(number == csr::kFflags ? flags : mode, ecx);
+      if (number != csr::kFflags) ctx_.facts.frmNearest = false;
     }
     ctx_.storeX(in_.rd, rax);
     return true;

@@ -17,8 +17,20 @@ namespace strata::cpu::jit {
 // What the FP emitter borrows from the block translator. Generated-code
 // register roles are the translator's: rbx = HartHotState, rbp = HartCore,
 // [rsp] = an 8-byte scratch slot.
+// What the block's earlier FP instructions have checked, so later ones need
+// not check again: FS is Dirty (nothing in a block lowers it), frm is RNE
+// (until an inline frm/fcsr write).
+struct FpBlockFacts {
+  bool fsDirty = false;
+  bool frmNearest = false;
+};
+
 struct FpEmitContext {
   Xbyak::CodeGenerator& code;
+  FpBlockFacts& facts;
+  // A label that runs the instruction in the executor and then ends the
+  // block: where a failed check leaves a fact false for the rest of it.
+  std::function<Xbyak::Label&()> checkFailed;
   std::function<void(const Xbyak::Reg64& to, unsigned xr)> loadX;    // to = x[xr]
   std::function<void(unsigned xr, const Xbyak::Reg64& from)> storeX;  // x[xr] = from
   // rsi = the virtual address: falls through with rcx = its host addend on a

@@ -450,15 +450,30 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   // executor; the executor alone for the rest.
   void emitFp(uint32_t index, const DecodedInsn& in) {
     Label& slow = newLabel();
-    FpEmitContext context{*this, [this](const Xbyak::Reg64& to, unsigned r) { mov(to, xreg(r)); },
-                          [this](unsigned r, const Xbyak::Reg64& from) { mov(xreg(r), from); },
-                          [this](bool write, unsigned size, Label& miss) {
-                            emitTlbProbe(write ? kWriteTlb : kReadTlb, size, miss);
-                          }};
     const auto emitExecutor = [this, index, &in] {
       if (isFpCsrAccess(in)) emitCsrCall(index, in);
       else emitExecutorCall(index, in, reinterpret_cast<const void*>(&helperFp));
     };
+    Label* checkFailed = nullptr;
+    const auto checkFailedLabel = [&]() -> Label& {
+      if (checkFailed == nullptr) {
+        checkFailed = &newLabel();
+        deferred_.push_back([this, label = checkFailed, index, &in, emitExecutor] {
+          L(*label);
+          emitExecutor();
+          lea(rax, ptr[r12 + block_.insns[index + 1].pcOffset]);
+          mov(qword[rbx + kPc], rax);
+          emitReturnToRunLoop(index + 1);
+        });
+      }
+      return *checkFailed;
+    };
+    FpEmitContext context{*this, fpFacts_, checkFailedLabel,
+                          [this](const Xbyak::Reg64& to, unsigned r) { mov(to, xreg(r)); },
+                          [this](unsigned r, const Xbyak::Reg64& from) { mov(xreg(r), from); },
+                          [this](bool write, unsigned size, Label& miss) {
+                            emitTlbProbe(write ? kWriteTlb : kReadTlb, size, miss);
+                          }};
     if (!emitFpFastPath(context, in, slow)) {
       emitExecutor();
       return;
@@ -749,6 +764,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   std::deque<Label> labels_;  // stable addresses: deferred emitters refer to them
   std::vector<std::function<void()>> deferred_;  // out-of-line paths, emitted after the block's body
   Label exit_, lookup_, fault_;
+  FpBlockFacts fpFacts_;
 };
 
 class TrampolineEmitter : public Xbyak::CodeGenerator {
