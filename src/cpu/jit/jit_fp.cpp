@@ -25,7 +25,7 @@ constexpr int kF = offsetof(HartHotState, f);
 constexpr int kFflags = offsetof(HartHotState, fflags);
 constexpr int kFrm = offsetof(HartHotState, frm);
 // HartCore is not standard-layout (it owns mutexes) but has no virtual base,
-// so mstatus sits at a fixed offset from the HartCore pointer in rbp.
+// so mstatus sits at a fixed offset from the HartCore pointer in rbx.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winvalid-offsetof"
 constexpr int kMstatus = offsetof(HartCore, mstatus);
@@ -111,7 +111,7 @@ class FpEmitter {
   // dynamic rounding mode is acceptable.
   void emitEntryChecks(Rounding rounding) {
     if (!ctx_.facts.fsDirty) {
-      c_.mov(eax, dword[rbp + kMstatus]);
+      c_.mov(eax, dword[rbx + kMstatus]);
       c_.and_(eax, static_cast<uint32_t>(csr::kStatusFs));
       c_.cmp(eax, static_cast<uint32_t>(csr::kStatusFs));
       c_.jne(ctx_.checkFailed(), Xbyak::CodeGenerator::T_NEAR);

@@ -15,7 +15,7 @@
 namespace strata::cpu::jit {
 
 // What the FP emitter borrows from the block translator. Generated-code
-// register roles are the translator's: rbx = HartHotState, rbp = HartCore,
+// register roles are the translator's: rbx = the HartCore and its HartHotState,
 // [rsp] = an 8-byte scratch slot.
 // What the block's earlier FP instructions have checked, so later ones need
 // not check again: FS is Dirty (nothing in a block lowers it), frm is RNE

@@ -28,6 +28,11 @@ namespace {
 using namespace Xbyak::util;
 using Xbyak::Label;
 
+// Generated code reaches HartCore and its HartHotState through one pointer.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+static_assert(offsetof(HartCore, x) == offsetof(HartHotState, x), "HartHotState must be HartCore's first base");
+#pragma GCC diagnostic pop
 constexpr int kX = offsetof(HartHotState, x);
 constexpr int kPc = offsetof(HartHotState, pc);
 constexpr int kInstret = offsetof(HartHotState, instret);
@@ -194,7 +199,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   // Exit with pc = block base + delta after retiring `retired` instructions;
   // chains straight to the successor while nothing needs attention.
   void emitDirectExit(int64_t delta, uint32_t retired) {
-    add(qword[rbx + kInstret], retired);
+    add(ebp, retired);
     if (delta != 0) add(r12, static_cast<uint32_t>(static_cast<int32_t>(delta)));
     emitChainChecks();
     const int64_t targetOffset = static_cast<int64_t>(pageOffset_) + delta;
@@ -211,7 +216,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     deferred_.push_back([this, &site, &link, targetPa] {
       L(link);
       mov(rdi, reinterpret_cast<uint64_t>(&engine_));
-      mov(rsi, rbp);
+      mov(rsi, rbx);
       mov(rdx, targetPa);
       lea(rcx, ptr[rip + site]);
       callHelper(reinterpret_cast<const void*>(&JitEngine::linkDirect));
@@ -222,7 +227,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
   // Exit to the pc in r12 (computed jump).
   void emitIndirectExit(uint32_t retired) {
-    add(qword[rbx + kInstret], retired);
+    add(ebp, retired);
     emitChainChecks();
     jmp(lookup_, T_NEAR);
   }
@@ -237,7 +242,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   // Exit to the run loop after an instruction that may have changed privilege,
   // translation or interrupt state (pc already set by its executor).
   void emitReturnToRunLoop(uint32_t retired) {
-    add(qword[rbx + kInstret], retired);
+    add(ebp, retired);
     xor_(eax, eax);
     jmp(exitToRunLoop_, T_NEAR);
   }
@@ -270,7 +275,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     jmp(qword[rdx + rcx + 8]);
     L(slowLookup);
     mov(rdi, reinterpret_cast<uint64_t>(&engine_));
-    mov(rsi, rbp);
+    mov(rsi, rbx);
     callHelper(reinterpret_cast<const void*>(&JitEngine::lookup));
     test(rax, rax);
     jz(exit_, T_NEAR);
@@ -278,8 +283,8 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     L(fault_);  // ecx = instructions retired before the faulting one, edx = its pc offset
     lea(rax, ptr[r12 + rdx]);
     mov(qword[rbx + kPc], rax);
-    add(qword[rbx + kInstret], rcx);
-    mov(rdi, rbp);
+    add(ebp, ecx);
+    mov(rdi, rbx);
     callHelper(reinterpret_cast<const void*>(&helperTakeException));
     mov(eax, 1);
     jmp(exitToRunLoop_, T_NEAR);
@@ -332,7 +337,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     mov(xreg(in.rd), rax);
     deferred_.push_back([this, &miss, &done, index, &in, size] {
       L(miss);
-      mov(rdi, rbp);
+      mov(rdi, rbx);
       mov(edx, size);
       mov(rcx, rsp);  // the trampoline's spare stack slot receives the value
       callHelper(reinterpret_cast<const void*>(&helperLoad));
@@ -357,7 +362,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     L(done);
     deferred_.push_back([this, &miss, &done, index, &in, size] {
       L(miss);
-      mov(rdi, rbp);
+      mov(rdi, rbx);
       mov(ecx, size);
       callHelper(reinterpret_cast<const void*>(&helperStore));
       faultIfFalse(index, in);
@@ -440,7 +445,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
   // An instruction executed by its HartCore executor: helper(core, insn) -> false on exception.
   void emitExecutorCall(uint32_t index, const DecodedInsn& in, const void* helper) {
-    mov(rdi, rbp);
+    mov(rdi, rbx);
     loadArgInsn(rsi, in);
     callHelper(helper);
     faultIfFalse(index, in);
@@ -490,7 +495,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   void emitCsrCall(uint32_t index, const DecodedInsn& in) {
     lea(rax, ptr[r12 + in.pcOffset]);
     mov(qword[rbx + kPc], rax);
-    mov(rdi, rbp);
+    mov(rdi, rbx);
     loadArgInsn(rsi, in);
     mov(edx, index);
     callHelper(reinterpret_cast<const void*>(&helperCsr));
@@ -724,7 +729,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         emitReturnToRunLoop(index + 1);
         break;
       case Op::Illegal:
-        mov(rdi, rbp);
+        mov(rdi, rbx);
         loadArgInsn(rsi, in);
         callHelper(reinterpret_cast<const void*>(&helperIllegal));
         jmp(faultLabel(index, in), T_NEAR);
@@ -770,7 +775,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
 class TrampolineEmitter : public Xbyak::CodeGenerator {
  public:
   explicit TrampolineEmitter(CodeCache& cache) : CodeGenerator(cache.remaining(), cache.cursor()) {
-    // enter(hot, core, pc, code): save the callee-saved registers generated code
+    // enter(core, pc, code): save the callee-saved registers generated code
     // owns; the 8-byte spare slot at [rsp] keeps calls 16-byte aligned and
     // receives slow-path load results.
     enter = getCurr();
@@ -782,13 +787,14 @@ class TrampolineEmitter : public Xbyak::CodeGenerator {
     push(r15);
     sub(rsp, 8);
     mov(rbx, rdi);
-    mov(rbp, rsi);
-    mov(r12, rdx);
+    xor_(ebp, ebp);
+    mov(r12, rsi);
     syncPinned(*this, false);
-    jmp(rcx);
+    jmp(rdx);
     align(16);
     exit = getCurr();
     syncPinned(*this, true);
+    add(qword[rbx + kInstret], rbp);
     add(rsp, 8);
     pop(r15);
     pop(r14);
@@ -803,6 +809,8 @@ class TrampolineEmitter : public Xbyak::CodeGenerator {
     callHelper = getCurr();
     sub(rsp, 8);
     syncPinned(*this, true);
+    add(qword[rbx + kInstret], rbp);
+    xor_(ebp, ebp);
     call(rax);
     syncPinned(*this, false);
     add(rsp, 8);
