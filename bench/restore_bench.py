@@ -3,7 +3,8 @@
 
 strata: boots the default guest with --api-socket, snapshots it (`strata vm
 snapshot`), stops it, then starts `strata run --restore DIR --stats` --runs
-times. QEMU: boots the same kernel and initramfs, saves it with `migrate
+times; "strata-z" is the same with `strata vm snapshot --compress` (a zstd
+memory file, which a restore inflates instead of mapping). QEMU: boots the same kernel and initramfs, saves it with `migrate
 "exec:cat > FILE"` from its monitor (QEMU 7.2 has no file: URI), quits, then
 starts `-incoming "exec:cat FILE"` --runs times.
 
@@ -43,16 +44,17 @@ def answer(guest, run, timeout=60):
 
 # ---- strata ------------------------------------------------------------------
 
-def strata_snapshot(args, mem, directory):
+def strata_snapshot(args, mem, directory, compress=False):
     sock = os.path.join(directory, "api.sock")
-    snap = os.path.join(directory, "strata-snap")
+    snap = os.path.join(directory, "strata-snap-zst" if compress else "strata-snap")
     guest = Guest([args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", mem,
                    "--api-socket", sock])
     guest.wait_for(USERSPACE_UP, 300)
     guest.send("stty -echo")
     time.sleep(args.settle)
     began = time.monotonic()
-    subprocess.run([args.strata, "vm", "snapshot", "--api-socket", sock, snap], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([args.strata, "vm", "snapshot", "--api-socket", sock, snap] + (["--compress"] if compress else []),
+                   check=True, stdout=subprocess.DEVNULL)
     taken = time.monotonic() - began
     subprocess.run([args.strata, "vm", "shutdown", "--api-socket", sock], check=True, stdout=subprocess.DEVNULL)
     guest.proc.wait(timeout=60)
@@ -156,10 +158,11 @@ def main():
           f"{'start->answer ms':>20}")
     for mem in args.mem:
         with tempfile.TemporaryDirectory() as directory:
-            snap, taken = strata_snapshot(args, mem, directory)
-            runs = [strata_restore(args, snap, run) for run in range(args.runs)]
-            print(f"{mem:5} {'strata':7} {allocated_bytes(snap) / 2**20:12.1f} {taken * 1000:11.1f} "
-                  f"{summary([r[0] for r in runs]):>20} {summary([r[1] for r in runs]):>20}", flush=True)
+            for name, compress in (("strata", False), ("strata-z", True)):
+                snap, taken = strata_snapshot(args, mem, directory, compress)
+                runs = [strata_restore(args, snap, run) for run in range(args.runs)]
+                print(f"{mem:5} {name:7} {allocated_bytes(snap) / 2**20:12.1f} {taken * 1000:11.1f} "
+                      f"{summary([r[0] for r in runs]):>20} {summary([r[1] for r in runs]):>20}", flush=True)
             if args.no_qemu:
                 continue
             state, taken = qemu_snapshot(args, mem, directory)

@@ -47,39 +47,44 @@ Result<std::unique_ptr<GuestRam>> GuestRam::mapFile(uint64_t base, uint64_t size
 }
 
 Result<void> GuestRam::saveTo(const std::string& path) const {
-  constexpr uint64_t kPage = 4096;
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!fd.valid()) return errnoError(path);
   if (::ftruncate(fd.get(), static_cast<off_t>(size_)) != 0) return errnoError(path + ": ftruncate");
-  static const uint8_t kZeroPage[kPage] = {};
-  // Runs of non-zero pages go out in one pwrite; zero pages stay holes of the truncated file.
-  uint64_t runStart = 0, offset = 0;
-  auto flush = [&](uint64_t end) -> Result<void> {
-    while (runStart < end) {
-      ssize_t n = ::pwrite(fd.get(), host_ + runStart, std::min<uint64_t>(end - runStart, 1u << 30),
-                           static_cast<off_t>(runStart));
+  // Each run goes out in one pwrite; zero pages stay holes of the truncated file.
+  auto written = forEachDataRun([&](uint64_t offset, uint64_t length) -> Result<void> {
+    uint64_t end = offset + length;
+    while (offset < end) {
+      ssize_t n = ::pwrite(fd.get(), host_ + offset, std::min<uint64_t>(end - offset, 1u << 30), static_cast<off_t>(offset));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return errnoError(path + ": write");
-      runStart += static_cast<uint64_t>(n);
+      offset += static_cast<uint64_t>(n);
     }
     return {};
-  };
+  });
+  if (!written) return written;
+  if (::fsync(fd.get()) != 0) return errnoError(path + ": fsync");
+  return {};
+}
+
+Result<void> GuestRam::forEachDataRun(const std::function<Result<void>(uint64_t offset, uint64_t length)>& visit) const {
+  constexpr uint64_t kPage = 4096;
+  static const uint8_t kZeroPage[kPage] = {};
+  uint64_t runStart = 0, offset = 0;
+  auto endRun = [&](uint64_t end) -> Result<void> { return runStart < end ? visit(runStart, end - runStart) : Result<void>{}; };
   while (offset < size_) {
     auto [dataBegin, dataEnd] = nextDataRange(offset);
     if (dataBegin > offset) {  // a hole: never written, so skipped without touching it
-      if (auto written = flush(offset); !written) return written;
+      if (auto visited = endRun(offset); !visited) return visited;
       offset = runStart = dataBegin;
     }
     for (; offset < dataEnd; offset += kPage) {
       uint64_t length = std::min(kPage, size_ - offset);
       if (std::memcmp(host_ + offset, kZeroPage, length) != 0) continue;
-      if (auto written = flush(offset); !written) return written;
+      if (auto visited = endRun(offset); !visited) return visited;
       runStart = offset + length;
     }
   }
-  if (auto written = flush(size_); !written) return written;
-  if (::fsync(fd.get()) != 0) return errnoError(path + ": fsync");
-  return {};
+  return endRun(size_);
 }
 
 std::pair<uint64_t, uint64_t> GuestRam::nextDataRange(uint64_t offset) const {

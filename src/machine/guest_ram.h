@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -36,6 +37,10 @@ class GuestRam {
   // Writes RAM to `path` as a sparse file: all-zero 4 KiB pages become holes.
   // The guest must not be running (vCPUs paused, no DMA in flight).
   Result<void> saveTo(const std::string& path) const;
+  // What saveTo writes: `visit` gets each run of RAM holding non-zero pages, in
+  // order (the memfd's holes are skipped without being touched, all-zero pages
+  // left out); its first error ends the walk. The guest must not be running.
+  Result<void> forEachDataRun(const std::function<Result<void>(uint64_t offset, uint64_t length)>& visit) const;
   ~GuestRam();
   GuestRam(const GuestRam&) = delete;
   GuestRam& operator=(const GuestRam&) = delete;

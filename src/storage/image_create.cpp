@@ -142,19 +142,24 @@ Result<uint64_t> parseSize(const std::string& text) {
 }
 
 Result<void> createImage(const std::string& path, const CreateOptions& options) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd.valid()) return errnoError(path);
+  Result<void> result = writeNewImage(fd.get(), path, options);
+  if (!result) ::unlink(path.c_str());
+  return result;
+}
+
+Result<void> writeNewImage(int fd, const std::string& path, const CreateOptions& options) {
   if (options.format == ImageFormat::Raw && !options.backingFile.empty()) {
     return Error{"raw images cannot have a backing file"};
   }
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!fd.valid()) return errnoError(path);
   Result<void> result;
   if (options.format == ImageFormat::Qcow2) {
-    result = createQcow2(fd.get(), path, options);
-  } else if (::ftruncate(fd.get(), static_cast<off_t>(options.size)) != 0) {
+    result = createQcow2(fd, path, options);
+  } else if (::ftruncate(fd, static_cast<off_t>(options.size)) != 0) {
     result = errnoError(path);
   }
-  if (result && ::fsync(fd.get()) != 0) result = errnoError(path);
-  if (!result) ::unlink(path.c_str());
+  if (result && ::fsync(fd) != 0) result = errnoError(path);
   return result;
 }
 

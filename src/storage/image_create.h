@@ -22,6 +22,10 @@ struct CreateOptions {
 
 // Fails if path exists, so an image is never clobbered by accident.
 Result<void> createImage(const std::string& path, const CreateOptions& options);
+// The same into fd, a new empty file the caller created as path (a sandboxed
+// thread that may create files but not remove them); on failure the caller
+// decides what becomes of the file.
+Result<void> writeNewImage(int fd, const std::string& path, const CreateOptions& options);
 
 // Parses sizes like "512", "64K", "64M", "10G", "1T" (binary units).
 Result<uint64_t> parseSize(const std::string& text);

@@ -114,54 +114,8 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path, co
     image->metaFile_ = std::move(*twin);
     image->metadataFd_ = image->metaFile_->fd();
   }
-  const uint64_t fileSize = image->file_->sizeBytes();
-
-  // The header and its extensions fill at most the first cluster.
-  std::vector<uint8_t> bytes(std::min<uint64_t>(fileSize, 4096));
-  if (::pread(image->metadataFd_, bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size())) {
-    return errnoError(path);
-  }
-  if (bytes.size() >= 24) {
-    uint32_t clusterBits = qcow2::loadBe32(&bytes[20]);
-    if (clusterBits >= qcow2::kMinClusterBits && clusterBits <= qcow2::kMaxClusterBits &&
-        (1ull << clusterBits) > bytes.size() && fileSize > bytes.size()) {
-      bytes.resize(std::min<uint64_t>(fileSize, 1ull << clusterBits));
-      if (::pread(image->metadataFd_, bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size())) {
-        return errnoError(path);
-      }
-    }
-  }
-  auto header = qcow2::parseHeader(bytes, fileSize, path);
-  if (!header) return header.error();
-  image->header_ = *header;
-  const bool writable = !options.readOnly;
-  if (writable) {
-    if (header->incompatibleFeatures & qcow2::kIncompatCorrupt) {
-      return Error{path + ": image is marked corrupt; open it read-only or repair it (qemu-img check -r all)"};
-    }
-    if (header->incompatibleFeatures & qcow2::kIncompatDirty) {
-      return Error{path + ": image was not closed cleanly (dirty bit set); repair it with qemu-img check -r all"};
-    }
-    if (header->nbSnapshots > 0) return Error{path + ": writing to images with internal snapshots is not supported"};
-    if (header->autoclearFeatures != 0) {
-      // Autoclear features we do not maintain must be cleared before we modify the image.
-      uint8_t zero[8] = {};
-      if (::pwrite(image->metadataFd_, zero, sizeof zero, 88) != 8 || ::fdatasync(image->metadataFd_) != 0) {
-        return errnoError(path + ": clearing autoclear features");
-      }
-      image->header_.autoclearFeatures = 0;
-    }
-  }
-  auto meta = qcow2::Metadata::load(image->metadataFd_, image->header_, fileSize, path, writable, options.l2CacheBytes);
-  if (!meta) return meta.error();
-  image->meta_ = std::move(*meta);
-  if (writable) image->writeback_ = std::make_unique<qcow2::Writeback>(*image->meta_, image->metadataFile());
-  image->zeroCluster_ = std::make_unique<AlignedBuffer>(image->header_.clusterSize());
-
+  if (auto loaded = image->loadMetadata(); !loaded) return loaded.error();
   if (!image->header_.backingFile.empty()) {
-    const std::string& name = image->header_.backingFile;
-    std::string directory = path.find('/') == std::string::npos ? "" : path.substr(0, path.find_last_of('/') + 1);
-    image->backingPath_ = name[0] == '/' ? name : directory + name;
     DiskOptions backingOptions;
     backingOptions.readOnly = true;
     backingOptions.direct = options.direct;
@@ -175,6 +129,74 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(const std::string& path, co
     image->backing_ = std::move(*backing);
   }
   return image;
+}
+
+Result<std::unique_ptr<Qcow2Image>> Qcow2Image::openOverlay(const std::string& path, UniqueFd file,
+                                                            std::unique_ptr<DiskImage>& backing, EventLoop& loop) {
+  std::unique_ptr<Qcow2Image> image(new Qcow2Image(path, DiskOptions{}, loop));
+  auto raw = RawImage::open(path, std::move(file), RawOpenOptions{.readOnly = false, .growable = true}, loop);
+  if (!raw) return raw.error();
+  image->file_ = std::move(*raw);
+  image->metadataFd_ = image->file_->fd();
+  if (auto loaded = image->loadMetadata(); !loaded) return loaded.error();
+  if (image->header_.backingFile.empty()) return Error{path + ": an overlay needs a backing file"};
+  if (image->header_.size != backing->sizeBytes())
+    return Error{fmt::format("{}: {} bytes over a backing image of {}", path, image->header_.size, backing->sizeBytes())};
+  image->backing_ = std::move(backing);
+  return image;
+}
+
+Result<void> Qcow2Image::loadMetadata() {
+  const std::string& path = path_;
+  const uint64_t fileSize = file_->sizeBytes();
+
+  // The header and its extensions fill at most the first cluster.
+  std::vector<uint8_t> bytes(std::min<uint64_t>(fileSize, 4096));
+  if (::pread(metadataFd_, bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size())) {
+    return errnoError(path);
+  }
+  if (bytes.size() >= 24) {
+    uint32_t clusterBits = qcow2::loadBe32(&bytes[20]);
+    if (clusterBits >= qcow2::kMinClusterBits && clusterBits <= qcow2::kMaxClusterBits &&
+        (1ull << clusterBits) > bytes.size() && fileSize > bytes.size()) {
+      bytes.resize(std::min<uint64_t>(fileSize, 1ull << clusterBits));
+      if (::pread(metadataFd_, bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size())) {
+        return errnoError(path);
+      }
+    }
+  }
+  auto header = qcow2::parseHeader(bytes, fileSize, path);
+  if (!header) return header.error();
+  header_ = *header;
+  const bool writable = !options_.readOnly;
+  if (writable) {
+    if (header->incompatibleFeatures & qcow2::kIncompatCorrupt) {
+      return Error{path + ": image is marked corrupt; open it read-only or repair it (qemu-img check -r all)"};
+    }
+    if (header->incompatibleFeatures & qcow2::kIncompatDirty) {
+      return Error{path + ": image was not closed cleanly (dirty bit set); repair it with qemu-img check -r all"};
+    }
+    if (header->nbSnapshots > 0) return Error{path + ": writing to images with internal snapshots is not supported"};
+    if (header->autoclearFeatures != 0) {
+      // Autoclear features we do not maintain must be cleared before we modify the image.
+      uint8_t zero[8] = {};
+      if (::pwrite(metadataFd_, zero, sizeof zero, 88) != 8 || ::fdatasync(metadataFd_) != 0) {
+        return errnoError(path + ": clearing autoclear features");
+      }
+      header_.autoclearFeatures = 0;
+    }
+  }
+  auto meta = qcow2::Metadata::load(metadataFd_, header_, fileSize, path, writable, options_.l2CacheBytes);
+  if (!meta) return meta.error();
+  meta_ = std::move(*meta);
+  if (writable) writeback_ = std::make_unique<qcow2::Writeback>(*meta_, metadataFile());
+  zeroCluster_ = std::make_unique<AlignedBuffer>(header_.clusterSize());
+  if (!header_.backingFile.empty()) {
+    const std::string& name = header_.backingFile;
+    std::string directory = path.find('/') == std::string::npos ? "" : path.substr(0, path.find_last_of('/') + 1);
+    backingPath_ = name[0] == '/' ? name : directory + name;
+  }
+  return {};
 }
 
 Qcow2Image::~Qcow2Image() {

@@ -58,6 +58,12 @@ class Qcow2Image final : public DiskImage {
 
   static Result<std::unique_ptr<Qcow2Image>> open(const std::string& path, const DiskOptions& options,
                                                   EventLoop& loop, detail::ChainContext& chain);
+  // A new overlay (writeNewImage) on the file the caller opened read-write,
+  // over `backing`, an image this process has open already: a snapshot of a
+  // running VM puts it on top of the image the VM wrote, which from then on is
+  // only read. Takes `backing` only when it succeeds.
+  static Result<std::unique_ptr<Qcow2Image>> openOverlay(const std::string& path, UniqueFd file,
+                                                         std::unique_ptr<DiskImage>& backing, EventLoop& loop);
   // Writes dirty metadata back synchronously; callers should flush() first to
   // learn about errors.
   ~Qcow2Image() override;
@@ -105,6 +111,8 @@ class Qcow2Image final : public DiskImage {
   using PendingPtr = std::shared_ptr<Pending>;
 
   Qcow2Image(std::string path, const DiskOptions& options, EventLoop& loop);
+  // The header and tables from file_ (after the open checks), and where the backing file is.
+  Result<void> loadMetadata();
   // Request scheduling.
   void submit(std::function<bool()> attempt);
   // Completes `done` with -EAGAIN (true) when kMaxWaitingRequests already wait.

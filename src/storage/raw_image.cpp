@@ -85,7 +85,11 @@ Result<std::unique_ptr<RawImage>> RawImage::open(const std::string& path, const 
   if (options.direct) flags |= O_DIRECT;
   auto opened = openImageFile(path, flags);
   if (!opened) return opened.error();
-  UniqueFd fd = std::move(*opened);
+  return open(path, std::move(*opened), options, loop);
+}
+
+Result<std::unique_ptr<RawImage>> RawImage::open(const std::string& path, UniqueFd fd, const RawOpenOptions& options,
+                                                 EventLoop& loop) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errnoError(path);
   std::unique_ptr<RawImage> image(new RawImage(path, options, std::move(fd), loop));

@@ -46,6 +46,10 @@ class RawImage final : public DiskImage {
  public:
   static Result<std::unique_ptr<RawImage>> open(const std::string& path, const RawOpenOptions& options,
                                                 EventLoop& loop);
+  // The same on fd, path opened by the caller with the access options ask for
+  // (a thread whose sandbox may not open the path itself).
+  static Result<std::unique_ptr<RawImage>> open(const std::string& path, UniqueFd fd, const RawOpenOptions& options,
+                                                EventLoop& loop);
   ~RawImage() override;
 
   uint64_t sizeBytes() const override { return size_; }

@@ -29,6 +29,8 @@
 #include "virtio/net.h"
 #include "virtio/rng.h"
 #include "vmm/balloon_autopilot.h"
+#include "vmm/compressed_memory.h"
+#include "vmm/live_disk.h"
 #include "vmm/sandbox.h"
 #include "vmm/snapshot_config.h"
 
@@ -60,9 +62,9 @@ Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
     auto state = StateReader::readFile(restoreDir + "/state");
     if (!state) return Error{fmt::format("{}/state: {}", restoreDir, state.error().message)};
     // RAM is mapped from the snapshot's memory file before loadState checks the rest.
-    if (auto checked = machine->checkMemorySize(*state); !checked)
-      return Error{fmt::format("{}/state: {}", restoreDir, checked.error().message)};
-    if (auto built = machine->buildBoard(disks, restoreDir + "/memory"); !built) return built.error();
+    auto memoryFile = machine->checkMemorySize(*state);
+    if (!memoryFile) return Error{fmt::format("{}/state: {}", restoreDir, memoryFile.error().message)};
+    if (auto built = machine->buildBoard(disks, restoreDir + "/" + *memoryFile); !built) return built.error();
     if (auto loaded = machine->loadState(*state); !loaded)
       return Error{fmt::format("{}/state: {}", restoreDir, loaded.error().message)};
     // The guest resumes as a copy of a moment that may run again: a new generation.
@@ -101,11 +103,11 @@ Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage:
                                       const std::string& memoryFile) {
   if (config_.cpus < 1 || config_.cpus > machine::virt::kMaxHarts)
     return Error{fmt::format("--cpus {}: must be between 1 and {}", config_.cpus, machine::virt::kMaxHarts)};
-  auto ram = !memoryFile.empty()
-                 ? machine::GuestRam::mapFile(machine::virt::kRamBase, config_.memoryBytes, memoryFile)
-                 : machine::GuestRam::create(machine::virt::kRamBase, config_.memoryBytes,
-                                             config_.memMerge ? machine::RamBacking::MergeableAnonymous
-                                                              : machine::RamBacking::SharedMemfd);
+  const auto backing = config_.memMerge ? machine::RamBacking::MergeableAnonymous : machine::RamBacking::SharedMemfd;
+  auto ram = memoryFile.empty() ? machine::GuestRam::create(machine::virt::kRamBase, config_.memoryBytes, backing)
+             : memoryFile.ends_with(kCompressedMemoryFile)
+                 ? loadCompressedMemory(machine::virt::kRamBase, config_.memoryBytes, backing, memoryFile)
+                 : machine::GuestRam::mapFile(machine::virt::kRamBase, config_.memoryBytes, memoryFile);
   if (!ram) return ram.error();
   ram_ = std::move(*ram);
 
@@ -198,20 +200,30 @@ constexpr uint32_t kMachineStateVersion = 1;
 Error snapshotMismatch(std::string_view what, const auto& saved, const auto& now) {
   return Error{fmt::format("snapshot mismatch: {} is {} in the snapshot but {} here", what, saved, now)};
 }
+
+// What a snapshot's disk overlays are named after: DIR's last component.
+std::string snapshotName(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  std::string name = dir.substr(dir.rfind('/') == std::string::npos ? 0 : dir.rfind('/') + 1);
+  return name.empty() || name == "." || name == ".." || name == "/" ? "snapshot" : name;
+}
+
 }  // namespace
 
-Result<void> GuestMachine::checkMemorySize(StateReader& in) const {
+Result<std::string> GuestMachine::checkMemorySize(StateReader& in) const {
   auto board = loadBoard(in);
   if (!board) return board.error();
   if (board->config.memoryBytes != config_.memoryBytes)
     return snapshotMismatch("memory size", board->config.memoryBytes, config_.memoryBytes);
-  return {};
+  return board->memoryFile;
 }
 
-void GuestMachine::saveState(StateWriter& out) const {
+void GuestMachine::saveState(StateWriter& out, const std::string& memoryFile) const {
   std::vector<std::string> virtioNames;
   for (const auto& transport : virtio_) virtioNames.push_back(transport->name());
-  saveBoard(out, config_, virtioNames, diskBytes_);
+  std::vector<DiskConfig> disks;
+  for (const LiveDisk* disk : control_.disks()) disks.push_back(disk->current());
+  saveBoard(out, config_, disks, virtioNames, diskBytes_, memoryFile);
   out.beginSection("machine", kMachineStateVersion);
   out.put(control_.guestNs() - clockStartNs_);
   for (const HartSlot& slot : slots_) {
@@ -284,13 +296,19 @@ Result<void> GuestMachine::loadState(StateReader& in, bool disksMirrored) {
   return {};
 }
 
-Result<void> GuestMachine::saveSnapshot(const std::string& dir) {
+Result<void> GuestMachine::saveSnapshot(const std::string& dir, bool compress) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return errnoError(dir);
+  for (LiveDisk* disk : control_.disks())
+    if (auto flushed = disk->flushNow(); !flushed) return flushed;
   StateWriter out;
-  saveState(out);
+  const std::string memoryFile = compress ? kCompressedMemoryFile : kMemoryFile;
+  saveState(out, memoryFile);  // names each disk's image as it is now, which the overlays below keep so
+  for (LiveDisk* disk : control_.disks())
+    if (auto added = disk->addOverlay(snapshotName(dir)); !added) return added;
   // Memory first: a state file only ever sits beside the memory it describes.
-  const std::string memory = dir + "/memory";
-  if (auto saved = ram_->saveTo(memory + ".tmp"); !saved) return saved;
+  const std::string memory = dir + "/" + memoryFile;
+  if (auto saved = compress ? saveCompressedMemory(*ram_, memory + ".tmp") : ram_->saveTo(memory + ".tmp"); !saved)
+    return saved;
   if (::rename((memory + ".tmp").c_str(), memory.c_str()) != 0) return errnoError(memory);
   return out.writeFile(dir + "/state");
 }

@@ -24,6 +24,7 @@
 #include "network/ethernet.h"
 #include "vmm/host_console.h"
 #include "vmm/net_interfaces.h"
+#include "vmm/snapshot_config.h"
 #include "vmm/vm.h"
 #include "vmm/vm_config.h"
 #include "vmm/vm_control.h"
@@ -81,7 +82,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   void resume() override;
   void requestExit(GuestExit exit) override { finish(exit); }
   VmStats sampleStats() override;
-  Result<void> saveSnapshot(const std::string& dir) override;  // paused
+  Result<void> saveSnapshot(const std::string& dir, bool compress) override;  // paused
   machine::GuestRam& guestRam() override { return *ram_; }
   void flushHartTlbs() override;
   Result<std::vector<uint8_t>> saveStateBytes() override;
@@ -92,10 +93,12 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
 
   // Every hart, the hart slots, the board's devices, the virtio transports in
   // slot order and the guest clock, after a "vm" section naming the board they fit.
-  void saveState(StateWriter& out) const;
+  // memoryFile: what the snapshot's memory is called (snapshot_config.h).
+  void saveState(StateWriter& out, const std::string& memoryFile = kMemoryFile) const;
   // disksMirrored: the disks came with the VM (--with-disks), so their paths may differ from the source's.
   Result<void> loadState(StateReader& in, bool disksMirrored = false);
-  Result<void> checkMemorySize(StateReader& in) const;  // before RAM is mapped from the snapshot
+  // Before RAM is mapped from the snapshot: its size, and the memory file's name.
+  Result<std::string> checkMemorySize(StateReader& in) const;
 
   // cpu::HartHost
   uint64_t timeNow() override;

@@ -88,7 +88,8 @@ constexpr const char* kApi[] = {
     "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
     "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
     // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot;
-    // lseek finds the RAM memfd's holes).
+    // lseek finds the RAM memfd's holes) and creates each disk image's overlay, which the I/O
+    // loop, whose Landlock rules admit no new file, opens from the descriptor (LiveDisk::addOverlay).
     "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "lseek",
     // GET /vm and /vm/stats read /proc/self/ksm_merging_pages through the fd PageSharingReport holds.
     "pread64",

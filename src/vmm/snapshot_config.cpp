@@ -7,7 +7,9 @@
 namespace strata::vmm {
 namespace {
 
-constexpr uint32_t kBoardVersion = 2;  // 1: memory, cpus, engine, command line, devices, disks only
+// 1: memory, cpus, engine, command line, devices, disks only; 2: the whole board; 3: the memory file's name
+constexpr uint32_t kBoardVersion = 3;
+constexpr uint32_t kWholeBoardVersion = 2;
 constexpr size_t kMaxPath = 4096;
 constexpr uint32_t kMaxEntries = 64;
 
@@ -48,8 +50,9 @@ bool sameNets(const VmConfig& a, const VmConfig& b) {
 
 }  // namespace
 
-void saveBoard(StateWriter& out, const VmConfig& config, std::span<const std::string> virtioNames,
-               std::span<const uint64_t> diskBytes) {
+void saveBoard(StateWriter& out, const VmConfig& config, std::span<const DiskConfig> disks,
+               std::span<const std::string> virtioNames, std::span<const uint64_t> diskBytes,
+               const std::string& memoryFile) {
   out.beginSection("vm", kBoardVersion);
   out.put(config.memoryBytes);
   out.put(config.cpus);
@@ -58,12 +61,12 @@ void saveBoard(StateWriter& out, const VmConfig& config, std::span<const std::st
   out.putString(config.commandLine);
   out.put(static_cast<uint32_t>(virtioNames.size()));
   for (const auto& name : virtioNames) out.putString(name);
-  out.put(static_cast<uint32_t>(config.disks.size()));
-  for (size_t index = 0; index < config.disks.size(); ++index) {
-    out.putString(config.disks[index].path);
+  out.put(static_cast<uint32_t>(disks.size()));
+  for (size_t index = 0; index < disks.size(); ++index) {
+    out.putString(disks[index].path);
     out.put(diskBytes[index]);
-    out.put(config.disks[index].readOnly);
-    out.put(config.disks[index].format);
+    out.put(disks[index].readOnly);
+    out.put(disks[index].format);
   }
   for (const std::string* path : {&config.firmware, &config.bareProgram, &config.kernel, &config.initrd})
     out.putString(*path);
@@ -78,13 +81,14 @@ void saveBoard(StateWriter& out, const VmConfig& config, std::span<const std::st
   out.put(config.balloonTargetBytes.has_value());
   out.put(config.balloonTargetBytes.value_or(0));
   out.put(config.memMerge);
+  out.putString(memoryFile);
   out.endSection();
 }
 
 Result<RecordedBoard> loadBoard(StateReader& in) {
   auto version = in.enterSection("vm", kBoardVersion);
   if (!version) return version.error();
-  if (*version < kBoardVersion) return Error{fmt::format("the vm section is version {}, from before snapshots recorded the whole board; take it again", *version)};
+  if (*version < kWholeBoardVersion) return Error{fmt::format("the vm section is version {}, from before snapshots recorded the whole board; take it again", *version)};
   RecordedBoard board;
   VmConfig& config = board.config;
   config.memoryBytes = in.get<uint64_t>();
@@ -126,6 +130,9 @@ Result<RecordedBoard> loadBoard(StateReader& in) {
   uint64_t balloonTarget = in.get<uint64_t>();
   if (balloon) config.balloonTargetBytes = balloonTarget;
   config.memMerge = in.get<bool>();
+  if (*version >= 3) board.memoryFile = in.getString(64);
+  if (board.memoryFile != kMemoryFile && board.memoryFile != kCompressedMemoryFile)
+    in.fail("the memory file is neither " + std::string(kMemoryFile) + " nor " + kCompressedMemoryFile);
   if (auto left = in.leaveSection(); !left) return left.error();
   return board;
 }

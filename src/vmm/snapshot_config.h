@@ -15,14 +15,21 @@
 
 namespace strata::vmm {
 
+// A snapshot's memory: the sparse file a restore maps, or compressed (compressed_memory.h).
+inline constexpr const char* kMemoryFile = "memory";
+inline constexpr const char* kCompressedMemoryFile = "memory.zst";
+
 struct RecordedBoard {
   VmConfig config;  // its board options only; host-side ones (console, sandbox, API socket) stay default
   std::vector<std::string> virtioNames;  // slot order
   std::vector<uint64_t> diskBytes;       // per config.disks entry
+  std::string memoryFile = kMemoryFile;  // in the snapshot's directory
 };
 
-void saveBoard(StateWriter& out, const VmConfig& config, std::span<const std::string> virtioNames,
-               std::span<const uint64_t> diskBytes);
+// disks: each of config.disks as the VM has it now (after a snapshot, its overlay).
+void saveBoard(StateWriter& out, const VmConfig& config, std::span<const DiskConfig> disks,
+               std::span<const std::string> virtioNames, std::span<const uint64_t> diskBytes,
+               const std::string& memoryFile = kMemoryFile);
 Result<RecordedBoard> loadBoard(StateReader& in);
 // DIR/state checked whole (framing, version, checksum), then its board.
 Result<RecordedBoard> readSnapshotBoard(const std::string& dir);

@@ -1,6 +1,7 @@
-// The control API's snapshot route: PUT /vm/snapshot {"dir": "...", "resume": true}
-// pauses the VM, writes DIR/state and DIR/memory (what `strata run --restore DIR`
-// resumes) and lets it run on unless "resume" is false.
+// The control API's snapshot route: PUT /vm/snapshot {"dir": "...", "resume": true,
+// "compress": false} pauses the VM, writes DIR/state and DIR/memory (or, compressed,
+// DIR/memory.zst: what `strata run --restore DIR` resumes), puts an overlay on each
+// writable disk image and lets the VM run on unless "resume" is false.
 #pragma once
 
 #include "vmm/api_server.h"

@@ -20,6 +20,7 @@
 #include "vmm/balloon_autopilot.h"
 #include "vmm/gdb_stub.h"
 #include "vmm/guest_machine.h"
+#include "vmm/live_disk.h"
 #include "vmm/net_interfaces.h"
 #include "vmm/migration_incoming.h"
 #include "vmm/vm_control.h"
@@ -29,29 +30,37 @@ namespace strata::vmm {
 namespace {
 
 // "pool:NAME/VOLUME" is a logical volume of a strata pool; anything else an image file.
-Result<std::unique_ptr<storage::BlockDevice>> openDisk(const DiskConfig& disk, EventLoop& loop) {
+Result<std::unique_ptr<LiveDisk>> openDisk(const DiskConfig& disk, EventLoop& loop) {
   storage::DiskOptions options;
   options.readOnly = disk.readOnly;
   options.format = disk.format;
-  if (storage::volume::isVolumeDiskSpec(disk.path)) return storage::volume::openVolumeDisk(disk.path, options, loop);
+  if (storage::volume::isVolumeDiskSpec(disk.path)) {
+    auto volume = storage::volume::openVolumeDisk(disk.path, options, loop);
+    if (!volume) return volume.error();
+    return std::make_unique<LiveDisk>(disk, std::move(*volume), loop);
+  }
   auto image = storage::openDiskImage(disk.path, options, loop);
   if (!image) return image.error();
   if (disk.format == storage::ImageFormat::Auto)
     log::warn("{}", storage::probedFormatWarning(**image, "--disk " + disk.path + ",format="));
-  return std::unique_ptr<storage::BlockDevice>(std::move(*image));
+  return std::make_unique<LiveDisk>(disk, std::move(*image), loop);
 }
 
-// A clone's disk: a new qcow2 overlay on the snapshot's image, next to the
-// snapshot (DIR/clone-PID-diskN.qcow2), so the clone's writes never reach the
-// image other clones share. The overlay stays after the clone ends.
-Result<std::unique_ptr<storage::BlockDevice>> openLinkedClone(const VmConfig& config, size_t index, EventLoop& loop) {
+// A restored VM's disk: a new qcow2 overlay on the image the snapshot kept,
+// next to the snapshot (DIR/clone-PID-diskN.qcow2, DIR/restore-PID-diskN.qcow2),
+// so no clone's or restored VM's writes reach the image the snapshot and every
+// other restore share. The overlay stays after the VM ends. Read-only disks,
+// and a plain restore's pool volumes, are opened as they are.
+Result<std::unique_ptr<LiveDisk>> openRestoredDisk(const VmConfig& config, size_t index, EventLoop& loop) {
   const DiskConfig& disk = config.disks[index];
-  if (storage::volume::isVolumeDiskSpec(disk.path))
+  const bool volume = storage::volume::isVolumeDiskSpec(disk.path);
+  if (disk.readOnly || (volume && !config.clone)) return openDisk(disk, loop);
+  if (volume)
     return Error{fmt::format("--clone: disk {} is a pool volume; linked clones are qcow2 overlays of image files", disk.path)};
   auto base = storage::imageInfo(disk.path);
-  if (!base) return Error{fmt::format("--clone: disk {}: {}", disk.path, base.error().message)};
+  if (!base) return Error{fmt::format("--restore: disk {}: {}", disk.path, base.error().message)};
   char* absolute = ::realpath(disk.path.c_str(), nullptr);
-  if (!absolute) return errnoError(fmt::format("--clone: disk {}", disk.path));
+  if (!absolute) return errnoError(fmt::format("--restore: disk {}", disk.path));
   storage::CreateOptions overlay;
   overlay.format = storage::ImageFormat::Qcow2;
   overlay.size = base->virtualSize;
@@ -59,10 +68,10 @@ Result<std::unique_ptr<storage::BlockDevice>> openLinkedClone(const VmConfig& co
   overlay.backingFormat = base->format;
   std::free(absolute);
   DiskConfig clone = disk;
-  clone.path = fmt::format("{}/clone-{}-disk{}.qcow2", config.restoreDir, ::getpid(), index);
+  clone.path = fmt::format("{}/{}-{}-disk{}.qcow2", config.restoreDir, config.clone ? "clone" : "restore", ::getpid(), index);
   clone.format = storage::ImageFormat::Qcow2;
   if (auto created = storage::createImage(clone.path, overlay); !created)
-    return Error{fmt::format("--clone: {}: {}", clone.path, created.error().message)};
+    return Error{fmt::format("--restore: {}: {}", clone.path, created.error().message)};
   return openDisk(clone, loop);
 }
 
@@ -99,12 +108,15 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   // their completions run on): formats and backing chains stay as resolved
   // here, whatever a guest writes before it reboots.
   std::vector<std::unique_ptr<storage::BlockDevice>> disks;
+  std::vector<LiveDisk*> liveDisks;
   for (size_t index = 0; index < config.disks.size(); ++index) {
-    auto opened = config.clone ? openLinkedClone(config, index, **loop) : openDisk(config.disks[index], **loop);
+    auto opened = config.restoreDir.empty() ? openDisk(config.disks[index], **loop) : openRestoredDisk(config, index, **loop);
     if (!opened) return opened.error();
+    liveDisks.push_back(opened->get());
     // Tracked for live migration without shared storage; costless while no migration runs.
     disks.push_back(std::make_unique<storage::DirtyTrackedDisk>(std::move(*opened)));
   }
+  control.setDisks(std::move(liveDisks));
   // So are the network ports: a reboot keeps the switch port and TAP device.
   auto nics = openNetInterfaces(config, **loop);
   if (!nics) return nics.error();

@@ -2,6 +2,10 @@
 
 #include <time.h>
 
+#include <fmt/core.h>
+
+#include "vmm/live_disk.h"
+
 namespace strata::vmm {
 namespace {
 
@@ -113,14 +117,21 @@ VmState VmControl::reset() {
   return VmState::Running;
 }
 
-Result<VmState> VmControl::snapshot(const std::string& dir, bool resumeAfter) {
+Result<VmState> VmControl::snapshot(const std::string& dir, bool resumeAfter, bool compress, bool* refused) {
   bool wasRunning = state() == VmState::Running;
+  for (const LiveDisk* disk : disks_) {
+    if (!resumeAfter || !wasRunning || disk->snapshotKeepsContents()) continue;
+    if (refused) *refused = true;
+    return Error{fmt::format("disk {} is a pool volume, whose contents a snapshot cannot keep while the VM runs on; "
+                             "take it without resuming (\"resume\": false, strata vm snapshot --no-resume)",
+                             disk->current().path)};
+  }
   if (pause() != VmState::Paused) return Error{"the VM is shutting down"};
   Result<void> saved = [&]() -> Result<void> {
     std::lock_guard operation(operationMutex_);
     std::lock_guard lock(mutex_);
     if (!machine_) return Error{"the guest is rebooting; no board to snapshot"};
-    return machine_->saveSnapshot(dir);
+    return machine_->saveSnapshot(dir, compress);
   }();
   if (resumeAfter && wasRunning) resume();
   if (!saved) return saved.error();

@@ -41,6 +41,8 @@ struct HartStats {
   std::vector<cpu::EngineStat> engine;
 };
 
+class LiveDisk;
+
 struct VmStats {
   std::vector<HartStats> harts;  // sampled at an instruction boundary of each hart
 };
@@ -58,8 +60,9 @@ class ControlledMachine {
   virtual void resume() = 0;
   virtual void requestExit(GuestExit exit) = 0;
   virtual VmStats sampleStats() = 0;
-  // Paused: writes DIR/state and DIR/memory (each to a temporary name, then renamed).
-  virtual Result<void> saveSnapshot(const std::string& dir) = 0;
+  // Paused: writes DIR/state and DIR/memory, or DIR/memory.zst when `compress`
+  // (each to a temporary name, then renamed).
+  virtual Result<void> saveSnapshot(const std::string& dir, bool compress) = 0;
   // Live migration's source side. Guest RAM and its dirty log:
   virtual machine::GuestRam& guestRam() = 0;
   // Every hart drops its TLBs (returns once each did or runs no guest code), so
@@ -96,7 +99,13 @@ class VmControl {
   VmStats stats();
   // Pauses, writes the snapshot into dir (created if missing), resumes if asked
   // (and if the VM was running before). Returns the state it left the VM in.
-  Result<VmState> snapshot(const std::string& dir, bool resume);
+  // Refused before anything happens (`refused` set) when the VM would run on
+  // with a disk whose contents the snapshot cannot keep (a writable pool volume).
+  Result<VmState> snapshot(const std::string& dir, bool resume, bool compress = false, bool* refused = nullptr);
+  // The VM's disks, which runVm opens once for every boot and sets before the
+  // first one: what a snapshot flushes, records and puts overlays on.
+  void setDisks(std::vector<LiveDisk*> disks) { disks_ = std::move(disks); }
+  const std::vector<LiveDisk*>& disks() const { return disks_; }
   BalloonControl& balloon() { return balloon_; }
   // With --mem-merge: what the host's KSM says of this VM's pages; none without.
   const PageSharingReport* pageSharing() const { return pageSharing_ ? &*pageSharing_ : nullptr; }
@@ -150,6 +159,7 @@ class VmControl {
   std::shared_mutex boardMutex_;  // leases share it; detach takes it alone
   bool pauseHeld_ = false;        // guarded by mutex_
   std::optional<PageSharingReport> pageSharing_;  // opened here, before the sandbox
+  std::vector<LiveDisk*> disks_;
   std::mutex operationMutex_;  // one control operation at a time; held across a pause's wait
   mutable std::mutex mutex_;   // guards machine_ and the state below
   ControlledMachine* machine_ = nullptr;

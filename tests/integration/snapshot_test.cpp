@@ -3,10 +3,13 @@
 // --restore DIR`, which builds the board the snapshot recorded; a truncated,
 // damaged or conflicting snapshot or option is refused with one line and a
 // non-zero exit, nothing run. The sandbox stays on (the default).
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <future>
@@ -25,8 +28,9 @@ namespace {
 
 // Boots the default guest, sets X and writes /tmp/f, snapshots it into a new
 // directory through the API and shuts the VM down. Returns the directory.
-// `boardOptions` shape the machine the snapshot records.
-std::string takeSnapshot(const std::string& name, std::vector<std::string> boardOptions = {}) {
+// `boardOptions` shape the machine the snapshot records; `snapshotFlags` go to `strata vm snapshot`.
+std::string takeSnapshot(const std::string& name, std::vector<std::string> boardOptions = {},
+                         const std::string& snapshotFlags = "") {
   const std::string socket = temporaryPath(name + ".sock");
   const std::string dir = temporaryPath(name);
   ::unlink(socket.c_str());
@@ -38,7 +42,8 @@ std::string takeSnapshot(const std::string& name, std::vector<std::string> board
                        std::chrono::seconds(240), [&](pid_t, const std::string& output) {
                          if (snapshotted || output.find("set-42") == std::string::npos) return;
                          snapshotted = true;
-                         auto taken = runShell(strataBinary() + " vm snapshot --api-socket " + socket + " " + dir + " 2>&1");
+                         auto taken = runShell(strataBinary() + " vm snapshot --api-socket " + socket + snapshotFlags + " " +
+                                              dir + " 2>&1");
                          if (taken.exitCode != 0) failures += "snapshot: " + taken.output;
                          runShell(strataBinary() + " vm shutdown --api-socket " + socket + " 2>&1");
                        });
@@ -86,6 +91,33 @@ TEST(Snapshot, RestoredGuestKeepsItsShellVariableAndTmpFile) {
     EXPECT_TRUE(contains(run.output, "sum-42"));
     EXPECT_EQ(run.output.find("Linux version"), std::string::npos) << "the restored guest must not boot again";
   }
+}
+
+// --compress: DIR/memory.zst instead of DIR/memory, smaller than the sparse
+// file's data; the restored guest is the same; a damaged byte in it is refused.
+TEST(Snapshot, CompressedSnapshotRestoresTheSameGuest) {
+  const std::string dir = takeSnapshot("snapshot-zst", {}, " --compress");
+  struct stat compressed {}, sparse {};
+  ASSERT_EQ(::stat((dir + "/memory.zst").c_str(), &compressed), 0);
+  EXPECT_NE(::access((dir + "/memory").c_str(), F_OK), 0);
+  ASSERT_EQ(::stat((sharedSnapshot() + "/memory").c_str(), &sparse), 0);
+  EXPECT_LT(compressed.st_size, sparse.st_blocks * 512) << "the same guest's sparse memory file holds more";
+  auto run = runStrata({"--restore", dir}, "echo got-$X; cat /tmp/f; echo sum-$((6*7))\npoweroff\n",
+                       std::chrono::seconds(120));
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "got-hello42"));
+  EXPECT_TRUE(contains(run.output, "\nfiledata7"));
+  EXPECT_TRUE(contains(run.output, "sum-42"));
+
+  std::fstream memory(dir + "/memory.zst", std::ios::in | std::ios::out | std::ios::binary);
+  memory.seekg(compressed.st_size / 2);
+  char byte = 0;
+  memory.get(byte);
+  memory.seekp(compressed.st_size / 2);
+  memory.put(static_cast<char>(byte ^ 0x44));
+  memory.close();
+  expectOneLineRefusal(runStrata({"--restore", dir}, "", std::chrono::seconds(60)),
+                       "memory.zst: damaged compressed memory file");
 }
 
 TEST(Snapshot, TruncatedStateFileIsRefused) {
@@ -193,6 +225,123 @@ TEST(Snapshot, EveryCloneReadsItsOwnGenerationId) {
     generations.insert(run.output.substr(at, 40));
   }
   EXPECT_EQ(generations.size(), static_cast<size_t>(kClones)) << "every clone has its own generation id";
+}
+
+// Types `text` into the guest through the VM's --console-socket.
+bool typeIntoConsole(const std::string& socketPath, const std::string& text) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  socketPath.copy(address.sun_path, sizeof address.sun_path - 1);
+  bool sent = fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+              ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  if (fd >= 0) ::close(fd);
+  return sent;
+}
+
+// The first 8 hex digits of the md5 of a host shell command's output, as the guest prints them.
+std::string md5Prefix(const std::string& command) { return runShell(command + " | md5sum | cut -c1-8").output.substr(0, 8); }
+
+// The file system in a qcow2 chain, flattened: e2fsck -fn's verdict and /data's md5 prefix.
+std::pair<ProcessResult, std::string> checkChain(const std::string& top, const std::string& name) {
+  const std::string flat = temporaryPath(name + "-flat.raw");
+  auto converted = runShell("rm -f " + flat + " && qemu-img convert -O raw " + top + " " + flat + " 2>&1");
+  EXPECT_EQ(converted.exitCode, 0) << converted.output;
+  return {runShell("e2fsck -fn " + flat + " 2>&1"), md5Prefix("debugfs -R 'cat /data' " + flat + " 2>/dev/null")};
+}
+
+// A guest writes /data on its qcow2 root disk; a snapshot with resume puts an
+// overlay on that disk, the guest writes different data, which lands in the
+// overlay. Each of two restores of the snapshot reads /data from its disk (page
+// cache dropped) as it was at the snapshot and writes its own, which go to its
+// own overlay beside the snapshot: the snapshot's image never changes.
+TEST(Snapshot, QcowDiskGetsAnOverlaySoRestoresSeeItAsAtTheSnapshot) {
+  const std::string base = copyOfRootDisk("snapdisk");
+  const std::string disk = temporaryPath("snapdisk.qcow2");
+  const std::string dir = temporaryPath("snapdisk-snap");
+  const std::string overlay = temporaryPath("snapdisk.snapdisk-snap.qcow2");  // beside the disk, named after DIR
+  const std::string socket = temporaryPath("snapdisk.sock"), consoleSocket = temporaryPath("snapdisk-console.sock");
+  runShell("rm -rf " + disk + " " + dir + " " + overlay + " " + socket + " " + consoleSocket);
+  auto created = runShell(strataBinary() + " image create -f qcow2 -b " + base + " -F raw " + disk + " 2>&1");
+  ASSERT_EQ(created.exitCode, 0) << created.output;
+  const std::string before = md5Prefix("seq 1 40000"), after = md5Prefix("seq 7 90000");
+  // One line: `read go` waits for the line typed after the snapshot (or, restored, the first line of input).
+  const std::string script =
+      "seq 1 40000 > /data; sync; echo one-$(md5sum < /data | cut -c1-8); read go; echo 3 > /proc/sys/vm/drop_caches; "
+      "echo seen-$(md5sum < /data | cut -c1-8); seq 7 90000 > /data; sync; echo two-$(md5sum < /data | cut -c1-8); "
+      "poweroff\n";
+  const std::vector<std::string> boardOptions{"--disk", disk, "--append", "console=ttyS0 root=/dev/vda"};
+  std::vector<std::string> args = boardOptions;
+  args.insert(args.end(), {"--api-socket", socket, "--console", "stdio", "--console-socket", consoleSocket});
+  bool snapshotted = false;
+  std::string failures, diskSum;
+  auto run = runStrata(args, script, std::chrono::seconds(240), [&](pid_t, const std::string& output) {
+    if (snapshotted || output.find("one-" + before) == std::string::npos) return;
+    snapshotted = true;
+    auto taken = runShell(strataBinary() + " vm snapshot --api-socket " + socket + " " + dir + " 2>&1");
+    if (taken.exitCode != 0) failures += "snapshot: " + taken.output;
+    diskSum = runShell("md5sum < " + disk).output;
+    if (!typeIntoConsole(consoleSocket, "go\n")) failures += "typing into the console socket failed";
+  });
+  ASSERT_TRUE(snapshotted) << run.output;
+  EXPECT_EQ(failures, "");
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "seen-" + before));
+  EXPECT_TRUE(contains(run.output, "two-" + after));
+
+  EXPECT_EQ(runShell("md5sum < " + disk).output, diskSum) << "the VM wrote on into its overlay only";
+  auto [liveFsck, liveData] = checkChain(overlay, "snapdisk-live");
+  EXPECT_EQ(liveFsck.exitCode, 0) << liveFsck.output;
+  EXPECT_EQ(liveData, after) << "the VM wrote on into its overlay";
+  for (int round = 0; round < 2; ++round) {
+    auto restored = runStrata({"--restore", dir}, "go\n", std::chrono::seconds(180));
+    EXPECT_EQ(restored.exitCode, 0) << restored.output;
+    EXPECT_TRUE(contains(restored.output, "seen-" + before)) << "round " << round;
+    EXPECT_TRUE(contains(restored.output, "two-" + after));
+    EXPECT_EQ(runShell("md5sum < " + disk).output, diskSum) << "the snapshot's image is never written again";
+  }
+  auto restores = runShell("ls " + dir + "/restore-*-disk0.qcow2");
+  ASSERT_EQ(std::count(restores.output.begin(), restores.output.end(), '\n'), 2) << restores.output;
+  const std::string lastRestore = restores.output.substr(restores.output.find('\n') + 1, restores.output.size() - restores.output.find('\n') - 2);
+  for (const auto& image : {disk, overlay, lastRestore}) {
+    auto check = runShell("qemu-img check " + image + " 2>&1");
+    EXPECT_EQ(check.exitCode, 0) << image << ": " << check.output;
+  }
+  auto [restoredFsck, restoredData] = checkChain(lastRestore, "snapdisk-restored");
+  EXPECT_EQ(restoredFsck.exitCode, 0) << restoredFsck.output;
+  EXPECT_EQ(restoredData, after);
+}
+
+// A writable pool volume has no overlay: a snapshot that would let the VM run
+// on is refused (409) and the VM keeps running; one that leaves it paused is taken.
+TEST(Snapshot, PoolVolumeDiskIsSnapshottedOnlyWithoutResuming) {
+  const std::string pool = temporaryPath("snapvol");
+  ::setenv("STRATA_POOL_DIR", (pool + "/registry").c_str(), 1);
+  auto made = runShell("rm -rf " + pool + " && mkdir -p " + pool + " && truncate -s 64M " + pool + "/pv1 && " +
+                       strataBinary() + " pool create snapvol " + pool + "/pv1 && " + strataBinary() +
+                       " volume create snapvol/data -s 32M 2>&1");
+  ASSERT_EQ(made.exitCode, 0) << made.output;
+  const std::string socket = temporaryPath("snapvol.sock"), dir = temporaryPath("snapvol-snap");
+  ::unlink(socket.c_str());
+  bool asked = false;
+  ProcessResult resumed, status, paused;
+  auto run = runStrata({"--disk", "pool:snapvol/data", "--api-socket", socket}, "echo up-$((6*7))\n",
+                       std::chrono::seconds(240), [&](pid_t, const std::string& output) {
+                         if (asked || output.find("up-42") == std::string::npos) return;
+                         asked = true;
+                         const std::string vm = strataBinary() + " vm ";
+                         resumed = runShell(vm + "snapshot --api-socket " + socket + " " + dir + " 2>&1");
+                         status = runShell(vm + "status --api-socket " + socket + " --json 2>&1");
+                         paused = runShell(vm + "snapshot --no-resume --api-socket " + socket + " " + dir + " 2>&1");
+                         runShell(vm + "shutdown --api-socket " + socket + " 2>&1");
+                       });
+  ASSERT_TRUE(asked) << run.output;
+  EXPECT_NE(resumed.exitCode, 0) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "disk pool:snapvol/data is a pool volume"));
+  EXPECT_TRUE(contains(status.output, "\"running\""));
+  EXPECT_EQ(paused.exitCode, 0) << paused.output;
+  EXPECT_TRUE(contains(paused.output, "VM paused"));
+  EXPECT_EQ(::access((dir + "/state").c_str(), F_OK), 0);
 }
 
 TEST(Snapshot, CloneWithoutRestoreIsRefused) {

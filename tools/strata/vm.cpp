@@ -1,6 +1,6 @@
 // `strata vm`: drive a running VM through its control API (`strata run
 // --api-socket PATH`): `strata vm status|pause|resume|shutdown|reset
-// --api-socket PATH [--json]`, `strata vm snapshot --api-socket PATH DIR [--no-resume]`,
+// --api-socket PATH [--json]`, `strata vm snapshot --api-socket PATH DIR [--no-resume] [--compress]`,
 // `strata vm migrate --api-socket PATH --to tcp:HOST:PORT [--channels N] [--compress] [--with-disks]`; given a VM NAME instead, the same commands go
 // through the daemon (vm_daemon.cpp), which adds its own subcommands to the group.
 #include <cstdio>
@@ -103,8 +103,9 @@ int balloon(const VmArgs& args, const std::string& size) {
   return 0;
 }
 
-int snapshot(const VmArgs& args, const std::string& dir, bool noResume) {
-  auto reply = apiCall(args.apiSocket, "PUT", "/vm/snapshot", {{"dir", std::filesystem::absolute(dir).string()}, {"resume", !noResume}});
+int snapshot(const VmArgs& args, const std::string& dir, bool noResume, bool compress) {
+  auto reply = apiCall(args.apiSocket, "PUT", "/vm/snapshot",
+                       {{"dir", std::filesystem::absolute(dir).string()}, {"resume", !noResume}, {"compress", compress}});
   if (!reply) return fail(reply.error().message);
   if (args.json) std::printf("%s\n", reply->dump(2).c_str());
   else std::printf("snapshot in %s, VM %s\n", dir.c_str(), text(reply->value("state", nlohmann::json())).c_str());
@@ -190,9 +191,14 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
   snapshotCommand->add_option("--api-socket", args->apiSocket, "the VM's API socket")->required();
   snapshotCommand->add_option("DIR", *snapshotDir, "snapshot directory (created if missing)")->required();
   snapshotCommand->add_flag("--no-resume", *noResume, "leave the VM paused after the snapshot");
+  auto compress = std::make_shared<bool>(false);
+  snapshotCommand->add_flag("--compress", *compress,
+                            "write the memory zstd-compressed (smaller; a restore then reads it all instead of mapping it)");
   snapshotCommand->add_flag("--json", args->json, "print the API's JSON answer as it is");
   snapshotCommand->callback(
-      [&status, args, snapshotDir, noResume] { status.exitCode = snapshot(*args, *snapshotDir, *noResume); });
+      [&status, args, snapshotDir, noResume, compress] {
+        status.exitCode = snapshot(*args, *snapshotDir, *noResume, *compress);
+      });
   auto* migrateCommand = vm->add_subcommand(
       "migrate", "live-migrate the VM to a `strata run --incoming tcp:ADDR:PORT` (this VM ends once it runs there)");
   auto migrateArgs = std::make_shared<MigrateArgs>();

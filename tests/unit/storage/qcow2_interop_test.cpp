@@ -1,5 +1,6 @@
 // Cross-checks against QEMU: images written by qemu-io are read byte-exact by
 // strata; images written by strata pass `qemu-img check` and `qemu-img compare`.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -9,6 +10,7 @@
 #include "storage/image_create.h"
 #include "storage/qcow2_image.h"
 #include "storage/sync_io.h"
+#include "base/unique_fd.h"
 #include "disk_image_test.h"
 
 namespace strata::storage {
@@ -259,6 +261,66 @@ TEST_P(Qcow2Interop, LinkedCloneWritesLeaveTemplateUnchanged) {
   EXPECT_EQ(result.exitCode, 0) << result.output;
   auto info = runCommand("qemu-img info " + clone);
   EXPECT_NE(info.output.find("backing file: template.qcow2"), std::string::npos) << info.output;
+}
+
+// A snapshot of a running VM: a writable image, written to, gets an overlay
+// opened on a file descriptor over the open image itself. Reads see the
+// image's data, writes land in the overlay, and the image file stays as it was.
+TEST_P(Qcow2Interop, OverlayOverAnOpenImageTakesEveryWriteFromThen) {
+  std::string base = dir.file("running.qcow2");
+  ASSERT_EQ(runCommand("qemu-img create -f qcow2 " + clusterOption(GetParam()) + " " + base + " 16M").exitCode, 0);
+  std::vector<uint8_t> expected(kDiskSize, 0);
+  std::unique_ptr<DiskImage> image = open(base);
+  ASSERT_TRUE(image);
+  auto first = pattern(100000, 3);
+  ASSERT_TRUE(writeSync(*image, *loop, 4096, first.data(), first.size()).ok());
+  std::memcpy(expected.data() + 4096, first.data(), first.size());
+  ASSERT_TRUE(flushSync(*image, *loop).ok());
+  auto before = readFile(base);
+
+  std::string overlayPath = dir.file("running.snap.qcow2");
+  UniqueFd file(::open(overlayPath.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  ASSERT_TRUE(file.valid());
+  CreateOptions create;
+  create.format = ImageFormat::Qcow2;
+  create.size = kDiskSize;
+  create.clusterSize = GetParam();
+  create.backingFile = "running.qcow2";
+  create.backingFormat = ImageFormat::Qcow2;
+  ASSERT_TRUE(writeNewImage(file.get(), overlayPath, create).ok());
+  auto overlay = Qcow2Image::openOverlay(overlayPath, std::move(file), image, *loop);
+  ASSERT_TRUE(overlay.ok()) << overlay.error().message;
+  EXPECT_TRUE(image == nullptr) << "the overlay owns the image it covers";
+  auto second = pattern(70000, 9);
+  ASSERT_TRUE(writeSync(**overlay, *loop, 50000, second.data(), second.size()).ok());
+  std::memcpy(expected.data() + 50000, second.data(), second.size());
+  ASSERT_TRUE(flushSync(**overlay, *loop).ok());
+  EXPECT_TRUE(sameBytes(readAll(**overlay), expected));
+  overlay->reset();
+  EXPECT_TRUE(readFile(base) == before) << "the image below is never written again";
+  expectQemuCheckClean(overlayPath);
+  expectQemuCompare(overlayPath, expected);
+}
+
+// The overlay must be as large as the image it covers, and must name a backing
+// file; otherwise it is refused and the image stays with the caller.
+TEST_P(Qcow2Interop, OverlayOfTheWrongSizeIsRefused) {
+  std::string base = dir.file("small.qcow2");
+  ASSERT_EQ(runCommand("qemu-img create -f qcow2 " + base + " 8M").exitCode, 0);
+  std::unique_ptr<DiskImage> image = open(base);
+  ASSERT_TRUE(image);
+  std::string overlayPath = dir.file("small.snap.qcow2");
+  UniqueFd file(::open(overlayPath.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  CreateOptions create;
+  create.format = ImageFormat::Qcow2;
+  create.size = kDiskSize;
+  create.clusterSize = GetParam();
+  create.backingFile = "small.qcow2";
+  ASSERT_TRUE(writeNewImage(file.get(), overlayPath, create).ok());
+  auto overlay = Qcow2Image::openOverlay(overlayPath, std::move(file), image, *loop);
+  ASSERT_FALSE(overlay.ok());
+  EXPECT_NE(overlay.error().message.find("over a backing image of 8388608"), std::string::npos) << overlay.error().message;
+  EXPECT_TRUE(image != nullptr);
 }
 
 TEST_P(Qcow2Interop, ReadsCompressedClusters) {

@@ -1,0 +1,65 @@
+// LiveDisk: one disk of a running VM as its virtio-blk device sees it, across
+// snapshots. I/O goes to the image the VM writes now; a snapshot puts a new
+// qcow2 overlay on top of an image file (QEMU's and libvirt's external
+// snapshot), so the image below stays as the snapshot recorded it. Pool
+// volumes and read-only disks pass through unchanged.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/event_loop.h"
+#include "base/result.h"
+#include "storage/block_device.h"
+#include "storage/disk_image.h"
+#include "vmm/vm_config.h"
+
+namespace strata::vmm {
+
+class LiveDisk final : public storage::BlockDevice {
+ public:
+  // An image file opened from `config` (its format as opened is recorded).
+  LiveDisk(const DiskConfig& config, std::unique_ptr<storage::DiskImage> image, EventLoop& loop);
+  // A pool volume ("pool:NAME/VOLUME").
+  LiveDisk(const DiskConfig& config, std::unique_ptr<storage::BlockDevice> volume, EventLoop& loop);
+
+  // storage::BlockDevice, forwarded on the loop thread. The serial stays the
+  // first image's: the guest's disk keeps its identity under an overlay.
+  uint64_t sizeBytes() const override { return active().sizeBytes(); }
+  bool readOnly() const override { return active().readOnly(); }
+  std::string serial() const override { return serial_; }
+  void readv(uint64_t offset, std::vector<iovec> buffers, storage::IoCompletion done) override;
+  void writev(uint64_t offset, std::vector<iovec> buffers, storage::IoCompletion done) override;
+  void flush(storage::IoCompletion done) override;
+  void discard(uint64_t offset, uint64_t length, storage::IoCompletion done) override;
+  void writeZeroes(uint64_t offset, uint64_t length, storage::IoCompletion done) override;
+
+  // What the VM writes now: after a snapshot, its overlay (a qcow2 image).
+  const DiskConfig& current() const { return config_; }
+  // False for a writable pool volume: a snapshot cannot keep its contents while the VM runs on.
+  bool snapshotKeepsContents() const { return image_ || config_.readOnly; }
+
+  // The rest: from another thread while the VM is paused (no request in flight).
+  // Every write so far is durable (the restore of a snapshot reads the image).
+  Result<void> flushNow();
+  // A writable image file gets a new qcow2 overlay beside it,
+  // "<image without extension>.<snapshotName>.qcow2", and every write from
+  // now on goes there; the image below is only read from then on. Others
+  // are left as they are. Created here (the loop thread's Landlock rules
+  // admit no new file), opened on the loop thread.
+  Result<void> addOverlay(const std::string& snapshotName);
+
+ private:
+  storage::BlockDevice& active() const { return image_ ? static_cast<storage::BlockDevice&>(*image_) : *volume_; }
+
+  DiskConfig config_;
+  std::unique_ptr<storage::DiskImage> image_;    // an image file, or
+  std::unique_ptr<storage::BlockDevice> volume_;  // a pool volume
+  EventLoop& loop_;
+  std::string serial_;
+};
+
+// "<dir>/<stem>.<snapshotName>.qcow2" for image "<dir>/<stem>.<ext>".
+std::string overlayPathFor(const std::string& image, const std::string& snapshotName);
+
+}  // namespace strata::vmm
