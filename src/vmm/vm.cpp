@@ -41,8 +41,8 @@ Result<std::unique_ptr<storage::BlockDevice>> openDisk(const DiskConfig& disk, E
 }
 
 // A clone's disk: a new qcow2 overlay on the snapshot's image, next to the
-// snapshot (DIR/clone-PID-diskN.qcow2), so the clone's writes never reach the
-// image other clones share. The overlay stays after the clone ends.
+// snapshot (DIR/clone-PID-diskN.qcow2) or in --clone-dir, so the clone's writes
+// never reach the image other clones share. The overlay stays after the clone ends.
 Result<std::unique_ptr<storage::BlockDevice>> openLinkedClone(const VmConfig& config, size_t index, EventLoop& loop) {
   const DiskConfig& disk = config.disks[index];
   if (storage::volume::isVolumeDiskSpec(disk.path))
@@ -58,7 +58,9 @@ Result<std::unique_ptr<storage::BlockDevice>> openLinkedClone(const VmConfig& co
   overlay.backingFormat = base->format;
   std::free(absolute);
   DiskConfig clone = disk;
-  clone.path = fmt::format("{}/clone-{}-disk{}.qcow2", config.restoreDir, ::getpid(), index);
+  clone.path = config.cloneDir.empty()
+                   ? fmt::format("{}/clone-{}-disk{}.qcow2", config.restoreDir, ::getpid(), index)
+                   : fmt::format("{}/clone-disk{}.qcow2", config.cloneDir, index);
   clone.format = storage::ImageFormat::Qcow2;
   if (auto created = storage::createImage(clone.path, overlay); !created)
     return Error{fmt::format("--clone: {}: {}", clone.path, created.error().message)};
