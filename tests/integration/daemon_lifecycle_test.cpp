@@ -111,7 +111,8 @@ TEST(DaemonTemplates, VmsFromATemplateSnapshotResumeWithItsGuestState) {
   refused("POST", "/templates/other/snapshot", {{"cpus", 99}}, acme, 400, "cpus:");
   refused("POST", "/templates/other/snapshot", {{"kernel", "/etc/passwd"}}, acme, 400, "outside the tenant's");
   EXPECT_EQ(daemon.call("GET", "/templates/other", nullptr, acme).second["snapshot"], false);
-  refused("POST", "/vms", {{"name", "r3"}, {"template", "base"}, {"kernel", "/x"}}, acme, 400, "resumes its snapshot");
+  refused("POST", "/vms", {{"name", "r3"}, {"template", "base"}, {"append", "quiet"}}, acme, 400,
+          "append: template base resumes its snapshot");
   refused("POST", "/vms", {{"name", "r3"}, {"template", "base"}, {"memory_mib", 512}}, acme, 400,
           "memory_mib: template base's snapshot has 256");
   refused("POST", "/vms", {{"name", "r3"}, {"template", "base"}}, globex, 404, "no template base");
