@@ -108,7 +108,14 @@ def console_answer(vm, deadline):
     """Seconds (monotonic) when the VM answers a command typed on its console socket, or None."""
     tty = os.path.join(os.path.dirname(vm["console"]), "tty.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as console:
-        console.connect(tty)
+        while True:  # the console socket may come up just after the API socket
+            try:
+                console.connect(tty)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.005)
         typed = 0
         while time.monotonic() < deadline:
             if time.monotonic() - typed > 0.5:  # the guest may not read its console yet
