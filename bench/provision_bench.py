@@ -2,8 +2,10 @@
 """Provisioning through `strata daemon`: the time from the create request
 (define a linked clone of a template + start) to the VM's first console line
 and to its first userspace line, for one VM and for ten created in parallel
-(target: ten within 2 s on this 2-core machine); the API's latency (p50/p99)
-for list and info under 50 concurrent clients; and the daemon's own memory.
+(target: ten within 2 s on this 2-core machine); then the same from the
+template's snapshot (the VMs resume as clones instead of booting), timed to
+the VM's answer to a command typed on its console; the API's latency
+(p50/p99) for list and info under 50 concurrent clients; and the daemon's own memory.
 
 The template is the default guest's root disk; each VM boots the default
 kernel straight from its clone (no initrd). No peer: QEMU has no daemon.
@@ -102,9 +104,46 @@ def provision(daemon, name, kernel, results):
     results[name] = (first_line - start if first_line else None, userspace - start if userspace else None)
 
 
-def provision_parallel(daemon, names, kernel):
+def console_answer(vm, deadline):
+    """Seconds (monotonic) when the VM answers a command typed on its console socket, or None."""
+    tty = os.path.join(os.path.dirname(vm["console"]), "tty.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as console:
+        while True:  # the console socket may come up just after the API socket
+            try:
+                console.connect(tty)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.005)
+        typed = 0
+        while time.monotonic() < deadline:
+            if time.monotonic() - typed > 0.5:  # the guest may not read its console yet
+                console.sendall(b"echo up-$((6*7))\n")
+                typed = time.monotonic()
+            with open(vm["console"], "rb") as output:
+                if b"up-42" in output.read():
+                    return time.monotonic()
+            time.sleep(0.005)
+    return None
+
+
+def provision_resumed(daemon, name, results):
+    start = time.monotonic()
+    status, vm = daemon.call("POST", "/vms", {"name": name, "template": "rootfs"})
+    if status != 201:
+        sys.exit(f"define {name}: HTTP {status}: {vm}")
+    status, vm = daemon.call("POST", f"/vms/{name}/start")
+    if status != 200:
+        sys.exit(f"start {name}: HTTP {status}: {vm}")
+    answered = console_answer(vm, start + 120)
+    results[name] = (answered - start if answered else None,)
+
+
+def provision_parallel(names, provision_one):
+    """provision_one(name, results) for each name at once; (seconds, results)."""
     results = {}
-    threads = [threading.Thread(target=provision, args=(daemon, name, kernel, results)) for name in names]
+    threads = [threading.Thread(target=provision_one, args=(name, results)) for name in names]
     start = time.monotonic()
     for thread in threads:
         thread.start()
@@ -159,11 +198,13 @@ def main():
             time.sleep(0.05)
         kernel = os.path.realpath(os.path.join(args.guest, "Image"))
 
-        _, one = provision_parallel(daemon, ["one"], kernel)
+        booted = lambda name, results: provision(daemon, name, kernel, results)
+        resumed = lambda name, results: provision_resumed(daemon, name, results)
+        _, one = provision_parallel(["one"], booted)
         print(f"one VM:    first console line {one['one'][0]:.3f} s, userspace up {one['one'][1]:.3f} s")
         daemon.call("POST", "/vms/one/destroy")
         names = [f"p{i}" for i in range(args.parallel)]
-        _, many = provision_parallel(daemon, names, kernel)
+        _, many = provision_parallel(names, booted)
         firsts = [many[name][0] for name in names if many[name][0] is not None]
         ups = [many[name][1] for name in names if many[name][1] is not None]
         print(f"{args.parallel} VMs:    all first console lines {max(firsts):.3f} s "
@@ -176,6 +217,26 @@ def main():
             print(f"GET {path:8} {args.clients} clients: p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, "
                   f"{rate:.0f} requests/s")
         print(f"daemon memory after the latency runs: {daemon.memory_kib() / 1024:.1f} MiB")
+
+        for vm in daemon.call("GET", "/vms")[1]:
+            daemon.call("POST", f"/vms/{vm['name']}/destroy")
+        begin = time.monotonic()
+        status, started = daemon.call("POST", "/templates/rootfs/snapshot",
+                                      {"kernel": kernel, "append": "console=ttyS0 root=/dev/vda rw"})
+        if status != 202:
+            sys.exit(f"template snapshot: HTTP {status}: {started}")
+        while (operation := daemon.call("GET", "/operations/" + started["operation"]["id"])[1])["state"] == "running":
+            time.sleep(0.05)
+        if operation["state"] != "succeeded":
+            sys.exit(f"template snapshot: {operation}")
+        print(f"template snapshot taken in {time.monotonic() - begin:.3f} s (boot, shell answers, snapshot)")
+        _, one = provision_parallel(["resumed"], resumed)
+        print(f"one VM resumed:  console answers {one['resumed'][0]:.3f} s")
+        names = [f"r{i}" for i in range(args.parallel)]
+        _, many = provision_parallel(names, resumed)
+        answers = [many[name][0] for name in names if many[name][0] is not None]
+        print(f"{args.parallel} VMs resumed: all consoles answer {max(answers):.3f} s "
+              f"(median {statistics.median(answers):.3f} s, {len(answers)}/{args.parallel} answered)")
     finally:
         daemon.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

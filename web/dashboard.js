@@ -136,7 +136,7 @@ function button(label, vmName, action, onClick) {
 async function act(name, method, action) {
   try {
     const result = await api(method, `/vms/${encodeURIComponent(name)}/${action}`);
-    if (action === "snapshot") showError(`snapshot of ${name} in ${result.snapshot}`);
+    if (action === "snapshot") showError(`snapshot ${result.snapshot} of ${name} is being taken into ${result.dir}`);
     if (action === "start" && state.selected === name) openConsole(name);
   } catch (error) {
     showError(error);

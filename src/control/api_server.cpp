@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/log.h"
+#include "control/template_snapshot.h"
 #include "control/templates.h"
 #include "control/token.h"
 
@@ -74,12 +75,13 @@ json tenantJson(const TenantRecord& tenant) {
             {"disk_gib", tenant.used.diskGib}}}};
 }
 
-json templateJson(const TemplateRecord& record) {
+json templateJson(const TemplateRecord& record, const std::string& dataDir) {
   return {{"name", record.name},
           {"tenant", record.tenant ? json(*record.tenant) : json(nullptr)},
           {"virtual_size", record.virtualSize},
           {"disk_gib", record.diskGib},
-          {"state", record.ready ? "ready" : "importing"}};
+          {"state", record.ready ? "ready" : "importing"},
+          {"snapshot", readTemplateSnapshot(dataDir, record.name).has_value()}};
 }
 
 json operationJson(const Operation& operation) {
@@ -174,14 +176,21 @@ struct ApiServer::Handlers {
     if (!spec) return call.fail(400, spec.error().message);
     std::optional<TemplateRecord> backing;
     VmPaths paths = supervisor().pathsOf(spec->name);
+    std::optional<TemplateSnapshot> snapshot;
     if (!spec->templateName.empty()) {
       backing = usableTemplate(call, spec->templateName, tenant);
       if (!backing) return;
-      spec->disks.insert(spec->disks.begin(), DiskSpec{paths.clonedDisk, "qcow2", false});
+      snapshot = readTemplateSnapshot(server.options_.dataDir, backing->name);
+      if (snapshot) {
+        if (auto resumed = resumeTemplateSnapshot(*body, *snapshot, paths, *spec); !resumed)
+          return call.fail(400, resumed.error().message);
+      } else {
+        spec->disks.insert(spec->disks.begin(), DiskSpec{paths.clonedDisk, "qcow2", false});
+      }
       spec->diskGib += backing->diskGib;
     }
     if (auto outcome = store().defineVm(*spec); !outcome.ok()) return call.refuse(outcome);
-    if (backing) {  // the name is ours now; a failure takes the definition back
+    if (backing && !snapshot) {  // the name is ours now; a failure takes the definition back
       std::error_code error;
       std::filesystem::create_directories(paths.dir, error);
       auto cloned = error ? Result<void>(Error{paths.dir + ": " + error.message()})
@@ -193,6 +202,25 @@ struct ApiServer::Handlers {
       }
     }
     call.reply(201, vmJson(*store().vm(spec->name), paths));
+  }
+
+  // A VM from a template's snapshot gets the snapshot's board; its first start
+  // makes its disk (the clone) in its own directory, later ones boot that disk.
+  static Result<void> resumeTemplateSnapshot(const json& body, const TemplateSnapshot& snapshot, const VmPaths& paths,
+                                             VmSpec& spec) {
+    for (const char* field : {"kernel", "initrd", "append", "disks", "nets"})
+      if (body.contains(field))
+        return Error{fmt::format("{}: template {} resumes its snapshot, whose board it is", field, spec.templateName)};
+    if (body.contains("cpus") && spec.cpus != snapshot.cpus)
+      return Error{fmt::format("cpus: template {}'s snapshot has {}", spec.templateName, snapshot.cpus)};
+    if (body.contains("memory_mib") && spec.memoryMib != snapshot.memoryMib)
+      return Error{fmt::format("memory_mib: template {}'s snapshot has {}", spec.templateName, snapshot.memoryMib)};
+    spec.cpus = snapshot.cpus;
+    spec.memoryMib = snapshot.memoryMib;
+    spec.kernel = snapshot.kernel, spec.initrd = snapshot.initrd, spec.append = snapshot.append;
+    spec.disks = {DiskSpec{paths.dir + "/clone-disk0.qcow2", "qcow2", false}};
+    spec.restoreFrom = snapshot.dir;
+    return {};
   }
 
   // A ready template `tenant` may make VMs from (its own or a shared one), or a 404/409 reply and nullopt.
@@ -298,23 +326,134 @@ struct ApiServer::Handlers {
     call.reply(200, result);
   }
 
-  // Into DATADIR/vms/NAME/snapshots/UNIX-SECONDS; the VM runs on (`strata run --restore DIR` resumes one).
+  // Fields of an optional request body: each known one checked by `read`, any other refused; false after a 400 reply.
+  static bool readOptionalBody(Call& call, std::initializer_list<const char*> known,
+                               const std::function<std::optional<std::string>(const std::string&, const json&)>& read) {
+    if (call.request.body.empty()) return true;
+    auto body = call.body();
+    if (!body) return false;
+    for (const auto& [key, value] : body->items()) {
+      bool isKnown = false;
+      for (const char* field : known) isKnown = isKnown || key == field;
+      auto error = isKnown ? read(key, value) : std::optional(fmt::format("unknown field '{}'", key));
+      if (error) return call.fail(400, *error), false;
+    }
+    return true;
+  }
+
+  // Into DATADIR/vms/NAME/snapshots/ID (ID: UNIX seconds) on an operation's
+  // thread; the VM runs on unless {"resume": false}. `POST /vms/NAME/clone` makes VMs from it.
   void snapshotVm(Call& call) {
     auto vm = runningVm(call);
     if (!vm) return;
-    std::string dir = fmt::format("{}/snapshots/{}", supervisor().pathsOf(vm->spec.name).dir, ::time(nullptr));
+    bool resume = true;
+    bool compress = false;
+    if (!readOptionalBody(call, {"resume", "compress"}, [&](const std::string& field, const json& value) -> std::optional<std::string> {
+          if (!value.is_boolean()) return field + ": expected true or false";
+          (field == "resume" ? resume : compress) = value.get<bool>();
+          return std::nullopt;
+        }))
+      return;
+    std::string id = std::to_string(::time(nullptr));
+    std::string dir = snapshotDirOf(vm->spec.name, id);
     std::error_code error;
-    std::filesystem::create_directories(dir, error);
-    if (error) return call.fail(500, fmt::format("{}: {}", dir, error.message()));
-    auto reply = supervisor().vmRequest(*vm, "PUT", "/vm/snapshot", json{{"dir", dir}, {"resume", true}}.dump());
-    if (!reply) return call.fail(502, reply.error().message);
-    if (reply->status >= 300) return call.fail(reply->status, fmt::format("{}: snapshot refused: {}", vm->spec.name, reply->body));
-    call.reply(200, json{{"name", vm->spec.name}, {"snapshot", dir}});
+    std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), error);
+    if (error || !std::filesystem::create_directory(dir, error))  // the claim on the id
+      return call.fail(error ? 500 : 409, error ? fmt::format("{}: {}", dir, error.message())
+                                                : fmt::format("{} has a snapshot {} already; try again in a second", vm->spec.name, id));
+    Supervisor& supervisor = this->supervisor();
+    std::string operation = server.operations_.start(
+        "snapshot", vm->spec.name, vm->spec.tenant, [&supervisor, vm = *vm, dir, resume, compress](const auto& progress) -> Result<void> {
+          progress(0, 1);
+          auto reply = supervisor.vmRequest(vm, "PUT", "/vm/snapshot",
+                                            json{{"dir", dir}, {"resume", resume}, {"compress", compress}}.dump());
+          std::optional<std::string> failure;
+          if (!reply) failure = fmt::format("{}: its API socket did not answer: {}", vm.spec.name, reply.error().message);
+          else if (reply->status >= 300) failure = fmt::format("{}: snapshot refused: {}", vm.spec.name, reply->body);
+          if (!failure) return {};
+          std::error_code ignored;
+          std::filesystem::remove_all(dir, ignored);
+          return Error{*failure};
+        });
+    if (!resume) store().recordState(vm->spec.name, VmState::Paused);
+    call.reply(202, json{{"operation", operationJson(*server.operations_.find(operation))},
+                         {"name", vm->spec.name},
+                         {"snapshot", id},
+                         {"dir", dir}});
+  }
+
+  std::string snapshotDirOf(const std::string& vm, const std::string& id) {
+    return fmt::format("{}/snapshots/{}", supervisor().pathsOf(vm).dir, id);
+  }
+
+  // A new VM of the same owner from one of a VM's snapshots: its first start
+  // resumes the snapshot as a clone (own linked-clone disks, new MACs and
+  // generation id); it counts against the quota like any definition.
+  void cloneVm(Call& call) {
+    auto source = visibleVm(call, call.arg(1));
+    if (!source) return;
+    std::string name, snapshot;
+    if (!readOptionalBody(call, {"name", "snapshot"}, [&](const std::string& key, const json& value) -> std::optional<std::string> {
+          if (!value.is_string() || !isValidName(value.get<std::string>()))
+            return fmt::format("{}: expected 1-63 letters, digits, '-' or '_' (not first)", key);
+          (key == "name" ? name : snapshot) = value.get<std::string>();
+          return std::nullopt;
+        }))
+      return;
+    if (name.empty() || snapshot.empty()) return call.fail(400, R"(expected {"name": "NEW-VM", "snapshot": "ID"})");
+    std::string dir = snapshotDirOf(source->spec.name, snapshot);
+    if (!std::filesystem::exists(dir + "/state"))
+      return call.fail(404, fmt::format("no snapshot {} of VM {}", snapshot, source->spec.name));
+    VmSpec spec = source->spec;
+    spec.name = name;
+    spec.restoreFrom = dir;
+    VmPaths paths = supervisor().pathsOf(name);
+    for (size_t i = 0; i < spec.disks.size(); ++i)
+      spec.disks[i] = DiskSpec{fmt::format("{}/clone-disk{}.qcow2", paths.dir, i), "qcow2", spec.disks[i].readOnly};
+    if (auto outcome = store().defineVm(spec); !outcome.ok()) return call.refuse(outcome);
+    call.reply(201, vmJson(*store().vm(name), paths));
+  }
+
+  // Starts the VM's own live migration (its API checks the body), then follows
+  // it on an operation's thread: progress in bytes sent of those known to send.
+  void migrateVm(Call& call) {
+    auto vm = runningVm(call);
+    if (!vm) return;
+    auto body = call.body();
+    if (!body) return;
+    auto started = supervisor().vmRequest(*vm, "PUT", "/vm/migrate", body->dump());
+    if (!started) return call.fail(502, fmt::format("{}: its API socket did not answer: {}", vm->spec.name, started.error().message));
+    if (started->status >= 300) {
+      json error = json::parse(started->body, nullptr, false);
+      std::string message = error.is_object() && error.contains("error") ? error["error"].dump() : started->body;
+      return call.fail(started->status < 500 ? 400 : 502, fmt::format("{}: migration refused: {}", vm->spec.name, message));
+    }
+    Supervisor& supervisor = this->supervisor();
+    std::string id = server.operations_.start(
+        "migrate", vm->spec.name, vm->spec.tenant, [&supervisor, vm = *vm](const auto& progress) -> Result<void> {
+          for (;;) {
+            auto reply = supervisor.vmRequest(vm, "GET", "/vm/migrate");
+            if (!reply) return Error{fmt::format("lost {}'s API while migrating: {}", vm.spec.name, reply.error().message)};
+            json state = json::parse(reply->body, nullptr, false);
+            if (!state.is_object()) return Error{fmt::format("{}: unreadable migration progress", vm.spec.name)};
+            uint64_t sent = state.value("bytes_sent", uint64_t{0});
+            progress(sent, sent + state.value("dirty_pages_remaining", uint64_t{0}) * 4096);
+            std::string now = state.value("state", "");
+            if (now == "completed") return {};
+            if (now != "active") return Error{fmt::format("migration {}: {}", now, state.value("error", ""))};
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          }
+        });
+    call.reply(202, json{{"operation", operationJson(*server.operations_.find(id))}, {"name", vm->spec.name}});
   }
 
   void deleteVm(Call& call) {
     auto vm = visibleVm(call, call.arg(1));
     if (!vm) return;
+    std::string snapshots = supervisor().pathsOf(vm->spec.name).dir + "/snapshots/";
+    for (const auto& other : store().vms())
+      if (other.spec.restoreFrom.rfind(snapshots, 0) == 0)
+        return call.fail(409, fmt::format("VM {} is a clone of {}'s snapshot: delete it first", other.spec.name, vm->spec.name));
     if (auto outcome = store().deleteVm(vm->spec.name); !outcome.ok()) return call.refuse(outcome);
     std::error_code ignored;
     std::filesystem::remove_all(supervisor().pathsOf(vm->spec.name).dir, ignored);
@@ -431,12 +570,12 @@ struct ApiServer::Handlers {
   void listTemplates(Call& call) {
     json list = json::array();
     auto tenant = call.principal.admin ? std::nullopt : std::optional(call.principal.tenant);
-    for (const auto& record : store().templates(tenant)) list.push_back(templateJson(record));
+    for (const auto& record : store().templates(tenant)) list.push_back(templateJson(record, server.options_.dataDir));
     call.reply(200, list);
   }
 
   void getTemplate(Call& call) {
-    if (auto record = visibleTemplate(call)) call.reply(200, templateJson(*record));
+    if (auto record = visibleTemplate(call)) call.reply(200, templateJson(*record, server.options_.dataDir));
   }
 
   // Reserves the name and the disk quota, then copies the image on an operation's thread: 202 with its id.
@@ -483,7 +622,50 @@ struct ApiServer::Handlers {
           store.removeUnreadyTemplate(record.name);
           return imported;
         });
-    call.reply(202, json{{"operation", operationJson(*server.operations_.find(id))}, {"template", templateJson(record)}});
+    call.reply(202, json{{"operation", operationJson(*server.operations_.find(id))}, {"template", templateJson(record, server.options_.dataDir)}});
+  }
+
+  // Boots the template once, runs the body's "commands" on its console, and
+  // keeps a snapshot of it paused there: VMs made from it then resume instead of booting.
+  void snapshotTemplate(Call& call) {
+    auto record = visibleTemplate(call);
+    if (!record) return;
+    if (!record->tenant && !call.principal.admin)
+      return call.fail(403, fmt::format("template {} is shared: only an admin may snapshot it", record->name));
+    if (!record->ready) return call.fail(409, fmt::format("template {} is still being imported", record->name));
+    json body = json::object();
+    if (!call.request.body.empty()) {
+      auto parsed = call.body();
+      if (!parsed) return;
+      body = *parsed;
+    }
+    std::string commands;
+    for (const auto& [key, value] : body.items()) {
+      if (key == "commands") {
+        if (!value.is_string() || value.get<std::string>().size() > 4096)
+          return call.fail(400, "commands: expected a string of at most 4096 bytes");
+        commands = value.get<std::string>();
+      } else if (key != "kernel" && key != "initrd" && key != "append" && key != "cpus" && key != "memory_mib") {
+        return call.fail(400, fmt::format("unknown field '{}'", key));
+      }
+    }
+    json bootFields = body;
+    bootFields.erase("commands");
+    bootFields["name"] = record->name;
+    std::string tenant = record->tenant.value_or(kDefaultTenant);
+    PathPolicy policy{call.principal.admin, server.options_.dataDir + "/tenants/" + tenant};
+    auto boot = parseVmSpec(bootFields, tenant, policy);
+    if (!boot) return call.fail(400, boot.error().message);
+    std::string dir = templateSnapshotDir(server.options_.dataDir, record->name);
+    std::error_code error;
+    if (!std::filesystem::create_directory(dir, error))  // the claim: one snapshot per template
+      return error ? call.fail(500, fmt::format("{}: {}", dir, error.message()))
+                   : call.fail(409, fmt::format("template {} already has a snapshot, or one is being taken", record->name));
+    TemplateSnapshotJob job{supervisor().strataBinary(), server.options_.dataDir, *record, *boot, commands};
+    std::string id = server.operations_.start("snapshot", record->name, record->tenant.value_or(""),
+                                              [job](const auto& progress) { return takeTemplateSnapshot(job, progress); });
+    call.reply(202, json{{"operation", operationJson(*server.operations_.find(id))},
+                         {"template", templateJson(*record, server.options_.dataDir)}});
   }
 
   void deleteTemplate(Call& call) {
@@ -494,6 +676,7 @@ struct ApiServer::Handlers {
     if (auto outcome = store().deleteTemplate(record->name); !outcome.ok()) return call.refuse(outcome);
     std::error_code ignored;
     std::filesystem::remove(record->path, ignored);
+    std::filesystem::remove_all(templateSnapshotDir(server.options_.dataDir, record->name), ignored);
     call.reply(200, json{{"deleted", record->name}});
   }
 
@@ -561,6 +744,8 @@ static const std::vector<RouteEntry>& routeTable() {
        [](H& h, Call& call) { h.changeState(call, "resume", VmState::Running); }},
       {{"GET", "/vms/{name}/stats"}, Access::Token, &H::vmStats},
       {{"POST", "/vms/{name}/snapshot"}, Access::Token, &H::snapshotVm},
+      {{"POST", "/vms/{name}/clone"}, Access::Token, &H::cloneVm},
+      {{"POST", "/vms/{name}/migrate"}, Access::Token, &H::migrateVm},
       // WebFront serves the WebSocket upgrade itself; a plain GET gets here.
       {{"GET", "/vms/{name}/console"}, Access::Token,
        [](H&, Call& call) { call.fail(426, "the console is a WebSocket: ask with Upgrade: websocket"); }},
@@ -574,6 +759,7 @@ static const std::vector<RouteEntry>& routeTable() {
       {{"POST", "/templates"}, Access::Token, &H::importTemplate},
       {{"GET", "/templates/{template}"}, Access::Token, &H::getTemplate},
       {{"DELETE", "/templates/{template}"}, Access::Token, &H::deleteTemplate},
+      {{"POST", "/templates/{template}/snapshot"}, Access::Token, &H::snapshotTemplate},
       {{"GET", "/operations/{id}"}, Access::Token, &H::getOperation},
       {{"GET", "/events"}, Access::Token, &H::streamEvents},
   };

@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "control/http_client.h"
 #include "control/websocket.h"
 
 namespace strata::control {
@@ -18,13 +19,9 @@ constexpr size_t kMaxReplyHead = 16 * 1024;
 }  // namespace
 
 Result<ConsoleConnection> openConsole(const std::string& daemonSocket, const std::string& vm, const std::string& token) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (daemonSocket.size() >= sizeof address.sun_path) return Error{fmt::format("{}: path too long", daemonSocket)};
-  daemonSocket.copy(address.sun_path, daemonSocket.size());
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid() || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
-    return errnoError(daemonSocket);
+  auto connected = connectUnixSocket(daemonSocket);
+  if (!connected) return connected.error();
+  UniqueFd fd = std::move(*connected);
   std::string key = websocket::newClientKey();
   std::string request = fmt::format(
       "GET /vms/{}/console HTTP/1.1\r\nHost: strata\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

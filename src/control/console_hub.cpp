@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 
 #include "base/unique_fd.h"
+#include "control/http_client.h"
 
 namespace strata::control {
 
@@ -84,17 +85,6 @@ void ConsoleAttachment::type(std::string_view input) { channel_->type(input); }
 
 namespace {
 
-Result<UniqueFd> connectTo(const std::string& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof address.sun_path) return Error{fmt::format("{}: path too long", path)};
-  path.copy(address.sun_path, path.size());
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid() || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
-    return errnoError(path);
-  return fd;
-}
-
 std::string tailOf(const std::string& path, size_t bytes) {
   std::ifstream file(path, std::ios::binary | std::ios::ate);
   if (!file) return {};
@@ -120,7 +110,7 @@ Result<std::unique_ptr<ConsoleAttachment>> ConsoleHub::attach(const std::string&
   auto& channel = channels_[vm];
   if (channel && channel->ended()) channel.reset();  // the VM stopped since; it may run again with a new socket
   if (!channel) {
-    auto socket = connectTo(socketPath);
+    auto socket = connectUnixSocket(socketPath);
     if (!socket) {
       channels_.erase(vm);
       return Error{fmt::format("{}: console not reachable: {}", vm, socket.error().message)};

@@ -19,6 +19,7 @@
 #include "control/api_server.h"
 #include "control/store.h"
 #include "control/supervisor.h"
+#include "control/template_snapshot.h"
 #include "control/token.h"
 #include "control/web_front.h"
 
@@ -96,6 +97,7 @@ Result<void> runDaemon(const DaemonOptions& options) {
       log::info("dropping the unfinished template import {}", path);
       ::unlink(path.c_str());
     }
+    dropUnfinishedTemplateSnapshots(dataDir);
   } catch (const StoreFailure& failure) {
     return Error{failure.what()};
   }

@@ -1,6 +1,7 @@
 #include "control/http_client.h"
 
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <optional>
 
@@ -32,6 +33,17 @@ Result<HttpReply> httpOverUnixSocket(const std::string& socketPath, const HttpRe
   if (!result)
     return Error{fmt::format("{}: {} {}: {}", socketPath, request.method, request.path, httplib::to_string(result.error()))};
   return HttpReply{result->status, result->body};
+}
+
+Result<UniqueFd> connectUnixSocket(const std::string& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof address.sun_path) return Error{fmt::format("{}: path too long", path)};
+  path.copy(address.sun_path, path.size());
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid() || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
+    return errnoError(path);
+  return fd;
 }
 
 }  // namespace strata::control

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace strata::control {
 
@@ -22,5 +23,8 @@ struct HttpRequest {
 };
 
 Result<HttpReply> httpOverUnixSocket(const std::string& socketPath, const HttpRequest& request);
+
+// A connected stream socket to the UNIX socket at path (a VM's console or API socket, the daemon's).
+Result<UniqueFd> connectUnixSocket(const std::string& path);
 
 }  // namespace strata::control

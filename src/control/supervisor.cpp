@@ -62,6 +62,35 @@ std::optional<uint64_t> processStartTime(pid_t pid) {
   return std::stoull((*fields)[22 - 3]);
 }
 
+// A new session: the child gets no signal meant for the daemon's terminal or
+// process group, and outlives the daemon. Default signal handling, no
+// inherited descriptors beyond its stdio (the log).
+Result<pid_t> spawnDetached(std::vector<std::string> args, const std::string& logPath) {
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attributes;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attributes);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setsigdefault(&attributes, &all);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
+  if (rc != 0) return errnoError(args[0], rc);
+  return pid;
+}
+
 Supervisor::Supervisor(Store& store, Options options) : store_(store), options_(std::move(options)) {}
 
 Supervisor::~Supervisor() {
@@ -183,41 +212,18 @@ Result<void> Supervisor::start(const std::string& name) {
   if (::mkdir(paths.dir.c_str(), 0700) != 0 && errno != EEXIST) return failed(errnoError(paths.dir).message);
   ::unlink(paths.apiSocket.c_str());  // left by a VM that was killed
 
-  std::vector<std::string> args = runArguments(vm->spec, paths.apiSocket, paths.console);
+  std::vector<std::string> args =
+      runArguments(vm->spec, paths.apiSocket, paths.console, resumesSnapshot(vm->spec));
   args.insert(args.begin(), options_.strataBinary);
   args.insert(args.end(), {"--console-socket", paths.consoleSocket});  // where ConsoleHub reaches the console
-  std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-
-  // A new session: the VM gets no signal meant for the daemon's terminal or
-  // process group, and outlives the daemon. Default signal handling, no
-  // inherited descriptors beyond its stdio (the log).
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attributes;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attributes);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, paths.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attributes, &none);
-  posix_spawnattr_setsigdefault(&attributes, &all);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = 0;
-  int rc;
+  Result<pid_t> pid = 0;
   {
     std::lock_guard lock(spawnMutex_);
-    rc = ::posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), environ);
-    if (rc == 0) store_.recordRunning(name, pid, processStartTime(pid).value_or(0), paths.apiSocket);
+    pid = spawnDetached(args, paths.log);
+    if (pid) store_.recordRunning(name, *pid, processStartTime(*pid).value_or(0), paths.apiSocket);
   }
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  if (rc != 0) return failed(errnoError(options_.strataBinary, rc).message);
-  log::info("{}: started (pid {})", name, pid);
+  if (!pid) return failed(pid.error().message);
+  log::info("{}: started (pid {})", name, *pid);
 
   auto deadline = std::chrono::steady_clock::now() + kSocketWait;
   while (std::chrono::steady_clock::now() < deadline) {

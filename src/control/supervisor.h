@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/result.h"
 #include "control/http_client.h"
@@ -29,6 +30,10 @@ struct ProcessUsage {
   double cpuSeconds = 0;  // user + system time since the VM started
   uint64_t residentBytes = 0;
 };
+
+// Starts `args` (args[0] the binary) in a new session with stdin /dev/null and
+// stdout/stderr appended to logPath; the VMs and the template snapshot's boot use it.
+Result<pid_t> spawnDetached(std::vector<std::string> args, const std::string& logPath);
 
 struct VmPaths {
   std::string dir, apiSocket, console, consoleSocket, log;
@@ -47,6 +52,7 @@ class Supervisor {
   Supervisor& operator=(const Supervisor&) = delete;
 
   VmPaths pathsOf(const std::string& name) const;
+  const std::string& strataBinary() const { return options_.strataBinary; }
   // Keeps each VM recorded as running whose process still lives (same start
   // time) and whose API socket answers; records the others as stopped.
   void adoptRunningVms();

@@ -183,7 +183,8 @@ json toJson(const VmSpec& spec) {
     disks.push_back({{"path", disk.path}, {"format", disk.format}, {"readonly", disk.readOnly}});
   return {{"name", spec.name},     {"tenant", spec.tenant}, {"cpus", spec.cpus},     {"memory_mib", spec.memoryMib},
           {"kernel", spec.kernel}, {"initrd", spec.initrd}, {"append", spec.append}, {"disks", disks},
-          {"nets", spec.nets},     {"disk_gib", spec.diskGib}, {"template", spec.templateName}};
+          {"nets", spec.nets},     {"disk_gib", spec.diskGib}, {"template", spec.templateName},
+          {"restore_from", spec.restoreFrom}};
 }
 
 VmSpec vmSpecFromStored(const std::string& name, const std::string& tenant, const std::string& storedJson) {
@@ -202,12 +203,25 @@ VmSpec vmSpecFromStored(const std::string& name, const std::string& tenant, cons
   spec.nets = stored.at("nets").get<std::vector<std::string>>();
   spec.diskGib = stored.at("disk_gib").get<uint64_t>();
   spec.templateName = stored.value("template", "");  // absent in definitions stored before templates existed
+  spec.restoreFrom = stored.value("restore_from", "");
   return spec;
 }
 
-std::vector<std::string> runArguments(const VmSpec& spec, const std::string& apiSocket, const std::string& consoleFile) {
-  std::vector<std::string> args{"run",   "--api-socket", apiSocket, "--console", "file=" + consoleFile, "--cpus",
-                                std::to_string(spec.cpus), "--mem", std::to_string(spec.memoryMib) + "M"};
+bool resumesSnapshot(const VmSpec& spec) {
+  struct stat st;
+  return !spec.restoreFrom.empty() && (spec.disks.empty() || ::stat(spec.disks[0].path.c_str(), &st) != 0);
+}
+
+std::vector<std::string> runArguments(const VmSpec& spec, const std::string& apiSocket, const std::string& consoleFile,
+                                      bool resume) {
+  std::vector<std::string> args{"run", "--api-socket", apiSocket, "--console", "file=" + consoleFile};
+  if (resume) {  // the board is the snapshot's
+    std::string cloneDir = spec.disks.empty() ? std::string{} : spec.disks[0].path.substr(0, spec.disks[0].path.rfind('/'));
+    args.insert(args.end(), {"--restore", spec.restoreFrom, "--clone"});
+    if (!cloneDir.empty()) args.insert(args.end(), {"--clone-dir", cloneDir});
+    return args;
+  }
+  args.insert(args.end(), {"--cpus", std::to_string(spec.cpus), "--mem", std::to_string(spec.memoryMib) + "M"});
   if (!spec.kernel.empty()) args.insert(args.end(), {"--kernel", spec.kernel});
   if (!spec.initrd.empty()) args.insert(args.end(), {"--initrd", spec.initrd});
   if (!spec.append.empty()) args.insert(args.end(), {"--append", spec.append});

@@ -29,7 +29,14 @@ struct VmSpec {
   std::vector<std::string> nets;  // `strata run --net` values: switch=NAME[,...] (tap=NAME for admins)
   uint64_t diskGib = 0;           // sum of the disks' sizes, rounded up; what the disk quota counts
   std::string templateName;       // made as a linked clone of this template (its first disk is the clone)
+  // Made from a snapshot (a template's or a VM's): the first start resumes it
+  // (`strata run --restore DIR --clone`), which makes the disks; later starts boot them.
+  std::string restoreFrom;
 };
+
+// Whether the next start resumes the snapshot: its clone disk is not made yet
+// (a VM without disks keeps no state of its own: each start resumes it).
+bool resumesSnapshot(const VmSpec& spec);
 
 // What a VM definition costs against its tenant's quota.
 struct ResourceUse {
@@ -64,7 +71,9 @@ nlohmann::json toJson(const VmSpec& spec);
 VmSpec vmSpecFromStored(const std::string& name, const std::string& tenant, const std::string& storedJson);
 
 // `strata run ...` arguments (without the binary) that boot this VM with its API
-// socket and console file.
-std::vector<std::string> runArguments(const VmSpec& spec, const std::string& apiSocket, const std::string& consoleFile);
+// socket and console file, or with `resume` that resume its snapshot as a clone
+// whose disk overlays go beside its first disk.
+std::vector<std::string> runArguments(const VmSpec& spec, const std::string& apiSocket, const std::string& consoleFile,
+                                      bool resume = false);
 
 }  // namespace strata::control

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/log.h"
+#include "control/http_client.h"
 #include "control/token.h"
 #include "control/vm_spec.h"
 #include "control/websocket.h"
@@ -120,16 +121,6 @@ std::string readHead(int fd, bool& complete) {
     }
   }
   return head;
-}
-
-Result<UniqueFd> connectUnix(const std::string& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  path.copy(address.sun_path, std::min(path.size(), sizeof address.sun_path - 1));
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid() || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
-    return errnoError(path);
-  return fd;
 }
 
 // The token of a console request: "Authorization: Bearer T", or, from a
@@ -238,7 +229,7 @@ void WebFront::serveConnection(int fd) {
 // Copies both ways until both sides have finished: the API server sees the
 // client's bytes unchanged (keep-alive, streamed replies and all).
 void WebFront::proxy(int client, const std::string& head) {
-  auto api = connectUnix(apiSocket_);
+  auto api = connectUnixSocket(apiSocket_);
   if (!api) return sendError(client, 503, "the API server is not reachable");
   if (!sendAll(api->get(), head)) return;
   int ends[2] = {client, api->get()};

@@ -47,10 +47,10 @@ Result<std::unique_ptr<LiveDisk>> openDisk(const DiskConfig& disk, EventLoop& lo
 }
 
 // A restored VM's disk: a new qcow2 overlay on the image the snapshot kept,
-// next to the snapshot (DIR/clone-PID-diskN.qcow2, DIR/restore-PID-diskN.qcow2),
-// so no clone's or restored VM's writes reach the image the snapshot and every
-// other restore share. The overlay stays after the VM ends. Read-only disks,
-// and a plain restore's pool volumes, are opened as they are.
+// next to the snapshot (DIR/clone-PID-diskN.qcow2, DIR/restore-PID-diskN.qcow2)
+// or in --clone-dir, so no clone's or restored VM's writes reach the image the
+// snapshot and every other restore share. The overlay stays after the VM ends.
+// Read-only disks, and a plain restore's pool volumes, are opened as they are.
 Result<std::unique_ptr<LiveDisk>> openRestoredDisk(const VmConfig& config, size_t index, EventLoop& loop) {
   const DiskConfig& disk = config.disks[index];
   const bool volume = storage::volume::isVolumeDiskSpec(disk.path);
@@ -68,7 +68,9 @@ Result<std::unique_ptr<LiveDisk>> openRestoredDisk(const VmConfig& config, size_
   overlay.backingFormat = base->format;
   std::free(absolute);
   DiskConfig clone = disk;
-  clone.path = fmt::format("{}/{}-{}-disk{}.qcow2", config.restoreDir, config.clone ? "clone" : "restore", ::getpid(), index);
+  clone.path = config.cloneDir.empty()
+                   ? fmt::format("{}/{}-{}-disk{}.qcow2", config.restoreDir, config.clone ? "clone" : "restore", ::getpid(), index)
+                   : fmt::format("{}/clone-disk{}.qcow2", config.cloneDir, index);
   clone.format = storage::ImageFormat::Qcow2;
   if (auto created = storage::createImage(clone.path, overlay); !created)
     return Error{fmt::format("--restore: {}: {}", clone.path, created.error().message)};

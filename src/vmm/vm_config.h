@@ -69,6 +69,9 @@ struct VmConfig {
   // shares the snapshot's pages copy-on-write, each disk is a new qcow2 overlay
   // (a linked clone) on the snapshot's image, each NIC gets a new random MAC.
   bool clone = false;
+  // --clone-dir: where the clone's disk overlays go (DIR/clone-diskN.qcow2), so
+  // a manager keeps them with the VM they belong to; empty: beside the snapshot.
+  std::string cloneDir;
   // --incoming tcp:ADDR:PORT: the first boot is a VM live-migrated from another
   // strata (PUT /vm/migrate there), received before anything runs; board options must match.
   std::string incoming;

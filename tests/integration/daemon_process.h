@@ -117,4 +117,23 @@ class DaemonProcess {
   pid_t pid_ = -1;
 };
 
+// Follows an operation a 202 reply started (its "operation") to its end; the final operation.
+inline json finishOperation(DaemonProcess& daemon, const json& started, const std::string& token = "") {
+  std::string id = started["operation"]["id"];
+  json operation;
+  waitFor([&] {
+    operation = daemon.call("GET", "/operations/" + id, nullptr, token).second;
+    return operation.value("state", "") != "running";
+  }, std::chrono::seconds(180));
+  return operation;
+}
+
+// Imports a template (POST /templates `request`) and follows the operation to its end; the final operation.
+inline json importTemplate(DaemonProcess& daemon, const json& request, const std::string& token = "") {
+  auto [status, started] = daemon.call("POST", "/templates", request, token);
+  EXPECT_EQ(status, 202) << started;
+  if (status != 202) return started;
+  return finishOperation(daemon, started, token);
+}
+
 }  // namespace strata::test

@@ -163,20 +163,6 @@ TEST(DaemonCli, ListsAsATableOrJsonAndNamesErrorsWithTheirStatus) {
   EXPECT_TRUE(contains(absent.output, "cannot reach the daemon"));
 }
 
-// Imports FILE as template NAME and follows the operation to its end; the final operation.
-json importTemplate(DaemonProcess& daemon, const json& request, const std::string& token = "") {
-  auto [status, started] = daemon.call("POST", "/templates", request, token);
-  EXPECT_EQ(status, 202) << started;
-  if (status != 202) return started;
-  std::string id = started["operation"]["id"];
-  json operation;
-  waitFor([&] {
-    operation = daemon.call("GET", "/operations/" + id, nullptr, token).second;
-    return operation.value("state", "") != "running";
-  }, std::chrono::seconds(60));
-  return operation;
-}
-
 TEST(DaemonTemplates, AreTenantScopedCountedInTheDiskQuotaAndRefuseBadImports) {
   DaemonProcess daemon("templates");
   std::string acme = daemon.newTenantToken("acme"), globex = daemon.newTenantToken("globex");

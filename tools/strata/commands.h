@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 namespace strata::cli {
 
@@ -33,6 +34,10 @@ std::shared_ptr<DaemonVmArgs> addDaemonVmOptions(CLI::App& command);
 bool namesDaemonVm(const DaemonVmArgs& args);
 // Runs status|pause|resume|shutdown|reset on that VM through the daemon; the exit status.
 int daemonVmAction(const DaemonVmArgs& args, const std::string& action, bool json);
+// POST /vms/NAME/ACTION with body (snapshot, migrate: long operations) and follows the operation; the exit status.
+struct DaemonConnection;
+int daemonVmOperation(const DaemonConnection& connection, const std::string& name, const std::string& action,
+                      const nlohmann::json& body, bool json);
 // vm_console.cpp: strata vm console NAME; the exit status.
 int attachVmConsole(const std::string& daemonSocket, const std::string& token, const std::string& name);
 

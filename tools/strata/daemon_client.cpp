@@ -2,6 +2,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
+
+#include <unistd.h>
 
 #include "control/daemon.h"
 
@@ -52,6 +55,34 @@ int daemonCall(const DaemonConnection& connection, const std::string& what, cont
   else if (connection.output == "json") std::printf("%s\n", body->dump(2).c_str());
   else printForPeople(*body);
   return 0;
+}
+
+std::optional<json> followOperation(const DaemonConnection& connection, const std::string& what,
+                                    const std::string& id) {
+  bool show = ::isatty(STDERR_FILENO) == 1;
+  for (;;) {
+    auto operation = daemonRequest(connection, what, {"GET", "/operations/" + id});
+    if (!operation) return std::nullopt;
+    if ((*operation)["state"] != "running") {
+      if (show) std::fprintf(stderr, "\n");
+      return operation;
+    }
+    if (show && (*operation)["total"].get<uint64_t>() > 0)
+      std::fprintf(stderr, "\r%s: %.0f%%", what.c_str(),
+                   100.0 * (*operation)["done"].get<double>() / (*operation)["total"].get<double>());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+int finishOperation(const DaemonConnection& connection, const std::string& what, const json& started,
+                    control::HttpRequest then, void (*printForPeople)(const json&)) {
+  auto ended = followOperation(connection, what, cell(started["operation"]["id"]));
+  if (!ended) return 1;
+  if ((*ended)["state"] != "succeeded") {
+    std::fprintf(stderr, "strata %s: %s\n", what.c_str(), cell(ended->value("error", json("failed"))).c_str());
+    return 1;
+  }
+  return daemonCall(connection, what, std::move(then), printForPeople);
 }
 
 }  // namespace strata::cli

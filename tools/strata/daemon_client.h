@@ -35,4 +35,14 @@ std::optional<nlohmann::json> daemonRequest(const DaemonConnection& connection, 
 int daemonCall(const DaemonConnection& connection, const std::string& what, control::HttpRequest request,
                void (*printForPeople)(const nlohmann::json&));
 
+// Polls GET /operations/ID until the operation ends (its percentage on a terminal's
+// stderr); its final state, or nullopt after an error was printed.
+std::optional<nlohmann::json> followOperation(const DaemonConnection& connection, const std::string& what,
+                                              const std::string& id);
+
+// Follows the operation a 202 answer (`started`) names and prints `then`'s
+// answer once it succeeded; the exit status, with the operation's error printed.
+int finishOperation(const DaemonConnection& connection, const std::string& what, const nlohmann::json& started,
+                    control::HttpRequest then, void (*printForPeople)(const nlohmann::json&));
+
 }  // namespace strata::cli

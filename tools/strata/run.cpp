@@ -34,6 +34,7 @@ struct RunOptions {
   std::string apiSocket;
   std::string restoreDir;
   bool clone = false;
+  std::string cloneDir;
   std::vector<std::string> givenBoardOptions;  // those of kBoardOptions on the command line
   std::string incoming;
   std::string gdb;
@@ -162,6 +163,7 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   config.gdb = options.gdb;
   config.gdbWait = options.gdbWait;
   config.clone = options.clone;
+  config.cloneDir = options.cloneDir;
   config.incoming = options.incoming;
   if (!config.incoming.empty() && !config.restoreDir.empty()) return Error{"--incoming and --restore exclude each other"};
   if (config.restoreDir.empty()) return config;
@@ -221,6 +223,9 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
                 "qcow2 overlay on the snapshot's image (DIR/clone-PID-diskN.qcow2), new NIC addresses and VM "
                 "generation id")
       ->needs(restore);
+  run->add_option("--clone-dir", options->cloneDir,
+                  "with --clone: make the disk overlays in this directory instead (DIR/clone-diskN.qcow2)")
+      ->needs("--clone");
   run->add_option("--incoming", options->incoming,
                   "wait on tcp:ADDR:PORT for a VM live-migrated from another strata (`strata vm migrate --to`) and run it; "
                   "the board options must match the source's (with `migrate --with-disks`, each --disk is this "

@@ -1,11 +1,10 @@
-// `strata template import|list|info|delete`: the daemon's templates, disk
-// images VMs are made from as linked clones (`strata vm create --template`).
-// An import is a long operation: the command follows it until it ends.
-#include <unistd.h>
+// `strata template import|snapshot|list|info|delete`: the daemon's templates,
+// disk images VMs are made from as linked clones (`strata vm create --template`);
+// a template's snapshot makes them resume instead of boot. An import and a
+// snapshot are long operations: the command follows them until they end.
 
 #include <cstdio>
 #include <filesystem>
-#include <thread>
 
 #include <fmt/core.h>
 
@@ -20,51 +19,48 @@ using nlohmann::json;
 struct TemplateArgs : DaemonConnection {
   std::string name, file, format, tenant;
   bool noWait = false;
+  // snapshot: how the template boots, and what to run in it first
+  std::string kernel, initrd, append, commands;
+  unsigned cpus = 0;
+  uint64_t memoryMib = 0;
 };
 
 void printTemplates(const json& templates) {
-  std::printf("%-24s %-16s %-9s %10s\n", "NAME", "TENANT", "STATE", "SIZE");
+  std::printf("%-24s %-16s %-9s %10s %s\n", "NAME", "TENANT", "STATE", "SIZE", "SNAPSHOT");
   for (const auto& entry : templates)
-    std::printf("%-24s %-16s %-9s %9.1fG\n", cell(entry["name"]).c_str(),
+    std::printf("%-24s %-16s %-9s %9.1fG %s\n", cell(entry["name"]).c_str(),
                 entry["tenant"].is_null() ? "(shared)" : cell(entry["tenant"]).c_str(), cell(entry["state"]).c_str(),
-                entry.value("virtual_size", 0.0) / double(1 << 30));
+                entry.value("virtual_size", 0.0) / double(1 << 30), entry.value("snapshot", false) ? "yes" : "no");
 }
 
 void printTemplate(const json& entry) { printTemplates(json::array({entry})); }
 
-// Polls the import's operation until it ends; its final state, or nullopt after an error was printed.
-std::optional<json> follow(const TemplateArgs& args, const std::string& what, const std::string& id) {
-  bool show = ::isatty(STDERR_FILENO) == 1;
-  for (;;) {
-    auto operation = daemonRequest(args, what, {"GET", "/operations/" + id});
-    if (!operation) return std::nullopt;
-    if ((*operation)["state"] != "running") {
-      if (show) std::fprintf(stderr, "\n");
-      return operation;
-    }
-    if (show && (*operation)["total"].get<uint64_t>() > 0)
-      std::fprintf(stderr, "\r%s: %.0f%%", what.c_str(),
-                   100.0 * (*operation)["done"].get<double>() / (*operation)["total"].get<double>());
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-}
-
-int importTemplate(const TemplateArgs& args) {
-  std::string what = "template import " + args.name;
-  json body{{"name", args.name}, {"path", std::filesystem::absolute(args.file).lexically_normal().string()}};
-  if (!args.format.empty()) body["format"] = args.format;
-  if (!args.tenant.empty()) body["tenant"] = args.tenant;
-  auto started = daemonRequest(args, what, {"POST", "/templates", body.dump()});
+// Starts the operation, then prints its id (--no-wait) or follows it and shows the template.
+int runOperation(const TemplateArgs& args, const std::string& what, const std::string& path, const json& body) {
+  auto started = daemonRequest(args, what, {"POST", path, body.dump()});
   if (!started) return 1;
   if (args.noWait) return daemonCall(args, what, {"GET", "/operations/" + cell((*started)["operation"]["id"])},
                                      [](const json& operation) { std::printf("%s\n", cell(operation["id"]).c_str()); });
-  auto ended = follow(args, what, cell((*started)["operation"]["id"]));
-  if (!ended) return 1;
-  if ((*ended)["state"] != "succeeded") {
-    std::fprintf(stderr, "strata %s: %s\n", what.c_str(), cell(ended->value("error", json("failed"))).c_str());
-    return 1;
-  }
-  return daemonCall(args, what, {"GET", "/templates/" + args.name}, printTemplate);
+  return finishOperation(args, what, *started, {"GET", "/templates/" + args.name}, printTemplate);
+}
+
+int importTemplate(const TemplateArgs& args) {
+  json body{{"name", args.name}, {"path", std::filesystem::absolute(args.file).lexically_normal().string()}};
+  if (!args.format.empty()) body["format"] = args.format;
+  if (!args.tenant.empty()) body["tenant"] = args.tenant;
+  return runOperation(args, "template import " + args.name, "/templates", body);
+}
+
+int snapshotTemplate(const TemplateArgs& args) {
+  json body = json::object();
+  auto absolute = [](const std::string& path) { return std::filesystem::absolute(path).lexically_normal().string(); };
+  if (!args.kernel.empty()) body["kernel"] = absolute(args.kernel);
+  if (!args.initrd.empty()) body["initrd"] = absolute(args.initrd);
+  if (!args.append.empty()) body["append"] = args.append;
+  if (!args.commands.empty()) body["commands"] = args.commands;
+  if (args.cpus > 0) body["cpus"] = args.cpus;
+  if (args.memoryMib > 0) body["memory_mib"] = args.memoryMib;
+  return runOperation(args, "template snapshot " + args.name, "/templates/" + args.name + "/snapshot", body);
 }
 
 }  // namespace
@@ -82,6 +78,21 @@ void addTemplateCommands(CLI::App& app, CommandStatus& status) {
   importCommand->add_option("--tenant", import->tenant, "owner (admin only; default: shared with every tenant)");
   importCommand->add_flag("--no-wait", import->noWait, "print the operation id instead of following it");
   importCommand->callback([import, &status] { status.exitCode = importTemplate(*import); });
+
+  auto snapshot = std::make_shared<TemplateArgs>();
+  auto* snapshotCommand = group->add_subcommand(
+      "snapshot", "boot the template once, run --commands on its console and keep a snapshot: VMs made from it "
+                  "then resume instead of booting");
+  addConnectionAndOutputOptions(*snapshotCommand, *snapshot);
+  snapshotCommand->add_option("name", snapshot->name, "template name")->required();
+  snapshotCommand->add_option("--kernel", snapshot->kernel, "kernel to boot (default: the default guest)");
+  snapshotCommand->add_option("--initrd", snapshot->initrd, "initramfs");
+  snapshotCommand->add_option("--append", snapshot->append, "kernel command line");
+  snapshotCommand->add_option("--cpus", snapshot->cpus, "vCPUs of the snapshot (and of the VMs resumed from it)");
+  snapshotCommand->add_option("--memory", snapshot->memoryMib, "MiB of memory of the snapshot");
+  snapshotCommand->add_option("--commands", snapshot->commands, "shell commands typed once the guest answers");
+  snapshotCommand->add_flag("--no-wait", snapshot->noWait, "print the operation id instead of following it");
+  snapshotCommand->callback([snapshot, &status] { status.exitCode = snapshotTemplate(*snapshot); });
 
   auto list = std::make_shared<TemplateArgs>();
   auto* listCommand = group->add_subcommand("list", "list the templates you may use");

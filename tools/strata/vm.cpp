@@ -1,8 +1,9 @@
 // `strata vm`: drive a running VM through its control API (`strata run
 // --api-socket PATH`): `strata vm status|pause|resume|shutdown|reset
 // --api-socket PATH [--json]`, `strata vm snapshot --api-socket PATH DIR [--no-resume] [--compress]`,
-// `strata vm migrate --api-socket PATH --to tcp:HOST:PORT [--channels N] [--compress] [--with-disks]`; given a VM NAME instead, the same commands go
-// through the daemon (vm_daemon.cpp), which adds its own subcommands to the group.
+// `strata vm migrate --api-socket PATH --to tcp:HOST:PORT [--channels N] [--compress] [--with-disks]`; given a VM NAME instead
+// (snapshot: in DIR's place), the same commands go through the daemon (vm_daemon.cpp),
+// which adds its own subcommands to the group.
 #include <cstdio>
 #include <chrono>
 #include <filesystem>
@@ -12,6 +13,7 @@
 
 #include "api_client.h"
 #include "commands.h"
+#include "daemon_client.h"
 #include "vmm/vm_config.h"
 
 namespace strata::cli {
@@ -121,15 +123,18 @@ struct MigrateArgs {
   bool withDisks = false;
 };
 
+nlohmann::json migrationRequest(const MigrateArgs& migrateArgs) {
+  return {{"to", migrateArgs.to},
+          {"channels", migrateArgs.channels},
+          {"compress", migrateArgs.compress},
+          {"downtime_ms", migrateArgs.downtimeMs},
+          {"auto_converge", !migrateArgs.noAutoConverge},
+          {"with_disks", migrateArgs.withDisks}};
+}
+
 // Starts the migration, then follows GET /vm/migrate until it completed or failed.
 int migrate(const VmArgs& args, const MigrateArgs& migrateArgs) {
-  nlohmann::json body = {{"to", migrateArgs.to},
-                         {"channels", migrateArgs.channels},
-                         {"compress", migrateArgs.compress},
-                         {"downtime_ms", migrateArgs.downtimeMs},
-                         {"auto_converge", !migrateArgs.noAutoConverge},
-                         {"with_disks", migrateArgs.withDisks}};
-  auto started = apiCall(args.apiSocket, "PUT", "/vm/migrate", body);
+  auto started = apiCall(args.apiSocket, "PUT", "/vm/migrate", migrationRequest(migrateArgs));
   if (!started) return fail(started.error().message);
   for (;;) {
     auto progress = apiCall(args.apiSocket, "GET", "/vm/migrate");
@@ -184,25 +189,34 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
   balloonCommand->add_option("SIZE", *balloonSize, "new target, e.g. 128M (0: give everything back)");
   balloonCommand->add_flag("--json", args->json, "print the API's JSON answer as it is");
   balloonCommand->callback([&status, args, balloonSize] { status.exitCode = balloon(*args, *balloonSize); });
-  auto* snapshotCommand =
-      vm->add_subcommand("snapshot", "pause, write the VM's state and memory into DIR (for strata run --restore DIR), resume");
+  auto* snapshotCommand = vm->add_subcommand(
+      "snapshot", "pause, write the VM's state and memory into DIR (for strata run --restore DIR), resume; given a "
+                  "daemon's VM NAME, into the daemon's snapshot of it (`strata vm clone` makes VMs from it)");
   auto snapshotDir = std::make_shared<std::string>();
   auto noResume = std::make_shared<bool>(false);
-  snapshotCommand->add_option("--api-socket", args->apiSocket, "the VM's API socket")->required();
-  snapshotCommand->add_option("DIR", *snapshotDir, "snapshot directory (created if missing)")->required();
+  auto daemon = std::make_shared<DaemonConnection>();
+  addConnectionOptions(*snapshotCommand, *daemon);
+  snapshotCommand->add_option("--api-socket", args->apiSocket, "the VM's API socket (instead of a daemon's VM NAME)");
+  snapshotCommand->add_option("DIR", *snapshotDir, "with --api-socket: the snapshot directory (created if missing); "
+                                                   "else the daemon's VM NAME")->required();
   snapshotCommand->add_flag("--no-resume", *noResume, "leave the VM paused after the snapshot");
   auto compress = std::make_shared<bool>(false);
   snapshotCommand->add_flag("--compress", *compress,
                             "write the memory zstd-compressed (smaller; a restore then reads it all instead of mapping it)");
   snapshotCommand->add_flag("--json", args->json, "print the API's JSON answer as it is");
-  snapshotCommand->callback(
-      [&status, args, snapshotDir, noResume, compress] {
-        status.exitCode = snapshot(*args, *snapshotDir, *noResume, *compress);
-      });
+  snapshotCommand->callback([&status, args, snapshotDir, noResume, compress, daemon] {
+    status.exitCode = args->apiSocket.empty()
+                          ? daemonVmOperation(*daemon, *snapshotDir, "snapshot",
+                                              {{"resume", !*noResume}, {"compress", *compress}}, args->json)
+                          : snapshot(*args, *snapshotDir, *noResume, *compress);
+  });
   auto* migrateCommand = vm->add_subcommand(
       "migrate", "live-migrate the VM to a `strata run --incoming tcp:ADDR:PORT` (this VM ends once it runs there)");
   auto migrateArgs = std::make_shared<MigrateArgs>();
-  migrateCommand->add_option("--api-socket", args->apiSocket, "the VM's API socket")->required();
+  auto migrateName = std::make_shared<std::string>();
+  addConnectionOptions(*migrateCommand, *daemon);
+  migrateCommand->add_option("name", *migrateName, "the daemon's VM NAME (instead of --api-socket)");
+  migrateCommand->add_option("--api-socket", args->apiSocket, "the VM's API socket");
   migrateCommand->add_option("--to", migrateArgs->to, "the destination, tcp:HOST:PORT")->required();
   migrateCommand->add_option("--channels", migrateArgs->channels, "parallel TCP connections (1-16)")->capture_default_str();
   migrateCommand->add_flag("--compress", migrateArgs->compress, "compress pages with zstd");
@@ -213,7 +227,14 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
                            "no shared storage: mirror each disk to the destination's own --disk files (each the same "
                            "virtual size) while the VM runs");
   migrateCommand->add_flag("--json", args->json, "print the final progress JSON as it is");
-  migrateCommand->callback([&status, args, migrateArgs] { status.exitCode = migrate(*args, *migrateArgs); });
+  migrateCommand->callback([&status, args, migrateArgs, migrateName, daemon] {
+    if (args->apiSocket.empty() == migrateName->empty())  // neither or both
+      status.exitCode = fail("give a VM NAME (one strata daemon manages) or --api-socket PATH");
+    else
+      status.exitCode = migrateName->empty()
+                            ? migrate(*args, *migrateArgs)
+                            : daemonVmOperation(*daemon, *migrateName, "migrate", migrationRequest(*migrateArgs), args->json);
+  });
   return vm;
 }
 

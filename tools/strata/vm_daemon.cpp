@@ -1,7 +1,7 @@
-// `strata vm list|define|create|start|destroy|delete|info|console NAME`: the VM commands that
+// `strata vm list|define|create|clone|start|destroy|delete|info|console NAME`: the VM commands that
 // go through the management daemon (`strata daemon`), as a table for people or
 // JSON (-o json) for scripts; and the daemon side of vm.cpp's
-// status|pause|resume|shutdown|reset when they are given a NAME.
+// status|pause|resume|shutdown|reset|snapshot|migrate when they are given a NAME.
 #include <unistd.h>
 
 #include <cstdio>
@@ -68,6 +68,23 @@ int daemonVmAction(const DaemonVmArgs& given, const std::string& action, bool js
   return call(args, action + " " + args.name, {"POST", path + "/" + operation + query}, printVm);
 }
 
+int daemonVmOperation(const DaemonConnection& given, const std::string& name, const std::string& action,
+                      const json& body, bool asJson) {
+  DaemonConnection connection = given;
+  if (asJson) connection.output = "json";
+  std::string what = fmt::format("vm {} {}", action, name);
+  auto started = daemonRequest(connection, what, {"POST", "/vms/" + name + "/" + action, body.dump()});
+  if (!started) return 1;
+  if (action == "snapshot" && !asJson)
+    std::printf("snapshot %s of %s (strata vm clone %s NEW --snapshot %s)\n", cell((*started)["snapshot"]).c_str(),
+                name.c_str(), name.c_str(), cell((*started)["snapshot"]).c_str());
+  return finishOperation(connection, what, *started, {"GET", "/operations/" + cell((*started)["operation"]["id"])},
+                         [](const json& operation) {
+                           std::printf("%s %s: %s\n", cell(operation["kind"]).c_str(), cell(operation["target"]).c_str(),
+                                       cell(operation["state"]).c_str());
+                         });
+}
+
 void addDaemonVmCommands(CLI::App& vm, CommandStatus& status) {
   auto common = [](CLI::App* command, DaemonVmArgs& args) {
     addConnectionAndOutputOptions(*command, args);
@@ -96,20 +113,21 @@ void addDaemonVmCommands(CLI::App& vm, CommandStatus& status) {
   // A linked clone of a template, booted at once unless --no-start.
   struct CreateArgs : DaemonVmArgs {
     std::string templateName;
-    unsigned cpus = 1;
-    uint64_t memoryMib = 256;
+    unsigned cpus = 0;       // 0: the daemon's default (a template snapshot's own)
+    uint64_t memoryMib = 0;
     bool noStart = false;
   };
   auto create = std::make_shared<CreateArgs>();
   auto* createCommand = common(vm.add_subcommand("create", "Create a VM as a linked clone of a template and boot it"), *create);
   createCommand->add_option("--template", create->templateName, "template to clone")->required();
   createCommand->add_option("--name", create->name, "the new VM's name")->required();
-  createCommand->add_option("--cpus", create->cpus, "vCPUs")->capture_default_str();
-  createCommand->add_option("--memory", create->memoryMib, "memory in MiB")->capture_default_str();
+  createCommand->add_option("--cpus", create->cpus, "vCPUs (default 1, or the template snapshot's)");
+  createCommand->add_option("--memory", create->memoryMib, "memory in MiB (default 256, or the template snapshot's)");
   createCommand->add_flag("--no-start", create->noStart, "only define it");
   createCommand->callback([create, &status] {
-    json spec{{"name", create->name}, {"template", create->templateName}, {"cpus", create->cpus},
-              {"memory_mib", create->memoryMib}};
+    json spec{{"name", create->name}, {"template", create->templateName}};
+    if (create->cpus > 0) spec["cpus"] = create->cpus;
+    if (create->memoryMib > 0) spec["memory_mib"] = create->memoryMib;
     std::string what = "create " + create->name;
     if (create->noStart) {
       status.exitCode = call(*create, what, {"POST", "/vms", spec.dump()}, printVm);
@@ -120,6 +138,21 @@ void addDaemonVmCommands(CLI::App& vm, CommandStatus& status) {
       return;
     }
     status.exitCode = call(*create, what, {"POST", "/vms/" + create->name + "/start"}, printVm);
+  });
+
+  struct CloneArgs : DaemonVmArgs {
+    std::string cloneName, snapshot;
+  };
+  auto clone = std::make_shared<CloneArgs>();
+  auto* cloneCommand = common(vm.add_subcommand("clone", "Define a VM that resumes one of a VM's snapshots as a clone"), *clone);
+  cloneCommand->add_option("name", clone->name, "the VM whose snapshot it is")->required();
+  cloneCommand->add_option("new", clone->cloneName, "the new VM's name")->required();
+  cloneCommand->add_option("--snapshot", clone->snapshot, "the snapshot's id (strata vm snapshot NAME prints it)")->required();
+  cloneCommand->callback([clone, &status] {
+    status.exitCode = call(*clone, "clone " + clone->name,
+                           {"POST", "/vms/" + clone->name + "/clone",
+                            json{{"name", clone->cloneName}, {"snapshot", clone->snapshot}}.dump()},
+                           printVm);
   });
 
   auto consoleArgs = std::make_shared<DaemonVmArgs>();
