@@ -42,7 +42,7 @@ Result<std::vector<migration::ChannelReader>> acceptChannels(int listenFd, uint6
 
 }  // namespace
 
-Result<std::unique_ptr<GuestMachine>> receiveMigration(const VmConfig& config, VmControl& control, HostConsole& console,
+Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, HostConsole& console,
                                                        EventLoop& loop,
                                                        const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
                                                        const std::vector<NetInterface>& nics) {
@@ -79,9 +79,16 @@ Result<std::unique_ptr<GuestMachine>> receiveMigration(const VmConfig& config, V
   auto state = StateReader::parse(std::move(stateBytes));
   if (!state) return refuse("device state: " + state.error().message);
   if (auto loaded = (*machine)->loadState(*state); !loaded) return refuse(loaded.error().message);
+  IncomingVm incoming{std::move(*machine), nullptr};
+  if ((*channels)[0].postcopy()) {
+    auto prepared = migration::PostcopyDestination::prepare(ram, (*channels)[0].postcopyPages());
+    if (!prepared) return refuse(prepared.error().message);
+    incoming.postcopy = std::move(*prepared);
+  }
   if (auto answered = migration::sendAnswer(answerFd, "OK"); !answered)
     return refused("the source went away before the confirmation: " + answered.error().message);
-  return machine;
+  if (incoming.postcopy) incoming.postcopy->start(std::move((*channels)[0]), config);
+  return incoming;
 }
 
 }  // namespace strata::vmm

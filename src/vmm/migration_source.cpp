@@ -7,6 +7,7 @@
 #include <random>
 
 #include "base/log.h"
+#include "vmm/migration_postcopy.h"
 #include "vmm/sandbox.h"
 
 namespace strata::vmm {
@@ -15,6 +16,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kIoSeconds = 15;           // a destination silent this long has failed
 constexpr unsigned kMaxIterations = 30;  // then the last round goes whatever its size
+constexpr unsigned kPostcopyIterations = 2;  // rounds before a post-copy switch-over
 constexpr unsigned kThrottleStartPercent = 20;
 constexpr unsigned kThrottleStepPercent = 10;
 constexpr unsigned kThrottleMaxPercent = 90;
@@ -67,8 +69,11 @@ nlohmann::json MigrationProgress::toJson() const {
                          {"dirty_pages_remaining", dirtyPagesRemaining},
                          {"throttle_percent", throttlePercent},
                          {"total_ms", totalMs},
-                         {"downtime_ms", downtimeMs}};
+                         {"downtime_ms", downtimeMs},
+                         {"postcopy", postcopy},
+                         {"postcopy_pages", postcopyPages}};
   if (!error.empty()) json["error"] = error;
+  if (vmLost) json["vm_lost"] = true;
   return json;
 }
 
@@ -89,6 +94,8 @@ Result<void> OutgoingMigration::start(const MigrationRequest& request) {
   progress_ = MigrationProgress{};
   progress_.state = "active";
   progress_.to = request.to.text();
+  progress_.postcopy = request.postcopy;
+  switchedOver_ = false;
   pending_ = request;
   wake_.notify_all();
   return {};
@@ -130,6 +137,13 @@ void OutgoingMigration::serve() {
     }
     progress_.state = "failed";
     progress_.error = done.error().message;
+    if (switchedOver_) {
+      progress_.vmLost = true;
+      log::error("post-copy migration to {} failed after the switch-over; the VM is lost: {}", request.to.text(),
+                 done.error().message);
+      control_.shutdown();
+      continue;
+    }
     log::warn("migration to {} failed, the VM runs on here: {}", request.to.text(), done.error().message);
   }
 }
@@ -217,6 +231,7 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
     if (control_.state() == VmState::ShuttingDown) return Error{"the VM is shutting down"};
     const double expectedDowntimeMs = static_cast<double>(pages.size()) / pagesPerSecond * 1000;
     if (expectedDowntimeMs <= static_cast<double>(request.downtimeLimitMs) || iteration + 1 >= kMaxIterations) break;
+    if (request.postcopy && iteration + 1 >= kPostcopyIterations) break;
     // The guest dirtied more than half of what went out: slow it down more.
     if (request.autoConverge && wasRunning && pages.size() * 2 > sentThisRound)
       throttlePercent = throttlePercent == 0 ? kThrottleStartPercent
@@ -241,7 +256,10 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   std::sort(pages.begin(), pages.end());
   pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
   update([&](MigrationProgress& progress) { progress.dirtyPagesRemaining = pages.size(); });
-  if (auto sent = sendPages(channels, ram.hostBase(), pages, 0); !sent) return sent;
+  // Post-copy sends only the list: the destination fetches those pages once it runs.
+  if (auto sent = request.postcopy ? channels[0].sendPostcopyPages(pages) : sendPages(channels, ram.hostBase(), pages, 0);
+      !sent)
+    return sent;
   auto state = machine.saveStateBytes();
   if (!state) return state.error();
   if (auto sent = channels[0].sendState(*state); !sent) return sent;
@@ -249,7 +267,7 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
     if (auto ended = channels[index].sendEnd(); !ended) return ended;
   update([&](MigrationProgress& progress) {
     progress.bytesSent = bytesSent(channels);
-    progress.dirtyPagesRemaining = 0;
+    if (!request.postcopy) progress.dirtyPagesRemaining = 0;
   });
   auto answer = migration::readAnswer(channels[0].fd());
   if (!answer) return answer.error();
@@ -257,6 +275,24 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   resumeOnFailure.succeeded = true;
   const double downtimeMs = msSince(pausedAt);
   update([&](MigrationProgress& progress) { progress.downtimeMs = downtimeMs; });
+  if (request.postcopy) {
+    {
+      std::lock_guard lock(mutex_);
+      switchedOver_ = true;
+    }
+    const uint64_t bytesBefore = bytesSent(channels);
+    uint64_t reported = 0;
+    auto served = migration::servePostcopyPages(
+        channels[0].fd(), ram.hostBase(), ram.size() / migration::kPageBytes, pages, [&](uint64_t sent, uint64_t left) {
+          update([&](MigrationProgress& progress) {
+            progress.pagesSent += sent - std::exchange(reported, sent);
+            progress.bytesSent = bytesBefore + sent * migration::kPageBytes;  // at most: zero pages go as a header
+            progress.dirtyPagesRemaining = left;
+            progress.postcopyPages = sent;
+          });
+        });
+    if (!served) return served;
+  }
   log::info("migrated to {} ({:.0f} ms downtime); this VM ends", request.to.text(), downtimeMs);
   return {};
 }

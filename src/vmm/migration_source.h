@@ -29,12 +29,16 @@ struct MigrationRequest {
   bool compress = false;
   uint64_t downtimeLimitMs = 30;  // the pause to aim for (QEMU defaults to 300 ms)
   bool autoConverge = true;        // throttle the vCPUs when the guest dirties faster than the link
+  bool postcopy = false;           // switch over after the first rounds; the destination fetches the rest (migration_postcopy.h)
 };
 
 struct MigrationProgress {
   std::string state = "none";  // none | active | completed | failed
   std::string to;
   std::string error;
+  bool postcopy = false;
+  bool vmLost = false;  // a post-copy migration failed after the switch-over
+  uint64_t postcopyPages = 0;  // pages sent after the switch-over (pushed or fetched)
   unsigned iteration = 0;
   uint64_t bytesSent = 0;
   uint64_t pagesSent = 0;
@@ -70,6 +74,7 @@ class OutgoingMigration {
   std::optional<MigrationRequest> pending_;
   bool quitting_ = false;
   bool completionSeen_ = false;
+  bool switchedOver_ = false;  // post-copy: the VM runs at the destination, failure can no longer resume it here
   MigrationProgress progress_;
   std::thread thread_;
 };

@@ -20,26 +20,15 @@ namespace {
 // Layout (little-endian). Hello: "STRATAMG" | u32 version | u32 channel |
 // u32 channels | u64 session | u64 memory bytes. Records: u8 kind, then
 // Page: u64 page | u32 length (0: zero page, 4096: raw, less: zstd) | bytes;
-// State: u32 length | bytes; End: u32 CRC-32 of every byte before the End record.
+// State: u32 length | bytes; End: u32 CRC-32 of every byte before the End record;
+// Postcopy (channel 0, before the state): u64 count | count x u64 page.
 constexpr char kMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'M', 'G'};
-enum RecordKind : uint8_t { kPageRecord = 1, kStateRecord = 2, kEndRecord = 3 };
+enum RecordKind : uint8_t { kPageRecord = 1, kStateRecord = 2, kEndRecord = 3, kPostcopyRecord = 4 };
 constexpr size_t kFlushBytes = 256 * 1024;
 constexpr size_t kMaxAnswerBytes = 1024;
 
 uint32_t crcUpdate(uint32_t crc, const void* data, size_t size) {
   return static_cast<uint32_t>(::crc32(crc, static_cast<const Bytef*>(data), static_cast<uInt>(size)));
-}
-
-Result<void> sendAll(int fd, const uint8_t* data, size_t size) {
-  while (size > 0) {
-    ssize_t sent = ::send(fd, data, size, MSG_NOSIGNAL);
-    if (sent < 0 && errno == EINTR) continue;
-    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Error{"the destination stopped reading (timed out)"};
-    if (sent <= 0) return errnoError("sending to the destination");
-    data += sent;
-    size -= static_cast<size_t>(sent);
-  }
-  return {};
 }
 
 void setTimeouts(int fd, int ioSeconds) {
@@ -61,6 +50,18 @@ Result<sockaddr_in> socketAddress(const TcpAddress& address) {
 }
 
 }  // namespace
+
+Result<void> sendAll(int fd, const uint8_t* data, size_t size) {
+  while (size > 0) {
+    ssize_t sent = ::send(fd, data, size, MSG_NOSIGNAL);
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Error{"the destination stopped reading (timed out)"};
+    if (sent <= 0) return errnoError("sending to the destination");
+    data += sent;
+    size -= static_cast<size_t>(sent);
+  }
+  return {};
+}
 
 std::string TcpAddress::text() const { return fmt::format("tcp:{}:{}", host, port); }
 
@@ -185,6 +186,15 @@ Result<void> ChannelWriter::sendState(std::span<const uint8_t> state) {
   return flush();
 }
 
+Result<void> ChannelWriter::sendPostcopyPages(std::span<const uint64_t> pages) {
+  const uint8_t kind = kPostcopyRecord;
+  const uint64_t count = pages.size();
+  append(&kind, 1);
+  append(&count, 8);
+  append(pages.data(), pages.size_bytes());
+  return flush();
+}
+
 Result<void> ChannelWriter::sendEnd() {
   const uint8_t kind = kEndRecord;
   append(&kind, 1);
@@ -208,7 +218,9 @@ ChannelReader::ChannelReader(ChannelReader&& other) noexcept
       zstd_(std::exchange(other.zstd_, nullptr)),
       buffer_(std::move(other.buffer_)),
       bufferAt_(other.bufferAt_),
-      crc_(other.crc_) {}
+      crc_(other.crc_),
+      postcopy_(other.postcopy_),
+      postcopyPages_(std::move(other.postcopyPages_)) {}
 
 Result<void> ChannelReader::read(void* data, size_t size) {
   auto* out = static_cast<uint8_t*>(data);
@@ -268,6 +280,18 @@ Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<ui
         return Error{fmt::format("unexpected device state record ({} bytes)", length)};
       state->resize(length);
       if (auto got = read(state->data(), length); !got) return got;
+      continue;
+    }
+    if (kind == kPostcopyRecord) {
+      uint64_t count = 0;
+      if (auto got = read(&count, 8); !got) return got;
+      if (state == nullptr || postcopy_ || count > pages)
+        return Error{fmt::format("unexpected post-copy record ({} pages)", count)};
+      postcopy_ = true;
+      postcopyPages_.resize(count);
+      if (auto got = read(postcopyPages_.data(), count * 8); !got) return got;
+      for (uint64_t page : postcopyPages_)
+        if (page >= pages) return Error{fmt::format("post-copy page {} is beyond guest RAM ({} pages)", page, pages)};
       continue;
     }
     if (kind != kPageRecord) return Error{fmt::format("unknown record kind {}", kind)};

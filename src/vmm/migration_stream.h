@@ -43,6 +43,8 @@ Result<UniqueFd> connectTcp(const TcpAddress& address, int ioSeconds);
 Result<UniqueFd> listenTcp(const TcpAddress& address);
 // Waits up to timeoutMs for a connection (-1: forever).
 Result<UniqueFd> acceptTcp(int listenFd, int timeoutMs, int ioSeconds);
+// The source's sends: all of it, within the socket's send time limit.
+Result<void> sendAll(int fd, const uint8_t* data, size_t size);
 
 // Buffers records for one channel and sends them; pages are zstd-compressed when asked
 // (and when that makes them smaller). Not thread-safe: one sender thread.
@@ -57,6 +59,8 @@ class ChannelWriter {
   // A zero page goes as its number only.
   Result<void> sendPage(uint64_t page, const uint8_t* data);
   Result<void> sendState(std::span<const uint8_t> state);
+  // Post-copy: the pages the destination must fetch from here once it runs (migration_postcopy.h).
+  Result<void> sendPostcopyPages(std::span<const uint64_t> pages);
   Result<void> sendEnd();  // the CRC record, then everything buffered
   uint64_t bytesSent() const { return bytesSent_ + buffer_.size(); }
   int fd() const { return socket_.get(); }
@@ -86,6 +90,9 @@ class ChannelReader {
   Result<Hello> readHello();
   // ram: guest RAM's host base, `pages` pages long. state: null on channels other than 0.
   Result<void> receive(uint8_t* ram, uint64_t pages, std::vector<uint8_t>* state);
+  // Set by a post-copy record: the migration switches over with these pages still at the source.
+  bool postcopy() const { return postcopy_; }
+  const std::vector<uint64_t>& postcopyPages() const { return postcopyPages_; }
   int fd() const { return socket_.get(); }
 
  private:
@@ -95,6 +102,8 @@ class ChannelReader {
   std::vector<uint8_t> buffer_;
   size_t bufferAt_ = 0;
   uint32_t crc_ = 0;
+  bool postcopy_ = false;
+  std::vector<uint64_t> postcopyPages_;
 };
 
 // The destination's answer on channel 0 after the end records: "OK" or "ERR reason".

@@ -6,6 +6,7 @@
 #include <linux/landlock.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <linux/userfaultfd.h>
 #include <poll.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -94,7 +95,9 @@ constexpr const char* kApi[] = {
 // The live migration sender: IPv4 TCP sockets (an argument rule below) to the
 // destination, sends and receives with timeouts, skipping the RAM memfd's holes
 // (lseek SEEK_DATA), pausing and ending the VM through VmControl (futex, the
-// loop's eventfd write), glibc's allocator, locks and clocks.
+// loop's eventfd write), glibc's allocator, locks and clocks. A post-copy
+// destination's fetcher has the same role: its userfaultfd (read, and the
+// ioctls in an argument rule below) was opened and registered before.
 constexpr const char* kMigration[] = {
     "connect", "setsockopt", "getsockopt", "sendto", "recvfrom", "read", "write", "poll", "ppoll", "close",
     "shutdown", "lseek", "futex", "sched_yield", "clock_gettime", "clock_nanosleep", "nanosleep",
@@ -199,8 +202,15 @@ Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role, const VmC
       !ok)
     return ok;
   if (role == ThreadRole::Vcpu || role == ThreadRole::Gdb) return {};
-  if (role == ThreadRole::Migration)
+  if (role == ThreadRole::Migration) {
+    for (unsigned long request : {static_cast<unsigned long>(UFFDIO_COPY), static_cast<unsigned long>(UFFDIO_WAKE),
+                                  static_cast<unsigned long>(UFFDIO_UNREGISTER)})
+      if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, request)),
+                          "ioctl");
+          !ok)
+        return ok;
     return check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET)), "socket");
+  }
   if (role == ThreadRole::Api) {
     // The pointer compared is config.apiSocket's buffer, the one ApiServer passes.
     auto socketPath = static_cast<scmp_datum_t>(reinterpret_cast<uintptr_t>(config.apiSocket.c_str()));

@@ -117,6 +117,7 @@ struct MigrateArgs {
   bool compress = false;
   uint64_t downtimeMs = 30;
   bool noAutoConverge = false;
+  bool postcopy = false;
 };
 
 // Starts the migration, then follows GET /vm/migrate until it completed or failed.
@@ -125,7 +126,8 @@ int migrate(const VmArgs& args, const MigrateArgs& migrateArgs) {
                          {"channels", migrateArgs.channels},
                          {"compress", migrateArgs.compress},
                          {"downtime_ms", migrateArgs.downtimeMs},
-                         {"auto_converge", !migrateArgs.noAutoConverge}};
+                         {"auto_converge", !migrateArgs.noAutoConverge},
+                         {"postcopy", migrateArgs.postcopy}};
   auto started = apiCall(args.apiSocket, "PUT", "/vm/migrate", body);
   if (!started) return fail(started.error().message);
   for (;;) {
@@ -137,12 +139,17 @@ int migrate(const VmArgs& args, const MigrateArgs& migrateArgs) {
       continue;
     }
     if (args.json) std::printf("%s\n", progress->dump(2).c_str());
+    if (state == "failed" && progress->value("vm_lost", false))
+      return fail("post-copy migration failed after the switch-over, the VM is lost: " + progress->value("error", ""));
     if (state == "failed") return fail("migration failed, the VM runs on here: " + progress->value("error", ""));
     if (!args.json)
-      std::printf("migrated to %s: %llu MiB sent in %.0f ms, %.0f ms downtime, %u rounds\n", migrateArgs.to.c_str(),
+      std::printf("migrated to %s: %llu MiB sent in %.0f ms, %.0f ms downtime, %u rounds%s\n", migrateArgs.to.c_str(),
                   static_cast<unsigned long long>(progress->value("bytes_sent", uint64_t{0}) >> 20),
                   progress->value("total_ms", 0.0), progress->value("downtime_ms", 0.0),
-                  progress->value("iteration", 0u) + 1);
+                  progress->value("iteration", 0u) + 1,
+                  migrateArgs.postcopy ? fmt::format(", then {} pages post-copy",
+                                                     progress->value("postcopy_pages", uint64_t{0})).c_str()
+                                       : "");
     return 0;
   }
 }
@@ -201,6 +208,9 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
   migrateCommand->add_option("--downtime-ms", migrateArgs->downtimeMs, "the longest pause to aim for")->capture_default_str();
   migrateCommand->add_flag("--no-auto-converge", migrateArgs->noAutoConverge,
                            "never throttle the vCPUs of a guest dirtying memory faster than the link");
+  migrateCommand->add_flag("--postcopy", migrateArgs->postcopy,
+                           "switch to the destination after two rounds; it fetches the remaining pages on fault "
+                           "(from then on, losing the link loses the VM)");
   migrateCommand->add_flag("--json", args->json, "print the final progress JSON as it is");
   migrateCommand->callback([&status, args, migrateArgs] { status.exitCode = migrate(*args, *migrateArgs); });
   return vm;
