@@ -5,11 +5,13 @@
 // mid-transfer leaves the source running and answering; garbage sent to
 // --incoming is refused in one line; bad migrate requests get 4xx; the
 // destination announces the VM on its switch port (RARP, as QEMU does);
-// post-copy moves a guest dirtying memory, whose data stays intact.
+// post-copy moves a guest dirtying memory, whose data stays intact; a link
+// cut mid-transfer leaves the source running and the destination refusing.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/ioctl.h>
@@ -65,15 +67,18 @@ struct Migration {
 };
 
 // Boots the source with `sourceInput`; once it printed `ready`, runs `strata vm
-// migrate ... MIGRATE_OPTIONS` to a destination started with `destinationInput`.
+// migrate ... MIGRATE_OPTIONS` to a destination started with `destinationInput`
+// (through the address `route` gives for the destination's port, if any).
 Migration migrate(const std::string& name, const std::string& sourceInput, const std::string& ready,
                   const std::string& migrateOptions, const std::string& destinationInput,
                   const std::function<void(pid_t)>& whileDestinationRuns = {},
-                  const std::vector<std::string>& boardOptions = {}) {
+                  const std::vector<std::string>& boardOptions = {},
+                  const std::function<std::string(int port)>& route = {}) {
   const std::string socket = temporaryPath(name + ".sock");
   ::unlink(socket.c_str());
   const int port = freePort();
   const std::string to = "tcp:127.0.0.1:" + std::to_string(port);
+  const std::string sendTo = route ? route(port) : to;  // the address the source is given
   Migration result;
   std::atomic<pid_t> destinationPid{0};
   auto destination = std::async(std::launch::async, [&] {
@@ -96,7 +101,7 @@ Migration migrate(const std::string& name, const std::string& sourceInput, const
                               for (int tries = 0; tries < 600 && !listensOn(port); ++tries)
                                 std::this_thread::sleep_for(std::chrono::milliseconds(100));
                               result.command = runShell(strataBinary() + " vm migrate --api-socket " + socket +
-                                                        " --to " + to + " " + migrateOptions + " 2>&1");
+                                                        " --to " + sendTo + " " + migrateOptions + " 2>&1");
                             });
   EXPECT_TRUE(started) << result.source.output;
   // A migration that never completed leaves the destination waiting: stop it.
@@ -256,6 +261,90 @@ TEST(Migration, DestinationKilledMidTransferLeavesTheSourceRunning) {
   EXPECT_TRUE(contains(moved.command.output, "migration failed, the VM runs on here"));
   EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
   EXPECT_TRUE(contains(moved.source.output, "after-alive7"));
+}
+
+// A TCP relay on loopback to `port` that cuts the link (both connections
+// closed) once `cutAfter` bytes went from the source to the destination.
+class CuttingRelay {
+ public:
+  CuttingRelay(int port, uint64_t cutAfter) : port_(port), cutAfter_(cutAfter) {
+    listen_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    EXPECT_EQ(::bind(listen_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    EXPECT_EQ(::getsockname(listen_, reinterpret_cast<sockaddr*>(&address), &length), 0);
+    EXPECT_EQ(::listen(listen_, 4), 0);
+    address_ = fmt::format("tcp:127.0.0.1:{}", ntohs(address.sin_port));
+    thread_ = std::thread([this] { relay(); });
+  }
+  ~CuttingRelay() {
+    stop_ = true;
+    thread_.join();
+    ::close(listen_);
+  }
+  const std::string& address() const { return address_; }
+  bool cut() const { return cut_; }
+
+ private:
+  void relay() {
+    pollfd waiting{listen_, POLLIN, 0};
+    while (!stop_ && ::poll(&waiting, 1, 100) == 0) {}
+    if (stop_) return;
+    int source = ::accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC);
+    int destination = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port_));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (source >= 0 && ::connect(destination, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+      uint64_t forwarded = 0;
+      char buffer[65536];
+      pollfd ends[2] = {{source, POLLIN, 0}, {destination, POLLIN, 0}};
+      while (!stop_ && forwarded < cutAfter_) {
+        if (::poll(ends, 2, 100) <= 0) continue;
+        for (int from = 0; from < 2; ++from) {
+          if (ends[from].revents == 0) continue;
+          ssize_t got = ::recv(ends[from].fd, buffer, from == 0 ? std::min<uint64_t>(sizeof buffer, cutAfter_ - forwarded)
+                                                                : sizeof buffer, 0);
+          if (got <= 0) return;
+          if (::send(ends[1 - from].fd, buffer, static_cast<size_t>(got), MSG_NOSIGNAL) != got) return;
+          if (from == 0) forwarded += static_cast<uint64_t>(got);
+        }
+      }
+      cut_ = forwarded >= cutAfter_;
+    }
+    ::close(source);
+    ::close(destination);
+  }
+  int port_;
+  uint64_t cutAfter_;
+  int listen_ = -1;
+  std::string address_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> cut_{false};
+  std::thread thread_;
+};
+
+TEST(Migration, LinkCutMidTransferLeavesTheSourceRunningAndTheDestinationRefuses) {
+  std::unique_ptr<CuttingRelay> relay;
+  auto moved = migrate("migrate-cut", "X=alive9; echo go-$((2+2)); sleep 8; echo after-$X\npoweroff\n", "go-4", "",
+                       "echo dest-ran-$((5*5))\n", {}, {}, [&](int port) {
+                         relay = std::make_unique<CuttingRelay>(port, 4u << 20);  // 4 MiB into the first round
+                         return relay->address();
+                       });
+  ASSERT_TRUE(relay);
+  EXPECT_TRUE(relay->cut());
+  EXPECT_NE(moved.command.exitCode, 0) << moved.command.output;
+  EXPECT_TRUE(contains(moved.command.output, "migration failed, the VM runs on here")) << moved.command.output;
+  EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
+  EXPECT_TRUE(contains(moved.source.output, "after-alive9")) << moved.source.output;
+  EXPECT_NE(moved.destination.exitCode, 0) << moved.destination.output;
+  EXPECT_FALSE(moved.destination.timedOut);
+  EXPECT_TRUE(contains(moved.destination.output, "incoming migration refused: the source closed the connection"))
+      << moved.destination.output;
+  EXPECT_FALSE(contains(moved.destination.output, "dest-ran-25")) << "the destination must not start the guest";
 }
 
 TEST(Migration, GarbageSentToIncomingIsRefusedInOneLine) {
