@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "vmm/migration_stream.h"
+#include "vmm/migration_tls.h"
 
 namespace strata::vmm {
 namespace {
@@ -14,12 +15,17 @@ constexpr int kIoSeconds = 30;            // a source silent this long has faile
 constexpr int kNextChannelTimeoutMs = 10'000;
 
 // Every channel of one migration, channel 0 first.
-Result<std::vector<migration::ChannelReader>> acceptChannels(int listenFd, uint64_t memoryBytes) {
+// With credentials, each channel speaks TLS (migration_tls.h).
+Result<std::vector<migration::ChannelReader>> acceptChannels(
+    int listenFd, const VmConfig& config, std::shared_ptr<const storage::nbd::TlsCredentials> credentials) {
+  const uint64_t memoryBytes = config.memoryBytes;
   std::vector<std::optional<migration::ChannelReader>> channels;
   std::optional<migration::Hello> first;
   size_t accepted = 0;
   do {
     auto socket = migration::acceptTcp(listenFd, first ? kNextChannelTimeoutMs : -1, kIoSeconds);
+    if (!socket) return socket.error();
+    if (credentials) socket = migration::acceptTlsChannel(std::move(*socket), credentials, config, kIoSeconds);
     if (!socket) return socket.error();
     migration::ChannelReader reader(std::move(*socket));
     auto hello = reader.readHello();
@@ -51,7 +57,13 @@ Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, 
   auto listening = migration::listenTcp(*address);
   if (!listening) return Error{"--incoming: " + listening.error().message};
   auto refused = [&](const std::string& why) { return Error{fmt::format("incoming migration refused: {}", why)}; };
-  auto channels = acceptChannels(listening->get(), config.memoryBytes);
+  std::shared_ptr<const storage::nbd::TlsCredentials> credentials;
+  if (!config.incomingTlsCerts.empty()) {
+    auto loaded = storage::nbd::TlsCredentials::loadX509Directory(config.incomingTlsCerts);
+    if (!loaded) return Error{"--tls-certs: " + loaded.error().message};
+    credentials = std::move(*loaded);
+  }
+  auto channels = acceptChannels(listening->get(), config, credentials);
   if (!channels) return refused(channels.error().message);
   listening->reset();
 

@@ -1,5 +1,6 @@
 #include "vmm/migration_source.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 
 #include "base/log.h"
 #include "vmm/migration_postcopy.h"
+#include "vmm/migration_tls.h"
 #include "vmm/sandbox.h"
 
 namespace strata::vmm {
@@ -50,6 +52,16 @@ std::vector<uint64_t> pagesHoldingData(const machine::GuestRam& ram) {
     at = hole;
   }
   return pages;
+}
+
+// A destination that refuses a stream at once (one requiring TLS) says why on
+// channel 0 before it hangs up; that beats "connection reset".
+Error withDestinationReason(const migration::ChannelWriter& channel, Error error) {
+  pollfd waiting{channel.fd(), POLLIN, 0};
+  if (::poll(&waiting, 1, 0) != 1) return error;
+  auto answer = migration::readAnswer(channel.fd());
+  if (answer && answer->rfind("ERR ", 0) == 0) return Error{"the destination refused the VM: " + answer->substr(4)};
+  return error;
 }
 
 uint64_t bytesSent(const std::vector<migration::ChannelWriter>& channels) {
@@ -192,6 +204,9 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   const uint64_t session = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
   for (unsigned index = 0; index < request.channels; ++index) {
     auto socket = migration::connectTcp(request.to, kIoSeconds);
+    if (socket && request.tlsAuthority)
+      socket = migration::connectTlsChannel(std::move(*socket), request.tlsAuthority, request.to.host, control_.config(),
+                                            kIoSeconds);
     if (!socket) return socket.error();
     channels.emplace_back(std::move(*socket), request.compress);
     if (auto hello = channels.back().sendHello({index, request.channels, session, ram.size()}); !hello) return hello;
@@ -218,7 +233,8 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
       progress.dirtyPagesRemaining = pages.size();
       progress.throttlePercent = throttlePercent;
     });
-    if (auto sent = sendPages(channels, ram.hostBase(), pages, throttlePercent); !sent) return sent;
+    if (auto sent = sendPages(channels, ram.hostBase(), pages, throttlePercent); !sent)
+      return withDestinationReason(channels[0], sent.error());
     // The rate over the whole migration: a small round lands in the socket buffers, not at the destination.
     pagesSentSoFar += pages.size();
     const double pagesPerSecond = static_cast<double>(std::max<uint64_t>(pagesSentSoFar, 1)) /

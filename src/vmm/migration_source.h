@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "storage/nbd/nbd_tls.h"
 #include "vmm/migration_stream.h"
 #include "vmm/vm_control.h"
 
@@ -30,6 +31,8 @@ struct MigrationRequest {
   uint64_t downtimeLimitMs = 30;  // the pause to aim for (QEMU defaults to 300 ms)
   bool autoConverge = true;        // throttle the vCPUs when the guest dirties faster than the link
   bool postcopy = false;           // switch over after the first rounds; the destination fetches the rest (migration_postcopy.h)
+  // TLS: the destination's certificate must chain to this CA (migration_tls.h); null: in the clear.
+  std::shared_ptr<const storage::nbd::TlsCredentials> tlsAuthority;
 };
 
 struct MigrationProgress {

@@ -31,14 +31,6 @@ uint32_t crcUpdate(uint32_t crc, const void* data, size_t size) {
   return static_cast<uint32_t>(::crc32(crc, static_cast<const Bytef*>(data), static_cast<uInt>(size)));
 }
 
-void setTimeouts(int fd, int ioSeconds) {
-  timeval timeout{ioSeconds, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 Result<sockaddr_in> socketAddress(const TcpAddress& address) {
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
@@ -61,6 +53,14 @@ Result<void> sendAll(int fd, const uint8_t* data, size_t size) {
     size -= static_cast<size_t>(sent);
   }
   return {};
+}
+
+void setTimeouts(int fd, int ioSeconds) {
+  timeval timeout{ioSeconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 std::string TcpAddress::text() const { return fmt::format("tcp:{}:{}", host, port); }

@@ -43,6 +43,8 @@ Result<UniqueFd> connectTcp(const TcpAddress& address, int ioSeconds);
 Result<UniqueFd> listenTcp(const TcpAddress& address);
 // Waits up to timeoutMs for a connection (-1: forever).
 Result<UniqueFd> acceptTcp(int listenFd, int timeoutMs, int ioSeconds);
+// Send and receive time limits (and no Nagle delay) for a channel's socket.
+void setTimeouts(int fd, int ioSeconds);
 // The source's sends: all of it, within the socket's send time limit.
 Result<void> sendAll(int fd, const uint8_t* data, size_t size);
 

@@ -6,7 +6,8 @@
 // --incoming is refused in one line; bad migrate requests get 4xx; the
 // destination announces the VM on its switch port (RARP, as QEMU does);
 // post-copy moves a guest dirtying memory, whose data stays intact; a link
-// cut mid-transfer leaves the source running and the destination refusing.
+// cut mid-transfer leaves the source running and the destination refusing;
+// the stream over TLS, and a source without TLS refused by a TLS destination.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -73,7 +74,8 @@ Migration migrate(const std::string& name, const std::string& sourceInput, const
                   const std::string& migrateOptions, const std::string& destinationInput,
                   const std::function<void(pid_t)>& whileDestinationRuns = {},
                   const std::vector<std::string>& boardOptions = {},
-                  const std::function<std::string(int port)>& route = {}) {
+                  const std::function<std::string(int port)>& route = {},
+                  const std::vector<std::string>& destinationOptions = {}) {
   const std::string socket = temporaryPath(name + ".sock");
   ::unlink(socket.c_str());
   const int port = freePort();
@@ -84,6 +86,7 @@ Migration migrate(const std::string& name, const std::string& sourceInput, const
   auto destination = std::async(std::launch::async, [&] {
     std::vector<std::string> args{"--incoming", to};
     args.insert(args.end(), boardOptions.begin(), boardOptions.end());
+    args.insert(args.end(), destinationOptions.begin(), destinationOptions.end());
     return runStrata(args, destinationInput, std::chrono::seconds(400),
                      [&](pid_t pid, const std::string&) {
                        destinationPid = pid;
@@ -345,6 +348,55 @@ TEST(Migration, LinkCutMidTransferLeavesTheSourceRunningAndTheDestinationRefuses
   EXPECT_TRUE(contains(moved.destination.output, "incoming migration refused: the source closed the connection"))
       << moved.destination.output;
   EXPECT_FALSE(contains(moved.destination.output, "dest-ran-25")) << "the destination must not start the guest";
+}
+
+// A CA and a certificate for 127.0.0.1 signed by it, in DIR/ca-cert.pem and the
+// layout `--tls-certs DIR` reads (server-cert.pem, server-key.pem); empty on success.
+std::string makeTlsCertificates(const std::string& dir) {
+  ::mkdir(dir.c_str(), 0700);
+  std::ofstream(dir + "/ca.info") << "cn = strata migration test CA\nca\ncert_signing_key\nexpiration_days = 2\n";
+  std::ofstream(dir + "/server.info") << "cn = localhost\nip_address = 127.0.0.1\ntls_www_server\nencryption_key\n"
+                                         "signing_key\nexpiration_days = 2\n";
+  auto made = runShell("cd " + dir + " && certtool --generate-privkey --key-type=ecdsa --outfile ca-key.pem && "
+                       "certtool --generate-self-signed --load-privkey ca-key.pem --template ca.info --outfile ca-cert.pem && "
+                       "certtool --generate-privkey --key-type=ecdsa --outfile server-key.pem && "
+                       "certtool --generate-certificate --load-privkey server-key.pem --load-ca-certificate ca-cert.pem "
+                       "--load-ca-privkey ca-key.pem --template server.info --outfile server-cert.pem 2>&1");
+  return made.exitCode == 0 ? "" : made.output;
+}
+
+TEST(Migration, TlsStreamMovesTheVm) {
+  if (runShell("command -v certtool").exitCode != 0) GTEST_SKIP() << "certtool (Debian: gnutls-bin) is not installed";
+  const std::string dir = temporaryPath("migrate-tls-" + std::to_string(::getpid()));
+  ASSERT_EQ(makeTlsCertificates(dir), "");
+  auto moved = migrate("migrate-tls", "X=secret5; echo set-$((5*5)); sleep 5; echo after-$X\n", "set-25",
+                       "--channels 2 --tls-ca " + dir + "/ca-cert.pem", "echo dest-$X\npoweroff\n", {}, {}, {},
+                       {"--tls-certs", dir});
+  EXPECT_EQ(moved.command.exitCode, 0) << moved.command.output << moved.source.output << moved.destination.output;
+  EXPECT_TRUE(contains(moved.command.output, "migrated to"));
+  EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
+  EXPECT_EQ(moved.destination.exitCode, 0) << moved.destination.output;
+  EXPECT_TRUE(contains(moved.destination.output, "after-secret5")) << moved.destination.output;
+  EXPECT_TRUE(contains(moved.destination.output, "dest-secret5"));
+}
+
+TEST(Migration, SourceWithoutTlsIsRefusedByATlsDestinationAndRunsOn) {
+  if (runShell("command -v certtool").exitCode != 0) GTEST_SKIP() << "certtool (Debian: gnutls-bin) is not installed";
+  const std::string dir = temporaryPath("migrate-notls-" + std::to_string(::getpid()));
+  ASSERT_EQ(makeTlsCertificates(dir), "");
+  auto moved = migrate("migrate-notls", "X=plain3; echo go-$((3*3)); sleep 6; echo still-$X\npoweroff\n", "go-9", "",
+                       "echo dest-ran-$((6*6))\n", {}, {}, {}, {"--tls-certs", dir});
+  EXPECT_NE(moved.command.exitCode, 0) << moved.command.output;
+  EXPECT_TRUE(contains(moved.command.output,
+                       "migration failed, the VM runs on here: the destination refused the VM: this destination "
+                       "requires TLS"))
+      << moved.command.output;
+  EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
+  EXPECT_TRUE(contains(moved.source.output, "still-plain3")) << moved.source.output;
+  EXPECT_NE(moved.destination.exitCode, 0) << moved.destination.output;
+  EXPECT_TRUE(contains(moved.destination.output, "incoming migration refused: the source sent its stream without TLS"))
+      << moved.destination.output;
+  EXPECT_FALSE(contains(moved.destination.output, "dest-ran-36"));
 }
 
 TEST(Migration, GarbageSentToIncomingIsRefusedInOneLine) {

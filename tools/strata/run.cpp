@@ -36,6 +36,7 @@ struct RunOptions {
   bool clone = false;
   std::vector<std::string> givenBoardOptions;  // those of kBoardOptions on the command line
   std::string incoming;
+  std::string incomingTlsCerts;
   std::string gdb;
   bool gdbWait = false;
   std::string engineTrace;
@@ -163,6 +164,7 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   config.gdbWait = options.gdbWait;
   config.clone = options.clone;
   config.incoming = options.incoming;
+  config.incomingTlsCerts = options.incomingTlsCerts;
   if (!config.incoming.empty() && !config.restoreDir.empty()) return Error{"--incoming and --restore exclude each other"};
   if (config.restoreDir.empty()) return config;
   auto recorded = vmm::readSnapshotBoard(config.restoreDir);
@@ -221,9 +223,13 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
                 "qcow2 overlay on the snapshot's image (DIR/clone-PID-diskN.qcow2), new NIC addresses and VM "
                 "generation id")
       ->needs(restore);
-  run->add_option("--incoming", options->incoming,
+  auto* incoming = run->add_option("--incoming", options->incoming,
                   "wait on tcp:ADDR:PORT for a VM live-migrated from another strata (`strata vm migrate --to`) and run it; "
                   "the board options must match the source's");
+  run->add_option("--tls-certs", options->incomingTlsCerts,
+                  "with --incoming: require TLS of the source, with DIR/server-cert.pem and DIR/server-key.pem "
+                  "(as strata nbd serve --tls-certs)")
+      ->needs(incoming);
   run->add_option("--gdb", options->gdb,
                   "serve the GDB remote protocol (gdb-multiarch: target remote HOST:PORT) on tcp:HOST:PORT; "
                   "port 0 picks one (logged)");

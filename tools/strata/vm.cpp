@@ -118,6 +118,7 @@ struct MigrateArgs {
   uint64_t downtimeMs = 30;
   bool noAutoConverge = false;
   bool postcopy = false;
+  std::string tlsCa;
 };
 
 // Starts the migration, then follows GET /vm/migrate until it completed or failed.
@@ -128,6 +129,7 @@ int migrate(const VmArgs& args, const MigrateArgs& migrateArgs) {
                          {"downtime_ms", migrateArgs.downtimeMs},
                          {"auto_converge", !migrateArgs.noAutoConverge},
                          {"postcopy", migrateArgs.postcopy}};
+  if (!migrateArgs.tlsCa.empty()) body["tls_ca"] = std::filesystem::absolute(migrateArgs.tlsCa).string();
   auto started = apiCall(args.apiSocket, "PUT", "/vm/migrate", body);
   if (!started) return fail(started.error().message);
   for (;;) {
@@ -211,6 +213,9 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
   migrateCommand->add_flag("--postcopy", migrateArgs->postcopy,
                            "switch to the destination after two rounds; it fetches the remaining pages on fault "
                            "(from then on, losing the link loses the VM)");
+  migrateCommand->add_option("--tls-ca", migrateArgs->tlsCa,
+                             "speak TLS; the destination (strata run --incoming ... --tls-certs DIR) must present a "
+                             "certificate this CA signed for the --to address");
   migrateCommand->add_flag("--json", args->json, "print the final progress JSON as it is");
   migrateCommand->callback([&status, args, migrateArgs] { status.exitCode = migrate(*args, *migrateArgs); });
   return vm;
