@@ -210,12 +210,23 @@ Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role, const VmC
   if (role == ThreadRole::Vcpu || role == ThreadRole::Gdb) return {};
   // The I/O loop and migration start threads, never processes: glibc tries
   // clone3 first, whose flags sit behind a pointer the filter cannot read, so it
-  // answers ENOSYS and glibc falls back to clone, whose flags it can.
+  // answers ENOSYS and glibc falls back to clone, whose flags it can. Threads
+  // they start (vCPUs, TLS relays) add their own filter on top of this one.
   if (role == ThreadRole::IoLoop || role == ThreadRole::Migration) {
     if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0), "clone3"); !ok) return ok;
     if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
                                          SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)),
                         "clone");
+        !ok)
+      return ok;
+    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                                         SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS)),
+                        "prctl");
+        !ok)
+      return ok;
+    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
+                                         SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER)),
+                        "seccomp");
         !ok)
       return ok;
   }
@@ -238,17 +249,6 @@ Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role, const VmC
     return check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(unlinkat), 1, SCMP_A1(SCMP_CMP_EQ, socketPath)),
                  "unlinkat");
   }
-  // Threads it starts (vCPUs) add their own filter on top of this one.
-  if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                                       SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS)),
-                      "prctl");
-      !ok)
-    return ok;
-  if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
-                                       SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER)),
-                      "seccomp");
-      !ok)
-    return ok;
   // ioctl: attaching a TAP interface (by name or a handed-over fd) and its offloads, the
   // console's terminal modes, and a host block device's size (a disk reopened).
   for (unsigned long request : {static_cast<unsigned long>(TUNSETIFF), static_cast<unsigned long>(TUNGETIFF),

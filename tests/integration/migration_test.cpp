@@ -439,6 +439,7 @@ TEST(Migration, BadRequestsAreRefusedAndAnUnreachableDestinationLeavesTheVmRunni
                          const std::string vm = strataBinary() + " vm migrate --api-socket " + socket;
                          for (const std::string& options :
                               {std::string("--to tcp:nowhere:1"), std::string("--to tcp:127.0.0.1:1 --channels 40"),
+                               std::string("--to tcp:127.0.0.1:1 --tls-ca /nonexistent/ca.pem"),
                                "--to tcp:127.0.0.1:" + std::to_string(freePort())}) {
                            auto answer = runShell(vm + " " + options + " 2>&1");
                            answers += "[" + std::to_string(answer.exitCode) + "] " + answer.output;
@@ -448,6 +449,7 @@ TEST(Migration, BadRequestsAreRefusedAndAnUnreachableDestinationLeavesTheVmRunni
   EXPECT_TRUE(contains(answers, "[1] strata vm: PUT /vm/migrate: 400"));
   EXPECT_TRUE(contains(answers, "expected tcp:HOST:PORT"));
   EXPECT_TRUE(contains(answers, "\"channels\" must be between 1 and 16"));
+  EXPECT_TRUE(contains(answers, "\"tls_ca\": /nonexistent/ca.pem")) << answers;
   EXPECT_TRUE(contains(answers, "migration failed, the VM runs on here: connecting to tcp:127.0.0.1:"));
   EXPECT_EQ(run.exitCode, 0) << run.output;
   EXPECT_TRUE(contains(run.output, "still-7"));
