@@ -7,6 +7,9 @@ destination waiting on 127.0.0.1, and the bench reports the total migration
 time (the VMM's own figure) and the downtime seen from the guest's side: the
 longest gap between consecutive ticks arriving on the host, across the source's
 console and then the destination's. Short runs: --runs 1 by default.
+With --postcopy both switch over early and fetch the rest on fault: strata
+`--postcopy`, QEMU the postcopy-ram capability (on both sides) and
+migrate-start-postcopy right after migrate.
 """
 import argparse
 import json
@@ -82,8 +85,10 @@ def migrate_strata(args, commands, directory):
     base = [args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem]
     source, destination, ticks = start_pair(base + ["--api-socket", api], base + ["--incoming", f"tcp:127.0.0.1:{port}"],
                                             commands, args.settle)
+    postcopy = ["--postcopy"] if args.postcopy else []
     result = subprocess.run([args.strata, "vm", "migrate", "--api-socket", api, "--to", f"tcp:127.0.0.1:{port}",
-                             "--json"] + args.strata_options.split(), capture_output=True, text=True, check=True)
+                             "--json"] + postcopy + args.strata_options.split(), capture_output=True, text=True,
+                            check=True)
     progress = json.loads(result.stdout)
     time.sleep(args.settle)
     destination.finish()
@@ -118,11 +123,19 @@ def migrate_qemu(args, commands, directory):
     port = free_port()
     base = ["qemu-system-riscv64", "-M", "virt", "-nographic", "-m", args.mem, "-kernel", args.kernel,
             "-initrd", args.initrd, "-append", "console=ttyS0"]
-    source_qmp = os.path.join(directory, "source.qmp")
+    source_qmp, destination_qmp = os.path.join(directory, "source.qmp"), os.path.join(directory, "destination.qmp")
     source, destination, ticks = start_pair(base + ["-qmp", f"unix:{source_qmp},server=on,wait=off"],
-                                            base + ["-incoming", f"tcp:127.0.0.1:{port}"], commands, args.settle)
+                                            base + ["-incoming", f"tcp:127.0.0.1:{port}",
+                                                    "-qmp", f"unix:{destination_qmp},server=on,wait=off"],
+                                            commands, args.settle)
     call = qmp(source_qmp)
+    if args.postcopy:
+        capability = [{"capability": "postcopy-ram", "state": True}]
+        qmp(destination_qmp)("migrate-set-capabilities", capabilities=capability)
+        call("migrate-set-capabilities", capabilities=capability)
     call("migrate", uri=f"tcp:127.0.0.1:{port}")
+    if args.postcopy:
+        call("migrate-start-postcopy")
     deadline = time.monotonic() + args.qemu_limit
     while True:
         status = call("query-migrate")["return"]
@@ -153,6 +166,7 @@ def main():
     parser.add_argument("--settle", type=float, default=2.0, help="seconds of ticks before and after the move")
     parser.add_argument("--qemu-limit", type=float, default=60, help="seconds QEMU gets to finish a migration")
     parser.add_argument("--strata-options", default="", help="extra `strata vm migrate` options, e.g. '--compress'")
+    parser.add_argument("--postcopy", action="store_true", help="post-copy on both (QEMU: postcopy-ram)")
     args = parser.parse_args()
     print(f"{'workload':8} {'VMM':7} {'total ms':>9} {'guest gap ms':>13} {'VMM downtime ms':>16}")
     for workload in args.workloads.split(","):
