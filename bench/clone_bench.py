@@ -14,9 +14,16 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from density_bench import pss_kib  # noqa: E402
 from guest_bench import USERSPACE_UP, Guest, add_guest_arguments  # noqa: E402
 from restore_bench import answer, strata_snapshot  # noqa: E402
+
+
+def pss_kib(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no Pss for {pid}")
 
 
 def main():

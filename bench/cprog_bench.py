@@ -12,11 +12,14 @@ fails.
 
 Prints each time (seconds, median of --runs), the ratios QEMU/strata (above
 1.00x: strata is faster) and strata/native (how far from the limit), and the
-geometric mean of every ratio column. --scale multiplies every program's
-amount of work (0.1 for a quick look).
+geometric mean of every ratio column; then the same table in CPU seconds
+(user + system of the VMM, or of the native process), steadier than wall
+time on a loaded machine. --scale multiplies every program's amount of work
+(0.1 for a quick look); --baseline adds a second strata binary (e.g. main's
+build) as base-ENGINE, so a change and main are measured in one run.
 """
 import argparse
-import math
+import resource
 import os
 import shutil
 import statistics
@@ -26,8 +29,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest_bench import (ROOT, USERSPACE_UP, Guest, add_guest_arguments, qemu_command,  # noqa: E402
-                         run_timed, strata_command)
+from guest_bench import (ROOT, USERSPACE_UP, Guest, add_guest_arguments, geometric_mean,  # noqa: E402
+                         qemu_command, run_timed, strata_contenders)
 
 SOURCES = os.path.join(ROOT, "bench", "cprogs")
 # (program, the work its argument sets at --scale 1: about half a second natively here)
@@ -51,13 +54,20 @@ def work(program, default, scale):
     return max(1, round(default * scale))
 
 
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_native(native_dir, scale):
+    """Wall and CPU seconds of each program (keys: program, (program, "cpu")) and what it printed."""
     times, outputs = {}, {}
     for program, default in PROGRAMS:
-        began = time.monotonic()
+        began, cpu = time.monotonic(), children_cpu_seconds()
         done = subprocess.run([os.path.join(native_dir, program), str(work(program, default, scale))],
                               check=True, capture_output=True, text=True)
         times[program] = time.monotonic() - began
+        times[(program, "cpu")] = children_cpu_seconds() - cpu
         outputs[program] = done.stdout.strip()
     return times, outputs
 
@@ -68,18 +78,16 @@ def run_in_guest(argv, expected, scale, timeout):
     run_timed(guest, 90, "mkdir -p /progs && mount -t ext4 -o ro /dev/vda /progs", timeout)
     times = {}
     for index, (program, default) in enumerate(PROGRAMS):
+        cpu = guest.cpu_seconds()
         seconds, printed = run_timed(guest, 100 + index, f"/progs/{program} {work(program, default, scale)}",
                                      timeout)
+        times[(program, "cpu")] = guest.cpu_seconds() - cpu
         if expected[program] not in printed:
             guest.proc.kill()
             raise RuntimeError(f"{program} printed {printed.strip()!r} in the guest, natively {expected[program]!r}")
         times[program] = seconds
     guest.finish()
     return times
-
-
-def geometric_mean(values):
-    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def main():
@@ -107,8 +115,7 @@ def main():
         disk_strata = ["--disk", image + ",readonly,format=raw"]
         disk_qemu = ["-drive", f"file={image},format=raw,if=none,id=progs,readonly=on",
                      "-device", "virtio-blk-device,drive=progs"]
-        contenders = [(f"strata-{engine}", strata_command(args) + ["--engine", engine] + disk_strata)
-                      for engine in args.engines.split(",")]
+        contenders = strata_contenders(args, disk_strata)
         contenders.append(("qemu", qemu_command(args) + disk_qemu))
 
         runs = {name: [] for name, _ in contenders}
@@ -125,24 +132,26 @@ def main():
                 runs[name].append(run_in_guest(argv, expected, args.scale, args.timeout))
                 print(f"measured {name} (run {len(runs[name])} of {args.runs})", file=sys.stderr)
 
-    table = {name: {program: statistics.median(run[program] for run in results) for program, _ in PROGRAMS}
-             for name, results in runs.items()}
     stratas = [name for name, _ in contenders[:-1]]
     columns = [name for name, _ in contenders] + ["native"]
     ratio_columns = [(f"qemu/{name}", "qemu", name) for name in stratas] + \
                     [(f"{name}/native", name, "native") for name in stratas] + [("qemu/native", "qemu", "native")]
-    print(f"{'program (s)':16}" + "".join(f" {name:>13}" for name in columns) +
-          "".join(f" {label:>20}" for label, _, _ in ratio_columns))
-    ratios = {label: [] for label, _, _ in ratio_columns}
-    for program, _ in PROGRAMS:
-        row = f"{program:16}" + "".join(f" {table[name][program]:13.3f}" for name in columns)
-        for label, top, bottom in ratio_columns:
-            ratio = table[top][program] / table[bottom][program]
-            ratios[label].append(ratio)
-            row += f" {ratio:19.2f}x"
-        print(row)
-    print(f"{'geometric mean':16}" + "".join(f" {geometric_mean(table[name].values()):13.3f}" for name in columns) +
-          "".join(f" {geometric_mean(ratios[label]):19.2f}x" for label, _, _ in ratio_columns))
+    # Wall time first, then the CPU time (user + system) of the VMM or native process: steadier under load.
+    for kind, key in (("s", lambda program: program), ("CPU s", lambda program: (program, "cpu"))):
+        table = {name: {program: max(statistics.median(run[key(program)] for run in results), 0.01)
+                        for program, _ in PROGRAMS} for name, results in runs.items()}
+        print(f"{'program (' + kind + ')':16}" + "".join(f" {name:>13}" for name in columns) +
+              "".join(f" {label:>20}" for label, _, _ in ratio_columns))
+        ratios = {label: [] for label, _, _ in ratio_columns}
+        for program, _ in PROGRAMS:
+            row = f"{program:16}" + "".join(f" {table[name][program]:13.3f}" for name in columns)
+            for label, top, bottom in ratio_columns:
+                ratio = table[top][program] / table[bottom][program]
+                ratios[label].append(ratio)
+                row += f" {ratio:19.2f}x"
+            print(row)
+        print(f"{'geometric mean':16}" + "".join(f" {geometric_mean(table[name].values()):13.3f}" for name in columns) +
+              "".join(f" {geometric_mean(ratios[label]):19.2f}x" for label, _, _ in ratio_columns))
     print("outputs: " + "; ".join(expected.values()))
 
 

@@ -3,7 +3,10 @@
 `--engines interp,jit` by default) and in `qemu-system-riscv64 -M virt`, and
 prints side by side, with each strata engine's time ratio to QEMU:
 wall time from start to the first userspace line, the time of CPU-bound
-workloads run inside the guest, and the VMM's resident memory beyond guest RAM.
+workloads run inside the guest, and the VMM's resident memory beyond guest RAM;
+then the VMM's CPU time (user + system) for the same phases, steadier than
+wall time on a loaded machine, and the geometric means of both. --baseline
+adds a second strata binary, so a change and main are measured in one run.
 
 Both VMMs keep guest RAM in a memfd (shared memory), so "memory beyond guest
 RAM" is the VMM's private resident memory (RssAnon + RssFile) for both.
@@ -14,6 +17,7 @@ sandbox should cost the guest nothing (target: within 2%). Runs alternate
 on/off so that a change in host load hits both alike.
 """
 import argparse
+import math
 import os
 import select
 import statistics
@@ -56,6 +60,13 @@ class Guest:
         self.proc.stdin.write(line.encode() + b"\n")
         self.proc.stdin.flush()
 
+    def cpu_seconds(self):
+        """User + system CPU time of the VMM process so far (all its threads): steadier than
+        wall time on a loaded machine."""
+        with open(f"/proc/{self.proc.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def private_rss_kib(self):
         fields = {}
         with open(f"/proc/{self.proc.pid}/status") as status:
@@ -82,6 +93,8 @@ def add_guest_arguments(parser):
     parser.add_argument("--kernel", default=os.path.join(ROOT, "out/guest/Image"))
     parser.add_argument("--initrd", default=os.path.join(ROOT, "out/guest/initramfs.cpio.gz"))
     parser.add_argument("--strata", default=os.path.join(ROOT, "build/strata"))
+    parser.add_argument("--baseline", help="another strata binary (e.g. main's build) measured as well, "
+                                           "as contenders named base-ENGINE")
 
 
 def strata_command(args):
@@ -108,13 +121,32 @@ def run_timed(guest, marker, command, timeout):
     return ended - began, printed.decode(errors="replace")
 
 
+def strata_contenders(args, extra=()):
+    """(name, argv) of each strata engine in --engines, and of --baseline's binary too if given."""
+    binaries = [("strata", args.strata)] + ([("base", args.baseline)] if args.baseline else [])
+    return [(f"{label}-{engine}", [binary] + strata_command(args)[1:] + ["--engine", engine] + list(extra))
+            for label, binary in binaries for engine in args.engines.split(",")]
+
+
+def geometric_mean(values):
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
 def measure(argv, timeout):
     guest = Guest(argv)
     results = {"boot to userspace (s)": guest.wait_for(USERSPACE_UP, timeout) - guest.start}
+    cpu = {"boot to userspace (CPU s)": guest.cpu_seconds()}
     for index, (name, command) in enumerate(WORKLOADS):
+        before = guest.cpu_seconds()
         results[name + " (s)"], _ = run_timed(guest, 100 + index, command + " >/dev/null", timeout)
+        cpu[name + " (CPU s)"] = guest.cpu_seconds() - before
     results["VMM memory beyond guest RAM (MiB)"] = guest.private_rss_kib() / 1024
     guest.finish()
+    results.update(cpu)
+    results["geometric mean of the four times (s)"] = geometric_mean(
+        [results[key] for key in results if key.endswith(" (s)")])
+    results["geometric mean of the four times (CPU s)"] = geometric_mean(
+        [max(value, 0.01) for value in cpu.values()])
     return results
 
 
@@ -135,7 +167,7 @@ def main():
     if args.compare == "sandbox":
         contenders = [("sandbox-on", strata), ("sandbox-off", strata + ["--seccomp", "off", "--landlock", "off"])]
     else:
-        contenders = [(f"strata-{engine}", strata + ["--engine", engine]) for engine in args.engines.split(",")]
+        contenders = strata_contenders(args)
         contenders.append(("qemu", qemu))
     # Runs alternate between contenders so a change in the machine's load hits them alike.
     runs = {name: [] for name, _ in contenders}

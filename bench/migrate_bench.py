@@ -10,6 +10,12 @@ console and then the destination's. Short runs: --runs 1 by default.
 With --postcopy both switch over early and fetch the rest on fault: strata
 `--postcopy`, QEMU the postcopy-ram capability (on both sides) and
 migrate-start-postcopy right after migrate.
+
+--with-disks: no shared storage. The source gets a raw disk holding
+--disk-data MiB of random data (of --disk-size), the destination an empty one
+of its own; workload "disk" rewrites 64 KiB blocks of it (each flushed) as fast
+as it can. strata migrates with `--with-disks`, QEMU 7.2 with block migration
+(`migrate` with "blk": true, which copies the disk and its dirty blocks).
 """
 import argparse
 import json
@@ -26,7 +32,9 @@ from guest_bench import USERSPACE_UP, Guest, add_guest_arguments  # noqa: E402
 
 TICKER = "(i=0; while :; do i=$((i+1)); echo T$i; usleep 10000; done) &"
 DIRTIER = "(while :; do yes abcdefgh | head -c 33554432 > /tmp/blob; done) &"
-WORKLOADS = {"idle": [TICKER], "dirty": [DIRTIER, TICKER]}
+DISK_WRITER = ("(i=0; while :; do dd if=/dev/urandom of=/dev/vda bs=64k count=1 seek=$((i % 256)) conv=notrunc,fsync "
+               "2>/dev/null; i=$((i+1)); done) &")
+WORKLOADS = {"idle": [TICKER], "dirty": [DIRTIER, TICKER], "disk": [DISK_WRITER, TICKER]}
 
 
 class TickWatcher:
@@ -65,6 +73,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_listening(port, timeout=60):
+    """Until a socket listens on loopback `port` (read from /proc/net/tcp: a test connection would be taken
+    for the migration stream)."""
+    needle = f"0100007F:{port:04X} 00000000:0000 0A"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/net/tcp") as table:
+            if needle in table.read():
+                return
+        time.sleep(0.05)
+
+
 def start_pair(source_argv, destination_argv, commands, settle):
     """Boots the source, starts the workload, starts the destination; both consoles' ticks go into one dict."""
     source = Guest(source_argv)
@@ -80,14 +100,33 @@ def start_pair(source_argv, destination_argv, commands, settle):
     return source, destination, ticks
 
 
+def make_disks(args, directory):
+    """With --with-disks: the source's raw disk (random data up front) and the destination's empty one."""
+    if not args.with_disks:
+        return None, None
+    source, target = os.path.join(directory, "source.raw"), os.path.join(directory, "target.raw")
+    for path in (source, target):
+        with open(path, "wb") as disk:
+            disk.truncate(args.disk_size << 20)
+    with open(source, "r+b") as disk:
+        for _ in range(args.disk_data):
+            disk.write(os.urandom(1 << 20))
+    return source, target
+
+
 def migrate_strata(args, commands, directory):
     port, api = free_port(), os.path.join(directory, "api.sock")
     base = [args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem]
-    source, destination, ticks = start_pair(base + ["--api-socket", api], base + ["--incoming", f"tcp:127.0.0.1:{port}"],
+    source_disk, target_disk = make_disks(args, directory)
+    source_extra = ["--disk", f"{source_disk},format=raw"] if source_disk else []
+    target_extra = ["--disk", f"{target_disk},format=raw"] if target_disk else []
+    source, destination, ticks = start_pair(base + ["--api-socket", api] + source_extra,
+                                            base + ["--incoming", f"tcp:127.0.0.1:{port}"] + target_extra,
                                             commands, args.settle)
-    postcopy = ["--postcopy"] if args.postcopy else []
+    options = (["--postcopy"] if args.postcopy else []) + (["--with-disks"] if args.with_disks else [])
+    wait_listening(port)
     result = subprocess.run([args.strata, "vm", "migrate", "--api-socket", api, "--to", f"tcp:127.0.0.1:{port}",
-                             "--json"] + postcopy + args.strata_options.split(), capture_output=True, text=True,
+                             "--json"] + options + args.strata_options.split(), capture_output=True, text=True,
                             check=True)
     progress = json.loads(result.stdout)
     time.sleep(args.settle)
@@ -124,16 +163,24 @@ def migrate_qemu(args, commands, directory):
     base = ["qemu-system-riscv64", "-M", "virt", "-nographic", "-m", args.mem, "-kernel", args.kernel,
             "-initrd", args.initrd, "-append", "console=ttyS0"]
     source_qmp, destination_qmp = os.path.join(directory, "source.qmp"), os.path.join(directory, "destination.qmp")
-    source, destination, ticks = start_pair(base + ["-qmp", f"unix:{source_qmp},server=on,wait=off"],
+    source_disk, target_disk = make_disks(args, directory)
+
+    def disk(path):
+        return ["-drive", f"file={path},format=raw,if=none,id=d0", "-device", "virtio-blk-device,drive=d0"] if path else []
+    source, destination, ticks = start_pair(base + ["-qmp", f"unix:{source_qmp},server=on,wait=off"] + disk(source_disk),
                                             base + ["-incoming", f"tcp:127.0.0.1:{port}",
-                                                    "-qmp", f"unix:{destination_qmp},server=on,wait=off"],
+                                                    "-qmp", f"unix:{destination_qmp},server=on,wait=off"] + disk(target_disk),
                                             commands, args.settle)
     call = qmp(source_qmp)
+    wait_listening(port)  # a loaded host may take QEMU longer than the settle time to get there
     if args.postcopy:
         capability = [{"capability": "postcopy-ram", "state": True}]
         qmp(destination_qmp)("migrate-set-capabilities", capabilities=capability)
         call("migrate-set-capabilities", capabilities=capability)
-    call("migrate", uri=f"tcp:127.0.0.1:{port}")
+    if args.with_disks:
+        call("migrate", uri=f"tcp:127.0.0.1:{port}", blk=True)
+    else:
+        call("migrate", uri=f"tcp:127.0.0.1:{port}")
     if args.postcopy:
         call("migrate-start-postcopy")
     deadline = time.monotonic() + args.qemu_limit
@@ -149,7 +196,8 @@ def migrate_qemu(args, commands, directory):
     if completed:
         time.sleep(args.settle)
     else:
-        print(f"QEMU migration {status['status']}: {status.get('error-desc', '')}", file=sys.stderr)
+        print(f"QEMU migration {status['status']}: {status.get('error-desc', '')}; destination said: "
+              f"{destination.output[-300:].decode(errors='replace')}", file=sys.stderr)
     destination.proc.kill()
     source.proc.kill()
     if not completed:
@@ -167,6 +215,9 @@ def main():
     parser.add_argument("--qemu-limit", type=float, default=60, help="seconds QEMU gets to finish a migration")
     parser.add_argument("--strata-options", default="", help="extra `strata vm migrate` options, e.g. '--compress'")
     parser.add_argument("--postcopy", action="store_true", help="post-copy on both (QEMU: postcopy-ram)")
+    parser.add_argument("--with-disks", action="store_true", help="no shared storage: copy a disk along (see above)")
+    parser.add_argument("--disk-size", type=int, default=1024, help="MiB, with --with-disks")
+    parser.add_argument("--disk-data", type=int, default=256, help="MiB of random data on the source disk")
     args = parser.parse_args()
     print(f"{'workload':8} {'VMM':7} {'total ms':>9} {'guest gap ms':>13} {'VMM downtime ms':>16}")
     for workload in args.workloads.split(","):

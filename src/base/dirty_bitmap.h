@@ -1,4 +1,4 @@
-// DirtyBitmap: one bit per 4 KiB page of guest RAM, set while logging is on by
+// DirtyBitmap: one bit per 4 KiB page of guest RAM (or block of a disk), set while logging is on by
 // whatever writes the page (the harts' store slow path, device DMA), taken
 // round by round by live migration. Lock-free: any thread marks, one takes.
 #pragma once

@@ -1,11 +1,17 @@
 #include "cpu/block_cache.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
 namespace strata::cpu {
 
-BlockCache::BlockCache(const PhysicalMemory& memory) : direct_(new Block*[kDirectSlots]()), memory_(memory) {}
+void BlockCache::FreeDeleter::operator()(Block** slots) const { std::free(slots); }
+
+BlockCache::BlockCache(const PhysicalMemory& memory)
+    : direct_(static_cast<Block**>(std::calloc(kDirectSlots, sizeof(Block*)))), memory_(memory) {
+  if (!direct_) throw std::bad_alloc();
+}
 
 Block* BlockCache::findSlow(uint64_t physicalPc) {
   Block* block = direct_[slot(physicalPc)];
@@ -99,7 +105,8 @@ void BlockCache::dropStale() {
 }
 
 void BlockCache::flush() {
-  std::memset(static_cast<void*>(direct_.get()), 0, sizeof(Block*) * kDirectSlots);
+  // A slot only ever holds an indexed block: with none, the slots are clean and stay untouched.
+  if (!index_.empty()) std::memset(static_cast<void*>(direct_.get()), 0, sizeof(Block*) * kDirectSlots);
   index_.clear();
   pages_.clear();
   chunkIndex_ = 0;

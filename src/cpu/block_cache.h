@@ -103,7 +103,12 @@ class BlockCache {
   void dropBlocks(CodePage& page);
   void* allocate(size_t bytes);
 
-  std::unique_ptr<Block*[]> direct_;
+  struct FreeDeleter {
+    void operator()(Block** slots) const;
+  };
+  // calloc'd: the kernel's zero pages until a slot is written, so a starting
+  // VM (and each clone) does not fault in 128 KiB of empty slots.
+  std::unique_ptr<Block*[], FreeDeleter> direct_;
   std::unordered_map<uint64_t, Block*> index_;
   std::unordered_map<uint64_t, CodePage> pages_;  // by physical page number (node-based: stable addresses)
   const PhysicalMemory memory_;

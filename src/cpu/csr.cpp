@@ -132,8 +132,8 @@ void HartCore::writeMcountinhibit(uint64_t value, uint64_t retired) {
 
 bool HartCore::csrWrite(uint16_t number, uint64_t value, bool privileged, uint64_t retiredInBlock) {
   if (privileged && !csrAccessible(number, true)) return false;
-  // Any write may unmask a pending interrupt; re-evaluate at the block boundary.
-  attention.fetch_or(kAttnInterrupts, std::memory_order_relaxed);
+  // Any write but fflags/frm/fcsr may unmask a pending interrupt; re-evaluate at the block boundary.
+  if (number > csr::kFcsr) attention.fetch_or(kAttnInterrupts, std::memory_order_relaxed);
   auto updateMip = [&](uint64_t writable) {
     uint64_t old = mip.load();
     while (!mip.compare_exchange_weak(old, (old & ~writable) | (value & writable))) {

@@ -1,5 +1,6 @@
 #include "cpu/decoder.h"
 
+#include "cpu/csr_defs.h"
 #include "cpu/rv_encoding.h"
 
 namespace strata::cpu {
@@ -395,8 +396,14 @@ DecodedInsn decodeAny(uint32_t word) {
   return d;
 }
 
-bool endsBlock(Op op) {
-  switch (op) {
+bool isFpCsrAccess(const DecodedInsn& insn) {
+  return insn.op >= Op::Csrrw && insn.op <= Op::Csrrci && (insn.imm & 0xfff) >= csr::kFflags &&
+         (insn.imm & 0xfff) <= csr::kFcsr;
+}
+
+bool endsBlock(const DecodedInsn& insn) {
+  if (isFpCsrAccess(insn)) return false;
+  switch (insn.op) {
     case Op::Jal:
     case Op::Jalr:
     case Op::Beq:

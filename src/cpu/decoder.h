@@ -88,8 +88,12 @@ uint32_t expandCompressed(uint16_t half);
 // Decodes a 16- or 32-bit instruction (length from the low bits).
 DecodedInsn decodeAny(uint32_t word);
 
+// A CSR instruction on fflags, frm or fcsr: it changes nothing a block or its
+// translation depends on (FP code checks FS and frm as it runs), so it does
+// not end a block; compilers put frflags/fsflags pairs inside FP loops.
+bool isFpCsrAccess(const DecodedInsn& insn);
 // True for instructions after which a block must end: control transfers and
 // anything that may change privilege, translation, interrupt state or code.
-bool endsBlock(Op op);
+bool endsBlock(const DecodedInsn& insn);
 
 }  // namespace strata::cpu

@@ -324,7 +324,7 @@ Block* HartCore::buildBlock(uint64_t va, uint64_t pa) {
     insn.pcOffset = static_cast<uint16_t>(offset);
     insns[count++] = insn;
     offset += instructionLength(low);
-    if (endsBlock(insn.op)) break;
+    if (endsBlock(insn)) break;
   }
   return blocks.insert(pa, insns, count, offset, host);
 }

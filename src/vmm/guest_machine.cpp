@@ -149,6 +149,7 @@ Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage:
 // Slots in order: disks (vda, vdb, ...), network interfaces, console, rng, balloon (with --balloon).
 Result<void> GuestMachine::addVirtioDevices(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks) {
   for (const auto& disk : disks) {
+    disks_.push_back(disk.get());
     diskBytes_.push_back(disk->sizeBytes());
     auto device = std::make_unique<virtio::VirtioBlk>(*disk);
     blockDevices_.push_back(device.get());
@@ -231,7 +232,7 @@ void GuestMachine::saveState(StateWriter& out) const {
 
 // The board this machine was built from must be the snapshot's (a restore
 // builds it from the snapshot; an incoming migration from its own options).
-Result<void> GuestMachine::loadState(StateReader& in) {
+Result<void> GuestMachine::loadState(StateReader& in, bool disksMirrored) {
   auto board = loadBoard(in);
   if (!board) return board.error();
   const VmConfig& saved = board->config;
@@ -248,7 +249,7 @@ Result<void> GuestMachine::loadState(StateReader& in) {
     return snapshotMismatch("the number of disks", saved.disks.size(), config_.disks.size());
   for (size_t index = 0; index < config_.disks.size(); ++index) {
     const auto& path = saved.disks[index].path;
-    if (path != config_.disks[index].path) return snapshotMismatch(fmt::format("disk {}", index), path, config_.disks[index].path);
+    if (!disksMirrored && path != config_.disks[index].path) return snapshotMismatch(fmt::format("disk {}", index), path, config_.disks[index].path);
     if (board->diskBytes[index] != diskBytes_[index])
       return snapshotMismatch(fmt::format("disk {}'s size", path), board->diskBytes[index], diskBytes_[index]);
     if (saved.disks[index].readOnly != config_.disks[index].readOnly)

@@ -85,13 +85,16 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   machine::GuestRam& guestRam() override { return *ram_; }
   void flushHartTlbs() override;
   Result<std::vector<uint8_t>> saveStateBytes() override;
+  std::vector<storage::BlockDevice*> disks() override { return disks_; }
+  EventLoop& diskLoop() override { return *loop_; }
   std::vector<cpu::Hart*> harts() override;
   bool stepHart(unsigned id) override;
 
   // Every hart, the hart slots, the board's devices, the virtio transports in
   // slot order and the guest clock, after a "vm" section naming the board they fit.
   void saveState(StateWriter& out) const;
-  Result<void> loadState(StateReader& in);
+  // disksMirrored: the disks came with the VM (--with-disks), so their paths may differ from the source's.
+  Result<void> loadState(StateReader& in, bool disksMirrored = false);
   Result<void> checkMemorySize(StateReader& in) const;  // before RAM is mapped from the snapshot
 
   // cpu::HartHost
@@ -161,6 +164,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   std::unique_ptr<machine::SifiveTest> sifiveTest_;
   std::unique_ptr<machine::VmGenerationId> generationId_;
   std::vector<virtio::VirtioBlk*> blockDevices_;  // in virtioDevices_
+  std::vector<storage::BlockDevice*> disks_;  // owned by runVm, outliving every boot
   std::vector<uint64_t> diskBytes_;  // each disk's size, recorded in a snapshot as part of its identity
   const std::vector<NetInterface>& nics_;  // each one's virtio-net in virtioDevices_
   std::unique_ptr<LoopTimer> announceTimer_;

@@ -5,6 +5,7 @@
 
 #include <fmt/core.h>
 
+#include "vmm/migration_disks.h"
 #include "vmm/migration_stream.h"
 #include "vmm/migration_tls.h"
 
@@ -71,6 +72,9 @@ Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, 
   if (!machine) return machine.error();
   machine::GuestRam& ram = (*machine)->guestRam();
   const uint64_t pages = ram.size() / migration::kPageBytes;
+  // Disk records come on channel 0 only, in the order they were sent.
+  migration::DiskMirrorTarget mirror(disks, loop);
+  (*channels)[0].setDiskSink([&mirror](std::span<const uint8_t> record) { return mirror.apply(record); });
   // Channels other than 0 on threads of their own; the pages they write never overlap.
   std::vector<std::future<Result<void>>> others;
   for (size_t index = 1; index < channels->size(); ++index)
@@ -87,18 +91,21 @@ Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, 
     return refused(why);
   };
   if (!received) return refuse(received.error().message);
+  if (mirror.mirrored())
+    if (auto flushed = mirror.finish(); !flushed) return refuse(flushed.error().message);
   if (stateBytes.empty()) return refuse("the stream carried no device state");
   auto state = StateReader::parse(std::move(stateBytes));
   if (!state) return refuse("device state: " + state.error().message);
-  if (auto loaded = (*machine)->loadState(*state); !loaded) return refuse(loaded.error().message);
+  if (auto loaded = (*machine)->loadState(*state, mirror.mirrored()); !loaded) return refuse(loaded.error().message);
   IncomingVm incoming{std::move(*machine), nullptr};
-  if ((*channels)[0].postcopy()) {
+  if ((*channels)[0].postcopy()) {  // the disks are whole by now: post-copy fetches only RAM
     auto prepared = migration::PostcopyDestination::prepare(ram, (*channels)[0].postcopyPages());
     if (!prepared) return refuse(prepared.error().message);
     incoming.postcopy = std::move(*prepared);
   }
   if (auto answered = migration::sendAnswer(answerFd, "OK"); !answered)
     return refused("the source went away before the confirmation: " + answered.error().message);
+  (*channels)[0].setDiskSink(nullptr);  // the mirror ends with this function; the fetcher reads only pages
   if (incoming.postcopy) incoming.postcopy->start(std::move((*channels)[0]), config);
   return incoming;
 }

@@ -10,14 +10,14 @@ namespace strata::vmm {
 namespace {
 
 constexpr const char* kUsage =
-    R"(expected {"to": "tcp:HOST:PORT", "channels": 1-16, "compress": true|false, "downtime_ms": 1-60000, "auto_converge": true|false, "postcopy": true|false, "tls_ca": "CA-CERT.pem"})";
+    R"(expected {"to": "tcp:HOST:PORT", "channels": 1-16, "compress": true|false, "downtime_ms": 1-60000, "auto_converge": true|false, "postcopy": true|false, "with_disks": true|false, "tls_ca": "CA-CERT.pem"})";
 
 // Checks the body's shape and ranges; the migration itself reports through GET.
 Result<MigrationRequest> parseRequest(const nlohmann::json& body) {
   if (!body.is_object() || !body.contains("to") || !body["to"].is_string()) return Error{kUsage};
   for (const auto& [key, value] : body.items())
     if (key != "to" && key != "channels" && key != "compress" && key != "downtime_ms" && key != "auto_converge" &&
-        key != "postcopy" && key != "tls_ca")
+        key != "postcopy" && key != "with_disks" && key != "tls_ca")
       return Error{fmt::format("unknown field '{}': {}", key, kUsage)};
   MigrationRequest request;
   auto to = migration::parseTcpAddress(body["to"].get<std::string>());
@@ -42,7 +42,7 @@ Result<MigrationRequest> parseRequest(const nlohmann::json& body) {
     request.tlsAuthority = std::move(*authority);
   }
   for (auto [key, flag] : {std::pair<const char*, bool*>{"compress", &request.compress}, {"auto_converge", &request.autoConverge},
-                          {"postcopy", &request.postcopy}}) {
+                           {"postcopy", &request.postcopy}, {"with_disks", &request.withDisks}}) {
     if (!body.contains(key)) continue;
     if (!body[key].is_boolean()) return Error{fmt::format("\"{}\" must be true or false", key)};
     *flag = body[key].get<bool>();

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "base/log.h"
+#include "vmm/migration_disks.h"
 #include "vmm/migration_postcopy.h"
 #include "vmm/migration_tls.h"
 #include "vmm/sandbox.h"
@@ -79,6 +80,7 @@ nlohmann::json MigrationProgress::toJson() const {
                          {"bytes_sent", bytesSent},
                          {"pages_sent", pagesSent},
                          {"dirty_pages_remaining", dirtyPagesRemaining},
+                         {"disk_blocks_remaining", diskBlocksRemaining},
                          {"throttle_percent", throttlePercent},
                          {"total_ms", totalMs},
                          {"downtime_ms", downtimeMs},
@@ -221,6 +223,14 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
     ~LoggingOff() { dirty.setLogging(false); }
   } loggingOff{dirty};
   machine.flushHartTlbs();
+  // The disks' tracking starts now too; their blocks count as pages in the rounds below.
+  std::unique_ptr<migration::DiskMirror> disks;
+  if (request.withDisks) {
+    auto mirror = migration::DiskMirror::start(machine.disks(), machine.diskLoop());
+    if (!mirror) return mirror.error();
+    disks = std::move(*mirror);
+    if (auto sent = disks->sendManifest(channels[0]); !sent) return withDestinationReason(channels[0], sent.error());
+  }
 
   const bool wasRunning = control_.state() == VmState::Running;
   std::vector<uint64_t> pages = pagesHoldingData(ram);
@@ -231,25 +241,35 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
     update([&](MigrationProgress& progress) {
       progress.iteration = iteration;
       progress.dirtyPagesRemaining = pages.size();
+      progress.diskBlocksRemaining = disks ? disks->pendingBlocks() : 0;
       progress.throttlePercent = throttlePercent;
     });
+    const size_t diskBlocksThisRound = disks ? disks->pendingBlocks() : 0;
+    if (disks)
+      if (auto sent = disks->sendPending(channels[0]); !sent) return withDestinationReason(channels[0], sent.error());
     if (auto sent = sendPages(channels, ram.hostBase(), pages, throttlePercent); !sent)
       return withDestinationReason(channels[0], sent.error());
     // The rate over the whole migration: a small round lands in the socket buffers, not at the destination.
-    pagesSentSoFar += pages.size();
+    pagesSentSoFar += pages.size() + diskBlocksThisRound;
     const double pagesPerSecond = static_cast<double>(std::max<uint64_t>(pagesSentSoFar, 1)) /
                                   (std::max(msSince(copyStarted), 1.0) / 1000);
-    const size_t sentThisRound = pages.size();
+    const size_t sentThisRound = pages.size() + diskBlocksThisRound;
 
     pages.clear();
     dirty.takeMarked(pages);
+    if (disks) disks->takeDirty();
+    const size_t dirtyDiskBlocks = disks ? disks->pendingBlocks() : 0;
+    const size_t dirtyBlocks = pages.size() + dirtyDiskBlocks;
     machine.flushHartTlbs();
     if (control_.state() == VmState::ShuttingDown) return Error{"the VM is shutting down"};
-    const double expectedDowntimeMs = static_cast<double>(pages.size()) / pagesPerSecond * 1000;
-    if (expectedDowntimeMs <= static_cast<double>(request.downtimeLimitMs) || iteration + 1 >= kMaxIterations) break;
-    if (request.postcopy && iteration + 1 >= kPostcopyIterations) break;
+    auto fitsThePause = [&](size_t blocks) {
+      return static_cast<double>(blocks) / pagesPerSecond * 1000 <= static_cast<double>(request.downtimeLimitMs);
+    };
+    if (fitsThePause(dirtyBlocks) || iteration + 1 >= kMaxIterations) break;
+    // Post-copy fetches RAM only: the disks' last blocks go in the pause, so it waits until they fit in it.
+    if (request.postcopy && iteration + 1 >= kPostcopyIterations && fitsThePause(dirtyDiskBlocks)) break;
     // The guest dirtied more than half of what went out: slow it down more.
-    if (request.autoConverge && wasRunning && pages.size() * 2 > sentThisRound)
+    if (request.autoConverge && wasRunning && dirtyBlocks * 2 > sentThisRound)
       throttlePercent = throttlePercent == 0 ? kThrottleStartPercent
                                              : std::min(throttlePercent + kThrottleStepPercent, kThrottleMaxPercent);
   }
@@ -272,6 +292,10 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   std::sort(pages.begin(), pages.end());
   pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
   update([&](MigrationProgress& progress) { progress.dirtyPagesRemaining = pages.size(); });
+  if (disks) {  // the pause drained the disk requests: these are the last changes, sent before any switch-over
+    disks->takeDirty();
+    if (auto sent = disks->sendPending(channels[0]); !sent) return sent;
+  }
   // Post-copy sends only the list: the destination fetches those pages once it runs.
   if (auto sent = request.postcopy ? channels[0].sendPostcopyPages(pages) : sendPages(channels, ram.hostBase(), pages, 0);
       !sent)
@@ -284,6 +308,7 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   update([&](MigrationProgress& progress) {
     progress.bytesSent = bytesSent(channels);
     if (!request.postcopy) progress.dirtyPagesRemaining = 0;
+    progress.diskBlocksRemaining = 0;
   });
   auto answer = migration::readAnswer(channels[0].fd());
   if (!answer) return answer.error();

@@ -2,7 +2,8 @@
 // every page once, then, round by round, the pages the guest dirtied meanwhile
 // (the RAM dirty log), until what is left fits the downtime limit; then a pause,
 // the rest and the device state, and the VM ends only once the destination
-// confirmed it runs. Any failure resumes the VM here. One sender thread,
+// confirmed it runs. With disks, each disk is mirrored alongside (migration_disks.h).
+// Any failure resumes the VM here. One sender thread,
 // started with the API (before the sandbox) and waiting for requests.
 #pragma once
 
@@ -31,6 +32,7 @@ struct MigrationRequest {
   uint64_t downtimeLimitMs = 30;  // the pause to aim for (QEMU defaults to 300 ms)
   bool autoConverge = true;        // throttle the vCPUs when the guest dirties faster than the link
   bool postcopy = false;           // switch over after the first rounds; the destination fetches the rest (migration_postcopy.h)
+  bool withDisks = false;          // mirror the disks too: the destination has its own disk files
   // TLS: the destination's certificate must chain to this CA (migration_tls.h); null: in the clear.
   std::shared_ptr<const storage::nbd::TlsCredentials> tlsAuthority;
 };
@@ -46,6 +48,7 @@ struct MigrationProgress {
   uint64_t bytesSent = 0;
   uint64_t pagesSent = 0;
   uint64_t dirtyPagesRemaining = 0;
+  uint64_t diskBlocksRemaining = 0;  // --with-disks: 4 KiB blocks still to send
   unsigned throttlePercent = 0;
   double totalMs = 0;     // request to the destination's confirmation
   double downtimeMs = 0;  // pause to the destination's confirmation

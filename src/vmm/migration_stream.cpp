@@ -21,9 +21,15 @@ namespace {
 // u32 channels | u64 session | u64 memory bytes. Records: u8 kind, then
 // Page: u64 page | u32 length (0: zero page, 4096: raw, less: zstd) | bytes;
 // State: u32 length | bytes; End: u32 CRC-32 of every byte before the End record;
-// Postcopy (channel 0, before the state): u64 count | count x u64 page.
+// Disk: u32 length | bytes. Postcopy (channel 0, before the state): u64 count | count x u64 page.
 constexpr char kMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'M', 'G'};
-enum RecordKind : uint8_t { kPageRecord = 1, kStateRecord = 2, kEndRecord = 3, kPostcopyRecord = 4 };
+enum RecordKind : uint8_t {
+  kPageRecord = 1,
+  kStateRecord = 2,
+  kEndRecord = 3,
+  kDiskRecord = 4,
+  kPostcopyRecord = 5,
+};
 constexpr size_t kFlushBytes = 256 * 1024;
 constexpr size_t kMaxAnswerBytes = 1024;
 
@@ -195,6 +201,16 @@ Result<void> ChannelWriter::sendPostcopyPages(std::span<const uint64_t> pages) {
   return flush();
 }
 
+Result<void> ChannelWriter::sendDiskRecord(std::span<const uint8_t> record) {
+  const uint8_t kind = kDiskRecord;
+  const uint32_t length = static_cast<uint32_t>(record.size());
+  append(&kind, 1);
+  append(&length, 4);
+  append(record.data(), record.size());
+  if (buffer_.size() >= kFlushBytes) return flush();
+  return {};
+}
+
 Result<void> ChannelWriter::sendEnd() {
   const uint8_t kind = kEndRecord;
   append(&kind, 1);
@@ -220,7 +236,8 @@ ChannelReader::ChannelReader(ChannelReader&& other) noexcept
       bufferAt_(other.bufferAt_),
       crc_(other.crc_),
       postcopy_(other.postcopy_),
-      postcopyPages_(std::move(other.postcopyPages_)) {}
+      postcopyPages_(std::move(other.postcopyPages_)),
+      diskSink_(std::move(other.diskSink_)) {}
 
 Result<void> ChannelReader::read(void* data, size_t size) {
   auto* out = static_cast<uint8_t*>(data);
@@ -292,6 +309,16 @@ Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<ui
       if (auto got = read(postcopyPages_.data(), count * 8); !got) return got;
       for (uint64_t page : postcopyPages_)
         if (page >= pages) return Error{fmt::format("post-copy page {} is beyond guest RAM ({} pages)", page, pages)};
+      continue;
+    }
+    if (kind == kDiskRecord) {
+      uint32_t length = 0;
+      if (auto got = read(&length, 4); !got) return got;
+      if (!diskSink_ || length > kMaxDiskRecordBytes)
+        return Error{fmt::format("unexpected disk record ({} bytes)", length)};
+      std::vector<uint8_t> record(length);
+      if (auto got = read(record.data(), length); !got) return got;
+      if (auto applied = diskSink_(record); !applied) return applied;
       continue;
     }
     if (kind != kPageRecord) return Error{fmt::format("unknown record kind {}", kind)};

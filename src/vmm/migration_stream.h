@@ -4,9 +4,11 @@
 // carries the device state and, after its end, the destination's one-line
 // answer ("OK" or "ERR reason"). A page always travels on the same channel
 // (page number modulo the channel count), so its newer copies arrive after older ones.
+// With --with-disks, channel 0 also carries the disk mirror's records (migration_disks.h).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -23,6 +25,7 @@ inline constexpr uint32_t kVersion = 1;
 inline constexpr uint32_t kMaxChannels = 16;
 inline constexpr uint64_t kPageBytes = 4096;
 inline constexpr uint64_t kMaxStateBytes = 64ull << 20;
+inline constexpr uint32_t kMaxDiskRecordBytes = 128u << 10;
 
 struct Hello {
   uint32_t channel = 0;
@@ -63,6 +66,8 @@ class ChannelWriter {
   Result<void> sendState(std::span<const uint8_t> state);
   // Post-copy: the pages the destination must fetch from here once it runs (migration_postcopy.h).
   Result<void> sendPostcopyPages(std::span<const uint64_t> pages);
+  // One disk mirror record, at most kMaxDiskRecordBytes (its content is migration_disks' business).
+  Result<void> sendDiskRecord(std::span<const uint8_t> record);
   Result<void> sendEnd();  // the CRC record, then everything buffered
   uint64_t bytesSent() const { return bytesSent_ + buffer_.size(); }
   int fd() const { return socket_.get(); }
@@ -95,6 +100,9 @@ class ChannelReader {
   // Set by a post-copy record: the migration switches over with these pages still at the source.
   bool postcopy() const { return postcopy_; }
   const std::vector<uint64_t>& postcopyPages() const { return postcopyPages_; }
+  // Where disk records go; without one they are refused.
+  using DiskSink = std::function<Result<void>(std::span<const uint8_t>)>;
+  void setDiskSink(DiskSink sink) { diskSink_ = std::move(sink); }
   int fd() const { return socket_.get(); }
 
  private:
@@ -106,6 +114,7 @@ class ChannelReader {
   uint32_t crc_ = 0;
   bool postcopy_ = false;
   std::vector<uint64_t> postcopyPages_;
+  DiskSink diskSink_;
 };
 
 // The destination's answer on channel 0 after the end records: "OK" or "ERR reason".

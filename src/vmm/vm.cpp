@@ -11,6 +11,7 @@
 
 #include "base/event_loop.h"
 #include "base/log.h"
+#include "storage/dirty_tracked_disk.h"
 #include "storage/disk_image.h"
 #include "storage/image_create.h"
 #include "storage/image_tools.h"
@@ -101,7 +102,8 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   for (size_t index = 0; index < config.disks.size(); ++index) {
     auto opened = config.clone ? openLinkedClone(config, index, **loop) : openDisk(config.disks[index], **loop);
     if (!opened) return opened.error();
-    disks.push_back(std::move(*opened));
+    // Tracked for live migration without shared storage; costless while no migration runs.
+    disks.push_back(std::make_unique<storage::DirtyTrackedDisk>(std::move(*opened)));
   }
   // So are the network ports: a reboot keeps the switch port and TAP device.
   auto nics = openNetInterfaces(config, **loop);

@@ -23,6 +23,13 @@
 #include "vmm/vm.h"
 #include "vmm/vm_config.h"
 
+namespace strata {
+class EventLoop;
+}
+namespace strata::storage {
+class BlockDevice;
+}
+
 namespace strata::vmm {
 
 enum class VmState { Running, Paused, ShuttingDown };
@@ -58,6 +65,9 @@ class ControlledMachine {
   // Every hart drops its TLBs (returns once each did or runs no guest code), so
   // its next store to any page takes the slow path, which marks the page dirty.
   virtual void flushHartTlbs() = 0;
+  // --with-disks: the VM's disks and the loop their requests run on.
+  virtual std::vector<storage::BlockDevice*> disks() = 0;
+  virtual EventLoop& diskLoop() = 0;
   // Paused: the state a snapshot holds (StateWriter framing); fails once the boot is ending.
   virtual Result<std::vector<uint8_t>> saveStateBytes() = 0;
   // Paused: the board's harts (their threads parked or not started).

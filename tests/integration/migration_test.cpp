@@ -7,7 +7,10 @@
 // destination announces the VM on its switch port (RARP, as QEMU does);
 // post-copy moves a guest dirtying memory, whose data stays intact; a link
 // cut mid-transfer leaves the source running and the destination refusing;
-// the stream over TLS, and a source without TLS refused by a TLS destination.
+// the stream over TLS, and a source without TLS refused by a TLS destination;
+// with --with-disks, a guest writing its raw and qcow2 disks moves to separate
+// disk files (byte for byte what it wrote), with post-copy too, and a
+// destination killed mid disk copy leaves the source running on its intact disk.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -70,12 +73,13 @@ struct Migration {
 // Boots the source with `sourceInput`; once it printed `ready`, runs `strata vm
 // migrate ... MIGRATE_OPTIONS` to a destination started with `destinationInput`
 // (through the address `route` gives for the destination's port, if any).
+// boardOptions go to both sides, sourceOptions and destinationOptions (--disk ...) to one each.
 Migration migrate(const std::string& name, const std::string& sourceInput, const std::string& ready,
                   const std::string& migrateOptions, const std::string& destinationInput,
                   const std::function<void(pid_t)>& whileDestinationRuns = {},
-                  const std::vector<std::string>& boardOptions = {},
-                  const std::function<std::string(int port)>& route = {},
-                  const std::vector<std::string>& destinationOptions = {}) {
+                  const std::vector<std::string>& boardOptions = {}, const std::vector<std::string>& sourceOptions = {},
+                  const std::vector<std::string>& destinationOptions = {},
+                  const std::function<std::string(int port)>& route = {}) {
   const std::string socket = temporaryPath(name + ".sock");
   ::unlink(socket.c_str());
   const int port = freePort();
@@ -96,6 +100,7 @@ Migration migrate(const std::string& name, const std::string& sourceInput, const
   bool started = false;
   std::vector<std::string> sourceArgs{"--api-socket", socket};
   sourceArgs.insert(sourceArgs.end(), boardOptions.begin(), boardOptions.end());
+  sourceArgs.insert(sourceArgs.end(), sourceOptions.begin(), sourceOptions.end());
   result.source = runStrata(sourceArgs, sourceInput, std::chrono::seconds(400),
                             [&](pid_t, const std::string& output) {
                               if (started || output.find(ready) == std::string::npos) return;
@@ -333,7 +338,7 @@ class CuttingRelay {
 TEST(Migration, LinkCutMidTransferLeavesTheSourceRunningAndTheDestinationRefuses) {
   std::unique_ptr<CuttingRelay> relay;
   auto moved = migrate("migrate-cut", "X=alive9; echo go-$((2+2)); sleep 8; echo after-$X\npoweroff\n", "go-4", "",
-                       "echo dest-ran-$((5*5))\n", {}, {}, [&](int port) {
+                       "echo dest-ran-$((5*5))\n", {}, {}, {}, {}, [&](int port) {
                          relay = std::make_unique<CuttingRelay>(port, 4u << 20);  // 4 MiB into the first round
                          return relay->address();
                        });
@@ -456,4 +461,131 @@ TEST(Migration, BadRequestsAreRefusedAndAnUnreachableDestinationLeavesTheVmRunni
 }
 
 }  // namespace
+
+namespace {
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A disk image's guest-visible bytes (qcow2 converted to raw with strata's own tool).
+std::string diskBytes(const std::string& path, const std::string& format) {
+  if (format == "raw") return readFile(path);
+  const std::string raw = path + ".raw";
+  ::unlink(raw.c_str());
+  auto converted = runShell(strataBinary() + " image convert -O raw " + path + " " + raw + " 2>&1");
+  EXPECT_EQ(converted.exitCode, 0) << converted.output;
+  return readFile(raw);
+}
+
+// A 64 MiB image in `format` whose bytes are 8 MiB of random data at 16 MiB, holes elsewhere; returns those bytes.
+std::string makeDisk(const std::string& path, const std::string& format) {
+  const std::string raw = path + ".seed";
+  ::unlink(path.c_str());
+  ::unlink(raw.c_str());
+  auto made = runShell(fmt::format("truncate -s 64M {0} && head -c 8M /dev/urandom | dd of={0} bs=1M seek=16 conv=notrunc "
+                                   "2>/dev/null && {1} image convert -O {2} {0} {3} 2>&1",
+                                   raw, strataBinary(), format, path));
+  EXPECT_EQ(made.exitCode, 0) << made.output;
+  return readFile(raw);
+}
+
+std::string emptyDisk(const std::string& path, const std::string& format) {
+  ::unlink(path.c_str());
+  auto made = runShell(fmt::format("{} image create -f {} {} 64M 2>&1", strataBinary(), format, path));
+  EXPECT_EQ(made.exitCode, 0) << made.output;
+  return path;
+}
+
+// What `yes NAME-block-I | head -c 4096` puts in block I.
+std::string guestBlock(const std::string& name, int index) {
+  const std::string line = fmt::format("{}-block-{}\n", name, index);
+  std::string block;
+  while (block.size() < 4096) block += line;
+  return block.substr(0, 4096);
+}
+
+// vda: raw here, qcow2 there; vdb the other way round. The guest writes block after block of
+// both (each dd flushed) before, during and after the move; the destination's files must hold
+// the source's data (the random 8 MiB) with every block the guest wrote, byte for byte.
+Migration moveGuestWritingItsDisks(const std::string& name, const std::string& migrateOptions) {
+  const std::string dir = temporaryPath(name);
+  std::vector<std::string> seeds = {makeDisk(dir + "-src-vda.raw", "raw"), makeDisk(dir + "-src-vdb.qcow2", "qcow2")};
+  const std::vector<std::pair<std::string, std::string>> targets = {{emptyDisk(dir + "-dst-vda.qcow2", "qcow2"), "qcow2"},
+                                                                    {emptyDisk(dir + "-dst-vdb.raw", "raw"), "raw"}};
+  constexpr int kBlocks = 200;
+  const std::string workload = fmt::format(
+      "X=$((6*7)); w() {{ yes $2-block-$1 | head -c 4096 | dd of=/dev/$2 bs=4096 seek=$1 conv=notrunc,fsync 2>/dev/null; }}; "
+      "i=0; while [ $i -lt {} ]; do w $i vda; w $i vdb; i=$((i+1)); [ $i = 20 ] && echo writing-$X; done; "
+      "echo wrote-$i-$X\n",
+      kBlocks);
+  auto moved = migrate(name, workload, "writing-42", migrateOptions, "sync; poweroff\n", {}, {},
+                       {"--disk", dir + "-src-vda.raw,format=raw", "--disk", dir + "-src-vdb.qcow2,format=qcow2"},
+                       {"--disk", targets[0].first + ",format=qcow2", "--disk", targets[1].first + ",format=raw"});
+  EXPECT_EQ(moved.command.exitCode, 0) << moved.command.output << moved.source.output;
+  std::printf("%s", moved.command.output.c_str());
+  EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
+  EXPECT_EQ(moved.source.output.find(fmt::format("wrote-{}-42", kBlocks)), std::string::npos)
+      << "the move happened before the guest was done";
+  EXPECT_EQ(moved.destination.exitCode, 0) << moved.destination.output;
+  EXPECT_TRUE(contains(moved.destination.output, fmt::format("wrote-{}-42", kBlocks)));
+  const char* names[] = {"vda", "vdb"};
+  for (size_t disk = 0; disk < 2; ++disk) {
+    std::string expected = seeds[disk];
+    for (int block = 0; block < kBlocks; ++block) expected.replace(block * 4096u, 4096, guestBlock(names[disk], block));
+    const std::string got = diskBytes(targets[disk].first, targets[disk].second);
+    EXPECT_EQ(got.size(), expected.size()) << names[disk];
+    size_t firstDifference = 0;
+    while (firstDifference < std::min(got.size(), expected.size()) && got[firstDifference] == expected[firstDifference])
+      ++firstDifference;
+    EXPECT_EQ(firstDifference, got.size()) << names[disk] << ": the destination's disk differs from byte "
+                                           << firstDifference << " (block " << firstDifference / 4096 << ")";
+  }
+  return moved;
+}
+
+}  // namespace
+
+TEST(Migration, GuestWritingItsDisksMovesWithThemToSeparateFiles) {
+  moveGuestWritingItsDisks("migrate-disks", "--with-disks");
+}
+
+TEST(Migration, PostcopyWithDisksSendsTheDisksWholeBeforeTheSwitchOver) {
+  // Post-copy fetches only RAM after the switch-over: the disks' last blocks must be there before it.
+  if (auto why = postcopyUnavailable(); !why.empty()) GTEST_SKIP() << why;
+  auto moved = moveGuestWritingItsDisks("migrate-disks-postcopy", "--with-disks --postcopy");
+  EXPECT_TRUE(contains(moved.command.output, " pages post-copy")) << moved.command.output;
+}
+
+TEST(Migration, DestinationKilledMidDiskCopyLeavesTheSourceOnItsIntactDisk) {
+  // 256 MiB of random data to copy; the destination dies once 16 MiB of it landed in its file.
+  const std::string source = temporaryPath("migrate-disk-kill-src.raw");
+  const std::string target = temporaryPath("migrate-disk-kill-dst.raw");
+  auto made = runShell(fmt::format("head -c 256M /dev/urandom > {0} && truncate -s 0 {1} && truncate -s 256M {1}", source, target));
+  ASSERT_EQ(made.exitCode, 0) << made.output;
+  const std::string sum = runShell("sha256sum " + source + " | cut -c1-64").output.substr(0, 64);
+  // The guest hashes the first 16 MiB (hashing all of it would take the emulated guest long).
+  const std::string headSum = runShell("head -c 16M " + source + " | sha256sum | cut -c1-64").output.substr(0, 64);
+  std::atomic<bool> killed{false};
+  auto moved = migrate(
+      "migrate-disk-kill",
+      "X=alive7; echo go-$((1+1)); sleep 10; echo after-$X; dd if=/dev/vda bs=1M count=16 2>/dev/null | sha256sum\npoweroff\n",
+      "go-2", "--with-disks", "",
+      [&](pid_t pid) {
+        struct stat status {};
+        if (killed || ::stat(target.c_str(), &status) != 0 || status.st_blocks * 512 < (16 << 20)) return;
+        ::kill(pid, SIGKILL);
+        killed = true;
+      },
+      {}, {"--disk", source + ",format=raw"}, {"--disk", target + ",format=raw"});
+  EXPECT_TRUE(killed) << "the disk copy ended before the destination could be killed";
+  EXPECT_NE(moved.command.exitCode, 0) << moved.command.output;
+  EXPECT_TRUE(contains(moved.command.output, "migration failed, the VM runs on here"));
+  EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
+  EXPECT_TRUE(contains(moved.source.output, "after-alive7"));
+  EXPECT_TRUE(contains(moved.source.output, headSum)) << "the guest reads its disk as it was";
+  EXPECT_EQ(runShell("sha256sum " + source + " | cut -c1-64").output.substr(0, 64), sum);
+}
+
 }  // namespace strata::test

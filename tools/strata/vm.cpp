@@ -1,7 +1,7 @@
 // `strata vm`: drive a running VM through its control API (`strata run
 // --api-socket PATH`): `strata vm status|pause|resume|shutdown|reset
 // --api-socket PATH [--json]`, `strata vm snapshot --api-socket PATH DIR [--no-resume]`,
-// `strata vm migrate --api-socket PATH --to tcp:HOST:PORT [--channels N] [--compress]`; given a VM NAME instead, the same commands go
+// `strata vm migrate --api-socket PATH --to tcp:HOST:PORT [--channels N] [--compress] [--with-disks]`; given a VM NAME instead, the same commands go
 // through the daemon (vm_daemon.cpp), which adds its own subcommands to the group.
 #include <cstdio>
 #include <chrono>
@@ -118,6 +118,7 @@ struct MigrateArgs {
   uint64_t downtimeMs = 30;
   bool noAutoConverge = false;
   bool postcopy = false;
+  bool withDisks = false;
   std::string tlsCa;
 };
 
@@ -128,7 +129,8 @@ int migrate(const VmArgs& args, const MigrateArgs& migrateArgs) {
                          {"compress", migrateArgs.compress},
                          {"downtime_ms", migrateArgs.downtimeMs},
                          {"auto_converge", !migrateArgs.noAutoConverge},
-                         {"postcopy", migrateArgs.postcopy}};
+                         {"postcopy", migrateArgs.postcopy},
+                         {"with_disks", migrateArgs.withDisks}};
   if (!migrateArgs.tlsCa.empty()) body["tls_ca"] = std::filesystem::absolute(migrateArgs.tlsCa).string();
   auto started = apiCall(args.apiSocket, "PUT", "/vm/migrate", body);
   if (!started) return fail(started.error().message);
@@ -212,7 +214,10 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
                            "never throttle the vCPUs of a guest dirtying memory faster than the link");
   migrateCommand->add_flag("--postcopy", migrateArgs->postcopy,
                            "switch to the destination after two rounds; it fetches the remaining pages on fault "
-                           "(from then on, losing the link loses the VM)");
+                           "(from then on, losing the link loses the VM; with --with-disks the disks are whole first)");
+  migrateCommand->add_flag("--with-disks", migrateArgs->withDisks,
+                           "no shared storage: mirror each disk to the destination's own --disk files (each the same "
+                           "virtual size) while the VM runs");
   migrateCommand->add_option("--tls-ca", migrateArgs->tlsCa,
                              "speak TLS; the destination (strata run --incoming ... --tls-certs DIR) must present a "
                              "certificate this CA signed for the --to address");

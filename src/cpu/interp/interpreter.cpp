@@ -251,6 +251,7 @@ op_System:
 op_Csr:
   h.pc = PC_HERE;
   if (!h.executeCsr(*in, static_cast<uint64_t>(in - block->insns))) goto fault;
+  if (isFpCsrAccess(*in)) NEXT();  // the block goes on (endsBlock)
   h.pc = PC_NEXT;
   goto retire_last;
 op_Fp:

@@ -2,6 +2,8 @@
 // block it translates to FILE: the guest instructions (physical pc, encoding,
 // decoded operation) and beside them the x86-64 code generated for them,
 // disassembled with capstone. Harts share one trace; records never interleave.
+// capstone is loaded (dlopen) only when a trace is asked for: linked, its 77k
+// relocations cost every starting VM process ~10 ms.
 #pragma once
 
 #include <cstddef>
@@ -25,14 +27,18 @@ class EngineTrace {
   EngineTrace(const EngineTrace&) = delete;
   EngineTrace& operator=(const EngineTrace&) = delete;
 
+  // The capstone library a trace loads, e.g. "libcapstone.so.4" (unloaded with the last trace).
+  static const char* disassemblerLibrary();
+
   // One translation: `block`'s guest code and its `bytes` of host code at `code`.
   void record(const Block& block, const uint8_t* code, size_t bytes);
 
  private:
-  EngineTrace(UniqueFd file, size_t disassembler);
+  struct Capstone;
+  EngineTrace(UniqueFd file, std::unique_ptr<Capstone> capstone);
   std::mutex mutex_;
   UniqueFd file_;  // written with write(2) only: what a vCPU thread's sandbox allows
-  size_t disassembler_;  // capstone's csh
+  std::unique_ptr<Capstone> capstone_;
 };
 
 }  // namespace strata::cpu

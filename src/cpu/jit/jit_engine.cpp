@@ -131,7 +131,7 @@ bool JitEngine::runOneBlock(HartCore& hart, uint64_t limit) {
         .trapped;
   }
   ++counters_.dispatches;
-  return trampolines_.enter(&hart, &hart, hart.pc, code) != 0;
+  return trampolines_.enter(&hart, hart.pc, code) != 0;
 }
 
 ExitReason JitEngine::run(HartCore& h) {

@@ -23,7 +23,7 @@ namespace jit {
 
 // Entry into translated code: runs from `code` (the block at `pc`) until an
 // exit; returns 1 when the exit was a trap (already taken), else 0.
-using EnterFunction = uint32_t (*)(HartHotState* hot, HartCore* core, uint64_t pc, const void* code);
+using EnterFunction = uint32_t (*)(HartCore* core, uint64_t pc, const void* code);
 
 // Shared code at the start of the code cache (translator.cpp emits it).
 struct Trampolines {

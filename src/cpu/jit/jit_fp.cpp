@@ -25,7 +25,7 @@ constexpr int kF = offsetof(HartHotState, f);
 constexpr int kFflags = offsetof(HartHotState, fflags);
 constexpr int kFrm = offsetof(HartHotState, frm);
 // HartCore is not standard-layout (it owns mutexes) but has no virtual base,
-// so mstatus sits at a fixed offset from the HartCore pointer in rbp.
+// so mstatus sits at a fixed offset from the HartCore pointer in rbx.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winvalid-offsetof"
 constexpr int kMstatus = offsetof(HartCore, mstatus);
@@ -81,7 +81,7 @@ class FpEmitter {
       case Op::FcvtDW: case Op::FcvtDWu: case Op::FcvtDL:
       case Op::FcvtSW: case Op::FcvtSWu: case Op::FcvtSL: return emitFromInteger();
       case Op::FcvtWD: case Op::FcvtLD: case Op::FcvtWS: case Op::FcvtLS: return emitToInteger();
-      default: return false;
+      default: return isFpCsrAccess(in_) && emitCsr();
     }
   }
 
@@ -106,16 +106,26 @@ class FpEmitter {
       default: return in_.rm <= 1 || in_.rm == 7;
     }
   }
-  // Run-time entry checks: FS is Dirty (so neither an illegal-instruction
-  // trap nor an FS update is due) and a dynamic rounding mode is acceptable.
+  // Run-time entry checks, once per block (FpBlockFacts): FS is Dirty (so
+  // neither an illegal-instruction trap nor an FS update is due) and a
+  // dynamic rounding mode is acceptable.
   void emitEntryChecks(Rounding rounding) {
-    c_.mov(eax, dword[rbp + kMstatus]);
-    c_.and_(eax, static_cast<uint32_t>(csr::kStatusFs));
-    c_.cmp(eax, static_cast<uint32_t>(csr::kStatusFs));
-    c_.jne(slow_, Xbyak::CodeGenerator::T_NEAR);
-    if (in_.rm != 7 || rounding == Rounding::None) return;
-    c_.cmp(dword[rbx + kFrm], rounding == Rounding::Any ? 4 : 0);  // RNE is 0, the valid modes 0..4
-    c_.ja(slow_, Xbyak::CodeGenerator::T_NEAR);
+    if (!ctx_.facts.fsDirty) {
+      c_.mov(eax, dword[rbx + kMstatus]);
+      c_.and_(eax, static_cast<uint32_t>(csr::kStatusFs));
+      c_.cmp(eax, static_cast<uint32_t>(csr::kStatusFs));
+      c_.jne(ctx_.checkFailed(), Xbyak::CodeGenerator::T_NEAR);
+      ctx_.facts.fsDirty = true;
+    }
+    if (in_.rm != 7 || rounding == Rounding::None || ctx_.facts.frmNearest) return;
+    if (rounding == Rounding::Any) {  // valid modes 0..4; says nothing about RNE (0)
+      c_.cmp(dword[rbx + kFrm], 4);
+      c_.ja(slow_, Xbyak::CodeGenerator::T_NEAR);
+      return;
+    }
+    c_.cmp(dword[rbx + kFrm], 0);
+    c_.jne(ctx_.checkFailed(), Xbyak::CodeGenerator::T_NEAR);
+    ctx_.facts.frmNearest = true;
   }
   // A single operand that is not NaN-boxed reads as the canonical NaN: software's case.
   void requireBoxed(unsigned r) {
@@ -451,6 +461,46 @@ class FpEmitter {
       if (!wide) c_.movsxd(rax, eax);
       ctx_.storeX(in_.rd, rax);
     });
+    return true;
+  }
+
+  // fflags, frm, fcsr with FS Dirty: accessible at every privilege, and a
+  // write leaves FS as it is (executeCsr does the rest: FS Off or Clean).
+  bool emitCsr() {
+    emitEntryChecks(Rounding::None);
+    const unsigned number = static_cast<unsigned>(in_.imm) & 0xfff;
+    const Xbyak::Address flags = dword[rbx + kFflags], mode = dword[rbx + kFrm];
+    if (number == csr::kFflags) {
+      c_.mov(eax, flags);
+    } else if (number == csr::kFrm) {
+      c_.mov(eax, mode);
+    } else {
+      c_.mov(eax, mode);
+      c_.shl(eax, 5);
+      c_.or_(eax, flags);
+    }
+    const bool immediate = in_.op == Op::Csrrwi || in_.op == Op::Csrrsi || in_.op == Op::Csrrci;
+    const bool swap = in_.op == Op::Csrrw || in_.op == Op::Csrrwi;
+    if (swap || in_.rs1 != 0) {  // csrrs/csrrc with rs1 = x0 (or zimm 0) do not write
+      if (immediate) c_.mov(ecx, in_.rs1);
+      else ctx_.loadX(rcx, in_.rs1);
+      if (in_.op == Op::Csrrs || in_.op == Op::Csrrsi) {
+        c_.or_(ecx, eax);
+      } else if (in_.op == Op::Csrrc || in_.op == Op::Csrrci) {
+        c_.not_(ecx);
+        c_.and_(ecx, eax);
+      }
+      if (number == csr::kFcsr) {
+        c_.mov(edx, ecx);
+        c_.and_(edx, 0x1f);
+        c_.mov(flags, edx);
+        c_.shr(ecx, 5);
+      }
+      c_.and_(ecx, number == csr::kFflags ? 0x1f : 7);
+      c_.mov(number == csr::kFflags ? flags : mode, ecx);
+      if (number != csr::kFflags) ctx_.facts.frmNearest = false;
+    }
+    ctx_.storeX(in_.rd, rax);
     return true;
   }
 

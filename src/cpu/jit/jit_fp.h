@@ -1,4 +1,5 @@
-// Inline x86-64 code for the hot RISC-V F and D instructions. Each fast path
+// Inline x86-64 code for the hot RISC-V F and D instructions and the fflags,
+// frm and fcsr CSR accesses. Each fast path
 // runs the host SSE/FMA3 instruction only where its result and flags are
 // bit-exact for RISC-V (FS dirty, round-to-nearest-even, NaN-boxed singles,
 // normal non-tiny results, ...) and otherwise jumps to a slow label where the
@@ -14,10 +15,22 @@
 namespace strata::cpu::jit {
 
 // What the FP emitter borrows from the block translator. Generated-code
-// register roles are the translator's: rbx = HartHotState, rbp = HartCore,
+// register roles are the translator's: rbx = the HartCore and its HartHotState,
 // [rsp] = an 8-byte scratch slot.
+// What the block's earlier FP instructions have checked, so later ones need
+// not check again: FS is Dirty (nothing in a block lowers it), frm is RNE
+// (until an inline frm/fcsr write).
+struct FpBlockFacts {
+  bool fsDirty = false;
+  bool frmNearest = false;
+};
+
 struct FpEmitContext {
   Xbyak::CodeGenerator& code;
+  FpBlockFacts& facts;
+  // A label that runs the instruction in the executor and then ends the
+  // block: where a failed check leaves a fact false for the rest of it.
+  std::function<Xbyak::Label&()> checkFailed;
   std::function<void(const Xbyak::Reg64& to, unsigned xr)> loadX;    // to = x[xr]
   std::function<void(unsigned xr, const Xbyak::Reg64& from)> storeX;  // x[xr] = from
   // rsi = the virtual address: falls through with rcx = its host addend on a

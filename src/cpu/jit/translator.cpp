@@ -1,10 +1,9 @@
 // Block translation to x86-64. The most used guest registers live in host
 // registers (kPinned) while generated code runs, the rest in HartHotState;
 // RV64IM arithmetic, branches, jumps, loads and stores are generated inline,
-// the hot F/D instructions too (jit_fp.h), the soft-TLB hit path included, a
-// few common pairs fused
-// (emitFusedPair); everything else calls the
-// HartCore executor the interpreter uses for that instruction. Exits mirror
+// the hot F/D instructions and fflags/frm/fcsr accesses too (jit_fp.h), the
+// soft-TLB hit path included, a few common pairs fused (emitFusedPair);
+// everything else calls the HartCore executor the interpreter uses for that instruction. Exits mirror
 // the interpreter's executeBlock exactly: pc and instret are written at every
 // exit, and a trap in the middle of a block leaves pc at the faulting
 // instruction with instret counting only the ones before it.
@@ -29,6 +28,11 @@ namespace {
 using namespace Xbyak::util;
 using Xbyak::Label;
 
+// Generated code reaches HartCore and its HartHotState through one pointer.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+static_assert(offsetof(HartCore, x) == offsetof(HartHotState, x), "HartHotState must be HartCore's first base");
+#pragma GCC diagnostic pop
 constexpr int kX = offsetof(HartHotState, x);
 constexpr int kPc = offsetof(HartHotState, pc);
 constexpr int kInstret = offsetof(HartHotState, instret);
@@ -141,7 +145,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         continue;
       }
       emitInstruction(i, in);
-      if (endsBlock(in.op)) {
+      if (endsBlock(in)) {
         endedByInstruction = true;
         break;
       }
@@ -195,7 +199,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   // Exit with pc = block base + delta after retiring `retired` instructions;
   // chains straight to the successor while nothing needs attention.
   void emitDirectExit(int64_t delta, uint32_t retired) {
-    add(qword[rbx + kInstret], retired);
+    add(ebp, retired);
     if (delta != 0) add(r12, static_cast<uint32_t>(static_cast<int32_t>(delta)));
     emitChainChecks();
     const int64_t targetOffset = static_cast<int64_t>(pageOffset_) + delta;
@@ -212,7 +216,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     deferred_.push_back([this, &site, &link, targetPa] {
       L(link);
       mov(rdi, reinterpret_cast<uint64_t>(&engine_));
-      mov(rsi, rbp);
+      mov(rsi, rbx);
       mov(rdx, targetPa);
       lea(rcx, ptr[rip + site]);
       callHelper(reinterpret_cast<const void*>(&JitEngine::linkDirect));
@@ -223,7 +227,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
   // Exit to the pc in r12 (computed jump).
   void emitIndirectExit(uint32_t retired) {
-    add(qword[rbx + kInstret], retired);
+    add(ebp, retired);
     emitChainChecks();
     jmp(lookup_, T_NEAR);
   }
@@ -238,7 +242,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   // Exit to the run loop after an instruction that may have changed privilege,
   // translation or interrupt state (pc already set by its executor).
   void emitReturnToRunLoop(uint32_t retired) {
-    add(qword[rbx + kInstret], retired);
+    add(ebp, retired);
     xor_(eax, eax);
     jmp(exitToRunLoop_, T_NEAR);
   }
@@ -271,7 +275,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     jmp(qword[rdx + rcx + 8]);
     L(slowLookup);
     mov(rdi, reinterpret_cast<uint64_t>(&engine_));
-    mov(rsi, rbp);
+    mov(rsi, rbx);
     callHelper(reinterpret_cast<const void*>(&JitEngine::lookup));
     test(rax, rax);
     jz(exit_, T_NEAR);
@@ -279,8 +283,8 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     L(fault_);  // ecx = instructions retired before the faulting one, edx = its pc offset
     lea(rax, ptr[r12 + rdx]);
     mov(qword[rbx + kPc], rax);
-    add(qword[rbx + kInstret], rcx);
-    mov(rdi, rbp);
+    add(ebp, ecx);
+    mov(rdi, rbx);
     callHelper(reinterpret_cast<const void*>(&helperTakeException));
     mov(eax, 1);
     jmp(exitToRunLoop_, T_NEAR);
@@ -333,7 +337,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     mov(xreg(in.rd), rax);
     deferred_.push_back([this, &miss, &done, index, &in, size] {
       L(miss);
-      mov(rdi, rbp);
+      mov(rdi, rbx);
       mov(edx, size);
       mov(rcx, rsp);  // the trampoline's spare stack slot receives the value
       callHelper(reinterpret_cast<const void*>(&helperLoad));
@@ -358,7 +362,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     L(done);
     deferred_.push_back([this, &miss, &done, index, &in, size] {
       L(miss);
-      mov(rdi, rbp);
+      mov(rdi, rbx);
       mov(ecx, size);
       callHelper(reinterpret_cast<const void*>(&helperStore));
       faultIfFalse(index, in);
@@ -441,7 +445,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
   // An instruction executed by its HartCore executor: helper(core, insn) -> false on exception.
   void emitExecutorCall(uint32_t index, const DecodedInsn& in, const void* helper) {
-    mov(rdi, rbp);
+    mov(rdi, rbx);
     loadArgInsn(rsi, in);
     callHelper(helper);
     faultIfFalse(index, in);
@@ -450,24 +454,52 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   // F and D: jit_fp's inline fast path where it has one, falling back to the
   // executor; the executor alone for the rest.
   void emitFp(uint32_t index, const DecodedInsn& in) {
-    const void* executor = reinterpret_cast<const void*>(&helperFp);
     Label& slow = newLabel();
-    FpEmitContext context{*this, [this](const Xbyak::Reg64& to, unsigned r) { mov(to, xreg(r)); },
+    const auto emitExecutor = [this, index, &in] {
+      if (isFpCsrAccess(in)) emitCsrCall(index, in);
+      else emitExecutorCall(index, in, reinterpret_cast<const void*>(&helperFp));
+    };
+    Label* checkFailed = nullptr;
+    const auto checkFailedLabel = [&]() -> Label& {
+      if (checkFailed == nullptr) {
+        checkFailed = &newLabel();
+        deferred_.push_back([this, label = checkFailed, index, &in, emitExecutor] {
+          L(*label);
+          emitExecutor();
+          lea(rax, ptr[r12 + block_.insns[index + 1].pcOffset]);
+          mov(qword[rbx + kPc], rax);
+          emitReturnToRunLoop(index + 1);
+        });
+      }
+      return *checkFailed;
+    };
+    FpEmitContext context{*this, fpFacts_, checkFailedLabel,
+                          [this](const Xbyak::Reg64& to, unsigned r) { mov(to, xreg(r)); },
                           [this](unsigned r, const Xbyak::Reg64& from) { mov(xreg(r), from); },
                           [this](bool write, unsigned size, Label& miss) {
                             emitTlbProbe(write ? kWriteTlb : kReadTlb, size, miss);
                           }};
     if (!emitFpFastPath(context, in, slow)) {
-      emitExecutorCall(index, in, executor);
+      emitExecutor();
       return;
     }
     Label& done = newLabel();
     L(done);
-    deferred_.push_back([this, &slow, &done, index, &in, executor] {
+    deferred_.push_back([this, &slow, &done, emitExecutor] {
       L(slow);
-      emitExecutorCall(index, in, executor);
+      emitExecutor();
       jmp(done, T_NEAR);
     });
+  }
+  // executeCsr, with pc that of the CSR instruction while it runs.
+  void emitCsrCall(uint32_t index, const DecodedInsn& in) {
+    lea(rax, ptr[r12 + in.pcOffset]);
+    mov(qword[rbx + kPc], rax);
+    mov(rdi, rbx);
+    loadArgInsn(rsi, in);
+    mov(edx, index);
+    callHelper(reinterpret_cast<const void*>(&helperCsr));
+    faultIfFalse(index, in);
   }
 
   // Common two-instruction idioms as one host operation: lui/auipc + addi(w)
@@ -674,14 +706,12 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       case Op::Csrrwi:
       case Op::Csrrsi:
       case Op::Csrrci:
+        if (isFpCsrAccess(in)) {  // inline where FS is Dirty; the block goes on
+          emitFp(index, in);
+          break;
+        }
         // pc is that of the CSR instruction while it runs, the next one after it.
-        lea(rax, ptr[r12 + in.pcOffset]);
-        mov(qword[rbx + kPc], rax);
-        mov(rdi, rbp);
-        loadArgInsn(rsi, in);
-        mov(edx, index);
-        callHelper(reinterpret_cast<const void*>(&helperCsr));
-        faultIfFalse(index, in);
+        emitCsrCall(index, in);
         lea(rax, ptr[r12 + block_.insns[index + 1].pcOffset]);
         mov(qword[rbx + kPc], rax);
         emitReturnToRunLoop(index + 1);
@@ -699,7 +729,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         emitReturnToRunLoop(index + 1);
         break;
       case Op::Illegal:
-        mov(rdi, rbp);
+        mov(rdi, rbx);
         loadArgInsn(rsi, in);
         callHelper(reinterpret_cast<const void*>(&helperIllegal));
         jmp(faultLabel(index, in), T_NEAR);
@@ -739,12 +769,13 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   std::deque<Label> labels_;  // stable addresses: deferred emitters refer to them
   std::vector<std::function<void()>> deferred_;  // out-of-line paths, emitted after the block's body
   Label exit_, lookup_, fault_;
+  FpBlockFacts fpFacts_;
 };
 
 class TrampolineEmitter : public Xbyak::CodeGenerator {
  public:
   explicit TrampolineEmitter(CodeCache& cache) : CodeGenerator(cache.remaining(), cache.cursor()) {
-    // enter(hot, core, pc, code): save the callee-saved registers generated code
+    // enter(core, pc, code): save the callee-saved registers generated code
     // owns; the 8-byte spare slot at [rsp] keeps calls 16-byte aligned and
     // receives slow-path load results.
     enter = getCurr();
@@ -756,13 +787,14 @@ class TrampolineEmitter : public Xbyak::CodeGenerator {
     push(r15);
     sub(rsp, 8);
     mov(rbx, rdi);
-    mov(rbp, rsi);
-    mov(r12, rdx);
+    xor_(ebp, ebp);
+    mov(r12, rsi);
     syncPinned(*this, false);
-    jmp(rcx);
+    jmp(rdx);
     align(16);
     exit = getCurr();
     syncPinned(*this, true);
+    add(qword[rbx + kInstret], rbp);
     add(rsp, 8);
     pop(r15);
     pop(r14);
@@ -777,6 +809,8 @@ class TrampolineEmitter : public Xbyak::CodeGenerator {
     callHelper = getCurr();
     sub(rsp, 8);
     syncPinned(*this, true);
+    add(qword[rbx + kInstret], rbp);
+    xor_(ebp, ebp);
     call(rax);
     syncPinned(*this, false);
     add(rsp, 8);

@@ -1,7 +1,9 @@
 // The x86-64 code generator (xbyak): the entry/exit trampolines and one
 // function per decoded block. Register roles in generated code: rbx = the
-// HartHotState, rbp = the HartCore (for helper calls), r12 = the guest
-// virtual pc of the running block's first instruction.
+// HartCore (its HartHotState base at offset 0), rbp = instructions retired by
+// the blocks chained since instret was last brought up to date (added to it
+// before every helper call and at the exit, so helpers see it exact), r12 =
+// the guest virtual pc of the running block's first instruction.
 #pragma once
 
 #include <cstddef>

@@ -10,6 +10,16 @@ extra word (fflags for FP instructions, read and cleared; the touched memory
 dword for stores and AMOs; the sc result for LR/SC). At the end of a sequence
 the guest prints a digest of the trace (or, in dump mode, every word).
 
+Each sequence has a kind, a weighting of the instruction generators:
+"mixed" (everything), "long_block" (straight-line code only: one long
+translation), "control" (branches, jumps, branches back into the middle of
+earlier code, self-modifying code), "traps" (straight-line code with traps
+at random positions: ecall, ebreak, illegal, load/store/fetch access faults,
+each traced with mcause, mtval, mepc and the trap count) and "fp" (FP with
+every static rounding mode, frm changes for the dynamic one, NaN payloads,
+unboxed singles). Branches back and the loops of self-modifying code are
+taken once (a counter in memory), so every sequence ends.
+
 Reserved registers: sp, gp (runtime), s0 (trace pointer), s1 (buffer base),
 tp (scratch for the tracing code). They are read as sources but never written
 by generated instructions. Everything is deterministic for a given seed.
@@ -32,6 +42,24 @@ DOUBLE_SPECIAL = [0x0000000000000000, 0x8000000000000000, 0x3FF0000000000000, 0x
                   0x7FF0000000000001, 0x7FEFFFFFFFFFFFFF, 0x0010000000000000, 0x0000000000000001,
                   0x000FFFFFFFFFFFFF, 0x4004000000000000, 0xC004000000000000, 0x3FE0000000000000,
                   0x43E0000000000000, 0x41DFFFFFFFC00000, 0x4330000000000001, 0x3FD5555555555555]
+# NaNs with payloads (signalling and quiet, both signs) and singles that are
+# not NaN-boxed (they read as the canonical NaN): results must be the
+# canonical NaN, only moves and sign injections keep a payload.
+NAN_PAYLOADS = [0x7FF0000000000001, 0x7FF4000000000000, 0xFFF0DEADBEEF0001, 0x7FF8DEADBEEF0000,
+                0xFFF8000000000001, 0x7FFFFFFFFFFFFFFF, 0xFFFFFFFF7FA00001, 0xFFFFFFFFFFC00123,
+                0xFFFFFFFF7F800001, 0xFFFFFFFFFFFFFFFF, 0x000000007FC00000, 0xFFFFFFFE3F800000,
+                0x000000003F800000]
+# Integer register numbers, for instruction words built here (self-modifying code).
+X_NUMBER = {name: number for number, name in enumerate(
+    ["zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4", "a5", "a6",
+     "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6"])}
+# I-type ALU instructions a self-modifying slot rewrites: name -> (opcode, funct3).
+PATCHABLE = {"addi": (0x13, 0), "slti": (0x13, 2), "sltiu": (0x13, 3), "xori": (0x13, 4), "ori": (0x13, 6),
+             "andi": (0x13, 7), "addiw": (0x1B, 0)}
+HOLE = 0x70000000  # no RAM or device on either board: access faults
+TRAP_ANY, TRAP_NONE = -2, -1  # conformance.h
+MTRAP_CAUSE, MTRAP_RESUME, MTRAP_COUNT, MTRAP_SEEN_CAUSE, MTRAP_SEEN_EPC, MTRAP_SEEN_TVAL = 0, 8, 16, 24, 32, 40
+
 SINGLE_SPECIAL = [0x00000000, 0x80000000, 0x3F800000, 0xBF800000, 0x7F800000, 0xFF800000, 0x7FC00000,
                   0x7FC00123, 0x7F800001, 0x7F7FFFFF, 0x00800000, 0x00000001, 0x007FFFFF, 0x40200000,
                   0xC0200000, 0x3F000000, 0x4F000000, 0x5F000000, 0x4B800001, 0x3EAAAAAB]
@@ -44,8 +72,10 @@ class Sequence:
         self.rng = rng
         self.index = index
         self.length = length
+        self.kind = rng.choices(list(self.KINDS), [weight for weight, _ in self.KINDS.values()])[0]
         self.slots = []  # (description, asm lines)
         self.label = 0
+        self.counters = []  # labels of once-taken loop counters (a word each, starting at 1)
 
     # ---- operand helpers
     def xd(self):
@@ -59,6 +89,18 @@ class Sequence:
 
     def rm(self):
         return self.rng.choice(STATIC_RM)
+
+    def counter(self):
+        """A fresh loop counter in memory: a loop on it runs its body twice."""
+        label = self.local()
+        self.counters.append(label)
+        return label
+
+    @staticmethod
+    def take_once(counter, scratch, target):
+        """Branches to target the first time only (the counter goes 1 -> 0 -> -1 ...)."""
+        return [f"la tp, {counter}", f"lw {scratch}, 0(tp)", f"addi {scratch}, {scratch}, -1",
+                f"sw {scratch}, 0(tp)", f"bgez {scratch}, {target}"]
 
     def offset(self, align):
         return self.rng.randrange(0, BUFFER_BYTES, align)
@@ -257,6 +299,65 @@ class Sequence:
             text = f"fcvt.d.s {fd}, {self.fr()}"
         return text, [text, f"fsd {fd}, {16 * slot}(s0)"] + self.trace_flags(slot)
 
+    def gen_back_branch(self, slot):
+        """Branches once into the middle of earlier straight-line code, which runs again."""
+        if slot == 0:
+            return self.gen_int_imm(slot)
+        target = self.rng.randrange(max(0, slot - 12), slot)
+        label = self.local()
+        text, lines = self.slots[target]
+        self.slots[target] = (text, [f"{label}:"] + lines)
+        scratch = self.rng.choice(X_DEST)
+        lines = self.take_once(self.counter(), scratch, label)
+        return f"back to slot {target} once (counter in {scratch})", lines + self.trace_x(slot, scratch)
+
+    def gen_self_modifying(self, slot):
+        """Runs an instruction, overwrites it with another (a store, fence.i) and runs it again."""
+        rd = self.rng.choice(X_DEST)
+        scratch = self.rng.choice([r for r in X_DEST if r != rd])
+        first, second = self.rng.choice(list(PATCHABLE)), self.rng.choice(list(PATCHABLE))
+        imm = self.imm12()
+        opcode, funct3 = PATCHABLE[second]
+        word = ((imm & 0xFFF) << 20) | (X_NUMBER[rd] << 15) | (funct3 << 12) | (X_NUMBER[rd] << 7) | opcode
+        patched = self.local()
+        lines = [".option push", ".option norvc", f"{patched}: {first} {rd}, {rd}, {self.imm12()}", ".option pop",
+                 f"la tp, {patched}", f"li {scratch}, {word:#x}", f"sw {scratch}, 0(tp)", "fence.i"]
+        lines += self.take_once(self.counter(), scratch, patched)
+        return f"{first} {rd} rewritten to {second} {rd}, {rd}, {imm}, run twice", lines + self.trace_x(slot, rd)
+
+    def gen_trap(self, slot):
+        """One trapping instruction; the M handler records it and resumes after it (or at a label
+        for a fetch fault). Traced: mtval << 8 ^ mcause ^ count << 60, and mepc."""
+        rd = self.rng.choice(X_DEST)
+        kind = self.rng.choice(["ecall", "ebreak", "illegal", "load", "store", "fetch"])
+        resume = self.local()
+        lines = ["la tp, mtrap", f"li {rd}, {TRAP_ANY}", f"sd {rd}, {MTRAP_CAUSE}(tp)", f"sd zero, {MTRAP_COUNT}(tp)"]
+        if kind == "fetch":
+            lines += [f"la {rd}, {resume}", f"sd {rd}, {MTRAP_RESUME}(tp)"]
+        offset = self.rng.randrange(0, 2048, 8)
+        trap = {"ecall": "ecall", "ebreak": "ebreak", "illegal": "csrw cycle, zero",
+                "load": f"ld {self.rng.choice(X_DEST)}, {offset}(tp)", "store": f"sd {self.xs()}, {offset}(tp)",
+                "fetch": f"jalr {self.rng.choice(X_DEST)}, {offset}(tp)"}[kind]
+        if kind in ("load", "store", "fetch"):
+            lines.append(f"lui tp, {HOLE >> 12:#x}")
+        # ebreak's mtval is the pc on strata and 0 on QEMU 7.2 (both legal): not compared, and
+        # cleared for later reads of mtval.
+        tval = "zero" if kind == "ebreak" else rd
+        lines += [trap, f"{resume}:"] + (["csrw mtval, zero"] if kind == "ebreak" else [])
+        lines += ["la tp, mtrap", f"li {rd}, {TRAP_NONE}", f"sd {rd}, {MTRAP_CAUSE}(tp)",
+                  f"sd zero, {MTRAP_RESUME}(tp)",
+                  f"ld {rd}, {MTRAP_SEEN_TVAL}(tp)", f"slli {rd}, {tval}, 8", f"ld tp, {MTRAP_SEEN_CAUSE}(tp)",
+                  f"xor {rd}, {rd}, tp", "la tp, mtrap", f"ld tp, {MTRAP_COUNT}(tp)", "slli tp, tp, 60",
+                  f"xor {rd}, {rd}, tp", f"sd {rd}, {16 * slot}(s0)",
+                  "la tp, mtrap", f"ld tp, {MTRAP_SEEN_EPC}(tp)", f"sd tp, {16 * slot + 8}(s0)"]
+        return f"trap: {trap}", lines
+
+    def gen_set_frm(self, slot):
+        """Changes the dynamic rounding mode under the following FP instructions."""
+        rd = self.xd()
+        text = f"csrrwi {rd}, frm, {self.rng.randrange(5)}"
+        return text, [text, f"sd {rd}, {16 * slot}(s0)", "csrr tp, frm", f"sd tp, {16 * slot + 8}(s0)"]
+
     # CSRs the runtime leaves alone (the trap handlers use mscratch/sscratch).
     # frm must stay a valid rounding mode (0-4) for later dynamic-rm
     # instructions: writes to frm/fcsr go through a mask, and csrrs on them may
@@ -282,16 +383,28 @@ class Sequence:
         # The old value goes to rd; the extra word is the CSR read back after the write.
         return text, lines + [f"sd {rd}, {16 * slot}(s0)", f"csrr tp, {csr}", f"sd tp, {16 * slot + 8}(s0)"]
 
-    GENERATORS = [  # (weight, method)
+    STRAIGHT = [  # (weight, method): no control flow
         (14, "gen_int_rr"), (10, "gen_int_imm"), (6, "gen_compressed"), (6, "gen_load"), (5, "gen_store"),
-        (4, "gen_fp_mem"), (4, "gen_branch"), (2, "gen_jump"), (5, "gen_amo"), (2, "gen_lrsc"),
-        (18, "gen_fp_arith"), (10, "gen_fp_to_int"), (8, "gen_int_to_fp"), (4, "gen_fp_convert"),
-        (3, "gen_csr"),
+        (4, "gen_fp_mem"), (5, "gen_amo"), (2, "gen_lrsc"), (18, "gen_fp_arith"), (10, "gen_fp_to_int"),
+        (8, "gen_int_to_fp"), (4, "gen_fp_convert"),
     ]
+    FP = [(30, "gen_fp_arith"), (12, "gen_fp_to_int"), (8, "gen_int_to_fp"), (8, "gen_fp_convert"),
+          (6, "gen_fp_mem"), (6, "gen_set_frm")]
+    KINDS = {  # name: (weight among sequences, generators)
+        "mixed": (4, STRAIGHT + [(4, "gen_branch"), (2, "gen_jump"), (3, "gen_csr"), (1, "gen_back_branch"),
+                                 (1, "gen_self_modifying"), (1, "gen_trap"), (1, "gen_set_frm")]),
+        "long_block": (2, STRAIGHT),
+        "control": (2, [(10, "gen_int_rr"), (10, "gen_int_imm"), (6, "gen_compressed"), (4, "gen_load"),
+                        (4, "gen_store"), (8, "gen_branch"), (4, "gen_jump"), (6, "gen_back_branch"),
+                        (5, "gen_self_modifying")]),
+        "traps": (2, STRAIGHT + [(15, "gen_trap")]),
+        "fp": (2, FP),
+    }
 
     def generate(self):
-        names = [name for _, name in self.GENERATORS]
-        weights = [weight for weight, _ in self.GENERATORS]
+        generators = self.KINDS[self.kind][1]
+        names = [name for _, name in generators]
+        weights = [weight for weight, _ in generators]
         for slot in range(self.length):
             name = self.rng.choices(names, weights)[0]
             self.slots.append(getattr(self, name)(slot))
@@ -308,6 +421,8 @@ class Sequence:
 
     def fp_value(self):
         r = self.rng.random()
+        if self.kind == "fp" and r < 0.3:
+            return self.rng.choice(NAN_PAYLOADS)
         if r < 0.3:
             return self.rng.choice(DOUBLE_SPECIAL)
         if r < 0.6:
@@ -320,7 +435,7 @@ class Sequence:
         return self.rng.getrandbits(64)
 
     def prologue(self):
-        lines = [f"# ---- sequence {self.index}", f"la s0, trace", f"la s1, buffer_{self.index}"]
+        lines = [f"# ---- sequence {self.index} ({self.kind})", f"la s0, trace", f"la s1, buffer_{self.index}"]
         for f in F_REGS:
             lines += [f"li t0, {self.fp_value():#x}", f"fmv.d.x {f}, t0"]
         for x in X_DEST:
@@ -331,7 +446,8 @@ class Sequence:
 
     def buffer(self):
         words = [self.int_value() if self.rng.random() < 0.5 else self.fp_value() for _ in range(BUFFER_BYTES // 8)]
-        return [f"  .align 3", f"buffer_{self.index}:"] + [f"  .dword {w:#x}" for w in words]
+        return ([f"  .align 3", f"buffer_{self.index}:"] + [f"  .dword {w:#x}" for w in words] +
+                [f"{label}: .word 1" for label in self.counters])
 
 
 def generate_program(seed, sequences, length, only=None, dump=False):

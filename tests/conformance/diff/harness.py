@@ -8,8 +8,10 @@
       differing sequence in dump mode, finds the first differing trace slot
       and prints the seed, program, sequence, slot, instruction and values.
 
-  harness.py programs ELF...
-      Runs each ELF on both engines; exit status and console output must agree.
+  harness.py programs ELF[:QEMU_ELF]...
+      Runs each ELF on both engines (QEMU runs QEMU_ELF when given: the same
+      program built with REFERENCE_QEMU, expecting QEMU's behaviour where it
+      legally differs from strata's); exit status and console output must agree.
 
 Exit status 0 when everything agrees. The last line is "N passed, N failed".
 """
@@ -160,9 +162,10 @@ def run_random(args, engines):
 
 def run_programs(args, engines):
     passed = failed = 0
-    for elf in args.elfs:
+    for pair in args.elfs:
+        elf, _, qemu_elf = pair.partition(":")
         s_status, s_out, s_err, _ = engines.strata(elf)
-        q_status, q_out, q_err, _ = engines.qemu(elf)
+        q_status, q_out, q_err, _ = engines.qemu(qemu_elf or elf)
         name = os.path.relpath(elf, os.path.dirname(os.path.dirname(elf)))
         if s_status == q_status == 0 and s_out == q_out:
             passed += 1
@@ -179,7 +182,7 @@ def run_programs(args, engines):
 def main():
     parser = argparse.ArgumentParser(description="strata vs QEMU differential testing")
     parser.add_argument("mode", choices=["random", "programs"])
-    parser.add_argument("elfs", nargs="*", help="ELF programs (programs mode)")
+    parser.add_argument("elfs", nargs="*", help="ELF programs, each ELF or ELF:QEMU_ELF (programs mode)")
     parser.add_argument("--strata", required=True)
     parser.add_argument("--engine", default="interp", help="strata's CPU engine (interp or jit)")
     parser.add_argument("--qemu", default="qemu-system-riscv64")

@@ -17,15 +17,15 @@ TEST_BEGIN
   sw a0, 4(a1)
   CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1)
   CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_TVAL, HOLE + 4)
-  # AMOs should report store/AMO access faults (7); QEMU reports 5: accept both.
+  # AMOs report store/AMO access faults (7); QEMU 7.2 reports a load fault (5).
   li TESTNUM, 3
-  EXPECT_MTRAP_NEXT(-2)
+#ifdef REFERENCE_QEMU
+  EXPECT_MTRAP_NEXT(CAUSE_LOAD_ACCESS)
+#else
+  EXPECT_MTRAP_NEXT(CAUSE_STORE_ACCESS)
+#endif
   amoadd.d a0, a0, (a1)
   CHECK_TRAP_FIELD(mtrap, TRAP_COUNT, 1)
-  la t5, mtrap
-  ld t4, TRAP_SEEN_CAUSE(t5)
-  ori t4, t4, 2                                  # 5 | 2 = 7 | 2 = 7
-  CHECK_REG(t4, CAUSE_STORE_ACCESS)
   CHECK_TRAP_FIELD(mtrap, TRAP_SEEN_TVAL, HOLE)
   li TESTNUM, 4
   EXPECT_MTRAP(CAUSE_FETCH_ACCESS, 1f)

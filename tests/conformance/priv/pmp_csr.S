@@ -1,12 +1,17 @@
 # PMP CSRs: pmpcfg0 and pmpaddr0..2 are WARL registers that hold what was
 # written when it is legal. pmpaddr holds bits 55:2 of a 56-bit address, so
-# on RV64 bits 53:0 hold the address; bits 63:54 should read zero but QEMU
-# keeps them, so only bits 53:0 are compared.
+# on RV64 bits 53:0 hold the address; bits 63:54 read zero (QEMU 7.2 keeps
+# them: REFERENCE_QEMU, its build for the differential comparison).
 # On RV64 the odd pmpcfg registers (pmpcfg1, ...) do not exist.
 #include "test_macros.h"
+#ifdef REFERENCE_QEMU
+#define PMPADDR_ALL (-1)
+#else
+#define PMPADDR_ALL 0x003fffffffffffff
+#endif
 TEST_BEGIN
   # crt.S opened all memory with pmpaddr0 = -1, pmpcfg0 = NAPOT|RWX.
-  TEST_CASE(1, a0, 0x003fffffffffffff, csrr a0, pmpaddr0; li a1, 0x003fffffffffffff; and a0, a0, a1)
+  TEST_CASE(1, a0, PMPADDR_ALL, csrr a0, pmpaddr0)
   TEST_CASE(2, a0, 0x1f, csrr a0, pmpcfg0; andi a0, a0, 0xff)
   # TOR entry 1 up to 0x12345678 << 2 with R only: cfg byte 1 = TOR (0x08) | R (0x01).
   TEST_CASE(3, a0, 0x12345678, li a1, 0x12345678; csrw pmpaddr1, a1; csrr a0, pmpaddr1)

@@ -121,12 +121,19 @@ TEST(Decoder, InvalidEncodings) {
 }
 
 TEST(Decoder, BlockTerminators) {
-  EXPECT_TRUE(endsBlock(Op::Jal));
-  EXPECT_TRUE(endsBlock(Op::Csrrs));
-  EXPECT_TRUE(endsBlock(Op::Wfi));
-  EXPECT_FALSE(endsBlock(Op::Add));
-  EXPECT_FALSE(endsBlock(Op::Sd));
-  EXPECT_FALSE(endsBlock(Op::AmoAddW));
+  using namespace as;
+  const auto ends = [](uint32_t word) { return endsBlock(decodeInstruction(word)); };
+  EXPECT_TRUE(ends(jal(ra, 8)));
+  EXPECT_TRUE(ends(csrrs(a0, csr::kMstatus, a1)));
+  EXPECT_TRUE(ends(csrr(a0, csr::kCycle)));
+  EXPECT_TRUE(ends(wfi));
+  EXPECT_FALSE(ends(add(a0, a1, a2)));
+  EXPECT_FALSE(ends(sd(a0, a1, 8)));
+  // fflags, frm and fcsr change nothing a block depends on.
+  EXPECT_FALSE(ends(csrrs(a0, csr::kFflags, 0)));
+  EXPECT_FALSE(ends(csrrw(0, csr::kFflags, a4)));
+  EXPECT_FALSE(ends(csrrwi(a0, csr::kFrm, 1)));
+  EXPECT_FALSE(ends(csrrc(a0, csr::kFcsr, a1)));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 // --engine-trace: a translated block appears in the trace with its guest
 // instructions and the x86-64 code generated for them, disassembled.
+#include <dlfcn.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -44,6 +46,21 @@ TEST(EngineTrace, ShowsEachTranslationsGuestCodeBesideItsHostCode) {
   // x86-64 from capstone: the hart state lives behind rbx (translator.h).
   EXPECT_NE(log.find("  host  0x"), std::string::npos) << log;
   EXPECT_NE(log.find("mov qword ptr [rbx"), std::string::npos) << log;
+}
+
+// A VM process without a trace never maps capstone (its relocations cost each start ~10 ms).
+TEST(EngineTrace, CapstoneIsLoadedOnlyWhileATraceIsOpen) {
+  auto loaded = [] {
+    void* library = ::dlopen(EngineTrace::disassemblerLibrary(), RTLD_NOW | RTLD_NOLOAD);
+    if (library) ::dlclose(library);
+    return library != nullptr;
+  };
+  EXPECT_FALSE(loaded());
+  auto trace = EngineTrace::open(::testing::TempDir() + "engine_trace_loaded.txt");
+  ASSERT_TRUE(trace) << trace.error().message;
+  EXPECT_TRUE(loaded());
+  trace->reset();
+  EXPECT_FALSE(loaded());
 }
 
 TEST(EngineTrace, AnUnwritablePathIsAnError) {
