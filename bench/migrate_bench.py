@@ -7,6 +7,9 @@ destination waiting on 127.0.0.1, and the bench reports the total migration
 time (the VMM's own figure) and the downtime seen from the guest's side: the
 longest gap between consecutive ticks arriving on the host, across the source's
 console and then the destination's. Short runs: --runs 1 by default.
+With --postcopy both switch over early and fetch the rest on fault: strata
+`--postcopy`, QEMU the postcopy-ram capability (on both sides) and
+migrate-start-postcopy right after migrate.
 
 --with-disks: no shared storage. The source gets a raw disk holding
 --disk-data MiB of random data (of --disk-size), the destination an empty one
@@ -120,10 +123,10 @@ def migrate_strata(args, commands, directory):
     source, destination, ticks = start_pair(base + ["--api-socket", api] + source_extra,
                                             base + ["--incoming", f"tcp:127.0.0.1:{port}"] + target_extra,
                                             commands, args.settle)
-    with_disks = ["--with-disks"] if args.with_disks else []
+    options = (["--postcopy"] if args.postcopy else []) + (["--with-disks"] if args.with_disks else [])
     wait_listening(port)
     result = subprocess.run([args.strata, "vm", "migrate", "--api-socket", api, "--to", f"tcp:127.0.0.1:{port}",
-                             "--json"] + with_disks + args.strata_options.split(), capture_output=True, text=True,
+                             "--json"] + options + args.strata_options.split(), capture_output=True, text=True,
                             check=True)
     progress = json.loads(result.stdout)
     time.sleep(args.settle)
@@ -159,20 +162,27 @@ def migrate_qemu(args, commands, directory):
     port = free_port()
     base = ["qemu-system-riscv64", "-M", "virt", "-nographic", "-m", args.mem, "-kernel", args.kernel,
             "-initrd", args.initrd, "-append", "console=ttyS0"]
-    source_qmp = os.path.join(directory, "source.qmp")
+    source_qmp, destination_qmp = os.path.join(directory, "source.qmp"), os.path.join(directory, "destination.qmp")
     source_disk, target_disk = make_disks(args, directory)
 
     def disk(path):
         return ["-drive", f"file={path},format=raw,if=none,id=d0", "-device", "virtio-blk-device,drive=d0"] if path else []
     source, destination, ticks = start_pair(base + ["-qmp", f"unix:{source_qmp},server=on,wait=off"] + disk(source_disk),
-                                            base + ["-incoming", f"tcp:127.0.0.1:{port}"] + disk(target_disk),
+                                            base + ["-incoming", f"tcp:127.0.0.1:{port}",
+                                                    "-qmp", f"unix:{destination_qmp},server=on,wait=off"] + disk(target_disk),
                                             commands, args.settle)
     call = qmp(source_qmp)
     wait_listening(port)  # a loaded host may take QEMU longer than the settle time to get there
+    if args.postcopy:
+        capability = [{"capability": "postcopy-ram", "state": True}]
+        qmp(destination_qmp)("migrate-set-capabilities", capabilities=capability)
+        call("migrate-set-capabilities", capabilities=capability)
     if args.with_disks:
         call("migrate", uri=f"tcp:127.0.0.1:{port}", blk=True)
     else:
         call("migrate", uri=f"tcp:127.0.0.1:{port}")
+    if args.postcopy:
+        call("migrate-start-postcopy")
     deadline = time.monotonic() + args.qemu_limit
     while True:
         status = call("query-migrate")["return"]
@@ -204,6 +214,7 @@ def main():
     parser.add_argument("--settle", type=float, default=2.0, help="seconds of ticks before and after the move")
     parser.add_argument("--qemu-limit", type=float, default=60, help="seconds QEMU gets to finish a migration")
     parser.add_argument("--strata-options", default="", help="extra `strata vm migrate` options, e.g. '--compress'")
+    parser.add_argument("--postcopy", action="store_true", help="post-copy on both (QEMU: postcopy-ram)")
     parser.add_argument("--with-disks", action="store_true", help="no shared storage: copy a disk along (see above)")
     parser.add_argument("--disk-size", type=int, default=1024, help="MiB, with --with-disks")
     parser.add_argument("--disk-data", type=int, default=256, help="MiB of random data on the source disk")

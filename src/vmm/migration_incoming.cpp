@@ -7,6 +7,7 @@
 
 #include "vmm/migration_disks.h"
 #include "vmm/migration_stream.h"
+#include "vmm/migration_tls.h"
 
 namespace strata::vmm {
 namespace {
@@ -15,12 +16,17 @@ constexpr int kIoSeconds = 30;            // a source silent this long has faile
 constexpr int kNextChannelTimeoutMs = 10'000;
 
 // Every channel of one migration, channel 0 first.
-Result<std::vector<migration::ChannelReader>> acceptChannels(int listenFd, uint64_t memoryBytes) {
+// With credentials, each channel speaks TLS (migration_tls.h).
+Result<std::vector<migration::ChannelReader>> acceptChannels(
+    int listenFd, const VmConfig& config, std::shared_ptr<const storage::nbd::TlsCredentials> credentials) {
+  const uint64_t memoryBytes = config.memoryBytes;
   std::vector<std::optional<migration::ChannelReader>> channels;
   std::optional<migration::Hello> first;
   size_t accepted = 0;
   do {
     auto socket = migration::acceptTcp(listenFd, first ? kNextChannelTimeoutMs : -1, kIoSeconds);
+    if (!socket) return socket.error();
+    if (credentials) socket = migration::acceptTlsChannel(std::move(*socket), credentials, config, kIoSeconds);
     if (!socket) return socket.error();
     migration::ChannelReader reader(std::move(*socket));
     auto hello = reader.readHello();
@@ -43,7 +49,7 @@ Result<std::vector<migration::ChannelReader>> acceptChannels(int listenFd, uint6
 
 }  // namespace
 
-Result<std::unique_ptr<GuestMachine>> receiveMigration(const VmConfig& config, VmControl& control, HostConsole& console,
+Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, HostConsole& console,
                                                        EventLoop& loop,
                                                        const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
                                                        const std::vector<NetInterface>& nics) {
@@ -52,7 +58,13 @@ Result<std::unique_ptr<GuestMachine>> receiveMigration(const VmConfig& config, V
   auto listening = migration::listenTcp(*address);
   if (!listening) return Error{"--incoming: " + listening.error().message};
   auto refused = [&](const std::string& why) { return Error{fmt::format("incoming migration refused: {}", why)}; };
-  auto channels = acceptChannels(listening->get(), config.memoryBytes);
+  std::shared_ptr<const storage::nbd::TlsCredentials> credentials;
+  if (!config.incomingTlsCerts.empty()) {
+    auto loaded = storage::nbd::TlsCredentials::loadX509Directory(config.incomingTlsCerts);
+    if (!loaded) return Error{"--tls-certs: " + loaded.error().message};
+    credentials = std::move(*loaded);
+  }
+  auto channels = acceptChannels(listening->get(), config, credentials);
   if (!channels) return refused(channels.error().message);
   listening->reset();
 
@@ -85,9 +97,17 @@ Result<std::unique_ptr<GuestMachine>> receiveMigration(const VmConfig& config, V
   auto state = StateReader::parse(std::move(stateBytes));
   if (!state) return refuse("device state: " + state.error().message);
   if (auto loaded = (*machine)->loadState(*state, mirror.mirrored()); !loaded) return refuse(loaded.error().message);
+  IncomingVm incoming{std::move(*machine), nullptr};
+  if ((*channels)[0].postcopy()) {  // the disks are whole by now: post-copy fetches only RAM
+    auto prepared = migration::PostcopyDestination::prepare(ram, (*channels)[0].postcopyPages());
+    if (!prepared) return refuse(prepared.error().message);
+    incoming.postcopy = std::move(*prepared);
+  }
   if (auto answered = migration::sendAnswer(answerFd, "OK"); !answered)
     return refused("the source went away before the confirmation: " + answered.error().message);
-  return machine;
+  (*channels)[0].setDiskSink(nullptr);  // the mirror ends with this function; the fetcher reads only pages
+  if (incoming.postcopy) incoming.postcopy->start(std::move((*channels)[0]), config);
+  return incoming;
 }
 
 }  // namespace strata::vmm

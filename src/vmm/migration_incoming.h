@@ -3,6 +3,7 @@
 // and the device state, checks it all (stream CRCs, the state file's framing,
 // the board it describes) and only then answers OK; the VM never runs from a
 // half-received or refused stream, which ends `strata run` with one line.
+// Post-copy (migration_postcopy.h) runs it with the pages the source named still to come.
 #pragma once
 
 #include <memory>
@@ -11,10 +12,17 @@
 #include "base/event_loop.h"
 #include "base/result.h"
 #include "vmm/guest_machine.h"
+#include "vmm/migration_postcopy.h"
 
 namespace strata::vmm {
 
-Result<std::unique_ptr<GuestMachine>> receiveMigration(const VmConfig& config, VmControl& control, HostConsole& console,
+struct IncomingVm {
+  std::unique_ptr<GuestMachine> machine;
+  // Post-copy: fetching the pages the source still holds into machine's RAM; goes before machine.
+  std::unique_ptr<migration::PostcopyDestination> postcopy;
+};
+
+Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, HostConsole& console,
                                                        EventLoop& loop,
                                                        const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
                                                        const std::vector<NetInterface>& nics);

@@ -10,14 +10,14 @@ namespace strata::vmm {
 namespace {
 
 constexpr const char* kUsage =
-    R"(expected {"to": "tcp:HOST:PORT", "channels": 1-16, "compress": true|false, "downtime_ms": 1-60000, "auto_converge": true|false, "with_disks": true|false})";
+    R"(expected {"to": "tcp:HOST:PORT", "channels": 1-16, "compress": true|false, "downtime_ms": 1-60000, "auto_converge": true|false, "postcopy": true|false, "with_disks": true|false, "tls_ca": "CA-CERT.pem"})";
 
 // Checks the body's shape and ranges; the migration itself reports through GET.
 Result<MigrationRequest> parseRequest(const nlohmann::json& body) {
   if (!body.is_object() || !body.contains("to") || !body["to"].is_string()) return Error{kUsage};
   for (const auto& [key, value] : body.items())
     if (key != "to" && key != "channels" && key != "compress" && key != "downtime_ms" && key != "auto_converge" &&
-        key != "with_disks")
+        key != "postcopy" && key != "with_disks" && key != "tls_ca")
       return Error{fmt::format("unknown field '{}': {}", key, kUsage)};
   MigrationRequest request;
   auto to = migration::parseTcpAddress(body["to"].get<std::string>());
@@ -35,8 +35,14 @@ Result<MigrationRequest> parseRequest(const nlohmann::json& body) {
       return Error{"\"downtime_ms\" must be between 1 and 60000"};
     request.downtimeLimitMs = body["downtime_ms"].get<uint64_t>();
   }
+  if (body.contains("tls_ca")) {
+    if (!body["tls_ca"].is_string()) return Error{"\"tls_ca\" must be a path"};
+    auto authority = storage::nbd::TlsCredentials::loadAuthority(body["tls_ca"].get<std::string>());
+    if (!authority) return Error{"\"tls_ca\": " + authority.error().message};
+    request.tlsAuthority = std::move(*authority);
+  }
   for (auto [key, flag] : {std::pair<const char*, bool*>{"compress", &request.compress}, {"auto_converge", &request.autoConverge},
-                           {"with_disks", &request.withDisks}}) {
+                           {"postcopy", &request.postcopy}, {"with_disks", &request.withDisks}}) {
     if (!body.contains(key)) continue;
     if (!body[key].is_boolean()) return Error{fmt::format("\"{}\" must be true or false", key)};
     *flag = body[key].get<bool>();

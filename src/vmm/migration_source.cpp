@@ -1,5 +1,6 @@
 #include "vmm/migration_source.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +9,8 @@
 
 #include "base/log.h"
 #include "vmm/migration_disks.h"
+#include "vmm/migration_postcopy.h"
+#include "vmm/migration_tls.h"
 #include "vmm/sandbox.h"
 
 namespace strata::vmm {
@@ -16,6 +19,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kIoSeconds = 15;           // a destination silent this long has failed
 constexpr unsigned kMaxIterations = 30;  // then the last round goes whatever its size
+constexpr unsigned kPostcopyIterations = 2;  // rounds before a post-copy switch-over
 constexpr unsigned kThrottleStartPercent = 20;
 constexpr unsigned kThrottleStepPercent = 10;
 constexpr unsigned kThrottleMaxPercent = 90;
@@ -51,6 +55,16 @@ std::vector<uint64_t> pagesHoldingData(const machine::GuestRam& ram) {
   return pages;
 }
 
+// A destination that refuses a stream at once (one requiring TLS) says why on
+// channel 0 before it hangs up; that beats "connection reset".
+Error withDestinationReason(const migration::ChannelWriter& channel, Error error) {
+  pollfd waiting{channel.fd(), POLLIN, 0};
+  if (::poll(&waiting, 1, 0) != 1) return error;
+  auto answer = migration::readAnswer(channel.fd());
+  if (answer && answer->rfind("ERR ", 0) == 0) return Error{"the destination refused the VM: " + answer->substr(4)};
+  return error;
+}
+
 uint64_t bytesSent(const std::vector<migration::ChannelWriter>& channels) {
   uint64_t bytes = 0;
   for (const auto& channel : channels) bytes += channel.bytesSent();
@@ -69,8 +83,11 @@ nlohmann::json MigrationProgress::toJson() const {
                          {"disk_blocks_remaining", diskBlocksRemaining},
                          {"throttle_percent", throttlePercent},
                          {"total_ms", totalMs},
-                         {"downtime_ms", downtimeMs}};
+                         {"downtime_ms", downtimeMs},
+                         {"postcopy", postcopy},
+                         {"postcopy_pages", postcopyPages}};
   if (!error.empty()) json["error"] = error;
+  if (vmLost) json["vm_lost"] = true;
   return json;
 }
 
@@ -91,6 +108,8 @@ Result<void> OutgoingMigration::start(const MigrationRequest& request) {
   progress_ = MigrationProgress{};
   progress_.state = "active";
   progress_.to = request.to.text();
+  progress_.postcopy = request.postcopy;
+  switchedOver_ = false;
   pending_ = request;
   wake_.notify_all();
   return {};
@@ -132,6 +151,13 @@ void OutgoingMigration::serve() {
     }
     progress_.state = "failed";
     progress_.error = done.error().message;
+    if (switchedOver_) {
+      progress_.vmLost = true;
+      log::error("post-copy migration to {} failed after the switch-over; the VM is lost: {}", request.to.text(),
+                 done.error().message);
+      control_.shutdown();
+      continue;
+    }
     log::warn("migration to {} failed, the VM runs on here: {}", request.to.text(), done.error().message);
   }
 }
@@ -180,6 +206,9 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   const uint64_t session = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
   for (unsigned index = 0; index < request.channels; ++index) {
     auto socket = migration::connectTcp(request.to, kIoSeconds);
+    if (socket && request.tlsAuthority)
+      socket = migration::connectTlsChannel(std::move(*socket), request.tlsAuthority, request.to.host, control_.config(),
+                                            kIoSeconds);
     if (!socket) return socket.error();
     channels.emplace_back(std::move(*socket), request.compress);
     if (auto hello = channels.back().sendHello({index, request.channels, session, ram.size()}); !hello) return hello;
@@ -200,7 +229,7 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
     auto mirror = migration::DiskMirror::start(machine.disks(), machine.diskLoop());
     if (!mirror) return mirror.error();
     disks = std::move(*mirror);
-    if (auto sent = disks->sendManifest(channels[0]); !sent) return sent;
+    if (auto sent = disks->sendManifest(channels[0]); !sent) return withDestinationReason(channels[0], sent.error());
   }
 
   const bool wasRunning = control_.state() == VmState::Running;
@@ -217,8 +246,9 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
     });
     const size_t diskBlocksThisRound = disks ? disks->pendingBlocks() : 0;
     if (disks)
-      if (auto sent = disks->sendPending(channels[0]); !sent) return sent;
-    if (auto sent = sendPages(channels, ram.hostBase(), pages, throttlePercent); !sent) return sent;
+      if (auto sent = disks->sendPending(channels[0]); !sent) return withDestinationReason(channels[0], sent.error());
+    if (auto sent = sendPages(channels, ram.hostBase(), pages, throttlePercent); !sent)
+      return withDestinationReason(channels[0], sent.error());
     // The rate over the whole migration: a small round lands in the socket buffers, not at the destination.
     pagesSentSoFar += pages.size() + diskBlocksThisRound;
     const double pagesPerSecond = static_cast<double>(std::max<uint64_t>(pagesSentSoFar, 1)) /
@@ -228,11 +258,16 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
     pages.clear();
     dirty.takeMarked(pages);
     if (disks) disks->takeDirty();
-    const size_t dirtyBlocks = pages.size() + (disks ? disks->pendingBlocks() : 0);
+    const size_t dirtyDiskBlocks = disks ? disks->pendingBlocks() : 0;
+    const size_t dirtyBlocks = pages.size() + dirtyDiskBlocks;
     machine.flushHartTlbs();
     if (control_.state() == VmState::ShuttingDown) return Error{"the VM is shutting down"};
-    const double expectedDowntimeMs = static_cast<double>(dirtyBlocks) / pagesPerSecond * 1000;
-    if (expectedDowntimeMs <= static_cast<double>(request.downtimeLimitMs) || iteration + 1 >= kMaxIterations) break;
+    auto fitsThePause = [&](size_t blocks) {
+      return static_cast<double>(blocks) / pagesPerSecond * 1000 <= static_cast<double>(request.downtimeLimitMs);
+    };
+    if (fitsThePause(dirtyBlocks) || iteration + 1 >= kMaxIterations) break;
+    // Post-copy fetches RAM only: the disks' last blocks go in the pause, so it waits until they fit in it.
+    if (request.postcopy && iteration + 1 >= kPostcopyIterations && fitsThePause(dirtyDiskBlocks)) break;
     // The guest dirtied more than half of what went out: slow it down more.
     if (request.autoConverge && wasRunning && dirtyBlocks * 2 > sentThisRound)
       throttlePercent = throttlePercent == 0 ? kThrottleStartPercent
@@ -257,11 +292,14 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   std::sort(pages.begin(), pages.end());
   pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
   update([&](MigrationProgress& progress) { progress.dirtyPagesRemaining = pages.size(); });
-  if (disks) {  // the pause drained the disk requests: these are the last changes
+  if (disks) {  // the pause drained the disk requests: these are the last changes, sent before any switch-over
     disks->takeDirty();
     if (auto sent = disks->sendPending(channels[0]); !sent) return sent;
   }
-  if (auto sent = sendPages(channels, ram.hostBase(), pages, 0); !sent) return sent;
+  // Post-copy sends only the list: the destination fetches those pages once it runs.
+  if (auto sent = request.postcopy ? channels[0].sendPostcopyPages(pages) : sendPages(channels, ram.hostBase(), pages, 0);
+      !sent)
+    return sent;
   auto state = machine.saveStateBytes();
   if (!state) return state.error();
   if (auto sent = channels[0].sendState(*state); !sent) return sent;
@@ -269,7 +307,7 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
     if (auto ended = channels[index].sendEnd(); !ended) return ended;
   update([&](MigrationProgress& progress) {
     progress.bytesSent = bytesSent(channels);
-    progress.dirtyPagesRemaining = 0;
+    if (!request.postcopy) progress.dirtyPagesRemaining = 0;
     progress.diskBlocksRemaining = 0;
   });
   auto answer = migration::readAnswer(channels[0].fd());
@@ -278,6 +316,24 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   resumeOnFailure.succeeded = true;
   const double downtimeMs = msSince(pausedAt);
   update([&](MigrationProgress& progress) { progress.downtimeMs = downtimeMs; });
+  if (request.postcopy) {
+    {
+      std::lock_guard lock(mutex_);
+      switchedOver_ = true;
+    }
+    const uint64_t bytesBefore = bytesSent(channels);
+    uint64_t reported = 0;
+    auto served = migration::servePostcopyPages(
+        channels[0].fd(), ram.hostBase(), ram.size() / migration::kPageBytes, pages, [&](uint64_t sent, uint64_t left) {
+          update([&](MigrationProgress& progress) {
+            progress.pagesSent += sent - std::exchange(reported, sent);
+            progress.bytesSent = bytesBefore + sent * migration::kPageBytes;  // at most: zero pages go as a header
+            progress.dirtyPagesRemaining = left;
+            progress.postcopyPages = sent;
+          });
+        });
+    if (!served) return served;
+  }
   log::info("migrated to {} ({:.0f} ms downtime); this VM ends", request.to.text(), downtimeMs);
   return {};
 }

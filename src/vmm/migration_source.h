@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "storage/nbd/nbd_tls.h"
 #include "vmm/migration_stream.h"
 #include "vmm/vm_control.h"
 
@@ -30,13 +31,19 @@ struct MigrationRequest {
   bool compress = false;
   uint64_t downtimeLimitMs = 30;  // the pause to aim for (QEMU defaults to 300 ms)
   bool autoConverge = true;        // throttle the vCPUs when the guest dirties faster than the link
+  bool postcopy = false;           // switch over after the first rounds; the destination fetches the rest (migration_postcopy.h)
   bool withDisks = false;          // mirror the disks too: the destination has its own disk files
+  // TLS: the destination's certificate must chain to this CA (migration_tls.h); null: in the clear.
+  std::shared_ptr<const storage::nbd::TlsCredentials> tlsAuthority;
 };
 
 struct MigrationProgress {
   std::string state = "none";  // none | active | completed | failed
   std::string to;
   std::string error;
+  bool postcopy = false;
+  bool vmLost = false;  // a post-copy migration failed after the switch-over
+  uint64_t postcopyPages = 0;  // pages sent after the switch-over (pushed or fetched)
   unsigned iteration = 0;
   uint64_t bytesSent = 0;
   uint64_t pagesSent = 0;
@@ -73,6 +80,7 @@ class OutgoingMigration {
   std::optional<MigrationRequest> pending_;
   bool quitting_ = false;
   bool completionSeen_ = false;
+  bool switchedOver_ = false;  // post-copy: the VM runs at the destination, failure can no longer resume it here
   MigrationProgress progress_;
   std::thread thread_;
 };

@@ -21,15 +21,33 @@ namespace {
 // u32 channels | u64 session | u64 memory bytes. Records: u8 kind, then
 // Page: u64 page | u32 length (0: zero page, 4096: raw, less: zstd) | bytes;
 // State: u32 length | bytes; End: u32 CRC-32 of every byte before the End record;
-// Disk: u32 length | bytes.
+// Disk: u32 length | bytes. Postcopy (channel 0, before the state): u64 count | count x u64 page.
 constexpr char kMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'M', 'G'};
-enum RecordKind : uint8_t { kPageRecord = 1, kStateRecord = 2, kEndRecord = 3, kDiskRecord = 4 };
+enum RecordKind : uint8_t {
+  kPageRecord = 1,
+  kStateRecord = 2,
+  kEndRecord = 3,
+  kDiskRecord = 4,
+  kPostcopyRecord = 5,
+};
 constexpr size_t kFlushBytes = 256 * 1024;
 constexpr size_t kMaxAnswerBytes = 1024;
 
 uint32_t crcUpdate(uint32_t crc, const void* data, size_t size) {
   return static_cast<uint32_t>(::crc32(crc, static_cast<const Bytef*>(data), static_cast<uInt>(size)));
 }
+
+Result<sockaddr_in> socketAddress(const TcpAddress& address) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(address.port);
+  const std::string host = address.host == "localhost" ? "127.0.0.1" : address.host;
+  if (::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1)
+    return Error{fmt::format("'{}' is not an IPv4 address", address.host)};
+  return sa;
+}
+
+}  // namespace
 
 Result<void> sendAll(int fd, const uint8_t* data, size_t size) {
   while (size > 0) {
@@ -50,18 +68,6 @@ void setTimeouts(int fd, int ioSeconds) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
-
-Result<sockaddr_in> socketAddress(const TcpAddress& address) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(address.port);
-  const std::string host = address.host == "localhost" ? "127.0.0.1" : address.host;
-  if (::inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1)
-    return Error{fmt::format("'{}' is not an IPv4 address", address.host)};
-  return sa;
-}
-
-}  // namespace
 
 std::string TcpAddress::text() const { return fmt::format("tcp:{}:{}", host, port); }
 
@@ -186,6 +192,15 @@ Result<void> ChannelWriter::sendState(std::span<const uint8_t> state) {
   return flush();
 }
 
+Result<void> ChannelWriter::sendPostcopyPages(std::span<const uint64_t> pages) {
+  const uint8_t kind = kPostcopyRecord;
+  const uint64_t count = pages.size();
+  append(&kind, 1);
+  append(&count, 8);
+  append(pages.data(), pages.size_bytes());
+  return flush();
+}
+
 Result<void> ChannelWriter::sendDiskRecord(std::span<const uint8_t> record) {
   const uint8_t kind = kDiskRecord;
   const uint32_t length = static_cast<uint32_t>(record.size());
@@ -220,6 +235,8 @@ ChannelReader::ChannelReader(ChannelReader&& other) noexcept
       buffer_(std::move(other.buffer_)),
       bufferAt_(other.bufferAt_),
       crc_(other.crc_),
+      postcopy_(other.postcopy_),
+      postcopyPages_(std::move(other.postcopyPages_)),
       diskSink_(std::move(other.diskSink_)) {}
 
 Result<void> ChannelReader::read(void* data, size_t size) {
@@ -280,6 +297,18 @@ Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<ui
         return Error{fmt::format("unexpected device state record ({} bytes)", length)};
       state->resize(length);
       if (auto got = read(state->data(), length); !got) return got;
+      continue;
+    }
+    if (kind == kPostcopyRecord) {
+      uint64_t count = 0;
+      if (auto got = read(&count, 8); !got) return got;
+      if (state == nullptr || postcopy_ || count > pages)
+        return Error{fmt::format("unexpected post-copy record ({} pages)", count)};
+      postcopy_ = true;
+      postcopyPages_.resize(count);
+      if (auto got = read(postcopyPages_.data(), count * 8); !got) return got;
+      for (uint64_t page : postcopyPages_)
+        if (page >= pages) return Error{fmt::format("post-copy page {} is beyond guest RAM ({} pages)", page, pages)};
       continue;
     }
     if (kind == kDiskRecord) {

@@ -46,6 +46,10 @@ Result<UniqueFd> connectTcp(const TcpAddress& address, int ioSeconds);
 Result<UniqueFd> listenTcp(const TcpAddress& address);
 // Waits up to timeoutMs for a connection (-1: forever).
 Result<UniqueFd> acceptTcp(int listenFd, int timeoutMs, int ioSeconds);
+// Send and receive time limits (and no Nagle delay) for a channel's socket.
+void setTimeouts(int fd, int ioSeconds);
+// The source's sends: all of it, within the socket's send time limit.
+Result<void> sendAll(int fd, const uint8_t* data, size_t size);
 
 // Buffers records for one channel and sends them; pages are zstd-compressed when asked
 // (and when that makes them smaller). Not thread-safe: one sender thread.
@@ -60,6 +64,8 @@ class ChannelWriter {
   // A zero page goes as its number only.
   Result<void> sendPage(uint64_t page, const uint8_t* data);
   Result<void> sendState(std::span<const uint8_t> state);
+  // Post-copy: the pages the destination must fetch from here once it runs (migration_postcopy.h).
+  Result<void> sendPostcopyPages(std::span<const uint64_t> pages);
   // One disk mirror record, at most kMaxDiskRecordBytes (its content is migration_disks' business).
   Result<void> sendDiskRecord(std::span<const uint8_t> record);
   Result<void> sendEnd();  // the CRC record, then everything buffered
@@ -91,6 +97,9 @@ class ChannelReader {
   Result<Hello> readHello();
   // ram: guest RAM's host base, `pages` pages long. state: null on channels other than 0.
   Result<void> receive(uint8_t* ram, uint64_t pages, std::vector<uint8_t>* state);
+  // Set by a post-copy record: the migration switches over with these pages still at the source.
+  bool postcopy() const { return postcopy_; }
+  const std::vector<uint64_t>& postcopyPages() const { return postcopyPages_; }
   // Where disk records go; without one they are refused.
   using DiskSink = std::function<Result<void>(std::span<const uint8_t>)>;
   void setDiskSink(DiskSink sink) { diskSink_ = std::move(sink); }
@@ -103,6 +112,8 @@ class ChannelReader {
   std::vector<uint8_t> buffer_;
   size_t bufferAt_ = 0;
   uint32_t crc_ = 0;
+  bool postcopy_ = false;
+  std::vector<uint64_t> postcopyPages_;
   DiskSink diskSink_;
 };
 

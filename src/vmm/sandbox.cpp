@@ -7,6 +7,7 @@
 #include <linux/landlock.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <linux/userfaultfd.h>
 #include <poll.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -93,16 +94,24 @@ constexpr const char* kApi[] = {
     "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "lseek",
     // GET /vm and /vm/stats read /proc/self/ksm_merging_pages through the fd PageSharingReport holds.
     "pread64",
+    // PUT /vm/migrate with "tls_ca" loads the CA file (GnuTLS checks it, opens and sizes it).
+    "access", "faccessat", "faccessat2", "fstat", "newfstatat",
 };
 // The live migration sender: IPv4 TCP sockets (an argument rule below) to the
 // destination, sends and receives with timeouts, skipping the RAM memfd's holes
 // (lseek SEEK_DATA), pausing and ending the VM through VmControl (futex, the
-// loop's eventfd write), glibc's allocator, locks and clocks.
+// loop's eventfd write), glibc's allocator, locks and clocks. A post-copy
+// destination's fetcher has the same role: its userfaultfd (read, and the
+// ioctls in an argument rule below) was opened and registered before.
+// With TLS (migration_tls.h) it starts a relay thread per channel (threads
+// only: an argument rule below) joined to it by a socketpair, and GnuTLS draws
+// randomness.
 constexpr const char* kMigration[] = {
     "connect", "setsockopt", "getsockopt", "sendto", "recvfrom", "read", "write", "poll", "ppoll", "close",
     "shutdown", "lseek", "futex", "sched_yield", "clock_gettime", "clock_nanosleep", "nanosleep",
     "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
     "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
+    "socketpair", "getrandom", "rseq", "set_robust_list",
 };
 
 // The GDB stub's thread: accepting and serving one TCP client (recv, send,
@@ -202,8 +211,37 @@ Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role, const VmC
       !ok)
     return ok;
   if (role == ThreadRole::Vcpu || role == ThreadRole::Gdb) return {};
-  if (role == ThreadRole::Migration)
+  // The I/O loop and migration start threads, never processes: glibc tries
+  // clone3 first, whose flags sit behind a pointer the filter cannot read, so it
+  // answers ENOSYS and glibc falls back to clone, whose flags it can. Threads
+  // they start (vCPUs, TLS relays) add their own filter on top of this one.
+  if (role == ThreadRole::IoLoop || role == ThreadRole::Migration) {
+    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0), "clone3"); !ok) return ok;
+    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                                         SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)),
+                        "clone");
+        !ok)
+      return ok;
+    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                                         SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS)),
+                        "prctl");
+        !ok)
+      return ok;
+    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
+                                         SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER)),
+                        "seccomp");
+        !ok)
+      return ok;
+  }
+  if (role == ThreadRole::Migration) {
+    for (unsigned long request : {static_cast<unsigned long>(UFFDIO_COPY), static_cast<unsigned long>(UFFDIO_WAKE),
+                                  static_cast<unsigned long>(UFFDIO_UNREGISTER)})
+      if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, request)),
+                          "ioctl");
+          !ok)
+        return ok;
     return check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET)), "socket");
+  }
   if (role == ThreadRole::Api) {
     // The pointer compared is config.apiSocket's buffer, the one ApiServer passes.
     auto socketPath = static_cast<scmp_datum_t>(reinterpret_cast<uintptr_t>(config.apiSocket.c_str()));
@@ -214,26 +252,6 @@ Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role, const VmC
     return check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(unlinkat), 1, SCMP_A1(SCMP_CMP_EQ, socketPath)),
                  "unlinkat");
   }
-  // Threads, never processes: glibc tries clone3 first, whose flags sit behind
-  // a pointer the filter cannot read, so it answers ENOSYS and glibc falls back
-  // to clone, whose flags it can.
-  if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0), "clone3"); !ok) return ok;
-  if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                                       SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)),
-                      "clone");
-      !ok)
-    return ok;
-  // Threads it starts (vCPUs) add their own filter on top of this one.
-  if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                                       SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS)),
-                      "prctl");
-      !ok)
-    return ok;
-  if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
-                                       SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER)),
-                      "seccomp");
-      !ok)
-    return ok;
   // ioctl: attaching a TAP interface (by name or a handed-over fd) and its offloads, the
   // console's terminal modes, and a host block device's size (a disk reopened).
   for (unsigned long request : {static_cast<unsigned long>(TUNSETIFF), static_cast<unsigned long>(TUNGETIFF),

@@ -134,10 +134,12 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   }
   std::string restoreDir = config.restoreDir;  // the first boot only; a reboot boots afresh
   std::unique_ptr<GuestMachine> migrated;
+  std::unique_ptr<migration::PostcopyDestination> postcopy;  // the first boot's, with --postcopy
   if (!config.incoming.empty()) {
     auto received = receiveMigration(config, control, **console, **loop, disks, *nics);
     if (!received) return received.error();
-    migrated = std::move(*received);
+    migrated = std::move(received->machine);
+    postcopy = std::move(received->postcopy);
     if (auto announced = migrated->announceSelf(); !announced) log::warn("announcing the migrated VM: {}", announced.error().message);
   }
   for (;;) {
@@ -147,6 +149,7 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
     if (!machine) return machine.error();
     control.attach(machine->get());
     GuestOutcome outcome = (*machine)->run();
+    postcopy.reset();  // before the RAM it fills goes
     if (auto* sharing = control.pageSharing()) sharing->log();  // guest RAM is still mapped
     control.detach();
     switch (outcome.exit) {

@@ -75,6 +75,7 @@ struct VmConfig {
   // --incoming tcp:ADDR:PORT: the first boot is a VM live-migrated from another
   // strata (PUT /vm/migrate there), received before anything runs; board options must match.
   std::string incoming;
+  std::string incomingTlsCerts;  // --tls-certs DIR: TLS required of the source (the NBD server's layout)
   std::string apiSocket;  // --api-socket: where the control API is served (api_server.h); empty: none
   std::string gdb;        // --gdb tcp:HOST:PORT: where the GDB stub listens (gdb_stub.h); empty: none
   bool gdbWait = false;   // --gdb-wait: the guest starts paused, until the debugger resumes it

@@ -37,6 +37,7 @@ struct RunOptions {
   std::string cloneDir;
   std::vector<std::string> givenBoardOptions;  // those of kBoardOptions on the command line
   std::string incoming;
+  std::string incomingTlsCerts;
   std::string gdb;
   bool gdbWait = false;
   std::string engineTrace;
@@ -165,6 +166,7 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   config.clone = options.clone;
   config.cloneDir = options.cloneDir;
   config.incoming = options.incoming;
+  config.incomingTlsCerts = options.incomingTlsCerts;
   if (!config.incoming.empty() && !config.restoreDir.empty()) return Error{"--incoming and --restore exclude each other"};
   if (config.restoreDir.empty()) return config;
   auto recorded = vmm::readSnapshotBoard(config.restoreDir);
@@ -226,11 +228,15 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_option("--clone-dir", options->cloneDir,
                   "with --clone: make the disk overlays in this directory instead (DIR/clone-diskN.qcow2)")
       ->needs("--clone");
-  run->add_option("--incoming", options->incoming,
+  auto* incoming = run->add_option("--incoming", options->incoming,
                   "wait on tcp:ADDR:PORT for a VM live-migrated from another strata (`strata vm migrate --to`) and run it; "
                   "the board options must match the source's (with `migrate --with-disks`, each --disk is this "
                   "host's own file of the source disk's virtual size, e.g. `strata image create`, which the "
                   "source's disk is copied into)");
+  run->add_option("--tls-certs", options->incomingTlsCerts,
+                  "with --incoming: require TLS of the source, with DIR/server-cert.pem and DIR/server-key.pem "
+                  "(as strata nbd serve --tls-certs)")
+      ->needs(incoming);
   run->add_option("--gdb", options->gdb,
                   "serve the GDB remote protocol (gdb-multiarch: target remote HOST:PORT) on tcp:HOST:PORT; "
                   "port 0 picks one (logged)");

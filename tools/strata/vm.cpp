@@ -120,16 +120,21 @@ struct MigrateArgs {
   bool compress = false;
   uint64_t downtimeMs = 30;
   bool noAutoConverge = false;
+  bool postcopy = false;
   bool withDisks = false;
+  std::string tlsCa;
 };
 
 nlohmann::json migrationRequest(const MigrateArgs& migrateArgs) {
-  return {{"to", migrateArgs.to},
-          {"channels", migrateArgs.channels},
-          {"compress", migrateArgs.compress},
-          {"downtime_ms", migrateArgs.downtimeMs},
-          {"auto_converge", !migrateArgs.noAutoConverge},
-          {"with_disks", migrateArgs.withDisks}};
+  nlohmann::json body = {{"to", migrateArgs.to},
+                         {"channels", migrateArgs.channels},
+                         {"compress", migrateArgs.compress},
+                         {"downtime_ms", migrateArgs.downtimeMs},
+                         {"auto_converge", !migrateArgs.noAutoConverge},
+                         {"postcopy", migrateArgs.postcopy},
+                         {"with_disks", migrateArgs.withDisks}};
+  if (!migrateArgs.tlsCa.empty()) body["tls_ca"] = std::filesystem::absolute(migrateArgs.tlsCa).string();
+  return body;
 }
 
 // Starts the migration, then follows GET /vm/migrate until it completed or failed.
@@ -145,12 +150,17 @@ int migrate(const VmArgs& args, const MigrateArgs& migrateArgs) {
       continue;
     }
     if (args.json) std::printf("%s\n", progress->dump(2).c_str());
+    if (state == "failed" && progress->value("vm_lost", false))
+      return fail("post-copy migration failed after the switch-over, the VM is lost: " + progress->value("error", ""));
     if (state == "failed") return fail("migration failed, the VM runs on here: " + progress->value("error", ""));
     if (!args.json)
-      std::printf("migrated to %s: %llu MiB sent in %.0f ms, %.0f ms downtime, %u rounds\n", migrateArgs.to.c_str(),
+      std::printf("migrated to %s: %llu MiB sent in %.0f ms, %.0f ms downtime, %u rounds%s\n", migrateArgs.to.c_str(),
                   static_cast<unsigned long long>(progress->value("bytes_sent", uint64_t{0}) >> 20),
                   progress->value("total_ms", 0.0), progress->value("downtime_ms", 0.0),
-                  progress->value("iteration", 0u) + 1);
+                  progress->value("iteration", 0u) + 1,
+                  migrateArgs.postcopy ? fmt::format(", then {} pages post-copy",
+                                                     progress->value("postcopy_pages", uint64_t{0})).c_str()
+                                       : "");
     return 0;
   }
 }
@@ -223,9 +233,15 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
   migrateCommand->add_option("--downtime-ms", migrateArgs->downtimeMs, "the longest pause to aim for")->capture_default_str();
   migrateCommand->add_flag("--no-auto-converge", migrateArgs->noAutoConverge,
                            "never throttle the vCPUs of a guest dirtying memory faster than the link");
+  migrateCommand->add_flag("--postcopy", migrateArgs->postcopy,
+                           "switch to the destination after two rounds; it fetches the remaining pages on fault "
+                           "(from then on, losing the link loses the VM; with --with-disks the disks are whole first)");
   migrateCommand->add_flag("--with-disks", migrateArgs->withDisks,
                            "no shared storage: mirror each disk to the destination's own --disk files (each the same "
                            "virtual size) while the VM runs");
+  migrateCommand->add_option("--tls-ca", migrateArgs->tlsCa,
+                             "speak TLS; the destination (strata run --incoming ... --tls-certs DIR) must present a "
+                             "certificate this CA signed for the --to address");
   migrateCommand->add_flag("--json", args->json, "print the final progress JSON as it is");
   migrateCommand->callback([&status, args, migrateArgs, migrateName, daemon] {
     if (args->apiSocket.empty() == migrateName->empty())  // neither or both

@@ -121,6 +121,23 @@ Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadX509Directory(const 
   return credentials;
 }
 
+Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadAuthority(const std::string& caFile) {
+  if (auto readable = requireReadable(caFile); !readable) return readable.error();
+  std::shared_ptr<TlsCredentials> credentials(new TlsCredentials);
+  if (int rc = gnutls_certificate_allocate_credentials(&credentials->certificate_); rc < 0) {
+    return gnutlsError("TLS credentials", rc);
+  }
+  int rc = gnutls_certificate_set_x509_trust_file(credentials->certificate_, caFile.c_str(), GNUTLS_X509_FMT_PEM);
+  if (rc < 0) return gnutlsError(caFile, rc);
+  if (rc == 0) return Error{caFile + ": no certificates"};
+  auto priority = makePriority(kX509Priorities);
+  if (!priority) return priority.error();
+  credentials->priority_ = *priority;
+  credentials->client_ = true;
+  credentials->description_ = "servers checked against " + caFile;
+  return credentials;
+}
+
 Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadPskFile(const std::string& path) {
   if (auto valid = checkPskFile(path); !valid) return valid.error();
   std::shared_ptr<TlsCredentials> credentials(new TlsCredentials);
@@ -152,14 +169,20 @@ TlsSession::~TlsSession() {
 }
 
 Result<std::unique_ptr<TlsSession>> TlsSession::create(const TlsCredentials& credentials, int socket,
-                                                       std::vector<uint8_t> prefix) {
+                                                       std::vector<uint8_t> prefix, const std::string& serverName) {
   std::unique_ptr<TlsSession> tls(new TlsSession(socket, std::move(prefix)));
   // NONBLOCK: no handshake timeout that would wait inside GnuTLS.
-  if (int rc = gnutls_init(&tls->session_, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL); rc < 0) {
+  const unsigned side = credentials.client_ ? GNUTLS_CLIENT : GNUTLS_SERVER;
+  if (int rc = gnutls_init(&tls->session_, side | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL); rc < 0) {
     return gnutlsError("TLS session", rc);
   }
   int rc = gnutls_priority_set(tls->session_, credentials.priority_);
-  if (rc >= 0 && credentials.certificate_ != nullptr) {
+  if (rc >= 0 && credentials.client_) {
+    // The chain must lead to the CA and the certificate name the host (an IP address matches its IP SANs).
+    tls->serverName_ = serverName;
+    rc = gnutls_credentials_set(tls->session_, GNUTLS_CRD_CERTIFICATE, credentials.certificate_);
+    gnutls_session_set_verify_cert(tls->session_, tls->serverName_.empty() ? nullptr : tls->serverName_.c_str(), 0);
+  } else if (rc >= 0 && credentials.certificate_ != nullptr) {
     rc = gnutls_credentials_set(tls->session_, GNUTLS_CRD_CERTIFICATE, credentials.certificate_);
     gnutls_certificate_server_set_request(tls->session_,
                                           credentials.verifyPeer_ ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_IGNORE);
@@ -228,6 +251,8 @@ int TlsSession::verifyClient(gnutls_session_t session) {
 void TlsSession::fail(int code) {
   error_ = code == GNUTLS_E_PULL_ERROR ? fmt::format("reading from the client: {}", std::strerror(pullErrno_))
                                        : gnutls_strerror(code);
+  if (code == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR && verifyStatus_ == 0)
+    verifyStatus_ = gnutls_session_get_verify_cert_status(session_);  // a client's check of the server
   if (code == GNUTLS_E_FATAL_ALERT_RECEIVED || code == GNUTLS_E_WARNING_ALERT_RECEIVED) {
     const char* alert = gnutls_alert_get_name(gnutls_alert_get(session_));
     error_ += fmt::format(" ({})", alert != nullptr ? alert : "unknown alert");

@@ -1,7 +1,8 @@
 // TLS for the NBD server (NBD_OPT_STARTTLS) over GnuTLS: the server's policy
 // (off / on / require), its credentials (X.509 from a qemu/libnbd-style
 // directory, or a psktool key file), and one connection's TLS session driven
-// over a non-blocking socket without ever blocking the event loop.
+// over a non-blocking socket without ever blocking the event loop. Live
+// migration uses the same for its stream, and the client side too (loadAuthority).
 #pragma once
 
 #include <gnutls/gnutls.h>
@@ -32,6 +33,8 @@ class TlsCredentials {
                                                                    bool verifyPeer = false);
   // A psktool key file: one `username:hexkey` line per client.
   static Result<std::shared_ptr<TlsCredentials>> loadPskFile(const std::string& path);
+  // A client's: the servers it talks to must present a certificate this CA signed.
+  static Result<std::shared_ptr<TlsCredentials>> loadAuthority(const std::string& caFile);
   ~TlsCredentials();
   TlsCredentials(const TlsCredentials&) = delete;
   TlsCredentials& operator=(const TlsCredentials&) = delete;
@@ -46,6 +49,7 @@ class TlsCredentials {
   gnutls_psk_server_credentials_t psk_ = nullptr;
   gnutls_priority_t priority_ = nullptr;
   bool verifyPeer_ = false;
+  bool client_ = false;  // loadAuthority
   std::string description_;
 };
 
@@ -54,7 +58,7 @@ struct TlsPolicy {
   std::shared_ptr<const TlsCredentials> credentials;  // required unless mode is Off
 };
 
-// The server side of one TLS session. Reads come straight from the socket
+// The server side of one TLS session (the client side with loadAuthority's credentials). Reads come straight from the socket
 // (non-blocking); everything GnuTLS writes — handshake messages, encrypted
 // records, alerts — is collected in an outgoing buffer that flushTo() writes
 // out when the socket has room, so GnuTLS itself never sees a full socket.
@@ -63,9 +67,10 @@ class TlsSession {
   enum class Handshake { Done, NeedInput };
 
   // prefix: bytes the client sent after NBD_OPT_STARTTLS that are already read
-  // from the socket; the handshake consumes them first.
+  // from the socket; the handshake consumes them first. serverName: a client's
+  // check of the server's certificate (a host name or an IP address).
   static Result<std::unique_ptr<TlsSession>> create(const TlsCredentials& credentials, int socket,
-                                                    std::vector<uint8_t> prefix);
+                                                    std::vector<uint8_t> prefix, const std::string& serverName = {});
   ~TlsSession();
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
@@ -111,6 +116,7 @@ class TlsSession {
   unsigned verifyStatus_ = 0;  // why the client's certificate was refused (gnutls_certificate_status_t bits)
   std::vector<uint8_t> outgoing_;
   size_t outgoingStart_ = 0;
+  std::string serverName_;  // client: checked against the server's certificate
   std::string error_;
 };
 

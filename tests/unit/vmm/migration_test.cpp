@@ -1,6 +1,8 @@
 // Live migration without a guest: the wire format round trip (zero, raw and
 // zstd pages, device state, the end CRC), refusal of garbage, damaged and
-// out-of-range streams, the RAM dirty log, and PUT /vm/migrate's bad bodies.
+// out-of-range streams, the RAM dirty log, and PUT /vm/migrate's bad bodies;
+// post-copy's page list record, and its fetch through userfaultfd against a
+// source serving pages, with no guest (a thread touching RAM).
 #include <sys/socket.h>
 
 #include <gtest/gtest.h>
@@ -10,6 +12,8 @@
 #include <thread>
 
 #include "base/dirty_bitmap.h"
+#include "machine/guest_ram.h"
+#include "vmm/migration_postcopy.h"
 #include "vmm/migration_routes.h"
 #include "vmm/migration_stream.h"
 
@@ -103,6 +107,71 @@ TEST(MigrationStream, DamagedTruncatedAndForeignStreamsAreRefused) {
   outcome = receive(beyond, ram, state);
   ASSERT_FALSE(outcome);
   EXPECT_NE(outcome.error().message.find("beyond guest RAM"), std::string::npos) << outcome.error().message;
+}
+
+// A hello, then a post-copy record of `count` with `pages`, then the end.
+std::vector<uint8_t> postcopyStream(uint64_t count, const std::vector<uint64_t>& pages) {
+  SocketPair pair;
+  ChannelWriter writer(std::move(pair.source), false);
+  EXPECT_TRUE(writer.sendHello({0, 1, 78, kPages * kPageBytes}));
+  EXPECT_TRUE(writer.sendPostcopyPages(pages));
+  EXPECT_TRUE(writer.sendEnd());
+  std::vector<uint8_t> bytes(1 << 20);
+  ssize_t got = ::recv(pair.destination.get(), bytes.data(), bytes.size(), MSG_DONTWAIT);
+  bytes.resize(got > 0 ? static_cast<size_t>(got) : 0);
+  const size_t countAt = 8 + 3 * 4 + 2 * 8 + 1;  // after the hello and the record's kind
+  std::memcpy(&bytes[countAt], &count, 8);
+  return bytes;
+}
+
+TEST(MigrationStream, PostcopyPageListArrivesAndAHostileOneIsRefused) {
+  std::vector<uint8_t> ram, state;
+  SocketPair pair;
+  auto good = postcopyStream(2, {3, 6});
+  ASSERT_EQ(::send(pair.source.get(), good.data(), good.size(), 0), static_cast<ssize_t>(good.size()));
+  ram.assign(kPages * kPageBytes, 0);
+  ChannelReader reader(std::move(pair.destination));
+  ASSERT_TRUE(reader.readHello());
+  ASSERT_TRUE(reader.receive(ram.data(), kPages, &state));
+  EXPECT_TRUE(reader.postcopy());
+  EXPECT_EQ(reader.postcopyPages(), (std::vector<uint64_t>{3, 6}));
+
+  auto outcome = receive(postcopyStream(2, {3, kPages}), ram, state);
+  ASSERT_FALSE(outcome);
+  EXPECT_NE(outcome.error().message.find("post-copy page 8 is beyond guest RAM"), std::string::npos)
+      << outcome.error().message;
+  outcome = receive(postcopyStream(uint64_t{1} << 40, {3}), ram, state);  // claims far more pages than RAM has
+  ASSERT_FALSE(outcome);
+  EXPECT_NE(outcome.error().message.find("unexpected post-copy record"), std::string::npos) << outcome.error().message;
+}
+
+TEST(MigrationPostcopy, TouchedPagesAreFetchedAndTheRestPushedThroughUserfaultfd) {
+  constexpr uint64_t kRamPages = 64;
+  auto ram = machine::GuestRam::create(0x80000000, kRamPages * kPageBytes);
+  ASSERT_TRUE(ram);
+  // Before the switch-over: pages 0-63 hold stale copies (0x11); 10, 20-29 and 40 were dirtied at the source.
+  std::memset((*ram)->hostBase(), 0x11, kRamPages * kPageBytes);
+  std::vector<uint8_t> source(kRamPages * kPageBytes);
+  for (uint64_t page = 0; page < kRamPages; ++page) std::memset(&source[page * kPageBytes], static_cast<int>(page), kPageBytes);
+  std::vector<uint64_t> missing{10, 40};
+  for (uint64_t page = 20; page < 30; ++page) missing.push_back(page);
+  auto destination = migration::PostcopyDestination::prepare(**ram, missing);
+  if (!destination) GTEST_SKIP() << destination.error().message;
+  SocketPair pair;
+  std::thread served([&] {
+    auto done = migration::servePostcopyPages(pair.source.get(), source.data(), kRamPages, missing, [](uint64_t, uint64_t) {});
+    EXPECT_TRUE(done) << done.error().message;
+  });
+  VmConfig config;
+  config.sandbox.seccomp = false;  // the fetcher's role is the integration tests' business
+  (*destination)->start(ChannelReader(std::move(pair.destination)), config);
+  // A touch of a missing page waits for it; the others kept their copy.
+  EXPECT_EQ((*ram)->hostBase()[40 * kPageBytes + 7], 40);
+  EXPECT_EQ((*ram)->hostBase()[10 * kPageBytes], 10);
+  EXPECT_EQ((*ram)->hostBase()[11 * kPageBytes], 0x11);
+  served.join();  // the source ends once the destination said it holds every page
+  for (uint64_t page = 20; page < 30; ++page) EXPECT_EQ((*ram)->hostBase()[page * kPageBytes + 100], page) << page;
+  destination->reset();
 }
 
 TEST(MigrationStream, TcpAddressesAreParsedStrictly) {
