@@ -514,12 +514,12 @@ struct ApiServer::Handlers {
     call.response.set_header("Cache-Control", "no-cache");
     call.response.set_chunked_content_provider(
         "text/event-stream",
-        [bus, subscriber, quietSeconds = -1](size_t, httplib::DataSink& sink) mutable {
-          // A comment at once (the client knows it is subscribed), and every 15 s of silence.
-          auto events = quietSeconds < 0 ? std::vector<std::string>{} : bus->take(*subscriber, std::chrono::seconds(1));
-          if (events.empty() && quietSeconds >= 0 && ++quietSeconds < 15) return true;
-          if (events.empty()) events.push_back(": subscribed\n\n");
-          quietSeconds = 0;
+        [bus, subscriber, first = true](size_t, httplib::DataSink& sink) mutable {
+          // A comment at once (the client knows it is subscribed), and after each quiet second: only a
+          // failed write shows that the client hung up, and until then it holds a thread and a subscriber slot.
+          auto events = first ? std::vector<std::string>{": subscribed\n\n"} : bus->take(*subscriber, std::chrono::seconds(1));
+          if (events.empty()) events.push_back(":\n\n");
+          first = false;
           for (const auto& event : events)
             if (!sink.write(event.data(), event.size())) return false;
           return true;

@@ -182,6 +182,7 @@ Result<void> Supervisor::start(const std::string& name) {
   };
   if (::mkdir(paths.dir.c_str(), 0700) != 0 && errno != EEXIST) return failed(errnoError(paths.dir).message);
   ::unlink(paths.apiSocket.c_str());  // left by a VM that was killed
+  ::unlink(paths.consoleSocket.c_str());
 
   std::vector<std::string> args = runArguments(vm->spec, paths.apiSocket, paths.console);
   args.insert(args.begin(), options_.strataBinary);
@@ -224,8 +225,10 @@ Result<void> Supervisor::start(const std::string& name) {
     auto current = store_.vm(name);
     if (!current || current->state == VmState::Stopped)
       return Error{fmt::format("{} ended while starting: {}", name, tailOf(paths.log, 2000))};
+    // `strata run` answers on its API socket a moment before its console socket exists: a
+    // client's console request right after the start must find it.
     auto reply = vmRequest(*current, "GET", "/vm");
-    if (reply && reply->status == 200) return {};
+    if (reply && reply->status == 200 && ::access(paths.consoleSocket.c_str(), F_OK) == 0) return {};
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   if (auto current = store_.vm(name)) signalVm(*current, SIGKILL);

@@ -110,6 +110,7 @@ class DaemonProcess {
   std::string socket() const { return dataDir_ + "/daemon.sock"; }
   const std::string& dataDir() const { return dataDir_; }
   const std::string& adminToken() const { return adminToken_; }
+  pid_t pid() const { return pid_; }
 
  private:
   std::string dataDir_, adminToken_;

@@ -1,0 +1,236 @@
+// `strata daemon` under stress: many concurrent API clients and many VM
+// start/stop cycles must leave its descriptors, threads, children and memory
+// where they were after a warm-up (figures read from /proc, printed).
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "daemon_process.h"
+
+namespace strata::test {
+namespace {
+
+using nlohmann::json;
+
+// What /proc says about one process and its children.
+struct ProcessFigures {
+  size_t fds = 0, threads = 0, children = 0, zombies = 0;
+  uint64_t rssKib = 0;
+  std::string openFiles;  // "fd -> target" lines, to name a leak
+
+  std::string summary() const {
+    return fmt::format("fds {}, threads {}, children {} ({} zombies), RSS {} KiB", fds, threads, children, zombies,
+                       rssKib);
+  }
+};
+
+std::vector<std::string> directoryEntries(const std::string& path) {
+  std::vector<std::string> names;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(path, error)) names.push_back(entry.path().filename());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// (parent pid, state letter) from /proc/PID/stat, or nullopt when it is gone.
+std::optional<std::pair<pid_t, char>> parentAndState(const std::string& pid) {
+  std::string stat = readFile("/proc/" + pid + "/stat");
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos || close + 4 >= stat.size()) return std::nullopt;
+  char state = stat[close + 2];
+  return std::pair{static_cast<pid_t>(std::atoi(stat.c_str() + close + 4)), state};
+}
+
+ProcessFigures figuresOf(pid_t pid) {
+  ProcessFigures figures;
+  std::string proc = "/proc/" + std::to_string(pid);
+  for (const auto& fd : directoryEntries(proc + "/fd")) {
+    ++figures.fds;
+    std::error_code error;
+    figures.openFiles += fd + " -> " + std::filesystem::read_symlink(proc + "/fd/" + fd, error).string() + "\n";
+  }
+  figures.threads = directoryEntries(proc + "/task").size();
+  for (const auto& entry : directoryEntries("/proc")) {
+    if (entry.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto parent = parentAndState(entry);
+    if (!parent || parent->first != pid) continue;
+    ++figures.children;
+    if (parent->second == 'Z') ++figures.zombies;
+  }
+  std::string status = readFile(proc + "/status");
+  if (size_t at = status.find("VmRSS:"); at != std::string::npos) figures.rssKib = std::stoull(status.substr(at + 6));
+  return figures;
+}
+
+// The figures once the daemon is quiet: the same descriptor and thread counts
+// in four samples 500 ms apart (connections still closing make them move).
+ProcessFigures settledFigures(pid_t pid) {
+  ProcessFigures last = figuresOf(pid);
+  for (int i = 0, same = 0; i < 60 && same < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    ProcessFigures now = figuresOf(pid);
+    same = now.fds == last.fds && now.threads == last.threads && now.zombies == 0 ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
+// Sends raw bytes to the daemon's socket and reads until `until` appears in
+// the answer, the daemon closes, or 10 s pass; what came back.
+std::string rawExchange(const std::string& socket, const std::string& request, const std::string& until = "") {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  socket.copy(address.sun_path, sizeof address.sun_path - 1);
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+    timeval timeout{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    char buffer[4096];
+    for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) {
+      answer.append(buffer, static_cast<size_t>(n));
+      if (!until.empty() && answer.find(until) != std::string::npos) break;
+    }
+  }
+  ::close(fd);
+  return answer;
+}
+
+// Statuses the clients saw, and the first unexpected answers.
+struct Tally {
+  std::mutex mutex;
+  std::map<int, size_t> statuses;
+  size_t requests = 0, unexpected = 0, cycles = 0;
+  std::vector<std::string> surprises;
+
+  void count(const std::string& what, int status, int expected, const std::string& body) {
+    std::lock_guard lock(mutex);
+    ++requests;
+    ++statuses[status];
+    if (status == expected) return;
+    ++unexpected;
+    if (surprises.size() < 10) surprises.push_back(fmt::format("{}: {} (expected {}): {}", what, status, expected, body));
+  }
+};
+
+// One client's mix of requests, round after round, until `stop`: list, info,
+// define, delete, a wrong token, malformed JSON, and an event stream it leaves.
+void runClient(DaemonProcess& daemon, int client, const std::atomic<bool>& stop, Tally& tally) {
+  std::string token = daemon.adminToken();
+  for (int round = 0; !stop; ++round) {
+    std::string name = fmt::format("c{}-{}", client, round);
+    auto check = [&](const std::string& method, const std::string& path, const std::string& body, int expected,
+                     const std::string& with = "") {
+      auto reply = daemon.raw(method, path, body, with.empty() ? token : with);
+      tally.count(method + " " + path, reply.status, expected, reply.body.substr(0, 200));
+    };
+    check("GET", "/vms", "", 200);
+    check("POST", "/vms", json{{"name", name}, {"memory_mib", 64}}.dump(), 201);
+    check("GET", "/vms/" + name, "", 200);
+    check("GET", "/openapi.json", "", 200);
+    check("GET", "/tenants", "", 200);
+    check("GET", "/vms", "", 401, "strata_wrong");
+    check("POST", "/vms", "{\"name\": ", 400);
+    check("DELETE", "/vms/" + name, "", 200);
+    if (round % 10 == client % 10) {  // subscribe to the event stream and hang up at once
+      std::string answer = rawExchange(daemon.socket(),
+                                       "GET /events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token + "\r\n\r\n",
+                                       ": subscribed");
+      int status = answer.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(answer.c_str() + 9) : -1;
+      tally.count("GET /events", status, 200, answer.substr(0, 200));
+    }
+  }
+}
+
+// Start/stop cycles, each of a new VM: define, start, attach a console viewer
+// (a WebSocket it then drops), stop (destroy and a shutdown with no grace in turn), delete.
+void runCycles(DaemonProcess& daemon, int cycles, Tally& tally) {
+  for (int cycle = 0; cycle < cycles; ++cycle) {
+    std::string name = fmt::format("cycle{}", cycle), path = "/vms/" + name;
+    auto [defined, spec] = daemon.call("POST", "/vms", {{"name", name}, {"memory_mib", 128}});
+    tally.count("define " + name, defined, 201, spec.dump().substr(0, 300));
+    auto [started, vm] = daemon.call("POST", path + "/start");
+    tally.count("start " + name, started, 200, vm.dump().substr(0, 300));
+    if (started == 200) {
+      tally.count("state after start", vm.value("state", "") == "running" ? 200 : 500, 200, vm.dump());
+      std::string answer = rawExchange(daemon.socket(),
+                                       "GET " + path + "/console HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                       "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer " +
+                                           daemon.adminToken() + "\r\n\r\n",
+                                       "\r\n\r\n");
+      tally.count("console " + name, answer.rfind("HTTP/1.1 101", 0) == 0 ? 101 : 500, 101, answer.substr(0, 200));
+      auto [stopped, after] = daemon.call("POST", cycle % 2 ? path + "/shutdown?timeout=0" : path + "/destroy");
+      tally.count("stop " + name, stopped, 200, after.dump().substr(0, 300));
+      tally.count("state after stop", after.value("state", "") == "stopped" ? 200 : 500, 200, after.dump());
+    }
+    auto [deleted, gone] = daemon.call("DELETE", path);
+    tally.count("delete " + name, deleted, 200, gone.dump().substr(0, 300));
+    std::lock_guard lock(tally.mutex);
+    ++tally.cycles;
+  }
+}
+
+// Runs `clients` clients for `duration` and `cycles` VM cycles beside them.
+void stress(DaemonProcess& daemon, int clients, std::chrono::seconds duration, int cycles, Tally& tally) {
+  std::atomic<bool> stop = false;
+  std::vector<std::thread> threads;
+  for (int client = 0; client < clients; ++client)
+    threads.emplace_back([&, client] { runClient(daemon, client, stop, tally); });
+  std::thread cycler([&] { runCycles(daemon, cycles, tally); });
+  std::this_thread::sleep_for(duration);
+  stop = true;
+  for (auto& thread : threads) thread.join();
+  cycler.join();
+}
+
+void printTally(const char* phase, Tally& tally) {
+  std::string statuses;
+  for (const auto& [status, count] : tally.statuses) statuses += fmt::format(" {}x{}", count, status);
+  std::printf("%s: %zu requests, %zu VM cycles, statuses:%s\n", phase, tally.requests, tally.cycles, statuses.c_str());
+}
+
+TEST(DaemonReliability, FiftyClientsAndAHundredStartStopCyclesLeakNothing) {
+  DaemonProcess daemon("stress");
+  // Warm-up: the allocator's arenas, httplib's thread pool and SQLite's page cache reach their size.
+  Tally warmUp;
+  stress(daemon, 50, std::chrono::seconds(10), 5, warmUp);
+  printTally("warm-up", warmUp);
+  ASSERT_EQ(warmUp.unexpected, 0u) << warmUp.surprises[0];
+  ProcessFigures before = settledFigures(daemon.pid());
+
+  Tally load;
+  stress(daemon, 50, std::chrono::seconds(60), 100, load);
+  printTally("load", load);
+  ProcessFigures after = settledFigures(daemon.pid());
+  std::printf("daemon before: %s\ndaemon after:  %s\n", before.summary().c_str(), after.summary().c_str());
+
+  EXPECT_EQ(load.unexpected, 0u) << json(load.surprises).dump(1);
+  EXPECT_EQ(load.statuses[201], load.statuses[401] + load.cycles) << "every round and cycle defines one VM";
+  EXPECT_GE(load.statuses[201], 500u) << "the clients made too little progress to show anything";
+  EXPECT_LE(after.fds, before.fds) << "before:\n" << before.openFiles << "after:\n" << after.openFiles;
+  EXPECT_LE(after.threads, before.threads);
+  EXPECT_EQ(after.zombies, 0u);
+  EXPECT_EQ(after.children, 0u) << "a VM process outlived its stop";
+  // Bounded: a few MiB of allocator slack, far below what 100 VMs or 10^4 requests would leak.
+  EXPECT_LE(after.rssKib, before.rssKib + 8 * 1024);
+  EXPECT_EQ(load.cycles, 100u);
+  EXPECT_EQ(directoryEntries(daemon.dataDir() + "/vms"), std::vector<std::string>{}) << "a deleted VM left its directory";
+  EXPECT_EQ(daemon.call("GET", "/vms").second, json::array());
+}
+
+}  // namespace
+}  // namespace strata::test
