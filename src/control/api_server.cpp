@@ -180,17 +180,20 @@ struct ApiServer::Handlers {
       spec->disks.insert(spec->disks.begin(), DiskSpec{paths.clonedDisk, "qcow2", false});
       spec->diskGib += backing->diskGib;
     }
-    if (auto outcome = store().defineVm(*spec); !outcome.ok()) return call.refuse(outcome);
-    if (backing) {  // the name is ours now; a failure takes the definition back
+    // A clone's definition stays pending (unseen) until its disk is whole: a failure, or a
+    // killed daemon (which drops pending definitions when it starts again), takes it back.
+    if (auto outcome = store().defineVm(*spec, backing.has_value()); !outcome.ok()) return call.refuse(outcome);
+    if (backing) {
       std::error_code error;
       std::filesystem::create_directories(paths.dir, error);
       auto cloned = error ? Result<void>(Error{paths.dir + ": " + error.message()})
                           : createLinkedClone(backing->path, backing->virtualSize, paths.clonedDisk);
       if (!cloned) {
-        store().deleteVm(spec->name);
+        store().dropPendingVm(spec->name);
         std::filesystem::remove_all(paths.dir, error);
         return call.fail(500, fmt::format("{}: linked clone of {}: {}", spec->name, backing->name, cloned.error().message));
       }
+      store().finishDefinition(spec->name);
     }
     call.reply(201, vmJson(*store().vm(spec->name), paths));
   }
@@ -315,9 +318,11 @@ struct ApiServer::Handlers {
   void deleteVm(Call& call) {
     auto vm = visibleVm(call, call.arg(1));
     if (!vm) return;
-    if (auto outcome = store().deleteVm(vm->spec.name); !outcome.ok()) return call.refuse(outcome);
+    // The name stays taken until the files are gone: a new VM of that name cannot lose its own to this removal.
+    if (auto outcome = store().deleteVm(vm->spec.name, true); !outcome.ok()) return call.refuse(outcome);
     std::error_code ignored;
     std::filesystem::remove_all(supervisor().pathsOf(vm->spec.name).dir, ignored);
+    store().dropPendingVm(vm->spec.name);
     call.reply(200, json{{"deleted", vm->spec.name}});
   }
 

@@ -102,7 +102,13 @@ class Store {
   std::optional<Principal> principalForToken(const std::string& hash);
 
   // Checks the name is free and the tenant's quota, and inserts, in one transaction.
-  Outcome defineVm(const VmSpec& spec);
+  // A pending definition (its files are still being made) holds its name and
+  // quota but is not shown until finishDefinition; dropPendingVm takes it back.
+  Outcome defineVm(const VmSpec& spec, bool pending = false);
+  void finishDefinition(const std::string& name);
+  void dropPendingVm(const std::string& name);
+  // Removes the definitions a killed daemon left pending (being made or deleted); their names.
+  std::vector<std::string> dropPendingVms();
   std::optional<VmRecord> vm(const std::string& name);
   std::vector<VmRecord> vms(const std::optional<std::string>& tenant = std::nullopt);
   // Stopped -> Starting, or Conflict: two concurrent starts cannot both win.
@@ -110,7 +116,8 @@ class Store {
   void recordRunning(const std::string& name, pid_t pid, uint64_t pidStartTime, const std::string& apiSocket);
   void recordState(const std::string& name, VmState state);
   void recordStopped(const std::string& name, std::optional<int> exitStatus);
-  Outcome deleteVm(const std::string& name);  // only a stopped VM
+  // Only a stopped VM. Pending: the definition stays (unseen, holding its name) until dropPendingVm, while its files go.
+  Outcome deleteVm(const std::string& name, bool pending = false);
   // Told of every VM change after its transaction; set once, before serving.
   void setVmObserver(std::function<void(const VmChange&)> observer) { vmObserver_ = std::move(observer); }
 

@@ -23,6 +23,7 @@ namespace {
 constexpr auto kWatchPeriod = std::chrono::milliseconds(200);
 constexpr auto kSocketWait = std::chrono::seconds(20);
 constexpr auto kKillWait = std::chrono::seconds(10);
+constexpr auto kAdoptWait = std::chrono::seconds(5);
 
 // Fields 3.. of /proc/PID/stat (after the parenthesized command name, which may hold spaces).
 std::optional<std::vector<std::string>> statFields(pid_t pid) {
@@ -98,9 +99,15 @@ std::optional<ProcessUsage> Supervisor::usageOf(const VmRecord& vm) const {
 void Supervisor::adoptRunningVms() {
   for (const auto& vm : store_.vms()) {
     if (vm.state == VmState::Stopped) continue;
-    bool alive = vm.pid > 0 && processStartTime(vm.pid) == vm.pidStartTime;
-    auto reply = alive ? vmRequest(vm, "GET", "/vm") : Result<HttpReply>(Error{"not running"});
-    if (!reply || reply->status != 200) {
+    auto alive = [&] { return vm.pid > 0 && processStartTime(vm.pid) == vm.pidStartTime; };
+    auto reply = alive() ? vmRequest(vm, "GET", "/vm") : Result<HttpReply>(Error{"not running"});
+    // One the last daemon had only just started may not answer yet.
+    for (auto deadline = std::chrono::steady_clock::now() + kAdoptWait;
+         (!reply || reply->status != 200) && alive() && std::chrono::steady_clock::now() < deadline;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      reply = vmRequest(vm, "GET", "/vm");
+    }
+    if (!reply || reply->status != 200) {  // recovery kills it if it still runs
       log::info("{}: no longer running ({}); recorded as stopped", vm.spec.name,
                 reply ? fmt::format("API status {}", reply->status) : reply.error().message);
       store_.recordStopped(vm.spec.name, std::nullopt);

@@ -62,6 +62,7 @@ class DaemonProcess {
   }
 
   void start() {
+    std::fflush(nullptr);  // or the child would write the test's unwritten output again
     pid_ = ::fork();
     if (pid_ == 0) {
       std::string log = dataDir_ + ".log";
