@@ -596,7 +596,7 @@ ApiServer::ApiServer(Store& store, Supervisor& supervisor, Options options)
       supervisor_(supervisor),
       options_(std::move(options)),
       server_(std::make_unique<ListeningServer>()),
-      operations_([events = events_](const Operation& operation) {
+      operations_(store, [events = events_](const Operation& operation) {
         events->publish(operation.tenant, "operation", operationJson(operation));
       }) {
   store_.setVmObserver([events = events_](const VmChange& change) {

@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS usage(
   start INTEGER NOT NULL, end INTEGER NOT NULL,
   vcpu_seconds REAL NOT NULL, memory_gib_hours REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS usage_by_end ON usage(end);
+CREATE TABLE IF NOT EXISTS operations(
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL, target TEXT NOT NULL, tenant TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'running', done INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS templates(
   name TEXT PRIMARY KEY,
   tenant TEXT REFERENCES tenants(name),
@@ -526,6 +531,34 @@ std::vector<std::string> Store::dropUnreadyTemplates() {
   exec("DELETE FROM templates WHERE ready=0");
   transaction.commit();
   return paths;
+}
+
+int64_t Store::addOperation(const std::string& kind, const std::string& target, const std::string& tenant) {
+  std::lock_guard lock(mutex_);
+  Statement insert(db_, "INSERT INTO operations(kind, target, tenant, created) VALUES(?,?,?,?)");
+  insert.bind(1, kind).bind(2, target).bind(3, tenant).bind(4, now()).step();
+  return sqlite3_last_insert_rowid(db_);
+}
+
+void Store::finishOperation(const OperationRecord& record) {
+  std::lock_guard lock(mutex_);
+  Statement update(db_, "UPDATE operations SET state=?, done=?, total=?, error=? WHERE id=?");
+  update.bind(1, record.state).bind(2, static_cast<int64_t>(record.done)).bind(3, static_cast<int64_t>(record.total));
+  update.bind(4, record.error).bind(5, record.id).step();
+}
+
+std::optional<OperationRecord> Store::operation(int64_t id) {
+  std::lock_guard lock(mutex_);
+  Statement row(db_, "SELECT id, kind, target, tenant, state, done, total, error FROM operations WHERE id=?");
+  if (!row.bind(1, id).step()) return std::nullopt;
+  return OperationRecord{row.integer(0), row.text(1), row.text(2), row.text(3), row.text(4),
+                         static_cast<uint64_t>(row.integer(5)), static_cast<uint64_t>(row.integer(6)), row.text(7)};
+}
+
+void Store::failRunningOperations(const std::string& reason) {
+  std::lock_guard lock(mutex_);
+  Statement update(db_, "UPDATE operations SET state='failed', error=? WHERE state='running'");
+  update.bind(1, reason).step();
 }
 
 void Store::addUsage(const UsageRecord& record, uint64_t meteredTicks) {

@@ -366,5 +366,43 @@ TEST(DaemonReliability, AKill9DuringCreateStartAndDeleteLeavesNothingHalfMade) {
               times("left half done"), times("which no VM owns"));
 }
 
+TEST(DaemonReliability, OperationsOutliveTheDaemonAndOneItDidNotFinishIsFailedWithTheReason) {
+  DaemonProcess daemon("ops");
+  std::string small = daemon.dataDir() + "/small.raw", large = daemon.dataDir() + "/large.raw";
+  ASSERT_EQ(runShell("head -c 1048576 /dev/urandom > " + small + " && head -c 268435456 /dev/urandom > " + large).exitCode,
+            0);
+  auto [imported, first] = daemon.call("POST", "/templates", {{"name", "small"}, {"path", small}});
+  ASSERT_EQ(imported, 202) << first;
+  std::string done = first["operation"]["id"];
+  ASSERT_TRUE(waitFor([&] { return daemon.call("GET", "/operations/" + done).second["state"] == "succeeded"; },
+                      std::chrono::seconds(30)));
+  auto [importing, second] = daemon.call("POST", "/templates", {{"name", "large"}, {"path", large}});
+  ASSERT_EQ(importing, 202) << second;
+  std::string cut = second["operation"]["id"];
+  daemon.stop(SIGKILL);  // 256 MiB are far from copied yet
+  daemon.start();
+
+  auto [found, finished] = daemon.call("GET", "/operations/" + done);
+  ASSERT_EQ(found, 200) << finished;
+  EXPECT_EQ(finished["state"], "succeeded");
+  EXPECT_EQ(finished["kind"], "import");
+  EXPECT_EQ(finished["target"], "small");
+  EXPECT_EQ(finished["done"], 1048576);
+  auto interrupted = daemon.call("GET", "/operations/" + cut).second;
+  EXPECT_EQ(interrupted["state"], "failed") << interrupted;
+  EXPECT_EQ(interrupted["error"], "interrupted: the daemon stopped while it ran") << interrupted;
+  EXPECT_EQ(daemon.call("GET", "/templates/large").first, 404) << "the interrupted import left its template";
+  EXPECT_EQ(directoryEntries(daemon.dataDir() + "/templates"), std::vector<std::string>{"small.qcow2"});
+
+  auto [again, third] = daemon.call("POST", "/templates", {{"name", "large"}, {"path", small}});
+  ASSERT_EQ(again, 202) << third;
+  EXPECT_NE(third["operation"]["id"], done) << "an id was given out twice";
+  EXPECT_NE(third["operation"]["id"], cut) << "an id was given out twice";
+  std::string acme = daemon.newTenantToken("acme");
+  EXPECT_EQ(daemon.call("GET", "/operations/" + done, nullptr, acme).first, 404) << "another tenant's operation";
+  for (const char* id : {"op-", "op-99999", "op-1x", "op-9999999999999999999999", "1"})
+    EXPECT_EQ(daemon.call("GET", std::string("/operations/") + id).first, 404) << id;
+}
+
 }  // namespace
 }  // namespace strata::test
