@@ -189,17 +189,22 @@ struct ApiServer::Handlers {
       }
       spec->diskGib += backing->diskGib;
     }
-    if (auto outcome = store().defineVm(*spec); !outcome.ok()) return call.refuse(outcome);
-    if (backing && !snapshot) {  // the name is ours now; a failure takes the definition back
+    // A linked clone's definition stays pending (unseen) until its disk is whole: a failure, or a
+    // killed daemon (which drops pending definitions when it starts again), takes it back. A VM
+    // resuming a template snapshot makes its disk at its first start.
+    const bool makesDiskNow = backing && !snapshot;
+    if (auto outcome = store().defineVm(*spec, makesDiskNow); !outcome.ok()) return call.refuse(outcome);
+    if (makesDiskNow) {
       std::error_code error;
       std::filesystem::create_directories(paths.dir, error);
       auto cloned = error ? Result<void>(Error{paths.dir + ": " + error.message()})
                           : createLinkedClone(backing->path, backing->virtualSize, paths.clonedDisk);
       if (!cloned) {
-        store().deleteVm(spec->name);
+        store().dropPendingVm(spec->name);
         std::filesystem::remove_all(paths.dir, error);
         return call.fail(500, fmt::format("{}: linked clone of {}: {}", spec->name, backing->name, cloned.error().message));
       }
+      store().finishDefinition(spec->name);
     }
     call.reply(201, vmJson(*store().vm(spec->name), paths));
   }
@@ -454,9 +459,11 @@ struct ApiServer::Handlers {
     for (const auto& other : store().vms())
       if (other.spec.restoreFrom.rfind(snapshots, 0) == 0)
         return call.fail(409, fmt::format("VM {} is a clone of {}'s snapshot: delete it first", other.spec.name, vm->spec.name));
-    if (auto outcome = store().deleteVm(vm->spec.name); !outcome.ok()) return call.refuse(outcome);
+    // The name stays taken until the files are gone: a new VM of that name cannot lose its own to this removal.
+    if (auto outcome = store().deleteVm(vm->spec.name, true); !outcome.ok()) return call.refuse(outcome);
     std::error_code ignored;
     std::filesystem::remove_all(supervisor().pathsOf(vm->spec.name).dir, ignored);
+    store().dropPendingVm(vm->spec.name);
     call.reply(200, json{{"deleted", vm->spec.name}});
   }
 
@@ -697,12 +704,12 @@ struct ApiServer::Handlers {
     call.response.set_header("Cache-Control", "no-cache");
     call.response.set_chunked_content_provider(
         "text/event-stream",
-        [bus, subscriber, quietSeconds = -1](size_t, httplib::DataSink& sink) mutable {
-          // A comment at once (the client knows it is subscribed), and every 15 s of silence.
-          auto events = quietSeconds < 0 ? std::vector<std::string>{} : bus->take(*subscriber, std::chrono::seconds(1));
-          if (events.empty() && quietSeconds >= 0 && ++quietSeconds < 15) return true;
-          if (events.empty()) events.push_back(": subscribed\n\n");
-          quietSeconds = 0;
+        [bus, subscriber, first = true](size_t, httplib::DataSink& sink) mutable {
+          // A comment at once (the client knows it is subscribed), and after each quiet second: only a
+          // failed write shows that the client hung up, and until then it holds a thread and a subscriber slot.
+          auto events = first ? std::vector<std::string>{": subscribed\n\n"} : bus->take(*subscriber, std::chrono::seconds(1));
+          if (events.empty()) events.push_back(":\n\n");
+          first = false;
           for (const auto& event : events)
             if (!sink.write(event.data(), event.size())) return false;
           return true;
@@ -777,7 +784,7 @@ ApiServer::ApiServer(Store& store, Supervisor& supervisor, Options options)
       supervisor_(supervisor),
       options_(std::move(options)),
       server_(std::make_unique<ListeningServer>()),
-      operations_([events = events_](const Operation& operation) {
+      operations_(store, [events = events_](const Operation& operation) {
         events->publish(operation.tenant, "operation", operationJson(operation));
       }) {
   store_.setVmObserver([events = events_](const VmChange& change) {

@@ -26,7 +26,10 @@ class ConsoleChannel {
   }
   void start() { reader_ = std::thread([this] { readLoop(); }); }
   void stop() {
-    ::shutdown(socket_.get(), SHUT_RDWR);  // wakes the reader
+    {
+      std::lock_guard lock(writeMutex_);  // the reader closes the socket when the VM's end goes
+      if (socket_.valid()) ::shutdown(socket_.get(), SHUT_RDWR);  // wakes the reader
+    }
     if (reader_.joinable() && reader_.get_id() != std::this_thread::get_id()) reader_.join();
   }
   bool ended() {
@@ -48,7 +51,7 @@ class ConsoleChannel {
   }
   void type(std::string_view input) {
     std::lock_guard lock(writeMutex_);
-    ::send(socket_.get(), input.data(), input.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (socket_.valid()) ::send(socket_.get(), input.data(), input.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   }
 
  private:
@@ -63,6 +66,10 @@ class ConsoleChannel {
       scrollback_.append(output);
       if (scrollback_.size() > ConsoleHub::kScrollback) scrollback_.erase(0, scrollback_.size() - ConsoleHub::kScrollback);
       for (auto& [id, viewer] : viewers_) viewer.onOutput(output);
+    }
+    {
+      std::lock_guard lock(writeMutex_);  // an ended channel may stay in the hub a while: it holds no descriptor
+      socket_.reset();
     }
     std::lock_guard lock(mutex_);
     ended_ = true;
@@ -107,8 +114,9 @@ ConsoleHub::~ConsoleHub() {
 Result<std::unique_ptr<ConsoleAttachment>> ConsoleHub::attach(const std::string& vm, const std::string& socketPath,
                                                               const std::string& logPath, ConsoleViewer viewer) {
   std::lock_guard lock(mutex_);
+  // Channels of VMs that stopped since (this one may run again with a new socket; others may be gone for good).
+  std::erase_if(channels_, [](const auto& entry) { return entry.second->ended(); });
   auto& channel = channels_[vm];
-  if (channel && channel->ended()) channel.reset();  // the VM stopped since; it may run again with a new socket
   if (!channel) {
     auto socket = connectUnixSocket(socketPath);
     if (!socket) {

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "control/api_server.h"
+#include "control/recovery.h"
 #include "control/store.h"
 #include "control/supervisor.h"
 #include "control/template_snapshot.h"
@@ -115,6 +116,7 @@ Result<void> runDaemon(const DaemonOptions& options) {
   ApiServer server(**store, supervisor, {dataDir, options.shutdownGrace});
   try {
     supervisor.adoptRunningVms();
+    recoverInterruptedWork(**store, dataDir);
   } catch (const StoreFailure& failure) {
     return Error{failure.what()};
   }

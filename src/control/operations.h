@@ -1,6 +1,7 @@
 // Operations: long requests (a template import) run on their own thread; the
 // client gets an id at once and polls GET /operations/ID for progress and the
-// outcome. Kept in memory only: a restarted daemon drops what was interrupted.
+// outcome. Kept in the store: one a restarted daemon finds unfinished is failed
+// with the reason, and ids stay unique across restarts.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "control/store.h"
 
 namespace strata::control {
 
@@ -30,8 +32,8 @@ class Operations {
  public:
   using Progress = std::function<void(uint64_t done, uint64_t total)>;
   using Work = std::function<Result<void>(const Progress& progress)>;
-  // Called when an operation ends, from its thread.
-  explicit Operations(std::function<void(const Operation&)> onFinished) : onFinished_(std::move(onFinished)) {}
+  // Fails the operations an earlier daemon left running. onFinished is called when one ends, from its thread.
+  Operations(Store& store, std::function<void(const Operation&)> onFinished);
   ~Operations();  // waits for the running ones
   Operations(const Operations&) = delete;
   Operations& operator=(const Operations&) = delete;
@@ -41,13 +43,18 @@ class Operations {
   std::optional<Operation> find(const std::string& id);
 
  private:
+  struct Running {
+    Operation operation;  // its live progress
+    std::thread thread;
+    bool finished = false;  // its thread may be joined
+  };
   void update(const std::string& id, const std::function<void(Operation&)>& change);
+  void joinFinished();  // under mutex_
 
+  Store& store_;
   std::function<void(const Operation&)> onFinished_;
   std::mutex mutex_;
-  std::map<std::string, Operation> operations_;
-  uint64_t nextId_ = 1;
-  std::vector<std::thread> threads_;
+  std::map<std::string, Running> running_;
 };
 
 }  // namespace strata::control

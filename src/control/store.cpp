@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS usage(
   start INTEGER NOT NULL, end INTEGER NOT NULL,
   vcpu_seconds REAL NOT NULL, memory_gib_hours REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS usage_by_end ON usage(end);
+CREATE TABLE IF NOT EXISTS operations(
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL, target TEXT NOT NULL, tenant TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'running', done INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT '', created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS templates(
   name TEXT PRIMARY KEY,
   tenant TEXT REFERENCES tenants(name),
@@ -143,6 +148,10 @@ VmState parseState(const std::string& text) {
 
 constexpr const char* kVmColumns =
     "name, tenant, spec, state, pid, pid_start, api_socket, last_exit, metered_ticks, metered_at";
+// The states of a definition whose files are still being made or removed: it
+// holds its name and quota, but nothing shows it (kShown filters it out).
+constexpr const char* kCreating = "creating";
+constexpr const char* kShown = "state NOT IN ('creating', 'deleting')";
 
 VmRecord readVm(const Statement& row) {
   VmRecord vm;
@@ -285,7 +294,7 @@ Outcome Store::checkQuota(const std::string& tenant, const ResourceUse& asked) {
   return {};
 }
 
-Outcome Store::defineVm(const VmSpec& spec) {
+Outcome Store::defineVm(const VmSpec& spec, bool pending) {
   {
     std::lock_guard lock(mutex_);
     Transaction transaction(db_);
@@ -298,32 +307,63 @@ Outcome Store::defineVm(const VmSpec& spec) {
         return {Outcome::NotFound, fmt::format("no template {}", spec.templateName)};
     }
     if (auto quota = checkQuota(spec.tenant, resourcesOf(spec)); !quota.ok()) return quota;
-  Statement insert(db_,
-                   "INSERT INTO vms(name, tenant, spec, cpus, memory_mib, disk_gib, changed) VALUES(?,?,?,?,?,?,?)");
-  insert.bind(1, spec.name)
-      .bind(2, spec.tenant)
-      .bind(3, toJson(spec).dump())
-      .bind(4, int64_t{spec.cpus})
-      .bind(5, static_cast<int64_t>(spec.memoryMib))
-      .bind(6, static_cast<int64_t>(spec.diskGib))
-      .bind(7, now())
-      .step();
+    Statement insert(db_,
+                     "INSERT INTO vms(name, tenant, spec, cpus, memory_mib, disk_gib, changed, state) "
+                     "VALUES(?,?,?,?,?,?,?,?)");
+    insert.bind(1, spec.name)
+        .bind(2, spec.tenant)
+        .bind(3, toJson(spec).dump())
+        .bind(4, int64_t{spec.cpus})
+        .bind(5, static_cast<int64_t>(spec.memoryMib))
+        .bind(6, static_cast<int64_t>(spec.diskGib))
+        .bind(7, now())
+        .bind(8, std::string(pending ? kCreating : "stopped"))
+        .step();
     transaction.commit();
   }
-  notify(spec.name, "defined");
+  if (!pending) notify(spec.name, "defined");
   return {};
+}
+
+void Store::finishDefinition(const std::string& name) {
+  {
+    std::lock_guard lock(mutex_);
+    Statement update(db_, "UPDATE vms SET state='stopped', changed=? WHERE name=? AND state=?");
+    update.bind(1, now()).bind(2, name).bind(3, std::string(kCreating)).step();
+  }
+  notify(name, "defined");
+}
+
+void Store::dropPendingVm(const std::string& name) {
+  std::lock_guard lock(mutex_);
+  Statement remove(db_, fmt::format("DELETE FROM vms WHERE name=? AND NOT {}", kShown).c_str());
+  remove.bind(1, name).step();
+}
+
+std::vector<std::string> Store::dropPendingVms() {
+  std::lock_guard lock(mutex_);
+  Transaction transaction(db_);
+  std::vector<std::string> names;
+  Statement rows(db_, fmt::format("SELECT name FROM vms WHERE NOT {} ORDER BY name", kShown).c_str());
+  while (rows.step()) names.push_back(rows.text(0));
+  Statement remove(db_, fmt::format("DELETE FROM vms WHERE NOT {}", kShown).c_str());
+  remove.step();
+  transaction.commit();
+  return names;
 }
 
 std::optional<VmRecord> Store::vm(const std::string& name) {
   std::lock_guard lock(mutex_);
-  Statement row(db_, fmt::format("SELECT {} FROM vms WHERE name=?", kVmColumns).c_str());
+  Statement row(db_, fmt::format("SELECT {} FROM vms WHERE name=? AND {}", kVmColumns, kShown).c_str());
   if (!row.bind(1, name).step()) return std::nullopt;
   return readVm(row);
 }
 
 std::vector<VmRecord> Store::vms(const std::optional<std::string>& tenant) {
   std::lock_guard lock(mutex_);
-  Statement rows(db_, fmt::format("SELECT {} FROM vms WHERE ?1 IS NULL OR tenant=?1 ORDER BY name", kVmColumns).c_str());
+  Statement rows(
+      db_, fmt::format("SELECT {} FROM vms WHERE (?1 IS NULL OR tenant=?1) AND {} ORDER BY name", kVmColumns, kShown)
+               .c_str());
   rows.bindOptionalText(1, tenant);
   std::vector<VmRecord> result;
   while (rows.step()) result.push_back(readVm(rows));
@@ -373,17 +413,17 @@ void Store::recordStopped(const std::string& name, std::optional<int> exitStatus
   notify(name, vmStateName(VmState::Stopped));
 }
 
-Outcome Store::deleteVm(const std::string& name) {
+Outcome Store::deleteVm(const std::string& name, bool pending) {
   std::string tenant;
   {
     std::lock_guard lock(mutex_);
     Transaction transaction(db_);
-    Statement state(db_, "SELECT state, tenant FROM vms WHERE name=?");
+    Statement state(db_, fmt::format("SELECT state, tenant FROM vms WHERE name=? AND {}", kShown).c_str());
     if (!state.bind(1, name).step()) return {Outcome::NotFound, fmt::format("no VM {}", name)};
     if (state.text(0) != "stopped")
       return {Outcome::Conflict, fmt::format("{} is {}: stop it first", name, state.text(0))};
     tenant = state.text(1);
-    Statement remove(db_, "DELETE FROM vms WHERE name=?");
+    Statement remove(db_, pending ? "UPDATE vms SET state='deleting' WHERE name=?" : "DELETE FROM vms WHERE name=?");
     remove.bind(1, name).step();
     transaction.commit();
   }
@@ -491,6 +531,34 @@ std::vector<std::string> Store::dropUnreadyTemplates() {
   exec("DELETE FROM templates WHERE ready=0");
   transaction.commit();
   return paths;
+}
+
+int64_t Store::addOperation(const std::string& kind, const std::string& target, const std::string& tenant) {
+  std::lock_guard lock(mutex_);
+  Statement insert(db_, "INSERT INTO operations(kind, target, tenant, created) VALUES(?,?,?,?)");
+  insert.bind(1, kind).bind(2, target).bind(3, tenant).bind(4, now()).step();
+  return sqlite3_last_insert_rowid(db_);
+}
+
+void Store::finishOperation(const OperationRecord& record) {
+  std::lock_guard lock(mutex_);
+  Statement update(db_, "UPDATE operations SET state=?, done=?, total=?, error=? WHERE id=?");
+  update.bind(1, record.state).bind(2, static_cast<int64_t>(record.done)).bind(3, static_cast<int64_t>(record.total));
+  update.bind(4, record.error).bind(5, record.id).step();
+}
+
+std::optional<OperationRecord> Store::operation(int64_t id) {
+  std::lock_guard lock(mutex_);
+  Statement row(db_, "SELECT id, kind, target, tenant, state, done, total, error FROM operations WHERE id=?");
+  if (!row.bind(1, id).step()) return std::nullopt;
+  return OperationRecord{row.integer(0), row.text(1), row.text(2), row.text(3), row.text(4),
+                         static_cast<uint64_t>(row.integer(5)), static_cast<uint64_t>(row.integer(6)), row.text(7)};
+}
+
+void Store::failRunningOperations(const std::string& reason) {
+  std::lock_guard lock(mutex_);
+  Statement update(db_, "UPDATE operations SET state='failed', error=? WHERE state='running'");
+  update.bind(1, reason).step();
 }
 
 void Store::addUsage(const UsageRecord& record, uint64_t meteredTicks) {

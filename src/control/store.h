@@ -1,6 +1,6 @@
 // Store: the daemon's state in SQLite (WAL): tenants and their quotas, tokens
 // (only their SHA-256 hashes), templates, VM definitions with their run state
-// (pid, API socket) and usage records. Each mutation is one transaction, so a kill -9 of
+// (pid, API socket), operations and usage records. Each mutation is one transaction, so a kill -9 of
 // the daemon leaves nothing half made, and quota checks cannot race.
 #pragma once
 
@@ -85,6 +85,14 @@ struct UsageRecord {
   double vcpuSeconds = 0, memoryGibHours = 0;
 };
 
+// A long request's record (Operations keeps the live progress of running ones).
+struct OperationRecord {
+  int64_t id = 0;
+  std::string kind, target, tenant, state;  // state: running, succeeded or failed
+  uint64_t done = 0, total = 0;
+  std::string error;
+};
+
 class Store {
  public:
   static Result<std::unique_ptr<Store>> open(const std::string& path);
@@ -102,7 +110,13 @@ class Store {
   std::optional<Principal> principalForToken(const std::string& hash);
 
   // Checks the name is free and the tenant's quota, and inserts, in one transaction.
-  Outcome defineVm(const VmSpec& spec);
+  // A pending definition (its files are still being made) holds its name and
+  // quota but is not shown until finishDefinition; dropPendingVm takes it back.
+  Outcome defineVm(const VmSpec& spec, bool pending = false);
+  void finishDefinition(const std::string& name);
+  void dropPendingVm(const std::string& name);
+  // Removes the definitions a killed daemon left pending (being made or deleted); their names.
+  std::vector<std::string> dropPendingVms();
   std::optional<VmRecord> vm(const std::string& name);
   std::vector<VmRecord> vms(const std::optional<std::string>& tenant = std::nullopt);
   // Stopped -> Starting, or Conflict: two concurrent starts cannot both win.
@@ -110,7 +124,8 @@ class Store {
   void recordRunning(const std::string& name, pid_t pid, uint64_t pidStartTime, const std::string& apiSocket);
   void recordState(const std::string& name, VmState state);
   void recordStopped(const std::string& name, std::optional<int> exitStatus);
-  Outcome deleteVm(const std::string& name);  // only a stopped VM
+  // Only a stopped VM. Pending: the definition stays (unseen, holding its name) until dropPendingVm, while its files go.
+  Outcome deleteVm(const std::string& name, bool pending = false);
   // Told of every VM change after its transaction; set once, before serving.
   void setVmObserver(std::function<void(const VmChange&)> observer) { vmObserver_ = std::move(observer); }
 
@@ -126,6 +141,12 @@ class Store {
   Outcome deleteTemplate(const std::string& name);
   // Removes the templates an interrupted import left unready; their paths.
   std::vector<std::string> dropUnreadyTemplates();
+
+  // Operations outlive the daemon; one it did not finish is failed with `reason` when it starts again.
+  int64_t addOperation(const std::string& kind, const std::string& target, const std::string& tenant);
+  void finishOperation(const OperationRecord& record);
+  std::optional<OperationRecord> operation(int64_t id);
+  void failRunningOperations(const std::string& reason);
 
   // Adds a record and moves the VM's metering mark to (ticks, record.end), in
   // one transaction: a restarted daemon continues where the last record ended.

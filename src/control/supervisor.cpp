@@ -23,6 +23,7 @@ namespace {
 constexpr auto kWatchPeriod = std::chrono::milliseconds(200);
 constexpr auto kSocketWait = std::chrono::seconds(20);
 constexpr auto kKillWait = std::chrono::seconds(10);
+constexpr auto kAdoptWait = std::chrono::seconds(5);
 
 // Fields 3.. of /proc/PID/stat (after the parenthesized command name, which may hold spaces).
 std::optional<std::vector<std::string>> statFields(pid_t pid) {
@@ -127,9 +128,15 @@ std::optional<ProcessUsage> Supervisor::usageOf(const VmRecord& vm) const {
 void Supervisor::adoptRunningVms() {
   for (const auto& vm : store_.vms()) {
     if (vm.state == VmState::Stopped) continue;
-    bool alive = vm.pid > 0 && processStartTime(vm.pid) == vm.pidStartTime;
-    auto reply = alive ? vmRequest(vm, "GET", "/vm") : Result<HttpReply>(Error{"not running"});
-    if (!reply || reply->status != 200) {
+    auto alive = [&] { return vm.pid > 0 && processStartTime(vm.pid) == vm.pidStartTime; };
+    auto reply = alive() ? vmRequest(vm, "GET", "/vm") : Result<HttpReply>(Error{"not running"});
+    // One the last daemon had only just started may not answer yet.
+    for (auto deadline = std::chrono::steady_clock::now() + kAdoptWait;
+         (!reply || reply->status != 200) && alive() && std::chrono::steady_clock::now() < deadline;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      reply = vmRequest(vm, "GET", "/vm");
+    }
+    if (!reply || reply->status != 200) {  // recovery kills it if it still runs
       log::info("{}: no longer running ({}); recorded as stopped", vm.spec.name,
                 reply ? fmt::format("API status {}", reply->status) : reply.error().message);
       store_.recordStopped(vm.spec.name, std::nullopt);
@@ -211,6 +218,7 @@ Result<void> Supervisor::start(const std::string& name) {
   };
   if (::mkdir(paths.dir.c_str(), 0700) != 0 && errno != EEXIST) return failed(errnoError(paths.dir).message);
   ::unlink(paths.apiSocket.c_str());  // left by a VM that was killed
+  ::unlink(paths.consoleSocket.c_str());
 
   std::vector<std::string> args =
       runArguments(vm->spec, paths.apiSocket, paths.console, resumesSnapshot(vm->spec));
@@ -230,8 +238,10 @@ Result<void> Supervisor::start(const std::string& name) {
     auto current = store_.vm(name);
     if (!current || current->state == VmState::Stopped)
       return Error{fmt::format("{} ended while starting: {}", name, tailOf(paths.log, 2000))};
+    // `strata run` answers on its API socket a moment before its console socket exists: a
+    // client's console request right after the start must find it.
     auto reply = vmRequest(*current, "GET", "/vm");
-    if (reply && reply->status == 200) return {};
+    if (reply && reply->status == 200 && ::access(paths.consoleSocket.c_str(), F_OK) == 0) return {};
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   if (auto current = store_.vm(name)) signalVm(*current, SIGKILL);

@@ -54,7 +54,7 @@ class Supervisor {
   VmPaths pathsOf(const std::string& name) const;
   const std::string& strataBinary() const { return options_.strataBinary; }
   // Keeps each VM recorded as running whose process still lives (same start
-  // time) and whose API socket answers; records the others as stopped.
+  // time) and whose API socket answers (within a few seconds); records the others as stopped.
   void adoptRunningVms();
   void startWatching();
 

@@ -185,13 +185,19 @@ void WebFront::run() {
       if (!(waiting[i].revents & POLLIN)) continue;
       int fd = ::accept4(waiting[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
-      std::lock_guard lock(mutex_);
-      if (connections_.size() >= kMaxConnections) {
+      // The lock is not held while a thread is made: ending connections, which take it, would queue
+      // behind a busy accept loop and pile up to kMaxConnections.
+      bool full;
+      {
+        std::lock_guard lock(mutex_);
+        full = connections_.size() >= kMaxConnections;
+        if (!full) connections_.insert(fd);
+      }
+      if (full) {
         sendError(fd, 503, "too many connections");
         ::close(fd);
         continue;
       }
-      connections_.insert(fd);
       std::thread([this, fd] {
         serveConnection(fd);
         std::lock_guard lock(mutex_);

@@ -62,6 +62,7 @@ class DaemonProcess {
   }
 
   void start() {
+    std::fflush(nullptr);  // or the child would write the test's unwritten output again
     pid_ = ::fork();
     if (pid_ == 0) {
       std::string log = dataDir_ + ".log";
@@ -110,6 +111,7 @@ class DaemonProcess {
   std::string socket() const { return dataDir_ + "/daemon.sock"; }
   const std::string& dataDir() const { return dataDir_; }
   const std::string& adminToken() const { return adminToken_; }
+  pid_t pid() const { return pid_; }
 
  private:
   std::string dataDir_, adminToken_;

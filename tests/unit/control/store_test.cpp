@@ -233,5 +233,40 @@ TEST_F(StoreTest, TemplatesCountInTheDiskQuotaAndStayWhileAVmIsClonedFromThem) {
   EXPECT_FALSE(visible[0].tenant);
 }
 
+// What a kill -9 may leave between a request's database change and its files.
+TEST_F(StoreTest, PendingDefinitionsHoldNameAndQuotaUnseenUntilFinishedOrDropped) {
+  ASSERT_TRUE(store_->addTenant("acme").ok());
+  ASSERT_TRUE(store_->setQuota("acme", {2, std::nullopt, std::nullopt, std::nullopt}).ok());
+  std::vector<VmChange> changes;
+  store_->setVmObserver([&](const VmChange& change) { changes.push_back(change); });
+  ASSERT_TRUE(store_->defineVm(spec("made", "acme"), true).ok());
+  EXPECT_FALSE(store_->vm("made"));
+  EXPECT_TRUE(store_->vms().empty());
+  EXPECT_TRUE(changes.empty()) << "a pending definition was announced";
+  EXPECT_EQ(store_->defineVm(spec("made", "acme")).status, Outcome::Conflict);
+  EXPECT_EQ(store_->deleteVm("made").status, Outcome::NotFound);
+  store_->finishDefinition("made");
+  ASSERT_TRUE(store_->vm("made"));
+  EXPECT_EQ(store_->vm("made")->state, VmState::Stopped);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].state, "defined");
+
+  ASSERT_TRUE(store_->defineVm(spec("half", "acme"), true).ok());
+  EXPECT_EQ(store_->defineVm(spec("third", "acme")).status, Outcome::OverQuota) << "a pending definition counts";
+  ASSERT_TRUE(store_->deleteVm("made", true).ok());  // its files are going: unseen, its name still taken
+  EXPECT_FALSE(store_->vm("made"));
+  EXPECT_EQ(store_->defineVm(spec("made", "acme")).status, Outcome::Conflict);
+  EXPECT_EQ(changes.back().state, "deleted");
+  store_.reset();  // the daemon killed here
+  auto reopened = openStore();
+  EXPECT_EQ(reopened->dropPendingVms(), (std::vector<std::string>{"half", "made"}));
+  EXPECT_TRUE(reopened->defineVm(spec("made", "acme")).ok());
+  ASSERT_TRUE(reopened->defineVm(spec("half", "acme"), true).ok());
+  reopened->dropPendingVm("half");
+  reopened->dropPendingVm("made");  // not pending: stays
+  EXPECT_FALSE(reopened->vm("half"));
+  EXPECT_TRUE(reopened->vm("made"));
+}
+
 }  // namespace
 }  // namespace strata::control
