@@ -179,7 +179,8 @@ int freeTcpPort() {
 TEST(DaemonConsole, AnswersAStockWssClientOverTlsWithTheSameTokenChecks) {
   std::string address = "127.0.0.1:" + std::to_string(freeTcpPort());
   std::string dir = temporaryPath("contls");
-  DaemonProcess daemon("contls", {"--listen", "tcp:" + address, "--tls-cert", dir + "/cert.pem", "--tls-key", dir + "/key.pem"},
+  DaemonProcess daemon("contls",
+                       {"--listen", "tcp:" + address, "--tls-cert", dir + "/cert.pem", "--tls-key", dir + "/key.pem"},
                        [](const std::string& dir) {
                          auto made = runShell("cd " + dir + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout "
                                               "key.pem -out cert.pem -days 1 -subj /CN=localhost -addext "
@@ -204,6 +205,11 @@ TEST(DaemonConsole, AnswersAStockWssClientOverTlsWithTheSameTokenChecks) {
   EXPECT_TRUE(contains(page.output, "<title>strata</title>")) << page.output;
   EXPECT_TRUE(contains(page.output, " 200")) << page.output;
   EXPECT_EQ(daemon.call("GET", "/vms/guest").second["state"], "running");
+
+  auto noKey = runShell(strataBinary() + " daemon --data-dir " + dir + "k --socket " + dir + "k.sock --listen tcp:" +
+                        address + " --tls-cert " + dir + "/cert.pem --tls-key " + dir + "/missing.pem 2>&1");
+  EXPECT_EQ(noKey.exitCode, 1);
+  EXPECT_TRUE(contains(noKey.output, "--tls-cert/--tls-key: " + dir + "/missing.pem: No such file")) << noKey.output;
 }
 
 // tests/integration/browser_console.py logs in, presses Start, types into the
