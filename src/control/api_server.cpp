@@ -853,32 +853,10 @@ Result<void> ApiServer::listen(const std::string& socketPath) {
   return {};
 }
 
-Result<void> ApiServer::listenTls(const std::string& host, int port, const std::string& certFile,
-                                  const std::string& keyFile) {
-  tlsServer_ = std::make_unique<httplib::SSLServer>(certFile.c_str(), keyFile.c_str());
-  if (!tlsServer_->is_valid())
-    return Error{fmt::format("--tls-cert {} / --tls-key {}: cannot load the certificate and its key", certFile, keyFile)};
-  serveRoutesOn(*tlsServer_);
-  if (!tlsServer_->bind_to_port(host.c_str(), port)) return errnoError(fmt::format("{}:{}", host, port));
-  return {};
-}
+void ApiServer::mountStatic(const std::string& prefix, const std::string& dir) { server_->set_mount_point(prefix, dir); }
 
-// On the TLS server too when there is one: listenTls comes first.
-void ApiServer::mountStatic(const std::string& prefix, const std::string& dir) {
-  server_->set_mount_point(prefix, dir);
-  if (tlsServer_) tlsServer_->set_mount_point(prefix, dir);
-}
+void ApiServer::run() { server_->listen_after_bind(); }
 
-void ApiServer::run() {
-  std::thread tls;
-  if (tlsServer_) tls = std::thread([this] { tlsServer_->listen_after_bind(); });
-  server_->listen_after_bind();
-  if (tls.joinable()) tls.join();
-}
-
-void ApiServer::stop() {
-  server_->stop();
-  if (tlsServer_) tlsServer_->stop();
-}
+void ApiServer::stop() { server_->stop(); }
 
 }  // namespace strata::control

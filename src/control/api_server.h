@@ -1,6 +1,6 @@
-// ApiServer: the daemon's REST API (HTTP/1.1 + JSON, cpp-httplib) on a UNIX
-// socket (and optionally TCP with TLS): VMs, templates, operations, the event stream, tenants, tokens,
-// quotas, usage. Every request but
+// ApiServer: the daemon's REST API (HTTP/1.1 + JSON, cpp-httplib) on a private
+// UNIX socket that WebFront passes its clients' requests to (TLS ones decrypted):
+// VMs, templates, operations, the event stream, tenants, tokens, quotas, usage. Every request but
 // /openapi.json needs a bearer token; a tenant's token sees only its own
 // tenant and VMs (others' are 404, as if they did not exist).
 #pragma once
@@ -18,7 +18,6 @@
 
 namespace httplib {
 class Server;
-class SSLServer;
 }
 
 namespace strata::control {
@@ -43,8 +42,6 @@ class ApiServer {
 
   // Creates the socket (mode 0600: only its owner may talk to the daemon).
   Result<void> listen(const std::string& socketPath);
-  // Also serves on TCP, only over TLS (the bearer tokens must not cross a network in the clear).
-  Result<void> listenTls(const std::string& host, int port, const std::string& certFile, const std::string& keyFile);
   // Serves the files under `dir` at `prefix` (the dashboard); no token needed, they hold no data.
   void mountStatic(const std::string& prefix, const std::string& dir);
   void run();   // serves until stop()
@@ -59,7 +56,6 @@ class ApiServer {
   Supervisor& supervisor_;
   Options options_;
   std::unique_ptr<httplib::Server> server_;
-  std::unique_ptr<httplib::SSLServer> tlsServer_;
   std::shared_ptr<Handlers> handlers_;
   // Shared with the store's VM observer, which the supervisor's thread may call after this server is gone.
   std::shared_ptr<EventBus> events_ = std::make_shared<EventBus>();

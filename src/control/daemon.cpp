@@ -124,19 +124,19 @@ Result<void> runDaemon(const DaemonOptions& options) {
   // passes it every request but a console WebSocket.
   std::string apiSocket = dataDir + "/api-server.sock";
   if (auto listening = server.listen(apiSocket); !listening) return listening.error();
-  if (!options.listen.empty()) {  // TLS clients reach the REST server directly (no console WebSocket there)
-    auto address = tcpAddress(options.listen);
-    if (!address) return address.error();
-    if (auto tls = server.listenTls(address->first, address->second, options.tlsCert, options.tlsKey); !tls)
-      return tls.error();
-    log::info("strata daemon: API also on https://{}:{}", address->first, address->second);
-  }
   if (!options.webDir.empty()) server.mountStatic("/ui", options.webDir);
   server.mountStatic("/ui/xterm", "/usr/share/nodejs/xterm");
   WebFront front(**store, supervisor, apiSocket);
   if (auto listening = front.listenUnix(socketPath); !listening) return listening.error();
   if (!options.webListen.empty())
     if (auto listening = front.listenTcp(options.webListen); !listening) return listening.error();
+  if (!options.listen.empty()) {  // TLS: the API, the console WebSocket (wss://) and the dashboard
+    auto address = tcpAddress(options.listen);
+    if (!address) return address.error();
+    std::string hostAndPort = fmt::format("{}:{}", address->first, address->second);
+    if (auto tls = front.listenTls(hostAndPort, options.tlsCert, options.tlsKey); !tls) return tls.error();
+    log::info("strata daemon: API, consoles and dashboard also on https://{}/ui/", hostAndPort);
+  }
   supervisor.startWatching();
   log::info("strata daemon: data in {}, API on {}{}", dataDir, socketPath,
             options.webListen.empty() ? "" : ", dashboard on http://" + options.webListen + "/ui/");

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <regex>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "control/token.h"
 #include "control/vm_spec.h"
 #include "control/websocket.h"
+#include "storage/nbd/nbd_tls.h"
 
 namespace strata::control {
 
@@ -38,6 +40,10 @@ namespace {
 
 constexpr int kHeadTimeoutMs = 10000;
 constexpr int kSendTimeoutS = 10;
+constexpr int kHandshakeTimeoutMs = 10000;
+constexpr size_t kMaxTlsBacklog = 256 * 1024;  // encrypted bytes a TLS client has not taken yet
+
+using storage::nbd::TlsSession;
 
 std::string lower(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -133,6 +139,74 @@ std::string consoleToken(const RequestHead& request) {
   return {};
 }
 
+// Writes what the session holds for the client, waiting for room up to kSendTimeoutS.
+bool flushAll(TlsSession& tls, int client) {
+  while (tls.outgoingBytes() > 0) {
+    if (!tls.flushTo(client)) return false;
+    pollfd waiting{client, POLLOUT, 0};
+    if (tls.outgoingBytes() > 0 && ::poll(&waiting, 1, kSendTimeoutS * 1000) == 0) return false;
+  }
+  return true;
+}
+
+// A client that has not finished its handshake within kHandshakeTimeoutMs is dropped.
+bool handshake(TlsSession& tls, int client) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kHandshakeTimeoutMs);
+  for (;;) {
+    auto step = tls.handshake();
+    bool flushed = tls.flushTo(client);  // also an alert saying why the handshake failed
+    if (!step) {
+      log::info("TLS client refused: {}", step.error().message);
+      return false;
+    }
+    if (!flushed) return false;
+    if (*step == TlsSession::Handshake::Done) return flushAll(tls, client);
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd waiting{client, static_cast<short>(POLLIN | (tls.outgoingBytes() ? POLLOUT : 0)), 0};
+    int ready = left.count() > 0 ? ::poll(&waiting, 1, static_cast<int>(left.count())) : 0;
+    if (ready == 0 || (ready < 0 && errno != EINTR)) return false;
+  }
+}
+
+// Copies plaintext both ways between a TLS client and `plain` until the plain
+// side closes (after the client's end of stream, or on its own).
+void relay(TlsSession& tls, int client, int plain) {
+  bool clientOpen = true;
+  char buffer[16 * 1024];
+  for (;;) {
+    bool buffered = clientOpen && tls.hasBufferedInput();
+    pollfd waiting[2] = {
+        {client, static_cast<short>((clientOpen ? POLLIN : 0) | (tls.outgoingBytes() ? POLLOUT : 0)), 0},
+        {plain, static_cast<short>(tls.outgoingBytes() < kMaxTlsBacklog ? POLLIN : 0), 0}};
+    if (!buffered && ::poll(waiting, 2, -1) < 0 && errno != EINTR) return;
+    if (!clientOpen && (waiting[0].revents & (POLLHUP | POLLERR))) return;
+    if (clientOpen && (buffered || waiting[0].revents)) {
+      ssize_t n = tls.receive(reinterpret_cast<uint8_t*>(buffer), sizeof buffer);
+      if (n > 0 && !sendAll(plain, {buffer, static_cast<size_t>(n)})) return;
+      if (n == 0) {
+        clientOpen = false;
+        ::shutdown(plain, SHUT_WR);
+      }
+      if (n < 0 && errno != EAGAIN) return;
+    }
+    if (waiting[1].revents) {
+      ssize_t n = ::recv(plain, buffer, sizeof buffer, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        tls.bye();
+        flushAll(tls, client);
+        return;
+      }
+      for (ssize_t sent = 0; sent < n;) {
+        ssize_t taken = tls.send(reinterpret_cast<const uint8_t*>(buffer + sent), static_cast<size_t>(n - sent));
+        if (taken < 0) return;
+        sent += taken;
+      }
+    }
+    if (!tls.flushTo(client)) return;
+  }
+}
+
 }  // namespace
 
 WebFront::WebFront(Store& store, Supervisor& supervisor, std::string apiSocket)
@@ -152,32 +226,49 @@ Result<void> WebFront::listenUnix(const std::string& path) {
   int bound = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address);
   ::umask(previous);
   if (!fd.valid() || bound != 0 || ::listen(fd.get(), SOMAXCONN) != 0) return errnoError(path);
-  listeners_.push_back(std::move(fd));
+  listeners_.push_back({std::move(fd), false});
   return {};
 }
 
-Result<void> WebFront::listenTcp(const std::string& hostAndPort) {
+Result<UniqueFd> WebFront::bindTcp(const std::string& hostAndPort) {
   size_t colon = hostAndPort.rfind(':');
-  if (colon == std::string::npos) return Error{fmt::format("--web-listen {}: expected HOST:PORT", hostAndPort)};
+  if (colon == std::string::npos) return Error{fmt::format("{}: expected HOST:PORT", hostAndPort)};
   std::string host = hostAndPort.substr(0, colon), port = hostAndPort.substr(colon + 1);
   addrinfo hints{}, *found = nullptr;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
   if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0)
-    return Error{fmt::format("--web-listen {}: {}", hostAndPort, gai_strerror(rc))};
+    return Error{fmt::format("{}: {}", hostAndPort, gai_strerror(rc))};
   UniqueFd fd(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   int yes = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   bool ok = fd.valid() && ::bind(fd.get(), found->ai_addr, found->ai_addrlen) == 0 && ::listen(fd.get(), SOMAXCONN) == 0;
   ::freeaddrinfo(found);
-  if (!ok) return errnoError("--web-listen " + hostAndPort);
-  listeners_.push_back(std::move(fd));
+  if (!ok) return errnoError(hostAndPort);
+  return fd;
+}
+
+Result<void> WebFront::listenTcp(const std::string& hostAndPort) {
+  auto fd = bindTcp(hostAndPort);
+  if (!fd) return Error{"--web-listen " + fd.error().message};
+  listeners_.push_back({std::move(*fd), false});
+  return {};
+}
+
+Result<void> WebFront::listenTls(const std::string& hostAndPort, const std::string& certFile,
+                                 const std::string& keyFile) {
+  auto credentials = storage::nbd::TlsCredentials::loadX509(certFile, keyFile);
+  if (!credentials) return Error{"--tls-cert/--tls-key: " + credentials.error().message};
+  auto fd = bindTcp(hostAndPort);
+  if (!fd) return Error{"--listen " + fd.error().message};
+  tls_ = std::move(*credentials);
+  listeners_.push_back({std::move(*fd), true});
   return {};
 }
 
 void WebFront::run() {
   std::vector<pollfd> waiting{{stopEvent_.get(), POLLIN, 0}};
-  for (const auto& listener : listeners_) waiting.push_back({listener.get(), POLLIN, 0});
+  for (const auto& listener : listeners_) waiting.push_back({listener.fd.get(), POLLIN, 0});
   for (;;) {
     if (::poll(waiting.data(), waiting.size(), -1) < 0 && errno != EINTR) break;
     if (waiting[0].revents) break;
@@ -185,28 +276,30 @@ void WebFront::run() {
       if (!(waiting[i].revents & POLLIN)) continue;
       int fd = ::accept4(waiting[i].fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
-      // The lock is not held while a thread is made: ending connections, which take it, would queue
-      // behind a busy accept loop and pile up to kMaxConnections.
-      bool full;
-      {
-        std::lock_guard lock(mutex_);
-        full = connections_.size() >= kMaxConnections;
-        if (!full) connections_.insert(fd);
-      }
-      if (full) {
-        sendError(fd, 503, "too many connections");
-        ::close(fd);
-        continue;
-      }
-      std::thread([this, fd] {
-        serveConnection(fd);
-        std::lock_guard lock(mutex_);
-        connections_.erase(fd);
-        ::close(fd);
-        idle_.notify_all();
-      }).detach();
+      bool tls = listeners_[i - 1].tls;
+      if (spawn(fd, [this, tls](int client) { tls ? serveTls(client) : serveConnection(client); })) continue;
+      if (!tls) sendError(fd, 503, "too many connections");  // a TLS client could not read it
+      ::close(fd);
     }
   }
+}
+
+bool WebFront::spawn(int fd, std::function<void(int)> serve) {
+  // The lock is not held while the thread is made: ending connections, which take it, would queue
+  // behind a busy accept loop and pile up to kMaxConnections.
+  {
+    std::lock_guard lock(mutex_);
+    if (connections_.size() >= kMaxConnections) return false;
+    connections_.insert(fd);
+  }
+  std::thread([this, fd, serve = std::move(serve)] {
+    serve(fd);
+    std::lock_guard lock(mutex_);
+    connections_.erase(fd);
+    ::close(fd);
+    idle_.notify_all();
+  }).detach();
+  return true;
 }
 
 void WebFront::stop() {
@@ -215,6 +308,20 @@ void WebFront::stop() {
   std::unique_lock lock(mutex_);
   for (int fd : connections_) ::shutdown(fd, SHUT_RDWR);
   idle_.wait(lock, [this] { return connections_.empty(); });
+}
+
+void WebFront::serveTls(int client) {
+  auto session = TlsSession::create(*tls_, client, {});
+  if (!session) return log::warn("TLS session: {}", session.error().message);
+  if (!handshake(**session, client)) return;
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return;
+  UniqueFd plain(pair[1]);
+  if (!spawn(pair[0], [this](int fd) { serveConnection(fd); })) {
+    sendError(pair[0], 503, "too many connections");
+    ::close(pair[0]);
+  }
+  relay(**session, client, plain.get());
 }
 
 void WebFront::serveConnection(int fd) {

@@ -1,5 +1,6 @@
-// WebFront: what listens on the daemon's public sockets (its UNIX socket, and
-// a TCP address for browsers with `--web-listen`). It reads each connection's
+// WebFront: what listens on the daemon's public sockets (its UNIX socket, a
+// TCP address for browsers with `--web-listen`, and TLS over TCP with `--listen`,
+// decrypted here and then served like the others). It reads each connection's
 // request head: a WebSocket upgrade of GET /vms/NAME/console it serves itself
 // (cpp-httplib 0.11 cannot hand over a connection), everything else it passes
 // byte for byte to the REST API server (ApiServer) on the daemon's private socket.
@@ -7,6 +8,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -17,6 +20,10 @@
 #include "control/console_hub.h"
 #include "control/store.h"
 #include "control/supervisor.h"
+
+namespace strata::storage::nbd {
+class TlsCredentials;
+}
 
 namespace strata::control {
 
@@ -32,10 +39,23 @@ class WebFront {
 
   Result<void> listenUnix(const std::string& path);        // mode 0600
   Result<void> listenTcp(const std::string& hostAndPort);  // HOST:PORT
+  // HOST:PORT over TLS with this PEM certificate (chain) and key: the console WebSocket (wss://), the API and
+  // the dashboard, with the same bearer tokens, never in the clear.
+  Result<void> listenTls(const std::string& hostAndPort, const std::string& certFile, const std::string& keyFile);
   void run();   // serves until stop()
   void stop();  // safe from another thread; ends every connection
 
  private:
+  struct Listener {
+    UniqueFd fd;
+    bool tls;
+  };
+  Result<UniqueFd> bindTcp(const std::string& hostAndPort);
+  // Serves `fd` on a thread of its own that closes it, counted in connections_; false (fd
+  // untouched) when kMaxConnections are being served.
+  bool spawn(int fd, std::function<void(int)> serve);
+  // Decrypts a TLS client onto one end of a socket pair whose other end serveConnection serves.
+  void serveTls(int client);
   void serveConnection(int fd);
   void proxy(int client, const std::string& head);
   void serveConsole(int client, const struct RequestHead& request, const std::string& vmName, std::string leftover);
@@ -44,7 +64,8 @@ class WebFront {
   Supervisor& supervisor_;
   std::string apiSocket_;
   ConsoleHub hub_;
-  std::vector<UniqueFd> listeners_;
+  std::vector<Listener> listeners_;
+  std::shared_ptr<storage::nbd::TlsCredentials> tls_;
   UniqueFd stopEvent_;
   std::mutex mutex_;
   std::condition_variable idle_;

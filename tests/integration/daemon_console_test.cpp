@@ -1,8 +1,9 @@
 // The serial console of daemon VMs: typed into through the WebSocket (our
 // client and `strata vm console`, at the same time), its scrollback kept over
 // a daemon kill -9, refusals of wrong tokens, other tenants, stopped VMs and
-// malformed or oversize frames (the guest and the daemon go on), and the web
-// dashboard driven in headless Chromium.
+// malformed or oversize frames (the guest and the daemon go on), a stock
+// client over wss:// on the TLS listener, and the web dashboard driven in
+// headless Chromium.
 #include <gtest/gtest.h>
 
 #include <netinet/in.h>
@@ -74,8 +75,8 @@ class ConsoleViewer {
   std::optional<uint16_t> closeCode_;
 };
 
-void startGuest(DaemonProcess& daemon, const std::string& name) {
-  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", name}, {"cpus", 1}}).first, 201);
+void startGuest(DaemonProcess& daemon, const std::string& name, const std::string& tenant = "default") {
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", name}, {"cpus", 1}, {"tenant", tenant}}).first, 201);
   auto [started, vm] = daemon.call("POST", "/vms/" + name + "/start");
   ASSERT_EQ(started, 200) << vm;
   ASSERT_TRUE(waitFor([&] { return readFile(vm["console"]).find("userspace up") != std::string::npos; },
@@ -168,6 +169,47 @@ int freeTcpPort() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
   ::close(fd);
   return ntohs(address.sin_port);
+}
+
+// The TLS listener serves what the UNIX socket does. A stock WebSocket client
+// (python3-websocket) checks the daemon's certificate against the CA file made
+// here, sends the bearer token and types into its tenant's guest over wss://;
+// a wrong token and another tenant's token are refused before any console
+// byte. The dashboard comes over https from the same listener.
+TEST(DaemonConsole, AnswersAStockWssClientOverTlsWithTheSameTokenChecks) {
+  std::string address = "127.0.0.1:" + std::to_string(freeTcpPort());
+  std::string dir = temporaryPath("contls");
+  DaemonProcess daemon("contls",
+                       {"--listen", "tcp:" + address, "--tls-cert", dir + "/cert.pem", "--tls-key", dir + "/key.pem"},
+                       [](const std::string& dir) {
+                         auto made = runShell("cd " + dir + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout "
+                                              "key.pem -out cert.pem -days 1 -subj /CN=localhost -addext "
+                                              "subjectAltName=IP:127.0.0.1 2>&1");
+                         ASSERT_EQ(made.exitCode, 0) << made.output;
+                       });
+  std::string acme = daemon.newTenantToken("acme"), other = daemon.newTenantToken("other");
+  startGuest(daemon, "guest", "acme");
+  auto console = [&](const std::string& token, const std::string& line, const std::string& expected) {
+    return runShell("/usr/bin/python3 " STRATA_SOURCE_DIR "/tests/integration/tls_console.py wss://" + address +
+                    "/vms/guest/console " + dir + "/cert.pem " + token + " '" + line + "' " + expected + " 2>&1");
+  };
+  auto typed = console(acme, "echo tls-$((6*7))", "tls-42");
+  EXPECT_EQ(typed.exitCode, 0);
+  EXPECT_EQ(typed.output, "answered tls-42\n");
+  EXPECT_EQ(console("strata_0000", "echo no", "no").output, "refused 401\n");
+  EXPECT_EQ(console(other, "echo no", "no").output, "refused 404\n") << "another tenant's VM does not exist for it";
+  auto admin = console(daemon.adminToken(), "echo admin-$((2*3))", "admin-6");
+  EXPECT_EQ(admin.output, "answered admin-6\n");
+
+  auto page = runShell("curl -s --cacert " + dir + "/cert.pem -w ' %{http_code}' https://" + address + "/ui/");
+  EXPECT_TRUE(contains(page.output, "<title>strata</title>")) << page.output;
+  EXPECT_TRUE(contains(page.output, " 200")) << page.output;
+  EXPECT_EQ(daemon.call("GET", "/vms/guest").second["state"], "running");
+
+  auto noKey = runShell(strataBinary() + " daemon --data-dir " + dir + "k --socket " + dir + "k.sock --listen tcp:" +
+                        address + " --tls-cert " + dir + "/cert.pem --tls-key " + dir + "/missing.pem 2>&1");
+  EXPECT_EQ(noKey.exitCode, 1);
+  EXPECT_TRUE(contains(noKey.output, "--tls-cert/--tls-key: " + dir + "/missing.pem: No such file")) << noKey.output;
 }
 
 // tests/integration/browser_console.py logs in, presses Start, types into the

@@ -15,7 +15,7 @@ void addDaemonCommand(CLI::App& app, CommandStatus& status) {
   daemon->add_option("--data-dir", options->dataDir, "state directory (SQLite store, admin token, VM files)")
       ->required();
   daemon->add_option("--socket", options->socketPath, "API socket (default: $STRATA_RUN_DIR/daemon.sock, or /run/strata/daemon.sock)");
-  daemon->add_option("--listen", options->listen, "also serve the API on tcp:ADDR:PORT, over TLS");
+  daemon->add_option("--listen", options->listen, "also serve the API, consoles (wss://) and dashboard (/ui/) on tcp:ADDR:PORT, over TLS");
   daemon->add_option("--tls-cert", options->tlsCert, "PEM certificate (chain) for --listen");
   daemon->add_option("--tls-key", options->tlsKey, "PEM private key for --listen");
   daemon->add_option("--web-listen", options->webListen,

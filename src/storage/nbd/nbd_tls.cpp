@@ -88,8 +88,27 @@ const char* tlsModeName(TlsMode mode) {
 
 Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadX509Directory(const std::string& directory,
                                                                          bool verifyPeer) {
-  std::string certificate = directory + "/server-cert.pem";
-  std::string key = directory + "/server-key.pem";
+  auto loaded = loadX509(directory + "/server-cert.pem", directory + "/server-key.pem");
+  if (!loaded || !verifyPeer) return loaded;
+  auto& credentials = *loaded;
+  std::string authority = directory + "/ca-cert.pem";
+  if (auto readable = requireReadable(authority); !readable) return readable.error();
+  // Returns how many certificates it loaded; none means the file holds no CA.
+  int rc = gnutls_certificate_set_x509_trust_file(credentials->certificate_, authority.c_str(), GNUTLS_X509_FMT_PEM);
+  if (rc < 0) return gnutlsError(authority, rc);
+  if (rc == 0) return Error{authority + ": no certificates"};
+  std::string revoked = directory + "/ca-crl.pem";
+  if (::access(revoked.c_str(), F_OK) == 0) {
+    rc = gnutls_certificate_set_x509_crl_file(credentials->certificate_, revoked.c_str(), GNUTLS_X509_FMT_PEM);
+    if (rc < 0) return gnutlsError(revoked, rc);
+  }
+  credentials->verifyPeer_ = true;
+  credentials->description_ += ", client certificates checked against " + authority;
+  return credentials;
+}
+
+Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadX509(const std::string& certificate,
+                                                                const std::string& key) {
   if (auto readable = requireReadable(certificate); !readable) return readable.error();
   if (auto readable = requireReadable(key); !readable) return readable.error();
   std::shared_ptr<TlsCredentials> credentials(new TlsCredentials);
@@ -100,21 +119,6 @@ Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadX509Directory(const 
                                                  GNUTLS_X509_FMT_PEM, nullptr, 0);
   if (rc < 0) return gnutlsError(fmt::format("{} with {}", certificate, key), rc);
   credentials->description_ = "X.509 certificate from " + certificate;
-  if (verifyPeer) {
-    std::string authority = directory + "/ca-cert.pem";
-    if (auto readable = requireReadable(authority); !readable) return readable.error();
-    // Returns how many certificates it loaded; none means the file holds no CA.
-    rc = gnutls_certificate_set_x509_trust_file(credentials->certificate_, authority.c_str(), GNUTLS_X509_FMT_PEM);
-    if (rc < 0) return gnutlsError(authority, rc);
-    if (rc == 0) return Error{authority + ": no certificates"};
-    std::string revoked = directory + "/ca-crl.pem";
-    if (::access(revoked.c_str(), F_OK) == 0) {
-      rc = gnutls_certificate_set_x509_crl_file(credentials->certificate_, revoked.c_str(), GNUTLS_X509_FMT_PEM);
-      if (rc < 0) return gnutlsError(revoked, rc);
-    }
-    credentials->verifyPeer_ = true;
-    credentials->description_ += ", client certificates checked against " + authority;
-  }
   auto priority = makePriority(kX509Priorities);
   if (!priority) return priority.error();
   credentials->priority_ = *priority;

@@ -31,6 +31,8 @@ class TlsCredentials {
   // TLS client use, signed by DIR/ca-cert.pem (and not revoked by DIR/ca-crl.pem, if present).
   static Result<std::shared_ptr<TlsCredentials>> loadX509Directory(const std::string& directory,
                                                                    bool verifyPeer = false);
+  // A certificate (chain) and its private key, PEM files anywhere (the daemon's --tls-cert/--tls-key).
+  static Result<std::shared_ptr<TlsCredentials>> loadX509(const std::string& certificate, const std::string& key);
   // A psktool key file: one `username:hexkey` line per client.
   static Result<std::shared_ptr<TlsCredentials>> loadPskFile(const std::string& path);
   // A client's: the servers it talks to must present a certificate this CA signed.
