@@ -15,8 +15,6 @@ const char* operationStateName(Operation::State state) {
 
 namespace {
 
-constexpr const char* kInterrupted = "interrupted: the daemon stopped while it ran";
-
 Operation::State stateNamed(const std::string& name) {
   if (name == "succeeded") return Operation::State::Succeeded;
   if (name == "running") return Operation::State::Running;
@@ -26,9 +24,7 @@ Operation::State stateNamed(const std::string& name) {
 }  // namespace
 
 Operations::Operations(Store& store, std::function<void(const Operation&)> onFinished)
-    : store_(store), onFinished_(std::move(onFinished)) {
-  store_.failRunningOperations(kInterrupted);
-}
+    : store_(store), onFinished_(std::move(onFinished)) {}
 
 Operations::~Operations() {
   std::unique_lock lock(mutex_);

@@ -32,7 +32,8 @@ class Operations {
  public:
   using Progress = std::function<void(uint64_t done, uint64_t total)>;
   using Work = std::function<Result<void>(const Progress& progress)>;
-  // Fails the operations an earlier daemon left running. onFinished is called when one ends, from its thread.
+  // onFinished is called when an operation ends, from its thread. Those an earlier
+  // daemon left running are failed by recoverInterruptedWork, inside the startup's store checks.
   Operations(Store& store, std::function<void(const Operation&)> onFinished);
   ~Operations();  // waits for the running ones
   Operations(const Operations&) = delete;

@@ -92,6 +92,7 @@ void removeUnownedFiles(Store& store, const std::string& dataDir) {
 void recoverInterruptedWork(Store& store, const std::string& dataDir) {
   killUnrecordedVms(store, dataDir + "/vms");
   removeUnownedFiles(store, dataDir);
+  store.failRunningOperations("interrupted: the daemon stopped while it ran");
 }
 
 }  // namespace strata::control

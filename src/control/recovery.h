@@ -2,7 +2,8 @@
 // kill -9 the store, the VM processes and the data directory agree: VM
 // processes no record owns (a daemon killed between spawning one and
 // recording it) are killed, definitions left half made or half deleted are
-// dropped, and directories and template images no record owns are removed.
+// dropped, directories and template images no record owns are removed, and
+// operations it left running are marked failed with the reason.
 #pragma once
 
 #include <string>
