@@ -181,12 +181,7 @@ TEST(DaemonConsole, AnswersAStockWssClientOverTlsWithTheSameTokenChecks) {
   std::string dir = temporaryPath("contls");
   DaemonProcess daemon("contls",
                        {"--listen", "tcp:" + address, "--tls-cert", dir + "/cert.pem", "--tls-key", dir + "/key.pem"},
-                       [](const std::string& dir) {
-                         auto made = runShell("cd " + dir + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout "
-                                              "key.pem -out cert.pem -days 1 -subj /CN=localhost -addext "
-                                              "subjectAltName=IP:127.0.0.1 2>&1");
-                         ASSERT_EQ(made.exitCode, 0) << made.output;
-                       });
+                       makeSelfSignedCertificate);
   std::string acme = daemon.newTenantToken("acme"), other = daemon.newTenantToken("other");
   startGuest(daemon, "guest", "acme");
   auto console = [&](const std::string& token, const std::string& line, const std::string& expected) {

@@ -120,6 +120,14 @@ class DaemonProcess {
 };
 
 // Follows an operation a 202 reply started (its "operation") to its end; the final operation.
+// Before a TLS daemon starts: DIR/cert.pem (for localhost and 127.0.0.1, also the
+// clients' CA file) and DIR/key.pem.
+inline void makeSelfSignedCertificate(const std::string& dir) {
+  auto made = runShell("cd " + dir + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1 "
+                       "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 2>&1");
+  ASSERT_EQ(made.exitCode, 0) << made.output;
+}
+
 inline json finishOperation(DaemonProcess& daemon, const json& started, const std::string& token = "") {
   std::string id = started["operation"]["id"];
   json operation;

@@ -272,12 +272,7 @@ TEST(DaemonTls, ServesTheApiOverTlsWithBearerTokensToCurl) {
   std::string listen = "tcp:127.0.0.1:" + std::to_string(port);
   std::string dir = temporaryPath("tls");
   DaemonProcess daemon("tls", {"--listen", listen, "--tls-cert", dir + "/cert.pem", "--tls-key", dir + "/key.pem"},
-                       [](const std::string& dir) {
-                         auto made = runShell("cd " + dir + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout "
-                                              "key.pem -out cert.pem -days 1 -subj /CN=localhost -addext "
-                                              "subjectAltName=IP:127.0.0.1 2>&1");
-                         ASSERT_EQ(made.exitCode, 0) << made.output;
-                       });
+                       makeSelfSignedCertificate);
   std::string curl = "cd " + daemon.dataDir() + " && curl -s --cacert cert.pem -w ' %{http_code}' ";
   std::string url = " https://127.0.0.1:" + std::to_string(port);
   ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "over-tls"}}).first, 201);
