@@ -111,7 +111,8 @@ class ApiServer::HttpServer : public httplib::Server {
 
   void requestStop() { stopRequested_ = true; }
   // Closing the listening socket ends listen_after_bind(); the serving thread
-  // does it on its idle tick, so stopping needs no syscall on the caller's thread.
+  // does it on its idle tick and after each connection, so stopping needs no
+  // syscall on the caller's thread.
   void closeIfStopRequested() {
     if (!stopRequested_) return;
     int fd = svr_sock_.exchange(INVALID_SOCKET);
@@ -122,7 +123,12 @@ class ApiServer::HttpServer : public httplib::Server {
   class InlineTasks : public httplib::TaskQueue {
    public:
     explicit InlineTasks(HttpServer& server) : server_(server) {}
-    void enqueue(std::function<void()> task) override { task(); }
+    // Checked after each connection too: a client that connects more often than
+    // the idle tick would otherwise keep a stopping server alive.
+    void enqueue(std::function<void()> task) override {
+      task();
+      server_.closeIfStopRequested();
+    }
     void shutdown() override {}
     void on_idle() override { server_.closeIfStopRequested(); }
 
