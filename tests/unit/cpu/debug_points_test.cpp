@@ -22,16 +22,8 @@ TEST_P(DebugPointsTest, BreakpointsStepsAndWatchpointsStopExactly) {
       bne(t0, zero, -16),
       ecall,             // +24
   };
-  auto ram = std::make_unique<uint8_t[]>(kRamBytes);
-  std::memcpy(ram.get(), program.data(), program.size() * 4);
-  TestHost host;
-  host.onEcall = [](Hart& h) {
-    h.stopSelf();
-    return true;
-  };
-  TestMmio mmio;
-  Hart hart(0, PhysicalMemory{kBase, kRamBytes, ram.get(), &mmio}, host, EngineConfig{GetParam(), 1});
-  hart.resetToSupervisorBoot(kBase, 0);
+  ProgramHart run(program, kBase, kRamBytes, EngineConfig{GetParam(), 1});
+  Hart& hart = *run.hart;
   hart.setXreg(s0, kData);
   ASSERT_EQ(hart.step(9), 9u);  // a loop round and more, decoded (and translated) without points
 

@@ -20,21 +20,12 @@ TEST(EngineTrace, ShowsEachTranslationsGuestCodeBesideItsHostCode) {
   auto trace = EngineTrace::open(path);
   ASSERT_TRUE(trace) << trace.error().message;
   const std::vector<uint32_t> program = {addi(a0, zero, 5), addi(a0, a0, 37), slli(a1, a0, 3), ecall};
-  auto ram = std::make_unique<uint8_t[]>(kRamBytes);
-  std::memcpy(ram.get(), program.data(), program.size() * 4);
-  TestHost host;
-  host.onEcall = [](Hart& h) {
-    h.stopSelf();
-    return true;
-  };
-  TestMmio mmio;
   EngineConfig engine{EngineKind::Jit, 1};
   engine.trace = *trace;
   {
-    Hart hart(0, PhysicalMemory{kBase, kRamBytes, ram.get(), &mmio}, host, engine);
-    hart.resetToSupervisorBoot(kBase, 0);
-    EXPECT_EQ(hart.run(), ExitReason::HartStopped);
-    EXPECT_EQ(hart.xreg(a0), 42u);
+    ProgramHart run(program, kBase, kRamBytes, engine);
+    EXPECT_EQ(run.hart->run(), ExitReason::HartStopped);
+    EXPECT_EQ(run.hart->xreg(a0), 42u);
   }
   std::ifstream in(path);
   std::stringstream text;

@@ -25,31 +25,6 @@ struct Outcome {
   std::vector<EngineStat> stats;
 };
 
-// A hart running `program` from `base` in S-mode (RAM of `ramBytes` there),
-// stopped by the program's ecall.
-struct ProgramHart {
-  ProgramHart(const std::vector<uint32_t>& program, uint64_t base, uint64_t ramBytes, const EngineConfig& engine)
-      : ram(std::make_unique<uint8_t[]>(ramBytes)) {
-    std::memcpy(ram.get(), program.data(), program.size() * 4);
-    host.onEcall = [](Hart& h) {
-      h.stopSelf();
-      return true;
-    };
-    hart = std::make_unique<Hart>(0, PhysicalMemory{base, ramBytes, ram.get(), &mmio}, host, engine);
-    hart->resetToSupervisorBoot(base, 0);
-  }
-  std::map<std::string, uint64_t> stats() const {
-    std::map<std::string, uint64_t> byName;
-    for (const auto& stat : hart->engineStats()) byName[stat.name] = stat.value;
-    return byName;
-  }
-
-  std::unique_ptr<uint8_t[]> ram;
-  TestHost host;
-  TestMmio mmio;
-  std::unique_ptr<Hart> hart;
-};
-
 class JitTest : public ::testing::Test {
  protected:
   static constexpr uint64_t kRamBase = 0x80000000;
