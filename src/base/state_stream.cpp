@@ -3,10 +3,10 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cstring>
 
+#include "base/crc32.h"
 #include "base/unique_fd.h"
 
 namespace strata {
@@ -15,17 +15,6 @@ namespace {
 constexpr char kMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'S', 'T'};
 constexpr size_t kHeaderSize = 8 + 4 + 4 + 8;
 constexpr size_t kMaxNameLength = 256;
-
-uint32_t crc32Of(const uint8_t* data, size_t size) {
-  uLong crc = ::crc32(0, nullptr, 0);
-  while (size > 0) {  // zlib takes uInt lengths
-    uInt chunk = static_cast<uInt>(std::min<size_t>(size, 1u << 30));
-    crc = ::crc32(crc, data, chunk);
-    data += chunk;
-    size -= chunk;
-  }
-  return static_cast<uint32_t>(crc);
-}
 
 template <typename T>
 void append(std::vector<uint8_t>& out, T value) {
@@ -73,7 +62,7 @@ void StateWriter::putString(std::string_view text) {
 std::vector<uint8_t> StateWriter::finish() const {
   std::vector<uint8_t> file(kMagic, kMagic + sizeof kMagic);
   append(file, kStateFormatVersion);
-  append(file, crc32Of(payload_.data(), payload_.size()));
+  append(file, crc32Update(0, payload_.data(), payload_.size()));
   append(file, static_cast<uint64_t>(payload_.size()));
   file.insert(file.end(), payload_.begin(), payload_.end());
   return file;
@@ -109,7 +98,7 @@ Result<StateReader> StateReader::parse(std::vector<uint8_t> file) {
   if (payloadLength != file.size() - kHeaderSize)
     return Error{"state file is truncated or has trailing bytes (payload " + std::to_string(file.size() - kHeaderSize) +
                  " bytes, header says " + std::to_string(payloadLength) + ")"};
-  if (crc32Of(file.data() + kHeaderSize, payloadLength) != crc) return Error{"state file checksum mismatch (damaged)"};
+  if (crc32Update(0, file.data() + kHeaderSize, payloadLength) != crc) return Error{"state file checksum mismatch (damaged)"};
 
   StateReader reader;
   size_t at = kHeaderSize;

@@ -8,13 +8,13 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include <fmt/core.h>
 
+#include "base/crc32.h"
 #include "base/log.h"
 #include "vmm/sandbox.h"
 
@@ -33,10 +33,6 @@ constexpr int kPostcopySendBuffer = 512 * 1024;  // fetched pages do not queue b
 constexpr size_t kInputBytes = 256 * 1024;
 
 const uint8_t kZeroPage[kPageBytes] = {};
-
-uint32_t pageCrc(const uint8_t* data) {
-  return static_cast<uint32_t>(::crc32(0, data, static_cast<uInt>(kPageBytes)));
-}
 
 // The syscall, or /dev/userfaultfd where a policy allows only the device (both need
 // kernel faults: devices and io_uring write guest RAM from the kernel too).
@@ -187,7 +183,7 @@ Result<void> PostcopyDestination::receivePages() {
       return Error{fmt::format("the source sent page {}, which was not missing", page)};
     if (input_.size() - at - kHeaderBytes < length) break;
     const uint8_t* data = length == 0 ? kZeroPage : input_.data() + at + kHeaderBytes;
-    if (pageCrc(data) != crc) return Error{fmt::format("page {} arrived damaged (CRC mismatch)", page)};
+    if (crc32Update(0, data, kPageBytes) != crc) return Error{fmt::format("page {} arrived damaged (CRC mismatch)", page)};
     if (auto installed = install(page, data); !installed) return installed;
     at += kHeaderBytes + length;
   }
@@ -237,7 +233,7 @@ Result<void> servePostcopyPages(int fd, const uint8_t* ram, uint64_t ramPages, s
     const uint8_t* data = ram + page * kPageBytes;
     const bool zero = std::memcmp(data, kZeroPage, kPageBytes) == 0;
     const uint32_t length = zero ? 0 : kPageBytes;
-    const uint32_t crc = pageCrc(data);
+    const uint32_t crc = crc32Update(0, data, kPageBytes);
     out.insert(out.end(), reinterpret_cast<const uint8_t*>(&page), reinterpret_cast<const uint8_t*>(&page) + 8);
     out.insert(out.end(), reinterpret_cast<const uint8_t*>(&length), reinterpret_cast<const uint8_t*>(&length) + 4);
     out.insert(out.end(), reinterpret_cast<const uint8_t*>(&crc), reinterpret_cast<const uint8_t*>(&crc) + 4);

@@ -6,13 +6,14 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include <fmt/core.h>
+
+#include "base/crc32.h"
 
 namespace strata::vmm::migration {
 namespace {
@@ -32,10 +33,6 @@ enum RecordKind : uint8_t {
 };
 constexpr size_t kFlushBytes = 256 * 1024;
 constexpr size_t kMaxAnswerBytes = 1024;
-
-uint32_t crcUpdate(uint32_t crc, const void* data, size_t size) {
-  return static_cast<uint32_t>(::crc32(crc, static_cast<const Bytef*>(data), static_cast<uInt>(size)));
-}
 
 Result<sockaddr_in> socketAddress(const TcpAddress& address) {
   sockaddr_in sa{};
@@ -146,7 +143,7 @@ void ChannelWriter::append(const void* data, size_t size) {
 }
 
 Result<void> ChannelWriter::flush() {
-  crc_ = crcUpdate(crc_, buffer_.data(), buffer_.size());
+  crc_ = crc32Update(crc_, buffer_.data(), buffer_.size());
   auto sent = sendAll(socket_.get(), buffer_.data(), buffer_.size());
   bytesSent_ += buffer_.size();
   buffer_.clear();
@@ -254,7 +251,7 @@ Result<void> ChannelReader::read(void* data, size_t size) {
     }
     size_t take = std::min(size, buffer_.size() - bufferAt_);
     std::memcpy(out, buffer_.data() + bufferAt_, take);
-    crc_ = crcUpdate(crc_, out, take);
+    crc_ = crc32Update(crc_, out, take);
     bufferAt_ += take;
     out += take;
     size -= take;
