@@ -6,7 +6,10 @@ rewriting 32 MiB of page cache as fast as it can), is migrated to a
 destination waiting on 127.0.0.1, and the bench reports the total migration
 time (the VMM's own figure) and the downtime seen from the guest's side: the
 longest gap between consecutive ticks arriving on the host, across the source's
-console and then the destination's. Short runs: --runs 1 by default.
+console and then the destination's (beside it the median gap: what the host's
+load makes of the 10 ms tick anyway). Short runs: --runs 1 by default.
+--baseline BINARY measures a second strata build (e.g. main's) in the same run;
+--breakdown prints where each strata switch-over's time went.
 With --postcopy both switch over early and fetch the rest on fault: strata
 `--postcopy`, QEMU the postcopy-ram capability (on both sides) and
 migrate-start-postcopy right after migrate.
@@ -73,6 +76,13 @@ def longest_gap(ticks):
 
 def longest_gap_ms(ticks):
     return longest_gap(ticks)[0]
+
+
+def median_gap_ms(ticks):
+    """The host's load shows here: a guest ticking every 10 ms on a busy host ticks slower throughout."""
+    numbers = sorted(ticks)
+    gaps = sorted(ticks[b] - ticks[a] for a, b in zip(numbers, numbers[1:]) if b == a + 1)
+    return gaps[len(gaps) // 2] * 1000 if gaps else float("nan")
 
 
 def print_breakdown(progress, destination_output, ticks):
@@ -152,9 +162,10 @@ def make_disks(args, directory):
     return source, target
 
 
-def migrate_strata(args, commands, directory):
+def migrate_strata(args, commands, directory, binary=None):
+    binary = binary or args.strata
     port, api = free_port(), os.path.join(directory, "api.sock")
-    base = [args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem]
+    base = [binary, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem]
     source_disk, target_disk = make_disks(args, directory)
     source_extra = ["--disk", f"{source_disk},format=raw"] if source_disk else []
     target_extra = ["--disk", f"{target_disk},format=raw"] if target_disk else []
@@ -164,7 +175,7 @@ def migrate_strata(args, commands, directory):
                                             commands, args.settle)
     options = (["--postcopy"] if args.postcopy else []) + (["--with-disks"] if args.with_disks else [])
     wait_listening(port)
-    result = subprocess.run([args.strata, "vm", "migrate", "--api-socket", api, "--to", f"tcp:127.0.0.1:{port}",
+    result = subprocess.run([binary, "vm", "migrate", "--api-socket", api, "--to", f"tcp:127.0.0.1:{port}",
                              "--json"] + options + args.strata_options.split(), capture_output=True, text=True,
                             check=True)
     progress = json.loads(result.stdout)
@@ -175,7 +186,7 @@ def migrate_strata(args, commands, directory):
         destination.proc.wait(timeout=30)
         time.sleep(0.2)  # the console reader's last lines
         print_breakdown(progress, destination.output, ticks)
-    return progress["total_ms"], longest_gap_ms(ticks), progress["downtime_ms"]
+    return progress["total_ms"], longest_gap_ms(ticks), progress["downtime_ms"], median_gap_ms(ticks)
 
 
 def qmp(path):
@@ -244,8 +255,8 @@ def migrate_qemu(args, commands, directory):
     destination.proc.kill()
     source.proc.kill()
     if not completed:
-        return float("nan"), float("nan"), float("nan")
-    return status["total-time"], longest_gap_ms(ticks), status.get("downtime", float("nan"))
+        return float("nan"), float("nan"), float("nan"), float("nan")
+    return status["total-time"], longest_gap_ms(ticks), status.get("downtime", float("nan")), median_gap_ms(ticks)
 
 
 def main():
@@ -265,19 +276,25 @@ def main():
     parser.add_argument("--disk-size", type=int, default=1024, help="MiB, with --with-disks")
     parser.add_argument("--disk-data", type=int, default=256, help="MiB of random data on the source disk")
     args = parser.parse_args()
-    print(f"{'workload':8} {'VMM':7} {'total ms':>9} {'guest gap ms':>13} {'VMM downtime ms':>16}")
+    print(f"{'workload':8} {'VMM':7} {'total ms':>9} {'guest gap ms':>13} {'VMM downtime ms':>16} {'median tick gap ms':>19}")
     for workload in args.workloads.split(","):
         rows = {}
-        for name, migrate in (("strata", migrate_strata), ("qemu", migrate_qemu)):
-            if name not in args.vmms.split(","):
+        contenders = [("strata", migrate_strata), ("qemu", migrate_qemu)]
+        if args.baseline:  # --baseline BINARY: e.g. main's build, measured in the same run
+            contenders.insert(1, ("base", lambda *a: migrate_strata(*a, binary=args.baseline)))
+        for name, migrate in contenders:
+            if name not in args.vmms.split(",") + ["base"]:
                 continue
             for _ in range(args.runs):
                 with tempfile.TemporaryDirectory() as directory:
-                    total, gap, downtime = migrate(args, WORKLOADS[workload], directory)
+                    total, gap, downtime, median = migrate(args, WORKLOADS[workload], directory)
                 rows.setdefault(name, []).append((total, gap))
-                print(f"{workload:8} {name:7} {total:9.0f} {gap:13.0f} {downtime:16.0f}")
+                print(f"{workload:8} {name:7} {total:9.0f} {gap:13.0f} {downtime:16.0f} {median:19.0f}")
         best = {name: min(runs) for name, runs in rows.items()}
-        if len(best) < 2:
+        if "base" in best:
+            print(f"{workload:8} strata/base: total {best['strata'][0] / best['base'][0]:.2f}x, "
+                  f"guest gap {best['strata'][1] / best['base'][1]:.2f}x")
+        if "qemu" not in best or "strata" not in best:
             continue
         print(f"{workload:8} strata/qemu: total {best['strata'][0] / best['qemu'][0]:.2f}x, "
               f"guest gap {best['strata'][1] / best['qemu'][1]:.2f}x (below 1: strata better)")
