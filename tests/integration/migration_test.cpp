@@ -102,8 +102,8 @@ TEST(Migration, IdleGuestMovesWithItsShellStateAndRunningCommand) {
   // and says how long the sleep took on the guest's own clock (/proc/uptime, in centiseconds).
   const auto began = std::chrono::steady_clock::now();
   auto moved = migrate("migrate-idle",
-                       "X=hello42; read a r < /proc/uptime; echo set-$((40+2)); sleep 10; read b r < /proc/uptime; "
-                       "echo after-$X-$((6*7)) slept-$(( ${b%.*}${b#*.} - ${a%.*}${a#*.} ))-cs\n",
+                       "X=hello42; cs() { awk '{ printf \"%d\", $1 * 100 }' /proc/uptime; }; a=$(cs); "
+                       "echo set-$((40+2)); sleep 10; b=$(cs); echo after-$X-$((6*7)) slept-$((b - a))-cs\n",
                        "set-42", "", "echo dest-$X\npoweroff\n");
   const auto hostCentiseconds =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began).count() / 10;
