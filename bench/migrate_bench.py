@@ -93,6 +93,8 @@ def print_breakdown(progress, destination_output, ticks):
         print("  (no switch-over figures)")
         return
     origin = switchover["pause_requested_ns"] / 1e6
+    print(f"  {progress['iteration'] + 1} rounds, {progress['pages_sent']} pages sent, "
+          f"auto-converge throttle at the end {progress['throttle_percent']}%")
     steps = [("source: vCPUs stopped", switchover["vcpus_stopped_ms"]),
              ("source: last dirty pages sent", switchover["pages_sent_ms"]),
              ("source: device state + end sent", switchover["state_sent_ms"]),
