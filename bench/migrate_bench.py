@@ -6,7 +6,10 @@ rewriting 32 MiB of page cache as fast as it can), is migrated to a
 destination waiting on 127.0.0.1, and the bench reports the total migration
 time (the VMM's own figure) and the downtime seen from the guest's side: the
 longest gap between consecutive ticks arriving on the host, across the source's
-console and then the destination's. Short runs: --runs 1 by default.
+console and then the destination's (beside it the median gap: what the host's
+load makes of the 10 ms tick anyway). Short runs: --runs 1 by default.
+--baseline BINARY measures a second strata build (e.g. main's) in the same run;
+--breakdown prints where each strata switch-over's time went.
 With --postcopy both switch over early and fetch the rest on fault: strata
 `--postcopy`, QEMU the postcopy-ram capability (on both sides) and
 migrate-start-postcopy right after migrate.
@@ -61,10 +64,57 @@ class TickWatcher:
                     self.ticks[int(line[1:])] = now
 
 
-def longest_gap_ms(ticks):
+def longest_gap(ticks):
+    """(gap in ms, host time of the tick before it, of the tick after it)."""
     numbers = sorted(ticks)
-    gaps = [ticks[b] - ticks[a] for a, b in zip(numbers, numbers[1:]) if b == a + 1]
-    return max(gaps) * 1000 if gaps else float("nan")
+    gaps = [(ticks[b] - ticks[a], ticks[a], ticks[b]) for a, b in zip(numbers, numbers[1:]) if b == a + 1]
+    if not gaps:
+        return float("nan"), float("nan"), float("nan")
+    gap, before, after = max(gaps)
+    return gap * 1000, before, after
+
+
+def longest_gap_ms(ticks):
+    return longest_gap(ticks)[0]
+
+
+def median_gap_ms(ticks):
+    """The host's load shows here: a guest ticking every 10 ms on a busy host ticks slower throughout."""
+    numbers = sorted(ticks)
+    gaps = sorted(ticks[b] - ticks[a] for a, b in zip(numbers, numbers[1:]) if b == a + 1)
+    return gaps[len(gaps) // 2] * 1000 if gaps else float("nan")
+
+
+def print_breakdown(progress, destination_output, ticks):
+    """--breakdown: each step of strata's switch-over in ms from the source's pause request, both sides and the
+    guest's ticks on CLOCK_MONOTONIC (the destination's `--stats` lines, the source's "switchover" figures)."""
+    switchover = progress.get("switchover")
+    if not switchover:
+        print("  (no switch-over figures)")
+        return
+    origin = switchover["pause_requested_ns"] / 1e6
+    print(f"  {progress['iteration'] + 1} rounds, {progress['pages_sent']} pages sent, "
+          f"auto-converge throttle at the end {progress['throttle_percent']}%")
+    steps = [("source: vCPUs stopped", switchover["vcpus_stopped_ms"]),
+             ("source: last dirty pages sent", switchover["pages_sent_ms"]),
+             ("source: device state + end sent", switchover["state_sent_ms"]),
+             ("source: confirmation received", switchover["confirmed_ms"])]
+    for line in destination_output.decode(errors="replace").splitlines():
+        for prefix in ("migration: ", "restore: "):
+            if line.startswith(prefix) and " at CLOCK_MONOTONIC " in line:
+                what, _, ns = line[len(prefix):].partition(" at CLOCK_MONOTONIC ")
+                steps.append((f"destination: {what}", int(ns.split()[0]) / 1e6 - origin))
+    times = sorted(tick * 1000 - origin for tick in ticks.values())
+    before, after = [at for at in times if at < 0], [at for at in times if at >= 0]
+    if before and after:
+        steps += [("guest: last tick before the pause request", before[-1]),
+                  ("guest: first tick after it", after[0])]
+    for what, at in sorted(steps, key=lambda step: step[1]):
+        print(f"  {at:8.1f} ms  {what}")
+    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    if gaps:
+        print(f"  guest ticks: median gap {gaps[len(gaps) // 2]:.1f} ms, 90th percentile {gaps[len(gaps) * 9 // 10]:.1f} ms, "
+              f"longest {gaps[-1]:.1f} ms")
 
 
 def free_port():
@@ -114,25 +164,31 @@ def make_disks(args, directory):
     return source, target
 
 
-def migrate_strata(args, commands, directory):
+def migrate_strata(args, commands, directory, binary=None):
+    binary = binary or args.strata
     port, api = free_port(), os.path.join(directory, "api.sock")
-    base = [args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem]
+    base = [binary, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem]
     source_disk, target_disk = make_disks(args, directory)
     source_extra = ["--disk", f"{source_disk},format=raw"] if source_disk else []
     target_extra = ["--disk", f"{target_disk},format=raw"] if target_disk else []
+    stats = ["--stats"] if args.breakdown else []
     source, destination, ticks = start_pair(base + ["--api-socket", api] + source_extra,
-                                            base + ["--incoming", f"tcp:127.0.0.1:{port}"] + target_extra,
+                                            base + ["--incoming", f"tcp:127.0.0.1:{port}"] + target_extra + stats,
                                             commands, args.settle)
     options = (["--postcopy"] if args.postcopy else []) + (["--with-disks"] if args.with_disks else [])
     wait_listening(port)
-    result = subprocess.run([args.strata, "vm", "migrate", "--api-socket", api, "--to", f"tcp:127.0.0.1:{port}",
+    result = subprocess.run([binary, "vm", "migrate", "--api-socket", api, "--to", f"tcp:127.0.0.1:{port}",
                              "--json"] + options + args.strata_options.split(), capture_output=True, text=True,
                             check=True)
     progress = json.loads(result.stdout)
     time.sleep(args.settle)
     destination.finish()
     source.proc.wait(timeout=30)
-    return progress["total_ms"], longest_gap_ms(ticks), progress["downtime_ms"]
+    if args.breakdown:
+        destination.proc.wait(timeout=30)
+        time.sleep(0.2)  # the console reader's last lines
+        print_breakdown(progress, destination.output, ticks)
+    return progress["total_ms"], longest_gap_ms(ticks), progress["downtime_ms"], median_gap_ms(ticks)
 
 
 def qmp(path):
@@ -201,8 +257,8 @@ def migrate_qemu(args, commands, directory):
     destination.proc.kill()
     source.proc.kill()
     if not completed:
-        return float("nan"), float("nan"), float("nan")
-    return status["total-time"], longest_gap_ms(ticks), status.get("downtime", float("nan"))
+        return float("nan"), float("nan"), float("nan"), float("nan")
+    return status["total-time"], longest_gap_ms(ticks), status.get("downtime", float("nan")), median_gap_ms(ticks)
 
 
 def main():
@@ -216,19 +272,32 @@ def main():
     parser.add_argument("--strata-options", default="", help="extra `strata vm migrate` options, e.g. '--compress'")
     parser.add_argument("--postcopy", action="store_true", help="post-copy on both (QEMU: postcopy-ram)")
     parser.add_argument("--with-disks", action="store_true", help="no shared storage: copy a disk along (see above)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="print where strata's switch-over time went (destination with --stats)")
+    parser.add_argument("--vmms", default="strata,qemu", help="which of strata,qemu to run")
     parser.add_argument("--disk-size", type=int, default=1024, help="MiB, with --with-disks")
     parser.add_argument("--disk-data", type=int, default=256, help="MiB of random data on the source disk")
     args = parser.parse_args()
-    print(f"{'workload':8} {'VMM':7} {'total ms':>9} {'guest gap ms':>13} {'VMM downtime ms':>16}")
+    print(f"{'workload':8} {'VMM':7} {'total ms':>9} {'guest gap ms':>13} {'VMM downtime ms':>16} {'median tick gap ms':>19}")
     for workload in args.workloads.split(","):
         rows = {}
-        for name, migrate in (("strata", migrate_strata), ("qemu", migrate_qemu)):
+        contenders = [("strata", migrate_strata), ("qemu", migrate_qemu)]
+        if args.baseline:  # --baseline BINARY: e.g. main's build, measured in the same run
+            contenders.insert(1, ("base", lambda *a: migrate_strata(*a, binary=args.baseline)))
+        for name, migrate in contenders:
+            if name not in args.vmms.split(",") + ["base"]:
+                continue
             for _ in range(args.runs):
                 with tempfile.TemporaryDirectory() as directory:
-                    total, gap, downtime = migrate(args, WORKLOADS[workload], directory)
+                    total, gap, downtime, median = migrate(args, WORKLOADS[workload], directory)
                 rows.setdefault(name, []).append((total, gap))
-                print(f"{workload:8} {name:7} {total:9.0f} {gap:13.0f} {downtime:16.0f}")
+                print(f"{workload:8} {name:7} {total:9.0f} {gap:13.0f} {downtime:16.0f} {median:19.0f}")
         best = {name: min(runs) for name, runs in rows.items()}
+        if "base" in best:
+            print(f"{workload:8} strata/base: total {best['strata'][0] / best['base'][0]:.2f}x, "
+                  f"guest gap {best['strata'][1] / best['base'][1]:.2f}x")
+        if "qemu" not in best or "strata" not in best:
+            continue
         print(f"{workload:8} strata/qemu: total {best['strata'][0] / best['qemu'][0]:.2f}x, "
               f"guest gap {best['strata'][1] / best['qemu'][1]:.2f}x (below 1: strata better)")
 

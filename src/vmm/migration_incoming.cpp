@@ -1,5 +1,8 @@
 #include "vmm/migration_incoming.h"
 
+#include <time.h>
+
+#include <cstdio>
 #include <future>
 #include <thread>
 
@@ -64,6 +67,14 @@ Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, 
     if (!loaded) return Error{"--tls-certs: " + loaded.error().message};
     credentials = std::move(*loaded);
   }
+  // `strata run --stats`: when each step of the switch-over ended, on the clock the source reports its own in.
+  auto mark = [&](const char* step) {
+    if (!config.printEngineStats) return;
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);
+    std::fprintf(stderr, "migration: %s at CLOCK_MONOTONIC %lld ns\n", step,
+                 static_cast<long long>(now.tv_sec) * 1'000'000'000 + now.tv_nsec);
+  };
   auto channels = acceptChannels(listening->get(), config, credentials);
   if (!channels) return refused(channels.error().message);
   listening->reset();
@@ -91,12 +102,15 @@ Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, 
     return refused(why);
   };
   if (!received) return refuse(received.error().message);
+  mark("stream received");
   if (mirror.mirrored())
     if (auto flushed = mirror.finish(); !flushed) return refuse(flushed.error().message);
   if (stateBytes.empty()) return refuse("the stream carried no device state");
   auto state = StateReader::parse(std::move(stateBytes));
   if (!state) return refuse("device state: " + state.error().message);
+  mark("state checked");
   if (auto loaded = (*machine)->loadState(*state, mirror.mirrored()); !loaded) return refuse(loaded.error().message);
+  mark("devices loaded");
   IncomingVm incoming{std::move(*machine), nullptr};
   if ((*channels)[0].postcopy()) {  // the disks are whole by now: post-copy fetches only RAM
     auto prepared = migration::PostcopyDestination::prepare(ram, (*channels)[0].postcopyPages());
@@ -105,6 +119,7 @@ Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, 
   }
   if (auto answered = migration::sendAnswer(answerFd, "OK"); !answered)
     return refused("the source went away before the confirmation: " + answered.error().message);
+  mark("confirmed");
   (*channels)[0].setDiskSink(nullptr);  // the mirror ends with this function; the fetcher reads only pages
   if (incoming.postcopy) incoming.postcopy->start(std::move((*channels)[0]), config);
   return incoming;

@@ -65,6 +65,15 @@ Error withDestinationReason(const migration::ChannelWriter& channel, Error error
   return error;
 }
 
+// Until the destination applied everything sent so far, on every channel.
+Result<void> syncChannels(std::vector<migration::ChannelWriter>& channels) {
+  for (auto& channel : channels)
+    if (auto sent = channel.sendSync(); !sent) return withDestinationReason(channels[0], sent.error());
+  for (auto& channel : channels)
+    if (auto synced = channel.awaitSync(); !synced) return synced;
+  return {};
+}
+
 uint64_t bytesSent(const std::vector<migration::ChannelWriter>& channels) {
   uint64_t bytes = 0;
   for (const auto& channel : channels) bytes += channel.bytesSent();
@@ -86,6 +95,12 @@ nlohmann::json MigrationProgress::toJson() const {
                          {"downtime_ms", downtimeMs},
                          {"postcopy", postcopy},
                          {"postcopy_pages", postcopyPages}};
+  if (switchover)
+    json["switchover"] = {{"pause_requested_ns", switchover->pauseRequestedNs},
+                          {"vcpus_stopped_ms", switchover->vcpusStoppedMs},
+                          {"pages_sent_ms", switchover->pagesSentMs},
+                          {"state_sent_ms", switchover->stateSentMs},
+                          {"confirmed_ms", switchover->confirmedMs}};
   if (!error.empty()) json["error"] = error;
   if (vmLost) json["vm_lost"] = true;
   return json;
@@ -249,7 +264,8 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
       if (auto sent = disks->sendPending(channels[0]); !sent) return withDestinationReason(channels[0], sent.error());
     if (auto sent = sendPages(channels, ram.hostBase(), pages, throttlePercent); !sent)
       return withDestinationReason(channels[0], sent.error());
-    // The rate over the whole migration: a small round lands in the socket buffers, not at the destination.
+    if (auto synced = syncChannels(channels); !synced) return synced;
+    // The rate over the whole migration (a round ends once the destination applied it; a small one is mostly the round trip).
     pagesSentSoFar += pages.size() + diskBlocksThisRound;
     const double pagesPerSecond = static_cast<double>(std::max<uint64_t>(pagesSentSoFar, 1)) /
                                   (std::max(msSince(copyStarted), 1.0) / 1000);
@@ -275,8 +291,13 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   }
 
   // Stop and copy: the pause drains disk requests; nobody else may resume the VM until it is decided.
+  const auto pauseRequested = Clock::now();
+  MigrationProgress::Switchover switchover;
+  switchover.pauseRequestedNs =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(pauseRequested.time_since_epoch()).count());
   if (control_.pause() != VmState::Paused) return Error{"the VM is shutting down"};
   const auto pausedAt = Clock::now();  // the vCPUs parked just now
+  switchover.vcpusStoppedMs = msSince(pauseRequested);
   control_.holdPaused(true);
   struct ResumeOnFailure {
     VmControl& control;
@@ -300,11 +321,13 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   if (auto sent = request.postcopy ? channels[0].sendPostcopyPages(pages) : sendPages(channels, ram.hostBase(), pages, 0);
       !sent)
     return sent;
+  switchover.pagesSentMs = msSince(pauseRequested);
   auto state = machine.saveStateBytes();
   if (!state) return state.error();
   if (auto sent = channels[0].sendState(*state); !sent) return sent;
   for (size_t index = channels.size(); index-- > 0;)  // channel 0 last: its answer follows
     if (auto ended = channels[index].sendEnd(); !ended) return ended;
+  switchover.stateSentMs = msSince(pauseRequested);
   update([&](MigrationProgress& progress) {
     progress.bytesSent = bytesSent(channels);
     if (!request.postcopy) progress.dirtyPagesRemaining = 0;
@@ -315,7 +338,11 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
   if (*answer != "OK") return Error{"the destination refused the VM: " + answer->substr(answer->rfind("ERR ", 0) == 0 ? 4 : 0)};
   resumeOnFailure.succeeded = true;
   const double downtimeMs = msSince(pausedAt);
-  update([&](MigrationProgress& progress) { progress.downtimeMs = downtimeMs; });
+  switchover.confirmedMs = msSince(pauseRequested);
+  update([&](MigrationProgress& progress) {
+    progress.downtimeMs = downtimeMs;
+    progress.switchover = switchover;
+  });
   if (request.postcopy) {
     {
       std::lock_guard lock(mutex_);

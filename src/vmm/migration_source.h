@@ -52,6 +52,15 @@ struct MigrationProgress {
   unsigned throttlePercent = 0;
   double totalMs = 0;     // request to the destination's confirmation
   double downtimeMs = 0;  // pause to the destination's confirmation
+  // Where the stop-and-copy's time went, in ms from the pause request (set once confirmed).
+  struct Switchover {
+    uint64_t pauseRequestedNs = 0;  // CLOCK_MONOTONIC, to line up with the destination's `--stats`
+    double vcpusStoppedMs = 0;
+    double pagesSentMs = 0;  // the last dirty pages (post-copy: their list)
+    double stateSentMs = 0;
+    double confirmedMs = 0;
+  };
+  std::optional<Switchover> switchover;
   nlohmann::json toJson() const;
 };
 

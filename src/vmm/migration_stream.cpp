@@ -23,6 +23,7 @@ namespace {
 // Page: u64 page | u32 length (0: zero page, 4096: raw, less: zstd) | bytes;
 // State: u32 length | bytes; End: u32 CRC-32 of every byte before the End record;
 // Disk: u32 length | bytes. Postcopy (channel 0, before the state): u64 count | count x u64 page.
+// Sync: nothing more; the destination answers it with the line "SYNCED".
 constexpr char kMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'M', 'G'};
 enum RecordKind : uint8_t {
   kPageRecord = 1,
@@ -30,7 +31,9 @@ enum RecordKind : uint8_t {
   kEndRecord = 3,
   kDiskRecord = 4,
   kPostcopyRecord = 5,
+  kSyncRecord = 6,
 };
+constexpr char kSynced[] = "SYNCED";
 constexpr size_t kFlushBytes = 256 * 1024;
 constexpr size_t kMaxAnswerBytes = 1024;
 
@@ -208,6 +211,20 @@ Result<void> ChannelWriter::sendDiskRecord(std::span<const uint8_t> record) {
   return {};
 }
 
+Result<void> ChannelWriter::sendSync() {
+  const uint8_t kind = kSyncRecord;
+  append(&kind, 1);
+  return flush();
+}
+
+Result<void> ChannelWriter::awaitSync() {
+  auto answer = readAnswer(socket_.get());
+  if (!answer) return answer.error();
+  if (answer->rfind("ERR ", 0) == 0) return Error{"the destination refused the VM: " + answer->substr(4)};
+  if (*answer != kSynced) return Error{"the destination answered a sync with '" + *answer + "'"};
+  return {};
+}
+
 Result<void> ChannelWriter::sendEnd() {
   const uint8_t kind = kEndRecord;
   append(&kind, 1);
@@ -286,6 +303,10 @@ Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<ui
       if (auto got = read(&crc, 4); !got) return got;
       if (crc != expected) return Error{fmt::format("stream checksum mismatch ({:#x} sent, {:#x} received)", crc, expected)};
       return {};
+    }
+    if (kind == kSyncRecord) {
+      if (auto answered = sendAnswer(socket_.get(), kSynced); !answered) return answered;
+      continue;
     }
     if (kind == kStateRecord) {
       uint32_t length = 0;

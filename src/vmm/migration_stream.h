@@ -2,7 +2,11 @@
 // more TCP connections ("channels"); each opens with a hello, carries page
 // records and ends with the CRC-32 of everything it carried; channel 0 also
 // carries the device state and, after its end, the destination's one-line
-// answer ("OK" or "ERR reason"). A page always travels on the same channel
+// answer ("OK" or "ERR reason"). Each pre-copy round ends with a sync record
+// on every channel, which the destination answers ("SYNCED") once it applied
+// everything before it: the pause then never waits for a backlog sitting in
+// socket buffers, and the page rate the source measures is the destination's.
+// A page always travels on the same channel
 // (page number modulo the channel count), so its newer copies arrive after older ones.
 // With --with-disks, channel 0 also carries the disk mirror's records (migration_disks.h).
 #pragma once
@@ -21,7 +25,7 @@ struct ZSTD_DCtx_s;
 
 namespace strata::vmm::migration {
 
-inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kVersion = 2;  // 2: sync records
 inline constexpr uint32_t kMaxChannels = 16;
 inline constexpr uint64_t kPageBytes = 4096;
 inline constexpr uint64_t kMaxStateBytes = 64ull << 20;
@@ -68,6 +72,9 @@ class ChannelWriter {
   Result<void> sendPostcopyPages(std::span<const uint64_t> pages);
   // One disk mirror record, at most kMaxDiskRecordBytes (its content is migration_disks' business).
   Result<void> sendDiskRecord(std::span<const uint8_t> record);
+  // Everything buffered, then a sync record: awaitSync() returns once the destination applied it all.
+  Result<void> sendSync();
+  Result<void> awaitSync();
   Result<void> sendEnd();  // the CRC record, then everything buffered
   uint64_t bytesSent() const { return bytesSent_ + buffer_.size(); }
   int fd() const { return socket_.get(); }
@@ -86,7 +93,7 @@ class ChannelWriter {
 
 // Reads one channel: checks the hello, writes page records into guest RAM
 // (every length and page number checked) and the state record into `state`,
-// until the end record, whose CRC must match.
+// answering each sync record, until the end record, whose CRC must match.
 class ChannelReader {
  public:
   explicit ChannelReader(UniqueFd socket);

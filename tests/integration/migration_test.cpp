@@ -1,7 +1,8 @@
 // Live migration with the real default guest over loopback TCP, sandbox on:
 // an idle guest and one dirtying memory (zstd, several channels) move to a
 // `strata run --incoming` and go on there (a shell variable set before, the
-// command the shell was running, a counter still ticking); a destination killed
+// command the shell was running and its sleep's length on the guest's clock,
+// a counter still ticking); a destination killed
 // mid-transfer leaves the source running and answering; garbage sent to
 // --incoming is refused in one line; bad migrate requests get 4xx; the
 // destination announces the VM on its switch port (RARP, as QEMU does);
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <atomic>
 #include <fstream>
@@ -96,9 +98,15 @@ Migration migrate(const std::string& name, const std::string& sourceInput, const
 }
 
 TEST(Migration, IdleGuestMovesWithItsShellStateAndRunningCommand) {
-  // The shell is inside `sleep` when the VM moves: the destination finishes the line it was running.
-  auto moved = migrate("migrate-idle", "X=hello42; echo set-$((40+2)); sleep 10; echo after-$X-$((6*7))\n", "set-42",
-                       "", "echo dest-$X\npoweroff\n");
+  // The shell is inside `sleep` when the VM moves: the destination finishes the line it was running,
+  // and says how long the sleep took on the guest's own clock (/proc/uptime, in centiseconds).
+  const auto began = std::chrono::steady_clock::now();
+  auto moved = migrate("migrate-idle",
+                       "X=hello42; cs() { awk '{ printf \"%d\", $1 * 100 }' /proc/uptime; }; a=$(cs); "
+                       "echo set-$((40+2)); sleep 10; b=$(cs); echo after-$X-$((6*7)) slept-$((b - a))-cs\n",
+                       "set-42", "", "echo dest-$X\npoweroff\n");
+  const auto hostCentiseconds =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began).count() / 10;
   EXPECT_EQ(moved.command.exitCode, 0) << moved.command.output;
   EXPECT_TRUE(contains(moved.command.output, "migrated to tcp:127.0.0.1:"));
   EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
@@ -107,6 +115,13 @@ TEST(Migration, IdleGuestMovesWithItsShellStateAndRunningCommand) {
   EXPECT_TRUE(contains(moved.destination.output, "after-hello42-42"));
   EXPECT_TRUE(contains(moved.destination.output, "dest-hello42"));
   EXPECT_EQ(moved.destination.output.find("Linux version"), std::string::npos) << "the destination must not boot";
+  // Guest time went on across the move: the timer did not fire early (no jump forward, no time
+  // lost backwards), and the guest's clock never ran ahead of the host's (the pause is left out).
+  const size_t slept = moved.destination.output.find("slept-");
+  ASSERT_NE(slept, std::string::npos) << moved.destination.output;
+  const long sleptCentiseconds = std::stol(moved.destination.output.substr(slept + 6));
+  EXPECT_GE(sleptCentiseconds, 1000) << moved.destination.output;
+  EXPECT_LE(sleptCentiseconds, hostCentiseconds) << moved.destination.output;
 }
 
 // The VM side of a `strata switch` port (strata-attach/1), to watch what the switch floods.

@@ -1,5 +1,5 @@
 // Live migration without a guest: the wire format round trip (zero, raw and
-// zstd pages, device state, the end CRC), refusal of garbage, damaged and
+// zstd pages, device state, a mid-stream sync, the end CRC), refusal of garbage, damaged and
 // out-of-range streams, the RAM dirty log, and PUT /vm/migrate's bad bodies;
 // post-copy's page list record, and its fetch through userfaultfd against a
 // source serving pages, with no guest (a thread touching RAM).
@@ -107,6 +107,40 @@ TEST(MigrationStream, DamagedTruncatedAndForeignStreamsAreRefused) {
   outcome = receive(beyond, ram, state);
   ASSERT_FALSE(outcome);
   EXPECT_NE(outcome.error().message.find("beyond guest RAM"), std::string::npos) << outcome.error().message;
+}
+
+TEST(MigrationStream, ASyncIsAnsweredMidStreamAndAWrongAnswerFailsTheSource) {
+  std::vector<uint8_t> sourceRam(kPages * kPageBytes, 'x'), ram(kPages * kPageBytes, 0), state;
+  SocketPair pair;
+  ChannelWriter writer(std::move(pair.source), false);
+  ChannelReader reader(std::move(pair.destination));
+  Result<void> received;
+  std::thread destination([&] {
+    if (auto hello = reader.readHello(); !hello) received = hello.error();
+    else received = reader.receive(ram.data(), kPages, &state);
+  });
+  ASSERT_TRUE(writer.sendHello({0, 1, 79, kPages * kPageBytes}));
+  ASSERT_TRUE(writer.sendPage(3, &sourceRam[3 * kPageBytes]));
+  ASSERT_TRUE(writer.sendSync());
+  EXPECT_TRUE(writer.awaitSync()) << "the destination answers once it applied the page";
+  ASSERT_TRUE(writer.sendPage(4, &sourceRam[4 * kPageBytes]));
+  ASSERT_TRUE(writer.sendEnd());
+  destination.join();
+  ASSERT_TRUE(received) << received.error().message;  // the sync record is inside the checksum on both sides
+  for (uint64_t page : {3, 4}) EXPECT_EQ(ram[page * kPageBytes], 'x') << page;
+
+  for (const std::string answer : {"NOPE\n", "ERR out of memory\n", ""}) {
+    SocketPair hostile;
+    ChannelWriter source(std::move(hostile.source), false);
+    ASSERT_TRUE(source.sendSync());
+    ::send(hostile.destination.get(), answer.data(), answer.size(), 0);
+    hostile.destination.reset();
+    auto synced = source.awaitSync();
+    ASSERT_FALSE(synced) << answer;
+    if (answer.starts_with("ERR")) {
+      EXPECT_NE(synced.error().message.find("refused the VM: out of memory"), std::string::npos);
+    }
+  }
 }
 
 // A hello, then a post-copy record of `count` with `pages`, then the end.
