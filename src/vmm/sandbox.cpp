@@ -94,8 +94,9 @@ constexpr const char* kApi[] = {
     "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "lseek",
     // GET /vm and /vm/stats read /proc/self/ksm_merging_pages through the fd PageSharingReport holds.
     "pread64",
-    // PUT /vm/migrate with "tls_ca" loads the CA file (GnuTLS checks it, opens and sizes it).
-    "access", "faccessat", "faccessat2", "fstat", "newfstatat",
+    // PUT /vm/migrate with "tls_ca" loads the CA file (GnuTLS checks it, opens and sizes it); the first
+    // such request starts GnuTLS (storage/tls_library.h), which seeds its generator from getrandom.
+    "access", "faccessat", "faccessat2", "fstat", "newfstatat", "getrandom",
 };
 // The live migration sender: IPv4 TCP sockets (an argument rule below) to the
 // destination, sends and receives with timeouts, skipping the RAM memfd's holes
