@@ -14,7 +14,7 @@ packages=(
   libcpp-httplib-dev nlohmann-json3-dev  # the per-VM control API: HTTP on a UNIX socket, JSON bodies
   libsqlite3-dev  # the management daemon's store (src/control)
   libzstd-dev  # live migration's page compression
-  libssl-dev  # the daemon's TLS listener (cpp-httplib's SSLServer, strata daemon --listen)
+  libssl-dev  # cpp-httplib is built with OpenSSL; tools/strata/main.cpp settles its start-up defaults
   curl openssl  # the daemon tests' real HTTP client (event stream, TLS) and their test certificate
   # tests and benchmarks: QEMU is the peer we measure against and test with, never a dependency
   libgtest-dev libgmock-dev libbenchmark-dev

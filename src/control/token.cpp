@@ -5,6 +5,8 @@
 
 #include <fmt/core.h>
 
+#include "storage/tls_library.h"
+
 namespace strata::control {
 namespace {
 
@@ -18,6 +20,7 @@ std::string hex(const unsigned char* bytes, size_t size) {
 
 Result<std::string> newToken() {
   unsigned char secret[32];
+  if (auto ready = storage::initTlsLibrary(); !ready) return Error{fmt::format("token: {}", ready.error().message)};
   if (int rc = gnutls_rnd(GNUTLS_RND_KEY, secret, sizeof secret); rc < 0)
     return Error{fmt::format("token: {}", gnutls_strerror(rc))};
   return "strata_" + hex(secret, sizeof secret);
@@ -25,6 +28,7 @@ Result<std::string> newToken() {
 
 std::string tokenHash(const std::string& token) {
   unsigned char digest[32];
+  (void)storage::initTlsLibrary();  // GnuTLS starts on first use; should that fail, so does the hash
   gnutls_hash_fast(GNUTLS_DIG_SHA256, token.data(), token.size(), digest);
   return hex(digest, sizeof digest);
 }

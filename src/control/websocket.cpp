@@ -6,6 +6,8 @@
 #include <cstring>
 #include <utility>
 
+#include "storage/tls_library.h"
+
 namespace strata::control::websocket {
 namespace {
 
@@ -14,6 +16,9 @@ constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";  // R
 bool isControl(Opcode opcode) { return static_cast<uint8_t>(opcode) >= 8; }
 
 bool isKnown(uint8_t opcode) { return opcode <= 2 || (opcode >= 8 && opcode <= 10); }
+
+// GnuTLS starts on first use (storage/tls_library.h); should it fail, the GnuTLS call after it fails too.
+void startTls() { (void)storage::initTlsLibrary(); }
 
 std::string base64(unsigned char* bytes, unsigned size) {
   gnutls_datum_t raw{bytes, size}, encoded{};
@@ -28,12 +33,14 @@ std::string base64(unsigned char* bytes, unsigned size) {
 std::string acceptKey(std::string_view clientKey) {
   std::string text = std::string(clientKey) + std::string(kGuid);
   unsigned char digest[20];
+  startTls();
   gnutls_hash_fast(GNUTLS_DIG_SHA1, text.data(), text.size(), digest);
   return base64(digest, sizeof digest);
 }
 
 std::string newClientKey() {
   unsigned char nonce[16];
+  startTls();
   gnutls_rnd(GNUTLS_RND_NONCE, nonce, sizeof nonce);
   return base64(nonce, sizeof nonce);
 }
@@ -54,6 +61,7 @@ std::string encodeFrame(Opcode opcode, std::string_view payload, bool masked) {
   }
   unsigned char key[4] = {};
   if (masked) {
+    startTls();
     gnutls_rnd(GNUTLS_RND_NONCE, key, sizeof key);
     frame.append(reinterpret_cast<const char*>(key), sizeof key);
   }

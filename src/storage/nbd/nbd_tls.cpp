@@ -13,6 +13,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "storage/tls_library.h"
+
 namespace strata::storage::nbd {
 
 namespace {
@@ -111,6 +113,7 @@ Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadX509(const std::stri
                                                                 const std::string& key) {
   if (auto readable = requireReadable(certificate); !readable) return readable.error();
   if (auto readable = requireReadable(key); !readable) return readable.error();
+  if (auto ready = initTlsLibrary(); !ready) return ready.error();
   std::shared_ptr<TlsCredentials> credentials(new TlsCredentials);
   if (int rc = gnutls_certificate_allocate_credentials(&credentials->certificate_); rc < 0) {
     return gnutlsError("TLS credentials", rc);
@@ -127,6 +130,7 @@ Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadX509(const std::stri
 
 Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadAuthority(const std::string& caFile) {
   if (auto readable = requireReadable(caFile); !readable) return readable.error();
+  if (auto ready = initTlsLibrary(); !ready) return ready.error();
   std::shared_ptr<TlsCredentials> credentials(new TlsCredentials);
   if (int rc = gnutls_certificate_allocate_credentials(&credentials->certificate_); rc < 0) {
     return gnutlsError("TLS credentials", rc);
@@ -144,6 +148,7 @@ Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadAuthority(const std:
 
 Result<std::shared_ptr<TlsCredentials>> TlsCredentials::loadPskFile(const std::string& path) {
   if (auto valid = checkPskFile(path); !valid) return valid.error();
+  if (auto ready = initTlsLibrary(); !ready) return ready.error();
   std::shared_ptr<TlsCredentials> credentials(new TlsCredentials);
   if (int rc = gnutls_psk_allocate_server_credentials(&credentials->psk_); rc < 0) {
     return gnutlsError("TLS credentials", rc);

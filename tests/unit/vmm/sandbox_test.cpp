@@ -84,6 +84,23 @@ TEST(SandboxDeathTest, IoLoopStartsVcpuThreadsButNoProcesses) {
               "thread started\n.*strata: seccomp: I/O loop thread made forbidden syscall clone \\(56\\)");
 }
 
+TEST(SandboxDeathTest, EveryVcpuThreadOfAnIoLoopLoadsTheVcpuFilter) {
+  // The I/O loop compiles the vCPU program once as it enters its role; each vCPU
+  // thread loads it, so eventfd2, which the I/O loop may make, is refused to the second as to the first.
+  EXPECT_EXIT(onThreadInRole(ThreadRole::IoLoop, sandboxed(true, false),
+                             [] {
+                               for (int vcpu = 0; vcpu < 2; ++vcpu)
+                                 std::thread([vcpu] {
+                                   if (!enterThreadRole(ThreadRole::Vcpu, sandboxed(true, false))) std::_Exit(7);
+                                   std::fprintf(stderr, "vcpu %d filtered\n", vcpu);
+                                   if (vcpu == 1) ::eventfd(0, EFD_CLOEXEC);
+                                 }).join();
+                               std::_Exit(8);  // the second vCPU's eventfd should have killed the process
+                             }),
+              ::testing::KilledBySignal(SIGSYS),
+              "vcpu 0 filtered\nvcpu 1 filtered\n.*strata: seccomp: vCPU thread made forbidden syscall eventfd2");
+}
+
 TEST(SandboxDeathTest, ApiThreadServesSocketsAndRemovesOnlyItsOwnSocketFile) {
   // The API thread accepts and answers clients and unlinks config.apiSocket
   // (that string's buffer) at the end; any other path is refused with the process's death.
