@@ -2,10 +2,27 @@
 """Clones: snapshots the default guest (--mem, 256M by default), then starts
 --clones `strata run --restore DIR --clone` processes at once and prints the
 time from the first start until every clone answered a console command, and
-the host memory they use together (sum of Pss from /proc/PID/smaps_rollup: a
-page shared by n processes counts 1/n in each) against one restored VM alone
-and one booted VM. Targets: 20 clones of a 256 MiB guest within 2x the memory
-of one, all answering within 1 s.
+the host memory they use together, --idle seconds after the last answer (a
+restored guest's jit is still translating for a few seconds), against one
+restored VM alone and one booted VM, each measured the same way. Targets: 20
+clones of a 256 MiB guest within 2x the memory of one, all answering within 1 s.
+
+Host memory, three ways:
+- memory cgroup: each group of VMs runs in its own memory cgroup and the
+  figure is what it is charged (anonymous memory, page cache it brought in,
+  including the kernel's read-around of the memory file, kernel memory); the
+  snapshot's memory file is dropped from the page cache first, so its pages
+  are charged to the group that reads them. Pages cached before (the strata
+  binary and its libraries) are not charged. Needs root.
+- Pss + page tables: per process, the sum of Pss from /proc/PID/smaps_rollup
+  (a page shared by n processes counts 1/n in each, so the snapshot's page
+  cache the clones share counts once, not 20 times as summed RSS would) plus
+  its page tables (VmPTE, kernel memory no smaps figure has). Cached file
+  pages count once mapped, and the kernel maps cached neighbours of a faulting
+  page too (fault-around), so this moves with what the cache held at start.
+- per clone, private: anonymous memory + page tables, and the part of it in
+  the guest RAM mapping (pages the guest wrote since the restore, each copied
+  out of the shared snapshot): what each further clone costs at least.
 """
 import argparse
 import os
@@ -15,15 +32,87 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from guest_bench import USERSPACE_UP, Guest, add_guest_arguments  # noqa: E402
+from density_bench import MemoryCgroup  # noqa: E402
 from restore_bench import answer, strata_snapshot  # noqa: E402
 
+MIB = 1 << 20
 
-def pss_kib(pid):
-    with open(f"/proc/{pid}/smaps_rollup") as rollup:
-        for line in rollup:
-            if line.startswith("Pss:"):
+
+def kib_field(path, name):
+    with open(path) as f:
+        for line in f:
+            if line.startswith(name + ":"):
                 return int(line.split()[1])
-    raise RuntimeError(f"no Pss for {pid}")
+    raise RuntimeError(f"no {name} in {path}")
+
+
+def pss_and_page_tables(guests):
+    """Bytes: the sum over the processes of Pss plus page tables."""
+    return 1024 * sum(kib_field(f"/proc/{g.proc.pid}/smaps_rollup", "Pss")
+                      + kib_field(f"/proc/{g.proc.pid}/status", "VmPTE") for g in guests)
+
+
+def private_bytes(guest):
+    """(anonymous memory + page tables, the part of it in the guest RAM mapping: pages the guest wrote) of a VM."""
+    pid = guest.proc.pid
+    anonymous = kib_field(f"/proc/{pid}/smaps_rollup", "Anonymous") + kib_field(f"/proc/{pid}/status", "VmPTE")
+    guest_written, in_ram = 0, False
+    with open(f"/proc/{pid}/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's header line
+                in_ram = fields[-1].endswith("/memory")
+            elif in_ram and fields[0] == "Anonymous:":
+                guest_written += int(fields[1])
+    return 1024 * anonymous, 1024 * guest_written
+
+
+def drop_cached(path):
+    """Evicts a file's clean pages from the page cache, so the next reader is charged for them."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+class Group:
+    """VMs started together in one memory cgroup (when there is one), measured after idling."""
+
+    def __init__(self, name, use_cgroup):
+        self.cgroup = MemoryCgroup(f"strata-clone-{name}-{os.getpid()}", 16 << 30) if use_cgroup else None
+        self.guests = []
+
+    def start(self, argv):
+        self.guests.append(Guest(argv, preexec_fn=self.cgroup.enter if self.cgroup else None))
+        return self.guests[-1]
+
+    def measure(self, idle):
+        """(Pss + page tables, cgroup charge or None, each VM's private_bytes), after `idle` seconds."""
+        time.sleep(idle)
+        return (pss_and_page_tables(self.guests), self.cgroup.usage() if self.cgroup else None,
+                [private_bytes(guest) for guest in self.guests])
+
+    def finish(self):
+        for guest in self.guests:
+            guest.finish()
+        if self.cgroup:
+            self.cgroup.remove()
+
+
+def cgroup_available():
+    try:
+        MemoryCgroup(f"strata-clone-probe-{os.getpid()}", 1 << 30).remove()
+        return True
+    except OSError as error:
+        print(f"memory cgroup figures skipped: {error} (needs root and a memory cgroup controller)")
+        return False
+
+
+def ratio_line(title, clones, alone, booted, count):
+    return (f"  {title}: {count} clones {clones / MIB:.1f} MiB, one restored VM {alone / MIB:.1f} MiB "
+            f"({clones / alone:.2f}x, target <= 2x), one booted VM {booted / MIB:.1f} MiB ({clones / booted:.2f}x); "
+            f"each clone after the first adds {(clones - alone) / (count - 1) / MIB:.2f} MiB")
 
 
 def main():
@@ -32,33 +121,44 @@ def main():
     parser.add_argument("--mem", default="256M")
     parser.add_argument("--clones", type=int, default=20)
     parser.add_argument("--settle", type=float, default=2.0, help="idle seconds before the snapshot")
+    parser.add_argument("--idle", type=float, default=5.0, help="idle seconds after answering, before measuring")
     args = parser.parse_args()
+    use_cgroup = cgroup_available()
     with tempfile.TemporaryDirectory() as directory:
-        booted = Guest([args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem])
-        booted.wait_for(USERSPACE_UP, 300)
-        answer(booted, 0)
-        booted_kib = pss_kib(booted.proc.pid)
+        booted = Group("booted", use_cgroup)
+        guest = booted.start([args.strata, "run", "--kernel", args.kernel, "--initrd", args.initrd, "--mem", args.mem])
+        guest.wait_for(USERSPACE_UP, 300)
+        answer(guest, 0)
+        booted_memory = booted.measure(args.idle)
         booted.finish()
 
         snap, _ = strata_snapshot(args, args.mem, directory)
-        alone = Guest([args.strata, "run", "--restore", snap])
-        answer(alone, 1)
-        alone_kib = pss_kib(alone.proc.pid)
+        memory_file = os.path.join(snap, "memory")
+        drop_cached(memory_file)
+        alone = Group("alone", use_cgroup)
+        answer(alone.start([args.strata, "run", "--restore", snap]), 1)
+        alone_memory = alone.measure(args.idle)
         alone.finish()
 
+        drop_cached(memory_file)
+        clones = Group("clones", use_cgroup)
         began = time.monotonic()
-        clones = [Guest([args.strata, "run", "--restore", snap, "--clone"]) for _ in range(args.clones)]
-        for index, clone in enumerate(clones):
+        for _ in range(args.clones):
+            clones.start([args.strata, "run", "--restore", snap, "--clone"])
+        for index, clone in enumerate(clones.guests):
             answer(clone, 100 + index)
         all_answered = time.monotonic() - began
-        clones_kib = sum(pss_kib(clone.proc.pid) for clone in clones)
-        for clone in clones:
-            clone.finish()
+        clones_memory = clones.measure(args.idle)
+        clones.finish()
     print(f"{args.clones} clones of a {args.mem} guest: all answering {all_answered * 1000:.0f} ms after the first "
-          f"start (target < 1000)")
-    print(f"host memory (Pss): {args.clones} clones {clones_kib / 1024:.1f} MiB, one restored VM "
-          f"{alone_kib / 1024:.1f} MiB ({clones_kib / alone_kib:.2f}x, target <= 2x), one booted VM "
-          f"{booted_kib / 1024:.1f} MiB ({clones_kib / booted_kib:.2f}x)")
+          f"start (target < 1000); memory {args.idle:g} s after:")
+    if use_cgroup:
+        print(ratio_line("memory cgroup", clones_memory[1], alone_memory[1], booted_memory[1], args.clones))
+    print(ratio_line("Pss + page tables", clones_memory[0], alone_memory[0], booted_memory[0], args.clones))
+    private = clones_memory[2]
+    print(f"  per clone, private (anonymous + page tables): mean {sum(p for p, _ in private) / len(private) / MIB:.2f} "
+          f"MiB, max {max(p for p, _ in private) / MIB:.2f} MiB; of it guest RAM the guest wrote (copied on write): "
+          f"mean {sum(w for _, w in private) / len(private) / MIB:.2f} MiB")
 
 
 if __name__ == "__main__":

@@ -1,30 +1,61 @@
 #include "cpu/block_cache.h"
 
-#include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <new>
+#include <utility>
 
 namespace strata::cpu {
 
-void BlockCache::FreeDeleter::operator()(Block** slots) const { std::free(slots); }
-
-BlockCache::BlockCache(const PhysicalMemory& memory)
-    : direct_(static_cast<Block**>(std::calloc(kDirectSlots, sizeof(Block*)))), memory_(memory) {
-  if (!direct_) throw std::bad_alloc();
-}
+BlockCache::BlockCache(const PhysicalMemory& memory) : slots_(kInitialSlots, nullptr), memory_(memory) {}
 
 Block* BlockCache::findSlow(uint64_t physicalPc) {
-  Block* block = direct_[slot(physicalPc)];
-  if (block == nullptr || block->physicalPc != physicalPc) {
-    auto it = index_.find(physicalPc);
-    if (it == index_.end()) return nullptr;
-    block = it->second;
-  }
+  size_t at = home(physicalPc);
+  while (slots_[at] != nullptr && slots_[at]->physicalPc != physicalPc) at = next(at);
+  Block* block = slots_[at];
+  if (block == nullptr) return nullptr;
   CodePage& page = *block->page;
   check(page);
   if (page.blocks == nullptr) return nullptr;  // its code changed: dropped
-  direct_[slot(physicalPc)] = block;
+  // Every slot from the home slot to `at` is taken, so the block it holds stays
+  // reachable from its own home slot at `at`.
+  std::swap(slots_[home(physicalPc)], slots_[at]);
   return block;
+}
+
+// A block of the same address (left on its page's list) is replaced.
+void BlockCache::place(Block* block) {
+  size_t at = home(block->physicalPc);
+  while (slots_[at] != nullptr && slots_[at]->physicalPc != block->physicalPc) at = next(at);
+  if (slots_[at] == nullptr) ++blockCount_;
+  slots_[at] = block;
+}
+
+// Backward-shift deletion (Knuth's algorithm R): the blocks after the hole
+// move into it unless that would put them before their home slot.
+void BlockCache::erase(const Block* block) {
+  size_t hole = home(block->physicalPc);
+  while (slots_[hole] != block) {
+    if (slots_[hole] == nullptr) return;  // replaced by a newer block of its address
+    hole = next(hole);
+  }
+  for (size_t at = next(hole); slots_[at] != nullptr; at = next(at)) {
+    size_t wanted = home(slots_[at]->physicalPc);
+    bool homeInGap = hole <= at ? (hole < wanted && wanted <= at) : (hole < wanted || wanted <= at);
+    if (homeInGap) continue;
+    slots_[hole] = slots_[at];
+    hole = at;
+  }
+  slots_[hole] = nullptr;
+  --blockCount_;
+}
+
+void BlockCache::grow() {
+  std::vector<Block*> old(slots_.size() * 2, nullptr);
+  old.swap(slots_);
+  blockCount_ = 0;
+  for (Block* block : old)
+    if (block != nullptr) place(block);
 }
 
 void BlockCache::check(CodePage& page) {
@@ -43,10 +74,7 @@ bool BlockCache::unchanged(const CodePage& page) const {
 
 // The whole page goes: its blocks chain to each other by pointer.
 void BlockCache::dropBlocks(CodePage& page) {
-  for (Block* b = page.blocks; b != nullptr; b = b->nextOnPage) {
-    index_.erase(b->physicalPc);
-    if (direct_[slot(b->physicalPc)] == b) direct_[slot(b->physicalPc)] = nullptr;
-  }
+  for (Block* b = page.blocks; b != nullptr; b = b->nextOnPage) erase(b);
   page.blocks = nullptr;
   ++pagesDropped_;
 }
@@ -95,8 +123,8 @@ Block* BlockCache::insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_
   block->page = &page;
   block->nextOnPage = page.blocks;
   page.blocks = block;
-  index_[physicalPc] = block;
-  direct_[slot(physicalPc)] = block;
+  if ((blockCount_ + 1) * 2 > slots_.size()) grow();
+  place(block);
   return block;
 }
 
@@ -105,9 +133,9 @@ void BlockCache::dropStale() {
 }
 
 void BlockCache::flush() {
-  // A slot only ever holds an indexed block: with none, the slots are clean and stay untouched.
-  if (!index_.empty()) std::memset(static_cast<void*>(direct_.get()), 0, sizeof(Block*) * kDirectSlots);
-  index_.clear();
+  // With no blocks the slots are clean: a restore's flush of the empty cache leaves them untouched.
+  if (blockCount_ != 0) std::fill(slots_.begin(), slots_.end(), nullptr);
+  blockCount_ = 0;
   pages_.clear();
   chunkIndex_ = 0;
   chunkUsed_ = 0;

@@ -93,9 +93,15 @@ uint16_t VirtQueue::loadAvailIdx() const {
 }
 
 void VirtQueue::publishAvailEvent() {
-  uint16_t value = lastAvail_;
-  std::memcpy(used_ + kUsedRingOffset + kUsedElemSize * size_, &value, sizeof value);
-  ram_->markWritten(used_ + kUsedRingOffset + kUsedElemSize * size_, sizeof value);
+  uint8_t* availEvent = used_ + kUsedRingOffset + kUsedElemSize * size_;
+  // Only the device writes this field, so an equal value needs no store; a
+  // store would copy the ring's page out of the snapshot a clone shares (every
+  // restored queue comes here once with the value it was saved with).
+  if (loadRelaxed16(availEvent) != lastAvail_) {
+    uint16_t value = lastAvail_;
+    std::memcpy(availEvent, &value, sizeof value);
+    ram_->markWritten(availEvent, sizeof value);
+  }
   // Store-load barrier: the driver must see avail_event before we re-read avail idx,
   // otherwise a buffer added in between could go unnotified.
   std::atomic_thread_fence(std::memory_order_seq_cst);

@@ -2,6 +2,9 @@
 // continues the guest's queues from the saved ring positions.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "base/state_stream.h"
 #include "virtio/console.h"
 #include "virtio/rng.h"
@@ -51,6 +54,42 @@ TEST(TransportSnapshot, RestoredQueueContinuesFromTheSavedPositions) {
   d.runLoopBriefly();
   EXPECT_EQ(d.usedIdx(0), 4);
   EXPECT_EQ(std::memcmp(d.host(kDataArea, 256), pattern.data(), 256), 0);
+}
+
+TEST(TransportSnapshot, RestoredQueueLeavesTheUsedRingUnwrittenUntilItMoves) {
+  // A clone shares the snapshot's RAM copy-on-write: a restored device that
+  // rewrote its rings with the values they hold would copy their pages in
+  // every clone. avail_event is only written when it changes.
+  TestDriver d;
+  VirtioRng rng;
+  d.attach(rng);
+  d.start(featureBit(kFeatureEventIdx), {8});
+  d.addChain(0, {{kDataArea, 16, true}});
+  d.kick(0);
+  ASSERT_TRUE(d.waitUsed(0, 1));
+  d.runLoopBriefly();
+  ASSERT_EQ(d.availEvent(0), 1);
+  auto reader = saved(d.transport());
+
+  DirtyBitmap& written = d.ram().dirtyLog();
+  written.setLogging(true);
+  VirtioRng freshRng;
+  d.attach(freshRng);
+  auto loaded = d.transport().load(reader);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  d.runLoopBriefly();  // the restored queue is activated and looked at
+  std::vector<uint64_t> pages;
+  written.takeMarked(pages);
+  EXPECT_EQ(pages, std::vector<uint64_t>{}) << "the restore wrote guest RAM";
+
+  d.addChain(0, {{kDataArea + 64, 16, true}});
+  d.kick(0);
+  ASSERT_TRUE(d.waitUsed(0, 2));
+  d.runLoopBriefly();
+  EXPECT_EQ(d.availEvent(0), 2);
+  written.takeMarked(pages);
+  const uint64_t usedPage = (d.usedRing(0) - kRamBase) >> DirtyBitmap::kPageShift;
+  EXPECT_NE(std::find(pages.begin(), pages.end(), usedPage), pages.end());
 }
 
 TEST(TransportSnapshot, ConsoleInputNotYetDeliveredSurvives) {

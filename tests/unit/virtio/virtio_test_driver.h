@@ -151,6 +151,7 @@ class TestDriver {
   void setAvailFlags(unsigned q, uint16_t flags) { store16(queues_[q].avail, flags); }
   void setUsedEvent(unsigned q, uint16_t value) { store16(queues_[q].avail + 4 + 2ull * queues_[q].size, value); }
   uint16_t availEvent(unsigned q) { return load16(queues_[q].used + 4 + 8ull * queues_[q].size); }
+  uint64_t usedRing(unsigned q) const { return queues_[q].used; }
 
   // Builds a direct chain from consecutive free descriptors and makes it available.
   uint16_t addChain(unsigned q, const std::vector<Buffer>& buffers) {
