@@ -34,11 +34,7 @@ Result<std::unique_ptr<LiveDisk>> openDisk(const DiskConfig& disk, EventLoop& lo
   storage::DiskOptions options;
   options.readOnly = disk.readOnly;
   options.format = disk.format;
-  if (storage::volume::isVolumeDiskSpec(disk.path)) {
-    auto volume = storage::volume::openVolumeDisk(disk.path, options, loop);
-    if (!volume) return volume.error();
-    return std::make_unique<LiveDisk>(disk, std::move(*volume), loop);
-  }
+  if (storage::volume::isVolumeDiskSpec(disk.path)) return LiveDisk::openVolume(disk, loop);
   auto image = storage::openDiskImage(disk.path, options, loop);
   if (!image) return image.error();
   if (disk.format == storage::ImageFormat::Auto)
@@ -48,15 +44,16 @@ Result<std::unique_ptr<LiveDisk>> openDisk(const DiskConfig& disk, EventLoop& lo
 
 // A restored VM's disk: a new qcow2 overlay on the image the snapshot kept,
 // next to the snapshot (DIR/clone-PID-diskN.qcow2, DIR/restore-PID-diskN.qcow2)
-// or in --clone-dir, so no clone's or restored VM's writes reach the image the
-// snapshot and every other restore share. The overlay stays after the VM ends.
-// Read-only disks, and a plain restore's pool volumes, are opened as they are.
+// or in --clone-dir, or a thin clone of the thin volume snapshot it kept
+// (VOLUME.clone-PID, VOLUME.restore-PID), so no clone's or restored VM's writes
+// reach what the snapshot and every other restore share. The overlay or clone
+// stays after the VM ends. Read-only disks are opened as they are.
 Result<std::unique_ptr<LiveDisk>> openRestoredDisk(const VmConfig& config, size_t index, EventLoop& loop) {
   const DiskConfig& disk = config.disks[index];
-  const bool volume = storage::volume::isVolumeDiskSpec(disk.path);
-  if (disk.readOnly || (volume && !config.clone)) return openDisk(disk, loop);
-  if (volume)
-    return Error{fmt::format("--clone: disk {} is a pool volume; linked clones are qcow2 overlays of image files", disk.path)};
+  if (disk.readOnly) return openDisk(disk, loop);
+  if (storage::volume::isVolumeDiskSpec(disk.path))
+    return LiveDisk::openRestoredVolume(disk, fmt::format("{}-{}", config.clone ? "clone" : "restore", ::getpid()),
+                                        config.clone, loop);
   auto base = storage::imageInfo(disk.path);
   if (!base) return Error{fmt::format("--restore: disk {}: {}", disk.path, base.error().message)};
   char* absolute = ::realpath(disk.path.c_str(), nullptr);
