@@ -222,7 +222,8 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
                   "such an option given must match it");
   run->add_flag("--clone", options->clone,
                 "with --restore: start one of many VMs from the snapshot: RAM shared copy-on-write, each disk a new "
-                "qcow2 overlay on the snapshot's image (DIR/clone-PID-diskN.qcow2), new NIC addresses and VM "
+                "qcow2 overlay on the snapshot's image (DIR/clone-PID-diskN.qcow2) or a thin clone of its thin volume "
+                "(VOLUME.clone-PID), new NIC addresses and VM "
                 "generation id")
       ->needs(restore);
   run->add_option("--clone-dir", options->cloneDir,
