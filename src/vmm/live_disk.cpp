@@ -1,6 +1,7 @@
 #include "vmm/live_disk.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <future>
@@ -87,8 +88,21 @@ Result<std::unique_ptr<LiveDisk>> LiveDisk::openRestoredVolume(const DiskConfig&
     }
   }
   auto device = (*pool)->openVolume(volumeName, disk.readOnly);
-  if (!device) return Error{fmt::format("disk {}: {}", disk.path, device.error().message)};
-  return std::unique_ptr<LiveDisk>(new LiveDisk(disk, std::move(*pool), volumeName, std::move(*device), loop));
+  if (!device) {
+    if (volumeName != spec->volume) (void)(*pool)->removeVolume(volumeName);
+    return Error{fmt::format("disk {}: {}", disk.path, device.error().message)};
+  }
+  std::unique_ptr<LiveDisk> opened(new LiveDisk(disk, std::move(*pool), volumeName, std::move(*device), loop));
+  if (volumeName != spec->volume) opened->markMadeForThisVm();
+  return opened;
+}
+
+Result<void> LiveDisk::removeMadeForThisVm() {
+  if (!madeForThisVm_) return {};
+  madeForThisVm_ = false;
+  if (pool_) return pool_->removeVolume(volumeName_);
+  if (::unlink(config_.path.c_str()) != 0) return errnoError(config_.path);
+  return {};
 }
 
 void LiveDisk::readv(uint64_t offset, std::vector<iovec> buffers, storage::IoCompletion done) {

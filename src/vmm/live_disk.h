@@ -65,6 +65,12 @@ class LiveDisk final : public storage::BlockDevice {
   // the loop thread; the VM writes on to its volume. Others are recorded as they are.
   Result<DiskConfig> keepForSnapshot(const std::string& snapshotName);
 
+  // The overlay file or thin clone this disk runs on was made for this VM (a
+  // restore's); removeMadeForThisVm() deletes it again when the restore is
+  // refused before the VM ran (on the thread that drives the loop, before the sandbox).
+  void markMadeForThisVm() { madeForThisVm_ = true; }
+  Result<void> removeMadeForThisVm();
+
  private:
   LiveDisk(const DiskConfig& config, std::shared_ptr<storage::volume::Pool> pool, std::string volumeName,
            std::unique_ptr<storage::BlockDevice> volume, EventLoop& loop);
@@ -78,6 +84,7 @@ class LiveDisk final : public storage::BlockDevice {
   std::shared_ptr<storage::volume::Pool> pool_;   // in this pool
   std::string volumeName_;
   bool thin_ = false;
+  bool madeForThisVm_ = false;
   EventLoop& loop_;
   std::string serial_;
 };

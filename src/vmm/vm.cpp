@@ -71,8 +71,24 @@ Result<std::unique_ptr<LiveDisk>> openRestoredDisk(const VmConfig& config, size_
   clone.format = storage::ImageFormat::Qcow2;
   if (auto created = storage::createImage(clone.path, overlay); !created)
     return Error{fmt::format("--restore: {}: {}", clone.path, created.error().message)};
-  return openDisk(clone, loop);
+  auto opened = openDisk(clone, loop);
+  if (!opened) ::unlink(clone.path.c_str());
+  else (*opened)->markMadeForThisVm();
+  return opened;
 }
+
+// A restore refused before its VM ran (a disk, a NIC or the snapshot's memory
+// found wrong) takes back the overlays and thin clones it made for its disks.
+struct RestoreLeftovers {
+  std::vector<LiveDisk*> disks;
+  bool vmRan = false;
+  ~RestoreLeftovers() {
+    if (vmRan) return;
+    for (LiveDisk* disk : disks)
+      if (auto removed = disk->removeMadeForThisVm(); !removed)
+        log::warn("the refused restore left {} behind: {}", disk->current().path, removed.error().message);
+  }
+};
 
 }  // namespace
 
@@ -108,10 +124,12 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   // here, whatever a guest writes before it reboots.
   std::vector<std::unique_ptr<storage::BlockDevice>> disks;
   std::vector<LiveDisk*> liveDisks;
+  RestoreLeftovers leftovers;  // gone before the disks
   for (size_t index = 0; index < config.disks.size(); ++index) {
     auto opened = config.restoreDir.empty() ? openDisk(config.disks[index], **loop) : openRestoredDisk(config, index, **loop);
     if (!opened) return opened.error();
     liveDisks.push_back(opened->get());
+    leftovers.disks.push_back(opened->get());
     // Tracked for live migration without shared storage; costless while no migration runs.
     disks.push_back(std::make_unique<storage::DirtyTrackedDisk>(std::move(*opened)));
   }
@@ -144,6 +162,7 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
                             : GuestMachine::create(config, control, **console, **loop, disks, *nics, restoreDir);
     restoreDir.clear();
     if (!machine) return machine.error();
+    leftovers.vmRan = true;
     control.attach(machine->get());
     GuestOutcome outcome = (*machine)->run();
     postcopy.reset();  // before the RAM it fills goes

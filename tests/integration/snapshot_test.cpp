@@ -406,6 +406,22 @@ TEST(Snapshot, ThinVolumeGetsAVolumeSnapshotSoRestoresSeeItAsAtTheSnapshot) {
   auto [restoredFsck, restoredData] = checkVolume(pv, clones.output.substr(0, clones.output.find('\n')));
   EXPECT_EQ(restoredFsck.exitCode, 0) << restoredFsck.output;
   EXPECT_EQ(restoredData, dataAfter());
+
+  // A restore refused once its thin clone exists (the memory file is found
+  // short) removes that clone again.
+  runShell("truncate -s 1M " + dir + "/memory");
+  expectOneLineRefusal(runStrata({"--restore", dir}, "", std::chrono::seconds(60)), "memory file holds 1048576 bytes");
+  auto left = runShell(strata + " volume list thinsnap | grep -c 'root.thinsnap-snap.restore-'");
+  EXPECT_EQ(left.output, "2\n") << "the refused restore's thin clone stays";
+}
+
+// A restore refused after it made its disk's overlay (the memory file found
+// short, checked after the disks are open) leaves no overlay behind.
+TEST(Snapshot, RefusedRestoreLeavesNoOverlayBehind) {
+  const std::string dir = takeSnapshot("leftover", {"--disk", copyOfRootDisk("leftover")});
+  runShell("truncate -s 1M " + dir + "/memory");
+  expectOneLineRefusal(runStrata({"--restore", dir}, "", std::chrono::seconds(60)), "memory file holds 1048576 bytes");
+  EXPECT_EQ(runShell("ls " + dir).output, "memory\nstate\n") << "the refused restore's overlay stays";
 }
 
 // A writable pool volume that is not thin has neither overlay nor thin
