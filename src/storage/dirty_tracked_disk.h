@@ -31,6 +31,7 @@ class DirtyTrackedDisk : public BlockDevice {
   DirtyBitmap& dirtyBlocks() { return dirty_; }
   // The image behind it (for its allocation status), or null for other devices (volumes).
   DiskImage* image() { return dynamic_cast<DiskImage*>(disk_.get()); }
+  BlockDevice& tracked() { return *disk_; }
 
  private:
   IoCompletion marking(uint64_t offset, uint64_t length, IoCompletion done);

@@ -218,11 +218,16 @@ Result<std::string> GuestMachine::checkMemorySize(StateReader& in) const {
   return board->memoryFile;
 }
 
-void GuestMachine::saveState(StateWriter& out, const std::string& memoryFile) const {
+void GuestMachine::saveState(StateWriter& out, const std::string& memoryFile,
+                             std::optional<std::vector<DiskConfig>> recordedDisks) const {
   std::vector<std::string> virtioNames;
   for (const auto& transport : virtio_) virtioNames.push_back(transport->name());
   std::vector<DiskConfig> disks;
-  for (const LiveDisk* disk : control_.disks()) disks.push_back(disk->current());
+  if (recordedDisks) {
+    disks = std::move(*recordedDisks);
+  } else {
+    for (const LiveDisk* disk : control_.disks()) disks.push_back(disk->current());
+  }
   saveBoard(out, config_, disks, virtioNames, diskBytes_, memoryFile);
   out.beginSection("machine", kMachineStateVersion);
   out.put(control_.guestNs() - clockStartNs_);
@@ -300,11 +305,15 @@ Result<void> GuestMachine::saveSnapshot(const std::string& dir, bool compress) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return errnoError(dir);
   for (LiveDisk* disk : control_.disks())
     if (auto flushed = disk->flushNow(); !flushed) return flushed;
+  std::vector<DiskConfig> kept;  // what the snapshot records: the images under the new overlays, the thin snapshots
+  for (LiveDisk* disk : control_.disks()) {
+    auto recorded = disk->keepForSnapshot(snapshotName(dir));
+    if (!recorded) return recorded.error();
+    kept.push_back(*recorded);
+  }
   StateWriter out;
   const std::string memoryFile = compress ? kCompressedMemoryFile : kMemoryFile;
-  saveState(out, memoryFile);  // names each disk's image as it is now, which the overlays below keep so
-  for (LiveDisk* disk : control_.disks())
-    if (auto added = disk->addOverlay(snapshotName(dir)); !added) return added;
+  saveState(out, memoryFile, kept);
   // Memory first: a state file only ever sits beside the memory it describes.
   const std::string memory = dir + "/" + memoryFile;
   if (auto saved = compress ? saveCompressedMemory(*ram_, memory + ".tmp") : ram_->saveTo(memory + ".tmp"); !saved)

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -93,8 +94,10 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
 
   // Every hart, the hart slots, the board's devices, the virtio transports in
   // slot order and the guest clock, after a "vm" section naming the board they fit.
-  // memoryFile: what the snapshot's memory is called (snapshot_config.h).
-  void saveState(StateWriter& out, const std::string& memoryFile = kMemoryFile) const;
+  // memoryFile: what the snapshot's memory is called (snapshot_config.h);
+  // recordedDisks: the disks to name (default: each as the VM writes it now).
+  void saveState(StateWriter& out, const std::string& memoryFile = kMemoryFile,
+                 std::optional<std::vector<DiskConfig>> recordedDisks = std::nullopt) const;
   // disksMirrored: the disks came with the VM (--with-disks), so their paths may differ from the source's.
   Result<void> loadState(StateReader& in, bool disksMirrored = false);
   // Before RAM is mapped from the snapshot: its size, and the memory file's name.

@@ -1,6 +1,7 @@
 #include "vmm/live_disk.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <future>
@@ -10,6 +11,8 @@
 #include "base/unique_fd.h"
 #include "storage/image_create.h"
 #include "storage/qcow2_image.h"
+#include "storage/volume/pool.h"
+#include "storage/volume/volume_disk.h"
 
 namespace strata::vmm {
 namespace {
@@ -48,8 +51,59 @@ LiveDisk::LiveDisk(const DiskConfig& config, std::unique_ptr<storage::DiskImage>
   config_.format = image_->format();
 }
 
-LiveDisk::LiveDisk(const DiskConfig& config, std::unique_ptr<storage::BlockDevice> volume, EventLoop& loop)
-    : config_(config), volume_(std::move(volume)), loop_(loop), serial_(volume_->serial()) {}
+LiveDisk::LiveDisk(const DiskConfig& config, std::shared_ptr<storage::volume::Pool> pool, std::string volumeName,
+                   std::unique_ptr<storage::BlockDevice> volume, EventLoop& loop)
+    : config_(config),
+      volume_(std::move(volume)),
+      pool_(std::move(pool)),
+      volumeName_(std::move(volumeName)),
+      loop_(loop),
+      serial_(volume_->serial()) {
+  const storage::volume::VolumeRecord* record = pool_->record().findVolume(volumeName_);
+  thin_ = record && record->type == storage::volume::VolumeType::Thin;
+}
+
+Result<std::unique_ptr<LiveDisk>> LiveDisk::openVolume(const DiskConfig& config, EventLoop& loop) {
+  return openRestoredVolume(config, "", false, loop);
+}
+
+Result<std::unique_ptr<LiveDisk>> LiveDisk::openRestoredVolume(const DiskConfig& recorded, const std::string& copyName,
+                                                               bool mustCopy, EventLoop& loop) {
+  auto spec = storage::volume::parseVolumeDiskSpec(recorded.path);
+  if (!spec) return spec.error();
+  auto pool = storage::volume::openPoolOfDisk(*spec, {.readOnly = recorded.readOnly}, loop);
+  if (!pool) return pool.error();
+  DiskConfig disk = recorded;
+  std::string volumeName = spec->volume;
+  if (!copyName.empty()) {
+    const storage::volume::VolumeRecord* volume = (*pool)->record().findVolume(volumeName);
+    if (volume && volume->type == storage::volume::VolumeType::Thin) {
+      volumeName += "." + copyName;
+      if (auto copied = (*pool)->snapshotVolume(spec->volume, volumeName, true); !copied)
+        return Error{fmt::format("disk {}: its thin clone {}: {}", recorded.path, volumeName, copied.error().message)};
+      disk.path = fmt::format("pool:{}/{}", spec->pool, volumeName);
+    } else if (mustCopy) {
+      return Error{fmt::format("--clone: disk {} is a pool volume but not a thin one, which has no linked clones",
+                               recorded.path)};
+    }
+  }
+  auto device = (*pool)->openVolume(volumeName, disk.readOnly);
+  if (!device) {
+    if (volumeName != spec->volume) (void)(*pool)->removeVolume(volumeName);
+    return Error{fmt::format("disk {}: {}", disk.path, device.error().message)};
+  }
+  std::unique_ptr<LiveDisk> opened(new LiveDisk(disk, std::move(*pool), volumeName, std::move(*device), loop));
+  if (volumeName != spec->volume) opened->markMadeForThisVm();
+  return opened;
+}
+
+Result<void> LiveDisk::removeMadeForThisVm() {
+  if (!madeForThisVm_) return {};
+  madeForThisVm_ = false;
+  if (pool_) return pool_->removeVolume(volumeName_);
+  if (::unlink(config_.path.c_str()) != 0) return errnoError(config_.path);
+  return {};
+}
 
 void LiveDisk::readv(uint64_t offset, std::vector<iovec> buffers, storage::IoCompletion done) {
   active().readv(offset, std::move(buffers), std::move(done));
@@ -80,8 +134,28 @@ Result<void> LiveDisk::flushNow() {
   return {};
 }
 
-Result<void> LiveDisk::addOverlay(const std::string& snapshotName) {
-  if (!image_ || config_.readOnly) return {};
+Result<DiskConfig> LiveDisk::keepForSnapshot(const std::string& snapshotName) {
+  if (config_.readOnly) return config_;
+  if (image_) return addOverlay(snapshotName);
+  if (thin_) return snapshotThinVolume(snapshotName);
+  return config_;
+}
+
+Result<DiskConfig> LiveDisk::snapshotThinVolume(const std::string& snapshotName) {
+  const std::string snapshot = volumeName_ + "." + snapshotName;
+  // The pool's management runs its loop until the metadata is written, on the
+  // loop thread: nothing else drives that loop meanwhile.
+  auto taken = onLoop(loop_, [pool = pool_, volume = volumeName_, snapshot](auto answer) {
+    answer(pool->snapshotVolume(volume, snapshot, false));
+  });
+  if (!taken) return Error{fmt::format("disk {}: its thin snapshot {}: {}", config_.path, snapshot, taken.error().message)};
+  DiskConfig recorded = config_;
+  recorded.path = fmt::format("pool:{}/{}", pool_->name(), snapshot);
+  return recorded;
+}
+
+Result<DiskConfig> LiveDisk::addOverlay(const std::string& snapshotName) {
+  const DiskConfig recorded = config_;
   const std::string path = overlayPathFor(config_.path, snapshotName);
   auto file = std::make_shared<UniqueFd>(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!file->valid()) return errnoError(fmt::format("disk {}: its snapshot overlay {}", config_.path, path));
@@ -101,7 +175,7 @@ Result<void> LiveDisk::addOverlay(const std::string& snapshotName) {
   if (!opened) return Error{fmt::format("disk {}: {}", config_.path, opened.error().message)};
   config_.path = path;
   config_.format = storage::ImageFormat::Qcow2;
-  return {};
+  return recorded;
 }
 
 }  // namespace strata::vmm

@@ -8,17 +8,21 @@
 
 #include <fmt/core.h>
 
+#include "machine/virt_layout.h"
 #include "storage/crc32c.h"
 #include "storage/sync_io.h"
+#include "vmm/live_disk.h"
 
 namespace strata::vmm::migration {
 namespace {
 
 // Disk record layout (little-endian), inside the stream's disk records:
-// Manifest: u8 1 | u32 count | u64 size per disk. Data: u8 2 | u32 disk | u64
+// Manifest: u8 5 | u32 count | per disk u64 size, u8 format (0 raw, 1 qcow2); kind 1
+// was the manifest without formats, which this side no longer takes. Data: u8 2 | u32 disk | u64
 // offset | u32 CRC-32C of the bytes | bytes. Zero: u8 3 | u32 disk | u64 offset | u64 length.
 // Flush: u8 4, after each round, so the flush before OK (in the downtime) finds little left to write.
-enum DiskRecordKind : uint8_t { kManifest = 1, kData = 2, kZero = 3, kFlush = 4 };
+enum DiskRecordKind : uint8_t { kData = 2, kZero = 3, kFlush = 4, kManifest = 5 };
+enum AnnouncedFormat : uint8_t { kRaw = 0, kQcow2 = 1 };
 constexpr size_t kDataHeaderBytes = 1 + 4 + 8 + 4;
 constexpr uint64_t kReadBytes = 1 << 20;     // one read from the source disk
 constexpr uint64_t kChunkBytes = 64 << 10;   // one data record, checksummed on its own
@@ -118,7 +122,11 @@ Result<void> DiskMirror::sendManifest(ChannelWriter& channel) {
   std::vector<uint8_t> record;
   put<uint8_t>(record, kManifest);
   put<uint32_t>(record, static_cast<uint32_t>(disks_.size()));
-  for (auto* disk : disks_) put<uint64_t>(record, disk->sizeBytes());
+  for (auto* disk : disks_) {
+    put<uint64_t>(record, disk->sizeBytes());
+    auto* live = dynamic_cast<LiveDisk*>(&disk->tracked());
+    put<uint8_t>(record, live && live->current().format == storage::ImageFormat::Qcow2 ? kQcow2 : kRaw);
+  }
   return channel.sendDiskRecord(record);
 }
 
@@ -200,22 +208,45 @@ uint64_t DiskMirror::pendingBlocks() const {
 
 // ---- DiskMirrorTarget ----
 
+Result<std::vector<AnnouncedDisk>> parseDiskManifest(std::span<const uint8_t> record) {
+  Fields fields(record);
+  auto kind = fields.get<uint8_t>();
+  if (!kind) return kind.error();
+  if (*kind != kManifest) return Error{fmt::format("the source's first disk record is of kind {}, not a manifest", *kind)};
+  auto count = fields.get<uint32_t>();
+  if (!count) return count.error();
+  if (*count > machine::virt::kVirtioSlots) return Error{fmt::format("the source announces {} disks", *count)};
+  std::vector<AnnouncedDisk> disks;
+  for (uint32_t index = 0; index < *count; ++index) {
+    auto size = fields.get<uint64_t>();
+    if (!size) return size.error();
+    auto format = fields.get<uint8_t>();
+    if (!format) return format.error();
+    if (*size == 0 || *size % 512 != 0 || *size > kMaxAnnouncedDiskBytes)
+      return Error{fmt::format("disk {}: the source announces {} bytes (a multiple of 512 up to {} expected)", index,
+                               *size, kMaxAnnouncedDiskBytes)};
+    if (*format != kRaw && *format != kQcow2)
+      return Error{fmt::format("disk {}: the source announces unknown format {}", index, *format)};
+    disks.push_back({*size, *format == kQcow2 ? storage::ImageFormat::Qcow2 : storage::ImageFormat::Raw});
+  }
+  if (!fields.rest().empty()) return Error{"the disk manifest has bytes past its last disk"};
+  return disks;
+}
+
 Result<void> DiskMirrorTarget::apply(std::span<const uint8_t> record) {
   Fields fields(record);
   auto kind = fields.get<uint8_t>();
   if (!kind) return kind.error();
   if (*kind == kManifest) {
-    auto count = fields.get<uint32_t>();
-    if (!count) return count.error();
     if (mirrored_) return Error{"a second disk manifest"};
-    if (*count != disks_.size())
-      return Error{fmt::format("the source mirrors {} disks, this VM has {} (--disk)", *count, disks_.size())};
+    auto announced = parseDiskManifest(record);
+    if (!announced) return announced.error();
+    if (announced->size() != disks_.size())
+      return Error{fmt::format("the source mirrors {} disks, this VM has {} (--disk)", announced->size(), disks_.size())};
     for (size_t index = 0; index < disks_.size(); ++index) {
-      auto size = fields.get<uint64_t>();
-      if (!size) return size.error();
-      if (*size != disks_[index]->sizeBytes())
-        return Error{fmt::format("disk {}: the source's is {} bytes, this one {} bytes", index, *size,
-                                 disks_[index]->sizeBytes())};
+      if ((*announced)[index].sizeBytes != disks_[index]->sizeBytes())
+        return Error{fmt::format("disk {}: the source's is {} bytes, this one {} bytes", index,
+                                 (*announced)[index].sizeBytes, disks_[index]->sizeBytes())};
       if (disks_[index]->readOnly()) return Error{fmt::format("disk {} is read-only here: the mirror cannot write it", index)};
     }
     mirrored_ = true;

@@ -3,7 +3,7 @@
 // sends what the disks hold (allocated extents as data, the rest as zero
 // ranges), later rounds the 4 KiB blocks guest writes marked meanwhile
 // (storage::DirtyTrackedDisk), the last one while the VM is paused. Records:
-// a manifest (disk count and sizes), data (CRC-32C per chunk), zero ranges and
+// a manifest (disk count, sizes and formats), data (CRC-32C per chunk), zero ranges and
 // a flush after each round. The destination checks each against its disks,
 // writes it, flushes where told and again before it answers OK.
 #pragma once
@@ -16,9 +16,22 @@
 #include "base/event_loop.h"
 #include "base/result.h"
 #include "storage/dirty_tracked_disk.h"
+#include "storage/disk_image.h"
 #include "vmm/migration_stream.h"
 
 namespace strata::vmm::migration {
+
+// A source disk as its manifest announces it; a destination makes a --disk
+// file that does not exist yet so (its name is always the destination's own).
+struct AnnouncedDisk {
+  uint64_t sizeBytes = 0;
+  storage::ImageFormat format = storage::ImageFormat::Raw;
+};
+// The largest disk a manifest may announce (qcow2's own limit is far above: a
+// peer must not make this host create absurd files).
+inline constexpr uint64_t kMaxAnnouncedDiskBytes = 64ull << 40;
+// A manifest record's disks, every field checked (the peer is untrusted).
+Result<std::vector<AnnouncedDisk>> parseDiskManifest(std::span<const uint8_t> record);
 
 // Source side. Every disk request runs on the disks' loop (posted there; the
 // caller waits), so the sender thread needs no file access of its own.

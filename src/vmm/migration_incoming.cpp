@@ -55,7 +55,8 @@ Result<std::vector<migration::ChannelReader>> acceptChannels(
 Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, HostConsole& console,
                                                        EventLoop& loop,
                                                        const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
-                                                       const std::vector<NetInterface>& nics) {
+                                                       const std::vector<NetInterface>& nics,
+                                                       const AnnouncedDiskOpener& openAnnounced) {
   auto address = migration::parseTcpAddress(config.incoming);
   if (!address) return Error{"--incoming " + address.error().message};
   auto listening = migration::listenTcp(*address);
@@ -78,6 +79,20 @@ Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, 
   auto channels = acceptChannels(listening->get(), config, credentials);
   if (!channels) return refused(channels.error().message);
   listening->reset();
+  int answerFd = (*channels)[0].fd();
+  auto refuse = [&](const std::string& why) {
+    (void)migration::sendAnswer(answerFd, "ERR " + why);
+    return refused(why);
+  };
+  std::vector<uint8_t> manifest;  // read ahead of the board, which needs the disks
+  if (openAnnounced) {
+    auto record = (*channels)[0].readDiskRecord();
+    if (!record) return refuse(record.error().message);
+    auto announced = migration::parseDiskManifest(*record);
+    if (!announced) return refuse(announced.error().message);
+    if (auto opened = openAnnounced(*announced); !opened) return refuse(opened.error().message);
+    manifest = std::move(*record);
+  }
 
   auto machine = GuestMachine::createForIncoming(config, control, console, loop, disks, nics);
   if (!machine) return machine.error();
@@ -85,6 +100,8 @@ Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, 
   const uint64_t pages = ram.size() / migration::kPageBytes;
   // Disk records come on channel 0 only, in the order they were sent.
   migration::DiskMirrorTarget mirror(disks, loop);
+  if (!manifest.empty())
+    if (auto applied = mirror.apply(manifest); !applied) return refuse(applied.error().message);
   (*channels)[0].setDiskSink([&mirror](std::span<const uint8_t> record) { return mirror.apply(record); });
   // Channels other than 0 on threads of their own; the pages they write never overlap.
   std::vector<std::future<Result<void>>> others;
@@ -96,11 +113,6 @@ Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, 
   Result<void> received = (*channels)[0].receive(ram.hostBase(), pages, &stateBytes);
   for (auto& other : others)
     if (auto done = other.get(); !done && received) received = done;
-  int answerFd = (*channels)[0].fd();
-  auto refuse = [&](const std::string& why) {
-    (void)migration::sendAnswer(answerFd, "ERR " + why);
-    return refused(why);
-  };
   if (!received) return refuse(received.error().message);
   mark("stream received");
   if (mirror.mirrored())

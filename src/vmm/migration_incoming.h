@@ -6,12 +6,14 @@
 // Post-copy (migration_postcopy.h) runs it with the pages the source named still to come.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "base/event_loop.h"
 #include "base/result.h"
 #include "vmm/guest_machine.h"
+#include "vmm/migration_disks.h"
 #include "vmm/migration_postcopy.h"
 
 namespace strata::vmm {
@@ -22,9 +24,17 @@ struct IncomingVm {
   std::unique_ptr<migration::PostcopyDestination> postcopy;
 };
 
+// Opens the VM's disks into the `disks` given to receiveMigration, making
+// each --disk file that does not exist as the source announced it.
+using AnnouncedDiskOpener = std::function<Result<void>(const std::vector<migration::AnnouncedDisk>&)>;
+
+// openAnnounced: set when runVm left the disks to open (some --disk file does
+// not exist yet): the source's disk manifest is then read first, before the
+// board is built from `disks`.
 Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, HostConsole& console,
                                                        EventLoop& loop,
                                                        const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
-                                                       const std::vector<NetInterface>& nics);
+                                                       const std::vector<NetInterface>& nics,
+                                                       const AnnouncedDiskOpener& openAnnounced = {});
 
 }  // namespace strata::vmm

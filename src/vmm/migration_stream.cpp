@@ -292,6 +292,22 @@ Result<Hello> ChannelReader::readHello() {
   return hello;
 }
 
+Result<std::vector<uint8_t>> ChannelReader::readDiskRecordBody() {
+  uint32_t length = 0;
+  if (auto got = read(&length, 4); !got) return got.error();
+  if (length > kMaxDiskRecordBytes) return Error{fmt::format("unexpected disk record ({} bytes)", length)};
+  std::vector<uint8_t> record(length);
+  if (auto got = read(record.data(), length); !got) return got.error();
+  return record;
+}
+
+Result<std::vector<uint8_t>> ChannelReader::readDiskRecord() {
+  uint8_t kind = 0;
+  if (auto got = read(&kind, 1); !got) return got.error();
+  if (kind != kDiskRecord) return Error{"the source does not mirror its disks (migrate --with-disks)"};
+  return readDiskRecordBody();
+}
+
 Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<uint8_t>* state) {
   std::vector<uint8_t> packed(kPageBytes);
   for (;;) {
@@ -330,13 +346,10 @@ Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<ui
       continue;
     }
     if (kind == kDiskRecord) {
-      uint32_t length = 0;
-      if (auto got = read(&length, 4); !got) return got;
-      if (!diskSink_ || length > kMaxDiskRecordBytes)
-        return Error{fmt::format("unexpected disk record ({} bytes)", length)};
-      std::vector<uint8_t> record(length);
-      if (auto got = read(record.data(), length); !got) return got;
-      if (auto applied = diskSink_(record); !applied) return applied;
+      if (!diskSink_) return Error{"unexpected disk record"};
+      auto record = readDiskRecordBody();
+      if (!record) return record.error();
+      if (auto applied = diskSink_(*record); !applied) return applied;
       continue;
     }
     if (kind != kPageRecord) return Error{fmt::format("unknown record kind {}", kind)};

@@ -109,11 +109,16 @@ class ChannelReader {
   const std::vector<uint64_t>& postcopyPages() const { return postcopyPages_; }
   // Where disk records go; without one they are refused.
   using DiskSink = std::function<Result<void>(std::span<const uint8_t>)>;
+  // The next record, which must be a disk record (a mirroring source sends its
+  // disk manifest first, before any page); for a destination that makes its
+  // disk files from that manifest before it builds the board.
+  Result<std::vector<uint8_t>> readDiskRecord();
   void setDiskSink(DiskSink sink) { diskSink_ = std::move(sink); }
   int fd() const { return socket_.get(); }
 
  private:
   Result<void> read(void* data, size_t size);
+  Result<std::vector<uint8_t>> readDiskRecordBody();  // after its kind byte
   UniqueFd socket_;
   ZSTD_DCtx_s* zstd_ = nullptr;
   std::vector<uint8_t> buffer_;

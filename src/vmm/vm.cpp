@@ -1,7 +1,10 @@
 #include "vmm/vm.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -34,11 +37,7 @@ Result<std::unique_ptr<LiveDisk>> openDisk(const DiskConfig& disk, EventLoop& lo
   storage::DiskOptions options;
   options.readOnly = disk.readOnly;
   options.format = disk.format;
-  if (storage::volume::isVolumeDiskSpec(disk.path)) {
-    auto volume = storage::volume::openVolumeDisk(disk.path, options, loop);
-    if (!volume) return volume.error();
-    return std::make_unique<LiveDisk>(disk, std::move(*volume), loop);
-  }
+  if (storage::volume::isVolumeDiskSpec(disk.path)) return LiveDisk::openVolume(disk, loop);
   auto image = storage::openDiskImage(disk.path, options, loop);
   if (!image) return image.error();
   if (disk.format == storage::ImageFormat::Auto)
@@ -48,15 +47,16 @@ Result<std::unique_ptr<LiveDisk>> openDisk(const DiskConfig& disk, EventLoop& lo
 
 // A restored VM's disk: a new qcow2 overlay on the image the snapshot kept,
 // next to the snapshot (DIR/clone-PID-diskN.qcow2, DIR/restore-PID-diskN.qcow2)
-// or in --clone-dir, so no clone's or restored VM's writes reach the image the
-// snapshot and every other restore share. The overlay stays after the VM ends.
-// Read-only disks, and a plain restore's pool volumes, are opened as they are.
+// or in --clone-dir, or a thin clone of the thin volume snapshot it kept
+// (VOLUME.clone-PID, VOLUME.restore-PID), so no clone's or restored VM's writes
+// reach what the snapshot and every other restore share. The overlay or clone
+// stays after the VM ends. Read-only disks are opened as they are.
 Result<std::unique_ptr<LiveDisk>> openRestoredDisk(const VmConfig& config, size_t index, EventLoop& loop) {
   const DiskConfig& disk = config.disks[index];
-  const bool volume = storage::volume::isVolumeDiskSpec(disk.path);
-  if (disk.readOnly || (volume && !config.clone)) return openDisk(disk, loop);
-  if (volume)
-    return Error{fmt::format("--clone: disk {} is a pool volume; linked clones are qcow2 overlays of image files", disk.path)};
+  if (disk.readOnly) return openDisk(disk, loop);
+  if (storage::volume::isVolumeDiskSpec(disk.path))
+    return LiveDisk::openRestoredVolume(disk, fmt::format("{}-{}", config.clone ? "clone" : "restore", ::getpid()),
+                                        config.clone, loop);
   auto base = storage::imageInfo(disk.path);
   if (!base) return Error{fmt::format("--restore: disk {}: {}", disk.path, base.error().message)};
   char* absolute = ::realpath(disk.path.c_str(), nullptr);
@@ -74,7 +74,43 @@ Result<std::unique_ptr<LiveDisk>> openRestoredDisk(const VmConfig& config, size_
   clone.format = storage::ImageFormat::Qcow2;
   if (auto created = storage::createImage(clone.path, overlay); !created)
     return Error{fmt::format("--restore: {}: {}", clone.path, created.error().message)};
-  return openDisk(clone, loop);
+  auto opened = openDisk(clone, loop);
+  if (!opened) ::unlink(clone.path.c_str());
+  else (*opened)->markMadeForThisVm();
+  return opened;
+}
+
+// A restore or incoming migration refused before its VM ran (a disk, a NIC,
+// the snapshot's memory or the stream found wrong) takes back the overlays,
+// thin clones and disk files it made for its disks.
+struct DisksMadeForThisVm {
+  std::vector<LiveDisk*> disks;
+  bool vmRan = false;
+  ~DisksMadeForThisVm() {
+    if (vmRan) return;
+    for (LiveDisk* disk : disks)
+      if (auto removed = disk->removeMadeForThisVm(); !removed)
+        log::warn("the refused VM left {} behind: {}", disk->current().path, removed.error().message);
+  }
+};
+
+bool isMissingFile(const DiskConfig& disk) {
+  struct stat info;
+  return !storage::volume::isVolumeDiskSpec(disk.path) && ::stat(disk.path.c_str(), &info) != 0 && errno == ENOENT;
+}
+
+// An incoming VM's --disk file that does not exist is made as the source
+// announced its disk: the same size, and its format unless --disk names one.
+Result<DiskConfig> makeAnnouncedDisk(DiskConfig disk, size_t index, const std::vector<migration::AnnouncedDisk>& announced) {
+  if (index >= announced.size())
+    return Error{fmt::format("the source mirrors {} disks, this VM has {} (--disk)", announced.size(), index + 1)};
+  storage::CreateOptions options;
+  options.format = disk.format == storage::ImageFormat::Auto ? announced[index].format : disk.format;
+  options.size = announced[index].sizeBytes;
+  if (auto created = storage::createImage(disk.path, options); !created)
+    return Error{fmt::format("--disk {}: {}", disk.path, created.error().message)};
+  disk.format = options.format;
+  return disk;
 }
 
 }  // namespace
@@ -110,15 +146,35 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   // their completions run on): formats and backing chains stay as resolved
   // here, whatever a guest writes before it reboots.
   std::vector<std::unique_ptr<storage::BlockDevice>> disks;
-  std::vector<LiveDisk*> liveDisks;
-  for (size_t index = 0; index < config.disks.size(); ++index) {
-    auto opened = config.restoreDir.empty() ? openDisk(config.disks[index], **loop) : openRestoredDisk(config, index, **loop);
-    if (!opened) return opened.error();
-    liveDisks.push_back(opened->get());
-    // Tracked for live migration without shared storage; costless while no migration runs.
-    disks.push_back(std::make_unique<storage::DirtyTrackedDisk>(std::move(*opened)));
-  }
-  control.setDisks(std::move(liveDisks));
+  DisksMadeForThisVm leftovers;  // gone before the disks
+  // announced: an incoming VM's disks as the source announced them, for the files to make.
+  auto openDisks = [&](const std::vector<migration::AnnouncedDisk>* announced) -> Result<void> {
+    std::vector<LiveDisk*> liveDisks;
+    for (size_t index = 0; index < config.disks.size(); ++index) {
+      std::optional<DiskConfig> made;
+      if (announced && isMissingFile(config.disks[index])) {
+        auto created = makeAnnouncedDisk(config.disks[index], index, *announced);
+        if (!created) return created.error();
+        made = *created;
+      }
+      auto opened = made ? openDisk(*made, **loop)
+                    : config.restoreDir.empty() ? openDisk(config.disks[index], **loop)
+                                                : openRestoredDisk(config, index, **loop);
+      if (!opened && made) ::unlink(made->path.c_str());
+      if (!opened) return opened.error();
+      if (made) (*opened)->markMadeForThisVm();
+      liveDisks.push_back(opened->get());
+      leftovers.disks.push_back(opened->get());
+      // Tracked for live migration without shared storage; costless while no migration runs.
+      disks.push_back(std::make_unique<storage::DirtyTrackedDisk>(std::move(*opened)));
+    }
+    control.setDisks(std::move(liveDisks));
+    return {};
+  };
+  // A missing --disk file of an incoming VM waits for the source's disk manifest (--with-disks).
+  const bool awaitAnnounced = !config.incoming.empty() && std::any_of(config.disks.begin(), config.disks.end(), isMissingFile);
+  if (!awaitAnnounced)
+    if (auto opened = openDisks(nullptr); !opened) return opened.error();
   // So are the network ports: a reboot keeps the switch port and TAP device.
   auto nics = openNetInterfaces(config, **loop);
   if (!nics) return nics.error();
@@ -136,7 +192,9 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   std::unique_ptr<GuestMachine> migrated;
   std::unique_ptr<migration::PostcopyDestination> postcopy;  // the first boot's, with --postcopy
   if (!config.incoming.empty()) {
-    auto received = receiveMigration(config, control, **console, **loop, disks, *nics);
+    auto received = receiveMigration(config, control, **console, **loop, disks, *nics,
+                                     awaitAnnounced ? AnnouncedDiskOpener([&](const auto& announced) { return openDisks(&announced); })
+                                                    : AnnouncedDiskOpener{});
     if (!received) return received.error();
     migrated = std::move(received->machine);
     postcopy = std::move(received->postcopy);
@@ -147,6 +205,7 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
                             : GuestMachine::create(config, control, **console, **loop, disks, *nics, restoreDir);
     restoreDir.clear();
     if (!machine) return machine.error();
+    leftovers.vmRan = true;
     control.attach(machine->get());
     GuestOutcome outcome = (*machine)->run();
     postcopy.reset();  // before the RAM it fills goes

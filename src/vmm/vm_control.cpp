@@ -122,7 +122,7 @@ Result<VmState> VmControl::snapshot(const std::string& dir, bool resumeAfter, bo
   for (const LiveDisk* disk : disks_) {
     if (!resumeAfter || !wasRunning || disk->snapshotKeepsContents()) continue;
     if (refused) *refused = true;
-    return Error{fmt::format("disk {} is a pool volume, whose contents a snapshot cannot keep while the VM runs on; "
+    return Error{fmt::format("disk {} is a pool volume but not a thin one, whose contents a snapshot cannot keep while the VM runs on; "
                              "take it without resuming (\"resume\": false, strata vm snapshot --no-resume)",
                              disk->current().path)};
   }

@@ -10,8 +10,9 @@
 // cut mid-transfer leaves the source running and the destination refusing;
 // the stream over TLS, and a source without TLS refused by a TLS destination;
 // with --with-disks, a guest writing its raw and qcow2 disks moves to separate
-// disk files (byte for byte what it wrote), with post-copy too, and a
-// destination killed mid disk copy leaves the source running on its intact disk.
+// disk files (byte for byte what it wrote), with post-copy too, into files the
+// destination makes as the source announces them, and a destination killed
+// mid disk copy leaves the source running on its intact disk.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -501,11 +502,24 @@ std::string guestBlock(const std::string& name, int index) {
 // vda: raw here, qcow2 there; vdb the other way round. The guest writes block after block of
 // both (each dd flushed) before, during and after the move; the destination's files must hold
 // the source's data (the random 8 MiB) with every block the guest wrote, byte for byte.
-Migration moveGuestWritingItsDisks(const std::string& name, const std::string& migrateOptions) {
+// With `destinationMakesDisks`, the destination's --disk files do not exist: it makes them as
+// the source announces its disks (vda raw, vdb qcow2, both 64 MiB).
+Migration moveGuestWritingItsDisks(const std::string& name, const std::string& migrateOptions,
+                                   bool destinationMakesDisks = false) {
   const std::string dir = temporaryPath(name);
   std::vector<std::string> seeds = {makeDisk(dir + "-src-vda.raw", "raw"), makeDisk(dir + "-src-vdb.qcow2", "qcow2")};
-  const std::vector<std::pair<std::string, std::string>> targets = {{emptyDisk(dir + "-dst-vda.qcow2", "qcow2"), "qcow2"},
-                                                                    {emptyDisk(dir + "-dst-vdb.raw", "raw"), "raw"}};
+  std::vector<std::pair<std::string, std::string>> targets;
+  std::vector<std::string> destinationDisks;
+  if (destinationMakesDisks) {
+    targets = {{dir + "-dst-vda.raw", "raw"}, {dir + "-dst-vdb.qcow2", "qcow2"}};
+    for (const auto& [path, format] : targets) {
+      ::unlink(path.c_str());
+      destinationDisks.insert(destinationDisks.end(), {"--disk", path});
+    }
+  } else {
+    targets = {{emptyDisk(dir + "-dst-vda.qcow2", "qcow2"), "qcow2"}, {emptyDisk(dir + "-dst-vdb.raw", "raw"), "raw"}};
+    destinationDisks = {"--disk", targets[0].first + ",format=qcow2", "--disk", targets[1].first + ",format=raw"};
+  }
   constexpr int kBlocks = 200;
   const std::string workload = fmt::format(
       "X=$((6*7)); w() {{ yes $2-block-$1 | head -c 4096 | dd of=/dev/$2 bs=4096 seek=$1 conv=notrunc,fsync 2>/dev/null; }}; "
@@ -514,7 +528,7 @@ Migration moveGuestWritingItsDisks(const std::string& name, const std::string& m
       kBlocks);
   auto moved = migrate(name, workload, "writing-42", migrateOptions, "sync; poweroff\n", {}, {},
                        {"--disk", dir + "-src-vda.raw,format=raw", "--disk", dir + "-src-vdb.qcow2,format=qcow2"},
-                       {"--disk", targets[0].first + ",format=qcow2", "--disk", targets[1].first + ",format=raw"});
+                       destinationDisks);
   EXPECT_EQ(moved.command.exitCode, 0) << moved.command.output << moved.source.output;
   std::printf("%s", moved.command.output.c_str());
   EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
@@ -524,6 +538,8 @@ Migration moveGuestWritingItsDisks(const std::string& name, const std::string& m
   EXPECT_TRUE(contains(moved.destination.output, fmt::format("wrote-{}-42", kBlocks)));
   const char* names[] = {"vda", "vdb"};
   for (size_t disk = 0; disk < 2; ++disk) {
+    auto info = runShell(strataBinary() + " image info --output json " + targets[disk].first + " 2>&1");
+    EXPECT_TRUE(contains(info.output, "\"format\": \"" + targets[disk].second + "\"")) << names[disk];
     std::string expected = seeds[disk];
     for (int block = 0; block < kBlocks; ++block) expected.replace(block * 4096u, 4096, guestBlock(names[disk], block));
     const std::string got = diskBytes(targets[disk].first, targets[disk].second);
@@ -541,6 +557,26 @@ Migration moveGuestWritingItsDisks(const std::string& name, const std::string& m
 
 TEST(Migration, GuestWritingItsDisksMovesWithThemToSeparateFiles) {
   moveGuestWritingItsDisks("migrate-disks", "--with-disks");
+}
+
+TEST(Migration, DestinationMakesMissingDiskFilesAsTheSourceAnnouncesThem) {
+  moveGuestWritingItsDisks("migrate-make-disks", "--with-disks", true);
+}
+
+// A destination whose disk file is missing waits for the disk manifest: a
+// source migrating without --with-disks is refused, runs on, and the
+// destination makes no file.
+TEST(Migration, MissingDestinationDiskWithoutWithDisksIsRefused) {
+  const std::string source = temporaryPath("migrate-nodisks-src.raw"), target = temporaryPath("migrate-nodisks-dst.raw");
+  makeDisk(source, "raw");
+  ::unlink(target.c_str());
+  auto moved = migrate("migrate-nodisks", "echo go-$((1+1)); sleep 5; echo still-$((3*3))\npoweroff\n", "go-2", "", "",
+                       {}, {}, {"--disk", source + ",format=raw"}, {"--disk", target});
+  EXPECT_NE(moved.command.exitCode, 0) << moved.command.output;
+  EXPECT_TRUE(contains(moved.command.output + moved.destination.output, "does not mirror its disks"));
+  EXPECT_NE(moved.destination.exitCode, 0);
+  EXPECT_TRUE(contains(moved.source.output, "still-9")) << "the source runs on";
+  EXPECT_NE(::access(target.c_str(), F_OK), 0) << "the refused destination made its disk file";
 }
 
 TEST(Migration, PostcopyWithDisksSendsTheDisksWholeBeforeTheSwitchOver) {

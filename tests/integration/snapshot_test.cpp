@@ -21,7 +21,10 @@
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
+#include "base/event_loop.h"
 #include "guest_runner.h"
+#include "storage/sync_io.h"
+#include "storage/volume/volume_disk.h"
 
 namespace strata::test {
 namespace {
@@ -250,6 +253,61 @@ std::pair<ProcessResult, std::string> checkChain(const std::string& top, const s
   return {runShell("e2fsck -fn " + flat + " 2>&1"), md5Prefix("debugfs -R 'cat /data' " + flat + " 2>/dev/null")};
 }
 
+// The contents of /data before and after the guest's rewrite, as md5 prefixes.
+const std::string& dataBefore() {
+  static const std::string sum = md5Prefix("seq 1 40000");
+  return sum;
+}
+const std::string& dataAfter() {
+  static const std::string sum = md5Prefix("seq 7 90000");
+  return sum;
+}
+
+// One line: `read go` waits for the line typed after the snapshot (or, restored, the first line of input).
+constexpr const char* kRewriteDataScript =
+    "seq 1 40000 > /data; sync; echo one-$(md5sum < /data | cut -c1-8); read go; echo 3 > /proc/sys/vm/drop_caches; "
+    "echo seen-$(md5sum < /data | cut -c1-8); seq 7 90000 > /data; sync; echo two-$(md5sum < /data | cut -c1-8); "
+    "poweroff\n";
+
+// Boots `disk` as the root disk: the guest writes /data, is snapshotted into
+// `dir` with resume (then `atSnapshot` runs), reads /data back from its disk
+// (page cache dropped) and writes different data. Returns the failures.
+std::string writeSnapshotRewrite(const std::string& name, const std::string& disk, const std::string& dir,
+                                 const std::function<void()>& atSnapshot = {}) {
+  const std::string socket = temporaryPath(name + ".sock"), consoleSocket = temporaryPath(name + "-console.sock");
+  runShell("rm -rf " + dir + " " + socket + " " + consoleSocket);
+  const std::vector<std::string> args{"--disk",       disk,   "--append", "console=ttyS0 root=/dev/vda",
+                                      "--api-socket", socket, "--console", "stdio",
+                                      "--console-socket", consoleSocket};
+  bool snapshotted = false;
+  std::string failures;
+  auto run = runStrata(args, kRewriteDataScript, std::chrono::seconds(240), [&](pid_t, const std::string& output) {
+    if (snapshotted || output.find("one-" + dataBefore()) == std::string::npos) return;
+    snapshotted = true;
+    auto taken = runShell(strataBinary() + " vm snapshot --api-socket " + socket + " " + dir + " 2>&1");
+    if (taken.exitCode != 0) failures += "snapshot: " + taken.output;
+    if (atSnapshot) atSnapshot();
+    if (!typeIntoConsole(consoleSocket, "go\n")) failures += "typing into the console socket failed";
+  });
+  if (!snapshotted) failures += "no snapshot taken: " + run.output;
+  if (run.exitCode != 0) failures += "the VM failed: " + run.output;
+  if (!contains(run.output, "seen-" + dataBefore()) || !contains(run.output, "two-" + dataAfter()))
+    failures += "the guest did not read back and rewrite /data: " + run.output;
+  return failures;
+}
+
+// Restores `dir` twice; each restored guest must read /data as at the snapshot
+// and write its own. `afterEach` checks what must not have changed.
+void restoreTwice(const std::string& dir, const std::function<void()>& afterEach) {
+  for (int round = 0; round < 2; ++round) {
+    auto restored = runStrata({"--restore", dir}, "go\n", std::chrono::seconds(180));
+    EXPECT_EQ(restored.exitCode, 0) << restored.output;
+    EXPECT_TRUE(contains(restored.output, "seen-" + dataBefore())) << "round " << round;
+    EXPECT_TRUE(contains(restored.output, "two-" + dataAfter()));
+    afterEach();
+  }
+}
+
 // A guest writes /data on its qcow2 root disk; a snapshot with resume puts an
 // overlay on that disk, the guest writes different data, which lands in the
 // overlay. Each of two restores of the snapshot reads /data from its disk (page
@@ -260,46 +318,19 @@ TEST(Snapshot, QcowDiskGetsAnOverlaySoRestoresSeeItAsAtTheSnapshot) {
   const std::string disk = temporaryPath("snapdisk.qcow2");
   const std::string dir = temporaryPath("snapdisk-snap");
   const std::string overlay = temporaryPath("snapdisk.snapdisk-snap.qcow2");  // beside the disk, named after DIR
-  const std::string socket = temporaryPath("snapdisk.sock"), consoleSocket = temporaryPath("snapdisk-console.sock");
-  runShell("rm -rf " + disk + " " + dir + " " + overlay + " " + socket + " " + consoleSocket);
+  runShell("rm -rf " + disk + " " + overlay);
   auto created = runShell(strataBinary() + " image create -f qcow2 -b " + base + " -F raw " + disk + " 2>&1");
   ASSERT_EQ(created.exitCode, 0) << created.output;
-  const std::string before = md5Prefix("seq 1 40000"), after = md5Prefix("seq 7 90000");
-  // One line: `read go` waits for the line typed after the snapshot (or, restored, the first line of input).
-  const std::string script =
-      "seq 1 40000 > /data; sync; echo one-$(md5sum < /data | cut -c1-8); read go; echo 3 > /proc/sys/vm/drop_caches; "
-      "echo seen-$(md5sum < /data | cut -c1-8); seq 7 90000 > /data; sync; echo two-$(md5sum < /data | cut -c1-8); "
-      "poweroff\n";
-  const std::vector<std::string> boardOptions{"--disk", disk, "--append", "console=ttyS0 root=/dev/vda"};
-  std::vector<std::string> args = boardOptions;
-  args.insert(args.end(), {"--api-socket", socket, "--console", "stdio", "--console-socket", consoleSocket});
-  bool snapshotted = false;
-  std::string failures, diskSum;
-  auto run = runStrata(args, script, std::chrono::seconds(240), [&](pid_t, const std::string& output) {
-    if (snapshotted || output.find("one-" + before) == std::string::npos) return;
-    snapshotted = true;
-    auto taken = runShell(strataBinary() + " vm snapshot --api-socket " + socket + " " + dir + " 2>&1");
-    if (taken.exitCode != 0) failures += "snapshot: " + taken.output;
-    diskSum = runShell("md5sum < " + disk).output;
-    if (!typeIntoConsole(consoleSocket, "go\n")) failures += "typing into the console socket failed";
-  });
-  ASSERT_TRUE(snapshotted) << run.output;
-  EXPECT_EQ(failures, "");
-  EXPECT_EQ(run.exitCode, 0) << run.output;
-  EXPECT_TRUE(contains(run.output, "seen-" + before));
-  EXPECT_TRUE(contains(run.output, "two-" + after));
+  std::string diskSum;
+  EXPECT_EQ(writeSnapshotRewrite("snapdisk", disk, dir, [&] { diskSum = runShell("md5sum < " + disk).output; }), "");
 
   EXPECT_EQ(runShell("md5sum < " + disk).output, diskSum) << "the VM wrote on into its overlay only";
   auto [liveFsck, liveData] = checkChain(overlay, "snapdisk-live");
   EXPECT_EQ(liveFsck.exitCode, 0) << liveFsck.output;
-  EXPECT_EQ(liveData, after) << "the VM wrote on into its overlay";
-  for (int round = 0; round < 2; ++round) {
-    auto restored = runStrata({"--restore", dir}, "go\n", std::chrono::seconds(180));
-    EXPECT_EQ(restored.exitCode, 0) << restored.output;
-    EXPECT_TRUE(contains(restored.output, "seen-" + before)) << "round " << round;
-    EXPECT_TRUE(contains(restored.output, "two-" + after));
+  EXPECT_EQ(liveData, dataAfter()) << "the VM wrote on into its overlay";
+  restoreTwice(dir, [&] {
     EXPECT_EQ(runShell("md5sum < " + disk).output, diskSum) << "the snapshot's image is never written again";
-  }
+  });
   auto restores = runShell("ls " + dir + "/restore-*-disk0.qcow2");
   ASSERT_EQ(std::count(restores.output.begin(), restores.output.end(), '\n'), 2) << restores.output;
   const std::string lastRestore = restores.output.substr(restores.output.find('\n') + 1, restores.output.size() - restores.output.find('\n') - 2);
@@ -309,11 +340,93 @@ TEST(Snapshot, QcowDiskGetsAnOverlaySoRestoresSeeItAsAtTheSnapshot) {
   }
   auto [restoredFsck, restoredData] = checkChain(lastRestore, "snapdisk-restored");
   EXPECT_EQ(restoredFsck.exitCode, 0) << restoredFsck.output;
-  EXPECT_EQ(restoredData, after);
+  EXPECT_EQ(restoredData, dataAfter());
 }
 
-// A writable pool volume has no overlay: a snapshot that would let the VM run
-// on is refused (409) and the VM keeps running; one that leaves it paused is taken.
+// A pool volume's bytes in a new raw file, read through the volume manager as `strata run` does.
+bool copyVolumeToFile(const std::string& pv, const std::string& volume, const std::string& file) {
+  auto loop = EventLoop::create();
+  if (!loop) return false;
+  auto device = storage::volume::openVolume({pv}, volume, {.readOnly = true}, **loop);
+  if (!device) {
+    ADD_FAILURE() << volume << ": " << device.error().message;
+    return false;
+  }
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  std::vector<char> buffer(1 << 20);
+  for (uint64_t offset = 0; offset < (*device)->sizeBytes(); offset += buffer.size()) {
+    if (auto read = storage::readSync(**device, **loop, offset, buffer.data(), buffer.size()); !read) {
+      ADD_FAILURE() << volume << ": " << read.error().message;
+      return false;
+    }
+    out.write(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+  }
+  return static_cast<bool>(out.flush());
+}
+
+// The file system on a pool volume: e2fsck -fn's verdict and /data's md5 prefix.
+std::pair<ProcessResult, std::string> checkVolume(const std::string& pv, const std::string& volume) {
+  const std::string flat = temporaryPath(volume + "-flat.raw");
+  EXPECT_TRUE(copyVolumeToFile(pv, volume, flat)) << volume;
+  return {runShell("e2fsck -fn " + flat + " 2>&1"), md5Prefix("debugfs -R 'cat /data' " + flat + " 2>/dev/null")};
+}
+
+// The same with the root file system on a thin pool volume: the snapshot takes
+// a read-only thin snapshot of it (VOLUME.DIRNAME) while the guest writes on
+// to the volume; each restore runs on its own thin clone of that snapshot.
+TEST(Snapshot, ThinVolumeGetsAVolumeSnapshotSoRestoresSeeItAsAtTheSnapshot) {
+  const std::string pool = temporaryPath("thinsnap"), pv = pool + "/pv1";
+  ::setenv("STRATA_POOL_DIR", (pool + "/registry").c_str(), 1);
+  const std::string strata = strataBinary();
+  auto made = runShell("rm -rf " + pool + " && mkdir -p " + pool + " && truncate -s 384M " + pv + " && " + strata +
+                       " pool create thinsnap " + pv + " && " + strata +
+                       " volume create thinsnap/tp -s 320M -t thin-pool && " + strata +
+                       " volume create thinsnap/root -s 64M -t thin --thin-pool tp 2>&1");
+  ASSERT_EQ(made.exitCode, 0) << made.output;
+  // The root file system onto the volume, by a guest booted from its initramfs
+  // (conv=fsync: a block device's cache is flushed by fsync, not by sync).
+  auto copied = runStrata({"--disk", copyOfRootDisk("thinsnap") + ",readonly", "--disk", "pool:thinsnap/root"},
+                          "dd if=/dev/vda of=/dev/vdb bs=1M conv=fsync 2>/dev/null; echo copied-$?\npoweroff\n");
+  ASSERT_TRUE(contains(copied.output, "copied-0"));
+
+  const std::string dir = temporaryPath("thinsnap-snap");
+  EXPECT_EQ(writeSnapshotRewrite("thinsnap", "pool:thinsnap/root", dir), "");
+  auto [liveFsck, liveData] = checkVolume(pv, "root");
+  EXPECT_EQ(liveFsck.exitCode, 0) << liveFsck.output;
+  EXPECT_EQ(liveData, dataAfter()) << "the VM wrote on to its volume";
+  auto snapshotUnchanged = [&] {
+    auto [fsck, data] = checkVolume(pv, "root.thinsnap-snap");
+    EXPECT_EQ(fsck.exitCode, 0) << fsck.output;
+    EXPECT_EQ(data, dataBefore()) << "the thin snapshot keeps the disk as at the snapshot";
+  };
+  snapshotUnchanged();
+  restoreTwice(dir, snapshotUnchanged);
+  auto clones = runShell(strata + " volume list thinsnap | grep -o 'root.thinsnap-snap.restore-[0-9]*'");
+  ASSERT_EQ(std::count(clones.output.begin(), clones.output.end(), '\n'), 2) << clones.output;
+  auto [restoredFsck, restoredData] = checkVolume(pv, clones.output.substr(0, clones.output.find('\n')));
+  EXPECT_EQ(restoredFsck.exitCode, 0) << restoredFsck.output;
+  EXPECT_EQ(restoredData, dataAfter());
+
+  // A restore refused once its thin clone exists (the memory file is found
+  // short) removes that clone again.
+  runShell("truncate -s 1M " + dir + "/memory");
+  expectOneLineRefusal(runStrata({"--restore", dir}, "", std::chrono::seconds(60)), "memory file holds 1048576 bytes");
+  auto left = runShell(strata + " volume list thinsnap | grep -c 'root.thinsnap-snap.restore-'");
+  EXPECT_EQ(left.output, "2\n") << "the refused restore's thin clone stays";
+}
+
+// A restore refused after it made its disk's overlay (the memory file found
+// short, checked after the disks are open) leaves no overlay behind.
+TEST(Snapshot, RefusedRestoreLeavesNoOverlayBehind) {
+  const std::string dir = takeSnapshot("leftover", {"--disk", copyOfRootDisk("leftover")});
+  runShell("truncate -s 1M " + dir + "/memory");
+  expectOneLineRefusal(runStrata({"--restore", dir}, "", std::chrono::seconds(60)), "memory file holds 1048576 bytes");
+  EXPECT_EQ(runShell("ls " + dir).output, "memory\nstate\n") << "the refused restore's overlay stays";
+}
+
+// A writable pool volume that is not thin has neither overlay nor thin
+// snapshot: a snapshot that would let the VM run on is refused (409) and the
+// VM keeps running; one that leaves it paused is taken.
 TEST(Snapshot, PoolVolumeDiskIsSnapshottedOnlyWithoutResuming) {
   const std::string pool = temporaryPath("snapvol");
   ::setenv("STRATA_POOL_DIR", (pool + "/registry").c_str(), 1);

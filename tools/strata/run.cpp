@@ -222,7 +222,8 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
                   "such an option given must match it");
   run->add_flag("--clone", options->clone,
                 "with --restore: start one of many VMs from the snapshot: RAM shared copy-on-write, each disk a new "
-                "qcow2 overlay on the snapshot's image (DIR/clone-PID-diskN.qcow2), new NIC addresses and VM "
+                "qcow2 overlay on the snapshot's image (DIR/clone-PID-diskN.qcow2) or a thin clone of its thin volume "
+                "(VOLUME.clone-PID), new NIC addresses and VM "
                 "generation id")
       ->needs(restore);
   run->add_option("--clone-dir", options->cloneDir,
@@ -232,7 +233,7 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
                   "wait on tcp:ADDR:PORT for a VM live-migrated from another strata (`strata vm migrate --to`) and run it; "
                   "the board options must match the source's (with `migrate --with-disks`, each --disk is this "
                   "host's own file of the source disk's virtual size, e.g. `strata image create`, which the "
-                  "source's disk is copied into)");
+                  "source's disk is copied into; a file that does not exist is made as the source announces its disk)");
   run->add_option("--tls-certs", options->incomingTlsCerts,
                   "with --incoming: require TLS of the source, with DIR/server-cert.pem and DIR/server-key.pem "
                   "(as strata nbd serve --tls-certs)")

@@ -108,11 +108,15 @@ Result<VolumeDiskSpec> parseVolumeDiskSpec(const std::string& spec) {
   return parsed;
 }
 
+Result<std::shared_ptr<Pool>> openPoolOfDisk(const VolumeDiskSpec& spec, const DiskOptions& options, EventLoop& loop) {
+  return openPoolByName(spec.pool, {}, {.readOnly = options.readOnly, .direct = options.direct}, loop);
+}
+
 Result<std::unique_ptr<BlockDevice>> openVolumeDisk(const std::string& spec, const DiskOptions& options,
                                                     EventLoop& loop) {
   auto parsed = parseVolumeDiskSpec(spec);
   if (!parsed) return parsed.error();
-  auto pool = openPoolByName(parsed->pool, {}, {.readOnly = options.readOnly, .direct = options.direct}, loop);
+  auto pool = openPoolOfDisk(*parsed, options, loop);
   if (!pool) return pool.error();
   return (*pool)->openVolume(parsed->volume, options.readOnly);
 }

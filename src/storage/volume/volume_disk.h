@@ -38,6 +38,10 @@ struct VolumeDiskSpec {
 };
 Result<VolumeDiskSpec> parseVolumeDiskSpec(const std::string& spec);
 
+// The pool a "pool:NAME/VOLUME" disk lives in, opened as openVolumeDisk opens
+// it; for callers that also manage the volume (a VM's snapshots).
+Result<std::shared_ptr<Pool>> openPoolOfDisk(const VolumeDiskSpec& spec, const DiskOptions& options, EventLoop& loop);
+
 // The disk for "pool:NAME/VOLUME". The device owns its pool (and so the PVs'
 // lock); options.readOnly opens the pool read-only, options.direct uses
 // O_DIRECT on the PVs. Completions run on `loop`.

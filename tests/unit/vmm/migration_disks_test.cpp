@@ -136,7 +136,7 @@ TEST(DiskMirrorTarget, RefusesMalformedMismatchedAndOutOfRangeRecords) {
   std::vector<std::unique_ptr<storage::BlockDevice>> disks;
   disks.push_back(openTracked(dir.file("dst.raw"), **loop));
   migration::DiskMirrorTarget target(disks, **loop);
-  const uint8_t manifest = 1, data = 2, zero = 3, flush = 4, unknown = 9;
+  const uint8_t manifest = 5, data = 2, zero = 3, flush = 4, unknown = 9, raw = 0;
   const uint32_t disk0 = 0, disk1 = 1, oneDisk = 1, twoDisks = 2;
   const uint64_t size = kDiskBytes, smaller = kDiskBytes - 4096, at = 4096, past = kDiskBytes - 10, huge = ~uint64_t{0} - 5;
   const auto bytes = pattern(100, 5);
@@ -149,13 +149,13 @@ TEST(DiskMirrorTarget, RefusesMalformedMismatchedAndOutOfRangeRecords) {
   EXPECT_TRUE(contains(refused(record({{&data, 1}, {&disk0, 4}, {&at, 8}, {&crc, 4}, {bytes.data(), bytes.size()}}), "before"),
                        "before the disk manifest"));
   EXPECT_TRUE(contains(refused(record({{&flush, 1}}), "flush before"), "before the disk manifest"));
-  EXPECT_TRUE(contains(refused(record({{&manifest, 1}, {&twoDisks, 4}, {&size, 8}, {&size, 8}}), "count"), "mirrors 2 disks"));
-  EXPECT_TRUE(contains(refused(record({{&manifest, 1}, {&oneDisk, 4}, {&smaller, 8}}), "size"), "bytes, this one"));
+  EXPECT_TRUE(contains(refused(record({{&manifest, 1}, {&twoDisks, 4}, {&size, 8}, {&raw, 1}, {&size, 8}, {&raw, 1}}), "count"), "mirrors 2 disks"));
+  EXPECT_TRUE(contains(refused(record({{&manifest, 1}, {&oneDisk, 4}, {&smaller, 8}, {&raw, 1}}), "size"), "bytes, this one"));
   EXPECT_TRUE(contains(refused(record({{&manifest, 1}, {&oneDisk, 4}}), "short"), "cut short"));
   EXPECT_TRUE(contains(refused({}, "empty"), "cut short"));
-  ASSERT_TRUE(target.apply(record({{&manifest, 1}, {&oneDisk, 4}, {&size, 8}})));
+  ASSERT_TRUE(target.apply(record({{&manifest, 1}, {&oneDisk, 4}, {&size, 8}, {&raw, 1}})));
   EXPECT_TRUE(target.mirrored());
-  EXPECT_TRUE(contains(refused(record({{&manifest, 1}, {&oneDisk, 4}, {&size, 8}}), "again"), "second disk manifest"));
+  EXPECT_TRUE(contains(refused(record({{&manifest, 1}, {&oneDisk, 4}, {&size, 8}, {&raw, 1}}), "again"), "second disk manifest"));
   EXPECT_TRUE(contains(refused(record({{&data, 1}, {&disk0, 4}, {&at, 8}, {&badCrc, 4}, {bytes.data(), bytes.size()}}), "crc"),
                        "checksum mismatch"));
   EXPECT_TRUE(contains(refused(record({{&data, 1}, {&disk1, 4}, {&at, 8}, {&crc, 4}, {bytes.data(), bytes.size()}}), "disk"),
@@ -169,6 +169,46 @@ TEST(DiskMirrorTarget, RefusesMalformedMismatchedAndOutOfRangeRecords) {
   ASSERT_TRUE(target.apply(record({{&flush, 1}})));
   const auto written = storage::testing::readFile(dir.file("dst.raw"));
   EXPECT_EQ(std::vector<uint8_t>(written.begin() + at, written.begin() + at + bytes.size()), bytes);
+}
+
+// The manifest's sizes and formats make files on the destination: a peer's
+// absurd or malformed announcement is refused before anything is made.
+TEST(DiskManifest, RefusesBadSizesFormatsAndShapes) {
+  const uint8_t manifest = 5, oldManifest = 1, raw = 0, qcow2 = 1, badFormat = 7;
+  const uint32_t oneDisk = 1, twoDisks = 2, tooMany = 9;
+  const uint64_t size = 64 << 20, zero = 0, odd = (64 << 20) + 100, huge = migration::kMaxAnnouncedDiskBytes + 512;
+  auto refusal = [](const std::vector<uint8_t>& bad) {
+    auto parsed = migration::parseDiskManifest(bad);
+    return parsed ? std::string("accepted") : parsed.error().message;
+  };
+  EXPECT_TRUE(contains(refusal(record({{&manifest, 1}, {&oneDisk, 4}, {&zero, 8}, {&raw, 1}})), "announces 0 bytes"));
+  EXPECT_TRUE(contains(refusal(record({{&manifest, 1}, {&oneDisk, 4}, {&odd, 8}, {&raw, 1}})), "multiple of 512"));
+  EXPECT_TRUE(contains(refusal(record({{&manifest, 1}, {&oneDisk, 4}, {&huge, 8}, {&raw, 1}})), "multiple of 512 up to"));
+  EXPECT_TRUE(contains(refusal(record({{&manifest, 1}, {&oneDisk, 4}, {&size, 8}, {&badFormat, 1}})), "unknown format 7"));
+  EXPECT_TRUE(contains(refusal(record({{&manifest, 1}, {&oneDisk, 4}, {&size, 8}, {&raw, 1}, {&raw, 1}})), "past its last disk"));
+  EXPECT_TRUE(contains(refusal(record({{&manifest, 1}, {&twoDisks, 4}, {&size, 8}, {&raw, 1}})), "cut short"));
+  EXPECT_TRUE(contains(refusal(record({{&manifest, 1}, {&tooMany, 4}})), "announces 9 disks"));
+  EXPECT_TRUE(contains(refusal(record({{&oldManifest, 1}, {&oneDisk, 4}, {&size, 8}})), "not a manifest"));
+  auto parsed = migration::parseDiskManifest(record({{&manifest, 1}, {&twoDisks, 4}, {&size, 8}, {&raw, 1}, {&size, 8}, {&qcow2, 1}}));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  ASSERT_EQ(parsed->size(), 2u);
+  EXPECT_EQ((*parsed)[0].format, storage::ImageFormat::Raw);
+  EXPECT_EQ((*parsed)[1].format, storage::ImageFormat::Qcow2);
+  EXPECT_EQ((*parsed)[1].sizeBytes, size);
+}
+
+// A destination waiting for the disk manifest refuses a source that sends a page first.
+TEST(MigrationStream, ReadingTheDiskManifestRefusesAPageFirst) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  migration::ChannelWriter writer(UniqueFd(fds[0]), false);
+  std::vector<uint8_t> page(migration::kPageBytes, 7);
+  ASSERT_TRUE(writer.sendPage(0, page.data()));
+  ASSERT_TRUE(writer.sendEnd());
+  migration::ChannelReader reader{UniqueFd(fds[1])};
+  auto got = reader.readDiskRecord();
+  ASSERT_FALSE(got);
+  EXPECT_TRUE(contains(got.error().message, "does not mirror its disks"));
 }
 
 TEST(MigrationStream, ADiskRecordWithNowhereToGoIsRefused) {
