@@ -14,6 +14,7 @@
 
 #include <xbyak/xbyak.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -137,11 +138,13 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         callHelper_(trampolines.callHelper),
         pageOffset_(block.physicalPc & 0xfff) {
     gatherTrace(blocks);
+    chooseBorrowedRegisters();
   }
 
   void translate() {
     const auto count = static_cast<uint32_t>(insns_.size()) - 1;  // without the sentinel
     bool endedByInstruction = false;
+    enterBorrowed();
     for (uint32_t i = 0; i < count; ++i) {
       const DecodedInsn& in = insns_[i];
       raxHolds_ = raxAfter_;
@@ -173,16 +176,65 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
 
  private:
-  // x[r] (64 or 32 bits) as an operand: its host register if pinned, else its HartHotState slot.
+  // x[r] (64 or 32 bits) as an operand: its host register if pinned or
+  // borrowed, else its HartHotState slot.
   const Xbyak::Operand& xreg(unsigned r) const {
+    if (borrowed_[r] != nullptr) return borrowed_[r]->host;
     const GuestOperands& operands = guestOperands();
     if (operands.isPinned[r]) return operands.pinned[r];
     return operands.memory[r];
   }
   const Xbyak::Operand& xreg32(unsigned r) const {
+    if (borrowed_[r] != nullptr) return borrowed_[r]->host32;
     const GuestOperands& operands = guestOperands();
     if (operands.isPinned[r]) return operands.pinned32[r];
     return operands.memory32[r];
+  }
+  bool inHostRegister(unsigned r) const { return borrowed_[r] != nullptr || guestOperands().isPinned[r]; }
+
+  // Borrowed registers: in a translation that never names some pinned guest
+  // register, that register's host register holds an unpinned guest
+  // register the translation uses often instead (sha256's rounds keep s6,
+  // s7 and a2 busy and never touch s0 or sp). The pinned value waits in its
+  // HartHotState slot. Outside the translation's body the usual mapping
+  // holds: leaveBorrowed() restores it before every exit (chained blocks,
+  // the run loop, fault stubs) and every helper call (whose thunk syncs the
+  // pinned registers), and helper calls borrow again after.
+  struct Borrowed {
+    unsigned guest;        // the unpinned guest register now in `host`
+    unsigned displaced;    // the pinned guest register `host` normally holds
+    Xbyak::Reg64 host;
+    Xbyak::Reg32 host32;
+  };
+  static constexpr uint32_t kBorrowMinUses = 6;  // below this the entry and exit moves cost more than they save
+  void chooseBorrowedRegisters() {
+    uint32_t uses[kDiscardRegister + 1] = {};
+    for (size_t i = 0; i + 1 < insns_.size(); ++i) {  // every register field, whatever its file: conservative
+      for (const unsigned r : {insns_[i].rd, insns_[i].rs1, insns_[i].rs2, insns_[i].rs3}) ++uses[r];
+    }
+    std::vector<unsigned> candidates;
+    for (unsigned r = 1; r < kDiscardRegister; ++r)
+      if (!guestOperands().isPinned[r] && uses[r] >= kBorrowMinUses) candidates.push_back(r);
+    std::stable_sort(candidates.begin(), candidates.end(), [&](unsigned a, unsigned b) { return uses[a] > uses[b]; });
+    auto next = candidates.begin();
+    for (const PinnedRegister& p : kPinned) {
+      if (next == candidates.end()) break;
+      if (uses[p.guest] != 0) continue;
+      borrows_.push_back({*next++, p.guest, Xbyak::Reg64(p.host), Xbyak::Reg32(p.host)});
+    }
+    for (const Borrowed& b : borrows_) borrowed_[b.guest] = &b;
+  }
+  void enterBorrowed() {
+    for (const Borrowed& b : borrows_) {
+      mov(guestSlot(b.displaced), b.host);
+      mov(b.host, guestSlot(b.guest));
+    }
+  }
+  void leaveBorrowed() {
+    for (const Borrowed& b : borrows_) {
+      mov(guestSlot(b.guest), b.host);
+      mov(b.host, guestSlot(b.displaced));
+    }
   }
   // Forwarding through rax: an instruction that leaves x[rd] in rax records
   // it (storeRax), and the next one reads its sources from rax instead of
@@ -211,8 +263,15 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     raxAfter_ = rd;
   }
   Label& newLabel() { return labels_.emplace_back(); }
-  // Through the shared thunk: every helper sees (and may change) all of x in HartHotState.
+  // Through the shared thunk: every helper sees (and may change) all of x in
+  // HartHotState. From the translation's body (borrowed registers lent back
+  // around the call), or from an exit path (already left).
   void callHelper(const void* function) {
+    leaveBorrowed();
+    callHelperFromExit(function);
+    for (const Borrowed& b : borrows_) mov(b.host, guestSlot(b.guest));  // the thunk reloaded the pinned ones
+  }
+  void callHelperFromExit(const void* function) {
     mov(rax, reinterpret_cast<uint64_t>(function));
     call(callHelper_);
   }
@@ -260,6 +319,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     Label& label = newLabel();
     deferred_.push_back([this, &label, index, offset = in.pcOffset] {
       L(label);
+      leaveBorrowed();
       mov(ecx, index);
       mov(edx, offset);
       jmp(fault_, T_NEAR);
@@ -270,6 +330,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   // Exit with pc = block base + delta after retiring `retired` instructions;
   // chains straight to the successor while nothing needs attention.
   void emitDirectExit(int64_t delta, uint32_t retired) {
+    leaveBorrowed();
     add(rbp, retired);
     if (delta != 0) add(r12, static_cast<uint32_t>(static_cast<int32_t>(delta)));
     emitChainChecks();
@@ -290,7 +351,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       mov(rsi, rbx);
       mov(rdx, targetPa);
       lea(rcx, ptr[rip + site]);
-      callHelper(reinterpret_cast<const void*>(&JitEngine::linkDirect));
+      callHelperFromExit(reinterpret_cast<const void*>(&JitEngine::linkDirect));
       test(rax, rax);
       jz(exit_, T_NEAR);
       jmp(rax);
@@ -298,6 +359,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
   // Exit to the pc in r12 (computed jump).
   void emitIndirectExit(uint32_t retired) {
+    leaveBorrowed();
     add(rbp, retired);
     emitChainChecks();
     jmp(lookup_, T_NEAR);
@@ -313,6 +375,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   // Exit to the run loop after an instruction that may have changed privilege,
   // translation or interrupt state (pc already set by its executor).
   void emitReturnToRunLoop(uint32_t retired) {
+    leaveBorrowed();
     add(rbp, retired);
     xor_(eax, eax);
     jmp(exitToRunLoop_, T_NEAR);
@@ -347,7 +410,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     L(slowLookup);
     mov(rdi, reinterpret_cast<uint64_t>(&engine_));
     mov(rsi, rbx);
-    callHelper(reinterpret_cast<const void*>(&JitEngine::lookup));
+    callHelperFromExit(reinterpret_cast<const void*>(&JitEngine::lookup));
     test(rax, rax);
     jz(exit_, T_NEAR);
     jmp(rax);
@@ -356,7 +419,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     mov(qword[rbx + kPc], rax);
     add(rbp, rcx);
     mov(rdi, rbx);
-    callHelper(reinterpret_cast<const void*>(&helperTakeException));
+    callHelperFromExit(reinterpret_cast<const void*>(&helperTakeException));
     mov(eax, 1);
     jmp(exitToRunLoop_, T_NEAR);
   }
@@ -444,9 +507,9 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     if (inRax(in.rs2) && in.rs1 != in.rs2) {
       cmp(xreg(in.rs1), rax);
     } else {
-      const bool pinned = guestOperands().isPinned[in.rs1];
-      const Xbyak::Reg64& left = pinned ? guestOperands().pinned[in.rs1] : rax;
-      if (!pinned) loadRax(in.rs1);
+      const bool inRegister = inHostRegister(in.rs1);
+      const Xbyak::Reg64& left = inRegister ? static_cast<const Xbyak::Reg64&>(xreg(in.rs1)) : rax;
+      if (!inRegister) loadRax(in.rs1);
       if (in.rs2 == 0) test(left, left);  // x0: beqz, bnez, bltz, bgez
       else if (in.rs2 == in.rs1) cmp(left, left);
       else cmp(left, xreg(in.rs2));
@@ -978,6 +1041,8 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   Label exit_, lookup_, fault_;
   std::vector<DecodedInsn> insns_;           // the trace's instructions (see gatherTrace)
   std::vector<const DecodedInsn*> origins_;  // ... and where each lives in its block
+  std::vector<Borrowed> borrows_;
+  const Borrowed* borrowed_[kDiscardRegister + 1] = {};  // by guest register; into borrows_ (never resized after)
   unsigned raxHolds_ = kNothingInRax;  // the guest register rax holds at this instruction's start
   unsigned raxAfter_ = kNothingInRax;  // ... and at the next one's
   FpBlockFacts fpFacts_;

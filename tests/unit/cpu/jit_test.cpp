@@ -396,6 +396,32 @@ TEST_F(JitTest, StepThroughConditionalSkipsRetiresExactly) {
   }
 }
 
+TEST_F(JitTest, BorrowedRegistersAreExactAcrossHelpersSlowPathsAndTraps) {
+  // Blocks that use t0 (unpinned) often and never name s0 or sp (pinned):
+  // t0 lives in their host registers there, through a helper call (div), a
+  // TLB miss (the first access to the data page), the loop's exits, and a
+  // trap in the middle of the last block.
+  std::vector<uint32_t> program = {
+      dataPointer(t5), addi(t0, zero, 7), addi(t1, zero, 50), addi(s4, zero, 3), addi(s0, zero, 99),
+  };
+  const std::vector<uint32_t> loop = {
+      add(t0, t0, t1), slli(t0, t0, 1), xor_(t0, t0, t1), div(t2, t0, s4), add(t0, t0, t2),
+      sd(t0, t5, 0), ld(t3, t5, 0), add(t0, t0, t3), srli(t0, t0, 3), addi(t1, t1, -1),
+  };
+  program.insert(program.end(), loop.begin(), loop.end());
+  program.push_back(bne(t1, zero, -4 * static_cast<int32_t>(loop.size())));
+  program.insert(program.end(), {
+      add(t0, t0, t0), addi(t0, t0, 5), add(t0, t0, t0), addi(t0, t0, 5), add(t0, t0, t0),
+      lui(t6, 0x40000000), ld(t4, t6, 8),  // nothing lives there: faults
+      addi(t0, zero, 0), ecall,
+  });
+  const std::vector<uint32_t> handler = {csrr(s2, csr::kInstret), ecall};
+  const Outcome out = runBoth(program, handler);
+  EXPECT_EQ(out.scause, csr::kLoadAccessFault);
+  EXPECT_EQ(out.x[s0], 99u);
+  EXPECT_NE(out.x[t0], 0u);
+}
+
 TEST_F(JitTest, TrapInTheMiddleOfABlockIsPrecise) {
   // The load from an address with no RAM or device faults at index 3 of the
   // block: the instructions before it are retired, the ones after are not.
