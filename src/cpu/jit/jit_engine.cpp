@@ -54,11 +54,11 @@ void JitEngine::dropEverything(HartCore& hart) {
   resetCode();
 }
 
-const void* JitEngine::translation(Block& block) {
+const void* JitEngine::translation(Block& block, BlockCache& blocks) {
   if (block.translated != nullptr) return block.translated;
   const auto start = std::chrono::steady_clock::now();
   const size_t usedBefore = code_.used();
-  const void* code = translateBlock(block, code_, *this, trampolines_);
+  const void* code = translateBlock(block, blocks, code_, *this, trampolines_);
   counters_.translateNanos += static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
   if (code == nullptr) return nullptr;
@@ -113,7 +113,7 @@ bool JitEngine::runOneBlock(HartCore& hart, uint64_t limit) {
   const bool cold = block->translated == nullptr && ++block->executions < translateThreshold_;
   const void* code = nullptr;
   if (!cold && block != &hart.scratch.block && block->instructionCount <= limit) {
-    code = translation(*block);
+    code = translation(*block, hart.blocks);
     // The code cache is full: start over. (A block too big for even an empty
     // cache stays with the interpreter.)
     if (code == nullptr && code_.holdsTranslations()) {

@@ -17,6 +17,7 @@
 namespace strata::cpu {
 
 struct Block;
+class BlockCache;
 struct HartHotState;
 
 namespace jit {
@@ -80,7 +81,7 @@ class JitEngine final : public Engine {
   void followBlockCache(HartCore& hart);
   void clearJumpCache();
   // Native code for `block`, translating it if needed; null if the code cache is full.
-  const void* translation(Block& block);
+  const void* translation(Block& block, BlockCache& blocks);
   void dropEverything(HartCore& hart);
   void resetCode();
   // Runs the block at hart.pc (at most `limit` instructions); returns true if

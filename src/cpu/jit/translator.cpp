@@ -2,7 +2,10 @@
 // registers (kPinned) while generated code runs, the rest in HartHotState;
 // RV64IM arithmetic, branches, jumps, loads and stores are generated inline,
 // the hot F/D instructions and fflags/frm/fcsr accesses too (jit_fp.h), the
-// soft-TLB hit path included, a few common pairs fused (emitFusedPair);
+// soft-TLB hit path included, a few common pairs fused (emitFusedPair),
+// short forward branches over in-place updates turned into cmovs
+// (emitConditionalSkip), a block's translation running on into the blocks
+// after its conditional branch (gatherTrace), values forwarded in rax;
 // everything else calls the HartCore executor the interpreter uses for that instruction. Exits mirror
 // the interpreter's executeBlock exactly: pc and instret are written at every
 // exit, and a trap in the middle of a block leaves pc at the faulting
@@ -11,6 +14,7 @@
 
 #include <xbyak/xbyak.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -125,33 +129,44 @@ const GuestOperands& guestOperands() {
 
 class BlockTranslator : public Xbyak::CodeGenerator {
  public:
-  BlockTranslator(CodeCache& cache, const Block& block, JitEngine& engine, const Trampolines& trampolines)
+  BlockTranslator(CodeCache& cache, const Block& block, BlockCache& blocks, JitEngine& engine,
+                  const Trampolines& trampolines)
       : CodeGenerator(cache.remaining(), cache.cursor()),
         block_(block),
         engine_(engine),
         exitToRunLoop_(trampolines.exitToRunLoop),
         callHelper_(trampolines.callHelper),
-        pageOffset_(block.physicalPc & 0xfff) {}
+        pageOffset_(block.physicalPc & 0xfff) {
+    gatherTrace(blocks);
+    chooseBorrowedRegisters();
+  }
 
   void translate() {
-    const uint32_t count = block_.instructionCount;
+    const auto count = static_cast<uint32_t>(insns_.size()) - 1;  // without the sentinel
     bool endedByInstruction = false;
+    enterBorrowed();
     for (uint32_t i = 0; i < count; ++i) {
-      const DecodedInsn& in = block_.insns[i];
+      const DecodedInsn& in = insns_[i];
+      raxHolds_ = raxAfter_;
+      raxAfter_ = kNothingInRax;
       // Neither half of a fused pair can trap or end the block, so exits
       // after it still retire by index.
-      if (i + 1 < count && emitFusedPair(in, block_.insns[i + 1])) {
+      if (i + 1 < count && emitFusedPair(in, insns_[i + 1])) {
         ++i;
         continue;
       }
+      if (const uint32_t join = emitConditionalSkip(i, in); join != 0) {
+        i = join - 1;
+        continue;
+      }
       emitInstruction(i, in);
-      if (endsBlock(in)) {
+      if (endsBlock(in) && i + 1 == count) {
         endedByInstruction = true;
         break;
       }
     }
     // Fell off a block cut by its size or the page end.
-    if (!endedByInstruction) emitDirectExit(block_.byteLength, count);
+    if (!endedByInstruction) emitDirectExit(insns_[count].pcOffset, count);
     // Deferred emitters may defer more (fault stubs): index, and copy before calling.
     for (size_t i = 0; i < deferred_.size(); ++i) {
       const std::function<void()> emit = deferred_[i];
@@ -161,24 +176,139 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
 
  private:
-  // x[r] (64 or 32 bits) as an operand: its host register if pinned, else its HartHotState slot.
+  // x[r] (64 or 32 bits) as an operand: its host register if pinned or
+  // borrowed, else its HartHotState slot.
   const Xbyak::Operand& xreg(unsigned r) const {
+    if (borrowed_[r] != nullptr) return borrowed_[r]->host;
     const GuestOperands& operands = guestOperands();
     if (operands.isPinned[r]) return operands.pinned[r];
     return operands.memory[r];
   }
   const Xbyak::Operand& xreg32(unsigned r) const {
+    if (borrowed_[r] != nullptr) return borrowed_[r]->host32;
     const GuestOperands& operands = guestOperands();
     if (operands.isPinned[r]) return operands.pinned32[r];
     return operands.memory32[r];
   }
+  bool inHostRegister(unsigned r) const { return borrowed_[r] != nullptr || guestOperands().isPinned[r]; }
+
+  // Borrowed registers: in a translation that never names some pinned guest
+  // register, that register's host register holds an unpinned guest
+  // register the translation uses often instead (sha256's rounds keep s6,
+  // s7 and a2 busy and never touch s0 or sp). The pinned value waits in its
+  // HartHotState slot. Outside the translation's body the usual mapping
+  // holds: leaveBorrowed() restores it before every exit (chained blocks,
+  // the run loop, fault stubs) and every helper call (whose thunk syncs the
+  // pinned registers), and helper calls borrow again after.
+  struct Borrowed {
+    unsigned guest;        // the unpinned guest register now in `host`
+    unsigned displaced;    // the pinned guest register `host` normally holds
+    Xbyak::Reg64 host;
+    Xbyak::Reg32 host32;
+  };
+  static constexpr uint32_t kBorrowMinUses = 6;  // below this the entry and exit moves cost more than they save
+  void chooseBorrowedRegisters() {
+    uint32_t uses[kDiscardRegister + 1] = {};
+    for (size_t i = 0; i + 1 < insns_.size(); ++i) {  // every register field, whatever its file: conservative
+      for (const unsigned r : {insns_[i].rd, insns_[i].rs1, insns_[i].rs2, insns_[i].rs3}) ++uses[r];
+    }
+    std::vector<unsigned> candidates;
+    for (unsigned r = 1; r < kDiscardRegister; ++r)
+      if (!guestOperands().isPinned[r] && uses[r] >= kBorrowMinUses) candidates.push_back(r);
+    std::stable_sort(candidates.begin(), candidates.end(), [&](unsigned a, unsigned b) { return uses[a] > uses[b]; });
+    auto next = candidates.begin();
+    for (const PinnedRegister& p : kPinned) {
+      if (next == candidates.end()) break;
+      if (uses[p.guest] != 0) continue;
+      borrows_.push_back({*next++, p.guest, Xbyak::Reg64(p.host), Xbyak::Reg32(p.host)});
+    }
+    for (const Borrowed& b : borrows_) borrowed_[b.guest] = &b;
+  }
+  void enterBorrowed() {
+    for (const Borrowed& b : borrows_) {
+      mov(guestSlot(b.displaced), b.host);
+      mov(b.host, guestSlot(b.guest));
+    }
+  }
+  void leaveBorrowed() {
+    for (const Borrowed& b : borrows_) {
+      mov(guestSlot(b.guest), b.host);
+      mov(b.host, guestSlot(b.displaced));
+    }
+  }
+  // Forwarding through rax: an instruction that leaves x[rd] in rax records
+  // it (storeRax), and the next one reads its sources from rax instead of
+  // reloading a HartHotState slot it has just stored (the store-to-load
+  // latency sat on every dependency chain through an unpinned register).
+  // translate() moves the record forward one instruction at a time, so
+  // nothing emitted in between can have clobbered rax.
+  static constexpr unsigned kNothingInRax = ~0u;
+  bool inRax(unsigned r) const { return raxHolds_ == r; }
+  void loadRax(unsigned r) {
+    if (!inRax(r)) mov(rax, xreg(r));
+    raxHolds_ = kNothingInRax;  // the caller goes on to change it
+  }
+  // eax = the low word of x[r] (the upper half of rax is undefined).
+  void loadEax(unsigned r) {
+    if (!inRax(r)) mov(eax, xreg32(r));
+    raxHolds_ = kNothingInRax;
+  }
+  // to = x[r], rax left as it is.
+  void copyX(const Xbyak::Reg64& to, unsigned r) {
+    if (inRax(r)) mov(to, rax);
+    else mov(to, xreg(r));
+  }
+  void storeRax(unsigned rd) {
+    mov(xreg(rd), rax);
+    raxAfter_ = rd;
+  }
   Label& newLabel() { return labels_.emplace_back(); }
-  // Through the shared thunk: every helper sees (and may change) all of x in HartHotState.
+  // Through the shared thunk: every helper sees (and may change) all of x in
+  // HartHotState. From the translation's body (borrowed registers lent back
+  // around the call), or from an exit path (already left).
   void callHelper(const void* function) {
+    leaveBorrowed();
+    callHelperFromExit(function);
+    for (const Borrowed& b : borrows_) mov(b.host, guestSlot(b.guest));  // the thunk reloaded the pinned ones
+  }
+  void callHelperFromExit(const void* function) {
     mov(rax, reinterpret_cast<uint64_t>(function));
     call(callHelper_);
   }
-  void loadArgInsn(const Xbyak::Reg64& reg, const DecodedInsn& in) { mov(reg, reinterpret_cast<uint64_t>(&in)); }
+  // Helpers get the block's own decoded instruction (insns_ holds copies).
+  void loadArgInsn(const Xbyak::Reg64& reg, const DecodedInsn& in) {
+    mov(reg, reinterpret_cast<uint64_t>(origins_[static_cast<size_t>(&in - insns_.data())]));
+  }
+
+  // The translation runs on through the not-taken side of a conditional
+  // branch that ends the block into the block that follows it, when that one
+  // is decoded and on the same page (so it is checked and dropped with ours:
+  // see Block::chain), up to kMaxTraceBlocks blocks or kMaxTraceInstructions:
+  // fewer exits, and rax forwarding across them. insns_ holds the
+  // instructions with pcOffset from our start, then a sentinel.
+  static constexpr unsigned kMaxTraceBlocks = 4;
+  static constexpr uint32_t kMaxTraceInstructions = 64;
+  void gatherTrace(BlockCache& blocks) {
+    const Block* part = &block_;
+    uint32_t offset = 0;
+    for (unsigned parts = 1;; ++parts) {
+      for (uint32_t i = 0; i < part->instructionCount; ++i) {
+        insns_.push_back(part->insns[i]);
+        insns_.back().pcOffset = static_cast<uint16_t>(offset + part->insns[i].pcOffset);
+        origins_.push_back(&part->insns[i]);
+      }
+      offset += part->byteLength;
+      if (parts == kMaxTraceBlocks || part->instructionCount == 0 || pageOffset_ + offset >= 4096) break;
+      const Op last = part->insns[part->instructionCount - 1].op;
+      if (last < Op::Beq || last > Op::Bgeu) break;
+      const Block* next = blocks.find(block_.physicalPc + offset);
+      if (next == nullptr || insns_.size() + next->instructionCount > kMaxTraceInstructions) break;
+      part = next;
+    }
+    insns_.push_back(part->insns[part->instructionCount]);  // the sentinel: pcOffset = bytes covered
+    insns_.back().pcOffset = static_cast<uint16_t>(offset);
+    origins_.push_back(&part->insns[part->instructionCount]);
+  }
 
   // Jumps to a per-instruction fault stub when al == 0 (a helper reported a pending exception).
   void faultIfFalse(uint32_t index, const DecodedInsn& in) {
@@ -189,6 +319,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     Label& label = newLabel();
     deferred_.push_back([this, &label, index, offset = in.pcOffset] {
       L(label);
+      leaveBorrowed();
       mov(ecx, index);
       mov(edx, offset);
       jmp(fault_, T_NEAR);
@@ -199,7 +330,8 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   // Exit with pc = block base + delta after retiring `retired` instructions;
   // chains straight to the successor while nothing needs attention.
   void emitDirectExit(int64_t delta, uint32_t retired) {
-    add(ebp, retired);
+    leaveBorrowed();
+    add(rbp, retired);
     if (delta != 0) add(r12, static_cast<uint32_t>(static_cast<int32_t>(delta)));
     emitChainChecks();
     const int64_t targetOffset = static_cast<int64_t>(pageOffset_) + delta;
@@ -219,7 +351,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       mov(rsi, rbx);
       mov(rdx, targetPa);
       lea(rcx, ptr[rip + site]);
-      callHelper(reinterpret_cast<const void*>(&JitEngine::linkDirect));
+      callHelperFromExit(reinterpret_cast<const void*>(&JitEngine::linkDirect));
       test(rax, rax);
       jz(exit_, T_NEAR);
       jmp(rax);
@@ -227,7 +359,8 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
   // Exit to the pc in r12 (computed jump).
   void emitIndirectExit(uint32_t retired) {
-    add(ebp, retired);
+    leaveBorrowed();
+    add(rbp, retired);
     emitChainChecks();
     jmp(lookup_, T_NEAR);
   }
@@ -242,7 +375,8 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   // Exit to the run loop after an instruction that may have changed privilege,
   // translation or interrupt state (pc already set by its executor).
   void emitReturnToRunLoop(uint32_t retired) {
-    add(ebp, retired);
+    leaveBorrowed();
+    add(rbp, retired);
     xor_(eax, eax);
     jmp(exitToRunLoop_, T_NEAR);
   }
@@ -276,16 +410,16 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     L(slowLookup);
     mov(rdi, reinterpret_cast<uint64_t>(&engine_));
     mov(rsi, rbx);
-    callHelper(reinterpret_cast<const void*>(&JitEngine::lookup));
+    callHelperFromExit(reinterpret_cast<const void*>(&JitEngine::lookup));
     test(rax, rax);
     jz(exit_, T_NEAR);
     jmp(rax);
     L(fault_);  // ecx = instructions retired before the faulting one, edx = its pc offset
     lea(rax, ptr[r12 + rdx]);
     mov(qword[rbx + kPc], rax);
-    add(ebp, ecx);
+    add(rbp, rcx);
     mov(rdi, rbx);
-    callHelper(reinterpret_cast<const void*>(&helperTakeException));
+    callHelperFromExit(reinterpret_cast<const void*>(&helperTakeException));
     mov(eax, 1);
     jmp(exitToRunLoop_, T_NEAR);
   }
@@ -304,26 +438,24 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
 
   // rsi = va; on a TLB hit leaves rcx = the host addend and falls through, else jumps to `miss`.
+  // The tag is compared with the page of the access's last byte: an access
+  // running past its page finds the next page's number, which cannot be the
+  // tag of this page's slot (the two differ in the slot-index bits), so
+  // crossing costs no separate check.
   void emitTlbProbe(int currentTlbOffset, unsigned size, Label& miss) {
-    mov(rax, rsi);
-    shr(rax, 12);
-    mov(ecx, eax);
-    and_(ecx, HartHotState::kTlbSlots - 1);
-    shl(ecx, 4);
+    mov(ecx, esi);
+    shr(ecx, 12 - 4);  // slot * 16 bytes
+    and_(ecx, (HartHotState::kTlbSlots - 1) << 4);
     add(rcx, qword[rbx + currentTlbOffset]);
+    lea(rax, ptr[rsi + (size - 1)]);
+    shr(rax, 12);
     cmp(rax, qword[rcx]);
     jne(miss, T_NEAR);
-    if (size > 1) {  // the access must not run past the page
-      mov(eax, esi);
-      and_(eax, 0xfff);
-      cmp(eax, 4096 - size);
-      ja(miss, T_NEAR);
-    }
     mov(rcx, qword[rcx + 8]);
   }
 
   void emitAddress(const DecodedInsn& in) {
-    mov(rsi, xreg(in.rs1));
+    copyX(rsi, in.rs1);
     if (in.imm != 0) add(rsi, in.imm);
   }
 
@@ -333,8 +465,8 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     emitAddress(in);
     emitTlbProbe(kReadTlb, size, miss);
     loadExtended(in.op, rsi + rcx);
-    L(done);
-    mov(xreg(in.rd), rax);
+    L(done);  // the slow path joins with the value in rax too
+    storeRax(in.rd);
     deferred_.push_back([this, &miss, &done, index, &in, size] {
       L(miss);
       mov(rdi, rbx);
@@ -351,7 +483,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     Label& miss = newLabel();
     Label& done = newLabel();
     emitAddress(in);
-    mov(rdx, xreg(in.rs2));
+    copyX(rdx, in.rs2);
     emitTlbProbe(kWriteTlb, size, miss);
     switch (size) {
       case 1: mov(byte[rsi + rcx], dl); break;
@@ -370,10 +502,23 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     });
   }
 
-  void emitBranch(uint32_t index, const DecodedInsn& in) {
+  // Flags for the branch's condition: x[rs1] compared with x[rs2].
+  void emitBranchCompare(const DecodedInsn& in) {
+    if (inRax(in.rs2) && in.rs1 != in.rs2) {
+      cmp(xreg(in.rs1), rax);
+    } else {
+      const bool inRegister = inHostRegister(in.rs1);
+      const Xbyak::Reg64& left = inRegister ? static_cast<const Xbyak::Reg64&>(xreg(in.rs1)) : rax;
+      if (!inRegister) loadRax(in.rs1);
+      if (in.rs2 == 0) test(left, left);  // x0: beqz, bnez, bltz, bgez
+      else if (in.rs2 == in.rs1) cmp(left, left);
+      else cmp(left, xreg(in.rs2));
+    }
+  }
+  // `mayContinue`: the trace may go on inline on the not-taken side.
+  void emitBranch(uint32_t index, const DecodedInsn& in, bool mayContinue = true) {
     Label& taken = newLabel();
-    mov(rax, xreg(in.rs1));
-    cmp(rax, xreg(in.rs2));
+    emitBranchCompare(in);
     switch (in.op) {
       case Op::Beq: je(taken, T_NEAR); break;
       case Op::Bne: jne(taken, T_NEAR); break;
@@ -382,31 +527,141 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       case Op::Bltu: jb(taken, T_NEAR); break;
       default: jae(taken, T_NEAR); break;  // Bgeu
     }
-    const DecodedInsn& next = block_.insns[index + 1];
+    const int64_t takenDelta = static_cast<int64_t>(in.pcOffset) + in.imm;
+    const DecodedInsn& next = insns_[index + 1];
+    if (mayContinue && index + 2 < insns_.size()) {  // the trace goes on with the next block, unless single-stepping
+      deferred_.push_back([this, &taken, takenDelta, index] {
+        L(taken);
+        emitDirectExit(takenDelta, index + 1);
+      });
+      Label& stepping = newLabel();
+      cmp(dword[rbx + kSingleBlock], 0);
+      jne(stepping, T_NEAR);
+      deferred_.push_back([this, &stepping, &next, index] {
+        L(stepping);
+        emitDirectExit(next.pcOffset, index + 1);
+      });
+      return;
+    }
     emitDirectExit(next.pcOffset, index + 1);
     L(taken);
-    emitDirectExit(static_cast<int64_t>(in.pcOffset) + in.imm, index + 1);
+    emitDirectExit(takenDelta, index + 1);
   }
 
-  // rax op= rs2, result (64-bit) to rd.
-  void emitRegisterOp(const DecodedInsn& in, void (BlockTranslator::*op)(const Xbyak::Operand&, const Xbyak::Operand&)) {
-    mov(rax, xreg(in.rs1));
-    (this->*op)(rax, xreg(in.rs2));
-    mov(xreg(in.rd), rax);
+  // If-conversion: a conditional branch that only skips a few ALU
+  // instructions updating one register in place (`beqz a4, 1f; xor a2, a2,
+  // s1; slli a2, a2, 48; srli a2, a2, 48; 1:`, gcc's code for a ?: without a
+  // conditional move) becomes their result computed aside and a cmov, with
+  // the instret of the skipped ones taken back by a cmov too: a data-
+  // dependent branch that the host mispredicted half the time is gone.
+  // Returns the index of the branch target in insns_, where translation goes
+  // on, or 0 if `in` is not such a branch (nothing emitted).
+  static constexpr uint32_t kMaxSkipped = 4;
+  uint32_t emitConditionalSkip(uint32_t index, const DecodedInsn& in) {
+    if (in.op < Op::Beq || in.op > Op::Bgeu || in.imm <= 0) return 0;
+    const int64_t target = static_cast<int64_t>(in.pcOffset) + in.imm;
+    uint32_t join = index + 1;
+    while (join < insns_.size() - 1 && insns_[join].pcOffset < target && join - index <= kMaxSkipped) ++join;
+    if (join == index + 1 || insns_[join].pcOffset != target || join - index - 1 > kMaxSkipped) return 0;
+    const unsigned r = insns_[index + 1].rd;
+    for (uint32_t k = index + 1; k < join; ++k)
+      if (!updatesInPlace(insns_[k], r)) return 0;
+    // Single-stepping runs the branch itself: it ends the step.
+    Label& stepping = newLabel();
+    cmp(dword[rbx + kSingleBlock], 0);
+    jne(stepping, T_NEAR);
+    deferred_.push_back([this, &stepping, index, &in] {
+      L(stepping);
+      raxHolds_ = kNothingInRax;
+      emitBranch(index, in, false);
+    });
+    // rcx = x[r] after the skipped instructions.
+    copyX(rcx, r);
+    for (uint32_t k = index + 1; k < join; ++k) {
+      const DecodedInsn& skipped = insns_[k];
+      const auto source = [&]() -> const Xbyak::Operand& {
+        return inRax(skipped.rs2) ? static_cast<const Xbyak::Operand&>(rax) : xreg(skipped.rs2);
+      };
+      switch (skipped.op) {
+        case Op::Add: add(rcx, source()); break;
+        case Op::Sub: sub(rcx, source()); break;
+        case Op::Xor: xor_(rcx, source()); break;
+        case Op::Or: or_(rcx, source()); break;
+        case Op::And: and_(rcx, source()); break;
+        case Op::Addi: add(rcx, skipped.imm); break;
+        case Op::Xori: xor_(rcx, skipped.imm); break;
+        case Op::Ori: or_(rcx, skipped.imm); break;
+        case Op::Andi: and_(rcx, skipped.imm); break;
+        case Op::Slli: shl(rcx, skipped.imm); break;
+        case Op::Srli: shr(rcx, skipped.imm); break;
+        default: sar(rcx, skipped.imm); break;  // Srai
+      }
+    }
+    emitBranchCompare(in);
+    // Taken: x[r] keeps its value and the skipped instructions do not retire
+    // (every later exit counts them, as if they had run).
+    const Xbyak::Operand& destination = xreg(r);
+    if (destination.isREG()) {
+      cmovWhenTaken(in.op, false, static_cast<const Xbyak::Reg&>(destination), rcx);
+    } else {
+      cmovWhenTaken(in.op, true, rcx, destination);
+      mov(destination, rcx);
+    }
+    lea(rdx, ptr[rbp - static_cast<int>(join - index - 1)]);
+    cmovWhenTaken(in.op, true, rbp, rdx);
+    return join;
+  }
+  // Whether `in` is an ALU instruction emitConditionalSkip computes aside: r = r op (register or immediate), r != x0.
+  static bool updatesInPlace(const DecodedInsn& in, unsigned r) {
+    if (in.rd != r || in.rs1 != r || r == kDiscardRegister || r == 0) return false;
+    switch (in.op) {
+      case Op::Add: case Op::Sub: case Op::Xor: case Op::Or: case Op::And: return in.rs2 != r;
+      case Op::Addi: case Op::Xori: case Op::Ori: case Op::Andi: case Op::Slli: case Op::Srli: case Op::Srai: return true;
+      default: return false;
+    }
+  }
+  // dst = src when the branch `op` is taken (whenTaken) or not taken, from the flags of emitBranchCompare.
+  void cmovWhenTaken(Op op, bool whenTaken, const Xbyak::Reg& dst, const Xbyak::Operand& src) {
+    switch (op) {
+      case Op::Beq: whenTaken ? cmove(dst, src) : cmovne(dst, src); break;
+      case Op::Bne: whenTaken ? cmovne(dst, src) : cmove(dst, src); break;
+      case Op::Blt: whenTaken ? cmovl(dst, src) : cmovge(dst, src); break;
+      case Op::Bge: whenTaken ? cmovge(dst, src) : cmovl(dst, src); break;
+      case Op::Bltu: whenTaken ? cmovb(dst, src) : cmovae(dst, src); break;
+      default: whenTaken ? cmovae(dst, src) : cmovb(dst, src); break;  // Bgeu
+    }
+  }
+
+  // rax = rs1 op rs2, result (64-bit) to rd. `commutative`: rs2 already in rax may stand first.
+  void emitRegisterOp(const DecodedInsn& in, void (BlockTranslator::*op)(const Xbyak::Operand&, const Xbyak::Operand&),
+                      bool commutative) {
+    if (inRax(in.rs2) && in.rs1 != in.rs2) {
+      if (commutative) {
+        (this->*op)(rax, xreg(in.rs1));
+      } else {
+        mov(rcx, rax);
+        mov(rax, xreg(in.rs1));
+        (this->*op)(rax, rcx);
+      }
+    } else {
+      loadRax(in.rs1);
+      (this->*op)(rax, in.rs2 == in.rs1 ? static_cast<const Xbyak::Operand&>(rax) : xreg(in.rs2));
+    }
+    storeRax(in.rd);
   }
   void emitImmediateOp(const DecodedInsn& in, void (BlockTranslator::*op)(const Xbyak::Operand&, uint32_t)) {
-    mov(rax, xreg(in.rs1));
+    loadRax(in.rs1);
     (this->*op)(rax, static_cast<uint32_t>(in.imm));
-    mov(xreg(in.rd), rax);
+    storeRax(in.rd);
   }
   void storeSignExtendedEax(const DecodedInsn& in) {
     movsxd(rax, eax);
-    mov(xreg(in.rd), rax);
+    storeRax(in.rd);
   }
   // rd = (rs1 <cmp> rhs) ? 1 : 0
   void emitSet(const DecodedInsn& in, bool isSigned, bool immediate) {
     xor_(ecx, ecx);
-    mov(rax, xreg(in.rs1));
+    loadRax(in.rs1);
     if (immediate) cmp(rax, in.imm);
     else cmp(rax, xreg(in.rs2));
     if (isSigned) setl(cl);
@@ -414,34 +669,34 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     mov(xreg(in.rd), rcx);
   }
   void emitShift(const DecodedInsn& in, bool word, void (BlockTranslator::*op)(const Xbyak::Operand&, const Xbyak::Reg8&)) {
-    mov(rcx, xreg(in.rs2));
+    copyX(rcx, in.rs2);
     if (word) {
-      mov(eax, xreg32(in.rs1));
+      loadEax(in.rs1);
       (this->*op)(eax, cl);
       storeSignExtendedEax(in);
     } else {
-      mov(rax, xreg(in.rs1));
+      loadRax(in.rs1);
       (this->*op)(rax, cl);
-      mov(xreg(in.rd), rax);
+      storeRax(in.rd);
     }
   }
   void emitShiftImmediate(const DecodedInsn& in, bool word, void (BlockTranslator::*op)(const Xbyak::Operand&, int)) {
     if (word) {
-      mov(eax, xreg32(in.rs1));
+      loadEax(in.rs1);
       (this->*op)(eax, in.imm);
       storeSignExtendedEax(in);
     } else {
-      mov(rax, xreg(in.rs1));
+      loadRax(in.rs1);
       (this->*op)(rax, in.imm);
-      mov(xreg(in.rd), rax);
+      storeRax(in.rd);
     }
   }
   void emitMulDivHelper(const DecodedInsn& in) {
-    mov(rdi, xreg(in.rs1));
-    mov(rsi, xreg(in.rs2));
+    copyX(rdi, in.rs1);
+    copyX(rsi, in.rs2);
     mov(edx, static_cast<uint32_t>(in.op));
     callHelper(reinterpret_cast<const void*>(&helperMulDiv));
-    mov(xreg(in.rd), rax);
+    storeRax(in.rd);
   }
   // An instruction executed by its HartCore executor: helper(core, insn) -> false on exception.
   void emitExecutorCall(uint32_t index, const DecodedInsn& in, const void* helper) {
@@ -466,7 +721,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         deferred_.push_back([this, label = checkFailed, index, &in, emitExecutor] {
           L(*label);
           emitExecutor();
-          lea(rax, ptr[r12 + block_.insns[index + 1].pcOffset]);
+          lea(rax, ptr[r12 + insns_[index + 1].pcOffset]);
           mov(qword[rbx + kPc], rax);
           emitReturnToRunLoop(index + 1);
         });
@@ -521,12 +776,13 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         lea(rax, ptr[r12 + static_cast<int32_t>(displacement)]);
         if (second.op == Op::Addiw) movsxd(rax, eax);
       }
-      mov(xreg(rd), rax);
+      storeRax(rd);
       return true;
     }
     if (first.op == Op::Slli && second.op == Op::Srli && first.imm == 32 && second.imm == 32) {
-      mov(eax, xreg32(first.rs1));
-      mov(xreg(rd), rax);
+      if (inRax(first.rs1)) mov(eax, eax);  // a 32-bit move zero-extends
+      else mov(eax, xreg32(first.rs1));
+      storeRax(rd);
       return true;
     }
     return false;
@@ -539,27 +795,27 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       case Op::Lui:
         if (discard) break;
         mov(rax, static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
-        mov(xreg(in.rd), rax);
+        storeRax(in.rd);
         break;
       case Op::Auipc:
         if (discard) break;
         mov(rax, static_cast<uint64_t>(static_cast<int64_t>(in.pcOffset) + in.imm));
         add(rax, r12);
-        mov(xreg(in.rd), rax);
+        storeRax(in.rd);
         break;
       case Op::Jal:
         if (!discard) {
-          lea(rax, ptr[r12 + block_.insns[index + 1].pcOffset]);
+          lea(rax, ptr[r12 + insns_[index + 1].pcOffset]);
           mov(xreg(in.rd), rax);
         }
         emitDirectExit(static_cast<int64_t>(in.pcOffset) + in.imm, index + 1);
         break;
       case Op::Jalr:
-        mov(rax, xreg(in.rs1));
+        loadRax(in.rs1);
         if (in.imm != 0) add(rax, in.imm);
         and_(rax, -2);
         if (!discard) {
-          lea(rcx, ptr[r12 + block_.insns[index + 1].pcOffset]);
+          lea(rcx, ptr[r12 + insns_[index + 1].pcOffset]);
           mov(xreg(in.rd), rcx);
         }
         mov(r12, rax);
@@ -584,9 +840,13 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       case Op::Sd: emitStore(index, in, 8); break;
       case Op::Addi:
         if (discard) break;
-        mov(rax, xreg(in.rs1));
-        if (in.imm != 0) add(rax, in.imm);
-        mov(xreg(in.rd), rax);
+        if (in.rs1 == 0) {  // li
+          mov(rax, static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
+        } else {
+          loadRax(in.rs1);
+          if (in.imm != 0) add(rax, in.imm);
+        }
+        storeRax(in.rd);
         break;
       case Op::Slti:
         if (!discard) emitSet(in, true, true);
@@ -613,22 +873,22 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         if (!discard) emitShiftImmediate(in, false, &BlockTranslator::sarImmediate);
         break;
       case Op::Add:
-        if (!discard) emitRegisterOp(in, &BlockTranslator::addOperands);
+        if (!discard) emitRegisterOp(in, &BlockTranslator::addOperands, true);
         break;
       case Op::Sub:
-        if (!discard) emitRegisterOp(in, &BlockTranslator::subOperands);
+        if (!discard) emitRegisterOp(in, &BlockTranslator::subOperands, false);
         break;
       case Op::Xor:
-        if (!discard) emitRegisterOp(in, &BlockTranslator::xorOperands);
+        if (!discard) emitRegisterOp(in, &BlockTranslator::xorOperands, true);
         break;
       case Op::Or:
-        if (!discard) emitRegisterOp(in, &BlockTranslator::orOperands);
+        if (!discard) emitRegisterOp(in, &BlockTranslator::orOperands, true);
         break;
       case Op::And:
-        if (!discard) emitRegisterOp(in, &BlockTranslator::andOperands);
+        if (!discard) emitRegisterOp(in, &BlockTranslator::andOperands, true);
         break;
       case Op::Mul:
-        if (!discard) emitRegisterOp(in, &BlockTranslator::imulOperands);
+        if (!discard) emitRegisterOp(in, &BlockTranslator::imulOperands, true);
         break;
       case Op::Sll:
         if (!discard) emitShift(in, false, &BlockTranslator::shlByCl);
@@ -647,7 +907,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         break;
       case Op::Addiw:
         if (discard) break;
-        mov(eax, xreg32(in.rs1));
+        loadEax(in.rs1);
         if (in.imm != 0) add(eax, in.imm);
         storeSignExtendedEax(in);
         break;
@@ -664,7 +924,16 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       case Op::Subw:
       case Op::Mulw:
         if (discard) break;
-        mov(eax, xreg32(in.rs1));
+        if (inRax(in.rs2) && in.rs1 != in.rs2) {
+          mov(ecx, eax);
+          mov(eax, xreg32(in.rs1));
+          if (in.op == Op::Addw) add(eax, ecx);
+          else if (in.op == Op::Subw) sub(eax, ecx);
+          else imul(eax, ecx);
+          storeSignExtendedEax(in);
+          break;
+        }
+        loadEax(in.rs1);
         if (in.op == Op::Addw) add(eax, xreg32(in.rs2));
         else if (in.op == Op::Subw) sub(eax, xreg32(in.rs2));
         else imul(eax, xreg32(in.rs2));
@@ -682,9 +951,10 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       case Op::Mulh:
       case Op::Mulhu:
         if (discard) break;
-        mov(rax, xreg(in.rs1));
-        if (in.op == Op::Mulh) imul(xreg(in.rs2));
-        else mul(xreg(in.rs2));
+        copyX(rcx, in.rs2);
+        loadRax(in.rs1);
+        if (in.op == Op::Mulh) imul(rcx);
+        else mul(rcx);
         mov(xreg(in.rd), rdx);
         break;
       case Op::Mulhsu:
@@ -712,7 +982,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         }
         // pc is that of the CSR instruction while it runs, the next one after it.
         emitCsrCall(index, in);
-        lea(rax, ptr[r12 + block_.insns[index + 1].pcOffset]);
+        lea(rax, ptr[r12 + insns_[index + 1].pcOffset]);
         mov(qword[rbx + kPc], rax);
         emitReturnToRunLoop(index + 1);
         break;
@@ -769,6 +1039,12 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   std::deque<Label> labels_;  // stable addresses: deferred emitters refer to them
   std::vector<std::function<void()>> deferred_;  // out-of-line paths, emitted after the block's body
   Label exit_, lookup_, fault_;
+  std::vector<DecodedInsn> insns_;           // the trace's instructions (see gatherTrace)
+  std::vector<const DecodedInsn*> origins_;  // ... and where each lives in its block
+  std::vector<Borrowed> borrows_;
+  const Borrowed* borrowed_[kDiscardRegister + 1] = {};  // by guest register; into borrows_ (never resized after)
+  unsigned raxHolds_ = kNothingInRax;  // the guest register rax holds at this instruction's start
+  unsigned raxAfter_ = kNothingInRax;  // ... and at the next one's
   FpBlockFacts fpFacts_;
 };
 
@@ -830,10 +1106,11 @@ Trampolines emitTrampolines(CodeCache& cache) {
   return {reinterpret_cast<EnterFunction>(const_cast<uint8_t*>(emitter.enter)), emitter.exit, emitter.callHelper};
 }
 
-const void* translateBlock(const Block& block, CodeCache& cache, JitEngine& engine, const Trampolines& trampolines) {
+const void* translateBlock(const Block& block, BlockCache& blocks, CodeCache& cache, JitEngine& engine,
+                           const Trampolines& trampolines) {
   const uint8_t* start = cache.cursor();
   try {
-    BlockTranslator translator(cache, block, engine, trampolines);
+    BlockTranslator translator(cache, block, blocks, engine, trampolines);
     translator.translate();
     translator.ready();
     cache.commit(translator.getSize());

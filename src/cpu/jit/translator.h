@@ -2,8 +2,10 @@
 // function per decoded block. Register roles in generated code: rbx = the
 // HartCore (its HartHotState base at offset 0), rbp = instructions retired by
 // the blocks chained since instret was last brought up to date (added to it
-// before every helper call and at the exit, so helpers see it exact), r12 =
-// the guest virtual pc of the running block's first instruction.
+// before every helper call and at the exit, so helpers see it exact; 64-bit
+// arithmetic, since an if-converted branch may take back instructions a
+// later exit counts), r12 = the guest virtual pc of the running block's
+// first instruction.
 #pragma once
 
 #include <cstddef>
@@ -14,6 +16,7 @@
 
 namespace strata::cpu {
 struct Block;
+class BlockCache;
 }
 
 namespace strata::cpu::jit {
@@ -21,6 +24,8 @@ namespace strata::cpu::jit {
 Trampolines emitTrampolines(CodeCache& cache);
 
 // Translates `block` at cache.cursor() and commits it; null if it does not fit.
-const void* translateBlock(const Block& block, CodeCache& cache, JitEngine& engine, const Trampolines& trampolines);
+// Same-page blocks found in `blocks` after its conditional branch may join its translation.
+const void* translateBlock(const Block& block, BlockCache& blocks, CodeCache& cache, JitEngine& engine,
+                           const Trampolines& trampolines);
 
 }  // namespace strata::cpu::jit

@@ -32,9 +32,11 @@ class JitTest : public ::testing::Test {
 
   // Runs `program` at the RAM base in S-mode (bare translation) until an
   // ecall, with `handler` (if any) installed at kHandler as stvec.
+  // translateThreshold above 1 lets the blocks after a branch be decoded
+  // (interpreted) before the branch's block is translated, as in a guest.
   Outcome runOn(EngineKind engine, const std::vector<uint32_t>& program, const std::vector<uint32_t>& handler = {},
-                const std::function<void(Hart&, uint8_t* ram)>& setup = {}) {
-    ProgramHart run(program, kRamBase, kRamSize, EngineConfig{engine, 1});
+                const std::function<void(Hart&, uint8_t* ram)>& setup = {}, uint32_t translateThreshold = 1) {
+    ProgramHart run(program, kRamBase, kRamSize, EngineConfig{engine, translateThreshold});
     Hart& hart = *run.hart;
     uint8_t* ram = run.ram.get();
     std::memcpy(ram + (kHandler - kRamBase), handler.data(), handler.size() * 4);
@@ -56,9 +58,9 @@ class JitTest : public ::testing::Test {
 
   // Runs on both engines, expects identical outcomes, returns the JIT's.
   Outcome runBoth(const std::vector<uint32_t>& program, const std::vector<uint32_t>& handler = {},
-                  const std::function<void(Hart&, uint8_t* ram)>& setup = {}) {
+                  const std::function<void(Hart&, uint8_t* ram)>& setup = {}, uint32_t translateThreshold = 1) {
     const Outcome interp = runOn(EngineKind::Interpreter, program, handler, setup);
-    const Outcome jit = runOn(EngineKind::Jit, program, handler, setup);
+    const Outcome jit = runOn(EngineKind::Jit, program, handler, setup, translateThreshold);
     for (unsigned i = 0; i < 32; ++i) EXPECT_EQ(jit.x[i], interp.x[i]) << "x" << i;
     EXPECT_EQ(jit.pc, interp.pc);
     EXPECT_EQ(jit.instret, interp.instret);
@@ -332,6 +334,92 @@ TEST_F(JitTest, FusedPairsMatchTheInterpreter) {
   EXPECT_EQ(out.scause, csr::kLoadAccessFault);
   EXPECT_EQ(out.sepc, kRamBase + 4 * 26);
   EXPECT_EQ(out.x[s2], 26u);
+}
+
+// A CRC-style loop whose short forward branches over in-place updates the
+// translator turns into conditional moves (every branch kind, pinned and
+// in-memory destinations, taken and not), translated with the blocks after
+// its branches; then a loop whose translation faults on its 4th round right
+// after such a branch: registers, instret and the trap must match the
+// interpreter's, and so must single steps through the same code.
+std::vector<uint32_t> conditionalSkipProgram() {
+  std::vector<uint32_t> program = {
+      dataPointer(t5),
+      addi(a2, zero, 0x5a5), addi(a0, zero, 0x3c3), addi(s1, zero, 0x301), addi(t0, zero, 40),
+      addi(t4, zero, 2), addi(a4, zero, 0), lui(s3, 0x100000), addi(t6, zero, 0),
+  };
+  const std::vector<uint32_t> crcLoop = {
+      andi(t2, a2, 1), srli(a2, a2, 1),
+      beq(t2, zero, 16), xor_(a2, a2, s1), slli(a2, a2, 48), srli(a2, a2, 48),  // a2 in memory
+      andi(t3, a0, 3),
+      bltu(t3, t4, 8), addi(a0, a0, 7),     // a0 pinned
+      bge(a0, a2, 8), ori(a0, a0, 0x100),
+      bne(t3, zero, 8), add(a4, a4, a2),     // a4 pinned
+      bgeu(a2, a0, 12), sub(a2, a2, a0), srai(a2, a2, 1),
+      blt(a0, a2, 8), and_(a2, a2, a0),
+      addi(a0, a0, 1), andi(a0, a0, 0x3ff),
+      addi(t0, t0, -1),
+  };
+  program.insert(program.end(), crcLoop.begin(), crcLoop.end());
+  program.push_back(bne(t0, zero, -4 * static_cast<int32_t>(crcLoop.size())));
+  const std::vector<uint32_t> faultLoop = {
+      andi(t3, t6, 1), beq(t3, zero, 8), addi(a1, a1, 3),
+      ld(t1, t5, 0),  // kData + n MiB: beyond RAM on the 4th round
+      add(t5, t5, s3), addi(t6, t6, 1),
+  };
+  program.insert(program.end(), faultLoop.begin(), faultLoop.end());
+  program.push_back(jal(zero, -4 * static_cast<int32_t>(faultLoop.size())));
+  return program;
+}
+
+TEST_F(JitTest, ConditionalSkipsBecomeConditionalMovesExactly) {
+  const std::vector<uint32_t> program = conditionalSkipProgram();
+  const std::vector<uint32_t> handler = {csrr(s2, csr::kInstret), ecall};
+  const Outcome out = runBoth(program, handler, {}, 3);
+  EXPECT_EQ(out.scause, csr::kLoadAccessFault);
+  EXPECT_EQ(out.stval, kData + (3u << 20));
+  EXPECT_EQ(out.x[t6], 3u);
+  EXPECT_EQ(out.x[a1], 6u);  // rounds with t6 odd add 3; the 4th (t6 = 3) faults after its add
+  EXPECT_GT(stat(out, "blocks_translated"), 0u);
+}
+
+TEST_F(JitTest, StepThroughConditionalSkipsRetiresExactly) {
+  const std::vector<uint32_t> program = conditionalSkipProgram();
+  for (uint64_t n : {9u, 12u, 13u, 40u, 97u, 500u}) {
+    ProgramHart jit(program, kRamBase, kRamSize, EngineConfig{EngineKind::Jit, 2});
+    ProgramHart interp(program, kRamBase, kRamSize, EngineConfig{EngineKind::Interpreter});
+    EXPECT_EQ(jit.hart->step(n), n);
+    EXPECT_EQ(interp.hart->step(n), n);
+    EXPECT_EQ(jit.hart->pc(), interp.hart->pc()) << "n = " << n;
+    EXPECT_EQ(jit.hart->instructionsRetired(), n);
+    for (unsigned i = 0; i < 32; ++i) EXPECT_EQ(jit.hart->xreg(i), interp.hart->xreg(i)) << "x" << i << ", n = " << n;
+  }
+}
+
+TEST_F(JitTest, BorrowedRegistersAreExactAcrossHelpersSlowPathsAndTraps) {
+  // Blocks that use t0 (unpinned) often and never name s0 or sp (pinned):
+  // t0 lives in their host registers there, through a helper call (div), a
+  // TLB miss (the first access to the data page), the loop's exits, and a
+  // trap in the middle of the last block.
+  std::vector<uint32_t> program = {
+      dataPointer(t5), addi(t0, zero, 7), addi(t1, zero, 50), addi(s4, zero, 3), addi(s0, zero, 99),
+  };
+  const std::vector<uint32_t> loop = {
+      add(t0, t0, t1), slli(t0, t0, 1), xor_(t0, t0, t1), div(t2, t0, s4), add(t0, t0, t2),
+      sd(t0, t5, 0), ld(t3, t5, 0), add(t0, t0, t3), srli(t0, t0, 3), addi(t1, t1, -1),
+  };
+  program.insert(program.end(), loop.begin(), loop.end());
+  program.push_back(bne(t1, zero, -4 * static_cast<int32_t>(loop.size())));
+  program.insert(program.end(), {
+      add(t0, t0, t0), addi(t0, t0, 5), add(t0, t0, t0), addi(t0, t0, 5), add(t0, t0, t0),
+      lui(t6, 0x40000000), ld(t4, t6, 8),  // nothing lives there: faults
+      addi(t0, zero, 0), ecall,
+  });
+  const std::vector<uint32_t> handler = {csrr(s2, csr::kInstret), ecall};
+  const Outcome out = runBoth(program, handler);
+  EXPECT_EQ(out.scause, csr::kLoadAccessFault);
+  EXPECT_EQ(out.x[s0], 99u);
+  EXPECT_NE(out.x[t0], 0u);
 }
 
 TEST_F(JitTest, TrapInTheMiddleOfABlockIsPrecise) {
