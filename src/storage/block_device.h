@@ -13,6 +13,8 @@
 
 namespace strata::storage {
 
+class DiskImage;
+
 // Receives 0 on success or a negative errno (-EIO, -ENOSPC, -EROFS, ...).
 using IoCompletion = std::function<void(int result)>;
 
@@ -31,6 +33,10 @@ class BlockDevice {
   virtual void flush(IoCompletion done) = 0;
   virtual void discard(uint64_t offset, uint64_t length, IoCompletion done) = 0;
   virtual void writeZeroes(uint64_t offset, uint64_t length, IoCompletion done) = 0;
+
+  // The image file requests go to, for callers that need its allocation status
+  // (disk mirroring); null for volumes and devices that are not image files.
+  virtual DiskImage* image() { return nullptr; }
 };
 
 }  // namespace strata::storage

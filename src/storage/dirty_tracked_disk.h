@@ -29,8 +29,7 @@ class DirtyTrackedDisk : public BlockDevice {
   // Marks are taken from any thread; set on the loop thread when a change completes
   // (whatever its result: a failed write may still have changed some blocks).
   DirtyBitmap& dirtyBlocks() { return dirty_; }
-  // The image behind it (for its allocation status), or null for other devices (volumes).
-  DiskImage* image() { return dynamic_cast<DiskImage*>(disk_.get()); }
+  DiskImage* image() override { return disk_->image(); }
   BlockDevice& tracked() { return *disk_; }
 
  private:

@@ -44,6 +44,7 @@ struct Extent {
 
 class DiskImage : public BlockDevice {
  public:
+  DiskImage* image() override { return this; }
   virtual ImageFormat format() const = 0;
   virtual const std::string& path() const = 0;
   // The status of the range starting at offset, up to length bytes.

@@ -9,6 +9,7 @@
 #include <fmt/core.h>
 
 #include "base/unique_fd.h"
+#include "storage/disk_image.h"
 #include "storage/image_create.h"
 #include "storage/qcow2_image.h"
 #include "storage/volume/pool.h"
@@ -131,6 +132,17 @@ Result<void> LiveDisk::flushNow() {
     });
   });
   if (!flushed) return Error{fmt::format("disk {}: {}", config_.path, flushed.error().message)};
+  return {};
+}
+
+Result<void> LiveDisk::reopenImage() {
+  if (!image_) return {};
+  storage::DiskOptions options;
+  options.readOnly = config_.readOnly;
+  options.format = config_.format;
+  auto reopened = storage::openDiskImage(config_.path, options, loop_);
+  if (!reopened) return Error{fmt::format("disk {}: {}", config_.path, reopened.error().message)};
+  image_ = std::move(*reopened);
   return {};
 }
 

@@ -45,6 +45,7 @@ class LiveDisk final : public storage::BlockDevice {
   void flush(storage::IoCompletion done) override;
   void discard(uint64_t offset, uint64_t length, storage::IoCompletion done) override;
   void writeZeroes(uint64_t offset, uint64_t length, storage::IoCompletion done) override;
+  storage::DiskImage* image() override { return image_.get(); }
 
   // What the VM writes now: after a snapshot, its overlay (a qcow2 image).
   const DiskConfig& current() const { return config_; }
@@ -55,6 +56,11 @@ class LiveDisk final : public storage::BlockDevice {
   // The rest: from another thread while the VM is paused (no request in flight).
   // Every write so far is durable (the restore of a snapshot reads the image).
   Result<void> flushNow();
+  // An image file opened again, its tables read afresh: an incoming VM on shared
+  // storage opened its disks while the source still wrote to them, and reads them
+  // again once the source paused and flushed. On the thread that drives the loop,
+  // before the VM runs. Pool volumes are not shared between processes.
+  Result<void> reopenImage();
   // Keeps the disk's contents as they are now for snapshot `snapshotName` and
   // returns the disk the snapshot records. A writable image file gets a new
   // qcow2 overlay beside it, "<image without extension>.<snapshotName>.qcow2",

@@ -1,3 +1,4 @@
+#include "vmm/live_disk.h"
 #include "vmm/migration_incoming.h"
 
 #include <time.h>
@@ -115,8 +116,12 @@ Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, 
     if (auto done = other.get(); !done && received) received = done;
   if (!received) return refuse(received.error().message);
   mark("stream received");
-  if (mirror.mirrored())
+  if (mirror.mirrored()) {
     if (auto flushed = mirror.finish(); !flushed) return refuse(flushed.error().message);
+  } else {  // shared storage: what the source wrote since these disks were opened, flushed before its state came
+    for (LiveDisk* disk : control.disks())
+      if (auto reopened = disk->reopenImage(); !reopened) return refuse(reopened.error().message);
+  }
   if (stateBytes.empty()) return refuse("the stream carried no device state");
   auto state = StateReader::parse(std::move(stateBytes));
   if (!state) return refuse("device state: " + state.error().message);

@@ -1,3 +1,4 @@
+#include "vmm/live_disk.h"
 #include "vmm/migration_source.h"
 
 #include <poll.h>
@@ -322,6 +323,9 @@ Result<void> OutgoingMigration::migrate(const MigrationRequest& request) {
       !sent)
     return sent;
   switchover.pagesSentMs = msSince(pauseRequested);
+  // On shared storage the destination reads the disks once the state arrived: every write reaches them first.
+  for (LiveDisk* disk : control_.disks())
+    if (auto flushed = disk->flushNow(); !flushed) return flushed;
   auto state = machine.saveStateBytes();
   if (!state) return state.error();
   if (auto sent = channels[0].sendState(*state); !sent) return sent;

@@ -18,6 +18,7 @@
 #include "storage/disk_image.h"
 #include "storage/image_create.h"
 #include "storage/image_tools.h"
+#include "storage/sync_io.h"
 #include "storage/volume/volume_disk.h"
 #include "vmm/api_server.h"
 #include "vmm/balloon_autopilot.h"
@@ -43,6 +44,16 @@ Result<std::unique_ptr<LiveDisk>> openDisk(const DiskConfig& disk, EventLoop& lo
   if (disk.format == storage::ImageFormat::Auto)
     log::warn("{}", storage::probedFormatWarning(**image, "--disk " + disk.path + ",format="));
   return std::make_unique<LiveDisk>(disk, std::move(*image), loop);
+}
+
+// An ending VM leaves its guest's writes in the disks, whether or not the guest
+// flushed them (QEMU flushes every drive at exit too): a thin volume records its
+// new mappings only at a flush.
+void flushDisksAtExit(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, EventLoop& loop) {
+  for (const auto& disk : disks)
+    if (!disk->readOnly())
+      if (auto flushed = storage::flushSync(*disk, loop); !flushed)
+        log::error("disk {}: {}", disk->serial(), flushed.error().message);
 }
 
 // A restored VM's disk: a new qcow2 overlay on the image the snapshot kept,
@@ -211,6 +222,7 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
     postcopy.reset();  // before the RAM it fills goes
     if (auto* sharing = control.pageSharing()) sharing->log();  // guest RAM is still mapped
     control.detach();
+    if (outcome.exit != GuestExit::Reboot) flushDisksAtExit(disks, **loop);
     switch (outcome.exit) {
       case GuestExit::Reboot:
         log::info("guest rebooting");
