@@ -49,6 +49,10 @@ class HartHost {
   // as hypercalls) it handles the call, sets a0/a1 and returns true; the hart
   // then resumes after the ecall. False: the ecall traps as architected.
   virtual bool supervisorEcall(Hart& hart) = 0;
+  // Called by a running hart every kTimerCheckInterval blocks and before it
+  // sleeps in WFI: the machine hands on what its devices batch (console
+  // output), so it is never held up by a guest that goes quiet.
+  virtual void flushDeferredOutput() {}
 };
 
 enum class ExitReason {
