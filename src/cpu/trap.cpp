@@ -116,6 +116,7 @@ bool HartCore::serviceAttention(bool mayStop, bool maySleep, ExitReason& reason)
   if ((bits & kAttnTimers) || timerCountdown <= 0) {
     timerCountdown = kTimerCheckInterval;
     checkTimers();
+    host.flushDeferredOutput();
   }
   if ((bits & kAttnFence) || localFences) applyFences();
   if (mayStop && (bits & kAttnSelfStop)) {
@@ -139,6 +140,7 @@ void HartCore::sleepUntilWoken() {
   using namespace std::chrono;
   runState.store(RunState::Sleeping);
   notifyFenceWaiters();
+  host.flushDeferredOutput();
   for (;;) {
     checkTimers();
     attention.fetch_and(~kAttnInterrupts);  // our own timer bookkeeping is not a wake-up

@@ -16,6 +16,7 @@ namespace {
 constexpr uint64_t kMiB = 1024 * 1024;
 constexpr uint64_t kMaxBootFileBytes = 1024 * kMiB;
 constexpr char kImageMagic2[4] = {'R', 'S', 'C', '\x05'};
+constexpr uint64_t kImageHeaderBytes = 64;  // the RISC-V Linux Image header
 
 template <typename T>
 bool readStruct(const std::vector<uint8_t>& bytes, uint64_t offset, T& out) {
@@ -91,48 +92,84 @@ Result<LoadedImage> placeElfAsLinked(const std::string& path, const std::vector<
   return placeSegments(path, bytes, *segments, header->e_entry, 0, ram);
 }
 
-Result<LoadedImage> loadLinuxImage(const std::string& path, const std::vector<uint8_t>& bytes, GuestRam& ram) {
-  uint64_t textOffset = 0, imageSize = 0;
-  readStruct(bytes, 8, textOffset);
-  readStruct(bytes, 16, imageSize);
-  imageSize = std::max<uint64_t>(imageSize, bytes.size());
-  if (textOffset % (2 * kMiB) != 0 || textOffset > ram.size())
-    return Error{fmt::format("{}: Image text_offset {:#x} is not a 2 MiB multiple inside RAM", path, textOffset)};
-  uint64_t load = ram.base() + textOffset;
-  uint8_t* host = ram.translate(load, imageSize);
-  if (!host) return tooSmall(path, "the kernel", textOffset + imageSize, ram);
-  std::memcpy(host, bytes.data(), bytes.size());
-  return LoadedImage{load, load, load + imageSize};
-}
+// A boot file opened for reading: a regular file of at most the allowed size.
+struct BootFile {
+  UniqueFd fd;
+  uint64_t size = 0;
+};
 
-}  // namespace
-
-Result<std::vector<uint8_t>> readWholeFile(const std::string& path, uint64_t maxBytes) {
+Result<BootFile> openBootFile(const std::string& path, uint64_t maxBytes) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return errnoError(path);
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return errnoError(path);
   if (!S_ISREG(st.st_mode)) return Error{path + ": not a regular file"};
   if (static_cast<uint64_t>(st.st_size) > maxBytes) return Error{fmt::format("{}: larger than {}", path, sizeText(maxBytes))};
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
+  return BootFile{std::move(fd), static_cast<uint64_t>(st.st_size)};
+}
+
+// Reads up to `length` bytes from the start of the file into `out`; fewer only at its end.
+Result<uint64_t> readPrefix(const std::string& path, const BootFile& file, uint8_t* out, uint64_t length) {
+  uint64_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(file.fd.get(), out + done, length - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return errnoError(path);
     if (n == 0) break;
-    done += static_cast<size_t>(n);
+    done += static_cast<uint64_t>(n);
   }
-  bytes.resize(done);
+  return done;
+}
+
+Result<std::vector<uint8_t>> readAll(const std::string& path, const BootFile& file) {
+  std::vector<uint8_t> bytes(static_cast<size_t>(file.size));
+  auto done = readPrefix(path, file, bytes.data(), bytes.size());
+  if (!done) return done.error();
+  bytes.resize(static_cast<size_t>(*done));
   return bytes;
 }
 
+// The file is read straight into guest RAM (its pages allocated in one go):
+// a kernel is megabytes, and a staging buffer doubled the copying and the page faults.
+Result<LoadedImage> loadLinuxImage(const std::string& path, const BootFile& file, const std::vector<uint8_t>& header,
+                                   GuestRam& ram) {
+  uint64_t textOffset = 0, imageSize = 0;
+  readStruct(header, 8, textOffset);
+  readStruct(header, 16, imageSize);
+  imageSize = std::max<uint64_t>(imageSize, file.size);
+  if (textOffset % (2 * kMiB) != 0 || textOffset > ram.size())
+    return Error{fmt::format("{}: Image text_offset {:#x} is not a 2 MiB multiple inside RAM", path, textOffset)};
+  uint64_t load = ram.base() + textOffset;
+  uint8_t* host = ram.translate(load, imageSize);
+  if (!host) return tooSmall(path, "the kernel", textOffset + imageSize, ram);
+  ram.populate(load, file.size);
+  auto done = readPrefix(path, file, host, file.size);
+  if (!done) return done.error();
+  if (*done < file.size) return Error{path + ": the kernel Image shrank while it was read"};
+  return LoadedImage{load, load, load + imageSize};
+}
+
+}  // namespace
+
+Result<std::vector<uint8_t>> readWholeFile(const std::string& path, uint64_t maxBytes) {
+  auto file = openBootFile(path, maxBytes);
+  if (!file) return file.error();
+  return readAll(path, *file);
+}
+
 Result<LoadedImage> loadKernel(const std::string& path, GuestRam& ram) {
-  auto bytes = readWholeFile(path, kMaxBootFileBytes);
-  if (!bytes) return bytes.error();
-  if (bytes->empty()) return Error{path + ": empty file"};
+  auto file = openBootFile(path, kMaxBootFileBytes);
+  if (!file) return file.error();
+  if (file->size == 0) return Error{path + ": empty file"};
+  std::vector<uint8_t> imageHeader(kImageHeaderBytes);
+  auto headerRead = readPrefix(path, *file, imageHeader.data(), imageHeader.size());
+  if (!headerRead) return headerRead.error();
+  imageHeader.resize(static_cast<size_t>(*headerRead));
   char magic2[4];
-  if (readStruct(*bytes, 56, magic2) && std::memcmp(magic2, kImageMagic2, 4) == 0) return loadLinuxImage(path, *bytes, ram);
+  if (readStruct(imageHeader, 56, magic2) && std::memcmp(magic2, kImageMagic2, 4) == 0)
+    return loadLinuxImage(path, *file, imageHeader, ram);
+  auto bytes = readAll(path, *file);
+  if (!bytes) return bytes.error();
   if (!isElf(*bytes)) return Error{path + ": not a RISC-V Linux Image or ELF kernel"};
 
   auto header = checkRiscvElf(path, *bytes);
@@ -201,17 +238,20 @@ Result<std::optional<uint64_t>> findElfSymbol(const std::string& path, const std
 
 Result<std::pair<uint64_t, uint64_t>> loadInitrd(const std::string& path, GuestRam& ram, uint64_t floor,
                                                  uint64_t limit) {
-  auto bytes = readWholeFile(path, kMaxBootFileBytes);
-  if (!bytes) return bytes.error();
-  if (bytes->empty()) return Error{path + ": empty initrd"};
-  uint64_t size = bytes->size();
+  auto file = openBootFile(path, kMaxBootFileBytes);
+  if (!file) return file.error();
+  if (file->size == 0) return Error{path + ": empty initrd"};
+  uint64_t size = file->size;
   const uint64_t pageSize = 4096;
   if (size > limit - floor || ((limit - size) & ~(pageSize - 1)) < floor) {
     uint64_t needed = (floor - ram.base()) + (size + pageSize - 1) / pageSize * pageSize + (ram.end() - limit);
     return tooSmall(path, "the kernel and initrd", needed, ram);
   }
   uint64_t start = (limit - size) & ~(pageSize - 1);
-  std::memcpy(ram.translate(start, size), bytes->data(), size);
+  ram.populate(start, size);
+  auto done = readPrefix(path, *file, ram.translate(start, size), size);
+  if (!done) return done.error();
+  if (*done < size) return Error{path + ": the initrd shrank while it was read"};
   return std::make_pair(start, start + size);
 }
 

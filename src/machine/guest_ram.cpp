@@ -120,6 +120,14 @@ Result<void> GuestRam::discard(uint64_t gpa, uint64_t length) {
   return {};
 }
 
+void GuestRam::populate(uint64_t gpa, uint64_t length) {
+  if (!translate(gpa, length) || length == 0) return;
+  const uint64_t first = (gpa - base_) / kPageSize * kPageSize;
+  const uint64_t last = gpa - base_ + length;
+  // Kernels before 5.14 lack MADV_POPULATE_WRITE: the copy then faults the pages in as before.
+  (void)::madvise(host_ + first, last - first, MADV_POPULATE_WRITE);
+}
+
 Result<void> GuestRam::discardHost(const uint8_t* host, uint64_t length) {
   if (host < host_) return Error{"discard: host address below guest RAM"};
   return discard(base_ + static_cast<uint64_t>(host - host_), length);

@@ -66,6 +66,10 @@ class GuestRam {
     if (host >= host_) dirty_.markRange(static_cast<uint64_t>(host - host_), length);
   }
 
+  // Allocates the pages around guest-physical [gpa, gpa+length) (inside RAM) in
+  // one host call, for a loader about to fill them: one host page fault per
+  // page is what copying a kernel into fresh RAM otherwise costs. Best effort.
+  void populate(uint64_t gpa, uint64_t length);
   // Returns the whole 4 KiB pages inside guest-physical [gpa, gpa+length) to
   // the host (hole punched in the memfd, or MADV_DONTNEED); they read as zero
   // on the next touch. Fails (nothing freed) if the range is not inside RAM.

@@ -95,7 +95,27 @@ void Uart16550::writeFifoControlLocked(uint8_t value) {
   updateIrqLocked();
 }
 
+void Uart16550::queueOutputLocked(uint8_t byte) {
+  pendingOutput_.push_back(byte);
+  outputPending_.store(true, std::memory_order_relaxed);
+  if (pendingOutput_.size() >= kOutputBatchBytes) flushOutputLocked();
+}
+
+void Uart16550::flushOutputLocked() {
+  if (pendingOutput_.empty()) return;
+  if (output_) output_(pendingOutput_.data(), pendingOutput_.size());
+  pendingOutput_.clear();
+  outputPending_.store(false, std::memory_order_relaxed);
+}
+
+void Uart16550::flushOutput() {
+  if (!outputPending_.load(std::memory_order_relaxed)) return;
+  std::lock_guard transmitLock(transmitMutex_);
+  flushOutputLocked();
+}
+
 uint64_t Uart16550::read(uint64_t offset, unsigned /*size*/) {
+  if (offset != kLsr) flushOutput();  // the burst is over
   std::lock_guard lock(mutex_);
   switch (offset) {
     case kRbrThrDll: {
@@ -155,9 +175,10 @@ void Uart16550::write(uint64_t offset, unsigned /*size*/, uint64_t value) {
       thrInterruptPending_ = true;
       updateIrqLocked();
     }
-    if (output_) output_(&byte, 1);
+    queueOutputLocked(byte);
     return;
   }
+  flushOutput();  // the burst is over
   std::lock_guard lock(mutex_);
   switch (offset) {
     case kIerDlm:

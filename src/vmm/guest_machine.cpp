@@ -445,6 +445,8 @@ void GuestMachine::pollToHost() {
 // the guest sees no jump and no burst of timers when it resumes.
 uint64_t GuestMachine::timeNow() { return (control_.guestNs() - clockStartNs_) / (1'000'000'000ull / cpu::kTimebaseHz); }
 
+void GuestMachine::flushDeferredOutput() { uart_->flushOutput(); }
+
 bool GuestMachine::supervisorEcall(cpu::Hart& hart) {
   // With firmware (or a bare program) in M-mode, ecalls trap to it as on hardware.
   if (!config_.firmware.empty() || !config_.bareProgram.empty()) return false;
@@ -478,6 +480,7 @@ size_t GuestMachine::consoleRead(uint8_t*, size_t) {
 }
 
 void GuestMachine::finish(GuestExit exit, int status) {
+  if (uart_) uart_->flushOutput();  // the guest's last words before the VMM's
   std::lock_guard lock(mutex_);
   if (!outcome_) outcome_ = GuestOutcome{exit, status};
   stopping_ = true;
@@ -515,6 +518,7 @@ void GuestMachine::vcpuThread(unsigned id) {
     }
     for (;;) {
       cpu::ExitReason reason = hart.run();
+      flushDeferredOutput();  // before a pause, snapshot or stop
       const bool debuggerHeard = reason == cpu::ExitReason::DebugStop && control_.debugStopped(id);
       std::unique_lock lock(mutex_);
       if (reason == cpu::ExitReason::StopRequested || debuggerHeard) {

@@ -105,6 +105,7 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
 
   // cpu::HartHost
   uint64_t timeNow() override;
+  void flushDeferredOutput() override;
   bool supervisorEcall(cpu::Hart& hart) override;
 
   // machine::SbiPlatform

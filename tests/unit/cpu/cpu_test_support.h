@@ -125,6 +125,8 @@ class TestHost : public HartHost {
   std::function<bool(Hart&)> onEcall;
   uint64_t timeNow() override { return time.load(); }
   bool supervisorEcall(Hart& hart) override { return onEcall ? onEcall(hart) : false; }
+  std::atomic<unsigned> deferredFlushes{0};
+  void flushDeferredOutput() override { ++deferredFlushes; }
 };
 
 // A device window that records writes and answers reads from a map.

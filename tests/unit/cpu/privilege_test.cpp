@@ -390,6 +390,29 @@ TEST_F(Privileged, WfiSleepsUntilInterruptLineFromAnotherThread) {
   EXPECT_EQ(reason, ExitReason::StopRequested);
 }
 
+// The machine's batched console output must never wait on a quiet guest:
+// the hart flushes before it sleeps and at its periodic poll while it spins.
+TEST_F(Privileged, DeferredOutputIsFlushedBeforeWfiSleepAndWhileSpinning) {
+  hart().writeCsr(csr::kMie, csr::kMeip);
+  loadWfiThenSetFlag();
+  std::thread runner([&] { hart().run(); });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(wakeFlag(), 0u);
+  EXPECT_GE(host_.deferredFlushes.load(), 1u);
+  hart().setInterruptLine(kMachineExternal, true);
+  const bool woke = waitForWakeFlag();
+  const unsigned afterWake = host_.deferredFlushes.load();
+  bool flushedWhileSpinning = false;
+  for (int i = 0; i < 2000 && !flushedWhileSpinning; ++i) {
+    flushedWhileSpinning = host_.deferredFlushes.load() > afterWake + 1;
+    std::this_thread::sleep_for(1ms);
+  }
+  hart().requestStop();
+  runner.join();
+  EXPECT_TRUE(woke);
+  EXPECT_TRUE(flushedWhileSpinning);
+}
+
 TEST_F(Privileged, WfiWakesAtTimerDeadline) {
   hart().writeCsr(csr::kMie, csr::kMtip);
   hart().setMachineTimerCompare(1000);

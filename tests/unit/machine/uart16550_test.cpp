@@ -31,8 +31,40 @@ class UartTest : public ::testing::Test {
 
 TEST_F(UartTest, TransmittedBytesReachTheOutputInOrder) {
   for (char c : std::string("hello\n")) out(Uart16550::kRbrThrDll, static_cast<uint8_t>(c));
+  uart_.flushOutput();
   EXPECT_EQ(output_, "hello\n");
   EXPECT_TRUE(irq_.levels().empty());  // no interrupts enabled
+}
+
+// Linux's console write: an LSR poll before each THR write, an IER write at the end.
+TEST_F(UartTest, OutputIsHeldUntilTheGuestEndsItsBurst) {
+  for (char c : std::string("boot log\n")) {
+    EXPECT_EQ(in(Uart16550::kLsr) & Uart16550::kLsrThrEmpty, Uart16550::kLsrThrEmpty);
+    out(Uart16550::kRbrThrDll, static_cast<uint8_t>(c));
+  }
+  EXPECT_EQ(output_, "");
+  out(Uart16550::kIerDlm, 0);
+  EXPECT_EQ(output_, "boot log\n");
+  out(Uart16550::kRbrThrDll, '$');
+  EXPECT_EQ(in(Uart16550::kIirFcr), 0x01);  // any other access ends a burst too
+  EXPECT_EQ(output_, "boot log\n$");
+}
+
+TEST_F(UartTest, AFullBatchIsHandedOnWithoutWaiting) {
+  for (size_t i = 0; i < Uart16550::kOutputBatchBytes - 1; ++i) out(Uart16550::kRbrThrDll, 'a' + i % 26);
+  EXPECT_EQ(output_, "");
+  out(Uart16550::kRbrThrDll, '!');
+  ASSERT_EQ(output_.size(), Uart16550::kOutputBatchBytes);
+  EXPECT_EQ(output_.substr(0, 3), "abc");
+  EXPECT_EQ(output_.back(), '!');
+}
+
+TEST_F(UartTest, HostFlushFromAnotherThreadHandsOnPendingBytes) {
+  out(Uart16550::kRbrThrDll, 'x');
+  std::thread([this] { uart_.flushOutput(); }).join();
+  EXPECT_EQ(output_, "x");
+  uart_.flushOutput();  // nothing pending: nothing repeated
+  EXPECT_EQ(output_, "x");
 }
 
 TEST_F(UartTest, ResetStateAsLinuxExpects) {
