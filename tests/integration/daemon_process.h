@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -126,6 +127,27 @@ inline void makeSelfSignedCertificate(const std::string& dir) {
   auto made = runShell("cd " + dir + " && openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1 "
                        "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 2>&1");
   ASSERT_EQ(made.exitCode, 0) << made.output;
+}
+
+// Types `line` on a console socket until the console log shows `answer` (the guest may not read it yet).
+inline bool consoleAnswers(const std::string& consoleSocket, const std::string& consoleLog, const std::string& line,
+                    const std::string& answer) {
+  auto socket = control::connectUnixSocket(consoleSocket);
+  if (!socket) return false;
+  auto sent = std::chrono::steady_clock::time_point{};
+  return waitFor([&] {
+    if (std::chrono::steady_clock::now() - sent > std::chrono::seconds(3)) {
+      ::send(socket->get(), line.data(), line.size(), MSG_NOSIGNAL);
+      sent = std::chrono::steady_clock::now();
+    }
+    return readFile(consoleLog).find(answer) != std::string::npos;
+  }, std::chrono::seconds(60));
+}
+
+// The same on a daemon VM's console.
+inline bool consoleAnswers(DaemonProcess& daemon, const std::string& vm, const std::string& line, const std::string& answer) {
+  std::string dir = daemon.dataDir() + "/vms/" + vm;
+  return consoleAnswers(dir + "/tty.sock", dir + "/console.log", line, answer);
 }
 
 inline json finishOperation(DaemonProcess& daemon, const json& started, const std::string& token = "") {

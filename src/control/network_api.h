@@ -1,0 +1,49 @@
+// NetworkApi: the daemon's networks. Each is an access VLAN on one host switch
+// the daemon runs as `strata switch host` (a child in its own session, like
+// the VMs, so it outlives the daemon; started again when it does not answer);
+// a VM's "network=NAME" NIC is a port of that switch in the network's VLAN.
+// Tenants see and use only their own networks (others' are 404).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "control/api_route.h"
+#include "control/event_bus.h"
+#include "control/store.h"
+
+namespace strata::control {
+
+class NetworkApi {
+ public:
+  NetworkApi(Store& store, std::shared_ptr<EventBus> events, std::string dataDir, std::string strataBinary);
+
+  static constexpr const char* kHostSwitch = "host";
+  // Where the host switch's sockets live; the daemon points STRATA_RUN_DIR there before it starts VMs.
+  static std::string runDir(const std::string& dataDir) { return dataDir + "/run"; }
+
+  // Starts the host switch unless it answers on its control socket.
+  Result<void> ensureSwitch();
+  // Turns each of a definition's networks into its switch NIC; false after a 404 reply.
+  bool resolveNetworks(Call& call, VmSpec& spec);
+
+  void defineNetwork(Call& call);
+  void listNetworks(Call& call);
+  void getNetwork(Call& call);
+  void deleteNetwork(Call& call);
+
+ private:
+  std::optional<NetworkRecord> visibleNetwork(Call& call, const std::string& name);
+
+  Store& store_;
+  std::shared_ptr<EventBus> events_;
+  std::string dataDir_, strataBinary_;
+  std::mutex switchMutex_;  // one start of the switch at a time
+};
+
+const std::vector<MemberRoute<NetworkApi>>& networkRoutes();
+
+}  // namespace strata::control
