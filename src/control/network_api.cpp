@@ -1,7 +1,11 @@
 #include "control/network_api.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <functional>
 #include <thread>
 
 #include <fmt/core.h>
@@ -23,6 +27,15 @@ json networkJson(const NetworkRecord& network) {
   return {{"name", network.name}, {"tenant", network.tenant}, {"vlan", network.vlan}};
 }
 
+// A locally administered unicast MAC from the VM's name and NIC: every VM
+// would otherwise get strata run's one default address, and peers on a
+// network must differ.
+std::string nicAddress(const std::string& vm, size_t nic) {
+  uint64_t bits = std::hash<std::string>{}(fmt::format("{}/{}", vm, nic));
+  return fmt::format("02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", (bits >> 32) & 0xff, (bits >> 24) & 0xff,
+                     (bits >> 16) & 0xff, (bits >> 8) & 0xff, bits & 0xff);
+}
+
 // The host switch's ports as its control socket lists them, or an error if it does not answer.
 Result<json> switchPorts() {
   auto reply = network::sendSwitchRequest(NetworkApi::kHostSwitch, "port-list json");
@@ -42,6 +55,7 @@ Result<void> NetworkApi::ensureSwitch() {
   if (switchPorts()) return {};
   auto spawned = spawnDetached({strataBinary_, "switch", kHostSwitch}, runDir(dataDir_) + "/switch.log");
   if (!spawned) return spawned.error();
+  std::ofstream(runDir(dataDir_) + "/switch.pid") << *spawned << " " << processStartTime(*spawned).value_or(0) << "\n";
   for (auto deadline = std::chrono::steady_clock::now() + kSwitchStartWait; std::chrono::steady_clock::now() < deadline;
        std::this_thread::sleep_for(std::chrono::milliseconds(50)))
     if (switchPorts()) return {};
@@ -58,10 +72,11 @@ std::optional<NetworkRecord> NetworkApi::visibleNetwork(Call& call, const std::s
 }
 
 bool NetworkApi::resolveNetworks(Call& call, VmSpec& spec) {
-  for (const auto& name : spec.networks) {
-    auto found = store_.network(name);
-    if (!found || found->tenant != spec.tenant) return call.fail(404, fmt::format("no network {}", name)), false;
-    spec.nets.push_back(fmt::format("switch={},vlan={}", kHostSwitch, found->vlan));
+  for (size_t i = 0; i < spec.networks.size(); ++i) {
+    auto found = store_.network(spec.networks[i]);
+    if (!found || found->tenant != spec.tenant)
+      return call.fail(404, fmt::format("no network {}", spec.networks[i])), false;
+    spec.nets.push_back(fmt::format("switch={},vlan={},mac={}", kHostSwitch, found->vlan, nicAddress(spec.name, i)));
   }
   if (spec.networks.empty()) return true;
   if (auto running = ensureSwitch(); !running) return call.fail(500, running.error().message), false;
@@ -125,10 +140,21 @@ void NetworkApi::getNetwork(Call& call) {
   call.reply(200, result);
 }
 
+// With no network left, nothing needs the host switch (no VM may be attached to it): it is stopped.
+void NetworkApi::stopUnusedSwitch() {
+  std::lock_guard lock(switchMutex_);
+  if (!store_.networks(std::nullopt).empty()) return;
+  std::ifstream file(runDir(dataDir_) + "/switch.pid");
+  pid_t pid = 0;
+  uint64_t startTime = 0;
+  if (file >> pid >> startTime && pid > 0 && processStartTime(pid) == startTime) ::kill(pid, SIGTERM);
+}
+
 void NetworkApi::deleteNetwork(Call& call) {
   auto found = visibleNetwork(call, call.arg(1));
   if (!found) return;
   if (auto outcome = store_.deleteNetwork(found->name); !outcome.ok()) return call.refuse(outcome);
+  stopUnusedSwitch();
   events_->publish(found->tenant, "network", json{{"network", found->name}, {"tenant", found->tenant}, {"state", "deleted"}});
   call.reply(200, json{{"deleted", found->name}});
 }

@@ -1,6 +1,7 @@
 // NetworkApi: the daemon's networks. Each is an access VLAN on one host switch
 // the daemon runs as `strata switch host` (a child in its own session, like
-// the VMs, so it outlives the daemon; started again when it does not answer);
+// the VMs, so it outlives the daemon; started again when it does not answer,
+// stopped when the last network goes; DATADIR/run/switch.pid names it);
 // a VM's "network=NAME" NIC is a port of that switch in the network's VLAN.
 // Tenants see and use only their own networks (others' are 404).
 #pragma once
@@ -37,6 +38,7 @@ class NetworkApi {
 
  private:
   std::optional<NetworkRecord> visibleNetwork(Call& call, const std::string& name);
+  void stopUnusedSwitch();
 
   Store& store_;
   std::shared_ptr<EventBus> events_;

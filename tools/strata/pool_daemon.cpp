@@ -53,7 +53,7 @@ CLI::App* command(CLI::App& group, const char* name, const char* help, PoolArgs&
   return added;
 }
 
-void addVolumeCommands(CLI::App& group, CommandStatus& status) {
+void addDaemonVolumeCommands(CLI::App& group, CommandStatus& status) {
   auto create = std::make_shared<PoolArgs>();
   auto* createCommand = command(group, "create", "create a volume in a pool (counted in your disk quota)", *create,
                                 "volume name");
@@ -128,7 +128,7 @@ void addDaemonPoolCommands(CLI::App& pool, CommandStatus& status) {
       });
   auto* volumes = pool.add_subcommand("volume", "volumes in the daemon's pools (through strata daemon)");
   volumes->require_subcommand(1);
-  addVolumeCommands(*volumes, status);
+  addDaemonVolumeCommands(*volumes, status);
 }
 
 }  // namespace strata::cli

@@ -70,6 +70,7 @@ TEST_F(StoreResourcesTest, VolumesCountInTheDiskQuotaAndAVmsVolumeStays) {
 TEST_F(StoreResourcesTest, NetworksGetFreeVlansWithinTheQuotaAndStayWhileAVmUsesThem) {
   auto store = openStore();
   ASSERT_TRUE(store->addTenant("acme").ok());
+  ASSERT_TRUE(store->addTenant("default").ok());
   ASSERT_TRUE(store->setQuota("acme", {.networks = 2}).ok());
   NetworkRecord first{"lan", "acme"}, second{"dmz", "acme"}, third{"more", "acme"}, chosen{"wan", "default", 101};
   ASSERT_TRUE(store->addNetwork(chosen).ok());
