@@ -168,9 +168,21 @@ TEST(DaemonNetworks, TwoVmsOnOneNetworkPingEachOtherAndOthersCannotJoinIt) {
   DaemonProcess daemon("networks");
   HostSwitchReaper reaper{daemon};
   std::string acme = daemon.newTenantToken("acme"), rival = daemon.newTenantToken("rival");
+  // The rival's event stream (curl) sees its own network defined, and nothing of acme's.
+  std::string stream = daemon.dataDir() + "/events.txt";
+  pid_t client = std::stoi(runShell("curl -sN --unix-socket " + daemon.socket() + " -H 'Authorization: Bearer " + rival +
+                                    "' http://localhost/events > " + stream + " 2>&1 & echo $!").output);
+  ASSERT_TRUE(waitFor([&] { return contains(readFile(stream), ": subscribed"); }, std::chrono::seconds(10)));
   auto [defined, network] = daemon.call("POST", "/networks", {{"name", "lan"}}, acme);
   ASSERT_EQ(defined, 201) << network << readFile(daemon.dataDir() + ".log");
   EXPECT_EQ(network["vlan"], 100);
+  auto [given, rivals] = daemon.call("POST", "/networks", {{"name", "rnet"}, {"tenant", "rival"}, {"vlan", 300}});
+  EXPECT_EQ(given, 201) << rivals;
+  EXPECT_TRUE(waitFor([&] { return contains(readFile(stream), "rnet"); }, std::chrono::seconds(10))) << readFile(stream);
+  ::kill(client, SIGTERM);
+  EXPECT_FALSE(contains(readFile(stream), "acme")) << "another tenant's event leaked: " << readFile(stream);
+  EXPECT_FALSE(contains(readFile(stream), "\"lan\"")) << readFile(stream);
+  EXPECT_EQ(daemon.call("DELETE", "/networks/rnet", nullptr, rival).first, 200);
   expectRefused(daemon, "POST", "/networks", {{"name", "lan"}}, acme, 409, "already exists");
   expectRefused(daemon, "POST", "/networks", {{"name", "a/b"}}, acme, 400, "name:");
   expectRefused(daemon, "POST", "/networks", {{"name", "mine"}, {"vlan", 7}}, acme, 403, "only an admin");
