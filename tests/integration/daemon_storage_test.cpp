@@ -238,7 +238,7 @@ TEST(DaemonNetworks, TwoVmsOnOneNetworkPingEachOtherAndOthersCannotJoinIt) {
 }
 
 TEST(DaemonCli, ManagesPoolsVolumesAndNetworksAsTablesOrJson) {
-  DaemonProcess daemon("storagecli");
+  DaemonProcess daemon("scli");
   HostSwitchReaper reaper{daemon};
   std::string pv = sparseFile(daemon.dataDir() + "-pv.img", 128);
   std::string cli = "STRATA_TOKEN=" + daemon.adminToken() + " " + strataBinary() + " ";
