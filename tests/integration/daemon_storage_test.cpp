@@ -222,6 +222,13 @@ TEST(DaemonNetworks, TwoVmsOnOneNetworkPingEachOtherAndOthersCannotJoinIt) {
     EXPECT_GT(port["rx_bytes"].get<uint64_t>(), 0u) << info;
     EXPECT_GT(port["tx_bytes"].get<uint64_t>(), 0u) << info;
   }
+  // The switch (and so the network) outlives a killed daemon, which finds it again.
+  pid_t switchBefore = hostSwitchPid(daemon);
+  daemon.stop(SIGKILL);
+  daemon.start();
+  EXPECT_EQ(hostSwitchPid(daemon), switchBefore) << "a restarted daemon started a second switch";
+  auto afterRestart = daemon.call("GET", "/networks/lan", nullptr, acme).second;
+  EXPECT_EQ(afterRestart["ports"].size(), 2u) << afterRestart;
   auto cli = runShell("STRATA_TOKEN=" + acme + " " + strataBinary() + " network info lan --daemon " + daemon.socket() + " 2>&1");
   EXPECT_EQ(cli.exitCode, 0) << cli.output;
   EXPECT_TRUE(contains(cli.output, "left")) << cli.output;
