@@ -713,7 +713,8 @@ struct RouteEntry {
 
 }  // namespace
 
-// The one table both the server and apiRoutes() read.
+// The VM, template, tenant and operation routes, which both the server and apiRoutes() read
+// (storageRoutes() and networkRoutes() hold the pools, volumes and networks).
 static const std::vector<RouteEntry>& routeTable() {
   using H = ApiServer::Handlers;
   static const std::vector<RouteEntry> table = {

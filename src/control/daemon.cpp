@@ -89,10 +89,9 @@ Result<void> runDaemon(const DaemonOptions& options) {
     return Error{fmt::format("{}: another strata daemon is using this data directory", dataDir)};
   std::string socketPath = options.socketPath.empty() ? defaultDaemonSocket() : options.socketPath;
   if (auto made = makeDirectory(std::filesystem::path(socketPath).parent_path().string()); !made) return made.error();
-  // The daemon's pools and host switch are its own: the VMs it starts (which inherit these) and
-  // the daemon find them in DATADIR, never those of a `strata pool` or `strata switch` outside it.
+  // The daemon's pools are its own: the VMs it starts (which inherit this) and the daemon find
+  // them in DATADIR, never those a `strata pool` outside it registered.
   ::setenv("STRATA_POOL_DIR", StorageApi::registryDir(dataDir).c_str(), 1);
-  ::setenv("STRATA_RUN_DIR", NetworkApi::runDir(dataDir).c_str(), 1);
 
   auto store = Store::open(dataDir + "/strata.db");
   if (!store) return store.error();

@@ -11,6 +11,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "base/crc32.h"
 #include "control/api_call.h"
 #include "control/supervisor.h"
 #include "network/switch_service.h"
@@ -36,9 +37,9 @@ std::string nicAddress(const std::string& vm, size_t nic) {
                      (bits >> 16) & 0xff, (bits >> 8) & 0xff, bits & 0xff);
 }
 
-// The host switch's ports as its control socket lists them, or an error if it does not answer.
-Result<json> switchPorts() {
-  auto reply = network::sendSwitchRequest(NetworkApi::kHostSwitch, "port-list json");
+// The switch's ports as its control socket lists them, or an error if it does not answer.
+Result<json> switchPorts(const std::string& name) {
+  auto reply = network::sendSwitchRequest(name, "port-list json");
   if (!reply) return reply.error();
   json ports = json::parse(*reply, nullptr, false);
   if (!ports.is_object() || !ports["ports"].is_array()) return Error{"the host switch's port list is not JSON"};
@@ -48,17 +49,21 @@ Result<json> switchPorts() {
 }  // namespace
 
 NetworkApi::NetworkApi(Store& store, std::shared_ptr<EventBus> events, std::string dataDir, std::string strataBinary)
-    : store_(store), events_(std::move(events)), dataDir_(std::move(dataDir)), strataBinary_(std::move(strataBinary)) {}
+    : store_(store),
+      events_(std::move(events)),
+      dataDir_(std::move(dataDir)),
+      strataBinary_(std::move(strataBinary)),
+      hostSwitch_(fmt::format("host-{:08x}", crc32Update(0, dataDir_.data(), dataDir_.size()))) {}
 
 Result<void> NetworkApi::ensureSwitch() {
   std::lock_guard lock(switchMutex_);
-  if (switchPorts()) return {};
-  auto spawned = spawnDetached({strataBinary_, "switch", kHostSwitch}, runDir(dataDir_) + "/switch.log");
+  if (switchPorts(hostSwitch_)) return {};
+  auto spawned = spawnDetached({strataBinary_, "switch", hostSwitch_}, runDir(dataDir_) + "/switch.log");
   if (!spawned) return spawned.error();
   std::ofstream(runDir(dataDir_) + "/switch.pid") << *spawned << " " << processStartTime(*spawned).value_or(0) << "\n";
   for (auto deadline = std::chrono::steady_clock::now() + kSwitchStartWait; std::chrono::steady_clock::now() < deadline;
        std::this_thread::sleep_for(std::chrono::milliseconds(50)))
-    if (switchPorts()) return {};
+    if (switchPorts(hostSwitch_)) return {};
   return Error{fmt::format("the host switch did not start (see {}/switch.log)", runDir(dataDir_))};
 }
 
@@ -76,7 +81,7 @@ bool NetworkApi::resolveNetworks(Call& call, VmSpec& spec) {
     auto found = store_.network(spec.networks[i]);
     if (!found || found->tenant != spec.tenant)
       return call.fail(404, fmt::format("no network {}", spec.networks[i])), false;
-    spec.nets.push_back(fmt::format("switch={},vlan={},mac={}", kHostSwitch, found->vlan, nicAddress(spec.name, i)));
+    spec.nets.push_back(fmt::format("switch={},vlan={},mac={}", hostSwitch_, found->vlan, nicAddress(spec.name, i)));
   }
   if (spec.networks.empty()) return true;
   if (auto running = ensureSwitch(); !running) return call.fail(500, running.error().message), false;
@@ -121,7 +126,7 @@ void NetworkApi::getNetwork(Call& call) {
   if (!found) return;
   json result = networkJson(*found);
   json attached = json::array();
-  auto ports = switchPorts();
+  auto ports = switchPorts(hostSwitch_);
   for (const auto& vm : store_.vms(found->tenant)) {
     if (vm.state == VmState::Stopped || !ports ||
         std::find(vm.spec.networks.begin(), vm.spec.networks.end(), found->name) == vm.spec.networks.end())

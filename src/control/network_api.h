@@ -1,5 +1,6 @@
 // NetworkApi: the daemon's networks. Each is an access VLAN on one host switch
-// the daemon runs as `strata switch host` (a child in its own session, like
+// the daemon runs as `strata switch host-CRC` (CRC: of its data directory, so
+// daemons sharing $STRATA_RUN_DIR differ; a child in its own session, like
 // the VMs, so it outlives the daemon; started again when it does not answer,
 // stopped when the last network goes; DATADIR/run/switch.pid names it);
 // a VM's "network=NAME" NIC is a port of that switch in the network's VLAN.
@@ -22,9 +23,9 @@ class NetworkApi {
  public:
   NetworkApi(Store& store, std::shared_ptr<EventBus> events, std::string dataDir, std::string strataBinary);
 
-  static constexpr const char* kHostSwitch = "host";
-  // Where the host switch's sockets live; the daemon points STRATA_RUN_DIR there before it starts VMs.
+  // Where the host switch's log and pid file live.
   static std::string runDir(const std::string& dataDir) { return dataDir + "/run"; }
+  const std::string& hostSwitch() const { return hostSwitch_; }
 
   // Starts the host switch unless it answers on its control socket.
   Result<void> ensureSwitch();
@@ -42,7 +43,7 @@ class NetworkApi {
 
   Store& store_;
   std::shared_ptr<EventBus> events_;
-  std::string dataDir_, strataBinary_;
+  std::string dataDir_, strataBinary_, hostSwitch_;
   std::mutex switchMutex_;  // one start of the switch at a time
 };
 
