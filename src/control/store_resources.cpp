@@ -48,6 +48,13 @@ StoragePool readPool(const Statement& row) {
   return pool;
 }
 
+// The first name a one-parameter query returns (what still uses `name`), or nullopt.
+std::optional<std::string> firstName(sqlite3* db, const char* sql, const std::string& name) {
+  Statement rows(db, sql);
+  if (!rows.bind(1, name).step()) return std::nullopt;
+  return rows.text(0);
+}
+
 }  // namespace
 
 void Store::migrateResources() {
@@ -150,14 +157,13 @@ Outcome Store::beginVolumeRemoval(const std::string& name) {
   Statement row(db_, "SELECT ready FROM volumes WHERE name=?");
   if (!row.bind(1, name).step()) return {Outcome::NotFound, fmt::format("no volume {}", name)};
   if (row.integer(0) == 0) return {Outcome::Conflict, fmt::format("volume {} is being changed", name)};
-  Statement users(db_,
-                  "SELECT vms.name FROM vms, json_each(vms.spec, '$.disks') AS disk "
-                  "WHERE json_extract(disk.value, '$.volume')=? ORDER BY vms.name LIMIT 1");
-  if (users.bind(1, name).step())
-    return {Outcome::Conflict, fmt::format("volume {} is a disk of VM {}: delete the VM first", name, users.text(0))};
-  Statement snapshots(db_, "SELECT name FROM volumes WHERE origin=? ORDER BY name LIMIT 1");
-  if (snapshots.bind(1, name).step())
-    return {Outcome::Conflict, fmt::format("volume {} has the snapshot {}: delete it first", name, snapshots.text(0))};
+  if (auto vm = firstName(db_,
+                          "SELECT vms.name FROM vms, json_each(vms.spec, '$.disks') AS disk "
+                          "WHERE json_extract(disk.value, '$.volume')=? ORDER BY vms.name LIMIT 1",
+                          name))
+    return {Outcome::Conflict, fmt::format("volume {} is a disk of VM {}: delete the VM first", name, *vm)};
+  if (auto snapshot = firstName(db_, "SELECT name FROM volumes WHERE origin=? ORDER BY name LIMIT 1", name))
+    return {Outcome::Conflict, fmt::format("volume {} has the snapshot {}: delete it first", name, *snapshot)};
   Statement update(db_, "UPDATE volumes SET ready=0 WHERE name=?");
   update.bind(1, name).step();
   transaction.commit();
@@ -216,11 +222,11 @@ std::vector<NetworkRecord> Store::networks(const std::optional<std::string>& ten
 Outcome Store::deleteNetwork(const std::string& name) {
   std::lock_guard lock(mutex_);
   Transaction transaction(db_);
-  Statement users(db_,
-                  "SELECT vms.name FROM vms, json_each(vms.spec, '$.networks') AS network "
-                  "WHERE network.value=? ORDER BY vms.name LIMIT 1");
-  if (users.bind(1, name).step())
-    return {Outcome::Conflict, fmt::format("network {} has VM {} attached: delete the VM first", name, users.text(0))};
+  if (auto vm = firstName(db_,
+                          "SELECT vms.name FROM vms, json_each(vms.spec, '$.networks') AS network "
+                          "WHERE network.value=? ORDER BY vms.name LIMIT 1",
+                          name))
+    return {Outcome::Conflict, fmt::format("network {} has VM {} attached: delete the VM first", name, *vm)};
   Statement remove(db_, "DELETE FROM networks WHERE name=?");
   remove.bind(1, name).step();
   if (sqlite3_changes(db_) == 0) return {Outcome::NotFound, fmt::format("no network {}", name)};

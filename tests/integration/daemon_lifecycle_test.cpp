@@ -21,14 +21,6 @@ namespace {
 
 using nlohmann::json;
 
-// (status, error message) of a request the test expects refused.
-void expectRefused(DaemonProcess& daemon, const std::string& method, const std::string& path, const json& body,
-                   const std::string& token, int expected, const std::string& message) {
-  auto [got, reply] = daemon.call(method, path, body, token);
-  EXPECT_EQ(got, expected) << method << " " << path << " " << body << " " << reply;
-  EXPECT_NE(reply.value("error", "").find(message), std::string::npos) << path << " " << body << " " << reply;
-}
-
 // A small raw disk in the tenant's directory, as a template `name` of that tenant.
 json importSmallTemplate(DaemonProcess& daemon, const std::string& tenant, const std::string& token,
                          const std::string& name) {

@@ -29,13 +29,6 @@ std::string sparseFile(const std::string& path, uint64_t mib) {
   return path;
 }
 
-void expectRefused(DaemonProcess& daemon, const std::string& method, const std::string& path, const json& body,
-                   const std::string& token, int expected, const std::string& message) {
-  auto [got, reply] = daemon.call(method, path, body, token);
-  EXPECT_EQ(got, expected) << method << " " << path << " " << body << " " << reply;
-  EXPECT_NE(reply.value("error", "").find(message), std::string::npos) << method << " " << path << " " << reply;
-}
-
 // Types `line` once on a daemon VM's console (its shell already answers) and waits for `answer` in its log.
 bool typeOnce(DaemonProcess& daemon, const std::string& vm, const std::string& line, const std::string& answer) {
   std::string dir = daemon.dataDir() + "/vms/" + vm;
@@ -61,13 +54,6 @@ struct HostSwitchReaper {
     if (pid_t pid = hostSwitchPid(daemon); pid > 0) ::kill(pid, SIGKILL);
   }
 };
-
-// Whether the process has ended (gone, or a zombie nobody reaped yet).
-bool processEnded(pid_t pid) {
-  std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
-  size_t close = stat.rfind(')');
-  return close == std::string::npos || stat.compare(close + 2, 1, "Z") == 0;
-}
 
 TEST(DaemonVolumes, AThinVolumeKeepsWhatOneVmWroteForTheNextAndStaysTheTenantsOwn) {
   DaemonProcess daemon("volumes");
