@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/log.h"
+#include "control/api_call.h"
 #include "control/template_snapshot.h"
 #include "control/templates.h"
 #include "control/token.h"
@@ -35,34 +36,13 @@ class ListeningServer : public httplib::Server {
 };
 const std::string kDefaultTenant = "default";
 
-// One request being answered: who asks, what, and the reply.
-struct Call {
-  Principal principal;
-  const httplib::Request& request;
-  httplib::Response& response;
-
-  std::string arg(size_t index) const { return request.matches[index]; }
-  void reply(int status, const json& body) { response.status = status, response.set_content(body.dump(), "application/json"); }
-  void fail(int status, const std::string& message) { reply(status, json{{"error", message}}); }
-  void refuse(const Outcome& outcome) {
-    static const int statuses[] = {200, 404, 409, 403};
-    fail(statuses[outcome.status], outcome.message);
-  }
-  // The body as a JSON object, or a 400 reply and nullopt.
-  std::optional<json> body() {
-    json parsed = json::parse(request.body, nullptr, false);
-    if (parsed.is_discarded()) return fail(400, "request body is not valid JSON"), std::nullopt;
-    if (!parsed.is_object()) return fail(400, "request body must be a JSON object"), std::nullopt;
-    return parsed;
-  }
-};
-
 json quotaJson(const Quota& quota) {
   auto value = [](const std::optional<uint64_t>& limit) { return limit ? json(*limit) : json(nullptr); };
   return {{"vms", value(quota.vms)},
           {"vcpus", value(quota.vcpus)},
           {"memory_mib", value(quota.memoryMib)},
-          {"disk_gib", value(quota.diskGib)}};
+          {"disk_gib", value(quota.diskGib)},
+          {"networks", value(quota.networks)}};
 }
 
 json tenantJson(const TenantRecord& tenant) {
@@ -72,7 +52,8 @@ json tenantJson(const TenantRecord& tenant) {
            {{"vms", tenant.used.vms},
             {"vcpus", tenant.used.vcpus},
             {"memory_mib", tenant.used.memoryMib},
-            {"disk_gib", tenant.used.diskGib}}}};
+            {"disk_gib", tenant.used.diskGib},
+            {"networks", tenant.used.networks}}}};
 }
 
 json templateJson(const TemplateRecord& record, const std::string& dataDir) {
@@ -174,6 +155,7 @@ struct ApiServer::Handlers {
     PathPolicy policy{call.principal.admin, server.options_.dataDir + "/tenants/" + tenant};
     auto spec = parseVmSpec(*body, tenant, policy);
     if (!spec) return call.fail(400, spec.error().message);
+    if (!server.storage_.resolveVolumes(call, *spec) || !server.networks_.resolveNetworks(call, *spec)) return;
     std::optional<TemplateRecord> backing;
     VmPaths paths = supervisor().pathsOf(spec->name);
     std::optional<TemplateSnapshot> snapshot;
@@ -261,6 +243,8 @@ struct ApiServer::Handlers {
   void startVm(Call& call) {
     auto vm = visibleVm(call, call.arg(1));
     if (!vm) return;
+    if (!vm->spec.networks.empty())  // the host switch may have ended since the VM was defined
+      if (auto running = server.networks_.ensureSwitch(); !running) return call.fail(500, running.error().message);
     if (auto claimed = store().claimStart(vm->spec.name); !claimed.ok()) return call.refuse(claimed);
     if (auto started = supervisor().start(vm->spec.name); !started) return call.fail(500, started.error().message);
     replyWithVm(call, vm->spec.name);
@@ -512,11 +496,12 @@ struct ApiServer::Handlers {
     auto body = call.body();
     if (!body) return;
     for (const auto& [key, value] : body->items())
-      if (key != "vms" && key != "vcpus" && key != "memory_mib" && key != "disk_gib")
+      if (key != "vms" && key != "vcpus" && key != "memory_mib" && key != "disk_gib" && key != "networks")
         return call.fail(400, fmt::format("unknown field '{}'", key));
     Quota quota;
     for (auto [field, target] : {std::pair{"vms", &quota.vms}, std::pair{"vcpus", &quota.vcpus},
-                                 std::pair{"memory_mib", &quota.memoryMib}, std::pair{"disk_gib", &quota.diskGib}}) {
+                                 std::pair{"memory_mib", &quota.memoryMib}, std::pair{"disk_gib", &quota.diskGib},
+                                 std::pair{"networks", &quota.networks}}) {
       auto limit = quotaLimit(*body, field);
       if (!limit) return call.fail(400, limit.error().message);
       *target = *limit;
@@ -720,8 +705,6 @@ struct ApiServer::Handlers {
 
 namespace {
 
-enum class Access { Anyone, Token, Admin };
-
 struct RouteEntry {
   ApiRoute route;
   Access access;
@@ -730,7 +713,8 @@ struct RouteEntry {
 
 }  // namespace
 
-// The one table both the server and apiRoutes() read.
+// The VM, template, tenant and operation routes, which both the server and apiRoutes() read
+// (storageRoutes() and networkRoutes() hold the pools, volumes and networks).
 static const std::vector<RouteEntry>& routeTable() {
   using H = ApiServer::Handlers;
   static const std::vector<RouteEntry> table = {
@@ -776,6 +760,8 @@ static const std::vector<RouteEntry>& routeTable() {
 std::vector<ApiRoute> apiRoutes() {
   std::vector<ApiRoute> routes;
   for (const auto& entry : routeTable()) routes.push_back(entry.route);
+  for (const auto& entry : storageRoutes()) routes.push_back(entry.route);
+  for (const auto& entry : networkRoutes()) routes.push_back(entry.route);
   return routes;
 }
 
@@ -786,7 +772,9 @@ ApiServer::ApiServer(Store& store, Supervisor& supervisor, Options options)
       server_(std::make_unique<ListeningServer>()),
       operations_(store, [events = events_](const Operation& operation) {
         events->publish(operation.tenant, "operation", operationJson(operation));
-      }) {
+      }),
+      storage_(store, events_, options_.dataDir),
+      networks_(store, events_, options_.dataDir, supervisor.strataBinary()) {
   store_.setVmObserver([events = events_](const VmChange& change) {
     events->publish(change.tenant, "vm", json{{"vm", change.vm}, {"tenant", change.tenant}, {"state", change.state}});
   });
@@ -797,28 +785,33 @@ ApiServer::ApiServer(Store& store, Supervisor& supervisor, Options options)
 void ApiServer::serveRoutesOn(httplib::Server& server) {
   // Each event stream holds a worker thread for as long as its client listens.
   server.new_task_queue = [] { return new httplib::ThreadPool(EventBus::kMaxSubscribers + 16); };
-  for (const auto& entry : routeTable()) {
-    auto handler = [this, handlers = handlers_, &entry](const httplib::Request& request, httplib::Response& response) {
+  auto serve = [&](const ApiRoute& route, Access access, std::function<void(Call&)> handle) {
+    auto handler = [this, access, handle](const httplib::Request& request, httplib::Response& response) {
       Call call{{}, request, response};
-      if (entry.access != Access::Anyone) {
+      if (access != Access::Anyone) {
         std::string token = bearerToken(request);
         auto principal = token.empty() ? std::nullopt : store_.principalForToken(tokenHash(token));
         if (!principal) {
           response.set_header("WWW-Authenticate", "Bearer");
           return call.fail(401, token.empty() ? "missing bearer token" : "unknown token");
         }
-        if (entry.access == Access::Admin && !principal->admin) return call.fail(403, "this needs an admin token");
+        if (access == Access::Admin && !principal->admin) return call.fail(403, "this needs an admin token");
         call.principal = *principal;
       }
-      entry.handle(*handlers, call);
+      handle(call);
     };
-    std::string pattern = routePattern(entry.route.path);
-    const std::string& method = entry.route.method;
-    if (method == "GET") server.Get(pattern, handler);
-    else if (method == "POST") server.Post(pattern, handler);
-    else if (method == "PUT") server.Put(pattern, handler);
+    std::string pattern = routePattern(route.path);
+    if (route.method == "GET") server.Get(pattern, handler);
+    else if (route.method == "POST") server.Post(pattern, handler);
+    else if (route.method == "PUT") server.Put(pattern, handler);
     else server.Delete(pattern, handler);
-  }
+  };
+  for (const auto& entry : routeTable())
+    serve(entry.route, entry.access, [handlers = handlers_, &entry](Call& call) { entry.handle(*handlers, call); });
+  for (const auto& entry : storageRoutes())
+    serve(entry.route, entry.access, [this, &entry](Call& call) { (storage_.*entry.handle)(call); });
+  for (const auto& entry : networkRoutes())
+    serve(entry.route, entry.access, [this, &entry](Call& call) { (networks_.*entry.handle)(call); });
   server.set_payload_max_length(kMaxBody);
   // Unmatched routes and library-level refusals (413, 400) get a JSON error too.
   server.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
@@ -854,6 +847,12 @@ Result<void> ApiServer::listen(const std::string& socketPath) {
 }
 
 void ApiServer::mountStatic(const std::string& prefix, const std::string& dir) { server_->set_mount_point(prefix, dir); }
+
+void ApiServer::recoverResources() {
+  storage_.recoverInterruptedChanges();
+  if (!store_.networks(std::nullopt).empty())
+    if (auto running = networks_.ensureSwitch(); !running) log::error("networks: {}", running.error().message);
+}
 
 void ApiServer::run() { server_->listen_after_bind(); }
 

@@ -1,6 +1,7 @@
 // ApiServer: the daemon's REST API (HTTP/1.1 + JSON, cpp-httplib) on a private
 // UNIX socket that WebFront passes its clients' requests to (TLS ones decrypted):
-// VMs, templates, operations, the event stream, tenants, tokens, quotas, usage. Every request but
+// VMs, templates, operations, the event stream, tenants, tokens, quotas, usage;
+// pools and volumes (StorageApi) and networks (NetworkApi) answer their own routes. Every request but
 // /openapi.json needs a bearer token; a tenant's token sees only its own
 // tenant and VMs (others' are 404, as if they did not exist).
 #pragma once
@@ -11,10 +12,13 @@
 #include <vector>
 
 #include "base/result.h"
+#include "control/api_route.h"
 #include "control/event_bus.h"
 #include "control/operations.h"
 #include "control/store.h"
 #include "control/supervisor.h"
+#include "control/network_api.h"
+#include "control/storage_api.h"
 
 namespace httplib {
 class Server;
@@ -22,10 +26,6 @@ class Server;
 
 namespace strata::control {
 
-struct ApiRoute {
-  std::string method;  // GET, POST, PUT, DELETE
-  std::string path;    // OpenAPI form: /vms/{name}/start
-};
 // Every route the server answers; the OpenAPI document must describe exactly these.
 std::vector<ApiRoute> apiRoutes();
 // docs/api/daemon-api.openapi.json, compiled in.
@@ -44,6 +44,8 @@ class ApiServer {
   Result<void> listen(const std::string& socketPath);
   // Serves the files under `dir` at `prefix` (the dashboard); no token needed, they hold no data.
   void mountStatic(const std::string& prefix, const std::string& dir);
+  // Before serving: drops volumes a killed daemon left half made, starts the host switch if networks need it.
+  void recoverResources();
   void run();   // serves until stop()
   void stop();  // safe from another thread
 
@@ -60,6 +62,8 @@ class ApiServer {
   // Shared with the store's VM observer, which the supervisor's thread may call after this server is gone.
   std::shared_ptr<EventBus> events_ = std::make_shared<EventBus>();
   Operations operations_;  // after events_: a finishing operation publishes there
+  StorageApi storage_;
+  NetworkApi networks_;
 };
 
 }  // namespace strata::control

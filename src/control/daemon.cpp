@@ -78,7 +78,8 @@ Result<void> runDaemon(const DaemonOptions& options) {
   if (dataDir.size() + 5 + 63 + 9 >= sizeof(sockaddr_un::sun_path))
     return Error{fmt::format("--data-dir {}: too long for the VMs' socket paths (at most {} characters)", dataDir,
                              sizeof(sockaddr_un::sun_path) - 5 - 63 - 9 - 1)};
-  for (const auto& dir : {dataDir, dataDir + "/vms", dataDir + "/tenants", dataDir + "/templates"})
+  for (const auto& dir : {dataDir, dataDir + "/vms", dataDir + "/tenants", dataDir + "/templates",
+                          StorageApi::registryDir(dataDir), NetworkApi::runDir(dataDir)})
     if (auto made = makeDirectory(dir); !made) return made.error();
   // One daemon per data directory: a second would adopt the same VMs and take over the socket.
   std::string lockPath = dataDir + "/daemon.lock";
@@ -88,6 +89,9 @@ Result<void> runDaemon(const DaemonOptions& options) {
     return Error{fmt::format("{}: another strata daemon is using this data directory", dataDir)};
   std::string socketPath = options.socketPath.empty() ? defaultDaemonSocket() : options.socketPath;
   if (auto made = makeDirectory(std::filesystem::path(socketPath).parent_path().string()); !made) return made.error();
+  // The daemon's pools are its own: the VMs it starts (which inherit this) and the daemon find
+  // them in DATADIR, never those a `strata pool` outside it registered.
+  ::setenv("STRATA_POOL_DIR", StorageApi::registryDir(dataDir).c_str(), 1);
 
   auto store = Store::open(dataDir + "/strata.db");
   if (!store) return store.error();
@@ -117,6 +121,7 @@ Result<void> runDaemon(const DaemonOptions& options) {
   try {
     supervisor.adoptRunningVms();
     recoverInterruptedWork(**store, dataDir);
+    server.recoverResources();
   } catch (const StoreFailure& failure) {
     return Error{failure.what()};
   }

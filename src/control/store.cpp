@@ -7,8 +7,14 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "control/store_sql.h"
+
 namespace strata::control {
 namespace {
+
+using sql::Statement;
+using sql::Transaction;
+using sql::now;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS tenants(
@@ -46,98 +52,6 @@ CREATE TABLE IF NOT EXISTS templates(
   created INTEGER NOT NULL);
 )sql";
 
-// One prepared statement; binds by position, throws StoreFailure on errors.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) fail("prepare");
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-
-  Statement& bind(int index, const std::string& text) {
-    check(sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT));
-    return *this;
-  }
-  Statement& bind(int index, int64_t value) {
-    check(sqlite3_bind_int64(stmt_, index, value));
-    return *this;
-  }
-  Statement& bind(int index, double value) {
-    check(sqlite3_bind_double(stmt_, index, value));
-    return *this;
-  }
-  template <typename T>
-  Statement& bind(int index, const std::optional<T>& value) {
-    if (value) return bind(index, static_cast<int64_t>(*value));
-    check(sqlite3_bind_null(stmt_, index));
-    return *this;
-  }
-  Statement& bindOptionalText(int index, const std::optional<std::string>& value) {
-    if (value) return bind(index, *value);
-    check(sqlite3_bind_null(stmt_, index));
-    return *this;
-  }
-  // True while there is a row to read.
-  bool step() {
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc != SQLITE_DONE) fail("step");
-    return false;
-  }
-  // Runs a statement that may violate a constraint; false when it did.
-  bool stepUnlessConstraint() {
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_DONE || rc == SQLITE_ROW) return true;
-    if ((rc & 0xff) == SQLITE_CONSTRAINT) return false;
-    fail("step");
-    return false;
-  }
-  std::string text(int column) const {
-    auto* data = sqlite3_column_text(stmt_, column);
-    return data ? reinterpret_cast<const char*>(data) : "";
-  }
-  int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
-  double real(int column) const { return sqlite3_column_double(stmt_, column); }
-  bool isNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
-  std::optional<uint64_t> optionalCount(int column) const {
-    if (isNull(column)) return std::nullopt;
-    return static_cast<uint64_t>(integer(column));
-  }
-
- private:
-  void check(int rc) {
-    if (rc != SQLITE_OK) fail("bind");
-  }
-  [[noreturn]] void fail(const char* what) {
-    throw StoreFailure(fmt::format("database {}: {}", what, sqlite3_errmsg(db_)));
-  }
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
-
-// BEGIN IMMEDIATE takes the write lock up front, so a check-then-insert inside
-// cannot interleave with another connection's; rolled back unless committed.
-class Transaction {
- public:
-  explicit Transaction(sqlite3* db) : db_(db) { run("BEGIN IMMEDIATE"); }
-  ~Transaction() {
-    if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  void commit() {
-    run("COMMIT");
-    done_ = true;
-  }
-
- private:
-  void run(const char* sql) {
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
-      throw StoreFailure(fmt::format("database {}: {}", sql, sqlite3_errmsg(db_)));
-  }
-  sqlite3* db_;
-  bool done_ = false;
-};
-
-int64_t now() { return static_cast<int64_t>(::time(nullptr)); }
 
 VmState parseState(const std::string& text) {
   if (text == "running") return VmState::Running;
@@ -198,6 +112,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
     store->exec("PRAGMA synchronous=NORMAL");
     store->exec("PRAGMA foreign_keys=ON");
     store->exec(kSchema);
+    store->migrateResources();
   } catch (const StoreFailure& failure) {
     return Error{fmt::format("{}: {}", path, failure.what())};
   }
@@ -230,17 +145,24 @@ ResourceUse Store::usedBy(const std::string& tenant) {
   sum.bind(1, tenant).step();
   Statement templates(db_, "SELECT coalesce(sum(disk_gib),0) FROM templates WHERE tenant=?");
   templates.bind(1, tenant).step();
+  Statement volumes(db_, "SELECT coalesce(sum((size_mib + 1023) / 1024),0) FROM volumes WHERE tenant=?");
+  volumes.bind(1, tenant).step();
+  Statement networks(db_, "SELECT count(*) FROM networks WHERE tenant=?");
+  networks.bind(1, tenant).step();
   return {static_cast<uint64_t>(sum.integer(0)), static_cast<uint64_t>(sum.integer(1)),
-          static_cast<uint64_t>(sum.integer(2)), static_cast<uint64_t>(sum.integer(3) + templates.integer(0))};
+          static_cast<uint64_t>(sum.integer(2)),
+          static_cast<uint64_t>(sum.integer(3) + templates.integer(0) + volumes.integer(0)),
+          static_cast<uint64_t>(networks.integer(0))};
 }
 
 std::vector<TenantRecord> Store::tenants() {
   std::lock_guard lock(mutex_);
   std::vector<TenantRecord> result;
-  Statement rows(db_, "SELECT name, max_vms, max_vcpus, max_memory_mib, max_disk_gib FROM tenants ORDER BY name");
+  Statement rows(db_, "SELECT name, max_vms, max_vcpus, max_memory_mib, max_disk_gib, max_networks FROM tenants ORDER BY name");
   while (rows.step())
     result.push_back({rows.text(0),
-                      {rows.optionalCount(1), rows.optionalCount(2), rows.optionalCount(3), rows.optionalCount(4)},
+                      {rows.optionalCount(1), rows.optionalCount(2), rows.optionalCount(3), rows.optionalCount(4),
+                       rows.optionalCount(5)},
                       {}});
   for (auto& tenant : result) tenant.used = usedBy(tenant.name);
   return result;
@@ -254,8 +176,9 @@ std::optional<TenantRecord> Store::tenant(const std::string& name) {
 
 Outcome Store::setQuota(const std::string& tenant, const Quota& quota) {
   std::lock_guard lock(mutex_);
-  Statement update(db_, "UPDATE tenants SET max_vms=?, max_vcpus=?, max_memory_mib=?, max_disk_gib=? WHERE name=?");
-  update.bind(1, quota.vms).bind(2, quota.vcpus).bind(3, quota.memoryMib).bind(4, quota.diskGib).bind(5, tenant).step();
+  Statement update(db_, "UPDATE tenants SET max_vms=?, max_vcpus=?, max_memory_mib=?, max_disk_gib=?, max_networks=? WHERE name=?");
+  update.bind(1, quota.vms).bind(2, quota.vcpus).bind(3, quota.memoryMib).bind(4, quota.diskGib);
+  update.bind(5, quota.networks).bind(6, tenant).step();
   if (sqlite3_changes(db_) == 0) return {Outcome::NotFound, fmt::format("no tenant {}", tenant)};
   return {};
 }
@@ -277,7 +200,7 @@ std::optional<Principal> Store::principalForToken(const std::string& hash) {
 }
 
 Outcome Store::checkQuota(const std::string& tenant, const ResourceUse& asked) {
-  Statement limits(db_, "SELECT max_vms, max_vcpus, max_memory_mib, max_disk_gib FROM tenants WHERE name=?");
+  Statement limits(db_, "SELECT max_vms, max_vcpus, max_memory_mib, max_disk_gib, max_networks FROM tenants WHERE name=?");
   if (!limits.bind(1, tenant).step()) return {Outcome::NotFound, fmt::format("no tenant {}", tenant)};
   ResourceUse used = usedBy(tenant);
   struct Check {
@@ -287,7 +210,8 @@ Outcome Store::checkQuota(const std::string& tenant, const ResourceUse& asked) {
   } checks[] = {{"vms", limits.optionalCount(0), used.vms, asked.vms},
                 {"vcpus", limits.optionalCount(1), used.vcpus, asked.vcpus},
                 {"memory_mib", limits.optionalCount(2), used.memoryMib, asked.memoryMib},
-                {"disk_gib", limits.optionalCount(3), used.diskGib, asked.diskGib}};
+                {"disk_gib", limits.optionalCount(3), used.diskGib, asked.diskGib},
+                {"networks", limits.optionalCount(4), used.networks, asked.networks}};
   for (const auto& check : checks)
     if (check.limit && check.asked > 0 && check.used + check.asked > *check.limit)
       return {Outcome::OverQuota, overQuota(check.what, check.used, check.asked, *check.limit)};

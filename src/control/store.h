@@ -34,7 +34,7 @@ struct Outcome {
 };
 
 struct Quota {  // nullopt: unlimited
-  std::optional<uint64_t> vms, vcpus, memoryMib, diskGib;
+  std::optional<uint64_t> vms, vcpus, memoryMib, diskGib, networks;
 };
 
 struct TenantRecord {
@@ -83,6 +83,30 @@ struct UsageRecord {
   std::string vm, tenant;
   int64_t start = 0, end = 0;  // UNIX seconds
   double vcpuSeconds = 0, memoryGibHours = 0;
+};
+
+// A pool of PVs (files or block devices an admin named) the daemon carves
+// volumes from; its registry file is DATADIR/pools/NAME.pvs.
+struct StoragePool {
+  std::string name;
+  std::vector<std::string> pvs;
+  uint64_t thinMib = 0;  // size of its thin pool (the hidden volume "_thin"), 0: none
+};
+
+// A tenant's volume in a pool; VMs name it as a disk. Its whole size counts in the disk quota.
+struct StorageVolume {
+  std::string name, tenant, pool;
+  std::string type;    // the volume manager's: linear, striped, mirror, raid5, raid10, thin
+  uint64_t sizeMib = 0;
+  std::string origin;  // a snapshot: the volume it was taken of
+  bool ready = false;  // false while the pool is being changed for it
+};
+inline uint64_t diskGibOf(const StorageVolume& volume) { return (volume.sizeMib + 1023) / 1024; }
+
+// A tenant's network: an access VLAN on the daemon's host switch.
+struct NetworkRecord {
+  std::string name, tenant;
+  unsigned vlan = 0;
 };
 
 // A long request's record (Operations keeps the live progress of running ones).
@@ -142,6 +166,30 @@ class Store {
   // Removes the templates an interrupted import left unready; their paths.
   std::vector<std::string> dropUnreadyTemplates();
 
+  // --- pools, volumes, networks (store_resources.cpp)
+  Outcome addPool(const StoragePool& pool);
+  std::vector<StoragePool> pools();
+  std::optional<StoragePool> pool(const std::string& name);
+  // Checks the name is free (among volumes), the pool exists and the tenant's
+  // disk quota, and inserts the volume not ready, in one transaction.
+  Outcome reserveVolume(const StorageVolume& volume);
+  void markVolumeReady(const std::string& name);
+  void dropVolume(const std::string& name);
+  // Grows a volume's recorded size within the disk quota (or shrinks it back after a failure).
+  Outcome setVolumeSize(const std::string& name, uint64_t sizeMib);
+  std::optional<StorageVolume> volume(const std::string& name);
+  std::vector<StorageVolume> volumes(const std::optional<std::string>& tenant);
+  // A ready volume no VM definition names as a disk: marked not ready (being removed), or why not.
+  Outcome beginVolumeRemoval(const std::string& name);
+  // Volumes a killed daemon left half made or half removed: dropped from the store, returned.
+  std::vector<StorageVolume> dropUnreadyVolumes();
+  // Inserts the network within the tenant's network quota; a vlan of 0 becomes the lowest free one from 100.
+  Outcome addNetwork(NetworkRecord& network);
+  std::optional<NetworkRecord> network(const std::string& name);
+  std::vector<NetworkRecord> networks(const std::optional<std::string>& tenant);
+  // Refused while a VM definition attaches to it.
+  Outcome deleteNetwork(const std::string& name);
+
   // Operations outlive the daemon; one it did not finish is failed with `reason` when it starts again.
   int64_t addOperation(const std::string& kind, const std::string& target, const std::string& tenant);
   void finishOperation(const OperationRecord& record);
@@ -157,6 +205,7 @@ class Store {
  private:
   explicit Store(sqlite3* db) : db_(db) {}
   void exec(const char* sql);
+  void migrateResources();  // store_resources.cpp: tables and columns data dirs from before them lack
   ResourceUse usedBy(const std::string& tenant);
   Outcome checkQuota(const std::string& tenant, const ResourceUse& asked);
   void notify(const std::string& vm, const std::string& state);

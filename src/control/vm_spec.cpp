@@ -48,13 +48,21 @@ Result<void> onlyKnownFields(const json& object, std::initializer_list<const cha
 Result<DiskSpec> parseDisk(const json& value, size_t index, const PathPolicy& policy) {
   std::string where = fmt::format("disks[{}]", index);
   if (!value.is_object()) return Error{where + ": expected an object {\"path\": ...}"};
-  if (auto known = onlyKnownFields(value, {"path", "format", "readonly"}, where + ": "); !known) return known.error();
+  if (auto known = onlyKnownFields(value, {"path", "format", "readonly", "volume"}, where + ": "); !known)
+    return known.error();
   DiskSpec disk;
-  auto path = stringField(value, "path");
-  if (!path) return Error{where + "." + path.error().message};
-  auto resolved = checkedFile(where + ".path", *path, policy);
-  if (!resolved) return resolved.error();
-  disk.path = *resolved;
+  if (value.contains("volume")) {  // the daemon resolves it (and checks who owns it)
+    auto volume = stringField(value, "volume");
+    if (!volume || !isValidName(*volume) || value.contains("path") || value.contains("format"))
+      return Error{where + ".volume: expected a volume's name (and no path or format)"};
+    disk.volume = *volume;
+  } else {
+    auto path = stringField(value, "path");
+    if (!path) return Error{where + "." + path.error().message};
+    auto resolved = checkedFile(where + ".path", *path, policy);
+    if (!resolved) return resolved.error();
+    disk.path = *resolved;
+  }
   auto format = stringField(value, "format");
   if (!format || (!format->empty() && *format != "raw" && *format != "qcow2"))
     return Error{where + ".format: expected raw or qcow2"};
@@ -68,12 +76,17 @@ Result<DiskSpec> parseDisk(const json& value, size_t index, const PathPolicy& po
 
 Result<std::string> parseNet(const json& value, size_t index, const PathPolicy& policy) {
   std::string where = fmt::format("nets[{}]", index);
-  if (!value.is_string()) return Error{where + ": expected a string such as \"switch=NAME\""};
+  if (!value.is_string()) return Error{where + ": expected a string such as \"network=NAME\""};
   std::string net = value.get<std::string>();
+  if (net.rfind("network=", 0) == 0) {
+    if (!isValidName(net.substr(8))) return Error{where + ": expected network=NAME, a network's name"};
+    return net;
+  }
+  // A raw switch port could join any VLAN of the daemon's host switch: tenants get daemon networks only.
   bool isSwitch = net.rfind("switch=", 0) == 0, isTap = net.rfind("tap=", 0) == 0;
-  if (!isSwitch && !(isTap && policy.admin))
-    return Error{fmt::format("{}: expected switch=NAME[,vlan=N|,trunk=..][,mac=..]{}", where,
-                             policy.admin ? " or tap=NAME" : "")};
+  if (!policy.admin || (!isSwitch && !isTap))
+    return Error{fmt::format("{}: expected network=NAME{}", where,
+                             policy.admin ? ", switch=NAME[,vlan=N|,trunk=..][,mac=..] or tap=NAME" : "")};
   for (char c : net)
     if (!isNameChar(c) && c != '=' && c != ',' && c != ':' && c != '.')
       return Error{fmt::format("{}: unexpected character '{}'", where, c)};
@@ -171,7 +184,8 @@ Result<VmSpec> parseVmSpec(const json& object, const std::string& tenant, const 
     for (size_t i = 0; i < nets.size(); ++i) {
       auto net = parseNet(nets[i], i, policy);
       if (!net) return net.error();
-      spec.nets.push_back(*net);
+      if (net->rfind("network=", 0) == 0) spec.networks.push_back(net->substr(8));
+      else spec.nets.push_back(*net);
     }
   }
   return spec;
@@ -179,12 +193,14 @@ Result<VmSpec> parseVmSpec(const json& object, const std::string& tenant, const 
 
 json toJson(const VmSpec& spec) {
   json disks = json::array();
-  for (const auto& disk : spec.disks)
+  for (const auto& disk : spec.disks) {
     disks.push_back({{"path", disk.path}, {"format", disk.format}, {"readonly", disk.readOnly}});
+    if (!disk.volume.empty()) disks.back()["volume"] = disk.volume;
+  }
   return {{"name", spec.name},     {"tenant", spec.tenant}, {"cpus", spec.cpus},     {"memory_mib", spec.memoryMib},
           {"kernel", spec.kernel}, {"initrd", spec.initrd}, {"append", spec.append}, {"disks", disks},
-          {"nets", spec.nets},     {"disk_gib", spec.diskGib}, {"template", spec.templateName},
-          {"restore_from", spec.restoreFrom}};
+          {"nets", spec.nets},     {"networks", spec.networks}, {"disk_gib", spec.diskGib},
+          {"template", spec.templateName}, {"restore_from", spec.restoreFrom}};
 }
 
 VmSpec vmSpecFromStored(const std::string& name, const std::string& tenant, const std::string& storedJson) {
@@ -199,8 +215,9 @@ VmSpec vmSpecFromStored(const std::string& name, const std::string& tenant, cons
   spec.append = stored.at("append").get<std::string>();
   for (const auto& disk : stored.at("disks"))
     spec.disks.push_back({disk.at("path").get<std::string>(), disk.at("format").get<std::string>(),
-                          disk.at("readonly").get<bool>()});
+                          disk.at("readonly").get<bool>(), disk.value("volume", "")});
   spec.nets = stored.at("nets").get<std::vector<std::string>>();
+  spec.networks = stored.value("networks", std::vector<std::string>{});
   spec.diskGib = stored.at("disk_gib").get<uint64_t>();
   spec.templateName = stored.value("template", "");  // absent in definitions stored before templates existed
   spec.restoreFrom = stored.value("restore_from", "");

@@ -18,6 +18,7 @@ struct DiskSpec {
   std::string path;
   std::string format;  // "", "raw" or "qcow2"
   bool readOnly = false;
+  std::string volume;  // a daemon volume ({"volume": NAME}); its path "pool:POOL/NAME" is set once resolved
 };
 
 struct VmSpec {
@@ -26,7 +27,9 @@ struct VmSpec {
   uint64_t memoryMib = 256;
   std::string kernel, initrd, append;  // empty kernel: the default guest
   std::vector<DiskSpec> disks;
-  std::vector<std::string> nets;  // `strata run --net` values: switch=NAME[,...] (tap=NAME for admins)
+  std::vector<std::string> nets;  // `strata run --net` values: switch=NAME[,...] and tap=NAME (admins only)
+  // Daemon networks ("network=NAME" in the request), each a NIC; resolved into nets at definition.
+  std::vector<std::string> networks;
   uint64_t diskGib = 0;           // sum of the disks' sizes, rounded up; what the disk quota counts
   std::string templateName;       // made as a linked clone of this template (its first disk is the clone)
   // Made from a snapshot (a template's or a VM's): the first start resumes it
@@ -40,7 +43,7 @@ bool resumesSnapshot(const VmSpec& spec);
 
 // What a VM definition costs against its tenant's quota.
 struct ResourceUse {
-  uint64_t vms = 0, vcpus = 0, memoryMib = 0, diskGib = 0;
+  uint64_t vms = 0, vcpus = 0, memoryMib = 0, diskGib = 0, networks = 0;
 };
 inline ResourceUse resourcesOf(const VmSpec& spec) { return {1, spec.cpus, spec.memoryMib, spec.diskGib}; }
 

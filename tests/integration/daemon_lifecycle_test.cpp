@@ -21,35 +21,6 @@ namespace {
 
 using nlohmann::json;
 
-// Types `line` on a console socket until the console log shows `answer` (the guest may not read it yet).
-bool consoleAnswers(const std::string& consoleSocket, const std::string& consoleLog, const std::string& line,
-                    const std::string& answer) {
-  auto socket = control::connectUnixSocket(consoleSocket);
-  if (!socket) return false;
-  auto sent = std::chrono::steady_clock::time_point{};
-  return waitFor([&] {
-    if (std::chrono::steady_clock::now() - sent > std::chrono::seconds(3)) {
-      ::send(socket->get(), line.data(), line.size(), MSG_NOSIGNAL);
-      sent = std::chrono::steady_clock::now();
-    }
-    return readFile(consoleLog).find(answer) != std::string::npos;
-  }, std::chrono::seconds(60));
-}
-
-// The same on a daemon VM's console.
-bool consoleAnswers(DaemonProcess& daemon, const std::string& vm, const std::string& line, const std::string& answer) {
-  std::string dir = daemon.dataDir() + "/vms/" + vm;
-  return consoleAnswers(dir + "/tty.sock", dir + "/console.log", line, answer);
-}
-
-// (status, error message) of a request the test expects refused.
-void expectRefused(DaemonProcess& daemon, const std::string& method, const std::string& path, const json& body,
-                   const std::string& token, int expected, const std::string& message) {
-  auto [got, reply] = daemon.call(method, path, body, token);
-  EXPECT_EQ(got, expected) << method << " " << path << " " << body << " " << reply;
-  EXPECT_NE(reply.value("error", "").find(message), std::string::npos) << path << " " << body << " " << reply;
-}
-
 // A small raw disk in the tenant's directory, as a template `name` of that tenant.
 json importSmallTemplate(DaemonProcess& daemon, const std::string& tenant, const std::string& token,
                          const std::string& name) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -119,7 +120,6 @@ class DaemonProcess {
   pid_t pid_ = -1;
 };
 
-// Follows an operation a 202 reply started (its "operation") to its end; the final operation.
 // Before a TLS daemon starts: DIR/cert.pem (for localhost and 127.0.0.1, also the
 // clients' CA file) and DIR/key.pem.
 inline void makeSelfSignedCertificate(const std::string& dir) {
@@ -128,6 +128,43 @@ inline void makeSelfSignedCertificate(const std::string& dir) {
   ASSERT_EQ(made.exitCode, 0) << made.output;
 }
 
+// Types `line` on a console socket until the console log shows `answer` (the guest may not read it yet).
+inline bool consoleAnswers(const std::string& consoleSocket, const std::string& consoleLog, const std::string& line,
+                           const std::string& answer) {
+  auto socket = control::connectUnixSocket(consoleSocket);
+  if (!socket) return false;
+  auto sent = std::chrono::steady_clock::time_point{};
+  return waitFor([&] {
+    if (std::chrono::steady_clock::now() - sent > std::chrono::seconds(3)) {
+      ::send(socket->get(), line.data(), line.size(), MSG_NOSIGNAL);
+      sent = std::chrono::steady_clock::now();
+    }
+    return readFile(consoleLog).find(answer) != std::string::npos;
+  }, std::chrono::seconds(60));
+}
+
+// The same on a daemon VM's console.
+inline bool consoleAnswers(DaemonProcess& daemon, const std::string& vm, const std::string& line, const std::string& answer) {
+  std::string dir = daemon.dataDir() + "/vms/" + vm;
+  return consoleAnswers(dir + "/tty.sock", dir + "/console.log", line, answer);
+}
+
+// Whether the process is gone (or a zombie nobody has reaped yet).
+inline bool processEnded(pid_t pid) {
+  std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t close = stat.rfind(')');
+  return close == std::string::npos || stat.compare(close + 2, 1, "Z") == 0;
+}
+
+// (status, error message) of a request the test expects refused.
+inline void expectRefused(DaemonProcess& daemon, const std::string& method, const std::string& path, const json& body,
+                          const std::string& token, int expected, const std::string& message) {
+  auto [got, reply] = daemon.call(method, path, body, token);
+  EXPECT_EQ(got, expected) << method << " " << path << " " << body << " " << reply;
+  EXPECT_NE(reply.value("error", "").find(message), std::string::npos) << path << " " << body << " " << reply;
+}
+
+// Follows an operation a 202 reply started (its "operation") to its end; the final operation.
 inline json finishOperation(DaemonProcess& daemon, const json& started, const std::string& token = "") {
   std::string id = started["operation"]["id"];
   json operation;

@@ -353,13 +353,6 @@ TEST(DaemonVm, MadeFromATemplateBootsFromItsLinkedClone) {
   EXPECT_EQ(check.exitCode, 0) << check.output;
 }
 
-// Whether the process is gone (or a zombie nobody has reaped yet).
-bool processEnded(pid_t pid) {
-  std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
-  size_t close = stat.rfind(')');
-  return close == std::string::npos || stat.compare(close + 2, 1, "Z") == 0;
-}
-
 TEST(DaemonVm, BootsTheDefaultGuestAndIsAdoptedByARestartedDaemon) {
   DaemonProcess daemon("vm");
   ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "guest"}, {"cpus", 2}}).first, 201);

@@ -25,6 +25,9 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status);
 void addDaemonCommand(CLI::App& app, CommandStatus& status);  // daemon.cpp: strata daemon
 void addTemplateCommands(CLI::App& app, CommandStatus& status);  // template.cpp: strata template ...
 void addTenantCommands(CLI::App& app, CommandStatus& status);    // tenant.cpp: strata tenant ..., strata usage
+// pool_daemon.cpp: strata pool define|list|info and strata pool volume ..., through the daemon.
+void addDaemonPoolCommands(CLI::App& pool, CommandStatus& status);
+void addNetworkCommands(CLI::App& app, CommandStatus& status);   // network.cpp: strata network ...
 
 // vm_daemon.cpp: strata vm list|define|create|start|destroy|delete|info NAME, through the daemon.
 void addDaemonVmCommands(CLI::App& vm, CommandStatus& status);

@@ -39,7 +39,11 @@ struct CommandGroup {
 const CommandGroup kGroups[] = {
     {{"run"}, strata::cli::addRunCommand},
     {{"image"}, strata::cli::addImageCommands},
-    {{"pool"}, strata::cli::addPoolCommands},
+    {{"pool"},
+     [](CLI::App& app, strata::cli::CommandStatus& status) {
+       strata::cli::addPoolCommands(app, status);
+       strata::cli::addDaemonPoolCommands(*app.get_subcommand("pool"), status);
+     }},
     {{"volume"}, strata::cli::addVolumeCommands},
     {{"nbd"}, strata::cli::addNbdCommands},
     {{"switch"}, strata::cli::addSwitchCommands},
@@ -50,6 +54,7 @@ const CommandGroup kGroups[] = {
     {{"daemon"}, strata::cli::addDaemonCommand},
     {{"template"}, strata::cli::addTemplateCommands},
     {{"tenant", "usage"}, strata::cli::addTenantCommands},
+    {{"network"}, strata::cli::addNetworkCommands},
 };
 
 bool names(const CommandGroup& group, const char* word) {

@@ -15,20 +15,21 @@ using nlohmann::json;
 
 struct TenantArgs : DaemonConnection {
   std::string name;
-  std::optional<uint64_t> vms, vcpus, memoryMib, diskGib;
+  std::optional<uint64_t> vms, vcpus, memoryMib, diskGib, networks;
   std::string from, to;
 };
 
 std::string limitText(const json& limit) { return limit.is_null() ? "-" : cell(limit); }
 
 void printTenants(const json& tenants) {
-  std::printf("%-24s %-11s %-11s %-15s %-11s\n", "NAME", "VMS", "VCPUS", "MEMORY_MIB", "DISK_GIB");
+  std::printf("%-24s %-11s %-11s %-15s %-11s %-11s\n", "NAME", "VMS", "VCPUS", "MEMORY_MIB", "DISK_GIB", "NETWORKS");
   for (const auto& tenant : tenants) {
     auto usedOf = [&](const char* key) {
       return fmt::format("{}/{}", cell(tenant["used"][key]), limitText(tenant["quota"][key]));
     };
-    std::printf("%-24s %-11s %-11s %-15s %-11s\n", cell(tenant["name"]).c_str(), usedOf("vms").c_str(),
-                usedOf("vcpus").c_str(), usedOf("memory_mib").c_str(), usedOf("disk_gib").c_str());
+    std::printf("%-24s %-11s %-11s %-15s %-11s %-11s\n", cell(tenant["name"]).c_str(), usedOf("vms").c_str(),
+                usedOf("vcpus").c_str(), usedOf("memory_mib").c_str(), usedOf("disk_gib").c_str(),
+                usedOf("networks").c_str());
   }
 }
 
@@ -80,13 +81,15 @@ void addTenantCommands(CLI::App& app, CommandStatus& status) {
   quotaCommand->add_option("--vms", quota->vms, "VMs");
   quotaCommand->add_option("--vcpus", quota->vcpus, "vCPUs, summed over its VMs");
   quotaCommand->add_option("--memory-mib", quota->memoryMib, "memory in MiB, summed");
-  quotaCommand->add_option("--disk-gib", quota->diskGib, "disk in GiB: its VMs' disks and its templates");
+  quotaCommand->add_option("--disk-gib", quota->diskGib, "disk in GiB: its VMs' disks, its templates and volumes");
+  quotaCommand->add_option("--networks", quota->networks, "networks");
   quotaCommand->callback([quota, &status] {
     auto limit = [](const std::optional<uint64_t>& value) { return value ? json(*value) : json(nullptr); };
     json body{{"vms", limit(quota->vms)},
               {"vcpus", limit(quota->vcpus)},
               {"memory_mib", limit(quota->memoryMib)},
-              {"disk_gib", limit(quota->diskGib)}};
+              {"disk_gib", limit(quota->diskGib)},
+              {"networks", limit(quota->networks)}};
     status.exitCode = daemonCall(*quota, "tenant quota " + quota->name,
                                  {"PUT", "/tenants/" + quota->name + "/quota", body.dump()}, printTenant);
   });

@@ -40,15 +40,17 @@ TEST_F(VmSpecTest, AcceptsAFullSpecAndBuildsTheRunCommandLine) {
                                {"memory_mib", 512},
                                {"append", "console=ttyS0 quiet"},
                                {"disks", {{{"path", disk}, {"format", "raw"}, {"readonly", true}}}},
-                               {"nets", {"switch=sw0,vlan=5"}}},
+                               {"nets", {"network=lan"}}},
                           "acme", tenant());
   ASSERT_TRUE(spec) << spec.error().message;
   EXPECT_EQ(spec->diskGib, 1u);  // a one-byte file still counts one GiB
+  EXPECT_EQ(spec->networks, std::vector<std::string>{"lan"});  // the daemon makes it a switch NIC
+  spec->nets.push_back("switch=host,vlan=100");
   auto args = runArguments(*spec, "/d/vms/web-1/api.sock", "/d/vms/web-1/console.log");
   std::vector<std::string> expected{"run",       "--api-socket", "/d/vms/web-1/api.sock", "--console",
                                     "file=/d/vms/web-1/console.log", "--cpus", "2", "--mem", "512M", "--append",
                                     "console=ttyS0 quiet", "--disk", disk + ",format=raw,readonly", "--net",
-                                    "switch=sw0,vlan=5"};
+                                    "switch=host,vlan=100"};
   EXPECT_EQ(args, expected);
   auto stored = vmSpecFromStored("web-1", "acme", toJson(*spec).dump());
   EXPECT_EQ(runArguments(stored, "s", "c"), runArguments(*spec, "s", "c"));
@@ -98,6 +100,26 @@ TEST_F(VmSpecTest, ConfinesATenantToItsOwnDirectory) {
                 .find("outside the tenant's"),
             std::string::npos);
   EXPECT_NE(refusal(json{{"name", "a"}, {"nets", {"tap=tap0"}}}, tenant()).find("nets[0]"), std::string::npos);
+  // A raw switch port could join any VLAN of the daemon's host switch.
+  EXPECT_NE(refusal(json{{"name", "a"}, {"nets", {"switch=host,vlan=100"}}}, tenant()).find("expected network=NAME"),
+            std::string::npos);
+}
+
+TEST_F(VmSpecTest, NamesDaemonVolumesAndNetworksOnlyByValidNames) {
+  auto spec = parseVmSpec(json{{"name", "a"}, {"disks", {{{"volume", "data"}, {"readonly", true}}}}, {"nets", {"network=lan"}}},
+                          "acme", tenant());
+  ASSERT_TRUE(spec) << spec.error().message;
+  EXPECT_EQ(spec->disks[0].volume, "data");
+  EXPECT_TRUE(spec->disks[0].readOnly);
+  EXPECT_EQ(spec->diskGib, 0u);  // the volume counts in the quota itself
+  EXPECT_EQ(vmSpecFromStored("a", "acme", toJson(*spec).dump()).disks[0].volume, "data");
+  EXPECT_EQ(vmSpecFromStored("a", "acme", toJson(*spec).dump()).networks, std::vector<std::string>{"lan"});
+  for (const json& disk : {json{{"volume", "../x"}}, json{{"volume", "data"}, {"path", "/etc/passwd"}},
+                           json{{"volume", 5}}, json{{"volume", "data"}, {"format", "raw"}}})
+    EXPECT_NE(refusal(json{{"name", "a"}, {"disks", {disk}}}, tenant()).find("disks[0].volume"), std::string::npos)
+        << disk;
+  for (const char* net : {"network=", "network=../lan", "network=a/b"})
+    EXPECT_NE(refusal(json{{"name", "a"}, {"nets", {net}}}, tenant()).find("nets[0]"), std::string::npos) << net;
 }
 
 }  // namespace
