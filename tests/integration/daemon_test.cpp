@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -100,6 +101,26 @@ TEST(DaemonApi, RefusesMalformedRequestsWithAJsonError) {
   ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "idle"}}).first, 201);
   expect(daemon.raw("POST", "/vms/idle/pause", "", token), 409, "idle is stopped");
   expect(daemon.raw("POST", "/vms/idle/shutdown", "", token), 409, "idle is stopped");
+}
+
+// Found by the http-request fuzz target: cpp-httplib took a client's end of stream, passed on by the
+// daemon's front, for a dead socket and dropped the reply (`printf 'GET ...' | nc -N` got nothing).
+TEST(DaemonApi, AnswersAClientThatEndsItsSideAfterTheRequest) {
+  DaemonProcess daemon("halfclose");
+  for (int round = 0; round < 5; ++round) {
+    auto connected = control::connectUnixSocket(daemon.socket());
+    ASSERT_TRUE(connected) << connected.error().message;
+    std::string request = "GET /vms HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + daemon.adminToken() + "\r\n\r\n";
+    ASSERT_EQ(::send(connected->get(), request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+    ::shutdown(connected->get(), SHUT_WR);
+    timeval limit{30, 0};
+    ::setsockopt(connected->get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    std::string reply;
+    char buffer[4096];
+    for (ssize_t n; (n = ::recv(connected->get(), buffer, sizeof buffer, 0)) > 0;) reply.append(buffer, n);
+    EXPECT_EQ(reply.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << "round " << round << ": '" << reply << "'";
+    EXPECT_TRUE(contains(reply, "\r\n\r\n[]")) << reply;
+  }
 }
 
 TEST(DaemonApi, ParallelClientsCannotExceedTheQuota) {
