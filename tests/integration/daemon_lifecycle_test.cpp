@@ -62,7 +62,7 @@ json importSmallTemplate(DaemonProcess& daemon, const std::string& tenant, const
 // A template's snapshot is replaced ({"replace": true}, `strata template snapshot --replace`) only
 // when no VM resumes the old one; the old one stays in use until the new one is whole.
 TEST(DaemonTemplates, ASnapshotIsReplacedOnceNoVmResumesTheOldOne) {
-  DaemonProcess daemon("tsnapreplace");
+  DaemonProcess daemon("tsrep");  // short: the VMs' socket paths must fit
   std::string acme = daemon.newTenantToken("acme");
   ASSERT_EQ(importSmallTemplate(daemon, "acme", acme, "base")["state"], "succeeded");
   auto [status, started] =

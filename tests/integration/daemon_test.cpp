@@ -107,7 +107,7 @@ TEST(DaemonApi, RefusesMalformedRequestsWithAJsonError) {
 // daemon's front, for a dead socket and dropped the reply (`printf 'GET ...' | nc -N` got nothing).
 TEST(DaemonApi, AnswersAClientThatEndsItsSideAfterTheRequest) {
   DaemonProcess daemon("halfclose");
-  for (int round = 0; round < 5; ++round) {
+  for (int round = 0; round < 3; ++round) {
     auto connected = control::connectUnixSocket(daemon.socket());
     ASSERT_TRUE(connected) << connected.error().message;
     std::string request = "GET /vms HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + daemon.adminToken() + "\r\n\r\n";
@@ -117,7 +117,9 @@ TEST(DaemonApi, AnswersAClientThatEndsItsSideAfterTheRequest) {
     ::setsockopt(connected->get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     std::string reply;
     char buffer[4096];
-    for (ssize_t n; (n = ::recv(connected->get(), buffer, sizeof buffer, 0)) > 0;) reply.append(buffer, n);
+    // Up to the reply's end; the connection itself ends only after the API server's keep-alive timeout.
+    for (ssize_t n; !contains(reply, "\r\n\r\n[]") && (n = ::recv(connected->get(), buffer, sizeof buffer, 0)) > 0;)
+      reply.append(buffer, n);
     EXPECT_EQ(reply.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << "round " << round << ": '" << reply << "'";
     EXPECT_TRUE(contains(reply, "\r\n\r\n[]")) << reply;
   }
