@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -117,7 +118,9 @@ std::string exchange(const std::string& socket, std::string_view request) {
   while (!firstReplyWhole(reply)) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     pollfd waiting{fd, POLLIN, 0};
-    require(left.count() > 0 && ::poll(&waiting, 1, static_cast<int>(left.count())) == 1);  // a hang
+    int ready = left.count() > 0 ? ::poll(&waiting, 1, static_cast<int>(left.count())) : 0;
+    if (ready < 0 && errno == EINTR) continue;  // libFuzzer's timeout alarm ticks every second
+    require(ready == 1);                        // else a hang
     ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
     if (n <= 0) break;
     reply.append(buffer, static_cast<size_t>(n));
