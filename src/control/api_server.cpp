@@ -28,6 +28,10 @@ namespace {
 
 constexpr size_t kMaxBody = 64 * 1024;
 
+// A reply's JSON text. Messages quote what the client sent (a path, a name), which need not be
+// UTF-8: dump() would throw, and from the error handler that ended the daemon.
+std::string jsonText(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 // Debian's httplib listens with a backlog of 5; a UNIX socket refuses connects
 // beyond it at once (EAGAIN), so a burst of clients would see failures.
 class ListeningServer : public httplib::Server {
@@ -43,7 +47,7 @@ struct Call {
   httplib::Response& response;
 
   std::string arg(size_t index) const { return request.matches[index]; }
-  void reply(int status, const json& body) { response.status = status, response.set_content(body.dump(), "application/json"); }
+  void reply(int status, const json& body) { response.status = status, response.set_content(jsonText(body), "application/json"); }
   void fail(int status, const std::string& message) { reply(status, json{{"error", message}}); }
   void refuse(const Outcome& outcome) {
     static const int statuses[] = {200, 404, 409, 403};
@@ -855,7 +859,7 @@ void ApiServer::serveRoutesOn(httplib::Server& server) {
     if (!response.body.empty()) return;
     std::string message = response.status == 404 ? fmt::format("no route for {} {}", request.method, request.path)
                                                   : fmt::format("HTTP {}", response.status);
-    response.set_content(json{{"error", message}}.dump(), "application/json");
+    response.set_content(jsonText(json{{"error", message}}), "application/json");
   });
   server.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr thrown) {
     std::string message = "internal error";
@@ -867,7 +871,7 @@ void ApiServer::serveRoutesOn(httplib::Server& server) {
     }
     log::error("API: {}", message);
     response.status = 500;
-    response.set_content(json{{"error", message}}.dump(), "application/json");
+    response.set_content(jsonText(json{{"error", message}}), "application/json");
   });
 }
 

@@ -102,7 +102,8 @@ void sendError(int fd, int status, const std::string& message) {
   static const std::map<int, const char*> reasons = {{400, "Bad Request"}, {401, "Unauthorized"}, {404, "Not Found"},
                                                      {409, "Conflict"},    {426, "Upgrade Required"},
                                                      {503, "Service Unavailable"}};
-  std::string body = nlohmann::json{{"error", message}}.dump();
+  // Replaced, not thrown on: the message may quote a client's bytes that are not UTF-8.
+  std::string body = nlohmann::json{{"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string extra = status == 401 ? "WWW-Authenticate: Bearer\r\n" : status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "";
   sendAll(fd, fmt::format("HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}Connection: "
                           "close\r\n\r\n{}",

@@ -93,6 +93,10 @@ TEST(DaemonApi, RefusesMalformedRequestsWithAJsonError) {
   expect(daemon.raw("POST", "/vms", "{\"name\": \"" + std::string(100000, 'a') + "\"}", token), 413, "413");
   expect(daemon.raw("GET", "/vms/..%2F..%2Fetc", "", token), 404, "no route for GET /vms/../../etc");
   expect(daemon.raw("GET", "/nowhere", "", token), 404, "no route for GET /nowhere");
+  // Found by the http-request fuzz target: a path that is not UTF-8 made the 404's JSON throw, which ended the daemon.
+  expect(daemon.raw("GET", "/vms/a1/conso\x90\x01le", "", token), 404, "no route for GET /vms/a1/conso");
+  expect(daemon.raw("GET", "/vms/a\x90", "", token), 404, "no VM a");
+  expect(daemon.raw("POST", "/tenants", "{\"name\": \"a\x90\"}", token), 400, "not valid JSON");
   expect(daemon.raw("PUT", "/tenants/default/quota", R"({"vms": -1})", token), 400, "vms:");
   expect(daemon.raw("PUT", "/tenants/default/quota", R"({"cpu": 1})", token), 400, "unknown field 'cpu'");
   expect(daemon.raw("POST", "/tenants", R"({"name": "a b"})", token), 400, "name:");
