@@ -6,6 +6,10 @@ and to its first userspace line, for one VM and for ten created in parallel
 template's snapshot (the VMs resume as clones instead of booting), timed to
 the VM's answer to a command typed on its console; the API's latency
 (p50/p99) for list and info under 50 concurrent clients; and the daemon's own memory.
+With --density N: N idle VMs started through the daemon, booted and then resumed
+from the template's snapshot, each VM process's proportional memory (PSS) once
+they settle, and how many such VMs the host's memory would hold beside the daemon
+(extrapolated from those N, not filled).
 
 The template is the default guest's root disk; each VM boots the default
 kernel straight from its clone (no initrd). No peer: QEMU has no daemon.
@@ -152,6 +156,19 @@ def provision_parallel(names, provision_one):
     return time.monotonic() - start, results
 
 
+def take_template_snapshot(daemon, kernel):
+    begin = time.monotonic()
+    status, started = daemon.call("POST", "/templates/rootfs/snapshot",
+                                  {"kernel": kernel, "append": "console=ttyS0 root=/dev/vda rw"})
+    if status != 202:
+        sys.exit(f"template snapshot: HTTP {status}: {started}")
+    while (operation := daemon.call("GET", "/operations/" + started["operation"]["id"])[1])["state"] == "running":
+        time.sleep(0.05)
+    if operation["state"] != "succeeded":
+        sys.exit(f"template snapshot: {operation}")
+    print(f"template snapshot taken in {time.monotonic() - begin:.3f} s (boot, shell answers, snapshot)")
+
+
 def latency(daemon, path, clients, seconds):
     samples, lock = [], threading.Lock()
     stop_at = time.monotonic() + seconds
@@ -177,6 +194,36 @@ def latency(daemon, path, clients, seconds):
     return samples[len(samples) // 2], samples[int(len(samples) * 0.99)], len(samples) / seconds
 
 
+def memory_field_kib(path, field):
+    with open(path) as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def density(daemon, label, names, provision_one, settle):
+    """Starts the VMs, lets them idle, then prints their memory and the host's extrapolated capacity."""
+    _, results = provision_parallel(names, provision_one)
+    came_up = [name for name in names if all(t is not None for t in results[name])]
+    time.sleep(settle)
+    pss, rss = [], []
+    for vm in daemon.call("GET", "/vms")[1]:
+        if vm["name"] in came_up and vm["state"] == "running":
+            pss.append(memory_field_kib(f"/proc/{vm['pid']}/smaps_rollup", "Pss") / 1024)
+            rss.append(memory_field_kib(f"/proc/{vm['pid']}/status", "VmRSS") / 1024)
+    host_mib = memory_field_kib("/proc/meminfo", "MemTotal") / 1024
+    daemon_mib = daemon.memory_kib() / 1024
+    per_vm = statistics.mean(pss)
+    print(f"density, {label}: {len(pss)}/{len(names)} idle VMs measured after {settle:.0f} s: PSS per VM mean "
+          f"{per_vm:.1f} MiB (min {min(pss):.1f}, max {max(pss):.1f}), RSS mean {statistics.mean(rss):.1f} MiB; "
+          f"daemon RSS {daemon_mib:.1f} MiB; host {host_mib / 1024:.1f} GiB holds ~{int((host_mib - daemon_mib) // per_vm)} "
+          f"such VMs (extrapolated from PSS)")
+    for name in names:
+        daemon.call("POST", f"/vms/{name}/destroy")
+        daemon.call("DELETE", f"/vms/{name}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--strata", default=os.path.join(ROOT, "build", "strata"))
@@ -184,6 +231,10 @@ def main():
     parser.add_argument("--parallel", type=int, default=10)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5, help="duration of each latency run")
+    parser.add_argument("--density", type=int, default=0, metavar="N",
+                        help="also measure N idle VMs' memory, booted and resumed (0: skip)")
+    parser.add_argument("--density-only", action="store_true", help="only the --density runs")
+    parser.add_argument("--settle", type=float, default=10, help="seconds the density VMs idle before measuring")
     args = parser.parse_args()
 
     data_dir = tempfile.mkdtemp(prefix="strata-provision-")
@@ -200,6 +251,13 @@ def main():
 
         booted = lambda name, results: provision(daemon, name, kernel, results)
         resumed = lambda name, results: provision_resumed(daemon, name, results)
+        if args.density:
+            density(daemon, "booted", [f"d{i}" for i in range(args.density)], booted, args.settle)
+        if args.density_only:
+            take_template_snapshot(daemon, kernel)
+            density(daemon, "resumed from the template snapshot", [f"e{i}" for i in range(args.density)], resumed,
+                    args.settle)
+            return
         _, one = provision_parallel(["one"], booted)
         print(f"one VM:    first console line {one['one'][0]:.3f} s, userspace up {one['one'][1]:.3f} s")
         daemon.call("POST", "/vms/one/destroy")
@@ -220,16 +278,7 @@ def main():
 
         for vm in daemon.call("GET", "/vms")[1]:
             daemon.call("POST", f"/vms/{vm['name']}/destroy")
-        begin = time.monotonic()
-        status, started = daemon.call("POST", "/templates/rootfs/snapshot",
-                                      {"kernel": kernel, "append": "console=ttyS0 root=/dev/vda rw"})
-        if status != 202:
-            sys.exit(f"template snapshot: HTTP {status}: {started}")
-        while (operation := daemon.call("GET", "/operations/" + started["operation"]["id"])[1])["state"] == "running":
-            time.sleep(0.05)
-        if operation["state"] != "succeeded":
-            sys.exit(f"template snapshot: {operation}")
-        print(f"template snapshot taken in {time.monotonic() - begin:.3f} s (boot, shell answers, snapshot)")
+        take_template_snapshot(daemon, kernel)
         _, one = provision_parallel(["resumed"], resumed)
         print(f"one VM resumed:  console answers {one['resumed'][0]:.3f} s")
         names = [f"r{i}" for i in range(args.parallel)]
@@ -237,6 +286,11 @@ def main():
         answers = [many[name][0] for name in names if many[name][0] is not None]
         print(f"{args.parallel} VMs resumed: all consoles answer {max(answers):.3f} s "
               f"(median {statistics.median(answers):.3f} s, {len(answers)}/{args.parallel} answered)")
+        for name in names:
+            daemon.call("POST", f"/vms/{name}/destroy")
+        if args.density:
+            density(daemon, "resumed from the template snapshot", [f"e{i}" for i in range(args.density)], resumed,
+                    args.settle)
     finally:
         daemon.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

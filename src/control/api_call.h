@@ -14,6 +14,12 @@
 
 namespace strata::control {
 
+// A reply's JSON text. Messages quote what the client sent (a path, a name), which need not be
+// UTF-8: dump() would throw, and from httplib's error handler that ended the daemon.
+inline std::string jsonText(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 // One request being answered: who asks, what, and the reply.
 struct Call {
   Principal principal;
@@ -21,7 +27,7 @@ struct Call {
   httplib::Response& response;
 
   std::string arg(size_t index) const { return request.matches[index]; }
-  void reply(int status, const nlohmann::json& body) { response.status = status, response.set_content(body.dump(), "application/json"); }
+  void reply(int status, const nlohmann::json& body) { response.status = status, response.set_content(jsonText(body), "application/json"); }
   void fail(int status, const std::string& message) { reply(status, nlohmann::json{{"error", message}}); }
   void refuse(const Outcome& outcome) {
     static const int statuses[] = {200, 404, 409, 403};

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <regex>
 #include <thread>
 
@@ -159,9 +160,11 @@ struct ApiServer::Handlers {
     std::optional<TemplateRecord> backing;
     VmPaths paths = supervisor().pathsOf(spec->name);
     std::optional<TemplateSnapshot> snapshot;
+    std::unique_lock snapshotLock(server.templateSnapshots_, std::defer_lock);
     if (!spec->templateName.empty()) {
       backing = usableTemplate(call, spec->templateName, tenant);
       if (!backing) return;
+      snapshotLock.lock();  // the snapshot read stays in use: a replacement's clean-up sees this VM
       snapshot = readTemplateSnapshot(server.options_.dataDir, backing->name);
       if (snapshot) {
         if (auto resumed = resumeTemplateSnapshot(*body, *snapshot, paths, *spec); !resumed)
@@ -176,6 +179,7 @@ struct ApiServer::Handlers {
     // resuming a template snapshot makes its disk at its first start.
     const bool makesDiskNow = backing && !snapshot;
     if (auto outcome = store().defineVm(*spec, makesDiskNow); !outcome.ok()) return call.refuse(outcome);
+    if (snapshotLock.owns_lock()) snapshotLock.unlock();
     if (makesDiskNow) {
       std::error_code error;
       std::filesystem::create_directories(paths.dir, error);
@@ -448,6 +452,10 @@ struct ApiServer::Handlers {
     std::error_code ignored;
     std::filesystem::remove_all(supervisor().pathsOf(vm->spec.name).dir, ignored);
     store().dropPendingVm(vm->spec.name);
+    if (!vm->spec.templateName.empty() && !vm->spec.restoreFrom.empty()) {  // it may have been a replaced snapshot's last user
+      std::lock_guard lock(server.templateSnapshots_);
+      removeReplacedTemplateSnapshots(server.options_.dataDir, vm->spec.templateName, resumedByAnyVm(store()));
+    }
     call.reply(200, json{{"deleted", vm->spec.name}});
   }
 
@@ -632,8 +640,12 @@ struct ApiServer::Handlers {
       body = *parsed;
     }
     std::string commands;
+    bool replace = false;
     for (const auto& [key, value] : body.items()) {
-      if (key == "commands") {
+      if (key == "replace") {
+        if (!value.is_boolean()) return call.fail(400, "replace: expected true or false");
+        replace = value.get<bool>();
+      } else if (key == "commands") {
         if (!value.is_string() || value.get<std::string>().size() > 4096)
           return call.fail(400, "commands: expected a string of at most 4096 bytes");
         commands = value.get<std::string>();
@@ -643,19 +655,37 @@ struct ApiServer::Handlers {
     }
     json bootFields = body;
     bootFields.erase("commands");
+    bootFields.erase("replace");
     bootFields["name"] = record->name;
     std::string tenant = record->tenant.value_or(kDefaultTenant);
     PathPolicy policy{call.principal.admin, server.options_.dataDir + "/tenants/" + tenant};
     auto boot = parseVmSpec(bootFields, tenant, policy);
     if (!boot) return call.fail(400, boot.error().message);
-    std::string dir = templateSnapshotDir(server.options_.dataDir, record->name);
+    const std::string& dataDir = server.options_.dataDir;
+    if (auto current = readTemplateSnapshot(dataDir, record->name)) {
+      if (!replace)
+        return call.fail(409, fmt::format("template {} already has a snapshot; replace it with {{\"replace\": true}}", record->name));
+      std::string dependents;
+      for (const auto& vm : store().vms())
+        if (vm.spec.restoreFrom == current->dir) dependents += (dependents.empty() ? "" : ", ") + vm.spec.name;
+      if (!dependents.empty())
+        return call.fail(409, fmt::format("template {}'s snapshot is resumed by VMs {}: delete them first", record->name, dependents));
+    }
+    auto dir = nextTemplateSnapshotDir(dataDir, record->name);
     std::error_code error;
-    if (!std::filesystem::create_directory(dir, error))  // the claim: one snapshot per template
-      return error ? call.fail(500, fmt::format("{}: {}", dir, error.message()))
-                   : call.fail(409, fmt::format("template {} already has a snapshot, or one is being taken", record->name));
-    TemplateSnapshotJob job{supervisor().strataBinary(), server.options_.dataDir, *record, *boot, commands};
-    std::string id = server.operations_.start("snapshot", record->name, record->tenant.value_or(""),
-                                              [job](const auto& progress) { return takeTemplateSnapshot(job, progress); });
+    if (!dir || !std::filesystem::create_directory(*dir, error))  // the claim: one snapshot taken at a time
+      return error ? call.fail(500, fmt::format("{}: {}", *dir, error.message()))
+                   : call.fail(409, fmt::format("template {} has a snapshot being taken", record->name));
+    TemplateSnapshotJob job{supervisor().strataBinary(), dataDir, *dir, *record, *boot, commands};
+    // The snapshot it replaces goes once the new one is whole (and no VM defined meanwhile resumes it).
+    std::string id = server.operations_.start(
+        "snapshot", record->name, record->tenant.value_or(""),
+        [job, &mutex = server.templateSnapshots_, inUse = resumedByAnyVm(store())](const auto& progress) {
+          auto taken = takeTemplateSnapshot(job, progress);
+          std::lock_guard lock(mutex);
+          if (taken) removeReplacedTemplateSnapshots(job.dataDir, job.source.name, inUse);
+          return taken;
+        });
     call.reply(202, json{{"operation", operationJson(*server.operations_.find(id))},
                          {"template", templateJson(*record, server.options_.dataDir)}});
   }
@@ -668,7 +698,7 @@ struct ApiServer::Handlers {
     if (auto outcome = store().deleteTemplate(record->name); !outcome.ok()) return call.refuse(outcome);
     std::error_code ignored;
     std::filesystem::remove(record->path, ignored);
-    std::filesystem::remove_all(templateSnapshotDir(server.options_.dataDir, record->name), ignored);
+    for (const auto& dir : templateSnapshotDirs(server.options_.dataDir, record->name)) std::filesystem::remove_all(dir, ignored);
     call.reply(200, json{{"deleted", record->name}});
   }
 
@@ -818,7 +848,7 @@ void ApiServer::serveRoutesOn(httplib::Server& server) {
     if (!response.body.empty()) return;
     std::string message = response.status == 404 ? fmt::format("no route for {} {}", request.method, request.path)
                                                   : fmt::format("HTTP {}", response.status);
-    response.set_content(json{{"error", message}}.dump(), "application/json");
+    response.set_content(jsonText(json{{"error", message}}), "application/json");
   });
   server.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr thrown) {
     std::string message = "internal error";
@@ -830,7 +860,7 @@ void ApiServer::serveRoutesOn(httplib::Server& server) {
     }
     log::error("API: {}", message);
     response.status = 500;
-    response.set_content(json{{"error", message}}.dump(), "application/json");
+    response.set_content(jsonText(json{{"error", message}}), "application/json");
   });
 }
 

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -61,7 +62,9 @@ class ApiServer {
   std::shared_ptr<Handlers> handlers_;
   // Shared with the store's VM observer, which the supervisor's thread may call after this server is gone.
   std::shared_ptr<EventBus> events_ = std::make_shared<EventBus>();
-  Operations operations_;  // after events_: a finishing operation publishes there
+  // Held while a VM is defined from a template's snapshot and while replaced snapshots are removed.
+  std::mutex templateSnapshots_;
+  Operations operations_;  // after events_ and templateSnapshots_: a finishing operation uses them
   StorageApi storage_;
   NetworkApi networks_;
 };

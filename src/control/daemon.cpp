@@ -7,7 +7,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <ctime>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -62,6 +64,13 @@ Result<std::pair<std::string, int>> tcpAddress(const std::string& listen) {
   return std::pair{listen.substr(4, colon - 4), std::stoi(port)};
 }
 
+// Finished operations created more than `retention` ago; at startup and then every
+// retention (at most hourly) while the daemon runs.
+void pruneOperations(Store& store, std::chrono::seconds retention) {
+  int64_t pruned = store.pruneOperations(static_cast<int64_t>(::time(nullptr)) - retention.count());
+  if (pruned > 0) log::info("forgot {} finished operations older than {} s", pruned, retention.count());
+}
+
 }  // namespace
 
 std::string defaultDaemonSocket() {
@@ -102,7 +111,7 @@ Result<void> runDaemon(const DaemonOptions& options) {
       log::info("dropping the unfinished template import {}", path);
       ::unlink(path.c_str());
     }
-    dropUnfinishedTemplateSnapshots(dataDir);
+    dropStaleTemplateSnapshots(dataDir, resumedByAnyVm(**store));
   } catch (const StoreFailure& failure) {
     return Error{failure.what()};
   }
@@ -122,6 +131,7 @@ Result<void> runDaemon(const DaemonOptions& options) {
     supervisor.adoptRunningVms();
     recoverInterruptedWork(**store, dataDir);
     server.recoverResources();
+    pruneOperations(**store, options.operationRetention);
   } catch (const StoreFailure& failure) {
     return Error{failure.what()};
   }
@@ -149,8 +159,16 @@ Result<void> runDaemon(const DaemonOptions& options) {
 
   std::atomic<bool> signalled = false;
   std::thread signalWaiter([&] {
-    int signal = 0;
-    sigwait(&stopSignals, &signal);
+    const timespec pruneEvery{std::clamp<time_t>(options.operationRetention.count(), 1, 3600), 0};
+    int signal;
+    while ((signal = sigtimedwait(&stopSignals, nullptr, &pruneEvery)) < 0) {
+      if (errno != EAGAIN) continue;
+      try {
+        pruneOperations(**store, options.operationRetention);
+      } catch (const StoreFailure& failure) {
+        log::error("pruning operations: {}", failure.what());
+      }
+    }
     signalled = true;
     log::info("strata daemon: stopping on signal {} (VMs keep running)", signal);
     front.stop();

@@ -18,6 +18,7 @@ struct DaemonOptions {
   std::string webDir;         // the dashboard's files, served under /ui/
   std::chrono::seconds meterInterval{30};
   std::chrono::seconds shutdownGrace{30};
+  std::chrono::seconds operationRetention{7 * 24 * 3600};  // finished operations older than this are forgotten
   std::string listen;           // "tcp:ADDR:PORT": also serve API, consoles and dashboard there, over TLS
   std::string tlsCert, tlsKey;  // PEM files
 };

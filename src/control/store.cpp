@@ -485,6 +485,15 @@ void Store::failRunningOperations(const std::string& reason) {
   update.bind(1, reason).step();
 }
 
+int64_t Store::pruneOperations(int64_t createdBefore) {
+  std::lock_guard lock(mutex_);
+  // The newest row stays: ids are rowids, and SQLite numbers a new row after the highest one left, so ids never repeat.
+  Statement prune(db_,
+                  "DELETE FROM operations WHERE state<>'running' AND created<? AND id<(SELECT MAX(id) FROM operations)");
+  prune.bind(1, createdBefore).step();
+  return sqlite3_changes(db_);
+}
+
 void Store::addUsage(const UsageRecord& record, uint64_t meteredTicks) {
   std::lock_guard lock(mutex_);
   Transaction transaction(db_);

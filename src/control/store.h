@@ -195,6 +195,9 @@ class Store {
   void finishOperation(const OperationRecord& record);
   std::optional<OperationRecord> operation(int64_t id);
   void failRunningOperations(const std::string& reason);
+  // Forgets the finished operations created before `createdBefore` (UNIX seconds); running ones,
+  // and the newest (which keeps ids from being reused), stay. How many went.
+  int64_t pruneOperations(int64_t createdBefore);
 
   // Adds a record and moves the VM's metering mark to (ticks, record.end), in
   // one transaction: a restarted daemon continues where the last record ended.

@@ -5,11 +5,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <thread>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "base/log.h"
 #include "control/http_client.h"
 #include "control/supervisor.h"
 #include "control/templates.h"
@@ -95,12 +98,28 @@ class TemplateBoot {
 
 }  // namespace
 
-std::string templateSnapshotDir(const std::string& dataDir, const std::string& templateName) {
-  return dataDir + "/templates/" + templateName + ".snapshot";
+namespace {
+
+// The generation a directory name gives a template's snapshot: NAME.snapshot is 0, NAME.snapshot.G is G.
+std::optional<uint64_t> snapshotGeneration(const std::string& fileName, const std::string& templateName) {
+  const std::string base = templateName + ".snapshot";
+  if (fileName == base) return 0;
+  if (fileName.rfind(base + ".", 0) != 0) return std::nullopt;
+  std::string digits = fileName.substr(base.size() + 1);
+  if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  return std::stoull(digits);
 }
 
-std::optional<TemplateSnapshot> readTemplateSnapshot(const std::string& dataDir, const std::string& templateName) {
-  std::string dir = templateSnapshotDir(dataDir, templateName);
+// The template a snapshot directory's name belongs to ("" for none): the part before ".snapshot".
+std::string snapshotTemplateName(const std::string& fileName) {
+  size_t at = fileName.find(".snapshot");
+  if (at == std::string::npos) return {};
+  std::string name = fileName.substr(0, at);
+  return snapshotGeneration(fileName, name) ? name : std::string{};
+}
+
+std::optional<TemplateSnapshot> readSnapshotIn(const std::string& dir) {
   json ready = json::parse(readAll(dir + "/" + kReadyFile), nullptr, false);
   if (!ready.is_object()) return std::nullopt;
   return TemplateSnapshot{dir,
@@ -111,20 +130,74 @@ std::optional<TemplateSnapshot> readTemplateSnapshot(const std::string& dataDir,
                           ready.value("append", "")};
 }
 
-void dropUnfinishedTemplateSnapshots(const std::string& dataDir) {
+// Of one template: the finished snapshots older than the newest finished one (unused ones go), and the
+// unfinished ones (which go only with `unfinishedToo`).
+void removeStale(const std::string& dataDir, const std::string& templateName, const SnapshotInUse& inUse,
+                 bool unfinishedToo) {
+  auto current = readTemplateSnapshot(dataDir, templateName);
   std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(dataDir + "/templates", error)) {
-    std::string name = entry.path().filename().string();
-    const std::string suffix = ".snapshot";
-    if (name.size() > suffix.size() && name.ends_with(suffix) &&
-        !readTemplateSnapshot(dataDir, name.substr(0, name.size() - suffix.size())))
-      std::filesystem::remove_all(entry.path(), error);
+  for (const auto& dir : templateSnapshotDirs(dataDir, templateName)) {
+    if (current && dir == current->dir) continue;
+    bool finished = readSnapshotIn(dir).has_value();
+    if (finished ? (!current || inUse(dir)) : !unfinishedToo) continue;
+    log::info("{}: removing this template snapshot, {}", dir, finished ? "replaced and used by no VM" : "left unfinished");
+    std::filesystem::remove_all(dir, error);
   }
+}
+
+}  // namespace
+
+std::vector<std::string> templateSnapshotDirs(const std::string& dataDir, const std::string& templateName) {
+  std::map<uint64_t, std::string> dirs;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dataDir + "/templates", error))
+    if (auto generation = snapshotGeneration(entry.path().filename().string(), templateName); generation && entry.is_directory())
+      dirs[*generation] = entry.path().string();
+  std::vector<std::string> ordered;
+  for (auto& [generation, dir] : dirs) ordered.push_back(std::move(dir));
+  return ordered;
+}
+
+std::optional<TemplateSnapshot> readTemplateSnapshot(const std::string& dataDir, const std::string& templateName) {
+  auto dirs = templateSnapshotDirs(dataDir, templateName);
+  for (auto dir = dirs.rbegin(); dir != dirs.rend(); ++dir)
+    if (auto snapshot = readSnapshotIn(*dir)) return snapshot;
+  return std::nullopt;
+}
+
+std::optional<std::string> nextTemplateSnapshotDir(const std::string& dataDir, const std::string& templateName) {
+  auto dirs = templateSnapshotDirs(dataDir, templateName);
+  if (dirs.empty()) return dataDir + "/templates/" + templateName + ".snapshot";
+  for (const auto& dir : dirs)
+    if (!readSnapshotIn(dir)) return std::nullopt;
+  uint64_t newest = *snapshotGeneration(std::filesystem::path(dirs.back()).filename().string(), templateName);
+  return fmt::format("{}/templates/{}.snapshot.{}", dataDir, templateName, newest + 1);
+}
+
+SnapshotInUse resumedByAnyVm(Store& store) {
+  return [&store](const std::string& dir) {
+    for (const auto& vm : store.vms())
+      if (vm.spec.restoreFrom == dir) return true;
+    return false;
+  };
+}
+
+void removeReplacedTemplateSnapshots(const std::string& dataDir, const std::string& templateName,
+                                     const SnapshotInUse& inUse) {
+  removeStale(dataDir, templateName, inUse, false);
+}
+
+void dropStaleTemplateSnapshots(const std::string& dataDir, const SnapshotInUse& inUse) {
+  std::set<std::string> templates;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dataDir + "/templates", error))
+    if (auto name = snapshotTemplateName(entry.path().filename().string()); !name.empty()) templates.insert(name);
+  for (const auto& name : templates) removeStale(dataDir, name, inUse, true);
 }
 
 Result<void> takeTemplateSnapshot(const TemplateSnapshotJob& job,
                                   const std::function<void(uint64_t done, uint64_t total)>& progress) {
-  std::string dir = templateSnapshotDir(job.dataDir, job.source.name);
+  const std::string& dir = job.dir;
   std::error_code error;
   auto failed = [&](const Error& why) -> Result<void> {
     std::error_code ignored;

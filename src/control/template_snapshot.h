@@ -1,13 +1,16 @@
 // Template snapshots: a template booted once in a private `strata run` (its
 // disk a linked clone kept in DATADIR/templates/NAME.snapshot/), prepared by
 // commands typed on its console, and snapshotted paused there; VMs made from
-// the template then resume that snapshot as clones instead of booting.
+// the template then resume that snapshot as clones instead of booting. A new
+// snapshot replaces the old in a directory of its own (a snapshot names its
+// files by absolute path, so it cannot move): NAME.snapshot, then NAME.snapshot.1, .2...
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "control/store.h"
@@ -24,22 +27,32 @@ struct TemplateSnapshot {
   std::string kernel, initrd, append;
 };
 
-std::string templateSnapshotDir(const std::string& dataDir, const std::string& templateName);
-// The finished snapshot of a template, or nullopt (none, or one still being taken).
+// Every snapshot directory of a template, finished or not, oldest first.
+std::vector<std::string> templateSnapshotDirs(const std::string& dataDir, const std::string& templateName);
+// The newest finished snapshot of a template, or nullopt (none yet, or only one still being taken).
 std::optional<TemplateSnapshot> readTemplateSnapshot(const std::string& dataDir, const std::string& templateName);
+// The directory a new snapshot of the template goes to, or nullopt while one is being taken.
+std::optional<std::string> nextTemplateSnapshotDir(const std::string& dataDir, const std::string& templateName);
 
-// Removes the snapshot directories an interrupted daemon left unfinished.
-void dropUnfinishedTemplateSnapshots(const std::string& dataDir);
+// A directory VMs may resume from is kept while `inUse` says one does.
+using SnapshotInUse = std::function<bool(const std::string& dir)>;
+// In use: some VM in the store resumes from it.
+SnapshotInUse resumedByAnyVm(Store& store);
+// Removes the template's snapshots older than its newest finished one that no VM uses.
+void removeReplacedTemplateSnapshots(const std::string& dataDir, const std::string& templateName,
+                                     const SnapshotInUse& inUse);
+// At startup: removes the snapshot directories an interrupted daemon left unfinished, and replaced ones no VM uses.
+void dropStaleTemplateSnapshots(const std::string& dataDir, const SnapshotInUse& inUse);
 
 struct TemplateSnapshotJob {
   std::string strataBinary, dataDir;
+  std::string dir;  // from nextTemplateSnapshotDir, made by the caller
   TemplateRecord source;
   VmSpec boot;           // cpus, memory, kernel, initrd, append of the template's boot (name, disks unused)
   std::string commands;  // typed on the console once the shell answers, before the snapshot
 };
 
-// Into templateSnapshotDir, which the caller made (empty: making it is the claim
-// on it). Boots, waits until the guest's shell answers on the console, types
+// Into job.dir, which the caller made (empty: making it is the claim on it). Boots, waits until the guest's shell answers on the console, types
 // the commands, waits for them, snapshots paused and ends the VM; progress
 // counts those steps. A failure removes the directory.
 Result<void> takeTemplateSnapshot(const TemplateSnapshotJob& job,

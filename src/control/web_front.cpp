@@ -102,7 +102,8 @@ void sendError(int fd, int status, const std::string& message) {
   static const std::map<int, const char*> reasons = {{400, "Bad Request"}, {401, "Unauthorized"}, {404, "Not Found"},
                                                      {409, "Conflict"},    {426, "Upgrade Required"},
                                                      {503, "Service Unavailable"}};
-  std::string body = nlohmann::json{{"error", message}}.dump();
+  // Replaced, not thrown on: the message may quote a client's bytes that are not UTF-8.
+  std::string body = nlohmann::json{{"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string extra = status == 401 ? "WWW-Authenticate: Bearer\r\n" : status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "";
   sendAll(fd, fmt::format("HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}Connection: "
                           "close\r\n\r\n{}",
@@ -339,29 +340,33 @@ void WebFront::serveConnection(int fd) {
   proxy(fd, head);
 }
 
-// Copies both ways until both sides have finished: the API server sees the
-// client's bytes unchanged (keep-alive, streamed replies and all).
+// Copies both ways until the API server ends the connection: it sees the
+// client's bytes unchanged (keep-alive, streamed replies and all). A client's
+// half-close is not passed on: cpp-httplib takes a peer's pending end of stream
+// for a dead socket and drops the reply it was about to write (a client that
+// sends its request and shuts down its side would get nothing); it ends the
+// connection after its keep-alive timeout instead.
 void WebFront::proxy(int client, const std::string& head) {
   auto api = connectUnixSocket(apiSocket_);
   if (!api) return sendError(client, 503, "the API server is not reachable");
   if (!sendAll(api->get(), head)) return;
   int ends[2] = {client, api->get()};
-  bool open[2] = {true, true};  // reading from ends[i] still goes on
+  bool clientOpen = true;  // reading from the client still goes on
   char buffer[64 * 1024];
-  while (open[0] || open[1]) {
-    pollfd waiting[2] = {{open[0] ? ends[0] : -1, POLLIN, 0}, {open[1] ? ends[1] : -1, POLLIN, 0}};
+  for (;;) {
+    pollfd waiting[2] = {{ends[0], static_cast<short>(clientOpen ? POLLIN : 0), 0}, {ends[1], POLLIN, 0}};
     if (::poll(waiting, 2, -1) < 0) {
       if (errno == EINTR) continue;
       return;
     }
+    if (!clientOpen && (waiting[0].revents & (POLLHUP | POLLERR))) return;  // it has closed both ways: gone
     for (int i = 0; i < 2; ++i) {
-      if (!open[i] || !waiting[i].revents) continue;
+      if (!waiting[i].revents) continue;
       ssize_t n = ::recv(ends[i], buffer, sizeof buffer, 0);
       if (n < 0 && errno == EINTR) continue;
       if (n > 0 && sendAll(ends[1 - i], {buffer, static_cast<size_t>(n)})) continue;
       if (n > 0 || i == 1) return;  // the other side is gone, or the API server closed: done
-      open[i] = false;
-      ::shutdown(ends[1 - i], SHUT_WR);
+      clientOpen = false;
     }
   }
 }

@@ -24,6 +24,7 @@ constexpr NamedTarget kTargets[] = {
     {"openflow", openFlowOneInput},
     {"net-offload", netOffloadOneInput},
     {"websocket", websocketOneInput},
+    {"http-request", httpRequestOneInput},
 };
 
 }  // namespace

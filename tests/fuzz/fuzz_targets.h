@@ -66,6 +66,9 @@ int openFlowOneInput(const uint8_t* data, size_t size);
 int netOffloadOneInput(const uint8_t* data, size_t size);
 // A console WebSocket client's bytes through the daemon's frame reader (control::websocket::Reader).
 int websocketOneInput(const uint8_t* data, size_t size);
+// The bytes as one client connection to the daemon's public socket (WebFront, then ApiServer's httplib
+// parser and routes) with a real store; replies must be HTTP, errors JSON, and come within the deadline.
+int httpRequestOneInput(const uint8_t* data, size_t size);
 
 // The targets by the name fuzz_regression and the libFuzzer binaries use; nullptr if unknown.
 using OneInput = int (*)(const uint8_t* data, size_t size);

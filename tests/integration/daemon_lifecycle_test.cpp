@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -27,6 +28,51 @@ json importSmallTemplate(DaemonProcess& daemon, const std::string& tenant, const
   std::string image = daemon.dataDir() + "/tenants/" + tenant + "/" + name + ".raw";
   EXPECT_EQ(runShell("head -c 1048576 /dev/zero > " + image).exitCode, 0);
   return importTemplate(daemon, {{"name", name}, {"path", image}}, token);
+}
+
+// A template's snapshot is replaced ({"replace": true}, `strata template snapshot --replace`) only
+// when no VM resumes the old one; the old one stays in use until the new one is whole.
+TEST(DaemonTemplates, ASnapshotIsReplacedOnceNoVmResumesTheOldOne) {
+  DaemonProcess daemon("tsrep");  // short: the VMs' socket paths must fit
+  std::string acme = daemon.newTenantToken("acme");
+  ASSERT_EQ(importSmallTemplate(daemon, "acme", acme, "base")["state"], "succeeded");
+  auto [status, started] =
+      daemon.call("POST", "/templates/base/snapshot", {{"commands", "echo first-$((1+1)) > /tmp/mark"}}, acme);
+  ASSERT_EQ(status, 202) << started;
+  ASSERT_EQ(finishOperation(daemon, started, acme)["state"], "succeeded");
+  std::string first = daemon.dataDir() + "/templates/base.snapshot";
+
+  expectRefused(daemon, "POST", "/templates/base/snapshot", json::object(), acme, 409, R"(replace it with {"replace": true})");
+  expectRefused(daemon, "POST", "/templates/base/snapshot", {{"replace", "yes"}}, acme, 400, "replace: expected true or false");
+  for (const char* name : {"old1", "old2"})
+    ASSERT_EQ(daemon.call("POST", "/vms", {{"name", name}, {"template", "base"}}, acme).first, 201);
+  ASSERT_EQ(daemon.call("POST", "/vms/old1/start", nullptr, acme).first, 200);
+  expectRefused(daemon, "POST", "/templates/base/snapshot", {{"replace", true}}, acme, 409,
+                "template base's snapshot is resumed by VMs old1, old2: delete them first");
+  ASSERT_EQ(daemon.call("POST", "/vms/old1/destroy", nullptr, acme).first, 200);
+  for (const char* name : {"old1", "old2"}) ASSERT_EQ(daemon.call("DELETE", std::string("/vms/") + name, nullptr, acme).first, 200);
+
+  // Through the CLI: the old snapshot serves (and stays) until the new one is whole.
+  std::thread replacing([&] {
+    auto cli = runShell(strataBinary() + " template snapshot base --replace --commands 'echo second-$((2+2)) > /tmp/mark' --daemon " +
+                        daemon.socket() + " --token " + acme + " 2>&1");
+    EXPECT_EQ(cli.exitCode, 0) << cli.output;
+  });
+  bool sawBoth = waitFor([&] { return std::filesystem::exists(first + ".1"); }, std::chrono::seconds(30)) &&
+                 std::filesystem::exists(first + "/ready.json");
+  replacing.join();
+  EXPECT_TRUE(sawBoth) << "the new snapshot's directory did not appear beside the old one";
+  EXPECT_FALSE(std::filesystem::exists(first)) << "the replaced snapshot stayed";
+  EXPECT_TRUE(std::filesystem::exists(first + ".1/ready.json"));
+
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "new1"}, {"template", "base"}}, acme).first, 201);
+  ASSERT_EQ(daemon.call("POST", "/vms/new1/start", nullptr, acme).first, 200);
+  EXPECT_TRUE(consoleAnswers(daemon, "new1", "cat /tmp/mark\n", "second-4"))
+      << readFile(daemon.dataDir() + "/vms/new1/console.log");
+  daemon.call("POST", "/vms/new1/destroy", nullptr, acme);
+  ASSERT_EQ(daemon.call("DELETE", "/vms/new1", nullptr, acme).first, 200);
+  EXPECT_EQ(daemon.call("DELETE", "/templates/base", nullptr, acme).first, 200);
+  EXPECT_FALSE(std::filesystem::exists(first + ".1")) << "the template's snapshot outlived it";
 }
 
 TEST(DaemonTemplates, VmsFromATemplateSnapshotResumeWithItsGuestState) {

@@ -404,5 +404,35 @@ TEST(DaemonReliability, OperationsOutliveTheDaemonAndOneItDidNotFinishIsFailedWi
     EXPECT_EQ(daemon.call("GET", std::string("/operations/") + id).first, 404) << id;
 }
 
+// --operation-retention 2: finished operations are forgotten within a few seconds while the
+// daemon runs (and when it starts); one still running never is.
+TEST(DaemonReliability, FinishedOperationsArePrunedAfterTheRetentionRunningOnesNever) {
+  DaemonProcess daemon("prune", {"--operation-retention", "2"});
+  std::string image = daemon.dataDir() + "/small.raw";
+  ASSERT_EQ(runShell("head -c 1048576 /dev/zero > " + image).exitCode, 0);
+  auto imported = importTemplate(daemon, {{"name", "base"}, {"path", image}});
+  ASSERT_EQ(imported["state"], "succeeded") << imported;
+  // A template snapshot whose guest sleeps: an operation that runs well past the retention.
+  auto [status, started] = daemon.call("POST", "/templates/base/snapshot", {{"commands", "sleep 12"}});
+  ASSERT_EQ(status, 202) << started;
+  std::string running = started["operation"]["id"], done = imported["id"];
+  EXPECT_TRUE(waitFor([&] { return daemon.call("GET", "/operations/" + done).first == 404; }, std::chrono::seconds(20)))
+      << "the finished import was not pruned";
+  auto [found, operation] = daemon.call("GET", "/operations/" + running);
+  ASSERT_EQ(found, 200) << operation;
+  EXPECT_EQ(operation["state"], "running") << "the guest's sleep should still run";
+  auto taken = finishOperation(daemon, started);
+  EXPECT_EQ(taken["state"], "succeeded") << taken;
+
+  // The newest operation stays (ids go on from it), also across a restart.
+  auto again = importTemplate(daemon, {{"name", "other"}, {"path", image}});
+  ASSERT_EQ(again["state"], "succeeded") << again;
+  daemon.stop(SIGKILL);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  daemon.start();
+  EXPECT_EQ(daemon.call("GET", "/operations/" + running).first, 404);
+  EXPECT_EQ(daemon.call("GET", "/operations/" + again["id"].get<std::string>()).first, 200);
+}
+
 }  // namespace
 }  // namespace strata::test

@@ -19,6 +19,7 @@ using nlohmann::json;
 struct TemplateArgs : DaemonConnection {
   std::string name, file, format, tenant;
   bool noWait = false;
+  bool replace = false;  // snapshot: replace the template's snapshot
   // snapshot: how the template boots, and what to run in it first
   std::string kernel, initrd, append, commands;
   unsigned cpus = 0;
@@ -60,6 +61,7 @@ int snapshotTemplate(const TemplateArgs& args) {
   if (!args.commands.empty()) body["commands"] = args.commands;
   if (args.cpus > 0) body["cpus"] = args.cpus;
   if (args.memoryMib > 0) body["memory_mib"] = args.memoryMib;
+  if (args.replace) body["replace"] = true;
   return runOperation(args, "template snapshot " + args.name, "/templates/" + args.name + "/snapshot", body);
 }
 
@@ -91,6 +93,8 @@ void addTemplateCommands(CLI::App& app, CommandStatus& status) {
   snapshotCommand->add_option("--cpus", snapshot->cpus, "vCPUs of the snapshot (and of the VMs resumed from it)");
   snapshotCommand->add_option("--memory", snapshot->memoryMib, "MiB of memory of the snapshot");
   snapshotCommand->add_option("--commands", snapshot->commands, "shell commands typed once the guest answers");
+  snapshotCommand->add_flag("--replace", snapshot->replace,
+                            "replace the template's snapshot (refused while a VM resumes the old one)");
   snapshotCommand->add_flag("--no-wait", snapshot->noWait, "print the operation id instead of following it");
   snapshotCommand->callback([snapshot, &status] { status.exitCode = snapshotTemplate(*snapshot); });
 

@@ -197,6 +197,24 @@ TEST_F(StoreTest, UsageRecordsAreSelectedByIntervalAndTenant) {
   EXPECT_TRUE(store_->usage(200, 300, std::nullopt).empty());
 }
 
+TEST_F(StoreTest, PruningForgetsOldFinishedOperationsButNeverRunningOnesOrReusesAnId) {
+  int64_t running = store_->addOperation("import", "t1", "");
+  std::vector<int64_t> finished;
+  for (const char* state : {"succeeded", "failed", "succeeded"}) {
+    finished.push_back(store_->addOperation("snapshot", "t2", "acme"));
+    store_->finishOperation({finished.back(), "snapshot", "t2", "acme", state, 1, 1, ""});
+  }
+  EXPECT_EQ(store_->pruneOperations(::time(nullptr) - 3600), 0);  // all younger than an hour
+  EXPECT_EQ(store_->pruneOperations(::time(nullptr) + 10), 2);
+  EXPECT_EQ(store_->operation(running)->state, "running");
+  EXPECT_FALSE(store_->operation(finished[0]));
+  EXPECT_FALSE(store_->operation(finished[1]));
+  EXPECT_EQ(store_->operation(finished[2])->state, "succeeded");  // the newest stays: ids go on from it
+  store_->finishOperation({running, "import", "t1", "", "succeeded", 1, 1, ""});
+  EXPECT_EQ(store_->pruneOperations(::time(nullptr) + 10), 1);
+  EXPECT_GT(store_->addOperation("import", "t3", ""), finished[2]);
+}
+
 TEST_F(StoreTest, TemplatesCountInTheDiskQuotaAndStayWhileAVmIsClonedFromThem) {
   ASSERT_TRUE(store_->addTenant("acme").ok());
   ASSERT_TRUE(store_->setQuota("acme", {std::nullopt, std::nullopt, std::nullopt, 3}).ok());
