@@ -20,6 +20,7 @@
 #include <net/if.h>
 #include <fcntl.h>
 #include <linux/if_packet.h>
+#include <linux/if_tun.h>
 #include <linux/userfaultfd.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -258,6 +259,25 @@ TEST(Migration, GuestOnATapKeepsItsNetworkOnTheDestinationsTap) {
       ++announcements;
   ::close(capture);
   EXPECT_GE(announcements, 1) << "the destination announces the VM on its own TAP";
+}
+
+// On one host the destination cannot take the TAP the source still holds (one owner
+// per TAP that is not multi-queue): it says so at start, before any stream comes.
+TEST(Migration, DestinationNamingATapStillInUseSaysSoAtStart) {
+  TwoTapBridge bridge;
+  if (!bridge.ok()) GTEST_SKIP() << "cannot create a network namespace with a bridge and two TAP devices here: " << bridge.why();
+  const int held = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(held, 0) << std::strerror(errno);
+  ifreq request{};
+  request.ifr_flags = IFF_TAP | IFF_NO_PI;
+  std::snprintf(request.ifr_name, sizeof request.ifr_name, "stap0");
+  ASSERT_EQ(::ioctl(held, TUNSETIFF, &request), 0) << std::strerror(errno);
+  auto run = runStrata({"--incoming", "tcp:127.0.0.1:" + std::to_string(freePort()), "--net", "tap=stap0"}, "");
+  ::close(held);
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_NE(run.exitCode, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "--net tap=stap0: TUNSETIFF")) << run.output;
+  EXPECT_TRUE(contains(run.output, "busy")) << run.output;
 }
 
 TEST(Migration, GuestDirtyingMemoryMovesCompressedOverSeveralChannels) {
