@@ -18,7 +18,7 @@ packages=(
   curl openssl  # the daemon tests' real HTTP client (event stream, TLS) and their test certificate
   # tests and benchmarks: QEMU is the peer we measure against and test with, never a dependency
   libgtest-dev libgmock-dev libbenchmark-dev
-  qemu-system-misc qemu-utils libnbd-bin e2fsprogs iproute2 hyperfine python3 opensbi qemu-user
+  qemu-system-misc qemu-utils libnbd-bin e2fsprogs iproute2 iputils-ping hyperfine python3 opensbi qemu-user
   gnutls-bin  # certtool and psktool make the NBD TLS tests' keys
   openvswitch-common  # ovs-ofctl drives the switch's OpenFlow 1.3 listener in the integration tests
   node-xterm  # xterm.js for the daemon's web dashboard console (served from /usr/share/nodejs/xterm)

@@ -237,6 +237,9 @@ Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role, const VmC
       return ok;
   }
   if (role == ThreadRole::Migration) {
+    // glibc opens /proc/sys/vm/overcommit_memory the first time it shrinks a thread's heap
+    // (the channels' buffers freed after a migration); refused, it uses madvise instead.
+    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0), "openat"); !ok) return ok;
     for (unsigned long request : {static_cast<unsigned long>(UFFDIO_COPY), static_cast<unsigned long>(UFFDIO_WAKE),
                                   static_cast<unsigned long>(UFFDIO_UNREGISTER)})
       if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, request)),

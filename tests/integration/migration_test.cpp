@@ -5,7 +5,8 @@
 // a counter still ticking); a destination killed
 // mid-transfer leaves the source running and answering; garbage sent to
 // --incoming is refused in one line; bad migrate requests get 4xx; the
-// destination announces the VM on its switch port (RARP, as QEMU does);
+// destination announces the VM on its switch port (RARP, as QEMU does); a guest
+// on a TAP keeps its network on the destination's own TAP (pings both ways);
 // post-copy moves a guest dirtying memory, whose data stays intact; a link
 // cut mid-transfer leaves the source running and the destination refusing;
 // the stream over TLS, and a source without TLS refused by a TLS destination;
@@ -15,10 +16,15 @@
 // mid disk copy leaves the source running on its intact disk; on shared storage the
 // destination sees every block the source wrote to its qcow2 and raw disks.
 #include <arpa/inet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
 #include <linux/userfaultfd.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/ioctl.h>
@@ -31,6 +37,7 @@
 #include <chrono>
 #include <cstring>
 #include <atomic>
+#include <cerrno>
 #include <fstream>
 #include <future>
 #include <thread>
@@ -57,7 +64,7 @@ struct Migration {
 // boardOptions go to both sides, sourceOptions and destinationOptions (--disk ...) to one each.
 Migration migrate(const std::string& name, const std::string& sourceInput, const std::string& ready,
                   const std::string& migrateOptions, const std::string& destinationInput,
-                  const std::function<void(pid_t)>& whileDestinationRuns = {},
+                  const WhileRunning& whileDestinationRuns = {},
                   const std::vector<std::string>& boardOptions = {}, const std::vector<std::string>& sourceOptions = {},
                   const std::vector<std::string>& destinationOptions = {},
                   const std::function<std::string(int port)>& route = {}) {
@@ -73,9 +80,9 @@ Migration migrate(const std::string& name, const std::string& sourceInput, const
     args.insert(args.end(), boardOptions.begin(), boardOptions.end());
     args.insert(args.end(), destinationOptions.begin(), destinationOptions.end());
     return runStrata(args, destinationInput, std::chrono::seconds(400),
-                     [&](pid_t pid, const std::string&) {
+                     [&](pid_t pid, const std::string& output) {
                        destinationPid = pid;
-                       if (whileDestinationRuns) whileDestinationRuns(pid);
+                       if (whileDestinationRuns) whileDestinationRuns(pid, output);
                      });
   });
   bool started = false;
@@ -172,6 +179,107 @@ TEST(Migration, DestinationAnnouncesTheVmOnItsSwitch) {
   ::unsetenv("STRATA_RUN_DIR");
 }
 
+// A network namespace whose bridge br0 holds 10.77.0.1/24 and two TAP ports,
+// stap0 and stap1; the test thread (and every process and thread it starts) is inside it
+// until the namespace goes, so `--incoming tcp:127.0.0.1:...` and /proc/net/tcp are its own.
+class TwoTapBridge {
+ public:
+  TwoTapBridge() : name_("strata-mtap-" + std::to_string(::getpid())), home_(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
+    auto made = runShell("ip netns add " + name_ + " && ip netns exec " + name_ +
+                         " sh -c 'ip link add br0 type bridge && ip tuntap add dev stap0 mode tap && "
+                         "ip tuntap add dev stap1 mode tap && ip link set stap0 master br0 && ip link set stap1 master br0 && "
+                         "ip addr add 10.77.0.1/24 dev br0 && ip link set stap0 up && ip link set stap1 up && "
+                         "ip link set br0 up && ip link set lo up' 2>&1");
+    why_ = made.output;
+    if (made.exitCode != 0 || home_ < 0) return;
+    const int inside = ::open(("/run/netns/" + name_).c_str(), O_RDONLY | O_CLOEXEC);
+    entered_ = inside >= 0 && ::setns(inside, CLONE_NEWNET) == 0;
+    if (!entered_) why_ = std::string("setns: ") + std::strerror(errno);
+    if (inside >= 0) ::close(inside);
+  }
+  ~TwoTapBridge() {
+    if (entered_) ::setns(home_, CLONE_NEWNET);
+    if (home_ >= 0) ::close(home_);
+    runShell("ip netns delete " + name_ + " 2>/dev/null");
+  }
+  bool ok() const { return entered_; }
+  const std::string& why() const { return why_; }
+
+ private:
+  std::string name_;
+  int home_;
+  bool entered_ = false;
+  std::string why_;
+};
+
+// The VM moves from a source on TAP stap0 to a destination that opens its own TAP stap1
+// (QEMU's model: each side names its TAP; one persistent TAP cannot have two owners).
+// After the move the guest pings the host and answers the host's ping, the bridge
+// learned the guest's MAC on stap1, and the destination's RARP announce came in on stap1.
+TEST(Migration, GuestOnATapKeepsItsNetworkOnTheDestinationsTap) {
+  TwoTapBridge bridge;
+  if (!bridge.ok()) GTEST_SKIP() << "cannot create a network namespace with a bridge and two TAP devices here: " << bridge.why();
+  // Every frame stap1 receives (ETH_P_ALL: the bridge takes them before a per-type socket would).
+  const int capture = ::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  ASSERT_GE(capture, 0) << std::strerror(errno);
+  sockaddr_ll port{};
+  port.sll_family = AF_PACKET;
+  port.sll_protocol = htons(ETH_P_ALL);
+  port.sll_ifindex = static_cast<int>(::if_nametoindex("stap1"));
+  ASSERT_EQ(::bind(capture, reinterpret_cast<sockaddr*>(&port), sizeof port), 0) << std::strerror(errno);
+  ProcessResult hostPing, learned;  // once the guest runs on the destination
+  auto moved = migrate("migrate-tap",
+                       "ip link set eth0 up; ip addr add 10.77.0.2/24 dev eth0; ping -c 2 -W 5 10.77.0.1; "
+                       "echo before-$((5*5))\n",
+                       "before-25", "",
+                       "ping -c 3 -W 5 10.77.0.1; echo moved-$((4*4)); sleep 6; echo done-$((7*7))\npoweroff\n",
+                       [&](pid_t, const std::string& output) {
+                         if (!learned.output.empty() || !contains(output, "moved-16")) return;
+                         learned = runShell("bridge fdb show br br0 2>&1");
+                         hostPing = runShell("ping -c 2 -W 5 10.77.0.2 2>&1");
+                       },
+                       {}, {"--net", "tap=stap0"}, {"--net", "tap=stap1"});
+  EXPECT_EQ(moved.command.exitCode, 0) << moved.command.output;
+  EXPECT_TRUE(contains(moved.source.output, "2 packets transmitted, 2 packets received")) << moved.source.output;
+  EXPECT_EQ(moved.destination.exitCode, 0) << moved.destination.output;
+  EXPECT_TRUE(contains(moved.destination.output, "3 packets transmitted, 3 packets received")) << moved.destination.output;
+  EXPECT_TRUE(contains(moved.destination.output, "done-49")) << moved.destination.output;
+  EXPECT_TRUE(contains(learned.output, "52:54:00:12:34:56 dev stap1")) << learned.output;
+  EXPECT_FALSE(contains(learned.output, "52:54:00:12:34:56 dev stap0")) << learned.output;
+  EXPECT_TRUE(contains(hostPing.output, "2 packets transmitted, 2 received")) << hostPing.output;
+  const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+  int announcements = 0;
+  uint8_t frame[2048];
+  sockaddr_ll from{};
+  socklen_t fromLength = sizeof from;
+  for (ssize_t got; (got = ::recvfrom(capture, frame, sizeof frame, 0, reinterpret_cast<sockaddr*>(&from), &fromLength)) > 0;
+       fromLength = sizeof from)
+    if (from.sll_pkttype != PACKET_OUTGOING && got >= 42 && frame[12] == 0x80 && frame[13] == 0x35 &&
+        std::memcmp(frame + 6, mac, 6) == 0)
+      ++announcements;
+  ::close(capture);
+  EXPECT_GE(announcements, 1) << "the destination announces the VM on its own TAP";
+}
+
+// On one host the destination cannot take the TAP the source still holds (one owner
+// per TAP that is not multi-queue): it says so at start, before any stream comes.
+TEST(Migration, DestinationNamingATapStillInUseSaysSoAtStart) {
+  TwoTapBridge bridge;
+  if (!bridge.ok()) GTEST_SKIP() << "cannot create a network namespace with a bridge and two TAP devices here: " << bridge.why();
+  const int held = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(held, 0) << std::strerror(errno);
+  ifreq request{};
+  request.ifr_flags = IFF_TAP | IFF_NO_PI;
+  std::snprintf(request.ifr_name, sizeof request.ifr_name, "stap0");
+  ASSERT_EQ(::ioctl(held, TUNSETIFF, &request), 0) << std::strerror(errno);
+  auto run = runStrata({"--incoming", "tcp:127.0.0.1:" + std::to_string(freePort()), "--net", "tap=stap0"}, "");
+  ::close(held);
+  ASSERT_FALSE(run.timedOut) << run.output;
+  EXPECT_NE(run.exitCode, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "--net tap=stap0: TUNSETIFF")) << run.output;
+  EXPECT_TRUE(contains(run.output, "busy")) << run.output;
+}
+
 TEST(Migration, GuestDirtyingMemoryMovesCompressedOverSeveralChannels) {
   // A counter ticking in /tmp and 16 MiB of page cache rewritten over and over (text, not zeros:
   // zero pages go as their number only) while the VM moves.
@@ -247,7 +355,7 @@ TEST(Migration, DestinationKilledMidTransferLeavesTheSourceRunning) {
       "(while :; do dd if=/dev/urandom of=/tmp/blob bs=64k count=64 2>/dev/null; done) &\n"
       "X=alive7; echo go-$((1+1)); sleep 8; echo after-$X\npoweroff\n",
       "go-2", "--downtime-ms 1 --no-auto-converge", "",
-      [&](pid_t pid) {
+      [&](pid_t pid, const std::string&) {
         if (killed) return;
         auto status = runShell("grep -s VmRSS /proc/" + std::to_string(pid) + "/status | tr -dc 0-9");
         if (status.output.empty()) return;
@@ -616,7 +724,7 @@ TEST(Migration, DestinationKilledMidDiskCopyLeavesTheSourceOnItsIntactDisk) {
       "migrate-disk-kill",
       "X=alive7; echo go-$((1+1)); sleep 10; echo after-$X; dd if=/dev/vda bs=1M count=16 2>/dev/null | sha256sum\npoweroff\n",
       "go-2", "--with-disks", "",
-      [&](pid_t pid) {
+      [&](pid_t pid, const std::string&) {
         struct stat status {};
         if (killed || ::stat(target.c_str(), &status) != 0 || status.st_blocks * 512 < (16 << 20)) return;
         ::kill(pid, SIGKILL);
