@@ -237,7 +237,8 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
                            "never throttle the vCPUs of a guest dirtying memory faster than the link");
   migrateCommand->add_flag("--postcopy", migrateArgs->postcopy,
                            "switch to the destination after two rounds; it fetches the remaining pages on fault "
-                           "(from then on, losing the link loses the VM; with --with-disks the disks are whole first)");
+                           "(from then on, a lost link pauses it on both sides until a shutdown; with --with-disks "
+                           "the disks are whole first)");
   migrateCommand->add_flag("--with-disks", migrateArgs->withDisks,
                            "no shared storage: mirror each disk to the destination's own --disk files (each the same "
                            "virtual size) while the VM runs");
