@@ -138,7 +138,7 @@ Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, 
     return refused("the source went away before the confirmation: " + answered.error().message);
   mark("confirmed");
   (*channels)[0].setDiskSink(nullptr);  // the mirror ends with this function; the fetcher reads only pages
-  if (incoming.postcopy) incoming.postcopy->start(std::move((*channels)[0]), config);
+  if (incoming.postcopy) incoming.postcopy->start(std::move((*channels)[0]), config, control);
   return incoming;
 }
 

@@ -17,6 +17,7 @@
 #include "base/crc32.h"
 #include "base/log.h"
 #include "vmm/sandbox.h"
+#include "vmm/vm_control.h"
 
 namespace strata::vmm::migration {
 namespace {
@@ -31,6 +32,8 @@ constexpr int kIoSeconds = 30;            // a peer silent this long (with pages
 constexpr size_t kPushBatchPages = 32;    // background pages between two looks at the requests
 constexpr int kPostcopySendBuffer = 512 * 1024;  // fetched pages do not queue behind much of the push
 constexpr size_t kInputBytes = 256 * 1024;
+constexpr int kShutdownCheckMs = 250;     // post-copy paused: how often the fetcher looks for a shutdown
+constexpr int kOrderlyEndMs = 2000;       // then how long the board may take to stop by itself
 
 const uint8_t kZeroPage[kPageBytes] = {};
 
@@ -103,33 +106,17 @@ PostcopyDestination::~PostcopyDestination() {
   thread_.join();
 }
 
-void PostcopyDestination::start(ChannelReader channel, const VmConfig& config) {
+void PostcopyDestination::start(ChannelReader channel, const VmConfig& config, VmControl& control) {
   channel_.emplace(std::move(channel));
   input_.reserve(kInputBytes);
-  thread_ = std::thread([this, &config] { fetch(config); });
+  thread_ = std::thread([this, &config, &control] { fetch(config, control); });
 }
 
-void PostcopyDestination::lose(const std::string& why) {
-  // Threads wait in page faults that nothing can answer any more: the process ends here.
-  log::error("post-copy migration: {} with {} pages still at the source; the VM is lost", why, missing_);
-  ::_exit(1);
-}
-
-void PostcopyDestination::fetch(const VmConfig& config) {
-  if (auto entered = enterThreadRole(ThreadRole::Migration, config); !entered) lose("sandbox: " + entered.error().message);
+void PostcopyDestination::fetch(const VmConfig& config, VmControl& control) {
   const uint64_t total = missing_;
-  pollfd waits[3] = {{userfault_.get(), POLLIN, 0}, {channel_->fd(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
-  while (missing_ > 0) {
-    int ready = ::poll(waits, 3, kIoSeconds * 1000);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0) lose(fmt::format("poll: {}", std::strerror(errno)));
-    if (ready == 0) lose("the source went silent");
-    if (waits[2].revents != 0) break;  // the VM ended before it needed the rest
-    if (waits[0].revents != 0)
-      if (auto handled = handleFaults(); !handled) lose(handled.error().message);
-    if (waits[1].revents != 0)
-      if (auto received = receivePages(); !received) lose(received.error().message);
-  }
+  auto entered = enterThreadRole(ThreadRole::Migration, config);
+  if (auto fetched = entered ? fetchAll() : Result<void>(Error{"sandbox: " + entered.error().message}); !fetched)
+    return waitPaused(control, fetched.error().message);
   // Either way the source may end now; what this board still lacks it will never read.
   (void)request(kDone);
   uffdio_range range{reinterpret_cast<uint64_t>(ram_.hostBase()), ram_.size()};
@@ -137,6 +124,45 @@ void PostcopyDestination::fetch(const VmConfig& config) {
   if (missing_ == 0)
     log::info("post-copy migration done: {} pages came after the switch-over, {} of them fetched on a fault", total,
               fetchedOnFault_);
+}
+
+Result<void> PostcopyDestination::fetchAll() {
+  pollfd waits[3] = {{userfault_.get(), POLLIN, 0}, {channel_->fd(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+  while (missing_ > 0) {
+    int ready = ::poll(waits, 3, kIoSeconds * 1000);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) return errnoError("poll");
+    if (ready == 0) return Error{"the source went silent"};
+    if (waits[2].revents != 0) return {};  // the VM ended before it needed the rest
+    if (waits[0].revents != 0)
+      if (auto handled = handleFaults(); !handled) return handled;
+    if (waits[1].revents != 0)
+      if (auto received = receivePages(); !received) return received;
+  }
+  return {};
+}
+
+void PostcopyDestination::waitPaused(VmControl& control, const std::string& why) {
+  // Threads touching a missing page wait in their fault, unanswered (nothing spins); the rest of the VM runs on.
+  // A page the source never held still comes as a zero page.
+  linked_ = false;
+  control.setPostcopyPaused();
+  log::warn("post-copy migration paused: {} with {} pages still at the source; the VM waits for them until shut down",
+            why, missing_);
+  pollfd waits[2] = {{stop_.get(), POLLIN, 0}, {userfault_.get(), POLLIN, 0}};
+  while (control.state() != VmState::ShuttingDown) {
+    if (::poll(waits, 2, kShutdownCheckMs) <= 0) continue;
+    if (waits[0].revents != 0) return;  // the VM ended by itself
+    if (auto handled = handleFaults(); !handled) {
+      log::warn("post-copy migration paused: {}; no page comes any more", handled.error().message);
+      waits[1].fd = -1;
+    }
+  }
+  if (::poll(waits, 1, kOrderlyEndMs) > 0) return;
+  // A thread waiting in a fault keeps the board from stopping: the process ends here.
+  log::warn("shut down while post-copy migration is paused: {} pages never came from the source; the VM ends",
+            missing_);
+  ::_exit(0);
 }
 
 Result<void> PostcopyDestination::handleFaults() {
@@ -156,7 +182,7 @@ Result<void> PostcopyDestination::handleFaults() {
         if (auto installed = install(page, kZeroPage); !installed) return installed;
         continue;
       }
-      if (requested_[page]) continue;
+      if (requested_[page] || !linked_) continue;  // paused: the fault waits for a shutdown
       requested_[page] = true;
       ++fetchedOnFault_;
       if (auto asked = request(page); !asked) return asked;

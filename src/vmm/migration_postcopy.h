@@ -5,7 +5,9 @@
 // io_uring's behalf) blocks until the page is fetched; the source pushes the
 // rest meanwhile and serves fetches first, and keeps the VM's memory until the
 // destination holds every page. From the switch-over on, the VM lives on both
-// hosts at once: losing the link loses it (the documented exception).
+// hosts at once: after a link loss both sides stay up, `postcopy-paused` (the
+// destination's vCPUs that touch a missing page wait, the source keeps every
+// page), until a shutdown ends them.
 #pragma once
 
 #include <atomic>
@@ -23,6 +25,10 @@
 #include "vmm/migration_stream.h"
 #include "vmm/vm_config.h"
 
+namespace strata::vmm {
+class VmControl;
+}
+
 namespace strata::vmm::migration {
 
 // The destination's side: one fetcher thread over the source's connection.
@@ -37,17 +43,19 @@ class PostcopyDestination {
   PostcopyDestination& operator=(const PostcopyDestination&) = delete;
 
   // Once the source has the OK: fetches over channel 0 until every page is
-  // here. Losing the source before that ends the process with one line.
-  void start(ChannelReader channel, const VmConfig& config);
+  // here. Losing the source before that pauses post-copy (control says so)
+  // until a shutdown, which ends the process if a thread waits in a fault.
+  void start(ChannelReader channel, const VmConfig& config, VmControl& control);
 
  private:
   PostcopyDestination(machine::GuestRam& ram, UniqueFd userfault, UniqueFd stop, std::vector<uint64_t> pages);
-  void fetch(const VmConfig& config);
+  void fetch(const VmConfig& config, VmControl& control);
+  Result<void> fetchAll();
+  void waitPaused(VmControl& control, const std::string& why);
   Result<void> handleFaults();
   Result<void> receivePages();
   Result<void> install(uint64_t page, const uint8_t* data);
   Result<void> request(uint64_t page);
-  [[noreturn]] void lose(const std::string& why);
 
   machine::GuestRam& ram_;
   UniqueFd userfault_;
@@ -56,6 +64,7 @@ class PostcopyDestination {
   std::vector<bool> arrived_;  // per RAM page: installed from the source
   std::vector<bool> requested_;
   uint64_t missing_ = 0;
+  bool linked_ = true;  // false once the source is lost: a fault on a missing page then goes unanswered
   uint64_t fetchedOnFault_ = 0;
   std::vector<uint8_t> input_;  // bytes received, not yet a whole page message
   std::optional<ChannelReader> channel_;

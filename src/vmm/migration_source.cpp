@@ -103,7 +103,6 @@ nlohmann::json MigrationProgress::toJson() const {
                           {"state_sent_ms", switchover->stateSentMs},
                           {"confirmed_ms", switchover->confirmedMs}};
   if (!error.empty()) json["error"] = error;
-  if (vmLost) json["vm_lost"] = true;
   return json;
 }
 
@@ -121,6 +120,9 @@ OutgoingMigration::~OutgoingMigration() {
 Result<void> OutgoingMigration::start(const MigrationRequest& request) {
   std::lock_guard lock(mutex_);
   if (progress_.state == "active") return Error{"a migration is already running"};
+  if (progress_.state == "postcopy-paused")
+    return Error{"post-copy migration is paused after the switch-over: the VM runs at the destination, which lacks "
+                 "pages only this side holds; shut it down"};
   progress_ = MigrationProgress{};
   progress_.state = "active";
   progress_.to = request.to.text();
@@ -165,15 +167,16 @@ void OutgoingMigration::serve() {
       control_.shutdown();
       continue;
     }
-    progress_.state = "failed";
     progress_.error = done.error().message;
-    if (switchedOver_) {
-      progress_.vmLost = true;
-      log::error("post-copy migration to {} failed after the switch-over; the VM is lost: {}", request.to.text(),
-                 done.error().message);
-      control_.shutdown();
+    if (switchedOver_) {  // the VM stays held paused: the destination runs it, this side keeps its missing pages
+      progress_.state = "postcopy-paused";
+      control_.setPostcopyPaused();
+      log::warn("post-copy migration to {} paused after the switch-over: {}; the VM stays paused here with every page "
+                "until shut down",
+                request.to.text(), done.error().message);
       continue;
     }
+    progress_.state = "failed";
     log::warn("migration to {} failed, the VM runs on here: {}", request.to.text(), done.error().message);
   }
 }

@@ -38,11 +38,10 @@ struct MigrationRequest {
 };
 
 struct MigrationProgress {
-  std::string state = "none";  // none | active | completed | failed
+  std::string state = "none";  // none | active | completed | failed | postcopy-paused
   std::string to;
   std::string error;
   bool postcopy = false;
-  bool vmLost = false;  // a post-copy migration failed after the switch-over
   uint64_t postcopyPages = 0;  // pages sent after the switch-over (pushed or fetched)
   unsigned iteration = 0;
   uint64_t bytesSent = 0;

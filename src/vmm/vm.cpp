@@ -220,6 +220,8 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
     control.attach(machine->get());
     GuestOutcome outcome = (*machine)->run();
     postcopy.reset();  // before the RAM it fills goes
+    if (control.postcopyPaused())
+      log::warn("the VM ended while post-copy migration was paused: the pages the destination still lacked are gone");
     if (auto* sharing = control.pageSharing()) sharing->log();  // guest RAM is still mapped
     control.detach();
     if (outcome.exit != GuestExit::Reboot) flushDisksAtExit(disks, **loop);

@@ -124,6 +124,10 @@ class VmControl {
   };
   Result<std::unique_ptr<MachineLease>> leaseMachine();
   void holdPaused(bool hold);
+  // Post-copy lost its link after the switch-over (migration_postcopy.h): either
+  // side waits for a shutdown; GET /vm says so.
+  void setPostcopyPaused() { postcopyPaused_ = true; }
+  bool postcopyPaused() const { return postcopyPaused_; }
 
   // ---- The debugger (`strata run --gdb`, debug/gdb_stub.h), one at a time.
   // Runs fn on the harts of the board while the VM is paused; false (fn not
@@ -165,6 +169,7 @@ class VmControl {
   ControlledMachine* machine_ = nullptr;
   bool paused_ = false;
   bool ending_ = false;
+  std::atomic<bool> postcopyPaused_{false};
   // The clock: guest ns = host ns - pausedNs_, or frozenNs_ while paused.
   static constexpr uint64_t kNotFrozen = ~0ull;
   uint64_t pauseStartedNs_ = 0;  // host ns; guarded by mutex_

@@ -36,6 +36,7 @@ ApiReply describeVm(VmControl& control) {
                           {"vcpus", config.cpus},
                           {"memory_bytes", config.memoryBytes},
                           {"config", describeConfig(config)}};
+  if (control.postcopyPaused()) reply["migration"] = "postcopy-paused";
   addPageSharing(reply, control);
   return {200, reply};
 }

@@ -9,6 +9,8 @@
 // on a TAP keeps its network on the destination's own TAP (pings both ways);
 // post-copy moves a guest dirtying memory, whose data stays intact; a link
 // cut mid-transfer leaves the source running and the destination refusing;
+// a link cut right after a post-copy switch-over leaves both sides up,
+// postcopy-paused, until a shutdown ends each;
 // the stream over TLS, and a source without TLS refused by a TLS destination;
 // with --with-disks, a guest writing its raw and qcow2 disks moves to separate
 // disk files (byte for byte what it wrote), with post-copy too, into files the
@@ -34,6 +36,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <atomic>
@@ -374,10 +377,12 @@ TEST(Migration, DestinationKilledMidTransferLeavesTheSourceRunning) {
 }
 
 // A TCP relay on loopback to `port` that cuts the link (both connections
-// closed) once `cutAfter` bytes went from the source to the destination.
+// closed) once `cutAfter` bytes went from the source to the destination, or
+// once it passed on the destination's answer line `cutAfterAnswer` (if any).
 class CuttingRelay {
  public:
-  CuttingRelay(int port, uint64_t cutAfter) : port_(port), cutAfter_(cutAfter) {
+  CuttingRelay(int port, uint64_t cutAfter, std::string cutAfterAnswer = "")
+      : port_(port), cutAfter_(cutAfter), cutAfterAnswer_(std::move(cutAfterAnswer)) {
     listen_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -410,9 +415,13 @@ class CuttingRelay {
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (source >= 0 && ::connect(destination, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
       uint64_t forwarded = 0;
+      std::string answers = "\n";  // from the destination: answer lines only, until the cut
+      auto answered = [&] {
+        return !cutAfterAnswer_.empty() && answers.find("\n" + cutAfterAnswer_ + "\n") != std::string::npos;
+      };
       char buffer[65536];
       pollfd ends[2] = {{source, POLLIN, 0}, {destination, POLLIN, 0}};
-      while (!stop_ && forwarded < cutAfter_) {
+      while (!stop_ && forwarded < cutAfter_ && !answered()) {
         if (::poll(ends, 2, 100) <= 0) continue;
         for (int from = 0; from < 2; ++from) {
           if (ends[from].revents == 0) continue;
@@ -421,15 +430,17 @@ class CuttingRelay {
           if (got <= 0) return;
           if (::send(ends[1 - from].fd, buffer, static_cast<size_t>(got), MSG_NOSIGNAL) != got) return;
           if (from == 0) forwarded += static_cast<uint64_t>(got);
+          else answers.append(buffer, static_cast<size_t>(got));
         }
       }
-      cut_ = forwarded >= cutAfter_;
+      cut_ = forwarded >= cutAfter_ || answered();
     }
     ::close(source);
     ::close(destination);
   }
   int port_;
   uint64_t cutAfter_;
+  std::string cutAfterAnswer_;
   int listen_ = -1;
   std::string address_;
   std::atomic<bool> stop_{false};
@@ -455,6 +466,75 @@ TEST(Migration, LinkCutMidTransferLeavesTheSourceRunningAndTheDestinationRefuses
   EXPECT_TRUE(contains(moved.destination.output, "incoming migration refused: the source closed the connection"))
       << moved.destination.output;
   EXPECT_FALSE(contains(moved.destination.output, "dest-ran-25")) << "the destination must not start the guest";
+}
+
+// The number just before `what` in `text`, 0 if none.
+uint64_t countBefore(const std::string& text, const std::string& what) {
+  size_t end = text.find(what);
+  size_t begin = end;
+  while (begin != std::string::npos && begin > 0 && std::isdigit(static_cast<unsigned char>(text[begin - 1]))) --begin;
+  return begin == end ? 0 : std::stoull(text.substr(begin, end - begin));
+}
+
+TEST(Migration, PostcopyLinkCutAfterTheSwitchOverPausesBothSidesUntilShutdown) {
+  if (auto why = postcopyUnavailable(); !why.empty()) GTEST_SKIP() << why;
+  const std::string sourceSocket = temporaryPath("postcopy-cut-source.sock");
+  const std::string destinationSocket = temporaryPath("postcopy-cut-destination.sock");
+  ::unlink(sourceSocket.c_str());
+  ::unlink(destinationSocket.c_str());
+  const int port = freePort();
+  // The link drops as soon as the source has the destination's OK: most of the guest's dirty pages are still here.
+  CuttingRelay relay(port, ~uint64_t{0}, "OK");
+  auto destination = std::async(std::launch::async, [&] {
+    return runStrata({"--incoming", "tcp:127.0.0.1:" + std::to_string(port), "--api-socket", destinationSocket}, "",
+                     std::chrono::seconds(400));
+  });
+  const std::string strata = strataBinary();
+  ProcessResult command, sourceStatus, destinationStatus, sourceShutdown, destinationShutdown;
+  bool started = false;
+  auto source = runStrata(
+      {"--api-socket", sourceSocket},
+      "dd if=/dev/urandom of=/tmp/buf bs=1M count=16 2>/dev/null\n"
+      "(while :; do cp /tmp/buf /tmp/c.new && mv /tmp/c.new /tmp/copy; done) &\n"
+      "sleep 2; echo dirtying-$((1234*5678))\n",
+      std::chrono::seconds(400), [&](pid_t, const std::string& output) {
+        if (started || output.find("dirtying-7006652") == std::string::npos) return;
+        started = true;
+        for (int tries = 0; tries < 600 && !listensOn(port); ++tries)
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        command = runShell(strata + " vm migrate --api-socket " + sourceSocket + " --to " + relay.address() +
+                           " --postcopy 2>&1");
+        sourceStatus = runShell(strata + " vm status --api-socket " + sourceSocket + " 2>&1");
+        // The destination notices the cut on its own.
+        for (int tries = 0; tries < 300 && !contains(destinationStatus.output, "migration: postcopy-paused"); ++tries) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          destinationStatus = runShell(strata + " vm status --api-socket " + destinationSocket + " 2>&1");
+        }
+        sourceShutdown = runShell(strata + " vm shutdown --api-socket " + sourceSocket + " 2>&1");
+        destinationShutdown = runShell(strata + " vm shutdown --api-socket " + destinationSocket + " 2>&1");
+      });
+  auto destinationEnded = destination.get();
+  ASSERT_TRUE(started) << source.output;
+  EXPECT_TRUE(relay.cut());
+  EXPECT_NE(command.exitCode, 0) << command.output;
+  EXPECT_TRUE(contains(command.output, "post-copy migration paused after the switch-over")) << command.output;
+  // Both processes stayed up and say so; the source keeps the VM paused.
+  EXPECT_TRUE(contains(sourceStatus.output, "migration: postcopy-paused")) << sourceStatus.output;
+  EXPECT_TRUE(contains(sourceStatus.output, "state:   paused")) << sourceStatus.output;
+  EXPECT_TRUE(contains(destinationStatus.output, "migration: postcopy-paused"))
+      << destinationStatus.output << destinationEnded.output;
+  EXPECT_GT(countBefore(destinationEnded.output, " pages still at the source"), 0u) << destinationEnded.output;
+  // A shutdown ends each side cleanly, with a line saying what was dropped.
+  EXPECT_EQ(sourceShutdown.exitCode, 0) << sourceShutdown.output;
+  EXPECT_EQ(destinationShutdown.exitCode, 0) << destinationShutdown.output;
+  EXPECT_FALSE(source.timedOut);
+  EXPECT_EQ(source.exitCode, 0) << source.output;
+  EXPECT_TRUE(contains(source.output, "the VM ended while post-copy migration was paused")) << source.output;
+  EXPECT_FALSE(destinationEnded.timedOut);
+  EXPECT_EQ(destinationEnded.exitCode, 0) << destinationEnded.output;
+  EXPECT_TRUE(contains(destinationEnded.output, "shut down while post-copy migration is paused") ||
+              contains(destinationEnded.output, "the VM ended while post-copy migration was paused"))
+      << destinationEnded.output;
 }
 
 // A CA and a certificate for 127.0.0.1 signed by it, in DIR/ca-cert.pem and the

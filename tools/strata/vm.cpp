@@ -39,6 +39,7 @@ void printSummary(const nlohmann::json& vm) {
   std::printf("uptime:  %.1f s\n", vm.value("uptime_s", 0.0));
   std::printf("vcpus:   %s\n", text(vm.value("vcpus", nlohmann::json())).c_str());
   std::printf("memory:  %llu MiB\n", static_cast<unsigned long long>(vm.value("memory_bytes", uint64_t{0}) >> 20));
+  if (vm.contains("migration")) std::printf("migration: %s\n", text(vm["migration"]).c_str());
   if (vm.contains("ksm_merging_pages")) {
     auto pages = vm.value("ksm_merging_pages", uint64_t{0});
     std::printf("shared:  %llu pages merged by the host's KSM (%llu MiB)\n", static_cast<unsigned long long>(pages),
@@ -150,8 +151,9 @@ int migrate(const VmArgs& args, const MigrateArgs& migrateArgs) {
       continue;
     }
     if (args.json) std::printf("%s\n", progress->dump(2).c_str());
-    if (state == "failed" && progress->value("vm_lost", false))
-      return fail("post-copy migration failed after the switch-over, the VM is lost: " + progress->value("error", ""));
+    if (state == "postcopy-paused")
+      return fail("post-copy migration paused after the switch-over (" + progress->value("error", "") +
+                  "): the VM waits at the destination for pages this side keeps; shut either side down to end it");
     if (state == "failed") return fail("migration failed, the VM runs on here: " + progress->value("error", ""));
     if (!args.json)
       std::printf("migrated to %s: %llu MiB sent in %.0f ms, %.0f ms downtime, %u rounds%s\n", migrateArgs.to.c_str(),
@@ -235,7 +237,8 @@ CLI::App* addVmCommands(CLI::App& app, CommandStatus& status) {
                            "never throttle the vCPUs of a guest dirtying memory faster than the link");
   migrateCommand->add_flag("--postcopy", migrateArgs->postcopy,
                            "switch to the destination after two rounds; it fetches the remaining pages on fault "
-                           "(from then on, losing the link loses the VM; with --with-disks the disks are whole first)");
+                           "(from then on, a lost link pauses it on both sides until a shutdown; with --with-disks "
+                           "the disks are whole first)");
   migrateCommand->add_flag("--with-disks", migrateArgs->withDisks,
                            "no shared storage: mirror each disk to the destination's own --disk files (each the same "
                            "virtual size) while the VM runs");

@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <set>
@@ -119,6 +120,26 @@ TEST(ApiDocument, ListsExactlyTheRoutesTheServerServes) {
     EXPECT_TRUE(documented.count({method, path})) << method << " " << path << " is served but not documented";
   for (const auto& [method, path] : documented)
     EXPECT_TRUE(served.count({method, path})) << method << " " << path << " is documented but not served";
+}
+
+TEST(ApiDocument, DescribesThePostcopyPausedStateGetVmReports) {
+  std::ifstream file(STRATA_SOURCE_DIR "/docs/api/vm-api.openapi.json");
+  auto document = nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(document.is_discarded());
+  const auto& schemas = document["components"]["schemas"];
+  VmConfig config;
+  VmControl control(config);
+  control.setPostcopyPaused();
+  ApiRouter router;
+  addApiRoutes(router, control);
+  ApiReply reply = router.dispatch("GET", "/vm", "");
+  ASSERT_EQ(reply.status, 200);
+  ASSERT_EQ(reply.body.value("migration", ""), "postcopy-paused");
+  for (const auto& [key, value] : reply.body.items())
+    EXPECT_TRUE(schemas["Vm"]["properties"].contains(key)) << "GET /vm reports " << key << ", not documented";
+  EXPECT_EQ(schemas["Vm"]["properties"]["migration"]["enum"], nlohmann::json::array({"postcopy-paused"}));
+  const auto& states = schemas["MigrationProgress"]["properties"]["state"]["enum"];
+  EXPECT_NE(std::find(states.begin(), states.end(), "postcopy-paused"), states.end());
 }
 
 }  // namespace

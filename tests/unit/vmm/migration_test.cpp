@@ -198,7 +198,8 @@ TEST(MigrationPostcopy, TouchedPagesAreFetchedAndTheRestPushedThroughUserfaultfd
   });
   VmConfig config;
   config.sandbox.seccomp = false;  // the fetcher's role is the integration tests' business
-  (*destination)->start(ChannelReader(std::move(pair.destination)), config);
+  VmControl control(config);
+  (*destination)->start(ChannelReader(std::move(pair.destination)), config, control);
   // A touch of a missing page waits for it; the others kept their copy.
   EXPECT_EQ((*ram)->hostBase()[40 * kPageBytes + 7], 40);
   EXPECT_EQ((*ram)->hostBase()[10 * kPageBytes], 10);
@@ -206,6 +207,25 @@ TEST(MigrationPostcopy, TouchedPagesAreFetchedAndTheRestPushedThroughUserfaultfd
   served.join();  // the source ends once the destination said it holds every page
   for (uint64_t page = 20; page < 30; ++page) EXPECT_EQ((*ram)->hostBase()[page * kPageBytes + 100], page) << page;
   destination->reset();
+}
+
+TEST(MigrationPostcopy, ALostSourcePausesTheDestinationWhichStaysUpUntilItEnds) {
+  constexpr uint64_t kRamPages = 16;
+  auto ram = machine::GuestRam::create(0x80000000, kRamPages * kPageBytes);
+  ASSERT_TRUE(ram);
+  auto destination = migration::PostcopyDestination::prepare(**ram, {3, 4});
+  if (!destination) GTEST_SKIP() << destination.error().message;
+  SocketPair pair;
+  VmConfig config;
+  config.sandbox.seccomp = false;
+  VmControl control(config);
+  (*destination)->start(ChannelReader(std::move(pair.destination)), config, control);
+  pair.source.reset();  // the link drops before a page came
+  for (int tries = 0; tries < 500 && !control.postcopyPaused(); ++tries)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(control.postcopyPaused()) << "the fetcher must report the pause, not end the process";
+  EXPECT_EQ((*ram)->hostBase()[0], 0) << "pages that were never missing stay reachable";
+  destination->reset();  // the VM ended by itself: the paused fetcher stops
 }
 
 TEST(MigrationStream, TcpAddressesAreParsedStrictly) {
