@@ -213,6 +213,10 @@ Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role, const VmC
   if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_EQ, self)), "tgkill");
       !ok)
     return ok;
+  // Roles that open no file: glibc still opens /proc/sys/vm/overcommit_memory the first time
+  // it shrinks a thread's heap (a migration's channel buffers freed); refused, it uses madvise.
+  if (role == ThreadRole::Migration || role == ThreadRole::Gdb)
+    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0), "openat"); !ok) return ok;
   if (role == ThreadRole::Vcpu || role == ThreadRole::Gdb) return {};
   // The I/O loop and migration start threads, never processes: glibc tries
   // clone3 first, whose flags sit behind a pointer the filter cannot read, so it
@@ -237,9 +241,6 @@ Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role, const VmC
       return ok;
   }
   if (role == ThreadRole::Migration) {
-    // glibc opens /proc/sys/vm/overcommit_memory the first time it shrinks a thread's heap
-    // (the channels' buffers freed after a migration); refused, it uses madvise instead.
-    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0), "openat"); !ok) return ok;
     for (unsigned long request : {static_cast<unsigned long>(UFFDIO_COPY), static_cast<unsigned long>(UFFDIO_WAKE),
                                   static_cast<unsigned long>(UFFDIO_UNREGISTER)})
       if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, request)),
