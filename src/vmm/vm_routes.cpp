@@ -45,6 +45,11 @@ ApiReply changeState(VmControl& control, const nlohmann::json& body) {
   if (!body.is_object() || !body.contains("action") || !body["action"].is_string())
     return apiError(400, R"(expected {"action": "pause" | "resume" | "shutdown" | "reset"})");
   const std::string action = body["action"].get<std::string>();
+  // A vCPU may wait in a fault for a page the lost source holds: it never parks or restarts.
+  if (control.postcopyPaused() && (action == "pause" || action == "reset"))
+    return apiError(409, fmt::format("post-copy migration is paused, some pages are still at the source: a {} would "
+                                     "wait for them forever; only shutdown ends this VM",
+                                     action));
   VmState state;
   if (action == "pause") state = control.pause();
   else if (action == "resume") state = control.resume();

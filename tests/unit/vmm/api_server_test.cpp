@@ -11,6 +11,8 @@
 #include <fstream>
 #include <set>
 
+#include <fmt/core.h>
+
 #include "vmm/snapshot_routes.h"
 #include "vmm/vm_routes.h"
 
@@ -140,6 +142,22 @@ TEST(ApiDocument, DescribesThePostcopyPausedStateGetVmReports) {
   EXPECT_EQ(schemas["Vm"]["properties"]["migration"]["enum"], nlohmann::json::array({"postcopy-paused"}));
   const auto& states = schemas["MigrationProgress"]["properties"]["state"]["enum"];
   EXPECT_NE(std::find(states.begin(), states.end(), "postcopy-paused"), states.end());
+}
+
+TEST(VmApi, APostcopyPausedVmRefusesPauseAndResetButShutsDown) {
+  VmConfig config;
+  VmControl control(config);
+  control.setPostcopyPaused();
+  ApiRouter router;
+  addApiRoutes(router, control);
+  for (const char* action : {"pause", "reset"}) {
+    ApiReply refused = router.dispatch("PUT", "/vm/state", fmt::format(R"({{"action": "{}"}})", action));
+    EXPECT_EQ(refused.status, 409) << action;
+    EXPECT_NE(refused.body.value("error", "").find("only shutdown"), std::string::npos) << refused.body;
+  }
+  ApiReply ended = router.dispatch("PUT", "/vm/state", R"({"action": "shutdown"})");
+  EXPECT_EQ(ended.status, 200);
+  EXPECT_EQ(ended.body.value("state", ""), "shutting_down");
 }
 
 }  // namespace
