@@ -217,23 +217,27 @@ void StorageApi::createVolume(Call& call) {
     return call.fail(400, "type: expected linear, striped, mirror, raid5, raid10 or thin");
   if (*type == volume::VolumeType::Thin && pool->thinMib == 0)
     return call.fail(409, fmt::format("pool {} has no thin pool (an admin defines it with thin_mib)", pool->name));
-  if (auto outcome = store_.reserveVolume(created); !outcome.ok()) return call.refuse(outcome);
-  std::lock_guard lock(poolMutex_);
-  auto made = changePool(*pool, [&](volume::Pool& opened) -> Result<void> {
+  makeVolume(call, created, *pool, [&](volume::Pool& opened) -> Result<void> {
     volume::VolumeCreateOptions options{.type = *type, .sizeBytes = created.sizeMib * kMib};
     if (*type == volume::VolumeType::Thin) options.thinPool = kThinPool;
     auto record = opened.createVolume(created.name, options);
     if (!record) return record.error();
     return {};
   });
-  if (!made) {
-    store_.dropVolume(created.name);
+}
+
+void StorageApi::makeVolume(Call& call, StorageVolume& volume, const StoragePool& pool,
+                            const std::function<Result<void>(volume::Pool&)>& make) {
+  if (auto outcome = store_.reserveVolume(volume); !outcome.ok()) return call.refuse(outcome);
+  std::lock_guard lock(poolMutex_);
+  if (auto made = changePool(pool, make); !made) {
+    store_.dropVolume(volume.name);
     return call.fail(409, made.error().message);
   }
-  store_.markVolumeReady(created.name);
-  created.ready = true;
-  publish(created, "created");
-  call.reply(201, volumeJson(created));
+  store_.markVolumeReady(volume.name);
+  volume.ready = true;
+  publish(volume, "created");
+  call.reply(201, volumeJson(volume));
 }
 
 void StorageApi::listVolumes(Call& call) {
@@ -286,19 +290,9 @@ void StorageApi::snapshotVolume(Call& call) {
   if (!isValidName(snapshot.name)) return call.fail(400, "name: expected 1-63 letters, digits, '-' or '_' (not first)");
   if (origin->type != "thin") return call.fail(409, fmt::format("volume {} is not thin: only thin volumes have snapshots", origin->name));
   if (!origin->ready) return call.fail(409, fmt::format("volume {} is being changed", origin->name));
-  if (auto outcome = store_.reserveVolume(snapshot); !outcome.ok()) return call.refuse(outcome);
-  std::lock_guard lock(poolMutex_);
-  auto taken = changePool(*store_.pool(origin->pool), [&](volume::Pool& opened) {
+  makeVolume(call, snapshot, *store_.pool(origin->pool), [&](volume::Pool& opened) {
     return opened.snapshotVolume(origin->name, snapshot.name, false);
   });
-  if (!taken) {
-    store_.dropVolume(snapshot.name);
-    return call.fail(409, taken.error().message);
-  }
-  store_.markVolumeReady(snapshot.name);
-  snapshot.ready = true;
-  publish(snapshot, "created");
-  call.reply(201, volumeJson(snapshot));
 }
 
 void StorageApi::deleteVolume(Call& call) {

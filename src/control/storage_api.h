@@ -5,6 +5,7 @@
 // quota and name them as VM disks. Others' volumes are 404.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,6 +14,10 @@
 #include "control/api_route.h"
 #include "control/event_bus.h"
 #include "control/store.h"
+
+namespace strata::storage::volume {
+class Pool;
+}
 
 namespace strata::control {
 
@@ -41,6 +46,10 @@ class StorageApi {
  private:
   std::optional<StorageVolume> visibleVolume(Call& call, const std::string& name);
   void publish(const StorageVolume& volume, const std::string& state);
+  // Reserves `volume` in the store (quota), runs `make` on its pool, then marks it ready and
+  // replies 201, or drops the reservation and replies 409 with what the pool said.
+  void makeVolume(Call& call, StorageVolume& volume, const StoragePool& pool,
+                  const std::function<Result<void>(storage::volume::Pool&)>& make);
 
   Store& store_;
   std::shared_ptr<EventBus> events_;
