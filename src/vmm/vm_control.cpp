@@ -31,6 +31,7 @@ VmControl::VmControl(const VmConfig& config)
     : config_(config),
       started_(std::chrono::steady_clock::now()),
       balloon_(config.balloonTargetBytes, config.memoryBytes),
+      nicTraffic_(config.nicCount()),
       pausedNs_(hostNs()) {
   if (config.memMerge) pageSharing_.emplace();
 }
