@@ -24,7 +24,7 @@ struct NetInterface {
 
 // The TAP interfaces (--net tap=, tapfd=) then the switch ones (--net switch=), in
 // config order; their frames are handled on loop, which must outlive them.
-// traffic: one counter set per NIC (config.nicCount()), in the same order, outliving the ports.
+// traffic: one counter set per NIC, in the same order, outliving the ports.
 Result<std::vector<NetInterface>> openNetInterfaces(const VmConfig& config, EventLoop& loop,
                                                     std::vector<network::TrafficCounters>& traffic);
 

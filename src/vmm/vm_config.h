@@ -49,7 +49,6 @@ struct VmConfig {
   std::vector<std::string> tapDevices;
   std::vector<int> tapFds;  // TAP fds the jailer opened and handed over (--net tapfd=N)
   std::vector<SwitchNetConfig> switchNets;  // NICs after the TAP ones
-  size_t nicCount() const { return tapDevices.size() + tapFds.size() + switchNets.size(); }
   uint64_t memoryBytes = 256ull << 20;
   // --balloon TARGET: a virtio-balloon device (free page reporting included)
   // asking the guest for TARGET bytes back from the start; none without it.
