@@ -187,7 +187,7 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   if (!awaitAnnounced)
     if (auto opened = openDisks(nullptr); !opened) return opened.error();
   // So are the network ports: a reboot keeps the switch port and TAP device.
-  auto nics = openNetInterfaces(config, **loop);
+  auto nics = openNetInterfaces(config, **loop, control.nicTraffic());
   if (!nics) return nics.error();
   struct Ending {  // whichever way runVm returns
     VmControl& control;
