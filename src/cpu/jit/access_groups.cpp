@@ -113,27 +113,59 @@ AccessGroupPlan planAccessGroups(std::span<const DecodedInsn> insns) {
   }
   closeAll();
 
-  // Groups whose ranges overlap cannot share the one addend register: keep
-  // the ones that save the most probes.
+  // The groups that save the most probes first; one overlapping another
+  // takes the second addend register if its range holds no other access.
   std::stable_sort(closed.begin(), closed.end(),
                    [](const Candidate& a, const Candidate& b) { return a.members.size() > b.members.size(); });
-  AccessGroupPlan plan;
+  std::vector<const Candidate*> chosen;
+  std::vector<AccessGroup> groups;
+  const auto memberOf = [](const Candidate& c, uint32_t index) {
+    return std::any_of(c.members.begin(), c.members.end(), [&](const Member& m) { return m.index == index; });
+  };
   for (const Candidate& c : closed) {
     if (c.members.size() < 2) break;
-    const AccessGroup g = groupFrom(c);
-    const bool overlaps = std::any_of(plan.groups.begin(), plan.groups.end(), [&](const AccessGroup& other) {
-      return g.first <= other.last && other.first <= g.last;
-    });
-    if (!overlaps) plan.groups.push_back(g);
+    AccessGroup g = groupFrom(c);
+    std::vector<size_t> overlapping;
+    for (size_t k = 0; k < groups.size(); ++k)
+      if (g.first <= groups[k].last && groups[k].first <= g.last) overlapping.push_back(k);
+    if (overlapping.size() > 1) continue;
+    if (overlapping.size() == 1) {
+      const size_t partner = overlapping.front();
+      const bool paired = std::any_of(groups.begin(), groups.end(), [&](const AccessGroup& other) {
+        return other.cluster == groups[partner].cluster && &other != &groups[partner];
+      });
+      bool alone = true;  // every access in g's range belongs to g or its partner
+      for (uint32_t i = g.first; i <= g.last && alone; ++i)
+        alone = integerAccessSize(insns[i].op) == 0 || memberOf(c, i) || memberOf(*chosen[partner], i);
+      if (paired || !alone) continue;
+      g.addend = 1;
+      g.cluster = groups[partner].cluster;
+    } else {
+      g.cluster = static_cast<unsigned>(groups.size());  // a new cluster, numbered in order below
+    }
+    groups.push_back(g);
+    chosen.push_back(&c);
   }
-  std::sort(plan.groups.begin(), plan.groups.end(),
-            [](const AccessGroup& a, const AccessGroup& b) { return a.first < b.first; });
+
+  AccessGroupPlan plan;
   plan.groupOf.assign(insns.size(), -1);
-  for (size_t g = 0; g < plan.groups.size(); ++g) {
-    const auto it = std::find_if(closed.begin(), closed.end(), [&](const Candidate& c) {
-      return c.members.front().index == plan.groups[g].first;
-    });
-    for (const Member& m : it->members) plan.groupOf[m.index] = static_cast<int>(g);
+  std::vector<size_t> order(groups.size());
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return groups[a].first < groups[b].first; });
+  std::vector<int> clusterIndex(groups.size(), -1);
+  for (const size_t k : order) {
+    AccessGroup g = groups[k];
+    int& cluster = clusterIndex[g.cluster];
+    if (cluster < 0) {
+      cluster = static_cast<int>(plan.clusters.size());
+      plan.clusters.push_back({g.first, g.last});
+    }
+    AccessCluster& range = plan.clusters[static_cast<size_t>(cluster)];
+    range.first = std::min(range.first, g.first);
+    range.last = std::max(range.last, g.last);
+    g.cluster = static_cast<unsigned>(cluster);
+    for (const Member& m : chosen[k]->members) plan.groupOf[m.index] = static_cast<int>(plan.groups.size());
+    plan.groups.push_back(g);
   }
   return plan;
 }

@@ -144,7 +144,8 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     gatherTrace(blocks);
     chooseBorrowedRegisters();
     groups_ = planAccessGroups(std::span<const DecodedInsn>(insns_.data(), insns_.size() - 1));
-    for (size_t g = 0; g < groups_.groups.size(); ++g) groupLabels_.push_back({&newLabel(), &newLabel()});
+    for (size_t c = 0; c < groups_.clusters.size(); ++c) clusterRejoins_.push_back(&newLabel());
+    clusterCopied_.assign(groups_.clusters.size(), false);
   }
 
   void translate() {
@@ -188,58 +189,61 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       const int group = inGroupCopy_ ? -1 : groups_.groupOf[i];
       if (group >= 0 && groups_.groups[group].first == i) emitGroupProbe(static_cast<unsigned>(group));
       emitInstruction(i, in);
-      if (group >= 0 && groups_.groups[group].last == i) L(*groupLabels_[group].rejoin);
+      if (group >= 0) {
+        const unsigned cluster = groups_.groups[group].cluster;
+        if (groups_.clusters[cluster].last == i) L(*clusterRejoins_[cluster]);
+      }
       if (endsBlock(in) && i + 1 == count) return true;
     }
     return false;
   }
 
-  // Access groups (access_groups.h): rdi holds the group's TLB addend from
-  // its probe to its last member. A miss runs the fallback copy of the
-  // group's instructions, which rejoins the main line after the last member
-  // (rax then holds what the main line expects: the last member's result,
-  // or nothing). An access of no group inside a group's range that takes
-  // its slow path (a helper call, which clobbers rdi) goes on in the copy.
-  struct GroupLabels {
-    Label* miss;
-    Label* rejoin;
-  };
+  // Access groups (access_groups.h): rdi or rsi holds the group's TLB
+  // addend from its probe to its last member. A miss goes on in the
+  // fallback copy of its cluster's instructions (entered at the group's
+  // first member, forwarding nothing), which rejoins the main line after the
+  // cluster's last instruction (rax then holds what the main line expects:
+  // the last member's result, or nothing). An access of no group inside a
+  // cluster that takes its slow path (a helper call, which clobbers both
+  // addend registers) goes on in the copy too.
+  const Xbyak::Reg64& addendRegister(const AccessGroup& group) const { return group.addend == 0 ? rdi : rsi; }
   void emitGroupProbe(unsigned g) {
     const AccessGroup& group = groups_.groups[g];
     const DecodedInsn& first = insns_[group.first];
+    const Xbyak::Reg64& addend = addendRegister(group);
     copyX(rdx, first.rs1);
     const int64_t start = first.imm + group.low;
     if (start != 0) add(rdx, static_cast<int32_t>(start));
-    mov(edi, edx);
-    shr(edi, 12 - 4);  // slot * 16 bytes
-    and_(edi, (HartHotState::kTlbSlots - 1) << 4);
-    add(rdi, qword[rbx + (group.write ? kWriteTlb : kReadTlb)]);
+    mov(addend.cvt32(), edx);
+    shr(addend.cvt32(), 12 - 4);  // slot * 16 bytes
+    and_(addend.cvt32(), (HartHotState::kTlbSlots - 1) << 4);
+    add(addend, qword[rbx + (group.write ? kWriteTlb : kReadTlb)]);
     lea(rdx, ptr[rdx + (group.span - 1)]);
     shr(rdx, 12);
-    cmp(rdx, qword[rdi]);
-    jne(*groupLabels_[g].miss, T_NEAR);
-    mov(rdi, qword[rdi + 8]);
-    deferred_.push_back([this, g] {
-      const AccessGroup& fallback = groups_.groups[g];
-      L(*groupLabels_[g].miss);
+    cmp(rdx, qword[addend]);
+    jne(copyEntry(group.first), T_NEAR);
+    mov(addend, qword[addend + 8]);
+    if (clusterCopied_[group.cluster]) return;
+    clusterCopied_[group.cluster] = true;
+    deferred_.push_back([this, cluster = group.cluster] {
       inGroupCopy_ = true;
       raxAfter_ = kNothingInRax;
-      emitRange(fallback.first, fallback.last + 1);
+      emitRange(groups_.clusters[cluster].first, groups_.clusters[cluster].last + 1);
       inGroupCopy_ = false;
-      jmp(*groupLabels_[g].rejoin, T_NEAR);
+      jmp(*clusterRejoins_[cluster], T_NEAR);
     });
   }
+  Label& copyEntry(uint32_t index) {
+    Label*& entry = copyEntries_[index];
+    if (entry == nullptr) entry = &newLabel();
+    return *entry;
+  }
   // Where an access at `index` outside every group goes on after its slow
-  // path: the copy's next instruction when a group's range runs past it, else null (back to the main line).
+  // path: the copy's next instruction when a cluster runs past it, else null (back to the main line).
   Label* slowPathDivert(uint32_t index) {
     if (inGroupCopy_) return nullptr;
-    for (const AccessGroup& group : groups_.groups) {
-      if (group.first < index && index < group.last) {
-        Label*& entry = copyEntries_[index + 1];
-        if (entry == nullptr) entry = &newLabel();
-        return entry;
-      }
-    }
+    for (const AccessCluster& cluster : groups_.clusters)
+      if (cluster.first < index && index < cluster.last) return &copyEntry(index + 1);
     return nullptr;
   }
   // A register operand holding x[r] for a member's address or value: its
@@ -250,19 +254,20 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     mov(scratch, xreg(r));
     return scratch;
   }
-  void emitGroupedLoad(const DecodedInsn& in) {
+  void emitGroupedLoad(uint32_t index, const DecodedInsn& in) {
     const Xbyak::Reg64 base = groupOperand(in.rs1, rax);
-    loadExtended(in.op, base + rdi + in.imm);
+    loadExtended(in.op, base + addendRegister(groups_.groups[groups_.groupOf[index]]) + in.imm);
     storeRax(in.rd);
   }
-  void emitGroupedStore(const DecodedInsn& in, unsigned size) {
+  void emitGroupedStore(uint32_t index, const DecodedInsn& in, unsigned size) {
     const Xbyak::Reg64 value = groupOperand(in.rs2, rdx);
-    const Xbyak::Reg64 base = groupOperand(in.rs1, rsi);
+    const Xbyak::Reg64 base = groupOperand(in.rs1, rcx);
+    const Xbyak::RegExp address = base + addendRegister(groups_.groups[groups_.groupOf[index]]) + in.imm;
     switch (size) {
-      case 1: mov(byte[base + rdi + in.imm], value.cvt8()); break;
-      case 2: mov(word[base + rdi + in.imm], value.cvt16()); break;
-      case 4: mov(dword[base + rdi + in.imm], value.cvt32()); break;
-      default: mov(qword[base + rdi + in.imm], value); break;
+      case 1: mov(byte[address], value.cvt8()); break;
+      case 2: mov(word[address], value.cvt16()); break;
+      case 4: mov(dword[address], value.cvt32()); break;
+      default: mov(qword[address], value); break;
     }
   }
   bool isGroupMember(uint32_t index) const { return !inGroupCopy_ && groups_.groupOf[index] >= 0; }
@@ -580,7 +585,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
 
   void emitLoad(uint32_t index, const DecodedInsn& in, unsigned size) {
     if (isGroupMember(index)) {
-      emitGroupedLoad(in);
+      emitGroupedLoad(index, in);
       return;
     }
     Label* divert = slowPathDivert(index);
@@ -610,7 +615,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
 
   void emitStore(uint32_t index, const DecodedInsn& in, unsigned size) {
     if (isGroupMember(index)) {
-      emitGroupedStore(in, size);
+      emitGroupedStore(index, in, size);
       return;
     }
     Label* divert = slowPathDivert(index);
@@ -1183,8 +1188,9 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   unsigned raxAfter_ = kNothingInRax;  // ... and at the next one's
   FpBlockFacts fpFacts_;
   AccessGroupPlan groups_;
-  std::vector<GroupLabels> groupLabels_;
-  std::map<uint32_t, Label*> copyEntries_;  // fallback-copy labels where diverted slow paths go on
+  std::vector<Label*> clusterRejoins_;      // by cluster: after its last instruction on the main line
+  std::vector<bool> clusterCopied_;         // by cluster: its fallback copy is on the deferred list
+  std::map<uint32_t, Label*> copyEntries_;  // fallback-copy labels where misses and diverted slow paths go on
   bool inGroupCopy_ = false;                 // emitting a group's fallback copy
 };
 

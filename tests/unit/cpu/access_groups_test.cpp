@@ -60,12 +60,30 @@ TEST(AccessGroups, HelperCallsAndSkippedUpdatesSplitGroups) {
   EXPECT_TRUE(skipped.groups.empty());
 }
 
-TEST(AccessGroups, OverlappingGroupsKeepTheLargerAndSpansStayBounded) {
-  const AccessGroupPlan overlap = plan({ld(a2, s1, 0), sd(a2, s2, 0), ld(a3, s1, 8), sd(a3, s2, 8), ld(a4, s1, 16)});
-  ASSERT_EQ(overlap.groups.size(), 1u);
-  EXPECT_EQ(overlap.groupOf[0], 0);
-  EXPECT_EQ(overlap.groupOf[4], 0);
-  EXPECT_EQ(overlap.groupOf[1], -1);
+TEST(AccessGroups, OverlappingGroupsShareAClusterWithTwoAddends) {
+  // A copy loop: loads off s1 and stores off s2, interleaved. The stores'
+  // group takes the second addend register; the two are one cluster.
+  const AccessGroupPlan copy = plan({ld(a2, s1, 0), sd(a2, s2, 0), ld(a3, s1, 8), sd(a3, s2, 8), ld(a4, s1, 16)});
+  ASSERT_EQ(copy.groups.size(), 2u);
+  ASSERT_EQ(copy.clusters.size(), 1u);
+  EXPECT_EQ(copy.clusters[0].first, 0u);
+  EXPECT_EQ(copy.clusters[0].last, 4u);
+  EXPECT_EQ(copy.groupOf[0], 0);
+  EXPECT_EQ(copy.groupOf[1], 1);
+  EXPECT_EQ(copy.groups[0].addend, 0u);
+  EXPECT_EQ(copy.groups[1].addend, 1u);
+  EXPECT_FALSE(copy.groups[0].write);
+  EXPECT_TRUE(copy.groups[1].write);
+  // An access of neither group inside the smaller one's range would need
+  // the second addend register for its own probe: that group is dropped.
+  const AccessGroupPlan crowded =
+      plan({ld(a2, s1, 0), sd(a2, s2, 0), ld(a5, s3, 0), sd(a3, s2, 8), ld(a3, s1, 8), ld(a4, s1, 16)});
+  ASSERT_EQ(crowded.groups.size(), 1u);
+  EXPECT_EQ(crowded.groupOf[1], -1);
+  EXPECT_EQ(crowded.groupOf[5], 0);
+}
+
+TEST(AccessGroups, SpansStayBounded) {
   const AccessGroupPlan far = plan({ld(a2, s1, 0), ld(a3, s1, 1024)});
   EXPECT_TRUE(far.groups.empty());
 }

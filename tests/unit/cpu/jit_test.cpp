@@ -626,6 +626,33 @@ TEST_F(JitTest, AccessGroupsAreExactAcrossPagesMissesAndFaults) {
   }
 }
 
+TEST_F(JitTest, CopyLoopClustersAreExactAcrossPagesAndFaults) {
+  // A copy loop: loads off s3 and stores off s4 (and t4 = s4 + 8), two
+  // groups in one cluster (two addend registers). The stores cross into the
+  // next page on the 4th round. Then a cluster whose store group faults:
+  // the loads before the faulting store retire, nothing after it.
+  std::vector<uint32_t> program = {
+      dataPointer(s3), addi(s4, s3, 0x7f0), addi(s4, s4, 0x7a8), addi(a7, zero, 12),  // s4 = kData + 0xf98
+  };
+  const std::vector<uint32_t> loop = {
+      ld(t0, s3, 0), sd(t0, s4, 0), ld(t1, s3, 8), addi(t4, s4, 8), sd(t1, t4, 0), ld(t2, s3, 16), sd(t2, s4, 16),
+      addi(s3, s3, 24), addi(s4, s4, 24), addi(a7, a7, -1),
+  };
+  program.insert(program.end(), loop.begin(), loop.end());
+  program.push_back(bne(a7, zero, -4 * static_cast<int32_t>(loop.size())));
+  program.insert(program.end(), {lui(t6, 0x40000000), ld(t0, s3, 0), sd(t0, t6, 0), ld(t1, s3, 8), sd(t1, t6, 8),
+                                 addi(t0, zero, 0), ecall});
+  const std::vector<uint32_t> handler = {csrr(s5, csr::kInstret), ecall};
+  for (const uint32_t threshold : {1u, 3u}) {
+    const Outcome out = runBoth(program, handler, {}, threshold);
+    EXPECT_EQ(out.scause, csr::kStoreAccessFault);
+    EXPECT_EQ(out.stval, 0x40000000u);
+    EXPECT_EQ(out.x[a7], 0u);
+    EXPECT_NE(out.x[t0], 0u);  // loaded, and the fault came before the addi
+    EXPECT_EQ(std::memcmp(out.data.data(), out.data.data() + 0xf98, 12 * 24), 0);  // copied
+  }
+}
+
 TEST_F(JitTest, ChainedLoopStillStopsOnRequest) {
   // `j .` chains to itself forever; requestStop() from another thread must end run().
   ProgramHart run({jal(zero, 0)}, kRamBase, kRamSize, EngineConfig{EngineKind::Jit, 1});
