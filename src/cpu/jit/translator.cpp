@@ -306,23 +306,33 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     Xbyak::Reg32 host32;
   };
   // A borrow must save this many more accesses than it displaces: below it
-  // the entry and exit moves cost more than they save.
+  // the entry and exit moves cost more than they save. A translation that
+  // loops back to its own start pays them once per loop, not per iteration.
   static constexpr uint32_t kBorrowMinUses = 6;
+  static constexpr uint32_t kLoopBorrowMinUses = 1;
+  bool loopsToItsStart() const {
+    for (size_t i = 0; i + 1 < insns_.size(); ++i) {
+      const DecodedInsn& in = insns_[i];
+      if (((in.op >= Op::Beq && in.op <= Op::Bgeu) || in.op == Op::Jal) && in.pcOffset + in.imm == 0) return true;
+    }
+    return false;
+  }
   void chooseBorrowedRegisters() {
     uint32_t uses[kDiscardRegister + 1] = {};
     for (size_t i = 0; i + 1 < insns_.size(); ++i) {  // every register field, whatever its file: conservative
       for (const unsigned r : {insns_[i].rd, insns_[i].rs1, insns_[i].rs2, insns_[i].rs3}) ++uses[r];
     }
+    const uint32_t minUses = loopsToItsStart() ? kLoopBorrowMinUses : kBorrowMinUses;
     std::vector<unsigned> candidates;
     for (unsigned r = 1; r < kDiscardRegister; ++r)
-      if (!guestOperands().isPinned[r] && uses[r] >= kBorrowMinUses) candidates.push_back(r);
+      if (!guestOperands().isPinned[r] && uses[r] >= minUses) candidates.push_back(r);
     std::stable_sort(candidates.begin(), candidates.end(), [&](unsigned a, unsigned b) { return uses[a] > uses[b]; });
     std::vector<PinnedRegister> pinned(std::begin(kPinned), std::end(kPinned));
     std::stable_sort(pinned.begin(), pinned.end(),
                      [&](const PinnedRegister& a, const PinnedRegister& b) { return uses[a.guest] < uses[b.guest]; });
     auto next = candidates.begin();
     for (const PinnedRegister& p : pinned) {  // the least used pinned register for the most used candidate
-      if (next == candidates.end() || uses[*next] < uses[p.guest] + kBorrowMinUses) break;
+      if (next == candidates.end() || uses[*next] < uses[p.guest] + minUses) break;
       borrows_.push_back({*next++, p.guest, Xbyak::Reg64(p.host), Xbyak::Reg32(p.host)});
     }
     for (const Borrowed& b : borrows_) {
