@@ -305,9 +305,11 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     Xbyak::Reg64 host;
     Xbyak::Reg32 host32;
   };
-  // A borrow must save this many more accesses than it displaces: below it
-  // the entry and exit moves cost more than they save. A translation that
-  // loops back to its own start pays them once per loop, not per iteration.
+  // Outside loops a borrow takes only a pinned register the translation
+  // never names, for one it uses this often: below it the entry and exit
+  // moves (at every exit path) cost more than they save. A translation that
+  // loops back to its own start pays them once per loop, not per iteration:
+  // there any register used more often than the one it displaces is worth it.
   static constexpr uint32_t kBorrowMinUses = 6;
   static constexpr uint32_t kLoopBorrowMinUses = 1;
   bool loopsToItsStart() const {
@@ -322,7 +324,8 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     for (size_t i = 0; i + 1 < insns_.size(); ++i) {  // every register field, whatever its file: conservative
       for (const unsigned r : {insns_[i].rd, insns_[i].rs1, insns_[i].rs2, insns_[i].rs3}) ++uses[r];
     }
-    const uint32_t minUses = loopsToItsStart() ? kLoopBorrowMinUses : kBorrowMinUses;
+    const bool loop = loopsToItsStart();
+    const uint32_t minUses = loop ? kLoopBorrowMinUses : kBorrowMinUses;
     std::vector<unsigned> candidates;
     for (unsigned r = 1; r < kDiscardRegister; ++r)
       if (!guestOperands().isPinned[r] && uses[r] >= minUses) candidates.push_back(r);
@@ -332,7 +335,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
                      [&](const PinnedRegister& a, const PinnedRegister& b) { return uses[a.guest] < uses[b.guest]; });
     auto next = candidates.begin();
     for (const PinnedRegister& p : pinned) {  // the least used pinned register for the most used candidate
-      if (next == candidates.end() || uses[*next] < uses[p.guest] + minUses) break;
+      if (next == candidates.end() || uses[*next] < uses[p.guest] + minUses || (!loop && uses[p.guest] != 0)) break;
       borrows_.push_back({*next++, p.guest, Xbyak::Reg64(p.host), Xbyak::Reg32(p.host)});
     }
     for (const Borrowed& b : borrows_) {
