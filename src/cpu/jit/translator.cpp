@@ -290,12 +290,12 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     return borrowed_[r] != nullptr || (guestOperands().isPinned[r] && !displaced_[r]);
   }
 
-  // Borrowed registers: in a translation that names some pinned guest
-  // register rarely (or never), that register's host register holds an
-  // unpinned guest register the translation uses more often instead
-  // (sha256's rounds keep s6, s7 and a2 busy and never touch s0 or sp;
-  // compress's loops live on s8, s10, t1, t3). The displaced value lives in
-  // its HartHotState slot meanwhile. Outside the translation's body the usual mapping
+  // Borrowed registers: in a translation that never names some pinned guest
+  // register (or, looping back to its own start, names it less), that
+  // register's host register holds an unpinned guest register the
+  // translation uses more often instead (sha256's rounds keep s6, s7 and a2
+  // busy and never touch s0 or sp; coremark_like's matrix loop sums in t0).
+  // The displaced value lives in its HartHotState slot meanwhile. Outside the translation's body the usual mapping
   // holds: leaveBorrowed() restores it before every exit (chained blocks,
   // the run loop, fault stubs) and every helper call (whose thunk syncs the
   // pinned registers), and helper calls borrow again after.
