@@ -89,6 +89,10 @@ Result<Request> readRequest(int connection) {
 [[noreturn]] void becomeClone(Request& request, const VmConfig& config, std::unique_ptr<WarmBoard> warm,
                               const CloneServerHooks& hooks) {
   for (int target = 0; target < 3; ++target) ::dup2(request.fds[target].get(), target);
+  if (::fchdir(request.fds[3].get()) != 0) {
+    log::error("clone: entering the client's working directory: {}", std::strerror(errno));
+    ::_exit(1);
+  }
   for (auto& fd : request.fds) fd.reset();
   ::setsid();  // the server's terminal signals are not the clone's
   const int status = hooks.run(config, std::move(warm));
@@ -135,7 +139,7 @@ class Server {
     waiting_.erase(waiting_.begin() + static_cast<ptrdiff_t>(index));
     auto request = readRequest(connection.get());
     auto config = request ? hooks_.parse(request->args) : Result<VmConfig>(request.error());
-    ::fchdir(home_.get());
+    if (::fchdir(home_.get()) != 0) log::warn("clone server: back to its working directory: {}", std::strerror(errno));
     if (!config) {
       log::warn("clone request refused: {}", config.error().message);
       reply(connection.get(), "refused " + config.error().message);
@@ -144,7 +148,6 @@ class Server {
     const pid_t pid = ::fork();
     if (pid == 0) {
       closeServerFds();
-      (void)::fchdir(request->fds[3].get());
       becomeClone(*request, *config, std::move(warm_), hooks_);
     }
     if (pid < 0) {

@@ -513,7 +513,7 @@ class CloneServer {
   Child process_;
 };
 
-// The text after `prefix` in output, up to the end of its line.
+// The text after `prefix` in output, up to the end of its line (a prefix the typed command, echoed, does not hold).
 std::string valueAfter(const std::string& output, const std::string& prefix) {
   size_t at = output.find(prefix);
   if (at == std::string::npos) return "";
@@ -548,8 +548,8 @@ TEST(CloneServer, ForkedClonesAnswerEachWithItsOwnMacAndGenerationId) {
   auto results = server.clones(kClones, [](int) {
     return "echo got-$X; d=$(basename $(readlink /sys/class/net/eth0/device)); "
            "echo $d > /sys/bus/virtio/drivers/virtio_net/unbind; echo $d > /sys/bus/virtio/drivers/virtio_net/bind; "
-           "sleep 1; echo mac-$(cat /sys/class/net/*/address | grep -v 00:00:00:00:00:00)\n"
-           "[ -e /dev/mem ] || mknod /dev/mem c 1 1; echo gen-$(devmem 0x105000 64)$(devmem 0x105008 64)\npoweroff\n";
+           "sleep 1; echo mac\"\"-$(cat /sys/class/net/*/address | grep -v 00:00:00:00:00:00)\n"
+           "[ -e /dev/mem ] || mknod /dev/mem c 1 1; echo gen\"\"-$(devmem 0x105000 64)$(devmem 0x105008 64)\npoweroff\n";
   });
   std::set<std::string> macs, generations;
   bool devmem = true;
