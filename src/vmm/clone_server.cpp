@@ -100,6 +100,12 @@ Result<Request> readRequest(int connection) {
   ::_exit(status);
 }
 
+// The server's own record of what it does, on its stderr whatever the log level (clone_bench.py and the tests read it).
+template <typename... Args>
+void record(fmt::format_string<Args...> format, Args&&... args) {
+  fmt::print(stderr, "strata: {}\n", fmt::format(format, std::forward<Args>(args)...));
+}
+
 std::string endOf(int status) {
   return WIFSIGNALED(status) ? fmt::format("killed {}", WTERMSIG(status)) : fmt::format("exited {}", WEXITSTATUS(status));
 }
@@ -141,7 +147,7 @@ class Server {
     auto config = request ? hooks_.parse(request->args) : Result<VmConfig>(request.error());
     if (::fchdir(home_.get()) != 0) log::warn("clone server: back to its working directory: {}", std::strerror(errno));
     if (!config) {
-      log::warn("clone request refused: {}", config.error().message);
+      record("clone request refused: {}", config.error().message);
       reply(connection.get(), "refused " + config.error().message);
       return;
     }
@@ -159,7 +165,7 @@ class Server {
       reply(connection.get(), "refused " + errnoError("pidfd_open").message);
       return;
     }
-    log::info("clone {} started", pid);
+    record("clone {} started", pid);
     reply(connection.get(), fmt::format("started {}", pid));
     clones_.push_back({pid, std::move(pidfd), std::move(connection)});
   }
@@ -167,7 +173,7 @@ class Server {
   void reap(size_t index) {
     int status = 0;
     if (::waitpid(clones_[index].pid, &status, WNOHANG) != clones_[index].pid) return;
-    log::info("clone {} {}", clones_[index].pid, endOf(status));
+    record("clone {} {}", clones_[index].pid, endOf(status));
     reply(clones_[index].connection.get(), endOf(status));
     clones_.erase(clones_.begin() + static_cast<ptrdiff_t>(index));
   }
@@ -218,7 +224,7 @@ std::optional<int> numberAfter(const std::string& text, std::string_view word) {
 Result<void> serveClones(const std::string& socketPath, std::unique_ptr<WarmBoard> warm, const CloneServerHooks& hooks) {
   auto listener = bindUnixSocket(socketPath, SOCK_SEQPACKET, "--clone-server");
   if (!listener) return listener.error();
-  log::info("clone server on {}: {} blocks of {} warm", socketPath, warm->warmedBlocks(), warm->restoreDir());
+  record("clone server on {}: {} blocks of {} warm", socketPath, warm->warmedBlocks(), warm->restoreDir());
   return Server(std::move(*listener), std::move(warm), hooks).serve();
 }
 

@@ -1,6 +1,8 @@
 #include "vmm/warm_board.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <span>
 
 #include <fmt/core.h>
@@ -74,7 +76,13 @@ Result<std::unique_ptr<WarmBoard>> WarmBoard::create(const VmConfig& config) {
               sets.error().message);
     return warm;
   }
-  for (unsigned id = 0; id < config.cpus; ++id) warm->warmedBlocks_ += warm->harts[id]->prewarm((*sets)[id]);
+  // Only the blocks the jit had translated (the hot ones): a clone runs those without writing to them, where each
+  // run of a cold block counts its runs in the block, which would copy the page it shares into every clone.
+  for (unsigned id = 0; id < config.cpus; ++id) {
+    std::vector<uint64_t> translated;
+    std::copy_if((*sets)[id].begin(), (*sets)[id].end(), std::back_inserter(translated), [](uint64_t key) { return key & 1; });
+    warm->warmedBlocks_ += warm->harts[id]->prewarm(translated);
+  }
   return warm;
 }
 
