@@ -29,9 +29,11 @@ Host memory, three ways:
   its page tables (VmPTE, kernel memory no smaps figure has). Cached file
   pages count once mapped, and the kernel maps cached neighbours of a faulting
   page too (fault-around), so this moves with what the cache held at start.
-- per clone, private: anonymous memory + page tables, and the part of it in
-  the guest RAM mapping (pages the guest wrote since the restore, each copied
-  out of the shared snapshot): what each further clone costs at least.
+- per clone, private: private dirty memory (anonymous pages only this process
+  maps: for a clone forked by the server, not the pages it still shares with
+  it copy-on-write) + page tables, and the part of it in the guest RAM mapping
+  (pages the guest wrote since the restore, each copied out of the shared
+  snapshot): what each further clone costs at least.
 """
 import argparse
 import os
@@ -66,9 +68,9 @@ def pss_and_page_tables(guests):
 
 
 def private_bytes(guest):
-    """(anonymous memory + page tables, the part of it in the guest RAM mapping: pages the guest wrote) of a VM."""
+    """(private dirty memory + page tables, the part of it in the guest RAM mapping: pages the guest wrote) of a VM."""
     pid = guest.proc.pid
-    anonymous = kib_field(f"/proc/{pid}/smaps_rollup", "Anonymous") + kib_field(f"/proc/{pid}/status", "VmPTE")
+    anonymous = kib_field(f"/proc/{pid}/smaps_rollup", "Private_Dirty") + kib_field(f"/proc/{pid}/status", "VmPTE")
     guest_written, in_ram = 0, False
     with open(f"/proc/{pid}/smaps") as smaps:
         for line in smaps:
@@ -251,7 +253,7 @@ def main():
             print(ratio_line("memory cgroup", clones_memory[1], alone_memory[1], booted_memory[1], args.clones))
         print(ratio_line("Pss + page tables", clones_memory[0], alone_memory[0], booted_memory[0], args.clones))
         private = clones_memory[2]
-        print(f"  per clone, private (anonymous + page tables): mean {sum(p for p, _ in private) / len(private) / MIB:.2f} "
+        print(f"  per clone, private (private dirty + page tables): mean {sum(p for p, _ in private) / len(private) / MIB:.2f} "
               f"MiB, max {max(p for p, _ in private) / MIB:.2f} MiB; of it guest RAM the guest wrote (copied on write): "
               f"mean {sum(w for _, w in private) / len(private) / MIB:.2f} MiB")
         if clones_memory[3]:
