@@ -259,9 +259,10 @@ void addRunOptions(CLI::App* run, RunOptions* options) {
   run->add_option("--gid", options->gid, "unprivileged group the jailed VM runs as")->needs(jail);
   jail->needs("--uid")->needs("--gid");
   run->add_option("--clone-server", options->cloneServer,
-                  "with --restore: restore the snapshot once without running it, decode and translate the code it "
-                  "ran (its warm set), then serve clones on this UNIX socket, each forked from it (sharing its "
-                  "memory copy-on-write); with --restore DIR --clone as well: run this clone through that server "
+                  "with --restore: restore the snapshot once without running it, translate the code the jit had "
+                  "translated when it was taken (its warm set), then serve clones on this UNIX socket, each forked "
+                  "from it (sharing its memory copy-on-write); with --restore DIR --clone as well: run this clone "
+                  "through that server "
                   "(the options, stdio and working directory go to it; exits with the clone's status)")
       ->needs(restore);
 }
