@@ -1,8 +1,6 @@
 #include "vmm/warm_board.h"
 
-#include <algorithm>
 #include <cstring>
-#include <iterator>
 #include <span>
 
 #include <fmt/core.h>
@@ -24,8 +22,13 @@ void saveWarmSets(StateWriter& out, const std::vector<std::unique_ptr<cpu::Hart>
   out.beginSection(kWarmSetSection, kWarmSetVersion);
   out.put(static_cast<uint32_t>(harts.size()));
   for (const auto& hart : harts) {
-    const std::vector<uint64_t> keys = hart->warmSet();
-    out.putArray(std::span<const uint64_t>(keys));
+    // Only the blocks the jit had translated (the hot ones): a clone runs those without writing to them,
+    // where each run of a cold block counts its runs in the block, which would copy the page it shares
+    // into every clone (and the whole cache would grow the state file a hundredfold).
+    std::vector<uint64_t> translated;
+    for (uint64_t key : hart->warmSet())
+      if (key & 1) translated.push_back(key);
+    out.putArray(std::span<const uint64_t>(translated));
   }
   out.endSection();
 }
@@ -76,13 +79,7 @@ Result<std::unique_ptr<WarmBoard>> WarmBoard::create(const VmConfig& config) {
               sets.error().message);
     return warm;
   }
-  // Only the blocks the jit had translated (the hot ones): a clone runs those without writing to them, where each
-  // run of a cold block counts its runs in the block, which would copy the page it shares into every clone.
-  for (unsigned id = 0; id < config.cpus; ++id) {
-    std::vector<uint64_t> translated;
-    std::copy_if((*sets)[id].begin(), (*sets)[id].end(), std::back_inserter(translated), [](uint64_t key) { return key & 1; });
-    warm->warmedBlocks_ += warm->harts[id]->prewarm(translated);
-  }
+  for (unsigned id = 0; id < config.cpus; ++id) warm->warmedBlocks_ += warm->harts[id]->prewarm((*sets)[id]);
   return warm;
 }
 

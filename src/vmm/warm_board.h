@@ -3,7 +3,7 @@
 // guest RAM mapped copy-on-write from the snapshot's memory file, the bus the
 // harts reach devices through (empty until a GuestMachine maps its devices),
 // and the harts with their saved state loaded and their warm set (the blocks
-// cached, and translated, when the snapshot was taken) decoded and translated
+// the jit had translated when the snapshot was taken) decoded and translated
 // from the snapshot's memory. Each forked clone's GuestMachine adopts it, so
 // the clones share all of it copy-on-write and each pays only for what it
 // changes. The harts' host is this object, forwarding to the machine that
@@ -49,7 +49,7 @@ class WarmBoard final : public cpu::HartHost {
   cpu::HartHost* machine_ = nullptr;
 };
 
-// A snapshot's "warm-set" section: each hart's Hart::warmSet(). Snapshots
+// A snapshot's "warm-set" section: the translated blocks of each hart's Hart::warmSet(). Snapshots
 // without one (older ones) restore the same, just cold.
 void saveWarmSets(StateWriter& out, const std::vector<std::unique_ptr<cpu::Hart>>& harts);
 Result<std::vector<std::vector<uint64_t>>> loadWarmSets(StateReader& in, size_t hartCount);

@@ -1,4 +1,4 @@
-// A snapshot's warm-set section: each hart's cached blocks written by one
+// A snapshot's warm-set section: each hart's translated blocks written by one
 // board and read back for another; a section that does not fit the board, or
 // is not a list of 64-bit keys, is refused (the clone server then starts its
 // clones cold), and a snapshot without one is told apart.
@@ -42,7 +42,10 @@ TEST(WarmSetSection, KeysOfEveryHartComeBackForTheirHart) {
     harts.back()->resetToSupervisorBoot(kBase, 0);
   }
   harts[1]->step(40);  // only the second hart ran: its blocks cached and translated
-  ASSERT_FALSE(harts[1]->warmSet().empty());
+  std::vector<uint64_t> translated;
+  for (uint64_t key : harts[1]->warmSet())
+    if (key & 1) translated.push_back(key);
+  ASSERT_FALSE(translated.empty());
   StateWriter out;
   saveWarmSets(out, harts);
   StateReader in = readBack(out);
@@ -50,7 +53,7 @@ TEST(WarmSetSection, KeysOfEveryHartComeBackForTheirHart) {
   ASSERT_TRUE(sets.ok()) << sets.error().message;
   ASSERT_EQ(sets->size(), 2u);
   EXPECT_TRUE((*sets)[0].empty());
-  EXPECT_EQ((*sets)[1], harts[1]->warmSet());
+  EXPECT_EQ((*sets)[1], translated) << "the translated blocks only";
 }
 
 TEST(WarmSetSection, SectionThatDoesNotFitTheBoardIsRefused) {
