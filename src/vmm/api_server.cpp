@@ -1,8 +1,6 @@
 #include "vmm/api_server.h"
 
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +11,7 @@
 #include <httplib.h>
 
 #include "base/log.h"
+#include "base/unix_socket.h"
 #include "base/unique_fd.h"
 #include "vmm/sandbox.h"
 
@@ -59,36 +58,6 @@ const char* statusMeaning(int status) {
     case 414: return "request line too long";
     default: return status >= 500 ? "internal error" : "request refused";
   }
-}
-
-// Whether a process accepts connections on the socket file at `path`.
-bool someoneServes(const sockaddr_un& address) {
-  UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!probe.valid()) return false;
-  return ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
-}
-
-Result<UniqueFd> bindApiSocket(const std::string& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof address.sun_path)
-    return Error{fmt::format("--api-socket {}: the path must be 1 to {} bytes", path, sizeof address.sun_path - 1)};
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  struct stat existing {};
-  if (::lstat(path.c_str(), &existing) == 0) {
-    if (!S_ISSOCK(existing.st_mode)) return Error{fmt::format("--api-socket {}: exists and is not a socket", path)};
-    if (someoneServes(address)) return Error{fmt::format("--api-socket {}: another VM is serving on it", path)};
-    if (::unlink(path.c_str()) != 0) return errnoError(fmt::format("--api-socket {}: removing the stale socket", path));
-  }
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return errnoError("socket(AF_UNIX)");
-  mode_t previous = ::umask(0177);  // the file is created 0600: only its owner drives the VM
-  int bound = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address);
-  int bindErrno = errno;
-  ::umask(previous);
-  if (bound != 0) return errnoError(fmt::format("--api-socket {}", path), bindErrno);
-  if (::listen(fd.get(), 16) != 0) return errnoError(fmt::format("--api-socket {}: listen", path));
-  return fd;
 }
 
 }  // namespace
@@ -140,7 +109,7 @@ class ApiServer::HttpServer : public httplib::Server {
 };
 
 Result<std::unique_ptr<ApiServer>> ApiServer::create(const VmConfig& config) {
-  auto fd = bindApiSocket(config.apiSocket);
+  auto fd = bindUnixSocket(config.apiSocket, SOCK_STREAM, "--api-socket");
   if (!fd) return fd.error();
   return std::unique_ptr<ApiServer>(new ApiServer(config, fd->release()));
 }
