@@ -55,13 +55,16 @@ int exitCodeOf(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 12
 
 bool isLive(const VmRecord& vm) { return vm.state != VmState::Stopped && vm.pid > 0; }
 
-}  // namespace
-
-std::optional<uint64_t> processStartTime(pid_t pid) {
+// Field 22 of /proc/PID/stat; `ended` accepts a zombie (an ended child not yet reaped).
+std::optional<uint64_t> startTimeOf(pid_t pid, bool ended) {
   auto fields = statFields(pid);
-  if (!fields || (*fields)[0] == "Z" || (*fields)[0] == "X") return std::nullopt;
+  if (!fields || (!ended && ((*fields)[0] == "Z" || (*fields)[0] == "X"))) return std::nullopt;
   return std::stoull((*fields)[22 - 3]);
 }
+
+}  // namespace
+
+std::optional<uint64_t> processStartTime(pid_t pid) { return startTimeOf(pid, false); }
 
 // A new session: the child gets no signal meant for the daemon's terminal or
 // process group, and outlives the daemon. Default signal handling, no
@@ -167,15 +170,24 @@ void Supervisor::watch() {
   }
 }
 
+// A child that ended is looked at before it is reaped: its zombie still shows
+// the CPU time it used, so a VM that ended by itself (guest poweroff, crash) is
+// metered up to its end.
 void Supervisor::reapChildren() {
   std::lock_guard lock(spawnMutex_);
-  int status = 0;
-  for (pid_t pid; (pid = ::waitpid(-1, &status, WNOHANG)) > 0;) {
+  siginfo_t ended{};
+  while (::waitid(P_ALL, 0, &ended, WEXITED | WNOHANG | WNOWAIT) == 0 && ended.si_pid > 0) {
+    pid_t pid = ended.si_pid;
+    for (const auto& vm : store_.vms())
+      if (isLive(vm) && vm.pid == pid) meterVm(vm.spec.name, VmProcess::ended);
+    int status = 0;
+    if (::waitpid(pid, &status, 0) != pid) break;
     for (const auto& vm : store_.vms())
       if (isLive(vm) && vm.pid == pid) {
         log::info("{}: ended with status {}", vm.spec.name, exitCodeOf(status));
         store_.recordStopped(vm.spec.name, exitCodeOf(status));
       }
+    ended = {};
   }
 }
 
@@ -208,10 +220,13 @@ uint64_t Supervisor::allocatedDiskBytes(const VmSpec& spec) {
 
 // The run's counters now: CPU ticks from /proc (of the same process), traffic
 // from the VM's own stats (its NICs count across guest reboots). nullopt when
-// either cannot be read: the next round meters the longer interval.
-std::optional<MeteredCounters> Supervisor::countersOf(const VmRecord& vm) {
+// either cannot be read: the next round meters the longer interval. An ended
+// VM (a zombie not yet reaped) answers no more: its traffic since the last
+// metering is lost, the rest is counted.
+std::optional<MeteredCounters> Supervisor::countersOf(const VmRecord& vm, VmProcess process) {
   auto ticks = cpuTicks(vm.pid);
-  if (!ticks || processStartTime(vm.pid) != vm.pidStartTime) return std::nullopt;
+  if (!ticks || startTimeOf(vm.pid, process == VmProcess::ended) != vm.pidStartTime) return std::nullopt;
+  if (process == VmProcess::ended) return MeteredCounters{*ticks, vm.metered.rxBytes, vm.metered.txBytes};
   auto reply = vmRequest(vm, "GET", "/vm/stats");
   if (!reply || reply->status != 200) return std::nullopt;
   auto stats = nlohmann::json::parse(reply->body, nullptr, false);
@@ -238,14 +253,14 @@ void Supervisor::meter() {
   lastMeter_ = std::chrono::steady_clock::now();
 }
 
-void Supervisor::meterVm(const std::string& name) {
+void Supervisor::meterVm(const std::string& name, VmProcess process) {
   std::lock_guard lock(meterMutex_);  // one metering reads and moves a mark at a time
   static const double ticksPerSecond = static_cast<double>(::sysconf(_SC_CLK_TCK));
   constexpr double kGib = 1024.0 * 1024.0 * 1024.0;
   auto now = static_cast<int64_t>(::time(nullptr));
   auto vm = store_.vm(name);
   if (!vm || !isLive(*vm) || now <= vm->meteredAt) return;
-  auto counters = countersOf(*vm);
+  auto counters = countersOf(*vm, process);
   const MeteredCounters& last = vm->metered;
   if (!counters || counters->cpuTicks < last.cpuTicks || counters->rxBytes < last.rxBytes ||
       counters->txBytes < last.txBytes)

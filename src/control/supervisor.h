@@ -76,9 +76,11 @@ class Supervisor {
   void reapChildren();
   void noticeEndedVms();
   void meter();
-  // A record from the VM's mark to now, if it runs and its counters can be read.
-  void meterVm(const std::string& name);
-  std::optional<MeteredCounters> countersOf(const VmRecord& vm);
+  // Whether a metered VM process still answers (running) or has ended and is not yet reaped.
+  enum class VmProcess { running, ended };
+  // A record from the VM's mark to now, if it runs (or just ended) and its counters can be read.
+  void meterVm(const std::string& name, VmProcess process = VmProcess::running);
+  std::optional<MeteredCounters> countersOf(const VmRecord& vm, VmProcess process);
   uint64_t allocatedDiskBytes(const VmSpec& spec);
   bool waitUntilStopped(const std::string& name, std::chrono::milliseconds limit);
   bool signalVm(const VmRecord& vm, int signal);

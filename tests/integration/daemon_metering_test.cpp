@@ -2,7 +2,8 @@
 // disk is billed disk GiB-hours for the bytes the file then holds, two VMs
 // pinging each other over a daemon network are billed at least the bytes the
 // pings carried, and a daemon killed and started again (while a VM sends more)
-// continues its records: no gap, no interval or byte counted twice.
+// continues its records: no gap, no interval or byte counted twice. A VM that
+// powers itself off between meterings is billed up to its end.
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -155,6 +156,25 @@ TEST(DaemonMetering, BillsDiskAllocationAndTrafficAndLosesNothingAcrossAKilledDa
   EXPECT_TRUE(contains(table.output, "DISK_GIB_HOURS") && contains(table.output, "TX_BYTES")) << table.output;
   EXPECT_TRUE(contains(table.output, "\nleft ")) << table.output;
   for (std::string name : {"left", "right"}) EXPECT_EQ(daemon.call("POST", "/vms/" + name + "/destroy").first, 200);
+}
+
+// An hour between meterings: the VM's whole run can only be billed by the record made when it ended.
+TEST(DaemonMetering, AVmThatPowersItselfOffIsBilledUpToItsEnd) {
+  DaemonProcess daemon("meter-end", {"--meter-interval", "3600"});
+  ASSERT_EQ(daemon.call("POST", "/vms", {{"name", "solo"}, {"memory_mib", 256}}).first, 201);
+  auto [started, running] = daemon.call("POST", "/vms/solo/start");
+  ASSERT_EQ(started, 200) << running;
+  ASSERT_TRUE(consoleAnswers(daemon, "solo", "echo up-$((3*3))\n", "up-9"));
+  auto answered = static_cast<int64_t>(::time(nullptr));
+  ASSERT_TRUE(typeOnce(daemon, "solo", "sleep 2; poweroff -f\n", "Power down"));
+  ASSERT_TRUE(waitFor([&] { return daemon.call("GET", "/vms/solo").second.value("state", "") == "stopped"; },
+                      std::chrono::seconds(30)));
+  auto total = usageOf(daemon, "solo");
+  ASSERT_TRUE(total.contains("end")) << "no usage record for a VM that ended by itself\n"
+                                     << readFile(daemon.dataDir() + "/vms/solo/console.log");
+  EXPECT_GE(total["end"].get<int64_t>(), answered) << total;
+  EXPECT_GT(total["vcpu_seconds"].get<double>(), 0.1) << "booting Linux takes CPU time" << total;
+  EXPECT_NEAR(total["memory_gib_hours"].get<double>(), 0.25 * hoursOf(total), 1e-9) << total;
 }
 
 }  // namespace

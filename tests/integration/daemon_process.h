@@ -3,6 +3,7 @@
 // killed at the end. With waitFor, the polling those tests need.
 #pragma once
 
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -44,7 +45,8 @@ bool waitFor(Ready ready, std::chrono::seconds limit) {
 
 class DaemonProcess {
  public:
-  // `extraArgs` go to `strata daemon` after the test's own options; files they
+  // `extraArgs` go to `strata daemon` after the test's own options (a
+  // metering every second unless they name --meter-interval); files they
   // name may be put in DATADIR by `prepare`.
   explicit DaemonProcess(const std::string& name, std::vector<std::string> extraArgs = {},
                          const std::function<void(const std::string& dataDir)>& prepare = nullptr)
@@ -70,7 +72,9 @@ class DaemonProcess {
       FILE* out = std::freopen(log.c_str(), "a", stdout);
       if (out) ::dup2(STDOUT_FILENO, STDERR_FILENO);
       std::vector<std::string> args = {strataBinary(), "daemon", "--data-dir", dataDir_, "--socket", socket(),
-                                       "--meter-interval", "1", "--shutdown-timeout", "20"};
+                                       "--shutdown-timeout", "20"};
+      if (std::find(extraArgs_.begin(), extraArgs_.end(), "--meter-interval") == extraArgs_.end())
+        args.insert(args.end(), {"--meter-interval", "1"});
       args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());
       std::vector<char*> argv;
       for (auto& arg : args) argv.push_back(arg.data());
