@@ -5,6 +5,7 @@
 #include <sys/un.h>
 
 #include <cstring>
+#include <vector>
 
 #include <fmt/core.h>
 
@@ -41,6 +42,25 @@ Result<UniqueFd> bindUnixSocket(const std::string& path, int type, const std::st
   if (bound != 0) return errnoError(fmt::format("{} {}", what, path), bindErrno);
   if (::listen(fd.get(), 64) != 0) return errnoError(fmt::format("{} {}: listen", what, path));
   return fd;
+}
+
+Result<void> sendWithDescriptors(int socket, std::string_view payload, std::span<const int> fds) {
+  std::vector<char> control(fds.empty() ? 0 : CMSG_SPACE(fds.size_bytes()));
+  iovec data{const_cast<char*>(payload.data()), payload.size()};
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  if (!fds.empty()) {
+    message.msg_control = control.data();
+    message.msg_controllen = control.size();
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(fds.size_bytes());
+    std::memcpy(CMSG_DATA(header), fds.data(), fds.size_bytes());
+  }
+  if (::sendmsg(socket, &message, MSG_NOSIGNAL) < 0) return errnoError("sendmsg");
+  return {};
 }
 
 }  // namespace strata

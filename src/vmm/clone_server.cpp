@@ -245,20 +245,8 @@ Result<int> requestClone(const std::string& socketPath, const std::vector<std::s
   payload += '\0';
   for (const std::string& arg : args) (payload += arg) += '\0';
   const int fds[kRequestFds] = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, directory.get()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
-  iovec data{payload.data(), payload.size()};
-  msghdr message{};
-  message.msg_iov = &data;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_SOCKET;
-  header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof fds);
-  std::memcpy(CMSG_DATA(header), fds, sizeof fds);
-  if (::sendmsg(connection.get(), &message, MSG_NOSIGNAL) < 0)
-    return errnoError(fmt::format("--clone-server {}: sending the request", socketPath));
+  if (auto sent = sendWithDescriptors(connection.get(), payload, fds); !sent)
+    return Error{fmt::format("--clone-server {}: sending the request: {}", socketPath, sent.error().message)};
 
   auto started = receiveReply(connection.get());
   if (!started) return started.error();

@@ -26,6 +26,7 @@
 #include <gtest/gtest.h>
 
 #include "base/event_loop.h"
+#include "base/unix_socket.h"
 #include "child_process.h"
 #include "guest_runner.h"
 #include "storage/sync_io.h"
@@ -604,22 +605,10 @@ std::string rawCloneRequest(const std::string& socketPath, const std::string& pa
   }
   const int directory = ::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   const int fds[4] = {0, 1, 2, directory};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
-  iovec data{const_cast<char*>(payload.data()), payload.size()};
-  msghdr message{};
-  message.msg_iov = &data;
-  message.msg_iovlen = 1;
-  if (withFds) {
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    cmsghdr* header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof fds);
-    std::memcpy(CMSG_DATA(header), fds, sizeof fds);
-  }
   std::string reply(512, '\0');
-  ssize_t got = ::sendmsg(fd, &message, MSG_NOSIGNAL) < 0 ? -1 : ::recv(fd, reply.data(), reply.size(), 0);
+  ssize_t got = sendWithDescriptors(fd, payload, withFds ? std::span<const int>(fds) : std::span<const int>())
+                    ? ::recv(fd, reply.data(), reply.size(), 0)
+                    : -1;
   ::close(directory);
   ::close(fd);
   reply.resize(got > 0 ? static_cast<size_t>(got) : 0);
