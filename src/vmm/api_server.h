@@ -1,9 +1,12 @@
 // ApiServer: the control API of one VM — HTTP/1.1 + JSON on a UNIX socket
-// (cpp-httplib), served by one thread in the sandbox's Api role. The units that
-// own a capability register its routes (VM state in vm_routes, snapshots,
-// balloon, migration...); ApiRouter dispatches them by exact method and path.
+// (cpp-httplib, in the HTTP module: base/http_module.h), served by one thread in
+// the sandbox's Api role, which loads the module before it enters the role, while
+// the vCPUs already run. The units that own a capability register its routes (VM
+// state in vm_routes, snapshots, balloon, migration...); ApiRouter dispatches them
+// by exact method and path.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -14,7 +17,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/http_module.h"
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "vmm/vm_config.h"
 
 namespace strata::vmm {
@@ -45,6 +50,11 @@ class ApiRouter {
   std::map<std::string, std::map<std::string, Handler>> routes_;  // path -> method -> handler
 };
 
+// Serves the listening socket's clients over HTTP one at a time, each request answered
+// by `router`, until `stop` is set; closes listenFd. In the HTTP module (api_server_httplib.cpp).
+using ServeApiSocket = void(int listenFd, const ApiRouter& router, const std::atomic<bool>& stop);
+extern http_module::Entry<ServeApiSocket> serveApiSocket;
+
 class ApiServer {
  public:
   static constexpr size_t kMaxBodyBytes = 64 * 1024;  // larger requests get a 413
@@ -64,13 +74,13 @@ class ApiServer {
   void start();
 
  private:
-  class HttpServer;
-  ApiServer(const VmConfig& config, int listenFd);
+  ApiServer(const VmConfig& config, UniqueFd listenFd) : config_(config), listenFd_(std::move(listenFd)) {}
   void serve();
 
   const VmConfig& config_;
   ApiRouter router_;
-  std::unique_ptr<HttpServer> http_;
+  UniqueFd listenFd_;  // handed to serveApiSocket, which closes it
+  std::atomic<bool> stop_{false};
   std::thread thread_;
 };
 
