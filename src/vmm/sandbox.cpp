@@ -22,7 +22,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -35,6 +34,7 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "storage/volume/volume_disk.h"
+#include "syscall_names.h"  // generated from the kernel headers (cmake/syscall_names.cmake)
 
 namespace strata::vmm {
 namespace {
@@ -129,10 +129,12 @@ constexpr const char* kGdb[] = {
     "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
 };
 
-// Names for the SIGSYS handler, resolved before any filter is loaded: the
-// handler may not allocate, and libseccomp's lookup does.
-constexpr int kNamedSyscalls = 512;
-std::array<const char*, kNamedSyscalls> syscallNames{};
+// The name of syscall `number`, or "?": from a table generated from the kernel
+// headers (syscall_names.h), as the handler may not allocate (libseccomp's lookup does).
+const char* syscallName(int number) {
+  if (number < 0 || number >= syscall_names::kCount || syscall_names::kStart[number] == 0) return "?";
+  return syscall_names::kText + syscall_names::kStart[number] - 1;
+}
 thread_local ThreadRole currentRole;
 thread_local bool inRole = false;
 
@@ -163,8 +165,7 @@ void onForbiddenSyscall(int, siginfo_t* info, void*) {
   // A thread not yet in its own role runs under its creator's filter.
   appendText(out, end, inRole ? threadRoleName(currentRole) : "starting");
   appendText(out, end, " thread made forbidden syscall ");
-  const char* name = number >= 0 && number < kNamedSyscalls ? syscallNames[number] : nullptr;
-  appendText(out, end, name != nullptr ? name : "?");
+  appendText(out, end, syscallName(number));
   appendText(out, end, " (");
   appendNumber(out, end, number);
   appendText(out, end, "); killing the VM\n");
@@ -177,8 +178,6 @@ Result<void> installSigsysHandler() {
   static std::once_flag once;
   static int failure = 0;
   std::call_once(once, [] {
-    for (int number = 0; number < kNamedSyscalls; ++number)
-      syscallNames[number] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, number);  // kept for the process
     struct sigaction action {};
     action.sa_sigaction = onForbiddenSyscall;
     action.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
@@ -433,7 +432,9 @@ std::vector<int> openDescriptors() {
 
 // Every file or block device the process holds open (disk images, their backing files,
 // a pool's PVs, a console log) stays reachable with the access it was opened
-// with, so a reboot can open them again.
+// with, so a reboot can open them again. The API thread may be loading the HTTP
+// module meanwhile: a library file it opened gets a harmless read rule, and one
+// it closed again before its rule was added needs none.
 Result<void> addOpenFileRules(int ruleset, int abi) {
   for (int fd : openDescriptors()) {
     int flags = ::fcntl(fd, F_GETFL);
@@ -445,7 +446,7 @@ Result<void> addOpenFileRules(int ruleset, int abi) {
       continue;
     uint64_t rights = kReadRights;
     if ((flags & O_ACCMODE) != O_RDONLY) rights |= writeRights(abi);
-    if (auto added = addFileRule(ruleset, fd, rights); !added) return added;
+    if (auto added = addFileRule(ruleset, fd, rights); !added && ::fcntl(fd, F_GETFD) >= 0) return added;
   }
   return {};
 }
