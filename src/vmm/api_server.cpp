@@ -98,10 +98,14 @@ void ApiServer::serve() {
   auto serveSocket = serveApiSocket.get();
   if (!serveSocket) {
     log::error("API server: {}", serveSocket.error().message);
-  } else if (auto entered = enterThreadRole(ThreadRole::Api, config_); !entered) {
-    log::error("API server: sandbox: {}", entered.error().message);
   } else {
-    (*serveSocket)(listenFd_.release(), router_, stop_);
+    auto enterSandbox = [this]() -> Result<void> {
+      if (auto entered = enterThreadRole(ThreadRole::Api, config_); !entered)
+        return Error{"sandbox: " + entered.error().message};
+      return {};
+    };
+    if (auto served = (*serveSocket)(listenFd_.release(), router_, stop_, enterSandbox); !served)
+      log::error("API server: {}", served.error().message);
   }
   listenFd_.reset();
   // The very string the sandbox lets this thread unlink (vmm/sandbox.cpp).

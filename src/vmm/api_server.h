@@ -51,8 +51,11 @@ class ApiRouter {
 };
 
 // Serves the listening socket's clients over HTTP one at a time, each request answered
-// by `router`, until `stop` is set; closes listenFd. In the HTTP module (api_server_httplib.cpp).
-using ServeApiSocket = void(int listenFd, const ApiRouter& router, const std::atomic<bool>& stop);
+// by `router`, until `stop` is set; closes listenFd. `enterSandbox` is called once the
+// server is set up (which changes the SIGPIPE disposition), before it accepts anyone; its
+// error ends serving. In the HTTP module (api_server_httplib.cpp).
+using ServeApiSocket = Result<void>(int listenFd, const ApiRouter& router, const std::atomic<bool>& stop,
+                                    const std::function<Result<void>()>& enterSandbox);
 extern http_module::Entry<ServeApiSocket> serveApiSocket;
 
 class ApiServer {

@@ -85,11 +85,17 @@ class HttpServer : public httplib::Server {
   const std::atomic<bool>& stop_;
 };
 
-void serve(int listenFd, const ApiRouter& router, const std::atomic<bool>& stop) {
-  HttpServer server(listenFd, router, stop);
+Result<void> serve(int listenFd, const ApiRouter& router, const std::atomic<bool>& stop,
+                   const std::function<Result<void>()>& enterSandbox) {
+  HttpServer server(listenFd, router, stop);  // httplib::Server's constructor ignores SIGPIPE (rt_sigaction)
+  if (auto entered = enterSandbox(); !entered) {
+    server.closeListeningSocket();
+    return entered;
+  }
   server.closeIfStopRequested();  // stopped while the module loaded
   server.listen_after_bind();
   server.closeListeningSocket();
+  return {};
 }
 
 [[maybe_unused]] const bool kProvided = (serveApiSocket.provide(&serve), true);
