@@ -92,9 +92,11 @@ void ApiServer::start() {
   thread_ = std::thread([this] { serve(); });
 }
 
-// The module is loaded here, before this thread's sandbox and off the path to the vCPUs running.
-// On any failure the socket is closed: clients get refused rather than left waiting.
+// The module is loaded here, before this thread's sandbox and once the vCPU threads have started,
+// so that the restore path never waits for it; clients queue on the socket meanwhile. On any
+// failure the socket is closed: clients get refused rather than left waiting.
 void ApiServer::serve() {
+  waitForVcpuThreads(config_.cpus, kVcpuStartWait);
   auto serveSocket = serveApiSocket.get();
   if (!serveSocket) {
     log::error("API server: {}", serveSocket.error().message);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -61,6 +62,9 @@ extern http_module::Entry<ServeApiSocket> serveApiSocket;
 class ApiServer {
  public:
   static constexpr size_t kMaxBodyBytes = 64 * 1024;  // larger requests get a 413
+  // At most this long the API waits for the vCPUs to start before it loads the HTTP module
+  // (a VM waiting for an incoming migration starts them only later).
+  static constexpr std::chrono::milliseconds kVcpuStartWait{1000};
 
   // Binds config.apiSocket, mode 0600: a socket file nobody serves (a dead VM's)
   // is replaced, one a live VM serves is refused. Call before the sandbox is up.

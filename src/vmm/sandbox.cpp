@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -62,6 +63,10 @@ constexpr const char* kVcpu[] = {
     // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot;
     // lseek finds the RAM memfd's holes).
     "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "lseek",
+    // glibc's qsort asks for the memory size once per process, at its first sort of 1 KiB or more:
+    // capstone sorts a register table at its first disassembly, in the vCPU thread that traces
+    // (--engine-trace). OpenSSL's initialiser used to sort first, when every process loaded it.
+    "sysinfo",
 };
 
 // The main thread, beyond the vCPU list: the event loop over disks (io_uring),
@@ -137,6 +142,12 @@ const char* syscallName(int number) {
 }
 thread_local ThreadRole currentRole;
 thread_local bool inRole = false;
+// How many threads have entered the vCPU role (waitForVcpuThreads).
+struct {
+  std::mutex mutex;
+  std::condition_variable changed;
+  unsigned started = 0;
+} vcpuThreads;
 
 void appendText(char*& out, const char* end, const char* text) {
   while (*text != '\0' && out < end) *out++ = *text++;
@@ -507,7 +518,17 @@ Result<void> enterThreadRole(ThreadRole role, const VmConfig& config) {
   }
   currentRole = role;
   inRole = true;
+  if (role == ThreadRole::Vcpu) {
+    std::lock_guard lock(vcpuThreads.mutex);
+    ++vcpuThreads.started;
+    vcpuThreads.changed.notify_all();
+  }
   return {};
+}
+
+void waitForVcpuThreads(unsigned count, std::chrono::milliseconds limit) {
+  std::unique_lock lock(vcpuThreads.mutex);
+  vcpuThreads.changed.wait_for(lock, limit, [count] { return vcpuThreads.started >= count; });
 }
 
 }  // namespace strata::vmm

@@ -4,6 +4,8 @@
 // kills the process with one line on stderr naming the role and the syscall.
 #pragma once
 
+#include <chrono>
+
 #include "base/result.h"
 #include "vmm/vm_config.h"
 
@@ -30,5 +32,11 @@ const char* threadRoleName(ThreadRole role);
 // A thread already in a role keeps it (filters cannot be removed), so calling
 // this again, e.g. for the board built after a reboot, changes nothing.
 Result<void> enterThreadRole(ThreadRole role, const VmConfig& config);
+
+// Waits until `count` threads have entered the vCPU role (the first board's vCPU
+// threads have started) or `limit` has passed. The API thread loads the HTTP
+// module only then: dlopen holds the loader's TLS lock while it maps and
+// relocates, and pthread_create waits for that lock.
+void waitForVcpuThreads(unsigned count, std::chrono::milliseconds limit);
 
 }  // namespace strata::vmm
