@@ -96,22 +96,22 @@ void ApiServer::start() {
 // so that the restore path never waits for it; clients queue on the socket meanwhile. On any
 // failure the socket is closed: clients get refused rather than left waiting.
 void ApiServer::serve() {
-  waitForVcpuThreads(config_.cpus, kVcpuStartWait);
-  auto serveSocket = serveApiSocket.get();
-  if (!serveSocket) {
-    log::error("API server: {}", serveSocket.error().message);
-  } else {
-    auto enterSandbox = [this]() -> Result<void> {
-      if (auto entered = enterThreadRole(ThreadRole::Api, config_); !entered)
-        return Error{"sandbox: " + entered.error().message};
-      return {};
-    };
-    if (auto served = (*serveSocket)(listenFd_.release(), router_, stop_, enterSandbox); !served)
-      log::error("API server: {}", served.error().message);
-  }
+  waitForVcpuThreads(config_.cpus, kVcpuStartWait, stop_);
+  if (!stop_)  // a VM that failed to start ends at once
+    if (auto served = loadAndServe(); !served) log::error("API server: {}", served.error().message);
   listenFd_.reset();
   // The very string the sandbox lets this thread unlink (vmm/sandbox.cpp).
   ::unlink(config_.apiSocket.c_str());
+}
+
+Result<void> ApiServer::loadAndServe() {
+  auto serveSocket = serveApiSocket.get();
+  if (!serveSocket) return serveSocket.error();
+  auto enterSandbox = [this]() -> Result<void> {
+    if (auto entered = enterThreadRole(ThreadRole::Api, config_); !entered) return Error{"sandbox: " + entered.error().message};
+    return {};
+  };
+  return (*serveSocket)(listenFd_.release(), router_, stop_, enterSandbox);
 }
 
 ApiServer::~ApiServer() {

@@ -83,6 +83,7 @@ class ApiServer {
  private:
   ApiServer(const VmConfig& config, UniqueFd listenFd) : config_(config), listenFd_(std::move(listenFd)) {}
   void serve();
+  Result<void> loadAndServe();  // the HTTP module, then serving until stopped
 
   const VmConfig& config_;
   ApiRouter router_;

@@ -526,9 +526,11 @@ Result<void> enterThreadRole(ThreadRole role, const VmConfig& config) {
   return {};
 }
 
-void waitForVcpuThreads(unsigned count, std::chrono::milliseconds limit) {
+void waitForVcpuThreads(unsigned count, std::chrono::milliseconds limit, const std::atomic<bool>& giveUp) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
   std::unique_lock lock(vcpuThreads.mutex);
-  vcpuThreads.changed.wait_for(lock, limit, [count] { return vcpuThreads.started >= count; });
+  while (vcpuThreads.started < count && !giveUp && std::chrono::steady_clock::now() < deadline)
+    vcpuThreads.changed.wait_for(lock, std::chrono::milliseconds(5));
 }
 
 }  // namespace strata::vmm

@@ -4,6 +4,7 @@
 // kills the process with one line on stderr naming the role and the syscall.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 
 #include "base/result.h"
@@ -34,9 +35,9 @@ const char* threadRoleName(ThreadRole role);
 Result<void> enterThreadRole(ThreadRole role, const VmConfig& config);
 
 // Waits until `count` threads have entered the vCPU role (the first board's vCPU
-// threads have started) or `limit` has passed. The API thread loads the HTTP
-// module only then: dlopen holds the loader's TLS lock while it maps and
-// relocates, and pthread_create waits for that lock.
-void waitForVcpuThreads(unsigned count, std::chrono::milliseconds limit);
+// threads have started), `limit` has passed or `giveUp` is set (seen within 5 ms).
+// The API thread loads the HTTP module only then: dlopen holds the loader's TLS
+// lock while it maps and relocates, and pthread_create waits for that lock.
+void waitForVcpuThreads(unsigned count, std::chrono::milliseconds limit, const std::atomic<bool>& giveUp);
 
 }  // namespace strata::vmm
