@@ -530,17 +530,13 @@ struct ApiServer::Handlers {
     std::map<std::string, UsageRecord> totals;
     for (const auto& record : store().usage(*from, *to, tenant)) {
       auto [entry, fresh] = totals.try_emplace(record.vm, record);
-      if (fresh) continue;
-      entry->second.start = std::min(entry->second.start, record.start);
-      entry->second.end = std::max(entry->second.end, record.end);
-      entry->second.vcpuSeconds += record.vcpuSeconds;
-      entry->second.memoryGibHours += record.memoryGibHours;
+      if (!fresh) entry->second += record;
     }
     if (format == "csv") {
-      std::string csv = "vm,tenant,start,end,vcpu_seconds,memory_gib_hours\n";
+      std::string csv = "vm,tenant,start,end,vcpu_seconds,memory_gib_hours,disk_gib_hours,rx_bytes,tx_bytes\n";
       for (const auto& [vm, total] : totals)
-        csv += fmt::format("{},{},{},{},{:.3f},{:.6f}\n", vm, total.tenant, total.start, total.end, total.vcpuSeconds,
-                           total.memoryGibHours);
+        csv += fmt::format("{},{},{},{},{:.3f},{:.6f},{:.6f},{},{}\n", vm, total.tenant, total.start, total.end,
+                           total.vcpuSeconds, total.memoryGibHours, total.diskGibHours, total.rxBytes, total.txBytes);
       call.response.status = 200;
       call.response.set_content(csv, "text/csv");
       return;
@@ -552,7 +548,10 @@ struct ApiServer::Handlers {
                       {"start", total.start},
                       {"end", total.end},
                       {"vcpu_seconds", total.vcpuSeconds},
-                      {"memory_gib_hours", total.memoryGibHours}});
+                      {"memory_gib_hours", total.memoryGibHours},
+                      {"disk_gib_hours", total.diskGibHours},
+                      {"rx_bytes", total.rxBytes},
+                      {"tx_bytes", total.txBytes}});
     call.reply(200, list);
   }
 

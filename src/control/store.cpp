@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include <fmt/core.h>
@@ -61,7 +62,8 @@ VmState parseState(const std::string& text) {
 }
 
 constexpr const char* kVmColumns =
-    "name, tenant, spec, state, pid, pid_start, api_socket, last_exit, metered_ticks, metered_at";
+    "name, tenant, spec, state, pid, pid_start, api_socket, last_exit, metered_ticks, metered_at, metered_rx, "
+    "metered_tx";
 // The states of a definition whose files are still being made or removed: it
 // holds its name and quota, but nothing shows it (kShown filters it out).
 constexpr const char* kCreating = "creating";
@@ -75,7 +77,8 @@ VmRecord readVm(const Statement& row) {
   vm.pidStartTime = static_cast<uint64_t>(row.integer(5));
   vm.apiSocket = row.text(6);
   if (!row.isNull(7)) vm.lastExit = static_cast<int>(row.integer(7));
-  vm.meteredTicks = static_cast<uint64_t>(row.integer(8));
+  vm.metered = {static_cast<uint64_t>(row.integer(8)), static_cast<uint64_t>(row.integer(10)),
+                static_cast<uint64_t>(row.integer(11))};
   vm.meteredAt = row.integer(9);
   return vm;
 }
@@ -112,6 +115,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
     store->exec("PRAGMA synchronous=NORMAL");
     store->exec("PRAGMA foreign_keys=ON");
     store->exec(kSchema);
+    store->migrateUsage();
     store->migrateResources();
   } catch (const StoreFailure& failure) {
     return Error{fmt::format("{}: {}", path, failure.what())};
@@ -120,6 +124,21 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path) {
 }
 
 Store::~Store() { sqlite3_close(db_); }
+
+void Store::addColumnIfMissing(const char* table, const char* column, const char* definition) {
+  Statement columns(db_, "SELECT 1 FROM pragma_table_info(?) WHERE name=?");
+  if (columns.bind(1, std::string(table)).bind(2, std::string(column)).step()) return;
+  exec(fmt::format("ALTER TABLE {} ADD COLUMN {} {}", table, column, definition).c_str());
+}
+
+// Records made before disk and network metering keep their values and read 0 for those.
+void Store::migrateUsage() {
+  addColumnIfMissing("usage", "disk_gib_hours", "REAL NOT NULL DEFAULT 0");
+  addColumnIfMissing("usage", "rx_bytes", "INTEGER NOT NULL DEFAULT 0");
+  addColumnIfMissing("usage", "tx_bytes", "INTEGER NOT NULL DEFAULT 0");
+  addColumnIfMissing("vms", "metered_rx", "INTEGER NOT NULL DEFAULT 0");
+  addColumnIfMissing("vms", "metered_tx", "INTEGER NOT NULL DEFAULT 0");
+}
 
 void Store::exec(const char* sql) {
   char* message = nullptr;
@@ -310,7 +329,7 @@ void Store::recordRunning(const std::string& name, pid_t pid, uint64_t pidStartT
     std::lock_guard lock(mutex_);
     Statement update(db_,
                      "UPDATE vms SET state='running', pid=?, pid_start=?, api_socket=?, last_exit=NULL, "
-                     "metered_ticks=0, metered_at=?4, changed=?4 WHERE name=?5");
+                     "metered_ticks=0, metered_rx=0, metered_tx=0, metered_at=?4, changed=?4 WHERE name=?5");
     update.bind(1, int64_t{pid}).bind(2, static_cast<int64_t>(pidStartTime)).bind(3, apiSocket).bind(4, now());
     update.bind(5, name).step();
   }
@@ -494,27 +513,42 @@ int64_t Store::pruneOperations(int64_t createdBefore) {
   return sqlite3_changes(db_);
 }
 
-void Store::addUsage(const UsageRecord& record, uint64_t meteredTicks) {
+UsageRecord& UsageRecord::operator+=(const UsageRecord& later) {
+  start = std::min(start, later.start);
+  end = std::max(end, later.end);
+  vcpuSeconds += later.vcpuSeconds;
+  memoryGibHours += later.memoryGibHours;
+  diskGibHours += later.diskGibHours;
+  rxBytes += later.rxBytes;
+  txBytes += later.txBytes;
+  return *this;
+}
+
+void Store::addUsage(const UsageRecord& record, const MeteredCounters& counters) {
   std::lock_guard lock(mutex_);
   Transaction transaction(db_);
-  Statement mark(db_, "UPDATE vms SET metered_ticks=?, metered_at=? WHERE name=?");
-  mark.bind(1, static_cast<int64_t>(meteredTicks)).bind(2, record.end).bind(3, record.vm).step();
+  Statement mark(db_, "UPDATE vms SET metered_ticks=?, metered_rx=?, metered_tx=?, metered_at=? WHERE name=?");
+  mark.bind(1, static_cast<int64_t>(counters.cpuTicks)).bind(2, static_cast<int64_t>(counters.rxBytes));
+  mark.bind(3, static_cast<int64_t>(counters.txBytes)).bind(4, record.end).bind(5, record.vm).step();
   Statement insert(db_,
-                   "INSERT INTO usage(vm, tenant, start, end, vcpu_seconds, memory_gib_hours) VALUES(?,?,?,?,?,?)");
+                   "INSERT INTO usage(vm, tenant, start, end, vcpu_seconds, memory_gib_hours, disk_gib_hours, "
+                   "rx_bytes, tx_bytes) VALUES(?,?,?,?,?,?,?,?,?)");
   insert.bind(1, record.vm).bind(2, record.tenant).bind(3, record.start).bind(4, record.end);
-  insert.bind(5, record.vcpuSeconds).bind(6, record.memoryGibHours).step();
+  insert.bind(5, record.vcpuSeconds).bind(6, record.memoryGibHours).bind(7, record.diskGibHours);
+  insert.bind(8, static_cast<int64_t>(record.rxBytes)).bind(9, static_cast<int64_t>(record.txBytes)).step();
   transaction.commit();
 }
 
 std::vector<UsageRecord> Store::usage(int64_t from, int64_t to, const std::optional<std::string>& tenant) {
   std::lock_guard lock(mutex_);
   Statement rows(db_,
-                 "SELECT vm, tenant, start, end, vcpu_seconds, memory_gib_hours FROM usage "
-                 "WHERE end > ?1 AND start < ?2 AND (?3 IS NULL OR tenant=?3) ORDER BY start, vm");
+                 "SELECT vm, tenant, start, end, vcpu_seconds, memory_gib_hours, disk_gib_hours, rx_bytes, tx_bytes "
+                 "FROM usage WHERE end > ?1 AND start < ?2 AND (?3 IS NULL OR tenant=?3) ORDER BY start, vm");
   rows.bind(1, from).bind(2, to).bindOptionalText(3, tenant);
   std::vector<UsageRecord> result;
   while (rows.step())
-    result.push_back({rows.text(0), rows.text(1), rows.integer(2), rows.integer(3), rows.real(4), rows.real(5)});
+    result.push_back({rows.text(0), rows.text(1), rows.integer(2), rows.integer(3), rows.real(4), rows.real(5),
+                      rows.real(6), static_cast<uint64_t>(rows.integer(7)), static_cast<uint64_t>(rows.integer(8))});
   return result;
 }
 

@@ -52,6 +52,13 @@ struct Principal {
 enum class VmState { Stopped, Starting, Running, Paused };
 const char* vmStateName(VmState state);
 
+// A VM run's cumulative counters (they start at 0 with its process); usage
+// records hold what they grew by, so the store keeps where the last record left them.
+struct MeteredCounters {
+  uint64_t cpuTicks = 0;               // user + system CPU time, clock ticks
+  uint64_t rxBytes = 0, txBytes = 0;   // its NICs' traffic (GET /vm/stats)
+};
+
 struct VmRecord {
   VmSpec spec;
   VmState state = VmState::Stopped;
@@ -59,7 +66,7 @@ struct VmRecord {
   uint64_t pidStartTime = 0;  // /proc/PID/stat field 22, so a reused pid is not mistaken for the VM
   std::string apiSocket;
   std::optional<int> lastExit;  // exit code, or 128+signal, of the last run
-  uint64_t meteredTicks = 0;    // the run's CPU time (clock ticks) already in usage records
+  MeteredCounters metered;      // the run's counters as far as usage records hold them
   int64_t meteredAt = 0;        // when the last record of this run ended (its start at first)
 };
 
@@ -83,6 +90,9 @@ struct UsageRecord {
   std::string vm, tenant;
   int64_t start = 0, end = 0;  // UNIX seconds
   double vcpuSeconds = 0, memoryGibHours = 0;
+  double diskGibHours = 0;            // the disks' allocated bytes (as measured at the end) over the interval
+  uint64_t rxBytes = 0, txBytes = 0;  // what its NICs received and sent in the interval
+  UsageRecord& operator+=(const UsageRecord& later);  // the same VM's: one record spanning both
 };
 
 // A pool of PVs (files or block devices an admin named) the daemon carves
@@ -199,15 +209,17 @@ class Store {
   // and the newest (which keeps ids from being reused), stay. How many went.
   int64_t pruneOperations(int64_t createdBefore);
 
-  // Adds a record and moves the VM's metering mark to (ticks, record.end), in
+  // Adds a record and moves the VM's metering mark to (counters, record.end), in
   // one transaction: a restarted daemon continues where the last record ended.
-  void addUsage(const UsageRecord& record, uint64_t meteredTicks);
+  void addUsage(const UsageRecord& record, const MeteredCounters& counters);
   // Records whose interval overlaps [from, to), optionally one tenant's.
   std::vector<UsageRecord> usage(int64_t from, int64_t to, const std::optional<std::string>& tenant);
 
  private:
   explicit Store(sqlite3* db) : db_(db) {}
   void exec(const char* sql);
+  void addColumnIfMissing(const char* table, const char* column, const char* definition);
+  void migrateUsage();      // the usage columns data dirs from before disk and network metering lack
   void migrateResources();  // store_resources.cpp: tables and columns data dirs from before them lack
   ResourceUse usedBy(const std::string& tenant);
   Outcome checkQuota(const std::string& tenant, const ResourceUse& asked);

@@ -59,8 +59,7 @@ std::optional<std::string> firstName(sqlite3* db, const char* sql, const std::st
 
 void Store::migrateResources() {
   exec(kResourceSchema);
-  Statement columns(db_, "SELECT 1 FROM pragma_table_info('tenants') WHERE name='max_networks'");
-  if (!columns.step()) exec("ALTER TABLE tenants ADD COLUMN max_networks INTEGER");
+  addColumnIfMissing("tenants", "max_networks", "INTEGER");
 }
 
 Outcome Store::addPool(const StoragePool& pool) {

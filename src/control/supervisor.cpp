@@ -189,23 +189,75 @@ void Supervisor::noticeEndedVms() {
     }
 }
 
-// Process CPU time stands for vCPU time (the vCPU threads dominate it); memory
-// is what the VM was given, for as long as it ran. Each record continues from
-// the VM's metering mark in the store, so a restarted daemon loses or repeats nothing.
-void Supervisor::meter() {
-  auto now = static_cast<int64_t>(::time(nullptr));
-  static const double ticksPerSecond = static_cast<double>(::sysconf(_SC_CLK_TCK));
-  for (const auto& vm : store_.vms()) {
-    if (!isLive(vm) || now <= vm.meteredAt) continue;
-    auto ticks = cpuTicks(vm.pid);
-    if (!ticks || processStartTime(vm.pid) != vm.pidStartTime || *ticks < vm.meteredTicks) continue;
-    double hours = static_cast<double>(now - vm.meteredAt) / 3600.0;
-    store_.addUsage({vm.spec.name, vm.spec.tenant, vm.meteredAt, now,
-                     static_cast<double>(*ticks - vm.meteredTicks) / ticksPerSecond,
-                     static_cast<double>(vm.spec.memoryMib) / 1024.0 * hours},
-                    *ticks);
+// Bytes the VM's disks hold: an image file's allocated blocks (st_blocks: a
+// sparse raw file or a qcow2 overlay counts what is written, not its backing
+// template), a pool volume its whole size (a thin one's mapped chunks sit in a
+// pool the running VM holds locked).
+uint64_t Supervisor::allocatedDiskBytes(const VmSpec& spec) {
+  uint64_t bytes = 0;
+  for (const auto& disk : spec.disks) {
+    if (!disk.volume.empty()) {
+      if (auto volume = store_.volume(disk.volume)) bytes += volume->sizeMib << 20;
+      continue;
+    }
+    struct stat file {};
+    if (::stat(disk.path.c_str(), &file) == 0) bytes += static_cast<uint64_t>(file.st_blocks) * 512;
   }
+  return bytes;
+}
+
+// The run's counters now: CPU ticks from /proc (of the same process), traffic
+// from the VM's own stats (its NICs count across guest reboots). nullopt when
+// either cannot be read: the next round meters the longer interval.
+std::optional<MeteredCounters> Supervisor::countersOf(const VmRecord& vm) {
+  auto ticks = cpuTicks(vm.pid);
+  if (!ticks || processStartTime(vm.pid) != vm.pidStartTime) return std::nullopt;
+  auto reply = vmRequest(vm, "GET", "/vm/stats");
+  if (!reply || reply->status != 200) return std::nullopt;
+  auto stats = nlohmann::json::parse(reply->body, nullptr, false);
+  if (!stats.is_object()) return std::nullopt;
+  MeteredCounters counters{*ticks};
+  // A VM started by a strata from before NIC counters has no "nets": its traffic stays 0.
+  // A VM process is not trusted with the daemon's metering: what does not parse is skipped.
+  for (const auto& nic : stats.value("nets", nlohmann::json::array())) {
+    auto rx = nic.is_object() && nic.contains("rx_bytes") ? nonNegativeInteger(nic["rx_bytes"]) : std::nullopt;
+    auto tx = nic.is_object() && nic.contains("tx_bytes") ? nonNegativeInteger(nic["tx_bytes"]) : std::nullopt;
+    if (!rx || !tx) return std::nullopt;
+    counters.rxBytes += *rx;
+    counters.txBytes += *tx;
+  }
+  return counters;
+}
+
+// Process CPU time stands for vCPU time (the vCPU threads dominate it); memory
+// is what the VM was given, for as long as it ran; disks what they hold at the
+// end of the interval, for all of it. Each record continues from the VM's
+// metering mark in the store, so a restarted daemon loses or repeats nothing.
+void Supervisor::meter() {
+  for (const auto& vm : store_.vms()) meterVm(vm.spec.name);
   lastMeter_ = std::chrono::steady_clock::now();
+}
+
+void Supervisor::meterVm(const std::string& name) {
+  std::lock_guard lock(meterMutex_);  // one metering reads and moves a mark at a time
+  static const double ticksPerSecond = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  constexpr double kGib = 1024.0 * 1024.0 * 1024.0;
+  auto now = static_cast<int64_t>(::time(nullptr));
+  auto vm = store_.vm(name);
+  if (!vm || !isLive(*vm) || now <= vm->meteredAt) return;
+  auto counters = countersOf(*vm);
+  const MeteredCounters& last = vm->metered;
+  if (!counters || counters->cpuTicks < last.cpuTicks || counters->rxBytes < last.rxBytes ||
+      counters->txBytes < last.txBytes)
+    return;
+  double hours = static_cast<double>(now - vm->meteredAt) / 3600.0;
+  UsageRecord record{name, vm->spec.tenant, vm->meteredAt, now};
+  record.vcpuSeconds = static_cast<double>(counters->cpuTicks - last.cpuTicks) / ticksPerSecond;
+  record.memoryGibHours = static_cast<double>(vm->spec.memoryMib) / 1024.0 * hours;
+  record.diskGibHours = static_cast<double>(allocatedDiskBytes(vm->spec)) / kGib * hours;
+  record.rxBytes = counters->rxBytes - last.rxBytes;
+  record.txBytes = counters->txBytes - last.txBytes;
+  store_.addUsage(record, *counters);
 }
 
 Result<void> Supervisor::start(const std::string& name) {
@@ -268,6 +320,7 @@ bool Supervisor::waitUntilStopped(const std::string& name, std::chrono::millisec
 Result<void> Supervisor::shutdown(const std::string& name, std::chrono::milliseconds grace) {
   auto vm = store_.vm(name);
   if (!vm || !isLive(*vm)) return Error{fmt::format("{} is not running", name)};
+  meterVm(name);  // what it used up to now: once it has ended, its counters are gone
   auto asked = changeState(name, "shutdown");
   if (!asked || asked->status >= 300)
     log::warn("{}: graceful shutdown refused ({}); killing it", name,
@@ -282,6 +335,7 @@ Result<void> Supervisor::shutdown(const std::string& name, std::chrono::millisec
 Result<void> Supervisor::destroy(const std::string& name) {
   auto vm = store_.vm(name);
   if (!vm || !isLive(*vm)) return Error{fmt::format("{} is not running", name)};
+  meterVm(name);
   signalVm(*vm, SIGKILL);
   if (!waitUntilStopped(name, kKillWait)) return Error{fmt::format("{} (pid {}) did not end after SIGKILL", name, vm->pid)};
   return {};

@@ -76,6 +76,10 @@ class Supervisor {
   void reapChildren();
   void noticeEndedVms();
   void meter();
+  // A record from the VM's mark to now, if it runs and its counters can be read.
+  void meterVm(const std::string& name);
+  std::optional<MeteredCounters> countersOf(const VmRecord& vm);
+  uint64_t allocatedDiskBytes(const VmSpec& spec);
   bool waitUntilStopped(const std::string& name, std::chrono::milliseconds limit);
   bool signalVm(const VmRecord& vm, int signal);
 
@@ -83,6 +87,7 @@ class Supervisor {
   Options options_;
   std::mutex spawnMutex_;  // spawning a child and recording its pid vs reaping
   std::chrono::steady_clock::time_point lastMeter_;
+  std::mutex meterMutex_;
   std::mutex watchMutex_;
   std::condition_variable watchWake_;
   bool stopping_ = false;

@@ -83,6 +83,13 @@ class BlockCache {
   // must not use Block pointers they got before this without find().
   void dropStale();
 
+  // Every cached block, in no particular order.
+  template <typename Visit>
+  void forEachBlock(Visit&& visit) const {
+    for (const Block* block : slots_)
+      if (block != nullptr) visit(*block);
+  }
+
   // Counts flushes: an engine's state derived from blocks is stale once it moves.
   uint64_t generation() const { return generation_; }
   // Counts dropStale() calls, and the pages found changed after them.

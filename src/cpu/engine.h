@@ -14,6 +14,7 @@
 namespace strata::cpu {
 
 class HartCore;
+struct Block;
 
 class Engine {
  public:
@@ -25,6 +26,9 @@ class Engine {
   virtual uint64_t step(HartCore& hart, uint64_t count) = 0;
   // Counters for `strata run --stats` (name, value).
   virtual std::vector<EngineStat> stats() const = 0;
+  // Makes native code for a cached block ahead of its first run (Hart::prewarm);
+  // an engine without translations has nothing to do.
+  virtual void pretranslate(HartCore& /*hart*/, Block& /*block*/) {}
 };
 
 std::unique_ptr<Engine> makeEngine(const EngineConfig& config);

@@ -161,4 +161,37 @@ bool Hart::debugWriteMemory(uint64_t address, const uint8_t* data, size_t length
 uint64_t Hart::instructionsRetired() const { return state_->instret; }
 std::vector<EngineStat> Hart::engineStats() const { return state_->engine->stats(); }
 
+std::vector<uint64_t> Hart::warmSet() const {
+  std::vector<uint64_t> keys;
+  state_->blocks.forEachBlock(
+      [&](const Block& block) { keys.push_back(block.physicalPc | (block.translated != nullptr ? 1 : 0)); });
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+size_t Hart::prewarm(std::span<const uint64_t> keys) {
+  State& core = *state_;
+  core.applyFences();
+  // Decoded first, all of them: a translation may run on into the block after a branch.
+  std::vector<Block*> toTranslate;
+  size_t cached = 0;
+  for (uint64_t key : keys) {
+    const uint64_t pa = key & ~uint64_t{1};
+    const uint8_t* host = core.memory.ram(pa, 2);
+    if (host == nullptr || !core.cacheablePage(pa & ~0xfffull)) continue;
+    uint16_t low;
+    std::memcpy(&low, host, 2);
+    // An instruction straddling two pages is never cached (and would need the MMU to find its other half).
+    if ((pa & 0xfff) + instructionLength(low) > 4096) continue;
+    Block* block = core.blocks.find(pa);
+    if (block == nullptr) block = core.buildBlock(pa, pa);
+    if (block == nullptr || core.blocks.find(pa) != block) continue;
+    ++cached;
+    if (key & 1) toTranslate.push_back(block);
+  }
+  for (Block* block : toTranslate)
+    if (core.blocks.find(block->physicalPc) == block) core.engine->pretranslate(core, *block);  // not flushed since
+  return cached;
+}
+
 }  // namespace strata::cpu

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -150,6 +151,18 @@ class Hart {
   // reservation is dropped (SC fails once, as after any trap).
   void save(StateWriter& out) const;
   Result<void> load(StateReader& in);
+
+  // ---- Warm set (while the hart is not running): the code a copy of this
+  // moment will run first. A key is a cached block's guest physical address,
+  // bit 0 set when the engine had translated it. A snapshot records them and
+  // a clone server re-creates them (prewarm) before it forks its clones,
+  // which then share the blocks and translations copy-on-write.
+  std::vector<uint64_t> warmSet() const;
+  // Applies pending fences (a load's flush), then decodes each key's block
+  // from memory as it is now and translates those marked translated. Keys
+  // outside RAM or on pages that cannot be cached are skipped. Returns the
+  // number of blocks cached.
+  size_t prewarm(std::span<const uint64_t> keys);
 
   // ---- Execution (owner thread).
   // Executes until requestStop() or stopSelf(). Sleeps in WFI without burning CPU.

@@ -1,16 +1,13 @@
 #include "vmm/api_server.h"
 
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 
 #include <fmt/core.h>
 
 #include "base/log.h"
+#include "base/unix_socket.h"
 #include "base/unique_fd.h"
 #include "vmm/sandbox.h"
 
@@ -46,44 +43,10 @@ std::vector<std::pair<std::string, std::string>> ApiRouter::routes() const {
   return all;
 }
 
-namespace {
-
-// Whether a process accepts connections on the socket file at `path`.
-bool someoneServes(const sockaddr_un& address) {
-  UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!probe.valid()) return false;
-  return ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
-}
-
-Result<UniqueFd> bindApiSocket(const std::string& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof address.sun_path)
-    return Error{fmt::format("--api-socket {}: the path must be 1 to {} bytes", path, sizeof address.sun_path - 1)};
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  struct stat existing {};
-  if (::lstat(path.c_str(), &existing) == 0) {
-    if (!S_ISSOCK(existing.st_mode)) return Error{fmt::format("--api-socket {}: exists and is not a socket", path)};
-    if (someoneServes(address)) return Error{fmt::format("--api-socket {}: another VM is serving on it", path)};
-    if (::unlink(path.c_str()) != 0) return errnoError(fmt::format("--api-socket {}: removing the stale socket", path));
-  }
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return errnoError("socket(AF_UNIX)");
-  mode_t previous = ::umask(0177);  // the file is created 0600: only its owner drives the VM
-  int bound = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address);
-  int bindErrno = errno;
-  ::umask(previous);
-  if (bound != 0) return errnoError(fmt::format("--api-socket {}", path), bindErrno);
-  if (::listen(fd.get(), 16) != 0) return errnoError(fmt::format("--api-socket {}: listen", path));
-  return fd;
-}
-
-}  // namespace
-
 http_module::Entry<ServeApiSocket> serveApiSocket{"serveApiSocket"};
 
 Result<std::unique_ptr<ApiServer>> ApiServer::create(const VmConfig& config) {
-  auto fd = bindApiSocket(config.apiSocket);
+  auto fd = bindUnixSocket(config.apiSocket, SOCK_STREAM, "--api-socket");
   if (!fd) return fd.error();
   return std::unique_ptr<ApiServer>(new ApiServer(config, std::move(*fd)));
 }

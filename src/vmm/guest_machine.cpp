@@ -55,8 +55,10 @@ std::vector<uint8_t> randomSeed() {
 Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
     const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
     const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, const std::vector<NetInterface>& nics,
-    const std::string& restoreDir) {
+    const std::string& restoreDir, std::unique_ptr<WarmBoard> warm) {
   std::unique_ptr<GuestMachine> machine(new GuestMachine(config, control, console, loop, nics));
+  if (warm && warm->restoreDir() != restoreDir)
+    return Error{fmt::format("{}: the warm board is {}'s", restoreDir, warm->restoreDir())};
   if (!restoreDir.empty()) {
     // The state file is checked whole before anything is built from it.
     auto state = StateReader::readFile(restoreDir + "/state");
@@ -64,8 +66,10 @@ Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
     // RAM is mapped from the snapshot's memory file before loadState checks the rest.
     auto memoryFile = machine->checkMemorySize(*state);
     if (!memoryFile) return Error{fmt::format("{}/state: {}", restoreDir, memoryFile.error().message)};
-    if (auto built = machine->buildBoard(disks, restoreDir + "/" + *memoryFile); !built) return built.error();
-    if (auto loaded = machine->loadState(*state); !loaded)
+    const bool hartsLoaded = warm != nullptr;
+    if (auto built = machine->buildBoard(disks, restoreDir + "/" + *memoryFile, std::move(warm)); !built)
+      return built.error();
+    if (auto loaded = machine->loadState(*state, false, hartsLoaded); !loaded)
       return Error{fmt::format("{}/state: {}", restoreDir, loaded.error().message)};
     // The guest resumes as a copy of a moment that may run again: a new generation.
     machine->generationId_->regenerate();
@@ -100,19 +104,27 @@ GuestMachine::~GuestMachine() {
 }
 
 Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
-                                      const std::string& memoryFile) {
+                                      const std::string& memoryFile, std::unique_ptr<WarmBoard> warm) {
   if (config_.cpus < 1 || config_.cpus > machine::virt::kMaxHarts)
     return Error{fmt::format("--cpus {}: must be between 1 and {}", config_.cpus, machine::virt::kMaxHarts)};
-  const auto backing = config_.memMerge ? machine::RamBacking::MergeableAnonymous : machine::RamBacking::SharedMemfd;
-  auto ram = memoryFile.empty() ? machine::GuestRam::create(machine::virt::kRamBase, config_.memoryBytes, backing)
-             : memoryFile.ends_with(kCompressedMemoryFile)
-                 ? loadCompressedMemory(machine::virt::kRamBase, config_.memoryBytes, backing, memoryFile)
-                 : machine::GuestRam::mapFile(machine::virt::kRamBase, config_.memoryBytes, memoryFile);
-  if (!ram) return ram.error();
-  ram_ = std::move(*ram);
-
-  cpu::PhysicalMemory memory{ram_->base(), ram_->size(), ram_->hostBase(), &bus_, &ram_->dirtyLog()};
-  for (unsigned id = 0; id < config_.cpus; ++id) harts_.push_back(std::make_unique<cpu::Hart>(id, memory, *this, config_.engine));
+  if (warm) {
+    warm->adoptedBy(*this);
+    ram_ = std::move(warm->ram);
+    bus_ = std::move(warm->bus);
+    harts_ = std::move(warm->harts);
+    warm_ = std::move(warm);
+  } else {
+    const auto backing = config_.memMerge ? machine::RamBacking::MergeableAnonymous : machine::RamBacking::SharedMemfd;
+    auto ram = memoryFile.empty() ? machine::GuestRam::create(machine::virt::kRamBase, config_.memoryBytes, backing)
+               : memoryFile.ends_with(kCompressedMemoryFile)
+                   ? loadCompressedMemory(machine::virt::kRamBase, config_.memoryBytes, backing, memoryFile)
+                   : machine::GuestRam::mapFile(machine::virt::kRamBase, config_.memoryBytes, memoryFile);
+    if (!ram) return ram.error();
+    ram_ = std::move(*ram);
+    cpu::PhysicalMemory memory{ram_->base(), ram_->size(), ram_->hostBase(), bus_.get(), &ram_->dirtyLog()};
+    for (unsigned id = 0; id < config_.cpus; ++id)
+      harts_.push_back(std::make_unique<cpu::Hart>(id, memory, *this, config_.engine));
+  }
   slots_.resize(config_.cpus);
 
   plic_ = std::make_unique<machine::Plic>(config_.cpus, machine::virt::kPlicSources,
@@ -143,7 +155,7 @@ Result<void> GuestMachine::buildBoard(const std::vector<std::unique_ptr<storage:
                                     {kPvPanicBase, kPvPanicSize, pvpanic_.get()},
                                     {kTestBase, kTestSize, sifiveTest_.get()},
                                     {kVmGenIdBase, kVmGenIdSize, generationId_.get()}}) {
-    if (auto mapped = bus_.map(base, size, device); !mapped) return mapped.error();
+    if (auto mapped = bus_->map(base, size, device); !mapped) return mapped.error();
   }
   return addVirtioDevices(disks);
 }
@@ -186,7 +198,7 @@ Result<void> GuestMachine::addVirtioDevice(const std::string& name, std::unique_
     return Error{fmt::format("too many virtio devices: the board has {} slots", machine::virt::kVirtioSlots)};
   auto transport = std::make_unique<virtio::VirtioMmioTransport>(
       name, *ram_, plic_->line(machine::virt::kVirtioIrqFirst + slot), *loop_, *device);
-  if (auto mapped = bus_.map(machine::virt::virtioSlotBase(slot), machine::virt::kVirtioStride, transport.get()); !mapped)
+  if (auto mapped = bus_->map(machine::virt::virtioSlotBase(slot), machine::virt::kVirtioStride, transport.get()); !mapped)
     return mapped.error();
   virtioDevices_.push_back(std::move(device));
   virtio_.push_back(std::move(transport));
@@ -239,6 +251,7 @@ void GuestMachine::saveState(StateWriter& out, const std::string& memoryFile,
   }
   out.endSection();
   for (const auto& hart : harts_) hart->save(out);
+  saveWarmSets(out, harts_);
   plic_->save(out);
   uart_->save(out);
   rtc_->save(out);
@@ -249,7 +262,7 @@ void GuestMachine::saveState(StateWriter& out, const std::string& memoryFile,
 
 // The board this machine was built from must be the snapshot's (a restore
 // builds it from the snapshot; an incoming migration from its own options).
-Result<void> GuestMachine::loadState(StateReader& in, bool disksMirrored) {
+Result<void> GuestMachine::loadState(StateReader& in, bool disksMirrored, bool hartsLoaded) {
   auto board = loadBoard(in);
   if (!board) return board.error();
   const VmConfig& saved = board->config;
@@ -292,8 +305,9 @@ Result<void> GuestMachine::loadState(StateReader& in, bool disksMirrored) {
     }
   }
   if (auto left = in.leaveSection(); !left) return left.error();
-  for (auto& hart : harts_)
-    if (auto loaded = hart->load(in); !loaded) return loaded.error();
+  if (!hartsLoaded)
+    for (auto& hart : harts_)
+      if (auto loaded = hart->load(in); !loaded) return loaded.error();
   for (auto loaded : {plic_->load(in), uart_->load(in), rtc_->load(in), clint_->load(in), generationId_->load(in)})
     if (!loaded) return loaded.error();
   for (auto& transport : virtio_)

@@ -29,6 +29,7 @@
 #include "vmm/vm.h"
 #include "vmm/vm_config.h"
 #include "vmm/vm_control.h"
+#include "vmm/warm_board.h"
 
 namespace strata::machine {
 class Plic;
@@ -58,12 +59,14 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
  public:
   // disks (one per config.disks entry) complete on loop and nics (openNetInterfaces) receive on it;
   // they, the loop and control outlive the machine.
-  // restoreDir non-empty: the board resumes the snapshot there (DIR/state, DIR/memory mapped) instead of booting.
+  // restoreDir non-empty: the board resumes the snapshot there (DIR/state, DIR/memory mapped) instead of booting;
+  // warm: that snapshot's RAM and harts, already loaded and warmed (a clone server's fork), taken over as they are.
   static Result<std::unique_ptr<GuestMachine>> create(const VmConfig& config, VmControl& control, HostConsole& console,
                                                       EventLoop& loop,
                                                       const std::vector<std::unique_ptr<storage::BlockDevice>>& disks,
                                                       const std::vector<NetInterface>& nics,
-                                                      const std::string& restoreDir = {});
+                                                      const std::string& restoreDir = {},
+                                                      std::unique_ptr<WarmBoard> warm = nullptr);
   // Live migration's destination: the board with zeroed RAM and no boot payload,
   // for the incoming pages and then loadState.
   static Result<std::unique_ptr<GuestMachine>> createForIncoming(
@@ -98,8 +101,10 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   // recordedDisks: the disks to name (default: each as the VM writes it now).
   void saveState(StateWriter& out, const std::string& memoryFile = kMemoryFile,
                  std::optional<std::vector<DiskConfig>> recordedDisks = std::nullopt) const;
-  // disksMirrored: the disks came with the VM (--with-disks), so their paths may differ from the source's.
-  Result<void> loadState(StateReader& in, bool disksMirrored = false);
+  // disksMirrored: the disks came with the VM (--with-disks), so their paths may differ from the source's;
+  // hartsLoaded: the harts came from a WarmBoard of the same state, so their sections are not read again
+  // (a load drops the decoded blocks and translations the warm board made).
+  Result<void> loadState(StateReader& in, bool disksMirrored = false, bool hartsLoaded = false);
   // Before RAM is mapped from the snapshot: its size, and the memory file's name.
   Result<std::string> checkMemorySize(StateReader& in) const;
 
@@ -133,7 +138,9 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
 
   GuestMachine(const VmConfig& config, VmControl& control, HostConsole& console, EventLoop& loop,
                const std::vector<NetInterface>& nics);
-  Result<void> buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, const std::string& memoryFile);
+  // warm: RAM, bus and harts taken from it instead of made (memoryFile is then its).
+  Result<void> buildBoard(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks, const std::string& memoryFile,
+                          std::unique_ptr<WarmBoard> warm = nullptr);
   Result<void> addVirtioDevices(const std::vector<std::unique_ptr<storage::BlockDevice>>& disks);
   void waitForDiskRequests();
   Result<void> addVirtioDevice(const std::string& name, std::unique_ptr<virtio::VirtioDevice> device);
@@ -159,8 +166,9 @@ class GuestMachine : public cpu::HartHost, public machine::SbiPlatform, public C
   uint64_t clockStartNs_ = 0;
 
   EventLoop* loop_;
+  std::unique_ptr<WarmBoard> warm_;  // adopted: the harts' host, forwarding to this machine (outlives harts_)
   std::unique_ptr<machine::GuestRam> ram_;
-  machine::Bus bus_;
+  std::unique_ptr<machine::Bus> bus_ = std::make_unique<machine::Bus>();
   machine::Sbi sbi_{*this};
   std::vector<std::unique_ptr<cpu::Hart>> harts_;
   std::unique_ptr<machine::Plic> plic_;

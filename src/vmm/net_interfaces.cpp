@@ -26,28 +26,33 @@ network::MacAddress randomLocalMac() {
 
 }  // namespace
 
-Result<std::vector<NetInterface>> openNetInterfaces(const VmConfig& config, EventLoop& loop) {
+Result<std::vector<NetInterface>> openNetInterfaces(const VmConfig& config, EventLoop& loop,
+                                                    std::vector<network::TrafficCounters>& traffic) {
   std::vector<NetInterface> nics;
   // The address of the next NIC that has none configured; a clone's NICs all get new ones.
   auto nextMac = [&] {
     return config.clone ? randomLocalMac() : virtio::net::defaultMacAddress(static_cast<unsigned>(nics.size()));
   };
+  auto add = [&](std::unique_ptr<network::PacketPort> port, network::MacAddress mac) {
+    auto& counters = traffic.at(nics.size());
+    nics.push_back({std::make_unique<network::CountingPort>(std::move(port), counters), mac});
+  };
   for (const auto& tapName : config.tapDevices) {
     auto tap = network::TapDevice::open(tapName, loop);
     if (!tap) return Error{fmt::format("--net tap={}: {}", tapName, tap.error().message)};
-    nics.push_back({std::move(*tap), nextMac()});
+    add(std::move(*tap), nextMac());
   }
   for (int tapFd : config.tapFds) {  // a copy: the caller keeps its descriptor
     auto tap = network::TapDevice::adopt(UniqueFd(::fcntl(tapFd, F_DUPFD_CLOEXEC, 0)), loop);
     if (!tap) return Error{fmt::format("--net tapfd={}: {}", tapFd, tap.error().message)};
-    nics.push_back({std::move(*tap), nextMac()});
+    add(std::move(*tap), nextMac());
   }
   for (const auto& net : config.switchNets) {
     auto mac = net.mac && !config.clone ? *net.mac : nextMac();
     auto port = network::attachToSwitch(net.switchName, {net.vlans, mac}, loop);
     if (!port) return Error{fmt::format("--net switch={}: {}", net.switchName, port.error().message)};
     (*port)->setClosedHandler([name = net.switchName] { log::warn("switch {} went away: NIC disconnected", name); });
-    nics.push_back({std::move(*port), mac});
+    add(std::move(*port), mac);
   }
   return nics;
 }

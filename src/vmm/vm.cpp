@@ -126,7 +126,7 @@ Result<DiskConfig> makeAnnouncedDisk(DiskConfig disk, size_t index, const std::v
 
 }  // namespace
 
-Result<int> runVm(const VmConfig& config) {
+Result<int> runVm(const VmConfig& config, std::unique_ptr<WarmBoard> warm) {
   VmControl control(config);
   // The API and gdb threads start before the VM's sandbox goes up: each keeps its own allow-list only.
   std::unique_ptr<GdbStub> gdb;
@@ -145,10 +145,10 @@ Result<int> runVm(const VmConfig& config) {
     addApiRoutes(api->router(), control);
     api->start();
   }
-  return runVm(config, control);
+  return runVm(config, control, std::move(warm));
 }
 
-Result<int> runVm(const VmConfig& config, VmControl& control) {
+Result<int> runVm(const VmConfig& config, VmControl& control, std::unique_ptr<WarmBoard> warm) {
   auto console = HostConsole::open(config.console);
   if (!console) return console.error();
   auto loop = EventLoop::create();
@@ -187,7 +187,7 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   if (!awaitAnnounced)
     if (auto opened = openDisks(nullptr); !opened) return opened.error();
   // So are the network ports: a reboot keeps the switch port and TAP device.
-  auto nics = openNetInterfaces(config, **loop);
+  auto nics = openNetInterfaces(config, **loop, control.nicTraffic());
   if (!nics) return nics.error();
   struct Ending {  // whichever way runVm returns
     VmControl& control;
@@ -213,7 +213,8 @@ Result<int> runVm(const VmConfig& config, VmControl& control) {
   }
   for (;;) {
     auto machine = migrated ? Result<std::unique_ptr<GuestMachine>>(std::move(migrated))
-                            : GuestMachine::create(config, control, **console, **loop, disks, *nics, restoreDir);
+                            : GuestMachine::create(config, control, **console, **loop, disks, *nics, restoreDir,
+                                                   std::move(warm));
     restoreDir.clear();
     if (!machine) return machine.error();
     leftovers.vmRan = true;

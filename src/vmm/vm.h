@@ -4,6 +4,8 @@
 // again after a reboot and returns the process exit status.
 #pragma once
 
+#include <memory>
+
 #include "base/result.h"
 #include "vmm/vm_config.h"
 
@@ -23,13 +25,16 @@ struct GuestOutcome {
   int status = 0;
 };
 
+class VmControl;
+class WarmBoard;
+
 // Boots the guest described by config until it powers off, panics or the user
 // quits. Returns 0 after poweroff or quit, 1 after a guest panic, and a bare
-// program's or firmware's failure code when it reports one.
-Result<int> runVm(const VmConfig& config);
+// program's or firmware's failure code when it reports one. warm: the
+// restored board a clone server built (config.restoreDir's), for the first boot.
+Result<int> runVm(const VmConfig& config, std::unique_ptr<WarmBoard> warm = nullptr);
 
-class VmControl;
 // The same, controlled through `control` (built on the same config) from other threads.
-Result<int> runVm(const VmConfig& config, VmControl& control);
+Result<int> runVm(const VmConfig& config, VmControl& control, std::unique_ptr<WarmBoard> warm = nullptr);
 
 }  // namespace strata::vmm

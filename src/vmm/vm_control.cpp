@@ -31,6 +31,7 @@ VmControl::VmControl(const VmConfig& config)
     : config_(config),
       started_(std::chrono::steady_clock::now()),
       balloon_(config.balloonTargetBytes, config.memoryBytes),
+      nicTraffic_(config.tapDevices.size() + config.tapFds.size() + config.switchNets.size()),  // one per NIC
       pausedNs_(hostNs()) {
   if (config.memMerge) pageSharing_.emplace();
 }

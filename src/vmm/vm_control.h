@@ -18,6 +18,7 @@
 #include "base/result.h"
 #include "cpu/hart.h"
 #include "machine/guest_ram.h"
+#include "network/counting_port.h"
 #include "vmm/balloon_control.h"
 #include "vmm/page_sharing.h"
 #include "vmm/vm.h"
@@ -109,6 +110,8 @@ class VmControl {
   BalloonControl& balloon() { return balloon_; }
   // With --mem-merge: what the host's KSM says of this VM's pages; none without.
   const PageSharingReport* pageSharing() const { return pageSharing_ ? &*pageSharing_ : nullptr; }
+  // One per NIC (config order), counted since the VM started, across reboots: GET /vm/stats meters them.
+  std::vector<network::TrafficCounters>& nicTraffic() { return nicTraffic_; }
 
   // Live migration: the board running now, kept attached while the lease lives
   // (a reboot's detach waits for it), and, while holdPaused(true), a pause
@@ -164,6 +167,7 @@ class VmControl {
   bool pauseHeld_ = false;        // guarded by mutex_
   std::optional<PageSharingReport> pageSharing_;  // opened here, before the sandbox
   std::vector<LiveDisk*> disks_;
+  std::vector<network::TrafficCounters> nicTraffic_;  // never resized: ports count into it
   std::mutex operationMutex_;  // one control operation at a time; held across a pause's wait
   mutable std::mutex mutex_;   // guards machine_ and the state below
   ControlledMachine* machine_ = nullptr;

@@ -66,9 +66,18 @@ ApiReply describeStats(VmControl& control) {
     for (const auto& stat : hart.engine) engine[stat.name] = stat.value;
     harts.push_back({{"id", hart.id}, {"instret", hart.instructionsRetired}, {"engine", engine}});
   }
+  nlohmann::json nets = nlohmann::json::array();
+  for (const auto& counters : control.nicTraffic()) {
+    network::PortTraffic traffic = counters.read();
+    nets.push_back({{"rx_bytes", traffic.rxBytes},
+                    {"rx_frames", traffic.rxFrames},
+                    {"tx_bytes", traffic.txBytes},
+                    {"tx_frames", traffic.txFrames}});
+  }
   nlohmann::json reply = {{"state", vmStateName(control.state())},
                           {"engine", cpu::engineName(control.config().engine.kind)},
-                          {"harts", harts}};
+                          {"harts", harts},
+                          {"nets", nets}};
   addPageSharing(reply, control);
   return {200, reply};
 }

@@ -29,32 +29,6 @@ std::string sparseFile(const std::string& path, uint64_t mib) {
   return path;
 }
 
-// Types `line` once on a daemon VM's console (its shell already answers) and waits for `answer` in its log.
-bool typeOnce(DaemonProcess& daemon, const std::string& vm, const std::string& line, const std::string& answer) {
-  std::string dir = daemon.dataDir() + "/vms/" + vm;
-  auto socket = control::connectUnixSocket(dir + "/tty.sock");
-  if (!socket || ::send(socket->get(), line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
-    return false;
-  return waitFor([&] { return readFile(dir + "/console.log").find(answer) != std::string::npos; },
-                 std::chrono::seconds(120));
-}
-
-// The host switch a daemon started ("PID STARTTIME" in DATADIR/run/switch.pid).
-pid_t hostSwitchPid(DaemonProcess& daemon) {
-  std::ifstream file(daemon.dataDir() + "/run/switch.pid");
-  pid_t pid = 0;
-  file >> pid;
-  return pid;
-}
-
-// Stops the daemon's host switch at the end, whatever the test's outcome (the daemon leaves it running).
-struct HostSwitchReaper {
-  DaemonProcess& daemon;
-  ~HostSwitchReaper() {
-    if (pid_t pid = hostSwitchPid(daemon); pid > 0) ::kill(pid, SIGKILL);
-  }
-};
-
 TEST(DaemonVolumes, AThinVolumeKeepsWhatOneVmWroteForTheNextAndStaysTheTenantsOwn) {
   DaemonProcess daemon("volumes");
   std::string pvs = daemon.dataDir() + "-pvs";

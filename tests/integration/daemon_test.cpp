@@ -352,7 +352,7 @@ TEST(DaemonCli, ManagesTenantsQuotasUsageAndTemplates) {
   EXPECT_EQ(templates.size(), 1u) << templates;
 
   auto csv = runShell(strata + "usage -o csv" + options);
-  EXPECT_TRUE(contains(csv.output, "vm,tenant,start,end,vcpu_seconds,memory_gib_hours\n")) << csv.output;
+  EXPECT_TRUE(contains(csv.output, "vm,tenant,start,end,vcpu_seconds,memory_gib_hours,disk_gib_hours,rx_bytes,tx_bytes\n")) << csv.output;
   auto badRange = runShell(strata + "usage --from yesterday" + options + " 2>&1");
   EXPECT_TRUE(contains(badRange.output, "strata usage: HTTP 400: from: expected UNIX seconds")) << badRange.output;
 }
@@ -430,7 +430,7 @@ TEST(DaemonVm, BootsTheDefaultGuestAndIsAdoptedByARestartedDaemon) {
   EXPECT_GT(usage[0]["vcpu_seconds"].get<double>(), 0.0) << usage;
   EXPECT_GT(usage[0]["memory_gib_hours"].get<double>(), 0.0) << usage;
   auto csv = daemon.raw("GET", "/usage?format=csv", "", daemon.adminToken());
-  EXPECT_TRUE(contains(csv.body, "vm,tenant,start,end,vcpu_seconds,memory_gib_hours\nguest,default,"));
+  EXPECT_TRUE(contains(csv.body, "vm,tenant,start,end,vcpu_seconds,memory_gib_hours,disk_gib_hours,rx_bytes,tx_bytes\nguest,default,"));
 
   auto [stopped, afterShutdown] = daemon.call("POST", "/vms/guest/shutdown");
   EXPECT_EQ(stopped, 200) << afterShutdown;

@@ -3,6 +3,7 @@
 // --restore DIR`, which builds the board the snapshot recorded; a truncated,
 // damaged or conflicting snapshot or option is refused with one line and a
 // non-zero exit, nothing run. The sandbox stays on (the default).
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,18 +11,22 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <future>
 #include <iterator>
+#include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include "base/event_loop.h"
+#include "child_process.h"
 #include "guest_runner.h"
 #include "storage/sync_io.h"
 #include "storage/volume/volume_disk.h"
@@ -479,6 +484,256 @@ TEST(Snapshot, CloneWithoutRestoreIsRefused) {
   EXPECT_NE(run.exitCode, 0) << run.output;
   EXPECT_TRUE(contains(run.output, "--clone requires --restore"));
   EXPECT_EQ(run.output.find("Linux version"), std::string::npos);
+}
+
+
+// ---- The clone server (`strata run --restore DIR --clone-server SOCKET`) ----
+
+// A clone server on `dir`, killed at the end of the test; clients are `strata run --clone --clone-server`.
+class CloneServer {
+ public:
+  CloneServer(const std::string& dir, const std::string& name)
+      : dir_(dir), socket_(freshPath(name + ".clones")), log_(temporaryPath(name + "-server.log")),
+        process_({strataBinary(), "run", "--restore", dir, "--clone-server", socket_}, "", log_) {}
+
+  // Whether it listens (it restores and warms the snapshot first), at most 60 s.
+  bool up() {
+    for (int i = 0; i < 600 && process_.running() && !contains(process_.output(), "clone server on"); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return contains(process_.output(), "clone server on") && ::access(socket_.c_str(), F_OK) == 0;
+  }
+  bool running() { return !process_.wait(std::chrono::seconds(0)); }
+  std::string log() const { return process_.output(); }
+  const std::string& socket() const { return socket_; }
+
+  ProcessResult clone(const std::string& input, std::vector<std::string> extra = {}) const {
+    std::vector<std::string> args{"--restore", dir_, "--clone", "--clone-server", socket_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return runStrata(args, input, std::chrono::seconds(180));
+  }
+  // Clones at once, clone i given commandsFor(i).
+  std::vector<ProcessResult> clones(int count, const std::function<std::string(int)>& commandsFor) const {
+    std::vector<std::future<ProcessResult>> running;
+    for (int clone = 0; clone < count; ++clone)
+      running.push_back(std::async(std::launch::async, [this, input = commandsFor(clone)] { return this->clone(input); }));
+    std::vector<ProcessResult> results;
+    for (auto& run : running) results.push_back(run.get());
+    return results;
+  }
+
+ private:
+  static std::string freshPath(const std::string& name) {
+    std::string path = temporaryPath(name);
+    ::unlink(path.c_str());
+    return path;
+  }
+  std::string dir_, socket_, log_;
+  Child process_;
+};
+
+// The text after `prefix` in output, up to the end of its line (a prefix the typed command, echoed, does not hold).
+std::string valueAfter(const std::string& output, const std::string& prefix) {
+  size_t at = output.find(prefix);
+  if (at == std::string::npos) return "";
+  at += prefix.size();
+  return output.substr(at, output.find_first_of("\r\n", at) - at);
+}
+
+// The pids of the clones the server's log says it started, and of those it says ended.
+std::pair<std::set<std::string>, std::set<std::string>> clonePids(const std::string& log) {
+  std::set<std::string> started, ended;
+  const std::regex line(R"(clone (\d+) (started|exited|killed))");
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), line); it != std::sregex_iterator(); ++it)
+    ((*it)[2] == "started" ? started : ended).insert((*it)[1]);
+  return {started, ended};
+}
+
+// Clones forked by the server answer with the snapshot's shell state; each
+// NIC has its own address (the guest re-probes its virtio-net device, which
+// reads the MAC again) and each clone its own VM generation id.
+TEST(CloneServer, ForkedClonesAnswerEachWithItsOwnMacAndGenerationId) {
+  const std::string runDir = temporaryPath("clone-server-switch");
+  ::mkdir(runDir.c_str(), 0755);
+  ::setenv("STRATA_RUN_DIR", runDir.c_str(), 1);
+  const std::string name = "cs" + std::to_string(::getpid());
+  Child switchProcess({strataBinary(), "switch", name}, "", temporaryPath("clone-server-switch.log"));
+  for (int i = 0; i < 100 && ::access((runDir + "/switch-" + name + ".ctl").c_str(), F_OK) != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string dir = takeSnapshot("clone-server-nic", {"--net", "switch=" + name + ",mac=52:54:00:00:77:01"});
+  CloneServer server(dir, "clone-server-nic");
+  ASSERT_TRUE(server.up()) << server.log();
+  constexpr int kClones = 3;
+  auto results = server.clones(kClones, [](int) {
+    return "echo got-$X; d=$(basename $(readlink /sys/class/net/eth0/device)); "
+           "echo $d > /sys/bus/virtio/drivers/virtio_net/unbind; echo $d > /sys/bus/virtio/drivers/virtio_net/bind; "
+           "sleep 1; echo mac\"\"-$(cat /sys/class/net/eth*/address)\n"
+           "[ -e /dev/mem ] || mknod /dev/mem c 1 1; echo gen\"\"-$(devmem 0x105000 64)$(devmem 0x105008 64)\npoweroff\n";
+  });
+  std::set<std::string> macs, generations;
+  bool devmem = true;
+  for (const auto& run : results) {
+    EXPECT_EQ(run.exitCode, 0) << run.output;
+    EXPECT_TRUE(contains(run.output, "got-hello42"));
+    const std::string mac = valueAfter(run.output, "mac-");
+    EXPECT_EQ(mac.size(), 17u) << run.output;
+    EXPECT_NE(mac, "52:54:00:00:77:01") << "a clone's NIC gets a new address";
+    macs.insert(mac);
+    if (contains(run.output, "can't open '/dev/mem'")) devmem = false;
+    generations.insert(valueAfter(run.output, "gen-"));
+  }
+  EXPECT_EQ(macs.size(), static_cast<size_t>(kClones)) << "every clone has its own MAC address";
+  EXPECT_TRUE(server.running()) << server.log();
+  if (!devmem)
+    GTEST_SKIP() << "MACs checked; generation ids not: the default guest's kernel has no /dev/mem (rebuild it with "
+                    "guest/kernel.config's CONFIG_DEVMEM)";
+  EXPECT_EQ(generations.size(), static_cast<size_t>(kClones)) << "every clone has its own generation id";
+}
+
+// Two clones running at once each write their own memory (a shell variable, a
+// tmpfs file) and read back only their own; a clone started after both sees the
+// snapshot's, as the server's copy was never written.
+TEST(CloneServer, AClonesWritesReachNeitherItsSiblingsNorTheServer) {
+  CloneServer server(sharedSnapshot(), "clone-server-writes");
+  ASSERT_TRUE(server.up()) << server.log();
+  auto results = server.clones(2, [](int clone) {
+    return fmt::format("X=mine{0}; echo clone{0} > /tmp/f; sleep 2; echo read-$(cat /tmp/f)-$X\npoweroff\n", clone);
+  });
+  for (int clone = 0; clone < 2; ++clone) {
+    EXPECT_EQ(results[clone].exitCode, 0) << results[clone].output;
+    EXPECT_TRUE(contains(results[clone].output, fmt::format("read-clone{0}-mine{0}", clone)));
+  }
+  auto after = server.clone("echo after-$(cat /tmp/f)-$X\npoweroff\n");
+  EXPECT_EQ(after.exitCode, 0) << after.output;
+  EXPECT_TRUE(contains(after.output, "after-filedata7-hello42"));
+}
+
+// Sends one request message to a clone server, with this process's stdio and working directory when
+// withFds, and returns the server's first reply.
+std::string rawCloneRequest(const std::string& socketPath, const std::string& payload, bool withFds) {
+  int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  socketPath.copy(address.sun_path, sizeof address.sun_path - 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return "connect failed";
+  }
+  const int directory = ::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int fds[4] = {0, 1, 2, directory};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
+  iovec data{const_cast<char*>(payload.data()), payload.size()};
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  if (withFds) {
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof fds);
+    std::memcpy(CMSG_DATA(header), fds, sizeof fds);
+  }
+  std::string reply(512, '\0');
+  ssize_t got = ::sendmsg(fd, &message, MSG_NOSIGNAL) < 0 ? -1 : ::recv(fd, reply.data(), reply.size(), 0);
+  ::close(directory);
+  ::close(fd);
+  reply.resize(got > 0 ? static_cast<size_t>(got) : 0);
+  return reply;
+}
+
+// Requests the server cannot serve get one line saying why and a non-zero
+// exit; the server serves the next request as before.
+TEST(CloneServer, RefusesBadRequestsAndKeepsServing) {
+  CloneServer server(sharedSnapshot(), "clone-server-refusals");
+  ASSERT_TRUE(server.up()) << server.log();
+  auto badOption = server.clone("", {"--no-such-option"});  // refused by the client's own parser already
+  EXPECT_NE(badOption.exitCode, 0);
+  EXPECT_TRUE(contains(badOption.output, "--no-such-option"));
+  auto otherSnapshot = runStrata({"--restore", temporaryPath("no-such-snapshot"), "--clone", "--clone-server", server.socket()}, "",
+                                 std::chrono::seconds(60));
+  EXPECT_NE(otherSnapshot.exitCode, 0);
+  EXPECT_TRUE(contains(otherSnapshot.output, "this server clones"));
+  auto jailed = server.clone("", {"--jail", "/tmp", "--uid", "1", "--gid", "1"});
+  EXPECT_NE(jailed.exitCode, 0);
+  EXPECT_TRUE(contains(jailed.output, "not for a clone server's clones"));
+  auto mismatch = server.clone("", {"--mem", "512M"});
+  EXPECT_NE(mismatch.exitCode, 0);
+  EXPECT_TRUE(contains(mismatch.output, "--mem"));
+  // Raw requests: not a clone request at all, one without its descriptors, options the server's parser refuses.
+  using namespace std::string_literals;  // "...\0"s keeps its NUL
+  const std::string magic = "strata-clone 1\0"s;
+  EXPECT_TRUE(contains(rawCloneRequest(server.socket(), "GET / HTTP/1.1\r\n\r\n", false), "refused not a clone request"));
+  EXPECT_TRUE(contains(rawCloneRequest(server.socket(), magic + "--clone\0"s, false), "refused a request passes 4 descriptors"));
+  EXPECT_TRUE(contains(rawCloneRequest(server.socket(), magic + "--no-such-option\0"s, true), "refused bad options"));
+  EXPECT_TRUE(contains(rawCloneRequest(server.socket(), magic + "--restore\0"s + sharedSnapshot() + "\0"s, true),
+                       "refused a clone server runs"));
+  auto good = server.clone("echo still-$X\npoweroff\n");
+  EXPECT_EQ(good.exitCode, 0) << good.output;
+  EXPECT_TRUE(contains(good.output, "still-hello42"));
+  EXPECT_TRUE(server.running()) << server.log();
+}
+
+TEST(CloneServer, MissingSnapshotIsAClearErrorAtStart) {
+  auto run = runStrata({"--restore", temporaryPath("no-such-snapshot"), "--clone-server", temporaryPath("none.clones")}, "",
+                       std::chrono::seconds(60));
+  EXPECT_EQ(run.exitCode, 2) << run.output;
+  EXPECT_TRUE(contains(run.output, "no-such-snapshot"));
+}
+
+// A clone killed (SIGKILL) ends its client with 128 + 9; its sibling runs on
+// and the server forks the next clone as before.
+TEST(CloneServer, KillingACloneLeavesTheServerAndTheOtherClones) {
+  CloneServer server(sharedSnapshot(), "clone-server-kill");
+  ASSERT_TRUE(server.up()) << server.log();
+  auto victim = std::async(std::launch::async, [&] { return server.clone("echo victim-up\nsleep 60\npoweroff\n"); });
+  auto sibling = std::async(std::launch::async, [&] { return server.clone("sleep 6; echo sibling-$X\npoweroff\n"); });
+  // The victim is the clone still running once its sibling ended.
+  auto siblingResult = sibling.get();
+  EXPECT_EQ(siblingResult.exitCode, 0) << siblingResult.output;
+  EXPECT_TRUE(contains(siblingResult.output, "sibling-hello42"));
+  const std::string log = server.log();
+  auto [started, ended] = clonePids(log);
+  std::vector<std::string> alive;
+  for (const auto& pid : started)
+    if (!ended.count(pid)) alive.push_back(pid);
+  ASSERT_EQ(alive.size(), 1u) << log;
+  runShell("kill -9 " + alive[0]);
+  auto victimResult = victim.get();
+  EXPECT_EQ(victimResult.exitCode, 128 + 9) << victimResult.output;
+  EXPECT_TRUE(contains(victimResult.output, "killed by signal 9"));
+  auto next = server.clone("echo next-$X\npoweroff\n");
+  EXPECT_EQ(next.exitCode, 0) << next.output;
+  EXPECT_TRUE(contains(next.output, "next-hello42"));
+  EXPECT_TRUE(server.running()) << server.log();
+}
+
+// A forked clone runs as confined as any VM: every thread filtered with
+// no_new_privs, the vCPU thread's own filter stacked on the I/O loop's.
+TEST(Sandbox, ClonesForkedByTheCloneServerRunFilteredAsAnyVm) {
+  CloneServer server(sharedSnapshot(), "clone-server-sandbox");
+  ASSERT_TRUE(server.up()) << server.log();
+  auto run = std::async(std::launch::async, [&] { return server.clone("sleep 4; echo confined-$X\npoweroff\n"); });
+  std::string pid;
+  for (int i = 0; i < 200 && pid.empty(); ++i) {
+    auto started = clonePids(server.log()).first;
+    if (!started.empty()) pid = *started.begin();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(pid.empty()) << server.log();
+  // Its two threads (I/O loop, vCPU): filtered with no_new_privs each, the vCPU's own filter stacked.
+  const std::string count = "cat /proc/" + pid + "/task/*/status 2>/dev/null | grep -c ";
+  std::string counts;
+  for (int attempt = 0; attempt < 100 && counts != "2 2 1\n"; ++attempt) {
+    counts = runShell("echo $(" + count + "'^NoNewPrivs:.1') $(" + count + "'^Seccomp:.2') $(" + count +
+                      "'^Seccomp_filters:.2')").output;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(counts, "2 2 1\n") << "threads with no_new_privs, filtered, with two filters";
+  auto result = run.get();
+  EXPECT_EQ(result.exitCode, 0) << result.output;
+  EXPECT_TRUE(contains(result.output, "confined-hello42"));
+  EXPECT_FALSE(contains(result.output, "seccomp:"));
 }
 
 }  // namespace

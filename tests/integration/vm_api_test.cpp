@@ -278,7 +278,7 @@ TEST(VmApi, StaleSocketFileIsReplacedALiveOneRefused) {
   ASSERT_TRUE(done) << run.output;
   EXPECT_EQ(mode, 0600u);
   EXPECT_EQ(second.exitCode, 1) << second.output;
-  EXPECT_TRUE(contains(second.output, "another VM is serving on it"));
+  EXPECT_TRUE(contains(second.output, "another process is serving on it"));
 }
 
 }  // namespace

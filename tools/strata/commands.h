@@ -2,6 +2,9 @@
 // subcommands to the application; main.cpp only wires them together.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json_fwd.hpp>
 
@@ -10,6 +13,7 @@ namespace strata::cli {
 // Every command reports its outcome through this exit status.
 struct CommandStatus {
   int exitCode = 0;
+  std::vector<std::string> args;  // the command line after the program's name, as given
 };
 
 void addRunCommand(CLI::App& app, CommandStatus& status);    // run.cpp

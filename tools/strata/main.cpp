@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   CLI::App app{"strata: run virtual machines, manage virtual disks, pools and switches"};
   app.require_subcommand(1);
   strata::cli::CommandStatus status;
+  status.args.assign(argv + 1, argv + argc);
   // Only the group the command names is built: all of them cost a starting VM
   // (`strata run`) ~7 ms of allocations. Help and mistakes see every group.
   const CommandGroup* named = nullptr;

@@ -4,17 +4,20 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include <fmt/core.h>
 
 #include "commands.h"
 #include "cpu/jit/engine_trace.h"
+#include "vmm/clone_server.h"
 #include "vmm/gdb_stub.h"
 #include "vmm/jailer.h"
 #include "vmm/snapshot_config.h"
 #include "network/socket_port.h"
 #include "virtio/net.h"
 #include "vmm/vm.h"
+#include "vmm/warm_board.h"
 
 namespace strata::cli {
 namespace {
@@ -35,6 +38,7 @@ struct RunOptions {
   std::string restoreDir;
   bool clone = false;
   std::string cloneDir;
+  std::string cloneServer;
   std::vector<std::string> givenBoardOptions;  // those of kBoardOptions on the command line
   std::string incoming;
   std::string incomingTlsCerts;
@@ -174,11 +178,8 @@ Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   return vmm::restoreConfig(*recorded, config, options.givenBoardOptions);
 }
 
-}  // namespace
-
-void addRunCommand(CLI::App& app, CommandStatus& status) {
-  auto options = std::make_shared<RunOptions>();
-  auto* run = app.add_subcommand("run", "Boot a virtual machine (the default guest when no --kernel is given)");
+// The options of `strata run`, also what a clone server reads each request with.
+void addRunOptions(CLI::App* run, RunOptions* options) {
   run->add_option("--kernel", options->kernel, "Linux Image or ELF kernel");
   run->add_option("--firmware", options->firmware,
                   "M-mode firmware (ELF or flat binary at the RAM base, e.g. OpenSBI fw_jump) that boots the kernel");
@@ -257,25 +258,108 @@ void addRunCommand(CLI::App& app, CommandStatus& status) {
   run->add_option("--uid", options->uid, "unprivileged user the jailed VM runs as")->needs(jail);
   run->add_option("--gid", options->gid, "unprivileged group the jailed VM runs as")->needs(jail);
   jail->needs("--uid")->needs("--gid");
+  run->add_option("--clone-server", options->cloneServer,
+                  "with --restore: restore the snapshot once without running it, translate the code the jit had "
+                  "translated when it was taken (its warm set), then serve clones on this UNIX socket, each forked "
+                  "from it (sharing its memory copy-on-write); with --restore DIR --clone as well: run this clone "
+                  "through that server "
+                  "(the options, stdio and working directory go to it; exits with the clone's status)")
+      ->needs(restore);
+}
+
+void recordGivenBoardOptions(const CLI::App& run, RunOptions& options) {
+  for (const char* option : kBoardOptions)
+    if (run.count(option) > 0) options.givenBoardOptions.push_back(option);
+}
+
+// A VM's end as `strata run` reports it: its exit status, or 1 and a line.
+int reportRun(const Result<int>& result) {
+  if (result) return result.value();
+  std::fprintf(stderr, "strata run: %s\n", result.error().message.c_str());
+  return 1;
+}
+
+bool sameDirectory(const std::string& a, const std::string& b) {
+  struct stat first, second;
+  return ::stat(a.c_str(), &first) == 0 && ::stat(b.c_str(), &second) == 0 && first.st_dev == second.st_dev &&
+         first.st_ino == second.st_ino;
+}
+
+// A clone server's request: `strata run` arguments (after "run") naming this server's snapshot and --clone.
+Result<vmm::VmConfig> parseCloneRequest(const std::vector<std::string>& args, const std::string& snapshotDir) {
+  CLI::App parser{"strata run (a clone server's request)"};
+  RunOptions options;
+  addRunOptions(&parser, &options);
+  try {
+    parser.parse(std::vector<std::string>(args.rbegin(), args.rend()));  // CLI11 takes them last first
+  } catch (const CLI::ParseError& error) {
+    return Error{fmt::format("bad options: {}", error.what())};
+  }
+  recordGivenBoardOptions(parser, options);
+  if (!options.clone || options.restoreDir.empty())
+    return Error{"a clone server runs `strata run --restore DIR --clone [options]` requests"};
+  if (!options.jailDir.empty() || !options.incoming.empty() || !options.engineTrace.empty())
+    return Error{"--jail, --incoming and --engine-trace are not for a clone server's clones"};
+  if (!sameDirectory(options.restoreDir, snapshotDir))
+    return Error{fmt::format("--restore {}: this server clones {}", options.restoreDir, snapshotDir)};
+  options.restoreDir = snapshotDir;  // the warm board's name for it (absolute: the clone runs in the client's directory)
+  return makeConfig(options);
+}
+
+// `strata run --restore DIR --clone-server SOCKET`: builds the warm board, then forks clones until killed.
+int serveClones(RunOptions& options) {
+  char* absolute = ::realpath(options.restoreDir.c_str(), nullptr);
+  if (!absolute) {
+    std::fprintf(stderr, "strata run: --restore %s: %s\n", options.restoreDir.c_str(), std::strerror(errno));
+    return 2;
+  }
+  options.restoreDir = absolute;
+  std::free(absolute);
+  options.clone = true;
+  auto config = makeConfig(options);
+  if (!config) {
+    std::fprintf(stderr, "strata run: %s\n", config.error().message.c_str());
+    return 2;
+  }
+  auto warm = vmm::WarmBoard::create(*config);
+  if (!warm) return reportRun(warm.error());
+  const std::string snapshotDir = options.restoreDir;
+  vmm::CloneServerHooks hooks{
+      .parse = [&](const std::vector<std::string>& args) { return parseCloneRequest(args, snapshotDir); },
+      .run = [](const vmm::VmConfig& clone, std::unique_ptr<vmm::WarmBoard> board) {
+        return reportRun(vmm::runVm(clone, std::move(board)));
+      }};
+  auto served = vmm::serveClones(options.cloneServer, std::move(*warm), hooks);
+  return reportRun(served ? Result<int>(0) : Result<int>(served.error()));
+}
+
+}  // namespace
+
+void addRunCommand(CLI::App& app, CommandStatus& status) {
+  auto options = std::make_shared<RunOptions>();
+  auto* run = app.add_subcommand("run", "Boot a virtual machine (the default guest when no --kernel is given)");
+  addRunOptions(run, options.get());
   run->footer("Console escape: Ctrl-A x quits, Ctrl-A h helps. Guest poweroff exits 0; a guest panic exits 1.");
   run->callback([options, run, &status] {
-    for (const char* option : kBoardOptions)
-      if (run->count(option) > 0) options->givenBoardOptions.push_back(option);
+    recordGivenBoardOptions(*run, *options);
+    if (!options->cloneServer.empty() && options->clone) {  // a client: the server makes the clone
+      status.exitCode = reportRun(vmm::requestClone(
+          options->cloneServer, std::vector<std::string>(status.args.begin() + 1, status.args.end())));
+      return;
+    }
+    if (!options->cloneServer.empty()) {
+      status.exitCode = serveClones(*options);
+      return;
+    }
     auto config = makeConfig(*options);
     if (!config) {
       std::fprintf(stderr, "strata run: %s\n", config.error().message.c_str());
       status.exitCode = 2;
       return;
     }
-    auto result = options->jailDir.empty()
-                      ? vmm::runVm(*config)
-                      : vmm::runJailed(*config, vmm::JailConfig{options->jailDir, options->uid, options->gid});
-    if (!result) {
-      std::fprintf(stderr, "strata run: %s\n", result.error().message.c_str());
-      status.exitCode = 1;
-      return;
-    }
-    status.exitCode = *result;
+    status.exitCode = reportRun(options->jailDir.empty()
+                                    ? vmm::runVm(*config)
+                                    : vmm::runJailed(*config, vmm::JailConfig{options->jailDir, options->uid, options->gid}));
   });
 }
 

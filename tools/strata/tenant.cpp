@@ -36,10 +36,13 @@ void printTenants(const json& tenants) {
 void printTenant(const json& tenant) { printTenants(json::array({tenant})); }
 
 void printUsage(const json& records) {
-  std::printf("%-24s %-16s %12s %16s\n", "VM", "TENANT", "VCPU_SECONDS", "MEMORY_GIB_HOURS");
+  fmt::print("{:<24} {:<16} {:>12} {:>16} {:>14} {:>14} {:>14}\n", "VM", "TENANT", "VCPU_SECONDS", "MEMORY_GIB_HOURS",
+             "DISK_GIB_HOURS", "RX_BYTES", "TX_BYTES");
   for (const auto& record : records)
-    std::printf("%-24s %-16s %12.1f %16.4f\n", cell(record["vm"]).c_str(), cell(record["tenant"]).c_str(),
-                record["vcpu_seconds"].get<double>(), record["memory_gib_hours"].get<double>());
+    fmt::print("{:<24} {:<16} {:>12.1f} {:>16.4f} {:>14.4f} {:>14} {:>14}\n", cell(record["vm"]),
+               cell(record["tenant"]), record.value("vcpu_seconds", 0.0), record.value("memory_gib_hours", 0.0),
+               record.value("disk_gib_hours", 0.0), record.value("rx_bytes", uint64_t{0}),
+               record.value("tx_bytes", uint64_t{0}));
 }
 
 CLI::App* tenantCommand(CLI::App& group, const char* name, const char* help, TenantArgs& args, bool named) {

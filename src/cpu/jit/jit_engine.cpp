@@ -68,6 +68,11 @@ const void* JitEngine::translation(Block& block, BlockCache& blocks) {
   return code;
 }
 
+void JitEngine::pretranslate(HartCore& hart, Block& block) {
+  followBlockCache(hart);  // code made before the hart's last flush is gone
+  translation(block, hart.blocks);
+}
+
 const void* JitEngine::linkDirect(JitEngine* engine, HartCore* hart, uint64_t targetPa, uint8_t* jumpSite) {
   // Only to code already translated: the run loop decodes (which may flush)
   // and decides when a block is hot enough to translate.

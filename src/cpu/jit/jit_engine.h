@@ -64,6 +64,7 @@ class JitEngine final : public Engine {
   ExitReason run(HartCore& hart) override;
   uint64_t step(HartCore& hart, uint64_t count) override;
   std::vector<EngineStat> stats() const override;
+  void pretranslate(HartCore& hart, Block& block) override;
 
   // Called from generated code. Both return the successor's native code or
   // null (the generated code then returns to the run loop).

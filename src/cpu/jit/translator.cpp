@@ -5,7 +5,8 @@
 // soft-TLB hit path included, a few common pairs fused (emitFusedPair),
 // short forward branches over in-place updates turned into cmovs
 // (emitConditionalSkip), a block's translation running on into the blocks
-// after its conditional branch (gatherTrace), values forwarded in rax;
+// after its conditional branch (gatherTrace), values forwarded in rax, one
+// TLB probe for each group of accesses off one base (access_groups.h);
 // everything else calls the HartCore executor the interpreter uses for that instruction. Exits mirror
 // the interpreter's executeBlock exactly: pc and instret are written at every
 // exit, and a trap in the middle of a block leaves pc at the faulting
@@ -18,11 +19,14 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <map>
+#include <span>
 #include <vector>
 
 #include "cpu/block_cache.h"
 #include "cpu/divide.h"
 #include "cpu/hart_core.h"
+#include "cpu/jit/access_groups.h"
 #include "cpu/jit/jit_fp.h"
 
 namespace strata::cpu::jit {
@@ -139,13 +143,36 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         pageOffset_(block.physicalPc & 0xfff) {
     gatherTrace(blocks);
     chooseBorrowedRegisters();
+    groups_ = planAccessGroups(std::span<const DecodedInsn>(insns_.data(), insns_.size() - 1));
+    for (size_t c = 0; c < groups_.clusters.size(); ++c) clusterRejoins_.push_back(&newLabel());
+    clusterCopied_.assign(groups_.clusters.size(), false);
   }
 
   void translate() {
     const auto count = static_cast<uint32_t>(insns_.size()) - 1;  // without the sentinel
-    bool endedByInstruction = false;
     enterBorrowed();
-    for (uint32_t i = 0; i < count; ++i) {
+    L(body_);
+    // Fell off a block cut by its size or the page end.
+    if (!emitRange(0, count)) emitDirectExit(insns_[count].pcOffset, count);
+    // Deferred emitters may defer more (fault stubs): index, and copy before calling.
+    for (size_t i = 0; i < deferred_.size(); ++i) {
+      const std::function<void()> emit = deferred_[i];
+      emit();
+    }
+    emitSharedExits();
+  }
+
+ private:
+  // Emits instructions [begin, end); true if the translation's last
+  // instruction ended it. Access groups are probed at their first member
+  // on the main line; a group's fallback copy (inGroupCopy_) emits its range
+  // again with every access probing for itself.
+  bool emitRange(uint32_t begin, uint32_t end) {
+    const auto count = static_cast<uint32_t>(insns_.size()) - 1;
+    for (uint32_t i = begin; i < end; ++i) {
+      if (inGroupCopy_) {
+        if (const auto entry = copyEntries_.find(i); entry != copyEntries_.end()) L(*entry->second);
+      }
       const DecodedInsn& in = insns_[i];
       raxHolds_ = raxAfter_;
       raxAfter_ = kNothingInRax;
@@ -159,44 +186,116 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         i = join - 1;
         continue;
       }
+      const int group = inGroupCopy_ ? -1 : groups_.groupOf[i];
+      if (group >= 0 && groups_.groups[group].first == i) emitGroupProbe(static_cast<unsigned>(group));
       emitInstruction(i, in);
-      if (endsBlock(in) && i + 1 == count) {
-        endedByInstruction = true;
-        break;
+      if (group >= 0) {
+        const unsigned cluster = groups_.groups[group].cluster;
+        if (groups_.clusters[cluster].last == i) L(*clusterRejoins_[cluster]);
       }
+      if (endsBlock(in) && i + 1 == count) return true;
     }
-    // Fell off a block cut by its size or the page end.
-    if (!endedByInstruction) emitDirectExit(insns_[count].pcOffset, count);
-    // Deferred emitters may defer more (fault stubs): index, and copy before calling.
-    for (size_t i = 0; i < deferred_.size(); ++i) {
-      const std::function<void()> emit = deferred_[i];
-      emit();
-    }
-    emitSharedExits();
+    return false;
   }
 
- private:
-  // x[r] (64 or 32 bits) as an operand: its host register if pinned or
-  // borrowed, else its HartHotState slot.
+  // Access groups (access_groups.h): rdi or rsi holds the group's TLB
+  // addend from its probe to its last member. A miss goes on in the
+  // fallback copy of its cluster's instructions (entered at the group's
+  // first member, forwarding nothing), which rejoins the main line after the
+  // cluster's last instruction (rax then holds what the main line expects:
+  // the last member's result, or nothing). An access of no group inside a
+  // cluster that takes its slow path (a helper call, which clobbers both
+  // addend registers) goes on in the copy too.
+  const Xbyak::Reg64& addendRegister(const AccessGroup& group) const { return group.addend == 0 ? rdi : rsi; }
+  void emitGroupProbe(unsigned g) {
+    const AccessGroup& group = groups_.groups[g];
+    const DecodedInsn& first = insns_[group.first];
+    const Xbyak::Reg64& addend = addendRegister(group);
+    copyX(rdx, first.rs1);
+    const int64_t start = first.imm + group.low;
+    if (start != 0) add(rdx, static_cast<int32_t>(start));
+    mov(addend.cvt32(), edx);
+    shr(addend.cvt32(), 12 - 4);  // slot * 16 bytes
+    and_(addend.cvt32(), (HartHotState::kTlbSlots - 1) << 4);
+    add(addend, qword[rbx + (group.write ? kWriteTlb : kReadTlb)]);
+    lea(rdx, ptr[rdx + (group.span - 1)]);
+    shr(rdx, 12);
+    cmp(rdx, qword[addend]);
+    jne(copyEntry(group.first), T_NEAR);
+    mov(addend, qword[addend + 8]);
+    if (clusterCopied_[group.cluster]) return;
+    clusterCopied_[group.cluster] = true;
+    deferred_.push_back([this, cluster = group.cluster] {
+      inGroupCopy_ = true;
+      raxAfter_ = kNothingInRax;
+      emitRange(groups_.clusters[cluster].first, groups_.clusters[cluster].last + 1);
+      inGroupCopy_ = false;
+      jmp(*clusterRejoins_[cluster], T_NEAR);
+    });
+  }
+  Label& copyEntry(uint32_t index) {
+    Label*& entry = copyEntries_[index];
+    if (entry == nullptr) entry = &newLabel();
+    return *entry;
+  }
+  // Where an access at `index` outside every group goes on after its slow
+  // path: the copy's next instruction when a cluster runs past it, else null (back to the main line).
+  Label* slowPathDivert(uint32_t index) {
+    if (inGroupCopy_) return nullptr;
+    for (const AccessCluster& cluster : groups_.clusters)
+      if (cluster.first < index && index < cluster.last) return &copyEntry(index + 1);
+    return nullptr;
+  }
+  // A register operand holding x[r] for a member's address or value: its
+  // host register, rax when forwarded, else `scratch` loaded from its slot.
+  Xbyak::Reg64 groupOperand(unsigned r, const Xbyak::Reg64& scratch) {
+    if (inRax(r)) return rax;
+    if (inHostRegister(r)) return static_cast<const Xbyak::Reg64&>(xreg(r));
+    mov(scratch, xreg(r));
+    return scratch;
+  }
+  void emitGroupedLoad(uint32_t index, const DecodedInsn& in) {
+    const Xbyak::Reg64 base = groupOperand(in.rs1, rax);
+    loadExtended(in.op, base + addendRegister(groups_.groups[groups_.groupOf[index]]) + in.imm);
+    storeRax(in.rd);
+  }
+  void emitGroupedStore(uint32_t index, const DecodedInsn& in, unsigned size) {
+    const Xbyak::Reg64 value = groupOperand(in.rs2, rdx);
+    const Xbyak::Reg64 base = groupOperand(in.rs1, rcx);
+    const Xbyak::RegExp address = base + addendRegister(groups_.groups[groups_.groupOf[index]]) + in.imm;
+    switch (size) {
+      case 1: mov(byte[address], value.cvt8()); break;
+      case 2: mov(word[address], value.cvt16()); break;
+      case 4: mov(dword[address], value.cvt32()); break;
+      default: mov(qword[address], value); break;
+    }
+  }
+  bool isGroupMember(uint32_t index) const { return !inGroupCopy_ && groups_.groupOf[index] >= 0; }
+
+  // x[r] (64 or 32 bits) as an operand: its host register if pinned (and
+  // not displaced) or borrowed, else its HartHotState slot.
   const Xbyak::Operand& xreg(unsigned r) const {
     if (borrowed_[r] != nullptr) return borrowed_[r]->host;
     const GuestOperands& operands = guestOperands();
-    if (operands.isPinned[r]) return operands.pinned[r];
+    if (operands.isPinned[r] && !displaced_[r]) return operands.pinned[r];
     return operands.memory[r];
   }
   const Xbyak::Operand& xreg32(unsigned r) const {
     if (borrowed_[r] != nullptr) return borrowed_[r]->host32;
     const GuestOperands& operands = guestOperands();
-    if (operands.isPinned[r]) return operands.pinned32[r];
+    if (operands.isPinned[r] && !displaced_[r]) return operands.pinned32[r];
     return operands.memory32[r];
   }
-  bool inHostRegister(unsigned r) const { return borrowed_[r] != nullptr || guestOperands().isPinned[r]; }
+  bool inHostRegister(unsigned r) const {
+    return borrowed_[r] != nullptr || (guestOperands().isPinned[r] && !displaced_[r]);
+  }
 
   // Borrowed registers: in a translation that never names some pinned guest
-  // register, that register's host register holds an unpinned guest
-  // register the translation uses often instead (sha256's rounds keep s6,
-  // s7 and a2 busy and never touch s0 or sp). The pinned value waits in its
-  // HartHotState slot. Outside the translation's body the usual mapping
+  // register (or, looping back to its own start, names it less), that
+  // register's host register holds an unpinned guest register the
+  // translation uses more often instead (sha256's rounds keep s6, s7 and a2
+  // busy and never touch s0 or sp; coremark_like's matrix loop sums in t0).
+  // The displaced value lives in its HartHotState slot meanwhile. Outside the translation's body the usual mapping
   // holds: leaveBorrowed() restores it before every exit (chained blocks,
   // the run loop, fault stubs) and every helper call (whose thunk syncs the
   // pinned registers), and helper calls borrow again after.
@@ -206,23 +305,43 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     Xbyak::Reg64 host;
     Xbyak::Reg32 host32;
   };
-  static constexpr uint32_t kBorrowMinUses = 6;  // below this the entry and exit moves cost more than they save
+  // Outside loops a borrow takes only a pinned register the translation
+  // never names, for one it uses this often: below it the entry and exit
+  // moves (at every exit path) cost more than they save. A translation that
+  // loops back to its own start pays them once per loop, not per iteration:
+  // there any register used more often than the one it displaces is worth it.
+  static constexpr uint32_t kBorrowMinUses = 6;
+  static constexpr uint32_t kLoopBorrowMinUses = 1;
+  bool loopsToItsStart() const {
+    for (size_t i = 0; i + 1 < insns_.size(); ++i) {
+      const DecodedInsn& in = insns_[i];
+      if (((in.op >= Op::Beq && in.op <= Op::Bgeu) || in.op == Op::Jal) && in.pcOffset + in.imm == 0) return true;
+    }
+    return false;
+  }
   void chooseBorrowedRegisters() {
     uint32_t uses[kDiscardRegister + 1] = {};
     for (size_t i = 0; i + 1 < insns_.size(); ++i) {  // every register field, whatever its file: conservative
       for (const unsigned r : {insns_[i].rd, insns_[i].rs1, insns_[i].rs2, insns_[i].rs3}) ++uses[r];
     }
+    const bool loop = loopsToItsStart();
+    const uint32_t minUses = loop ? kLoopBorrowMinUses : kBorrowMinUses;
     std::vector<unsigned> candidates;
     for (unsigned r = 1; r < kDiscardRegister; ++r)
-      if (!guestOperands().isPinned[r] && uses[r] >= kBorrowMinUses) candidates.push_back(r);
+      if (!guestOperands().isPinned[r] && uses[r] >= minUses) candidates.push_back(r);
     std::stable_sort(candidates.begin(), candidates.end(), [&](unsigned a, unsigned b) { return uses[a] > uses[b]; });
+    std::vector<PinnedRegister> pinned(std::begin(kPinned), std::end(kPinned));
+    std::stable_sort(pinned.begin(), pinned.end(),
+                     [&](const PinnedRegister& a, const PinnedRegister& b) { return uses[a.guest] < uses[b.guest]; });
     auto next = candidates.begin();
-    for (const PinnedRegister& p : kPinned) {
-      if (next == candidates.end()) break;
-      if (uses[p.guest] != 0) continue;
+    for (const PinnedRegister& p : pinned) {  // the least used pinned register for the most used candidate
+      if (next == candidates.end() || uses[*next] < uses[p.guest] + minUses || (!loop && uses[p.guest] != 0)) break;
       borrows_.push_back({*next++, p.guest, Xbyak::Reg64(p.host), Xbyak::Reg32(p.host)});
     }
-    for (const Borrowed& b : borrows_) borrowed_[b.guest] = &b;
+    for (const Borrowed& b : borrows_) {
+      borrowed_[b.guest] = &b;
+      displaced_[b.displaced] = true;
+    }
   }
   void enterBorrowed() {
     for (const Borrowed& b : borrows_) {
@@ -243,7 +362,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   // translate() moves the record forward one instruction at a time, so
   // nothing emitted in between can have clobbered rax.
   static constexpr unsigned kNothingInRax = ~0u;
-  bool inRax(unsigned r) const { return raxHolds_ == r; }
+  bool inRax(unsigned r) const { return !inGroupCopy_ && raxHolds_ == r; }  // the copy forwards nothing: entered midway
   void loadRax(unsigned r) {
     if (!inRax(r)) mov(rax, xreg(r));
     raxHolds_ = kNothingInRax;  // the caller goes on to change it
@@ -330,10 +449,14 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   // Exit with pc = block base + delta after retiring `retired` instructions;
   // chains straight to the successor while nothing needs attention.
   void emitDirectExit(int64_t delta, uint32_t retired) {
+    if (delta == 0) {
+      emitLoopBack(retired);
+      return;
+    }
     leaveBorrowed();
     add(rbp, retired);
     if (delta != 0) add(r12, static_cast<uint32_t>(static_cast<int32_t>(delta)));
-    emitChainChecks();
+    emitChainChecks(exit_);
     const int64_t targetOffset = static_cast<int64_t>(pageOffset_) + delta;
     if (targetOffset < 0 || targetOffset >= 4096) {
       jmp(lookup_, T_NEAR);
@@ -357,20 +480,34 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       jmp(rax);
     });
   }
+  // A loop back to the translation's own start: straight to its body, the
+  // borrowed registers staying where they are (left only to exit).
+  void emitLoopBack(uint32_t retired) {
+    add(rbp, retired);
+    Label& leave = newLabel();
+    emitChainChecks(leave);
+    jmp(body_, T_NEAR);
+    deferred_.push_back([this, &leave] {
+      L(leave);
+      leaveBorrowed();
+      jmp(exit_, T_NEAR);
+    });
+  }
   // Exit to the pc in r12 (computed jump).
   void emitIndirectExit(uint32_t retired) {
     leaveBorrowed();
     add(rbp, retired);
-    emitChainChecks();
+    emitChainChecks(exit_);
     jmp(lookup_, T_NEAR);
   }
-  // As the interpreter's chaining: only when nothing needs attention and the timer poll is not due.
-  void emitChainChecks() {
+  // As the interpreter's chaining: only when nothing needs attention and
+  // the timer poll is not due; else to `notNow`.
+  void emitChainChecks(Label& notNow) {
     mov(eax, dword[rbx + kAttention]);
     or_(eax, dword[rbx + kSingleBlock]);
-    jnz(exit_, T_NEAR);
+    jnz(notNow, T_NEAR);
     sub(dword[rbx + kTimerCountdown], 1);
-    jle(exit_, T_NEAR);
+    jle(notNow, T_NEAR);
   }
   // Exit to the run loop after an instruction that may have changed privilege,
   // translation or interrupt state (pc already set by its executor).
@@ -460,6 +597,11 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
 
   void emitLoad(uint32_t index, const DecodedInsn& in, unsigned size) {
+    if (isGroupMember(index)) {
+      emitGroupedLoad(index, in);
+      return;
+    }
+    Label* divert = slowPathDivert(index);
     Label& miss = newLabel();
     Label& done = newLabel();
     emitAddress(in);
@@ -467,7 +609,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     loadExtended(in.op, rsi + rcx);
     L(done);  // the slow path joins with the value in rax too
     storeRax(in.rd);
-    deferred_.push_back([this, &miss, &done, index, &in, size] {
+    deferred_.push_back([this, &miss, &done, index, &in, size, divert] {
       L(miss);
       mov(rdi, rbx);
       mov(edx, size);
@@ -475,11 +617,21 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       callHelper(reinterpret_cast<const void*>(&helperLoad));
       faultIfFalse(index, in);
       loadExtended(in.op, rsp);
-      jmp(done, T_NEAR);
+      if (divert != nullptr) {
+        mov(xreg(in.rd), rax);
+        jmp(*divert, T_NEAR);
+      } else {
+        jmp(done, T_NEAR);
+      }
     });
   }
 
   void emitStore(uint32_t index, const DecodedInsn& in, unsigned size) {
+    if (isGroupMember(index)) {
+      emitGroupedStore(index, in, size);
+      return;
+    }
+    Label* divert = slowPathDivert(index);
     Label& miss = newLabel();
     Label& done = newLabel();
     emitAddress(in);
@@ -492,13 +644,13 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       default: mov(qword[rsi + rcx], rdx); break;
     }
     L(done);
-    deferred_.push_back([this, &miss, &done, index, &in, size] {
+    deferred_.push_back([this, &miss, &done, index, &in, size, divert] {
       L(miss);
       mov(rdi, rbx);
       mov(ecx, size);
       callHelper(reinterpret_cast<const void*>(&helperStore));
       faultIfFalse(index, in);
-      jmp(done, T_NEAR);
+      jmp(divert != nullptr ? *divert : done, T_NEAR);
     });
   }
 
@@ -1039,13 +1191,20 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   std::deque<Label> labels_;  // stable addresses: deferred emitters refer to them
   std::vector<std::function<void()>> deferred_;  // out-of-line paths, emitted after the block's body
   Label exit_, lookup_, fault_;
+  Label body_;  // after the entry's borrowing: where loops back to the start go
   std::vector<DecodedInsn> insns_;           // the trace's instructions (see gatherTrace)
   std::vector<const DecodedInsn*> origins_;  // ... and where each lives in its block
   std::vector<Borrowed> borrows_;
   const Borrowed* borrowed_[kDiscardRegister + 1] = {};  // by guest register; into borrows_ (never resized after)
+  bool displaced_[kDiscardRegister + 1] = {};            // pinned guest registers whose host register is lent
   unsigned raxHolds_ = kNothingInRax;  // the guest register rax holds at this instruction's start
   unsigned raxAfter_ = kNothingInRax;  // ... and at the next one's
   FpBlockFacts fpFacts_;
+  AccessGroupPlan groups_;
+  std::vector<Label*> clusterRejoins_;      // by cluster: after its last instruction on the main line
+  std::vector<bool> clusterCopied_;         // by cluster: its fallback copy is on the deferred list
+  std::map<uint32_t, Label*> copyEntries_;  // fallback-copy labels where misses and diverted slow paths go on
+  bool inGroupCopy_ = false;                 // emitting a group's fallback copy
 };
 
 class TrampolineEmitter : public Xbyak::CodeGenerator {

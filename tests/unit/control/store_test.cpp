@@ -3,12 +3,15 @@
 // daemons would have) can never exceed.
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "control/store.h"
 #include "control/token.h"
@@ -184,17 +187,73 @@ TEST_F(StoreTest, ParallelDefinesOnOneConnectionNeverExceedTheQuota) {
 TEST_F(StoreTest, UsageRecordsAreSelectedByIntervalAndTenant) {
   ASSERT_TRUE(store_->addTenant("acme").ok());
   ASSERT_TRUE(store_->defineVm(spec("a", "acme")).ok());
-  store_->addUsage({"a", "acme", 100, 130, 12.5, 0.01}, 1250);
-  store_->addUsage({"a", "acme", 130, 160, 7.5, 0.01}, 2000);
-  store_->addUsage({"g", "globex", 100, 130, 3, 0.02}, 300);
-  EXPECT_EQ(store_->vm("a")->meteredTicks, 2000u);  // where a restarted daemon continues
-  EXPECT_EQ(store_->vm("a")->meteredAt, 160);
+  store_->addUsage({"a", "acme", 100, 130, 12.5, 0.01, 0.5, 1000, 200}, {1250, 1000, 200});
+  store_->addUsage({"a", "acme", 130, 160, 7.5, 0.01, 0.25, 3000, 4000}, {2000, 4000, 4200});
+  store_->addUsage({"g", "globex", 100, 130, 3, 0.02}, {300});
+  auto marked = store_->vm("a");  // where a restarted daemon continues
+  EXPECT_EQ(marked->metered.cpuTicks, 2000u);
+  EXPECT_EQ(marked->metered.rxBytes, 4000u);
+  EXPECT_EQ(marked->metered.txBytes, 4200u);
+  EXPECT_EQ(marked->meteredAt, 160);
   EXPECT_EQ(store_->usage(0, 1000, std::nullopt).size(), 3u);
   EXPECT_EQ(store_->usage(0, 1000, "acme").size(), 2u);
   auto late = store_->usage(140, 1000, std::nullopt);
   ASSERT_EQ(late.size(), 1u);
   EXPECT_DOUBLE_EQ(late[0].vcpuSeconds, 7.5);
+  EXPECT_DOUBLE_EQ(late[0].diskGibHours, 0.25);
+  EXPECT_EQ(late[0].rxBytes, 3000u);
+  EXPECT_EQ(late[0].txBytes, 4000u);
   EXPECT_TRUE(store_->usage(200, 300, std::nullopt).empty());
+  // A new run starts its counters from 0.
+  store_->recordRunning("a", 4242, 1, "/nowhere.sock");
+  EXPECT_EQ(store_->vm("a")->metered.rxBytes, 0u);
+  EXPECT_EQ(store_->vm("a")->metered.cpuTicks, 0u);
+}
+
+TEST_F(StoreTest, ADataDirectoryFromBeforeDiskAndNetworkMeteringKeepsItsRecords) {
+  store_.reset();
+  std::filesystem::remove(dir_ / "strata.db");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "strata.db").c_str(), &db), SQLITE_OK);
+  // The tables as they were: no disk or network columns.
+  std::string old = R"sql(
+    CREATE TABLE tenants(name TEXT PRIMARY KEY,
+      max_vms INTEGER, max_vcpus INTEGER, max_memory_mib INTEGER, max_disk_gib INTEGER);
+    CREATE TABLE vms(name TEXT PRIMARY KEY, tenant TEXT NOT NULL REFERENCES tenants(name), spec TEXT NOT NULL,
+      cpus INTEGER NOT NULL, memory_mib INTEGER NOT NULL, disk_gib INTEGER NOT NULL,
+      state TEXT NOT NULL DEFAULT 'stopped', pid INTEGER, pid_start INTEGER, api_socket TEXT, last_exit INTEGER,
+      metered_ticks INTEGER NOT NULL DEFAULT 0, metered_at INTEGER NOT NULL DEFAULT 0, changed INTEGER NOT NULL);
+    CREATE TABLE usage(id INTEGER PRIMARY KEY, vm TEXT NOT NULL, tenant TEXT NOT NULL,
+      start INTEGER NOT NULL, end INTEGER NOT NULL, vcpu_seconds REAL NOT NULL, memory_gib_hours REAL NOT NULL);
+    INSERT INTO tenants(name) VALUES('acme');
+    INSERT INTO usage(vm, tenant, start, end, vcpu_seconds, memory_gib_hours) VALUES('a', 'acme', 50, 100, 5.5, 0.125);
+  )sql";
+  old += "INSERT INTO vms(name, tenant, spec, cpus, memory_mib, disk_gib, metered_ticks, metered_at, changed) "
+         "VALUES('a', 'acme', '" + toJson(spec("a", "acme")).dump() + "', 1, 256, 0, 550, 100, 1);";
+  ASSERT_EQ(sqlite3_exec(db, old.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  store_ = openStore();
+  ASSERT_TRUE(store_);
+  auto kept = store_->usage(0, 1000, std::nullopt);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_DOUBLE_EQ(kept[0].vcpuSeconds, 5.5);
+  EXPECT_DOUBLE_EQ(kept[0].memoryGibHours, 0.125);
+  EXPECT_DOUBLE_EQ(kept[0].diskGibHours, 0.0);
+  EXPECT_EQ(kept[0].rxBytes, 0u);
+  auto vm = store_->vm("a");
+  ASSERT_TRUE(vm);
+  EXPECT_EQ(vm->metered.cpuTicks, 550u);
+  EXPECT_EQ(vm->meteredAt, 100);
+  store_->addUsage({"a", "acme", 100, 130, 1.5, 0.01, 0.75, 700, 800}, {700, 700, 800});
+  store_ = openStore();  // and opening it again changes nothing
+  auto both = store_->usage(0, 1000, "acme");
+  ASSERT_EQ(both.size(), 2u);
+  EXPECT_DOUBLE_EQ(both[0].vcpuSeconds, 5.5);
+  EXPECT_DOUBLE_EQ(both[1].diskGibHours, 0.75);
+  EXPECT_EQ(both[1].rxBytes, 700u);
+  EXPECT_EQ(both[1].txBytes, 800u);
+  EXPECT_EQ(store_->vm("a")->metered.txBytes, 800u);
 }
 
 TEST_F(StoreTest, PruningForgetsOldFinishedOperationsButNeverRunningOnesOrReusesAnId) {

@@ -144,6 +144,32 @@ TEST(ApiDocument, DescribesThePostcopyPausedStateGetVmReports) {
   EXPECT_NE(std::find(states.begin(), states.end(), "postcopy-paused"), states.end());
 }
 
+TEST(ApiDocument, DescribesTheNicCountersGetVmStatsReports) {
+  std::ifstream file(STRATA_SOURCE_DIR "/docs/api/vm-api.openapi.json");
+  auto document = nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(document.is_discarded());
+  const auto& stats = document["components"]["schemas"]["Stats"];
+  VmConfig config;
+  config.tapDevices = {"tap0"};
+  config.switchNets.resize(1);
+  VmControl control(config);
+  ASSERT_EQ(control.nicTraffic().size(), 2u);  // one per NIC, TAP ones first
+  control.nicTraffic()[1].txBytes += 1514;
+  control.nicTraffic()[1].txFrames += 1;
+  ApiRouter router;
+  addApiRoutes(router, control);
+  ApiReply reply = router.dispatch("GET", "/vm/stats", "");
+  ASSERT_EQ(reply.status, 200);
+  for (const auto& [key, value] : reply.body.items())
+    EXPECT_TRUE(stats["properties"].contains(key)) << "GET /vm/stats reports " << key << ", not documented";
+  ASSERT_EQ(reply.body["nets"].size(), 2u) << reply.body;
+  EXPECT_EQ(reply.body["nets"][0]["tx_bytes"], 0);
+  EXPECT_EQ(reply.body["nets"][1]["tx_bytes"], 1514);
+  EXPECT_EQ(reply.body["nets"][1]["tx_frames"], 1);
+  for (const auto& [key, value] : reply.body["nets"][1].items())
+    EXPECT_TRUE(stats["properties"]["nets"]["items"]["properties"].contains(key)) << key << " not documented";
+}
+
 TEST(VmApi, APostcopyPausedVmRefusesPauseAndResetButShutsDown) {
   VmConfig config;
   VmControl control(config);
