@@ -887,4 +887,11 @@ void ApiServer::run() { server_->listen_after_bind(); }
 
 void ApiServer::stop() { server_->stop(); }
 
+namespace {
+std::unique_ptr<ApiService> makeApiServer(Store& store, Supervisor& supervisor, ApiService::Options options) {
+  return std::make_unique<ApiServer>(store, supervisor, std::move(options));
+}
+[[maybe_unused]] const bool kProvided = (makeApiService.provide(&makeApiServer), true);
+}  // namespace
+
 }  // namespace strata::control

@@ -3,7 +3,9 @@
 // VMs, templates, operations, the event stream, tenants, tokens, quotas, usage;
 // pools and volumes (StorageApi) and networks (NetworkApi) answer their own routes. Every request but
 // /openapi.json needs a bearer token; a tenant's token sees only its own
-// tenant and VMs (others' are 404, as if they did not exist).
+// tenant and VMs (others' are 404, as if they did not exist). Part of the HTTP
+// module (base/http_module.h): the daemon makes one through makeApiService and
+// drives it as an ApiService, so the executable links none of it.
 #pragma once
 
 #include <chrono>
@@ -12,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/http_module.h"
 #include "base/result.h"
 #include "control/api_route.h"
 #include "control/event_bus.h"
@@ -32,23 +35,38 @@ std::vector<ApiRoute> apiRoutes();
 // docs/api/daemon-api.openapi.json, compiled in.
 const char* openApiDocument();
 
-class ApiServer {
+// The REST API server as the daemon drives it (calls through the vtable reach the module).
+class ApiService {
  public:
   struct Options {
     std::string dataDir;
     std::chrono::milliseconds shutdownGrace{30000};  // before a VM that ignores shutdown is killed
   };
-  ApiServer(Store& store, Supervisor& supervisor, Options options);
-  ~ApiServer();
+  virtual ~ApiService() = default;
 
   // Creates the socket (mode 0600: only its owner may talk to the daemon).
-  Result<void> listen(const std::string& socketPath);
+  virtual Result<void> listen(const std::string& socketPath) = 0;
   // Serves the files under `dir` at `prefix` (the dashboard); no token needed, they hold no data.
-  void mountStatic(const std::string& prefix, const std::string& dir);
+  virtual void mountStatic(const std::string& prefix, const std::string& dir) = 0;
   // Before serving: drops volumes a killed daemon left half made, starts the host switch if networks need it.
-  void recoverResources();
-  void run();   // serves until stop()
-  void stop();  // safe from another thread
+  virtual void recoverResources() = 0;
+  virtual void run() = 0;   // serves until stop()
+  virtual void stop() = 0;  // safe from another thread
+};
+
+using MakeApiService = std::unique_ptr<ApiService>(Store& store, Supervisor& supervisor, ApiService::Options options);
+extern http_module::Entry<MakeApiService> makeApiService;
+
+class ApiServer : public ApiService {
+ public:
+  ApiServer(Store& store, Supervisor& supervisor, Options options);
+  ~ApiServer() override;
+
+  Result<void> listen(const std::string& socketPath) override;
+  void mountStatic(const std::string& prefix, const std::string& dir) override;
+  void recoverResources() override;
+  void run() override;
+  void stop() override;
 
  struct Handlers;  // the route handlers, defined with the route table in api_server.cpp
 

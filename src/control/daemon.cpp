@@ -73,6 +73,8 @@ void pruneOperations(Store& store, std::chrono::seconds retention) {
 
 }  // namespace
 
+http_module::Entry<MakeApiService> makeApiService{"makeApiService"};
+
 std::string defaultDaemonSocket() {
   const char* runDir = std::getenv("STRATA_RUN_DIR");
   return std::string(runDir && *runDir ? runDir : "/run/strata") + "/daemon.sock";
@@ -125,8 +127,11 @@ Result<void> runDaemon(const DaemonOptions& options) {
   pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
+  auto makeServer = makeApiService.get();
+  if (!makeServer) return makeServer.error();
   Supervisor supervisor(**store, {dataDir, options.strataBinary, options.meterInterval});
-  ApiServer server(**store, supervisor, {dataDir, options.shutdownGrace});
+  std::unique_ptr<ApiService> apiService = (*makeServer)(**store, supervisor, {dataDir, options.shutdownGrace});
+  ApiService& server = *apiService;
   try {
     supervisor.adoptRunningVms();
     recoverInterruptedWork(**store, dataDir);

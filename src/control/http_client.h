@@ -6,6 +6,7 @@
 #include <chrono>
 #include <string>
 
+#include "base/http_module.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
 
@@ -23,6 +24,9 @@ struct HttpRequest {
 };
 
 Result<HttpReply> httpOverUnixSocket(const std::string& socketPath, const HttpRequest& request);
+// What httpOverUnixSocket calls: cpp-httplib's client, in the HTTP module (http_client_httplib.cpp).
+using SendHttpRequest = Result<HttpReply>(const std::string& socketPath, const HttpRequest& request);
+extern http_module::Entry<SendHttpRequest> sendHttpRequest;
 
 // A connected stream socket to the UNIX socket at path (a VM's console or API socket, the daemon's).
 Result<UniqueFd> connectUnixSocket(const std::string& path);

@@ -3,12 +3,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <cerrno>
-#include <cstring>
 
 #include <fmt/core.h>
-#include <httplib.h>
 
 #include "base/log.h"
 #include "base/unix_socket.h"
@@ -47,116 +43,46 @@ std::vector<std::pair<std::string, std::string>> ApiRouter::routes() const {
   return all;
 }
 
-namespace {
-
-const char* statusMeaning(int status) {
-  switch (status) {
-    case 400: return "bad request";
-    case 404: return "no such route";
-    case 405: return "method not allowed";
-    case 413: return "request body too large";
-    case 414: return "request line too long";
-    default: return status >= 500 ? "internal error" : "request refused";
-  }
-}
-
-}  // namespace
-
-// cpp-httplib 0.11 cannot bind a UNIX socket itself; it serves one handed in
-// as its listening socket. Connections are served in turn on the API thread
-// (no worker threads to sandbox), each closed after one request, with short
-// timeouts so a silent client delays the next only briefly.
-class ApiServer::HttpServer : public httplib::Server {
- public:
-  explicit HttpServer(int listenFd) {
-    svr_sock_ = listenFd;
-    new_task_queue = [this] { return new InlineTasks(*this); };
-    set_keep_alive_max_count(1);
-    set_read_timeout(2, 0);
-    set_write_timeout(2, 0);
-    set_idle_interval(0, 100'000);
-    set_payload_max_length(kMaxBodyBytes);
-  }
-
-  void requestStop() { stopRequested_ = true; }
-  // Closing the listening socket ends listen_after_bind(); the serving thread
-  // does it on its idle tick and after each connection, so stopping needs no
-  // syscall on the caller's thread.
-  void closeIfStopRequested() {
-    if (!stopRequested_) return;
-    int fd = svr_sock_.exchange(INVALID_SOCKET);
-    if (fd != INVALID_SOCKET) ::close(fd);
-  }
-
- private:
-  class InlineTasks : public httplib::TaskQueue {
-   public:
-    explicit InlineTasks(HttpServer& server) : server_(server) {}
-    // Checked after each connection too: a client that connects more often than
-    // the idle tick would otherwise keep a stopping server alive.
-    void enqueue(std::function<void()> task) override {
-      task();
-      server_.closeIfStopRequested();
-    }
-    void shutdown() override {}
-    void on_idle() override { server_.closeIfStopRequested(); }
-
-   private:
-    HttpServer& server_;
-  };
-
-  std::atomic<bool> stopRequested_{false};
-};
+http_module::Entry<ServeApiSocket> serveApiSocket{"serveApiSocket"};
 
 Result<std::unique_ptr<ApiServer>> ApiServer::create(const VmConfig& config) {
   auto fd = bindUnixSocket(config.apiSocket, SOCK_STREAM, "--api-socket");
   if (!fd) return fd.error();
-  return std::unique_ptr<ApiServer>(new ApiServer(config, fd->release()));
-}
-
-ApiServer::ApiServer(const VmConfig& config, int listenFd)
-    : config_(config), http_(std::make_unique<HttpServer>(listenFd)) {
-  auto answer = [this](const httplib::Request& request, httplib::Response& response) {
-    ApiReply reply = router_.dispatch(request.method, request.path, request.body);
-    response.status = reply.status;
-    response.set_content(reply.body.dump(), "application/json");
-  };
-  for (auto add : {&httplib::Server::Get, &httplib::Server::Put, &httplib::Server::Post, &httplib::Server::Patch,
-                   &httplib::Server::Delete, &httplib::Server::Options})
-    (http_.get()->*add)(".*", answer);
-  // Refusals httplib makes itself (413, malformed requests) get the same JSON shape.
-  http_->set_error_handler([](const httplib::Request&, httplib::Response& response) {
-    if (response.body.empty())
-      response.set_content(apiError(response.status, statusMeaning(response.status)).body.dump(), "application/json");
-  });
-  http_->set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr) {
-    response.status = 500;
-    response.set_content(apiError(500, "the request failed inside the VMM").body.dump(), "application/json");
-  });
+  return std::unique_ptr<ApiServer>(new ApiServer(config, std::move(*fd)));
 }
 
 void ApiServer::start() {
   thread_ = std::thread([this] { serve(); });
 }
 
+// The module is loaded here, before this thread's sandbox and once the vCPU threads have started,
+// so that the restore path never waits for it; clients queue on the socket meanwhile. On any
+// failure the socket is closed: clients get refused rather than left waiting.
 void ApiServer::serve() {
-  if (auto entered = enterThreadRole(ThreadRole::Api, config_); !entered) {
-    log::error("API server: sandbox: {}", entered.error().message);
-    http_->requestStop();
-    http_->closeIfStopRequested();  // clients get refused rather than left waiting
-  } else {
-    http_->listen_after_bind();
-  }
+  waitForVcpuThreads(config_.cpus, kVcpuStartWait, stop_);
+  if (!stop_)  // a VM that failed to start ends at once
+    if (auto served = loadAndServe(); !served) log::error("API server: {}", served.error().message);
+  listenFd_.reset();
   // The very string the sandbox lets this thread unlink (vmm/sandbox.cpp).
   ::unlink(config_.apiSocket.c_str());
 }
 
+Result<void> ApiServer::loadAndServe() {
+  auto serveSocket = serveApiSocket.get();
+  if (!serveSocket) return serveSocket.error();
+  auto enterSandbox = [this]() -> Result<void> {
+    if (auto entered = enterThreadRole(ThreadRole::Api, config_); !entered) return Error{"sandbox: " + entered.error().message};
+    return {};
+  };
+  return (*serveSocket)(listenFd_.release(), router_, stop_, enterSandbox);
+}
+
 ApiServer::~ApiServer() {
-  http_->requestStop();
+  stop_ = true;
   if (thread_.joinable()) {
     thread_.join();
   } else {
-    http_->closeIfStopRequested();
+    listenFd_.reset();
     ::unlink(config_.apiSocket.c_str());
   }
 }

@@ -22,10 +22,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -35,6 +35,7 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "storage/volume/volume_disk.h"
+#include "syscall_names.h"  // generated from the kernel headers (cmake/syscall_names.cmake)
 
 namespace strata::vmm {
 namespace {
@@ -62,6 +63,10 @@ constexpr const char* kVcpu[] = {
     // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot;
     // lseek finds the RAM memfd's holes).
     "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "lseek",
+    // glibc's qsort asks for the memory size once per process, at its first sort of 1 KiB or more:
+    // capstone sorts a register table at its first disassembly, in the vCPU thread that traces
+    // (--engine-trace). OpenSSL's initialiser used to sort first, when every process loaded it.
+    "sysinfo",
 };
 
 // The main thread, beyond the vCPU list: the event loop over disks (io_uring),
@@ -129,12 +134,20 @@ constexpr const char* kGdb[] = {
     "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
 };
 
-// Names for the SIGSYS handler, resolved before any filter is loaded: the
-// handler may not allocate, and libseccomp's lookup does.
-constexpr int kNamedSyscalls = 512;
-std::array<const char*, kNamedSyscalls> syscallNames{};
+// The name of syscall `number`, or "?": from a table generated from the kernel
+// headers (syscall_names.h), as the handler may not allocate (libseccomp's lookup does).
+const char* syscallName(int number) {
+  if (number < 0 || number >= syscall_names::kCount || syscall_names::kStart[number] == 0) return "?";
+  return syscall_names::kText + syscall_names::kStart[number] - 1;
+}
 thread_local ThreadRole currentRole;
 thread_local bool inRole = false;
+// How many threads have entered the vCPU role (waitForVcpuThreads).
+struct {
+  std::mutex mutex;
+  std::condition_variable changed;
+  unsigned started = 0;
+} vcpuThreads;
 
 void appendText(char*& out, const char* end, const char* text) {
   while (*text != '\0' && out < end) *out++ = *text++;
@@ -163,8 +176,7 @@ void onForbiddenSyscall(int, siginfo_t* info, void*) {
   // A thread not yet in its own role runs under its creator's filter.
   appendText(out, end, inRole ? threadRoleName(currentRole) : "starting");
   appendText(out, end, " thread made forbidden syscall ");
-  const char* name = number >= 0 && number < kNamedSyscalls ? syscallNames[number] : nullptr;
-  appendText(out, end, name != nullptr ? name : "?");
+  appendText(out, end, syscallName(number));
   appendText(out, end, " (");
   appendNumber(out, end, number);
   appendText(out, end, "); killing the VM\n");
@@ -177,8 +189,6 @@ Result<void> installSigsysHandler() {
   static std::once_flag once;
   static int failure = 0;
   std::call_once(once, [] {
-    for (int number = 0; number < kNamedSyscalls; ++number)
-      syscallNames[number] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, number);  // kept for the process
     struct sigaction action {};
     action.sa_sigaction = onForbiddenSyscall;
     action.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
@@ -433,7 +443,9 @@ std::vector<int> openDescriptors() {
 
 // Every file or block device the process holds open (disk images, their backing files,
 // a pool's PVs, a console log) stays reachable with the access it was opened
-// with, so a reboot can open them again.
+// with, so a reboot can open them again. The API thread may be loading the HTTP
+// module meanwhile: a library file it opened gets a harmless read rule, and one
+// it closed again before its rule was added needs none.
 Result<void> addOpenFileRules(int ruleset, int abi) {
   for (int fd : openDescriptors()) {
     int flags = ::fcntl(fd, F_GETFL);
@@ -445,7 +457,7 @@ Result<void> addOpenFileRules(int ruleset, int abi) {
       continue;
     uint64_t rights = kReadRights;
     if ((flags & O_ACCMODE) != O_RDONLY) rights |= writeRights(abi);
-    if (auto added = addFileRule(ruleset, fd, rights); !added) return added;
+    if (auto added = addFileRule(ruleset, fd, rights); !added && ::fcntl(fd, F_GETFD) >= 0) return added;
   }
   return {};
 }
@@ -506,7 +518,19 @@ Result<void> enterThreadRole(ThreadRole role, const VmConfig& config) {
   }
   currentRole = role;
   inRole = true;
+  if (role == ThreadRole::Vcpu) {
+    std::lock_guard lock(vcpuThreads.mutex);
+    ++vcpuThreads.started;
+    vcpuThreads.changed.notify_all();
+  }
   return {};
+}
+
+void waitForVcpuThreads(unsigned count, std::chrono::milliseconds limit, const std::atomic<bool>& giveUp) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  std::unique_lock lock(vcpuThreads.mutex);
+  while (vcpuThreads.started < count && !giveUp && std::chrono::steady_clock::now() < deadline)
+    vcpuThreads.changed.wait_for(lock, std::chrono::milliseconds(5));
 }
 
 }  // namespace strata::vmm

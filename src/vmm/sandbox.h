@@ -4,6 +4,9 @@
 // kills the process with one line on stderr naming the role and the syscall.
 #pragma once
 
+#include <atomic>
+#include <chrono>
+
 #include "base/result.h"
 #include "vmm/vm_config.h"
 
@@ -30,5 +33,11 @@ const char* threadRoleName(ThreadRole role);
 // A thread already in a role keeps it (filters cannot be removed), so calling
 // this again, e.g. for the board built after a reboot, changes nothing.
 Result<void> enterThreadRole(ThreadRole role, const VmConfig& config);
+
+// Waits until `count` threads have entered the vCPU role (the first board's vCPU
+// threads have started), `limit` has passed or `giveUp` is set (seen within 5 ms).
+// The API thread loads the HTTP module only then: dlopen holds the loader's TLS
+// lock while it maps and relocates, and pthread_create waits for that lock.
+void waitForVcpuThreads(unsigned count, std::chrono::milliseconds limit, const std::atomic<bool>& giveUp);
 
 }  // namespace strata::vmm

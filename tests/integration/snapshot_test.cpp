@@ -102,6 +102,22 @@ TEST(Snapshot, RestoredGuestKeepsItsShellVariableAndTmpFile) {
   }
 }
 
+// The HTTP module (base/http_module.h) is loaded only by a VM serving --api-socket (the
+// snapshot's own boot used it: `strata vm snapshot` answered). A restored VM without one maps
+// neither the module nor the libraries cpp-httplib needs, which cost every start ~150 page faults.
+TEST(Snapshot, RestoreWithoutApiSocketLoadsNoHttpLibrary) {
+  std::string maps;
+  auto run = runStrata({"--restore", sharedSnapshot()}, "echo up-$((6*7)); sleep 2\npoweroff\n", std::chrono::seconds(120),
+                       [&](pid_t pid, const std::string& output) {
+                         if (maps.empty() && output.find("up-42") != std::string::npos)
+                           maps = runShell(fmt::format("cat /proc/{}/maps", pid)).output;
+                       });
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  ASSERT_TRUE(contains(maps, "/strata")) << "no maps read while the guest ran";
+  for (const char* library : {"strata-http.so", "libcpp-httplib", "libssl", "libcrypto", "libbrotli"})
+    EXPECT_FALSE(contains(maps, library)) << maps;
+}
+
 // --compress: DIR/memory.zst instead of DIR/memory, smaller than the sparse
 // file's data; the restored guest is the same; a damaged byte in it is refused.
 TEST(Snapshot, CompressedSnapshotRestoresTheSameGuest) {

@@ -3,7 +3,6 @@
 #include <initializer_list>
 
 #include <gnutls/gnutls.h>
-#include <openssl/crypto.h>
 
 #include "commands.h"
 
@@ -12,21 +11,6 @@
 extern "C" {
 GNUTLS_SKIP_GLOBAL_INIT
 }
-
-namespace {
-
-// Debian builds cpp-httplib with OpenSSL, whose initialiser, run as the library
-// loads, reads openssl.cnf and loads libcrypto's error strings: ~2 ms and ~30 page
-// faults of every `strata run`. strata never uses OpenSSL (its TLS is GnuTLS), so
-// both are settled as "not loaded" first: an executable's DT_PREINIT_ARRAY runs
-// before any shared library's initialiser, and OpenSSL does each step only once.
-void skipOpensslDefaults(int, char**, char**) {
-  OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS | OPENSSL_INIT_NO_LOAD_CONFIG, nullptr);
-}
-[[gnu::section(".preinit_array"), gnu::used]] void (*const kSkipOpensslDefaults)(int, char**, char**) =
-    skipOpensslDefaults;
-
-}  // namespace
 
 namespace {
 
