@@ -106,6 +106,8 @@ Block* BlockCache::insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_
   }
   auto* block = new (memory) Block;
   block->physicalPc = physicalPc;
+  block->serial = static_cast<uint32_t>(executions_.size());
+  executions_.push_back(0);
   block->instructionCount = count;
   block->byteLength = byteLength;
   block->insns = reinterpret_cast<DecodedInsn*>(static_cast<std::byte*>(memory) + sizeof(Block));
@@ -128,6 +130,10 @@ Block* BlockCache::insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_
   return block;
 }
 
+void BlockCache::startFreshChunk() {
+  if (chunkUsed_ != 0) chunkUsed_ = kChunkBytes;  // the next allocate() moves on
+}
+
 void BlockCache::dropStale() {
   ++fences_;  // find() sends every block of a page not checked since to findSlow()
 }
@@ -139,6 +145,7 @@ void BlockCache::flush() {
   pages_.clear();
   chunkIndex_ = 0;
   chunkUsed_ = 0;
+  executions_.clear();
   ++generation_;
 }
 

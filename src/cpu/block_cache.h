@@ -37,7 +37,7 @@ struct alignas(16) Block {
   uint64_t physicalPc = 0;
   uint32_t instructionCount = 0;  // excluding the trailing Op::BlockEnd sentinel
   uint32_t byteLength = 0;        // guest bytes covered (the sentinel's pcOffset)
-  uint64_t executions = 0;        // for a translator's hotness heuristics
+  uint32_t serial = 0;            // its run counter's index (BlockCache::executions)
   void* translated = nullptr;     // engine-private native code, owned by that engine
   DecodedInsn* insns = nullptr;   // instructionCount + 1 entries
   // Successors on the same guest page, found by their page offset. Valid for
@@ -76,6 +76,16 @@ class BlockCache {
   // guest bytes they were decoded from, into a new block.
   Block* insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_t count, uint32_t byteLength,
                 const uint8_t* guestBytes);
+
+  // A block's runs in the interpreter, for a translator's hotness heuristics.
+  // Kept beside the blocks, not in them: a clone server's clones share the
+  // decoded blocks copy-on-write, and a count in each block would copy the
+  // page of every block a clone runs into that clone.
+  uint32_t& executions(const Block& block) { return executions_[block.serial]; }
+  // Puts the blocks decoded from now on into a fresh arena chunk (Hart::prewarm,
+  // before a clone server forks): a clone's own blocks do not fill the
+  // tail of a page it shares.
+  void startFreshChunk();
 
   // Drops every block. Callers must not hold Block pointers across this.
   void flush();
@@ -122,6 +132,7 @@ class BlockCache {
   size_t blockCount_ = 0;
   std::unordered_map<uint64_t, CodePage> pages_;  // by physical page number (node-based: stable addresses)
   const PhysicalMemory memory_;
+  std::vector<uint32_t> executions_;  // by Block::serial; a block dropped keeps its slot until a flush
   std::vector<std::unique_ptr<std::byte[]>> chunks_;
   size_t chunkIndex_ = 0;
   size_t chunkUsed_ = 0;
