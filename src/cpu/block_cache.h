@@ -46,6 +46,10 @@ struct alignas(16) Block {
   Block* chain[2] = {nullptr, nullptr};
   uint16_t chainOffset[2] = {0, 0};
   uint8_t chainVictim = 0;
+  // Set in a clone server's blocks (Hart::prewarm): the interpreter finds
+  // successors not in `chain` without caching them here, as a clone writing
+  // a block would copy the page it shares.
+  bool chainFrozen = false;
   CodePage* page = nullptr;             // the cache's record of this block's page
   Block* nextOnPage = nullptr;          // the other blocks decoded from it
   const uint8_t* guestBytes = nullptr;  // byteLength bytes of code as decoded (after insns)
@@ -66,7 +70,7 @@ class BlockCache {
 
   // Null if the block is not cached (or its page's code changed since it was decoded).
   Block* find(uint64_t physicalPc) {
-    Block* block = slots_[home(physicalPc)];
+    Block* block = index_.slots[index_.home(physicalPc)];
     if (block != nullptr && block->physicalPc == physicalPc && block->page->checkedAtFence == fences_) [[likely]]
       return block;
     return findSlow(physicalPc);
@@ -82,10 +86,12 @@ class BlockCache {
   // decoded blocks copy-on-write, and a count in each block would copy the
   // page of every block a clone runs into that clone.
   uint32_t& executions(const Block& block) { return executions_[block.serial]; }
-  // Puts the blocks decoded from now on into a fresh arena chunk (Hart::prewarm,
-  // before a clone server forks): a clone's own blocks do not fill the
-  // tail of a page it shares.
-  void startFreshChunk();
+  // Hart::prewarm, before a clone server forks: from now on (until a flush)
+  // the cache writes nothing into what it holds, so each clone shares it with
+  // the server without copying it: blocks decoded later go to a fresh arena
+  // chunk and a second index, and find() leaves the first index's order as
+  // it is.
+  void shareWithClones();
 
   // Drops every block. Callers must not hold Block pointers across this.
   void flush();
@@ -96,8 +102,9 @@ class BlockCache {
   // Every cached block, in no particular order.
   template <typename Visit>
   void forEachBlock(Visit&& visit) const {
-    for (const Block* block : slots_)
-      if (block != nullptr) visit(*block);
+    for (const BlockIndex* index : {&index_, &ownIndex_})
+      for (const Block* block : index->slots)
+        if (block != nullptr) visit(*block);
   }
 
   // Counts flushes: an engine's state derived from blocks is stale once it moves.
@@ -111,25 +118,35 @@ class BlockCache {
   static constexpr size_t kChunkBytes = 1u << 20;
   static constexpr size_t kMaxArenaBytes = 64u << 20;  // beyond this the cache starts over
 
-  // The one index of blocks: open addressing with linear probing from a
-  // block's home slot, at most half full, so a hit is mostly the first probe
+  // An index of blocks: open addressing with linear probing from a block's
+  // home slot, at most half full, so a hit is mostly the first probe
   // (find() moves a block found further on to its home slot). Sized by the
   // block count; a node-based map beside a fixed slot array cost each VM
   // (each clone) ~0.2 MiB more for the blocks an idle Linux guest runs.
-  size_t home(uint64_t physicalPc) const { return (physicalPc >> 1) & (slots_.size() - 1); }
-  size_t next(size_t slot) const { return (slot + 1) & (slots_.size() - 1); }
+  struct BlockIndex {
+    std::vector<Block*> slots = std::vector<Block*>(kInitialSlots, nullptr);  // a power of two in size
+    size_t count = 0;
+
+    size_t home(uint64_t physicalPc) const { return (physicalPc >> 1) & (slots.size() - 1); }
+    size_t next(size_t slot) const { return (slot + 1) & (slots.size() - 1); }
+    // The slot holding physicalPc's block, or the empty slot ending its probe.
+    size_t locate(uint64_t physicalPc) const;
+    // Adds (or replaces a block of the same address), growing first if it would be over half full.
+    void place(Block* block);
+    // False if the block is not here.
+    bool erase(const Block* block);
+    void clear();
+  };
   Block* findSlow(uint64_t physicalPc);
-  void place(Block* block);
-  void erase(const Block* block);
-  void grow();
   // Once per fence: drops the page's blocks if its code changed.
   void check(CodePage& page);
   bool unchanged(const CodePage& page) const;
   void dropBlocks(CodePage& page);
   void* allocate(size_t bytes);
 
-  std::vector<Block*> slots_;  // a power of two in size
-  size_t blockCount_ = 0;
+  BlockIndex index_;
+  BlockIndex ownIndex_;  // blocks decoded since shareWithClones(), else empty
+  bool shared_ = false;
   std::unordered_map<uint64_t, CodePage> pages_;  // by physical page number (node-based: stable addresses)
   const PhysicalMemory memory_;
   std::vector<uint32_t> executions_;  // by Block::serial; a block dropped keeps its slot until a flush

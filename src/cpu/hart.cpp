@@ -164,7 +164,8 @@ std::vector<EngineStat> Hart::engineStats() const { return state_->engine->stats
 namespace {
 
 // Sets a block's interpreter chain slots to its cached successors on the same
-// page: the one after it (unless it ends with a jump) and a branch's or jal's target.
+// page (the one after it unless it ends with a jump, and a branch's or jal's
+// target) and freezes them.
 void fillChains(BlockCache& blocks, Block& block) {
   if (block.instructionCount == 0) return;
   const DecodedInsn& last = block.insns[block.instructionCount - 1];
@@ -185,6 +186,7 @@ void fillChains(BlockCache& blocks, Block& block) {
     ++filled;
   }
   block.chainVictim = 0;
+  block.chainFrozen = true;
 }
 
 }  // namespace
@@ -225,7 +227,7 @@ size_t Hart::prewarm(std::span<const uint64_t> keys) {
   core.blocks.forEachBlock([&](const Block& block) { cachedPcs.push_back(block.physicalPc); });
   for (uint64_t pc : cachedPcs)
     if (Block* block = core.blocks.find(pc)) fillChains(core.blocks, *block);
-  core.blocks.startFreshChunk();
+  core.blocks.shareWithClones();
   return cached;
 }
 

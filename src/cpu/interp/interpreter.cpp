@@ -280,7 +280,7 @@ try_chain:
           next = block->chain[1];
         } else {
           next = h.blocks.find((block->physicalPc & ~0xfffull) | offset);
-          if (next != nullptr) {
+          if (next != nullptr && !block->chainFrozen) {
             const unsigned victim = block->chainVictim;
             block->chain[victim] = next;
             block->chainOffset[victim] = offset;
