@@ -73,8 +73,9 @@ Block* BlockCache::findSlow(uint64_t physicalPc) {
 }
 
 void BlockCache::check(CodePage& page) {
-  if (page.checkedAtFence == fences_) return;
-  page.checkedAtFence = fences_;
+  uint64_t& checked = checkedAtFence_[page.serial];
+  if (checked == fences_) return;
+  checked = fences_;
   if (!unchanged(page)) dropBlocks(page);
 }
 
@@ -135,9 +136,15 @@ Block* BlockCache::insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_
   std::memcpy(copy, guestBytes, byteLength);
   block->guestBytes = copy;
   // Checked first: a page's blocks are only ever all current, since they chain to each other.
-  CodePage& page = pages_[physicalPc >> 12];
+  auto [entry, added] = pages_.try_emplace(physicalPc >> 12);
+  CodePage& page = entry->second;
+  if (added) {
+    page.serial = static_cast<uint32_t>(checkedAtFence_.size());
+    checkedAtFence_.push_back(0);
+  }
   check(page);
   block->page = &page;
+  block->pageSerial = page.serial;
   block->nextOnPage = page.blocks;
   page.blocks = block;
   if (shared_) {
@@ -152,6 +159,7 @@ Block* BlockCache::insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_
 void BlockCache::shareWithClones() {
   if (chunkUsed_ != 0) chunkUsed_ = kChunkBytes;  // the next allocate() moves on
   shared_ = true;
+  pages_.reserve(2 * pages_.size());  // a clone adding pages does not rehash (relink) the shared ones
 }
 
 void BlockCache::dropStale() {
@@ -163,6 +171,7 @@ void BlockCache::flush() {
   ownIndex_.clear();
   shared_ = false;
   pages_.clear();
+  checkedAtFence_.clear();
   chunkIndex_ = 0;
   chunkUsed_ = 0;
   executions_.clear();

@@ -38,6 +38,7 @@ struct alignas(16) Block {
   uint32_t instructionCount = 0;  // excluding the trailing Op::BlockEnd sentinel
   uint32_t byteLength = 0;        // guest bytes covered (the sentinel's pcOffset)
   uint32_t serial = 0;            // its run counter's index (BlockCache::executions)
+  uint32_t pageSerial = 0;        // its page's (CodePage::serial)
   void* translated = nullptr;     // engine-private native code, owned by that engine
   DecodedInsn* insns = nullptr;   // instructionCount + 1 entries
   // Successors on the same guest page, found by their page offset. Valid for
@@ -58,10 +59,12 @@ struct alignas(16) Block {
 };
 static_assert(sizeof(Block) % 16 == 0);
 
-// The blocks decoded from one physical page and the last fence they were checked after.
+// The blocks decoded from one physical page, and the index of the last fence
+// they were checked after (kept beside the pages, as a block's run count: a
+// clone checking the pages it shares would otherwise copy them).
 struct CodePage {
   Block* blocks = nullptr;
-  uint64_t checkedAtFence = 0;
+  uint32_t serial = 0;
 };
 
 class BlockCache {
@@ -71,7 +74,7 @@ class BlockCache {
   // Null if the block is not cached (or its page's code changed since it was decoded).
   Block* find(uint64_t physicalPc) {
     Block* block = index_.slots[index_.home(physicalPc)];
-    if (block != nullptr && block->physicalPc == physicalPc && block->page->checkedAtFence == fences_) [[likely]]
+    if (block != nullptr && block->physicalPc == physicalPc && checkedAtFence_[block->pageSerial] == fences_) [[likely]]
       return block;
     return findSlow(physicalPc);
   }
@@ -148,6 +151,7 @@ class BlockCache {
   BlockIndex ownIndex_;  // blocks decoded since shareWithClones(), else empty
   bool shared_ = false;
   std::unordered_map<uint64_t, CodePage> pages_;  // by physical page number (node-based: stable addresses)
+  std::vector<uint64_t> checkedAtFence_;          // by CodePage::serial
   const PhysicalMemory memory_;
   std::vector<uint32_t> executions_;  // by Block::serial; a block dropped keeps its slot until a flush
   std::vector<std::unique_ptr<std::byte[]>> chunks_;
