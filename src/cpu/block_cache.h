@@ -89,6 +89,7 @@ class BlockCache {
   // decoded blocks copy-on-write, and a count in each block would copy the
   // page of every block a clone runs into that clone.
   uint32_t& executions(const Block& block) { return executions_[block.serial]; }
+  uint32_t executions(const Block& block) const { return executions_[block.serial]; }
   // Hart::prewarm, before a clone server forks: from now on (until a flush)
   // the cache writes nothing into what it holds, so each clone shares it with
   // the server without copying it: blocks decoded later go to a fresh arena

@@ -191,10 +191,14 @@ void fillChains(BlockCache& blocks, Block& block) {
 
 }  // namespace
 
-std::vector<uint64_t> Hart::warmSet() const {
+std::vector<uint64_t> Hart::warmSet(uint32_t minColdRuns) const {
   std::vector<uint64_t> keys;
-  state_->blocks.forEachBlock(
-      [&](const Block& block) { keys.push_back(block.physicalPc | (block.translated != nullptr ? 1 : 0)); });
+  state_->blocks.forEachBlock([&](const Block& block) {
+    if (block.translated != nullptr)
+      keys.push_back(block.physicalPc | 1);
+    else if (state_->blocks.executions(block) >= minColdRuns)
+      keys.push_back(block.physicalPc);
+  });
   std::sort(keys.begin(), keys.end());
   return keys;
 }

@@ -14,6 +14,7 @@ namespace {
 
 constexpr const char* kWarmSetSection = "warm-set";
 constexpr uint32_t kWarmSetVersion = 1;
+constexpr uint32_t kMinColdRuns = 2;
 constexpr size_t kMaxWarmKeys = 1u << 20;  // per hart: more blocks than a full block cache holds
 
 }  // namespace
@@ -24,7 +25,7 @@ void saveWarmSets(StateWriter& out, const std::vector<std::unique_ptr<cpu::Hart>
   for (const auto& hart : harts) {
     // Every cached block, cold ones too: a clone runs them without writing to them (their run counts are
     // kept beside them, their interpreter chains linked before the fork).
-    out.putArray(std::span<const uint64_t>(hart->warmSet()));
+    out.putArray(std::span<const uint64_t>(hart->warmSet(kMinColdRuns)));
   }
   out.endSection();
 }
