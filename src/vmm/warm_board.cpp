@@ -14,6 +14,8 @@ namespace {
 
 constexpr const char* kWarmSetSection = "warm-set";
 constexpr uint32_t kWarmSetVersion = 1;
+// Cold blocks run once (most of them boot code) would only grow the server's
+// arena: the warm set keeps those that ran at least twice.
 constexpr uint32_t kMinColdRuns = 2;
 constexpr size_t kMaxWarmKeys = 1u << 20;  // per hart: more blocks than a full block cache holds
 
@@ -23,8 +25,8 @@ void saveWarmSets(StateWriter& out, const std::vector<std::unique_ptr<cpu::Hart>
   out.beginSection(kWarmSetSection, kWarmSetVersion);
   out.put(static_cast<uint32_t>(harts.size()));
   for (const auto& hart : harts) {
-    // Every cached block, cold ones too: a clone runs them without writing to them (their run counts are
-    // kept beside them, their interpreter chains linked before the fork).
+    // The translated blocks and the cold ones that ran more than once: a clone runs them without writing
+    // to them (their run counts are kept beside them, their interpreter chains linked before the fork).
     out.putArray(std::span<const uint64_t>(hart->warmSet(kMinColdRuns)));
   }
   out.endSection();
