@@ -37,7 +37,8 @@ struct alignas(16) Block {
   uint64_t physicalPc = 0;
   uint32_t instructionCount = 0;  // excluding the trailing Op::BlockEnd sentinel
   uint32_t byteLength = 0;        // guest bytes covered (the sentinel's pcOffset)
-  uint64_t executions = 0;        // for a translator's hotness heuristics
+  uint32_t serial = 0;            // its run counter's index (BlockCache::executions)
+  uint32_t pageSerial = 0;        // its page's (CodePage::serial)
   void* translated = nullptr;     // engine-private native code, owned by that engine
   DecodedInsn* insns = nullptr;   // instructionCount + 1 entries
   // Successors on the same guest page, found by their page offset. Valid for
@@ -46,6 +47,10 @@ struct alignas(16) Block {
   Block* chain[2] = {nullptr, nullptr};
   uint16_t chainOffset[2] = {0, 0};
   uint8_t chainVictim = 0;
+  // Set in a clone server's blocks (Hart::prewarm): the interpreter finds
+  // successors not in `chain` without caching them here, as a clone writing
+  // a block would copy the page it shares.
+  bool chainFrozen = false;
   CodePage* page = nullptr;             // the cache's record of this block's page
   Block* nextOnPage = nullptr;          // the other blocks decoded from it
   const uint8_t* guestBytes = nullptr;  // byteLength bytes of code as decoded (after insns)
@@ -54,10 +59,12 @@ struct alignas(16) Block {
 };
 static_assert(sizeof(Block) % 16 == 0);
 
-// The blocks decoded from one physical page and the last fence they were checked after.
+// The blocks decoded from one physical page, and the index of the last fence
+// they were checked after (kept beside the pages, as a block's run count: a
+// clone checking the pages it shares would otherwise copy them).
 struct CodePage {
   Block* blocks = nullptr;
-  uint64_t checkedAtFence = 0;
+  uint32_t serial = 0;
 };
 
 class BlockCache {
@@ -66,8 +73,8 @@ class BlockCache {
 
   // Null if the block is not cached (or its page's code changed since it was decoded).
   Block* find(uint64_t physicalPc) {
-    Block* block = slots_[home(physicalPc)];
-    if (block != nullptr && block->physicalPc == physicalPc && block->page->checkedAtFence == fences_) [[likely]]
+    Block* block = index_.slots[index_.home(physicalPc)];
+    if (block != nullptr && block->physicalPc == physicalPc && checkedAtFence_[block->pageSerial] == fences_) [[likely]]
       return block;
     return findSlow(physicalPc);
   }
@@ -76,6 +83,19 @@ class BlockCache {
   // guest bytes they were decoded from, into a new block.
   Block* insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_t count, uint32_t byteLength,
                 const uint8_t* guestBytes);
+
+  // A block's runs in the interpreter, for a translator's hotness heuristics.
+  // Kept beside the blocks, not in them: a clone server's clones share the
+  // decoded blocks copy-on-write, and a count in each block would copy the
+  // page of every block a clone runs into that clone.
+  uint32_t& executions(const Block& block) { return executions_[block.serial]; }
+  uint32_t executions(const Block& block) const { return executions_[block.serial]; }
+  // Hart::prewarm, before a clone server forks: from now on (until a flush)
+  // the cache writes nothing into what it holds, so each clone shares it with
+  // the server without copying it: blocks decoded later go to a fresh arena
+  // chunk and a second index, and find() leaves the first index's order as
+  // it is.
+  void shareWithClones();
 
   // Drops every block. Callers must not hold Block pointers across this.
   void flush();
@@ -86,8 +106,9 @@ class BlockCache {
   // Every cached block, in no particular order.
   template <typename Visit>
   void forEachBlock(Visit&& visit) const {
-    for (const Block* block : slots_)
-      if (block != nullptr) visit(*block);
+    for (const BlockIndex* index : {&index_, &ownIndex_})
+      for (const Block* block : index->slots)
+        if (block != nullptr) visit(*block);
   }
 
   // Counts flushes: an engine's state derived from blocks is stale once it moves.
@@ -101,27 +122,39 @@ class BlockCache {
   static constexpr size_t kChunkBytes = 1u << 20;
   static constexpr size_t kMaxArenaBytes = 64u << 20;  // beyond this the cache starts over
 
-  // The one index of blocks: open addressing with linear probing from a
-  // block's home slot, at most half full, so a hit is mostly the first probe
+  // An index of blocks: open addressing with linear probing from a block's
+  // home slot, at most half full, so a hit is mostly the first probe
   // (find() moves a block found further on to its home slot). Sized by the
   // block count; a node-based map beside a fixed slot array cost each VM
   // (each clone) ~0.2 MiB more for the blocks an idle Linux guest runs.
-  size_t home(uint64_t physicalPc) const { return (physicalPc >> 1) & (slots_.size() - 1); }
-  size_t next(size_t slot) const { return (slot + 1) & (slots_.size() - 1); }
+  struct BlockIndex {
+    std::vector<Block*> slots = std::vector<Block*>(kInitialSlots, nullptr);  // a power of two in size
+    size_t count = 0;
+
+    size_t home(uint64_t physicalPc) const { return (physicalPc >> 1) & (slots.size() - 1); }
+    size_t next(size_t slot) const { return (slot + 1) & (slots.size() - 1); }
+    // The slot holding physicalPc's block, or the empty slot ending its probe.
+    size_t locate(uint64_t physicalPc) const;
+    // Adds (or replaces a block of the same address), growing first if it would be over half full.
+    void place(Block* block);
+    // False if the block is not here.
+    bool erase(const Block* block);
+    void clear();
+  };
   Block* findSlow(uint64_t physicalPc);
-  void place(Block* block);
-  void erase(const Block* block);
-  void grow();
   // Once per fence: drops the page's blocks if its code changed.
   void check(CodePage& page);
   bool unchanged(const CodePage& page) const;
   void dropBlocks(CodePage& page);
   void* allocate(size_t bytes);
 
-  std::vector<Block*> slots_;  // a power of two in size
-  size_t blockCount_ = 0;
+  BlockIndex index_;
+  BlockIndex ownIndex_;  // blocks decoded since shareWithClones(), else empty
+  bool shared_ = false;
   std::unordered_map<uint64_t, CodePage> pages_;  // by physical page number (node-based: stable addresses)
+  std::vector<uint64_t> checkedAtFence_;          // by CodePage::serial
   const PhysicalMemory memory_;
+  std::vector<uint32_t> executions_;  // by Block::serial; a block dropped keeps its slot until a flush
   std::vector<std::unique_ptr<std::byte[]>> chunks_;
   size_t chunkIndex_ = 0;
   size_t chunkUsed_ = 0;

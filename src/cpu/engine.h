@@ -29,6 +29,8 @@ class Engine {
   // Makes native code for a cached block ahead of its first run (Hart::prewarm);
   // an engine without translations has nothing to do.
   virtual void pretranslate(HartCore& /*hart*/, Block& /*block*/) {}
+  // After the last pretranslate of a prewarm: links what it made.
+  virtual void finishPrewarm(HartCore& /*hart*/) {}
 };
 
 std::unique_ptr<Engine> makeEngine(const EngineConfig& config);

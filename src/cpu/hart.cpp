@@ -161,10 +161,44 @@ bool Hart::debugWriteMemory(uint64_t address, const uint8_t* data, size_t length
 uint64_t Hart::instructionsRetired() const { return state_->instret; }
 std::vector<EngineStat> Hart::engineStats() const { return state_->engine->stats(); }
 
-std::vector<uint64_t> Hart::warmSet() const {
+namespace {
+
+// Sets a block's interpreter chain slots to its cached successors on the same
+// page (the one after it unless it ends with a jump, and a branch's or jal's
+// target) and freezes them.
+void fillChains(BlockCache& blocks, Block& block) {
+  if (block.instructionCount == 0) return;
+  const DecodedInsn& last = block.insns[block.instructionCount - 1];
+  const bool branch = last.op >= Op::Beq && last.op <= Op::Bgeu;
+  const bool jump = last.op == Op::Jal || last.op == Op::Jalr;
+  uint64_t successors[2];
+  unsigned count = 0;
+  if (branch || last.op == Op::Jal)
+    successors[count++] = block.physicalPc + last.pcOffset + static_cast<int64_t>(last.imm);
+  if (!jump) successors[count++] = block.physicalPc + block.byteLength;
+  unsigned filled = 0;
+  for (unsigned i = 0; i < count; ++i) {
+    if ((successors[i] >> 12) != (block.physicalPc >> 12)) continue;
+    Block* next = blocks.find(successors[i]);
+    if (next == nullptr) continue;
+    block.chain[filled] = next;
+    block.chainOffset[filled] = static_cast<uint16_t>(successors[i] & 0xfff);
+    ++filled;
+  }
+  block.chainVictim = 0;
+  block.chainFrozen = true;
+}
+
+}  // namespace
+
+std::vector<uint64_t> Hart::warmSet(uint32_t minColdRuns) const {
   std::vector<uint64_t> keys;
-  state_->blocks.forEachBlock(
-      [&](const Block& block) { keys.push_back(block.physicalPc | (block.translated != nullptr ? 1 : 0)); });
+  state_->blocks.forEachBlock([&](const Block& block) {
+    if (block.translated != nullptr)
+      keys.push_back(block.physicalPc | 1);
+    else if (state_->blocks.executions(block) >= minColdRuns)
+      keys.push_back(block.physicalPc);
+  });
   std::sort(keys.begin(), keys.end());
   return keys;
 }
@@ -191,6 +225,13 @@ size_t Hart::prewarm(std::span<const uint64_t> keys) {
   }
   for (Block* block : toTranslate)
     if (core.blocks.find(block->physicalPc) == block) core.engine->pretranslate(core, *block);  // not flushed since
+  core.engine->finishPrewarm(core);
+  // What the interpreter would link on its own, linked once here: a clone then reads these blocks without writing.
+  std::vector<uint64_t> cachedPcs;
+  core.blocks.forEachBlock([&](const Block& block) { cachedPcs.push_back(block.physicalPc); });
+  for (uint64_t pc : cachedPcs)
+    if (Block* block = core.blocks.find(pc)) fillChains(core.blocks, *block);
+  core.blocks.shareWithClones();
   return cached;
 }
 

@@ -157,7 +157,8 @@ class Hart {
   // bit 0 set when the engine had translated it. A snapshot records them and
   // a clone server re-creates them (prewarm) before it forks its clones,
   // which then share the blocks and translations copy-on-write.
-  std::vector<uint64_t> warmSet() const;
+  // Cold (untranslated) blocks are left out unless they ran minColdRuns times in the interpreter.
+  std::vector<uint64_t> warmSet(uint32_t minColdRuns = 0) const;
   // Applies pending fences (a load's flush), then decodes each key's block
   // from memory as it is now and translates those marked translated. Keys
   // outside RAM or on pages that cannot be cached are skipped. Returns the

@@ -14,6 +14,9 @@ namespace {
 
 constexpr const char* kWarmSetSection = "warm-set";
 constexpr uint32_t kWarmSetVersion = 1;
+// Cold blocks run once (most of them boot code) would only grow the server's
+// arena: the warm set keeps those that ran at least twice.
+constexpr uint32_t kMinColdRuns = 2;
 constexpr size_t kMaxWarmKeys = 1u << 20;  // per hart: more blocks than a full block cache holds
 
 }  // namespace
@@ -22,13 +25,9 @@ void saveWarmSets(StateWriter& out, const std::vector<std::unique_ptr<cpu::Hart>
   out.beginSection(kWarmSetSection, kWarmSetVersion);
   out.put(static_cast<uint32_t>(harts.size()));
   for (const auto& hart : harts) {
-    // Only the blocks the jit had translated (the hot ones): a clone runs those without writing to them,
-    // where each run of a cold block counts its runs in the block, which would copy the page it shares
-    // into every clone (and the whole cache would grow the state file a hundredfold).
-    std::vector<uint64_t> translated;
-    for (uint64_t key : hart->warmSet())
-      if (key & 1) translated.push_back(key);
-    out.putArray(std::span<const uint64_t>(translated));
+    // The translated blocks and the cold ones that ran more than once: a clone runs them without writing
+    // to them (their run counts are kept beside them, their interpreter chains linked before the fork).
+    out.putArray(std::span<const uint64_t>(hart->warmSet(kMinColdRuns)));
   }
   out.endSection();
 }

@@ -280,7 +280,7 @@ try_chain:
           next = block->chain[1];
         } else {
           next = h.blocks.find((block->physicalPc & ~0xfffull) | offset);
-          if (next != nullptr) {
+          if (next != nullptr && !block->chainFrozen) {
             const unsigned victim = block->chainVictim;
             block->chain[victim] = next;
             block->chainOffset[victim] = offset;
@@ -291,7 +291,7 @@ try_chain:
         const FetchTlbEntry& e = h.currentFetchTlb[(pc >> 12) & (HartCore::kTlbSlots - 1)];
         if (e.tag == (pc >> 12)) next = h.blocks.find(pc + e.physicalAddend);
       }
-      if (next != nullptr && next->translated == nullptr && ++next->executions < h.chainUntilExecutions) [[likely]] {
+      if (next != nullptr && next->translated == nullptr && ++h.blocks.executions(*next) < h.chainUntilExecutions) [[likely]] {
         block = next;
         base = pc;
         in = next->firstInsn();

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -23,6 +24,11 @@ CodeCache::~CodeCache() { ::munmap(base_, capacity_); }
 void CodeCache::commit(size_t bytes) {
   used_ += (bytes + 15) & ~size_t{15};
   if (used_ > capacity_) used_ = capacity_;
+}
+
+void CodeCache::startFreshPage() {
+  constexpr size_t kPage = 4096;
+  used_ = std::min(capacity_, (used_ + kPage - 1) & ~(kPage - 1));
 }
 
 }  // namespace strata::cpu::jit

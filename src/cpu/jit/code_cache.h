@@ -24,6 +24,9 @@ class CodeCache {
   void commit(size_t bytes);
   // Marks everything written so far as permanent (the trampolines).
   void pinPrefix() { pinned_ = used_; }
+  // Moves the cursor to the next page boundary (translations made from now on
+  // share no page with the earlier ones).
+  void startFreshPage();
   // Drops every translation (everything after the pinned prefix).
   void reset() { used_ = pinned_; }
 

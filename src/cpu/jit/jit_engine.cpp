@@ -54,11 +54,11 @@ void JitEngine::dropEverything(HartCore& hart) {
   resetCode();
 }
 
-const void* JitEngine::translation(Block& block, BlockCache& blocks) {
+const void* JitEngine::translation(Block& block, BlockCache& blocks, std::vector<DirectExit>* directExits) {
   if (block.translated != nullptr) return block.translated;
   const auto start = std::chrono::steady_clock::now();
   const size_t usedBefore = code_.used();
-  const void* code = translateBlock(block, blocks, code_, *this, trampolines_);
+  const void* code = translateBlock(block, blocks, code_, *this, trampolines_, directExits);
   counters_.translateNanos += static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
   if (code == nullptr) return nullptr;
@@ -69,21 +69,40 @@ const void* JitEngine::translation(Block& block, BlockCache& blocks) {
 }
 
 void JitEngine::pretranslate(HartCore& hart, Block& block) {
+  const uint64_t generation = blockGeneration_;
   followBlockCache(hart);  // code made before the hart's last flush is gone
-  translation(block, hart.blocks);
+  if (blockGeneration_ != generation) pretranslatedExits_.clear();
+  translation(block, hart.blocks, &pretranslatedExits_);
 }
 
-const void* JitEngine::linkDirect(JitEngine* engine, HartCore* hart, uint64_t targetPa, uint8_t* jumpSite) {
-  // Only to code already translated: the run loop decodes (which may flush)
-  // and decides when a block is hot enough to translate.
-  Block* target = hart->blocks.find(targetPa);
+// The clones of a clone server share the code cache copy-on-write: each jump
+// a clone patched, and each translation it appended to the last page, would
+// copy a page into it. So the warm translations are linked to each other here,
+// once, and a clone's own code starts on a page of its own.
+void JitEngine::finishPrewarm(HartCore& hart) {
+  const uint64_t generation = blockGeneration_;
+  followBlockCache(hart);
+  if (blockGeneration_ == generation)
+    for (const DirectExit& exit : pretranslatedExits_) link(hart.blocks.find(exit.targetPa), exit.jumpSite);
+  pretranslatedExits_.clear();
+  pretranslatedExits_.shrink_to_fit();
+  code_.startFreshPage();
+}
+
+const void* JitEngine::link(const Block* target, uint8_t* jumpSite) {
   if (target == nullptr || target->translated == nullptr) return nullptr;
   const void* code = target->translated;
   const int64_t displacement = reinterpret_cast<const uint8_t*>(code) - (jumpSite + 5);
   const auto rel32 = static_cast<int32_t>(displacement);
   std::memcpy(jumpSite + 1, &rel32, 4);  // the code cache is one mapping far below 2 GiB: always in range
-  ++engine->counters_.chainLinks;
+  ++counters_.chainLinks;
   return code;
+}
+
+const void* JitEngine::linkDirect(JitEngine* engine, HartCore* hart, uint64_t targetPa, uint8_t* jumpSite) {
+  // Only to code already translated: the run loop decodes (which may flush)
+  // and decides when a block is hot enough to translate.
+  return engine->link(hart->blocks.find(targetPa), jumpSite);
 }
 
 const void* JitEngine::lookup(JitEngine* engine, HartCore* hart) {
@@ -115,7 +134,8 @@ bool JitEngine::runOneBlock(HartCore& hart, uint64_t limit) {
   // re-decoded every time; a limit inside the block is single-stepping; code
   // run only a few times between fence.i flushes costs more to translate
   // than to interpret.
-  const bool cold = block->translated == nullptr && ++block->executions < translateThreshold_;
+  const bool cold = block->translated == nullptr &&
+                    (block == &hart.scratch.block || ++hart.blocks.executions(*block) < translateThreshold_);
   const void* code = nullptr;
   if (!cold && block != &hart.scratch.block && block->instructionCount <= limit) {
     code = translation(*block, hart.blocks);

@@ -55,6 +55,13 @@ struct JumpCacheEntry {
   const void* code = nullptr;
 };
 
+// A translation's jump to the block at targetPa (same guest page), patched
+// (linkDirect) once that block is translated.
+struct DirectExit {
+  uint8_t* jumpSite;
+  uint64_t targetPa;
+};
+
 class JitEngine final : public Engine {
  public:
   static constexpr unsigned kJumpCacheSlots = 4096;
@@ -65,6 +72,7 @@ class JitEngine final : public Engine {
   uint64_t step(HartCore& hart, uint64_t count) override;
   std::vector<EngineStat> stats() const override;
   void pretranslate(HartCore& hart, Block& block) override;
+  void finishPrewarm(HartCore& hart) override;
 
   // Called from generated code. Both return the successor's native code or
   // null (the generated code then returns to the run loop).
@@ -82,7 +90,9 @@ class JitEngine final : public Engine {
   void followBlockCache(HartCore& hart);
   void clearJumpCache();
   // Native code for `block`, translating it if needed; null if the code cache is full.
-  const void* translation(Block& block, BlockCache& blocks);
+  const void* translation(Block& block, BlockCache& blocks, std::vector<DirectExit>* directExits = nullptr);
+  // Points the jump at `jumpSite` to `target`'s code if it is translated; returns that code or null.
+  const void* link(const Block* target, uint8_t* jumpSite);
   void dropEverything(HartCore& hart);
   void resetCode();
   // Runs the block at hart.pc (at most `limit` instructions); returns true if
@@ -98,6 +108,7 @@ class JitEngine final : public Engine {
   uint64_t blockFences_ = 0;
   JitCounters counters_;
   std::shared_ptr<EngineTrace> trace_;  // --engine-trace, or null
+  std::vector<DirectExit> pretranslatedExits_;  // linked by finishPrewarm
 };
 
 }  // namespace jit

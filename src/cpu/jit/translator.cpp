@@ -162,6 +162,12 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     emitSharedExits();
   }
 
+  // After ready(): where the direct exits' jumps are.
+  void appendDirectExits(std::vector<DirectExit>& out) const {
+    for (const DirectExitLabel& exit : directExits_)
+      out.push_back({const_cast<uint8_t*>(exit.site->getAddress()), exit.targetPa});
+  }
+
  private:
   // Emits instructions [begin, end); true if the translation's last
   // instruction ended it. Access groups are probed at their first member
@@ -468,6 +474,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     Label& link = newLabel();
     L(site);
     jmp(link, T_NEAR);  // 5 bytes, patched by linkDirect
+    directExits_.push_back({&site, targetPa});
     deferred_.push_back([this, &site, &link, targetPa] {
       L(link);
       mov(rdi, reinterpret_cast<uint64_t>(&engine_));
@@ -1190,6 +1197,11 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   const uint64_t pageOffset_;
   std::deque<Label> labels_;  // stable addresses: deferred emitters refer to them
   std::vector<std::function<void()>> deferred_;  // out-of-line paths, emitted after the block's body
+  struct DirectExitLabel {
+    Label* site;
+    uint64_t targetPa;
+  };
+  std::vector<DirectExitLabel> directExits_;  // their jumps, unpatched
   Label exit_, lookup_, fault_;
   Label body_;  // after the entry's borrowing: where loops back to the start go
   std::vector<DecodedInsn> insns_;           // the trace's instructions (see gatherTrace)
@@ -1266,13 +1278,14 @@ Trampolines emitTrampolines(CodeCache& cache) {
 }
 
 const void* translateBlock(const Block& block, BlockCache& blocks, CodeCache& cache, JitEngine& engine,
-                           const Trampolines& trampolines) {
+                           const Trampolines& trampolines, std::vector<DirectExit>* directExits) {
   const uint8_t* start = cache.cursor();
   try {
     BlockTranslator translator(cache, block, blocks, engine, trampolines);
     translator.translate();
     translator.ready();
     cache.commit(translator.getSize());
+    if (directExits != nullptr) translator.appendDirectExits(*directExits);
   } catch (const Xbyak::Error& error) {
     if (static_cast<int>(error) == Xbyak::ERR_CODE_IS_TOO_BIG) return nullptr;  // the cache is full
     throw;

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "cpu/jit/code_cache.h"
 #include "cpu/jit/jit_engine.h"
@@ -25,7 +26,8 @@ Trampolines emitTrampolines(CodeCache& cache);
 
 // Translates `block` at cache.cursor() and commits it; null if it does not fit.
 // Same-page blocks found in `blocks` after its conditional branch may join its translation.
+// Appends its direct exits' jumps (not patched yet) to `directExits` if given.
 const void* translateBlock(const Block& block, BlockCache& blocks, CodeCache& cache, JitEngine& engine,
-                           const Trampolines& trampolines);
+                           const Trampolines& trampolines, std::vector<DirectExit>* directExits = nullptr);
 
 }  // namespace strata::cpu::jit

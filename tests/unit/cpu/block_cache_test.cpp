@@ -66,5 +66,28 @@ TEST_F(BlockCacheTest, FlushForgetsEveryBlock) {
   EXPECT_EQ(cache.find(kRamBase + 16), block);
 }
 
+TEST_F(BlockCacheTest, BlocksDecodedAfterSharingAreFoundBesideTheSharedOnes) {
+  std::vector<Block*> shared, own;
+  for (uint64_t pc = kRamBase; pc < kRamBase + 3000 * 6; pc += 6) shared.push_back(insert(pc));
+  cache.shareWithClones();
+  for (uint64_t pc = kRamBase + (1u << 20); pc < kRamBase + (1u << 20) + 3000 * 6; pc += 6) own.push_back(insert(pc));
+  for (Block* block : shared) ASSERT_EQ(cache.find(block->physicalPc), block);
+  for (Block* block : own) ASSERT_EQ(cache.find(block->physicalPc), block);
+  size_t visited = 0;
+  cache.forEachBlock([&](const Block&) { ++visited; });
+  EXPECT_EQ(visited, shared.size() + own.size());
+
+  // A changed page goes from either index.
+  ram[0] = 0x93;
+  ram[(1u << 20)] = 0x93;
+  cache.dropStale();
+  EXPECT_EQ(cache.find(kRamBase + 6), nullptr);
+  EXPECT_EQ(cache.find(kRamBase + (1u << 20) + 6), nullptr);
+  EXPECT_EQ(cache.find(kRamBase + 4096 + 2), shared[683]);  // 4098 = 683 * 6: the next page's first block
+  EXPECT_EQ(cache.pagesDropped(), 2u);
+  Block* again = insert(kRamBase);
+  EXPECT_EQ(cache.find(kRamBase), again);
+}
+
 }  // namespace
 }  // namespace strata::cpu

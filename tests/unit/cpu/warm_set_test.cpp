@@ -41,9 +41,12 @@ TEST(WarmSetTest, PrewarmedHartRunsOnTheTranslationsItWasGiven) {
   EXPECT_EQ(second.hart->warmSet(), keys);
   const uint64_t prewarmedTranslations = second.stats()["blocks_translated"];
   EXPECT_EQ(prewarmedTranslations, translatedKeys(keys));
+  const uint64_t prewarmedLinks = second.stats()["chain_links"];
+  EXPECT_GT(prewarmedLinks, 0u) << "prewarm links the translations' direct exits to each other";
   auto secondStats = runToEcall(second);
   EXPECT_EQ(second.hart->xreg(a0), 5050u * 3);
   EXPECT_EQ(secondStats["blocks_translated"], prewarmedTranslations) << "it ran on what prewarm made, translating nothing";
+  EXPECT_EQ(secondStats["chain_links"], prewarmedLinks) << "and patched no jump of it";
 }
 
 TEST(WarmSetTest, PrewarmDecodesTheCodeInMemoryNow) {
