@@ -177,17 +177,18 @@ void Supervisor::reapChildren() {
   std::lock_guard lock(spawnMutex_);
   siginfo_t ended{};
   while (::waitid(P_ALL, 0, &ended, WEXITED | WNOHANG | WNOWAIT) == 0 && ended.si_pid > 0) {
-    pid_t pid = ended.si_pid;
-    for (const auto& vm : store_.vms())
-      if (isLive(vm) && vm.pid == pid) meterVm(vm.spec.name, VmProcess::ended);
+    const pid_t pid = ended.si_pid;
+    std::optional<std::string> vm;  // the live VM this child ran, if any
+    for (const auto& record : store_.vms())
+      if (isLive(record) && record.pid == pid) vm = record.spec.name;
+    if (vm) meterVm(*vm, VmProcess::ended);
     int status = 0;
     if (::waitpid(pid, &status, 0) != pid) break;
-    for (const auto& vm : store_.vms())
-      if (isLive(vm) && vm.pid == pid) {
-        log::info("{}: ended with status {}", vm.spec.name, exitCodeOf(status));
-        store_.recordStopped(vm.spec.name, exitCodeOf(status));
-      }
-    ended = {};
+    if (vm) {
+      log::info("{}: ended with status {}", *vm, exitCodeOf(status));
+      store_.recordStopped(*vm, exitCodeOf(status));
+    }
+    ended = {};  // waitid leaves it as it was when no child has ended
   }
 }
 
