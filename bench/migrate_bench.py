@@ -8,8 +8,11 @@ time (the VMM's own figure) and the downtime seen from the guest's side: the
 longest gap between consecutive ticks arriving on the host, across the source's
 console and then the destination's; the switch-over gap, between the source's
 last tick and the destination's first (the downtime the move itself made: the
-longest gap may lie elsewhere on a loaded host); and the median gap (what the
-host's load makes of the 10 ms tick anyway). Short runs: --runs 1 by default.
+longest gap may lie elsewhere on a loaded host); the median gap (what the
+host's load makes of the 10 ms tick anyway); and whether the guest lives on at
+the destination: after the move it is asked to answer and to sleep a second
+("yes", "timers stopped": it answers but its sleep never ends, as with QEMU 7.2,
+or "no answer"). Short runs: --runs 1 by default.
 --baseline BINARY measures a second strata build (e.g. main's) in the same run;
 --breakdown prints where each strata switch-over's time went.
 With --postcopy both switch over early and fetch the rest on fault: strata
@@ -100,6 +103,18 @@ def median_gap_ms(ticks):
     numbers = sorted(ticks)
     gaps = sorted(ticks[b] - ticks[a] for a, b in zip(numbers, numbers[1:]) if b == a + 1)
     return gaps[len(gaps) // 2] * 1000 if gaps else float("nan")
+
+
+def destination_alive(destination, timeout=5.0):
+    """Asks the destination's guest to answer and then to sleep a second (the console's reader thread collects
+    what it prints): "yes", "timers stopped" (it answers, its timer never fires) or "no answer"."""
+    destination.send("echo ANSWER$((6*7)); sleep 1; echo SLEPT$((6*7))")
+    deadline = time.monotonic() + timeout
+    while b"SLEPT42" not in destination.output and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if b"SLEPT42" in destination.output:
+        return "yes"
+    return "timers stopped" if b"ANSWER42" in destination.output else "no answer"
 
 
 def print_breakdown(progress, destination_output, ticks):
@@ -199,6 +214,7 @@ def migrate_strata(args, commands, directory, binary=None):
                             check=True)
     progress = json.loads(result.stdout)
     time.sleep(args.settle)
+    alive = destination_alive(destination)
     destination.finish()
     source.proc.wait(timeout=30)
     if args.breakdown:
@@ -206,7 +222,7 @@ def migrate_strata(args, commands, directory, binary=None):
         time.sleep(0.2)  # the console reader's last lines
         print_breakdown(progress, destination.output, ticks)
     return (progress["total_ms"], longest_gap_ms(ticks), switchover_gap_ms(ticks, sides), progress["downtime_ms"],
-            median_gap_ms(ticks))
+            median_gap_ms(ticks), alive)
 
 
 def qmp(path):
@@ -269,15 +285,16 @@ def migrate_qemu(args, commands, directory):
     completed = status["status"] == "completed"
     if completed:
         time.sleep(args.settle)
+        alive = destination_alive(destination)
     else:
         print(f"QEMU migration {status['status']}: {status.get('error-desc', '')}; destination said: "
               f"{destination.output[-300:].decode(errors='replace')}", file=sys.stderr)
     destination.proc.kill()
     source.proc.kill()
     if not completed:
-        return float("nan"), float("nan"), float("nan"), float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan"), float("nan"), float("nan"), "not moved"
     return (status["total-time"], longest_gap_ms(ticks), switchover_gap_ms(ticks, sides),
-            status.get("downtime", float("nan")), median_gap_ms(ticks))
+            status.get("downtime", float("nan")), median_gap_ms(ticks), alive)
 
 
 def main():
@@ -298,7 +315,7 @@ def main():
     parser.add_argument("--disk-data", type=int, default=256, help="MiB of random data on the source disk")
     args = parser.parse_args()
     print(f"{'workload':8} {'VMM':7} {'total ms':>9} {'guest gap ms':>13} {'switch-over gap ms':>19} "
-          f"{'VMM downtime ms':>16} {'median tick gap ms':>19}")
+          f"{'VMM downtime ms':>16} {'median tick gap ms':>19}  destination lives on")
     for workload in args.workloads.split(","):
         rows = {}
         contenders = [("strata", migrate_strata), ("qemu", migrate_qemu)]
@@ -309,9 +326,9 @@ def main():
                 continue
             for _ in range(args.runs):
                 with tempfile.TemporaryDirectory() as directory:
-                    total, gap, switchover, downtime, median = migrate(args, WORKLOADS[workload], directory)
+                    total, gap, switchover, downtime, median, alive = migrate(args, WORKLOADS[workload], directory)
                 rows.setdefault(name, []).append((total, gap, switchover))
-                print(f"{workload:8} {name:7} {total:9.0f} {gap:13.0f} {switchover:19.0f} {downtime:16.0f} {median:19.0f}")
+                print(f"{workload:8} {name:7} {total:9.0f} {gap:13.0f} {switchover:19.0f} {downtime:16.0f} {median:19.0f}  {alive}")
         best = {name: min(runs) for name, runs in rows.items()}
         if "base" in best:
             print(f"{workload:8} strata/base: total {best['strata'][0] / best['base'][0]:.2f}x, "
