@@ -42,6 +42,7 @@ using Xbyak::Label;
 static_assert(offsetof(HartCore, x) == offsetof(HartHotState, x), "HartHotState must be HartCore's first base");
 #pragma GCC diagnostic pop
 constexpr int kX = offsetof(HartHotState, x);
+constexpr int kF = offsetof(HartHotState, f);
 constexpr int kPc = offsetof(HartHotState, pc);
 constexpr int kInstret = offsetof(HartHotState, instret);
 constexpr int kAttention = offsetof(HartHotState, attention);
@@ -143,6 +144,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         pageOffset_(block.physicalPc & 0xfff) {
     gatherTrace(blocks);
     chooseBorrowedRegisters();
+    fpRegisters_ = planFpRegisters(std::span<const DecodedInsn>(insns_.data(), insns_.size() - 1), loopsToItsStart());
     groups_ = planAccessGroups(std::span<const DecodedInsn>(insns_.data(), insns_.size() - 1));
     for (size_t c = 0; c < groups_.clusters.size(); ++c) clusterRejoins_.push_back(&newLabel());
     clusterCopied_.assign(groups_.clusters.size(), false);
@@ -349,18 +351,29 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       displaced_[b.displaced] = true;
     }
   }
+  // Kept f registers (FpRegisterMap) follow the borrowed ones: loaded on
+  // entry and after helper calls, the written ones stored before exits and
+  // helper calls.
   void enterBorrowed() {
     for (const Borrowed& b : borrows_) {
       mov(guestSlot(b.displaced), b.host);
       mov(b.host, guestSlot(b.guest));
     }
+    loadKeptFpRegisters();
   }
   void leaveBorrowed() {
     for (const Borrowed& b : borrows_) {
       mov(guestSlot(b.guest), b.host);
       mov(b.host, guestSlot(b.displaced));
     }
+    for (unsigned r = 0; r < 32; ++r)
+      if (fpRegisters_.written[r]) movsd(fpSlot(r), Xbyak::Xmm(fpRegisters_.xmm[r]));
   }
+  void loadKeptFpRegisters() {
+    for (unsigned r = 0; r < 32; ++r)
+      if (fpRegisters_.kept(r)) movsd(Xbyak::Xmm(fpRegisters_.xmm[r]), fpSlot(r));
+  }
+  Xbyak::Address fpSlot(unsigned r) const { return qword[rbx + kF + 8 * static_cast<int>(r)]; }
   // Forwarding through rax: an instruction that leaves x[rd] in rax records
   // it (storeRax), and the next one reads its sources from rax instead of
   // reloading a HartHotState slot it has just stored (the store-to-load
@@ -395,6 +408,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     leaveBorrowed();
     callHelperFromExit(function);
     for (const Borrowed& b : borrows_) mov(b.host, guestSlot(b.guest));  // the thunk reloaded the pinned ones
+    loadKeptFpRegisters();  // helpers may change f, and do not keep xmm registers
   }
   void callHelperFromExit(const void* function) {
     mov(rax, reinterpret_cast<uint64_t>(function));
@@ -887,12 +901,14 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       }
       return *checkFailed;
     };
-    FpEmitContext context{*this, fpFacts_, checkFailedLabel,
+    FpEmitContext context{*this, fpFacts_, fpRegisters_, checkFailedLabel,
                           [this](const Xbyak::Reg64& to, unsigned r) { mov(to, xreg(r)); },
                           [this](unsigned r, const Xbyak::Reg64& from) { mov(xreg(r), from); },
                           [this](bool write, unsigned size, Label& miss) {
                             emitTlbProbe(write ? kWriteTlb : kReadTlb, size, miss);
-                          }};
+                          },
+                          [this]() -> Label& { return newLabel(); },
+                          [this](std::function<void()> emit) { deferred_.push_back(std::move(emit)); }};
     if (!emitFpFastPath(context, in, slow)) {
       emitExecutor();
       return;
@@ -1212,6 +1228,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   unsigned raxHolds_ = kNothingInRax;  // the guest register rax holds at this instruction's start
   unsigned raxAfter_ = kNothingInRax;  // ... and at the next one's
   FpBlockFacts fpFacts_;
+  FpRegisterMap fpRegisters_;  // f registers kept in xmm registers
   AccessGroupPlan groups_;
   std::vector<Label*> clusterRejoins_;      // by cluster: after its last instruction on the main line
   std::vector<bool> clusterCopied_;         // by cluster: its fallback copy is on the deferred list
