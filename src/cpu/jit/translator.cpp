@@ -352,8 +352,10 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     }
   }
   // Kept f registers (FpRegisterMap) follow the borrowed ones: loaded on
-  // entry and after helper calls, the written ones stored before exits and
-  // helper calls.
+  // entry (inline) and after helper calls, the written ones stored before
+  // exits and helper calls; the last two through the translation's own
+  // subroutines (emitKeptFpSubroutines), as they sit on every exit and
+  // slow path.
   void enterBorrowed() {
     for (const Borrowed& b : borrows_) {
       mov(guestSlot(b.displaced), b.host);
@@ -366,12 +368,24 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       mov(guestSlot(b.guest), b.host);
       mov(b.host, guestSlot(b.displaced));
     }
-    for (unsigned r = 0; r < 32; ++r)
-      if (fpRegisters_.written[r]) movsd(fpSlot(r), Xbyak::Xmm(fpRegisters_.xmm[r]));
+    if (std::ranges::any_of(fpRegisters_.written, [](bool w) { return w; })) call(storeKeptFp_);
+  }
+  void reloadKeptFpRegisters() {
+    if (std::ranges::any_of(fpRegisters_.xmm, [](int8_t x) { return x >= 0; })) call(loadKeptFp_);
   }
   void loadKeptFpRegisters() {
     for (unsigned r = 0; r < 32; ++r)
       if (fpRegisters_.kept(r)) movsd(Xbyak::Xmm(fpRegisters_.xmm[r]), fpSlot(r));
+  }
+  // Called from generated code (rsp 16-byte aligned, so the scratch slot at [rsp] is untouched).
+  void emitKeptFpSubroutines() {
+    L(storeKeptFp_);
+    for (unsigned r = 0; r < 32; ++r)
+      if (fpRegisters_.written[r]) movsd(fpSlot(r), Xbyak::Xmm(fpRegisters_.xmm[r]));
+    ret();
+    L(loadKeptFp_);
+    loadKeptFpRegisters();
+    ret();
   }
   Xbyak::Address fpSlot(unsigned r) const { return qword[rbx + kF + 8 * static_cast<int>(r)]; }
   // Forwarding through rax: an instruction that leaves x[rd] in rax records
@@ -408,7 +422,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     leaveBorrowed();
     callHelperFromExit(function);
     for (const Borrowed& b : borrows_) mov(b.host, guestSlot(b.guest));  // the thunk reloaded the pinned ones
-    loadKeptFpRegisters();  // helpers may change f, and do not keep xmm registers
+    reloadKeptFpRegisters();  // helpers may change f, and do not keep xmm registers
   }
   void callHelperFromExit(const void* function) {
     mov(rax, reinterpret_cast<uint64_t>(function));
@@ -540,6 +554,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
 
   void emitSharedExits() {
+    emitKeptFpSubroutines();
     L(exit_);
     mov(qword[rbx + kPc], r12);
     xor_(eax, eax);
@@ -1219,6 +1234,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   };
   std::vector<DirectExitLabel> directExits_;  // their jumps, unpatched
   Label exit_, lookup_, fault_;
+  Label storeKeptFp_, loadKeptFp_;  // see leaveBorrowed
   Label body_;  // after the entry's borrowing: where loops back to the start go
   std::vector<DecodedInsn> insns_;           // the trace's instructions (see gatherTrace)
   std::vector<const DecodedInsn*> origins_;  // ... and where each lives in its block
