@@ -4,6 +4,8 @@
 // bit-exact for RISC-V (FS dirty, round-to-nearest-even, NaN-boxed singles,
 // normal non-tiny results, ...) and otherwise jumps to a slow label where the
 // translator calls the interpreter's executor, which recomputes everything.
+// Doubles are read from and written to xmm registers where the translator
+// keeps them (FpRegisterMap, planFpRegisters).
 #pragma once
 
 #include <xbyak/xbyak.h>

@@ -1,7 +1,8 @@
 // Block translation to x86-64. The most used guest registers live in host
 // registers (kPinned) while generated code runs, the rest in HartHotState;
 // RV64IM arithmetic, branches, jumps, loads and stores are generated inline,
-// the hot F/D instructions and fflags/frm/fcsr accesses too (jit_fp.h), the
+// the hot F/D instructions and fflags/frm/fcsr accesses too (jit_fp.h), with
+// the most used double f registers kept in xmm registers, the
 // soft-TLB hit path included, a few common pairs fused (emitFusedPair),
 // short forward branches over in-place updates turned into cmovs
 // (emitConditionalSkip), a block's translation running on into the blocks
