@@ -9,7 +9,10 @@
 
 #include <xbyak/xbyak_util.h>
 
+#include <algorithm>
 #include <cstddef>
+#include <memory>
+#include <vector>
 
 #include "cpu/fp/fp_ops.h"
 #include "cpu/hart_core.h"
@@ -48,9 +51,10 @@ enum class Width { Single, Double };
 // integer, where x86 has a truncating form).
 enum class Rounding { None, Any, Nearest, NearestOrTruncate };
 
-class FpEmitter {
+// Shared: the out-of-line code withInexact defers runs it after emit() returned.
+class FpEmitter : public std::enable_shared_from_this<FpEmitter> {
  public:
-  FpEmitter(FpEmitContext& context, const DecodedInsn& in, Label& slow)
+  FpEmitter(const FpEmitContext& context, const DecodedInsn& in, Label& slow)
       : ctx_(context), c_(context.code), in_(in), slow_(slow) {}
 
   bool emit() {
@@ -92,10 +96,40 @@ class FpEmitter {
       default: return Width::Single;
     }
   }
-  Xbyak::Address fDouble(unsigned r) { return qword[rbx + kF + 8 * static_cast<int>(r)]; }
-  Xbyak::Address fSingle(unsigned r) { return dword[rbx + kF + 8 * static_cast<int>(r)]; }
-  Xbyak::Address fBoxHalf(unsigned r) { return dword[rbx + kF + 8 * static_cast<int>(r) + 4]; }
-  Xbyak::Address fOperand(Width w, unsigned r) { return w == Width::Double ? fDouble(r) : fSingle(r); }
+  // A double operand: its xmm register if kept (FpRegisterMap), else its HartHotState slot.
+  const Xbyak::Operand& fDouble(unsigned r) {
+    if (kept(r)) return keptXmm(r);
+    operand_ = fDoubleSlot(r);
+    return operand_;
+  }
+  static Xbyak::Address fDoubleSlot(unsigned r) { return qword[rbx + kF + 8 * static_cast<int>(r)]; }
+  // Singles are never kept in xmm registers.
+  static Xbyak::Address fSingle(unsigned r) { return dword[rbx + kF + 8 * static_cast<int>(r)]; }
+  static Xbyak::Address fBoxHalf(unsigned r) { return dword[rbx + kF + 8 * static_cast<int>(r) + 4]; }
+  const Xbyak::Operand& fOperand(Width w, unsigned r) {
+    if (w == Width::Double) return fDouble(r);
+    operand_ = fSingle(r);
+    return operand_;
+  }
+  bool kept(unsigned r) const { return ctx_.registers.kept(r); }
+  const Xbyak::Xmm& keptXmm(unsigned r) {
+    xmm_ = Xbyak::Xmm(ctx_.registers.xmm[r]);
+    return xmm_;
+  }
+  // xmm = f[r] as a double (its low half; a kept register is copied whole, with no merge).
+  void loadDouble(const Xbyak::Xmm& to, unsigned r) {
+    if (kept(r)) c_.movapd(to, keptXmm(r));
+    else c_.movsd(to, fDoubleSlot(r));
+  }
+  // The bits of f[r] (a double) to or from a general register.
+  void loadDoubleBits(const Xbyak::Reg64& to, unsigned r) {
+    if (kept(r)) c_.movq(to, keptXmm(r));
+    else c_.mov(to, fDoubleSlot(r));
+  }
+  void storeDoubleBits(unsigned r, const Xbyak::Reg64& from) {
+    if (kept(r)) c_.movq(keptXmm(r), from);
+    else c_.mov(fDoubleSlot(r), from);
+  }
 
   // Whether the instruction's static rounding mode allows a fast path.
   bool allows(Rounding rounding) const {
@@ -133,8 +167,10 @@ class FpEmitter {
     c_.jne(slow_, Xbyak::CodeGenerator::T_NEAR);
   }
   void storeResult(Width w) {
-    if (w == Width::Double) {
-      c_.movsd(fDouble(in_.rd), xmm0);
+    if (w == Width::Double && kept(in_.rd)) {
+      c_.movapd(keptXmm(in_.rd), xmm0);
+    } else if (w == Width::Double) {
+      c_.movsd(fDoubleSlot(in_.rd), xmm0);
     } else {
       c_.movss(fSingle(in_.rd), xmm0);
       c_.mov(fBoxHalf(in_.rd), -1);
@@ -161,13 +197,18 @@ class FpEmitter {
   // Emits `compute` (which completes the instruction or jumps to the slow
   // path, and can have raised only the host's inexact flag) so fflags.NX is
   // set when it is due: nothing to do if it already is, else MXCSR is
-  // cleared before and read after.
+  // cleared before and read after, out of line (NX is set early in most
+  // FP programs and stays set: the main line is the plain computation).
   void withInexact(const std::function<void()>& compute) {
-    Label precise, done;
+    Label& precise = ctx_.newLabel();
+    Label& done = ctx_.newLabel();
     c_.test(byte[rbx + kFflags], kInexact);
     c_.jz(precise, Xbyak::CodeGenerator::T_NEAR);
     compute();
-    c_.jmp(done, Xbyak::CodeGenerator::T_NEAR);
+    c_.L(done);
+    ctx_.defer([self = shared_from_this(), compute, &precise, &done] { self->emitPrecise(compute, precise, done); });
+  }
+  void emitPrecise(const std::function<void()>& compute, Label& precise, Label& done) {
     c_.L(precise);
     c_.mov(dword[rsp], kMxcsrDefault);
     c_.ldmxcsr(dword[rsp]);
@@ -176,7 +217,7 @@ class FpEmitter {
     c_.test(byte[rsp], kMxcsrInexact);
     c_.jz(done, Xbyak::CodeGenerator::T_NEAR);
     c_.or_(byte[rbx + kFflags], kInexact);
-    c_.L(done);
+    c_.jmp(done, Xbyak::CodeGenerator::T_NEAR);
   }
 
   // rsi = x[rs1] + imm
@@ -189,9 +230,11 @@ class FpEmitter {
     emitEntryChecks(Rounding::None);
     emitAddress();
     ctx_.tlbProbe(false, w == Width::Double ? 8 : 4, slow_);
-    if (w == Width::Double) {
+    if (w == Width::Double && kept(in_.rd)) {
+      c_.movsd(keptXmm(in_.rd), qword[rsi + rcx]);
+    } else if (w == Width::Double) {
       c_.mov(rax, qword[rsi + rcx]);
-      c_.mov(fDouble(in_.rd), rax);
+      c_.mov(fDoubleSlot(in_.rd), rax);
     } else {
       c_.mov(eax, dword[rsi + rcx]);
       c_.mov(fSingle(in_.rd), eax);
@@ -203,8 +246,10 @@ class FpEmitter {
     emitEntryChecks(Rounding::None);
     emitAddress();
     ctx_.tlbProbe(true, w == Width::Double ? 8 : 4, slow_);
-    if (w == Width::Double) {
-      c_.mov(rax, fDouble(in_.rs2));
+    if (w == Width::Double && kept(in_.rs2)) {
+      c_.movsd(qword[rsi + rcx], keptXmm(in_.rs2));
+    } else if (w == Width::Double) {
+      c_.mov(rax, fDoubleSlot(in_.rs2));
       c_.mov(qword[rsi + rcx], rax);
     } else {  // the low half as it is, boxed or not
       c_.mov(eax, fSingle(in_.rs2));
@@ -221,10 +266,10 @@ class FpEmitter {
       requireBoxed(in_.rs1);
       if (!unary) requireBoxed(in_.rs2);
     }
-    withInexact([&] {
-      const Xbyak::Address b = fOperand(w, in_.rs2);
-      if (w == Width::Double) c_.movsd(xmm0, fDouble(in_.rs1));
+    withInexact([=, this] {
+      if (w == Width::Double) loadDouble(xmm0, in_.rs1);
       else c_.movss(xmm0, fSingle(in_.rs1));
+      const Xbyak::Operand& b = fOperand(w, in_.rs2);
       switch (in_.op) {
         case Op::FaddD: c_.addsd(xmm0, b); break;
         case Op::FsubD: c_.subsd(xmm0, b); break;
@@ -252,15 +297,15 @@ class FpEmitter {
       requireBoxed(in_.rs2);
       requireBoxed(in_.rs3);
     }
-    withInexact([&] {
-      const Xbyak::Address c = fOperand(w, in_.rs3);
+    withInexact([=, this] {
       if (w == Width::Double) {
-        c_.movsd(xmm0, fDouble(in_.rs1));
-        c_.movsd(xmm1, fDouble(in_.rs2));
+        loadDouble(xmm0, in_.rs1);
+        loadDouble(xmm1, in_.rs2);
       } else {
         c_.movss(xmm0, fSingle(in_.rs1));
         c_.movss(xmm1, fSingle(in_.rs2));
       }
+      const Xbyak::Operand& c = fOperand(w, in_.rs3);
       switch (in_.op) {  // xmm0 = xmm1 * xmm0 +- c
         case Op::FmaddD: c_.vfmadd213sd(xmm0, xmm1, c); break;
         case Op::FmsubD: c_.vfmsub213sd(xmm0, xmm1, c); break;
@@ -288,8 +333,13 @@ class FpEmitter {
     const int signBit = isDouble ? 63 : 31;
     const Xbyak::Reg32e value = isDouble ? Xbyak::Reg32e(rax) : Xbyak::Reg32e(eax);
     const Xbyak::Reg32e sign = isDouble ? Xbyak::Reg32e(rdx) : Xbyak::Reg32e(edx);
-    c_.mov(value, fOperand(w, in_.rs1));
-    c_.mov(sign, fOperand(w, in_.rs2));
+    if (isDouble) {
+      loadDoubleBits(rax, in_.rs1);
+      loadDoubleBits(rdx, in_.rs2);
+    } else {
+      c_.mov(value, fSingle(in_.rs1));
+      c_.mov(sign, fSingle(in_.rs2));
+    }
     const bool xorSign = in_.op == Op::FsgnjxD || in_.op == Op::FsgnjxS;
     if (in_.op == Op::FsgnjnD || in_.op == Op::FsgnjnS) c_.not_(sign);
     c_.shr(sign, signBit);  // isolate the sign bit
@@ -301,7 +351,7 @@ class FpEmitter {
       c_.or_(value, sign);
     }
     if (isDouble) {
-      c_.mov(fDouble(in_.rd), rax);
+      storeDoubleBits(in_.rd, rax);
     } else {
       c_.mov(fSingle(in_.rd), eax);
       c_.mov(fBoxHalf(in_.rd), -1);
@@ -315,8 +365,8 @@ class FpEmitter {
     emitEntryChecks(Rounding::None);
     const bool isMin = in_.op == Op::FminD || in_.op == Op::FminS;
     if (w == Width::Double) {
-      c_.movsd(xmm0, fDouble(in_.rs1));
-      c_.movsd(xmm1, fDouble(in_.rs2));
+      loadDouble(xmm0, in_.rs1);
+      loadDouble(xmm1, in_.rs2);
       c_.ucomisd(xmm0, xmm1);
     } else {
       requireBoxed(in_.rs1);
@@ -342,7 +392,7 @@ class FpEmitter {
   bool emitCompare(Width w) {
     emitEntryChecks(Rounding::None);
     if (w == Width::Double) {
-      c_.movsd(xmm0, fDouble(in_.rs1));
+      loadDouble(xmm0, in_.rs1);
       c_.ucomisd(xmm0, fDouble(in_.rs2));
     } else {
       requireBoxed(in_.rs1);
@@ -366,7 +416,7 @@ class FpEmitter {
     emitEntryChecks(Rounding::None);
     switch (in_.op) {
       case Op::FmvXD:
-        c_.mov(rax, fDouble(in_.rs1));
+        loadDoubleBits(rax, in_.rs1);
         ctx_.storeX(in_.rd, rax);
         break;
       case Op::FmvXW:
@@ -375,7 +425,7 @@ class FpEmitter {
         break;
       case Op::FmvDX:
         ctx_.loadX(rax, in_.rs1);
-        c_.mov(fDouble(in_.rd), rax);
+        storeDoubleBits(in_.rd, rax);
         break;
       default:  // FmvWX
         ctx_.loadX(rax, in_.rs1);
@@ -400,7 +450,7 @@ class FpEmitter {
   bool emitNarrow() {
     if (!allows(Rounding::Nearest)) return false;
     emitEntryChecks(Rounding::Nearest);
-    withInexact([&] {
+    withInexact([=, this] {
       c_.cvtsd2ss(xmm0, fDouble(in_.rs1));
       requireNormalResult(Width::Single);
       storeResult(Width::Single);
@@ -416,7 +466,7 @@ class FpEmitter {
     if (!allows(rounding)) return false;
     emitEntryChecks(rounding);
     const Width w = widthOf(op);
-    const auto convert = [&] {
+    const auto convert = [=, this] {
       ctx_.loadX(rax, in_.rs1);
       if (op == Op::FcvtDWu || op == Op::FcvtSWu) c_.mov(eax, eax);  // zero-extend, then convert as 64-bit
       else if (op == Op::FcvtDW || op == Op::FcvtSW) c_.movsxd(rax, eax);
@@ -441,9 +491,9 @@ class FpEmitter {
     const bool wide = in_.op == Op::FcvtLD || in_.op == Op::FcvtLS;
     const bool truncate = in_.rm == 1;
     if (w == Width::Single) requireBoxed(in_.rs1);
-    withInexact([&] {
+    withInexact([=, this] {
       const Xbyak::Reg32e result = wide ? Xbyak::Reg32e(rax) : Xbyak::Reg32e(eax);
-      const Xbyak::Address source = fOperand(w, in_.rs1);
+      const Xbyak::Operand& source = fOperand(w, in_.rs1);
       if (w == Width::Double) {
         if (truncate) c_.cvttsd2si(result, source);
         else c_.cvtsd2si(result, source);
@@ -504,16 +554,99 @@ class FpEmitter {
     return true;
   }
 
-  FpEmitContext& ctx_;
+  FpEmitContext ctx_;
   Xbyak::CodeGenerator& c_;
   const DecodedInsn& in_;
   Label& slow_;
+  Xbyak::Address operand_ = qword[rbx];  // what fDouble or fOperand returned last, when a slot
+  Xbyak::Xmm xmm_;                       // ... when a kept register
 };
+
+// Calls use(register, asDouble, writes) for each f register `in` names:
+// asDouble when every path of `in` (fast or executor) handles it kept in an
+// xmm register (FpEmitter reads it through fDouble and its kin).
+template <typename Use>
+void forEachFpRegister(const DecodedInsn& in, Use use) {
+  const Op op = in.op;
+  const auto ternary = [&](bool isDouble) {
+    use(in.rd, isDouble, true);
+    use(in.rs1, isDouble, false);
+    use(in.rs2, isDouble, false);
+  };
+  switch (op) {
+    case Op::Fld: use(in.rd, true, true); break;
+    case Op::Flw: use(in.rd, false, true); break;
+    case Op::Fsd: use(in.rs2, true, false); break;
+    case Op::Fsw: use(in.rs2, false, false); break;
+    case Op::FmaddD: case Op::FmsubD: case Op::FnmsubD: case Op::FnmaddD:
+    case Op::FmaddS: case Op::FmsubS: case Op::FnmsubS: case Op::FnmaddS: {
+      const bool isDouble = op >= Op::FmaddD;
+      ternary(isDouble);
+      use(in.rs3, isDouble, false);
+      break;
+    }
+    case Op::FaddD: case Op::FsubD: case Op::FmulD: case Op::FdivD:
+    case Op::FsgnjD: case Op::FsgnjnD: case Op::FsgnjxD: case Op::FminD: case Op::FmaxD: ternary(true); break;
+    case Op::FaddS: case Op::FsubS: case Op::FmulS: case Op::FdivS:
+    case Op::FsgnjS: case Op::FsgnjnS: case Op::FsgnjxS: case Op::FminS: case Op::FmaxS: ternary(false); break;
+    case Op::FsqrtD: case Op::FsqrtS:
+      use(in.rd, op == Op::FsqrtD, true);
+      use(in.rs1, op == Op::FsqrtD, false);
+      break;
+    case Op::FcvtSD:
+      use(in.rd, false, true);
+      use(in.rs1, true, false);
+      break;
+    case Op::FcvtDS:
+      use(in.rd, true, true);
+      use(in.rs1, false, false);
+      break;
+    case Op::FcvtWD: case Op::FcvtWuD: case Op::FcvtLD: case Op::FcvtLuD: case Op::FmvXD: case Op::FclassD:
+      use(in.rs1, true, false);
+      break;
+    case Op::FcvtWS: case Op::FcvtWuS: case Op::FcvtLS: case Op::FcvtLuS: case Op::FmvXW: case Op::FclassS:
+      use(in.rs1, false, false);
+      break;
+    case Op::FcvtDW: case Op::FcvtDWu: case Op::FcvtDL: case Op::FcvtDLu: case Op::FmvDX: use(in.rd, true, true); break;
+    case Op::FcvtSW: case Op::FcvtSWu: case Op::FcvtSL: case Op::FcvtSLu: case Op::FmvWX: use(in.rd, false, true); break;
+    case Op::FeqD: case Op::FltD: case Op::FleD: case Op::FeqS: case Op::FltS: case Op::FleS:
+      use(in.rs1, op >= Op::FeqD, false);
+      use(in.rs2, op >= Op::FeqD, false);
+      break;
+    default: break;  // not F or D: no f register
+  }
+}
 
 }  // namespace
 
+FpRegisterMap planFpRegisters(std::span<const DecodedInsn> insns, bool loops) {
+  uint32_t uses[32] = {};
+  bool single[32] = {}, written[32] = {};
+  for (const DecodedInsn& in : insns) {
+    forEachFpRegister(in, [&](unsigned r, bool asDouble, bool writes) {
+      ++uses[r];
+      single[r] = single[r] || !asDouble;
+      written[r] = written[r] || writes;
+    });
+  }
+  // Below two uses, the load at entry (and store at exit) cost what they save; a loop pays them once.
+  const uint32_t minUses = loops ? 1 : 2;
+  std::vector<unsigned> candidates;
+  for (unsigned r = 0; r < 32; ++r)
+    if (!single[r] && uses[r] >= minUses) candidates.push_back(r);
+  std::stable_sort(candidates.begin(), candidates.end(), [&](unsigned a, unsigned b) { return uses[a] > uses[b]; });
+  if (candidates.size() > FpRegisterMap::kXmmCount) candidates.resize(FpRegisterMap::kXmmCount);
+  FpRegisterMap map;
+  int next = FpRegisterMap::kFirstXmm;
+  for (const unsigned r : candidates) {
+    map.xmm[r] = static_cast<int8_t>(next++);
+    map.written[r] = written[r];
+  }
+  return map;
+}
+
 bool emitFpFastPath(FpEmitContext& context, const DecodedInsn& in, Xbyak::Label& slow) {
-  return FpEmitter(context, in, slow).emit();
+  return std::make_shared<FpEmitter>(context, in, slow)->emit();
 }
 
 }  // namespace strata::cpu::jit

@@ -1,7 +1,8 @@
 // Block translation to x86-64. The most used guest registers live in host
 // registers (kPinned) while generated code runs, the rest in HartHotState;
 // RV64IM arithmetic, branches, jumps, loads and stores are generated inline,
-// the hot F/D instructions and fflags/frm/fcsr accesses too (jit_fp.h), the
+// the hot F/D instructions and fflags/frm/fcsr accesses too (jit_fp.h), with
+// the most used double f registers kept in xmm registers, the
 // soft-TLB hit path included, a few common pairs fused (emitFusedPair),
 // short forward branches over in-place updates turned into cmovs
 // (emitConditionalSkip), a block's translation running on into the blocks
@@ -42,6 +43,7 @@ using Xbyak::Label;
 static_assert(offsetof(HartCore, x) == offsetof(HartHotState, x), "HartHotState must be HartCore's first base");
 #pragma GCC diagnostic pop
 constexpr int kX = offsetof(HartHotState, x);
+constexpr int kF = offsetof(HartHotState, f);
 constexpr int kPc = offsetof(HartHotState, pc);
 constexpr int kInstret = offsetof(HartHotState, instret);
 constexpr int kAttention = offsetof(HartHotState, attention);
@@ -143,6 +145,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
         pageOffset_(block.physicalPc & 0xfff) {
     gatherTrace(blocks);
     chooseBorrowedRegisters();
+    fpRegisters_ = planFpRegisters(std::span<const DecodedInsn>(insns_.data(), insns_.size() - 1), loopsToItsStart());
     groups_ = planAccessGroups(std::span<const DecodedInsn>(insns_.data(), insns_.size() - 1));
     for (size_t c = 0; c < groups_.clusters.size(); ++c) clusterRejoins_.push_back(&newLabel());
     clusterCopied_.assign(groups_.clusters.size(), false);
@@ -349,18 +352,43 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       displaced_[b.displaced] = true;
     }
   }
+  // Kept f registers (FpRegisterMap) follow the borrowed ones: loaded on
+  // entry (inline) and after helper calls, the written ones stored before
+  // exits and helper calls; the last two through the translation's own
+  // subroutines (emitKeptFpSubroutines), as they sit on every exit and
+  // slow path.
   void enterBorrowed() {
     for (const Borrowed& b : borrows_) {
       mov(guestSlot(b.displaced), b.host);
       mov(b.host, guestSlot(b.guest));
     }
+    loadKeptFpRegisters();
   }
   void leaveBorrowed() {
     for (const Borrowed& b : borrows_) {
       mov(guestSlot(b.guest), b.host);
       mov(b.host, guestSlot(b.displaced));
     }
+    if (std::ranges::any_of(fpRegisters_.written, [](bool w) { return w; })) call(storeKeptFp_);
   }
+  void reloadKeptFpRegisters() {
+    if (std::ranges::any_of(fpRegisters_.xmm, [](int8_t x) { return x >= 0; })) call(loadKeptFp_);
+  }
+  void loadKeptFpRegisters() {
+    for (unsigned r = 0; r < 32; ++r)
+      if (fpRegisters_.kept(r)) movsd(Xbyak::Xmm(fpRegisters_.xmm[r]), fpSlot(r));
+  }
+  // Called from generated code (rsp 16-byte aligned, so the scratch slot at [rsp] is untouched).
+  void emitKeptFpSubroutines() {
+    L(storeKeptFp_);
+    for (unsigned r = 0; r < 32; ++r)
+      if (fpRegisters_.written[r]) movsd(fpSlot(r), Xbyak::Xmm(fpRegisters_.xmm[r]));
+    ret();
+    L(loadKeptFp_);
+    loadKeptFpRegisters();
+    ret();
+  }
+  Xbyak::Address fpSlot(unsigned r) const { return qword[rbx + kF + 8 * static_cast<int>(r)]; }
   // Forwarding through rax: an instruction that leaves x[rd] in rax records
   // it (storeRax), and the next one reads its sources from rax instead of
   // reloading a HartHotState slot it has just stored (the store-to-load
@@ -395,6 +423,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
     leaveBorrowed();
     callHelperFromExit(function);
     for (const Borrowed& b : borrows_) mov(b.host, guestSlot(b.guest));  // the thunk reloaded the pinned ones
+    reloadKeptFpRegisters();  // helpers may change f, and do not keep xmm registers
   }
   void callHelperFromExit(const void* function) {
     mov(rax, reinterpret_cast<uint64_t>(function));
@@ -526,6 +555,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   }
 
   void emitSharedExits() {
+    emitKeptFpSubroutines();
     L(exit_);
     mov(qword[rbx + kPc], r12);
     xor_(eax, eax);
@@ -887,12 +917,14 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       }
       return *checkFailed;
     };
-    FpEmitContext context{*this, fpFacts_, checkFailedLabel,
+    FpEmitContext context{*this, fpFacts_, fpRegisters_, checkFailedLabel,
                           [this](const Xbyak::Reg64& to, unsigned r) { mov(to, xreg(r)); },
                           [this](unsigned r, const Xbyak::Reg64& from) { mov(xreg(r), from); },
                           [this](bool write, unsigned size, Label& miss) {
                             emitTlbProbe(write ? kWriteTlb : kReadTlb, size, miss);
-                          }};
+                          },
+                          [this]() -> Label& { return newLabel(); },
+                          [this](std::function<void()> emit) { deferred_.push_back(std::move(emit)); }};
     if (!emitFpFastPath(context, in, slow)) {
       emitExecutor();
       return;
@@ -1203,6 +1235,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   };
   std::vector<DirectExitLabel> directExits_;  // their jumps, unpatched
   Label exit_, lookup_, fault_;
+  Label storeKeptFp_, loadKeptFp_;  // see leaveBorrowed
   Label body_;  // after the entry's borrowing: where loops back to the start go
   std::vector<DecodedInsn> insns_;           // the trace's instructions (see gatherTrace)
   std::vector<const DecodedInsn*> origins_;  // ... and where each lives in its block
@@ -1212,6 +1245,7 @@ class BlockTranslator : public Xbyak::CodeGenerator {
   unsigned raxHolds_ = kNothingInRax;  // the guest register rax holds at this instruction's start
   unsigned raxAfter_ = kNothingInRax;  // ... and at the next one's
   FpBlockFacts fpFacts_;
+  FpRegisterMap fpRegisters_;  // f registers kept in xmm registers
   AccessGroupPlan groups_;
   std::vector<Label*> clusterRejoins_;      // by cluster: after its last instruction on the main line
   std::vector<bool> clusterCopied_;         // by cluster: its fallback copy is on the deferred list

@@ -19,7 +19,7 @@ constexpr uint64_t kDataBytes = 8192;
 constexpr uint64_t kHandler = 0x80080000;
 
 struct Outcome {
-  uint64_t x[32];
+  uint64_t x[32], f[32];
   uint64_t pc, instret, sepc, scause, stval;
   std::vector<uint8_t> data;
   std::vector<EngineStat> stats;
@@ -46,6 +46,7 @@ class JitTest : public ::testing::Test {
     EXPECT_EQ(hart.run(), ExitReason::HartStopped);
     Outcome out;
     for (unsigned i = 0; i < 32; ++i) out.x[i] = hart.xreg(i);
+    for (unsigned i = 0; i < 32; ++i) out.f[i] = hart.freg(i);
     out.pc = hart.pc();
     out.instret = hart.instructionsRetired();
     out.sepc = *hart.readCsr(csr::kSepc);
@@ -62,6 +63,7 @@ class JitTest : public ::testing::Test {
     const Outcome interp = runOn(EngineKind::Interpreter, program, handler, setup);
     const Outcome jit = runOn(EngineKind::Jit, program, handler, setup, translateThreshold);
     for (unsigned i = 0; i < 32; ++i) EXPECT_EQ(jit.x[i], interp.x[i]) << "x" << i;
+    for (unsigned i = 0; i < 32; ++i) EXPECT_EQ(jit.f[i], interp.f[i]) << "f" << i;
     EXPECT_EQ(jit.pc, interp.pc);
     EXPECT_EQ(jit.instret, interp.instret);
     EXPECT_EQ(jit.sepc, interp.sepc);
@@ -295,6 +297,59 @@ TEST_F(JitTest, FloatingPointMatchesTheInterpreterInEveryRoundingMode) {
       }
     }
   }
+}
+
+TEST_F(JitTest, KeptFpRegistersAreExactAcrossSlowPathsHelpersAndTraps) {
+  // Doubles only, so the translations keep f1..f12 in xmm registers: the
+  // loop (a translation looping to its own start) runs an underflowing
+  // multiply (its slow path, every iteration) whose result the next
+  // instructions read, executor-only instructions reading (fcvt.wu.d,
+  // fclass.d) and writing (fcvt.d.lu) kept registers, an integer helper
+  // (div), stores of kept registers, and an fflags clear (so every
+  // iteration's first inexact result takes the MXCSR path). After it, a
+  // block writes f8 twice and traps in its middle: the handler stores f8.
+  const uint32_t fadd = 0x01, fsub = 0x05, fmul = 0x09, fsgnj = 0x11, fminmax = 0x15, fcompare = 0x51,
+                 fcvtToInt = 0x61, fcvtFromInt = 0x69, fmvToX = 0x71, fmvFromX = 0x79;
+  std::vector<uint32_t> program = {
+      dataPointer(s0), fld(1, s0, 0), fld(2, s0, 8), fld(3, s0, 16), addi(t1, zero, 20), addi(s4, zero, 3),
+  };
+  const std::vector<uint32_t> loop = {
+      fop(fadd, 4, 1, 2), fop(fmul, 5, 4, 2),
+      fop(fmul, 6, 3, 3),  // 2^-600 squared: zero, UF and NX, in software
+      fop(fadd, 6, 6, 5), fop(fsub, 1, 5, 6),
+      fop(fcvtToInt, t2, 4, 1, 1),                      // fcvt.wu.d, rtz: the executor
+      fop(fmvToX, a7, 4, 0, 1),                         // fclass.d: the executor
+      fop(fcvtFromInt, 7, t1, 3), fop(fadd, 1, 1, 7),  // fcvt.d.lu: the executor writes f7
+      div(t3, t2, s4),
+      fsd(1, s0, 24), fsd(6, s0, 32),
+      csrw(csr::kFflags, zero),
+      fop(fsgnj, 9, 1, 2, 1), fop(fcompare, t5, 9, 1, 1), fop(fmvToX, a5, 9, 0, 0), fop(fmvFromX, 10, a5, 0, 0),
+      fop(fminmax, 10, 10, 1, 1), fop(fcvtFromInt, 11, t1, 0), fop(fcvtToInt, a6, 5, 0),
+      fr4(kOpMadd, 1, 12, 1, 2, 5), fop(fadd, 1, 12, 11),
+      addi(t1, t1, -1),
+  };
+  program.insert(program.end(), loop.begin(), loop.end());
+  program.push_back(bne(t1, zero, -4 * static_cast<int32_t>(loop.size())));
+  program.insert(program.end(), {
+      fop(fadd, 8, 1, 2), fop(fmul, 8, 8, 8),
+      lui(t6, 0x40000000), ld(t4, t6, 8),  // nothing lives there: faults
+      fop(fadd, 8, 8, 8), ecall,
+  });
+  const std::vector<uint32_t> handler = {csrr(s2, csr::kInstret), fsd(8, s0, 40), ecall};
+  const uint64_t inputs[] = {0x3ff8000000000000, 0x3fb999999999999a, 0x1a70000000000000};  // 1.5, 0.1, 2^-600
+  const Outcome out = runBoth(program, handler, [&](Hart& hart, uint8_t* ram) {
+    hart.writeCsr(csr::kMstatus, *hart.readCsr(csr::kMstatus) | csr::kFsInitial);
+    std::memcpy(ram + (kData - kRamBase), inputs, sizeof(inputs));
+  });
+  EXPECT_EQ(out.scause, csr::kLoadAccessFault);
+  uint64_t stored;
+  std::memcpy(&stored, out.data.data() + 40, 8);
+  EXPECT_EQ(stored, out.f[8]);  // the trap left f8 (written in an xmm register) in the hart
+  double f8;
+  std::memcpy(&f8, &out.f[8], 8);
+  EXPECT_GT(f8, 1.0);
+  EXPECT_EQ(out.f[6] & ~(1ull << 63), out.f[5] & ~(1ull << 63));  // f6 = 0 + f5 in the last iteration
+  EXPECT_EQ(out.x[a7], 1u << 6);  // fclass.d of f4: a positive normal
 }
 
 TEST_F(JitTest, FusedPairsMatchTheInterpreter) {
