@@ -102,9 +102,10 @@ constexpr const char* kApi[] = {
     // GET /vm and /vm/stats read /proc/self/ksm_merging_pages through the fd PageSharingReport holds.
     "pread64",
     // PUT /vm/migrate with "tls_ca" loads the CA file (GnuTLS checks it, opens and sizes it); the first
-    // such request loads the TLS module (storage/tls_module.h: openat, pread64, mmap, mprotect), and
-    // GnuTLS starting reads its config file and seeds its generator from getrandom.
-    "access", "faccessat", "faccessat2", "fstat", "newfstatat", "getrandom",
+    // such request loads the TLS module (storage/tls_module.h: readlink finds it beside the executable,
+    // then openat, pread64, mmap, mprotect), and GnuTLS starting reads its config file and seeds its
+    // generator from getrandom.
+    "access", "faccessat", "faccessat2", "fstat", "newfstatat", "getrandom", "readlink",
 };
 // The live migration sender: IPv4 TCP sockets (an argument rule below) to the
 // destination, sends and receives with timeouts, skipping the RAM memfd's holes
