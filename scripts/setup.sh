@@ -8,13 +8,13 @@ packages=(
   # build
   cmake ninja-build g++ pkg-config
   libfdt-dev liburing-dev libcli11-dev libfmt-dev libisal-dev zlib1g-dev libgnutls28-dev libseccomp-dev
-  libunistring-dev  # its static archive: GnuTLS is linked from archives (CMakeLists.txt)
+  nettle-dev  # its static archive: the daemon's token hashes and WebSocket keys (GnuTLS is in the TLS module)
   libxbyak-dev  # the CPU translator's x86-64 assembler (header-only)
   libcapstone-dev  # disassembles the translator's code for --engine-trace
   libcpp-httplib-dev nlohmann-json3-dev  # the per-VM control API: HTTP on a UNIX socket, JSON bodies
   libsqlite3-dev  # the management daemon's store (src/control)
   libzstd-dev  # live migration's page compression
-  libssl-dev  # cpp-httplib is built with OpenSSL; tools/strata/main.cpp settles its start-up defaults
+  libssl-dev  # cpp-httplib is built with OpenSSL; base/http_module.cpp settles its start-up defaults
   curl openssl  # the daemon tests' real HTTP client (event stream, TLS) and their test certificate
   # tests and benchmarks: QEMU is the peer we measure against and test with, never a dependency
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -1,6 +1,7 @@
 #include "base/state_stream.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,7 +24,7 @@ void append(std::vector<uint8_t>& out, T value) {
 }
 
 template <typename T>
-T loadAt(const std::vector<uint8_t>& in, size_t at) {
+T loadAt(std::span<const uint8_t> in, size_t at) {
   T value;
   std::memcpy(&value, in.data() + at, sizeof value);
   return value;
@@ -86,7 +87,12 @@ Result<void> StateWriter::writeFile(const std::string& path) const {
   return {};
 }
 
-Result<StateReader> StateReader::parse(std::vector<uint8_t> file) {
+Result<StateReader> StateReader::parse(std::vector<uint8_t> bytes) {
+  auto owner = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+  return index({owner->data(), owner->size()}, owner);
+}
+
+Result<StateReader> StateReader::index(std::span<const uint8_t> file, std::shared_ptr<const void> owner) {
   if (file.size() < kHeaderSize || std::memcmp(file.data(), kMagic, sizeof kMagic) != 0)
     return Error{"not a strata state file"};
   uint32_t version = loadAt<uint32_t>(file, 8);
@@ -118,26 +124,26 @@ Result<StateReader> StateReader::parse(std::vector<uint8_t> file) {
       return Error{"state file: duplicate section '" + name + "'"};
     at += length;
   }
-  reader.file_ = std::move(file);
+  reader.file_ = file;
+  reader.owner_ = std::move(owner);
   return reader;
 }
 
+// Mapped, not read: the pages come straight from the page cache, populated in one call, where a
+// read() into a fresh buffer faulted in and zeroed ~55 anonymous pages per 220 KiB file (each
+// `strata run --restore` reads its state file twice: its configuration, then its board).
 Result<StateReader> StateReader::readFile(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return errnoError(path);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errnoError(path);
-  std::vector<uint8_t> file(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < file.size()) {
-    ssize_t n = ::read(fd.get(), file.data() + done, file.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errnoError(path);
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
-  }
-  file.resize(done);
-  auto reader = parse(std::move(file));
+  if (!S_ISREG(st.st_mode)) return Error{path + ": not a regular file"};
+  auto size = static_cast<size_t>(st.st_size);
+  if (size < kHeaderSize) return Error{path + ": not a strata state file"};
+  void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
+  if (mapped == MAP_FAILED) return errnoError(path);
+  std::shared_ptr<const void> owner(mapped, [size](const void* at) { ::munmap(const_cast<void*>(at), size); });
+  auto reader = index({static_cast<const uint8_t*>(mapped), size}, std::move(owner));
   if (!reader) return Error{path + ": " + reader.error().message};
   return reader;
 }

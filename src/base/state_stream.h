@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -58,6 +59,7 @@ class StateReader {
  public:
   // Checks the framing, format version and checksum; indexes the sections.
   static Result<StateReader> parse(std::vector<uint8_t> file);
+  // The same over the file, mapped read-only (the file must not shrink while a reader lives).
   static Result<StateReader> readFile(const std::string& path);
 
   bool hasSection(std::string_view name) const { return sections_.count(std::string(name)) != 0; }
@@ -96,8 +98,10 @@ class StateReader {
     uint32_t version;
     size_t begin, end;
   };
+  static Result<StateReader> index(std::span<const uint8_t> file, std::shared_ptr<const void> owner);
   void getRaw(void* out, size_t size);
-  std::vector<uint8_t> file_;
+  std::span<const uint8_t> file_;  // owner_'s bytes: a vector or a mapping
+  std::shared_ptr<const void> owner_;
   std::map<std::string, Section> sections_;
   std::string current_;
   size_t cursor_ = 0, end_ = 0;

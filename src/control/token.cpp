@@ -1,11 +1,11 @@
 #include "control/token.h"
 
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
+#include <nettle/sha2.h>
+#include <sys/random.h>
+
+#include <cerrno>
 
 #include <fmt/core.h>
-
-#include "storage/tls_library.h"
 
 namespace strata::control {
 namespace {
@@ -20,16 +20,17 @@ std::string hex(const unsigned char* bytes, size_t size) {
 
 Result<std::string> newToken() {
   unsigned char secret[32];
-  if (auto ready = storage::initTlsLibrary(); !ready) return Error{fmt::format("token: {}", ready.error().message)};
-  if (int rc = gnutls_rnd(GNUTLS_RND_KEY, secret, sizeof secret); rc < 0)
-    return Error{fmt::format("token: {}", gnutls_strerror(rc))};
+  // The kernel's generator: up to 256 bytes come whole once it is seeded (it blocks until then).
+  if (::getrandom(secret, sizeof secret, 0) != static_cast<ssize_t>(sizeof secret)) return errnoError("token: getrandom");
   return "strata_" + hex(secret, sizeof secret);
 }
 
 std::string tokenHash(const std::string& token) {
-  unsigned char digest[32];
-  (void)storage::initTlsLibrary();  // GnuTLS starts on first use; should that fail, so does the hash
-  gnutls_hash_fast(GNUTLS_DIG_SHA256, token.data(), token.size(), digest);
+  unsigned char digest[SHA256_DIGEST_SIZE];
+  sha256_ctx context;
+  sha256_init(&context);
+  sha256_update(&context, token.size(), reinterpret_cast<const uint8_t*>(token.data()));
+  sha256_digest(&context, sizeof digest, digest);
   return hex(digest, sizeof digest);
 }
 

@@ -1,12 +1,12 @@
 #include "control/websocket.h"
 
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
+#include <nettle/base64.h>
+#include <nettle/sha1.h>
+#include <sys/random.h>
 
+#include <cerrno>
 #include <cstring>
 #include <utility>
-
-#include "storage/tls_library.h"
 
 namespace strata::control::websocket {
 namespace {
@@ -17,31 +17,34 @@ bool isControl(Opcode opcode) { return static_cast<uint8_t>(opcode) >= 8; }
 
 bool isKnown(uint8_t opcode) { return opcode <= 2 || (opcode >= 8 && opcode <= 10); }
 
-// GnuTLS starts on first use (storage/tls_library.h); should it fail, the GnuTLS call after it fails too.
-void startTls() { (void)storage::initTlsLibrary(); }
-
-std::string base64(unsigned char* bytes, unsigned size) {
-  gnutls_datum_t raw{bytes, size}, encoded{};
-  if (gnutls_base64_encode2(&raw, &encoded) < 0) return {};
-  std::string text(reinterpret_cast<const char*>(encoded.data), encoded.size);
-  gnutls_free(encoded.data);
+std::string base64(const unsigned char* bytes, size_t size) {
+  std::string text(BASE64_ENCODE_RAW_LENGTH(size), '\0');
+  base64_encode_raw(text.data(), size, bytes);
   return text;
+}
+
+// Nonces (keys and masks, RFC 6455 sections 4.1 and 5.3) from the kernel's generator;
+// a call this small returns whole once it is seeded, unless a signal interrupts it.
+void fillRandom(unsigned char* bytes, size_t size) {
+  while (::getrandom(bytes, size, 0) < 0 && errno == EINTR) {
+  }
 }
 
 }  // namespace
 
 std::string acceptKey(std::string_view clientKey) {
   std::string text = std::string(clientKey) + std::string(kGuid);
-  unsigned char digest[20];
-  startTls();
-  gnutls_hash_fast(GNUTLS_DIG_SHA1, text.data(), text.size(), digest);
+  unsigned char digest[SHA1_DIGEST_SIZE];
+  sha1_ctx context;
+  sha1_init(&context);
+  sha1_update(&context, text.size(), reinterpret_cast<const uint8_t*>(text.data()));
+  sha1_digest(&context, sizeof digest, digest);
   return base64(digest, sizeof digest);
 }
 
 std::string newClientKey() {
   unsigned char nonce[16];
-  startTls();
-  gnutls_rnd(GNUTLS_RND_NONCE, nonce, sizeof nonce);
+  fillRandom(nonce, sizeof nonce);
   return base64(nonce, sizeof nonce);
 }
 
@@ -61,8 +64,7 @@ std::string encodeFrame(Opcode opcode, std::string_view payload, bool masked) {
   }
   unsigned char key[4] = {};
   if (masked) {
-    startTls();
-    gnutls_rnd(GNUTLS_RND_NONCE, key, sizeof key);
+    fillRandom(key, sizeof key);
     frame.append(reinterpret_cast<const char*>(key), sizeof key);
   }
   size_t start = frame.size();

@@ -28,6 +28,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/core.h>
@@ -102,8 +103,10 @@ constexpr const char* kApi[] = {
     // GET /vm and /vm/stats read /proc/self/ksm_merging_pages through the fd PageSharingReport holds.
     "pread64",
     // PUT /vm/migrate with "tls_ca" loads the CA file (GnuTLS checks it, opens and sizes it); the first
-    // such request starts GnuTLS (storage/tls_library.h), which seeds its generator from getrandom.
-    "access", "faccessat", "faccessat2", "fstat", "newfstatat", "getrandom",
+    // such request loads the TLS module (storage/tls_module.h: readlink finds it beside the executable,
+    // then openat, pread64, mmap, mprotect), and GnuTLS starting reads its config file and seeds its
+    // generator from getrandom.
+    "access", "faccessat", "faccessat2", "fstat", "newfstatat", "getrandom", "readlink",
 };
 // The live migration sender: IPv4 TCP sockets (an argument rule below) to the
 // destination, sends and receives with timeouts, skipping the RAM memfd's holes
@@ -309,16 +312,21 @@ Result<Filter> buildSeccompFilter(ThreadRole role, const VmConfig& config) {
   return filter;
 }
 
-// The vCPU threads' BPF program, compiled once by the I/O loop thread as it
-// enters its role (before its own filter forbids the memfd the program is
-// exported through) and loaded by every vCPU thread: libseccomp's compiling
-// costs ~1 ms and ~35 page faults, per thread when each compiled its own.
-struct CompiledProgram {
+// The I/O loop's and the vCPU threads' BPF programs, compiled by a helper thread
+// prepareSeccompPrograms() starts as the VM starts, while the main thread restores
+// or builds the board (libseccomp's compiling costs ~1 ms and ~35 page faults per
+// program); the I/O loop thread loads its own as it enters its role, and every vCPU
+// thread the same vCPU program. Not prepared, the I/O loop thread compiles both as
+// it enters its role (before its own filter forbids the memfd a program is exported
+// through); should compiling fail, each thread compiles its own (and reports why).
+struct CompiledPrograms {
   pid_t pid = 0;  // the tgkill rule names this process: a forked child compiles its own
-  std::vector<sock_filter> instructions;
+  bool compiling = false;
+  std::vector<sock_filter> ioLoop, vcpu;  // empty: not compiled
 };
-std::mutex vcpuProgramMutex;
-CompiledProgram vcpuProgram;
+std::mutex programsMutex;
+std::condition_variable programsReady;
+CompiledPrograms programs;
 
 Result<std::vector<sock_filter>> exportProgram(scmp_filter_ctx filter) {
   UniqueFd memory(::memfd_create("strata-seccomp", MFD_CLOEXEC));
@@ -333,39 +341,70 @@ Result<std::vector<sock_filter>> exportProgram(scmp_filter_ctx filter) {
   return instructions;
 }
 
-Result<void> compileVcpuProgram(const VmConfig& config) {
-  auto filter = buildSeccompFilter(ThreadRole::Vcpu, config);
-  if (!filter) return filter.error();
+std::vector<sock_filter> compileProgram(ThreadRole role, const VmConfig& config) {
+  auto filter = buildSeccompFilter(role, config);
+  if (!filter) return {};
   auto instructions = exportProgram(filter->get());
-  if (!instructions) return instructions.error();
-  std::lock_guard lock(vcpuProgramMutex);
-  vcpuProgram = CompiledProgram{::getpid(), std::move(*instructions)};
+  return instructions ? std::move(*instructions) : std::vector<sock_filter>{};
+}
+
+// The role's program compiled beforehand, waiting for the helper if it still compiles; empty if none.
+std::vector<sock_filter> compiledProgram(ThreadRole role) {
+  std::unique_lock lock(programsMutex);
+  if (programs.pid != ::getpid()) return {};
+  programsReady.wait(lock, [] { return !programs.compiling; });
+  return role == ThreadRole::IoLoop ? programs.ioLoop : programs.vcpu;
+}
+
+Result<void> loadProgram(std::vector<sock_filter>& instructions) {
+  sock_fprog program{static_cast<unsigned short>(instructions.size()), instructions.data()};
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) return errnoError("seccomp(SECCOMP_SET_MODE_FILTER)");
   return {};
 }
 
-// True when the program compiled beforehand was loaded.
-Result<bool> loadCompiledVcpuProgram() {
-  std::lock_guard lock(vcpuProgramMutex);
-  if (vcpuProgram.pid != ::getpid() || vcpuProgram.instructions.empty()) return false;
-  sock_fprog program{static_cast<unsigned short>(vcpuProgram.instructions.size()), vcpuProgram.instructions.data()};
-  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) return errnoError("seccomp(SECCOMP_SET_MODE_FILTER)");
-  return true;
+void compileUnlessPrepared(const VmConfig& config) {
+  {
+    std::lock_guard lock(programsMutex);
+    if (programs.pid == ::getpid()) return;
+  }
+  CompiledPrograms compiled{::getpid(), false, compileProgram(ThreadRole::IoLoop, config),
+                            compileProgram(ThreadRole::Vcpu, config)};
+  std::lock_guard lock(programsMutex);
+  programs = std::move(compiled);
 }
 
 Result<void> loadSeccompFilter(ThreadRole role, const VmConfig& config) {
   if (auto installed = installSigsysHandler(); !installed) return installed;
-  if (role == ThreadRole::Vcpu) {
-    auto loaded = loadCompiledVcpuProgram();
-    if (!loaded) return loaded.error();
-    if (*loaded) return {};
-  }
-  if (role == ThreadRole::IoLoop)  // the vCPU threads it starts will load it
-    if (auto compiled = compileVcpuProgram(config); !compiled) return compiled;
+  if (role == ThreadRole::IoLoop) compileUnlessPrepared(config);
+  if (role == ThreadRole::IoLoop || role == ThreadRole::Vcpu)
+    if (auto compiled = compiledProgram(role); !compiled.empty()) return loadProgram(compiled);
   auto filter = buildSeccompFilter(role, config);
   if (!filter) return filter.error();
   if (int rc = seccomp_load(filter->get()); rc < 0) return errnoError("seccomp_load", -rc);
   return {};
 }
+
+}  // namespace
+
+void prepareSeccompPrograms(const VmConfig& config) {
+  if (!config.sandbox.seccomp) return;
+  {
+    std::lock_guard lock(programsMutex);
+    if (programs.pid == ::getpid()) return;
+    programs = CompiledPrograms{::getpid(), true, {}, {}};
+  }
+  std::thread([config] {
+    auto ioLoop = compileProgram(ThreadRole::IoLoop, config);
+    auto vcpu = compileProgram(ThreadRole::Vcpu, config);
+    std::lock_guard lock(programsMutex);
+    programs.ioLoop = std::move(ioLoop);
+    programs.vcpu = std::move(vcpu);
+    programs.compiling = false;
+    programsReady.notify_all();
+  }).detach();
+}
+
+namespace {
 
 // ---- Landlock ---------------------------------------------------------------
 //

@@ -27,6 +27,7 @@
 #include "vmm/live_disk.h"
 #include "vmm/net_interfaces.h"
 #include "vmm/migration_incoming.h"
+#include "vmm/sandbox.h"
 #include "vmm/vm_control.h"
 #include "vmm/vm_routes.h"
 
@@ -149,6 +150,7 @@ Result<int> runVm(const VmConfig& config, std::unique_ptr<WarmBoard> warm) {
 }
 
 Result<int> runVm(const VmConfig& config, VmControl& control, std::unique_ptr<WarmBoard> warm) {
+  prepareSeccompPrograms(config);  // compiled while the board is made
   auto console = HostConsole::open(config.console);
   if (!console) return console.error();
   auto loop = EventLoop::create();

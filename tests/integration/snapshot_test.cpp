@@ -105,6 +105,7 @@ TEST(Snapshot, RestoredGuestKeepsItsShellVariableAndTmpFile) {
 // The HTTP module (base/http_module.h) is loaded only by a VM serving --api-socket (the
 // snapshot's own boot used it: `strata vm snapshot` answered). A restored VM without one maps
 // neither the module nor the libraries cpp-httplib needs, which cost every start ~150 page faults.
+// Nor the TLS module (storage/tls_module.h), GnuTLS, and p11-kit and libffi, which GnuTLS needs.
 TEST(Snapshot, RestoreWithoutApiSocketLoadsNoHttpLibrary) {
   std::string maps;
   auto run = runStrata({"--restore", sharedSnapshot()}, "echo up-$((6*7)); sleep 2\npoweroff\n", std::chrono::seconds(120),
@@ -114,7 +115,8 @@ TEST(Snapshot, RestoreWithoutApiSocketLoadsNoHttpLibrary) {
                        });
   EXPECT_EQ(run.exitCode, 0) << run.output;
   ASSERT_TRUE(contains(maps, "/strata")) << "no maps read while the guest ran";
-  for (const char* library : {"strata-http.so", "libcpp-httplib", "libssl", "libcrypto", "libbrotli"})
+  for (const char* library : {"strata-http.so", "libcpp-httplib", "libssl", "libcrypto", "libbrotli", "strata-tls.so",
+                              "libgnutls", "libp11-kit", "libffi"})
     EXPECT_FALSE(contains(maps, library)) << maps;
 }
 

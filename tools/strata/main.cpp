@@ -2,15 +2,7 @@
 #include <cstring>
 #include <initializer_list>
 
-#include <gnutls/gnutls.h>
-
 #include "commands.h"
-
-// GnuTLS starts when TLS is first used (storage/tls_library.h), not at each start
-// of this binary: its implicit init cost every `strata run` ~2 ms and ~40 page faults.
-extern "C" {
-GNUTLS_SKIP_GLOBAL_INIT
-}
 
 namespace {
 

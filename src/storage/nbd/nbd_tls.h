@@ -3,9 +3,10 @@
 // directory, or a psktool key file), and one connection's TLS session driven
 // over a non-blocking socket without ever blocking the event loop. Live
 // migration uses the same for its stream, and the client side too (loadAuthority).
+// The credentials and sessions are GnuTLS's, made in the TLS module
+// (storage/tls_module.h, nbd_tls_gnutls.cpp); the factories load it on first use.
 #pragma once
 
-#include <gnutls/gnutls.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "storage/tls_module.h"
 
 namespace strata::storage::nbd {
 
@@ -37,21 +39,14 @@ class TlsCredentials {
   static Result<std::shared_ptr<TlsCredentials>> loadPskFile(const std::string& path);
   // A client's: the servers it talks to must present a certificate this CA signed.
   static Result<std::shared_ptr<TlsCredentials>> loadAuthority(const std::string& caFile);
-  ~TlsCredentials();
+  virtual ~TlsCredentials() = default;
   TlsCredentials(const TlsCredentials&) = delete;
   TlsCredentials& operator=(const TlsCredentials&) = delete;
 
   const std::string& description() const { return description_; }
 
- private:
-  friend class TlsSession;
+ protected:
   TlsCredentials() = default;
-
-  gnutls_certificate_credentials_t certificate_ = nullptr;
-  gnutls_psk_server_credentials_t psk_ = nullptr;
-  gnutls_priority_t priority_ = nullptr;
-  bool verifyPeer_ = false;
-  bool client_ = false;  // loadAuthority
   std::string description_;
 };
 
@@ -73,53 +68,48 @@ class TlsSession {
   // check of the server's certificate (a host name or an IP address).
   static Result<std::unique_ptr<TlsSession>> create(const TlsCredentials& credentials, int socket,
                                                     std::vector<uint8_t> prefix, const std::string& serverName = {});
-  ~TlsSession();
+  virtual ~TlsSession() = default;
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
 
   // Advances the handshake as far as the input received allows.
-  Result<Handshake> handshake();
+  virtual Result<Handshake> handshake() = 0;
   // Like read(2): > 0 plaintext bytes, 0 at the end of the client's stream
   // (close_notify or a bare close), -1 with errno EAGAIN when nothing is
   // ready, or -1 with errno EPROTO and error() saying why.
-  ssize_t receive(uint8_t* buffer, size_t length);
+  virtual ssize_t receive(uint8_t* buffer, size_t length) = 0;
   // Encrypts up to length bytes into the outgoing buffer; returns how many it
   // took (> 0), or -1 with error() set when the session has failed.
-  ssize_t send(const uint8_t* data, size_t length);
+  virtual ssize_t send(const uint8_t* data, size_t length) = 0;
   // Queues a close_notify alert.
-  void bye();
+  virtual void bye() = 0;
   // Writes buffered outgoing bytes; false with error() set if the socket failed.
-  bool flushTo(int socket);
+  virtual bool flushTo(int socket) = 0;
 
-  size_t outgoingBytes() const { return outgoing_.size() - outgoingStart_; }
+  virtual size_t outgoingBytes() const = 0;
   // Input already off the socket — early handshake bytes, or decrypted data
   // GnuTLS holds — that the socket's readiness will not announce.
-  bool hasBufferedInput() const;
+  virtual bool hasBufferedInput() const = 0;
   const std::string& error() const { return error_; }
   // Protocol, key exchange and cipher, e.g. "(TLS1.3)-(ECDHE-SECP256R1)-(AES-256-GCM)",
   // and who the client is (its certificate's DN or its PSK username) when it said.
-  std::string describe() const;
+  virtual std::string describe() const = 0;
 
- private:
-  TlsSession(int socket, std::vector<uint8_t> prefix);
-  static ssize_t pull(gnutls_transport_ptr_t self, void* buffer, size_t length);
-  static ssize_t push(gnutls_transport_ptr_t self, const void* data, size_t length);
-  static int pullTimeout(gnutls_transport_ptr_t self, unsigned int milliseconds);
-  // With verifyPeer: checks the client's certificate during the handshake.
-  static int verifyClient(gnutls_session_t session);
-  void fail(int code);
-
-  gnutls_session_t session_ = nullptr;
-  int socket_;
-  std::vector<uint8_t> prefix_;
-  size_t prefixStart_ = 0;
-  size_t received_ = 0;  // bytes read from the socket, to bound the handshake
-  int pullErrno_ = 0;  // why the socket read failed, for GNUTLS_E_PULL_ERROR
-  unsigned verifyStatus_ = 0;  // why the client's certificate was refused (gnutls_certificate_status_t bits)
-  std::vector<uint8_t> outgoing_;
-  size_t outgoingStart_ = 0;
-  std::string serverName_;  // client: checked against the server's certificate
+ protected:
+  TlsSession() = default;
   std::string error_;
 };
+
+// What the TLS module's unit (nbd_tls_gnutls.cpp) provides as it loads: the
+// factories above, which forward to it.
+struct TlsBackend {
+  Result<std::shared_ptr<TlsCredentials>> (*loadX509Directory)(const std::string& directory, bool verifyPeer);
+  Result<std::shared_ptr<TlsCredentials>> (*loadX509)(const std::string& certificate, const std::string& key);
+  Result<std::shared_ptr<TlsCredentials>> (*loadPskFile)(const std::string& path);
+  Result<std::shared_ptr<TlsCredentials>> (*loadAuthority)(const std::string& caFile);
+  Result<std::unique_ptr<TlsSession>> (*createSession)(const TlsCredentials& credentials, int socket,
+                                                       std::vector<uint8_t> prefix, const std::string& serverName);
+};
+extern tls_module::Entry<const TlsBackend> tlsBackend;
 
 }  // namespace strata::storage::nbd
