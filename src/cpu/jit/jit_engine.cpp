@@ -13,7 +13,7 @@
 namespace strata::cpu::jit {
 
 JitEngine::JitEngine(uint32_t translateThreshold, size_t codeCacheBytes, std::shared_ptr<EngineTrace> trace)
-    : translateThreshold_(translateThreshold),
+    : translateThreshold_(std::min(translateThreshold, BlockCache::kMaxCountedRuns)),
       code_(codeCacheBytes), jumpCache_(new JumpCacheEntry[kJumpCacheSlots]), trace_(std::move(trace)) {
   trampolines_ = emitTrampolines(code_);
 }
@@ -135,7 +135,7 @@ bool JitEngine::runOneBlock(HartCore& hart, uint64_t limit) {
   // run only a few times between fence.i flushes costs more to translate
   // than to interpret.
   const bool cold = block->translated == nullptr &&
-                    (block == &hart.scratch.block || ++hart.blocks.executions(*block) < translateThreshold_);
+                    (block == &hart.scratch.block || hart.blocks.countRun(*block) < translateThreshold_);
   const void* code = nullptr;
   if (!cold && block != &hart.scratch.block && block->instructionCount <= limit) {
     code = translation(*block, hart.blocks);
