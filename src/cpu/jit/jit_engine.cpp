@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <span>
 
 #include "cpu/block_cache.h"
 #include "cpu/hart_core.h"
@@ -39,7 +40,12 @@ void JitEngine::followBlockCache(HartCore& hart) {
   ++counters_.blockCacheFlushes;
 }
 
-void JitEngine::clearJumpCache() { std::fill(jumpCache_.get(), jumpCache_.get() + kJumpCacheSlots, JumpCacheEntry{}); }
+// Only the entries in use are written: a clone starts with its server's jump cache, and clearing a clean page
+// would copy it into the clone.
+void JitEngine::clearJumpCache() {
+  for (JumpCacheEntry& entry : std::span(jumpCache_.get(), kJumpCacheSlots))
+    if (entry.physicalPc != JumpCacheEntry{}.physicalPc) entry = JumpCacheEntry{};
+}
 
 void JitEngine::resetCode() {
   code_.reset();
