@@ -84,11 +84,18 @@ class BlockCache {
   Block* insert(uint64_t physicalPc, const DecodedInsn* insns, uint32_t count, uint32_t byteLength,
                 const uint8_t* guestBytes);
 
-  // A block's runs in the interpreter, for a translator's hotness heuristics.
-  // Kept beside the blocks, not in them: a clone server's clones share the
-  // decoded blocks copy-on-write, and a count in each block would copy the
-  // page of every block a clone runs into that clone.
-  uint32_t& executions(const Block& block) { return executions_[block.serial]; }
+  // A block's runs in the interpreter, for a translator's hotness heuristics,
+  // counted up to kMaxCountedRuns. Kept beside the blocks, not in them: a
+  // clone server's clones share the decoded blocks copy-on-write, and a count
+  // in each block would copy the page of every block a clone runs into that
+  // clone; one byte each, as a clone copies the pages of this table it counts in.
+  static constexpr uint32_t kMaxCountedRuns = 255;
+  // Counts one more run (unless at the maximum); returns the count.
+  uint32_t countRun(const Block& block) {
+    uint8_t& runs = executions_[block.serial];
+    if (runs < kMaxCountedRuns) ++runs;
+    return runs;
+  }
   uint32_t executions(const Block& block) const { return executions_[block.serial]; }
   // Hart::prewarm, before a clone server forks: from now on (until a flush)
   // the cache writes nothing into what it holds, so each clone shares it with
@@ -154,7 +161,7 @@ class BlockCache {
   std::unordered_map<uint64_t, CodePage> pages_;  // by physical page number (node-based: stable addresses)
   std::vector<uint64_t> checkedAtFence_;          // by CodePage::serial
   const PhysicalMemory memory_;
-  std::vector<uint32_t> executions_;  // by Block::serial; a block dropped keeps its slot until a flush
+  std::vector<uint8_t> executions_;  // by Block::serial; a block dropped keeps its slot until a flush
   std::vector<std::unique_ptr<std::byte[]>> chunks_;
   size_t chunkIndex_ = 0;
   size_t chunkUsed_ = 0;

@@ -17,7 +17,9 @@ std::optional<EngineConfig> parseEngineConfig(std::string_view text) {
   const std::string_view number = text.substr(kJitThreshold.size());
   uint32_t threshold = 0;
   const auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), threshold);
-  if (error != std::errc{} || end != number.data() + number.size() || threshold == 0) return std::nullopt;
+  if (error != std::errc{} || end != number.data() + number.size() || threshold == 0 ||
+      threshold > BlockCache::kMaxCountedRuns)  // runs are counted up to that
+    return std::nullopt;
   return EngineConfig{EngineKind::Jit, threshold};
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_set>
 
 #include "cpu/hart_core.h"
 #include "cpu/engine.h"
@@ -189,13 +190,23 @@ void fillChains(BlockCache& blocks, Block& block) {
   block.chainFrozen = true;
 }
 
+// The physical pages the fetch TLB holds: the code the hart ran since its last TLB flush.
+std::unordered_set<uint64_t> recentlyFetchedPages(const HartHotState& hot) {
+  std::unordered_set<uint64_t> pages;
+  for (const auto& set : hot.fetchTlb)
+    for (const FetchTlbEntry& entry : set)
+      if (entry.tag != FetchTlbEntry{}.tag) pages.insert(((entry.tag << 12) + entry.physicalAddend) >> 12);
+  return pages;
+}
+
 }  // namespace
 
 std::vector<uint64_t> Hart::warmSet(uint32_t minColdRuns) const {
   std::vector<uint64_t> keys;
+  const std::unordered_set<uint64_t> recent = recentlyFetchedPages(*state_);
   state_->blocks.forEachBlock([&](const Block& block) {
-    if (block.translated != nullptr)
-      keys.push_back(block.physicalPc | 1);
+    if (block.translated != nullptr)  // marked for translation only if on a page the hart ran lately
+      keys.push_back(block.physicalPc | (recent.contains(block.physicalPc >> 12) ? 1 : 0));
     else if (state_->blocks.executions(block) >= minColdRuns)
       keys.push_back(block.physicalPc);
   });

@@ -154,7 +154,11 @@ class Hart {
 
   // ---- Warm set (while the hart is not running): the code a copy of this
   // moment will run first. A key is a cached block's guest physical address,
-  // bit 0 set when the engine had translated it. A snapshot records them and
+  // bit 0 set when the engine had translated it and it lies on a page the
+  // fetch TLB holds (code run since the last TLB flush: translations of code
+  // run only long ago, mostly boot's, would be made for clones that do not
+  // run them; theirs are left to the engine to make again if they turn hot).
+  // A snapshot records them and
   // a clone server re-creates them (prewarm) before it forks its clones,
   // which then share the blocks and translations copy-on-write.
   // Cold (untranslated) blocks are left out unless they ran minColdRuns times in the interpreter.

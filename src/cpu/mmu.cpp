@@ -25,6 +25,13 @@ unsigned levelsForMode(uint64_t mode) {
   }
 }
 
+// Writes only the entries in use: a clone starts with its server's TLBs, and clearing a clean page would copy it.
+template <typename Entry, size_t kSlots>
+void invalidate(Entry (&set)[kSlots]) {
+  for (Entry& entry : set)
+    if (entry.tag != Entry{}.tag) entry = Entry{};
+}
+
 }  // namespace
 
 bool HartCore::pageFault(Access access, uint64_t va) {
@@ -57,11 +64,11 @@ void HartCore::updateTranslationContext() {
 void HartCore::flushTlb() {
   for (unsigned i = 0; i < kDataTlbContexts; ++i) {
     if (!(usedTlbSets & (1u << i))) continue;
-    std::fill(std::begin(readTlb[i]), std::end(readTlb[i]), TlbEntry{});
-    std::fill(std::begin(writeTlb[i]), std::end(writeTlb[i]), TlbEntry{});
+    invalidate(readTlb[i]);
+    invalidate(writeTlb[i]);
   }
   for (unsigned i = 0; i < kFetchTlbContexts; ++i)
-    if (usedTlbSets & (1u << (4 + i))) std::fill(std::begin(fetchTlb[i]), std::end(fetchTlb[i]), FetchTlbEntry{});
+    if (usedTlbSets & (1u << (4 + i))) invalidate(fetchTlb[i]);
   usedTlbSets = 0;
 }
 

@@ -1,5 +1,6 @@
 #include "vmm/guest_machine.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -60,9 +61,14 @@ Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
   if (warm && warm->restoreDir() != restoreDir)
     return Error{fmt::format("{}: the warm board is {}'s", restoreDir, warm->restoreDir())};
   if (!restoreDir.empty()) {
-    // The state file is checked whole before anything is built from it.
-    auto state = StateReader::readFile(restoreDir + "/state");
-    if (!state) return Error{fmt::format("{}/state: {}", restoreDir, state.error().message)};
+    // The state file is checked whole before anything is built from it (a warm board's was, by the clone server).
+    std::optional<StateReader> read;
+    if (!warm) {
+      auto file = StateReader::readFile(restoreDir + "/state");
+      if (!file) return Error{fmt::format("{}/state: {}", restoreDir, file.error().message)};
+      read.emplace(std::move(*file));
+    }
+    StateReader* state = warm ? &warm->state() : &*read;  // the warm board outlives this: the machine keeps it
     // RAM is mapped from the snapshot's memory file before loadState checks the rest.
     auto memoryFile = machine->checkMemorySize(*state);
     if (!memoryFile) return Error{fmt::format("{}/state: {}", restoreDir, memoryFile.error().message)};
@@ -693,6 +699,9 @@ GuestOutcome GuestMachine::run() {
   std::vector<std::thread> vcpus;
   for (unsigned id = 0; id < harts_.size(); ++id) vcpus.emplace_back([this, id] { vcpuThread(id); });
   const uint64_t threadsStartedNs = monotonicNs();
+  // What building the board and the sandbox freed (the seccomp filters' compilation, the state file) goes
+  // back to the host rather than staying resident in the heap: in a clone, each such page is a private copy.
+  ::malloc_trim(0);
   // Not loop_->run(): the loop outlives this boot, and its stop() would end the next one too.
   while (!stopping_) {
     loop_->runOnce(-1);

@@ -48,8 +48,10 @@ Result<std::vector<std::vector<uint64_t>>> loadWarmSets(StateReader& in, size_t 
 
 Result<std::unique_ptr<WarmBoard>> WarmBoard::create(const VmConfig& config) {
   const std::string& dir = config.restoreDir;
-  auto state = StateReader::readFile(dir + "/state");
-  if (!state) return Error{fmt::format("{}/state: {}", dir, state.error().message)};
+  auto read = StateReader::readFile(dir + "/state");
+  if (!read) return Error{fmt::format("{}/state: {}", dir, read.error().message)};
+  std::unique_ptr<WarmBoard> warm(new WarmBoard);
+  StateReader* state = &warm->state_.emplace(std::move(*read));
   auto board = loadBoard(*state);
   if (!board) return Error{fmt::format("{}/state: {}", dir, board.error().message)};
   // A compressed snapshot inflates into a memfd shared by every process that maps it: no copy-on-write.
@@ -59,7 +61,6 @@ Result<std::unique_ptr<WarmBoard>> WarmBoard::create(const VmConfig& config) {
   if (board->config.memoryBytes != config.memoryBytes || board->config.cpus != config.cpus ||
       config.cpus < 1 || config.cpus > machine::virt::kMaxHarts)
     return Error{fmt::format("{}/state: the board is not the snapshot's", dir)};
-  std::unique_ptr<WarmBoard> warm(new WarmBoard);
   warm->restoreDir_ = dir;
   auto ram = machine::GuestRam::mapFile(machine::virt::kRamBase, config.memoryBytes, dir + "/" + board->memoryFile);
   if (!ram) return ram.error();

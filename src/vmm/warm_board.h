@@ -4,13 +4,15 @@
 // harts reach devices through (empty until a GuestMachine maps its devices),
 // and the harts with their saved state loaded and their warm set (the blocks
 // the jit had translated when the snapshot was taken) decoded and translated
-// from the snapshot's memory. Each forked clone's GuestMachine adopts it, so
+// from the snapshot's memory, and the state file they came from. Each forked
+// clone's GuestMachine adopts it, so
 // the clones share all of it copy-on-write and each pays only for what it
 // changes. The harts' host is this object, forwarding to the machine that
 // adopted it.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,10 @@ class WarmBoard final : public cpu::HartHost {
   static Result<std::unique_ptr<WarmBoard>> create(const VmConfig& config);
 
   const std::string& restoreDir() const { return restoreDir_; }
+  // The snapshot's state file as the server read and checked it: a clone
+  // loads its devices from these bytes, shared with the server, rather than
+  // reading its own copy of the file into its heap.
+  StateReader& state() { return *state_; }
   size_t warmedBlocks() const { return warmedBlocks_; }
 
   // The adopting machine: every hart's host from now on. Before any hart runs.
@@ -45,6 +51,7 @@ class WarmBoard final : public cpu::HartHost {
  private:
   WarmBoard() = default;
   std::string restoreDir_;
+  std::optional<StateReader> state_;
   size_t warmedBlocks_ = 0;
   cpu::HartHost* machine_ = nullptr;
 };

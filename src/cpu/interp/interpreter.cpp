@@ -291,7 +291,7 @@ try_chain:
         const FetchTlbEntry& e = h.currentFetchTlb[(pc >> 12) & (HartCore::kTlbSlots - 1)];
         if (e.tag == (pc >> 12)) next = h.blocks.find(pc + e.physicalAddend);
       }
-      if (next != nullptr && next->translated == nullptr && ++h.blocks.executions(*next) < h.chainUntilExecutions) [[likely]] {
+      if (next != nullptr && next->translated == nullptr && h.blocks.countRun(*next) < h.chainUntilExecutions) [[likely]] {
         block = next;
         base = pc;
         in = next->firstInsn();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <span>
 
 #include "cpu/block_cache.h"
 #include "cpu/hart_core.h"
@@ -13,7 +14,7 @@
 namespace strata::cpu::jit {
 
 JitEngine::JitEngine(uint32_t translateThreshold, size_t codeCacheBytes, std::shared_ptr<EngineTrace> trace)
-    : translateThreshold_(translateThreshold),
+    : translateThreshold_(std::min(translateThreshold, BlockCache::kMaxCountedRuns)),
       code_(codeCacheBytes), jumpCache_(new JumpCacheEntry[kJumpCacheSlots]), trace_(std::move(trace)) {
   trampolines_ = emitTrampolines(code_);
 }
@@ -39,7 +40,12 @@ void JitEngine::followBlockCache(HartCore& hart) {
   ++counters_.blockCacheFlushes;
 }
 
-void JitEngine::clearJumpCache() { std::fill(jumpCache_.get(), jumpCache_.get() + kJumpCacheSlots, JumpCacheEntry{}); }
+// Only the entries in use are written: a clone starts with its server's jump cache, and clearing a clean page
+// would copy it into the clone.
+void JitEngine::clearJumpCache() {
+  for (JumpCacheEntry& entry : std::span(jumpCache_.get(), kJumpCacheSlots))
+    if (entry.physicalPc != JumpCacheEntry{}.physicalPc) entry = JumpCacheEntry{};
+}
 
 void JitEngine::resetCode() {
   code_.reset();
@@ -135,7 +141,7 @@ bool JitEngine::runOneBlock(HartCore& hart, uint64_t limit) {
   // run only a few times between fence.i flushes costs more to translate
   // than to interpret.
   const bool cold = block->translated == nullptr &&
-                    (block == &hart.scratch.block || ++hart.blocks.executions(*block) < translateThreshold_);
+                    (block == &hart.scratch.block || hart.blocks.countRun(*block) < translateThreshold_);
   const void* code = nullptr;
   if (!cold && block != &hart.scratch.block && block->instructionCount <= limit) {
     code = translation(*block, hart.blocks);

@@ -66,7 +66,8 @@ class JitEngine final : public Engine {
  public:
   static constexpr unsigned kJumpCacheSlots = 4096;
 
-  // translateThreshold: runs of a block in the interpreter before it is translated.
+  // translateThreshold: runs of a block in the interpreter before it is translated
+  // (BlockCache::kMaxCountedRuns at most; a larger one, from a snapshot, counts as that).
   JitEngine(uint32_t translateThreshold, size_t codeCacheBytes, std::shared_ptr<EngineTrace> trace = nullptr);
   ExitReason run(HartCore& hart) override;
   uint64_t step(HartCore& hart, uint64_t count) override;

@@ -1,11 +1,13 @@
 // BlockCache's index: every inserted block is found again as the table grows,
 // and dropping a page's blocks (code changed before a fence.i) removes exactly
-// those, also when they share probe runs with other pages' blocks.
+// those, also when they share probe runs with other pages' blocks; runs are
+// counted per block up to a maximum no translation threshold may pass.
 #include <gtest/gtest.h>
 
 #include <vector>
 
 #include "cpu/block_cache.h"
+#include "cpu/hart.h"
 
 namespace strata::cpu {
 namespace {
@@ -87,6 +89,25 @@ TEST_F(BlockCacheTest, BlocksDecodedAfterSharingAreFoundBesideTheSharedOnes) {
   EXPECT_EQ(cache.pagesDropped(), 2u);
   Block* again = insert(kRamBase);
   EXPECT_EQ(cache.find(kRamBase), again);
+}
+
+TEST_F(BlockCacheTest, RunsAreCountedPerBlockUpToTheMaximum) {
+  Block* first = insert(kRamBase);
+  Block* second = insert(kRamBase + 64);
+  for (uint32_t run = 1; run <= BlockCache::kMaxCountedRuns; ++run) ASSERT_EQ(cache.countRun(*first), run);
+  EXPECT_EQ(cache.countRun(*first), BlockCache::kMaxCountedRuns);  // stays there, never wraps to 0
+  EXPECT_EQ(cache.executions(*first), BlockCache::kMaxCountedRuns);
+  EXPECT_EQ(cache.executions(*second), 0u);
+  EXPECT_EQ(cache.countRun(*second), 1u);
+  cache.flush();
+  EXPECT_EQ(cache.executions(*insert(kRamBase)), 0u);  // a block decoded again starts over
+}
+
+TEST(EngineConfigTest, AThresholdIsOneToTheMostRunsCounted) {
+  EXPECT_EQ(parseEngineConfig("jit,threshold=1")->translateThreshold, 1u);
+  EXPECT_EQ(parseEngineConfig("jit,threshold=255")->translateThreshold, BlockCache::kMaxCountedRuns);
+  EXPECT_FALSE(parseEngineConfig("jit,threshold=256"));  // would never be reached
+  EXPECT_FALSE(parseEngineConfig("jit,threshold=0"));
 }
 
 }  // namespace
