@@ -9,7 +9,9 @@ memory file, which a restore inflates instead of mapping). QEMU: boots the same 
 starts `-incoming "exec:cat FILE"` --runs times.
 
 Printed per VMM: snapshot size on disk (allocated bytes) and the time to take
-it; process start to vCPUs running (strata: the CLOCK_MONOTONIC stamp `--stats`
+it; process start (the VMM's exec, stamped by bench/exec_stamp.c, a static
+launcher built here: Python's own spawn takes ~2 ms before it, shown as
+"harness spawn") to vCPUs running (strata: the CLOCK_MONOTONIC stamp `--stats`
 prints for the first restored hart; QEMU: its monitor first answering `info
 status` with "running"); process start to the guest answering a console command
 (strata: the command is sent at once and waits in the console pipe; QEMU: it
@@ -30,6 +32,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from guest_bench import ROOT, USERSPACE_UP, Guest, add_guest_arguments  # noqa: E402
 
 RUNNING_STAMP = re.compile(rb"restore: vCPUs running at CLOCK_MONOTONIC (\d+) ns")
+EXEC_STAMP = re.compile(rb"exec at CLOCK_MONOTONIC (\d+) ns")
+
+
+def build_exec_stamp(directory):
+    launcher = os.path.join(directory, "exec_stamp")
+    subprocess.run(["gcc", "-O2", "-static", "-o", launcher, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                          "exec_stamp.c")], check=True)
+    return launcher
+
+
+def start_at_exec(launcher, argv):
+    """Starts argv through the launcher; the Guest's `exec_start` is the VMM's exec (CLOCK_MONOTONIC, s)."""
+    guest = Guest([launcher] + argv)
+    guest.wait_for(b" ns\n", 30)
+    guest.exec_start = int(EXEC_STAMP.search(guest.output).group(1)) / 1e9
+    return guest
 
 
 def allocated_bytes(path):
@@ -62,14 +80,14 @@ def strata_snapshot(args, mem, directory, compress=False):
 
 
 def strata_restore(args, snap, run):
-    guest = Guest([args.strata, "run", "--restore", snap, "--stats"])
+    guest = start_at_exec(args.launcher, [args.strata, "run", "--restore", snap, "--stats"])
     answered = answer(guest, run)
     guest.finish()
     guest.output += guest.proc.stdout.read()
     stamp = RUNNING_STAMP.search(guest.output)
     if not stamp:
         raise RuntimeError("no 'restore: vCPUs running' line from --stats")
-    return int(stamp.group(1)) / 1e9 - guest.start, answered - guest.start
+    return int(stamp.group(1)) / 1e9 - guest.exec_start, answered - guest.exec_start, guest.exec_start - guest.start
 
 
 # ---- QEMU ----------------------------------------------------------------------
@@ -131,7 +149,7 @@ def qemu_snapshot(args, mem, directory):
 
 def qemu_restore(args, mem, state, directory, run):
     monitor_path = os.path.join(directory, f"qemu-{run}.mon")
-    guest = Guest(qemu_argv(args, mem, monitor_path) + ["-incoming", f"exec:cat {state}"])
+    guest = start_at_exec(args.launcher, qemu_argv(args, mem, monitor_path) + ["-incoming", f"exec:cat {state}"])
     monitor = Monitor(monitor_path, 30)
     while "running" not in monitor.command("info status"):
         time.sleep(0.0005)
@@ -139,7 +157,7 @@ def qemu_restore(args, mem, state, directory, run):
     answered = answer(guest, run)
     monitor.command("quit")
     guest.proc.wait(timeout=60)
-    return running - guest.start, answered - guest.start
+    return running - guest.exec_start, answered - guest.exec_start, guest.exec_start - guest.start
 
 
 def summary(values):
@@ -155,20 +173,23 @@ def main():
     parser.add_argument("--no-qemu", action="store_true", help="strata only")
     args = parser.parse_args()
     print(f"{'mem':5} {'VMM':7} {'snapshot MiB':>12} {'snapshot ms':>11} {'start->running ms':>20} "
-          f"{'start->answer ms':>20}")
+          f"{'start->answer ms':>20} {'harness spawn ms':>20}")
     for mem in args.mem:
         with tempfile.TemporaryDirectory() as directory:
+            args.launcher = build_exec_stamp(directory)
             for name, compress in (("strata", False), ("strata-z", True)):
                 snap, taken = strata_snapshot(args, mem, directory, compress)
                 runs = [strata_restore(args, snap, run) for run in range(args.runs)]
                 print(f"{mem:5} {name:7} {allocated_bytes(snap) / 2**20:12.1f} {taken * 1000:11.1f} "
-                      f"{summary([r[0] for r in runs]):>20} {summary([r[1] for r in runs]):>20}", flush=True)
+                      f"{summary([r[0] for r in runs]):>20} {summary([r[1] for r in runs]):>20} "
+                      f"{summary([r[2] for r in runs]):>20}", flush=True)
             if args.no_qemu:
                 continue
             state, taken = qemu_snapshot(args, mem, directory)
             runs = [qemu_restore(args, mem, state, directory, run) for run in range(args.runs)]
             print(f"{mem:5} {'qemu':7} {allocated_bytes(state) / 2**20:12.1f} {taken * 1000:11.1f} "
-                  f"{summary([r[0] for r in runs]):>20} {summary([r[1] for r in runs]):>20}", flush=True)
+                  f"{summary([r[0] for r in runs]):>20} {summary([r[1] for r in runs]):>20} "
+                  f"{summary([r[2] for r in runs]):>20}", flush=True)
 
 
 if __name__ == "__main__":
