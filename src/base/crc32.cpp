@@ -1,21 +1,13 @@
 #include "base/crc32.h"
 
-#include <zlib.h>
-
-#include <algorithm>
+#include <isa-l/crc.h>
 
 namespace strata {
 
+// ISA-L's reflected CRC-32 is zlib's (same polynomial, same pre- and post-inversion, chainable alike),
+// several times faster on a restore's state file.
 uint32_t crc32Update(uint32_t crc, const void* data, size_t size) {
-  auto bytes = static_cast<const Bytef*>(data);
-  uLong value = crc;
-  while (size > 0) {  // zlib takes uInt lengths
-    uInt chunk = static_cast<uInt>(std::min<size_t>(size, 1u << 30));
-    value = ::crc32(value, bytes, chunk);
-    bytes += chunk;
-    size -= chunk;
-  }
-  return static_cast<uint32_t>(value);
+  return ::crc32_gzip_refl(crc, static_cast<const unsigned char*>(data), size);
 }
 
 }  // namespace strata
