@@ -42,12 +42,10 @@ def build_exec_stamp(directory):
     return launcher
 
 
-def start_at_exec(launcher, argv):
-    """Starts argv through the launcher; the Guest's `exec_start` is the VMM's exec (CLOCK_MONOTONIC, s)."""
-    guest = Guest([launcher] + argv)
+def exec_start(guest):
+    """When the VMM the launcher started was exec'd (CLOCK_MONOTONIC, s): the launcher's first line."""
     guest.wait_for(b" ns\n", 30)
-    guest.exec_start = int(EXEC_STAMP.search(guest.output).group(1)) / 1e9
-    return guest
+    return int(EXEC_STAMP.search(guest.output).group(1)) / 1e9
 
 
 def allocated_bytes(path):
@@ -80,14 +78,15 @@ def strata_snapshot(args, mem, directory, compress=False):
 
 
 def strata_restore(args, snap, run):
-    guest = start_at_exec(args.launcher, [args.strata, "run", "--restore", snap, "--stats"])
+    guest = Guest([args.launcher, args.strata, "run", "--restore", snap, "--stats"])
     answered = answer(guest, run)
+    started = exec_start(guest)
     guest.finish()
     guest.output += guest.proc.stdout.read()
     stamp = RUNNING_STAMP.search(guest.output)
     if not stamp:
         raise RuntimeError("no 'restore: vCPUs running' line from --stats")
-    return int(stamp.group(1)) / 1e9 - guest.exec_start, answered - guest.exec_start, guest.exec_start - guest.start
+    return int(stamp.group(1)) / 1e9 - started, answered - started, started - guest.start
 
 
 # ---- QEMU ----------------------------------------------------------------------
@@ -149,7 +148,8 @@ def qemu_snapshot(args, mem, directory):
 
 def qemu_restore(args, mem, state, directory, run):
     monitor_path = os.path.join(directory, f"qemu-{run}.mon")
-    guest = start_at_exec(args.launcher, qemu_argv(args, mem, monitor_path) + ["-incoming", f"exec:cat {state}"])
+    guest = Guest([args.launcher] + qemu_argv(args, mem, monitor_path) + ["-incoming", f"exec:cat {state}"])
+    started = exec_start(guest)
     monitor = Monitor(monitor_path, 30)
     while "running" not in monitor.command("info status"):
         time.sleep(0.0005)
@@ -157,7 +157,7 @@ def qemu_restore(args, mem, state, directory, run):
     answered = answer(guest, run)
     monitor.command("quit")
     guest.proc.wait(timeout=60)
-    return running - guest.exec_start, answered - guest.exec_start, guest.exec_start - guest.start
+    return running - started, answered - started, started - guest.start
 
 
 def summary(values):
