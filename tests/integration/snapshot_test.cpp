@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <future>
@@ -100,6 +101,25 @@ TEST(Snapshot, RestoredGuestKeepsItsShellVariableAndTmpFile) {
     EXPECT_TRUE(contains(run.output, "sum-42"));
     EXPECT_EQ(run.output.find("Linux version"), std::string::npos) << "the restored guest must not boot again";
   }
+}
+
+// A snapshot names its boot files from the root: a VM started with paths relative to its
+// directory restores from any other (the restored VM's sandbox allows its kernel, which a reset
+// loads again).
+TEST(Snapshot, VmStartedWithRelativeBootFilesRestoresFromAnotherDirectory) {
+  const std::filesystem::path bootDir = temporaryPath("snapshot-relative-boot");
+  std::filesystem::remove_all(bootDir);
+  std::filesystem::create_directories(bootDir);
+  std::filesystem::create_symlink(defaultGuestFile("Image"), bootDir / "Image");
+  std::filesystem::create_symlink(defaultGuestFile("initramfs.cpio.gz"), bootDir / "initrd");
+  const auto testDir = std::filesystem::current_path();
+  std::filesystem::current_path(bootDir);  // the snapshotted VM starts here
+  const std::string dir = takeSnapshot("snapshot-relative", {"--kernel", "Image", "--initrd", "initrd"});
+  std::filesystem::current_path(testDir);
+  auto run = runShell("cd / && printf 'echo got-$X-$((6*7))\\npoweroff\\n' | timeout 120 " + strataBinary() +
+                      " run --restore " + dir + " 2>&1");
+  EXPECT_EQ(run.exitCode, 0) << run.output;
+  EXPECT_TRUE(contains(run.output, "got-hello42-42"));
 }
 
 // The HTTP module (base/http_module.h) is loaded only by a VM serving --api-socket (the

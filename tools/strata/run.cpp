@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include <fmt/core.h>
 
@@ -83,12 +84,21 @@ Result<vmm::SwitchNetConfig> parseSwitchNet(const std::string& text) {
   return net;
 }
 
+// A boot file named from the root: the VM opens it again after it started (a reset loads the
+// kernel anew) and a snapshot records it for its restores, which may run in another directory.
+std::string absoluteFile(const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  std::error_code error;
+  auto absolute = std::filesystem::absolute(path, error);
+  return error ? path : absolute.lexically_normal().string();
+}
+
 Result<vmm::VmConfig> makeConfig(const RunOptions& options) {
   vmm::VmConfig config;
-  config.firmware = options.firmware;
-  config.bareProgram = options.bare;
-  config.kernel = options.kernel;
-  config.initrd = options.initrd;
+  config.firmware = absoluteFile(options.firmware);
+  config.bareProgram = absoluteFile(options.bare);
+  config.kernel = absoluteFile(options.kernel);
+  config.initrd = absoluteFile(options.initrd);
   if (!config.bareProgram.empty() && (!config.kernel.empty() || !config.firmware.empty() || !config.initrd.empty()))
     return Error{"--bare runs a program on its own: no --kernel, --initrd or --firmware with it"};
   if (config.kernel.empty() && config.bareProgram.empty() && options.restoreDir.empty()) {
