@@ -362,15 +362,22 @@ Result<void> loadProgram(std::vector<sock_filter>& instructions) {
   return {};
 }
 
+// Compiles both programs into `programs` and wakes whoever waits for them: the helper
+// thread's work, or the I/O loop thread's when none was prepared.
+void compileBoth(const VmConfig& config) {
+  auto ioLoop = compileProgram(ThreadRole::IoLoop, config);
+  auto vcpu = compileProgram(ThreadRole::Vcpu, config);
+  std::lock_guard lock(programsMutex);
+  programs = CompiledPrograms{::getpid(), false, std::move(ioLoop), std::move(vcpu)};
+  programsReady.notify_all();
+}
+
 void compileUnlessPrepared(const VmConfig& config) {
   {
     std::lock_guard lock(programsMutex);
     if (programs.pid == ::getpid()) return;
   }
-  CompiledPrograms compiled{::getpid(), false, compileProgram(ThreadRole::IoLoop, config),
-                            compileProgram(ThreadRole::Vcpu, config)};
-  std::lock_guard lock(programsMutex);
-  programs = std::move(compiled);
+  compileBoth(config);
 }
 
 Result<void> loadSeccompFilter(ThreadRole role, const VmConfig& config) {
@@ -393,15 +400,7 @@ void prepareSeccompPrograms(const VmConfig& config) {
     if (programs.pid == ::getpid()) return;
     programs = CompiledPrograms{::getpid(), true, {}, {}};
   }
-  std::thread([config] {
-    auto ioLoop = compileProgram(ThreadRole::IoLoop, config);
-    auto vcpu = compileProgram(ThreadRole::Vcpu, config);
-    std::lock_guard lock(programsMutex);
-    programs.ioLoop = std::move(ioLoop);
-    programs.vcpu = std::move(vcpu);
-    programs.compiling = false;
-    programsReady.notify_all();
-  }).detach();
+  std::thread([config] { compileBoth(config); }).detach();
 }
 
 namespace {
