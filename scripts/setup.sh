@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   # build
   cmake ninja-build g++ pkg-config
-  libfdt-dev liburing-dev libcli11-dev libfmt-dev libisal-dev zlib1g-dev libgnutls28-dev libseccomp-dev
+  libfdt-dev liburing-dev libcli11-dev libfmt-dev libisal-dev zlib1g-dev libgnutls28-dev
   nettle-dev  # its static archive: the daemon's token hashes and WebSocket keys (GnuTLS is in the TLS module)
   libxbyak-dev  # the CPU translator's x86-64 assembler (header-only)
   libcapstone-dev  # disassembles the translator's code for --engine-trace

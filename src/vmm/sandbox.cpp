@@ -10,7 +10,6 @@
 #include <linux/seccomp.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
-#include <seccomp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -28,7 +27,6 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <fmt/core.h>
@@ -36,6 +34,7 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "storage/volume/volume_disk.h"
+#include "vmm/seccomp_program.h"
 #include "syscall_names.h"  // generated from the kernel headers (cmake/syscall_names.cmake)
 
 namespace strata::vmm {
@@ -56,33 +55,33 @@ namespace {
 // loop's, so this list must stay a subset of the I/O loop's. (strace -f of a
 // boot, disk I/O, reboot and poweroff shows write, futex, mmap, munmap,
 // mprotect, madvise, rt_sigprocmask and exit on vCPU threads.)
-constexpr const char* kVcpu[] = {
-    "write", "writev", "futex", "sched_yield", "clock_gettime",
-    "sendto",  // console output to a --console-socket client (send, never blocking)
-    "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
-    "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
+constexpr int kVcpu[] = {
+    SYS_write, SYS_writev, SYS_futex, SYS_sched_yield, SYS_clock_gettime,
+    SYS_sendto,  // console output to a --console-socket client (send, never blocking)
+    SYS_mmap, SYS_munmap, SYS_mprotect, SYS_madvise, SYS_mremap, SYS_brk,
+    SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_exit, SYS_exit_group, SYS_getpid, SYS_gettid,
     // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot;
     // lseek finds the RAM memfd's holes).
-    "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "lseek",
+    SYS_openat, SYS_pwrite64, SYS_ftruncate, SYS_fsync, SYS_rename, SYS_renameat, SYS_renameat2, SYS_mkdir, SYS_mkdirat, SYS_lseek,
     // glibc's qsort asks for the memory size once per process, at its first sort of 1 KiB or more:
     // capstone sorts a register table at its first disassembly, in the vCPU thread that traces
     // (--engine-trace). OpenSSL's initialiser used to sort first, when every process loaded it.
-    "sysinfo",
+    SYS_sysinfo,
 };
 
 // The main thread, beyond the vCPU list: the event loop over disks (io_uring),
 // TAP, console and timers, and everything building a new board after a guest
 // reboot needs (guest RAM memfd, reopening kernel, initrd and disks, which
 // Landlock limits to the VM's own files, starting vCPU threads).
-constexpr const char* kIoLoopExtra[] = {
-    "read", "readv", "close", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "eventfd2",
-    "timerfd_create", "timerfd_settime", "io_uring_setup", "io_uring_enter", "io_uring_register",
-    "openat", "newfstatat", "fstat", "lseek", "pread64", "pwrite64", "pwritev2", "fsync", "fdatasync",
-    "fallocate", "ftruncate", "fcntl", "flock", "readlink", "memfd_create", "getrandom",
-    "sendto", "recvfrom",       // frames to and from a `strata switch` port (send/recv with flags)
-    "accept4",                  // a --console-socket client
-    "rseq", "set_robust_list",  // a new thread's first calls, made before it enters its own role
-    "rt_sigaction",             // glibc sets up its thread-control signal at the first pthread_create
+constexpr int kIoLoopExtra[] = {
+    SYS_read, SYS_readv, SYS_close, SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_wait, SYS_epoll_pwait, SYS_eventfd2,
+    SYS_timerfd_create, SYS_timerfd_settime, SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
+    SYS_openat, SYS_newfstatat, SYS_fstat, SYS_lseek, SYS_pread64, SYS_pwrite64, SYS_pwritev2, SYS_fsync, SYS_fdatasync,
+    SYS_fallocate, SYS_ftruncate, SYS_fcntl, SYS_flock, SYS_readlink, SYS_memfd_create, SYS_getrandom,
+    SYS_sendto, SYS_recvfrom,       // frames to and from a `strata switch` port (send/recv with flags)
+    SYS_accept4,                  // a --console-socket client
+    SYS_rseq, SYS_set_robust_list,  // a new thread's first calls, made before it enters its own role
+    SYS_rt_sigaction,             // glibc sets up its thread-control signal at the first pthread_create
 };
 
 // The API thread: accepting and serving its socket's clients (httplib reads
@@ -90,23 +89,23 @@ constexpr const char* kIoLoopExtra[] = {
 // setsockopt), glibc's allocator, locks and clocks, and, last, unlinking its
 // socket file (an argument rule below: that path only). Control operations
 // reach the VM through VmControl's locks and the event loop's eventfd (write).
-constexpr const char* kApi[] = {
-    "accept", "accept4", "read", "recvfrom", "write", "writev", "sendto", "poll", "ppoll", "select", "pselect6",
-    "close", "shutdown", "setsockopt", "getsockopt", "getsockname", "getpeername", "fcntl",
-    "futex", "sched_yield", "clock_gettime", "clock_nanosleep", "nanosleep",
-    "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
-    "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
+constexpr int kApi[] = {
+    SYS_accept, SYS_accept4, SYS_read, SYS_recvfrom, SYS_write, SYS_writev, SYS_sendto, SYS_poll, SYS_ppoll, SYS_select, SYS_pselect6,
+    SYS_close, SYS_shutdown, SYS_setsockopt, SYS_getsockopt, SYS_getsockname, SYS_getpeername, SYS_fcntl,
+    SYS_futex, SYS_sched_yield, SYS_clock_gettime, SYS_clock_nanosleep, SYS_nanosleep,
+    SYS_mmap, SYS_munmap, SYS_mprotect, SYS_madvise, SYS_mremap, SYS_brk,
+    SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_exit, SYS_exit_group, SYS_getpid, SYS_gettid,
     // PUT /vm/snapshot writes the paused VM's state and memory files (GuestMachine::saveSnapshot;
     // lseek finds the RAM memfd's holes) and creates each disk image's overlay, which the I/O
     // loop, whose Landlock rules admit no new file, opens from the descriptor (LiveDisk::addOverlay).
-    "openat", "pwrite64", "ftruncate", "fsync", "rename", "renameat", "renameat2", "mkdir", "mkdirat", "lseek",
+    SYS_openat, SYS_pwrite64, SYS_ftruncate, SYS_fsync, SYS_rename, SYS_renameat, SYS_renameat2, SYS_mkdir, SYS_mkdirat, SYS_lseek,
     // GET /vm and /vm/stats read /proc/self/ksm_merging_pages through the fd PageSharingReport holds.
-    "pread64",
+    SYS_pread64,
     // PUT /vm/migrate with "tls_ca" loads the CA file (GnuTLS checks it, opens and sizes it); the first
     // such request loads the TLS module (storage/tls_module.h: readlink finds it beside the executable,
     // then openat, pread64, mmap, mprotect), and GnuTLS starting reads its config file and seeds its
     // generator from getrandom.
-    "access", "faccessat", "faccessat2", "fstat", "newfstatat", "getrandom", "readlink",
+    SYS_access, SYS_faccessat, SYS_faccessat2, SYS_fstat, SYS_newfstatat, SYS_getrandom, SYS_readlink,
 };
 // The live migration sender: IPv4 TCP sockets (an argument rule below) to the
 // destination, sends and receives with timeouts, skipping the RAM memfd's holes
@@ -117,28 +116,28 @@ constexpr const char* kApi[] = {
 // With TLS (migration_tls.h) it starts a relay thread per channel (threads
 // only: an argument rule below) joined to it by a socketpair, and GnuTLS draws
 // randomness.
-constexpr const char* kMigration[] = {
-    "connect", "setsockopt", "getsockopt", "sendto", "recvfrom", "read", "write", "poll", "ppoll", "close",
-    "shutdown", "lseek", "futex", "sched_yield", "clock_gettime", "clock_nanosleep", "nanosleep",
-    "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
-    "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
-    "socketpair", "getrandom", "rseq", "set_robust_list",
+constexpr int kMigration[] = {
+    SYS_connect, SYS_setsockopt, SYS_getsockopt, SYS_sendto, SYS_recvfrom, SYS_read, SYS_write, SYS_poll, SYS_ppoll, SYS_close,
+    SYS_shutdown, SYS_lseek, SYS_futex, SYS_sched_yield, SYS_clock_gettime, SYS_clock_nanosleep, SYS_nanosleep,
+    SYS_mmap, SYS_munmap, SYS_mprotect, SYS_madvise, SYS_mremap, SYS_brk,
+    SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_exit, SYS_exit_group, SYS_getpid, SYS_gettid,
+    SYS_socketpair, SYS_getrandom, SYS_rseq, SYS_set_robust_list,
 };
 
 // The GDB stub's thread: accepting and serving one TCP client (recv, send,
 // poll, socket options), its eventfd, glibc's allocator, locks and clocks. It
 // reaches the VM through VmControl (locks, the event loop's eventfd) and reads
 // guest memory directly; vCPU threads do the stepping.
-constexpr const char* kGdb[] = {
-    "accept", "accept4", "read", "recvfrom", "write", "writev", "sendto", "poll", "ppoll",
-    "close", "shutdown", "setsockopt", "getsockopt", "getsockname", "getpeername", "fcntl",
-    "futex", "sched_yield", "clock_gettime", "clock_nanosleep", "nanosleep",
-    "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
-    "rt_sigprocmask", "rt_sigreturn", "restart_syscall", "exit", "exit_group", "getpid", "gettid",
+constexpr int kGdb[] = {
+    SYS_accept, SYS_accept4, SYS_read, SYS_recvfrom, SYS_write, SYS_writev, SYS_sendto, SYS_poll, SYS_ppoll,
+    SYS_close, SYS_shutdown, SYS_setsockopt, SYS_getsockopt, SYS_getsockname, SYS_getpeername, SYS_fcntl,
+    SYS_futex, SYS_sched_yield, SYS_clock_gettime, SYS_clock_nanosleep, SYS_nanosleep,
+    SYS_mmap, SYS_munmap, SYS_mprotect, SYS_madvise, SYS_mremap, SYS_brk,
+    SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_exit, SYS_exit_group, SYS_getpid, SYS_gettid,
 };
 
 // The name of syscall `number`, or "?": from a table generated from the kernel
-// headers (syscall_names.h), as the handler may not allocate (libseccomp's lookup does).
+// headers (syscall_names.h), as the handler may not allocate.
 const char* syscallName(int number) {
   if (number < 0 || number >= syscall_names::kCount || syscall_names::kStart[number] == 0) return "?";
   return syscall_names::kText + syscall_names::kStart[number] - 1;
@@ -202,206 +201,75 @@ Result<void> installSigsysHandler() {
   return {};
 }
 
-struct FilterDeleter {
-  void operator()(scmp_filter_ctx context) const { seccomp_release(context); }
-};
-using Filter = std::unique_ptr<void, FilterDeleter>;
-
-Result<void> allow(scmp_filter_ctx filter, const char* name) {
-  int number = seccomp_syscall_resolve_name(name);
-  if (number == __NR_SCMP_ERROR) return Error{fmt::format("seccomp: unknown syscall {}", name)};
-  if (int rc = seccomp_rule_add(filter, SCMP_ACT_ALLOW, number, 0); rc < 0)
-    return errnoError(fmt::format("seccomp_rule_add({})", name), -rc);
-  return {};
-}
-
 // Rules that look at arguments: only the kinds of call the role really makes.
-Result<void> addArgumentRules(scmp_filter_ctx filter, ThreadRole role, const VmConfig& config) {
-  auto check = [](int rc, const char* what) -> Result<void> {
-    if (rc < 0) return errnoError(fmt::format("seccomp_rule_add({})", what), -rc);
-    return {};
-  };
+void addArgumentRules(seccomp::ProgramBuilder& program, ThreadRole role, const VmConfig& config) {
+  auto equals = [](unsigned index, uint64_t value) { return seccomp::ArgumentCheck{index, ~uint64_t{0}, value}; };
   // Signals only to this process's own threads (the SIGSYS handler, abort()).
-  auto self = static_cast<scmp_datum_t>(::getpid());
-  if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_EQ, self)), "tgkill");
-      !ok)
-    return ok;
+  program.allowIf(SYS_tgkill, equals(0, static_cast<uint64_t>(::getpid())));
   // Roles that open no file: glibc still opens /proc/sys/vm/overcommit_memory the first time
   // it shrinks a thread's heap (a migration's channel buffers freed); refused, it uses madvise.
-  if (role == ThreadRole::Migration || role == ThreadRole::Gdb)
-    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0), "openat"); !ok) return ok;
-  if (role == ThreadRole::Vcpu || role == ThreadRole::Gdb) return {};
+  if (role == ThreadRole::Migration || role == ThreadRole::Gdb) program.answer(SYS_openat, seccomp::errnoAction(EACCES));
+  if (role == ThreadRole::Vcpu || role == ThreadRole::Gdb) return;
   // The I/O loop and migration start threads, never processes: glibc tries
   // clone3 first, whose flags sit behind a pointer the filter cannot read, so it
   // answers ENOSYS and glibc falls back to clone, whose flags it can. Threads
   // they start (vCPUs, TLS relays) add their own filter on top of this one.
   if (role == ThreadRole::IoLoop || role == ThreadRole::Migration) {
-    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0), "clone3"); !ok) return ok;
-    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                                         SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)),
-                        "clone");
-        !ok)
-      return ok;
-    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                                         SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS)),
-                        "prctl");
-        !ok)
-      return ok;
-    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 1,
-                                         SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER)),
-                        "seccomp");
-        !ok)
-      return ok;
+    program.answer(SYS_clone3, seccomp::errnoAction(ENOSYS));
+    program.allowIf(SYS_clone, {0, CLONE_THREAD, CLONE_THREAD});
+    program.allowIf(SYS_prctl, equals(0, PR_SET_NO_NEW_PRIVS));
+    program.allowIf(SYS_seccomp, equals(0, SECCOMP_SET_MODE_FILTER));
   }
   if (role == ThreadRole::Migration) {
-    for (unsigned long request : {static_cast<unsigned long>(UFFDIO_COPY), static_cast<unsigned long>(UFFDIO_WAKE),
-                                  static_cast<unsigned long>(UFFDIO_UNREGISTER)})
-      if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, request)),
-                          "ioctl");
-          !ok)
-        return ok;
-    return check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET)), "socket");
+    for (unsigned long request : {UFFDIO_COPY, UFFDIO_WAKE, UFFDIO_UNREGISTER}) program.allowIf(SYS_ioctl, equals(1, request));
+    program.allowIf(SYS_socket, equals(0, AF_INET));
+    return;
   }
   if (role == ThreadRole::Api) {
     // The pointer compared is config.apiSocket's buffer, the one ApiServer passes.
-    auto socketPath = static_cast<scmp_datum_t>(reinterpret_cast<uintptr_t>(config.apiSocket.c_str()));
-    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(unlink), 1, SCMP_A0(SCMP_CMP_EQ, socketPath)),
-                        "unlink");
-        !ok)
-      return ok;
-    return check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(unlinkat), 1, SCMP_A1(SCMP_CMP_EQ, socketPath)),
-                 "unlinkat");
+    const auto socketPath = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(config.apiSocket.c_str()));
+    program.allowIf(SYS_unlink, equals(0, socketPath));
+    program.allowIf(SYS_unlinkat, equals(1, socketPath));
+    return;
   }
   // ioctl: attaching a TAP interface (by name or a handed-over fd) and its offloads, the
   // console's terminal modes, and a host block device's size (a disk reopened).
   for (unsigned long request : {static_cast<unsigned long>(TUNSETIFF), static_cast<unsigned long>(TUNGETIFF),
-                                static_cast<unsigned long>(TUNSETOFFLOAD),
-                                static_cast<unsigned long>(TCGETS), static_cast<unsigned long>(TCSETS),
-                                static_cast<unsigned long>(BLKGETSIZE64)}) {
-    if (auto ok = check(seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, request)),
-                        "ioctl");
-        !ok)
-      return ok;
+                                static_cast<unsigned long>(TUNSETOFFLOAD), static_cast<unsigned long>(TCGETS),
+                                static_cast<unsigned long>(TCSETS), static_cast<unsigned long>(BLKGETSIZE64)})
+    program.allowIf(SYS_ioctl, equals(1, request));
+}
+
+// The role's program: its list, then its argument rules; anything else traps.
+Result<std::vector<sock_filter>> seccompProgram(ThreadRole role, const VmConfig& config) {
+  seccomp::ProgramBuilder program;
+  auto allowEach = [&](const auto& syscalls) {
+    for (int syscall : syscalls) program.allow(syscall);
+  };
+  switch (role) {
+    case ThreadRole::Api: allowEach(kApi); break;
+    case ThreadRole::Migration: allowEach(kMigration); break;
+    case ThreadRole::Gdb: allowEach(kGdb); break;
+    case ThreadRole::Vcpu: allowEach(kVcpu); break;
+    case ThreadRole::IoLoop:
+      allowEach(kVcpu);
+      allowEach(kIoLoopExtra);
+      break;
   }
-  return {};
-}
-
-Result<Filter> buildSeccompFilter(ThreadRole role, const VmConfig& config) {
-  Filter filter(seccomp_init(SCMP_ACT_TRAP));
-  if (!filter) return Error{"seccomp_init failed"};
-  // A syscall of another ABI (i386, x32) is never ours: kill without a word.
-  if (int rc = seccomp_attr_set(filter.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS); rc < 0)
-    return errnoError("seccomp_attr_set", -rc);
-  if (role == ThreadRole::Api) {
-    for (const char* name : kApi)
-      if (auto ok = allow(filter.get(), name); !ok) return ok.error();
-  } else if (role == ThreadRole::Migration) {
-    for (const char* name : kMigration)
-      if (auto ok = allow(filter.get(), name); !ok) return ok.error();
-  } else if (role == ThreadRole::Gdb) {
-    for (const char* name : kGdb)
-      if (auto ok = allow(filter.get(), name); !ok) return ok.error();
-  } else {
-    for (const char* name : kVcpu)
-      if (auto ok = allow(filter.get(), name); !ok) return ok.error();
-  }
-  if (role == ThreadRole::IoLoop)
-    for (const char* name : kIoLoopExtra)
-      if (auto ok = allow(filter.get(), name); !ok) return ok.error();
-  if (auto ok = addArgumentRules(filter.get(), role, config); !ok) return ok.error();
-  return filter;
-}
-
-// The I/O loop's and the vCPU threads' BPF programs, compiled by a helper thread
-// prepareSeccompPrograms() starts as the VM starts, while the main thread restores
-// or builds the board (libseccomp's compiling costs ~1 ms and ~35 page faults per
-// program); the I/O loop thread loads its own as it enters its role, and every vCPU
-// thread the same vCPU program. Not prepared, the I/O loop thread compiles both as
-// it enters its role (before its own filter forbids the memfd a program is exported
-// through); should compiling fail, each thread compiles its own (and reports why).
-struct CompiledPrograms {
-  pid_t pid = 0;  // the tgkill rule names this process: a forked child compiles its own
-  bool compiling = false;
-  std::vector<sock_filter> ioLoop, vcpu;  // empty: not compiled
-};
-std::mutex programsMutex;
-std::condition_variable programsReady;
-CompiledPrograms programs;
-
-Result<std::vector<sock_filter>> exportProgram(scmp_filter_ctx filter) {
-  UniqueFd memory(::memfd_create("strata-seccomp", MFD_CLOEXEC));
-  if (!memory.valid()) return errnoError("memfd_create");
-  if (int rc = seccomp_export_bpf(filter, memory.get()); rc < 0) return errnoError("seccomp_export_bpf", -rc);
-  off_t size = ::lseek(memory.get(), 0, SEEK_END);
-  if (size <= 0 || size % static_cast<off_t>(sizeof(sock_filter)) != 0)
-    return Error{fmt::format("seccomp_export_bpf: a program of {} bytes", size)};
-  std::vector<sock_filter> instructions(static_cast<size_t>(size) / sizeof(sock_filter));
-  if (::pread(memory.get(), instructions.data(), static_cast<size_t>(size), 0) != size)
-    return errnoError("reading the exported seccomp program");
-  return instructions;
-}
-
-std::vector<sock_filter> compileProgram(ThreadRole role, const VmConfig& config) {
-  auto filter = buildSeccompFilter(role, config);
-  if (!filter) return {};
-  auto instructions = exportProgram(filter->get());
-  return instructions ? std::move(*instructions) : std::vector<sock_filter>{};
-}
-
-// The role's program compiled beforehand, waiting for the helper if it still compiles; empty if none.
-std::vector<sock_filter> compiledProgram(ThreadRole role) {
-  std::unique_lock lock(programsMutex);
-  if (programs.pid != ::getpid()) return {};
-  programsReady.wait(lock, [] { return !programs.compiling; });
-  return role == ThreadRole::IoLoop ? programs.ioLoop : programs.vcpu;
-}
-
-Result<void> loadProgram(std::vector<sock_filter>& instructions) {
-  sock_fprog program{static_cast<unsigned short>(instructions.size()), instructions.data()};
-  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) return errnoError("seccomp(SECCOMP_SET_MODE_FILTER)");
-  return {};
-}
-
-// Compiles both programs into `programs` and wakes whoever waits for them: the helper
-// thread's work, or the I/O loop thread's when none was prepared.
-void compileBoth(const VmConfig& config) {
-  auto ioLoop = compileProgram(ThreadRole::IoLoop, config);
-  auto vcpu = compileProgram(ThreadRole::Vcpu, config);
-  std::lock_guard lock(programsMutex);
-  programs = CompiledPrograms{::getpid(), false, std::move(ioLoop), std::move(vcpu)};
-  programsReady.notify_all();
-}
-
-void compileUnlessPrepared(const VmConfig& config) {
-  {
-    std::lock_guard lock(programsMutex);
-    if (programs.pid == ::getpid()) return;
-  }
-  compileBoth(config);
+  addArgumentRules(program, role, config);
+  return program.build(seccomp::trapAction());
 }
 
 Result<void> loadSeccompFilter(ThreadRole role, const VmConfig& config) {
   if (auto installed = installSigsysHandler(); !installed) return installed;
-  if (role == ThreadRole::IoLoop) compileUnlessPrepared(config);
-  if (role == ThreadRole::IoLoop || role == ThreadRole::Vcpu)
-    if (auto compiled = compiledProgram(role); !compiled.empty()) return loadProgram(compiled);
-  auto filter = buildSeccompFilter(role, config);
-  if (!filter) return filter.error();
-  if (int rc = seccomp_load(filter->get()); rc < 0) return errnoError("seccomp_load", -rc);
+  auto program = seccompProgram(role, config);
+  if (!program) return program.error();
+  sock_fprog loaded{static_cast<unsigned short>(program->size()), program->data()};
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &loaded) != 0) return errnoError("seccomp(SECCOMP_SET_MODE_FILTER)");
   return {};
 }
 
 }  // namespace
-
-void prepareSeccompPrograms(const VmConfig& config) {
-  if (!config.sandbox.seccomp) return;
-  {
-    std::lock_guard lock(programsMutex);
-    if (programs.pid == ::getpid()) return;
-    programs = CompiledPrograms{::getpid(), true, {}, {}};
-  }
-  std::thread([config] { compileBoth(config); }).detach();
-}
 
 namespace {
 

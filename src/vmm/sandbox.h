@@ -34,12 +34,6 @@ const char* threadRoleName(ThreadRole role);
 // this again, e.g. for the board built after a reboot, changes nothing.
 Result<void> enterThreadRole(ThreadRole role, const VmConfig& config);
 
-// Starts compiling the I/O loop's and the vCPU threads' seccomp programs on a helper
-// thread, so that the main thread's board restore or build runs meanwhile and
-// enterThreadRole finds them ready (it waits for the helper if need be). Called as
-// the VM starts; once per process.
-void prepareSeccompPrograms(const VmConfig& config);
-
 // Waits until `count` threads have entered the vCPU role (the first board's vCPU
 // threads have started), `limit` has passed or `giveUp` is set (seen within 5 ms).
 // The API thread loads the HTTP module only then: dlopen holds the loader's TLS

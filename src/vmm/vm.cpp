@@ -150,7 +150,6 @@ Result<int> runVm(const VmConfig& config, std::unique_ptr<WarmBoard> warm) {
 }
 
 Result<int> runVm(const VmConfig& config, VmControl& control, std::unique_ptr<WarmBoard> warm) {
-  prepareSeccompPrograms(config);  // compiled while the board is made
   auto console = HostConsole::open(config.console);
   if (!console) return console.error();
   auto loop = EventLoop::create();
