@@ -63,12 +63,14 @@ Result<std::unique_ptr<GuestMachine>> GuestMachine::create(
   if (!restoreDir.empty()) {
     // The state file is checked whole before anything is built from it (a warm board's was, by the clone server).
     std::optional<StateReader> read;
-    if (!warm) {
+    const bool stateGiven = config.restoreState && config.restoreDir == restoreDir;
+    if (!warm && !stateGiven) {
       auto file = StateReader::readFile(restoreDir + "/state");
       if (!file) return Error{fmt::format("{}/state: {}", restoreDir, file.error().message)};
       read.emplace(std::move(*file));
     }
-    StateReader* state = warm ? &warm->state() : &*read;  // the warm board outlives this: the machine keeps it
+    // The warm board and the config outlive this: the machine keeps both.
+    StateReader* state = warm ? &warm->state() : stateGiven ? config.restoreState.get() : &*read;
     // RAM is mapped from the snapshot's memory file before loadState checks the rest.
     auto memoryFile = machine->checkMemorySize(*state);
     if (!memoryFile) return Error{fmt::format("{}/state: {}", restoreDir, memoryFile.error().message)};

@@ -142,6 +142,7 @@ Result<RecordedBoard> readSnapshotBoard(const std::string& dir) {
   if (!state) return Error{fmt::format("{}/state: {}", dir, state.error().message)};
   auto board = loadBoard(*state);
   if (!board) return Error{fmt::format("{}/state: {}", dir, board.error().message)};
+  board->state = std::make_shared<StateReader>(std::move(*state));
   return board;
 }
 
@@ -196,6 +197,7 @@ Result<VmConfig> restoreConfig(const RecordedBoard& recorded, const VmConfig& co
   config.cpus = snapshot.cpus;
   config.engine.kind = snapshot.engine.kind;
   config.engine.translateThreshold = snapshot.engine.translateThreshold;
+  config.restoreState = recorded.state;
   return config;
 }
 

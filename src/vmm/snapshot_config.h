@@ -24,6 +24,7 @@ struct RecordedBoard {
   std::vector<std::string> virtioNames;  // slot order
   std::vector<uint64_t> diskBytes;       // per config.disks entry
   std::string memoryFile = kMemoryFile;  // in the snapshot's directory
+  std::shared_ptr<StateReader> state;    // readSnapshotBoard's: the whole state file, checked
 };
 
 // disks: each of config.disks as the VM has it now (after a snapshot, its overlay).
@@ -31,12 +32,13 @@ void saveBoard(StateWriter& out, const VmConfig& config, std::span<const DiskCon
                std::span<const std::string> virtioNames, std::span<const uint64_t> diskBytes,
                const std::string& memoryFile = kMemoryFile);
 Result<RecordedBoard> loadBoard(StateReader& in);
-// DIR/state checked whole (framing, version, checksum), then its board.
+// DIR/state checked whole (framing, version, checksum), then its board; the reader goes with it.
 Result<RecordedBoard> readSnapshotBoard(const std::string& dir);
 
 // The config to restore with: the snapshot's board, with the host-side options
 // of `commandLine`. A board option the command line set (`given` names it, e.g.
-// "--mem") must equal the snapshot's; the first that does not is the error.
+// "--mem") must equal the snapshot's; the first that does not is the error. The
+// config carries the recorded state file on (VmConfig::restoreState).
 Result<VmConfig> restoreConfig(const RecordedBoard& recorded, const VmConfig& commandLine,
                                const std::vector<std::string>& given);
 

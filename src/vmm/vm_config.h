@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,10 @@
 #include "cpu/hart.h"
 #include "vmm/balloon_policy.h"
 #include "vmm/host_console.h"
+
+namespace strata {
+class StateReader;
+}
 
 namespace strata::vmm {
 
@@ -65,6 +70,9 @@ struct VmConfig {
   // --restore DIR: the first boot resumes the snapshot in DIR (written by PUT /vm/snapshot)
   // instead of loading the kernel; the board options must match the snapshot's.
   std::string restoreDir;
+  // Its state file as the command line read and checked it for the board (restoreConfig),
+  // which the restore goes on from rather than mapping and checking it again; null: read then.
+  std::shared_ptr<StateReader> restoreState;
   // --clone (with --restore): one of many VMs from the same snapshot: its RAM
   // shares the snapshot's pages copy-on-write, each disk is a new qcow2 overlay
   // (a linked clone) on the snapshot's image, each NIC gets a new random MAC.
