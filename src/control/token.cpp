@@ -1,11 +1,10 @@
 #include "control/token.h"
 
 #include <nettle/sha2.h>
-#include <sys/random.h>
-
-#include <cerrno>
 
 #include <fmt/core.h>
+
+#include "base/random.h"
 
 namespace strata::control {
 namespace {
@@ -20,8 +19,7 @@ std::string hex(const unsigned char* bytes, size_t size) {
 
 Result<std::string> newToken() {
   unsigned char secret[32];
-  // The kernel's generator: up to 256 bytes come whole once it is seeded (it blocks until then).
-  if (::getrandom(secret, sizeof secret, 0) != static_cast<ssize_t>(sizeof secret)) return errnoError("token: getrandom");
+  if (fillRandom(secret, sizeof secret) != sizeof secret) return errnoError("token: getrandom");
   return "strata_" + hex(secret, sizeof secret);
 }
 

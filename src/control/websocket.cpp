@@ -2,11 +2,11 @@
 
 #include <nettle/base64.h>
 #include <nettle/sha1.h>
-#include <sys/random.h>
 
-#include <cerrno>
 #include <cstring>
 #include <utility>
+
+#include "base/random.h"
 
 namespace strata::control::websocket {
 namespace {
@@ -21,13 +21,6 @@ std::string base64(const unsigned char* bytes, size_t size) {
   std::string text(BASE64_ENCODE_RAW_LENGTH(size), '\0');
   base64_encode_raw(text.data(), size, bytes);
   return text;
-}
-
-// Nonces (keys and masks, RFC 6455 sections 4.1 and 5.3) from the kernel's generator;
-// a call this small returns whole once it is seeded, unless a signal interrupts it.
-void fillRandom(unsigned char* bytes, size_t size) {
-  while (::getrandom(bytes, size, 0) < 0 && errno == EINTR) {
-  }
 }
 
 }  // namespace

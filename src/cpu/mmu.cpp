@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "cpu/clear_used.h"
 #include "cpu/hart_core.h"
 
 namespace strata::cpu {
@@ -25,11 +26,9 @@ unsigned levelsForMode(uint64_t mode) {
   }
 }
 
-// Writes only the entries in use: a clone starts with its server's TLBs, and clearing a clean page would copy it.
 template <typename Entry, size_t kSlots>
 void invalidate(Entry (&set)[kSlots]) {
-  for (Entry& entry : set)
-    if (entry.tag != Entry{}.tag) entry = Entry{};
+  clearUsedEntries(std::span<Entry>(set), &Entry::tag);
 }
 
 }  // namespace

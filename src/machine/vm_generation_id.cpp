@@ -1,8 +1,8 @@
 #include "machine/vm_generation_id.h"
 
-#include <sys/random.h>
-
 #include <span>
+
+#include "base/random.h"
 
 namespace strata::machine {
 namespace {
@@ -13,9 +13,9 @@ VmGenerationId::VmGenerationId() { regenerate(); }
 
 void VmGenerationId::regenerate() {
   Id fresh{};
-  // getrandom never fails short for 16 bytes once the pool is initialized; the
-  // fallback only keeps a clone from repeating its parent's id.
-  if (::getrandom(fresh.data(), fresh.size(), 0) != static_cast<ssize_t>(fresh.size()))
+  // getrandom does not fail once the pool is seeded; the fallback only keeps a
+  // clone from repeating its parent's id.
+  if (fillRandom(fresh.data(), fresh.size()) != fresh.size())
     for (auto& byte : fresh) byte = static_cast<uint8_t>(reinterpret_cast<uintptr_t>(&fresh) >> 4) ^ byte ^ 0x5a;
   std::lock_guard lock(mutex_);
   id_ = fresh;

@@ -1,30 +1,12 @@
 #include "virtio/rng.h"
 
-#include <sys/random.h>
-
 #include <algorithm>
-#include <cerrno>
+
+#include "base/random.h"
 
 #include "virtio/virtio_spec.h"
 
 namespace strata::virtio {
-namespace {
-
-// Fills [data, data+len) from getrandom(); returns the bytes actually filled.
-size_t fillRandom(uint8_t* data, size_t len) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t got = ::getrandom(data + done, len - done, 0);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    done += static_cast<size_t>(got);
-  }
-  return done;
-}
-
-}  // namespace
 
 uint32_t VirtioRng::deviceId() const { return kDeviceIdEntropy; }
 
@@ -37,7 +19,7 @@ void VirtioRng::onQueueNotify(unsigned queue) {
     for (const auto& iov : chain->writable) {
       if (budget == 0) break;
       size_t want = static_cast<size_t>(std::min<uint64_t>(iov.iov_len, budget));
-      size_t got = fillRandom(static_cast<uint8_t*>(iov.iov_base), want);
+      size_t got = fillRandom(iov.iov_base, want);
       filled += got;
       budget -= got;
       if (got < want) break;

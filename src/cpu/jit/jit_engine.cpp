@@ -6,6 +6,7 @@
 #include <span>
 
 #include "cpu/block_cache.h"
+#include "cpu/clear_used.h"
 #include "cpu/hart_core.h"
 #include "cpu/interp/interpreter.h"
 #include "cpu/jit/engine_trace.h"
@@ -40,11 +41,8 @@ void JitEngine::followBlockCache(HartCore& hart) {
   ++counters_.blockCacheFlushes;
 }
 
-// Only the entries in use are written: a clone starts with its server's jump cache, and clearing a clean page
-// would copy it into the clone.
 void JitEngine::clearJumpCache() {
-  for (JumpCacheEntry& entry : std::span(jumpCache_.get(), kJumpCacheSlots))
-    if (entry.physicalPc != JumpCacheEntry{}.physicalPc) entry = JumpCacheEntry{};
+  clearUsedEntries(std::span(jumpCache_.get(), kJumpCacheSlots), &JumpCacheEntry::physicalPc);
 }
 
 void JitEngine::resetCode() {

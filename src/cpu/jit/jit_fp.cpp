@@ -99,10 +99,9 @@ class FpEmitter : public std::enable_shared_from_this<FpEmitter> {
   // A double operand: its xmm register if kept (FpRegisterMap), else its HartHotState slot.
   const Xbyak::Operand& fDouble(unsigned r) {
     if (kept(r)) return keptXmm(r);
-    operand_ = fDoubleSlot(r);
+    operand_ = fRegisterSlot(r);
     return operand_;
   }
-  static Xbyak::Address fDoubleSlot(unsigned r) { return qword[rbx + kF + 8 * static_cast<int>(r)]; }
   // Singles are never kept in xmm registers.
   static Xbyak::Address fSingle(unsigned r) { return dword[rbx + kF + 8 * static_cast<int>(r)]; }
   static Xbyak::Address fBoxHalf(unsigned r) { return dword[rbx + kF + 8 * static_cast<int>(r) + 4]; }
@@ -119,16 +118,16 @@ class FpEmitter : public std::enable_shared_from_this<FpEmitter> {
   // xmm = f[r] as a double (its low half; a kept register is copied whole, with no merge).
   void loadDouble(const Xbyak::Xmm& to, unsigned r) {
     if (kept(r)) c_.movapd(to, keptXmm(r));
-    else c_.movsd(to, fDoubleSlot(r));
+    else c_.movsd(to, fRegisterSlot(r));
   }
   // The bits of f[r] (a double) to or from a general register.
   void loadDoubleBits(const Xbyak::Reg64& to, unsigned r) {
     if (kept(r)) c_.movq(to, keptXmm(r));
-    else c_.mov(to, fDoubleSlot(r));
+    else c_.mov(to, fRegisterSlot(r));
   }
   void storeDoubleBits(unsigned r, const Xbyak::Reg64& from) {
     if (kept(r)) c_.movq(keptXmm(r), from);
-    else c_.mov(fDoubleSlot(r), from);
+    else c_.mov(fRegisterSlot(r), from);
   }
 
   // Whether the instruction's static rounding mode allows a fast path.
@@ -170,7 +169,7 @@ class FpEmitter : public std::enable_shared_from_this<FpEmitter> {
     if (w == Width::Double && kept(in_.rd)) {
       c_.movapd(keptXmm(in_.rd), xmm0);
     } else if (w == Width::Double) {
-      c_.movsd(fDoubleSlot(in_.rd), xmm0);
+      c_.movsd(fRegisterSlot(in_.rd), xmm0);
     } else {
       c_.movss(fSingle(in_.rd), xmm0);
       c_.mov(fBoxHalf(in_.rd), -1);
@@ -234,7 +233,7 @@ class FpEmitter : public std::enable_shared_from_this<FpEmitter> {
       c_.movsd(keptXmm(in_.rd), qword[rsi + rcx]);
     } else if (w == Width::Double) {
       c_.mov(rax, qword[rsi + rcx]);
-      c_.mov(fDoubleSlot(in_.rd), rax);
+      c_.mov(fRegisterSlot(in_.rd), rax);
     } else {
       c_.mov(eax, dword[rsi + rcx]);
       c_.mov(fSingle(in_.rd), eax);
@@ -249,7 +248,7 @@ class FpEmitter : public std::enable_shared_from_this<FpEmitter> {
     if (w == Width::Double && kept(in_.rs2)) {
       c_.movsd(qword[rsi + rcx], keptXmm(in_.rs2));
     } else if (w == Width::Double) {
-      c_.mov(rax, fDoubleSlot(in_.rs2));
+      c_.mov(rax, fRegisterSlot(in_.rs2));
       c_.mov(qword[rsi + rcx], rax);
     } else {  // the low half as it is, boxed or not
       c_.mov(eax, fSingle(in_.rs2));
@@ -619,6 +618,8 @@ void forEachFpRegister(const DecodedInsn& in, Use use) {
 
 }  // namespace
 
+Xbyak::Address fRegisterSlot(unsigned r) { return qword[rbx + kF + 8 * static_cast<int>(r)]; }
+
 FpRegisterMap planFpRegisters(std::span<const DecodedInsn> insns, bool loops) {
   uint32_t uses[32] = {};
   bool single[32] = {}, written[32] = {};
@@ -641,7 +642,9 @@ FpRegisterMap planFpRegisters(std::span<const DecodedInsn> insns, bool loops) {
   for (const unsigned r : candidates) {
     map.xmm[r] = static_cast<int8_t>(next++);
     map.written[r] = written[r];
+    map.anyWritten = map.anyWritten || written[r];
   }
+  map.anyKept = !candidates.empty();
   return map;
 }
 

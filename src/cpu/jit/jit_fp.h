@@ -40,6 +40,7 @@ struct FpRegisterMap {
   int8_t xmm[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                     -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};  // per f register: its xmm, or -1
   bool written[32] = {};  // kept and written by the translation: stored back
+  bool anyKept = false, anyWritten = false;  // whether there is anything to load, or to store back
   bool kept(unsigned r) const { return xmm[r] >= 0; }
 };
 
@@ -48,6 +49,10 @@ struct FpRegisterMap {
 // once in a translation that loops to its own start) among those no
 // instruction names otherwise than as a double through an xmm-aware path.
 FpRegisterMap planFpRegisters(std::span<const DecodedInsn> insns, bool loops);
+
+// Where generated code finds f register r (as a double, or a NaN-boxed single in
+// its low half): its slot in HartHotState::f, through rbx.
+Xbyak::Address fRegisterSlot(unsigned r);
 
 // What the FP emitter borrows from the block translator. Generated-code
 // register roles are the translator's: rbx = the HartCore and its HartHotState,

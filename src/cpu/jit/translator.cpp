@@ -43,7 +43,6 @@ using Xbyak::Label;
 static_assert(offsetof(HartCore, x) == offsetof(HartHotState, x), "HartHotState must be HartCore's first base");
 #pragma GCC diagnostic pop
 constexpr int kX = offsetof(HartHotState, x);
-constexpr int kF = offsetof(HartHotState, f);
 constexpr int kPc = offsetof(HartHotState, pc);
 constexpr int kInstret = offsetof(HartHotState, instret);
 constexpr int kAttention = offsetof(HartHotState, attention);
@@ -369,26 +368,25 @@ class BlockTranslator : public Xbyak::CodeGenerator {
       mov(guestSlot(b.guest), b.host);
       mov(b.host, guestSlot(b.displaced));
     }
-    if (std::ranges::any_of(fpRegisters_.written, [](bool w) { return w; })) call(storeKeptFp_);
+    if (fpRegisters_.anyWritten) call(storeKeptFp_);
   }
   void reloadKeptFpRegisters() {
-    if (std::ranges::any_of(fpRegisters_.xmm, [](int8_t x) { return x >= 0; })) call(loadKeptFp_);
+    if (fpRegisters_.anyKept) call(loadKeptFp_);
   }
   void loadKeptFpRegisters() {
     for (unsigned r = 0; r < 32; ++r)
-      if (fpRegisters_.kept(r)) movsd(Xbyak::Xmm(fpRegisters_.xmm[r]), fpSlot(r));
+      if (fpRegisters_.kept(r)) movsd(Xbyak::Xmm(fpRegisters_.xmm[r]), fRegisterSlot(r));
   }
   // Called from generated code (rsp 16-byte aligned, so the scratch slot at [rsp] is untouched).
   void emitKeptFpSubroutines() {
     L(storeKeptFp_);
     for (unsigned r = 0; r < 32; ++r)
-      if (fpRegisters_.written[r]) movsd(fpSlot(r), Xbyak::Xmm(fpRegisters_.xmm[r]));
+      if (fpRegisters_.written[r]) movsd(fRegisterSlot(r), Xbyak::Xmm(fpRegisters_.xmm[r]));
     ret();
     L(loadKeptFp_);
     loadKeptFpRegisters();
     ret();
   }
-  Xbyak::Address fpSlot(unsigned r) const { return qword[rbx + kF + 8 * static_cast<int>(r)]; }
   // Forwarding through rax: an instruction that leaves x[rd] in rax records
   // it (storeRax), and the next one reads its sources from rax instead of
   // reloading a HartHotState slot it has just stored (the store-to-load
