@@ -1,6 +1,7 @@
 #include "vmm/migration_stream.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -308,8 +309,30 @@ Result<std::vector<uint8_t>> ChannelReader::readDiskRecord() {
   return readDiskRecordBody();
 }
 
-Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<uint8_t>* state) {
-  std::vector<uint8_t> packed(kPageBytes);
+namespace {
+
+// A received page into RAM's memfd: its bytes, or none for an all-zero page.
+Result<void> writePage(int ramFd, uint64_t page, const uint8_t* data) {
+  const auto offset = static_cast<off_t>(page * kPageBytes);
+  if (data == nullptr) {
+    if (::fallocate(ramFd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, kPageBytes) != 0)
+      return errnoError(fmt::format("zeroing page {} of guest RAM", page));
+    return {};
+  }
+  for (size_t done = 0; done < kPageBytes;) {
+    ssize_t wrote = ::pwrite(ramFd, data + done, kPageBytes - done, offset + static_cast<off_t>(done));
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) return errnoError(fmt::format("writing page {} into guest RAM", page));
+    done += static_cast<size_t>(wrote);
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<uint8_t>* state, int ramFd) {
+  std::vector<uint8_t> packed(kPageBytes), unpacked(ramFd >= 0 ? kPageBytes : 0);
+  int writeFd = ramFd;  // until the first round ends
   for (;;) {
     uint8_t kind = 0;
     if (auto got = read(&kind, 1); !got) return got;
@@ -321,6 +344,7 @@ Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<ui
       return {};
     }
     if (kind == kSyncRecord) {
+      writeFd = -1;
       if (auto answered = sendAnswer(socket_.get(), kSynced); !answered) return answered;
       continue;
     }
@@ -359,17 +383,20 @@ Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<ui
     if (auto got = read(&length, 4); !got) return got;
     if (page >= pages) return Error{fmt::format("page {} is beyond guest RAM ({} pages)", page, pages)};
     if (length > kPageBytes) return Error{fmt::format("page {} record of {} bytes", page, length)};
-    uint8_t* target = ram + page * kPageBytes;
+    // Through the mapping, the page's bytes land in RAM directly; into the memfd, by way of `unpacked`.
+    uint8_t* target = writeFd >= 0 ? unpacked.data() : ram + page * kPageBytes;
     if (length == 0) {
-      std::memset(target, 0, kPageBytes);
+      if (writeFd < 0) std::memset(target, 0, kPageBytes);
     } else if (length == kPageBytes) {
       if (auto got = read(target, kPageBytes); !got) return got;
     } else {
       if (auto got = read(packed.data(), length); !got) return got;
-      size_t unpacked = ZSTD_decompressDCtx(zstd_, target, kPageBytes, packed.data(), length);
-      if (ZSTD_isError(unpacked) || unpacked != kPageBytes)
+      size_t size = ZSTD_decompressDCtx(zstd_, target, kPageBytes, packed.data(), length);
+      if (ZSTD_isError(size) || size != kPageBytes)
         return Error{fmt::format("page {}: compressed data does not unpack to a page", page)};
     }
+    if (writeFd >= 0)
+      if (auto written = writePage(writeFd, page, length == 0 ? nullptr : target); !written) return written;
   }
 }
 

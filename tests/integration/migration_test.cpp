@@ -348,49 +348,14 @@ TEST(Migration, PostcopyMovesADirtyingGuestAndItKeepsCounting) {
   EXPECT_TRUE(contains(moved.destination.output, "copy-intact-72")) << moved.destination.output;
 }
 
-// Resident KiB of the process's guest RAM (the default 256 MiB: the mapping of that size), or 0 while
-// it has none: unlike the whole process's RSS, it grows only as guest pages arrive.
-uint64_t guestRamResidentKiB(pid_t pid) {
-  constexpr uint64_t kGuestRamKiB = 256 * 1024;
-  std::ifstream smaps("/proc/" + std::to_string(pid) + "/smaps");
-  bool inGuestRam = false;
-  for (std::string line; std::getline(smaps, line);) {
-    if (line.rfind("Size:", 0) == 0) inGuestRam = std::stoull(line.substr(5)) == kGuestRamKiB;
-    if (inGuestRam && line.rfind("Rss:", 0) == 0) return std::stoull(line.substr(4));
-  }
-  return 0;
-}
-
-TEST(Migration, DestinationKilledMidTransferLeavesTheSourceRunning) {
-  std::atomic<bool> killed{false};
-  // The destination dies once 4 MiB of guest pages came in, before a guest dirtying memory with
-  // random data under a 1 ms downtime limit could be done.
-  auto moved = migrate(
-      "migrate-killed",
-      "(while :; do dd if=/dev/urandom of=/tmp/blob bs=64k count=64 2>/dev/null; done) &\n"
-      "X=alive7; echo go-$((1+1)); sleep 8; echo after-$X\npoweroff\n",
-      "go-2", "--downtime-ms 1 --no-auto-converge", "",
-      [&](pid_t pid, const std::string&) {
-        if (killed) return;
-        if (guestRamResidentKiB(pid) > 4096) {
-          ::kill(pid, SIGKILL);
-          killed = true;
-        }
-      });
-  EXPECT_TRUE(killed);
-  EXPECT_NE(moved.command.exitCode, 0) << moved.command.output;
-  EXPECT_TRUE(contains(moved.command.output, "migration failed, the VM runs on here"));
-  EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
-  EXPECT_TRUE(contains(moved.source.output, "after-alive7"));
-}
-
 // A TCP relay on loopback to `port` that cuts the link (both connections
 // closed) once `cutAfter` bytes went from the source to the destination, or
-// once it passed on the destination's answer line `cutAfterAnswer` (if any).
+// once it passed on the destination's answer line `cutAfterAnswer` (if any),
+// running `atCut` (if any) first.
 class CuttingRelay {
  public:
-  CuttingRelay(int port, uint64_t cutAfter, std::string cutAfterAnswer = "")
-      : port_(port), cutAfter_(cutAfter), cutAfterAnswer_(std::move(cutAfterAnswer)) {
+  CuttingRelay(int port, uint64_t cutAfter, std::string cutAfterAnswer = "", std::function<void()> atCut = {})
+      : port_(port), cutAfter_(cutAfter), cutAfterAnswer_(std::move(cutAfterAnswer)), atCut_(std::move(atCut)) {
     listen_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
@@ -442,6 +407,7 @@ class CuttingRelay {
         }
       }
       cut_ = forwarded >= cutAfter_ || answered();
+      if (cut_ && atCut_) atCut_();
     }
     ::close(source);
     ::close(destination);
@@ -449,12 +415,34 @@ class CuttingRelay {
   int port_;
   uint64_t cutAfter_;
   std::string cutAfterAnswer_;
+  std::function<void()> atCut_;
   int listen_ = -1;
   std::string address_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> cut_{false};
   std::thread thread_;
 };
+
+TEST(Migration, DestinationKilledMidTransferLeavesTheSourceRunning) {
+  // The destination dies (SIGKILL) once 4 MiB of the first round went through a relay to it.
+  std::atomic<pid_t> destination{0};
+  std::unique_ptr<CuttingRelay> relay;
+  auto moved = migrate(
+      "migrate-killed", "X=alive7; echo go-$((1+1)); sleep 8; echo after-$X\npoweroff\n", "go-2", "", "",
+      [&](pid_t pid, const std::string&) { destination = pid; }, {}, {}, {}, [&](int port) {
+        relay = std::make_unique<CuttingRelay>(port, 4u << 20, "", [&] {
+          if (pid_t pid = destination; pid > 0) ::kill(pid, SIGKILL);  // never 0: that would be our own group
+        });
+        return relay->address();
+      });
+  ASSERT_TRUE(relay);
+  EXPECT_TRUE(relay->cut());
+  EXPECT_NE(moved.destination.exitCode, 0) << moved.destination.output;
+  EXPECT_NE(moved.command.exitCode, 0) << moved.command.output;
+  EXPECT_TRUE(contains(moved.command.output, "migration failed, the VM runs on here"));
+  EXPECT_EQ(moved.source.exitCode, 0) << moved.source.output;
+  EXPECT_TRUE(contains(moved.source.output, "after-alive7"));
+}
 
 TEST(Migration, LinkCutMidTransferLeavesTheSourceRunningAndTheDestinationRefuses) {
   std::unique_ptr<CuttingRelay> relay;

@@ -81,6 +81,33 @@ TEST(MigrationStream, PagesAndStateArriveAsSentWithAndWithoutCompression) {
   }
 }
 
+// Into guest RAM's memfd (what an incoming VM gives): the pages read back through
+// its mapping as sent, a zero page over stale data reads zero, pages never sent keep theirs.
+TEST(MigrationStream, PagesWrittenIntoTheRamFileArriveAsSent) {
+  for (bool compress : {false, true}) {
+    std::vector<uint8_t> sourceRam;
+    auto bytes = sampleStream(sourceRam, compress);
+    auto ram = machine::GuestRam::create(0, kPages * kPageBytes);
+    ASSERT_TRUE(ram);
+    ASSERT_GE((*ram)->fd(), 0);
+    uint8_t* host = (*ram)->hostBase();
+    std::memset(host, 0xee, kPages * kPageBytes);  // stale data in every page
+    SocketPair pair;
+    ASSERT_EQ(::send(pair.source.get(), bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+    pair.source.reset();
+    ChannelReader reader(std::move(pair.destination));
+    ASSERT_TRUE(reader.readHello());
+    std::vector<uint8_t> state;
+    auto received = reader.receive(host, kPages, &state, (*ram)->fd());
+    ASSERT_TRUE(received) << received.error().message;
+    for (uint64_t page : {1, 2, 5})
+      EXPECT_EQ(std::memcmp(host + page * kPageBytes, &sourceRam[page * kPageBytes], kPageBytes), 0) << page;
+    EXPECT_EQ(host[1 * kPageBytes + 7], 0) << "the zero page punched out the stale one";
+    EXPECT_EQ(host[0], 0xee) << "pages never sent are left alone";
+    EXPECT_EQ(state, (std::vector<uint8_t>{9, 8, 7}));
+  }
+}
+
 TEST(MigrationStream, DamagedTruncatedAndForeignStreamsAreRefused) {
   std::vector<uint8_t> sourceRam, ram, state;
   const auto good = sampleStream(sourceRam, false);
