@@ -259,7 +259,6 @@ void GuestMachine::saveState(StateWriter& out, const std::string& memoryFile,
   }
   out.endSection();
   for (const auto& hart : harts_) hart->save(out);
-  saveWarmSets(out, harts_);
   plic_->save(out);
   uart_->save(out);
   rtc_->save(out);
@@ -336,6 +335,7 @@ Result<void> GuestMachine::saveSnapshot(const std::string& dir, bool compress) {
   StateWriter out;
   const std::string memoryFile = compress ? kCompressedMemoryFile : kMemoryFile;
   saveState(out, memoryFile, kept);
+  saveWarmSets(out, harts_);  // for a clone server's restores (warm_board.h)
   // Memory first: a state file only ever sits beside the memory it describes.
   const std::string memory = dir + "/" + memoryFile;
   if (auto saved = compress ? saveCompressedMemory(*ram_, memory + ".tmp") : ram_->saveTo(memory + ".tmp"); !saved)

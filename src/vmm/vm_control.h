@@ -72,7 +72,7 @@ class ControlledMachine {
   // --with-disks: the VM's disks and the loop their requests run on.
   virtual std::vector<storage::BlockDevice*> disks() = 0;
   virtual EventLoop& diskLoop() = 0;
-  // Paused: the state a snapshot holds (StateWriter framing); fails once the boot is ending.
+  // Paused: the state a snapshot holds but its warm sets (StateWriter framing); fails once the boot is ending.
   virtual Result<std::vector<uint8_t>> saveStateBytes() = 0;
   // Paused: the board's harts (their threads parked or not started).
   virtual std::vector<cpu::Hart*> harts() = 0;
