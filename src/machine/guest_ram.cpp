@@ -120,6 +120,23 @@ Result<void> GuestRam::discard(uint64_t gpa, uint64_t length) {
   return {};
 }
 
+Result<void> GuestRam::storePageUnmapped(uint64_t offset, const uint8_t* data) {
+  if (offset % kPageSize != 0 || offset >= size_) return Error{fmt::format("no RAM page at offset {:#x}", offset)};
+  if (backing_ != RamBacking::SharedMemfd) {
+    if (data) std::memcpy(host_ + offset, data, kPageSize);
+    else std::memset(host_ + offset, 0, kPageSize);
+    return {};
+  }
+  if (!data) return discard(base_ + offset, kPageSize);
+  for (uint64_t done = 0; done < kPageSize;) {
+    ssize_t wrote = ::pwrite(fd_.get(), data + done, kPageSize - done, static_cast<off_t>(offset + done));
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) return errnoError(fmt::format("writing guest RAM at {:#x}", offset));
+    done += static_cast<uint64_t>(wrote);
+  }
+  return {};
+}
+
 void GuestRam::populate(uint64_t gpa, uint64_t length) {
   if (!translate(gpa, length) || length == 0) return;
   const uint64_t first = (gpa - base_) / kPageSize * kPageSize;

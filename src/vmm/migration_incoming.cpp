@@ -98,9 +98,6 @@ Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, 
   auto machine = GuestMachine::createForIncoming(config, control, console, loop, disks, nics);
   if (!machine) return machine.error();
   machine::GuestRam& ram = (*machine)->guestRam();
-  const uint64_t pages = ram.size() / migration::kPageBytes;
-  // Pages go into the memfd (no fault per page in this process); mergeable anonymous RAM has none.
-  const int ramFd = ram.backing() == machine::RamBacking::SharedMemfd ? ram.fd() : -1;
   // Disk records come on channel 0 only, in the order they were sent.
   migration::DiskMirrorTarget mirror(disks, loop);
   if (!manifest.empty())
@@ -110,10 +107,10 @@ Result<IncomingVm> receiveMigration(const VmConfig& config, VmControl& control, 
   std::vector<std::future<Result<void>>> others;
   for (size_t index = 1; index < channels->size(); ++index)
     others.push_back(std::async(std::launch::async, [&, index] {
-      return (*channels)[index].receive(ram.hostBase(), pages, nullptr, ramFd);
+      return (*channels)[index].receive(ram, nullptr);
     }));
   std::vector<uint8_t> stateBytes;
-  Result<void> received = (*channels)[0].receive(ram.hostBase(), pages, &stateBytes, ramFd);
+  Result<void> received = (*channels)[0].receive(ram, &stateBytes);
   for (auto& other : others)
     if (auto done = other.get(); !done && received) received = done;
   if (!received) return refuse(received.error().message);

@@ -1,7 +1,6 @@
 #include "vmm/migration_stream.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -309,30 +308,10 @@ Result<std::vector<uint8_t>> ChannelReader::readDiskRecord() {
   return readDiskRecordBody();
 }
 
-namespace {
-
-// A received page into RAM's memfd: its bytes, or none for an all-zero page.
-Result<void> writePage(int ramFd, uint64_t page, const uint8_t* data) {
-  const auto offset = static_cast<off_t>(page * kPageBytes);
-  if (data == nullptr) {
-    if (::fallocate(ramFd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, kPageBytes) != 0)
-      return errnoError(fmt::format("zeroing page {} of guest RAM", page));
-    return {};
-  }
-  for (size_t done = 0; done < kPageBytes;) {
-    ssize_t wrote = ::pwrite(ramFd, data + done, kPageBytes - done, offset + static_cast<off_t>(done));
-    if (wrote < 0 && errno == EINTR) continue;
-    if (wrote <= 0) return errnoError(fmt::format("writing page {} into guest RAM", page));
-    done += static_cast<size_t>(wrote);
-  }
-  return {};
-}
-
-}  // namespace
-
-Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<uint8_t>* state, int ramFd) {
-  std::vector<uint8_t> packed(kPageBytes), unpacked(ramFd >= 0 ? kPageBytes : 0);
-  int writeFd = ramFd;  // until the first round ends
+Result<void> ChannelReader::receive(machine::GuestRam& ram, std::vector<uint8_t>* state) {
+  const uint64_t pages = ram.size() / kPageBytes;
+  std::vector<uint8_t> packed(kPageBytes), unpacked(kPageBytes);
+  bool bulk = true;  // until the first round ends
   for (;;) {
     uint8_t kind = 0;
     if (auto got = read(&kind, 1); !got) return got;
@@ -344,7 +323,7 @@ Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<ui
       return {};
     }
     if (kind == kSyncRecord) {
-      writeFd = -1;
+      bulk = false;
       if (auto answered = sendAnswer(socket_.get(), kSynced); !answered) return answered;
       continue;
     }
@@ -383,10 +362,10 @@ Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<ui
     if (auto got = read(&length, 4); !got) return got;
     if (page >= pages) return Error{fmt::format("page {} is beyond guest RAM ({} pages)", page, pages)};
     if (length > kPageBytes) return Error{fmt::format("page {} record of {} bytes", page, length)};
-    // Through the mapping, the page's bytes land in RAM directly; into the memfd, by way of `unpacked`.
-    uint8_t* target = writeFd >= 0 ? unpacked.data() : ram + page * kPageBytes;
+    // The bulk's pages by way of `unpacked` (storePageUnmapped), later ones straight through the mapping.
+    uint8_t* target = bulk ? unpacked.data() : ram.hostBase() + page * kPageBytes;
     if (length == 0) {
-      if (writeFd < 0) std::memset(target, 0, kPageBytes);
+      if (!bulk) std::memset(target, 0, kPageBytes);
     } else if (length == kPageBytes) {
       if (auto got = read(target, kPageBytes); !got) return got;
     } else {
@@ -395,8 +374,8 @@ Result<void> ChannelReader::receive(uint8_t* ram, uint64_t pages, std::vector<ui
       if (ZSTD_isError(size) || size != kPageBytes)
         return Error{fmt::format("page {}: compressed data does not unpack to a page", page)};
     }
-    if (writeFd >= 0)
-      if (auto written = writePage(writeFd, page, length == 0 ? nullptr : target); !written) return written;
+    if (bulk)
+      if (auto stored = ram.storePageUnmapped(page * kPageBytes, length == 0 ? nullptr : target); !stored) return stored;
   }
 }
 

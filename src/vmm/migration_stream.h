@@ -19,6 +19,7 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "machine/guest_ram.h"
 
 struct ZSTD_CCtx_s;
 struct ZSTD_DCtx_s;
@@ -102,16 +103,13 @@ class ChannelReader {
   ChannelReader& operator=(ChannelReader&&) = delete;
 
   Result<Hello> readHello();
-  // ram: guest RAM's host base, `pages` pages long. state: null on channels other than 0.
-  // ramFd: RAM's memfd (else -1), which the first round's pages (the bulk: every
-  // page holding data) are written into (pwrite; a zero page punches a hole) rather
-  // than stored through the mapping: the kernel allocates each page without
-  // faulting it into this process, ~2.5 µs a page on this host against ~12
-  // (bench/README.md, migration throughput). Pages after the first sync record,
-  // which the guest dirtied meanwhile and will likely touch again at once, are
-  // stored through the mapping: faulted in here before the switch-over rather
-  // than by the guest after it.
-  Result<void> receive(uint8_t* ram, uint64_t pages, std::vector<uint8_t>* state, int ramFd = -1);
+  // Into `ram`; state: null on channels other than 0. The first round's pages (the
+  // bulk: every page holding data) are stored without being faulted into this
+  // process (GuestRam::storePageUnmapped; bench/README.md, migration throughput).
+  // Pages after the first sync record, which the guest dirtied meanwhile and will
+  // likely touch again at once, are stored through the mapping: faulted in here
+  // before the switch-over rather than by the guest after it.
+  Result<void> receive(machine::GuestRam& ram, std::vector<uint8_t>* state);
   // Set by a post-copy record: the migration switches over with these pages still at the source.
   bool postcopy() const { return postcopy_; }
   const std::vector<uint64_t>& postcopyPages() const { return postcopyPages_; }

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "../storage/storage_test_util.h"
+#include "machine/guest_ram.h"
 #include "storage/crc32c.h"
 #include "storage/dirty_tracked_disk.h"
 #include "storage/sync_io.h"
@@ -95,7 +96,8 @@ TEST(DiskMirror, CopiesDataHolesAndLaterWritesIntoAnotherDisk) {
     migration::DiskMirrorTarget target(disks, **loop);
     migration::ChannelReader reader{UniqueFd(fds[1])};
     reader.setDiskSink([&](std::span<const uint8_t> record) { return target.apply(record); });
-    auto done = reader.receive(nullptr, 0, nullptr);
+    auto ram = machine::GuestRam::create(0, migration::kPageBytes);  // the stream carries disk records only
+    auto done = ram ? reader.receive(**ram, nullptr) : Result<void>(ram.error());
     if (done && !target.mirrored()) done = Error{"no manifest came"};
     if (done) done = target.finish();
     return done;
@@ -219,7 +221,9 @@ TEST(MigrationStream, ADiskRecordWithNowhereToGoIsRefused) {
   ASSERT_TRUE(writer.sendDiskRecord(bytes));
   ASSERT_TRUE(writer.sendEnd());
   migration::ChannelReader reader{UniqueFd(fds[1])};
-  auto got = reader.receive(nullptr, 0, nullptr);
+  auto ram = machine::GuestRam::create(0, migration::kPageBytes);
+  ASSERT_TRUE(ram);
+  auto got = reader.receive(**ram, nullptr);
   ASSERT_FALSE(got);
   EXPECT_NE(got.error().message.find("unexpected disk record"), std::string::npos) << got.error().message;
 }
