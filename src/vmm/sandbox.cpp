@@ -260,12 +260,6 @@ Result<std::vector<sock_filter>> seccompProgram(ThreadRole role, const VmConfig&
   return program.build(seccomp::trapAction());
 }
 
-Result<void> loadProgram(const std::vector<sock_filter>& program) {
-  sock_fprog loaded{static_cast<unsigned short>(program.size()), const_cast<sock_filter*>(program.data())};
-  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &loaded) != 0) return errnoError("seccomp(SECCOMP_SET_MODE_FILTER)");
-  return {};
-}
-
 // The vCPU threads' program, assembled by the I/O loop's thread as it enters its
 // role (it creates them), so that a vCPU thread allocates nothing before its guest
 // runs: its first allocation would make it a malloc arena (~0.2 ms). Kept per
@@ -294,10 +288,10 @@ Result<void> loadSeccompFilter(ThreadRole role, const VmConfig& config) {
   if (auto installed = installSigsysHandler(); !installed) return installed;
   if (role == ThreadRole::IoLoop) prepareVcpuProgram(config);
   if (role == ThreadRole::Vcpu)
-    if (const auto* prepared = preparedVcpuProgram()) return loadProgram(*prepared);
+    if (const auto* prepared = preparedVcpuProgram()) return seccomp::load(*prepared);
   auto program = seccompProgram(role, config);
   if (!program) return program.error();
-  return loadProgram(*program);
+  return seccomp::load(*program);
 }
 
 }  // namespace

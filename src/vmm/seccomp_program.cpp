@@ -1,6 +1,8 @@
 #include "vmm/seccomp_program.h"
 
 #include <asm/unistd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <linux/audit.h>
 #include <linux/seccomp.h>
 
@@ -111,6 +113,12 @@ Result<std::vector<sock_filter>> ProgramBuilder::build(uint32_t defaultAction) c
   program.push_back(statement(BPF_RET | BPF_K, defaultAction));
   if (program.size() > BPF_MAXINSNS) return Error{fmt::format("seccomp: a program of {} instructions", program.size())};
   return program;
+}
+
+Result<void> load(const std::vector<sock_filter>& program) {
+  sock_fprog loaded{static_cast<unsigned short>(program.size()), const_cast<sock_filter*>(program.data())};
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &loaded) != 0) return errnoError("seccomp(SECCOMP_SET_MODE_FILTER)");
+  return {};
 }
 
 }  // namespace strata::vmm::seccomp

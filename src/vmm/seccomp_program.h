@@ -59,4 +59,7 @@ class ProgramBuilder {
   Rules& rulesOf(int syscall);
 };
 
+// Installs `program` on the calling thread, on top of any it has; no_new_privs must be set.
+Result<void> load(const std::vector<sock_filter>& program);
+
 }  // namespace strata::vmm::seccomp

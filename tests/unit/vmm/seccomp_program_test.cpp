@@ -41,9 +41,12 @@ void underProgram(const ProgramBuilder& builder, uint32_t defaultAction, Body bo
     std::fprintf(stderr, "build: %s\n", program.error().message.c_str());
     std::_Exit(3);
   }
-  sock_fprog loaded{static_cast<unsigned short>(program->size()), program->data()};
-  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &loaded) != 0) {
-    std::perror("loading the program");
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    std::perror("prctl(PR_SET_NO_NEW_PRIVS)");
+    std::_Exit(4);
+  }
+  if (auto loaded = load(*program); !loaded) {
+    std::fprintf(stderr, "load: %s\n", loaded.error().message.c_str());
     std::_Exit(4);
   }
   body();
