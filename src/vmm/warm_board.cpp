@@ -48,10 +48,14 @@ Result<std::vector<std::vector<uint64_t>>> loadWarmSets(StateReader& in, size_t 
 
 Result<std::unique_ptr<WarmBoard>> WarmBoard::create(const VmConfig& config) {
   const std::string& dir = config.restoreDir;
-  auto read = StateReader::readFile(dir + "/state");
-  if (!read) return Error{fmt::format("{}/state: {}", dir, read.error().message)};
   std::unique_ptr<WarmBoard> warm(new WarmBoard);
-  StateReader* state = &warm->state_.emplace(std::move(*read));
+  warm->state_ = config.restoreState;  // as the command line read and checked it
+  if (!warm->state_) {
+    auto read = StateReader::readFile(dir + "/state");
+    if (!read) return Error{fmt::format("{}/state: {}", dir, read.error().message)};
+    warm->state_ = std::make_shared<StateReader>(std::move(*read));
+  }
+  StateReader* state = warm->state_.get();
   auto board = loadBoard(*state);
   if (!board) return Error{fmt::format("{}/state: {}", dir, board.error().message)};
   // A compressed snapshot inflates into a memfd shared by every process that maps it: no copy-on-write.

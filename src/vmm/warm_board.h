@@ -12,7 +12,6 @@
 #pragma once
 
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,7 +50,7 @@ class WarmBoard final : public cpu::HartHost {
  private:
   WarmBoard() = default;
   std::string restoreDir_;
-  std::optional<StateReader> state_;
+  std::shared_ptr<StateReader> state_;
   size_t warmedBlocks_ = 0;
   cpu::HartHost* machine_ = nullptr;
 };

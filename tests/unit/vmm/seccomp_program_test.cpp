@@ -13,7 +13,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include <linux/seccomp.h>
 
 #include <cerrno>
 #include <csignal>
